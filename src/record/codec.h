@@ -1,0 +1,66 @@
+// src/record/codec.h — batches in and out: protobuf and NDJSON, validated.
+//
+// Every batch that enters cpuledger passes DecodeBatch(), which parses and
+// validates it as a whole: one bad record rejects the batch (nothing of it is
+// stored), and the error names the record (NDJSON: line number) and field.
+//
+//   Result<Encoding> enc = EncodingForContentType(req.get_header_value("Content-Type"));
+//   Result<Batch> batch = DecodeBatch(*enc, req.body);
+//   if (!batch.ok()) -> 400 with batch.status().message()
+//
+// NDJSON (one JSON object a line, blank lines ignored):
+//   record lines: service, endpoint, method, status, host, cluster, region,
+//     commit, flags (object of strings/bools/numbers, stored as strings), user,
+//     start_time_unix_us, wall_us, instructions, cycles (null or absent: not
+//     available), cpu_ns, counter_source, kernel_included, db_us, db_calls,
+//     cache_us, cache_calls, sample_rate, request_id, custom (object: name ->
+//     {wall_us, calls, cpu_ns}). Unknown fields are ignored.
+//   tally lines: {"type": "tally", minute_unix, service, host, cluster,
+//     region, commit, worker_id, endpoints: {name: requests | {requests,
+//     sampled}}, users: [keys] (hashed into the HLL) or active_users_hll
+//     (base64) + hll_precision}.
+//   batch lines: {"type": "batch", sender, sequence} sets the batch identity.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "record/record.pb.h"
+
+namespace cpuledger::record {
+
+// Limits — a batch over these is rejected, not truncated.
+inline constexpr size_t kMaxRecordsPerBatch = 100'000;
+inline constexpr size_t kMaxDimensionBytes = 256;  // any one dimension value or flag name
+inline constexpr size_t kMaxFlags = 64;
+inline constexpr size_t kMaxCustomSpans = 32;
+
+// Encoding — the two wire formats of a batch.
+enum class Encoding { kProtobuf, kNdjson };
+
+// EncodingForContentType() — "application/x-protobuf" or
+// "application/protobuf" -> kProtobuf; "application/x-ndjson",
+// "application/ndjson", "application/jsonl" -> kNdjson (parameters such as
+// "; charset=utf-8" ignored). RETURNS: InvalidArgument naming the accepted types.
+Result<Encoding> EncodingForContentType(std::string_view content_type);
+
+// DecodeBatch() — parse and validate. RETURNS: the batch, or InvalidArgument
+// (what is wrong, where) / ResourceExhausted (more than kMaxRecordsPerBatch).
+Result<Batch> DecodeBatch(Encoding encoding, std::string_view body);
+
+// ValidateRecord() / ValidateTally() — the checks DecodeBatch applies to each
+// item: required dimensions present, sizes within limits, sample_rate in
+// (0, 1], a known counter_source, a plausible time, status < 1000.
+Status ValidateRecord(const RequestRecord& record);
+Status ValidateTally(const WorkerTally& tally);
+
+// EncodeNdjson() — the NDJSON form of a batch (records, tallies as
+// active_users_hll); DecodeBatch(kNdjson, EncodeNdjson(b)) == b.
+std::string EncodeNdjson(const Batch& batch);
+
+// kKnownCounterSources — the values counter_source may take.
+inline constexpr std::string_view kKnownCounterSources[] = {"hardware", "task_clock",
+                                                            "thread_cputime"};
+
+}  // namespace cpuledger::record

@@ -1,0 +1,87 @@
+// src/store/store.h — keeping and querying the books.
+//
+// One interface, `Store`; the embedded SQLite store (sqlite/) is the default
+// and the ClickHouse store (clickhouse/, later) scales out behind the same
+// calls. The server owns one Store: a single writer thread calls Append*,
+// any number of HTTP threads call the queries concurrently.
+//
+// Durability (SQLite store; numbered invariants):
+//  1. AppendBatches() applies all its batches in one transaction, or none.
+//  2. When AppendBatches() returns OK, its batches are durable against a
+//     process crash (WAL, synchronous=NORMAL); an OS crash or power loss may
+//     lose the last transactions (not guaranteed: synchronous=FULL is not used).
+//  3. A batch whose (sender, sequence) was already applied is skipped, so a
+//     replayed batch is counted once. Senders' sequences are kept for
+//     `dedup_window` batches per sender.
+//  4. Rollups are updated in the same transaction as the raw samples they
+//     summarise: a query never sees one without the other.
+// Retention deletes raw samples older than the retention window; rollups,
+// tallies and the deploy log are kept. Not guaranteed: queries running during
+// an append may or may not see it (snapshot isolation per query).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "record/record.pb.h"
+#include "store/query.h"
+
+namespace cpuledger::store {
+
+// AppendOutcome — what happened to one batch.
+struct AppendOutcome {
+  size_t records = 0;      // stored
+  size_t tallies = 0;      // stored
+  bool duplicate = false;  // (sender, sequence) seen before: nothing stored
+};
+
+// StoreStats — for /metrics and `doctor`.
+struct StoreStats {
+  uint64_t raw_samples = 0;
+  uint64_t rollup_rows = 0;
+  uint64_t tallies = 0;
+  uint64_t file_bytes = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Store::AppendBatches() — stores every batch in one transaction.
+  // REQUIRES: batches already validated (record::DecodeBatch); one calling
+  // thread at a time. RETURNS: one outcome per batch, or an error with nothing stored.
+  virtual Result<std::vector<AppendOutcome>> AppendBatches(
+      std::span<const record::Batch* const> batches) = 0;
+
+  // Store::Query() — slice and dice. Thread-safe.
+  virtual Result<QueryResult> Query(const QuerySpec& spec) = 0;
+
+  // Store::Efficiency() — the peak-minute metric per service. Thread-safe.
+  virtual Result<std::vector<ServiceEfficiency>> Efficiency(const EfficiencySpec& spec) = 0;
+
+  // Store::Deploys() — the deploy log, newest first; `service` empty for all.
+  virtual Result<std::vector<DeployEntry>> Deploys(const std::string& service) = 0;
+
+  // Store::ApplyRetention() — deletes raw samples that started before
+  // now_us - retention. RETURNS: how many were deleted.
+  virtual Result<uint64_t> ApplyRetention(int64_t now_us) = 0;
+
+  virtual Result<StoreStats> Stats() = 0;
+};
+
+// SqliteOptions — where and how long.
+struct SqliteOptions {
+  std::string path;                       // the database file (created if missing)
+  int64_t raw_retention_us = 14LL * 86400 * 1'000'000;  // raw samples kept this long
+  size_t dedup_window = 4096;             // (sender, sequence) pairs kept per sender
+};
+
+// OpenSqliteStore() — opens or creates the file, migrates the schema.
+// RETURNS: Io when the file cannot be opened or is not a cpuledger store.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options);
+
+}  // namespace cpuledger::store
