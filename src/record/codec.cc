@@ -1,1 +1,1092 @@
+// src/record/codec.cc — DecodeBatch, the validators and EncodeNdjson.
+//
+// Canonical form. DecodeBatch returns every batch in one canonical form, so
+// that both encodings of one batch decode to equal messages and
+// DecodeBatch(kNdjson, EncodeNdjson(b)) == b holds for any b it returned:
+//   - RequestRecord.db / .cache, when present, are named "db" / "cache"
+//     (the field already says which; an empty name is filled in);
+//   - custom spans and tally endpoints are sorted by name (NDJSON carries
+//     them as JSON objects, which have no order), and names are unique;
+//   - an empty batch (no records, no tallies, no dropped_records) is an
+//     error in both encodings.
+// Protobuf unknown fields are kept in the decoded message (proto3 rules) and
+// ignored; NDJSON unknown keys are dropped.
+//
+// Error positions: NDJSON names the 1-based line ("line 7: ..."), protobuf the
+// 0-based index into Batch.records / Batch.tallies ("record 12: ...").
+//
+// NDJSON keys beyond the list in codec.h, so that every valid protobuf batch
+// has an NDJSON spelling: the rest of the CpuBill (multiplex_scale, user_ns,
+// kernel_ns) at record level; a span's own CpuBill as the same keys with the
+// span's prefix (db_cpu_ns, cache_instructions, ...) or, for custom spans,
+// inside the span's object (custom: {name: {wall_us, calls, cpu_ns, ...}}).
+// The batch line also carries Batch.dropped_records. A null value is the
+// same as an absent key (flags excepted: a flag value
+// must be a string, boolean or number).
 #include "record/codec.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include <google/protobuf/stubs/logging.h>
+#include <nlohmann/json.hpp>
+
+#include "record/base64.h"
+#include "record/hll.h"
+
+// CL_RETURN_IF_ERROR() — early return of a non-OK Status.
+#define CL_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::cpuledger::Status cl_status_ = (expr); \
+    if (!cl_status_.ok()) return cl_status_; \
+  } while (0)
+
+namespace cpuledger::record {
+namespace {
+
+using Json = nlohmann::json;
+using OrderedJson = nlohmann::ordered_json;
+
+constexpr int64_t kYear2000Us = 946'684'800'000'000;
+constexpr int64_t kDayUs = 86'400'000'000;
+
+int64_t NowUnixUs() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+// ---------------------------------------------------------------------------
+// Text for messages.
+
+// Utf8Length() — the length of the well-formed UTF-8 sequence at p, per
+// Unicode table 3-7 (no overlongs, no surrogates, nothing above U+10FFFF);
+// 0 when there is none. REQUIRES: p < end.
+size_t Utf8Length(const unsigned char* p, const unsigned char* end) {
+  const unsigned char c = *p;
+  if (c < 0x80) return 1;
+  size_t tail;
+  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    tail = 1;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    tail = 2;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    tail = 3;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (static_cast<size_t>(end - p) <= tail) return 0;
+  if (p[1] < lo || p[1] > hi) return 0;
+  for (size_t i = 2; i <= tail; ++i)
+    if ((p[i] & 0xC0) != 0x80) return 0;
+  return tail + 1;
+}
+
+// IsValidUtf8() — the rule nlohmann applies too, so a string that passes
+// here can always be written as JSON. ASCII runs are checked 8 bytes at a
+// time; no allocation.
+bool IsValidUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* const end = p + s.size();
+  while (p < end) {
+    while (end - p >= 8) {
+      uint64_t word;
+      std::memcpy(&word, p, sizeof word);
+      if (word & 0x8080808080808080ULL) break;
+      p += 8;
+    }
+    if (p == end) break;
+    const size_t n = Utf8Length(p, end);
+    if (n == 0) return false;
+    p += n;
+  }
+  return true;
+}
+
+// SafeText() — text from the input made safe to put in a message (which the
+// server sends back as JSON): at most about `max_bytes` of it, control bytes,
+// broken UTF-8 and any of `escape` written as \xNN.
+std::string SafeText(std::string_view s, size_t max_bytes, std::string_view escape = "") {
+  std::string out;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* const end = p + s.size();
+  while (p < end && out.size() < max_bytes) {
+    const size_t n = Utf8Length(p, end);
+    if (n == 0 || *p < 0x20 || *p == 0x7f || escape.find(static_cast<char>(*p)) != escape.npos) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", *p);
+      out += buf;
+      ++p;
+    } else {
+      out.append(reinterpret_cast<const char*>(p), n);
+      p += n;
+    }
+  }
+  if (p < end) out += "...";
+  return out;
+}
+
+// Quote() — a value from the input, quoted for a message.
+std::string Quote(std::string_view s) { return "'" + SafeText(s, 64, "'\\") + "'"; }
+
+std::string FormatDouble(double v) {
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, res.ptr);
+}
+
+Status Prefixed(std::string_view prefix, const Status& s) {
+  return Status(s.code(), std::string(prefix) + s.message());
+}
+
+// ---------------------------------------------------------------------------
+// Validation. The checks allocate only to build an error message.
+
+Status CheckDimension(std::string_view field, std::string_view value) {
+  if (value.size() > kMaxDimensionBytes)
+    return InvalidArgument("field '" + std::string(field) + "' is " + std::to_string(value.size()) +
+                           " bytes; the limit is " + std::to_string(kMaxDimensionBytes));
+  if (!IsValidUtf8(value))
+    return InvalidArgument("field '" + std::string(field) + "' is not valid UTF-8");
+  return OkStatus();
+}
+
+Status CheckRequired(std::string_view field, std::string_view value) {
+  if (value.empty()) return InvalidArgument("missing required field '" + std::string(field) + "'");
+  return CheckDimension(field, value);
+}
+
+bool IsKnownCounterSource(std::string_view source) {
+  for (std::string_view known : kKnownCounterSources)
+    if (source == known) return true;
+  return false;
+}
+
+// CheckBill() — `prefix` names where the bill sits ("" for the request,
+// "db.cpu." for a span) in messages.
+Status CheckBill(const CpuBill& bill, std::string_view prefix, bool source_required) {
+  const std::string& source = bill.counter_source();
+  if (source.empty() && source_required)
+    return InvalidArgument("missing required field '" + std::string(prefix) + "counter_source'");
+  if (!source.empty() && !IsKnownCounterSource(source)) {
+    std::string known;
+    for (std::string_view k : kKnownCounterSources)
+      known += (known.empty() ? "" : ", ") + std::string(k);
+    return InvalidArgument("field '" + std::string(prefix) + "counter_source' must be one of " +
+                           known + "; got " + Quote(source));
+  }
+  const double scale = bill.multiplex_scale();
+  if (!(std::isfinite(scale) && scale >= 0))
+    return InvalidArgument("field '" + std::string(prefix) +
+                           "multiplex_scale' must be a finite number >= 0, got " +
+                           FormatDouble(scale));
+  return OkStatus();
+}
+
+// CheckNamedSpan() — db and cache: the field names the span, so the name
+// is either left empty or says the same.
+Status CheckNamedSpan(bool present, const Span& span, std::string_view field,
+                      std::string_view cpu_prefix) {
+  if (!present) return OkStatus();
+  if (!span.name().empty() && span.name() != field)
+    return InvalidArgument("field '" + std::string(field) + ".name' must be '" +
+                           std::string(field) + "' or empty, got " + Quote(span.name()));
+  if (span.has_cpu()) return CheckBill(span.cpu(), cpu_prefix, /*source_required=*/false);
+  return OkStatus();
+}
+
+Status CheckCustomSpans(const RequestRecord& r) {
+  const auto& spans = r.custom();
+  if (static_cast<size_t>(spans.size()) > kMaxCustomSpans)
+    return InvalidArgument(std::to_string(spans.size()) + " custom spans; the limit is " +
+                           std::to_string(kMaxCustomSpans));
+  for (int i = 0; i < spans.size(); ++i) {
+    const Span& span = spans[i];
+    if (span.name().empty()) return InvalidArgument("custom span with an empty name");
+    CL_RETURN_IF_ERROR(CheckDimension("custom.name", span.name()));
+    // Quadratic, but over at most kMaxCustomSpans names and allocation-free.
+    for (int j = 0; j < i; ++j)
+      if (spans[j].name() == span.name())
+        return InvalidArgument("custom span " + Quote(span.name()) + " appears twice");
+    if (span.has_cpu()) {
+      Status s = CheckBill(span.cpu(), "cpu.", /*source_required=*/false);
+      if (!s.ok()) return Prefixed("custom span " + Quote(span.name()) + ": ", s);
+    }
+  }
+  return OkStatus();
+}
+
+Status CheckFlags(const RequestRecord& r) {
+  if (static_cast<size_t>(r.flags_size()) > kMaxFlags)
+    return InvalidArgument(std::to_string(r.flags_size()) + " flags; the limit is " +
+                           std::to_string(kMaxFlags));
+  for (const auto& [name, value] : r.flags()) {
+    if (name.empty()) return InvalidArgument("flag with an empty name");
+    if (name.size() > kMaxDimensionBytes)
+      return InvalidArgument("flag name " + Quote(name) + " is " + std::to_string(name.size()) +
+                             " bytes; the limit is " + std::to_string(kMaxDimensionBytes));
+    if (!IsValidUtf8(name))
+      return InvalidArgument("flag name " + Quote(name) + " is not valid UTF-8");
+    if (value.size() > kMaxDimensionBytes)
+      return InvalidArgument("flag " + Quote(name) + ": value is " + std::to_string(value.size()) +
+                             " bytes; the limit is " + std::to_string(kMaxDimensionBytes));
+    if (!IsValidUtf8(value))
+      return InvalidArgument("flag " + Quote(name) + ": value is not valid UTF-8");
+  }
+  return OkStatus();
+}
+
+Status CheckStartTime(int64_t start_us, int64_t now_us) {
+  if (start_us == 0) return InvalidArgument("missing required field 'start_time_unix_us'");
+  if (start_us < kYear2000Us || start_us > now_us + kDayUs)
+    return InvalidArgument(
+        "field 'start_time_unix_us' must be unix microseconds between 2000-01-01 and now + 1 "
+        "day, got " +
+        std::to_string(start_us));
+  return OkStatus();
+}
+
+Status ValidateRecordAt(const RequestRecord& r, int64_t now_us) {
+  CL_RETURN_IF_ERROR(CheckRequired("service", r.service()));
+  CL_RETURN_IF_ERROR(CheckRequired("endpoint", r.endpoint()));
+  CL_RETURN_IF_ERROR(CheckStartTime(r.start_time_unix_us(), now_us));
+  const double rate = r.sample_rate();
+  if (!(rate > 0 && rate <= 1))  // NaN fails too
+    return InvalidArgument("field 'sample_rate' must be in (0, 1], got " + FormatDouble(rate));
+  CL_RETURN_IF_ERROR(CheckBill(r.cpu(), "", /*source_required=*/true));
+  if (r.status() >= 1000)
+    return InvalidArgument("field 'status' must be below 1000, got " + std::to_string(r.status()));
+  CL_RETURN_IF_ERROR(CheckDimension("method", r.method()));
+  CL_RETURN_IF_ERROR(CheckDimension("host", r.host()));
+  CL_RETURN_IF_ERROR(CheckDimension("cluster", r.cluster()));
+  CL_RETURN_IF_ERROR(CheckDimension("region", r.region()));
+  CL_RETURN_IF_ERROR(CheckDimension("commit", r.commit()));
+  CL_RETURN_IF_ERROR(CheckDimension("user", r.user()));
+  CL_RETURN_IF_ERROR(CheckDimension("request_id", r.request_id()));
+  CL_RETURN_IF_ERROR(CheckFlags(r));
+  CL_RETURN_IF_ERROR(CheckNamedSpan(r.has_db(), r.db(), "db", "db.cpu."));
+  CL_RETURN_IF_ERROR(CheckNamedSpan(r.has_cache(), r.cache(), "cache", "cache.cpu."));
+  return CheckCustomSpans(r);
+}
+
+Status CheckHll(const WorkerTally& t) {
+  if (t.active_users_hll().empty()) {
+    if (t.hll_precision() != 0)
+      return InvalidArgument("field 'hll_precision' is set but 'active_users_hll' is empty");
+    return OkStatus();
+  }
+  if (t.hll_precision() == 0)
+    return InvalidArgument("field 'active_users_hll' needs 'hll_precision'");
+  if (t.hll_precision() > static_cast<uint32_t>(HyperLogLog::kMaxPrecision))
+    return InvalidArgument(
+        "field 'hll_precision' must be in [" + std::to_string(HyperLogLog::kMinPrecision) + ", " +
+        std::to_string(HyperLogLog::kMaxPrecision) + "], got " + std::to_string(t.hll_precision()));
+  Result<HyperLogLog> hll =
+      HyperLogLog::FromRegisters(t.active_users_hll(), static_cast<int>(t.hll_precision()));
+  if (!hll.ok()) return Prefixed("field 'active_users_hll': ", hll.status());
+  return OkStatus();
+}
+
+Status CheckEndpoints(const WorkerTally& t) {
+  std::vector<std::string_view> names;
+  names.reserve(t.endpoints_size());
+  for (const EndpointCount& e : t.endpoints()) {
+    if (e.endpoint().empty()) return InvalidArgument("endpoint count with an empty endpoint name");
+    CL_RETURN_IF_ERROR(CheckDimension("endpoints.endpoint", e.endpoint()));
+    if (e.sampled() > e.requests())
+      return InvalidArgument("endpoint " + Quote(e.endpoint()) + ": sampled (" +
+                             std::to_string(e.sampled()) + ") exceeds requests (" +
+                             std::to_string(e.requests()) + ")");
+    names.push_back(e.endpoint());
+  }
+  std::sort(names.begin(), names.end());
+  const auto dup = std::adjacent_find(names.begin(), names.end());
+  if (dup != names.end()) return InvalidArgument("endpoint " + Quote(*dup) + " appears twice");
+  return OkStatus();
+}
+
+Status CheckSender(const Batch& batch) { return CheckDimension("sender", batch.sender()); }
+
+// IsEmpty() — nothing to store: no records, no tallies, no drop count. An
+// identity alone (sender, sequence) says nothing.
+bool IsEmpty(const Batch& batch) {
+  return batch.records_size() == 0 && batch.tallies_size() == 0 && batch.dropped_records() == 0;
+}
+
+// ---------------------------------------------------------------------------
+// Canonical form (see the banner): applied to protobuf input before
+// validation; NDJSON input comes out of the parser already canonical.
+
+bool SpanNameLess(const Span* a, const Span* b) { return a->name() < b->name(); }
+bool EndpointLess(const EndpointCount* a, const EndpointCount* b) {
+  return a->endpoint() < b->endpoint();
+}
+
+void Canonicalize(RequestRecord* r) {
+  if (r->has_db() && r->db().name().empty()) r->mutable_db()->set_name("db");
+  if (r->has_cache() && r->cache().name().empty()) r->mutable_cache()->set_name("cache");
+  auto* custom = r->mutable_custom();
+  if (!std::is_sorted(custom->pointer_begin(), custom->pointer_end(), SpanNameLess))
+    std::sort(custom->pointer_begin(), custom->pointer_end(), SpanNameLess);
+}
+
+void Canonicalize(WorkerTally* t) {
+  auto* endpoints = t->mutable_endpoints();
+  if (!std::is_sorted(endpoints->pointer_begin(), endpoints->pointer_end(), EndpointLess))
+    std::sort(endpoints->pointer_begin(), endpoints->pointer_end(), EndpointLess);
+}
+
+// ---------------------------------------------------------------------------
+// Protobuf.
+
+std::string Position(std::string_view what, size_t index) {
+  return std::string(what) + " " + std::to_string(index) + ": ";
+}
+
+Result<Batch> DecodeProtobuf(std::string_view body, int64_t now_us) {
+  if (body.size() > static_cast<size_t>(INT_MAX))
+    return ResourceExhausted("protobuf batch of " + std::to_string(body.size()) +
+                             " bytes is over 2 GiB");
+  Batch batch;
+  {
+    // The parser logs each string that is not UTF-8 to stderr; a bad batch
+    // is the sender's problem, answered by the message below, not a log line.
+    google::protobuf::LogSilencer quiet;
+    if (!batch.ParseFromArray(body.data(), static_cast<int>(body.size())))
+      return InvalidArgument("protobuf batch does not parse (truncated, or not a cpuledger Batch)");
+  }
+  if (static_cast<size_t>(batch.records_size()) > kMaxRecordsPerBatch)
+    return ResourceExhausted("batch has " + std::to_string(batch.records_size()) +
+                             " records; the limit is " + std::to_string(kMaxRecordsPerBatch));
+  if (static_cast<size_t>(batch.tallies_size()) > kMaxRecordsPerBatch)
+    return ResourceExhausted("batch has " + std::to_string(batch.tallies_size()) +
+                             " tallies; the limit is " + std::to_string(kMaxRecordsPerBatch));
+  if (IsEmpty(batch)) return InvalidArgument("empty batch");
+  CL_RETURN_IF_ERROR(CheckSender(batch));
+  for (int i = 0; i < batch.records_size(); ++i) {
+    RequestRecord* r = batch.mutable_records(i);
+    Canonicalize(r);
+    Status s = ValidateRecordAt(*r, now_us);
+    if (!s.ok()) return Prefixed(Position("record", i), s);
+  }
+  for (int i = 0; i < batch.tallies_size(); ++i) {
+    WorkerTally* t = batch.mutable_tallies(i);
+    Canonicalize(t);
+    Status s = ValidateTally(*t);
+    if (!s.ok()) return Prefixed(Position("tally", i), s);
+  }
+  return batch;
+}
+
+// ---------------------------------------------------------------------------
+// NDJSON: reading typed values out of a parsed line.
+
+// FieldName — where a value sits, for messages: "custom.render.cpu_ns" is
+// {"custom", "render", "cpu_ns"}. Joined only when a message is built.
+struct FieldName {
+  std::string_view parent;
+  std::string_view child;
+  std::string_view key;
+
+  std::string str() const {
+    std::string out;
+    for (std::string_view part : {parent, child, key}) {
+      if (part.empty()) continue;
+      if (!out.empty()) out += '.';
+      out += SafeText(part, 64);  // span and endpoint names come from the input
+    }
+    return out;
+  }
+};
+
+std::string Describe(const Json& v) {
+  if (v.is_number()) return v.dump();
+  return v.type_name();
+}
+
+Status WrongType(const FieldName& f, std::string_view want, const Json& v) {
+  return InvalidArgument("field '" + f.str() + "' must be " + std::string(want) + ", got " +
+                         Describe(v));
+}
+
+// AsUint64() / AsInt64() — a JSON integer, or a float with no fraction
+// (12.0) that fits. Anything else is not an integer.
+bool AsUint64(const Json& v, uint64_t* out) {
+  switch (v.type()) {
+    case Json::value_t::number_unsigned:
+      *out = v.get<uint64_t>();
+      return true;
+    case Json::value_t::number_integer: {
+      const int64_t i = v.get<int64_t>();
+      if (i < 0) return false;
+      *out = static_cast<uint64_t>(i);
+      return true;
+    }
+    case Json::value_t::number_float: {
+      const double d = v.get<double>();
+      if (!(d >= 0 && d < 0x1p64) || d != std::trunc(d)) return false;
+      *out = static_cast<uint64_t>(d);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+bool AsInt64(const Json& v, int64_t* out) {
+  switch (v.type()) {
+    case Json::value_t::number_unsigned: {
+      const uint64_t u = v.get<uint64_t>();
+      if (u > static_cast<uint64_t>(INT64_MAX)) return false;
+      *out = static_cast<int64_t>(u);
+      return true;
+    }
+    case Json::value_t::number_integer:
+      *out = v.get<int64_t>();
+      return true;
+    case Json::value_t::number_float: {
+      const double d = v.get<double>();
+      if (!(d >= -0x1p63 && d < 0x1p63) || d != std::trunc(d)) return false;
+      *out = static_cast<int64_t>(d);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+Status ReadUint64(const Json& v, const FieldName& f, uint64_t* out) {
+  if (!AsUint64(v, out)) return WrongType(f, "a non-negative integer", v);
+  return OkStatus();
+}
+
+Status ReadUint32(const Json& v, const FieldName& f, uint32_t* out) {
+  uint64_t u;
+  if (!AsUint64(v, &u) || u > UINT32_MAX) return WrongType(f, "an integer in [0, 4294967295]", v);
+  *out = static_cast<uint32_t>(u);
+  return OkStatus();
+}
+
+Status ReadInt64(const Json& v, const FieldName& f, int64_t* out) {
+  if (!AsInt64(v, out)) return WrongType(f, "an integer", v);
+  return OkStatus();
+}
+
+Status ReadDouble(const Json& v, const FieldName& f, double* out) {
+  if (!v.is_number()) return WrongType(f, "a number", v);
+  *out = v.get<double>();
+  return OkStatus();
+}
+
+Status ReadBool(const Json& v, const FieldName& f, bool* out) {
+  if (!v.is_boolean()) return WrongType(f, "a boolean", v);
+  *out = v.get<bool>();
+  return OkStatus();
+}
+
+Status ReadString(const Json& v, const FieldName& f, std::string* out) {
+  if (!v.is_string()) return WrongType(f, "a string", v);
+  *out = v.get_ref<const std::string&>();
+  return OkStatus();
+}
+
+const Json::object_t* AsObject(const Json& v) {
+  return v.is_object() ? &v.get_ref<const Json::object_t&>() : nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// NDJSON: the CpuBill keys, shared by the request and its spans.
+
+enum class BillKey {
+  kInstructions,
+  kCycles,
+  kCpuNs,
+  kCounterSource,
+  kKernelIncluded,
+  kMultiplexScale,
+  kUserNs,
+  kKernelNs
+};
+
+constexpr std::pair<std::string_view, BillKey> kBillKeys[] = {
+    {"instructions", BillKey::kInstructions},
+    {"cycles", BillKey::kCycles},
+    {"cpu_ns", BillKey::kCpuNs},
+    {"counter_source", BillKey::kCounterSource},
+    {"kernel_included", BillKey::kKernelIncluded},
+    {"multiplex_scale", BillKey::kMultiplexScale},
+    {"user_ns", BillKey::kUserNs},
+    {"kernel_ns", BillKey::kKernelNs},
+};
+
+std::optional<BillKey> FindBillKey(std::string_view key) {
+  for (const auto& [name, k] : kBillKeys)
+    if (key == name) return k;
+  return std::nullopt;
+}
+
+Status ReadBillField(BillKey key, const Json& v, const FieldName& f, CpuBill* bill) {
+  uint64_t u = 0;
+  switch (key) {
+    case BillKey::kInstructions:
+      CL_RETURN_IF_ERROR(ReadUint64(v, f, &u));
+      bill->set_instructions(u);
+      return OkStatus();
+    case BillKey::kCycles:
+      CL_RETURN_IF_ERROR(ReadUint64(v, f, &u));
+      bill->set_cycles(u);
+      return OkStatus();
+    case BillKey::kCpuNs:
+      CL_RETURN_IF_ERROR(ReadUint64(v, f, &u));
+      bill->set_cpu_ns(u);
+      return OkStatus();
+    case BillKey::kCounterSource:
+      return ReadString(v, f, bill->mutable_counter_source());
+    case BillKey::kKernelIncluded: {
+      bool b = false;
+      CL_RETURN_IF_ERROR(ReadBool(v, f, &b));
+      bill->set_kernel_included(b);
+      return OkStatus();
+    }
+    case BillKey::kMultiplexScale: {
+      double d = 0;
+      CL_RETURN_IF_ERROR(ReadDouble(v, f, &d));
+      bill->set_multiplex_scale(d);
+      return OkStatus();
+    }
+    case BillKey::kUserNs:
+      CL_RETURN_IF_ERROR(ReadUint64(v, f, &u));
+      bill->set_user_ns(u);
+      return OkStatus();
+    case BillKey::kKernelNs:
+      CL_RETURN_IF_ERROR(ReadUint64(v, f, &u));
+      bill->set_kernel_ns(u);
+      return OkStatus();
+  }
+  return Internal("unhandled CpuBill key");
+}
+
+// ReadSpanField() — `key` is one span key with any prefix removed: the
+// wall-time key (`wall_key`), "calls", or a CpuBill key; any other key is
+// ignored. `span()` yields the span to fill, so that a record gets a db or
+// cache span only when a key for it is present.
+template <typename MutableSpan>
+Status ReadSpanField(std::string_view key, std::string_view wall_key, const Json& v,
+                     const FieldName& f, MutableSpan span) {
+  if (key == wall_key) {
+    uint64_t u = 0;
+    CL_RETURN_IF_ERROR(ReadUint64(v, f, &u));
+    span()->set_wall_us(u);
+  } else if (key == "calls") {
+    uint32_t u = 0;
+    CL_RETURN_IF_ERROR(ReadUint32(v, f, &u));
+    span()->set_calls(u);
+  } else if (const auto bill_key = FindBillKey(key)) {
+    return ReadBillField(*bill_key, v, f, span()->mutable_cpu());
+  }
+  return OkStatus();
+}
+
+Status ReadCustomSpans(const Json& v, RequestRecord* r) {
+  const Json::object_t* spans = AsObject(v);
+  if (!spans) return WrongType({"", "", "custom"}, "an object of spans", v);
+  if (spans->size() > kMaxCustomSpans)
+    return InvalidArgument(std::to_string(spans->size()) + " custom spans; the limit is " +
+                           std::to_string(kMaxCustomSpans));
+  // The object is sorted by name, which is the canonical span order.
+  for (const auto& [name, body] : *spans) {
+    if (body.is_null()) continue;
+    const Json::object_t* fields = AsObject(body);
+    if (!fields) return WrongType({"custom", name, ""}, "an object", body);
+    Span* span = r->add_custom();
+    span->set_name(name);
+    for (const auto& [key, value] : *fields) {
+      if (value.is_null()) continue;
+      CL_RETURN_IF_ERROR(
+          ReadSpanField(key, "wall_us", value, {"custom", name, key}, [span] { return span; }));
+    }
+  }
+  return OkStatus();
+}
+
+Status ReadFlags(const Json& v, RequestRecord* r) {
+  const Json::object_t* flags = AsObject(v);
+  if (!flags) return WrongType({"", "", "flags"}, "an object", v);
+  if (flags->size() > kMaxFlags)
+    return InvalidArgument(std::to_string(flags->size()) + " flags; the limit is " +
+                           std::to_string(kMaxFlags));
+  auto* out = r->mutable_flags();
+  for (const auto& [name, value] : *flags) {
+    switch (value.type()) {
+      case Json::value_t::string:
+        (*out)[name] = value.get_ref<const std::string&>();
+        break;
+      case Json::value_t::boolean:
+        (*out)[name] = value.get<bool>() ? "on" : "off";
+        break;
+      case Json::value_t::number_integer:
+      case Json::value_t::number_unsigned:
+      case Json::value_t::number_float:
+        (*out)[name] = value.dump();
+        break;
+      default:
+        return InvalidArgument("flag " + Quote(name) +
+                               " must be a string, boolean or number, got " + value.type_name());
+    }
+  }
+  return OkStatus();
+}
+
+// String dimensions of a record line, by key.
+using RecordString = std::string* (RequestRecord::*)();
+constexpr std::pair<std::string_view, RecordString> kRecordStrings[] = {
+    {"service", &RequestRecord::mutable_service},
+    {"endpoint", &RequestRecord::mutable_endpoint},
+    {"method", &RequestRecord::mutable_method},
+    {"host", &RequestRecord::mutable_host},
+    {"cluster", &RequestRecord::mutable_cluster},
+    {"region", &RequestRecord::mutable_region},
+    {"commit", &RequestRecord::mutable_commit},
+    {"user", &RequestRecord::mutable_user},
+    {"request_id", &RequestRecord::mutable_request_id},
+};
+
+// ReadRecordField() — one key of a record line; unknown keys are ignored.
+Status ReadRecordField(std::string_view key, const Json& v, RequestRecord* r) {
+  const FieldName f{"", "", key};
+  for (const auto& [name, member] : kRecordStrings)
+    if (key == name) return ReadString(v, f, (r->*member)());
+  if (const auto bill_key = FindBillKey(key))
+    return ReadBillField(*bill_key, v, f, r->mutable_cpu());
+  if (key == "start_time_unix_us") {
+    int64_t t = 0;
+    CL_RETURN_IF_ERROR(ReadInt64(v, f, &t));
+    r->set_start_time_unix_us(t);
+  } else if (key == "wall_us") {
+    uint64_t u = 0;
+    CL_RETURN_IF_ERROR(ReadUint64(v, f, &u));
+    r->set_wall_us(u);
+  } else if (key == "status") {
+    uint64_t u = 0;
+    CL_RETURN_IF_ERROR(ReadUint64(v, f, &u));
+    if (u >= 1000) return InvalidArgument("field 'status' must be below 1000, got " + v.dump());
+    r->set_status(static_cast<uint32_t>(u));
+  } else if (key == "sample_rate") {
+    double d = 0;
+    CL_RETURN_IF_ERROR(ReadDouble(v, f, &d));
+    r->set_sample_rate(d);
+  } else if (key == "flags") {
+    return ReadFlags(v, r);
+  } else if (key == "custom") {
+    return ReadCustomSpans(v, r);
+  } else if (key.starts_with("db_")) {
+    return ReadSpanField(key.substr(3), "us", v, f, [r] { return r->mutable_db(); });
+  } else if (key.starts_with("cache_")) {
+    return ReadSpanField(key.substr(6), "us", v, f, [r] { return r->mutable_cache(); });
+  }
+  return OkStatus();
+}
+
+Status RecordFromJson(const Json::object_t& line, RequestRecord* r) {
+  r->mutable_cpu();  // every record has a bill; validation wants its counter_source
+  bool has_sample_rate = false;
+  for (const auto& [key, value] : line) {
+    if (value.is_null() || key == "type") continue;
+    if (key == "sample_rate") has_sample_rate = true;
+    CL_RETURN_IF_ERROR(ReadRecordField(key, value, r));
+  }
+  if (!has_sample_rate) r->set_sample_rate(1.0);
+  if (r->has_db()) r->mutable_db()->set_name("db");
+  if (r->has_cache()) r->mutable_cache()->set_name("cache");
+  return OkStatus();
+}
+
+// --- tally lines
+
+Status ReadEndpoints(const Json& v, WorkerTally* t) {
+  const Json::object_t* endpoints = AsObject(v);
+  if (!endpoints) return WrongType({"", "", "endpoints"}, "an object", v);
+  for (const auto& [name, count] : *endpoints) {
+    EndpointCount* e = t->add_endpoints();
+    e->set_endpoint(name);
+    if (const Json::object_t* fields = AsObject(count)) {
+      uint64_t u = 0;
+      for (const auto& [key, value] : *fields) {
+        if (value.is_null()) continue;
+        if (key == "requests") {
+          CL_RETURN_IF_ERROR(ReadUint64(value, {"endpoints", name, key}, &u));
+          e->set_requests(u);
+        } else if (key == "sampled") {
+          CL_RETURN_IF_ERROR(ReadUint64(value, {"endpoints", name, key}, &u));
+          e->set_sampled(u);
+        }
+      }
+    } else {
+      uint64_t requests = 0;
+      if (!AsUint64(count, &requests))
+        return WrongType({"endpoints", name, ""}, "a request count or {requests, sampled}", count);
+      e->set_requests(requests);
+    }
+  }
+  return OkStatus();
+}
+
+Status ReadUsers(const Json& v, WorkerTally* t) {
+  if (!v.is_array()) return WrongType({"", "", "users"}, "an array of strings", v);
+  HyperLogLog hll(HyperLogLog::kDefaultPrecision);
+  size_t i = 0;
+  for (const Json& user : v) {
+    if (!user.is_string())
+      return InvalidArgument("field 'users[" + std::to_string(i) + "]' must be a string, got " +
+                             Describe(user));
+    hll.Add(user.get_ref<const std::string&>());
+    ++i;
+  }
+  t->set_active_users_hll(hll.registers());
+  t->set_hll_precision(static_cast<uint32_t>(hll.precision()));
+  return OkStatus();
+}
+
+using TallyString = std::string* (WorkerTally::*)();
+constexpr std::pair<std::string_view, TallyString> kTallyStrings[] = {
+    {"service", &WorkerTally::mutable_service}, {"host", &WorkerTally::mutable_host},
+    {"cluster", &WorkerTally::mutable_cluster}, {"region", &WorkerTally::mutable_region},
+    {"commit", &WorkerTally::mutable_commit},   {"worker_id", &WorkerTally::mutable_worker_id},
+};
+
+Status TallyFromJson(const Json::object_t& line, WorkerTally* t) {
+  const Json* users = nullptr;
+  bool has_hll = false;
+  for (const auto& [key, value] : line) {
+    if (value.is_null() || key == "type") continue;
+    const FieldName f{"", "", key};
+    bool done = false;
+    for (const auto& [name, member] : kTallyStrings) {
+      if (key != name) continue;
+      CL_RETURN_IF_ERROR(ReadString(value, f, (t->*member)()));
+      done = true;
+    }
+    if (done) continue;
+    if (key == "minute_unix") {
+      int64_t m = 0;
+      CL_RETURN_IF_ERROR(ReadInt64(value, f, &m));
+      t->set_minute_unix(m);
+    } else if (key == "endpoints") {
+      CL_RETURN_IF_ERROR(ReadEndpoints(value, t));
+    } else if (key == "users") {
+      users = &value;
+    } else if (key == "active_users_hll") {
+      std::string text;
+      CL_RETURN_IF_ERROR(ReadString(value, f, &text));
+      Result<std::string> bytes = Base64Decode(text);
+      if (!bytes.ok()) return Prefixed("field 'active_users_hll': ", bytes.status());
+      t->set_active_users_hll(std::move(bytes).value());
+      has_hll = true;
+    } else if (key == "hll_precision") {
+      uint32_t p = 0;
+      CL_RETURN_IF_ERROR(ReadUint32(value, f, &p));
+      t->set_hll_precision(p);
+    }
+  }
+  if (users) {
+    if (has_hll || t->hll_precision() != 0)
+      return InvalidArgument(
+          "a tally takes 'users' or 'active_users_hll' + 'hll_precision', not both");
+    CL_RETURN_IF_ERROR(ReadUsers(*users, t));
+  }
+  return OkStatus();
+}
+
+// --- batch lines
+
+Status BatchIdentityFromJson(const Json::object_t& line, Batch* batch) {
+  for (const auto& [key, value] : line) {
+    if (value.is_null()) continue;
+    if (key == "sender") {
+      CL_RETURN_IF_ERROR(ReadString(value, {"", "", key}, batch->mutable_sender()));
+    } else if (key == "sequence") {
+      uint64_t u = 0;
+      CL_RETURN_IF_ERROR(ReadUint64(value, {"", "", key}, &u));
+      batch->set_sequence(u);
+    } else if (key == "dropped_records") {
+      uint64_t u = 0;
+      CL_RETURN_IF_ERROR(ReadUint64(value, {"", "", key}, &u));
+      batch->set_dropped_records(u);
+    }
+  }
+  return CheckSender(*batch);
+}
+
+// --- lines
+
+enum class LineType { kRecord, kTally, kBatch };
+
+Result<LineType> TypeOf(const Json::object_t& line) {
+  const auto it = line.find("type");
+  if (it == line.end() || it->second.is_null()) return LineType::kRecord;
+  if (!it->second.is_string()) return WrongType({"", "", "type"}, "a string", it->second);
+  const std::string& type = it->second.get_ref<const std::string&>();
+  if (type == "record") return LineType::kRecord;
+  if (type == "tally") return LineType::kTally;
+  if (type == "batch") return LineType::kBatch;
+  return InvalidArgument("unknown line type " + Quote(type) + " (expected record, tally or batch)");
+}
+
+bool IsBlank(std::string_view line) {
+  return line.find_first_not_of(" \t\r") == std::string_view::npos;
+}
+
+// NdjsonDecoder — the state carried from line to line.
+class NdjsonDecoder {
+ public:
+  explicit NdjsonDecoder(int64_t now_us) : now_us_(now_us) {}
+
+  // NdjsonDecoder::Line() — RETURNS: the error for this line, without its
+  // "line N" prefix.
+  Status Line(std::string_view text, size_t line_no);
+  Batch& batch() { return batch_; }
+
+ private:
+  int64_t now_us_;
+  Batch batch_;
+  size_t batch_line_ = 0;  // the line that set the identity; 0: none yet
+};
+
+Status NdjsonDecoder::Line(std::string_view text, size_t line_no) {
+  const Json json = Json::parse(text.data(), text.data() + text.size());
+  const Json::object_t* line = AsObject(json);
+  if (!line) return InvalidArgument("expected a JSON object, got " + std::string(json.type_name()));
+  Result<LineType> type = TypeOf(*line);
+  if (!type.ok()) return type.status();
+  switch (*type) {
+    case LineType::kRecord: {
+      if (static_cast<size_t>(batch_.records_size()) >= kMaxRecordsPerBatch)
+        return ResourceExhausted("more than " + std::to_string(kMaxRecordsPerBatch) +
+                                 " records in one batch");
+      RequestRecord* r = batch_.add_records();
+      CL_RETURN_IF_ERROR(RecordFromJson(*line, r));
+      return ValidateRecordAt(*r, now_us_);
+    }
+    case LineType::kTally: {
+      if (static_cast<size_t>(batch_.tallies_size()) >= kMaxRecordsPerBatch)
+        return ResourceExhausted("more than " + std::to_string(kMaxRecordsPerBatch) +
+                                 " tallies in one batch");
+      WorkerTally* t = batch_.add_tallies();
+      CL_RETURN_IF_ERROR(TallyFromJson(*line, t));
+      return ValidateTally(*t);
+    }
+    case LineType::kBatch:
+      if (batch_line_ != 0)
+        return InvalidArgument("a second batch line (the first is line " +
+                               std::to_string(batch_line_) + ")");
+      batch_line_ = line_no;
+      return BatchIdentityFromJson(*line, &batch_);
+  }
+  return Internal("unhandled line type");
+}
+
+Result<Batch> DecodeNdjson(std::string_view body, int64_t now_us) {
+  NdjsonDecoder decoder(now_us);
+  size_t line_no = 0;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    size_t end = body.find('\n', pos);
+    if (end == std::string_view::npos) end = body.size();
+    const std::string_view text = body.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (IsBlank(text)) continue;
+    const auto where = [line_no] { return "line " + std::to_string(line_no); };
+    try {
+      Status s = decoder.Line(text, line_no);
+      if (!s.ok()) return Prefixed(where() + ": ", s);
+    } catch (const Json::parse_error& e) {
+      // nlohmann quotes the input it last read, raw and unbounded.
+      return InvalidArgument(where() + " is not valid JSON: " + SafeText(e.what(), 256));
+    } catch (const Json::exception& e) {  // a bug here, not bad input: say so
+      return Internal(where() + ": " + e.what());
+    }
+  }
+  Batch& batch = decoder.batch();
+  if (IsEmpty(batch)) return InvalidArgument("empty batch");
+  return std::move(batch);
+}
+
+// ---------------------------------------------------------------------------
+// NDJSON encoding. ordered_json keeps the keys in the order written here,
+// which is the order a person reads them in.
+
+void PutBill(const CpuBill& bill, std::string_view prefix, OrderedJson& out) {
+  const auto key = [&](std::string_view k) { return std::string(prefix) + std::string(k); };
+  out[key("cpu_ns")] = bill.cpu_ns();  // always: it marks the bill as present
+  if (!bill.counter_source().empty()) out[key("counter_source")] = bill.counter_source();
+  if (bill.has_instructions()) out[key("instructions")] = bill.instructions();
+  if (bill.has_cycles()) out[key("cycles")] = bill.cycles();
+  if (bill.has_kernel_included()) out[key("kernel_included")] = bill.kernel_included();
+  if (bill.multiplex_scale() != 0) out[key("multiplex_scale")] = bill.multiplex_scale();
+  if (bill.has_user_ns()) out[key("user_ns")] = bill.user_ns();
+  if (bill.has_kernel_ns()) out[key("kernel_ns")] = bill.kernel_ns();
+}
+
+void PutNamedSpan(const Span& span, std::string_view prefix, OrderedJson& out) {
+  out[std::string(prefix) + "us"] = span.wall_us();  // always: it marks the span as present
+  out[std::string(prefix) + "calls"] = span.calls();
+  if (span.has_cpu()) PutBill(span.cpu(), prefix, out);
+}
+
+void PutString(std::string_view key, const std::string& value, OrderedJson& out) {
+  if (!value.empty()) out[std::string(key)] = value;
+}
+
+OrderedJson RecordToJson(const RequestRecord& r) {
+  OrderedJson out = OrderedJson::object();
+  out["service"] = r.service();
+  out["endpoint"] = r.endpoint();
+  PutString("method", r.method(), out);
+  if (r.status() != 0) out["status"] = r.status();
+  PutString("host", r.host(), out);
+  PutString("cluster", r.cluster(), out);
+  PutString("region", r.region(), out);
+  PutString("commit", r.commit(), out);
+  if (!r.flags().empty()) {
+    // Sorted, so that one batch always encodes to the same text.
+    std::vector<std::pair<std::string_view, std::string_view>> flags(r.flags().begin(),
+                                                                     r.flags().end());
+    std::sort(flags.begin(), flags.end());
+    OrderedJson& obj = out["flags"] = OrderedJson::object();
+    for (const auto& [name, value] : flags) obj[std::string(name)] = std::string(value);
+  }
+  PutString("user", r.user(), out);
+  out["start_time_unix_us"] = r.start_time_unix_us();
+  out["wall_us"] = r.wall_us();
+  PutBill(r.cpu(), "", out);
+  if (r.has_db()) PutNamedSpan(r.db(), "db_", out);
+  if (r.has_cache()) PutNamedSpan(r.cache(), "cache_", out);
+  if (!r.custom().empty()) {
+    OrderedJson& custom = out["custom"] = OrderedJson::object();
+    for (const Span& span : r.custom()) {
+      OrderedJson& s = custom[span.name()] = OrderedJson::object();
+      s["wall_us"] = span.wall_us();
+      s["calls"] = span.calls();
+      if (span.has_cpu()) PutBill(span.cpu(), "", s);
+    }
+  }
+  out["sample_rate"] = r.sample_rate();
+  PutString("request_id", r.request_id(), out);
+  return out;
+}
+
+OrderedJson TallyToJson(const WorkerTally& t) {
+  OrderedJson out = OrderedJson::object();
+  out["type"] = "tally";
+  out["minute_unix"] = t.minute_unix();
+  out["service"] = t.service();
+  PutString("host", t.host(), out);
+  PutString("cluster", t.cluster(), out);
+  PutString("region", t.region(), out);
+  PutString("commit", t.commit(), out);
+  PutString("worker_id", t.worker_id(), out);
+  if (!t.endpoints().empty()) {
+    OrderedJson& endpoints = out["endpoints"] = OrderedJson::object();
+    for (const EndpointCount& e : t.endpoints()) {
+      if (e.sampled() == 0)
+        endpoints[e.endpoint()] = e.requests();
+      else
+        endpoints[e.endpoint()] = {{"requests", e.requests()}, {"sampled", e.sampled()}};
+    }
+  }
+  if (!t.active_users_hll().empty()) {
+    out["active_users_hll"] = Base64Encode(t.active_users_hll());
+    out["hll_precision"] = t.hll_precision();
+  }
+  return out;
+}
+
+void AppendLine(const OrderedJson& line, std::string& out) {
+  // replace, not throw: EncodeNdjson has no error path, and a batch that
+  // passed validation has no invalid UTF-8 to replace.
+  out += line.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+  out += '\n';
+}
+
+}  // namespace
+
+Result<Encoding> EncodingForContentType(std::string_view content_type) {
+  std::string_view type = content_type.substr(0, content_type.find(';'));
+  const auto first = type.find_first_not_of(" \t");
+  type = first == std::string_view::npos ? std::string_view() : type.substr(first);
+  type = type.substr(0, type.find_last_not_of(" \t") + 1);
+  const auto is = [&](std::string_view want) {  // media types are case-insensitive
+    return type.size() == want.size() &&
+           std::equal(type.begin(), type.end(), want.begin(), [](char a, char b) {
+             return (a >= 'A' && a <= 'Z' ? a - 'A' + 'a' : a) == b;
+           });
+  };
+  if (is("application/x-protobuf") || is("application/protobuf")) return Encoding::kProtobuf;
+  if (is("application/x-ndjson") || is("application/ndjson") || is("application/jsonl"))
+    return Encoding::kNdjson;
+  return InvalidArgument("unsupported Content-Type " + Quote(content_type) +
+                         "; use application/x-protobuf, application/protobuf, "
+                         "application/x-ndjson, application/ndjson or application/jsonl");
+}
+
+Result<Batch> DecodeBatch(Encoding encoding, std::string_view body) {
+  if (body.empty()) return InvalidArgument("empty batch");
+  const int64_t now_us = NowUnixUs();
+  switch (encoding) {
+    case Encoding::kProtobuf:
+      return DecodeProtobuf(body, now_us);
+    case Encoding::kNdjson:
+      return DecodeNdjson(body, now_us);
+  }
+  return InvalidArgument("unknown encoding");
+}
+
+Status ValidateRecord(const RequestRecord& record) { return ValidateRecordAt(record, NowUnixUs()); }
+
+Status ValidateTally(const WorkerTally& tally) {
+  const int64_t minute = tally.minute_unix();
+  if (minute == 0) return InvalidArgument("missing required field 'minute_unix'");
+  if (minute < 0 || minute % 60 != 0)
+    return InvalidArgument(
+        "field 'minute_unix' must be a positive multiple of 60 (unix seconds), got " +
+        std::to_string(minute));
+  CL_RETURN_IF_ERROR(CheckRequired("service", tally.service()));
+  CL_RETURN_IF_ERROR(CheckDimension("host", tally.host()));
+  CL_RETURN_IF_ERROR(CheckDimension("cluster", tally.cluster()));
+  CL_RETURN_IF_ERROR(CheckDimension("region", tally.region()));
+  CL_RETURN_IF_ERROR(CheckDimension("commit", tally.commit()));
+  CL_RETURN_IF_ERROR(CheckDimension("worker_id", tally.worker_id()));
+  CL_RETURN_IF_ERROR(CheckEndpoints(tally));
+  return CheckHll(tally);
+}
+
+std::string EncodeNdjson(const Batch& batch) {
+  std::string out;
+  if (!batch.sender().empty() || batch.sequence() != 0 || batch.dropped_records() != 0) {
+    OrderedJson line = OrderedJson::object();
+    line["type"] = "batch";
+    line["sender"] = batch.sender();
+    line["sequence"] = batch.sequence();
+    if (batch.dropped_records() != 0) line["dropped_records"] = batch.dropped_records();
+    AppendLine(line, out);
+  }
+  for (const RequestRecord& r : batch.records()) AppendLine(RecordToJson(r), out);
+  for (const WorkerTally& t : batch.tallies()) AppendLine(TallyToJson(t), out);
+  return out;
+}
+
+}  // namespace cpuledger::record

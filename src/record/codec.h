@@ -14,12 +14,19 @@
 //     start_time_unix_us, wall_us, instructions, cycles (null or absent: not
 //     available), cpu_ns, counter_source, kernel_included, db_us, db_calls,
 //     cache_us, cache_calls, sample_rate, request_id, custom (object: name ->
-//     {wall_us, calls, cpu_ns}). Unknown fields are ignored.
+//     {wall_us, calls, cpu_ns, ...}), multiplex_scale, user_ns, kernel_ns, and
+//     span CPU as db_cpu_ns, db_instructions, cache_cpu_ns, ... Unknown
+//     fields are ignored.
 //   tally lines: {"type": "tally", minute_unix, service, host, cluster,
 //     region, commit, worker_id, endpoints: {name: requests | {requests,
 //     sampled}}, users: [keys] (hashed into the HLL) or active_users_hll
 //     (base64) + hll_precision}.
-//   batch lines: {"type": "batch", sender, sequence} sets the batch identity.
+//   batch lines: {"type": "batch", sender, sequence, dropped_records} sets the
+//     batch identity (and the sender's drop count).
+//
+// DecodeBatch returns a canonical batch: db/cache spans named "db"/"cache",
+// custom spans and tally endpoints sorted by name, so that
+// DecodeBatch(kNdjson, EncodeNdjson(b)) == b for every batch it returned.
 #pragma once
 
 #include <string>

@@ -6,9 +6,10 @@
 //   other.Merge(users);               // same precision required
 //   double n = users.Estimate();
 //
-// Hashing: XXH3-64 of the key (libxxhash). Estimation: the HLL++ bias-free
-// "linear counting for small cardinalities" switch (Heule et al. 2013), no
-// bias table; relative error ~1.04/sqrt(2^precision).
+// Hashing: XXH3-64 of the key (libxxhash). Estimation: Ertl's improved raw
+// estimator ("New cardinality estimation algorithms for HyperLogLog
+// sketches", 2017), unbiased from tiny to huge cardinalities without the
+// empirical bias tables of HLL++; relative error ~1.04/sqrt(2^precision).
 #pragma once
 
 #include <cstdint>
