@@ -1,0 +1,52 @@
+// tests/cpp/client/client_test_util.h — small helpers shared by the client tests.
+#pragma once
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+
+#include "base/duration.h"
+#include "record/record.pb.h"
+
+namespace cpuledger::client::test {
+
+// TempDir — a fresh directory under $TMPDIR (or /tmp), removed with its contents.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/cpuledger-client-XXXXXX";
+    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// MakeRecord() — a record the server accepts, with request_id `id`.
+inline record::RequestRecord MakeRecord(const std::string& id,
+                                        const std::string& endpoint = "/items/<id>/") {
+  record::RequestRecord r;
+  r.set_service("shop");
+  r.set_endpoint(endpoint);
+  r.set_method("GET");
+  r.set_status(200);
+  r.set_host("web-1");
+  r.set_start_time_unix_us(NowUnixUs());
+  r.set_wall_us(1500);
+  r.mutable_cpu()->set_cpu_ns(1'200'000);
+  r.mutable_cpu()->set_counter_source("thread_cputime");
+  r.set_sample_rate(1.0);
+  r.set_request_id(id);
+  return r;
+}
+
+}  // namespace cpuledger::client::test
