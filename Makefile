@@ -57,6 +57,10 @@ test-py:
 
 bench: build
 	@$(BUILD)/bench/counters_bench --benchmark_min_time=0.2
+	@$(BUILD)/bench/store/store_bench
+	@$(BUILD)/bench/ingest_bench $(BUILD)/cpuledger
+	@$(PY) bench/middleware/inprocess_bench.py
+	@$(PY) bench/middleware/wrk_bench.py
 
 demo: build
 	@scripts/demo

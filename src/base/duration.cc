@@ -17,14 +17,22 @@ Result<int64_t> ParseDurationUs(std::string_view text) {
   };
   if (ec != std::errc() || n <= 0) return bad();
   int64_t scale = 0;
-  if (unit == "us") scale = 1;
-  else if (unit == "ms") scale = 1'000;
-  else if (unit == "s") scale = 1'000'000;
-  else if (unit == "m") scale = 60'000'000;
-  else if (unit == "h") scale = 3'600'000'000;
-  else if (unit == "d") scale = 86'400'000'000;
-  else if (unit == "w") scale = 7 * 86'400'000'000;
-  else return bad();
+  if (unit == "us")
+    scale = 1;
+  else if (unit == "ms")
+    scale = 1'000;
+  else if (unit == "s")
+    scale = 1'000'000;
+  else if (unit == "m")
+    scale = 60'000'000;
+  else if (unit == "h")
+    scale = 3'600'000'000;
+  else if (unit == "d")
+    scale = 86'400'000'000;
+  else if (unit == "w")
+    scale = 7 * 86'400'000'000;
+  else
+    return bad();
   if (n > INT64_MAX / scale) return bad();
   return n * scale;
 }

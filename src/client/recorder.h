@@ -13,8 +13,8 @@
 // is stored once (store.h invariant 3). When the queue is full, or the spool
 // is, records are dropped and counted; the counts ride in the next batch.
 //
-//   RecorderOptions o;  o.server_url = "http://127.0.0.1:8750";  o.spool_dir = "/var/spool/cpuledger";
-//   Result<std::unique_ptr<Recorder>> rec = Recorder::Start(o);
+//   RecorderOptions o;  o.server_url = "http://127.0.0.1:8750";  o.spool_dir =
+//   "/var/spool/cpuledger"; Result<std::unique_ptr<Recorder>> rec = Recorder::Start(o);
 //   (*rec)->Count("/users/<id>/", "user-hash", /*sampled=*/true);
 //   (*rec)->Submit(std::move(record));
 //   (*rec)->Close(std::chrono::seconds(5));   // flush: to the server, else the spool
@@ -36,34 +36,34 @@
 namespace cpuledger::client {
 
 struct RecorderOptions {
-  std::string server_url;             // "http://host:port"; required
-  std::string token;                  // bearer token; empty: none
-  std::string spool_dir;              // empty: no spool (batches that fail are dropped, counted)
+  std::string server_url;  // "http://host:port"; required
+  std::string token;       // bearer token; empty: none
+  std::string spool_dir;   // empty: no spool (batches that fail are dropped, counted)
   uint64_t spool_max_bytes = 256ull << 20;
-  size_t queue_capacity = 10000;      // records waiting for the sender; beyond: dropped
-  size_t batch_max_records = 1000;    // a batch is sent when it has this many...
+  size_t queue_capacity = 10000;    // records waiting for the sender; beyond: dropped
+  size_t batch_max_records = 1000;  // a batch is sent when it has this many...
   std::chrono::milliseconds batch_max_delay{1000};  // ...or its oldest record is this old
   std::chrono::milliseconds http_timeout{2000};
   std::chrono::milliseconds retry_backoff_max{30000};  // while the server is down
   // Identity for the tallies (the records carry their own dimensions).
   std::string service, host, cluster, region, commit;
-  std::string sender_id;              // empty: "<host>-<pid>-<random>"
+  std::string sender_id;  // empty: "<host>-<pid>-<random>"
 };
 
 // RecorderStats — monotonic counts since the recorder started (or forked).
 struct RecorderStats {
-  uint64_t submitted = 0;        // records accepted into the queue
-  uint64_t sent = 0;             // records acknowledged by the server
-  uint64_t spooled = 0;          // records written to the spool
-  uint64_t replayed = 0;         // records acknowledged from the spool
+  uint64_t submitted = 0;  // records accepted into the queue
+  uint64_t sent = 0;       // records acknowledged by the server
+  uint64_t spooled = 0;    // records written to the spool
+  uint64_t replayed = 0;   // records acknowledged from the spool
   uint64_t dropped_queue_full = 0;
   uint64_t dropped_spool_full = 0;
-  uint64_t dropped_rejected = 0; // the server answered 4xx: the batch can never succeed
+  uint64_t dropped_rejected = 0;  // the server answered 4xx: the batch can never succeed
   uint64_t batches_sent = 0;
-  uint64_t send_failures = 0;    // POSTs that failed (then spooled)
-  uint64_t spool_bytes = 0;      // bytes in the spool now
-  uint64_t counted = 0;          // requests passed to Count()
-  std::string last_error;        // the most recent failure, for logs; empty if none
+  uint64_t send_failures = 0;  // POSTs that failed (then spooled)
+  uint64_t spool_bytes = 0;    // bytes in the spool now
+  uint64_t counted = 0;        // requests passed to Count()
+  std::string last_error;      // the most recent failure, for logs; empty if none
 };
 
 class Recorder {

@@ -60,10 +60,14 @@ void RequestScope::AddStep(const counters::Reading& d) {
   accumulated_.kernel_included = d.kernel_included;
   accumulated_.cpu_ns += d.cpu_ns;
   accumulated_.multiplex_scale = std::max(accumulated_.multiplex_scale, d.multiplex_scale);
-  if (d.instructions == counters::kNotAvailable) instructions_missing_ = true;
-  else accumulated_.instructions += d.instructions;
-  if (d.cycles == counters::kNotAvailable) cycles_missing_ = true;
-  else accumulated_.cycles += d.cycles;
+  if (d.instructions == counters::kNotAvailable)
+    instructions_missing_ = true;
+  else
+    accumulated_.instructions += d.instructions;
+  if (d.cycles == counters::kNotAvailable)
+    cycles_missing_ = true;
+  else
+    accumulated_.cycles += d.cycles;
 }
 
 SpanToken RequestScope::SpanBegin() const {
@@ -80,8 +84,12 @@ SpanToken RequestScope::SpanBegin() const {
 void RequestScope::SpanEnd(SpanKind kind, std::string_view name, const SpanToken& token) {
   record::Span* span = nullptr;
   switch (kind) {
-    case SpanKind::kDb: span = &db_; break;
-    case SpanKind::kCache: span = &cache_; break;
+    case SpanKind::kDb:
+      span = &db_;
+      break;
+    case SpanKind::kCache:
+      span = &cache_;
+      break;
     case SpanKind::kCustom: {
       const std::string_view key = custom_.size() < kMaxCustomSpans ? name : "other";
       for (auto& s : custom_)

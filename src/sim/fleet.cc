@@ -44,12 +44,12 @@ bool Listed(const std::vector<std::string>& list, const std::string& name) {
 
 FleetConfig DefaultFleet() {
   FleetConfig c;
-  ServiceSpec web{"shop-web",
-                  {Ep("/", 4, 3.0, 1, 4), Ep("/product/<int:id>/", 6, 6.0, 3, 5),
-                   Ep("/search/", 3, 12.0, 2, 2), Ep("/cart/", 2, 4.0, 2, 3),
-                   Ep("/checkout/", 1, 18.0, 6, 2)},
-                  3,
-                  6};
+  ServiceSpec web{
+      "shop-web",
+      {Ep("/", 4, 3.0, 1, 4), Ep("/product/<int:id>/", 6, 6.0, 3, 5), Ep("/search/", 3, 12.0, 2, 2),
+       Ep("/cart/", 2, 4.0, 2, 3), Ep("/checkout/", 1, 18.0, 6, 2)},
+      3,
+      6};
   ServiceSpec api{"shop-api",
                   {Ep("/api/v1/feed/", 5, 9.0, 4, 6), Ep("/api/v1/items/<int:id>/", 4, 2.5, 1, 2),
                    Ep("/api/v1/recommendations/", 1, 25.0, 3, 1)},
@@ -148,8 +148,8 @@ std::optional<record::Batch> FleetSimulator::NextMinute() {
       record::HyperLogLog users(record::HyperLogLog::kDefaultPrecision);
 
       for (const EndpointSpec& ep : service.endpoints) {
-        const double mean = service_rps / service.hosts * 60.0 * ep.traffic_share /
-                            endpoint_share_total;
+        const double mean =
+            service_rps / service.hosts * 60.0 * ep.traffic_share / endpoint_share_total;
         const uint64_t n = std::poisson_distribution<uint64_t>(mean)(rng_);
         uint64_t sampled_here = 0;
         for (uint64_t i = 0; i < n; ++i) {
@@ -165,29 +165,34 @@ std::optional<record::Batch> FleetSimulator::NextMinute() {
           if (unit(rng_) < ep.slow_mode_share) cpu_ms *= ep.slow_mode_factor;
           record::RequestRecord* r = batch.add_records();
           for (const FlagSpec& flag : config_.flags) {
-            const bool on = static_cast<double>(Mix64(user_index * 1315423911ull +
-                                                      HashString(flag.name)) >> 11) /
+            const bool on = static_cast<double>(
+                                Mix64(user_index * 1315423911ull + HashString(flag.name)) >> 11) /
                                 static_cast<double>(1ull << 53) <
                             flag.exposure;
             (*r->mutable_flags())[flag.name] = on ? "on" : "off";
             if (on && Listed(flag.endpoints, ep.name)) cpu_ms *= flag.cost_factor;
           }
           for (const RolloutSpec& roll : config_.rollouts)
-            if (roll.service == service.name && commit == roll.to && Listed(roll.endpoints, ep.name))
+            if (roll.service == service.name && commit == roll.to &&
+                Listed(roll.endpoints, ep.name))
               cpu_ms *= roll.cost_factor;
 
           const uint64_t cpu_ns = static_cast<uint64_t>(cpu_ms * 1e6);
           const uint32_t db_calls = std::poisson_distribution<uint32_t>(ep.db_calls_mean)(rng_);
           const uint32_t cache_calls =
               std::poisson_distribution<uint32_t>(ep.cache_calls_mean)(rng_);
-          const uint64_t db_us = static_cast<uint64_t>(db_calls * 700.0 * std::exp(0.5 * normal(rng_)));
-          const uint64_t cache_us = static_cast<uint64_t>(cache_calls * 120.0 * std::exp(0.3 * normal(rng_)));
+          const uint64_t db_us =
+              static_cast<uint64_t>(db_calls * 700.0 * std::exp(0.5 * normal(rng_)));
+          const uint64_t cache_us =
+              static_cast<uint64_t>(cache_calls * 120.0 * std::exp(0.3 * normal(rng_)));
           r->set_start_time_unix_us(t0 * 1'000'000 + static_cast<int64_t>(unit(rng_) * 59'999'999));
-          r->set_wall_us(cpu_ns / 1000 + db_us + cache_us + static_cast<uint64_t>(200 * unit(rng_)));
+          r->set_wall_us(cpu_ns / 1000 + db_us + cache_us +
+                         static_cast<uint64_t>(200 * unit(rng_)));
           record::CpuBill* bill = r->mutable_cpu();
           bill->set_cpu_ns(cpu_ns);
           if (config_.with_pmu) {
-            bill->set_instructions(static_cast<uint64_t>(cpu_ns * 2.4 * std::exp(0.05 * normal(rng_))));
+            bill->set_instructions(
+                static_cast<uint64_t>(cpu_ns * 2.4 * std::exp(0.05 * normal(rng_))));
             bill->set_cycles(static_cast<uint64_t>(cpu_ns * 3.0));
             bill->set_counter_source("hardware");
             bill->set_kernel_included(true);

@@ -24,9 +24,9 @@ namespace cpuledger::sim {
 
 // EndpointSpec — one endpoint's traffic share and cost shape.
 struct EndpointSpec {
-  std::string name;            // route template, e.g. "/api/feed/"
-  double traffic_share = 1;    // relative to the service's other endpoints
-  double cpu_ms_median = 5;    // the main mode of thread CPU per request
+  std::string name;              // route template, e.g. "/api/feed/"
+  double traffic_share = 1;      // relative to the service's other endpoints
+  double cpu_ms_median = 5;      // the main mode of thread CPU per request
   double slow_mode_share = 0.1;  // share of requests in a slow mode (cache miss)
   double slow_mode_factor = 4;   // how much costlier the slow mode is
   double db_calls_mean = 2;
@@ -65,12 +65,12 @@ struct RolloutSpec {
 
 struct FleetConfig {
   uint64_t seed = 1;
-  int64_t start_unix_s = 0;   // 0: the minute 24 h before now
+  int64_t start_unix_s = 0;  // 0: the minute 24 h before now
   int64_t duration_s = 86400;
-  double peak_rps = 40;        // all requests of the fleet per second at the daily peak
+  double peak_rps = 40;  // all requests of the fleet per second at the daily peak
   double sample_rate = 0.1;
   int users = 20000;
-  bool with_pmu = true;        // records carry instructions and cycles
+  bool with_pmu = true;               // records carry instructions and cycles
   std::vector<ServiceSpec> services;  // empty: a default shop of three services
   std::vector<FlagSpec> flags;        // empty with default services: one flag
   std::vector<RolloutSpec> rollouts;  // empty with default services: one rollout

@@ -52,7 +52,7 @@ std::string DimensionName(const DimensionRef& d);
 // Bucket — the time series step; kNone gives one row per group.
 enum class Bucket : uint8_t { kNone, kMinute, kHour, kDay };
 Result<Bucket> ParseBucket(std::string_view text);  // "none", "minute", "hour", "day"
-int64_t BucketSeconds(Bucket b);                      // 0, 60, 3600, 86400
+int64_t BucketSeconds(Bucket b);                    // 0, 60, 3600, 86400
 
 // Filter — dimension == value. Several filters on one dimension OR together;
 // filters on different dimensions AND together. A flag that a record does not
@@ -66,14 +66,20 @@ struct Filter {
 struct QuerySpec {
   std::vector<DimensionRef> group_by;  // may be empty: one row for everything
   std::vector<Filter> filters;
-  int64_t from_us = 0;  // inclusive, unix microseconds
+  int64_t from_us = 0;                                  // inclusive, unix microseconds
   int64_t to_us = std::numeric_limits<int64_t>::max();  // exclusive
   Bucket bucket = Bucket::kNone;
-  size_t limit = 1000;  // rows, heaviest (by estimated total CPU) first when bucket is kNone
+  size_t limit = 1000;  // groups, heaviest (by estimated total cpu_ns) first; with
+                        // buckets, whole groups are kept
 };
 
 // Distribution — of one measure over the sampled requests of a group.
-// NaN everywhere when no sample had the measure (instructions without a PMU).
+// `n` is 0 when no sample had the measure (instructions without a PMU).
+// mean and quantiles are over the samples, unweighted (each sample counts
+// once); est_total is weighted by 1/sample_rate. Quantiles are nearest-rank
+// on a log histogram, within 1% of the exact sample quantile; the rollup and
+// raw-sample paths give identical answers. Time ranges are exact to the
+// microsecond (rollups serve whole sealed buckets, raw samples the edges).
 struct Distribution {
   uint64_t n = 0;  // samples that had the measure
   double mean = 0;
@@ -112,8 +118,8 @@ struct EfficiencySpec {
 // EndpointEfficiency — one endpoint's share in the service's peak minute.
 struct EndpointEfficiency {
   std::string endpoint;
-  double requests = 0;       // in the peak minute (tallies, else sample estimate)
-  double cpu_total = 0;      // estimated CPU of the endpoint in the peak minute (unit below)
+  double requests = 0;         // in the peak minute (tallies, else sample estimate)
+  double cpu_total = 0;        // estimated CPU of the endpoint in the peak minute (unit below)
   double per_active_user = 0;  // cpu_total / the service's active users in that minute
 };
 
@@ -127,13 +133,15 @@ struct EndpointEfficiency {
 // (an undercount, flagged).
 struct ServiceEfficiency {
   std::string service;
-  std::string unit;            // "instructions" when the samples have them, else "cpu_ns"
+  std::string unit;  // "instructions" when the samples have them, else "cpu_ns"
   int64_t peak_minute_unix = 0;
-  double cpu_total = 0;        // estimated CPU of the service in the peak minute
+  double cpu_total = 0;  // estimated CPU of the service in the peak minute
   double requests = 0;
   double active_users = 0;
   double per_active_user = 0;  // the metric
-  bool from_tallies = true;    // false: estimated from samples alone
+  bool from_tallies = true;    // requests and CPU scaled by worker tallies; false: samples alone
+  bool users_from_tallies = true;  // active users from tally HyperLogLogs; false: distinct
+                                   // user keys of the samples (an undercount)
   std::vector<EndpointEfficiency> endpoints;  // heaviest first
 };
 

@@ -75,9 +75,9 @@ class Store {
 
 // SqliteOptions — where and how long.
 struct SqliteOptions {
-  std::string path;                       // the database file (created if missing)
+  std::string path;                                     // the database file (created if missing)
   int64_t raw_retention_us = 14LL * 86400 * 1'000'000;  // raw samples kept this long
-  size_t dedup_window = 4096;             // (sender, sequence) pairs kept per sender
+  size_t dedup_window = 4096;                           // (sender, sequence) pairs kept per sender
 };
 
 // OpenSqliteStore() — opens or creates the file, migrates the schema.

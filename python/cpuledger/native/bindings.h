@@ -7,5 +7,6 @@
 namespace cpuledger::python {
 
 void RegisterCounters(nanobind::module_& m);
+void RegisterClient(nanobind::module_& m);
 
 }  // namespace cpuledger::python

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from shop import views
+
+urlpatterns = [
+    path("hello/", views.hello),
+    path("products/<int:id>/", views.product),
+    path("search/", views.search),
+    path("heavy/", views.heavy),
+    path("boom/", views.boom),
+]

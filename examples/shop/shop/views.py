@@ -1,0 +1,45 @@
+"""Views with known costs: cheap, DB- and cache-bound, CPU-heavy, failing."""
+
+from django.core.cache import cache
+from django.http import Http404, HttpResponse, JsonResponse
+from waffle import flag_is_active
+
+from shop.models import Product
+
+
+def hello(request):
+    return HttpResponse("hello")
+
+
+def product(request, id):
+    key = f"product:{id}"
+    data = cache.get(key)
+    if data is None:
+        try:
+            p = Product.objects.get(pk=id)
+        except Product.DoesNotExist:
+            raise Http404("no such product")
+        data = {"id": p.id, "name": p.name, "price_cents": p.price_cents}
+        cache.set(key, data, 1)
+    related = list(Product.objects.filter(price_cents__gt=data["price_cents"]).values_list("id", flat=True)[:5])
+    return JsonResponse({**data, "related": related})
+
+
+def search(request):
+    q = request.GET.get("q", "")
+    names = [p.name for p in Product.objects.all() if q in p.name]
+    if flag_is_active(request, "new_search"):
+        names = sorted(names, key=lambda n: sum(ord(c) for c in n * 50))  # the costlier ranking
+    return JsonResponse({"results": names[:10]})
+
+
+def heavy(request):
+    n = int(request.GET.get("n", "200000"))
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return JsonResponse({"total": total})
+
+
+def boom(request):
+    raise RuntimeError("this view always fails")

@@ -1,0 +1,111 @@
+// `cpuledger simulate --server URL [--hours H] [--seed N] ...` — sends a
+// simulated fleet's records and tallies through the real ingest endpoint.
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/http_client.h"
+#include "sim/fleet.h"
+
+namespace cpuledger::cli {
+namespace {
+
+struct SimulateFlags {
+  std::string server = "http://127.0.0.1:8750";
+  std::string token;
+  uint64_t seed = 1;
+  double hours = 24;
+  double peak_rps = 40;
+  double sample_rate = 0.1;
+  int users = 20000;
+  bool no_pmu = false;
+  size_t batch_records = 1000;
+};
+
+// PostWithRetry() — 503 means the server is busy: back off and try again.
+Status PostWithRetry(ServerClient& client, const record::Batch& batch) {
+  const std::string body = batch.SerializeAsString();
+  for (int attempt = 0;; ++attempt) {
+    Result<std::pair<int, std::string>> res =
+        client.Post("/v1/ingest", body, "application/x-protobuf");
+    if (!res.ok()) return res.status();
+    if (res->first == 200) return OkStatus();
+    if (res->first != 503 || attempt >= 8)
+      return InvalidArgument("ingest answered " + std::to_string(res->first) + ": " + res->second);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 << attempt));
+  }
+}
+
+int RunSimulate(const SimulateFlags& f) {
+  sim::FleetConfig config = sim::DefaultFleet();
+  config.seed = f.seed;
+  config.duration_s = static_cast<int64_t>(f.hours * 3600);
+  config.peak_rps = f.peak_rps;
+  config.sample_rate = f.sample_rate;
+  config.users = f.users;
+  config.with_pmu = !f.no_pmu;
+  // Roll out halfway through whatever window is simulated.
+  for (auto& r : config.rollouts) r.at_s = config.duration_s * 7 / 12;
+  sim::FleetSimulator sim(config);
+  ServerClient client(f.server, f.token);
+
+  record::Batch pending;
+  pending.set_sender("simulate-" + std::to_string(f.seed) + "-" +
+                     std::to_string(sim.config().start_unix_s));
+  uint64_t sequence = 0, records = 0, tallies = 0, batches = 0;
+  auto flush = [&]() -> Status {
+    if (pending.records_size() == 0 && pending.tallies_size() == 0) return OkStatus();
+    pending.set_sequence(++sequence);
+    Status s = PostWithRetry(client, pending);
+    records += pending.records_size();
+    tallies += pending.tallies_size();
+    ++batches;
+    pending.clear_records();
+    pending.clear_tallies();
+    return s;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::optional<record::Batch> minute = sim.NextMinute()) {
+    for (auto& r : *minute->mutable_records()) {
+      *pending.add_records() = std::move(r);
+      if (static_cast<size_t>(pending.records_size()) >= f.batch_records) {
+        if (Status s = flush(); !s.ok()) {
+          std::cerr << "cpuledger simulate: " << s.message() << "\n";
+          return 1;
+        }
+      }
+    }
+    for (auto& t : *minute->mutable_tallies()) *pending.add_tallies() = std::move(t);
+  }
+  if (Status s = flush(); !s.ok()) {
+    std::cerr << "cpuledger simulate: " << s.message() << "\n";
+    return 1;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << "simulated " << sim.requests() << " requests over " << f.hours << " h; sent "
+            << records << " sampled records and " << tallies << " worker tallies in " << batches
+            << " batches in " << secs << " s\n";
+  return 0;
+}
+
+}  // namespace
+
+void AddSimulateCommand(CLI::App& app, int* exit_code) {
+  auto f = std::make_shared<SimulateFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "simulate", "Send a simulated fleet's traffic (ending now) through a server's ingest API");
+  cmd->add_option("--server", f->server, "Server URL (default http://127.0.0.1:8750)");
+  cmd->add_option("--token", f->token, "Bearer token (default $CPULEDGER_TOKEN)");
+  cmd->add_option("--seed", f->seed, "RNG seed: the same seed gives the same records");
+  cmd->add_option("--hours", f->hours, "Hours of traffic, ending now (default 24)");
+  cmd->add_option("--peak-rps", f->peak_rps, "Fleet requests per second at the daily peak");
+  cmd->add_option("--sample-rate", f->sample_rate, "Share of requests sampled (default 0.1)")
+      ->check(CLI::Range(0.0001, 1.0));
+  cmd->add_option("--users", f->users, "Distinct users in the pool");
+  cmd->add_flag("--no-pmu", f->no_pmu, "Records without instructions (a fleet without a PMU)");
+  cmd->add_option("--batch-records", f->batch_records, "Records per POST (default 1000)");
+  cmd->callback([f, exit_code] { *exit_code = RunSimulate(*f); });
+}
+
+}  // namespace cpuledger::cli

@@ -1,0 +1,311 @@
+#include "server/api.h"
+
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <string_view>
+
+#include "base/duration.h"
+#include "record/codec.h"
+#include "server/api_json.h"
+
+namespace cpuledger::server {
+namespace {
+
+using Handler = std::function<void(ApiContext&, const httplib::Request&, httplib::Response&)>;
+
+void SendJson(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  // Replace invalid UTF-8 rather than throw: a response must always go out.
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json");
+}
+
+void SendError(httplib::Response& res, const Status& status) {
+  SendJson(res, HttpStatusFor(status), {{"error", status.message()}});
+}
+
+// ParseTimeRange() — since=DURATION (relative to now) or from=/to= in unix
+// seconds (fractions allowed); the default is the last hour.
+Status ParseTimeRange(const httplib::Request& req, int64_t* from_us, int64_t* to_us) {
+  const int64_t now = NowUnixUs();
+  *to_us = now + 1;  // inclusive of "now"
+  *from_us = now - 3'600'000'000;
+  auto seconds = [](const std::string& text, int64_t* out) -> Status {
+    char* end = nullptr;
+    double v = std::strtod(text.c_str(), &end);
+    if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || v < 0)
+      return InvalidArgument("time '" + text + "' must be unix seconds");
+    *out = static_cast<int64_t>(v * 1e6);
+    return OkStatus();
+  };
+  if (req.has_param("since")) {
+    Result<int64_t> since = ParseDurationUs(req.get_param_value("since"));
+    if (!since.ok()) return InvalidArgument("since: " + since.status().message());
+    *from_us = now - *since;
+  }
+  if (req.has_param("from")) {
+    Status s = seconds(req.get_param_value("from"), from_us);
+    if (!s.ok()) return s;
+  }
+  if (req.has_param("to")) {
+    Status s = seconds(req.get_param_value("to"), to_us);
+    if (!s.ok()) return s;
+  }
+  if (*from_us >= *to_us) return InvalidArgument("the time range is empty (from >= to)");
+  return OkStatus();
+}
+
+Result<store::QuerySpec> ParseQuerySpec(const httplib::Request& req, store::Bucket default_bucket) {
+  store::QuerySpec spec;
+  Status range = ParseTimeRange(req, &spec.from_us, &spec.to_us);
+  if (!range.ok()) return range;
+  if (req.has_param("group_by")) {
+    const std::string group_by = req.get_param_value("group_by");  // owns what `list` views
+    std::string_view list = group_by;
+    while (!list.empty()) {
+      size_t comma = list.find(',');
+      std::string_view name = list.substr(0, comma);
+      if (!name.empty()) {
+        Result<store::DimensionRef> d = store::ParseDimension(name);
+        if (!d.ok()) return InvalidArgument("group_by: " + d.status().message());
+        spec.group_by.push_back(*d);
+      }
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    }
+  }
+  for (size_t i = 0; i < req.get_param_value_count("where"); ++i) {
+    const std::string clause = req.get_param_value("where", i);
+    const size_t eq = clause.find('=');
+    if (eq == std::string::npos)
+      return InvalidArgument("where '" + clause + "' must be DIMENSION=VALUE");
+    Result<store::DimensionRef> d = store::ParseDimension(clause.substr(0, eq));
+    if (!d.ok()) return InvalidArgument("where: " + d.status().message());
+    spec.filters.push_back({*d, clause.substr(eq + 1)});
+  }
+  spec.bucket = default_bucket;
+  if (req.has_param("bucket")) {
+    Result<store::Bucket> b = store::ParseBucket(req.get_param_value("bucket"));
+    if (!b.ok()) return b.status();
+    spec.bucket = *b;
+  }
+  if (req.has_param("limit")) {
+    const std::string text = req.get_param_value("limit");
+    char* end = nullptr;
+    long v = std::strtol(text.c_str(), &end, 10);
+    if (end == text.c_str() || *end != '\0' || v <= 0 || v > 100000)
+      return InvalidArgument("limit '" + text + "' must be an integer in 1..100000");
+    spec.limit = static_cast<size_t>(v);
+  }
+  return spec;
+}
+
+// Timed() — runs a query handler, counting it and its latency.
+void Timed(ApiContext& ctx, httplib::Response& res, const std::function<Status()>& body) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Status s = body();
+  ctx.metrics->query_seconds.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (s.ok()) {
+    ctx.metrics->queries++;
+  } else {
+    ctx.metrics->query_errors++;
+    SendError(res, s);
+  }
+}
+
+void HandleIngest(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  Metrics& m = *ctx.metrics;
+  Result<record::Encoding> encoding =
+      record::EncodingForContentType(req.get_header_value("Content-Type"));
+  if (!encoding.ok()) {
+    m.batches_bad_type++;
+    SendJson(res, 415, {{"error", encoding.status().message()}});
+    return;
+  }
+  Result<record::Batch> batch = record::DecodeBatch(*encoding, req.body);
+  if (!batch.ok()) {
+    if (batch.status().code() == StatusCode::kResourceExhausted) {
+      m.batches_too_large++;
+      SendJson(res, 413, {{"error", batch.status().message()}});
+    } else {
+      m.batches_malformed++;
+      SendError(res, batch.status());
+    }
+    return;
+  }
+  const size_t records = batch->records_size();
+  const size_t tallies = batch->tallies_size();
+  Result<store::AppendOutcome> outcome = ctx.writer->Submit(std::move(*batch));
+  if (!outcome.ok()) {
+    (outcome.status().code() == StatusCode::kResourceExhausted ? m.batches_overloaded
+                                                               : m.batches_store_failed)++;
+    m.records_dropped += records;
+    res.set_header("Retry-After", "1");
+    SendJson(res, 503, {{"error", outcome.status().message()}});
+    return;
+  }
+  if (outcome->duplicate) {
+    m.batches_duplicate++;
+    m.records_duplicate += records;
+  } else {
+    m.batches_accepted++;
+    m.records_accepted += outcome->records;
+    m.tallies_accepted += outcome->tallies;
+  }
+  SendJson(res, 200,
+           {{"accepted", outcome->duplicate ? 0 : records},
+            {"tallies", outcome->duplicate ? 0 : tallies},
+            {"duplicate", outcome->duplicate}});
+}
+
+void HandleQuery(ApiContext& ctx, const httplib::Request& req, httplib::Response& res,
+                 store::Bucket default_bucket) {
+  Timed(ctx, res, [&]() -> Status {
+    Result<store::QuerySpec> spec = ParseQuerySpec(req, default_bucket);
+    if (!spec.ok()) return spec.status();
+    Result<store::QueryResult> result = ctx.store->Query(*spec);
+    if (!result.ok()) return result.status();
+    SendJson(res, 200, QueryResultJson(*spec, *result));
+    return OkStatus();
+  });
+}
+
+void HandleEfficiency(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  Timed(ctx, res, [&]() -> Status {
+    store::EfficiencySpec spec;
+    Status range = ParseTimeRange(req, &spec.from_us, &spec.to_us);
+    if (!range.ok()) return range;
+    spec.service = req.get_param_value("service");
+    Result<std::vector<store::ServiceEfficiency>> result = ctx.store->Efficiency(spec);
+    if (!result.ok()) return result.status();
+    nlohmann::json j = EfficiencyJson(*result);
+    j["from_us"] = spec.from_us;
+    j["to_us"] = spec.to_us;
+    SendJson(res, 200, j);
+    return OkStatus();
+  });
+}
+
+void HandleDeploys(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  Timed(ctx, res, [&]() -> Status {
+    Result<std::vector<store::DeployEntry>> result =
+        ctx.store->Deploys(req.get_param_value("service"));
+    if (!result.ok()) return result.status();
+    SendJson(res, 200, DeploysJson(*result));
+    return OkStatus();
+  });
+}
+
+void HandleMetrics(ApiContext& ctx, const httplib::Request&, httplib::Response& res) {
+  Result<store::StoreStats> stats = ctx.store->Stats();
+  res.set_content(ctx.metrics->RenderPrometheus(stats.ok() ? &*stats : nullptr),
+                  "text/plain; version=0.0.4");
+}
+
+struct Route {
+  const char* method;
+  const char* path;
+  bool public_route;  // reachable without the token
+  Handler handler;
+};
+
+// kRoutes — the whole HTTP surface.
+const Route kRoutes[] = {
+    {"POST", "/v1/ingest", false, HandleIngest},
+    {"GET", "/v1/query/breakdown", false,
+     [](ApiContext& c, const httplib::Request& q, httplib::Response& r) {
+       HandleQuery(c, q, r, store::Bucket::kNone);
+     }},
+    {"GET", "/v1/query/timeseries", false,
+     [](ApiContext& c, const httplib::Request& q, httplib::Response& r) {
+       HandleQuery(c, q, r, store::Bucket::kMinute);
+     }},
+    {"GET", "/v1/query/efficiency", false, HandleEfficiency},
+    {"GET", "/v1/query/deploys", false, HandleDeploys},
+    {"GET", "/metrics", false, HandleMetrics},
+    {"GET", "/healthz", true,
+     [](ApiContext&, const httplib::Request&, httplib::Response& r) {
+       r.set_content("ok\n", "text/plain");
+     }},
+};
+
+bool IsPublic(const std::string& path) {
+  for (const Route& r : kRoutes)
+    if (r.public_route && path == r.path) return true;
+  return false;
+}
+
+// TokenMatches() — constant-time comparison of the bearer token.
+bool TokenMatches(const std::string& header, const std::string& token) {
+  static constexpr std::string_view kPrefix = "Bearer ";
+  if (header.size() != kPrefix.size() + token.size() ||
+      header.compare(0, kPrefix.size(), kPrefix) != 0)
+    return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < token.size(); ++i)
+    diff |= static_cast<unsigned char>(header[kPrefix.size() + i] ^ token[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
+int HttpStatusFor(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kResourceExhausted:
+      return 503;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kInternal:
+    case StatusCode::kIo:
+      return 500;
+  }
+  return 500;
+}
+
+void InstallRoutes(httplib::Server& server, ApiContext& context) {
+  ApiContext* ctx = &context;
+  server.set_pre_routing_handler([ctx](const httplib::Request& req, httplib::Response& res) {
+    if (ctx->token.empty() || IsPublic(req.path) ||
+        TokenMatches(req.get_header_value("Authorization"), ctx->token))
+      return httplib::Server::HandlerResponse::Unhandled;
+    ctx->metrics->unauthorized++;
+    res.set_header("WWW-Authenticate", "Bearer");
+    SendJson(res, 401, {{"error", "missing or wrong bearer token (Authorization: Bearer TOKEN)"}});
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  // Answers httplib's own errors (413 for an oversized body, 404) in JSON too.
+  server.set_error_handler([ctx](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 413) {
+      ctx->metrics->batches_too_large++;
+      SendJson(res, 413, {{"error", "request body larger than max_body_bytes"}});
+    } else if (res.status == 404) {
+      SendJson(res, 404, {{"error", "no route " + req.method + " " + req.path}});
+    }
+  });
+  for (const Route& route : kRoutes) {
+    auto handler = [ctx, &route](const httplib::Request& req, httplib::Response& res) {
+      try {
+        route.handler(*ctx, req, res);
+      } catch (const std::exception& e) {  // a bug, not the client's fault: say so, keep serving
+        SendJson(res, 500, {{"error", std::string("internal error: ") + e.what()}});
+      }
+    };
+    if (std::string_view(route.method) == "POST") {
+      server.Post(route.path, handler);
+    } else {
+      server.Get(route.path, handler);
+    }
+  }
+}
+
+}  // namespace cpuledger::server

@@ -1,0 +1,42 @@
+// src/server/api.h — the HTTP surface of `cpuledger serve`, defined in one
+// route table (api.cc, kRoutes). The only place that maps StatusCode to HTTP.
+//
+//   POST /v1/ingest               protobuf (application/x-protobuf) or NDJSON
+//                                 (application/x-ndjson) Batch
+//   GET  /v1/query/breakdown      group_by=D1,D2 & since=1h | from=&to= (unix s)
+//                                 & where=DIM=VALUE (repeatable) & bucket= & limit=
+//   GET  /v1/query/timeseries     the same, bucket defaults to minute
+//   GET  /v1/query/efficiency     since= | from=&to= & service=
+//   GET  /v1/query/deploys        service=
+//   GET  /healthz                 200 "ok" once the store is open (no token needed)
+//   GET  /metrics                 Prometheus text
+//
+// Every route but /healthz requires `Authorization: Bearer TOKEN` when the
+// server has a token. Errors are JSON: {"error": "what is wrong"}.
+#pragma once
+
+#include <httplib.h>
+
+#include <string>
+
+#include "server/ingest_writer.h"
+#include "server/metrics.h"
+#include "store/store.h"
+
+namespace cpuledger::server {
+
+// ApiContext — what the handlers share; owned by Server.
+struct ApiContext {
+  store::Store* store = nullptr;
+  IngestWriter* writer = nullptr;
+  Metrics* metrics = nullptr;
+  std::string token;  // empty: open
+};
+
+// InstallRoutes() — registers kRoutes and the auth check on `server`.
+void InstallRoutes(httplib::Server& server, ApiContext& context);
+
+// HttpStatusFor() — the HTTP status of a non-OK Status.
+int HttpStatusFor(const Status& status);
+
+}  // namespace cpuledger::server

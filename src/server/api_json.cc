@@ -1,0 +1,94 @@
+#include "server/api_json.h"
+
+namespace cpuledger::server {
+namespace {
+
+nlohmann::json DistributionJson(const store::Distribution& d) {
+  if (d.n == 0) return nullptr;  // not available: never a zero
+  return {{"n", d.n},     {"mean", d.mean}, {"p50", d.p50},
+          {"p90", d.p90}, {"p99", d.p99},   {"est_total", d.est_total}};
+}
+
+std::string BucketName(store::Bucket b) {
+  switch (b) {
+    case store::Bucket::kNone:
+      return "none";
+    case store::Bucket::kMinute:
+      return "minute";
+    case store::Bucket::kHour:
+      return "hour";
+    case store::Bucket::kDay:
+      return "day";
+  }
+  return "none";
+}
+
+}  // namespace
+
+nlohmann::json QueryResultJson(const store::QuerySpec& spec, const store::QueryResult& result) {
+  nlohmann::json j;
+  j["group_by"] = nlohmann::json::array();
+  for (const auto& d : spec.group_by) j["group_by"].push_back(store::DimensionName(d));
+  j["bucket"] = BucketName(spec.bucket);
+  j["from_us"] = spec.from_us;
+  j["to_us"] = spec.to_us;
+  j["used_rollups"] = result.used_rollups;
+  j["truncated"] = result.truncated;
+  j["rows"] = nlohmann::json::array();
+  for (const store::QueryRow& row : result.rows) {
+    nlohmann::json r;
+    r["keys"] = nlohmann::json::object();
+    for (size_t i = 0; i < spec.group_by.size() && i < row.keys.size(); ++i)
+      r["keys"][store::DimensionName(spec.group_by[i])] = row.keys[i];
+    if (spec.bucket != store::Bucket::kNone) r["bucket_start_us"] = row.bucket_start_us;
+    r["samples"] = row.samples;
+    r["est_requests"] = row.est_requests;
+    r["instructions"] = DistributionJson(row.instructions);
+    r["cycles"] = DistributionJson(row.cycles);
+    r["cpu_ns"] = DistributionJson(row.cpu_ns);
+    r["wall_us"] = DistributionJson(row.wall_us);
+    r["db_us_mean"] = row.db_us_mean;
+    r["db_calls_mean"] = row.db_calls_mean;
+    r["cache_us_mean"] = row.cache_us_mean;
+    r["cache_calls_mean"] = row.cache_calls_mean;
+    j["rows"].push_back(std::move(r));
+  }
+  return j;
+}
+
+nlohmann::json EfficiencyJson(const std::vector<store::ServiceEfficiency>& services) {
+  nlohmann::json out = {{"services", nlohmann::json::array()}};
+  for (const auto& s : services) {
+    nlohmann::json j = {{"service", s.service},
+                        {"unit", s.unit},
+                        {"peak_minute_unix", s.peak_minute_unix},
+                        {"cpu_total", s.cpu_total},
+                        {"requests", s.requests},
+                        {"active_users", s.active_users},
+                        {"per_active_user", s.per_active_user},
+                        {"from_tallies", s.from_tallies},
+                        {"users_from_tallies", s.users_from_tallies},
+                        {"endpoints", nlohmann::json::array()}};
+    for (const auto& e : s.endpoints)
+      j["endpoints"].push_back({{"endpoint", e.endpoint},
+                                {"requests", e.requests},
+                                {"cpu_total", e.cpu_total},
+                                {"per_active_user", e.per_active_user}});
+    out["services"].push_back(std::move(j));
+  }
+  return out;
+}
+
+nlohmann::json DeploysJson(const std::vector<store::DeployEntry>& deploys) {
+  nlohmann::json out = {{"deploys", nlohmann::json::array()}};
+  for (const auto& d : deploys)
+    out["deploys"].push_back({{"service", d.service},
+                              {"cluster", d.cluster},
+                              {"commit", d.commit},
+                              {"first_seen_us", d.first_seen_us},
+                              {"last_seen_us", d.last_seen_us},
+                              {"samples", d.samples}});
+  return out;
+}
+
+}  // namespace cpuledger::server

@@ -1,0 +1,28 @@
+// src/server/api_json.h — JSON forms of the store's answers, as the query API
+// returns them (and `cpuledger report` reads them).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <vector>
+
+#include "store/query.h"
+
+namespace cpuledger::server {
+
+// QueryResultJson() — {"group_by": [...], "bucket": "...", "from_us", "to_us",
+// "used_rollups", "truncated", "rows": [{"keys": {dim: value}, "bucket_start_us",
+// "samples", "est_requests", "instructions": {n, mean, p50, p90, p99, est_total}
+// or null when no sample had it, "cycles", "cpu_ns", "wall_us", "db_us_mean",
+// "db_calls_mean", "cache_us_mean", "cache_calls_mean"}]}
+nlohmann::json QueryResultJson(const store::QuerySpec& spec, const store::QueryResult& result);
+
+// EfficiencyJson() — {"services": [{service, unit, peak_minute_unix, cpu_total,
+// requests, active_users, per_active_user, from_tallies, users_from_tallies,
+// endpoints: [...]}]}
+nlohmann::json EfficiencyJson(const std::vector<store::ServiceEfficiency>& services);
+
+// DeploysJson() — {"deploys": [{service, cluster, commit, first_seen_us, last_seen_us, samples}]}
+nlohmann::json DeploysJson(const std::vector<store::DeployEntry>& deploys);
+
+}  // namespace cpuledger::server

@@ -1,0 +1,68 @@
+// src/server/ingest_writer.h — gets decoded batches into the store off the
+// HTTP threads, with group commit.
+//
+// An HTTP thread hands its batch to Submit() and waits; the one writer thread
+// takes every batch waiting (up to kMaxGroup), commits them in one store
+// transaction, and wakes each submitter with its outcome. So an ingest
+// request is acknowledged only after its batch is committed (store.h,
+// invariant 2): a crash loses nothing that was acknowledged, and many small
+// concurrent POSTs share one fsync-free WAL commit.
+//
+// The queue is bounded: a full queue refuses at once (ResourceExhausted ->
+// 503 + Retry-After) instead of letting HTTP threads pile up.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "record/record.pb.h"
+#include "server/metrics.h"
+#include "store/store.h"
+
+namespace cpuledger::server {
+
+class IngestWriter {
+ public:
+  static constexpr size_t kMaxGroup = 64;  // batches per transaction
+
+  // REQUIRES: `store` and `metrics` outlive the writer.
+  IngestWriter(store::Store& store, Metrics& metrics, size_t max_pending,
+               int64_t retention_every_us);
+  // Drains what is queued, commits it, then joins the writer thread.
+  ~IngestWriter();
+  IngestWriter(const IngestWriter&) = delete;
+  IngestWriter& operator=(const IngestWriter&) = delete;
+
+  // IngestWriter::Submit() — queue `batch` and wait for its commit.
+  // RETURNS: the outcome; ResourceExhausted when the queue is full; the
+  // store's error (nothing of the group stored) when the commit failed.
+  // Thread-safe; blocks the caller until the commit.
+  Result<store::AppendOutcome> Submit(record::Batch batch);
+
+ private:
+  struct Pending {
+    record::Batch batch;
+    std::promise<Result<store::AppendOutcome>> done;
+  };
+  void Run();
+  void MaybeApplyRetention();
+
+  store::Store& store_;
+  Metrics& metrics_;
+  const size_t max_pending_;
+  const int64_t retention_every_us_;
+  int64_t next_retention_us_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<std::unique_ptr<Pending>> queue_;  // guarded by mu_
+  bool stopping_ = false;                       // guarded by mu_
+  std::thread thread_;                          // last: started after the fields above
+};
+
+}  // namespace cpuledger::server

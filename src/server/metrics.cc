@@ -1,0 +1,70 @@
+#include "server/metrics.h"
+
+#include <sstream>
+
+namespace cpuledger::server {
+
+void LatencyHistogram::Observe(double seconds) {
+  size_t i = 0;
+  while (i < kBoundsSeconds.size() && seconds > kBoundsSeconds[i]) ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_micros_.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+}
+
+std::string LatencyHistogram::Render(const std::string& name, const std::string& help) const {
+  std::ostringstream out;
+  out << "# HELP " << name << " " << help << "\n# TYPE " << name << " histogram\n";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kBoundsSeconds.size(); ++i) {
+    cumulative += counts_[i].load(std::memory_order_relaxed);
+    out << name << "_bucket{le=\"" << kBoundsSeconds[i] << "\"} " << cumulative << "\n";
+  }
+  cumulative += counts_.back().load(std::memory_order_relaxed);
+  out << name << "_bucket{le=\"+Inf\"} " << cumulative << "\n";
+  out << name << "_sum " << static_cast<double>(sum_micros_.load()) / 1e6 << "\n";
+  out << name << "_count " << cumulative << "\n";
+  return out.str();
+}
+
+std::string Metrics::RenderPrometheus(const store::StoreStats* stats) const {
+  std::ostringstream out;
+  auto counter =
+      [&](const char* name, const char* help, const char* label,
+          std::initializer_list<std::pair<const char*, const std::atomic<uint64_t>*>> v) {
+        out << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n";
+        for (auto& [value, c] : v)
+          out << name << "{" << label << "=\"" << value << "\"} " << c->load() << "\n";
+      };
+  counter("cpuledger_ingest_batches_total", "Ingest batches by outcome.", "result",
+          {{"accepted", &batches_accepted},
+           {"duplicate", &batches_duplicate},
+           {"malformed", &batches_malformed},
+           {"too_large", &batches_too_large},
+           {"unsupported_type", &batches_bad_type},
+           {"overloaded", &batches_overloaded},
+           {"store_failed", &batches_store_failed}});
+  counter("cpuledger_ingest_records_total", "Request records by outcome.", "result",
+          {{"accepted", &records_accepted},
+           {"duplicate", &records_duplicate},
+           {"dropped", &records_dropped}});
+  counter("cpuledger_ingest_tallies_total", "Worker tallies stored.", "result",
+          {{"accepted", &tallies_accepted}});
+  counter("cpuledger_http_unauthorized_total", "Requests refused for a missing or wrong token.",
+          "route", {{"any", &unauthorized}});
+  counter("cpuledger_queries_total", "Query API calls.", "result",
+          {{"ok", &queries}, {"error", &query_errors}});
+  out << store_append_seconds.Render("cpuledger_store_append_seconds",
+                                     "Time to commit one group of batches to the store.");
+  out << query_seconds.Render("cpuledger_query_seconds", "Time to answer one query.");
+  if (stats) {
+    out << "# HELP cpuledger_store_raw_samples Raw sampled requests kept.\n"
+        << "# TYPE cpuledger_store_raw_samples gauge\ncpuledger_store_raw_samples "
+        << stats->raw_samples << "\n";
+    out << "# HELP cpuledger_store_file_bytes Size of the store on disk.\n"
+        << "# TYPE cpuledger_store_file_bytes gauge\ncpuledger_store_file_bytes "
+        << stats->file_bytes << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace cpuledger::server

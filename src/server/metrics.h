@@ -1,0 +1,54 @@
+// src/server/metrics.h — the server's own counters, rendered for Prometheus
+// at GET /metrics. Every field is a relaxed atomic: bumping one costs a few
+// nanoseconds and never blocks a request.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "store/store.h"
+
+namespace cpuledger::server {
+
+// LatencyHistogram — a Prometheus histogram with fixed bucket bounds.
+class LatencyHistogram {
+ public:
+  static constexpr std::array<double, 12> kBoundsSeconds = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+  void Observe(double seconds);
+  // LatencyHistogram::Render() — the _bucket/_sum/_count lines of `name`.
+  std::string Render(const std::string& name, const std::string& help) const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBoundsSeconds.size() + 1> counts_{};
+  std::atomic<uint64_t> sum_micros_{0};
+};
+
+// Metrics — what /metrics shows.
+struct Metrics {
+  // Ingest batches by outcome.
+  std::atomic<uint64_t> batches_accepted{0};
+  std::atomic<uint64_t> batches_duplicate{0};
+  std::atomic<uint64_t> batches_malformed{0};     // 400: did not parse or validate
+  std::atomic<uint64_t> batches_too_large{0};     // 413
+  std::atomic<uint64_t> batches_bad_type{0};      // 415: unknown Content-Type
+  std::atomic<uint64_t> batches_overloaded{0};    // 503: ingest queue full
+  std::atomic<uint64_t> batches_store_failed{0};  // 503: the store could not commit
+  std::atomic<uint64_t> unauthorized{0};          // 401 on any route
+  // Records by outcome.
+  std::atomic<uint64_t> records_accepted{0};
+  std::atomic<uint64_t> records_duplicate{0};  // in replayed batches, stored once before
+  std::atomic<uint64_t> records_dropped{0};    // in decodable batches refused with 503
+  std::atomic<uint64_t> tallies_accepted{0};
+  std::atomic<uint64_t> queries{0};
+  std::atomic<uint64_t> query_errors{0};
+  LatencyHistogram store_append_seconds;
+  LatencyHistogram query_seconds;
+
+  // Metrics::RenderPrometheus() — text exposition format 0.0.4.
+  std::string RenderPrometheus(const store::StoreStats* stats) const;
+};
+
+}  // namespace cpuledger::server

@@ -1,0 +1,133 @@
+#include "store/sqlite/schema.h"
+
+#include <string>
+
+namespace cpuledger::store::sqlite {
+namespace {
+
+// The same columns in all three rollup tiers (rollup.h describes the blobs).
+#define CPULEDGER_ROLLUP_COLUMNS                                 \
+  "(bucket INTEGER NOT NULL, series INTEGER NOT NULL,"           \
+  " samples INTEGER NOT NULL, sums BLOB NOT NULL,"               \
+  " h_instr BLOB, h_cycles BLOB, h_cpu_ns BLOB, h_wall_us BLOB," \
+  " PRIMARY KEY (bucket, series)) WITHOUT ROWID;\n"
+
+// Migration 1 — the first schema. Later migrations append to kMigrations;
+// never edit one that has shipped.
+constexpr const char* kMigration1 =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;\n"
+    "INSERT INTO meta(key, value) VALUES ('sealed_minute', 0), ('sealed_hour', 0),"
+    " ('sealed_day', 0), ('raw_samples', 0), ('rollup_rows', 0), ('tallies', 0);\n"
+    "CREATE TABLE series (id INTEGER PRIMARY KEY, service TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, method TEXT NOT NULL, status INTEGER NOT NULL,"
+    " host TEXT NOT NULL, cluster TEXT NOT NULL, region TEXT NOT NULL,"
+    " commit_id TEXT NOT NULL, flags_json TEXT NOT NULL,"
+    " UNIQUE (service, endpoint, method, status, host, cluster, region, commit_id,"
+    " flags_json));\n"
+    "CREATE TABLE raw_chunks (id INTEGER PRIMARY KEY, minute INTEGER NOT NULL,"
+    " samples INTEGER NOT NULL, data BLOB NOT NULL);\n"
+    "CREATE INDEX raw_chunks_by_minute ON raw_chunks(minute);\n"
+    "CREATE TABLE rollup_minute " CPULEDGER_ROLLUP_COLUMNS
+    "CREATE TABLE rollup_hour " CPULEDGER_ROLLUP_COLUMNS
+    "CREATE TABLE rollup_day " CPULEDGER_ROLLUP_COLUMNS
+    "CREATE TABLE rollup_hour_coarse " CPULEDGER_ROLLUP_COLUMNS
+    "CREATE TABLE rollup_day_coarse " CPULEDGER_ROLLUP_COLUMNS
+    "CREATE TABLE tallies (service TEXT NOT NULL, minute INTEGER NOT NULL,"
+    " host TEXT NOT NULL, worker_id TEXT NOT NULL, cluster TEXT NOT NULL,"
+    " region TEXT NOT NULL, commit_id TEXT NOT NULL, hll BLOB,"
+    " hll_precision INTEGER NOT NULL,"
+    " PRIMARY KEY (service, minute, host, worker_id)) WITHOUT ROWID;\n"
+    "CREATE INDEX tallies_by_minute ON tallies(minute, service);\n"
+    "CREATE TABLE tally_endpoints (service TEXT NOT NULL, minute INTEGER NOT NULL,"
+    " host TEXT NOT NULL, worker_id TEXT NOT NULL, endpoint TEXT NOT NULL,"
+    " requests INTEGER NOT NULL, sampled INTEGER NOT NULL,"
+    " PRIMARY KEY (service, minute, host, worker_id, endpoint)) WITHOUT ROWID;\n"
+    "CREATE TABLE deploys (service TEXT NOT NULL, cluster TEXT NOT NULL,"
+    " commit_id TEXT NOT NULL, first_seen_us INTEGER NOT NULL,"
+    " last_seen_us INTEGER NOT NULL, samples INTEGER NOT NULL,"
+    " PRIMARY KEY (service, cluster, commit_id)) WITHOUT ROWID;\n"
+    "CREATE TABLE applied_batches (sender TEXT NOT NULL, sequence INTEGER NOT NULL,"
+    " applied_us INTEGER NOT NULL, PRIMARY KEY (sender, sequence)) WITHOUT ROWID;\n"
+    "CREATE TABLE function_entities (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, function_id TEXT NOT NULL,"
+    " call_path TEXT NOT NULL, calls INTEGER NOT NULL, self_cost REAL NOT NULL,"
+    " total_cost REAL NOT NULL, profiled_requests INTEGER NOT NULL,"
+    " PRIMARY KEY (bucket, service, endpoint, commit_id, function_id, call_path))"
+    " WITHOUT ROWID;\n"
+    "CREATE TABLE alerts (id INTEGER PRIMARY KEY, opened_us INTEGER NOT NULL,"
+    " updated_us INTEGER NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL,"
+    " cause TEXT NOT NULL, effect_json TEXT NOT NULL, status TEXT NOT NULL);\n"
+    "CREATE INDEX alerts_by_service ON alerts(service, opened_us);\n";
+
+#undef CPULEDGER_ROLLUP_COLUMNS
+
+// kMigrations[v - 1] upgrades user_version v - 1 to v.
+constexpr const char* kMigrations[] = {kMigration1};
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
+
+}  // namespace
+
+Status ConfigureConnection(Db& db, bool writer) {
+  // busy_timeout first: even journal_mode may wait for another connection.
+  std::string pragmas =
+      "PRAGMA busy_timeout = 10000;"
+      "PRAGMA synchronous = NORMAL;"
+      "PRAGMA secure_delete = OFF;"
+      "PRAGMA temp_store = MEMORY;";
+  if (writer) {
+    pragmas +=
+        "PRAGMA journal_mode = WAL;"
+        "PRAGMA cache_size = -65536;";  // 64 MiB: rollup pages being rewritten
+  } else {
+    pragmas +=
+        "PRAGMA cache_size = -32768;"     // 32 MiB per reader
+        "PRAGMA mmap_size = 1073741824;"  // scans read pages in place
+        "PRAGMA query_only = ON;";
+  }
+  return db.Exec(pragmas);
+}
+
+namespace {
+
+// CheckFile() — RETURNS: the file's schema version (0 for an empty file), or
+// Io for a foreign or newer file.
+Result<int64_t> CheckFile(Db& db) {
+  Result<int64_t> app = db.QueryInt64("PRAGMA application_id");
+  if (!app.ok()) return IoError("not a cpuledger store: " + app.status().message());
+  Result<int64_t> version = db.QueryInt64("PRAGMA user_version");
+  if (!version.ok()) return version.status();
+  Result<int64_t> tables = db.QueryInt64("SELECT count(*) FROM sqlite_schema");
+  if (!tables.ok()) return IoError("not a cpuledger store: " + tables.status().message());
+  const bool empty = *version == 0 && *tables == 0 && *app == 0;
+  if (!empty && *app != kApplicationId)
+    return IoError("not a cpuledger store (application_id " + std::to_string(*app) + ", " +
+                   std::to_string(*tables) + " schema objects)");
+  if (*version > kSchemaVersion)
+    return IoError("store schema version " + std::to_string(*version) +
+                   " is newer than this cpuledger (" + std::to_string(kSchemaVersion) +
+                   "); upgrade cpuledger");
+  return *version;
+}
+
+}  // namespace
+
+Status Migrate(Db& db) {
+  Result<int64_t> version = CheckFile(db);
+  if (!version.ok()) return version.status();
+  if (*version == kSchemaVersion) return OkStatus();
+
+  Txn txn(db);
+  if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
+  // Again under the write lock: another process may have migrated meanwhile.
+  version = CheckFile(db);
+  if (!version.ok()) return version.status();
+  for (int64_t v = *version; v < kSchemaVersion; ++v)
+    if (Status s = db.Exec(kMigrations[v]); !s.ok()) return s;
+  if (Status s = db.Exec("PRAGMA application_id = " + std::to_string(kApplicationId) +
+                         "; PRAGMA user_version = " + std::to_string(kSchemaVersion));
+      !s.ok())
+    return s;
+  return txn.Commit();
+}
+
+}  // namespace cpuledger::store::sqlite

@@ -1,0 +1,62 @@
+// src/store/sqlite/schema.h — the SQLite file format of the store: tables,
+// pragmas, and migrations keyed by `PRAGMA user_version`.
+//
+// Tables (version 1):
+//   meta(key, value)               watermarks and counters (below)
+//   series(id, service, endpoint, method, status, host, cluster, region,
+//          commit_id, flags_json)  one row per distinct dimension tuple;
+//                                  flags_json is canonical: {"a":"x","b":"y"},
+//                                  keys sorted bytewise, "{}" without flags
+//   raw_chunks(id, minute, samples, data)
+//                                  the raw samples: every sample that started
+//                                  in `minute` and arrived in one append is
+//                                  one varint-packed chunk (raw_chunk.h)
+//   rollup_minute / rollup_hour / rollup_day(bucket, series, ...)
+//                                  per bucket start (unix s) and series: counts,
+//                                  sums, weighted sums and histogram blobs
+//                                  (rollup.h); WITHOUT ROWID, key (bucket, series)
+//   rollup_hour_coarse / rollup_day_coarse
+//                                  the same, keyed by series without host,
+//                                  cluster and region (rollup.h, Tier)
+//   tallies(service, minute, host, worker_id, cluster, region, commit_id,
+//           hll, hll_precision)    WorkerTally: active-user HyperLogLog
+//   tally_endpoints(service, minute, host, worker_id, endpoint, requests, sampled)
+//                                  WorkerTally: unsampled request counts
+//   deploys(service, cluster, commit_id, first_seen_us, last_seen_us, samples)
+//   applied_batches(sender, sequence, applied_us)
+//                                  (sender, sequence) already stored
+//   function_entities(...), alerts(...)
+//                                  empty until the profile and detector issues
+//
+// meta keys: sealed_minute / sealed_hour / sealed_day (unix seconds: every
+// bucket that starts before it is complete in its rollup table and nothing
+// at or after it is there); raw_samples, rollup_rows (all five tiers),
+// tallies (counters for Stats(), kept exact by the writer).
+//
+// Identification: `PRAGMA application_id` is kApplicationId; a file with
+// another application id, or a newer user_version, is refused.
+#pragma once
+
+#include <cstdint>
+
+#include "base/status.h"
+#include "store/sqlite/db.h"
+
+namespace cpuledger::store::sqlite {
+
+// kApplicationId — "CPLG", in the SQLite header of every store file.
+inline constexpr int32_t kApplicationId = 0x43504C47;
+// kSchemaVersion — PRAGMA user_version after Migrate().
+inline constexpr int kSchemaVersion = 1;
+
+// ConfigureConnection() — the per-connection pragmas: WAL, synchronous=NORMAL
+// (store.h invariant 2), busy_timeout, cache and mmap sizes, secure_delete off
+// (Debian's SQLite turns it on; zeroing freed pages only slows retention).
+Status ConfigureConnection(Db& db, bool writer);
+
+// Migrate() — creates the schema in an empty file, or upgrades an older
+// one, in one transaction. RETURNS: Io "not a cpuledger store" for a foreign
+// file; Io for a file written by a newer cpuledger.
+Status Migrate(Db& db);
+
+}  // namespace cpuledger::store::sqlite

@@ -1,0 +1,791 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <tuple>
+#include <unordered_set>
+
+#include "record/hll.h"
+#include "store/sqlite/raw_chunk.h"
+#include "store/sqlite/schema.h"
+
+namespace cpuledger::store {
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
+  Result<std::unique_ptr<sqlite::SqliteStore>> store = sqlite::SqliteStore::Open(options);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<Store>(std::move(*store));
+}
+
+}  // namespace cpuledger::store
+
+namespace cpuledger::store::sqlite {
+namespace {
+
+constexpr int64_t kUs = 1'000'000;
+
+int64_t WallClockUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+size_t TierIndex(Tier t) { return static_cast<size_t>(t); }
+
+// Runs `fn(use)` for every row of `use`.
+template <typename Fn>
+Status ForEachRow(StmtUse& use, Fn&& fn) {
+  for (;;) {
+    Result<bool> row = use.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return OkStatus();
+    if (Status s = fn(use); !s.ok()) return s;
+  }
+}
+
+// MergeSketches() — the union of two HyperLogLogs given as registers, at the
+// lower of their precisions. RETURNS: InvalidArgument for bad registers.
+Result<std::pair<std::string, int>> MergeSketches(std::string_view a, int pa, std::string_view b,
+                                                  int pb) {
+  const int p = std::min(pa, pb);
+  auto at_p = [p](std::string_view regs, int from) -> Result<record::HyperLogLog> {
+    Result<record::HyperLogLog> h = record::HyperLogLog::FromRegisters(regs, from);
+    if (!h.ok() || from == p) return h;
+    return record::HyperLogLog::FromRegisters(FoldHllRegisters(regs, from, p), p);
+  };
+  Result<record::HyperLogLog> ha = at_p(a, pa);
+  if (!ha.ok()) return ha.status();
+  Result<record::HyperLogLog> hb = at_p(b, pb);
+  if (!hb.ok()) return hb.status();
+  if (Status s = ha->Merge(*hb); !s.ok()) return s;
+  return std::make_pair(ha->registers(), p);
+}
+
+}  // namespace
+
+struct SqliteStore::DeploySeen {
+  int64_t first_us = 0, last_us = 0;
+  uint64_t samples = 0;
+};
+
+// CallState — what one AppendBatches() call builds before writing it.
+struct SqliteStore::CallState {
+  int64_t now_us = 0;
+  std::array<int64_t, 3> sealed_us{};                  // seal points at the start of the call
+  std::array<int64_t, 3> sealed_before{};              // seal points before Seal()
+  std::map<int64_t, ChunkWriter> chunks;               // minute -> raw chunk
+  std::array<std::map<TierKey, RollupAcc>, 3> late;    // samples of sealed buckets
+  std::unordered_map<int64_t, DeploySeen> deploys;     // series -> seen
+  std::set<std::string> senders;                       // senders to prune
+  std::set<std::pair<std::string, uint64_t>> applied;  // (sender, sequence) in this call
+  uint64_t records = 0, tallies_new = 0, rollup_rows_new = 0;
+  // Route()'s cache: the open minute bucket of the previous sample.
+  int64_t cached_minute = INT64_MIN;
+  std::unordered_map<int64_t, RollupAcc>* cached_bucket = nullptr;
+  RollupBlobs blobs;  // scratch for BindRollup
+};
+
+struct SqliteStore::WriterStatements {
+  Stmt insert_series;
+  Stmt insert_chunk;
+  std::array<Stmt, kNumTiers> tier_insert, tier_merge, tier_exists;
+  Stmt applied_exists, applied_insert, applied_prune;
+  Stmt tally_endpoint, tally_get, tally_insert, tally_update;
+  Stmt deploy_upsert;
+  Stmt meta_set;
+};
+
+SqliteStore::SqliteStore(const SqliteOptions& options) : options_(options) {}
+
+SqliteStore::~SqliteStore() {
+  stmts_.reset();  // finalize before the connection closes
+}
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& options) {
+  if (options.path.empty()) return InvalidArgument("SqliteOptions.path is empty");
+  std::unique_ptr<SqliteStore> store(new SqliteStore(options));
+  if (Status s = store->Init(); !s.ok())
+    return IoError("cannot open store " + options.path + ": " + s.message());
+  return store;
+}
+
+Status SqliteStore::Init() {
+  Result<Db> db = Db::Open(options_.path, /*read_only=*/false);
+  if (!db.ok()) return db.status();
+  writer_ = std::move(*db);
+  if (Status s = writer_.Exec("PRAGMA busy_timeout = 10000"); !s.ok()) return s;
+  if (Status s = Migrate(writer_); !s.ok()) return s;
+  if (Status s = ConfigureConnection(writer_, /*writer=*/true); !s.ok()) return s;
+  if (Status s = RegisterSqlFunctions(writer_); !s.ok()) return s;
+
+  stmts_ = std::make_unique<WriterStatements>();
+  WriterStatements& w = *stmts_;
+  Status s;
+  auto prepare = [&](Stmt* st, const std::string& sql) {
+    if (!s.ok()) return;
+    Result<Stmt> p = writer_.Prepare(sql);
+    if (!p.ok()) {
+      s = p.status();
+      return;
+    }
+    *st = std::move(*p);
+  };
+  prepare(&w.insert_series,
+          "INSERT INTO series (id, service, endpoint, method, status, host, cluster, region,"
+          " commit_id, flags_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+  prepare(&w.insert_chunk, "INSERT INTO raw_chunks (minute, samples, data) VALUES (?1, ?2, ?3)");
+  for (Tier t : kAllTiers) {
+    prepare(&w.tier_insert[TierIndex(t)], InsertSql(t));
+    prepare(&w.tier_merge[TierIndex(t)], MergeSql(t));
+    prepare(&w.tier_exists[TierIndex(t)], ExistsSql(t));
+  }
+  prepare(&w.applied_exists, "SELECT 1 FROM applied_batches WHERE sender = ?1 AND sequence = ?2");
+  prepare(&w.applied_insert,
+          "INSERT INTO applied_batches (sender, sequence, applied_us) VALUES (?1, ?2, ?3)");
+  // Keeps the `window` highest sequences of a sender.
+  prepare(&w.applied_prune,
+          "DELETE FROM applied_batches WHERE sender = ?1 AND sequence <= (SELECT sequence"
+          " FROM applied_batches WHERE sender = ?1 ORDER BY sequence DESC LIMIT 1 OFFSET ?2)");
+  prepare(&w.tally_endpoint,
+          "INSERT INTO tally_endpoints (service, minute, host, worker_id, endpoint, requests,"
+          " sampled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (service, minute, host,"
+          " worker_id, endpoint) DO UPDATE SET requests = requests + excluded.requests,"
+          " sampled = sampled + excluded.sampled");
+  prepare(&w.tally_get,
+          "SELECT hll, hll_precision FROM tallies WHERE service = ?1 AND minute = ?2"
+          " AND host = ?3 AND worker_id = ?4");
+  prepare(&w.tally_insert,
+          "INSERT INTO tallies (service, minute, host, worker_id, cluster, region, commit_id,"
+          " hll, hll_precision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+  prepare(&w.tally_update,
+          "UPDATE tallies SET cluster = ?5, region = ?6, commit_id = ?7, hll = ?8,"
+          " hll_precision = ?9 WHERE service = ?1 AND minute = ?2 AND host = ?3"
+          " AND worker_id = ?4");
+  prepare(&w.deploy_upsert,
+          "INSERT INTO deploys (service, cluster, commit_id, first_seen_us, last_seen_us,"
+          " samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (service, cluster, commit_id)"
+          " DO UPDATE SET first_seen_us = min(first_seen_us, excluded.first_seen_us),"
+          " last_seen_us = max(last_seen_us, excluded.last_seen_us),"
+          " samples = samples + excluded.samples");
+  prepare(&w.meta_set, "UPDATE meta SET value = ?2 WHERE key = ?1");
+  if (!s.ok()) return s;
+
+  if (Status ls = LoadSeries(); !ls.ok()) return ls;
+  if (Status rs = RebuildOpenBuckets(); !rs.ok()) return rs;
+  readers_ = std::make_unique<ReaderPool>(options_.path);
+  return OkStatus();
+}
+
+Status SqliteStore::LoadSeries() {
+  Result<Stmt> st = writer_.Prepare(
+      "SELECT id, service, endpoint, method, status, host, cluster, region, commit_id,"
+      " flags_json FROM series ORDER BY id");
+  if (!st.ok()) return st.status();
+  StmtUse use(*st);
+  std::vector<SeriesInfo> infos;
+  interner_.Reset();
+  Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+    SeriesInfo info;
+    info.id = u.Int64(0);
+    info.service = u.Text(1);
+    info.endpoint = u.Text(2);
+    info.method = u.Text(3);
+    info.status = static_cast<uint32_t>(u.Int64(4));
+    info.status_text = std::to_string(info.status);
+    info.host = u.Text(5);
+    info.cluster = u.Text(6);
+    info.region = u.Text(7);
+    info.commit = u.Text(8);
+    info.flags_json = u.Text(9);
+    Result<Flags> flags = ParseFlagsJson(info.flags_json);
+    if (!flags.ok())
+      return IoError("corrupt series " + std::to_string(info.id) + ": " + flags.status().message());
+    info.flags = std::move(*flags);
+    interner_.Load(info);
+    infos.push_back(std::move(info));
+    return OkStatus();
+  });
+  if (!s.ok()) return s;
+  catalog_.Extend(std::move(infos));
+  return OkStatus();
+}
+
+Status SqliteStore::RebuildOpenBuckets() {
+  for (OpenBuckets& o : open_) o.clear();
+  max_seen_us_ = 0;
+  {
+    Result<Stmt> st = writer_.Prepare("SELECT key, value FROM meta");
+    if (!st.ok()) return st.status();
+    StmtUse use(*st);
+    Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+      const std::string_view key = u.Text(0);
+      const int64_t v = u.Int64(1);
+      for (Tier t : kTiers)
+        if (key == TierWatermarkKey(t)) sealed_[TierIndex(t)] = v;
+      if (key == "raw_samples") raw_samples_ = static_cast<uint64_t>(v);
+      if (key == "rollup_rows") rollup_rows_ = static_cast<uint64_t>(v);
+      if (key == "tallies") tallies_ = static_cast<uint64_t>(v);
+      return OkStatus();
+    });
+    if (!s.ok()) return s;
+  }
+  const int64_t sealed_minute = sealed_[TierIndex(Tier::kMinute)];
+  // Open minutes: the raw samples after the minute seal point.
+  {
+    Result<Stmt> st = writer_.Prepare("SELECT minute, data FROM raw_chunks WHERE minute >= ?1");
+    if (!st.ok()) return st.status();
+    StmtUse use(*st);
+    use.Bind(1, sealed_minute);
+    OpenBuckets& minutes = open_[TierIndex(Tier::kMinute)];
+    Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+      const int64_t minute = u.Int64(0);
+      auto& bucket = minutes[minute];
+      return ForEachSample(u.Blob(1), minute, [&](const Sample& sample) {
+        bucket[sample.series].Add(sample);
+        max_seen_us_ = std::max(max_seen_us_, sample.start_us);
+      });
+    });
+    if (!s.ok()) return s;
+  }
+  // Open hours: sealed minutes after the hour seal point; open days: sealed
+  // hours after the day seal point.
+  for (Tier coarse : {Tier::kHour, Tier::kDay}) {
+    const Tier fine = coarse == Tier::kHour ? Tier::kMinute : Tier::kHour;
+    Result<Stmt> st = writer_.Prepare(SelectSql(fine, true));
+    if (!st.ok()) return st.status();
+    StmtUse use(*st);
+    use.Bind(1, sealed_[TierIndex(coarse)]);
+    use.Bind(2, sealed_[TierIndex(fine)]);
+    OpenBuckets& open = open_[TierIndex(coarse)];
+    const int64_t size = TierSeconds(coarse);
+    Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+      return ReadRollup(u, true, &open[FloorTo(u.Int64(0), size)][u.Int64(1)]);
+    });
+    if (!s.ok()) return s;
+  }
+  needs_rebuild_ = false;
+  return OkStatus();
+}
+
+Result<std::vector<AppendOutcome>> SqliteStore::AppendBatches(
+    std::span<const record::Batch* const> batches) {
+  std::lock_guard lock(write_mu_);
+  if (needs_rebuild_) {
+    if (Status s = RebuildOpenBuckets(); !s.ok()) return s;
+  }
+  Result<std::vector<AppendOutcome>> out = AppendInTransaction(batches);
+  if (out.ok()) {
+    catalog_.Extend(interner_.Commit());
+    return out;
+  }
+  // Nothing was stored (the transaction rolled back), but the open buckets
+  // and counters in memory may have moved: rebuild them from the file.
+  interner_.Abort();
+  if (Status s = RebuildOpenBuckets(); !s.ok()) needs_rebuild_ = true;
+  return out;
+}
+
+Result<std::vector<AppendOutcome>> SqliteStore::AppendInTransaction(
+    std::span<const record::Batch* const> batches) {
+  Txn txn(writer_);
+  if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
+  CallState call;
+  call.now_us = WallClockUs();
+  for (Tier t : kTiers) call.sealed_us[TierIndex(t)] = sealed_[TierIndex(t)] * kUs;
+  std::vector<AppendOutcome> outcomes(batches.size());
+  for (size_t b = 0; b < batches.size(); ++b)
+    if (Status s = ApplyBatch(*batches[b], b, call, outcomes[b]); !s.ok()) return s;
+  // Order matters only in that sealing and late merges may intern coarse
+  // series, which WriteSeries() then stores.
+  if (Status s = WriteChunks(call); !s.ok()) return s;
+  if (Status s = MergeLate(call); !s.ok()) return s;
+  if (Status s = Seal(call); !s.ok()) return s;
+  if (Status s = WriteSeries(); !s.ok()) return s;
+  if (Status s = WriteDeploys(call); !s.ok()) return s;
+  if (Status s = PruneApplied(call); !s.ok()) return s;
+  if (Status s = WriteMeta(call); !s.ok()) return s;
+  if (Status s = txn.Commit(); !s.ok()) return s;
+  return outcomes;
+}
+
+Status SqliteStore::ApplyBatch(const record::Batch& batch, size_t b, CallState& call,
+                               AppendOutcome& outcome) {
+  WriterStatements& w = *stmts_;
+  if (!batch.sender().empty()) {
+    const auto id = std::make_pair(batch.sender(), batch.sequence());
+    bool duplicate = call.applied.count(id) > 0;
+    if (!duplicate) {
+      StmtUse use(w.applied_exists);
+      use.Bind(1, batch.sender());
+      use.Bind(2, static_cast<int64_t>(batch.sequence()));
+      Result<bool> row = use.Step();
+      if (!row.ok()) return row.status();
+      duplicate = *row;
+    }
+    if (duplicate) {
+      outcome.duplicate = true;
+      return OkStatus();
+    }
+    call.applied.insert(id);
+    call.senders.insert(batch.sender());
+    StmtUse use(w.applied_insert);
+    use.Bind(1, batch.sender());
+    use.Bind(2, static_cast<int64_t>(batch.sequence()));
+    use.Bind(3, call.now_us);
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+
+  for (int r = 0; r < batch.records_size(); ++r) {
+    const record::RequestRecord& rec = batch.records(r);
+    if (!(rec.sample_rate() > 0 && rec.sample_rate() <= 1) || rec.start_time_unix_us() < 0)
+      return InvalidArgument("batch " + std::to_string(b) + " record " + std::to_string(r) +
+                             ": sample_rate must be in (0, 1] and start time >= 0");
+    const int64_t series = interner_.Intern(rec);
+    const Sample sample = SampleFromRecord(rec, series);
+    const int64_t minute = FloorTo(sample.start_us, 60 * kUs) / kUs;
+    auto chunk = call.chunks.find(minute);
+    if (chunk == call.chunks.end()) chunk = call.chunks.emplace(minute, ChunkWriter(minute)).first;
+    chunk->second.Add(sample);
+    Route(sample, call);
+    DeploySeen& d = call.deploys[series];
+    if (d.samples == 0 || sample.start_us < d.first_us) d.first_us = sample.start_us;
+    if (d.samples == 0 || sample.start_us > d.last_us) d.last_us = sample.start_us;
+    d.samples += 1;
+    max_seen_us_ = std::max(max_seen_us_, sample.start_us);
+  }
+  outcome.records = static_cast<size_t>(batch.records_size());
+  call.records += outcome.records;
+
+  for (int t = 0; t < batch.tallies_size(); ++t) {
+    if (Status s = StoreTally(batch.tallies(t), call); !s.ok())
+      return Status(s.code(), "batch " + std::to_string(b) + " tally " + std::to_string(t) + ": " +
+                                  s.message());
+  }
+  outcome.tallies = static_cast<size_t>(batch.tallies_size());
+  return OkStatus();
+}
+
+// Route(): into the open bucket of the finest tier still open at the sample's
+// start (coarser tiers get it when that bucket seals), and, for every tier
+// already sealed there, into a late delta merged into the sealed row.
+void SqliteStore::Route(const Sample& s, CallState& call) {
+  const int64_t minute = FloorTo(s.start_us, 60 * kUs) / kUs;
+  if (s.start_us >= call.sealed_us[0]) {
+    if (minute != call.cached_minute) {
+      call.cached_bucket = &open_[0][minute];
+      call.cached_minute = minute;
+    }
+    (*call.cached_bucket)[s.series].Add(s);
+    return;
+  }
+  call.late[0][{minute, s.series}].Add(s);
+  for (Tier t : {Tier::kHour, Tier::kDay}) {
+    const size_t i = TierIndex(t);
+    const int64_t bucket = FloorTo(s.start_us, TierSeconds(t) * kUs) / kUs;
+    if (s.start_us >= call.sealed_us[i]) {
+      open_[i][bucket][s.series].Add(s);
+      return;
+    }
+    call.late[i][{bucket, s.series}].Add(s);
+  }
+}
+
+Status SqliteStore::StoreTally(const record::WorkerTally& tally, CallState& call) {
+  WriterStatements& w = *stmts_;
+  const int64_t minute = FloorTo(tally.minute_unix(), 60);
+  for (const record::EndpointCount& e : tally.endpoints()) {
+    StmtUse use(w.tally_endpoint);
+    use.Bind(1, tally.service());
+    use.Bind(2, minute);
+    use.Bind(3, tally.host());
+    use.Bind(4, tally.worker_id());
+    use.Bind(5, e.endpoint());
+    use.Bind(6, static_cast<int64_t>(e.requests()));
+    use.Bind(7, static_cast<int64_t>(e.sampled()));
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  std::string hll = tally.active_users_hll();
+  int precision = static_cast<int>(tally.hll_precision());
+  if (!hll.empty()) {
+    Result<record::HyperLogLog> h = record::HyperLogLog::FromRegisters(hll, precision);
+    if (!h.ok()) return h.status();
+  }
+  // A second tally of the same worker-minute (a partial flush) merges in.
+  bool exists = false;
+  {
+    StmtUse get(w.tally_get);
+    get.Bind(1, tally.service());
+    get.Bind(2, minute);
+    get.Bind(3, tally.host());
+    get.Bind(4, tally.worker_id());
+    Result<bool> row = get.Step();
+    if (!row.ok()) return row.status();
+    exists = *row;
+    if (exists && !get.IsNull(0)) {
+      const std::string_view old = get.Blob(0);
+      const int old_precision = static_cast<int>(get.Int64(1));
+      if (hll.empty()) {
+        hll = std::string(old);
+        precision = old_precision;
+      } else {
+        Result<std::pair<std::string, int>> merged =
+            MergeSketches(old, old_precision, hll, precision);
+        if (!merged.ok()) return IoError("stored tally HyperLogLog: " + merged.status().message());
+        hll = std::move(merged->first);
+        precision = merged->second;
+      }
+    }
+  }
+  StmtUse put(exists ? w.tally_update : w.tally_insert);
+  put.Bind(1, tally.service());
+  put.Bind(2, minute);
+  put.Bind(3, tally.host());
+  put.Bind(4, tally.worker_id());
+  put.Bind(5, tally.cluster());
+  put.Bind(6, tally.region());
+  put.Bind(7, tally.commit());
+  if (hll.empty())
+    put.BindNull(8);
+  else
+    put.BindBlob(8, hll);
+  put.Bind(9, static_cast<int64_t>(precision));
+  if (Status s = put.Run(); !s.ok()) return s;
+  if (!exists) call.tallies_new += 1;
+  return OkStatus();
+}
+
+Status SqliteStore::WriteChunks(CallState& call) {
+  for (auto& [minute, chunk] : call.chunks) {
+    StmtUse use(stmts_->insert_chunk);
+    use.Bind(1, minute);
+    use.Bind(2, static_cast<int64_t>(chunk.samples()));
+    use.BindBlob(3, chunk.Finish());
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  return OkStatus();
+}
+
+Status SqliteStore::InsertRow(Tier t, int64_t bucket, int64_t series, const RollupAcc& acc,
+                              CallState& call) {
+  StmtUse use(stmts_->tier_insert[TierIndex(t)]);
+  use.Bind(1, bucket);
+  use.Bind(2, series);
+  BindRollup(use, acc, &call.blobs);
+  if (Status s = use.Run(); !s.ok()) return s;
+  call.rollup_rows_new += 1;
+  return OkStatus();
+}
+
+Status SqliteStore::MergeRows(Tier t, const std::map<TierKey, RollupAcc>& rows, CallState& call) {
+  const size_t i = TierIndex(t);
+  for (const auto& [key, acc] : rows) {
+    bool exists;
+    {
+      StmtUse use(stmts_->tier_exists[i]);
+      use.Bind(1, key.first);
+      use.Bind(2, key.second);
+      Result<bool> row = use.Step();
+      if (!row.ok()) return row.status();
+      exists = *row;
+    }
+    StmtUse use(stmts_->tier_merge[i]);
+    use.Bind(1, key.first);
+    use.Bind(2, key.second);
+    BindRollup(use, acc, &call.blobs);
+    if (Status s = use.Run(); !s.ok()) return s;
+    if (!exists) call.rollup_rows_new += 1;  // rollup_rows stays exact
+  }
+  return OkStatus();
+}
+
+Status SqliteStore::MergeLate(CallState& call) {
+  for (Tier t : kTiers) {
+    const auto& late = call.late[TierIndex(t)];
+    if (Status s = MergeRows(t, late, call); !s.ok()) return s;
+    if (t == Tier::kMinute || late.empty()) continue;
+    std::map<TierKey, RollupAcc> coarse;
+    for (const auto& [key, acc] : late)
+      coarse[{key.first, interner_.CoarseOf(key.second)}].Merge(acc);
+    if (Status s = MergeRows(CoarseTier(t), coarse, call); !s.ok()) return s;
+  }
+  return OkStatus();
+}
+
+// Seal(): every open bucket that ends before the seal point is written (with
+// its coarse rows for hours and days) and folded into the next tier's open bucket.
+Status SqliteStore::Seal(CallState& call) {
+  call.sealed_before = sealed_;
+  const int64_t point_s = FloorTo(std::min(max_seen_us_, call.now_us), kUs) / kUs - kSealLagSeconds;
+  for (Tier t : kTiers) {
+    const size_t i = TierIndex(t);
+    const int64_t size = TierSeconds(t);
+    const int64_t target = std::max(sealed_[i], FloorTo(point_s, size));
+    OpenBuckets& open = open_[i];
+    while (!open.empty() && open.begin()->first + size <= target) {
+      auto node = open.extract(open.begin());
+      const int64_t bucket = node.key();
+      // In key order: the rows append to the B-tree instead of splitting pages.
+      std::vector<std::pair<int64_t, RollupAcc*>> rows;
+      rows.reserve(node.mapped().size());
+      for (auto& [series, acc] : node.mapped()) rows.emplace_back(series, &acc);
+      std::sort(rows.begin(), rows.end());
+      std::map<int64_t, RollupAcc> coarse;
+      for (auto& [series, acc] : rows) {
+        if (Status s = InsertRow(t, bucket, series, *acc, call); !s.ok()) return s;
+        if (t != Tier::kMinute) coarse[interner_.CoarseOf(series)].Merge(*acc);
+        if (t != Tier::kDay) {
+          const size_t next = i + 1;
+          auto& up = open_[next][FloorTo(bucket, TierSeconds(kTiers[next]))];
+          auto [it, inserted] = up.try_emplace(series);
+          if (inserted)
+            it->second = std::move(*acc);
+          else
+            it->second.Merge(*acc);
+        }
+      }
+      for (const auto& [series, acc] : coarse)
+        if (Status s = InsertRow(CoarseTier(t), bucket, series, acc, call); !s.ok()) return s;
+    }
+    sealed_[i] = target;
+  }
+  return OkStatus();
+}
+
+Status SqliteStore::WriteSeries() {
+  for (const SeriesInfo* info : interner_.pending()) {
+    StmtUse use(stmts_->insert_series);
+    use.Bind(1, info->id);
+    use.Bind(2, info->service);
+    use.Bind(3, info->endpoint);
+    use.Bind(4, info->method);
+    use.Bind(5, static_cast<int64_t>(info->status));
+    use.Bind(6, info->host);
+    use.Bind(7, info->cluster);
+    use.Bind(8, info->region);
+    use.Bind(9, info->commit);
+    use.Bind(10, info->flags_json);
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  return OkStatus();
+}
+
+Status SqliteStore::WriteDeploys(const CallState& call) {
+  std::map<std::tuple<std::string_view, std::string_view, std::string_view>, DeploySeen> agg;
+  for (const auto& [series, seen] : call.deploys) {
+    const SeriesInfo* info = interner_.Get(series);
+    if (info == nullptr) return Internal("series " + std::to_string(series) + " unknown");
+    DeploySeen& d = agg[{info->service, info->cluster, info->commit}];
+    if (d.samples == 0 || seen.first_us < d.first_us) d.first_us = seen.first_us;
+    if (d.samples == 0 || seen.last_us > d.last_us) d.last_us = seen.last_us;
+    d.samples += seen.samples;
+  }
+  for (const auto& [key, seen] : agg) {
+    StmtUse use(stmts_->deploy_upsert);
+    use.Bind(1, std::get<0>(key));
+    use.Bind(2, std::get<1>(key));
+    use.Bind(3, std::get<2>(key));
+    use.Bind(4, seen.first_us);
+    use.Bind(5, seen.last_us);
+    use.Bind(6, static_cast<int64_t>(seen.samples));
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  return OkStatus();
+}
+
+Status SqliteStore::PruneApplied(const CallState& call) {
+  for (const std::string& sender : call.senders) {
+    StmtUse use(stmts_->applied_prune);
+    use.Bind(1, sender);
+    use.Bind(2, static_cast<int64_t>(options_.dedup_window));
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  return OkStatus();
+}
+
+Status SqliteStore::WriteMeta(const CallState& call) {
+  auto set = [&](const char* key, int64_t value) {
+    StmtUse use(stmts_->meta_set);
+    use.Bind(1, key);
+    use.Bind(2, value);
+    return use.Run();
+  };
+  for (Tier t : kTiers) {
+    const size_t i = TierIndex(t);
+    if (sealed_[i] != call.sealed_before[i])
+      if (Status s = set(TierWatermarkKey(t), sealed_[i]); !s.ok()) return s;
+  }
+  // The counters in memory move only here, just before the commit; a failed
+  // commit reloads them (RebuildOpenBuckets).
+  raw_samples_ += call.records;
+  rollup_rows_ += call.rollup_rows_new;
+  tallies_ += call.tallies_new;
+  if (call.records > 0)
+    if (Status s = set("raw_samples", static_cast<int64_t>(raw_samples_)); !s.ok()) return s;
+  if (call.rollup_rows_new > 0)
+    if (Status s = set("rollup_rows", static_cast<int64_t>(rollup_rows_)); !s.ok()) return s;
+  if (call.tallies_new > 0)
+    if (Status s = set("tallies", static_cast<int64_t>(tallies_)); !s.ok()) return s;
+  return OkStatus();
+}
+
+Result<QueryResult> SqliteStore::Query(const QuerySpec& spec) {
+  if (Status s = ValidateDimensions(spec.group_by, spec.filters); !s.ok()) return s;
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  AggSpec agg;
+  agg.group_by = spec.group_by;
+  agg.filters = spec.filters;
+  agg.from_us = spec.from_us;
+  agg.to_us = spec.to_us;
+  agg.bucket_s = BucketSeconds(spec.bucket);
+  Result<Aggregation> result = session.Aggregate(agg);
+  if (!result.ok()) return result.status();
+  return ToQueryResult(std::move(*result), spec);
+}
+
+Result<std::vector<ServiceEfficiency>> SqliteStore::Efficiency(const EfficiencySpec& spec) {
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  return ComputeEfficiency(session, spec);
+}
+
+Result<std::vector<DeployEntry>> SqliteStore::Deploys(const std::string& service) {
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  ReadConn& c = session.conn();
+  StmtUse use(service.empty() ? c.deploys_all : c.deploys_service);
+  if (!service.empty()) use.Bind(1, service);
+  std::vector<DeployEntry> out;
+  Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+    DeployEntry e;
+    e.service = u.Text(0);
+    e.cluster = u.Text(1);
+    e.commit = u.Text(2);
+    e.first_seen_us = u.Int64(3);
+    e.last_seen_us = u.Int64(4);
+    e.samples = static_cast<uint64_t>(u.Int64(5));
+    out.push_back(std::move(e));
+    return OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<uint64_t> SqliteStore::ApplyRetention(int64_t now_us) {
+  std::lock_guard lock(write_mu_);
+  // Never past the minute seal point: later samples are the only copy of the
+  // open buckets.
+  const int64_t cutoff_us =
+      std::min(now_us - options_.raw_retention_us, sealed_[TierIndex(Tier::kMinute)] * kUs);
+  if (cutoff_us <= 0) return uint64_t{0};
+  const int64_t whole_minutes_before = FloorTo(cutoff_us, 60 * kUs) / kUs;
+
+  Txn txn(writer_);
+  if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
+  uint64_t deleted = 0;
+  {
+    Result<Stmt> count =
+        writer_.Prepare("SELECT coalesce(sum(samples), 0) FROM raw_chunks WHERE minute < ?1");
+    if (!count.ok()) return count.status();
+    StmtUse use(*count);
+    use.Bind(1, whole_minutes_before);
+    Result<bool> row = use.Step();
+    if (!row.ok()) return row.status();
+    deleted = static_cast<uint64_t>(use.Int64(0));
+  }
+  {
+    Result<Stmt> del = writer_.Prepare("DELETE FROM raw_chunks WHERE minute < ?1");
+    if (!del.ok()) return del.status();
+    StmtUse use(*del);
+    use.Bind(1, whole_minutes_before);
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  // The minute the cutoff falls in: keep the samples at or after it.
+  if (cutoff_us % (60 * kUs) != 0) {
+    struct Rewrite {
+      int64_t id;
+      std::string data;  // empty: delete the chunk
+      size_t samples;
+    };
+    std::vector<Rewrite> rewrites;
+    {
+      Result<Stmt> sel = writer_.Prepare("SELECT id, data FROM raw_chunks WHERE minute = ?1");
+      if (!sel.ok()) return sel.status();
+      StmtUse use(*sel);
+      use.Bind(1, whole_minutes_before);
+      Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+        ChunkWriter kept(whole_minutes_before);
+        size_t dropped = 0;
+        Status ds = ForEachSample(u.Blob(1), whole_minutes_before, [&](const Sample& sample) {
+          if (sample.start_us < cutoff_us)
+            ++dropped;
+          else
+            kept.Add(sample);
+        });
+        if (!ds.ok()) return ds;
+        if (dropped == 0) return OkStatus();
+        deleted += dropped;
+        rewrites.push_back({u.Int64(0),
+                            kept.samples() == 0 ? std::string() : std::string(kept.Finish()),
+                            kept.samples()});
+        return OkStatus();
+      });
+      if (!s.ok()) return s;
+    }
+    Result<Stmt> upd =
+        writer_.Prepare("UPDATE raw_chunks SET data = ?2, samples = ?3 WHERE id = ?1");
+    if (!upd.ok()) return upd.status();
+    Result<Stmt> del = writer_.Prepare("DELETE FROM raw_chunks WHERE id = ?1");
+    if (!del.ok()) return del.status();
+    for (const Rewrite& r : rewrites) {
+      StmtUse use(r.samples == 0 ? *del : *upd);
+      use.Bind(1, r.id);
+      if (r.samples > 0) {
+        use.BindBlob(2, r.data);
+        use.Bind(3, static_cast<int64_t>(r.samples));
+      }
+      if (Status s = use.Run(); !s.ok()) return s;
+    }
+  }
+  if (deleted == 0) return uint64_t{0};  // the destructor rolls back: nothing changed
+  const uint64_t remaining = raw_samples_ >= deleted ? raw_samples_ - deleted : 0;
+  {
+    StmtUse use(stmts_->meta_set);
+    use.Bind(1, "raw_samples");
+    use.Bind(2, static_cast<int64_t>(remaining));
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  if (Status s = txn.Commit(); !s.ok()) return s;
+  raw_samples_ = remaining;
+  return deleted;
+}
+
+Result<StoreStats> SqliteStore::Stats() {
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  StoreStats stats;
+  stats.raw_samples = static_cast<uint64_t>(session.meta("raw_samples"));
+  stats.rollup_rows = static_cast<uint64_t>(session.meta("rollup_rows"));
+  stats.tallies = static_cast<uint64_t>(session.meta("tallies"));
+  Result<int64_t> pages = session.conn().db.QueryInt64("PRAGMA page_count");
+  if (!pages.ok()) return pages.status();
+  Result<int64_t> page_size = session.conn().db.QueryInt64("PRAGMA page_size");
+  if (!page_size.ok()) return page_size.status();
+  stats.file_bytes = static_cast<uint64_t>(*pages * *page_size);
+  std::error_code ec;
+  const auto wal = std::filesystem::file_size(options_.path + "-wal", ec);
+  if (!ec) stats.file_bytes += wal;
+  return stats;
+}
+
+Result<Watermarks> SqliteStore::SealPoints() {
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  return session.sealed();
+}
+
+}  // namespace cpuledger::store::sqlite

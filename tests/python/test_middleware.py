@@ -1,0 +1,260 @@
+"""The middleware end to end: real apps under real servers (gunicorn with 2
+workers, uvicorn), driven over HTTP, reporting to a real `cpuledger serve`;
+then the server is queried and the records checked."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, ServerProcess, free_port
+
+SHOP = ROOT / "examples" / "shop"
+VENV_BIN = Path(sys.executable).parent
+
+
+def get(url, headers=None):
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def wait_http(url, proc, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app server exited {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} never answered")
+
+
+def wait_samples(http, want, where=(), timeout=30, group_by="service"):
+    """Poll the server until `want` samples arrived (or the timeout)."""
+    from urllib.parse import urlencode
+
+    q = [("since", "1h"), ("group_by", group_by)] + [("where", w) for w in where]
+    deadline = time.time() + timeout
+    got = -1
+    while time.time() < deadline:
+        rows = http.get_json("/v1/query/breakdown?" + urlencode(q))["rows"]
+        got = sum(r["samples"] for r in rows)
+        if got >= want:
+            return rows
+        time.sleep(0.2)
+    raise AssertionError(f"expected {want} samples, server has {got}")
+
+
+class Gunicorn:
+    def __init__(self, tmp_path, server_url, sample_rate="1.0", extra_env=None, workers=2):
+        self.port = free_port()
+        self.db = tmp_path / "shop.sqlite3"
+        self.env = {**os.environ, "SHOP_DB": str(self.db), "CPULEDGER_SERVER_URL": server_url,
+                    "CPULEDGER_SAMPLE_RATE": sample_rate, "CPULEDGER_COMMIT": "abc123",
+                    "CPULEDGER_BATCH_MAX_DELAY_MS": "200", "PYTHONPATH": str(SHOP), **(extra_env or {})}
+        if not self.db.exists():
+            subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=SHOP, env=self.env, check=True)
+            subprocess.run([sys.executable, "manage.py", "waffle_flag", "new_search", "--everyone", "--create"],
+                           cwd=SHOP, env=self.env, check=True, capture_output=True)
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "shop.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
+             "--chdir", str(SHOP), "--graceful-timeout", "10", "--log-level", "warning"],
+            env=self.env)
+        wait_http(self.url + "/hello/", self.proc)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def cpl(tmp_path):
+    s = ServerProcess(tmp_path / "cpl").start()
+    yield s
+    s.stop()
+
+
+def test_django_under_gunicorn_records_every_dimension(tmp_path, cpl):
+    app = Gunicorn(tmp_path, cpl.url)
+    try:
+        # (the readiness probe already fetched /hello/ once)
+        plan = [("/hello/", 200, 10), ("/products/3/", 200, 8), ("/products/999/", 404, 3),
+                ("/boom/", 500, 2), ("/search/?q=product", 200, 4), ("/nope/", 404, 2)]
+        n = 0
+        for path, want, count in plan:
+            for i in range(count):
+                status, _ = get(app.url + path, {"Cookie": f"sessionid=s{n % 5}", "X-Request-ID": f"r{n}"})
+                assert status == want, path
+                n += 1
+        http = cpl.http()
+        rows = wait_samples(http, n, group_by="endpoint,status")
+    finally:
+        app.stop()
+    got = {(r["keys"]["endpoint"], r["keys"]["status"]): r for r in rows}
+    assert {k: r["samples"] for k, r in got.items()} == {
+        ("/hello/", "200"): 11, ("/products/<int:id>/", "200"): 8, ("/products/<int:id>/", "404"): 3,
+        ("/boom/", "500"): 2, ("/search/", "200"): 4, ("<unmatched>", "404"): 2}
+    prod = got[("/products/<int:id>/", "200")]
+    assert prod["db_calls_mean"] >= 1 and prod["db_us_mean"] > 0
+    assert prod["cache_calls_mean"] >= 1 and prod["cache_us_mean"] > 0
+    assert got[("/hello/", "200")]["db_calls_mean"] == 0
+    assert prod["cpu_ns"]["mean"] > 0
+    # Dimensions: commit from the environment, the waffle flag, hashed users.
+    from urllib.parse import urlencode
+
+    commits = http.get_json("/v1/query/breakdown?" + urlencode({"since": "1h", "group_by": "commit,host"}))["rows"]
+    assert {r["keys"]["commit"] for r in commits} == {"abc123"}
+    flags = http.get_json("/v1/query/breakdown?" + urlencode(
+        {"since": "1h", "group_by": "flag:new_search", "where": "endpoint=/search/"}))["rows"]
+    assert [(r["keys"]["flag:new_search"], r["samples"]) for r in flags] == [("on", 4)]
+    users = http.get_json("/v1/query/breakdown?" + urlencode({"since": "1h", "group_by": "user"}))["rows"]
+    keys = {r["keys"]["user"] for r in users} - {""}  # the probe had no session
+    assert len(keys) == 5 and all(len(k) == 16 and "s1" not in k for k in keys)  # hashed, never raw
+
+
+def test_sample_rate_quarter_is_statistically_right(tmp_path, cpl):
+    app = Gunicorn(tmp_path, cpl.url, sample_rate="0.25")
+    n = 600
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(lambda i: get(app.url + "/hello/")[0], range(n)))
+        assert statuses == [200] * n
+        time.sleep(1.5)  # two batch delays: everything sampled has been sent
+    finally:
+        app.stop()  # workers flush at exit
+    http = cpl.http()
+    rows = http.get_json("/v1/query/breakdown?since=1h&group_by=endpoint")["rows"]
+    sampled = sum(r["samples"] for r in rows)
+    # Binomial(600, 0.25): mean 150, sd 10.6; 4.5 sd either side.
+    assert 102 <= sampled <= 198, sampled
+    assert rows[0]["est_requests"] == pytest.approx(sampled / 0.25)
+    # Requests come from the unsampled tallies; these anonymous requests had
+    # no user keys, so no active-user sketch rode with them.
+    eff = http.get_json("/v1/query/efficiency?since=1h&service=shop")["services"][0]
+    assert eff["from_tallies"] is True and eff["users_from_tallies"] is False
+    assert eff["requests"] == int(eff["requests"]) and 0 < eff["requests"] <= n + 1
+
+
+def test_server_down_mid_load_loses_nothing_and_duplicates_nothing(tmp_path, cpl):
+    spool = tmp_path / "spool"
+    app = Gunicorn(tmp_path, cpl.url, extra_env={"CPULEDGER_SPOOL_DIR": str(spool)})
+    try:
+        sent = 0
+
+        def burst(k):
+            nonlocal sent
+            for _ in range(k):
+                status, _ = get(app.url + "/products/2/", {"X-Request-ID": f"fault-{sent}"})
+                assert status == 200
+                sent += 1
+
+        burst(60)
+        wait_samples(cpl.http(), 60)
+        cpl.stop()
+        burst(80)  # the app keeps answering while the server is down
+        time.sleep(1)
+        cpl.start()
+        burst(60)
+        products = ["endpoint=/products/<int:id>/"]  # not the readiness probe
+        rows = wait_samples(cpl.http(), sent, where=products, timeout=60)
+        time.sleep(1.5)  # anything still in flight (a duplicate) would land by now
+        rows = wait_samples(cpl.http(), sent, where=products)
+    finally:
+        app.stop()
+    assert sum(r["samples"] for r in rows) == sent == 200  # exactly once
+
+
+def test_asgi_attributes_cpu_to_the_request_that_spent_it(tmp_path, cpl):
+    port = free_port()
+    env = {**os.environ, "CPULEDGER_SERVER_URL": cpl.url, "PYTHONPATH": str(ROOT / "tests" / "python" / "apps")}
+    proc = subprocess.Popen([str(VENV_BIN / "uvicorn"), "starlette_app:app", "--port", str(port),
+                             "--log-level", "warning", "--loop", "asyncio"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/items/1", proc)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            h = pool.submit(get, base + "/heavy?steps=40")
+            time.sleep(0.02)
+            l = pool.submit(get, base + "/light?steps=40")
+            assert h.result()[0] == 200 and l.result()[0] == 200
+        assert get(base + "/spawn")[0] == 200
+        assert get(base + "/items/7")[0] == 200
+        rows = wait_samples(cpl.http(), 5, group_by="endpoint")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    by = {r["keys"]["endpoint"]: r for r in rows}
+    assert set(by) == {"/heavy", "/light", "/spawn", "/items/{item_id:int}"}
+    heavy, light = by["/heavy"]["cpu_ns"]["mean"], by["/light"]["cpu_ns"]["mean"]
+    # /light was in flight the whole time /heavy burned CPU; a start-to-end
+    # thread reading would bill it as much. Step metering bills it its own.
+    assert heavy > 10 * light, (heavy, light)
+    assert by["/light"]["wall_us"]["mean"] > 100_000  # it really did overlap
+    # The child task's work is billed to /spawn.
+    assert by["/spawn"]["cpu_ns"]["mean"] > 0.1 * heavy
+
+
+def test_flask_under_wsgi(tmp_path, cpl):
+    port = free_port()
+    env = {**os.environ, "CPULEDGER_SERVER_URL": cpl.url, "PYTHONPATH": str(ROOT / "tests" / "python" / "apps")}
+    proc = subprocess.Popen([str(VENV_BIN / "gunicorn"), "flask_app:app", "-w", "1", "-b", f"127.0.0.1:{port}",
+                             "--log-level", "warning"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/users/1", proc)
+        for i in range(4):
+            assert get(base + f"/users/{i}", {"X-User": f"u{i % 2}"})[0] == 200
+        assert get(base + "/missing")[0] == 404
+        assert get(base + "/fail")[0] == 500
+        rows = wait_samples(cpl.http(), 7, group_by="endpoint,status")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    got = {(r["keys"]["endpoint"], r["keys"]["status"]): r for r in rows}
+    assert got[("/users/<int:user_id>", "200")]["samples"] == 5  # the probe + 4
+    assert got[("/users/<int:user_id>", "200")]["db_calls_mean"] == 1
+    assert got[("/missing", "404")]["samples"] == 1
+    assert got[("/fail", "500")]["samples"] == 1
+
+
+@pytest.mark.parametrize("settings, needle", [
+    ({"SERVER_URL": "http://127.0.0.1:8750", "SAMPLE_RTE": 0.1}, "SAMPLE_RTE"),
+    ({"SERVER_URL": "not a url"}, "SERVER_URL"),
+    ({"SERVER_URL": "http://127.0.0.1:8750", "SAMPLE_RATE": 1.5}, "SAMPLE_RATE"),
+    ({"SERVER_URL": "http://127.0.0.1:8750", "ENDPOINT_SAMPLE_RATES": {"/a/": -1}}, "ENDPOINT_SAMPLE_RATES"),
+    ({"SERVER_URL": "http://127.0.0.1:8750", "FLAGS": "no.such.module.fn"}, "FLAGS"),
+])
+def test_bad_settings_fail_fast_naming_the_key(settings, needle):
+    code = f"""
+import django
+from django.conf import settings
+settings.configure(CPULEDGER={settings!r}, INSTALLED_APPS=[], ROOT_URLCONF=[])
+django.setup()
+from cpuledger.django import CpuLedgerMiddleware
+CpuLedgerMiddleware(lambda r: None)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "ImproperlyConfigured" in r.stderr and needle in r.stderr, r.stderr
