@@ -11,6 +11,7 @@ JOBS   ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
 .PHONY: help bootstrap build build-cpp build-py build-asan test test-cpp test-asan test-py \
+        test-fuzz test-package \
         bench demo format format-check clean
 
 help:
@@ -42,7 +43,7 @@ build-asan:
 	@cmake --build $(ASAN) -j $(JOBS)
 
 test: build build-asan
-	@$(MAKE) --no-print-directory test-cpp test-asan test-py
+	@$(MAKE) --no-print-directory test-cpp test-asan test-fuzz test-package test-py
 
 test-cpp:
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
@@ -51,6 +52,14 @@ test-asan:
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# The record decoders under libFuzzer (clang, ASan+UBSan) for a bounded time.
+test-fuzz:
+	@scripts/fuzz $${FUZZ_SECONDS:-30}
+
+# `pip install .` into a fresh virtualenv, as a user does.
+test-package:
+	@scripts/check-package
 
 test-py:
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
