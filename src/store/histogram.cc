@@ -67,17 +67,24 @@ LogHistogram::LogHistogram(const LogHistogram& other)
   std::memcpy(data_, other.data_, size_ * sizeof(uint64_t));
 }
 
-LogHistogram::LogHistogram(LogHistogram&& other) noexcept
-    : count_(other.count_), zero_(other.zero_), lo_(other.lo_), size_(other.size_) {
+void LogHistogram::StealFrom(LogHistogram& other) noexcept {
+  count_ = other.count_;
+  zero_ = other.zero_;
+  lo_ = other.lo_;
+  size_ = other.size_;
   if (other.on_heap()) {
     data_ = std::exchange(other.data_, other.inline_);
     cap_ = std::exchange(other.cap_, kInline);
   } else {
+    data_ = inline_;
+    cap_ = kInline;
     std::memcpy(inline_, other.inline_, sizeof inline_);
   }
   other.count_ = other.zero_ = 0;
   other.size_ = 0;
 }
+
+LogHistogram::LogHistogram(LogHistogram&& other) noexcept { StealFrom(other); }
 
 LogHistogram& LogHistogram::operator=(const LogHistogram& other) {
   if (this != &other) {
@@ -90,20 +97,7 @@ LogHistogram& LogHistogram::operator=(const LogHistogram& other) {
 LogHistogram& LogHistogram::operator=(LogHistogram&& other) noexcept {
   if (this == &other) return *this;
   if (on_heap()) delete[] data_;
-  data_ = inline_;
-  cap_ = kInline;
-  count_ = other.count_;
-  zero_ = other.zero_;
-  lo_ = other.lo_;
-  size_ = other.size_;
-  if (other.on_heap()) {
-    data_ = std::exchange(other.data_, other.inline_);
-    cap_ = std::exchange(other.cap_, kInline);
-  } else {
-    std::memcpy(inline_, other.inline_, sizeof inline_);
-  }
-  other.count_ = other.zero_ = 0;
-  other.size_ = 0;
+  StealFrom(other);
   return *this;
 }
 

@@ -86,6 +86,9 @@ class LogHistogram {
   LogHistogram& operator=(LogHistogram&& other) noexcept;
 
  private:
+  // StealFrom() — take other's buckets (its heap block, or a copy of its
+  // inline ones) and leave it empty. REQUIRES: this holds no heap block.
+  void StealFrom(LogHistogram& other) noexcept;
   // Up to kInline buckets live inside the object: most rollup rows of a
   // minute hold one or two samples, and a heap block each would dominate.
   static constexpr uint32_t kInline = 4;

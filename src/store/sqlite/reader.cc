@@ -301,8 +301,7 @@ Result<std::unique_ptr<ReadConn>> ReadConn::Open(const std::string& path) {
   Status s = prepare(&conn->meta, "SELECT key, value FROM meta");
   if (s.ok())
     s = prepare(&conn->series_since,
-                "SELECT id, service, endpoint, method, status, host, cluster, region, commit_id,"
-                " flags_json FROM series WHERE id >= ?1 ORDER BY id");
+                std::string("SELECT ") + kSeriesColumns + " FROM series WHERE id >= ?1 ORDER BY id");
   for (Tier t : kAllTiers) {
     if (s.ok()) s = prepare(&conn->tier_rows[static_cast<size_t>(t)], SelectSql(t, true));
     if (s.ok()) s = prepare(&conn->tier_sums[static_cast<size_t>(t)], SelectSql(t, false));
@@ -398,24 +397,9 @@ Status ReadSession::Begin() {
       Result<bool> row = use.Step();
       if (!row.ok()) return row.status();
       if (!*row) break;
-      SeriesInfo info;
-      info.id = use.Int64(0);
-      info.service = use.Text(1);
-      info.endpoint = use.Text(2);
-      info.method = use.Text(3);
-      info.status = static_cast<uint32_t>(use.Int64(4));
-      info.status_text = std::to_string(info.status);
-      info.host = use.Text(5);
-      info.cluster = use.Text(6);
-      info.region = use.Text(7);
-      info.commit = use.Text(8);
-      info.flags_json = use.Text(9);
-      Result<Flags> flags = ParseFlagsJson(info.flags_json);
-      if (!flags.ok())
-        return IoError("corrupt series " + std::to_string(info.id) + ": " +
-                       flags.status().message());
-      info.flags = std::move(*flags);
-      fresh.push_back(std::move(info));
+      Result<SeriesInfo> info = SeriesFromRow(use);
+      if (!info.ok()) return info.status();
+      fresh.push_back(std::move(*info));
     }
   }
   if (!fresh.empty()) catalog_.Extend(std::move(fresh));

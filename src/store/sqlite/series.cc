@@ -317,4 +317,24 @@ void SeriesInterner::Abort() {
   }
 }
 
+Result<SeriesInfo> SeriesFromRow(StmtUse& row) {
+  SeriesInfo info;
+  info.id = row.Int64(0);
+  info.service = row.Text(1);
+  info.endpoint = row.Text(2);
+  info.method = row.Text(3);
+  info.status = static_cast<uint32_t>(row.Int64(4));
+  info.status_text = std::to_string(info.status);
+  info.host = row.Text(5);
+  info.cluster = row.Text(6);
+  info.region = row.Text(7);
+  info.commit = row.Text(8);
+  info.flags_json = row.Text(9);
+  Result<Flags> flags = ParseFlagsJson(info.flags_json);
+  if (!flags.ok())
+    return IoError("corrupt series " + std::to_string(info.id) + ": " + flags.status().message());
+  info.flags = std::move(*flags);
+  return info;
+}
+
 }  // namespace cpuledger::store::sqlite

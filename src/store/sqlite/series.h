@@ -25,6 +25,7 @@
 #include "base/status.h"
 #include "record/record.pb.h"
 #include "store/query.h"
+#include "store/sqlite/db.h"
 
 namespace cpuledger::store::sqlite {
 
@@ -54,6 +55,14 @@ std::string CanonicalFlagsJson(const Flags& flags);
 Result<Flags> ParseFlagsJson(std::string_view json);
 // SortedFlags() — a record's flags as a sorted vector.
 Flags SortedFlags(const record::RequestRecord& r);
+
+// kSeriesColumns — the columns SeriesFromRow() reads, in its order; every
+// SELECT of series rows starts with them.
+inline constexpr const char* kSeriesColumns =
+    "id, service, endpoint, method, status, host, cluster, region, commit_id, flags_json";
+// SeriesFromRow() — the SeriesInfo of a row that selected kSeriesColumns.
+// RETURNS: Io when its flags_json is corrupt.
+Result<SeriesInfo> SeriesFromRow(StmtUse& row);
 
 // SeriesCatalog — id -> SeriesInfo. Thread-safe.
 class SeriesCatalog {

@@ -182,31 +182,16 @@ Status SqliteStore::Init() {
 
 Status SqliteStore::LoadSeries() {
   Result<Stmt> st = writer_.Prepare(
-      "SELECT id, service, endpoint, method, status, host, cluster, region, commit_id,"
-      " flags_json FROM series ORDER BY id");
+      std::string("SELECT ") + kSeriesColumns + " FROM series ORDER BY id");
   if (!st.ok()) return st.status();
   StmtUse use(*st);
   std::vector<SeriesInfo> infos;
   interner_.Reset();
   Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
-    SeriesInfo info;
-    info.id = u.Int64(0);
-    info.service = u.Text(1);
-    info.endpoint = u.Text(2);
-    info.method = u.Text(3);
-    info.status = static_cast<uint32_t>(u.Int64(4));
-    info.status_text = std::to_string(info.status);
-    info.host = u.Text(5);
-    info.cluster = u.Text(6);
-    info.region = u.Text(7);
-    info.commit = u.Text(8);
-    info.flags_json = u.Text(9);
-    Result<Flags> flags = ParseFlagsJson(info.flags_json);
-    if (!flags.ok())
-      return IoError("corrupt series " + std::to_string(info.id) + ": " + flags.status().message());
-    info.flags = std::move(*flags);
-    interner_.Load(info);
-    infos.push_back(std::move(info));
+    Result<SeriesInfo> info = SeriesFromRow(u);
+    if (!info.ok()) return info.status();
+    interner_.Load(*info);
+    infos.push_back(std::move(*info));
     return OkStatus();
   });
   if (!s.ok()) return s;
