@@ -20,7 +20,8 @@
 // kernel_ns) at record level; a span's own CpuBill as the same keys with the
 // span's prefix (db_cpu_ns, cache_instructions, ...) or, for custom spans,
 // inside the span's object (custom: {name: {wall_us, calls, cpu_ns, ...}}).
-// The batch line also carries Batch.dropped_records. A null value is the
+// The record's profile is one nested object with the Profile message's
+// field names (codec.h). The batch line also carries Batch.dropped_records. A null value is the
 // same as an absent key (flags excepted: a flag value
 // must be a string, boolean or number).
 #include "record/codec.h"
@@ -259,6 +260,75 @@ Status CheckStartTime(int64_t start_us, int64_t now_us) {
   return OkStatus();
 }
 
+// ---------------------------------------------------------------------------
+// Profiles (ValidateProfile in codec.h states the rules).
+
+template <size_t N>
+Status CheckOneOf(std::string_view field, std::string_view value,
+                  const std::string_view (&known)[N]) {
+  for (std::string_view k : known)
+    if (value == k) return OkStatus();
+  std::string names;
+  for (std::string_view k : known) names += (names.empty() ? "" : ", ") + std::string(k);
+  return InvalidArgument("field '" + std::string(field) + "' must be one of " + names + "; got " +
+                         Quote(value));
+}
+
+// ProfileItem() — "profile.nodes[3]", for messages only.
+std::string ProfileItem(std::string_view list, size_t i) {
+  return "profile." + std::string(list) + "[" + std::to_string(i) + "]";
+}
+
+Status CheckProfileString(size_t i, std::string_view key, std::string_view value) {
+  if (value.size() > kMaxProfileStringBytes)
+    return InvalidArgument("field '" + ProfileItem("functions", i) + "." + std::string(key) +
+                           "' is " + std::to_string(value.size()) + " bytes; the limit is " +
+                           std::to_string(kMaxProfileStringBytes));
+  if (!IsValidUtf8(value))
+    return InvalidArgument("field '" + ProfileItem("functions", i) + "." + std::string(key) +
+                           "' is not valid UTF-8");
+  return OkStatus();
+}
+
+Status CheckProfile(const Profile& p) {
+  CL_RETURN_IF_ERROR(CheckOneOf("profile.unit", p.unit(), kKnownProfileUnits));
+  CL_RETURN_IF_ERROR(CheckOneOf("profile.mode", p.mode(), kKnownProfileModes));
+  CL_RETURN_IF_ERROR(CheckDimension("profile.source", p.source()));
+  const size_t functions = static_cast<size_t>(p.functions_size());
+  const size_t nodes = static_cast<size_t>(p.nodes_size());
+  if (functions > kMaxProfileFunctions)
+    return InvalidArgument("profile has " + std::to_string(functions) +
+                           " functions; the limit is " + std::to_string(kMaxProfileFunctions));
+  if (nodes > kMaxProfileNodes)
+    return InvalidArgument("profile has " + std::to_string(nodes) + " nodes; the limit is " +
+                           std::to_string(kMaxProfileNodes));
+  for (size_t i = 0; i < functions; ++i) {
+    const ProfileFunction& f = p.functions(static_cast<int>(i));
+    CL_RETURN_IF_ERROR(CheckProfileString(i, "file", f.file()));
+    CL_RETURN_IF_ERROR(CheckProfileString(i, "name", f.name()));
+  }
+  if (nodes == 0) return InvalidArgument("profile has no nodes (node 0 must be the root)");
+  const ProfileNode& root = p.nodes(0);
+  if (root.parent() != 0 || root.function() != 0)
+    return InvalidArgument("profile.nodes[0] is the root: its parent and function must be 0, got " +
+                           std::to_string(root.parent()) + " and " +
+                           std::to_string(root.function()));
+  for (size_t i = 1; i < nodes; ++i) {
+    const ProfileNode& n = p.nodes(static_cast<int>(i));
+    // parent < i makes the nodes a tree listed parents first: no cycles, and
+    // one forward pass can build or walk it.
+    if (n.parent() >= i)
+      return InvalidArgument("field '" + ProfileItem("nodes", i) + ".parent' must be below " +
+                             std::to_string(i) + " (a parent comes before its children), got " +
+                             std::to_string(n.parent()));
+    if (n.function() >= functions)
+      return InvalidArgument(
+          "field '" + ProfileItem("nodes", i) + ".function' must index profile.functions (" +
+          std::to_string(functions) + " of them), got " + std::to_string(n.function()));
+  }
+  return OkStatus();
+}
+
 Status ValidateRecordAt(const RequestRecord& r, int64_t now_us) {
   CL_RETURN_IF_ERROR(CheckRequired("service", r.service()));
   CL_RETURN_IF_ERROR(CheckRequired("endpoint", r.endpoint()));
@@ -279,7 +349,9 @@ Status ValidateRecordAt(const RequestRecord& r, int64_t now_us) {
   CL_RETURN_IF_ERROR(CheckFlags(r));
   CL_RETURN_IF_ERROR(CheckNamedSpan(r.has_db(), r.db(), "db", "db.cpu."));
   CL_RETURN_IF_ERROR(CheckNamedSpan(r.has_cache(), r.cache(), "cache", "cache.cpu."));
-  return CheckCustomSpans(r);
+  CL_RETURN_IF_ERROR(CheckCustomSpans(r));
+  if (r.has_profile()) return CheckProfile(r.profile());
+  return OkStatus();
 }
 
 Status CheckHll(const WorkerTally& t) {
@@ -650,6 +722,112 @@ Status ReadFlags(const Json& v, RequestRecord* r) {
   return OkStatus();
 }
 
+// --- the profile object
+
+Status ProfileWrongType(std::string_view list, size_t i, std::string_view key,
+                        std::string_view want, const Json& v) {
+  const std::string item = std::string(list) + "[" + std::to_string(i) + "]";
+  return WrongType({"profile", item, key}, want, v);
+}
+
+Status ReadProfileFunction(const Json& v, size_t i, ProfileFunction* f) {
+  const Json::object_t* fields = AsObject(v);
+  if (!fields) return ProfileWrongType("functions", i, "", "an object", v);
+  for (const auto& [key, value] : *fields) {
+    if (value.is_null()) continue;
+    if (key == "file" || key == "name") {
+      if (!value.is_string()) return ProfileWrongType("functions", i, key, "a string", value);
+      (key == "file" ? f->mutable_file() : f->mutable_name())
+          ->assign(value.get_ref<const std::string&>());
+    } else if (key == "line") {
+      uint64_t u = 0;
+      if (!AsUint64(value, &u) || u > UINT32_MAX)
+        return ProfileWrongType("functions", i, key, "an integer in [0, 4294967295]", value);
+      f->set_line(static_cast<uint32_t>(u));
+    }
+  }
+  return OkStatus();
+}
+
+// kNodeKeys — the integer keys of a profile node.
+using NodeSetter = void (*)(ProfileNode*, uint64_t);
+constexpr std::pair<std::string_view, NodeSetter> kNodeKeys[] = {
+    {"calls", [](ProfileNode* n, uint64_t u) { n->set_calls(u); }},
+    {"primitive_calls", [](ProfileNode* n, uint64_t u) { n->set_primitive_calls(u); }},
+    {"self_cost", [](ProfileNode* n, uint64_t u) { n->set_self_cost(u); }},
+    {"total_cost", [](ProfileNode* n, uint64_t u) { n->set_total_cost(u); }},
+};
+
+Status ReadProfileNode(const Json& v, size_t i, ProfileNode* n) {
+  const Json::object_t* fields = AsObject(v);
+  if (!fields) return ProfileWrongType("nodes", i, "", "an object", v);
+  for (const auto& [key, value] : *fields) {
+    if (value.is_null()) continue;
+    uint64_t u = 0;
+    if (key == "parent" || key == "function") {
+      if (!AsUint64(value, &u) || u > UINT32_MAX)
+        return ProfileWrongType("nodes", i, key, "an integer in [0, 4294967295]", value);
+      if (key == "parent")
+        n->set_parent(static_cast<uint32_t>(u));
+      else
+        n->set_function(static_cast<uint32_t>(u));
+      continue;
+    }
+    for (const auto& [name, set] : kNodeKeys) {
+      if (key != name) continue;
+      if (!AsUint64(value, &u))
+        return ProfileWrongType("nodes", i, key, "a non-negative integer", value);
+      set(n, u);
+    }
+  }
+  return OkStatus();
+}
+
+Status ReadProfile(const Json& v, Profile* p) {
+  const Json::object_t* fields = AsObject(v);
+  if (!fields) return WrongType({"", "", "profile"}, "an object", v);
+  for (const auto& [key, value] : *fields) {
+    if (value.is_null()) continue;
+    const FieldName f{"profile", "", key};
+    uint64_t u = 0;
+    if (key == "unit") {
+      CL_RETURN_IF_ERROR(ReadString(value, f, p->mutable_unit()));
+    } else if (key == "source") {
+      CL_RETURN_IF_ERROR(ReadString(value, f, p->mutable_source()));
+    } else if (key == "mode") {
+      CL_RETURN_IF_ERROR(ReadString(value, f, p->mutable_mode()));
+    } else if (key == "functions") {
+      if (!value.is_array()) return WrongType(f, "an array of functions", value);
+      // Checked before reading, so an oversized profile costs no messages.
+      if (value.size() > kMaxProfileFunctions)
+        return InvalidArgument("profile has " + std::to_string(value.size()) +
+                               " functions; the limit is " + std::to_string(kMaxProfileFunctions));
+      p->mutable_functions()->Reserve(static_cast<int>(value.size()));
+      for (size_t i = 0; i < value.size(); ++i)
+        CL_RETURN_IF_ERROR(ReadProfileFunction(value[i], i, p->add_functions()));
+    } else if (key == "nodes") {
+      if (!value.is_array()) return WrongType(f, "an array of nodes", value);
+      if (value.size() > kMaxProfileNodes)
+        return InvalidArgument("profile has " + std::to_string(value.size()) +
+                               " nodes; the limit is " + std::to_string(kMaxProfileNodes));
+      p->mutable_nodes()->Reserve(static_cast<int>(value.size()));
+      for (size_t i = 0; i < value.size(); ++i)
+        CL_RETURN_IF_ERROR(ReadProfileNode(value[i], i, p->add_nodes()));
+    } else if (key == "builtins_folded") {
+      bool b = false;
+      CL_RETURN_IF_ERROR(ReadBool(value, f, &b));
+      p->set_builtins_folded(b);
+    } else if (key == "overhead_per_event") {
+      CL_RETURN_IF_ERROR(ReadUint64(value, f, &u));
+      p->set_overhead_per_event(u);
+    } else if (key == "requests") {
+      CL_RETURN_IF_ERROR(ReadUint64(value, f, &u));
+      p->set_requests(u);
+    }
+  }
+  return OkStatus();
+}
+
 // String dimensions of a record line, by key.
 using RecordString = std::string* (RequestRecord::*)();
 constexpr std::pair<std::string_view, RecordString> kRecordStrings[] = {
@@ -692,6 +870,8 @@ Status ReadRecordField(std::string_view key, const Json& v, RequestRecord* r) {
     return ReadFlags(v, r);
   } else if (key == "custom") {
     return ReadCustomSpans(v, r);
+  } else if (key == "profile") {
+    return ReadProfile(v, r->mutable_profile());
   } else if (key.starts_with("db_")) {
     return ReadSpanField(key.substr(3), "us", v, f, [r] { return r->mutable_db(); });
   } else if (key.starts_with("cache_")) {
@@ -951,6 +1131,29 @@ void PutString(std::string_view key, const std::string& value, OrderedJson& out)
   if (!value.empty()) out[std::string(key)] = value;
 }
 
+// ProfileToJson() — every key always, so the shape is plain to a reader.
+OrderedJson ProfileToJson(const Profile& p) {
+  OrderedJson out = OrderedJson::object();
+  out["unit"] = p.unit();
+  out["source"] = p.source();
+  out["mode"] = p.mode();
+  OrderedJson& functions = out["functions"] = OrderedJson::array();
+  for (const ProfileFunction& f : p.functions())
+    functions.push_back({{"file", f.file()}, {"line", f.line()}, {"name", f.name()}});
+  OrderedJson& nodes = out["nodes"] = OrderedJson::array();
+  for (const ProfileNode& n : p.nodes())
+    nodes.push_back({{"parent", n.parent()},
+                     {"function", n.function()},
+                     {"calls", n.calls()},
+                     {"primitive_calls", n.primitive_calls()},
+                     {"self_cost", n.self_cost()},
+                     {"total_cost", n.total_cost()}});
+  out["builtins_folded"] = p.builtins_folded();
+  out["overhead_per_event"] = p.overhead_per_event();
+  out["requests"] = p.requests();
+  return out;
+}
+
 OrderedJson RecordToJson(const RequestRecord& r) {
   OrderedJson out = OrderedJson::object();
   out["service"] = r.service();
@@ -986,6 +1189,7 @@ OrderedJson RecordToJson(const RequestRecord& r) {
   }
   out["sample_rate"] = r.sample_rate();
   PutString("request_id", r.request_id(), out);
+  if (r.has_profile()) out["profile"] = ProfileToJson(r.profile());
   return out;
 }
 
@@ -1056,6 +1260,8 @@ Result<Batch> DecodeBatch(Encoding encoding, std::string_view body) {
 }
 
 Status ValidateRecord(const RequestRecord& record) { return ValidateRecordAt(record, NowUnixUs()); }
+
+Status ValidateProfile(const Profile& profile) { return CheckProfile(profile); }
 
 Status ValidateTally(const WorkerTally& tally) {
   const int64_t minute = tally.minute_unix();

@@ -16,7 +16,9 @@
 //     cache_us, cache_calls, sample_rate, request_id, custom (object: name ->
 //     {wall_us, calls, cpu_ns, ...}), multiplex_scale, user_ns, kernel_ns, and
 //     span CPU as db_cpu_ns, db_instructions, cache_cpu_ns, ... Unknown
-//     fields are ignored.
+//     fields are ignored. profile (optional): {unit, source, mode, functions:
+//     [{file, line, name}], nodes: [{parent, function, calls, primitive_calls,
+//     self_cost, total_cost}], builtins_folded, overhead_per_event, requests}.
 //   tally lines: {"type": "tally", minute_unix, service, host, cluster,
 //     region, commit, worker_id, endpoints: {name: requests | {requests,
 //     sampled}}, users: [keys] (hashed into the HLL) or active_users_hll
@@ -42,6 +44,9 @@ inline constexpr size_t kMaxRecordsPerBatch = 100'000;
 inline constexpr size_t kMaxDimensionBytes = 256;  // any one dimension value or flag name
 inline constexpr size_t kMaxFlags = 64;
 inline constexpr size_t kMaxCustomSpans = 32;
+inline constexpr size_t kMaxProfileNodes = 200'000;
+inline constexpr size_t kMaxProfileFunctions = 100'000;
+inline constexpr size_t kMaxProfileStringBytes = 1024;  // a function's file or name
 
 // Encoding — the two wire formats of a batch.
 enum class Encoding { kProtobuf, kNdjson };
@@ -59,8 +64,20 @@ Result<Batch> DecodeBatch(Encoding encoding, std::string_view body);
 // ValidateRecord() / ValidateTally() — the checks DecodeBatch applies to each
 // item: required dimensions present, sizes within limits, sample_rate in
 // (0, 1], a known counter_source, a plausible time, status < 1000.
+// A record's profile, when set, must pass ValidateProfile().
 Status ValidateRecord(const RequestRecord& record);
 Status ValidateTally(const WorkerTally& tally);
+
+// ValidateProfile() — the rules every Profile obeys (ValidateRecord applies
+// them; profile::CallTree::FromProto too): node 0 is the root (parent 0,
+// function 0); every other node's parent index is below its own index, so
+// the nodes form a tree listed parents first; function indices in range; at
+// most kMaxProfileNodes nodes and kMaxProfileFunctions functions; file and
+// name at most kMaxProfileStringBytes, UTF-8; unit one of
+// kKnownProfileUnits, mode one of kKnownProfileModes. RETURNS:
+// InvalidArgument naming the field ("profile.nodes[3].parent").
+// COST: one pass over the nodes and functions; allocates only for a message.
+Status ValidateProfile(const Profile& profile);
 
 // EncodeNdjson() — the NDJSON form of a batch (records, tallies as
 // active_users_hll); DecodeBatch(kNdjson, EncodeNdjson(b)) == b.
@@ -69,5 +86,11 @@ std::string EncodeNdjson(const Batch& batch);
 // kKnownCounterSources — the values counter_source may take.
 inline constexpr std::string_view kKnownCounterSources[] = {"hardware", "task_clock",
                                                             "thread_cputime"};
+
+// kKnownProfileUnits / kKnownProfileModes — the values Profile.unit and
+// Profile.mode may take.
+inline constexpr std::string_view kKnownProfileUnits[] = {"instructions", "cycles", "cpu_ns",
+                                                          "tsc"};
+inline constexpr std::string_view kKnownProfileModes[] = {"exact", "fast"};
 
 }  // namespace cpuledger::record

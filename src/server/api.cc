@@ -136,6 +136,7 @@ void HandleIngest(ApiContext& ctx, const httplib::Request& req, httplib::Respons
   }
   const size_t records = batch->records_size();
   const size_t tallies = batch->tallies_size();
+  const uint64_t dropped_by_client = batch->dropped_records();
   Result<store::AppendOutcome> outcome = ctx.writer->Submit(std::move(*batch));
   if (!outcome.ok()) {
     (outcome.status().code() == StatusCode::kResourceExhausted ? m.batches_overloaded
@@ -152,6 +153,7 @@ void HandleIngest(ApiContext& ctx, const httplib::Request& req, httplib::Respons
     m.batches_accepted++;
     m.records_accepted += outcome->records;
     m.tallies_accepted += outcome->tallies;
+    m.client_dropped += dropped_by_client;
   }
   SendJson(res, 200,
            {{"accepted", outcome->duplicate ? 0 : records},

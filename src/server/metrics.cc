@@ -49,6 +49,9 @@ std::string Metrics::RenderPrometheus(const store::StoreStats* stats) const {
            {"dropped", &records_dropped}});
   counter("cpuledger_ingest_tallies_total", "Worker tallies stored.", "result",
           {{"accepted", &tallies_accepted}});
+  counter("cpuledger_client_dropped_records_total",
+          "Records the recorders dropped before sending (queue or spool full), as they reported.",
+          "reason", {{"reported", &client_dropped}});
   counter("cpuledger_http_unauthorized_total", "Requests refused for a missing or wrong token.",
           "route", {{"any", &unauthorized}});
   counter("cpuledger_queries_total", "Query API calls.", "result",

@@ -42,6 +42,7 @@ struct Metrics {
   std::atomic<uint64_t> records_duplicate{0};  // in replayed batches, stored once before
   std::atomic<uint64_t> records_dropped{0};    // in decodable batches refused with 503
   std::atomic<uint64_t> tallies_accepted{0};
+  std::atomic<uint64_t> client_dropped{0};  // drops the recorders reported (Batch.dropped_records)
   std::atomic<uint64_t> queries{0};
   std::atomic<uint64_t> query_errors{0};
   LatencyHistogram store_append_seconds;

@@ -63,7 +63,7 @@ def wait_samples(http, want, where=(), timeout=30, group_by="service"):
 
 
 class Gunicorn:
-    def __init__(self, tmp_path, server_url, sample_rate="1.0", extra_env=None, workers=2):
+    def __init__(self, tmp_path, server_url, sample_rate="1.0", extra_env=None, workers=2, preload=False):
         self.port = free_port()
         self.db = tmp_path / "shop.sqlite3"
         self.env = {**os.environ, "SHOP_DB": str(self.db), "CPULEDGER_SERVER_URL": server_url,
@@ -75,7 +75,8 @@ class Gunicorn:
                            cwd=SHOP, env=self.env, check=True, capture_output=True)
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "shop.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
-             "--chdir", str(SHOP), "--graceful-timeout", "10", "--log-level", "warning"],
+             "--chdir", str(SHOP), "--graceful-timeout", "10", "--log-level", "warning"]
+            + (["--preload"] if preload else []),
             env=self.env)
         wait_http(self.url + "/hello/", self.proc)
 
@@ -135,7 +136,9 @@ def test_django_under_gunicorn_records_every_dimension(tmp_path, cpl):
 
 
 def test_sample_rate_quarter_is_statistically_right(tmp_path, cpl):
-    app = Gunicorn(tmp_path, cpl.url, sample_rate="0.25")
+    # --preload: the app, and so the recorder, is made in the master and
+    # inherited by the forked workers, which must each start their own sender.
+    app = Gunicorn(tmp_path, cpl.url, sample_rate="0.25", preload=True)
     n = 600
     try:
         with concurrent.futures.ThreadPoolExecutor(4) as pool:

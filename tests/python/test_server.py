@@ -170,7 +170,7 @@ def test_records_without_pmu_have_no_instructions(server):
 
 def test_protobuf_round_trip_and_dedup(server, record_pb2):
     http = server.http()
-    batch = record_pb2.Batch(sender="worker-1", sequence=1)
+    batch = record_pb2.Batch(sender="worker-1", sequence=1, dropped_records=7)
     for r in make_records(n=50):
         rec = batch.records.add(
             service=r["service"], endpoint=r["endpoint"], method=r["method"], status=r["status"],
@@ -190,6 +190,8 @@ def test_protobuf_round_trip_and_dedup(server, record_pb2):
     assert status == 200 and json.loads(out)["duplicate"] is True
     rows = breakdown(http, group_by="commit", since="2h")["rows"]
     assert [(r["keys"]["commit"], r["samples"]) for r in rows] == [("pb", 50)]
+    # The recorder's own drops are reported once, like its records.
+    assert metric(http, "cpuledger_client_dropped_records_total", 'reason="reported"') == 7
     assert rows[0]["instructions"]["mean"] == pytest.approx(
         sum(r.cpu.instructions for r in batch.records) / 50)
 

@@ -8,5 +8,6 @@ namespace cpuledger::python {
 
 void RegisterCounters(nanobind::module_& m);
 void RegisterClient(nanobind::module_& m);
+void RegisterProfiler(nanobind::module_& m);
 
 }  // namespace cpuledger::python

@@ -5,4 +5,5 @@ NB_MODULE(_native, m) {
   m.doc() = "cpuledger native core (C++): counters, request scopes, recorder, profiler";
   cpuledger::python::RegisterCounters(m);
   cpuledger::python::RegisterClient(m);
+  cpuledger::python::RegisterProfiler(m);
 }

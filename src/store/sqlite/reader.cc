@@ -300,8 +300,8 @@ Result<std::unique_ptr<ReadConn>> ReadConn::Open(const std::string& path) {
   };
   Status s = prepare(&conn->meta, "SELECT key, value FROM meta");
   if (s.ok())
-    s = prepare(&conn->series_since,
-                std::string("SELECT ") + kSeriesColumns + " FROM series WHERE id >= ?1 ORDER BY id");
+    s = prepare(&conn->series_since, std::string("SELECT ") + kSeriesColumns +
+                                         " FROM series WHERE id >= ?1 ORDER BY id");
   for (Tier t : kAllTiers) {
     if (s.ok()) s = prepare(&conn->tier_rows[static_cast<size_t>(t)], SelectSql(t, true));
     if (s.ok()) s = prepare(&conn->tier_sums[static_cast<size_t>(t)], SelectSql(t, false));

@@ -181,8 +181,8 @@ Status SqliteStore::Init() {
 }
 
 Status SqliteStore::LoadSeries() {
-  Result<Stmt> st = writer_.Prepare(
-      std::string("SELECT ") + kSeriesColumns + " FROM series ORDER BY id");
+  Result<Stmt> st =
+      writer_.Prepare(std::string("SELECT ") + kSeriesColumns + " FROM series ORDER BY id");
   if (!st.ok()) return st.status();
   StmtUse use(*st);
   std::vector<SeriesInfo> infos;

@@ -31,6 +31,42 @@ int64_t NowUs() {
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+// ValidProfile() — a two-function call-path tree with every field set:
+// root -> view (app.py:12) -> helper (app.py:30).
+Profile ValidProfile() {
+  Profile p;
+  p.set_unit("instructions");
+  p.set_source("hardware");
+  p.set_mode("exact");
+  ProfileFunction* view = p.add_functions();
+  view->set_file("app.py");
+  view->set_line(12);
+  view->set_name("view");
+  ProfileFunction* helper = p.add_functions();
+  helper->set_file("app.py");
+  helper->set_line(30);
+  helper->set_name("helper");
+  p.add_nodes();  // the root
+  ProfileNode* v = p.add_nodes();
+  v->set_parent(0);
+  v->set_function(0);
+  v->set_calls(1);
+  v->set_primitive_calls(1);
+  v->set_self_cost(100);
+  v->set_total_cost(400);
+  ProfileNode* h = p.add_nodes();
+  h->set_parent(1);
+  h->set_function(1);
+  h->set_calls(3);
+  h->set_primitive_calls(2);
+  h->set_self_cost(300);
+  h->set_total_cost(300);
+  p.set_builtins_folded(true);
+  p.set_overhead_per_event(12);
+  p.set_requests(1);
+  return p;
+}
+
 // ValidRecord() — a request with every field set, in canonical form.
 RequestRecord ValidRecord() {
   RequestRecord r;
@@ -78,6 +114,7 @@ RequestRecord ValidRecord() {
   r.set_user("u-5e884898");
   r.set_sample_rate(0.01);
   r.set_request_id("req-1");
+  *r.mutable_profile() = ValidProfile();
   return r;
 }
 
@@ -564,6 +601,117 @@ TEST(RecordValidate, DbAndCacheSpans) {
   r.mutable_cache()->mutable_cpu()->set_multiplex_scale(-2);
   EXPECT_EQ(RecordError(r),
             "field 'cache.cpu.multiplex_scale' must be a finite number >= 0, got -2");
+}
+
+// ProfileError() — the message ValidateRecord gives for `p` as the profile
+// of a minimal record (and that ValidateProfile gives for `p` alone).
+std::string ProfileError(const Profile& p) {
+  RequestRecord r = MinimalRecord();
+  *r.mutable_profile() = p;
+  const std::string message = RecordError(r);
+  Status alone = ValidateProfile(p);
+  EXPECT_EQ(alone.message(), message);
+  return message;
+}
+
+TEST(RecordValidate, ProfileUnitModeAndSource) {
+  EXPECT_TRUE(ValidateProfile(ValidProfile()).ok()) << ValidateProfile(ValidProfile()).ToString();
+  Profile p = ValidProfile();
+  for (const char* unit : {"instructions", "cycles", "cpu_ns", "tsc"}) {
+    p.set_unit(unit);
+    EXPECT_TRUE(ValidateProfile(p).ok()) << unit;
+  }
+  p.set_unit("seconds");
+  EXPECT_EQ(ProfileError(p),
+            "field 'profile.unit' must be one of instructions, cycles, cpu_ns, tsc; got 'seconds'");
+  p.clear_unit();
+  EXPECT_EQ(ProfileError(p),
+            "field 'profile.unit' must be one of instructions, cycles, cpu_ns, tsc; got ''");
+  p = ValidProfile();
+  p.set_mode("fast");
+  EXPECT_TRUE(ValidateProfile(p).ok());
+  p.set_mode("slow");
+  EXPECT_EQ(ProfileError(p), "field 'profile.mode' must be one of exact, fast; got 'slow'");
+  p = ValidProfile();
+  p.set_source(std::string(kMaxDimensionBytes + 1, 's'));
+  EXPECT_EQ(ProfileError(p), "field 'profile.source' is 257 bytes; the limit is 256");
+}
+
+TEST(RecordValidate, ProfileRootAndParents) {
+  Profile p = ValidProfile();
+  p.clear_nodes();
+  EXPECT_EQ(ProfileError(p), "profile has no nodes (node 0 must be the root)");
+  p = ValidProfile();
+  p.mutable_nodes(0)->set_parent(1);
+  EXPECT_EQ(ProfileError(p),
+            "profile.nodes[0] is the root: its parent and function must be 0, got 1 and 0");
+  p = ValidProfile();
+  p.mutable_nodes(0)->set_function(1);
+  EXPECT_EQ(ProfileError(p),
+            "profile.nodes[0] is the root: its parent and function must be 0, got 0 and 1");
+  p = ValidProfile();
+  p.mutable_nodes(2)->set_parent(2);  // itself: a cycle
+  EXPECT_EQ(ProfileError(p),
+            "field 'profile.nodes[2].parent' must be below 2 (a parent comes before its "
+            "children), got 2");
+  p.mutable_nodes(2)->set_parent(7);  // out of range
+  EXPECT_EQ(ProfileError(p),
+            "field 'profile.nodes[2].parent' must be below 2 (a parent comes before its "
+            "children), got 7");
+  p.mutable_nodes(2)->set_parent(0);  // a sibling of view: fine
+  EXPECT_TRUE(ValidateProfile(p).ok());
+}
+
+TEST(RecordValidate, ProfileFunctionIndices) {
+  Profile p = ValidProfile();
+  p.mutable_nodes(1)->set_function(2);
+  EXPECT_EQ(ProfileError(p),
+            "field 'profile.nodes[1].function' must index profile.functions (2 of them), got 2");
+  p = ValidProfile();
+  p.clear_functions();
+  EXPECT_EQ(ProfileError(p),
+            "field 'profile.nodes[1].function' must index profile.functions (0 of them), got 0");
+  p.mutable_nodes()->DeleteSubrange(1, 2);  // only the root: an empty profile is valid
+  EXPECT_TRUE(ValidateProfile(p).ok());
+}
+
+TEST(RecordValidate, ProfileStrings) {
+  Profile p = ValidProfile();
+  p.mutable_functions(0)->set_file(std::string(kMaxProfileStringBytes, 'f'));
+  p.mutable_functions(1)->set_name(std::string(kMaxProfileStringBytes, 'n'));
+  EXPECT_TRUE(ValidateProfile(p).ok());
+  p.mutable_functions(0)->set_file(std::string(kMaxProfileStringBytes + 1, 'f'));
+  EXPECT_EQ(ProfileError(p), "field 'profile.functions[0].file' is 1025 bytes; the limit is 1024");
+  p = ValidProfile();
+  p.mutable_functions(1)->set_name(std::string(kMaxProfileStringBytes + 1, 'n'));
+  EXPECT_EQ(ProfileError(p), "field 'profile.functions[1].name' is 1025 bytes; the limit is 1024");
+  p.mutable_functions(1)->set_name("bad\xff");
+  EXPECT_EQ(ProfileError(p), "field 'profile.functions[1].name' is not valid UTF-8");
+}
+
+TEST(RecordValidate, ProfileLimits) {
+  Profile p = ValidProfile();
+  while (static_cast<size_t>(p.nodes_size()) < kMaxProfileNodes) {
+    ProfileNode* n = p.add_nodes();
+    n->set_parent(1);
+    n->set_function(1);
+  }
+  EXPECT_TRUE(ValidateProfile(p).ok());
+  p.add_nodes();
+  EXPECT_EQ(ProfileError(p), "profile has 200001 nodes; the limit is 200000");
+  p = ValidProfile();
+  while (static_cast<size_t>(p.functions_size()) < kMaxProfileFunctions) p.add_functions();
+  EXPECT_TRUE(ValidateProfile(p).ok());
+  p.add_functions();
+  EXPECT_EQ(ProfileError(p), "profile has 100001 functions; the limit is 100000");
+}
+
+TEST(RecordProtobuf, ProfileErrorsNameTheRecord) {
+  Batch batch = ValidBatch();
+  batch.mutable_records(0)->mutable_profile()->mutable_nodes(2)->set_parent(5);
+  EXPECT_EQ(ErrorOf(DecodeBatch(Encoding::kProtobuf, Serialize(batch))),
+            "record 0: field 'profile.nodes[2].parent' must be below 2 (a parent comes before "
+            "its children), got 5");
 }
 
 // ---------------------------------------------------------------------------
@@ -1100,6 +1248,135 @@ TEST(RecordNdjson, EncodingOmitsWhatIsNotSet) {
   EXPECT_FALSE(line.contains("type"));
   EXPECT_EQ(line.at("counter_source"), "thread_cputime");
   EXPECT_EQ(line.at("sample_rate"), 1.0);
+}
+
+json ProfileJson() {
+  return {{"unit", "cpu_ns"},
+          {"source", "thread_cputime"},
+          {"mode", "fast"},
+          {"functions", {{{"file", "app.py"}, {"line", 12}, {"name", "view"}}}},
+          {"nodes",
+           {{{"parent", 0}, {"function", 0}},
+            {{"parent", 0},
+             {"function", 0},
+             {"calls", 2},
+             {"primitive_calls", 2},
+             {"self_cost", 50},
+             {"total_cost", 80}}}}};
+}
+
+TEST(RecordNdjson, Profile) {
+  Result<Batch> batch = DecodeRecordWith("profile", ProfileJson());
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  const Profile& p = batch->records(0).profile();
+  EXPECT_EQ(p.unit(), "cpu_ns");
+  EXPECT_EQ(p.mode(), "fast");
+  ASSERT_EQ(p.functions_size(), 1);
+  EXPECT_EQ(p.functions(0).name(), "view");
+  ASSERT_EQ(p.nodes_size(), 2);
+  EXPECT_EQ(p.nodes(1).self_cost(), 50u);
+  EXPECT_EQ(p.nodes(1).total_cost(), 80u);
+  EXPECT_FALSE(p.builtins_folded());
+  EXPECT_EQ(p.requests(), 0u);  // absent: the reader takes it as 1 (call_tree.h)
+
+  // Written back with every key, and read back the same.
+  const json line = json::parse(EncodeNdjson(*batch));
+  EXPECT_EQ(line.at("profile").at("nodes").at(0), json({{"parent", 0},
+                                                        {"function", 0},
+                                                        {"calls", 0},
+                                                        {"primitive_calls", 0},
+                                                        {"self_cost", 0},
+                                                        {"total_cost", 0}}));
+  Result<Batch> again = DecodeLine(line);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(Equal(*again, *batch));
+
+  // A null profile is no profile; no profile is not written.
+  batch = DecodeRecordWith("profile", nullptr);
+  ASSERT_TRUE(batch.ok());
+  EXPECT_FALSE(batch->records(0).has_profile());
+  EXPECT_FALSE(json::parse(EncodeNdjson(*batch)).contains("profile"));
+}
+
+TEST(RecordNdjson, ProfileWrongTypes) {
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", json::array())),
+            "line 1: field 'profile' must be an object, got array");
+  json p = ProfileJson();
+  p["unit"] = 3;
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.unit' must be a string, got 3");
+  p = ProfileJson();
+  p["nodes"] = json::object();
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.nodes' must be an array of nodes, got object");
+  p = ProfileJson();
+  p["functions"][0] = "view";
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.functions[0]' must be an object, got string");
+  p = ProfileJson();
+  p["functions"][0]["line"] = -1;
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.functions[0].line' must be an integer in [0, 4294967295], "
+            "got -1");
+  p = ProfileJson();
+  p["functions"][0]["name"] = false;
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.functions[0].name' must be a string, got boolean");
+  p = ProfileJson();
+  p["nodes"][1]["parent"] = 4294967296;
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.nodes[1].parent' must be an integer in [0, 4294967295], got "
+            "4294967296");
+  p = ProfileJson();
+  p["nodes"][1]["self_cost"] = 1.5;
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.nodes[1].self_cost' must be a non-negative integer, got 1.5");
+  p = ProfileJson();
+  p["builtins_folded"] = 1;
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.builtins_folded' must be a boolean, got 1");
+  p = ProfileJson();
+  p["requests"] = -2;
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.requests' must be a non-negative integer, got -2");
+}
+
+TEST(RecordNdjson, ProfileIsValidated) {
+  json p = ProfileJson();
+  p["nodes"][1]["parent"] = 1;
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.nodes[1].parent' must be below 1 (a parent comes before its "
+            "children), got 1");
+  p = ProfileJson();
+  p["nodes"][1]["function"] = 1;
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.nodes[1].function' must index profile.functions (1 of "
+            "them), got 1");
+  p = ProfileJson();
+  p["mode"] = "exactly";
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.mode' must be one of exact, fast; got 'exactly'");
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", json::object())),
+            "line 1: field 'profile.unit' must be one of instructions, cycles, cpu_ns, tsc; got "
+            "''");
+  p = ProfileJson();
+  p["nodes"] = json::array();
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: profile has no nodes (node 0 must be the root)");
+  p = ProfileJson();
+  p["functions"][0]["file"] = std::string(kMaxProfileStringBytes + 1, 'f');
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: field 'profile.functions[0].file' is 1025 bytes; the limit is 1024");
+  p = ProfileJson();
+  p["nodes"] = json::array();
+  for (size_t i = 0; i <= kMaxProfileNodes; ++i) p["nodes"].push_back(json::object());
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: profile has 200001 nodes; the limit is 200000");
+  p = ProfileJson();
+  p["functions"] = json::array();
+  for (size_t i = 0; i <= kMaxProfileFunctions; ++i) p["functions"].push_back(json::object());
+  EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
+            "line 1: profile has 100001 functions; the limit is 100000");
 }
 
 }  // namespace

@@ -1,0 +1,130 @@
+// python/cpuledger/native/eval_frame.cc — fast mode (PEP 523), CPython 3.11.
+#include "native/eval_frame.h"
+
+#include "native/profiler.h"
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#define CPULEDGER_EVAL_FRAME 1
+// _PyInterpreterFrame (f_code) lives in CPython's internal headers.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#ifndef Py_BUILD_CORE
+#define Py_BUILD_CORE 1
+#define CPULEDGER_UNDEF_BUILD_CORE 1
+#endif
+#include <internal/pycore_frame.h>
+#ifdef CPULEDGER_UNDEF_BUILD_CORE
+#undef Py_BUILD_CORE
+#endif
+#pragma GCC diagnostic pop
+#endif
+
+namespace cpuledger::python {
+
+#ifdef CPULEDGER_EVAL_FRAME
+
+namespace {
+
+_PyFrameEvalFunction g_previous = nullptr;  // what the hook chains to, while installed
+int g_installs = 0;                         // InstallEvalFrame() calls not yet undone
+uint64_t g_passthrough_frames = 0;
+
+constexpr int kGeneratorFlags = CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR;
+
+PyInterpreterState* Interp() { return PyThreadState_Get()->interp; }
+
+// The hook. Threads without an enabled fast-mode Profiler pass straight
+// through. A frame is closed only against the enablement that opened it
+// (epoch + depth), so Disable() in the middle (which closes open frames
+// itself) leaves nothing dangling.
+PyObject* EvalFrame(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwflag) {
+  _PyFrameEvalFunction next = g_previous;
+  Profiler* p = Profiler::Active();
+  if (p == nullptr || p->mode() != Mode::kFast) return next(tstate, frame, throwflag);
+  PyCodeObject* code = frame->f_code;
+  // A generator/coroutine function's first evaluation only runs
+  // RETURN_GENERATOR (the frame still belongs to the thread): cProfile sees no
+  // call there, only at each resume of the generator's own frame.
+  if ((code->co_flags & kGeneratorFlags) != 0 && frame->owner == FRAME_OWNED_BY_THREAD)
+    return next(tstate, frame, throwflag);
+  uint64_t epoch = p->epoch();
+  size_t depth = p->depth();
+  p->Enter(code, reinterpret_cast<PyObject*>(code), /*builtin=*/false);
+  PyObject* result = next(tstate, frame, throwflag);
+  if (Profiler::Active() == p && p->epoch() == epoch && p->depth() == depth + 1) p->Leave();
+  return result;
+}
+
+PyObject* PassthroughEvalFrame(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwflag) {
+  ++g_passthrough_frames;
+  return _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+}
+
+}  // namespace
+
+bool FastModeSupported(std::string* why) {
+  if ((Py_Version >> 16) != 0x030B) {
+    *why = "fast mode needs CPython 3.11 (running " + std::to_string(Py_Version >> 24) + "." +
+           std::to_string((Py_Version >> 16) & 0xFF) + "); using exact mode";
+    return false;
+  }
+  return true;
+}
+
+bool InstallEvalFrame(std::string* why) {
+  if (!FastModeSupported(why)) return false;
+  if (g_installs++ > 0) return true;
+  PyInterpreterState* interp = Interp();
+  _PyFrameEvalFunction current = _PyInterpreterState_GetEvalFrameFunc(interp);
+  if (current != EvalFrame) g_previous = current;  // else: left installed earlier, keep chain
+  _PyInterpreterState_SetEvalFrameFunc(interp, EvalFrame);
+  return true;
+}
+
+void UninstallEvalFrame() {
+  if (g_installs == 0 || --g_installs > 0) return;
+  PyInterpreterState* interp = Interp();
+  if (_PyInterpreterState_GetEvalFrameFunc(interp) == EvalFrame)
+    _PyInterpreterState_SetEvalFrameFunc(interp, g_previous);
+  // Else another tool installed over ours: ours stays in its chain, passing through.
+}
+
+std::string_view EvalFrameState() {
+  _PyFrameEvalFunction current = _PyInterpreterState_GetEvalFrameFunc(Interp());
+  if (current == _PyEval_EvalFrameDefault) return "default";
+  if (current == EvalFrame) return "cpuledger";
+  return "other";
+}
+
+bool SetPassthroughEvalFrame(bool on) {
+  PyInterpreterState* interp = Interp();
+  _PyFrameEvalFunction current = _PyInterpreterState_GetEvalFrameFunc(interp);
+  if (on) {
+    if (current != _PyEval_EvalFrameDefault) return false;
+    _PyInterpreterState_SetEvalFrameFunc(interp, PassthroughEvalFrame);
+  } else {
+    if (current != PassthroughEvalFrame) return false;
+    _PyInterpreterState_SetEvalFrameFunc(interp, _PyEval_EvalFrameDefault);
+  }
+  return true;
+}
+
+uint64_t PassthroughFrames() { return g_passthrough_frames; }
+
+#else  // not CPython 3.11: fast mode is unavailable, exact mode stands in.
+
+bool FastModeSupported(std::string* why) {
+  *why = "fast mode needs CPython 3.11 (this build is for another version); using exact mode";
+  return false;
+}
+bool InstallEvalFrame(std::string* why) { return FastModeSupported(why); }
+void UninstallEvalFrame() {}
+std::string_view EvalFrameState() { return "unsupported"; }
+bool SetPassthroughEvalFrame(bool) { return false; }
+uint64_t PassthroughFrames() { return 0; }
+
+#endif
+
+}  // namespace cpuledger::python

@@ -1,0 +1,476 @@
+// python/cpuledger/native/profiler.cc — the profiler core and its exact mode
+// (PyEval_SetProfile), built like CPython's Modules/_lsprof.c.
+#include "native/profiler.h"
+
+#include <algorithm>
+#include <exception>
+#include <new>
+#include <utility>
+
+#include "counters/counters.h"
+#include "counters/thread_counters.h"
+#include "native/eval_frame.h"
+#include "record/codec.h"
+#include "record/record.pb.h"
+
+namespace cpuledger::python {
+
+namespace {
+
+// The profiler enabled on this thread. initial-exec: one mov on the hot path.
+__attribute__((tls_model("initial-exec"))) thread_local Profiler* t_active = nullptr;
+
+// Every Enable() gets a new epoch, process-wide, so a frame that began under
+// one enablement is never closed against another (fast mode).
+uint64_t g_epoch = 0;
+
+// Calibrations measured so far: (mode, clock) -> figure. Guarded by the GIL.
+std::unordered_map<int, Calibration>& CalibrationCache() {
+  static auto* cache = new std::unordered_map<int, Calibration>();
+  return *cache;
+}
+
+// SavedError — the exception in flight, put back on scope exit.
+class SavedError {
+ public:
+  SavedError() { PyErr_Fetch(&type_, &value_, &traceback_); }
+  ~SavedError() { PyErr_Restore(type_, value_, traceback_); }
+  SavedError(const SavedError&) = delete;
+  SavedError& operator=(const SavedError&) = delete;
+
+ private:
+  PyObject *type_ = nullptr, *value_ = nullptr, *traceback_ = nullptr;
+};
+
+std::string Utf8(PyObject* s) {
+  if (s == nullptr || !PyUnicode_Check(s)) return {};
+  Py_ssize_t n = 0;
+  const char* p = PyUnicode_AsUTF8AndSize(s, &n);
+  if (p == nullptr) {
+    PyErr_Clear();
+    return {};
+  }
+  return std::string(p, static_cast<size_t>(n));
+}
+
+// BuiltinName() — what cProfile calls a PyCFunction (_lsprof.c's
+// normalizeUserObj): "<len>"-style for module functions of builtins,
+// "<module.name>" for other modules' functions, repr(type(self).name) for
+// methods ("<method 'append' of 'list' objects>"), else "<built-in method
+// module.name>" (module functions have m_self = the module, so most land here).
+// REQUIRES: the GIL; may run Python code; leaves no exception set.
+std::string BuiltinName(PyObject* obj) {
+  auto* fn = reinterpret_cast<PyCFunctionObject*>(obj);
+  const char* ml_name = fn->m_ml->ml_name;
+  std::string result;
+  if (fn->m_self == nullptr) {
+    PyObject* mod = fn->m_module;
+    std::string modname;
+    if (mod != nullptr && PyUnicode_Check(mod)) {
+      modname = Utf8(mod);
+    } else if (mod != nullptr && PyModule_Check(mod)) {
+      PyObject* n = PyModule_GetNameObject(mod);
+      if (n == nullptr) PyErr_Clear();
+      modname = Utf8(n);
+      Py_XDECREF(n);
+    }
+    if (!modname.empty() && modname != "builtins") return "<" + modname + "." + ml_name + ">";
+    return std::string("<") + ml_name + ">";
+  }
+  PyObject* name = PyUnicode_FromString(ml_name);
+  if (name != nullptr) {
+    PyObject* mo = _PyType_Lookup(Py_TYPE(fn->m_self), name);  // borrowed
+    Py_XINCREF(mo);
+    Py_DECREF(name);
+    if (mo != nullptr) {
+      PyObject* repr = PyObject_Repr(mo);
+      Py_DECREF(mo);
+      if (repr != nullptr) {
+        result = Utf8(repr);
+        Py_DECREF(repr);
+        return result;
+      }
+    }
+  }
+  PyErr_Clear();
+  if (fn->m_module != nullptr && PyUnicode_Check(fn->m_module))
+    return "<built-in method " + Utf8(fn->m_module) + "." + ml_name + ">";
+  return std::string("<built-in method ") + ml_name + ">";
+}
+
+// Truncated() — at most kMaxProfileStringBytes of UTF-8 `s`, cut before a
+// continuation byte.
+std::string Truncated(std::string s) {
+  if (s.size() <= record::kMaxProfileStringBytes) return s;
+  size_t n = record::kMaxProfileStringBytes;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  s.resize(n);
+  return s;
+}
+
+// The exact-mode profile function: thin shims over Enter/Leave, as _lsprof's
+// profiler_callback. C builtins are keyed by their PyMethodDef (one entry per
+// builtin whatever object it is bound to), Python functions by code object.
+int ProfileCallback(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
+  Profiler* p = t_active;
+  if (p == nullptr) return 0;
+  switch (what) {
+    case PyTrace_CALL: {
+      PyCodeObject* code = PyFrame_GetCode(frame);
+      p->Enter(code, reinterpret_cast<PyObject*>(code), /*builtin=*/false);
+      Py_DECREF(code);  // the frame keeps it alive; the entry holds its own ref
+      break;
+    }
+    case PyTrace_RETURN:  // normally or with an exception set
+      p->Leave();
+      break;
+    case PyTrace_C_CALL:
+      if (PyCFunction_Check(arg))
+        p->Enter(reinterpret_cast<PyCFunctionObject*>(arg)->m_ml, arg, /*builtin=*/true);
+      break;
+    case PyTrace_C_RETURN:
+    case PyTrace_C_EXCEPTION:
+      if (PyCFunction_Check(arg)) p->Leave();
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+constexpr char kCalibrationSource[] =
+    "def _cal_f():\n"
+    "    pass\n"
+    "def _cal_loop(n, f=_cal_f):\n"
+    "    for _ in range(n):\n"
+    "        f()\n";
+
+}  // namespace
+
+namespace internal {
+uint64_t ReadCounterPrimary(counters::CounterSet* set) { return set->ReadPrimary(); }
+uint64_t ReadCounterCycles(counters::CounterSet* set) { return set->Read().cycles; }
+}  // namespace internal
+
+bool ParseClockSource(std::string_view text, ClockSource* out) {
+  static constexpr std::pair<std::string_view, ClockSource> kNames[] = {
+      {"auto", ClockSource::kAuto},     {"instructions", ClockSource::kInstructions},
+      {"cycles", ClockSource::kCycles}, {"cpu", ClockSource::kCpu},
+      {"wall", ClockSource::kWall},
+  };
+  for (const auto& [name, value] : kNames) {
+    if (name == text) {
+      *out = value;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ParseMode(std::string_view text, Mode* out) {
+  if (text == "exact")
+    *out = Mode::kExact;
+  else if (text == "fast")
+    *out = Mode::kFast;
+  else
+    return false;
+  return true;
+}
+
+Profiler* Profiler::Active() { return t_active; }
+
+Profiler::Profiler(ClockSource source, Mode mode, bool calibrate, uint32_t max_nodes)
+    : requested_(source), mode_(mode), calibrate_(calibrate), max_nodes_(std::max(max_nodes, 1u)) {
+  if (mode_ == Mode::kFast && !FastModeSupported(&mode_fallback_)) mode_ = Mode::kExact;
+  nodes_.push_back(NodeStats{});  // the root
+  index_.resize(1024);
+  stack_.reserve(128);
+  OpenClock(&open_error_);  // the binding refuses a profiler whose clock cannot be had
+}
+
+Profiler::~Profiler() {
+  if (enabled_) Disable();
+  Clear();
+}
+
+std::string_view Profiler::unit() const { return unit_name_; }
+std::string_view Profiler::source() const { return source_name_; }
+
+void Profiler::Fail(std::string message) {
+  if (error_.empty()) error_ = std::move(message);
+}
+
+bool Profiler::OpenClock(std::string* why) {
+  set_ = nullptr;
+  if (requested_ == ClockSource::kWall) {
+#if defined(__x86_64__) || defined(__i386__)
+    clock_ = ClockKind::kTsc;
+    source_name_ = "tsc";
+#else
+    clock_ = ClockKind::kMonotonicRaw;
+    source_name_ = "monotonic_raw";
+#endif
+    unit_name_ = "tsc";
+    return true;
+  }
+  Result<counters::CounterSet*> set = counters::ThisThreadCounters();
+  bool hardware = set.ok() && (*set)->source() == counters::Source::kHardware;
+  switch (requested_) {
+    case ClockSource::kInstructions:
+    case ClockSource::kCycles:
+      if (!hardware) {
+        *why = (std::string("source '") +
+                (requested_ == ClockSource::kCycles ? "cycles" : "instructions") +
+                "' needs a hardware PMU; this thread's counters are " +
+                (set.ok() ? std::string(counters::SourceName((*set)->source()))
+                          : set.status().ToString()));
+        return false;
+      }
+      if (requested_ == ClockSource::kCycles && !(*set)->has_cycles()) {
+        *why = "source 'cycles': the PMU group has no cycles counter";
+        return false;
+      }
+      break;
+    case ClockSource::kAuto:
+    case ClockSource::kCpu:
+    case ClockSource::kWall:
+      break;
+  }
+  if (requested_ == ClockSource::kCycles) {
+    clock_ = ClockKind::kCycles;
+    set_ = *set;
+    unit_name_ = "cycles";
+  } else if (hardware && requested_ != ClockSource::kCpu) {
+    clock_ = ClockKind::kPrimary;
+    set_ = *set;
+    unit_name_ = "instructions";
+  } else if (set.ok() && !hardware) {
+    clock_ = ClockKind::kPrimary;  // task_clock or thread_cputime: ns
+    set_ = *set;
+    unit_name_ = "cpu_ns";
+  } else {
+    clock_ = ClockKind::kThreadCpu;
+    unit_name_ = "cpu_ns";
+  }
+  source_name_ = set_ != nullptr ? std::string(counters::SourceName(set_->source()))
+                                 : std::string("thread_cputime");
+  return true;
+}
+
+bool Profiler::Enable(PyObject* self, std::string* why) {
+  if (enabled_) {
+    if (PyThread_get_thread_ident() == thread_) return true;
+    *why = "already enabled on another thread";
+    return false;
+  }
+  if (t_active != nullptr) {
+    *why = "another cpuledger Profiler is enabled on this thread";
+    return false;
+  }
+  if (!OpenClock(why)) return false;  // this thread's counters
+  if (calibrate_) {
+    int key = static_cast<int>(mode_) << 8 | static_cast<int>(clock_);
+    auto it = CalibrationCache().find(key);
+    if (it == CalibrationCache().end()) it = CalibrationCache().emplace(key, Calibrate()).first;
+    calibration_ = it->second;
+  }
+  if (mode_ == Mode::kFast) {
+    if (!InstallEvalFrame(why)) return false;
+  }
+  thread_ = PyThread_get_thread_ident();
+  epoch_ = ++g_epoch;
+  depth_ = 0;
+  owner_ = self;
+  Py_XINCREF(owner_);
+  t_active = this;
+  enabled_ = true;
+  if (mode_ == Mode::kExact) PyEval_SetProfile(ProfileCallback, self);
+  return true;
+}
+
+bool Profiler::Disable() {
+  if (!enabled_) return true;
+  if (PyThread_get_thread_ident() != thread_) return false;
+  if (mode_ == Mode::kExact) {
+    PyEval_SetProfile(nullptr, nullptr);
+  } else {
+    UninstallEvalFrame();
+  }
+  while (depth_ > 0) Leave();  // close the frames still running (_lsprof's flush_unmatched)
+  t_active = nullptr;
+  enabled_ = false;
+  epoch_ = ++g_epoch;
+  PyObject* owner = owner_;
+  owner_ = nullptr;
+  Py_XDECREF(owner);  // may destroy *this: last statement
+  return true;
+}
+
+void Profiler::Clear() {
+  for (FunctionEntry& f : functions_) Py_CLEAR(f.code);
+  functions_.clear();
+  function_index_.clear();
+  nodes_.assign(1, NodeStats{});
+  std::fill(index_.begin(), index_.end(), Slot{});
+  index_used_ = 0;
+  depth_ = 0;
+}
+
+uint32_t Profiler::InternFunction(const void* key, PyObject* object, bool builtin) {
+  auto it = function_index_.find(key);
+  if (it != function_index_.end()) return it->second;
+  FunctionEntry entry;
+  if (builtin) {
+    entry.builtin = BuiltinName(object);
+  } else {
+    entry.code = object;
+    Py_INCREF(object);  // keeps the key's address from being reused by another code object
+  }
+  uint32_t id = static_cast<uint32_t>(functions_.size());
+  functions_.push_back(std::move(entry));
+  function_index_.emplace(key, id);
+  return id;
+}
+
+void Profiler::GrowIndex() {
+  std::vector<Slot> old(index_.size() * 2);
+  old.swap(index_);
+  size_t mask = index_.size() - 1;
+  for (const Slot& s : old) {
+    if (s.node == kNoNode) continue;
+    size_t i = internal::HashSlot(s.key, s.parent) & mask;
+    while (index_[i].node != kNoNode) i = (i + 1) & mask;
+    index_[i] = s;
+  }
+}
+
+// The slow path of Enter(): a call path seen for the first time.
+uint32_t Profiler::AddNode(uint32_t parent, const void* key, PyObject* object, bool builtin) {
+  if (nodes_.size() >= max_nodes_) {
+    Fail("node limit reached (" + std::to_string(max_nodes_) +
+         " call paths); further new paths are not recorded");
+    return kNoNode;
+  }
+  SavedError saved;  // naming a builtin may run Python code; keep the exception in flight
+  try {
+    if ((index_used_ + 1) * 2 > index_.size()) GrowIndex();
+    uint32_t function = InternFunction(key, object, builtin);
+    NodeStats n;
+    n.function = function;
+    n.parent = parent;
+    for (uint32_t a = parent; a != 0; a = nodes_[a].parent) {
+      if (nodes_[a].function == function) {
+        n.primitive = false;  // already on the path: a recursive call
+        break;
+      }
+    }
+    uint32_t id = static_cast<uint32_t>(nodes_.size());
+    nodes_.push_back(n);
+    size_t mask = index_.size() - 1;
+    size_t i = internal::HashSlot(key, parent) & mask;
+    while (index_[i].node != kNoNode) i = (i + 1) & mask;
+    index_[i] = Slot{key, parent, id};
+    ++index_used_;
+    return id;
+  } catch (const std::bad_alloc&) {
+    Fail("out of memory while profiling");
+  } catch (const std::exception& e) {
+    Fail(std::string("profiler failure: ") + e.what());
+  }
+  return kNoNode;
+}
+
+// Calibration: `profile`'s bias, measured. A loop of n trivial calls runs
+// without and with a scratch profiler of the same mode and clock on this
+// thread; the difference per call is what one profiled call adds
+// (per_call), and the trivial function's own self cost is the part of it
+// that lands between the callee's two reads (in_callee). Minimum over a few
+// runs: noise only adds.
+Calibration Profiler::Calibrate() {
+  Calibration out;
+  SavedError saved;
+  PyObject* globals = PyDict_New();
+  if (globals == nullptr) {
+    PyErr_Clear();
+    return out;
+  }
+  PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
+  PyObject* r = PyRun_String(kCalibrationSource, Py_file_input, globals, globals);
+  PyObject* loop = PyDict_GetItemString(globals, "_cal_loop");      // borrowed
+  PyObject* f = PyDict_GetItemString(globals, "_cal_f");            // borrowed
+  PyObject* code = f != nullptr ? PyFunction_GetCode(f) : nullptr;  // borrowed
+  if (r == nullptr || loop == nullptr || code == nullptr) {
+    PyErr_Clear();
+    Py_XDECREF(r);
+    Py_DECREF(globals);
+    return out;
+  }
+  Py_DECREF(r);
+  constexpr long kCalls = 4000;
+  constexpr int kRuns = 5;
+  PyObject* n = PyLong_FromLong(kCalls);
+  uint64_t best_base = UINT64_MAX, best_profiled = UINT64_MAX, best_in = UINT64_MAX;
+  for (int run = 0; run < kRuns && n != nullptr; ++run) {
+    uint64_t t0 = ReadClock();
+    PyObject* x = PyObject_CallOneArg(loop, n);
+    uint64_t base = ReadClock() - t0;
+    Py_XDECREF(x);
+    Profiler scratch(requested_, mode_, /*calibrate=*/false, 64);
+    std::string why;
+    if (!scratch.Enable(nullptr, &why)) break;
+    t0 = ReadClock();
+    x = PyObject_CallOneArg(loop, n);
+    uint64_t profiled = ReadClock() - t0;
+    scratch.Disable();
+    Py_XDECREF(x);
+    PyErr_Clear();
+    best_base = std::min(best_base, base);
+    best_profiled = std::min(best_profiled, profiled);
+    for (const NodeStats& node : scratch.nodes()) {
+      if (node.calls >= static_cast<uint64_t>(kCalls) &&
+          scratch.functions()[node.function].code == code)
+        best_in = std::min(best_in, node.self_cost / node.calls);
+    }
+  }
+  Py_XDECREF(n);
+  Py_DECREF(globals);
+  if (best_profiled != UINT64_MAX && best_profiled > best_base)
+    out.per_call = (best_profiled - best_base) / kCalls;
+  if (best_in != UINT64_MAX) out.in_callee = std::min(best_in, out.per_call);
+  return out;
+}
+
+void Profiler::ToProto(record::Profile* out) const {
+  out->Clear();
+  out->set_unit(unit_name_);
+  out->set_source(source_name_);
+  out->set_mode(mode_ == Mode::kFast ? "fast" : "exact");
+  out->set_builtins_folded(builtins_folded());
+  out->set_overhead_per_event(calibration_.per_call);
+  out->set_requests(1);
+  for (const FunctionEntry& f : functions_) {
+    record::ProfileFunction* pf = out->add_functions();
+    if (f.code == nullptr) {
+      pf->set_file("~");
+      pf->set_line(0);
+      pf->set_name(Truncated(f.builtin));
+      continue;
+    }
+    auto* code = reinterpret_cast<PyCodeObject*>(f.code);
+    std::string file = Utf8(code->co_filename), name = Utf8(code->co_name);
+    pf->set_file(Truncated(file.empty() ? "?" : file));
+    pf->set_line(static_cast<uint32_t>(std::max(code->co_firstlineno, 0)));
+    pf->set_name(Truncated(name.empty() ? "?" : name));
+  }
+  for (const NodeStats& n : nodes_) {
+    record::ProfileNode* pn = out->add_nodes();
+    pn->set_parent(n.parent);
+    pn->set_function(n.function);
+    pn->set_calls(n.calls);
+    pn->set_primitive_calls(n.primitive ? n.calls : 0);
+    pn->set_self_cost(n.self_cost);
+    pn->set_total_cost(n.total_cost);
+  }
+}
+
+}  // namespace cpuledger::python

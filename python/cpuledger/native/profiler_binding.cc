@@ -1,0 +1,185 @@
+// Python view of the profiler hooks: cpuledger._native.Profiler.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/string_view.h>
+
+#include <fstream>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "native/bindings.h"
+#include "native/eval_frame.h"
+#include "native/profiler.h"
+#include "profile/call_tree.h"
+#include "profile/export.h"
+#include "record/record.pb.h"
+
+namespace nb = nanobind;
+
+namespace cpuledger::python {
+namespace {
+
+std::string CodeString(PyObject* s) {
+  Py_ssize_t n = 0;
+  const char* p = s != nullptr ? PyUnicode_AsUTF8AndSize(s, &n) : nullptr;
+  if (p == nullptr) {
+    PyErr_Clear();
+    return "?";
+  }
+  return std::string(p, static_cast<size_t>(n));
+}
+
+// Stats() — one tuple per call path, the root left out: (parent, file, line,
+// name, calls, primitive_calls, self_cost, total_cost); parent indexes this
+// list, -1 for a top-level call. Names as cProfile's: builtins are
+// ("~", 0, "<built-in method ...>").
+nb::list Stats(const Profiler& p) {
+  nb::list out;
+  const auto& functions = p.functions();
+  const auto& nodes = p.nodes();
+  for (size_t i = 1; i < nodes.size(); ++i) {
+    const NodeStats& n = nodes[i];
+    const FunctionEntry& f = functions[n.function];
+    std::string file = "~", name = f.builtin;
+    int line = 0;
+    if (f.code != nullptr) {
+      auto* code = reinterpret_cast<PyCodeObject*>(f.code);
+      file = CodeString(code->co_filename);
+      name = CodeString(code->co_name);
+      line = code->co_firstlineno;
+    }
+    out.append(nb::make_tuple(static_cast<long>(n.parent) - 1, file, line, name, n.calls,
+                              n.primitive ? n.calls : 0, n.self_cost, n.total_cost));
+  }
+  return out;
+}
+
+// TreeBytes() — the serialized record.Profile.
+nb::bytes TreeBytes(const Profiler& p) {
+  record::Profile proto;
+  p.ToProto(&proto);
+  std::string bytes = proto.SerializeAsString();
+  return nb::bytes(bytes.data(), bytes.size());
+}
+
+// Write() — the profile in `format` (src/profile/export.h) to `path`.
+void Write(const Profiler& p, const std::string& path, std::string_view format,
+           std::string_view name) {
+  record::Profile proto;
+  p.ToProto(&proto);
+  Result<profile::CallTree> tree = profile::CallTree::FromProto(proto);
+  if (!tree.ok()) throw std::runtime_error("profile does not convert: " + tree.status().ToString());
+  std::string out;
+  if (format == "pstats") {
+    out = profile::ToPstats(*tree);
+  } else if (format == "collapsed") {
+    out = profile::ToCollapsed(*tree);
+  } else if (format == "speedscope") {
+    out = profile::ToSpeedscope(*tree, name.empty() ? std::string_view(path) : name);
+  } else if (format == "pprof") {
+    Result<std::string> pb = profile::ToPprof(*tree);
+    if (!pb.ok()) throw std::runtime_error(pb.status().ToString());
+    out = std::move(*pb);
+  } else {
+    throw std::invalid_argument("format must be pstats|pprof|speedscope|collapsed, not '" +
+                                std::string(format) + "'");
+  }
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(out.data(), static_cast<std::streamsize>(out.size()));
+  f.close();
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+}  // namespace
+
+void RegisterProfiler(nb::module_& m) {
+  nb::class_<Profiler>(
+      m, "Profiler",
+      "A cProfile whose timer is a CPU counter, with full call paths.\n\n"
+      "source: auto|instructions|cycles|cpu|wall; mode: exact (PyEval_SetProfile,\n"
+      "cProfile-equal counts) | fast (PEP 523, Python frames only).")
+      .def(
+          "__init__",
+          [](Profiler* self, std::string_view source, std::string_view mode, bool calibrate,
+             uint32_t max_nodes) {
+            ClockSource s;
+            Mode md;
+            if (!ParseClockSource(source, &s))
+              throw std::invalid_argument(
+                  "source must be auto|instructions|cycles|cpu|wall, not '" + std::string(source) +
+                  "'");
+            if (!ParseMode(mode, &md))
+              throw std::invalid_argument("mode must be exact|fast, not '" + std::string(mode) +
+                                          "'");
+            new (self) Profiler(s, md, calibrate, max_nodes);
+            if (!self->open_error().empty()) {
+              std::string why = self->open_error();
+              self->~Profiler();
+              throw std::invalid_argument(why);
+            }
+          },
+          nb::arg("source") = "auto", nb::arg("mode") = "exact", nb::arg("calibrate") = true,
+          nb::arg("max_nodes") = 200000)
+      .def(
+          "enable",
+          [](Profiler& self) {
+            std::string why;
+            if (!self.Enable(nb::find(&self).ptr(), &why))
+              throw std::runtime_error("Profiler.enable(): " + why);
+          },
+          "Start profiling the calling thread (calibrates once per process, mode and source).")
+      .def(
+          "disable",
+          [](Profiler& self) {
+            bool was_enabled = self.enabled();
+            if (!self.Disable())
+              throw std::runtime_error(
+                  "Profiler.disable() must be called on the thread that enabled it");
+            if (was_enabled && !self.error().empty()) {
+              std::string msg = "cpuledger profiler: " + self.error();
+              if (PyErr_WarnEx(PyExc_RuntimeWarning, msg.c_str(), 1) < 0) throw nb::python_error();
+            }
+          },
+          "Stop profiling; frames still running are closed and counted. Warns (RuntimeWarning)"
+          " when a hook failed while enabled (see `error`).")
+      .def(
+          "clear",
+          [](Profiler& self) {
+            if (self.enabled()) throw std::runtime_error("Profiler.clear(): disable() first");
+            self.Clear();
+          },
+          "Forget every call path.")
+      .def("stats", &Stats,
+           "List of (parent, file, line, name, calls, primitive_calls, self_cost, total_cost),"
+           " one per call path; parent indexes the list, -1 at the top.")
+      .def("tree_bytes", &TreeBytes,
+           "The profile as a serialized record.Profile (src/record/record.proto).")
+      .def("write", &Write, nb::arg("path"), nb::arg("format") = "pstats", nb::arg("name") = "",
+           "Write the profile to `path` as pstats | pprof (uncompressed profile.proto) |"
+           " speedscope | collapsed (src/profile/export.h).")
+      .def_prop_ro("enabled", &Profiler::enabled)
+      .def_prop_ro("unit", &Profiler::unit)
+      .def_prop_ro("source", &Profiler::source)
+      .def_prop_ro("mode",
+                   [](const Profiler& p) { return p.mode() == Mode::kFast ? "fast" : "exact"; })
+      .def_prop_ro("mode_fallback",
+                   [](const Profiler& p) -> nb::object {
+                     if (p.mode_fallback().empty()) return nb::none();
+                     return nb::str(p.mode_fallback().c_str());
+                   })
+      .def_prop_ro("builtins_folded", &Profiler::builtins_folded)
+      .def_prop_ro("overhead_per_event", &Profiler::overhead_per_event)
+      .def_prop_ro("overhead_in_callee",
+                   [](const Profiler& p) { return p.calibration().in_callee; })
+      .def_prop_ro("error", [](const Profiler& p) -> nb::object {
+        if (p.error().empty()) return nb::none();
+        return nb::str(p.error().c_str());
+      });
+
+  m.def("_eval_frame_state", [] { return std::string(EvalFrameState()); });
+  m.def("_set_passthrough_eval_frame", &SetPassthroughEvalFrame, nb::arg("on"));
+  m.def("_passthrough_frames", &PassthroughFrames);
+}
+
+}  // namespace cpuledger::python

@@ -1,0 +1,1 @@
+"""Programs the profiler tests run under cProfile and cpuledger's profiler."""
