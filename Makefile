@@ -70,6 +70,7 @@ bench: build
 	@$(BUILD)/bench/ingest_bench $(BUILD)/cpuledger
 	@$(PY) bench/middleware/inprocess_bench.py
 	@$(PY) bench/middleware/wrk_bench.py
+	@$(PY) bench/profiler/overhead_bench.py
 
 demo: build
 	@scripts/demo

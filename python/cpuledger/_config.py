@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "QUEUE_CAPACITY": 10000,
     "BATCH_MAX_RECORDS": 1000,
     "BATCH_MAX_DELAY_MS": 1000,
+    "PROFILE_RATE": 0.0,          # share of sampled requests that also carry a function profile
+    "PROFILE_MODE": "fast",       # "fast" (eval-frame hook, Python frames) | "exact" (cProfile-like)
+    "PROFILE_SOURCE": "auto",     # auto | instructions | cycles | cpu | wall
 }
 
 
@@ -64,6 +67,9 @@ class Config:
     queue_capacity: int
     batch_max_records: int
     batch_max_delay_ms: int
+    profile_rate: float = 0.0
+    profile_mode: str = "fast"
+    profile_source: str = "auto"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -144,6 +150,10 @@ def build_config(settings: Mapping[str, Any], *, default_service: str, source: s
     source_name = s["COUNTER_SOURCE"]
     if source_name not in ("auto", "hardware", "task_clock", "thread_cputime"):
         raise _fail("COUNTER_SOURCE", f"must be auto, hardware, task_clock or thread_cputime, got {source_name!r}")
+    if s["PROFILE_MODE"] not in ("fast", "exact"):
+        raise _fail("PROFILE_MODE", f"must be fast or exact, got {s['PROFILE_MODE']!r}")
+    if s["PROFILE_SOURCE"] not in ("auto", "instructions", "cycles", "cpu", "wall"):
+        raise _fail("PROFILE_SOURCE", f"must be auto, instructions, cycles, cpu or wall, got {s['PROFILE_SOURCE']!r}")
     for key in ("TOKEN", "CLUSTER", "REGION", "USER_SALT", "REQUEST_ID_HEADER", "SPOOL_DIR", "COMMIT_ENV"):
         if not isinstance(s[key], str):
             raise _fail(key, f"must be a string, got {s[key]!r}")
@@ -167,6 +177,9 @@ def build_config(settings: Mapping[str, Any], *, default_service: str, source: s
         queue_capacity=_positive_int("QUEUE_CAPACITY", s["QUEUE_CAPACITY"]),
         batch_max_records=_positive_int("BATCH_MAX_RECORDS", s["BATCH_MAX_RECORDS"]),
         batch_max_delay_ms=_positive_int("BATCH_MAX_DELAY_MS", s["BATCH_MAX_DELAY_MS"]),
+        profile_rate=_rate("PROFILE_RATE", s["PROFILE_RATE"]),
+        profile_mode=s["PROFILE_MODE"],
+        profile_source=s["PROFILE_SOURCE"],
     )
 
 

@@ -70,3 +70,61 @@ class Profiler:
 def _eval_frame_state() -> str: ...
 def _set_passthrough_eval_frame(on: bool) -> bool: ...
 def _passthrough_frames() -> int: ...
+
+def configure_counters(source: str) -> None:
+    """Set the counter source threads open on first use ('auto', 'hardware', ...)."""
+
+def thread_counter_source() -> str:
+    """The source the calling thread's counters use."""
+
+def hash_user(key: str, salt: str) -> str:
+    """The stored form of an active-user key: XXH3-64 of the key, seeded by the salt, in hex."""
+
+class RequestScope:
+    """The CPU bill of one sampled request (begins on construction)."""
+
+    def __init__(self) -> None: ...
+    def resume(self) -> None: ...
+    def suspend(self) -> None: ...
+    def span_begin(self) -> int: ...
+    def span_end(self, kind: str, handle: int) -> None: ...
+    def bill(self) -> dict: ...
+
+class Recorder:
+    """Queue, sender thread and spool of one worker process."""
+
+    def __init__(
+        self,
+        server_url: str,
+        token: str = "",
+        spool_dir: str = "",
+        service: str = "",
+        host: str = "",
+        cluster: str = "",
+        region: str = "",
+        commit: str = "",
+        queue_capacity: int = 10000,
+        batch_max_records: int = 1000,
+        batch_max_delay_ms: int = 1000,
+        user_salt: str = "",
+        sender_id: str = "",
+    ) -> None: ...
+    def count(self, endpoint: str, user_key: str, sampled: bool) -> None: ...
+    def submit(
+        self,
+        scope: RequestScope,
+        endpoint: str,
+        method: str,
+        status: int,
+        flags: dict[str, str],
+        user_key: str,
+        sample_rate: float,
+        request_id: str,
+        profile: bytes = b"",
+    ) -> bool: ...
+    def flush(self, timeout_s: float = 5.0) -> bool: ...
+    def close(self, timeout_s: float = 5.0) -> bool: ...
+    def after_fork_in_child(self) -> None: ...
+    def stats(self) -> dict: ...
+    @property
+    def sender_id(self) -> str: ...

@@ -113,6 +113,23 @@ class Runtime:
             return h / _UNIT < rate
         return random.random() < rate
 
+    def start_profile(self) -> Optional[Any]:
+        """A running Profiler for this sampled request, or None (most requests).
+        The first one per process calibrates its hook cost (tens of ms)."""
+        rate = self.config.profile_rate
+        if rate <= 0.0 or (rate < 1.0 and random.random() >= rate):
+            return None
+        profiler = _native.Profiler(source=self.config.profile_source, mode=self.config.profile_mode)
+        profiler.enable()
+        return profiler
+
+    @staticmethod
+    def finish_profile(profiler: Optional[Any]) -> bytes:
+        if profiler is None:
+            return b""
+        profiler.disable()
+        return profiler.tree_bytes()
+
     def flags_of(self, request: Any) -> Mapping[str, str]:
         fn = self.config.flags
         if fn is None:

@@ -166,9 +166,19 @@ class CpuLedgerMiddleware:
         except Exception as e:
             rt.error("begin", e)
             return self.get_response(request)
+        profiler = None
+        try:
+            profiler = rt.start_profile()
+        except Exception as e:
+            rt.error("profile", e)
         try:
             response = self.get_response(request)
         finally:
+            try:
+                profile = rt.finish_profile(profiler)
+            except Exception as e:
+                profile = b""
+                rt.error("profile", e)
             try:
                 stack.close()
                 _current.reset(token)
@@ -179,7 +189,7 @@ class CpuLedgerMiddleware:
             user = rt.user_of(request, _default_user_key(request))
             flags = rt.flags_of(request)
             rt.recorder.submit(scope, endpoint, request.method or "", int(response.status_code),
-                               flags, user, rate, request_id)
+                               flags, user, rate, request_id, profile)
             rt.recorder.count(endpoint, user, True)
         except Exception as e:
             rt.error("submit", e)

@@ -6,7 +6,9 @@ Environment:
   SHOP_DB              path of the SQLite database (default: shop.sqlite3 here)
   SHOP_MIDDLEWARE      none | cpuledger | prometheus | silk  (default cpuledger)
   CPULEDGER_SERVER_URL the cpuledger server (default http://127.0.0.1:8750)
-  CPULEDGER_SAMPLE_RATE, CPULEDGER_TOKEN, CPULEDGER_SPOOL_DIR, CPULEDGER_COMMIT
+  CPULEDGER_SAMPLE_RATE, CPULEDGER_TOKEN, CPULEDGER_SPOOL_DIR, CPULEDGER_COMMIT,
+  CPULEDGER_PROFILE_RATE, CPULEDGER_PROFILE_SOURCE
+  SHOP_VERSION         2 makes /report/ call an expensive helper (the diff demo)
 """
 
 import os
@@ -63,6 +65,8 @@ if _middleware == "cpuledger":
         "REGION": "local",
         "SPOOL_DIR": os.environ.get("CPULEDGER_SPOOL_DIR", ""),
         "BATCH_MAX_DELAY_MS": int(os.environ.get("CPULEDGER_BATCH_MAX_DELAY_MS", "1000")),
+        "PROFILE_RATE": float(os.environ.get("CPULEDGER_PROFILE_RATE", "0")),
+        "PROFILE_SOURCE": os.environ.get("CPULEDGER_PROFILE_SOURCE", "auto"),
     }
 elif _middleware == "prometheus":
     INSTALLED_APPS.append("django_prometheus")

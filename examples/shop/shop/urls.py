@@ -8,4 +8,5 @@ urlpatterns = [
     path("search/", views.search),
     path("heavy/", views.heavy),
     path("boom/", views.boom),
+    path("report/", views.report),
 ]

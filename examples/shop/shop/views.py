@@ -1,5 +1,7 @@
 """Views with known costs: cheap, DB- and cache-bound, CPU-heavy, failing."""
 
+import os
+
 from django.core.cache import cache
 from django.http import Http404, HttpResponse, JsonResponse
 from waffle import flag_is_active
@@ -39,6 +41,27 @@ def heavy(request):
     for i in range(n):
         total += i * i % 7
     return JsonResponse({"total": total})
+
+
+def _render_report(rows):
+    return "\n".join(f"{r['id']}: {r['name']}" for r in rows)
+
+
+def _expensive_helper(rows):
+    # Version 2 of the report view added this: a costly re-ranking.
+    total = 0
+    for _ in range(40):
+        for r in rows:
+            total += sum(ord(c) for c in r["name"] * 20)
+    return total
+
+
+def report(request):
+    rows = [{"id": i, "name": f"product {i}"} for i in range(200)]
+    body = _render_report(rows)
+    if os.environ.get("SHOP_VERSION", "1") == "2":
+        body += f"\nscore: {_expensive_helper(rows)}"
+    return HttpResponse(body, content_type="text/plain")
 
 
 def boom(request):

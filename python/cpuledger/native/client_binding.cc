@@ -105,9 +105,12 @@ class PyRecorder {
 
   bool Submit(PyRequestScope& scope, std::string_view endpoint, std::string_view method,
               uint32_t status, const nb::dict& flags, std::string_view user_key, double sample_rate,
-              std::string_view request_id) {
+              std::string_view request_id, const nb::bytes& profile) {
     record::RequestRecord r;
     if (!scope.scope().Finish(r)) return false;
+    // A profile that does not parse is left out; the bill still goes.
+    if (profile.size() > 0 && !r.mutable_profile()->ParseFromArray(profile.c_str(), static_cast<int>(profile.size())))
+      r.clear_profile();
     r.set_service(service_);
     r.set_endpoint(std::string(endpoint));
     r.set_method(std::string(method));
@@ -209,7 +212,7 @@ void RegisterClient(nb::module_& m) {
            nb::arg("sampled"))
       .def("submit", &PyRecorder::Submit, nb::arg("scope"), nb::arg("endpoint"), nb::arg("method"),
            nb::arg("status"), nb::arg("flags"), nb::arg("user_key"), nb::arg("sample_rate"),
-           nb::arg("request_id"))
+           nb::arg("request_id"), nb::arg("profile") = nb::bytes("", 0))
       .def("flush", &PyRecorder::Flush, nb::arg("timeout_s") = 5.0)
       .def("close", &PyRecorder::Close, nb::arg("timeout_s") = 5.0)
       .def("after_fork_in_child", &PyRecorder::AfterForkInChild)
