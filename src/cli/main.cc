@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   cpuledger::cli::AddServeCommand(app, &exit_code);
   cpuledger::cli::AddReportCommand(app, &exit_code);
   cpuledger::cli::AddSimulateCommand(app, &exit_code);
+  cpuledger::cli::AddDiffCommand(app, &exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

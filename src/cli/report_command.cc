@@ -1,9 +1,13 @@
 // `cpuledger report --server URL --group-by DIMS --since DURATION
 //                   [--where DIM=VALUE ...] [--bucket B] [--json|--csv]`
 // `cpuledger report --efficiency --server URL --since DURATION [--service S]`
+// `cpuledger report --functions --server URL --since DURATION
+//                   [--where service=S --where endpoint=E --where commit=C]
+//                   [--sort self|total] [--limit N] [--json]`
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/function_text.h"
 #include "cli/http_client.h"
 #include "cli/table.h"
 
@@ -21,8 +25,48 @@ struct ReportFlags {
   bool json = false;
   bool csv = false;
   bool efficiency = false;
+  bool functions = false;
+  std::string sort = "self";
   std::string service;
 };
+
+// FunctionsQuery() — --where service=/endpoint=/commit= as the functions
+// API's parameters. RETURNS: InvalidArgument for any other dimension.
+Result<std::string> FunctionsQuery(const ReportFlags& f) {
+  std::string query = "&sort=" + UrlEncode(f.sort) + "&limit=" + std::to_string(f.limit);
+  for (const std::string& w : f.where) {
+    const size_t eq = w.find('=');
+    const std::string dim = w.substr(0, eq);
+    if (eq == std::string::npos || (dim != "service" && dim != "endpoint" && dim != "commit"))
+      return InvalidArgument(
+          "--functions filters by --where service=, endpoint= or commit= only, "
+          "got '" +
+          w + "'");
+    query += "&" + dim + "=" + UrlEncode(w.substr(eq + 1));
+  }
+  return query;
+}
+
+std::string FunctionsText(const nlohmann::json& body) {
+  if (body["profiled_requests"].get<uint64_t>() == 0) return "no profiled requests in the window\n";
+  const std::string unit = body["unit"].get<std::string>();
+  std::ostringstream out;
+  out << HumanCount(body["profiled_requests"].get<double>()) << " profiled requests; costs in "
+      << unit << " per request\n";
+  Table t;
+  t.header = {"function", "calls/req", "self/req", "total/req", "top path"};
+  t.numeric = {false, true, true, true, false};
+  for (const auto& fn : body["functions"]) {
+    std::string top;
+    if (!fn["top_paths"].empty()) top = CallPathLabel(fn["top_paths"][0]["path"]);
+    t.rows.push_back({FunctionLabel(fn), FixedDigits(fn["calls"].get<double>(), 2),
+                      HumanCount(fn["self"].get<double>()), HumanCount(fn["total"].get<double>()),
+                      top});
+  }
+  out << t.Render();
+  if (body["truncated"].get<bool>()) out << "(more functions than --limit)\n";
+  return out.str();
+}
 
 // CpuColumns() — instructions when any row has them, else thread CPU in ms.
 bool AnyInstructions(const nlohmann::json& rows) {
@@ -118,7 +162,23 @@ int RunReport(const ReportFlags& f) {
   ServerClient client(f.server, f.token);
   std::string query = "?since=" + UrlEncode(f.since);
   std::string path;
-  if (f.efficiency) {
+  if (f.efficiency && f.functions) {
+    std::cerr << "cpuledger report: --efficiency and --functions are exclusive\n";
+    return 2;
+  }
+  if (f.functions) {
+    if (f.csv) {
+      std::cerr << "cpuledger report: --functions prints a table or --json, not --csv\n";
+      return 2;
+    }
+    Result<std::string> params = FunctionsQuery(f);
+    if (!params.ok()) {
+      std::cerr << "cpuledger report: " << params.status().message() << "\n";
+      return 2;
+    }
+    path = "/v1/query/functions";
+    query += *params;
+  } else if (f.efficiency) {
     path = "/v1/query/efficiency";
     if (!f.service.empty()) query += "&service=" + UrlEncode(f.service);
   } else {
@@ -134,6 +194,8 @@ int RunReport(const ReportFlags& f) {
   }
   if (f.json) {
     std::cout << body->dump(2) << "\n";
+  } else if (f.functions) {
+    std::cout << FunctionsText(*body);
   } else if (f.efficiency) {
     if (f.csv) {
       Table t;
@@ -178,6 +240,9 @@ void AddReportCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--efficiency", f->efficiency,
                 "CPU per active user during the peak minute, per service and endpoint");
   cmd->add_option("--service", f->service, "With --efficiency: one service only");
+  cmd->add_flag("--functions", f->functions,
+                "Per function of the profiled requests: calls, self and total cost per request");
+  cmd->add_option("--sort", f->sort, "With --functions: rank by self or total (default self)");
   cmd->callback([f, exit_code] { *exit_code = RunReport(*f); });
 }
 

@@ -56,6 +56,18 @@ Status ParseTimeRange(const httplib::Request& req, int64_t* from_us, int64_t* to
   return OkStatus();
 }
 
+// ParseLimit() — limit=N in 1..100000; *limit unchanged without limit=.
+Status ParseLimit(const httplib::Request& req, size_t* limit) {
+  if (!req.has_param("limit")) return OkStatus();
+  const std::string text = req.get_param_value("limit");
+  char* end = nullptr;
+  long v = std::strtol(text.c_str(), &end, 10);
+  if (end == text.c_str() || *end != '\0' || v <= 0 || v > 100000)
+    return InvalidArgument("limit '" + text + "' must be an integer in 1..100000");
+  *limit = static_cast<size_t>(v);
+  return OkStatus();
+}
+
 Result<store::QuerySpec> ParseQuerySpec(const httplib::Request& req, store::Bucket default_bucket) {
   store::QuerySpec spec;
   Status range = ParseTimeRange(req, &spec.from_us, &spec.to_us);
@@ -89,15 +101,25 @@ Result<store::QuerySpec> ParseQuerySpec(const httplib::Request& req, store::Buck
     if (!b.ok()) return b.status();
     spec.bucket = *b;
   }
-  if (req.has_param("limit")) {
-    const std::string text = req.get_param_value("limit");
-    char* end = nullptr;
-    long v = std::strtol(text.c_str(), &end, 10);
-    if (end == text.c_str() || *end != '\0' || v <= 0 || v > 100000)
-      return InvalidArgument("limit '" + text + "' must be an integer in 1..100000");
-    spec.limit = static_cast<size_t>(v);
-  }
+  if (Status s = ParseLimit(req, &spec.limit); !s.ok()) return s;
   return spec;
+}
+
+// ParseFunctionQuery() — the time range, service=, endpoint=, commit= (exact,
+// each optional), limit= and sort=self|total.
+Result<store::FunctionQuery> ParseFunctionQuery(const httplib::Request& req) {
+  store::FunctionQuery q;
+  if (Status s = ParseTimeRange(req, &q.from_us, &q.to_us); !s.ok()) return s;
+  if (req.has_param("service")) q.service = req.get_param_value("service");
+  if (req.has_param("endpoint")) q.endpoint = req.get_param_value("endpoint");
+  if (req.has_param("commit")) q.commit = req.get_param_value("commit");
+  if (Status s = ParseLimit(req, &q.limit); !s.ok()) return s;
+  if (req.has_param("sort")) {
+    Result<store::FunctionSort> sort = store::ParseFunctionSort(req.get_param_value("sort"));
+    if (!sort.ok()) return sort.status();
+    q.sort = *sort;
+  }
+  return q;
 }
 
 // Timed() — runs a query handler, counting it and its latency.
@@ -199,6 +221,62 @@ void HandleDeploys(ApiContext& ctx, const httplib::Request& req, httplib::Respon
   });
 }
 
+void HandleFunctions(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  Timed(ctx, res, [&]() -> Status {
+    Result<store::FunctionQuery> query = ParseFunctionQuery(req);
+    if (!query.ok()) return query.status();
+    Result<store::FunctionReport> report = ctx.store->Functions(*query);
+    if (!report.ok()) return report.status();
+    SendJson(res, 200, FunctionReportJson(*query, *report));
+    return OkStatus();
+  });
+}
+
+// HandleDiff() — DiffTrees(base commit's merged tree, target commit's),
+// ranked by added self cost per request (rank=self, the default: where the
+// new work runs, so a new helper outranks the callers it makes costlier) or
+// by added total cost (rank=total).
+void HandleDiff(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  Timed(ctx, res, [&]() -> Status {
+    if (req.has_param("commit"))
+      return InvalidArgument("diff takes base_commit= and target_commit=, not commit=");
+    Result<store::FunctionQuery> query = ParseFunctionQuery(req);
+    if (!query.ok()) return query.status();
+    const std::string base_commit = req.get_param_value("base_commit");
+    const std::string target_commit = req.get_param_value("target_commit");
+    if (!req.has_param("base_commit") || !req.has_param("target_commit"))
+      return InvalidArgument("diff needs base_commit= and target_commit=");
+    store::FunctionQuery base = *query, target = *query;
+    base.commit = base_commit;
+    target.commit = target_commit;
+    Result<profile::CallTree> before = ctx.store->FunctionTree(base);
+    if (!before.ok()) return before.status();
+    Result<profile::CallTree> after = ctx.store->FunctionTree(target);
+    if (!after.ok()) return after.status();
+    for (const auto* side : {&*before, &*after})
+      if (side->requests() == 0)
+        return NotFound("no profiled requests of commit '" +
+                        (side == &*before ? base_commit : target_commit) +
+                        "' in the slice (time range, service, endpoint)");
+    if (before->unit() != after->unit())
+      return InvalidArgument("the base profiles are in " + before->unit() +
+                             " and the target's in " + after->unit() + "; cannot compare");
+    profile::DiffOptions options;
+    const std::string rank = req.has_param("rank") ? req.get_param_value("rank") : "self";
+    if (rank != "self" && rank != "total")
+      return InvalidArgument("rank '" + rank + "' must be self or total");
+    options.rank = rank == "self" ? profile::DiffRank::kBySelf : profile::DiffRank::kByTotal;
+    options.max_paths = store::kFunctionTopPaths;
+    Result<std::vector<profile::FunctionDiff>> diffs = profile::DiffTrees(*before, *after, options);
+    if (!diffs.ok()) return diffs.status();
+    nlohmann::json body = DiffJson(after->unit(), {base_commit, before->requests()},
+                                   {target_commit, after->requests()}, *diffs, query->limit);
+    body["rank"] = rank;
+    SendJson(res, 200, body);
+    return OkStatus();
+  });
+}
+
 void HandleMetrics(ApiContext& ctx, const httplib::Request&, httplib::Response& res) {
   Result<store::StoreStats> stats = ctx.store->Stats();
   res.set_content(ctx.metrics->RenderPrometheus(stats.ok() ? &*stats : nullptr),
@@ -225,6 +303,8 @@ const Route kRoutes[] = {
      }},
     {"GET", "/v1/query/efficiency", false, HandleEfficiency},
     {"GET", "/v1/query/deploys", false, HandleDeploys},
+    {"GET", "/v1/query/functions", false, HandleFunctions},
+    {"GET", "/v1/query/diff", false, HandleDiff},
     {"GET", "/metrics", false, HandleMetrics},
     {"GET", "/healthz", true,
      [](ApiContext&, const httplib::Request&, httplib::Response& r) {

@@ -23,6 +23,16 @@ std::string BucketName(store::Bucket b) {
   return "none";
 }
 
+nlohmann::json FunctionJson(const profile::Function& f) {
+  return {{"file", f.file}, {"line", f.line}, {"name", f.name}};
+}
+
+nlohmann::json PathJson(const std::vector<profile::Function>& path) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const profile::Function& f : path) out.push_back(FunctionJson(f));
+  return out;
+}
+
 }  // namespace
 
 nlohmann::json QueryResultJson(const store::QuerySpec& spec, const store::QueryResult& result) {
@@ -88,6 +98,63 @@ nlohmann::json DeploysJson(const std::vector<store::DeployEntry>& deploys) {
                               {"first_seen_us", d.first_seen_us},
                               {"last_seen_us", d.last_seen_us},
                               {"samples", d.samples}});
+  return out;
+}
+
+nlohmann::json FunctionReportJson(const store::FunctionQuery& query,
+                                  const store::FunctionReport& report) {
+  nlohmann::json out = {{"unit", report.unit},
+                        {"profiled_requests", report.profiled_requests},
+                        {"from_us", query.from_us},
+                        {"to_us", query.to_us},
+                        {"sort", query.sort == store::FunctionSort::kSelf ? "self" : "total"},
+                        {"truncated", report.truncated},
+                        {"functions", nlohmann::json::array()}};
+  for (const store::FunctionCost& c : report.functions) {
+    nlohmann::json j = FunctionJson(c.function);
+    j["calls"] = c.calls;
+    j["primitive_calls"] = c.primitive_calls;
+    j["self"] = c.self;
+    j["total"] = c.total;
+    j["top_paths"] = nlohmann::json::array();
+    for (const store::FunctionPathCost& p : c.top_paths)
+      j["top_paths"].push_back(
+          {{"path", PathJson(p.path)}, {"calls", p.calls}, {"self", p.self}, {"total", p.total}});
+    out["functions"].push_back(std::move(j));
+  }
+  return out;
+}
+
+nlohmann::json DiffJson(const std::string& unit, const DiffSide& base, const DiffSide& target,
+                        const std::vector<profile::FunctionDiff>& diffs, size_t limit) {
+  nlohmann::json out = {
+      {"unit", unit},
+      {"base", {{"commit", base.commit}, {"profiled_requests", base.profiled_requests}}},
+      {"target", {{"commit", target.commit}, {"profiled_requests", target.profiled_requests}}},
+      {"truncated", diffs.size() > limit},
+      {"functions", nlohmann::json::array()}};
+  for (size_t i = 0; i < diffs.size() && i < limit; ++i) {
+    const profile::FunctionDiff& d = diffs[i];
+    nlohmann::json j = FunctionJson(d.function);
+    j["before_calls"] = d.before_calls;
+    j["after_calls"] = d.after_calls;
+    j["before_self"] = d.before_self;
+    j["after_self"] = d.after_self;
+    j["before_total"] = d.before_total;
+    j["after_total"] = d.after_total;
+    j["delta_self"] = d.delta_self();
+    j["delta_total"] = d.delta_total();
+    j["paths"] = nlohmann::json::array();
+    for (const profile::PathDiff& p : d.paths)
+      j["paths"].push_back({{"path", PathJson(p.path)},
+                            {"before_self", p.before_self},
+                            {"after_self", p.after_self},
+                            {"before_total", p.before_total},
+                            {"after_total", p.after_total},
+                            {"delta_self", p.delta_self()},
+                            {"delta_total", p.delta_total()}});
+    out["functions"].push_back(std::move(j));
+  }
   return out;
 }
 

@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "profile/diff.h"
+#include "store/functions.h"
 #include "store/query.h"
 
 namespace cpuledger::server {
@@ -24,5 +26,27 @@ nlohmann::json EfficiencyJson(const std::vector<store::ServiceEfficiency>& servi
 
 // DeploysJson() — {"deploys": [{service, cluster, commit, first_seen_us, last_seen_us, samples}]}
 nlohmann::json DeploysJson(const std::vector<store::DeployEntry>& deploys);
+
+// FunctionReportJson() — {"unit", "profiled_requests", "from_us", "to_us",
+// "sort", "truncated", "functions": [{file, line, name, calls,
+// primitive_calls, self, total, top_paths: [{path: [{file, line, name}]
+// (outermost first), calls, self, total}]}]}; every number per profiled request.
+nlohmann::json FunctionReportJson(const store::FunctionQuery& query,
+                                  const store::FunctionReport& report);
+
+// DiffSide — one side of a diff, for DiffJson().
+struct DiffSide {
+  std::string commit;
+  uint64_t profiled_requests = 0;
+};
+
+// DiffJson() — {"unit", "base": {commit, profiled_requests}, "target": {...},
+// "truncated", "functions": [{file, line, name, before_calls, after_calls,
+// before_self, after_self, before_total, after_total, delta_self,
+// delta_total, paths: [{path: [{file, line, name}], before_self, after_self,
+// before_total, after_total, delta_self, delta_total}]}]}, at most `limit`
+// functions in the order given (the function that grew most first).
+nlohmann::json DiffJson(const std::string& unit, const DiffSide& base, const DiffSide& target,
+                        const std::vector<profile::FunctionDiff>& diffs, size_t limit);
 
 }  // namespace cpuledger::server

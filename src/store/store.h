@@ -15,8 +15,10 @@
 //     `dedup_window` batches per sender.
 //  4. Rollups are updated in the same transaction as the raw samples they
 //     summarise: a query never sees one without the other.
+//  5. Function entities (functions.h) are written in the same transaction as
+//     the records whose profiles they sum.
 // Retention deletes raw samples older than the retention window; rollups,
-// tallies and the deploy log are kept. Not guaranteed: queries running during
+// tallies, function entities and the deploy log are kept. Not guaranteed: queries running during
 // an append may or may not see it (snapshot isolation per query).
 #pragma once
 
@@ -27,7 +29,9 @@
 #include <vector>
 
 #include "base/status.h"
+#include "profile/call_tree.h"
 #include "record/record.pb.h"
+#include "store/functions.h"
 #include "store/query.h"
 
 namespace cpuledger::store {
@@ -65,6 +69,18 @@ class Store {
 
   // Store::Deploys() — the deploy log, newest first; `service` empty for all.
   virtual Result<std::vector<DeployEntry>> Deploys(const std::string& service) = 0;
+
+  // Store::Functions() — per function (file:line:name) of the profiled
+  // requests in the slice: calls, self and total cost per profiled request,
+  // and its top call paths (functions.h). Thread-safe. RETURNS:
+  // InvalidArgument when the slice holds profiles in more than one unit
+  // (narrow it by service or commit); an empty report when it holds none.
+  virtual Result<FunctionReport> Functions(const FunctionQuery& query) = 0;
+
+  // Store::FunctionTree() — the slice's profiles merged into one call-path
+  // tree, requests() = its profiled requests (0 and unit "" when none): the
+  // input of profile::DiffTrees. Thread-safe. RETURNS: as Functions().
+  virtual Result<profile::CallTree> FunctionTree(const FunctionQuery& query) = 0;
 
   // Store::ApplyRetention() — deletes raw samples that started before
   // now_us - retention. RETURNS: how many were deleted.

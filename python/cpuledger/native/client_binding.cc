@@ -109,7 +109,8 @@ class PyRecorder {
     record::RequestRecord r;
     if (!scope.scope().Finish(r)) return false;
     // A profile that does not parse is left out; the bill still goes.
-    if (profile.size() > 0 && !r.mutable_profile()->ParseFromArray(profile.c_str(), static_cast<int>(profile.size())))
+    if (profile.size() > 0 &&
+        !r.mutable_profile()->ParseFromArray(profile.c_str(), static_cast<int>(profile.size())))
       r.clear_profile();
     r.set_service(service_);
     r.set_endpoint(std::string(endpoint));

@@ -61,8 +61,25 @@ constexpr const char* kMigration1 =
 
 #undef CPULEDGER_ROLLUP_COLUMNS
 
+// Migration 2 — function entities (store/functions.h). Version 1's
+// function_entities was never written, so it is replaced: one row per
+// (hour, service, endpoint, commit, unit, call path), and the profiled
+// request counts of the same slices in function_requests.
+constexpr const char* kMigration2 =
+    "DROP TABLE function_entities;\n"
+    "CREATE TABLE function_entities (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
+    " path_hash INTEGER NOT NULL, call_path TEXT NOT NULL, calls INTEGER NOT NULL,"
+    " primitive_calls INTEGER NOT NULL, self_cost INTEGER NOT NULL,"
+    " total_cost INTEGER NOT NULL,"
+    " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, path_hash)) WITHOUT ROWID;\n"
+    "CREATE TABLE function_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
+    " requests INTEGER NOT NULL,"
+    " PRIMARY KEY (bucket, service, endpoint, commit_id, unit)) WITHOUT ROWID;\n";
+
 // kMigrations[v - 1] upgrades user_version v - 1 to v.
-constexpr const char* kMigrations[] = {kMigration1};
+constexpr const char* kMigrations[] = {kMigration1, kMigration2};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 }  // namespace

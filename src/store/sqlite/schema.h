@@ -25,8 +25,17 @@
 //   deploys(service, cluster, commit_id, first_seen_us, last_seen_us, samples)
 //   applied_batches(sender, sequence, applied_us)
 //                                  (sender, sequence) already stored
-//   function_entities(...), alerts(...)
-//                                  empty until the profile and detector issues
+//   alerts(...)                    empty until the detector issue
+//
+// Version 2 replaces the unused function_entities (store/functions.h):
+//   function_entities(bucket, service, endpoint, commit_id, unit, path_hash,
+//          call_path, calls, primitive_calls, self_cost, total_cost)
+//                                  per hour bucket (unix s) and call path: sums
+//                                  over the profiled requests; call_path is
+//                                  "file:line:name" frames joined by "\n",
+//                                  path_hash its 64-bit FNV-1a (the key)
+//   function_requests(bucket, service, endpoint, commit_id, unit, requests)
+//                                  profiled requests of the same slices
 //
 // meta keys: sealed_minute / sealed_hour / sealed_day (unix seconds: every
 // bucket that starts before it is complete in its rollup table and nothing
@@ -47,7 +56,7 @@ namespace cpuledger::store::sqlite {
 // kApplicationId — "CPLG", in the SQLite header of every store file.
 inline constexpr int32_t kApplicationId = 0x43504C47;
 // kSchemaVersion — PRAGMA user_version after Migrate().
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // ConfigureConnection() — the per-connection pragmas: WAL, synchronous=NORMAL
 // (store.h invariant 2), busy_timeout, cache and mmap sizes, secure_delete off

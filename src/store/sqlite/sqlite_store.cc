@@ -4,11 +4,14 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <unordered_set>
 
+#include "record/codec.h"
 #include "record/hll.h"
 #include "store/sqlite/raw_chunk.h"
 #include "store/sqlite/schema.h"
@@ -72,14 +75,28 @@ struct SqliteStore::DeploySeen {
   uint64_t samples = 0;
 };
 
+// FunctionSlice — one (hour, service, endpoint, commit, unit) of function
+// entities, summed over the profiles of one AppendBatches() call.
+struct SqliteStore::FunctionSlice {
+  struct Path {
+    std::string text;  // CallPathText()
+    uint64_t calls = 0, primitive_calls = 0, self_cost = 0, total_cost = 0;
+  };
+  uint64_t requests = 0;
+  std::unordered_map<int64_t, Path> paths;  // CallPathHash(text) -> sums
+};
+
 // CallState — what one AppendBatches() call builds before writing it.
 struct SqliteStore::CallState {
   int64_t now_us = 0;
-  std::array<int64_t, 3> sealed_us{};                  // seal points at the start of the call
-  std::array<int64_t, 3> sealed_before{};              // seal points before Seal()
-  std::map<int64_t, ChunkWriter> chunks;               // minute -> raw chunk
-  std::array<std::map<TierKey, RollupAcc>, 3> late;    // samples of sealed buckets
-  std::unordered_map<int64_t, DeploySeen> deploys;     // series -> seen
+  std::array<int64_t, 3> sealed_us{};                // seal points at the start of the call
+  std::array<int64_t, 3> sealed_before{};            // seal points before Seal()
+  std::map<int64_t, ChunkWriter> chunks;             // minute -> raw chunk
+  std::array<std::map<TierKey, RollupAcc>, 3> late;  // samples of sealed buckets
+  std::unordered_map<int64_t, DeploySeen> deploys;   // series -> seen
+  // (hour s, service, endpoint, commit, unit) -> function entities to add.
+  std::map<std::tuple<int64_t, std::string, std::string, std::string, std::string>, FunctionSlice>
+      functions;
   std::set<std::string> senders;                       // senders to prune
   std::set<std::pair<std::string, uint64_t>> applied;  // (sender, sequence) in this call
   uint64_t records = 0, tallies_new = 0, rollup_rows_new = 0;
@@ -96,6 +113,7 @@ struct SqliteStore::WriterStatements {
   Stmt applied_exists, applied_insert, applied_prune;
   Stmt tally_endpoint, tally_get, tally_insert, tally_update;
   Stmt deploy_upsert;
+  Stmt function_upsert, function_requests_upsert;
   Stmt meta_set;
 };
 
@@ -171,6 +189,18 @@ Status SqliteStore::Init() {
           " DO UPDATE SET first_seen_us = min(first_seen_us, excluded.first_seen_us),"
           " last_seen_us = max(last_seen_us, excluded.last_seen_us),"
           " samples = samples + excluded.samples");
+  prepare(&w.function_upsert,
+          "INSERT INTO function_entities (bucket, service, endpoint, commit_id, unit, path_hash,"
+          " call_path, calls, primitive_calls, self_cost, total_cost) VALUES (?1, ?2, ?3, ?4,"
+          " ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (bucket, service, endpoint, commit_id,"
+          " unit, path_hash) DO UPDATE SET calls = calls + excluded.calls,"
+          " primitive_calls = primitive_calls + excluded.primitive_calls,"
+          " self_cost = self_cost + excluded.self_cost,"
+          " total_cost = total_cost + excluded.total_cost");
+  prepare(&w.function_requests_upsert,
+          "INSERT INTO function_requests (bucket, service, endpoint, commit_id, unit, requests)"
+          " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (bucket, service, endpoint, commit_id,"
+          " unit) DO UPDATE SET requests = requests + excluded.requests");
   prepare(&w.meta_set, "UPDATE meta SET value = ?2 WHERE key = ?1");
   if (!s.ok()) return s;
 
@@ -291,6 +321,7 @@ Result<std::vector<AppendOutcome>> SqliteStore::AppendInTransaction(
   if (Status s = Seal(call); !s.ok()) return s;
   if (Status s = WriteSeries(); !s.ok()) return s;
   if (Status s = WriteDeploys(call); !s.ok()) return s;
+  if (Status s = WriteFunctions(call); !s.ok()) return s;
   if (Status s = PruneApplied(call); !s.ok()) return s;
   if (Status s = WriteMeta(call); !s.ok()) return s;
   if (Status s = txn.Commit(); !s.ok()) return s;
@@ -341,6 +372,11 @@ Status SqliteStore::ApplyBatch(const record::Batch& batch, size_t b, CallState& 
     if (d.samples == 0 || sample.start_us > d.last_us) d.last_us = sample.start_us;
     d.samples += 1;
     max_seen_us_ = std::max(max_seen_us_, sample.start_us);
+    if (rec.has_profile()) {
+      if (Status s = AddProfile(rec, call); !s.ok())
+        return Status(s.code(), "batch " + std::to_string(b) + " record " + std::to_string(r) +
+                                    ": " + s.message());
+    }
   }
   outcome.records = static_cast<size_t>(batch.records_size());
   call.records += outcome.records;
@@ -377,6 +413,41 @@ void SqliteStore::Route(const Sample& s, CallState& call) {
     }
     call.late[i][{bucket, s.series}].Add(s);
   }
+}
+
+// AddProfile(): every node of the record's profile adds to its call path's
+// sums, and the profile's requests to its slice's count.
+Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call) {
+  const record::Profile& p = rec.profile();
+  const int64_t hour = FloorTo(rec.start_time_unix_us(), 3600 * kUs) / kUs;
+  FunctionSlice& slice =
+      call.functions[{hour, rec.service(), rec.endpoint(), rec.commit(), p.unit()}];
+  slice.requests += p.requests() == 0 ? 1 : p.requests();
+  std::vector<std::string> texts(static_cast<size_t>(p.nodes_size()));
+  for (int i = 1; i < p.nodes_size(); ++i) {
+    const record::ProfileNode& n = p.nodes(i);
+    if (n.parent() >= static_cast<uint32_t>(i) ||
+        n.function() >= static_cast<uint32_t>(p.functions_size()))
+      return InvalidArgument("profile.nodes[" + std::to_string(i) + "] is out of order");
+    const record::ProfileFunction& f = p.functions(static_cast<int>(n.function()));
+    std::string& text = texts[static_cast<size_t>(i)];
+    if (n.parent() != 0) {
+      text = texts[n.parent()];
+      text += '\n';
+    }
+    text += f.file();
+    text += ':';
+    text += std::to_string(f.line());
+    text += ':';
+    text += f.name();
+    FunctionSlice::Path& path = slice.paths[CallPathHash(text)];
+    if (path.text.empty()) path.text = text;
+    path.calls += n.calls();
+    path.primitive_calls += n.primitive_calls();
+    path.self_cost += n.self_cost();
+    path.total_cost += n.total_cost();
+  }
+  return OkStatus();
 }
 
 Status SqliteStore::StoreTally(const record::WorkerTally& tally, CallState& call) {
@@ -581,6 +652,37 @@ Status SqliteStore::WriteDeploys(const CallState& call) {
   return OkStatus();
 }
 
+Status SqliteStore::WriteFunctions(const CallState& call) {
+  for (const auto& [key, slice] : call.functions) {
+    const auto& [hour, service, endpoint, commit, unit] = key;
+    auto bind_key = [&](StmtUse& use) {
+      use.Bind(1, hour);
+      use.Bind(2, service);
+      use.Bind(3, endpoint);
+      use.Bind(4, commit);
+      use.Bind(5, unit);
+    };
+    {
+      StmtUse use(stmts_->function_requests_upsert);
+      bind_key(use);
+      use.Bind(6, static_cast<int64_t>(slice.requests));
+      if (Status s = use.Run(); !s.ok()) return s;
+    }
+    for (const auto& [hash, path] : slice.paths) {
+      StmtUse use(stmts_->function_upsert);
+      bind_key(use);
+      use.Bind(6, hash);
+      use.Bind(7, path.text);
+      use.Bind(8, static_cast<int64_t>(path.calls));
+      use.Bind(9, static_cast<int64_t>(path.primitive_calls));
+      use.Bind(10, static_cast<int64_t>(path.self_cost));
+      use.Bind(11, static_cast<int64_t>(path.total_cost));
+      if (Status s = use.Run(); !s.ok()) return s;
+    }
+  }
+  return OkStatus();
+}
+
 Status SqliteStore::PruneApplied(const CallState& call) {
   for (const std::string& sender : call.senders) {
     StmtUse use(stmts_->applied_prune);
@@ -658,6 +760,130 @@ Result<std::vector<DeployEntry>> SqliteStore::Deploys(const std::string& service
   });
   if (!s.ok()) return s;
   return out;
+}
+
+Result<profile::CallTree> SqliteStore::FunctionTree(const FunctionQuery& query) {
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  Db& db = session.conn().db;
+  // The hours that overlap [from_us, to_us).
+  const int64_t lo = FloorTo(query.from_us, 3600 * kUs) / kUs;
+  const int64_t hi = query.to_us / kUs + (query.to_us % kUs > 0 ? 1 : 0);
+  static constexpr const char* kWhere =
+      " WHERE bucket >= ?1 AND bucket < ?2 AND (?3 IS NULL OR service = ?3)"
+      " AND (?4 IS NULL OR endpoint = ?4) AND (?5 IS NULL OR commit_id = ?5)";
+  auto bind = [&](StmtUse& use) {
+    use.Bind(1, lo);
+    use.Bind(2, hi);
+    const std::optional<std::string>* filters[] = {&query.service, &query.endpoint, &query.commit};
+    for (int i = 0; i < 3; ++i) {
+      if (filters[i]->has_value())
+        use.Bind(3 + i, std::string_view(**filters[i]));
+      else
+        use.BindNull(3 + i);
+    }
+  };
+
+  std::vector<std::pair<std::string, int64_t>> units;  // unit -> profiled requests
+  {
+    Result<Stmt> st = db.Prepare(std::string("SELECT unit, sum(requests) FROM function_requests") +
+                                 kWhere + " GROUP BY unit ORDER BY unit");
+    if (!st.ok()) return st.status();
+    StmtUse use(*st);
+    bind(use);
+    Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+      units.emplace_back(std::string(u.Text(0)), u.Int64(1));
+      return OkStatus();
+    });
+    if (!s.ok()) return s;
+  }
+  if (units.empty()) {
+    profile::CallTree empty("", "store", "exact");
+    empty.set_requests(0);
+    return empty;
+  }
+  if (units.size() > 1) {
+    std::string names;
+    for (const auto& [unit, n] : units) names += (names.empty() ? "" : ", ") + unit;
+    return InvalidArgument("the slice holds profiles in several units (" + names +
+                           "); narrow it by service, endpoint or commit to one unit");
+  }
+
+  // The tree, as a record::Profile: rows in call_path order put every path
+  // after its prefixes (its ancestors).
+  record::Profile p;
+  p.set_unit(units[0].first);
+  p.set_source("store");
+  p.set_mode("exact");
+  p.set_requests(static_cast<uint64_t>(units[0].second));
+  p.add_nodes();  // the root
+  std::unordered_map<std::string, uint32_t> node_of = {{"", 0}};
+  std::unordered_map<std::string, uint32_t> function_of;  // frame text -> index
+  // NodeFor() — the node of `text`, added (with its missing ancestors) if new.
+  std::function<Result<uint32_t>(std::string_view)> node_for =
+      [&](std::string_view text) -> Result<uint32_t> {
+    if (auto it = node_of.find(std::string(text)); it != node_of.end()) return it->second;
+    const size_t nl = text.rfind('\n');
+    Result<uint32_t> parent =
+        node_for(nl == std::string_view::npos ? std::string_view() : text.substr(0, nl));
+    if (!parent.ok()) return parent.status();
+    const std::string_view frame = nl == std::string_view::npos ? text : text.substr(nl + 1);
+    auto [fit, added] =
+        function_of.try_emplace(std::string(frame), static_cast<uint32_t>(p.functions_size()));
+    if (added) {
+      Result<std::vector<profile::Function>> parsed = ParseCallPath(frame);
+      if (!parsed.ok()) return IoError("stored " + parsed.status().message());
+      record::ProfileFunction* f = p.add_functions();
+      f->set_file((*parsed)[0].file);
+      f->set_line((*parsed)[0].line);
+      f->set_name((*parsed)[0].name);
+    }
+    const auto index = static_cast<uint32_t>(p.nodes_size());
+    record::ProfileNode* n = p.add_nodes();
+    n->set_parent(*parent);
+    n->set_function(fit->second);
+    node_of.emplace(std::string(text), index);
+    return index;
+  };
+  {
+    Result<Stmt> st =
+        db.Prepare(std::string("SELECT call_path, sum(calls), sum(primitive_calls), sum(self_cost),"
+                               " sum(total_cost) FROM function_entities") +
+                   kWhere + " AND unit = ?6 GROUP BY path_hash, call_path ORDER BY call_path");
+    if (!st.ok()) return st.status();
+    StmtUse use(*st);
+    bind(use);
+    use.Bind(6, std::string_view(units[0].first));
+    Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+      if (static_cast<size_t>(p.nodes_size()) > record::kMaxProfileNodes)
+        return InvalidArgument("the slice has more than " +
+                               std::to_string(record::kMaxProfileNodes) +
+                               " call paths; narrow it by time, service, endpoint or commit");
+      const std::string_view text = u.Text(0);
+      if (text.empty()) return OkStatus();
+      Result<uint32_t> node = node_for(text);
+      if (!node.ok()) return node.status();
+      record::ProfileNode* n = p.mutable_nodes(static_cast<int>(*node));
+      n->set_calls(n->calls() + static_cast<uint64_t>(u.Int64(1)));
+      n->set_primitive_calls(n->primitive_calls() + static_cast<uint64_t>(u.Int64(2)));
+      n->set_self_cost(n->self_cost() + static_cast<uint64_t>(u.Int64(3)));
+      n->set_total_cost(n->total_cost() + static_cast<uint64_t>(u.Int64(4)));
+      return OkStatus();
+    });
+    if (!s.ok()) return s;
+  }
+  Result<profile::CallTree> tree = profile::CallTree::FromProto(p);
+  if (!tree.ok())
+    return InvalidArgument("cannot rebuild the slice's call tree (narrow it): " +
+                           tree.status().message());
+  return tree;
+}
+
+Result<FunctionReport> SqliteStore::Functions(const FunctionQuery& query) {
+  Result<profile::CallTree> tree = FunctionTree(query);
+  if (!tree.ok()) return tree.status();
+  if (tree->requests() == 0) return FunctionReport{};
+  return ReportFromTree(*tree, query);
 }
 
 Result<uint64_t> SqliteStore::ApplyRetention(int64_t now_us) {

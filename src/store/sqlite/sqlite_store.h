@@ -72,6 +72,13 @@
 //  * COST: it needs every minute of the window, so it reads minute rows (sums
 //    only, ~0.3 us each): a day of the 10M-record bench data set is ~1M rows.
 //
+// Functions() / FunctionTree() (functions.h): entities are kept per UTC hour
+// of the records' start times, so a range selects the hours that overlap it.
+// The tree is rebuilt from the path rows (parents before children); a slice
+// over record::kMaxProfileNodes paths or kMaxProfileFunctions functions is
+// refused (InvalidArgument: narrow it). Entities are never deleted by retention.
+// COST: one read of the slice's path rows, ~1 us a row.
+//
 // Deploys(): first/last seen are sample start times; the samples count is
 // records only (tallies do not move the deploy log). Newest first = by
 // first_seen_us descending.
@@ -124,6 +131,8 @@ class SqliteStore final : public Store {
   Result<QueryResult> Query(const QuerySpec& spec) override;
   Result<std::vector<ServiceEfficiency>> Efficiency(const EfficiencySpec& spec) override;
   Result<std::vector<DeployEntry>> Deploys(const std::string& service) override;
+  Result<FunctionReport> Functions(const FunctionQuery& query) override;
+  Result<profile::CallTree> FunctionTree(const FunctionQuery& query) override;
   Result<uint64_t> ApplyRetention(int64_t now_us) override;
   Result<StoreStats> Stats() override;
 
@@ -135,6 +144,7 @@ class SqliteStore final : public Store {
   struct WriterStatements;
   struct CallState;
   struct DeploySeen;
+  struct FunctionSlice;
   // (bucket start, series) -> rollup of the samples in it.
   using OpenBuckets = std::map<int64_t, std::unordered_map<int64_t, RollupAcc>>;
   using TierKey = std::pair<int64_t, int64_t>;  // (bucket start s, series)
@@ -150,12 +160,14 @@ class SqliteStore final : public Store {
   Status ApplyBatch(const record::Batch& batch, size_t index, CallState& call,
                     AppendOutcome& outcome);
   void Route(const Sample& sample, CallState& call);
+  Status AddProfile(const record::RequestRecord& rec, CallState& call);
   Status StoreTally(const record::WorkerTally& tally, CallState& call);
   Status WriteChunks(CallState& call);
   Status MergeLate(CallState& call);
   Status Seal(CallState& call);
   Status WriteSeries();
   Status WriteDeploys(const CallState& call);
+  Status WriteFunctions(const CallState& call);
   Status PruneApplied(const CallState& call);
   Status WriteMeta(const CallState& call);
   // A new row of a tier / rows added into existing ones (late samples).

@@ -24,6 +24,7 @@
 #include "store/histogram.h"
 #include "store/sqlite/raw_chunk.h"
 #include "store/sqlite/reader.h"
+#include "store/sqlite/schema.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 
@@ -836,7 +837,7 @@ TEST(StoreOpenTest, ForeignFilesAreRefused) {
   sqlite3_stmt* st = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(st, 0), 1);
+  EXPECT_EQ(sqlite3_column_int(st, 0), sqlite::kSchemaVersion);
   sqlite3_finalize(st);
   ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);

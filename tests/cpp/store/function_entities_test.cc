@@ -1,0 +1,370 @@
+// tests/cpp/store/function_entities_test.cc — profiles in, function entities
+// out: Functions() and FunctionTree() against sums computed here from the
+// same trees, independently of the store.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "profile/call_tree.h"
+#include "profile/diff.h"
+#include "store/functions.h"
+#include "store/store.h"
+
+namespace cpuledger::store {
+namespace {
+
+using profile::CallTree;
+using profile::kRoot;
+
+constexpr int64_t kUs = 1'000'000;
+constexpr int64_t kT0Us = 1704067200 * kUs;  // 2024-01-01T00:00:00Z
+constexpr int64_t kHourUs = 3600 * kUs;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "fn_test.XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string File(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+const profile::Function kView{"app.py", 10, "view"};
+const profile::Function kHelper{"app.py", 20, "helper"};
+const profile::Function kLeaf{"lib/util.py", 30, "leaf"};
+const profile::Function kRec{"app.py", 40, "walk: tree"};  // a name with a colon
+const profile::Function kSlow{"app.py", 99, "slow"};
+
+// Sums — what one function adds up to (the test's own bookkeeping).
+struct Sums {
+  double calls = 0, primitive_calls = 0, self = 0, total = 0;
+};
+using Expected = std::map<std::string, Sums>;  // by function name
+
+// MakeTree() — view -> helper -> leaf, view -> leaf, view -> rec -> rec
+// (recursive), costs scaled by `k`; adds each function's pstats-style sums
+// (total once per outermost activation) to `expected`.
+// With `slow` > 0, view also calls slow (self = total = `slow`), as a commit
+// that adds an expensive helper would.
+CallTree MakeTree(uint64_t k, const std::string& unit, Expected* expected, uint64_t slow = 0) {
+  CallTree t(unit, "test", "exact");
+  const auto view = t.Child(kRoot, t.Intern(kView));
+  const auto helper = t.Child(view, t.Intern(kHelper));
+  const auto leaf1 = t.Child(helper, t.Intern(kLeaf));
+  const auto leaf2 = t.Child(view, t.Intern(kLeaf));
+  const auto rec1 = t.Child(view, t.Intern(kRec));
+  const auto rec2 = t.Child(rec1, t.Intern(kRec));
+  t.AddCall(leaf1, 30, 30, true);
+  t.AddCall(leaf1, 30, 30, true);
+  t.AddCall(helper, 25, 55, true);
+  t.AddCall(helper, 25, 55, true);
+  t.AddCall(leaf2, 10 * k, 10 * k, true);
+  t.AddCall(rec2, 7, 7, false);
+  t.AddCall(rec1, 5, 12, true);
+  if (slow > 0) t.AddCall(t.Child(view, t.Intern(kSlow)), slow, slow, true);
+  t.AddCall(view, 100 + k, 100 + k + 110 + 10 * k + 12 + slow, true);
+  if (expected != nullptr) {
+    const double dk = static_cast<double>(k);
+    auto add = [&](const profile::Function& f, Sums s) {
+      Sums& e = (*expected)[f.name];
+      e.calls += s.calls;
+      e.primitive_calls += s.primitive_calls;
+      e.self += s.self;
+      e.total += s.total;
+    };
+    add(kView, {1, 1, 100 + dk, 222 + 11 * dk});
+    add(kHelper, {2, 2, 50, 110});
+    add(kLeaf, {3, 3, 60 + 10 * dk, 60 + 10 * dk});
+    add(kRec, {2, 1, 12, 12});  // the inner rec's total is inside the outer's
+  }
+  return t;
+}
+
+record::RequestRecord Record(int64_t start_us, const std::string& service,
+                             const std::string& endpoint, const std::string& commit) {
+  record::RequestRecord r;
+  r.set_start_time_unix_us(start_us);
+  r.set_service(service);
+  r.set_endpoint(endpoint);
+  r.set_method("GET");
+  r.set_status(200);
+  r.set_host("h1");
+  r.set_commit(commit);
+  r.set_sample_rate(1.0);
+  r.set_wall_us(1000);
+  r.mutable_cpu()->set_cpu_ns(1'000'000);
+  return r;
+}
+
+// PathSums() — every node of a tree by its call path text.
+std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t, uint64_t>> PathSums(
+    const CallTree& t) {
+  std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t, uint64_t>> out;
+  for (profile::NodeId i = 1; i < t.nodes().size(); ++i) {
+    std::vector<profile::Function> path;
+    for (profile::FunctionId f : t.Path(i)) path.push_back(t.functions()[f]);
+    const profile::Node& n = t.nodes()[i];
+    auto& e = out[CallPathText(path)];
+    std::get<0>(e) += n.calls;
+    std::get<1>(e) += n.primitive_calls;
+    std::get<2>(e) += n.self_cost;
+    std::get<3>(e) += n.total_cost;
+  }
+  return out;
+}
+
+class FunctionEntitiesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = dir_.File("ledger.sqlite")});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+  }
+
+  void Append(const record::Batch& batch) {
+    const record::Batch* batches[] = {&batch};
+    Result<std::vector<AppendOutcome>> out = store_->AppendBatches(batches);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+  }
+
+  // AddProfiled() — a record of commit `commit` with MakeTree(k) as its
+  // profile (merged from `requests` request profiles when > 1).
+  static void AddProfiled(record::Batch* b, int64_t start_us, const std::string& commit, uint64_t k,
+                          uint64_t requests = 1, const std::string& unit = "cpu_ns",
+                          const std::string& service = "shop", Expected* expected = nullptr,
+                          CallTree* merged = nullptr) {
+    record::RequestRecord* r = b->add_records();
+    *r = Record(start_us, service, "/x/", commit);
+    CallTree t = MakeTree(k, unit, expected);
+    t.set_requests(requests);
+    if (merged != nullptr) {
+      ASSERT_TRUE(merged->Merge(t).ok());
+    }
+    t.ToProto(r->mutable_profile());
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST(CallPathTextTest, RoundTripsFramesWithColonsInNames) {
+  const std::vector<profile::Function> path = {kView, kRec, {"~", 0, "<built-in method len>"}};
+  const std::string text = CallPathText(path);
+  EXPECT_EQ(text, "app.py:10:view\napp.py:40:walk: tree\n~:0:<built-in method len>");
+  Result<std::vector<profile::Function>> back = ParseCallPath(text);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, path);
+  EXPECT_FALSE(ParseCallPath("no-line-here").ok());
+  EXPECT_NE(CallPathHash("a\nb"), CallPathHash("a\nc"));
+}
+
+TEST_F(FunctionEntitiesTest, FunctionsArePerProfiledRequestAndMatchTheTestsSums) {
+  record::Batch b;
+  Expected expected;
+  uint64_t requests = 0;
+  for (uint64_t k = 0; k < 5; ++k) {
+    const uint64_t n = k == 3 ? 2 : 1;  // one record carries two requests' profile
+    AddProfiled(&b, kT0Us + static_cast<int64_t>(k) * 60 * kUs, "A", k, n, "cpu_ns", "shop",
+                &expected);
+    requests += n;
+  }
+  *b.add_records() = Record(kT0Us + 10 * kUs, "shop", "/x/", "A");  // not profiled
+  AddProfiled(&b, kT0Us, "B", 100);                                 // another commit
+  Append(b);
+
+  FunctionQuery q;
+  q.commit = "A";
+  q.sort = FunctionSort::kTotal;
+  Result<FunctionReport> r = store_->Functions(q);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->unit, "cpu_ns");
+  EXPECT_EQ(r->profiled_requests, requests);
+  ASSERT_EQ(r->functions.size(), 4u);
+  EXPECT_FALSE(r->truncated);
+  EXPECT_EQ(r->functions[0].function, kView);  // the largest total
+  const double n = static_cast<double>(requests);
+  for (const FunctionCost& c : r->functions) {
+    SCOPED_TRACE(c.function.name);
+    const Sums& e = expected.at(c.function.name);
+    EXPECT_DOUBLE_EQ(c.calls, e.calls / n);
+    EXPECT_DOUBLE_EQ(c.primitive_calls, e.primitive_calls / n);
+    EXPECT_DOUBLE_EQ(c.self, e.self / n);
+    EXPECT_DOUBLE_EQ(c.total, e.total / n);
+  }
+  // leaf's two paths, most self cost first: under helper (60 a record, 300 in
+  // all) beats under view (10k: 100 over k = 0..4).
+  const FunctionCost& leaf =
+      *std::find_if(r->functions.begin(), r->functions.end(),
+                    [](const FunctionCost& c) { return c.function == kLeaf; });
+  ASSERT_EQ(leaf.top_paths.size(), 2u);
+  EXPECT_EQ(leaf.top_paths[0].path, (std::vector<profile::Function>{kView, kHelper, kLeaf}));
+  EXPECT_DOUBLE_EQ(leaf.top_paths[0].self, 60.0 * 5 / n);
+  EXPECT_DOUBLE_EQ(leaf.top_paths[0].calls, 2.0 * 5 / n);
+  EXPECT_EQ(leaf.top_paths[1].path, (std::vector<profile::Function>{kView, kLeaf}));
+  EXPECT_DOUBLE_EQ(leaf.top_paths[1].self, 10.0 * (0 + 1 + 2 + 3 + 4) / n);
+
+  // Sorted by self, limited.
+  q.sort = FunctionSort::kSelf;
+  q.limit = 2;
+  r = store_->Functions(q);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->functions.size(), 2u);
+  EXPECT_TRUE(r->truncated);
+  EXPECT_GE(r->functions[0].self, r->functions[1].self);
+}
+
+TEST_F(FunctionEntitiesTest, FunctionTreeRoundTripsTheMergedProfiles) {
+  record::Batch b;
+  CallTree merged("instructions", "test", "exact");
+  merged.set_requests(0);
+  for (uint64_t k = 0; k < 4; ++k)
+    AddProfiled(&b, kT0Us + static_cast<int64_t>(k) * kHourUs / 2, "A", k, k == 2 ? 3 : 1,
+                "instructions", "shop", nullptr, &merged);
+  Append(b);
+  FunctionQuery q;
+  q.service = "shop";
+  q.endpoint = "/x/";
+  Result<CallTree> tree = store_->FunctionTree(q);
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->unit(), "instructions");
+  EXPECT_EQ(tree->requests(), merged.requests());
+  EXPECT_EQ(tree->requests(), 6u);
+  EXPECT_EQ(PathSums(*tree), PathSums(merged));
+  // The same tree diffs to nothing.
+  Result<std::vector<profile::PathDiff>> d = profile::DiffPaths(merged, *tree);
+  ASSERT_TRUE(d.ok());
+  for (const profile::PathDiff& p : *d) EXPECT_DOUBLE_EQ(p.delta_total(), 0);
+
+  // Hours: the records are at 0, 0.5, 1 and 1.5 h; the first hour holds two.
+  q.from_us = kT0Us + 10 * kUs;  // inside the first hour: the hour still counts
+  q.to_us = kT0Us + kHourUs;
+  tree = store_->FunctionTree(q);
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->requests(), 2u);
+  q.from_us = kT0Us + 3 * kHourUs;
+  q.to_us = kT0Us + 4 * kHourUs;
+  tree = store_->FunctionTree(q);
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->requests(), 0u);
+  Result<FunctionReport> empty = store_->Functions(q);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->profiled_requests, 0u);
+  EXPECT_TRUE(empty->functions.empty());
+}
+
+TEST_F(FunctionEntitiesTest, SurvivesReopenAndAccumulatesAcrossAppends) {
+  CallTree merged("cpu_ns", "test", "exact");
+  merged.set_requests(0);
+  for (uint64_t k = 1; k <= 3; ++k) {
+    record::Batch b;
+    AddProfiled(&b, kT0Us + static_cast<int64_t>(k) * kUs, "A", k, 1, "cpu_ns", "shop", nullptr,
+                &merged);
+    Append(b);
+  }
+  store_.reset();
+  Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = dir_.File("ledger.sqlite")});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  store_ = std::move(*s);
+  Result<CallTree> tree = store_->FunctionTree({});
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->requests(), 3u);
+  EXPECT_EQ(PathSums(*tree), PathSums(merged));
+}
+
+TEST_F(FunctionEntitiesTest, RefusesToMixUnits) {
+  record::Batch b;
+  AddProfiled(&b, kT0Us, "A", 1, 1, "cpu_ns", "shop");
+  AddProfiled(&b, kT0Us, "A", 1, 1, "instructions", "api");
+  Append(b);
+  Result<FunctionReport> mixed = store_->Functions({});
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_EQ(mixed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(mixed.status().message().find("several units"), std::string::npos);
+  FunctionQuery q;
+  q.service = "api";
+  Result<FunctionReport> one = store_->Functions(q);
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  EXPECT_EQ(one->unit, "instructions");
+}
+
+TEST_F(FunctionEntitiesTest, DiffOfTwoCommitsNamesTheAddedHelperFirst) {
+  record::Batch b;
+  AddProfiled(&b, kT0Us, "A", 1);
+  // Commit B: the same, plus view -> slow (expensive) on every request.
+  for (int i = 0; i < 2; ++i) {
+    record::RequestRecord* r = b.add_records();
+    *r = Record(kT0Us + i * kUs, "shop", "/x/", "B");
+    MakeTree(1, "cpu_ns", nullptr, /*slow=*/5000).ToProto(r->mutable_profile());
+  }
+  Append(b);
+  FunctionQuery base, target;
+  base.commit = "A";
+  target.commit = "B";
+  Result<CallTree> before = store_->FunctionTree(base);
+  Result<CallTree> after = store_->FunctionTree(target);
+  ASSERT_TRUE(before.ok() && after.ok());
+  Result<std::vector<profile::FunctionDiff>> d = profile::DiffTrees(*before, *after);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_FALSE(d->empty());
+  // view's total grew as much as slow's (ranked by total): the tie goes to
+  // the larger self growth, slow, along view > slow.
+  EXPECT_EQ((*d)[0].function, kSlow);
+  EXPECT_DOUBLE_EQ((*d)[0].delta_total(), 5000);
+  EXPECT_DOUBLE_EQ((*d)[0].delta_self(), 5000);
+  ASSERT_FALSE((*d)[0].paths.empty());
+  EXPECT_EQ((*d)[0].paths[0].path, (std::vector<profile::Function>{kView, kSlow}));
+  EXPECT_EQ((*d)[1].function, kView);
+  EXPECT_DOUBLE_EQ((*d)[1].delta_total(), 5000);
+}
+
+TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
+  TempDir dir;
+  const std::string path = dir.File("v1.sqlite");
+  {
+    Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = path});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+  }
+  // Back to version 1's shape: its (never written) function_entities table.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const char* v1 =
+      "DROP TABLE function_requests; DROP TABLE function_entities;"
+      "CREATE TABLE function_entities (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
+      " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, function_id TEXT NOT NULL,"
+      " call_path TEXT NOT NULL, calls INTEGER NOT NULL, self_cost REAL NOT NULL,"
+      " total_cost REAL NOT NULL, profiled_requests INTEGER NOT NULL,"
+      " PRIMARY KEY (bucket, service, endpoint, commit_id, function_id, call_path))"
+      " WITHOUT ROWID; PRAGMA user_version = 1;";
+  ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = path});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  record::Batch b;
+  record::RequestRecord* r = b.add_records();
+  *r = Record(kT0Us, "shop", "/x/", "A");
+  MakeTree(1, "cpu_ns", nullptr).ToProto(r->mutable_profile());
+  const record::Batch* batches[] = {&b};
+  ASSERT_TRUE((*s)->AppendBatches(batches).ok());
+  Result<FunctionReport> report = (*s)->Functions({});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->profiled_requests, 1u);
+  EXPECT_EQ(report->functions.size(), 4u);
+}
+
+}  // namespace
+}  // namespace cpuledger::store

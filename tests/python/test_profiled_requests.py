@@ -1,0 +1,55 @@
+"""Profiles from the Django middleware, end to end: a view whose second
+version added an expensive helper, served by gunicorn at two commits,
+profiled through the middleware (PROFILE_RATE=1); the server turns the
+profiles into function entities, and `cpuledger diff` between the two
+commits names the helper first."""
+
+from __future__ import annotations
+
+import subprocess
+from urllib.parse import urlencode
+
+from conftest import cpuledger_exe
+from test_middleware import Gunicorn, get, wait_samples
+
+
+def serve_version(tmp_path, server, version: str, commit: str, requests: int = 12):
+    app = Gunicorn(tmp_path, server.url, extra_env={
+        "SHOP_VERSION": version, "CPULEDGER_COMMIT": commit, "CPULEDGER_PROFILE_RATE": "1",
+        "CPULEDGER_PROFILE_SOURCE": "cpu"}, workers=1)
+    try:
+        for _ in range(requests):
+            assert get(app.url + "/report/")[0] == 200
+        wait_samples(server.http(), requests, where=[f"commit={commit}", "endpoint=/report/"])
+    finally:
+        app.stop()
+
+
+def test_diff_between_commits_names_the_added_helper(tmp_path, server):
+    serve_version(tmp_path, server, "1", "v1")
+    serve_version(tmp_path, server, "2", "v2")
+    http = server.http()
+
+    fns = http.get_json("/v1/query/functions?" + urlencode(
+        {"since": "1h", "service": "shop", "endpoint": "/report/", "commit": "v2", "sort": "total"}))
+    names = [f["name"] for f in fns["functions"]]
+    assert "_expensive_helper" in names and "report" in names
+    assert fns["profiled_requests"] == 12
+    helper = next(f for f in fns["functions"] if f["name"] == "_expensive_helper")
+    assert helper["calls"] == 1  # per profiled request
+    assert helper["file"].endswith("shop/views.py")
+
+    out = subprocess.run([cpuledger_exe(), "diff", "--server", server.url, "--since", "1h", "--service", "shop",
+                          "--endpoint", "/report/", "--base", "v1", "--target", "v2"],
+                         capture_output=True, text=True, check=True).stdout
+    lines = [line for line in out.splitlines() if "_expensive_helper" in line or "report" in line]
+    assert lines, out
+    # The first ranked function is the helper, with the view on its call path.
+    ranked = [line for line in out.splitlines() if line.strip() and line.lstrip()[:1].isdigit()]
+    assert ranked and "_expensive_helper" in ranked[0], out
+    assert "report" in out
+
+    table = subprocess.run([cpuledger_exe(), "report", "--functions", "--server", server.url, "--since", "1h",
+                            "--where", "commit=v2", "--where", "endpoint=/report/"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "_expensive_helper" in table
