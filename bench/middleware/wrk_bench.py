@@ -2,8 +2,8 @@
 each middleware variant side by side in one run.
 
 Variants: no middleware; cpuledger at 0%, 1% and 100% sampling; the peers
-django-prometheus and django-silk. gunicorn (1 sync worker) is pinned to CPU
-0 and wrk to CPU 1; the variants are interleaved over several rounds and the
+django-prometheus and django-silk. gunicorn (1 sync worker, with the recorder's
+sender thread) is pinned to CPU 0; wrk and the cpuledger server to CPU 1; the variants are interleaved over several rounds and the
 median requests/s of each is reported with its ratio to no middleware.
 
 Targets (issue 4): cpuledger at 1% within 1% of no middleware; at 100%
@@ -89,7 +89,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="cpuledger-wrk-"))
     # A real cpuledger server for the sampled variants to send to.
     cpl_port = free_port()
-    cpl = subprocess.Popen([str(BIN / "cpuledger"), "serve", "--port", str(cpl_port), "--data-dir", str(tmp / "cpl")],
+    # On wrk's core, so the app's core runs only the app (and its recorder).
+    cpl = subprocess.Popen(["taskset", "-c", "1", str(BIN / "cpuledger"), "serve", "--port", str(cpl_port), "--data-dir", str(tmp / "cpl")],
                            stderr=subprocess.DEVNULL)
     base_env = {**os.environ, "SHOP_DB": str(tmp / "shop.sqlite3"), "PYTHONPATH": str(SHOP),
                 "CPULEDGER_SERVER_URL": f"http://127.0.0.1:{cpl_port}", "CPULEDGER_COMMIT": "bench"}

@@ -8,15 +8,16 @@ Add to settings::
 
 Put it first, so the bill covers the other middleware too. Endpoints are the
 resolved route patterns ("/users/<int:id>/"), never raw paths. DB time comes
-from ``connection.execute_wrapper`` on every database alias, cache time from
+from an execute wrapper kept on every database connection (a pass-through outside
+sampled requests), cache time from
 wrapping the configured cache backends' methods. Flags default to
 django-waffle's flags and switches when waffle is installed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import time
 from typing import Any, Callable, Optional
 
 from django.conf import settings
@@ -58,6 +59,23 @@ def _wrap_cache_method(fn: Callable) -> Callable:
     return wrapper
 
 
+def _install_db_wrapper(sender, connection, **kwargs) -> None:
+    """Keep `_db_wrapper` on every database connection for good: it is a
+    pass-through (one ContextVar lookup) outside sampled requests, so no
+    per-request set-up is needed."""
+    if _db_wrapper not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, _db_wrapper)
+
+
+def _instrument_databases() -> None:
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_install_db_wrapper, dispatch_uid="cpuledger-db-wrapper")
+    for conn in connections.all(initialized_only=True):  # already open in this thread
+        _install_db_wrapper(None, conn)
+
+
 def _instrument_caches() -> None:
     """Wrap the methods of every configured cache backend class, once."""
     from django.core.cache import caches
@@ -73,16 +91,30 @@ def _instrument_caches() -> None:
             setattr(cls, name, _wrap_cache_method(fn))
 
 
-def _waffle_flags(request) -> dict:
-    """Every waffle flag and switch, on or off for this request."""
-    import waffle
-    from waffle.models import Flag, Switch
+_WAFFLE_NAMES_TTL_S = 10.0
+_waffle_names: tuple[float, list, list] = (0.0, [], [])
 
+
+def _waffle_flags(request) -> dict:
+    """Every waffle flag and switch, on or off for this request. The lists of
+    names are re-read every few seconds, not per request (each read is a
+    cache round trip); whether a flag is on is asked per request."""
+    global _waffle_names
+    import waffle
+
+    fetched, flags, switches = _waffle_names
+    now = time.monotonic()
+    if now - fetched > _WAFFLE_NAMES_TTL_S:
+        from waffle.models import Flag, Switch
+
+        flags = [f.name for f in Flag.get_all()]
+        switches = [s.name for s in Switch.get_all()]
+        _waffle_names = (now, flags, switches)
     out = {}
-    for flag in Flag.get_all():
-        out[flag.name] = "on" if waffle.flag_is_active(request, flag.name) else "off"
-    for switch in Switch.get_all():
-        out["switch:" + switch.name] = "on" if switch.is_active() else "off"
+    for name in flags:
+        out[name] = "on" if waffle.flag_is_active(request, name) else "off"
+    for name in switches:
+        out["switch:" + name] = "on" if waffle.switch_is_active(name) else "off"
     return out
 
 
@@ -130,6 +162,7 @@ class CpuLedgerMiddleware:
         self._needs_early_resolve = bool(config.endpoint_sample_rates)
         if config.enabled:
             _instrument_caches()
+            _instrument_databases()
 
     def __call__(self, request):
         rt = self.rt
@@ -158,11 +191,6 @@ class CpuLedgerMiddleware:
         try:
             scope = _native.RequestScope()
             token = _current.set(scope)
-            stack = contextlib.ExitStack()
-            from django.db import connections
-
-            for alias in connections:
-                stack.enter_context(connections[alias].execute_wrapper(_db_wrapper))
         except Exception as e:
             rt.error("begin", e)
             return self.get_response(request)
@@ -180,7 +208,6 @@ class CpuLedgerMiddleware:
                 profile = b""
                 rt.error("profile", e)
             try:
-                stack.close()
                 _current.reset(token)
             except Exception as e:
                 rt.error("end", e)
