@@ -71,8 +71,8 @@ int RunDiff(const DiffFlags& f) {
   }
   std::string query = "/v1/query/diff?since=" + UrlEncode(f.since) +
                       "&base_commit=" + UrlEncode(f.base) +
-                      "&target_commit=" + UrlEncode(f.target) + "&limit=" + std::to_string(f.limit) +
-                      "&rank=" + f.rank;
+                      "&target_commit=" + UrlEncode(f.target) +
+                      "&limit=" + std::to_string(f.limit) + "&rank=" + f.rank;
   if (!f.service.empty()) query += "&service=" + UrlEncode(f.service);
   if (!f.endpoint.empty()) query += "&endpoint=" + UrlEncode(f.endpoint);
   ServerClient client(f.server, f.token);

@@ -440,6 +440,14 @@ Calibration Profiler::Calibrate() {
   return out;
 }
 
+std::vector<uint64_t> Profiler::SubtreeTotals() const {
+  std::vector<uint64_t> totals(nodes_.size(), 0);
+  for (size_t i = 0; i < nodes_.size(); ++i) totals[i] = nodes_[i].self_cost;
+  // A node is always added after its parent, so one backward pass sums subtrees.
+  for (size_t i = nodes_.size(); i-- > 1;) totals[nodes_[i].parent] += totals[i];
+  return totals;
+}
+
 void Profiler::ToProto(record::Profile* out) const {
   out->Clear();
   out->set_unit(unit_name_);
@@ -462,14 +470,16 @@ void Profiler::ToProto(record::Profile* out) const {
     pf->set_line(static_cast<uint32_t>(std::max(code->co_firstlineno, 0)));
     pf->set_name(Truncated(name.empty() ? "?" : name));
   }
-  for (const NodeStats& n : nodes_) {
+  const std::vector<uint64_t> totals = SubtreeTotals();
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const NodeStats& n = nodes_[i];
     record::ProfileNode* pn = out->add_nodes();
     pn->set_parent(n.parent);
     pn->set_function(n.function);
     pn->set_calls(n.calls);
     pn->set_primitive_calls(n.primitive ? n.calls : 0);
     pn->set_self_cost(n.self_cost);
-    pn->set_total_cost(n.total_cost);
+    pn->set_total_cost(i == 0 ? 0 : totals[i]);
   }
 }
 

@@ -128,6 +128,12 @@ class Profiler {
   // error() — the sticky failure of a hook (the first one), "" when none.
   const std::string& error() const { return error_; }
   const std::vector<NodeStats>& nodes() const { return nodes_; }
+  // Profiler::SubtreeTotals() — per node, its self cost plus its callees'
+  // totals. The per-call calibration can leave a node's measured total a
+  // little below the sum of its callees' (a generator resumed thousands of
+  // times by a builtin); exports use these totals instead, which are
+  // consistent by construction. COST: one pass over the nodes.
+  std::vector<uint64_t> SubtreeTotals() const;
   const std::vector<FunctionEntry>& functions() const { return functions_; }
   // Profiler::ToProto() — the profile as the record.Profile a RequestRecord
   // carries (CallTree::FromProto reads it). Names longer than

@@ -38,6 +38,7 @@ nb::list Stats(const Profiler& p) {
   nb::list out;
   const auto& functions = p.functions();
   const auto& nodes = p.nodes();
+  const std::vector<uint64_t> totals = p.SubtreeTotals();
   for (size_t i = 1; i < nodes.size(); ++i) {
     const NodeStats& n = nodes[i];
     const FunctionEntry& f = functions[n.function];
@@ -50,7 +51,7 @@ nb::list Stats(const Profiler& p) {
       line = code->co_firstlineno;
     }
     out.append(nb::make_tuple(static_cast<long>(n.parent) - 1, file, line, name, n.calls,
-                              n.primitive ? n.calls : 0, n.self_cost, n.total_cost));
+                              n.primitive ? n.calls : 0, n.self_cost, totals[i]));
   }
   return out;
 }
