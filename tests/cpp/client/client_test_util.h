@@ -1,6 +1,8 @@
 // tests/cpp/client/client_test_util.h — small helpers shared by the client tests.
 #pragma once
 
+#include "temp_dir.h"
+
 #include <stdlib.h>
 
 #include <filesystem>
@@ -11,25 +13,7 @@
 
 namespace cpuledger::client::test {
 
-// TempDir — a fresh directory under $TMPDIR (or /tmp), removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/cpuledger-client-XXXXXX";
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using cpuledger::test_support::TempDir;
 
 // MakeRecord() — a record the server accepts, with request_id `id`.
 inline record::RequestRecord MakeRecord(const std::string& id,

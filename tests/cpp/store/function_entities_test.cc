@@ -2,8 +2,10 @@
 // out: Functions() and FunctionTree() against sums computed here from the
 // same trees, independently of the store.
 #include <gtest/gtest.h>
+
 #include <sqlite3.h>
 #include <unistd.h>
+#include "temp_dir.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -27,21 +29,7 @@ constexpr int64_t kUs = 1'000'000;
 constexpr int64_t kT0Us = 1704067200 * kUs;  // 2024-01-01T00:00:00Z
 constexpr int64_t kHourUs = 3600 * kUs;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "fn_test.XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using cpuledger::test_support::TempDir;
 
 const profile::Function kView{"app.py", 10, "view"};
 const profile::Function kHelper{"app.py", 20, "helper"};

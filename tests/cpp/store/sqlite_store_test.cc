@@ -5,8 +5,10 @@
 // done here, independently of the store (exact nearest-rank quantiles from
 // sorted values; sums in long double).
 #include <gtest/gtest.h>
+
 #include <sqlite3.h>
 #include <unistd.h>
+#include "temp_dir.h"
 
 #include <algorithm>
 #include <atomic>
@@ -43,21 +45,7 @@ constexpr int64_t kDayUs = 86400 * kUs;
 
 // ---- fixtures ----
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "store_test.XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using cpuledger::test_support::TempDir;
 
 std::unique_ptr<Store> Open(const SqliteOptions& options) {
   Result<std::unique_ptr<Store>> store = OpenSqliteStore(options);
