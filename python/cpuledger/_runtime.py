@@ -12,7 +12,6 @@ import contextvars
 import logging
 import os
 import random
-import threading
 from typing import Any, Mapping, Optional
 
 from cpuledger import _native
@@ -49,7 +48,6 @@ class Runtime:
         self.config = config
         self.errors = 0
         self._logged: set[str] = set()
-        self._lock = threading.Lock()
         self.recorder: Optional[Any] = None
         if not config.enabled:
             return
@@ -67,7 +65,6 @@ class Runtime:
 
     def _after_fork(self) -> None:
         try:
-            self._lock = threading.Lock()
             if self.recorder is not None:
                 self.recorder.after_fork_in_child()
         except Exception as e:  # never let the child's start-up fail because of us

@@ -128,14 +128,17 @@ def _default_user_key(request) -> Optional[str]:
     return "session:" + session_cookie if session_cookie else None
 
 
-def endpoint_of(request) -> str:
-    match = getattr(request, "resolver_match", None)
+def _endpoint_of_match(match) -> str:
+    """The route pattern of a ResolverMatch ("/users/<int:id>/"), else the view name."""
     if match is None:
         return "<unmatched>"
-    route = match.route
-    if route:
-        return "/" + route.lstrip("^")
+    if match.route:
+        return "/" + match.route.lstrip("^")
     return match.view_name or "<unnamed>"
+
+
+def endpoint_of(request) -> str:
+    return _endpoint_of_match(getattr(request, "resolver_match", None))
 
 
 class CpuLedgerMiddleware:
@@ -173,7 +176,8 @@ class CpuLedgerMiddleware:
             endpoint = None
             if self._needs_early_resolve:
                 endpoint = self._resolve_early(request)
-            sampled = rt.decide(rt.rate_for(endpoint), request_id)
+            rate = rt.rate_for(endpoint)
+            sampled = rt.decide(rate, request_id)
         except Exception as e:
             rt.error("sample", e)
             return self.get_response(request)
@@ -184,7 +188,7 @@ class CpuLedgerMiddleware:
             except Exception as e:
                 rt.error("count", e)
             return response
-        return self._sampled(request, request_id or "", rt.rate_for(endpoint))
+        return self._sampled(request, request_id or "", rate)
 
     def _sampled(self, request, request_id: str, rate: float):
         rt = self.rt
@@ -227,7 +231,6 @@ class CpuLedgerMiddleware:
         from django.urls import Resolver404, resolve
 
         try:
-            match = resolve(request.path_info)
+            return _endpoint_of_match(resolve(request.path_info))
         except Resolver404:
             return "<unmatched>"
-        return "/" + match.route.lstrip("^") if match.route else match.view_name

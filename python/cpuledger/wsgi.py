@@ -28,7 +28,7 @@ class _Body:
     """The app's response iterable, measured until the server closes it
     (a streaming body's CPU belongs to the request)."""
 
-    def __init__(self, owner: "CpuLedgerWSGI", body: Iterable[bytes], finish: Callable[[], None], scope):
+    def __init__(self, body: Iterable[bytes], finish: Callable[[], None], scope):
         self._body = body
         self._finish = finish
         self._scope = scope
@@ -120,14 +120,13 @@ class CpuLedgerWSGI:
         try:
             body = self.app(environ, capture)
         except BaseException:
-            status_holder[0] = 500
             scope.suspend()
             current_scope.reset(token)
             self._finish(environ, scope, 500, rate, request_id)
             raise
         scope.suspend()
         current_scope.reset(token)
-        return _Body(self, body, lambda: self._finish(environ, scope, status_holder[0], rate, request_id), scope)
+        return _Body(body, lambda: self._finish(environ, scope, status_holder[0], rate, request_id), scope)
 
     def _finish(self, environ, scope, status: int, rate: float, request_id: str) -> None:
         rt = self.rt
