@@ -70,6 +70,18 @@ void RequestScope::AddStep(const counters::Reading& d) {
     accumulated_.cycles += d.cycles;
 }
 
+record::Span* RequestScope::CustomSpan(std::string_view name) {
+  for (auto& s : custom_)
+    if (s.name() == name) return &s;
+  // The last slot is kept for "other": names past the limit fold into it.
+  const std::string_view key = custom_.size() + 1 < kMaxCustomSpans ? name : "other";
+  for (auto& s : custom_)
+    if (s.name() == key) return &s;
+  record::Span& span = custom_.emplace_back();
+  span.set_name(std::string(key));
+  return &span;
+}
+
 SpanToken RequestScope::SpanBegin() const {
   SpanToken t;
   t.wall_start_ns = MonoNs();
@@ -90,22 +102,9 @@ void RequestScope::SpanEnd(SpanKind kind, std::string_view name, const SpanToken
     case SpanKind::kCache:
       span = &cache_;
       break;
-    case SpanKind::kCustom: {
-      const std::string_view key = custom_.size() < kMaxCustomSpans ? name : "other";
-      for (auto& s : custom_)
-        if (s.name() == key) span = &s;
-      if (!span) {
-        if (custom_.size() >= kMaxCustomSpans) {
-          for (auto& s : custom_)
-            if (s.name() == "other") span = &s;
-          if (!span) span = &custom_.back();  // fold into the last one rather than grow
-        } else {
-          span = &custom_.emplace_back();
-          span->set_name(std::string(key));
-        }
-      }
+    case SpanKind::kCustom:
+      span = CustomSpan(name);
       break;
-    }
   }
   span->set_calls(span->calls() + 1);
   span->set_wall_us(span->wall_us() + static_cast<uint64_t>(MonoNs() - token.wall_start_ns) / 1000);

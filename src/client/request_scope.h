@@ -67,6 +67,9 @@ class RequestScope {
  private:
   RequestScope() = default;
   void AddStep(const counters::Reading& delta);
+  // CustomSpan() — the span named `name`, added if new; at most
+  // kMaxCustomSpans, the last being "other".
+  record::Span* CustomSpan(std::string_view name);
 
   int64_t start_unix_us_ = 0;
   int64_t start_mono_ns_ = 0;
