@@ -17,5 +17,8 @@ void AddServeCommand(CLI::App& app, int* exit_code);
 void AddReportCommand(CLI::App& app, int* exit_code);
 void AddSimulateCommand(CLI::App& app, int* exit_code);
 void AddDiffCommand(CLI::App& app, int* exit_code);
+void AddChangepointsCommand(CLI::App& app, int* exit_code);
+void AddDetectCommand(CLI::App& app, int* exit_code);
+void AddAlertsCommand(CLI::App& app, int* exit_code);
 
 }  // namespace cpuledger::cli

@@ -13,6 +13,9 @@ int main(int argc, char** argv) {
   cpuledger::cli::AddReportCommand(app, &exit_code);
   cpuledger::cli::AddSimulateCommand(app, &exit_code);
   cpuledger::cli::AddDiffCommand(app, &exit_code);
+  cpuledger::cli::AddDetectCommand(app, &exit_code);
+  cpuledger::cli::AddAlertsCommand(app, &exit_code);
+  cpuledger::cli::AddChangepointsCommand(app, &exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -28,6 +28,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
     server::ServerConfig config;
     std::string config_file;
     std::string retention;
+    std::string detect_every;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* cmd =
@@ -41,9 +42,14 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                       "Require Authorization: Bearer TOKEN on every route but /healthz");
   CLI::Option* retention =
       cmd->add_option("--raw-retention", f->retention, "Keep raw samples this long (default 14d)");
+  CLI::Option* detect_every =
+      cmd->add_option("--detect-every", f->detect_every,
+                      "Run the regression detectors this often: 1m, 5m (default), off");
+  CLI::Option* webhooks = cmd->add_option("--webhook", f->config.webhooks,
+                                          "POST new alerts as JSON to this URL (repeatable)");
   cmd->add_option("--config", f->config_file, "TOML file; flags override it")
       ->check(CLI::ExistingFile);
-  cmd->callback([f, exit_code, port, dir, bind, token, retention] {
+  cmd->callback([f, exit_code, port, dir, bind, token, retention, detect_every, webhooks] {
     // Defaults < config file < flags: re-apply the flags given over the file.
     server::ServerConfig config;
     if (!f->config_file.empty()) {
@@ -66,6 +72,20 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
         return;
       }
       config.raw_retention_us = *us;
+    }
+    if (webhooks->count()) config.webhooks = f->config.webhooks;
+    if (detect_every->count()) {
+      if (f->detect_every == "off" || f->detect_every == "0") {
+        config.detect_every_us = 0;
+      } else {
+        Result<int64_t> us = ParseDurationUs(f->detect_every);
+        if (!us.ok()) {
+          std::cerr << "cpuledger serve: --detect-every: " << us.status().message() << "\n";
+          *exit_code = 2;
+          return;
+        }
+        config.detect_every_us = *us;
+      }
     }
     sigset_t signals = BlockTerminationSignals();
     Result<std::unique_ptr<server::Server>> server = server::Server::Start(config);

@@ -1,11 +1,17 @@
-// `cpuledger simulate --server URL [--hours H] [--seed N] ...` — sends a
-// simulated fleet's records and tallies through the real ingest endpoint.
+// `cpuledger simulate --server URL [--hours H] [--seed N] [--fleet F] ...` —
+// sends a simulated fleet's records and tallies through the real ingest
+// endpoint. `--fleet default` is the demo's shop (sim::DefaultFleet);
+// `--fleet detection` the detector benchmark's 50-endpoint fleet with its
+// injected regressions (sim::MakeDetectionFleet), ending now.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iostream>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli/http_client.h"
+#include "sim/detection_fleet.h"
 #include "sim/fleet.h"
 
 namespace cpuledger::cli {
@@ -21,6 +27,8 @@ struct SimulateFlags {
   int users = 20000;
   bool no_pmu = false;
   size_t batch_records = 1000;
+  std::string fleet = "default";
+  double profile_rate = -1;  // < 0: the fleet's own
 };
 
 // PostWithRetry() — 503 means the server is busy: back off and try again.
@@ -38,15 +46,25 @@ Status PostWithRetry(ServerClient& client, const record::Batch& batch) {
 }
 
 int RunSimulate(const SimulateFlags& f) {
-  sim::FleetConfig config = sim::DefaultFleet();
-  config.seed = f.seed;
-  config.duration_s = static_cast<int64_t>(f.hours * 3600);
-  config.peak_rps = f.peak_rps;
-  config.sample_rate = f.sample_rate;
-  config.users = f.users;
-  config.with_pmu = !f.no_pmu;
-  // Roll out halfway through whatever window is simulated.
-  for (auto& r : config.rollouts) r.at_s = config.duration_s * 7 / 12;
+  sim::FleetConfig config;
+  if (f.fleet == "detection") {
+    // Its own volume, rollouts and flags over whole days; it ends now.
+    const int days = std::max(1, static_cast<int>(std::ceil(f.hours / 24)));
+    config = sim::MakeDetectionFleet(f.seed, days).config;
+    config.start_unix_s = 0;
+    config.with_pmu = !f.no_pmu;
+  } else {
+    config = sim::DefaultFleet();
+    config.seed = f.seed;
+    config.duration_s = static_cast<int64_t>(f.hours * 3600);
+    config.peak_rps = f.peak_rps;
+    config.sample_rate = f.sample_rate;
+    config.users = f.users;
+    config.with_pmu = !f.no_pmu;
+    // Roll out halfway through whatever window is simulated.
+    for (auto& r : config.rollouts) r.at_s = config.duration_s * 7 / 12;
+  }
+  if (f.profile_rate >= 0) config.profile_rate = f.profile_rate;
   sim::FleetSimulator sim(config);
   ServerClient client(f.server, f.token);
 
@@ -83,8 +101,9 @@ int RunSimulate(const SimulateFlags& f) {
     return 1;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::cout << "simulated " << sim.requests() << " requests over " << f.hours << " h; sent "
-            << records << " sampled records and " << tallies << " worker tallies in " << batches
+  std::cout << "simulated " << sim.requests() << " requests over "
+            << static_cast<double>(config.duration_s) / 3600 << " h; sent " << records
+            << " sampled records and " << tallies << " worker tallies in " << batches
             << " batches in " << secs << " s\n";
   return 0;
 }
@@ -105,6 +124,13 @@ void AddSimulateCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--users", f->users, "Distinct users in the pool");
   cmd->add_flag("--no-pmu", f->no_pmu, "Records without instructions (a fleet without a PMU)");
   cmd->add_option("--batch-records", f->batch_records, "Records per POST (default 1000)");
+  cmd->add_option("--fleet", f->fleet,
+                  "default: the demo shop; detection: the detector benchmark's fleet (whole "
+                  "days; its own rps and sample rate)")
+      ->check(CLI::IsMember({"default", "detection"}));
+  cmd->add_option("--profile-rate", f->profile_rate,
+                  "Share of sampled requests that carry a function profile (detection: 0.05)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->callback([f, exit_code] { *exit_code = RunSimulate(*f); });
 }
 

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "base/duration.h"
+#include "detect/detect.h"
 #include "record/codec.h"
 #include "server/api_json.h"
 
@@ -279,8 +280,9 @@ void HandleDiff(ApiContext& ctx, const httplib::Request& req, httplib::Response&
 
 void HandleMetrics(ApiContext& ctx, const httplib::Request&, httplib::Response& res) {
   Result<store::StoreStats> stats = ctx.store->Stats();
-  res.set_content(ctx.metrics->RenderPrometheus(stats.ok() ? &*stats : nullptr),
-                  "text/plain; version=0.0.4");
+  std::string text = ctx.metrics->RenderPrometheus(stats.ok() ? &*stats : nullptr);
+  if (ctx.sinks != nullptr) text += RenderPrometheus(ctx.sinks->counters());
+  res.set_content(text, "text/plain; version=0.0.4");
 }
 
 struct Route {
@@ -289,6 +291,67 @@ struct Route {
   bool public_route;  // reachable without the token
   Handler handler;
 };
+
+// HandleDetect() — runs every detector once: window since= (default the
+// server's detect window), ending at at= (unix s; default now). Keeps the
+// run and sends newly opened alerts, as the schedule does.
+void HandleDetect(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  Timed(ctx, res, [&]() -> Status {
+    if (!ctx.detect) return Unavailable("detection is not configured on this server");
+    int64_t now = NowUnixUs();
+    int64_t window = 0;  // 0: the server's default
+    if (req.has_param("since")) {
+      Result<int64_t> since = ParseDurationUs(req.get_param_value("since"));
+      if (!since.ok()) return InvalidArgument("since: " + since.status().message());
+      window = *since;
+    }
+    if (req.has_param("at")) {
+      const std::string text = req.get_param_value("at");
+      char* end = nullptr;
+      const double v = std::strtod(text.c_str(), &end);
+      if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || v < 0)
+        return InvalidArgument("at '" + text + "' must be unix seconds");
+      now = static_cast<int64_t>(v * 1e6);
+    }
+    size_t opened = 0;
+    Result<detect::DetectReport> report = ctx.detect(now, window, &opened);
+    if (!report.ok()) return report.status();
+    nlohmann::json body = detect::ToJson(*report);
+    body["opened"] = opened;
+    SendJson(res, 200, body);
+    return OkStatus();
+  });
+}
+
+// HandleAlerts() — stored alerts, newest first: since= | from=&to= (default
+// 7 days), service=, state=open|resolved, limit=.
+void HandleAlerts(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  Timed(ctx, res, [&]() -> Status {
+    store::AlertQuery q;
+    if (!req.has_param("since") && !req.has_param("from")) {
+      q.from_us = NowUnixUs() - 7LL * 86'400'000'000;
+    } else if (Status s = ParseTimeRange(req, &q.from_us, &q.to_us); !s.ok()) {
+      return s;
+    }
+    if (req.has_param("service")) q.service = req.get_param_value("service");
+    if (req.has_param("state")) q.state = req.get_param_value("state");
+    if (Status s = ParseLimit(req, &q.limit); !s.ok()) return s;
+    Result<std::vector<store::AlertRow>> rows = ctx.store->Alerts(q);
+    if (!rows.ok()) return rows.status();
+    nlohmann::json list = nlohmann::json::array();
+    for (const store::AlertRow& a : *rows) {
+      nlohmann::json body = nlohmann::json::parse(a.body, nullptr, /*allow_exceptions=*/false);
+      if (body.is_discarded()) body = nlohmann::json::object();
+      body["id"] = a.id;
+      body["state"] = a.state;
+      body["opened"] = static_cast<double>(a.opened_us) / 1e6;
+      body["updated"] = static_cast<double>(a.updated_us) / 1e6;
+      list.push_back(std::move(body));
+    }
+    SendJson(res, 200, {{"alerts", list}});
+    return OkStatus();
+  });
+}
 
 // kRoutes — the whole HTTP surface.
 const Route kRoutes[] = {
@@ -305,6 +368,8 @@ const Route kRoutes[] = {
     {"GET", "/v1/query/deploys", false, HandleDeploys},
     {"GET", "/v1/query/functions", false, HandleFunctions},
     {"GET", "/v1/query/diff", false, HandleDiff},
+    {"POST", "/v1/detect", false, HandleDetect},
+    {"GET", "/v1/alerts", false, HandleAlerts},
     {"GET", "/metrics", false, HandleMetrics},
     {"GET", "/healthz", true,
      [](ApiContext&, const httplib::Request&, httplib::Response& r) {

@@ -8,6 +8,10 @@
 //   GET  /v1/query/timeseries     the same, bucket defaults to minute
 //   GET  /v1/query/efficiency     since= | from=&to= & service=
 //   GET  /v1/query/deploys        service=
+//   GET  /v1/query/functions      function entities; /v1/query/diff: two commits
+//   POST /v1/detect               since= & at= : runs every detector once
+//                                 (detect::ToJson of the report, + "opened")
+//   GET  /v1/alerts               since= | from=&to= & service= & state= & limit=
 //   GET  /healthz                 200 "ok" once the store is open (no token needed)
 //   GET  /metrics                 Prometheus text
 //
@@ -17,8 +21,11 @@
 
 #include <httplib.h>
 
+#include <functional>
 #include <string>
 
+#include "detect/detect.h"
+#include "server/alert_sink.h"
 #include "server/ingest_writer.h"
 #include "server/metrics.h"
 #include "store/store.h"
@@ -30,7 +37,11 @@ struct ApiContext {
   store::Store* store = nullptr;
   IngestWriter* writer = nullptr;
   Metrics* metrics = nullptr;
-  std::string token;  // empty: open
+  std::string token;            // empty: open
+  AlertSinks* sinks = nullptr;  // its counters go on /metrics
+  // detect(now_us, window_us (0: default), &opened) — one detector run, kept
+  // and sent to the sinks; unset: /v1/detect answers 503.
+  std::function<Result<detect::DetectReport>(int64_t, int64_t, size_t*)> detect;
 };
 
 // InstallRoutes() — registers kRoutes and the auth check on `server`.

@@ -2,9 +2,66 @@
 
 #include <toml++/toml.h>
 
+#include <cctype>
+#include <cmath>
+
 #include "base/duration.h"
+#include "server/alert_sink.h"
 
 namespace cpuledger::server {
+namespace {
+
+constexpr std::string_view kKnownKeys =
+    "bind, port, data_dir, token, raw_retention, max_body_bytes, http_threads, "
+    "max_pending_batches, detect_every, detect_window, detect_confidence, detect_fdr, "
+    "threshold_floor, thresholds, webhooks, webhook_token, webhook_attempts, webhook_backoff, "
+    "webhook_max_backoff";
+
+constexpr int64_t kSecondUs = 1'000'000;
+
+bool HasSpace(std::string_view s) {
+  for (char c : s)
+    if (std::isspace(static_cast<unsigned char>(c))) return true;
+  return false;
+}
+
+// CheckRanges() — every check of one value, shared by the file loader (which
+// adds the file's name) and ValidateServerConfig().
+Status CheckRanges(const ServerConfig& c) {
+  if (c.detect_every_us != 0 && c.detect_every_us < kSecondUs)
+    return InvalidArgument("detect_every must be at least 1s, or \"off\"");
+  if (c.detect_window_us <= 0) return InvalidArgument("detect_window must be positive");
+  if (!(c.detect_confidence > 0.5 && c.detect_confidence < 1))
+    return InvalidArgument("detect_confidence must be in (0.5, 1), e.g. 0.90");
+  if (!(c.detect_fdr > 0 && c.detect_fdr <= 0.5))
+    return InvalidArgument("detect_fdr must be in (0, 0.5], e.g. 0.05");
+  if (!(c.threshold_floor >= 0 && c.threshold_floor <= 1))
+    return InvalidArgument("threshold_floor must be in [0, 1] (a relative change: 0.01 is 1%)");
+  for (const auto& [key, value] : c.thresholds) {
+    const size_t space = key.find(' ');
+    if (space == 0 || space == std::string::npos || space + 1 == key.size() ||
+        HasSpace(key.substr(0, space)))
+      return InvalidArgument("thresholds: '" + key +
+                             "' must be \"<service> <endpoint>\" (a service without spaces)");
+    if (!(std::isfinite(value) && value > 0 && value <= 10))
+      return InvalidArgument("thresholds: " + key.substr(0, space) + " " + key.substr(space + 1) +
+                             " = " + std::to_string(value) +
+                             " must be in (0, 10] (a relative change: 0.02 is 2%)");
+  }
+  for (const std::string& url : c.webhooks) {
+    Result<WebhookUrl> parsed = ParseWebhookUrl(url);
+    if (!parsed.ok()) return InvalidArgument("webhooks: " + parsed.status().message());
+  }
+  if (HasSpace(c.webhook_token)) return InvalidArgument("webhook_token must not contain spaces");
+  if (c.webhook_attempts < 1 || c.webhook_attempts > 20)
+    return InvalidArgument("webhook_attempts must be in 1..20");
+  if (c.webhook_backoff_us < 1000) return InvalidArgument("webhook_backoff must be at least 1ms");
+  if (c.webhook_max_backoff_us < c.webhook_backoff_us)
+    return InvalidArgument("webhook_max_backoff must be at least webhook_backoff");
+  return OkStatus();
+}
+
+}  // namespace
 
 Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
   toml::table table;
@@ -14,37 +71,102 @@ Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
     return IoError("config " + path + ": " + std::string(e.description()) + " at line " +
                    std::to_string(e.source().begin.line));
   }
+  const std::string where = "config " + path + ": ";
   auto wrong = [&](std::string_view key, std::string_view want) {
-    return InvalidArgument("config " + path + ": key '" + std::string(key) + "' must be " +
-                           std::string(want));
+    return InvalidArgument(where + "key '" + std::string(key) + "' must be " + std::string(want));
   };
+  // Applies a loaded value over the config only once the whole file is
+  // good: a bad file leaves `config` as the caller had it.
+  ServerConfig out = config;
   for (auto&& [key, node] : table) {
     const std::string_view k = key.str();
-    if (k == "bind" || k == "data_dir" || k == "token") {
+    if (k == "bind" || k == "data_dir" || k == "token" || k == "webhook_token") {
       auto v = node.value<std::string>();
-      if (!v) return wrong(k, "a string");
-      (k == "bind" ? config.bind : k == "data_dir" ? config.data_dir : config.token) = *v;
+      if (!v || node.type() != toml::node_type::string) return wrong(k, "a string");
+      (k == "bind"       ? out.bind
+       : k == "data_dir" ? out.data_dir
+       : k == "token"    ? out.token
+                         : out.webhook_token) = *v;
     } else if (k == "port" || k == "http_threads" || k == "max_body_bytes" ||
-               k == "max_pending_batches") {
+               k == "max_pending_batches" || k == "webhook_attempts") {
       auto v = node.value<int64_t>();
-      if (!v || *v <= 0) return wrong(k, "a positive integer");
-      if (k == "port") config.port = static_cast<int>(*v);
-      if (k == "http_threads") config.http_threads = static_cast<int>(*v);
-      if (k == "max_body_bytes") config.max_body_bytes = static_cast<size_t>(*v);
-      if (k == "max_pending_batches") config.max_pending_batches = static_cast<size_t>(*v);
-    } else if (k == "raw_retention") {
+      if (!v || node.type() != toml::node_type::integer || *v <= 0)
+        return wrong(k, "a positive integer");
+      if (k == "port") out.port = static_cast<int>(std::min<int64_t>(*v, 1 << 30));
+      if (k == "http_threads") out.http_threads = static_cast<int>(std::min<int64_t>(*v, 1 << 30));
+      if (k == "max_body_bytes") out.max_body_bytes = static_cast<size_t>(*v);
+      if (k == "max_pending_batches") out.max_pending_batches = static_cast<size_t>(*v);
+      if (k == "webhook_attempts")
+        out.webhook_attempts = static_cast<int>(std::min<int64_t>(*v, 1 << 30));
+    } else if (k == "raw_retention" || k == "detect_every" || k == "detect_window" ||
+               k == "webhook_backoff" || k == "webhook_max_backoff") {
       auto v = node.value<std::string>();
-      if (!v) return wrong(k, "a duration string such as \"14d\"");
-      Result<int64_t> us = ParseDurationUs(*v);
-      if (!us.ok())
-        return InvalidArgument("config " + path + ": raw_retention: " + us.status().message());
-      config.raw_retention_us = *us;
+      if (!v || node.type() != toml::node_type::string)
+        return wrong(k, k == "detect_every" ? "a duration string such as \"5m\", or \"off\""
+                                            : "a duration string such as \"14d\"");
+      int64_t us = 0;
+      if (k == "detect_every" && (*v == "off" || *v == "0")) {
+        us = 0;  // the schedule is off; `cpuledger detect` still runs on demand
+      } else {
+        Result<int64_t> parsed = ParseDurationUs(*v);
+        if (!parsed.ok())
+          return InvalidArgument(where + std::string(k) + ": " + parsed.status().message());
+        us = *parsed;
+      }
+      if (k == "raw_retention") out.raw_retention_us = us;
+      if (k == "detect_every") out.detect_every_us = us;
+      if (k == "detect_window") out.detect_window_us = us;
+      if (k == "webhook_backoff") out.webhook_backoff_us = us;
+      if (k == "webhook_max_backoff") out.webhook_max_backoff_us = us;
+    } else if (k == "detect_confidence" || k == "detect_fdr" || k == "threshold_floor") {
+      // value<double>() also takes an integer (threshold_floor = 0).
+      auto v = node.value<double>();
+      if (!v || !(node.is_floating_point() || node.is_integer())) return wrong(k, "a number");
+      (k == "detect_confidence" ? out.detect_confidence
+       : k == "detect_fdr"      ? out.detect_fdr
+                                : out.threshold_floor) = *v;
+    } else if (k == "webhooks") {
+      const toml::array* urls = node.as_array();
+      if (!urls) return wrong(k, "an array of URL strings");
+      out.webhooks.clear();  // the file's list replaces, not extends, the one before
+      for (const toml::node& u : *urls) {
+        const auto* s = u.as_string();
+        if (!s) return wrong(k, "an array of URL strings");
+        out.webhooks.push_back(s->get());
+      }
+    } else if (k == "thresholds") {
+      const toml::table* services = node.as_table();
+      if (!services)
+        return wrong(k, "a table of services: [thresholds.shop] then \"/checkout/\" = 0.02");
+      for (auto&& [service, endpoints_node] : *services) {
+        // The map's key is "service endpoint": a space in the service would
+        // make it ambiguous (and no service name has one).
+        if (service.str().empty() || HasSpace(service.str()))
+          return InvalidArgument(where + "thresholds: service '" + std::string(service.str()) +
+                                 "' must be \"<service> <endpoint>\" with no spaces in the "
+                                 "service");
+        const toml::table* endpoints = endpoints_node.as_table();
+        if (!endpoints)
+          return InvalidArgument(where + "thresholds." + std::string(service.str()) +
+                                 " must be a table of \"<endpoint>\" = number, e.g. "
+                                 "[thresholds." +
+                                 std::string(service.str()) + "] \"/checkout/\" = 0.02");
+        for (auto&& [endpoint, value_node] : *endpoints) {
+          auto v = value_node.value<double>();
+          if (!v || !(value_node.is_floating_point() || value_node.is_integer()))
+            return InvalidArgument(where + "thresholds." + std::string(service.str()) + " \"" +
+                                   std::string(endpoint.str()) + "\" must be a number");
+          out.thresholds[std::string(service.str()) + " " + std::string(endpoint.str())] = *v;
+        }
+      }
     } else {
-      return InvalidArgument("config " + path + ": unknown key '" + std::string(k) +
-                             "' (known: bind, port, data_dir, token, raw_retention, "
-                             "max_body_bytes, http_threads, max_pending_batches)");
+      return InvalidArgument(where + "unknown key '" + std::string(k) +
+                             "' (known: " + std::string(kKnownKeys) + ")");
     }
   }
+  Status ranges = CheckRanges(out);
+  if (!ranges.ok()) return InvalidArgument(where + ranges.message());
+  config = std::move(out);
   return OkStatus();
 }
 
@@ -54,7 +176,7 @@ Status ValidateServerConfig(const ServerConfig& c) {
     return InvalidArgument("port " + std::to_string(c.port) + " is outside 1..65535");
   if (c.http_threads < 1 || c.http_threads > 256)
     return InvalidArgument("http_threads must be in 1..256");
-  return OkStatus();
+  return CheckRanges(c);
 }
 
 }  // namespace cpuledger::server

@@ -10,11 +10,39 @@
 //   max_body_bytes = 33554432 # larger ingest bodies get 413
 //   http_threads = 8
 //   max_pending_batches = 256 # ingest queue; beyond it, 503 + Retry-After
+//
+//   # regression detection, run inside the server
+//   detect_every = "5m"       # how often the detectors run; "off" (or "0") disables
+//   detect_window = "24h"     # the data each run looks at
+//   detect_confidence = 0.90  # two-sided confidence of the effect intervals, in (0.5, 1)
+//   detect_fdr = 0.05         # Benjamini-Hochberg level over flag and function tests, (0, 0.5]
+//   threshold_floor = 0.01    # no endpoint alerts on less than +1%, in [0, 1]
+//
+//   # fixed thresholds per endpoint, replacing the learned ones:
+//   # [thresholds.<service>] then "<endpoint>" = relative change, in (0, 10]
+//   [thresholds.shop]
+//   "/checkout/" = 0.02
+//   "/search/" = 0.05
+//   [thresholds."billing.api"] # quote a service name with dots in it
+//   "/invoice/<id>/" = 0.03
+//
+//   # where new alerts are POSTed as JSON (besides the server log)
+//   webhooks = ["http://hooks.internal:9000/cpuledger"]  # http://; https:// too when
+//                             # the HTTP client has TLS (see alert_sink.h)
+//   webhook_token = "hook-s3cret"  # sent as Authorization: Bearer hook-s3cret
+//   webhook_attempts = 6      # tries per alert and hook, in 1..20; doubling back-off
+//   webhook_backoff = "2s"    # before the first retry
+//   webhook_max_backoff = "1m"
+//
+// Top-level keys and table names not listed here are errors, so a typo is
+// found at start-up rather than silently ignored.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 
@@ -30,6 +58,21 @@ struct ServerConfig {
   size_t max_pending_batches = 256;
   int64_t raw_retention_us = 14LL * 86'400'000'000;
   int64_t retention_every_us = 3'600'000'000;  // how often retention runs
+
+  int64_t detect_every_us = 5LL * 60'000'000;  // 0: no scheduled detection
+  int64_t detect_window_us = 24LL * 3'600'000'000;
+  double detect_confidence = 0.90;
+  double detect_fdr = 0.05;
+  double threshold_floor = 0.01;
+  // "service endpoint" (one space; the form of detect::DetectOptions::thresholds)
+  // -> fixed relative threshold.
+  std::map<std::string, double> thresholds;
+
+  std::vector<std::string> webhooks;  // empty: alerts go to the log only
+  std::string webhook_token;          // empty: no Authorization header
+  int webhook_attempts = 6;
+  int64_t webhook_backoff_us = 2'000'000;
+  int64_t webhook_max_backoff_us = 60'000'000;
 };
 
 // LoadServerConfigFile() — applies the keys of a TOML file over `config`.
@@ -37,7 +80,9 @@ struct ServerConfig {
 // wrong type or a bad value; Io when the file cannot be read or parsed.
 Status LoadServerConfigFile(const std::string& path, ServerConfig& config);
 
-// ValidateServerConfig() — the checks that need every source merged.
+// ValidateServerConfig() — the checks that need every source merged, and
+// the range checks again (a config may be built in code). RETURNS:
+// InvalidArgument naming the key.
 Status ValidateServerConfig(const ServerConfig& config);
 
 }  // namespace cpuledger::server

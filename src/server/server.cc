@@ -3,6 +3,8 @@
 #include <chrono>
 #include <filesystem>
 
+#include "base/duration.h"
+
 namespace cpuledger::server {
 
 Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
@@ -22,7 +24,13 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   s->store_ = std::move(*store);
   s->writer_ = std::make_unique<IngestWriter>(*s->store_, s->metrics_, config.max_pending_batches,
                                               config.retention_every_us);
-  s->context_ = ApiContext{s->store_.get(), s->writer_.get(), &s->metrics_, config.token};
+  s->sinks_ = std::make_unique<AlertSinks>(AlertSinkOptionsFrom(config));
+  s->context_ = ApiContext{s->store_.get(), s->writer_.get(), &s->metrics_,
+                           config.token,    s->sinks_.get(),  {}};
+  Server* self = s.get();
+  s->context_.detect = [self](int64_t now, int64_t window, size_t* opened) {
+    return self->Detect(now, window, opened);
+  };
 
   const int threads = config.http_threads;
   s->http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -41,14 +49,52 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   // httplib's stop() is a no-op until the listener runs: wait for it, so a
   // Stop() right after Start() cannot leave the listener running forever.
   while (!s->http_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (config.detect_every_us > 0) s->scheduler_ = std::thread([raw] { raw->ScheduleLoop(); });
   return s;
+}
+
+Result<detect::DetectReport> Server::Detect(int64_t now_us, int64_t window_us, size_t* opened) {
+  std::lock_guard<std::mutex> lock(detect_mu_);
+  detect::DetectOptions options;
+  options.now_us = now_us;
+  options.window_us = window_us > 0 ? window_us : config_.detect_window_us;
+  options.confidence = config_.detect_confidence;
+  options.fdr = config_.detect_fdr;
+  options.threshold_floor = config_.threshold_floor;
+  options.thresholds = config_.thresholds;
+  Result<detect::DetectReport> report = detect::RunDetectors(*store_, options);
+  if (!report.ok()) return report;
+  Result<std::vector<detect::Finding>> fresh = detect::RecordRun(*store_, *report);
+  if (!fresh.ok()) return fresh.status();
+  for (const detect::Finding& f : *fresh) sinks_->Send(detect::ToJson(f));
+  if (opened != nullptr) *opened = fresh->size();
+  return report;
+}
+
+void Server::ScheduleLoop() {
+  std::unique_lock<std::mutex> lock(schedule_mu_);
+  while (!schedule_cv_.wait_for(lock, std::chrono::microseconds(config_.detect_every_us),
+                                [this] { return stopping_; })) {
+    lock.unlock();
+    Result<detect::DetectReport> r = Detect(NowUnixUs(), 0, nullptr);
+    if (!r.ok())
+      fprintf(stderr, "cpuledger: detector run failed: %s\n", r.status().message().c_str());
+    lock.lock();
+  }
 }
 
 void Server::Stop() {
   std::call_once(stopped_, [this] {
+    {
+      std::lock_guard<std::mutex> lock(schedule_mu_);
+      stopping_ = true;
+    }
+    schedule_cv_.notify_all();
+    if (scheduler_.joinable()) scheduler_.join();
     http_.stop();
     if (listener_.joinable()) listener_.join();
     writer_.reset();  // commits what is queued
+    if (sinks_) sinks_->Stop();
   });
 }
 

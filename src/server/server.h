@@ -1,5 +1,7 @@
 // src/server/server.h — the `cpuledger serve` daemon: one store, one ingest
-// writer, an HTTP server on a thread pool.
+// writer, an HTTP server on a thread pool, and the detector schedule (every
+// `detect_every`, all detectors over `detect_window`; new alerts to the
+// server log and the webhooks).
 //
 //   ServerConfig config;  config.data_dir = "/var/lib/cpuledger";
 //   Result<std::unique_ptr<Server>> server = Server::Start(config);
@@ -12,9 +14,13 @@
 
 #include <httplib.h>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <thread>
 
+#include "detect/detect.h"
+#include "server/alert_sink.h"
 #include "server/api.h"
 #include "server/config.h"
 #include "server/ingest_writer.h"
@@ -37,8 +43,15 @@ class Server {
   int port() const { return port_; }
   const Metrics& metrics() const { return metrics_; }
 
+  // Server::Detect() — one detector run over [now_us - window_us, now_us]
+  // (window 0: the configured one): kept in the store (detect::RecordRun),
+  // and its newly opened alerts (*opened of them) sent to the log and the
+  // webhooks. Runs are serialized. Thread-safe.
+  Result<detect::DetectReport> Detect(int64_t now_us, int64_t window_us, size_t* opened);
+
  private:
   Server() = default;
+  void ScheduleLoop();  // the detector schedule's thread
 
   ServerConfig config_;
   int port_ = 0;
@@ -49,6 +62,13 @@ class Server {
   httplib::Server http_;
   std::thread listener_;
   std::once_flag stopped_;
+
+  std::unique_ptr<AlertSinks> sinks_;
+  std::mutex detect_mu_;  // one detector run at a time
+  std::mutex schedule_mu_;
+  std::condition_variable schedule_cv_;
+  bool stopping_ = false;  // guarded by schedule_mu_
+  std::thread scheduler_;  // runs while config_.detect_every_us > 0
 };
 
 }  // namespace cpuledger::server

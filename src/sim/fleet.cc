@@ -1,6 +1,7 @@
 #include "sim/fleet.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <numbers>
@@ -40,7 +41,70 @@ bool Listed(const std::vector<std::string>& list, const std::string& name) {
   return list.empty() || std::find(list.begin(), list.end(), name) != list.end();
 }
 
+// FramesOf() — the frames of `calls` that run `function` (a FunctionKey, or a
+// bare name that matches every frame of that name); empty when none does.
+std::vector<int> FramesOf(const std::vector<CallSpec>& calls, const std::string& function) {
+  std::vector<int> frames;
+  if (function.empty()) return frames;
+  for (size_t i = 0; i < calls.size(); ++i)
+    if (calls[i].name == function || FunctionKey(calls[i]) == function)
+      frames.push_back(static_cast<int>(i));
+  return frames;
+}
+
+// kFrameSigma — lognormal noise of one frame's share of a request's cost.
+constexpr double kFrameSigma = 0.15;
+
 }  // namespace
+
+std::string HandlerName(const std::string& route) {
+  std::string out, param;
+  bool in_param = false;
+  for (char c : route) {
+    if (c == '<' || c == ':') {  // "<int:id>": keep what follows the last ':'
+      in_param = true;
+      param.clear();
+    } else if (in_param && c == '>') {
+      in_param = false;
+      if (!out.empty() && out.back() != '_') out += '_';
+      out += param;
+    } else if (in_param) {
+      param += c;
+    } else if (std::isalnum(static_cast<unsigned char>(c))) {
+      out += c;
+    } else if (!out.empty() && out.back() != '_') {
+      out += '_';
+    }
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out.empty() ? "index" : out;
+}
+
+// DefaultCalls() — the demo's call tree of one endpoint: the view, a shared
+// decorator at two paths, the logic with two helpers, db and cache (the slow
+// mode's frames), a serializer and the JSON encoder. Fixed weights: the
+// default fleet draws nothing for them, so its records are what they were.
+std::vector<CallSpec> DefaultCalls(const std::string& service, const std::string& route) {
+  std::string pkg = service;  // "shop-web" -> the package "shop/web"
+  std::replace(pkg.begin(), pkg.end(), '-', '/');
+  const std::string h = HandlerName(route);
+  return {
+      CallSpec{pkg + "/views.py", 30, h + "_view", -1, 0.06, false},                // 0
+      CallSpec{"common/decorators.py", 41, "wrapper", 0, 0.02, false},              // 1
+      CallSpec{pkg + "/logic.py", 120, h + "_logic", 1, 0.08, false},               // 2
+      CallSpec{"common/db.py", 88, "execute", 2, 0.16, true},                       // 3
+      CallSpec{"common/cache.py", 30, "get", 2, 0.06, true},                        // 4
+      CallSpec{pkg + "/logic.py", 160, h + "_load", 2, 0.22, false},                // 5
+      CallSpec{pkg + "/logic.py", 210, h + "_render", 2, 0.18, false},              // 6
+      CallSpec{"common/serializers.py", 120, "to_representation", 0, 0.10, false},  // 7
+      CallSpec{"common/decorators.py", 41, "wrapper", 7, 0.02, false},              // 8
+      CallSpec{"common/json.py", 15, "dumps", 8, 0.10, false},                      // 9
+  };
+}
+
+std::string FunctionKey(const CallSpec& call) {
+  return call.file + ":" + std::to_string(call.line) + ":" + call.name;
+}
 
 FleetConfig DefaultFleet() {
   FleetConfig c;
@@ -61,7 +125,15 @@ FleetConfig DefaultFleet() {
                        1,
                        2};
   c.services = {web, api, accounts};
-  c.flags = {FlagSpec{"new_search", 0.3, 1.35, {"/search/"}}};
+  for (ServiceSpec& s : c.services)
+    for (EndpointSpec& e : s.endpoints) e.calls = DefaultCalls(s.name, e.name);
+  FlagSpec flag;
+  flag.name = "new_search";
+  flag.exposure = 0.3;
+  flag.cost_factor = 1.35;
+  flag.endpoints = {"/search/"};
+  flag.culprit = "shop/web/logic.py:160:search_load";  // where profiles show the added cost
+  c.flags = {flag};
   RolloutSpec r;
   r.service = "shop-web";
   r.from = "9f3c2a1";
@@ -70,6 +142,7 @@ FleetConfig DefaultFleet() {
   r.spread_s = 1200;
   r.cost_factor = 1.2;
   r.endpoints = {"/checkout/"};
+  r.culprit = "shop/web/logic.py:210:checkout_render";
   c.rollouts = {r};
   return c;
 }
@@ -88,6 +161,7 @@ FleetSimulator::FleetSimulator(FleetConfig config) : config_(std::move(config)) 
     config_.start_unix_s = (now - config_.duration_s) / 60 * 60;
   }
   rng_.seed(config_.seed);
+  frame_rng_.seed(Mix64(config_.seed ^ 0x70f11e5ull));
   // Users: a long tail with a few heavy users (weights ~ 1/rank^0.8).
   user_weights_cdf_.resize(std::max(config_.users, 1));
   double total = 0;
@@ -96,6 +170,91 @@ FleetSimulator::FleetSimulator(FleetConfig config) : config_(std::move(config)) 
     user_weights_cdf_[i] = total;
   }
   for (double& w : user_weights_cdf_) w /= total;
+
+  // Resolve, once, each service's rollout chain and each endpoint's flags,
+  // effects, mix shifts and profile skeleton.
+  const size_t services = config_.services.size();
+  chains_.resize(services);
+  initial_commits_.resize(services);
+  endpoints_.resize(services);
+  for (size_t s = 0; s < services; ++s) {
+    const ServiceSpec& service = config_.services[s];
+    for (size_t i = 0; i < config_.rollouts.size(); ++i)
+      if (config_.rollouts[i].service == service.name) chains_[s].push_back(i);
+    std::stable_sort(chains_[s].begin(), chains_[s].end(), [&](size_t a, size_t b) {
+      return config_.rollouts[a].at_s < config_.rollouts[b].at_s;
+    });
+    initial_commits_[s] = chains_[s].empty()
+                              ? "c0ffee" + std::to_string(HashString(service.name) % 10)
+                              : config_.rollouts[chains_[s].front()].from;
+    for (const EndpointSpec& ep : service.endpoints) {
+      EndpointState st;
+      auto effect = [&](double cost_factor, const std::vector<std::string>& endpoints,
+                        const std::string& culprit, const std::string& function,
+                        double function_factor) {
+        Effect e;
+        if (!Listed(endpoints, ep.name)) return e;
+        e.cost_factor = cost_factor;
+        e.culprit = FramesOf(ep.calls, culprit);
+        e.function = FramesOf(ep.calls, function);
+        e.function_factor = function_factor;
+        return e;
+      };
+      for (size_t f = 0; f < config_.flags.size(); ++f) {
+        const FlagSpec& flag = config_.flags[f];
+        if (!flag.service.empty() && flag.service != service.name) continue;
+        if (!Listed(flag.scope, ep.name)) continue;
+        st.flags.push_back(f);
+        st.flag_effects.push_back(effect(flag.cost_factor, flag.endpoints, flag.culprit,
+                                         flag.function, flag.function_factor));
+      }
+      for (size_t i : chains_[s]) {
+        const RolloutSpec& r = config_.rollouts[i];
+        st.rollout_effects.push_back(
+            effect(r.cost_factor, r.endpoints, r.culprit, r.function, r.function_factor));
+      }
+      for (size_t i = 0; i < config_.mix_shifts.size(); ++i) {
+        const MixShift& m = config_.mix_shifts[i];
+        if (m.service == service.name && m.endpoint == ep.name) st.shifts.push_back(i);
+      }
+      // The profile skeleton: one function per distinct file:line:name, node
+      // i + 1 for frame i (node 0 is the root), parents first as calls are.
+      double weight_total = 0;
+      for (const CallSpec& c : ep.calls) weight_total += std::max(c.weight, 0.0);
+      std::vector<std::string> keys;
+      if (!ep.calls.empty()) st.profile.add_nodes();  // the root
+      for (size_t i = 0; i < ep.calls.size(); ++i) {
+        const CallSpec& c = ep.calls[i];
+        const double w = weight_total > 0 ? std::max(c.weight, 0.0) / weight_total : 0;
+        st.weights.push_back(w);
+        if (c.slow) st.slow_weight += w;
+        const std::string key = FunctionKey(c);
+        auto it = std::find(keys.begin(), keys.end(), key);
+        if (it == keys.end()) {
+          keys.push_back(key);
+          record::ProfileFunction* fn = st.profile.add_functions();
+          fn->set_file(c.file);
+          fn->set_line(c.line);
+          fn->set_name(c.name);
+          it = keys.end() - 1;
+        }
+        record::ProfileNode* node = st.profile.add_nodes();
+        // A parent that is not an earlier frame would break the tree: hang it on the root.
+        node->set_parent(c.parent >= 0 && static_cast<size_t>(c.parent) < i ? c.parent + 1 : 0);
+        node->set_function(static_cast<uint32_t>(it - keys.begin()));
+        node->set_calls(1);
+        node->set_primitive_calls(1);
+      }
+      if (!ep.calls.empty()) {
+        st.profile.set_unit(config_.with_pmu ? "instructions" : "cpu_ns");
+        st.profile.set_source(config_.with_pmu ? "hardware" : "task_clock");
+        st.profile.set_mode("fast");
+        st.profile.set_builtins_folded(true);
+        st.profile.set_requests(1);
+      }
+      endpoints_[s].push_back(std::move(st));
+    }
+  }
 }
 
 double FleetSimulator::DiurnalFactor(int64_t unix_s) const {
@@ -103,16 +262,26 @@ double FleetSimulator::DiurnalFactor(int64_t unix_s) const {
   return 0.55 + 0.45 * std::sin(2 * std::numbers::pi * (hour - 9.0) / 24.0);  // peak 15:00 UTC
 }
 
-std::string FleetSimulator::CommitFor(const ServiceSpec& service, int host, int64_t t_s) const {
-  std::string commit = "c0ffee" + std::to_string(HashString(service.name) % 10);
-  for (const RolloutSpec& r : config_.rollouts) {
-    if (r.service != service.name) continue;
-    commit = r.from;
-    const int64_t switch_at =
-        r.at_s + r.spread_s * host / std::max(service.hosts, 1);  // host by host
-    if (t_s >= switch_at) commit = r.to;
+int FleetSimulator::ChainPosition(size_t service, int host, int64_t t_s) const {
+  const int hosts = std::max(config_.services[service].hosts, 1);
+  int position = 0;
+  for (size_t k = 0; k < chains_[service].size(); ++k) {
+    const RolloutSpec& r = config_.rollouts[chains_[service][k]];
+    const int64_t switch_at = r.at_s + r.spread_s * host / hosts;  // host by host
+    if (t_s >= switch_at) position = static_cast<int>(k) + 1;
   }
-  return commit;
+  return position;
+}
+
+const std::string& FleetSimulator::CommitAt(size_t service, int position) const {
+  if (position == 0) return initial_commits_[service];
+  return config_.rollouts[chains_[service][position - 1]].to;
+}
+
+std::string FleetSimulator::CommitFor(const std::string& service, int host, int64_t t_s) const {
+  for (size_t s = 0; s < config_.services.size(); ++s)
+    if (config_.services[s].name == service) return CommitAt(s, ChainPosition(s, host, t_s));
+  return "";
 }
 
 std::optional<record::Batch> FleetSimulator::NextMinute() {
@@ -123,11 +292,23 @@ std::optional<record::Batch> FleetSimulator::NextMinute() {
   record::Batch batch;
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::normal_distribution<double> normal(0.0, 1.0);
+  // The frame stream has its own distributions: std::normal_distribution
+  // caches a value, and sharing one would couple the two streams.
+  std::uniform_real_distribution<double> frame_unit(0.0, 1.0);
+  std::normal_distribution<double> frame_normal(0.0, 1.0);
+  const double slow_modulation =
+      config_.cost_diurnal == 0
+          ? 1.0
+          : 1.0 + config_.cost_diurnal * (DiurnalFactor(t0) - 0.55) / 0.45;  // in [-1, 1]
 
   double service_share_total = 0;
   for (const auto& s : config_.services) service_share_total += s.traffic_share;
 
-  for (const ServiceSpec& service : config_.services) {
+  std::vector<const Effect*> effects;  // those that apply to one request, in order
+  std::vector<double> frames;          // one request's self cost per frame, ms
+
+  for (size_t s = 0; s < config_.services.size(); ++s) {
+    const ServiceSpec& service = config_.services[s];
     double endpoint_share_total = 0;
     for (const auto& e : service.endpoints) endpoint_share_total += e.traffic_share;
     const double service_rps =
@@ -136,7 +317,8 @@ std::optional<record::Batch> FleetSimulator::NextMinute() {
       const std::string host_name = service.name + "-" + std::to_string(host + 1);
       const std::string cluster = host % 2 == 0 ? "east-a" : "west-b";
       const std::string region = host % 2 == 0 ? "us-east" : "us-west";
-      const std::string commit = CommitFor(service, host, offset_s);
+      const int position = ChainPosition(s, host, offset_s);
+      const std::string& commit = CommitAt(s, position);
       record::WorkerTally* tally = batch.add_tallies();
       tally->set_minute_unix(t0);
       tally->set_service(service.name);
@@ -147,9 +329,17 @@ std::optional<record::Batch> FleetSimulator::NextMinute() {
       tally->set_worker_id(host_name + "/1");
       record::HyperLogLog users(record::HyperLogLog::kDefaultPrecision);
 
-      for (const EndpointSpec& ep : service.endpoints) {
-        const double mean =
-            service_rps / service.hosts * 60.0 * ep.traffic_share / endpoint_share_total;
+      for (size_t e = 0; e < service.endpoints.size(); ++e) {
+        const EndpointSpec& ep = service.endpoints[e];
+        const EndpointState& st = endpoints_[s][e];
+        double mean = service_rps / service.hosts * 60.0 * ep.traffic_share / endpoint_share_total;
+        double shift = 1.0;
+        for (size_t i : st.shifts)
+          if (offset_s >= config_.mix_shifts[i].at_s) shift *= config_.mix_shifts[i].traffic_factor;
+        if (shift != 1.0) mean *= shift;
+        const double slow_share =
+            config_.cost_diurnal == 0 ? ep.slow_mode_share : ep.slow_mode_share * slow_modulation;
+        const bool may_profile = config_.profile_rate > 0 && !ep.calls.empty();
         const uint64_t n = std::poisson_distribution<uint64_t>(mean)(rng_);
         uint64_t sampled_here = 0;
         for (uint64_t i = 0; i < n; ++i) {
@@ -161,21 +351,66 @@ std::optional<record::Batch> FleetSimulator::NextMinute() {
           if (unit(rng_) >= config_.sample_rate) continue;
           ++sampled_here;
 
-          double cpu_ms = ep.cpu_ms_median * std::exp(0.35 * normal(rng_));
-          if (unit(rng_) < ep.slow_mode_share) cpu_ms *= ep.slow_mode_factor;
+          double cpu_ms = ep.cpu_ms_median * std::exp(ep.cpu_sigma * normal(rng_));
+          const bool slow = unit(rng_) < slow_share;
+          if (slow) cpu_ms *= ep.slow_mode_factor;
           record::RequestRecord* r = batch.add_records();
-          for (const FlagSpec& flag : config_.flags) {
+          effects.clear();
+          bool needs_frames = false;
+          for (size_t k = 0; k < st.flags.size(); ++k) {
+            const FlagSpec& flag = config_.flags[st.flags[k]];
+            if (offset_s < flag.at_s) continue;
             const bool on = static_cast<double>(
                                 Mix64(user_index * 1315423911ull + HashString(flag.name)) >> 11) /
                                 static_cast<double>(1ull << 53) <
                             flag.exposure;
             (*r->mutable_flags())[flag.name] = on ? "on" : "off";
-            if (on && Listed(flag.endpoints, ep.name)) cpu_ms *= flag.cost_factor;
+            if (on) {
+              effects.push_back(&st.flag_effects[k]);
+              needs_frames |= st.flag_effects[k].NeedsFrames();
+            }
           }
-          for (const RolloutSpec& roll : config_.rollouts)
-            if (roll.service == service.name && commit == roll.to &&
-                Listed(roll.endpoints, ep.name))
-              cpu_ms *= roll.cost_factor;
+          for (int k = 0; k < position; ++k) {
+            effects.push_back(&st.rollout_effects[k]);
+            needs_frames |= st.rollout_effects[k].NeedsFrames();
+          }
+          const bool profiled = may_profile && frame_unit(frame_rng_) < config_.profile_rate;
+          if (profiled || (needs_frames && !ep.calls.empty())) {
+            // Split the request over its frames, then let each effect act on
+            // the frames it names; the bill is their sum.
+            frames.assign(st.weights.size(), 0.0);
+            const double slow_boost =
+                slow && st.slow_weight > 0 ? 1 + (ep.slow_mode_factor - 1) / st.slow_weight : 1;
+            double sum = 0;
+            for (size_t f = 0; f < frames.size(); ++f) {
+              const double noise = std::exp(kFrameSigma * frame_normal(frame_rng_) -
+                                            0.5 * kFrameSigma * kFrameSigma);
+              frames[f] = st.weights[f] * noise * (ep.calls[f].slow ? slow_boost : 1.0);
+              sum += frames[f];
+            }
+            for (double& x : frames) x = sum > 0 ? x * cpu_ms / sum : 0;
+            for (const Effect* effect : effects) {
+              if (effect->cost_factor != 1.0) {
+                if (effect->culprit.empty()) {
+                  for (double& x : frames) x *= effect->cost_factor;
+                } else {
+                  double total = 0, culprit = 0;
+                  for (double x : frames) total += x;
+                  for (int f : effect->culprit) culprit += frames[f];
+                  const double added = (effect->cost_factor - 1) * total;
+                  for (int f : effect->culprit)
+                    frames[f] += culprit > 0 ? added * frames[f] / culprit
+                                             : added / static_cast<double>(effect->culprit.size());
+                }
+              }
+              if (effect->function_factor != 1.0)
+                for (int f : effect->function) frames[f] *= effect->function_factor;
+            }
+            cpu_ms = 0;
+            for (double x : frames) cpu_ms += x;
+          } else {
+            for (const Effect* effect : effects) cpu_ms *= effect->cost_factor;
+          }
 
           const uint64_t cpu_ns = static_cast<uint64_t>(cpu_ms * 1e6);
           const uint32_t db_calls = std::poisson_distribution<uint32_t>(ep.db_calls_mean)(rng_);
@@ -198,6 +433,25 @@ std::optional<record::Batch> FleetSimulator::NextMinute() {
             bill->set_kernel_included(true);
           } else {
             bill->set_counter_source("task_clock");
+          }
+          if (profiled) {
+            // The profile is in the bill's unit, so its self costs sum to the bill.
+            ++profiled_;
+            const double billed = config_.with_pmu ? static_cast<double>(bill->instructions())
+                                                   : static_cast<double>(cpu_ns);
+            const double per_ms = cpu_ms > 0 ? billed / cpu_ms : 0;
+            record::Profile* p = r->mutable_profile();
+            *p = st.profile;
+            for (size_t f = frames.size(); f-- > 0;) {
+              record::ProfileNode* node = p->mutable_nodes(static_cast<int>(f) + 1);
+              const uint64_t self = static_cast<uint64_t>(std::llround(frames[f] * per_ms));
+              node->set_self_cost(self);
+              node->set_total_cost(node->total_cost() + self);
+              if (node->parent() != 0) {
+                record::ProfileNode* parent = p->mutable_nodes(static_cast<int>(node->parent()));
+                parent->set_total_cost(parent->total_cost() + node->total_cost());
+              }
+            }
           }
           r->mutable_db()->set_name("db");
           r->mutable_db()->set_calls(db_calls);

@@ -31,6 +31,7 @@
 #include "base/status.h"
 #include "profile/call_tree.h"
 #include "record/record.pb.h"
+#include "store/detection.h"
 #include "store/functions.h"
 #include "store/query.h"
 
@@ -87,6 +88,25 @@ class Store {
   virtual Result<uint64_t> ApplyRetention(int64_t now_us) = 0;
 
   virtual Result<StoreStats> Stats() = 0;
+
+  // ---- for the detectors (detection.h) ----
+
+  // Store::Samples() — the raw samples of a slice with their dimensions.
+  // RETURNS: ResourceExhausted beyond query.max_samples. Thread-safe.
+  virtual Result<SampleSet> Samples(const SampleQuery& query) = 0;
+  // Store::FunctionMomentsOf() — per function of the slice: profiled
+  // requests, sum and sum of squares of its self cost per request. Thread-safe.
+  virtual Result<std::vector<FunctionMoments>> FunctionMomentsOf(
+      const FunctionMomentsQuery& query) = 0;
+  // Store::AppendEffects() / EffectHistory() — the detectors' measured
+  // effects, newest first. Thread-safe (writes serialize with appends).
+  virtual Status AppendEffects(std::span<const EffectRecord> effects) = 0;
+  virtual Result<std::vector<EffectRecord>> EffectHistory(const EffectHistoryQuery& query) = 0;
+  // Store::UpsertAlert() — opens an alert, or updates the body and
+  // updated_us of the open alert with the same key. Thread-safe.
+  virtual Result<UpsertOutcome> UpsertAlert(const AlertRow& alert) = 0;
+  // Store::Alerts() — stored alerts, newest first. Thread-safe.
+  virtual Result<std::vector<AlertRow>> Alerts(const AlertQuery& query) = 0;
 };
 
 // SqliteOptions — where and how long.

@@ -308,6 +308,52 @@ def test_accuracy_after_calibration(mode, low, high):
     assert low <= ratio <= high
 
 
+def _trivial_gen(n):
+    for _ in range(n):
+        yield
+
+
+def drain_trivial_resumes():
+    return sum(1 for _ in _trivial_gen(20_000))
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+@pytest.mark.parametrize("source", ["cpu", "wall"])
+def test_cheap_resumes_keep_totals_consistent(mode, source):
+    # Thousands of resumes far cheaper than one clock read: the calibrated
+    # overhead per call is larger than many single calls' cost. Costs are
+    # summed signed per node and clamped once, so every node's total is its
+    # self plus its callees' totals, and nothing is negative.
+    p = cp.Profiler(source, mode)
+    assert cp.runcall(p, drain_trivial_resumes) == 20_000
+    rows = cp.nodes(p)
+    for i, r in enumerate(rows):
+        children = [c for c in rows if c.parent == i]
+        assert r.self_cost >= 0
+        assert r.total_cost == r.self_cost + sum(c.total_cost for c in children), (r, children)
+    cal = p.calibration
+    assert set(cal) == {"call", "resume"}
+    assert all(in_callee <= per_call for per_call, in_callee in cal.values())
+    if mode == "exact":  # one figure for every event
+        assert cal["call"] == cal["resume"]
+
+
+def test_noop_profile_hook_for_the_bench():
+    _native._set_noop_profile(True)
+    try:
+        assert sys.getprofile() is None  # a C function: not visible as a Python one
+        programs.fib(5)
+    finally:
+        _native._set_noop_profile(False)
+    p = cp.Profiler("cpu")
+    p.enable()
+    try:
+        with pytest.raises(RuntimeError, match="enabled"):
+            _native._set_noop_profile(True)
+    finally:
+        p.disable()
+
+
 # --- failures and exceptions -------------------------------------------------------------
 
 

@@ -17,16 +17,16 @@ namespace cpuledger::python {
 
 namespace {
 
-// The profiler enabled on this thread. initial-exec: one mov on the hot path.
-__attribute__((tls_model("initial-exec"))) thread_local Profiler* t_active = nullptr;
-
 // Every Enable() gets a new epoch, process-wide, so a frame that began under
 // one enablement is never closed against another (fast mode).
 uint64_t g_epoch = 0;
 
 // Calibrations measured so far: (mode, clock) -> figure. Guarded by the GIL.
-std::unordered_map<int, Calibration>& CalibrationCache() {
-  static auto* cache = new std::unordered_map<int, Calibration>();
+struct CalibrationFigures {
+  Calibration kinds[kEventKinds];
+};
+std::unordered_map<int, CalibrationFigures>& CalibrationCache() {
+  static auto* cache = new std::unordered_map<int, CalibrationFigures>();
   return *cache;
 }
 
@@ -112,7 +112,7 @@ std::string Truncated(std::string s) {
 // profiler_callback. C builtins are keyed by their PyMethodDef (one entry per
 // builtin whatever object it is bound to), Python functions by code object.
 int ProfileCallback(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
-  Profiler* p = t_active;
+  Profiler* p = internal::t_active;
   if (p == nullptr) return 0;
   switch (what) {
     case PyTrace_CALL: {
@@ -138,16 +138,32 @@ int ProfileCallback(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
   return 0;
 }
 
+// The calibration programs. _cal_loop calls from bytecode (3.11 inlines
+// such calls unless an eval-frame hook is installed); _cal_c_loop calls from
+// C (map, drained by deque: no bytecode runs between two profiled calls);
+// _cal_resumes resumes a generator from C (islice, drained by deque), one
+// whose body between two resumes is as small as a generator's can be.
 constexpr char kCalibrationSource[] =
-    "def _cal_f():\n"
+    "from collections import deque as _d\n"
+    "from itertools import islice as _islice\n"
+    "def _cal_f(_=None):\n"
     "    pass\n"
     "def _cal_loop(n, f=_cal_f):\n"
     "    for _ in range(n):\n"
-    "        f()\n";
+    "        f()\n"
+    "def _cal_c_loop(n, f=_cal_f):\n"
+    "    _d(map(f, range(n)), 0)\n"
+    "def _cal_gen():\n"
+    "    while True:\n"
+    "        yield\n"
+    "def _cal_resumes(n):\n"
+    "    _d(_islice(_cal_gen(), n), 0)\n";
 
 }  // namespace
 
 namespace internal {
+__thread Profiler* t_active __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread Profiler* t_fast __attribute__((tls_model("initial-exec"))) = nullptr;
 uint64_t ReadCounterPrimary(counters::CounterSet* set) { return set->ReadPrimary(); }
 uint64_t ReadCounterCycles(counters::CounterSet* set) { return set->Read().cycles; }
 }  // namespace internal
@@ -177,14 +193,15 @@ bool ParseMode(std::string_view text, Mode* out) {
   return true;
 }
 
-Profiler* Profiler::Active() { return t_active; }
+Profiler* Profiler::Active() { return internal::t_active; }
 
 Profiler::Profiler(ClockSource source, Mode mode, bool calibrate, uint32_t max_nodes)
     : requested_(source), mode_(mode), calibrate_(calibrate), max_nodes_(std::max(max_nodes, 1u)) {
   if (mode_ == Mode::kFast && !FastModeSupported(&mode_fallback_)) mode_ = Mode::kExact;
   nodes_.push_back(NodeStats{});  // the root
   index_.resize(1024);
-  stack_.reserve(128);
+  index_shift_ = 64 - 10;
+  stack_.resize(128);       // [0] is the root's sentinel context
   OpenClock(&open_error_);  // the binding refuses a profiler whose clock cannot be had
 }
 
@@ -263,7 +280,7 @@ bool Profiler::Enable(PyObject* self, std::string* why) {
     *why = "already enabled on another thread";
     return false;
   }
-  if (t_active != nullptr) {
+  if (internal::t_active != nullptr) {
     *why = "another cpuledger Profiler is enabled on this thread";
     return false;
   }
@@ -271,18 +288,24 @@ bool Profiler::Enable(PyObject* self, std::string* why) {
   if (calibrate_) {
     int key = static_cast<int>(mode_) << 8 | static_cast<int>(clock_);
     auto it = CalibrationCache().find(key);
-    if (it == CalibrationCache().end()) it = CalibrationCache().emplace(key, Calibrate()).first;
-    calibration_ = it->second;
+    if (it == CalibrationCache().end()) {
+      CalibrationFigures figures;
+      Calibrate(figures.kinds);
+      it = CalibrationCache().emplace(key, figures).first;
+    }
+    std::copy(std::begin(it->second.kinds), std::end(it->second.kinds), calibration_);
   }
   if (mode_ == Mode::kFast) {
     if (!InstallEvalFrame(why)) return false;
   }
   thread_ = PyThread_get_thread_ident();
   epoch_ = ++g_epoch;
-  depth_ = 0;
+  depth_ = 1;
+  stack_[0] = Context{};  // the root's sentinel: node 0
   owner_ = self;
   Py_XINCREF(owner_);
-  t_active = this;
+  internal::t_active = this;
+  if (mode_ == Mode::kFast) internal::t_fast = this;
   enabled_ = true;
   if (mode_ == Mode::kExact) PyEval_SetProfile(ProfileCallback, self);
   return true;
@@ -296,8 +319,9 @@ bool Profiler::Disable() {
   } else {
     UninstallEvalFrame();
   }
-  while (depth_ > 0) Leave();  // close the frames still running (_lsprof's flush_unmatched)
-  t_active = nullptr;
+  while (depth_ > 1) Leave();  // close the frames still running (_lsprof's flush_unmatched)
+  internal::t_active = nullptr;
+  internal::t_fast = nullptr;
   enabled_ = false;
   epoch_ = ++g_epoch;
   PyObject* owner = owner_;
@@ -313,7 +337,7 @@ void Profiler::Clear() {
   nodes_.assign(1, NodeStats{});
   std::fill(index_.begin(), index_.end(), Slot{});
   index_used_ = 0;
-  depth_ = 0;
+  depth_ = 1;
 }
 
 uint32_t Profiler::InternFunction(const void* key, PyObject* object, bool builtin) {
@@ -332,13 +356,36 @@ uint32_t Profiler::InternFunction(const void* key, PyObject* object, bool builti
   return id;
 }
 
+uint64_t Profiler::ReadClockSlow() {
+  switch (clock_) {
+    case ClockKind::kPrimary:
+      return internal::ReadCounterPrimary(set_);
+    case ClockKind::kCycles:
+      return internal::ReadCounterCycles(set_);
+    case ClockKind::kThreadCpu:
+      return internal::ClockNs(CLOCK_THREAD_CPUTIME_ID);
+    case ClockKind::kTsc:
+#if defined(__x86_64__) || defined(__i386__)
+      return __builtin_ia32_rdtsc();
+#else
+      return internal::ClockNs(CLOCK_MONOTONIC_RAW);
+#endif
+    case ClockKind::kMonotonicRaw:
+      return internal::ClockNs(CLOCK_MONOTONIC_RAW);
+  }
+  return 0;
+}
+
+void Profiler::GrowStack() { stack_.resize(stack_.size() * 2); }
+
 void Profiler::GrowIndex() {
   std::vector<Slot> old(index_.size() * 2);
   old.swap(index_);
+  --index_shift_;
   size_t mask = index_.size() - 1;
   for (const Slot& s : old) {
     if (s.node == kNoNode) continue;
-    size_t i = internal::HashSlot(s.key, s.parent) & mask;
+    size_t i = internal::HashSlot(s.key, s.parent, index_shift_);
     while (index_[i].node != kNoNode) i = (i + 1) & mask;
     index_[i] = s;
   }
@@ -367,7 +414,7 @@ uint32_t Profiler::AddNode(uint32_t parent, const void* key, PyObject* object, b
     uint32_t id = static_cast<uint32_t>(nodes_.size());
     nodes_.push_back(n);
     size_t mask = index_.size() - 1;
-    size_t i = internal::HashSlot(key, parent) & mask;
+    size_t i = internal::HashSlot(key, parent, index_shift_);
     while (index_[i].node != kNoNode) i = (i + 1) & mask;
     index_[i] = Slot{key, parent, id};
     ++index_used_;
@@ -380,46 +427,75 @@ uint32_t Profiler::AddNode(uint32_t parent, const void* key, PyObject* object, b
   return kNoNode;
 }
 
-// Calibration: `profile`'s bias, measured. A loop of n trivial calls runs
-// without and with a scratch profiler of the same mode and clock on this
-// thread; the difference per call is what one profiled call adds
-// (per_call), and the trivial function's own self cost is the part of it
-// that lands between the callee's two reads (in_callee). Minimum over a few
-// runs: noise only adds.
-Calibration Profiler::Calibrate() {
-  Calibration out;
+// Calibration: `profile`'s bias, measured through the real hook path. A
+// driver making n trivial profiled calls runs without and with a scratch
+// profiler of the same mode and clock on this thread; the difference per
+// call is what one profiled call adds (per_call), and the callee's measured
+// self cost per call is the part of it that lands between the callee's two
+// clock reads (in_callee; it includes the trivial body, a few instructions).
+// Minimum over a few runs: noise only adds.
+//
+// Which driver stands for which event:
+//  - exact mode, every event: calls from C (_cal_c_loop). Under a profile
+//    function 3.11 runs all bytecode through its tracing dispatch, slower
+//    per instruction; a driver looping in bytecode would count that
+//    slowdown of its own loop as per-call cost and over-subtract wherever
+//    calls come without bytecode between them (a builtin draining a
+//    generator, map, sorted(key=)).
+//  - fast mode, a Python function's frame: calls from bytecode (_cal_loop),
+//    since under the hook such calls also lose 3.11's inlining (a real cost
+//    of profiling, paid outside and inside the callee).
+//  - fast mode, a generator resume: resumes from C (_cal_resumes); they are
+//    never inlined (in 3.11), so only the hook's own work is added.
+void Profiler::Calibrate(Calibration out[kEventKinds]) {
+  for (uint32_t k = 0; k < kEventKinds; ++k) out[k] = Calibration{};
   SavedError saved;
   PyObject* globals = PyDict_New();
   if (globals == nullptr) {
     PyErr_Clear();
-    return out;
+    return;
   }
   PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
   PyObject* r = PyRun_String(kCalibrationSource, Py_file_input, globals, globals);
-  PyObject* loop = PyDict_GetItemString(globals, "_cal_loop");      // borrowed
-  PyObject* f = PyDict_GetItemString(globals, "_cal_f");            // borrowed
-  PyObject* code = f != nullptr ? PyFunction_GetCode(f) : nullptr;  // borrowed
-  if (r == nullptr || loop == nullptr || code == nullptr) {
+  auto get = [&](const char* name) { return PyDict_GetItemString(globals, name); };  // borrowed
+  PyObject* f = get("_cal_f");
+  PyObject* gen = get("_cal_gen");
+  if (r == nullptr || f == nullptr || gen == nullptr || get("_cal_loop") == nullptr ||
+      get("_cal_c_loop") == nullptr || get("_cal_resumes") == nullptr) {
     PyErr_Clear();
     Py_XDECREF(r);
     Py_DECREF(globals);
-    return out;
+    return;
   }
   Py_DECREF(r);
+  PyObject* f_code = PyFunction_GetCode(f);      // borrowed
+  PyObject* gen_code = PyFunction_GetCode(gen);  // borrowed
+  if (mode_ == Mode::kExact) {
+    out[kCall] = CalibrateOne(get("_cal_c_loop"), f_code);
+    out[kResume] = out[kCall];
+  } else {
+    out[kCall] = CalibrateOne(get("_cal_loop"), f_code);
+    out[kResume] = CalibrateOne(get("_cal_resumes"), gen_code);
+  }
+  Py_DECREF(globals);
+}
+
+Calibration Profiler::CalibrateOne(PyObject* driver, PyObject* callee_code) {
+  Calibration out;
   constexpr long kCalls = 4000;
   constexpr int kRuns = 5;
   PyObject* n = PyLong_FromLong(kCalls);
   uint64_t best_base = UINT64_MAX, best_profiled = UINT64_MAX, best_in = UINT64_MAX;
   for (int run = 0; run < kRuns && n != nullptr; ++run) {
     uint64_t t0 = ReadClock();
-    PyObject* x = PyObject_CallOneArg(loop, n);
+    PyObject* x = PyObject_CallOneArg(driver, n);
     uint64_t base = ReadClock() - t0;
     Py_XDECREF(x);
     Profiler scratch(requested_, mode_, /*calibrate=*/false, 64);
     std::string why;
     if (!scratch.Enable(nullptr, &why)) break;
     t0 = ReadClock();
-    x = PyObject_CallOneArg(loop, n);
+    x = PyObject_CallOneArg(driver, n);
     uint64_t profiled = ReadClock() - t0;
     scratch.Disable();
     Py_XDECREF(x);
@@ -428,12 +504,11 @@ Calibration Profiler::Calibrate() {
     best_profiled = std::min(best_profiled, profiled);
     for (const NodeStats& node : scratch.nodes()) {
       if (node.calls >= static_cast<uint64_t>(kCalls) &&
-          scratch.functions()[node.function].code == code)
-        best_in = std::min(best_in, node.self_cost / node.calls);
+          scratch.functions()[node.function].code == callee_code)
+        best_in = std::min(best_in, node.self_cost() / node.calls);
     }
   }
   Py_XDECREF(n);
-  Py_DECREF(globals);
   if (best_profiled != UINT64_MAX && best_profiled > best_base)
     out.per_call = (best_profiled - best_base) / kCalls;
   if (best_in != UINT64_MAX) out.in_callee = std::min(best_in, out.per_call);
@@ -442,7 +517,7 @@ Calibration Profiler::Calibrate() {
 
 std::vector<uint64_t> Profiler::SubtreeTotals() const {
   std::vector<uint64_t> totals(nodes_.size(), 0);
-  for (size_t i = 0; i < nodes_.size(); ++i) totals[i] = nodes_[i].self_cost;
+  for (size_t i = 0; i < nodes_.size(); ++i) totals[i] = nodes_[i].self_cost();
   // A node is always added after its parent, so one backward pass sums subtrees.
   for (size_t i = nodes_.size(); i-- > 1;) totals[nodes_[i].parent] += totals[i];
   return totals;
@@ -454,7 +529,7 @@ void Profiler::ToProto(record::Profile* out) const {
   out->set_source(source_name_);
   out->set_mode(mode_ == Mode::kFast ? "fast" : "exact");
   out->set_builtins_folded(builtins_folded());
-  out->set_overhead_per_event(calibration_.per_call);
+  out->set_overhead_per_event(calibration_[kCall].per_call);
   out->set_requests(1);
   for (const FunctionEntry& f : functions_) {
     record::ProfileFunction* pf = out->add_functions();
@@ -478,7 +553,7 @@ void Profiler::ToProto(record::Profile* out) const {
     pn->set_function(n.function);
     pn->set_calls(n.calls);
     pn->set_primitive_calls(n.primitive ? n.calls : 0);
-    pn->set_self_cost(n.self_cost);
+    pn->set_self_cost(n.self_cost());
     pn->set_total_cost(i == 0 ? 0 : totals[i]);
   }
 }

@@ -76,12 +76,20 @@ struct FunctionEntry {
 
 // NodeStats — one call path. Costs are in the profile's unit, calibrated.
 struct NodeStats {
-  uint32_t function = 0;    // index into functions(); meaningless for the root
-  uint32_t parent = 0;      // node index of the caller path; the root's is 0
-  bool primitive = true;    // the function is not already on the path
-  uint64_t calls = 0;       // times this path was entered
-  uint64_t self_cost = 0;   // cost in this frame, excluding callees
-  uint64_t total_cost = 0;  // cost including callees
+  uint32_t function = 0;  // index into functions(); meaningless for the root
+  uint32_t parent = 0;    // node index of the caller path; the root's is 0
+  bool primitive = true;  // the function is not already on the path
+  uint64_t calls = 0;     // times this path was entered
+  // self_sum — cost in this frame excluding callees, summed over calls with
+  // the calibrated overhead taken out of each, signed: a call cheaper than
+  // the calibrated figure adds a negative amount instead of being clamped at
+  // zero, so noise averages out over many calls instead of biasing upward
+  // (per-call clamping made a builtin draining thousands of trivial resumes
+  // show less total than its callees). Read it through self_cost().
+  int64_t self_sum = 0;
+  // self_cost() — the node's self cost, never below zero. A node's total is
+  // its self_cost() plus its callees' totals (Profiler::SubtreeTotals()).
+  uint64_t self_cost() const { return self_sum > 0 ? static_cast<uint64_t>(self_sum) : 0; }
 };
 
 // Calibration — the measured cost of one hook call (enter + leave).
@@ -89,6 +97,12 @@ struct Calibration {
   uint64_t per_call = 0;   // cost one profiled call adds to the run, in ticks
   uint64_t in_callee = 0;  // of that, what lands between the callee's two clock reads
 };
+
+// EventKind — which calibration figure a call is charged. Fast mode tells
+// them apart: a Python-to-Python call under a PEP 523 hook also loses 3.11's
+// inlined call (the hook's cost plus that), while a generator resume was
+// never inlined (the hook's cost only). Exact mode charges every event kCall.
+enum EventKind : uint32_t { kCall = 0, kResume = 1, kEventKinds = 2 };
 
 class Profiler {
  public:
@@ -121,18 +135,17 @@ class Profiler {
   std::string_view unit() const;    // "instructions", "cycles", "cpu_ns", "tsc" (record.proto's)
   std::string_view source() const;  // "hardware", "task_clock", "thread_cputime", "tsc", ...
   bool builtins_folded() const { return mode_ == Mode::kFast; }
-  uint64_t overhead_per_event() const { return calibration_.per_call; }
-  const Calibration& calibration() const { return calibration_; }
+  uint64_t overhead_per_event() const { return calibration_[kCall].per_call; }
+  const Calibration& calibration(EventKind kind = kCall) const { return calibration_[kind]; }
   // open_error() — why the clock could not be opened at construction ("" when it could).
   const std::string& open_error() const { return open_error_; }
   // error() — the sticky failure of a hook (the first one), "" when none.
   const std::string& error() const { return error_; }
   const std::vector<NodeStats>& nodes() const { return nodes_; }
-  // Profiler::SubtreeTotals() — per node, its self cost plus its callees'
-  // totals. The per-call calibration can leave a node's measured total a
-  // little below the sum of its callees' (a generator resumed thousands of
-  // times by a builtin); exports use these totals instead, which are
-  // consistent by construction. COST: one pass over the nodes.
+  // Profiler::SubtreeTotals() — per node, its self_cost() plus its callees'
+  // totals: the totals every export uses (consistent by construction, and
+  // equal to the measured, calibrated totals wherever no self was clamped).
+  // COST: one pass over the nodes.
   std::vector<uint64_t> SubtreeTotals() const;
   const std::vector<FunctionEntry>& functions() const { return functions_; }
   // Profiler::ToProto() — the profile as the record.Profile a RequestRecord
@@ -146,10 +159,12 @@ class Profiler {
   // Profiler::Enter() — a call of the function identified by `key` begins;
   // `object` is its code object (python) or PyCFunction (builtin), used only
   // the first time the path is seen. Reads the clock last.
-  inline void Enter(const void* key, PyObject* object, bool builtin);
+  // COST (warm path, TSC): one hash probe, one 32-byte push, one rdtsc.
+  inline void Enter(const void* key, PyObject* object, bool builtin, EventKind kind = kCall);
   // Profiler::Leave() — the innermost call returns. Reads the clock first.
   inline void Leave();
-  size_t depth() const { return depth_; }
+  // depth() — calls open now (the root's sentinel context not counted).
+  size_t depth() const { return depth_ - 1; }
   uint64_t epoch() const { return epoch_; }
 
   // Profiler::Active() — the profiler enabled on the calling thread, or null.
@@ -157,10 +172,11 @@ class Profiler {
 
  private:
   struct Context {
-    uint64_t t0 = 0;    // clock at entry, after the hook's own work
-    uint64_t subt = 0;  // calibrated totals of the finished direct callees
-    uint64_t ovh = 0;   // calibrated overhead of every call below, to take out of total
-    uint32_t node = 0;  // the node of this call, kNoNode when not recorded
+    uint64_t t0 = 0;         // clock at entry, after the hook's own work
+    int64_t subt = 0;        // calibrated totals of the finished direct callees
+    uint64_t ovh = 0;        // calibrated overhead of every call below, to take out of total
+    uint32_t node = 0;       // the node of this call, kNoNode when not recorded
+    EventKind kind = kCall;  // which calibration_ figure this call is charged
   };
   struct Slot {  // child index: (parent, key) -> node; node == kNoNode: empty
     const void* key = nullptr;
@@ -169,12 +185,15 @@ class Profiler {
   };
 
   inline uint64_t ReadClock();
+  uint64_t ReadClockSlow();  // every kind but kTsc
+  void GrowStack();
   uint32_t AddNode(uint32_t parent, const void* key, PyObject* object, bool builtin);
   uint32_t InternFunction(const void* key, PyObject* object, bool builtin);
   void GrowIndex();
   void Fail(std::string message);
   bool OpenClock(std::string* why);
-  Calibration Calibrate();
+  void Calibrate(Calibration out[kEventKinds]);
+  Calibration CalibrateOne(PyObject* driver, PyObject* callee_code);
 
   ClockSource requested_;
   Mode mode_;
@@ -183,25 +202,42 @@ class Profiler {
   ClockKind clock_ = ClockKind::kThreadCpu;
   counters::CounterSet* set_ = nullptr;  // the enabling thread's set (kPrimary / kCycles)
   std::string source_name_, unit_name_, mode_fallback_, open_error_, error_;
-  Calibration calibration_;
+  Calibration calibration_[kEventKinds];
 
   bool enabled_ = false;
   PyObject* owner_ = nullptr;  // strong ref to the Python object while enabled
   unsigned long thread_ = 0;   // PyThread_get_thread_ident() of the enabling thread
   uint64_t epoch_ = 0;         // changes at every Enable() (fast mode matches frames by it)
 
-  std::vector<Context> stack_;  // contexts [0, depth_) are live; the rest is the free list
-  size_t depth_ = 0;
+  // stack_[0] is the root's sentinel context (node 0), always there, so a
+  // call always has a parent context: no branch for it on the hot path.
+  // Contexts [1, depth_) are the open calls; the rest is spare capacity.
+  std::vector<Context> stack_;
+  size_t depth_ = 1;
   std::vector<NodeStats> nodes_;  // nodes_[0] is the root
-  std::vector<Slot> index_;       // open addressing, power-of-two size
+  // (parent node, key) -> child node: open addressing with linear probing,
+  // power-of-two size, slot = the top (64 - index_shift_) bits of a multiplicative
+  // hash (the top bits depend on every bit of the key and of the parent).
+  std::vector<Slot> index_;
+  unsigned index_shift_ = 64;  // 64 - log2(index_.size())
   size_t index_used_ = 0;
   std::vector<FunctionEntry> functions_;
   std::unordered_map<const void*, uint32_t> function_index_;
 };
 
 // --- inline hot path -------------------------------------------------------
+//
+// Fast mode runs this on every Python frame, so it is written for the warm
+// case (path seen before, TSC clock): no call out of line, no Python API, no
+// allocation, no map; the cold cases (new path, deeper stack than ever, a
+// clock other than the TSC) are out-of-line calls.
 
 namespace internal {
+// The profiler enabled on this thread (either mode), and the same when it is
+// a fast-mode one (the eval-frame hook's one check). initial-exec TLS: one
+// %fs-relative load, no call.
+extern __thread Profiler* t_active __attribute__((tls_model("initial-exec")));
+extern __thread Profiler* t_fast __attribute__((tls_model("initial-exec")));
 uint64_t ReadCounterPrimary(counters::CounterSet* set);
 uint64_t ReadCounterCycles(counters::CounterSet* set);
 inline uint64_t ClockNs(clockid_t id) {
@@ -209,80 +245,72 @@ inline uint64_t ClockNs(clockid_t id) {
   clock_gettime(id, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
-inline size_t HashSlot(const void* key, uint32_t parent) {
-  uint64_t h = reinterpret_cast<uintptr_t>(key) ^ (static_cast<uint64_t>(parent) << 40);
-  h *= 0x9E3779B97F4A7C15ull;
-  return static_cast<size_t>(h ^ (h >> 29));
+// HashSlot() — the index slot of (key, parent) in a table of 2^(64 - shift)
+// slots: the parent is spread by one multiply, mixed into the key, and the
+// product's top bits taken (they depend on all the input bits; the low bits
+// of a product depend only on the low bits of its factors).
+inline size_t HashSlot(const void* key, uint32_t parent, unsigned shift) {
+  uint64_t h =
+      reinterpret_cast<uintptr_t>(key) ^ (static_cast<uint64_t>(parent) * 0x9E3779B97F4A7C15ull);
+  h *= 0xBF58476D1CE4E5B9ull;
+  return static_cast<size_t>(h >> shift);
 }
 }  // namespace internal
 
-inline uint64_t Profiler::ReadClock() {
-  switch (clock_) {
-    case ClockKind::kPrimary:
-      return internal::ReadCounterPrimary(set_);
-    case ClockKind::kCycles:
-      return internal::ReadCounterCycles(set_);
-    case ClockKind::kThreadCpu:
-      return internal::ClockNs(CLOCK_THREAD_CPUTIME_ID);
-    case ClockKind::kTsc:
+__attribute__((always_inline)) inline uint64_t Profiler::ReadClock() {
 #if defined(__x86_64__) || defined(__i386__)
-      return __builtin_ia32_rdtsc();
-#else
-      return internal::ClockNs(CLOCK_MONOTONIC_RAW);
+  if (clock_ == ClockKind::kTsc) return __builtin_ia32_rdtsc();
 #endif
-    case ClockKind::kMonotonicRaw:
-      return internal::ClockNs(CLOCK_MONOTONIC_RAW);
-  }
-  return 0;
+  return ReadClockSlow();
 }
 
-inline void Profiler::Enter(const void* key, PyObject* object, bool builtin) {
-  uint32_t parent = depth_ == 0 ? 0 : stack_[depth_ - 1].node;
+__attribute__((always_inline)) inline void Profiler::Enter(const void* key, PyObject* object,
+                                                           bool builtin, EventKind kind) {
+  const uint32_t parent = stack_[depth_ - 1].node;
   uint32_t node = kNoNode;
-  if (parent != kNoNode) {
-    size_t mask = index_.size() - 1;
-    for (size_t i = internal::HashSlot(key, parent) & mask;; i = (i + 1) & mask) {
-      const Slot& s = index_[i];
+  if (parent != kNoNode) [[likely]] {
+    const Slot* slots = index_.data();
+    const size_t mask = index_.size() - 1;
+    for (size_t i = internal::HashSlot(key, parent, index_shift_);; i = (i + 1) & mask) {
+      const Slot& s = slots[i];
+      if (s.key == key && s.parent == parent) [[likely]] {
+        node = s.node;
+        break;
+      }
       if (s.node == kNoNode) {
         node = AddNode(parent, key, object, builtin);  // slow path: a new path
         break;
       }
-      if (s.key == key && s.parent == parent) {
-        node = s.node;
-        break;
-      }
     }
   }
-  if (depth_ == stack_.size()) stack_.emplace_back();  // allocates only when deeper than ever
+  if (depth_ == stack_.size()) [[unlikely]]
+    GrowStack();  // allocates only when deeper than ever
   Context& c = stack_[depth_++];
   c.subt = 0;
   c.ovh = 0;
   c.node = node;
+  c.kind = kind;
   c.t0 = ReadClock();
 }
 
-inline void Profiler::Leave() {
-  uint64_t now = ReadClock();
-  if (depth_ == 0) return;  // a frame that began before Enable()
-  Context& c = stack_[--depth_];
-  uint64_t raw = now - c.t0;
-  uint64_t take = c.ovh + calibration_.in_callee;
-  uint64_t tt = raw > take ? raw - take : 0;    // total, calibrated
-  uint64_t it = tt > c.subt ? tt - c.subt : 0;  // self = total - callees
-  if (c.node == kNoNode) {
-    // Not recorded: its cost stays in the caller's self.
-    if (depth_ > 0) stack_[depth_ - 1].ovh += c.ovh + calibration_.per_call;
-    return;
-  }
+__attribute__((always_inline)) inline void Profiler::Leave() {
+  const uint64_t now = ReadClock();
+  if (depth_ <= 1) [[unlikely]]
+    return;  // a frame that began before Enable()
+  const Context& c = stack_[--depth_];
+  Context& p = stack_[depth_ - 1];  // the caller's (the root's sentinel at the top)
+  const Calibration& cal = calibration_[c.kind];
+  // Calibrated: the hook's cost inside this call (its callees' and its own
+  // share) comes off its total; self = total - callees. Signed, unclamped
+  // (NodeStats::self_sum says why).
+  const int64_t tt = static_cast<int64_t>(now - c.t0 - c.ovh - cal.in_callee);
+  p.ovh += c.ovh + cal.per_call;
+  if (c.node == kNoNode) [[unlikely]]
+    return;  // not recorded: its cost stays in the caller's self
   NodeStats& n = nodes_[c.node];
   n.calls += 1;
-  n.self_cost += it;
-  n.total_cost += tt;
-  if (depth_ > 0) {
-    Context& p = stack_[depth_ - 1];
-    p.subt += tt;
-    p.ovh += c.ovh + calibration_.per_call;
-  }
+  n.self_sum += tt - c.subt;
+  p.subt += tt;
 }
 
 }  // namespace cpuledger::python

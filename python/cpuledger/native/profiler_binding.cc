@@ -51,7 +51,7 @@ nb::list Stats(const Profiler& p) {
       line = code->co_firstlineno;
     }
     out.append(nb::make_tuple(static_cast<long>(n.parent) - 1, file, line, name, n.calls,
-                              n.primitive ? n.calls : 0, n.self_cost, totals[i]));
+                              n.primitive ? n.calls : 0, n.self_cost(), totals[i]));
   }
   return out;
 }
@@ -91,6 +91,11 @@ void Write(const Profiler& p, const std::string& path, std::string_view format,
   f.close();
   if (!f) throw std::runtime_error("cannot write " + path);
 }
+
+// A profile function that does nothing: the floor of any PyEval_SetProfile
+// profiler (CPython's call_trace machinery and 3.11's tracing dispatch),
+// for the overhead benchmark.
+int NoopProfile(PyObject*, PyFrameObject*, int, PyObject*) { return 0; }
 
 }  // namespace
 
@@ -173,6 +178,18 @@ void RegisterProfiler(nb::module_& m) {
       .def_prop_ro("overhead_per_event", &Profiler::overhead_per_event)
       .def_prop_ro("overhead_in_callee",
                    [](const Profiler& p) { return p.calibration().in_callee; })
+      .def_prop_ro(
+          "calibration",
+          [](const Profiler& p) {
+            nb::dict d;
+            const Calibration &call = p.calibration(kCall), &resume = p.calibration(kResume);
+            d["call"] = nb::make_tuple(call.per_call, call.in_callee);
+            d["resume"] = nb::make_tuple(resume.per_call, resume.in_callee);
+            return d;
+          },
+          "{'call': (per_call, in_callee), 'resume': (...)}: the calibrated overhead taken out"
+          " per call and per generator resume (fast mode tells them apart), in the profile's"
+          " unit; zeros until the first enable().")
       .def_prop_ro("error", [](const Profiler& p) -> nb::object {
         if (p.error().empty()) return nb::none();
         return nb::str(p.error().c_str());
@@ -181,6 +198,16 @@ void RegisterProfiler(nb::module_& m) {
   m.def("_eval_frame_state", [] { return std::string(EvalFrameState()); });
   m.def("_set_passthrough_eval_frame", &SetPassthroughEvalFrame, nb::arg("on"));
   m.def("_passthrough_frames", &PassthroughFrames);
+  m.def(
+      "_set_noop_profile",
+      [](bool on) {
+        if (Profiler::Active() != nullptr)
+          throw std::runtime_error("a cpuledger Profiler is enabled on this thread");
+        PyEval_SetProfile(on ? NoopProfile : nullptr, nullptr);
+      },
+      nb::arg("on"),
+      "Install (or remove) a C profile function that does nothing on this thread: the bare"
+      " cost of the PyEval_SetProfile hook, for benchmarks.");
 }
 
 }  // namespace cpuledger::python

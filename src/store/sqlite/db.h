@@ -140,4 +140,16 @@ class Txn {
   bool open_ = false;
 };
 
+// ForEachRow() — runs `fn(use)` (returning Status) for every row of `use`;
+// stops at the first error.
+template <typename Fn>
+Status ForEachRow(StmtUse& use, Fn&& fn) {
+  for (;;) {
+    Result<bool> row = use.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return OkStatus();
+    if (Status s = fn(use); !s.ok()) return s;
+  }
+}
+
 }  // namespace cpuledger::store::sqlite

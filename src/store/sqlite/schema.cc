@@ -78,8 +78,33 @@ constexpr const char* kMigration2 =
     " requests INTEGER NOT NULL,"
     " PRIMARY KEY (bucket, service, endpoint, commit_id, unit)) WITHOUT ROWID;\n";
 
+// Migration 3 — the detectors' tables (store/detection.h). Version 1's
+// alerts table was never written, so it is replaced.
+constexpr const char* kMigration3 =
+    "DROP TABLE alerts;\n"
+    "CREATE TABLE alerts (id INTEGER PRIMARY KEY, key TEXT NOT NULL, service TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,"
+    " opened_us INTEGER NOT NULL, updated_us INTEGER NOT NULL, body TEXT NOT NULL);\n"
+    "CREATE UNIQUE INDEX alerts_open_key ON alerts(key) WHERE state = 'open';\n"
+    "CREATE INDEX alerts_by_time ON alerts(opened_us);\n"
+    "CREATE TABLE effects (at_us INTEGER NOT NULL, service TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, subject TEXT NOT NULL, kind TEXT NOT NULL, cause TEXT NOT NULL,"
+    " estimate REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, alerted INTEGER NOT NULL);\n"
+    "CREATE INDEX effects_by_subject ON effects(service, endpoint, subject, kind, at_us);\n"
+    "CREATE TABLE function_moments (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
+    " flag TEXT NOT NULL, flag_value TEXT NOT NULL, function TEXT NOT NULL,"
+    " sum REAL NOT NULL, sum_sq REAL NOT NULL,"
+    " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value, function))"
+    " WITHOUT ROWID;\n"
+    "CREATE TABLE function_moment_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
+    " flag TEXT NOT NULL, flag_value TEXT NOT NULL, requests INTEGER NOT NULL,"
+    " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value))"
+    " WITHOUT ROWID;\n";
+
 // kMigrations[v - 1] upgrades user_version v - 1 to v.
-constexpr const char* kMigrations[] = {kMigration1, kMigration2};
+constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 }  // namespace

@@ -25,7 +25,7 @@
 //   deploys(service, cluster, commit_id, first_seen_us, last_seen_us, samples)
 //   applied_batches(sender, sequence, applied_us)
 //                                  (sender, sequence) already stored
-//   alerts(...)                    empty until the detector issue
+//   alerts(...)                    replaced by version 3
 //
 // Version 2 replaces the unused function_entities (store/functions.h):
 //   function_entities(bucket, service, endpoint, commit_id, unit, path_hash,
@@ -36,6 +36,20 @@
 //                                  path_hash its 64-bit FNV-1a (the key)
 //   function_requests(bucket, service, endpoint, commit_id, unit, requests)
 //                                  profiled requests of the same slices
+//
+// Version 3 adds the detectors' tables (store/detection.h):
+//   alerts(id, key, service, endpoint, kind, state, opened_us, updated_us, body)
+//                                  at most one row per key in state 'open'
+//   effects(at_us, service, endpoint, subject, kind, cause, estimate, lo, hi, alerted)
+//                                  every effect a detector measured
+//   function_moments(bucket, service, endpoint, commit_id, unit, flag,
+//          flag_value, function, sum, sum_sq)
+//                                  per hour and function ("file:line:name"):
+//                                  sums of its self cost per profiled request
+//                                  and of its square; flag "" = all requests,
+//                                  else one row set per value of each flag
+//   function_moment_requests(bucket, ..., flag, flag_value, requests)
+//                                  the profiled requests of those slices
 //
 // meta keys: sealed_minute / sealed_hour / sealed_day (unix seconds: every
 // bucket that starts before it is complete in its rollup table and nothing
@@ -56,7 +70,7 @@ namespace cpuledger::store::sqlite {
 // kApplicationId — "CPLG", in the SQLite header of every store file.
 inline constexpr int32_t kApplicationId = 0x43504C47;
 // kSchemaVersion — PRAGMA user_version after Migrate().
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // ConfigureConnection() — the per-connection pragmas: WAL, synchronous=NORMAL
 // (store.h invariant 2), busy_timeout, cache and mmap sizes, secure_delete off

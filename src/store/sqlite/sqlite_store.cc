@@ -39,17 +39,6 @@ int64_t WallClockUs() {
 
 size_t TierIndex(Tier t) { return static_cast<size_t>(t); }
 
-// Runs `fn(use)` for every row of `use`.
-template <typename Fn>
-Status ForEachRow(StmtUse& use, Fn&& fn) {
-  for (;;) {
-    Result<bool> row = use.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return OkStatus();
-    if (Status s = fn(use); !s.ok()) return s;
-  }
-}
-
 // MergeSketches() — the union of two HyperLogLogs given as registers, at the
 // lower of their precisions. RETURNS: InvalidArgument for bad registers.
 Result<std::pair<std::string, int>> MergeSketches(std::string_view a, int pa, std::string_view b,
@@ -86,6 +75,13 @@ struct SqliteStore::FunctionSlice {
   std::unordered_map<int64_t, Path> paths;  // CallPathHash(text) -> sums
 };
 
+// MomentSlice — one (hour, service, endpoint, commit, unit, flag, value) of
+// function moments, summed over the profiles of one AppendBatches() call.
+struct SqliteStore::MomentSlice {
+  uint64_t requests = 0;
+  std::unordered_map<std::string, std::pair<double, double>> functions;  // -> (sum, sum_sq)
+};
+
 // CallState — what one AppendBatches() call builds before writing it.
 struct SqliteStore::CallState {
   int64_t now_us = 0;
@@ -97,6 +93,11 @@ struct SqliteStore::CallState {
   // (hour s, service, endpoint, commit, unit) -> function entities to add.
   std::map<std::tuple<int64_t, std::string, std::string, std::string, std::string>, FunctionSlice>
       functions;
+  // (hour s, service, endpoint, commit, unit, flag, value) -> function moments to add.
+  std::map<std::tuple<int64_t, std::string, std::string, std::string, std::string, std::string,
+                      std::string>,
+           MomentSlice>
+      moments;
   std::set<std::string> senders;                       // senders to prune
   std::set<std::pair<std::string, uint64_t>> applied;  // (sender, sequence) in this call
   uint64_t records = 0, tallies_new = 0, rollup_rows_new = 0;
@@ -114,6 +115,7 @@ struct SqliteStore::WriterStatements {
   Stmt tally_endpoint, tally_get, tally_insert, tally_update;
   Stmt deploy_upsert;
   Stmt function_upsert, function_requests_upsert;
+  Stmt moment_upsert, moment_requests_upsert;
   Stmt meta_set;
 };
 
@@ -201,6 +203,16 @@ Status SqliteStore::Init() {
           "INSERT INTO function_requests (bucket, service, endpoint, commit_id, unit, requests)"
           " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (bucket, service, endpoint, commit_id,"
           " unit) DO UPDATE SET requests = requests + excluded.requests");
+  prepare(&w.moment_upsert,
+          "INSERT INTO function_moments (bucket, service, endpoint, commit_id, unit, flag,"
+          " flag_value, function, sum, sum_sq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+          " ON CONFLICT (bucket, service, endpoint, commit_id, unit, flag, flag_value, function)"
+          " DO UPDATE SET sum = sum + excluded.sum, sum_sq = sum_sq + excluded.sum_sq");
+  prepare(&w.moment_requests_upsert,
+          "INSERT INTO function_moment_requests (bucket, service, endpoint, commit_id, unit,"
+          " flag, flag_value, requests) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+          " ON CONFLICT (bucket, service, endpoint, commit_id, unit, flag, flag_value)"
+          " DO UPDATE SET requests = requests + excluded.requests");
   prepare(&w.meta_set, "UPDATE meta SET value = ?2 WHERE key = ?1");
   if (!s.ok()) return s;
 
@@ -322,6 +334,7 @@ Result<std::vector<AppendOutcome>> SqliteStore::AppendInTransaction(
   if (Status s = WriteSeries(); !s.ok()) return s;
   if (Status s = WriteDeploys(call); !s.ok()) return s;
   if (Status s = WriteFunctions(call); !s.ok()) return s;
+  if (Status s = WriteMoments(call); !s.ok()) return s;
   if (Status s = PruneApplied(call); !s.ok()) return s;
   if (Status s = WriteMeta(call); !s.ok()) return s;
   if (Status s = txn.Commit(); !s.ok()) return s;
@@ -447,7 +460,37 @@ Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call
     path.self_cost += n.self_cost();
     path.total_cost += n.total_cost();
   }
+  AddMoments(rec, call);
   return OkStatus();
+}
+
+// AddMoments(): the record's self cost per function, added once to the
+// all-requests slice and once to the slice of each of its flags' values.
+void SqliteStore::AddMoments(const record::RequestRecord& rec, CallState& call) {
+  const record::Profile& p = rec.profile();
+  std::vector<double> self(static_cast<size_t>(p.functions_size()), 0.0);
+  for (int i = 1; i < p.nodes_size(); ++i)
+    self[p.nodes(i).function()] += static_cast<double>(p.nodes(i).self_cost());
+  std::vector<std::pair<std::string, double>> costs;
+  for (size_t f = 0; f < self.size(); ++f) {
+    if (self[f] == 0) continue;
+    const record::ProfileFunction& fn = p.functions(static_cast<int>(f));
+    costs.emplace_back(fn.file() + ":" + std::to_string(fn.line()) + ":" + fn.name(), self[f]);
+  }
+  const int64_t hour = FloorTo(rec.start_time_unix_us(), 3600 * kUs) / kUs;
+  const uint64_t requests = p.requests() == 0 ? 1 : p.requests();
+  auto add = [&](const std::string& flag, const std::string& value) {
+    MomentSlice& slice =
+        call.moments[{hour, rec.service(), rec.endpoint(), rec.commit(), p.unit(), flag, value}];
+    slice.requests += requests;
+    for (const auto& [name, cost] : costs) {
+      auto& [sum, sum_sq] = slice.functions[name];
+      sum += cost;
+      sum_sq += cost * cost;
+    }
+  };
+  add("", "");
+  for (const auto& [flag, value] : rec.flags()) add(flag, value);
 }
 
 Status SqliteStore::StoreTally(const record::WorkerTally& tally, CallState& call) {
@@ -677,6 +720,36 @@ Status SqliteStore::WriteFunctions(const CallState& call) {
       use.Bind(9, static_cast<int64_t>(path.primitive_calls));
       use.Bind(10, static_cast<int64_t>(path.self_cost));
       use.Bind(11, static_cast<int64_t>(path.total_cost));
+      if (Status s = use.Run(); !s.ok()) return s;
+    }
+  }
+  return OkStatus();
+}
+
+Status SqliteStore::WriteMoments(const CallState& call) {
+  for (const auto& [key, slice] : call.moments) {
+    const auto& [hour, service, endpoint, commit, unit, flag, value] = key;
+    auto bind_key = [&](StmtUse& use) {
+      use.Bind(1, hour);
+      use.Bind(2, service);
+      use.Bind(3, endpoint);
+      use.Bind(4, commit);
+      use.Bind(5, unit);
+      use.Bind(6, flag);
+      use.Bind(7, value);
+    };
+    {
+      StmtUse use(stmts_->moment_requests_upsert);
+      bind_key(use);
+      use.Bind(8, static_cast<int64_t>(slice.requests));
+      if (Status s = use.Run(); !s.ok()) return s;
+    }
+    for (const auto& [function, sums] : slice.functions) {
+      StmtUse use(stmts_->moment_upsert);
+      bind_key(use);
+      use.Bind(8, function);
+      use.Bind(9, sums.first);
+      use.Bind(10, sums.second);
       if (Status s = use.Run(); !s.ok()) return s;
     }
   }

@@ -135,6 +135,14 @@ class SqliteStore final : public Store {
   Result<profile::CallTree> FunctionTree(const FunctionQuery& query) override;
   Result<uint64_t> ApplyRetention(int64_t now_us) override;
   Result<StoreStats> Stats() override;
+  // detection.h — in detection_store.cc.
+  Result<SampleSet> Samples(const SampleQuery& query) override;
+  Result<std::vector<FunctionMoments>> FunctionMomentsOf(
+      const FunctionMomentsQuery& query) override;
+  Status AppendEffects(std::span<const EffectRecord> effects) override;
+  Result<std::vector<EffectRecord>> EffectHistory(const EffectHistoryQuery& query) override;
+  Result<UpsertOutcome> UpsertAlert(const AlertRow& alert) override;
+  Result<std::vector<AlertRow>> Alerts(const AlertQuery& query) override;
 
   // SqliteStore::SealPoints() — the committed seal points (unix seconds) of
   // the minute, hour and day tiers. For tests and `doctor`.
@@ -145,6 +153,7 @@ class SqliteStore final : public Store {
   struct CallState;
   struct DeploySeen;
   struct FunctionSlice;
+  struct MomentSlice;
   // (bucket start, series) -> rollup of the samples in it.
   using OpenBuckets = std::map<int64_t, std::unordered_map<int64_t, RollupAcc>>;
   using TierKey = std::pair<int64_t, int64_t>;  // (bucket start s, series)
@@ -161,6 +170,7 @@ class SqliteStore final : public Store {
                     AppendOutcome& outcome);
   void Route(const Sample& sample, CallState& call);
   Status AddProfile(const record::RequestRecord& rec, CallState& call);
+  void AddMoments(const record::RequestRecord& rec, CallState& call);
   Status StoreTally(const record::WorkerTally& tally, CallState& call);
   Status WriteChunks(CallState& call);
   Status MergeLate(CallState& call);
@@ -168,6 +178,7 @@ class SqliteStore final : public Store {
   Status WriteSeries();
   Status WriteDeploys(const CallState& call);
   Status WriteFunctions(const CallState& call);
+  Status WriteMoments(const CallState& call);
   Status PruneApplied(const CallState& call);
   Status WriteMeta(const CallState& call);
   // A new row of a tier / rows added into existing ones (late samples).
@@ -175,7 +186,7 @@ class SqliteStore final : public Store {
   Status MergeRows(Tier t, const std::map<TierKey, RollupAcc>& rows, CallState& call);
 
   const SqliteOptions options_;
-  std::mutex write_mu_;  // AppendBatches, ApplyRetention
+  std::mutex write_mu_;  // AppendBatches, ApplyRetention, the detection writes
   Db writer_;
   std::unique_ptr<WriterStatements> stmts_;  // prepared on writer_
   SeriesInterner interner_;

@@ -326,11 +326,17 @@ TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
     Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = path});
     ASSERT_TRUE(s.ok()) << s.status().ToString();
   }
-  // Back to version 1's shape: its (never written) function_entities table.
+  // Back to version 1's shape: its (never written) function_entities and
+  // alerts tables, without the later versions' tables.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   const char* v1 =
       "DROP TABLE function_requests; DROP TABLE function_entities;"
+      "DROP TABLE effects; DROP TABLE function_moments; DROP TABLE function_moment_requests;"
+      "DROP TABLE alerts;"
+      "CREATE TABLE alerts (id INTEGER PRIMARY KEY, opened_us INTEGER NOT NULL,"
+      " updated_us INTEGER NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL,"
+      " cause TEXT NOT NULL, effect_json TEXT NOT NULL, status TEXT NOT NULL);"
       "CREATE TABLE function_entities (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
       " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, function_id TEXT NOT NULL,"
       " call_path TEXT NOT NULL, calls INTEGER NOT NULL, self_cost REAL NOT NULL,"
@@ -352,6 +358,15 @@ TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->profiled_requests, 1u);
   EXPECT_EQ(report->functions.size(), 4u);
+  // Version 3's tables are there and written.
+  Result<std::vector<FunctionMoments>> moments = (*s)->FunctionMomentsOf({});
+  ASSERT_TRUE(moments.ok()) << moments.status().ToString();
+  EXPECT_EQ(moments->size(), 4u);
+  Result<UpsertOutcome> alert = (*s)->UpsertAlert(
+      {.id = 0, .key = "k", .service = "shop", .endpoint = "/x/", .kind = "rollout",
+       .state = "open", .opened_us = 1, .updated_us = 1, .body = "{}"});
+  ASSERT_TRUE(alert.ok()) << alert.status().ToString();
+  EXPECT_TRUE(alert->opened);
 }
 
 }  // namespace

@@ -1,0 +1,789 @@
+// bench/detect/detect_bench.cc — how good are the detectors? (issue 6,
+// "Detector quality, measured")
+//
+// Generates the detection fleet (src/sim/detection_fleet.h) into a fresh
+// SQLite store, one AppendBatches() per simulated minute as the server's
+// writer would, and every `--interval-min` simulated minutes runs the
+// detectors exactly as the server's scheduler does: RunDetectors() with
+// now_us = the simulated time, then RecordRun(); the alerts RecordRun()
+// returns (newly opened, de-duplicated) are the detector's alerts. They are
+// scored against the ground truth:
+//  * an endpoint regression is caught by an endpoint-level alert (kind
+//    "rollout"/"flag") on its service and endpoint with its cause (rollout:
+//    commit_after == the commit that brought it; flag: name and value);
+//  * a function-level regression (worth 0.5% of its endpoint) is caught by a
+//    function-level alert naming its function with its cause, or by an
+//    endpoint-level alert with its cause;
+//  * an alert that matches no injected regression is a false alert, except
+//    a trend alert on an endpoint that received an injected regression
+//    before the alert (a real creep; counted apart) and a function-level
+//    alert on the culprit of an endpoint regression (a true root cause).
+// Regressions are split by the data available: ">=5k" when both sides hold
+// at least 5000 sampled requests — rollouts: the endpoint's requests on the
+// old commit in [start - 2 h, start + spread) and on the new one in
+// [start, start + spread + 2 h); flags: flag-on and flag-off requests of the
+// endpoint in the 24 h after the flag appears.
+//
+// The BASELINE, scored the same way: for every commit's first appearance,
+// per endpoint of its service, the mean cost per request in the 2 h after
+// against the 2 h before (all of the endpoint's requests); alert above +5%.
+// Flags get the same fixed threshold on flag-on against flag-off requests
+// of the endpoint over the 24 h after the flag appears. Both sides need 200
+// samples (the detectors' minimum). The baseline has no function level.
+//
+// Usage: detect_bench [--days N] [--seed S] [--json] [--interval-min M]
+//                     [--profile-rate R] [--cost-diurnal X] [--data-dir DIR] [--verbose]
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "detect/detect.h"
+#include "sim/detection_fleet.h"
+#include "store/store.h"
+
+namespace cpuledger {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+constexpr int64_t kUs = 1'000'000;
+constexpr int kSideMinutes = 120;         // before/after: 2 h each side
+constexpr int kFlagWindowMinutes = 1440;  // flags: the day after they appear
+constexpr double kBaselineThreshold = 0.05;
+constexpr double kBaselineMinSamples = 200;
+constexpr double kHeavySamples = 5000;
+constexpr double kSizes[] = {0.01, 0.02, 0.03, 0.05, 0.10};
+
+struct Args {
+  int days = 2;
+  uint64_t seed = 1;
+  bool json = false;
+  int interval_min = 60;
+  double profile_rate = -1;  // < 0: the fleet's own
+  double cost_diurnal = -1;
+  std::string data_dir;  // empty: a temporary directory, removed at the end
+  bool verbose = false;
+};
+
+void Usage() {
+  std::cerr << "usage: detect_bench [--days N] [--seed S] [--json] [--interval-min M]\n"
+               "                    [--profile-rate R] [--cost-diurnal X] [--data-dir DIR] "
+               "[--verbose]\n";
+}
+
+std::optional<Args> ParseArgs(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+    const char* v = nullptr;
+    if (arg == "--json") {
+      a.json = true;
+    } else if (arg == "--verbose") {
+      a.verbose = true;
+    } else if (arg == "--days" && (v = value())) {
+      a.days = std::atoi(v);
+    } else if (arg == "--seed" && (v = value())) {
+      a.seed = std::strtoull(v, nullptr, 10);
+    } else if (arg == "--interval-min" && (v = value())) {
+      a.interval_min = std::atoi(v);
+    } else if (arg == "--profile-rate" && (v = value())) {
+      a.profile_rate = std::atof(v);
+    } else if (arg == "--cost-diurnal" && (v = value())) {
+      a.cost_diurnal = std::atof(v);
+    } else if (arg == "--data-dir" && (v = value())) {
+      a.data_dir = v;
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (a.days < 1 || a.interval_min < 1) return std::nullopt;
+  return a;
+}
+
+// Agg — a count and a sum of bills.
+struct Agg {
+  uint32_t n = 0;
+  uint32_t profiled = 0;
+  double sum = 0;
+};
+
+// Books — what the bench keeps of the records, per minute, to classify the
+// injected regressions and to run the baseline independently of the store.
+// Series: "service endpoint", "service endpoint @commit", "service endpoint
+// ?flag=value". Records come in runs of one service, endpoint and commit,
+// so the series of the previous record are reused without building a key.
+class Books {
+ public:
+  explicit Books(int minutes) : minutes_(minutes) {}
+
+  void Add(const record::RequestRecord& r, int minute) {
+    const double bill = r.cpu().has_instructions() ? static_cast<double>(r.cpu().instructions())
+                                                   : static_cast<double>(r.cpu().cpu_ns());
+    if (r.service() != last_service_ || r.endpoint() != last_endpoint_) {
+      last_service_ = r.service();
+      last_endpoint_ = r.endpoint();
+      last_key_ = r.service() + " " + r.endpoint();
+      endpoint_series_ = Series(last_key_);
+      flags_ = &flag_series_[last_key_];
+      last_commit_.clear();
+      commit_series_ = -1;
+    }
+    if (commit_series_ < 0 || r.commit() != last_commit_) {
+      last_commit_ = r.commit();
+      commit_series_ = Series(last_key_ + " @" + r.commit());
+      first_minute_.try_emplace(r.service() + " @" + r.commit(), minute);  // minutes ascend
+    }
+    Bump(endpoint_series_, minute, bill, r.has_profile());
+    Bump(commit_series_, minute, bill, r.has_profile());
+    for (const auto& [flag, value] : r.flags()) {
+      auto& values = (*flags_)[flag];
+      auto it = values.find(value);
+      if (it == values.end())
+        it = values.emplace(value, Series(last_key_ + " ?" + flag + "=" + value)).first;
+      Bump(it->second, minute, bill, r.has_profile());
+    }
+  }
+
+  // Sum() — minutes [from, to) of one series (clamped to the run).
+  Agg Sum(const std::string& key, int from, int to) const {
+    Agg out;
+    const auto it = index_.find(key);
+    if (it == index_.end()) return out;
+    const std::vector<Agg>& v = series_[static_cast<size_t>(it->second)];
+    for (int m = std::max(from, 0); m < std::min(to, minutes_); ++m) {
+      out.n += v[m].n;
+      out.profiled += v[m].profiled;
+      out.sum += v[m].sum;
+    }
+    return out;
+  }
+
+  std::optional<int> FirstMinute(const std::string& service, const std::string& commit) const {
+    const auto it = first_minute_.find(service + " @" + commit);
+    if (it == first_minute_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  int Series(const std::string& key) {
+    auto [it, fresh] = index_.try_emplace(key, static_cast<int>(series_.size()));
+    if (fresh) series_.emplace_back(static_cast<size_t>(minutes_));
+    return it->second;
+  }
+  void Bump(int series, int minute, double bill, bool profiled) {
+    Agg& a = series_[static_cast<size_t>(series)][static_cast<size_t>(minute)];
+    a.n += 1;
+    a.profiled += profiled;
+    a.sum += bill;
+  }
+
+  int minutes_;
+  std::unordered_map<std::string, int> index_;
+  std::vector<std::vector<Agg>> series_;
+  std::unordered_map<std::string, int> first_minute_;
+  // The previous record's series.
+  std::string last_service_, last_endpoint_, last_commit_, last_key_;
+  int endpoint_series_ = -1, commit_series_ = -1;
+  using FlagSeries = std::unordered_map<std::string, std::unordered_map<std::string, int>>;
+  std::unordered_map<std::string, FlagSeries> flag_series_;  // by "service endpoint"
+  FlagSeries* flags_ = nullptr;
+};
+
+// Alert — a detector finding or a baseline alert, reduced to what scoring needs.
+struct Alert {
+  std::string kind, service, endpoint, function, commit_before, commit_after, flag, flag_value,
+      flag_reference, cause, method;
+  int64_t at_us = 0, from_us = 0, to_us = 0;
+  double estimate = 0, lo = 0, hi = 0, threshold = 0;
+  uint64_t samples_before = 0, samples_after = 0;
+};
+
+Alert FromFinding(const detect::Finding& f, int64_t at_us) {
+  Alert a;
+  a.kind = f.kind;
+  a.service = f.service;
+  a.endpoint = f.endpoint;
+  a.function = f.function;
+  a.commit_before = f.commit_before;
+  a.commit_after = f.commit_after;
+  a.flag = f.flag;
+  a.flag_value = f.flag_value;
+  a.flag_reference = f.flag_reference;
+  a.cause = f.cause;
+  a.method = f.method;
+  a.at_us = at_us;
+  a.from_us = f.from_us;
+  a.to_us = f.to_us;
+  a.estimate = f.effect.estimate;
+  a.lo = f.effect.lo;
+  a.hi = f.effect.hi;
+  a.threshold = f.threshold;
+  a.samples_before = f.samples_before;
+  a.samples_after = f.samples_after;
+  return a;
+}
+
+// Recheck — an endpoint-level alert's comparison redone from the raw
+// records over the alert's own window (whole minutes): if it agrees with the
+// detector's estimate, the data said so (noise or a confound); if not, the
+// detector measured something else.
+struct Recheck {
+  bool ok = false;
+  double n_a = 0, n_b = 0, change = 0;
+};
+
+Recheck RecheckAlert(const Alert& a, const Books& books, int64_t start_unix_s) {
+  Recheck out;
+  if (!a.function.empty() || a.from_us >= a.to_us) return out;
+  const int from = static_cast<int>((a.from_us / kUs - start_unix_s) / 60);
+  const int to = static_cast<int>((a.to_us / kUs - start_unix_s + 59) / 60);
+  const std::string ep = a.service + " " + a.endpoint;
+  Agg x, y;
+  if (a.kind == "rollout") {
+    x = books.Sum(ep + " @" + a.commit_before, from, to);
+    y = books.Sum(ep + " @" + a.commit_after, from, to);
+  } else if (a.kind == "flag") {
+    x = books.Sum(ep + " ?" + a.flag + "=" + a.flag_reference, from, to);
+    y = books.Sum(ep + " ?" + a.flag + "=" + a.flag_value, from, to);
+  }
+  if (x.n == 0 || y.n == 0) return out;
+  out.ok = true;
+  out.n_a = x.n;
+  out.n_b = y.n;
+  out.change = (y.sum / y.n) / (x.sum / x.n) - 1;
+  return out;
+}
+
+bool IsRolloutKind(const std::string& kind) { return kind.find("rollout") != std::string::npos; }
+bool IsFunctionKind(const std::string& kind) { return kind.rfind("function", 0) == 0; }
+
+// SameCause() — the alert's service, endpoint and cause are the regression's.
+bool SameCause(const Alert& a, const sim::InjectedRegression& r) {
+  if (a.service != r.service || a.endpoint != r.endpoint) return false;
+  if (IsRolloutKind(a.kind) != IsRolloutKind(r.kind)) return false;
+  if (IsRolloutKind(r.kind)) return a.commit_after == r.commit_to;
+  return a.flag == r.flag && a.flag_value == r.flag_value;
+}
+
+// Outcome — one injected regression, and what each side made of it.
+struct Outcome {
+  const sim::InjectedRegression* truth = nullptr;
+  double side_a = 0, side_b = 0;          // sampled requests per side (see the header)
+  double profiled_a = 0, profiled_b = 0;  // of them, profiled
+  bool heavy = false;
+  bool caught = false;              // endpoint kinds: by an endpoint alert; function kinds: any
+  bool caught_by_function = false;  // function kinds: by a function-level alert
+  bool culprit_named = false;       // endpoint kinds: a function alert named the culprit
+  int64_t delay_s = -1;             // first catching alert after the start
+  bool baseline_caught = false;
+  std::optional<detect::Finding> closest;  // the detector's last finding on it (alert or not)
+};
+
+struct Score {
+  size_t alerts = 0, true_alerts = 0, false_alerts = 0, trend_on_regressed = 0, duplicates = 0;
+  std::vector<const Alert*> false_list;
+};
+
+// ScoreAlerts() — marks which regressions `alerts` caught (via `caught`) and
+// counts false ones.
+Score ScoreAlerts(const std::vector<Alert>& alerts, std::vector<Outcome>& outcomes, bool baseline,
+                  int64_t start_unix_s) {
+  Score s;
+  s.alerts = alerts.size();
+  for (const Alert& a : alerts) {
+    bool matched = false;
+    for (Outcome& o : outcomes) {
+      const sim::InjectedRegression& r = *o.truth;
+      if (a.kind == "trend") {
+        if (a.service == r.service && a.endpoint == r.endpoint &&
+            a.at_us >= (start_unix_s + r.start_s) * kUs && !IsFunctionKind(r.kind))
+          matched = true;
+        continue;
+      }
+      if (!SameCause(a, r)) continue;
+      const bool function_alert = IsFunctionKind(a.kind);
+      if (function_alert && a.function != r.function) continue;  // another function: no
+      matched = true;
+      bool& caught = baseline ? o.baseline_caught : o.caught;
+      const bool was = caught;
+      if (IsFunctionKind(r.kind)) {
+        caught = true;
+        if (!baseline && function_alert) o.caught_by_function = true;
+      } else if (!function_alert) {
+        caught = true;
+      } else if (!baseline) {
+        o.culprit_named = true;
+      }
+      if (was && caught && !function_alert) ++s.duplicates;
+      if (!baseline && caught && !was) o.delay_s = a.at_us / kUs - (start_unix_s + r.start_s);
+    }
+    if (a.kind == "trend" && matched) {
+      ++s.trend_on_regressed;
+    } else if (matched) {
+      ++s.true_alerts;
+    } else {
+      ++s.false_alerts;
+      s.false_list.push_back(&a);
+    }
+  }
+  return s;
+}
+
+std::string Pct(size_t k, size_t n) {
+  if (n == 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%zu/%zu %3.0f%%", k, n, 100.0 * k / n);
+  return buf;
+}
+
+int Run(const Args& args) {
+  sim::DetectionFleet fleet = sim::MakeDetectionFleet(args.seed, args.days);
+  if (args.profile_rate >= 0) fleet.config.profile_rate = args.profile_rate;
+  if (args.cost_diurnal >= 0) fleet.config.cost_diurnal = args.cost_diurnal;
+  const sim::FleetConfig& config = fleet.config;
+  const int minutes = static_cast<int>(config.duration_s / 60);
+
+  // The store, in a fresh directory.
+  std::string dir = args.data_dir;
+  bool remove_dir = false;
+  if (dir.empty()) {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/detect-bench-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      std::perror("detect_bench: mkdtemp");
+      return 1;
+    }
+    dir = pattern;
+    remove_dir = true;
+  } else {
+    fs::create_directories(dir);
+    fs::remove(dir + "/detect.db");
+    fs::remove(dir + "/detect.db-wal");
+    fs::remove(dir + "/detect.db-shm");
+  }
+  store::SqliteOptions options;
+  options.path = dir + "/detect.db";
+  options.raw_retention_us = (args.days + 14) * 86400LL * kUs;
+  Result<std::unique_ptr<store::Store>> opened = store::OpenSqliteStore(options);
+  if (!opened.ok()) {
+    std::cerr << "detect_bench: " << opened.status().message() << "\n";
+    return 1;
+  }
+  store::Store& st = **opened;
+
+  // Simulate on a second thread (the simulator itself stays sequential, so
+  // the records are the same), ingest and detect on this one.
+  sim::FleetSimulator sim(config);
+  Books books(minutes);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<record::Batch> queue;
+  bool produced_all = false, stop = false;
+  double generate_s = 0;
+  std::thread producer([&] {
+    const auto t0 = Clock::now();
+    uint64_t sequence = 0;
+    for (int minute = 0;; ++minute) {
+      std::optional<record::Batch> batch = sim.NextMinute();
+      if (!batch) break;
+      for (const record::RequestRecord& r : batch->records()) books.Add(r, minute);
+      batch->set_sender("detect-bench");
+      batch->set_sequence(++sequence);
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return queue.size() < 16 || stop; });
+      if (stop) break;
+      queue.push_back(std::move(*batch));
+      cv.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    produced_all = true;
+    generate_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    cv.notify_all();
+  });
+  // Joined on every way out of the loop below.
+  struct Joiner {
+    std::thread& t;
+    std::mutex& mu;
+    std::condition_variable& cv;
+    bool& stop;
+    ~Joiner() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        stop = true;
+      }
+      cv.notify_all();
+      if (t.joinable()) t.join();
+    }
+  } joiner{producer, mu, cv, stop};
+
+  std::vector<Alert> detector_alerts;
+  std::map<std::string, detect::Finding> last_finding;  // by Key(), latest run
+  double ingest_s = 0, detect_s = 0;
+  size_t runs = 0, tests = 0, skipped = 0;
+  for (int minute = 0;; ++minute) {
+    record::Batch batch;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return !queue.empty() || produced_all; });
+      if (queue.empty()) break;
+      batch = std::move(queue.front());
+      queue.pop_front();
+      cv.notify_all();
+    }
+    auto t1 = Clock::now();
+    const record::Batch* one[] = {&batch};
+    Result<std::vector<store::AppendOutcome>> appended = st.AppendBatches(one);
+    if (!appended.ok()) {
+      std::cerr << "detect_bench: append: " << appended.status().message() << "\n";
+      return 1;
+    }
+    auto t2 = Clock::now();
+    ingest_s += std::chrono::duration<double>(t2 - t1).count();
+    if ((minute + 1) % args.interval_min != 0) continue;
+    detect::DetectOptions detect_options;
+    detect_options.now_us = (config.start_unix_s + (minute + 1) * 60LL) * kUs;
+    Result<detect::DetectReport> report = detect::RunDetectors(st, detect_options);
+    if (!report.ok()) {
+      std::cerr << "detect_bench: RunDetectors: " << report.status().message() << "\n";
+      return 1;
+    }
+    Result<std::vector<detect::Finding>> fresh = detect::RecordRun(st, *report);
+    if (!fresh.ok()) {
+      std::cerr << "detect_bench: RecordRun: " << fresh.status().message() << "\n";
+      return 1;
+    }
+    detect_s += std::chrono::duration<double>(Clock::now() - t2).count();
+    ++runs;
+    tests += report->tests;
+    skipped += report->skipped.size();
+    for (const detect::Finding& f : *fresh)
+      detector_alerts.push_back(FromFinding(f, detect_options.now_us));
+    for (const auto* list : {&report->evaluated, &report->skipped, &report->alerts})
+      for (const detect::Finding& f : *list) last_finding[f.Key()] = f;
+    if (args.verbose)
+      std::cerr << "run " << runs << " at +" << (minute + 1) / 60.0 << " h: " << report->tests
+                << " tests, " << report->skipped.size() << " skipped, " << fresh->size()
+                << " opened\n";
+  }
+
+  // The injected regressions, with the data each side had.
+  std::vector<Outcome> outcomes;
+  for (const sim::InjectedRegression& r : fleet.truth.regressions) {
+    Outcome o;
+    o.truth = &r;
+    const std::string ep = r.service + " " + r.endpoint;
+    const int start = static_cast<int>(r.start_s / 60);
+    if (IsRolloutKind(r.kind)) {
+      const int spread = static_cast<int>((r.spread_s + 59) / 60);
+      const Agg a = books.Sum(ep + " @" + r.commit_from, start - kSideMinutes, start + spread);
+      const Agg b = books.Sum(ep + " @" + r.commit_to, start, start + spread + kSideMinutes);
+      o.side_a = a.n, o.side_b = b.n, o.profiled_a = a.profiled, o.profiled_b = b.profiled;
+    } else {
+      const Agg on = books.Sum(ep + " ?" + r.flag + "=on", start, start + kFlagWindowMinutes);
+      const Agg off = books.Sum(ep + " ?" + r.flag + "=off", start, start + kFlagWindowMinutes);
+      o.side_a = off.n, o.side_b = on.n, o.profiled_a = off.profiled, o.profiled_b = on.profiled;
+    }
+    o.heavy = std::min(o.side_a, o.side_b) >= kHeavySamples;
+    // The detector's latest word on it (for the report of misses).
+    for (const auto& [key, f] : last_finding) {
+      Alert a = FromFinding(f, 0);
+      if (!SameCause(a, r)) continue;
+      if (IsFunctionKind(r.kind) != IsFunctionKind(f.kind)) continue;
+      if (IsFunctionKind(f.kind) && f.function != r.function) continue;
+      if (!o.closest || (f.alert && !o.closest->alert)) o.closest = f;
+    }
+    outcomes.push_back(std::move(o));
+  }
+
+  // The baseline.
+  std::vector<Alert> baseline_alerts;
+  for (const sim::RolloutSpec& roll : config.rollouts) {
+    const std::optional<int> first = books.FirstMinute(roll.service, roll.to);
+    if (!first) continue;
+    for (const sim::ServiceSpec& s : config.services) {
+      if (s.name != roll.service) continue;
+      for (const sim::EndpointSpec& e : s.endpoints) {
+        const std::string ep = s.name + " " + e.name;
+        const Agg before = books.Sum(ep, *first - kSideMinutes, *first);
+        const Agg after = books.Sum(ep, *first, *first + kSideMinutes);
+        if (before.n < kBaselineMinSamples || after.n < kBaselineMinSamples) continue;
+        const double change = (after.sum / after.n) / (before.sum / before.n) - 1;
+        if (change <= kBaselineThreshold) continue;
+        Alert a;
+        a.kind = "rollout";
+        a.service = s.name;
+        a.endpoint = e.name;
+        a.commit_after = roll.to;
+        a.cause = "commit " + roll.to + " vs " + roll.from;
+        a.at_us = (config.start_unix_s + (*first + kSideMinutes) * 60LL) * kUs;
+        a.estimate = change;
+        a.threshold = kBaselineThreshold;
+        baseline_alerts.push_back(a);
+      }
+    }
+  }
+  for (const sim::FlagSpec& flag : config.flags) {
+    const int start = static_cast<int>(flag.at_s / 60);
+    for (const std::string& e : flag.scope) {
+      const std::string ep = flag.service + " " + e;
+      const Agg on = books.Sum(ep + " ?" + flag.name + "=on", start, start + kFlagWindowMinutes);
+      const Agg off = books.Sum(ep + " ?" + flag.name + "=off", start, start + kFlagWindowMinutes);
+      if (on.n < kBaselineMinSamples || off.n < kBaselineMinSamples) continue;
+      const double change = (on.sum / on.n) / (off.sum / off.n) - 1;
+      if (change <= kBaselineThreshold) continue;
+      Alert a;
+      a.kind = "flag";
+      a.service = flag.service;
+      a.endpoint = e;
+      a.flag = flag.name;
+      a.flag_value = "on";
+      a.cause = "flag " + flag.name + "=on vs off";
+      a.at_us = (config.start_unix_s + std::min(start + kFlagWindowMinutes, minutes) * 60LL) * kUs;
+      a.estimate = change;
+      a.threshold = kBaselineThreshold;
+      baseline_alerts.push_back(a);
+    }
+  }
+
+  const Score det = ScoreAlerts(detector_alerts, outcomes, false, config.start_unix_s);
+  const Score base = ScoreAlerts(baseline_alerts, outcomes, true, config.start_unix_s);
+
+  // Tallies.
+  struct Cell {
+    size_t n = 0, det = 0, base = 0;
+  };
+  std::map<std::pair<double, bool>, Cell> by_size;  // (size, heavy)
+  Cell big_heavy, fn, fn_by_function;
+  for (const Outcome& o : outcomes) {
+    if (IsFunctionKind(o.truth->kind)) {
+      ++fn.n;
+      fn.det += o.caught;
+      fn.base += o.baseline_caught;
+      fn_by_function.det += o.caught_by_function;
+      continue;
+    }
+    Cell& c = by_size[{o.truth->size, o.heavy}];
+    ++c.n;
+    c.det += o.caught;
+    c.base += o.baseline_caught;
+    if (o.heavy && o.truth->size >= 0.03 - 1e-9) {
+      ++big_heavy.n;
+      big_heavy.det += o.caught;
+      big_heavy.base += o.baseline_caught;
+    }
+  }
+  const double days = static_cast<double>(args.days);
+  const double det_false_per_day = det.false_alerts / days;
+  const double base_false_per_day = base.false_alerts / days;
+  const double det_recall = big_heavy.n ? static_cast<double>(big_heavy.det) / big_heavy.n : 0;
+  const double base_recall = big_heavy.n ? static_cast<double>(big_heavy.base) / big_heavy.n : 0;
+  const bool target_false = det_false_per_day <= 1.0;
+  const bool target_recall = big_heavy.n > 0 && det_recall >= 0.95;
+  const bool target_better = det_false_per_day <= base_false_per_day && det_recall >= base_recall &&
+                             (det_false_per_day < base_false_per_day || det_recall > base_recall);
+
+  if (producer.joinable()) producer.join();  // done producing: the loop saw them all
+  size_t records = sim.sampled();
+  if (remove_dir) {
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+  }
+
+  if (args.json) {
+    json out;
+    out["seed"] = args.seed;
+    out["days"] = args.days;
+    out["interval_min"] = args.interval_min;
+    out["records"] = records;
+    out["profiled"] = sim.profiled();
+    out["seconds"] = {{"generate", generate_s}, {"ingest", ingest_s}, {"detect", detect_s}};
+    out["detector_runs"] = runs;
+    out["tests"] = tests;
+    out["skipped"] = skipped;
+    json recall = json::array();
+    for (const auto& [key, c] : by_size)
+      recall.push_back({{"size", key.first},
+                        {"heavy", key.second},
+                        {"injected", c.n},
+                        {"detector", c.det},
+                        {"baseline", c.base}});
+    out["recall"] = recall;
+    out["recall_ge3pct_heavy"] = {
+        {"injected", big_heavy.n}, {"detector", big_heavy.det}, {"baseline", big_heavy.base}};
+    out["function_level"] = {{"injected", fn.n},
+                             {"detector", fn.det},
+                             {"detector_by_function_alert", fn_by_function.det},
+                             {"baseline", fn.base}};
+    auto score_json = [&](const Score& s) {
+      json j = {{"alerts", s.alerts},
+                {"true", s.true_alerts},
+                {"false", s.false_alerts},
+                {"false_per_day", s.false_alerts / days},
+                {"trend_on_regressed", s.trend_on_regressed}};
+      json list = json::array();
+      for (const Alert* a : s.false_list) {
+        list.push_back({{"kind", a->kind},
+                        {"service", a->service},
+                        {"endpoint", a->endpoint},
+                        {"function", a->function},
+                        {"cause", a->cause},
+                        {"at_us", a->at_us},
+                        {"estimate", a->estimate},
+                        {"lo", a->lo},
+                        {"hi", a->hi},
+                        {"threshold", a->threshold},
+                        {"method", a->method},
+                        {"from_us", a->from_us},
+                        {"to_us", a->to_us},
+                        {"samples", {a->samples_before, a->samples_after}}});
+        const Recheck rc = RecheckAlert(*a, books, config.start_unix_s);
+        if (rc.ok) list.back()["recheck"] = {{"samples", {rc.n_a, rc.n_b}}, {"change", rc.change}};
+      }
+      j["false_alerts"] = list;
+      return j;
+    };
+    out["detector"] = score_json(det);
+    out["baseline"] = score_json(base);
+    json regs = json::array();
+    for (const Outcome& o : outcomes) {
+      const sim::InjectedRegression& r = *o.truth;
+      json j = {{"kind", r.kind},
+                {"service", r.service},
+                {"endpoint", r.endpoint},
+                {"function", r.function},
+                {"commit_from", r.commit_from},
+                {"commit_to", r.commit_to},
+                {"flag", r.flag},
+                {"size", r.size},
+                {"endpoint_change", r.endpoint_change},
+                {"function_change", r.function_change},
+                {"start_s", r.start_s},
+                {"samples", {o.side_a, o.side_b}},
+                {"profiled", {o.profiled_a, o.profiled_b}},
+                {"heavy", o.heavy},
+                {"caught", o.caught},
+                {"caught_by_function", o.caught_by_function},
+                {"culprit_named", o.culprit_named},
+                {"delay_s", o.delay_s},
+                {"baseline_caught", o.baseline_caught}};
+      if (o.closest) j["closest"] = detect::ToJson(*o.closest);
+      regs.push_back(j);
+    }
+    out["regressions"] = regs;
+    out["targets"] = {{"false_alerts_per_day_le_1", target_false},
+                      {"recall_ge3pct_heavy_ge_95pct", target_recall},
+                      {"better_than_baseline_on_both", target_better}};
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+
+  size_t rollouts_regressing = 0, flags_regressing = 0;
+  for (const sim::InjectedRegression& r : fleet.truth.regressions)
+    (IsRolloutKind(r.kind) ? rollouts_regressing : flags_regressing)++;
+  std::printf("detect_bench: seed %llu, %d simulated days, %zu sampled records (%llu profiled)\n",
+              static_cast<unsigned long long>(args.seed), args.days, records,
+              static_cast<unsigned long long>(sim.profiled()));
+  std::printf(
+      "  time: generate %.0f s (alongside), ingest %.0f s, %zu detector runs %.0f s (%zu tests, "
+      "%zu "
+      "skips)\n",
+      generate_s, ingest_s, runs, detect_s, tests, skipped);
+  std::printf(
+      "  fleet: %zu services, 50 endpoints, %zu rollouts (%zu regressing), %zu flags (%zu "
+      "regressing), %zu mix shifts\n\n",
+      config.services.size(), config.rollouts.size(), rollouts_regressing, config.flags.size(),
+      flags_regressing, config.mix_shifts.size());
+  std::printf("%-28s %-26s %-26s\n", "", "detector", "baseline (fixed +5%)");
+  std::printf("%-28s %-13s%-13s %-13s%-13s\n", "recall by size", ">=5k/side", "<5k/side",
+              ">=5k/side", "<5k/side");
+  for (double size : kSizes) {
+    const Cell& h = by_size[{size, true}];
+    const Cell& l = by_size[{size, false}];
+    char label[32];
+    std::snprintf(label, sizeof label, "  %g%%", size * 100);
+    std::printf("%-28s %-13s%-13s %-13s%-13s\n", label, Pct(h.det, h.n).c_str(),
+                Pct(l.det, l.n).c_str(), Pct(h.base, h.n).c_str(), Pct(l.base, l.n).c_str());
+  }
+  std::printf("%-28s %-26s %-26s\n", "  >=3%, >=5k/side", Pct(big_heavy.det, big_heavy.n).c_str(),
+              Pct(big_heavy.base, big_heavy.n).c_str());
+  char det_fa[64], base_fa[64];
+  std::snprintf(det_fa, sizeof det_fa, "%.1f (%zu)", det_false_per_day, det.false_alerts);
+  std::snprintf(base_fa, sizeof base_fa, "%.1f (%zu)", base_false_per_day, base.false_alerts);
+  std::printf("%-28s %-26s %-26s\n", "false alerts per day", det_fa, base_fa);
+  std::printf("%-28s %-26s %-26s\n", "alerts (true / all)",
+              (std::to_string(det.true_alerts) + " / " + std::to_string(det.alerts)).c_str(),
+              (std::to_string(base.true_alerts) + " / " + std::to_string(base.alerts)).c_str());
+  std::printf("%-28s %-26s %-26s\n", "function-level (0.5%)", Pct(fn.det, fn.n).c_str(),
+              Pct(fn.base, fn.n).c_str());
+  std::printf("%-28s %-26s\n", "  by a function alert", Pct(fn_by_function.det, fn.n).c_str());
+  if (det.trend_on_regressed > 0)
+    std::printf("%-28s %zu\n", "trend alerts on regressed", det.trend_on_regressed);
+  std::printf("\ntargets (issue 6)\n");
+  std::printf("  false alerts <= 1/day                 %s (%.1f)\n",
+              target_false ? "MET" : "NOT MET", det_false_per_day);
+  std::printf("  recall >= 95%% for >=3%% on >=5k/side   %s (%s)\n",
+              target_recall ? "MET" : "NOT MET", Pct(big_heavy.det, big_heavy.n).c_str());
+  std::printf("  better than the baseline on both      %s\n", target_better ? "MET" : "NOT MET");
+
+  if (args.verbose) {
+    std::printf("\nregressions (d = detector, b = baseline; samples per side)\n");
+    for (const Outcome& o : outcomes) {
+      const sim::InjectedRegression& r = *o.truth;
+      std::printf("  %c%c %-16s %4.1f%% %-12s %-26s %-9s %7.0f/%-7.0f", o.caught ? 'd' : '-',
+                  o.baseline_caught ? 'b' : '-', r.kind.c_str(), r.size * 100, r.service.c_str(),
+                  r.endpoint.c_str(), IsRolloutKind(r.kind) ? r.commit_to.c_str() : r.flag.c_str(),
+                  o.side_a, o.side_b);
+      if (o.closest)
+        std::printf("  last: %+.3f [%+.3f, %+.3f] thr %.3f%s%s", o.closest->effect.estimate,
+                    o.closest->effect.lo, o.closest->effect.hi, o.closest->threshold,
+                    o.closest->reason.empty() ? "" : " ", o.closest->reason.c_str());
+      std::printf("\n");
+    }
+    std::printf("\nfalse alerts (detector)\n");
+    for (const Alert* a : det.false_list) {
+      std::printf("  %-16s %-12s %-26s %s %s (%s, n %llu/%llu) %+.3f [%+.3f, %+.3f] thr %.3f",
+                  a->kind.c_str(), a->service.c_str(), a->endpoint.c_str(), a->function.c_str(),
+                  a->cause.c_str(), a->method.c_str(),
+                  static_cast<unsigned long long>(a->samples_before),
+                  static_cast<unsigned long long>(a->samples_after), a->estimate, a->lo, a->hi,
+                  a->threshold);
+      const Recheck rc = RecheckAlert(*a, books, config.start_unix_s);
+      if (rc.ok) std::printf("; records say %+.3f (n %.0f/%.0f)", rc.change, rc.n_a, rc.n_b);
+      std::printf("\n");
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace cpuledger
+
+int main(int argc, char** argv) {
+  const std::optional<cpuledger::Args> args = cpuledger::ParseArgs(argc, argv);
+  if (!args) {
+    cpuledger::Usage();
+    return 2;
+  }
+  return cpuledger::Run(*args);
+}

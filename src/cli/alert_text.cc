@@ -1,0 +1,93 @@
+#include "cli/alert_text.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "cli/table.h"
+
+namespace cpuledger::cli {
+namespace {
+
+double Num(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : std::nan("");
+}
+
+std::string Percent(double v) {
+  if (!std::isfinite(v)) return "?";
+  return (v >= 0 ? "+" : "") + FixedDigits(v * 100, 1) + "%";
+}
+
+// "file:line:name" -> "name (file:line)"
+std::string FunctionName(const std::string& text) {
+  const size_t last = text.rfind(':');
+  if (last == std::string::npos) return text;
+  const size_t line = text.rfind(':', last - 1);
+  if (line == std::string::npos) return text;
+  return text.substr(last + 1) + " (" + text.substr(0, last) + ")";
+}
+
+std::string ShortName(const std::string& text) {
+  const size_t last = text.rfind(':');
+  return last == std::string::npos ? text : text.substr(last + 1);
+}
+
+std::string Subject(const nlohmann::json& f) {
+  std::string s = f.value("service", "") + " " + f.value("endpoint", "");
+  if (!f.value("function", "").empty()) s += " :: " + FunctionName(f.value("function", ""));
+  return s;
+}
+
+}  // namespace
+
+std::string FindingsText(const nlohmann::json& findings) {
+  std::ostringstream out;
+  int n = 0;
+  for (const nlohmann::json& f : findings) {
+    const nlohmann::json& e = f.at("effect");
+    out << ++n << ". [" << f.value("kind", "") << "] " << Subject(f) << "\n";
+    if (f.contains("id"))
+      out << "   alert #" << f["id"].get<int64_t>() << ", " << f.value("state", "") << ", opened "
+          << UtcMinute(static_cast<long long>(Num(f, "opened"))) << "\n";
+    out << "   cause: " << f.value("cause", "") << " (" << f.value("method", "") << ")\n";
+    out << "   effect: " << Percent(Num(e, "estimate")) << " CPU per request, "
+        << FixedDigits(Num(e, "confidence") * 100, 0) << "% interval [" << Percent(Num(e, "lo"))
+        << ", " << Percent(Num(e, "hi")) << "]; threshold " << Percent(Num(f, "threshold")) << " ("
+        << f.value("threshold_source", "") << ")\n";
+    out << "   mean " << HumanCount(Num(f, "mean_before")) << " -> "
+        << HumanCount(Num(f, "mean_after")) << " " << f.value("unit", "") << " per request; "
+        << f.value("samples_before", uint64_t{0}) << " vs " << f.value("samples_after", uint64_t{0})
+        << " samples\n";
+    const nlohmann::json& top = f.value("top_functions", nlohmann::json::array());
+    if (!top.empty()) {
+      out << "   top functions (added self cost per request";
+      if (Num(f, "explained_share") > 0)
+        out << "; they explain " << FixedDigits(Num(f, "explained_share") * 100, 0)
+            << "% of the profiled growth";
+      out << "):\n";
+      int i = 0;
+      for (const nlohmann::json& c : top) {
+        out << "     " << ++i << ") " << FunctionName(c.value("function", "")) << "  +"
+            << HumanCount(Num(c, "added")) << " (" << HumanCount(Num(c, "before")) << " -> "
+            << HumanCount(Num(c, "after")) << ")\n";
+        std::string path;
+        for (const nlohmann::json& p : c.value("path", nlohmann::json::array()))
+          path += (path.empty() ? "" : " > ") + ShortName(p.get<std::string>());
+        if (!path.empty()) out << "        path: " << path << "\n";
+      }
+    }
+  }
+  return out.str();
+}
+
+std::string SkipsText(const nlohmann::json& skipped) {
+  Table t;
+  t.header = {"kind", "subject", "cause", "why skipped"};
+  t.numeric = {false, false, false, false};
+  for (const nlohmann::json& f : skipped)
+    t.rows.push_back(
+        {f.value("kind", ""), Subject(f), f.value("cause", ""), f.value("reason", "")});
+  return t.Render();
+}
+
+}  // namespace cpuledger::cli

@@ -1,0 +1,180 @@
+// RunDetectors() and what every detector shares: thresholds, judging,
+// the Benjamini–Hochberg pass over function tests, and keeping the run.
+#include "detect/detect.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "detect/internal.h"
+
+namespace cpuledger::detect {
+
+std::string Finding::Key() const {
+  return service + "|" + endpoint + "|" + function + "|" + kind + "|" + cause;
+}
+
+namespace internal {
+
+stats::Interval InvertEffect(const stats::Interval& e) {
+  stats::Interval out = e;
+  auto inv = [](double x) { return 1.0 / (1.0 + x) - 1.0; };
+  out.estimate = inv(e.estimate);
+  out.lo = inv(e.hi);
+  out.hi = inv(e.lo);
+  return out;
+}
+
+Status SetThreshold(Run& run, Finding& f, double floor) {
+  const DetectOptions& o = run.options;
+  if (f.function.empty()) {
+    auto it = o.thresholds.find(f.service + " " + f.endpoint);
+    if (it != o.thresholds.end()) {
+      f.threshold = it->second;
+      f.threshold_source = "config";
+      return OkStatus();
+    }
+  }
+  f.threshold = floor;
+  f.threshold_source = "floor";
+  // Learned: the endpoint's own commit-to-commit (or flag-to-flag) noise.
+  // Function-level subjects use the floor: their tests are many and their
+  // history thin.
+  if (!f.function.empty()) return OkStatus();
+  Result<std::vector<store::EffectRecord>> history =
+      run.store.EffectHistory({.service = f.service,
+                               .endpoint = f.endpoint,
+                               .subject = "",
+                               .kind = f.kind,
+                               .before_us = o.now_us + 1,
+                               .limit = 50});
+  if (!history.ok()) return history.status();
+  std::vector<double> noise;
+  for (const store::EffectRecord& e : *history)
+    if (!e.alerted && e.cause != f.cause) noise.push_back(std::fabs(e.estimate));
+  if (noise.size() < kMinHistory) return OkStatus();
+  std::sort(noise.begin(), noise.end());
+  const double q90 = noise[static_cast<size_t>(0.9 * static_cast<double>(noise.size() - 1))];
+  if (q90 > floor) {
+    f.threshold = std::min(q90, kMaxLearnedThreshold);
+    f.threshold_source = "learned";
+  }
+  return OkStatus();
+}
+
+bool Judge(const DetectOptions& options, Finding& f) {
+  if (!f.effect.ok) {
+    f.reason = f.effect.reason;
+    return true;
+  }
+  f.alert = f.effect.lo > f.threshold;
+  if (!f.alert && f.effect.width() > options.max_interval_width) {
+    f.reason = "interval too wide (" + std::to_string(f.effect.width() * 100).substr(0, 5) +
+               " points; more samples needed)";
+    return true;
+  }
+  return false;
+}
+
+void File(Run& run, Finding f, bool skipped) {
+  if (skipped) {
+    f.alert = false;
+    run.report.skipped.push_back(std::move(f));
+    return;
+  }
+  ++run.report.tests;
+  if (f.alert) {
+    if (f.function.empty())
+      run.alerted_causes.push_back(f.service + "|" + f.endpoint + "|" + f.cause);
+    run.report.alerts.push_back(f);
+  }
+  run.report.evaluated.push_back(std::move(f));
+}
+
+Status JudgeFunctionTests(Run& run) {
+  const DetectOptions& o = run.options;
+  std::vector<FunctionTest>& tests = run.function_tests;
+  std::vector<double> p;
+  p.reserve(tests.size());
+  for (const FunctionTest& t : tests) p.push_back(t.finding.p_value);
+  const std::vector<double> q = stats::BenjaminiHochberg(p);
+  size_t discoveries = 0;
+  for (size_t i = 0; i < tests.size(); ++i) {
+    tests[i].finding.q_value = q[i];
+    if (q[i] <= o.fdr) ++discoveries;
+  }
+  run.report.tests += tests.size();
+  if (discoveries == 0) return OkStatus();
+  // Intervals of the selected at the FCR-adjusted level (Benjamini & Yekutieli 2005).
+  const double level =
+      1.0 - o.fdr * static_cast<double>(discoveries) / static_cast<double>(tests.size());
+  for (FunctionTest& t : tests) {
+    Finding& f = t.finding;
+    if (f.q_value > o.fdr) continue;
+    const std::string cause = f.service + "|" + f.endpoint + "|" + f.cause;
+    if (std::find(run.alerted_causes.begin(), run.alerted_causes.end(), cause) !=
+        run.alerted_causes.end())
+      continue;  // the endpoint's alert names this function already
+    f.effect = stats::MeanRatioInterval(t.a, t.b, std::max(level, o.confidence));
+    if (!f.effect.ok || f.effect.lo <= f.threshold) continue;
+    f.alert = true;
+    run.report.alerts.push_back(f);
+  }
+  return OkStatus();
+}
+
+}  // namespace internal
+
+Result<DetectReport> RunDetectors(store::Store& store, const DetectOptions& options) {
+  DetectReport report;
+  report.ran_at_us = options.now_us;
+  internal::Run run{store, options, report, {}, {}, {}};
+  store::SampleQuery window;
+  window.from_us = options.now_us - options.window_us - options.before_after_us;
+  window.to_us = options.now_us + 1;
+  Result<store::SampleSet> samples = store.Samples(window);
+  if (!samples.ok()) return samples.status();
+  run.samples = std::move(*samples);
+  if (Status s = internal::DetectRollouts(run); !s.ok()) return s;
+  if (Status s = internal::DetectFlags(run); !s.ok()) return s;
+  if (Status s = internal::JudgeFunctionTests(run); !s.ok()) return s;
+  if (Status s = internal::DetectTrends(run); !s.ok()) return s;
+  std::stable_sort(report.alerts.begin(), report.alerts.end(),
+                   [](const Finding& a, const Finding& b) { return a.effect.lo > b.effect.lo; });
+  return report;
+}
+
+Result<std::vector<Finding>> RecordRun(store::Store& store, const DetectReport& report) {
+  std::vector<store::EffectRecord> effects;
+  for (const Finding& f : report.evaluated) {
+    if (!f.function.empty() || f.kind == "trend") continue;
+    effects.push_back({.at_us = report.ran_at_us,
+                       .service = f.service,
+                       .endpoint = f.endpoint,
+                       .subject = "",
+                       .kind = f.kind,
+                       .cause = f.cause,
+                       .estimate = f.effect.estimate,
+                       .lo = f.effect.lo,
+                       .hi = f.effect.hi,
+                       .alerted = f.alert});
+  }
+  if (Status s = store.AppendEffects(effects); !s.ok()) return s;
+  std::vector<Finding> opened;
+  for (const Finding& f : report.alerts) {
+    store::AlertRow row{.id = 0,
+                        .key = f.Key(),
+                        .service = f.service,
+                        .endpoint = f.endpoint,
+                        .kind = f.kind,
+                        .state = "open",
+                        .opened_us = report.ran_at_us,
+                        .updated_us = report.ran_at_us,
+                        .body = ToJson(f).dump()};
+    Result<store::UpsertOutcome> out = store.UpsertAlert(row);
+    if (!out.ok()) return out.status();
+    if (out->opened) opened.push_back(f);
+  }
+  return opened;
+}
+
+}  // namespace cpuledger::detect

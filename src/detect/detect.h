@@ -1,0 +1,120 @@
+// src/detect/detect.h — the detectors: rollout, flag, trend, and the same
+// rollout and flag tests on function-level costs; root cause by profile diff.
+//
+//   DetectOptions options;  options.now_us = NowUnixUs();
+//   Result<DetectReport> report = RunDetectors(*store, options);
+//   Result<std::vector<Finding>> opened = RecordRun(*store, *report);  // alerts to send
+//
+// What each detector compares (all effects are relative changes of the mean
+// CPU per request, side B against side A; see stats.h):
+//  * rollout — for each commit B first seen in the window and the commit A
+//    it replaced (deploy log): per endpoint, A's and B's requests in the
+//    minutes when both served (side-by-side, a mixed fleet during the
+//    rollout), or A's last hours before B against B's first hours after
+//    (before/after) when they did not overlap long enough.
+//  * flag — for every flag and value seen in the window, per endpoint and
+//    commit: requests with the value against requests with the flag's most
+//    common value (or without the flag). Benjamini–Hochberg over all flag
+//    tests of the run; intervals of the discoveries at the FCR-adjusted level.
+//  * function-rollout / function-flag — the same comparisons on each
+//    function's self cost per profiled request (store FunctionMoments), with
+//    BH over every function test; reported only where the endpoint total
+//    did not already alert for the same cause (that alert names them).
+//  * trend — for the heaviest endpoints, change points (stats.h) of the
+//    daily mean cost; alerts on a rise in the last `trend_recent_days`.
+// An effect alerts only when its whole interval lies beyond the subject's
+// threshold: learned from its own history of effects that did not alert
+// (the 90th percentile of their |estimate|, once 5 are known), never below
+// the floor, or set per endpoint in `thresholds`. Too few samples, or an
+// interval wider than `max_interval_width`, is a skip with its reason.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "stats/stats.h"
+#include "store/store.h"
+
+namespace cpuledger::detect {
+
+// Culprit — one function of a root cause, per request on side B vs side A.
+struct Culprit {
+  std::string function;           // "file:line:name"
+  std::vector<std::string> path;  // its call path, outermost first (empty for flags)
+  double before = 0, after = 0;   // self cost per profiled request
+  double added = 0;               // after - before
+};
+
+// Finding — one comparison the detectors made: an alert, or a skip.
+struct Finding {
+  std::string kind;  // "rollout", "flag", "trend", "function-rollout", "function-flag"
+  std::string service, endpoint;
+  std::string function;  // the subject when function-level, else ""
+  std::string cause;     // "commit b7e41d0 vs 9f3c2a1", "flag new_search=on vs off", "daily trend"
+  std::string commit_before, commit_after;  // rollout (and the commit of a flag test)
+  std::vector<std::string> commits;         // commits first seen in (A, B], oldest first
+  std::string flag, flag_value, flag_reference;
+  std::string method;      // "side-by-side", "before/after", "flag split", "change point"
+  std::string unit;        // of the effect's side values
+  stats::Interval effect;  // relative change B vs A
+  double mean_before = 0, mean_after = 0;  // mean cost per request
+  double threshold = 0;
+  std::string threshold_source;  // "floor", "learned", "config"
+  double p_value = 1, q_value = 1;
+  uint64_t samples_before = 0, samples_after = 0;
+  int64_t from_us = 0, to_us = 0;  // the data window compared
+  bool alert = false;
+  std::string reason;                  // for a skip: why (too few samples, interval too wide, ...)
+  std::vector<Culprit> top_functions;  // root cause, most added cost first
+  double explained_share = 0;          // share of the profiled regression the top functions explain
+  std::string Key() const;             // de-duplication key: service|endpoint|function|cause
+};
+
+struct DetectOptions {
+  int64_t now_us = 0;
+  int64_t window_us = 24LL * 3600 * 1'000'000;       // rollouts and flags looked at
+  int64_t before_after_us = 2LL * 3600 * 1'000'000;  // each side of a before/after
+  int64_t min_overlap_us = 10LL * 60 * 1'000'000;    // below it: before/after
+  double confidence = 0.90;                          // two-sided
+  double fdr = 0.05;                       // Benjamini–Hochberg level for flag and function tests
+  size_t min_samples = 200;                // per side, endpoint level
+  size_t min_profiled = 30;                // per side, function level
+  double threshold_floor = 0.01;           // endpoint level
+  double function_threshold_floor = 0.02;  // function level
+  double min_function_share = 0.002;  // a function below this share of its endpoint is not tested
+  double max_interval_width = 0.5;    // a wider interval is "too wide": skipped
+  size_t top_functions = 5;
+  std::map<std::string, double> thresholds;  // "service endpoint" -> fixed threshold
+  size_t trend_endpoints = 10;               // heaviest endpoints watched for trends
+  int trend_days = 28;                       // daily means looked at
+  int trend_recent_days = 7;                 // a change point this recent can alert
+  double trend_threshold = 0.03;             // relative rise of the level
+};
+
+struct DetectReport {
+  int64_t ran_at_us = 0;
+  std::vector<Finding> alerts;
+  std::vector<Finding> skipped;
+  size_t tests = 0;                // comparisons evaluated (alerted or not, skips excluded)
+  std::vector<Finding> evaluated;  // every non-skipped comparison (alerted or not)
+};
+
+// RunDetectors() — every detector once, over the window ending at now_us.
+// Reads only. RETURNS: the store's error if a read fails.
+Result<DetectReport> RunDetectors(store::Store& store, const DetectOptions& options);
+
+// RecordRun() — keeps the run's effects (for learned thresholds) and upserts
+// its alerts (one open alert per Key()). RETURNS: the alerts newly opened.
+Result<std::vector<Finding>> RecordRun(store::Store& store, const DetectReport& report);
+
+// JSON — the API's and the CLI's form of a finding and a report.
+nlohmann::json ToJson(const Finding& f);
+nlohmann::json ToJson(const DetectReport& r);
+Result<Finding> FindingFromJson(const nlohmann::json& j);
+
+}  // namespace cpuledger::detect

@@ -1,0 +1,78 @@
+// src/detect/internal.h — what the detector files share; not an API.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "detect/detect.h"
+
+namespace cpuledger::detect::internal {
+
+// FunctionTest — one function-level comparison, judged together with all
+// others of the run (Benjamini–Hochberg) before it may alert.
+struct FunctionTest {
+  Finding finding;      // kind "function-rollout" / "function-flag", effect at `confidence`;
+                        // top_functions holds the function itself
+  stats::Moments a, b;  // the function's self cost per profiled request, each side
+};
+
+// Window — [from_us, to_us).
+struct Window {
+  int64_t from_us = 0, to_us = 0;
+  bool Has(int64_t t) const { return t >= from_us && t < to_us; }
+};
+
+// Run — one RunDetectors() call: the store, the options, and what is found.
+struct Run {
+  store::Store& store;
+  const DetectOptions& options;
+  DetectReport& report;
+  store::SampleSet samples;  // every service, [now - window - before_after, now]
+  std::vector<FunctionTest> function_tests;
+  // Endpoint-level alerts' (service, endpoint, cause): a function-level
+  // finding with the same is folded into that alert.
+  std::vector<std::string> alerted_causes;
+};
+
+// Each detector adds its findings to run.report (and function tests to run.function_tests).
+Status DetectRollouts(Run& run);
+Status DetectFlags(Run& run);
+Status DetectTrends(Run& run);
+// JudgeFunctionTests() — BH over run.function_tests, then the interval test.
+Status JudgeFunctionTests(Run& run);
+
+// Threshold() — the subject's threshold and where it came from: config
+// ("service endpoint"), else learned from its history of effects that did
+// not alert (other causes than this one), else the floor.
+Status SetThreshold(Run& run, Finding& f, double floor);
+// Judge() — effect vs threshold: sets alert, or a skip reason for a too wide
+// interval. RETURNS: true if the finding is a skip.
+bool Judge(const DetectOptions& options, Finding& f);
+// File() — puts a finding in the report (alerts, evaluated, skipped).
+void File(Run& run, Finding f, bool skipped);
+
+// Root causes: the function-level diff of the two sides.
+// RolloutRootCause: the profile trees of (endpoint, commit A) over [a_from,
+// a_to) against (endpoint, commit B) over [b_from, b_to), ranked by added self cost.
+Status RolloutRootCause(Run& run, Finding& f, int64_t a_from, int64_t a_to, int64_t b_from,
+                        int64_t b_to);
+// FlagRootCause: the function moments of the flag's two values.
+Status FlagRootCause(Run& run, Finding& f);
+
+// AddFunctionTests() — one test per function of each endpoint present on
+// both sides (moments rows of side A and side B), using `base` for the
+// finding's kind, service, cause, commits and window.
+void AddFunctionTests(Run& run, const Finding& base,
+                      const std::vector<store::FunctionMoments>& a_rows,
+                      const std::vector<store::FunctionMoments>& b_rows);
+
+// InvertEffect() — the effect of A against B from B against A.
+stats::Interval InvertEffect(const stats::Interval& e);
+
+inline constexpr int64_t kUs = 1'000'000;
+// A learned threshold needs this many past effects, and is capped here (an
+// endpoint that noisy needs a config threshold, not a learned one).
+inline constexpr size_t kMinHistory = 5;
+inline constexpr double kMaxLearnedThreshold = 0.25;
+
+}  // namespace cpuledger::detect::internal

@@ -1,0 +1,93 @@
+// Root cause: which functions grew between the two sides of an alert, per
+// request, ranked by added self cost, and how much of the growth they explain.
+#include <algorithm>
+#include <map>
+
+#include "detect/internal.h"
+#include "profile/diff.h"
+
+namespace cpuledger::detect::internal {
+namespace {
+
+std::string FunctionText(const profile::Function& f) {
+  return f.file + ":" + std::to_string(f.line) + ":" + f.name;
+}
+
+}  // namespace
+
+Status RolloutRootCause(Run& run, Finding& f, int64_t a_from, int64_t a_to, int64_t b_from,
+                        int64_t b_to) {
+  store::FunctionQuery qa{.from_us = a_from,
+                          .to_us = a_to,
+                          .service = f.service,
+                          .endpoint = f.endpoint,
+                          .commit = f.commit_before};
+  store::FunctionQuery qb = qa;
+  qb.from_us = b_from;
+  qb.to_us = b_to;
+  qb.commit = f.commit_after;
+  Result<profile::CallTree> a = run.store.FunctionTree(qa);
+  if (!a.ok()) return OkStatus();  // e.g. mixed units: the alert stands without a cause
+  Result<profile::CallTree> b = run.store.FunctionTree(qb);
+  if (!b.ok() || a->requests() == 0 || b->requests() == 0 || a->unit() != b->unit())
+    return OkStatus();
+  Result<std::vector<profile::FunctionDiff>> diff =
+      profile::DiffTrees(*a, *b, {.rank = profile::DiffRank::kBySelf, .max_paths = 1});
+  if (!diff.ok()) return OkStatus();
+  const double growth = static_cast<double>(b->TotalCost()) / static_cast<double>(b->requests()) -
+                        static_cast<double>(a->TotalCost()) / static_cast<double>(a->requests());
+  double explained = 0;
+  for (const profile::FunctionDiff& d : *diff) {
+    if (f.top_functions.size() >= run.options.top_functions || d.delta_self() <= 0) break;
+    Culprit c;
+    c.function = FunctionText(d.function);
+    if (!d.paths.empty())
+      for (const profile::Function& p : d.paths.front().path) c.path.push_back(FunctionText(p));
+    c.before = d.before_self;
+    c.after = d.after_self;
+    c.added = d.delta_self();
+    explained += c.added;
+    f.top_functions.push_back(std::move(c));
+  }
+  f.explained_share = growth > 0 ? std::min(1.0, explained / growth) : 0;
+  return OkStatus();
+}
+
+Status FlagRootCause(Run& run, Finding& f) {
+  Result<std::vector<store::FunctionMoments>> rows =
+      run.store.FunctionMomentsOf({.from_us = f.from_us,
+                                   .to_us = f.to_us,
+                                   .service = f.service,
+                                   .endpoint = f.endpoint,
+                                   .commit = f.commit_after,
+                                   .flag = f.flag});
+  if (!rows.ok()) return rows.status();
+  // function -> (mean with the reference value, mean with the flag's value)
+  std::map<std::string, std::pair<double, double>> means;
+  double before_total = 0, after_total = 0;
+  for (const store::FunctionMoments& m : *rows) {
+    if (m.requests <= 0) continue;
+    const double mean = m.sum / m.requests;
+    if (m.flag_value == f.flag_reference) {
+      means[m.function].first = mean;
+      before_total += mean;
+    } else if (m.flag_value == f.flag_value) {
+      means[m.function].second = mean;
+      after_total += mean;
+    }
+  }
+  for (const auto& [function, ba] : means)
+    if (ba.second > ba.first)
+      f.top_functions.push_back({function, {}, ba.first, ba.second, ba.second - ba.first});
+  std::sort(f.top_functions.begin(), f.top_functions.end(),
+            [](const Culprit& x, const Culprit& y) { return x.added > y.added; });
+  if (f.top_functions.size() > run.options.top_functions)
+    f.top_functions.resize(run.options.top_functions);
+  double explained = 0;
+  for (const Culprit& c : f.top_functions) explained += c.added;
+  const double growth = after_total - before_total;
+  f.explained_share = growth > 0 ? std::min(1.0, explained / growth) : 0;
+  return OkStatus();
+}
+
+}  // namespace cpuledger::detect::internal

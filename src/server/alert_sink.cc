@@ -1,0 +1,382 @@
+#include "server/alert_sink.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <iostream>
+
+namespace cpuledger::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+bool IsTransient(int status) { return status == 0 || status == 429 || status >= 500; }
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// "+3.1%": effects are relative changes.
+std::string Percent(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%+.2f%%", 100 * x);
+  return buf;
+}
+
+// AlertLine() — one line a person can scan in the server log, then the whole
+// alert as compact JSON so that nothing is lost to the summary.
+std::string AlertLine(const nlohmann::json& alert, const std::string& body) {
+  std::string line = "cpuledger alert:";
+  if (alert.is_object()) {
+    for (const char* key : {"service", "endpoint", "function", "cause"}) {
+      auto it = alert.find(key);
+      if (it != alert.end() && it->is_string() && !it->get_ref<const std::string&>().empty())
+        line += " " + it->get<std::string>();
+    }
+    auto e = alert.find("effect");
+    if (e != alert.end() && e->is_object() && e->contains("estimate") && e->contains("lo") &&
+        e->contains("hi") && (*e)["estimate"].is_number() && (*e)["lo"].is_number() &&
+        (*e)["hi"].is_number()) {
+      line += " effect " + Percent((*e)["estimate"].get<double>()) + " [" +
+              Percent((*e)["lo"].get<double>()) + ", " + Percent((*e)["hi"].get<double>()) + "]";
+    }
+  }
+  return line + " " + body;
+}
+
+// RetryAfter() — the delta-seconds form only; an HTTP date is ignored (the
+// back-off applies), which only costs an earlier retry.
+milliseconds RetryAfter(const httplib::Response& res) {
+  if (!res.has_header("Retry-After")) return milliseconds(0);
+  const std::string v = res.get_header_value("Retry-After");
+  int64_t seconds = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
+  if (ec != std::errc() || end != v.data() + v.size() || seconds < 0) return milliseconds(0);
+  return milliseconds(std::min<int64_t>(seconds, 86'400) * 1000);
+}
+
+void SetTimeout(milliseconds ms, const std::function<void(time_t, time_t)>& set) {
+  set(static_cast<time_t>(ms.count() / 1000), static_cast<time_t>((ms.count() % 1000) * 1000));
+}
+
+}  // namespace
+
+bool HttpsWebhooksSupported() {
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+  return true;
+#else
+  return false;
+#endif
+}
+
+Result<WebhookUrl> ParseWebhookUrl(std::string_view url) {
+  const std::string quoted = "webhook URL '" + std::string(url) + "'";
+  auto bad = [&](const std::string& why) { return InvalidArgument(quoted + ": " + why); };
+  for (char c : url)
+    if (std::isspace(static_cast<unsigned char>(c)) || std::iscntrl(static_cast<unsigned char>(c)))
+      return bad("contains spaces or control characters (percent-encode them)");
+  const size_t sep = url.find("://");
+  if (sep == std::string_view::npos) return bad("needs a scheme, e.g. http://host:port/path");
+  WebhookUrl out;
+  const std::string scheme = Lower(url.substr(0, sep));
+  if (scheme == "https") {
+    if (!HttpsWebhooksSupported())
+      return bad(
+          "https is not supported by this build (its HTTP client has no TLS); use an http:// "
+          "URL, e.g. a relay on the same host");
+    out.https = true;
+    out.port = 443;
+  } else if (scheme != "http") {
+    return bad("scheme must be http" + std::string(HttpsWebhooksSupported() ? " or https" : ""));
+  }
+  std::string_view rest = url.substr(sep + 3);
+  if (size_t hash = rest.find('#'); hash != std::string_view::npos) rest = rest.substr(0, hash);
+  const size_t path_at = rest.find_first_of("/?");
+  std::string_view authority = rest.substr(0, path_at);
+  std::string_view path = path_at == std::string_view::npos ? "" : rest.substr(path_at);
+  if (authority.find('@') != std::string_view::npos)
+    return bad("user:password@ is not supported; use webhook_token (Authorization: Bearer)");
+  std::string_view port_text;
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return bad("unclosed '[' in the host");
+    out.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return bad("unexpected text after ']'");
+      port_text = after.substr(1);
+      if (port_text.empty()) return bad("empty port after ':'");
+    }
+  } else {
+    const size_t colon = authority.find(':');
+    out.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port_text = authority.substr(colon + 1);
+      if (port_text.empty()) return bad("empty port after ':'");
+    }
+  }
+  if (out.host.empty()) return bad("no host");
+  if (!port_text.empty()) {
+    int port = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || port < 1 || port > 65535)
+      return bad("port '" + std::string(port_text) + "' is not in 1..65535");
+    out.port = port;
+  }
+  out.path = path.empty() ? "/" : path.front() == '?' ? "/" + std::string(path) : std::string(path);
+  return out;
+}
+
+AlertSinkOptions AlertSinkOptionsFrom(const ServerConfig& config) {
+  AlertSinkOptions o;
+  o.urls = config.webhooks;
+  o.token = config.webhook_token;
+  o.attempts = config.webhook_attempts;
+  o.initial_backoff = milliseconds(config.webhook_backoff_us / 1000);
+  o.max_backoff = milliseconds(config.webhook_max_backoff_us / 1000);
+  return o;
+}
+
+std::string RenderPrometheus(const AlertSinkCounters& c) {
+  std::string out;
+  out += "# HELP cpuledger_alerts_total Alerts opened by the detectors and sent to the sinks.\n";
+  out += "# TYPE cpuledger_alerts_total counter\n";
+  out += "cpuledger_alerts_total " + std::to_string(c.alerts) + "\n";
+  out +=
+      "# HELP cpuledger_webhook_deliveries_total Webhook deliveries (one alert to one URL) "
+      "by outcome.\n";
+  out += "# TYPE cpuledger_webhook_deliveries_total counter\n";
+  for (const auto& [result, n] : {std::pair<const char*, uint64_t>{"delivered", c.delivered},
+                                  {"failed", c.failed},
+                                  {"dropped", c.dropped},
+                                  {"abandoned", c.abandoned}})
+    out += "cpuledger_webhook_deliveries_total{result=\"" + std::string(result) + "\"} " +
+           std::to_string(n) + "\n";
+  out += "# HELP cpuledger_webhook_retries_total Webhook tries after the first.\n";
+  out += "# TYPE cpuledger_webhook_retries_total counter\n";
+  out += "cpuledger_webhook_retries_total " + std::to_string(c.retried) + "\n";
+  out += "# HELP cpuledger_webhook_pending Webhook deliveries queued or in flight.\n";
+  out += "# TYPE cpuledger_webhook_pending gauge\n";
+  out += "cpuledger_webhook_pending " + std::to_string(c.pending) + "\n";
+  return out;
+}
+
+// Target — one webhook and the client that only the sender thread uses.
+struct AlertSinks::Target {
+  std::string url;  // as configured, for log lines
+  WebhookUrl parsed;
+  std::unique_ptr<httplib::ClientImpl> client;
+};
+
+// AlertBody — one alert's JSON, shared by its deliveries; `remaining` counts
+// the deliveries not yet finished, so the queue bound can count alerts.
+struct AlertBody {
+  std::string json;
+  size_t remaining = 0;
+};
+
+struct AlertSinks::Delivery {
+  std::shared_ptr<AlertBody> alert;
+  size_t target = 0;
+  int tries = 0;  // made so far
+  Clock::time_point due;
+};
+
+AlertSinks::AlertSinks(AlertSinkOptions options) : options_(std::move(options)) {
+  for (const std::string& url : options_.urls) {
+    Result<WebhookUrl> parsed = ParseWebhookUrl(url);
+    if (!parsed.ok()) {
+      Log("cpuledger webhook: skipped: " + parsed.status().message());
+      continue;
+    }
+    auto t = std::make_unique<Target>();
+    t->url = url;
+    t->parsed = *parsed;
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+    if (parsed->https) {
+      auto ssl = std::make_unique<httplib::SSLClient>(parsed->host, parsed->port);
+      if (!options_.ca_file.empty()) ssl->set_ca_cert_path(options_.ca_file.c_str());
+      ssl->enable_server_certificate_verification(true);
+      t->client = std::move(ssl);
+    }
+#endif
+    if (!t->client) t->client = std::make_unique<httplib::ClientImpl>(parsed->host, parsed->port);
+    httplib::ClientImpl& c = *t->client;
+    SetTimeout(options_.connect_timeout,
+               [&c](time_t s, time_t us) { c.set_connection_timeout(s, us); });
+    SetTimeout(options_.request_timeout, [&c](time_t s, time_t us) {
+      c.set_read_timeout(s, us);
+      c.set_write_timeout(s, us);
+    });
+    // A webhook is called rarely: a fresh connection each time avoids
+    // retrying on a keep-alive socket the hook has long closed.
+    c.set_keep_alive(false);
+    if (!options_.token.empty()) c.set_bearer_token_auth(options_.token.c_str());
+    targets_.push_back(std::move(t));
+  }
+  if (!targets_.empty()) sender_ = std::thread([this] { Run(); });
+}
+
+AlertSinks::~AlertSinks() { Stop(); }
+
+void AlertSinks::Log(std::string_view line) {
+  std::lock_guard<std::mutex> lock(log_mu_);
+  if (options_.log) {
+    options_.log(line);
+  } else {
+    std::cerr << line << '\n';
+  }
+}
+
+void AlertSinks::Send(const nlohmann::json& alert) {
+  // Replace, not throw, on invalid UTF-8: a function name from a profile is
+  // not worth losing the alert over.
+  auto body = std::make_shared<AlertBody>();
+  body->json = alert.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  Log(AlertLine(alert, body->json));
+  std::string dropped_line;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++counters_.alerts;
+    if (targets_.empty()) return;
+    if (stopping_ || pending_alerts_ >= options_.queue_capacity) {
+      counters_.dropped += targets_.size();
+      // One line per run of drops, not per alert: a flood must not flood the log too.
+      if (!dropping_)
+        dropped_line = stopping_ ? "cpuledger webhook: stopped; alert not sent"
+                                 : "cpuledger webhook: queue full (" +
+                                       std::to_string(options_.queue_capacity) +
+                                       " alerts waiting); dropping alerts until it drains";
+      dropping_ = true;
+    } else {
+      dropping_ = false;
+      ++pending_alerts_;
+      body->remaining = targets_.size();
+      const Clock::time_point now = Clock::now();
+      for (size_t i = 0; i < targets_.size(); ++i) queue_.push_back(Delivery{body, i, 0, now});
+    }
+  }
+  if (!dropped_line.empty()) Log(dropped_line);
+  wake_.notify_one();
+}
+
+void AlertSinks::Stop() {
+  std::call_once(stopped_, [this] {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      stop_deadline_ = Clock::now() + options_.stop_grace;
+    }
+    wake_.notify_all();
+    if (sender_.joinable()) sender_.join();
+  });
+}
+
+AlertSinkCounters AlertSinks::counters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  AlertSinkCounters c = counters_;
+  c.pending = queue_.size() + in_flight_;
+  return c;
+}
+
+AlertSinks::Outcome AlertSinks::Attempt(Target& target, const std::string& body) {
+  Outcome out;
+  httplib::Headers headers = {{"User-Agent", "cpuledger"}};
+  httplib::Result res =
+      target.client->Post(target.parsed.path.c_str(), headers, body, "application/json");
+  if (!res) {
+    out.error = httplib::to_string(res.error());
+    return out;
+  }
+  out.status = res->status;
+  out.retry_after = RetryAfter(*res);
+  if (out.status < 200 || out.status > 299) {
+    std::string excerpt = res->body.substr(0, 200);
+    std::replace(excerpt.begin(), excerpt.end(), '\n', ' ');
+    out.error = "HTTP " + std::to_string(out.status) + (excerpt.empty() ? "" : ": " + excerpt);
+  }
+  return out;
+}
+
+// Run() — the sender: takes the earliest due delivery, POSTs it unlocked,
+// and files the outcome. While stopping, back-off waits are skipped: each
+// delivery gets one last try until the grace runs out.
+void AlertSinks::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto finish = [this](Delivery& d) {
+    if (--d.alert->remaining == 0) --pending_alerts_;
+  };
+  for (;;) {
+    if (queue_.empty()) {
+      if (stopping_) return;
+      wake_.wait(lock);
+      continue;
+    }
+    const Clock::time_point now = Clock::now();
+    if (stopping_ && now >= stop_deadline_) {
+      const size_t left = queue_.size();
+      counters_.abandoned += left;
+      for (Delivery& d : queue_) finish(d);
+      queue_.clear();
+      lock.unlock();
+      Log("cpuledger webhook: stopped; abandoned " + std::to_string(left) +
+          " undelivered webhook call(s)");
+      return;
+    }
+    auto next =
+        std::min_element(queue_.begin(), queue_.end(),
+                         [](const Delivery& a, const Delivery& b) { return a.due < b.due; });
+    if (!stopping_ && next->due > now) {
+      wake_.wait_until(lock, next->due);
+      continue;
+    }
+    Delivery d = std::move(*next);
+    queue_.erase(next);
+    if (d.tries > 0) ++counters_.retried;
+    ++in_flight_;
+    lock.unlock();
+
+    Target& target = *targets_[d.target];
+    Outcome out = Attempt(target, d.alert->json);
+    ++d.tries;
+    std::string line;
+
+    lock.lock();
+    --in_flight_;
+    if (out.error.empty()) {
+      ++counters_.delivered;
+      finish(d);
+    } else if (IsTransient(out.status) && d.tries < options_.attempts && !stopping_) {
+      // Doubling from initial_backoff: tries=1 waits initial, 2 waits 2x, ...
+      milliseconds wait = options_.initial_backoff;
+      for (int i = 1; i < d.tries && wait < options_.max_backoff; ++i) wait *= 2;
+      wait = std::min(std::max(wait, out.retry_after), options_.max_backoff);
+      d.due = Clock::now() + wait;
+      queue_.push_back(std::move(d));
+    } else if (IsTransient(out.status) && d.tries < options_.attempts) {
+      ++counters_.abandoned;
+      finish(d);
+      line = "cpuledger webhook: " + target.url + ": " + out.error + " (try " +
+             std::to_string(d.tries) + "); not retried: stopping";
+    } else {
+      ++counters_.failed;
+      finish(d);
+      line = "cpuledger webhook: " + target.url + ": failed: " + out.error +
+             (IsTransient(out.status) ? " (after " + std::to_string(d.tries) + " tries)"
+                                      : " (refused; not retried)");
+    }
+    if (!line.empty()) {
+      lock.unlock();
+      Log(line);
+      lock.lock();
+    }
+  }
+}
+
+}  // namespace cpuledger::server

@@ -1,0 +1,591 @@
+// src/stats/changepoints.cc — DetectChangePoints(): PELT over level and
+// linear-trend segments, on a deseasonalised series with outliers set aside.
+//
+// The pipeline, and why each step is there:
+//  1. Season (optional): the period at which the series, less a rolling
+//     median, is significantly autocorrelated; its per-position medians are
+//     subtracted, so a weekly cycle is not mistaken for a run of level shifts.
+//  2. A first noise scale: the MAD of second differences. Differencing twice
+//     cancels levels, shifts (two spikes) and slopes, so neither a step nor a
+//     ramp inflates it.
+//  3. Outliers: a point far from the median of its neighbourhood (Hampel) is
+//     left out of the fit; after each fit the flags are recomputed from the
+//     fitted model (so the kink of a steep ramp or the end of a series is
+//     judged against its own segment).
+//  4. PELT (Killick, Fearnhead & Eckley 2012) minimises the sum of segment
+//     costs plus a penalty per change. A segment's cost is its residual sum of
+//     squares as a level, or as a line plus a penalty for the slope, whichever
+//     is smaller: a ramp is one trend segment, not a staircase.
+//  5. The noise scale is re-measured from the fit's residuals (far steadier
+//     than a MAD of differences on a short series, whose chance
+//     underestimates would otherwise turn noise into changes), and 3-4 are
+//     repeated until the scale and the outliers settle.
+// Steps 3-5 run in units of the noise scale, so the penalty is a number of
+// noise variances.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <numeric>
+
+#include "stats/stats.h"
+
+namespace cpuledger::stats {
+namespace {
+
+// A point is an outlier when it is this many noise scales from its
+// neighbourhood's median (Hampel) or from its segment's fit. Lower values
+// drop more good points; higher ones let an outlier at the end of the series
+// pass for the start of a new segment.
+constexpr double kOutlierCut = 3.5;
+// Automatic penalty per change: kPenaltyPerLogN * log(points) +
+// kPenaltyBase noise variances. BIC charges 2 log n for a change's level and
+// location; the margin is what kept pure noise (30 to 2000 points, hundreds
+// of seeds) free of changes while the noise scale is itself estimated from
+// the same few points. A segment's slope costs half a change.
+constexpr double kPenaltyPerLogN = 3.0;
+constexpr double kPenaltyBase = 6.0;
+// A change beside a trend segment is a slope change unless a jump in level
+// there is significant at this many noise scales (see the report below).
+constexpr double kLevelJumpCut = 3.0;
+// Seasonality: the family-wise false-detection rate over all periods tried,
+// and the largest period tried (bounds the O(n * period) search).
+constexpr double kSeasonAlpha = 0.001;
+constexpr size_t kMaxPeriod = 2000;
+// Most fits: the first, then refits with the noise scale and the outliers
+// taken from the previous fit (they settle in two or three).
+constexpr int kMaxRounds = 6;
+// 1 / Phi^-1(3/4): the MAD of a normal sample is this fraction of sigma.
+constexpr double kMadToSigma = 1.482602218505602;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return kNaN;
+  const size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + mid, v.end());
+  const double upper = v[mid];
+  if (v.size() % 2) return upper;
+  return 0.5 * (upper + *std::max_element(v.begin(), v.begin() + mid));
+}
+
+// RobustScale() — 1.4826 * MAD (sigma for normal data); when more than half
+// the values are equal (quantised data) the MAD is 0 and the mean absolute
+// deviation (times sqrt(pi/2)) stands in. 0 only when every value is equal.
+double RobustScale(const std::vector<double>& v) {
+  if (v.empty()) return 0;
+  const double med = Median(v);
+  std::vector<double> dev(v.size());
+  double sum_dev = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    dev[i] = std::fabs(v[i] - med);
+    sum_dev += dev[i];
+  }
+  const double mad = Median(dev);
+  if (mad > 0) return kMadToSigma * mad;
+  return std::sqrt(std::numbers::pi / 2) * sum_dev / static_cast<double>(v.size());
+}
+
+// RollingMedian() — the median of the finite values among the `width`
+// consecutive entries around each i (NaN where there are none). Near the
+// ends the window slides inward rather than shrinking, so the end points are
+// judged by as many neighbours as the rest. COST: O(n * width).
+std::vector<double> RollingMedian(const std::vector<double>& v, size_t width) {
+  const size_t n = v.size();
+  std::vector<double> out(n, kNaN);
+  if (n == 0) return out;
+  width = std::min(width, n);
+  const size_t half = width / 2;
+  std::vector<double> window;  // sorted finite values of v[begin, begin + width)
+  for (size_t i = 0; i < width; ++i)
+    if (std::isfinite(v[i])) window.push_back(v[i]);
+  std::sort(window.begin(), window.end());
+  size_t begin = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t want_begin = std::min(i > half ? i - half : 0, n - width);
+    for (; begin < want_begin; ++begin) {  // slide by one: drop v[begin], add v[begin + width]
+      if (std::isfinite(v[begin]))
+        window.erase(std::lower_bound(window.begin(), window.end(), v[begin]));
+      const double in = v[begin + width];
+      if (std::isfinite(in)) window.insert(std::upper_bound(window.begin(), window.end(), in), in);
+    }
+    if (window.empty()) continue;
+    const size_t k = window.size();
+    out[i] = k % 2 ? window[k / 2] : 0.5 * (window[k / 2 - 1] + window[k / 2]);
+  }
+  return out;
+}
+
+// ---- seasonality ----
+
+// DetectPeriod() — the period (2 .. n/3) at which the series, less its local
+// level, is significantly autocorrelated; 0 when none is. The local level is
+// a rolling median spanning at least two periods: it follows steps, ramps
+// and kinks but not the cycle, so they cannot make a period, and the cycle
+// keeps its full amplitude (differencing would shrink a smooth daily cycle in
+// hourly data to a fraction of the noise). Residuals are winsorised at 3
+// sigma so an outlier cannot make a period either. The bar is the standard
+// error of a white-noise autocorrelation, 1/sqrt(pairs), times a Bonferroni
+// z over the periods tried (not Bartlett's with the sample's own lag-1
+// correlation: a smooth cycle has a large one and would raise its own bar).
+// COST: O(n * periods) for the correlations, O(n * period) per rolling
+// median (one per doubling of the period).
+int DetectPeriod(const std::vector<double>& grid) {
+  const size_t n = grid.size();
+  const size_t max_period = std::min(n / 3, kMaxPeriod);
+  if (max_period < 2) return 0;
+
+  size_t best = 0;
+  double best_f = 0;
+  std::vector<double> resid;
+  double variance = 0;  // of the current residuals
+  size_t width = 0;     // rolling-median window of the current residuals
+  const double z = NormalQuantile(1 - kSeasonAlpha / static_cast<double>(max_period - 1));
+  for (size_t p = 2; p <= max_period; ++p) {
+    if (width < 2 * p + 1) {  // windows grow geometrically: O(log n) rolling medians
+      width = 4 * p + 1;
+      const std::vector<double> level = RollingMedian(grid, width);
+      resid.assign(n, kNaN);
+      std::vector<double> finite;
+      for (size_t i = 0; i < n; ++i)
+        if (std::isfinite(grid[i]) && std::isfinite(level[i])) {
+          resid[i] = grid[i] - level[i];
+          finite.push_back(resid[i]);
+        }
+      const double clip = 3 * RobustScale(finite);
+      if (!(clip > 0)) return 0;
+      double sum = 0;
+      for (double x : finite) sum += std::clamp(x, -clip, clip);
+      const double mean = sum / static_cast<double>(finite.size());
+      double sq = 0;
+      for (double& x : resid)
+        if (std::isfinite(x)) {
+          x = std::clamp(x, -clip, clip) - mean;
+          sq += x * x;
+        }
+      variance = sq / static_cast<double>(finite.size());
+      if (variance == 0) return 0;
+    }
+    double cov = 0;
+    size_t pairs = 0;
+    for (size_t i = 0; i + p < n; ++i)
+      if (std::isfinite(resid[i]) && std::isfinite(resid[i + p])) {
+        cov += resid[i] * resid[i + p];
+        ++pairs;
+      }
+    if (pairs < 2 * p) continue;  // fewer than two cycles of pairs (missing values)
+    const double r = cov / static_cast<double>(pairs) / variance;
+    if (r <= z / std::sqrt(static_cast<double>(pairs))) continue;
+    // Significant: score it by the F statistic of its position means, which
+    // prefers the fundamental period (a multiple explains no more of the
+    // variance with more means) and the exact one (a neighbour of a smooth
+    // cycle correlates nearly as well but drifts out of phase).
+    std::vector<double> sum(p, 0), count(p, 0);
+    double total = 0, total_sq = 0, points = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (std::isfinite(resid[i])) {
+        sum[i % p] += resid[i];
+        count[i % p] += 1;
+        total += resid[i];
+        total_sq += resid[i] * resid[i];
+        points += 1;
+      }
+    double between = 0;
+    for (size_t k = 0; k < p; ++k)
+      if (count[k] > 0) between += sum[k] * sum[k] / count[k];
+    between -= total * total / points;
+    const double within = total_sq - total * total / points - between;
+    const double dof_between = static_cast<double>(p - 1),
+                 dof_within = points - static_cast<double>(p);
+    if (!(dof_within > 0)) continue;
+    const double f = within > 0 ? (between / dof_between) / (within / dof_within)
+                                : std::numeric_limits<double>::infinity();
+    if (f > best_f) {
+      best_f = f;
+      best = p;
+    }
+  }
+  return static_cast<int>(best);
+}
+
+// RemoveSeason() — subtracts each period position's offset: the median, over
+// the cycles, of the value minus a rolling median one period wide (the local
+// level); the offsets are centred so the levels stay on the series' scale.
+void RemoveSeason(std::vector<double>& grid, size_t period) {
+  const std::vector<double> level = RollingMedian(grid, period % 2 ? period : period + 1);
+  std::vector<std::vector<double>> by_position(period);
+  for (size_t i = 0; i < grid.size(); ++i)
+    if (std::isfinite(grid[i]) && std::isfinite(level[i]))
+      by_position[i % period].push_back(grid[i] - level[i]);
+  std::vector<double> offset(period, 0);
+  for (size_t k = 0; k < period; ++k)
+    if (!by_position[k].empty()) offset[k] = Median(std::move(by_position[k]));
+  const double mean = std::accumulate(offset.begin(), offset.end(), 0.0) / period;
+  for (size_t i = 0; i < grid.size(); ++i) grid[i] -= offset[i % period] - mean;
+}
+
+// ---- segment costs and PELT ----
+
+// Segment — a fitted piece over points [begin, end) of the fitted series.
+struct Segment {
+  size_t begin = 0, end = 0;
+  bool linear = false;
+  double mean_x = 0;  // the line passes through (mean_x, level)
+  double level = 0;   // mean of y
+  double slope = 0;   // per index step; 0 for a level segment
+  double sse = 0;     // residual sum of squares of the fit
+  double At(double x) const { return level + slope * (x - mean_x); }
+};
+
+// SegmentCosts — O(1) residual sums of squares of any run of points, as a
+// level or as a line, from prefix sums (one array per sum, so PELT's sweep
+// over candidates reads them in order). The x are input indices less the
+// middle index (multiples of 1/2), so their sums are exact in a double up to
+// ~300k points; y is in noise units, so its sums keep their digits too.
+class SegmentCosts {
+ public:
+  SegmentCosts(const std::vector<double>& x, const std::vector<double>& y, double slope_penalty)
+      : slope_penalty_(slope_penalty) {
+    const size_t m = x.size();
+    for (auto* v : {&x_, &xx_, &y_, &yy_, &xy_}) v->assign(m + 1, 0);
+    for (size_t i = 0; i < m; ++i) {
+      x_[i + 1] = x_[i] + x[i];
+      xx_[i + 1] = xx_[i] + x[i] * x[i];
+      y_[i + 1] = y_[i] + y[i];
+      yy_[i + 1] = yy_[i] + y[i] * y[i];
+      xy_[i + 1] = xy_[i] + x[i] * y[i];
+    }
+  }
+
+  // Cost() — min(level SSE, line SSE + slope penalty) of points [b, e).
+  double Cost(size_t b, size_t e) const {
+    const Fit f = FitOf(b, e);
+    return f.level_sse - std::max(0.0, f.line_gain - slope_penalty_);
+  }
+
+  // Piece() — the fit of points [b, e) that Cost() chose.
+  Segment Piece(size_t b, size_t e) const {
+    const Fit f = FitOf(b, e);
+    Segment s;
+    s.begin = b;
+    s.end = e;
+    s.mean_x = f.mean_x;
+    s.level = f.mean_y;
+    s.sse = f.level_sse;
+    if (f.line_gain > slope_penalty_) {
+      s.linear = true;
+      s.slope = f.slope;
+      s.sse = std::max(0.0, f.level_sse - f.line_gain);
+    }
+    return s;
+  }
+
+ private:
+  struct Fit {
+    double mean_x, mean_y, slope, level_sse, line_gain;  // line SSE = level SSE - line gain
+  };
+  Fit FitOf(size_t b, size_t e) const {
+    const double inv_len = 1.0 / static_cast<double>(e - b);
+    const double sx = x_[e] - x_[b], sy = y_[e] - y_[b];
+    Fit f;
+    f.mean_x = sx * inv_len;
+    f.mean_y = sy * inv_len;
+    const double cxx = (xx_[e] - xx_[b]) - sx * f.mean_x;
+    const double cxy = (xy_[e] - xy_[b]) - sx * f.mean_y;
+    f.level_sse = std::max(0.0, (yy_[e] - yy_[b]) - sy * f.mean_y);
+    f.slope = cxx > 0 ? cxy / cxx : 0;
+    f.line_gain = std::min(f.level_sse, f.slope * cxy);
+    return f;
+  }
+
+  double slope_penalty_;
+  std::vector<double> x_, xx_, y_, yy_, xy_;  // prefix sums: [i] sums the first i points
+};
+
+// Fit — a segmentation and its residual sum of squares.
+struct Fit {
+  std::vector<Segment> segments;
+  double sse = 0;
+  size_t parameters = 0;  // levels, slopes and change locations
+};
+
+// Pelt() — the segmentation of (x, y) minimising sum(cost) + penalty * changes
+// with every segment at least `min_segment` points. Candidates for the last
+// change are pruned by Killick et al.'s rule with K = -slope penalty (the
+// most a split can add to the cost), applied min_segment steps late: until
+// then the point that pruned them cannot yet end a segment.
+// COST: O(n) segment costs per point when changes are frequent, O(n^2) in all
+// for a series without changes (a few ns each).
+Fit Pelt(const std::vector<double>& x, const std::vector<double>& y, size_t min_segment,
+         double penalty) {
+  const size_t m = x.size();
+  const double slope_penalty = penalty / 2;
+  const SegmentCosts costs(x, y, slope_penalty);
+  std::vector<size_t> last(m + 1, 0);
+  if (m >= 2 * min_segment) {
+    constexpr size_t kNever = std::numeric_limits<size_t>::max();
+    std::vector<double> best(m + 1, std::numeric_limits<double>::infinity());
+    std::vector<size_t> prune_at(m + 1, kNever);
+    best[0] = -penalty;
+    std::vector<size_t> candidates{0};
+    std::vector<double> partial;  // best[s] + cost(s, t) per candidate
+    for (size_t t = min_segment; t <= m; ++t) {
+      std::erase_if(candidates, [&](size_t s) { return prune_at[s] <= t; });
+      partial.clear();
+      double min_total = std::numeric_limits<double>::infinity();
+      for (size_t s : candidates) {
+        if (t - s < min_segment) break;  // candidates are increasing
+        partial.push_back(best[s] + costs.Cost(s, t));
+        if (partial.back() + penalty < min_total) {
+          min_total = partial.back() + penalty;
+          last[t] = s;
+        }
+      }
+      best[t] = min_total;
+      const double bar = min_total + slope_penalty + 1e-9 * (1 + std::fabs(min_total));
+      for (size_t i = 0; i < partial.size(); ++i)
+        if (partial[i] > bar && prune_at[candidates[i]] == kNever)
+          prune_at[candidates[i]] = t + min_segment;
+      if (t + min_segment <= m) candidates.push_back(t);
+    }
+  }
+  Fit fit;
+  for (size_t e = m; e > 0; e = last[e]) {
+    fit.segments.push_back(costs.Piece(last[e], e));
+    fit.sse += fit.segments.back().sse;
+    fit.parameters += fit.segments.back().linear ? 3 : 2;  // level, slope, the change
+  }
+  fit.parameters -= 1;  // the first segment starts at no change
+  std::reverse(fit.segments.begin(), fit.segments.end());
+  return fit;
+}
+
+// Hinge — the best continuous fit of two lines meeting at a data point:
+// y = level + slope_before * (x - x[knot]) + (slope_after - slope_before) *
+// max(0, x - x[knot]).
+struct Hinge {
+  size_t knot = 0;  // index into the points of the vertex
+  double level = 0, slope_before = 0, slope_after = 0;
+  double sse = std::numeric_limits<double>::infinity();
+  double At(double x, double knot_x) const {
+    return level + slope_before * (x - knot_x) +
+           (slope_after - slope_before) * std::max(0.0, x - knot_x);
+  }
+};
+
+// BestHinge() — the hinge over points [b, e) with the smallest residual sum
+// of squares, the vertex at any point with two others on each side. Each
+// vertex is O(1) from running sums of the points right of it: O(e - b).
+Hinge BestHinge(const std::vector<double>& x, const std::vector<double>& y, size_t b, size_t e) {
+  Hinge best;
+  if (e - b < 5) return best;
+  // Totals, and the right part's sums as the vertex walks right to left.
+  double n = 0, sx = 0, sxx = 0, sy = 0, syy = 0, sxy = 0;
+  for (size_t i = b; i < e; ++i) {
+    n += 1;
+    sx += x[i];
+    sxx += x[i] * x[i];
+    sy += y[i];
+    syy += y[i] * y[i];
+    sxy += x[i] * y[i];
+  }
+  double rn = 0, rx = 0, rxx = 0, ry = 0, rxy = 0;  // points strictly right of the vertex
+  for (size_t i = e - 1; i-- > b;) {
+    rn += 1;
+    rx += x[i + 1];
+    rxx += x[i + 1] * x[i + 1];
+    ry += y[i + 1];
+    rxy += x[i + 1] * y[i + 1];
+    if (rn < 2 || i < b + 2) continue;
+    const double k = x[i];
+    // Columns 1, u = x - k, w = max(0, u); the normal equations' sums.
+    const double su = sx - n * k, suu = sxx - 2 * k * sx + n * k * k, suy = sxy - k * sy;
+    const double sw = rx - rn * k, sww = rxx - 2 * k * rx + rn * k * k, swy = rxy - k * ry;
+    const double a[3][3] = {{n, su, sw}, {su, suu, sww}, {sw, sww, sww}};
+    const double rhs[3] = {sy, suy, swy};
+    // Cramer's rule: the 3 x 3 system is small and well scaled (u is in
+    // index steps within one pair of segments).
+    auto det3 = [](const double m[3][3]) {
+      return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+             m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+             m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    };
+    const double det = det3(a);
+    if (!(std::fabs(det) > 0)) continue;
+    double coef[3];
+    for (int c = 0; c < 3; ++c) {
+      double m[3][3];
+      for (int r = 0; r < 3; ++r)
+        for (int q = 0; q < 3; ++q) m[r][q] = q == c ? rhs[r] : a[r][q];
+      coef[c] = det3(m) / det;
+    }
+    const double sse = syy - (coef[0] * rhs[0] + coef[1] * rhs[1] + coef[2] * rhs[2]);
+    if (sse < best.sse) {
+      best.sse = std::max(0.0, sse);
+      best.knot = i;
+      best.level = coef[0];
+      best.slope_before = coef[1];
+      best.slope_after = coef[1] + coef[2];
+    }
+  }
+  return best;
+}
+
+// ---- outliers ----
+
+// HampelFlags() — points more than kOutlierCut (y is in noise units) from the
+// median of the `width` points around them.
+std::vector<bool> HampelFlags(const std::vector<double>& y, size_t width) {
+  const std::vector<double> med = RollingMedian(y, width);
+  std::vector<bool> flags(y.size());
+  for (size_t i = 0; i < y.size(); ++i) flags[i] = std::fabs(y[i] - med[i]) > kOutlierCut;
+  return flags;
+}
+
+// ModelFlags() — points more than `cut` from the fitted segments; a
+// point left out between two segments is judged by the nearer of the two.
+std::vector<bool> ModelFlags(const std::vector<double>& x, const std::vector<double>& y,
+                             const std::vector<double>& kept_x,
+                             const std::vector<Segment>& segments, double cut) {
+  std::vector<bool> flags(x.size());
+  size_t s = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    // The first segment whose last point is at or after x[i].
+    while (s + 1 < segments.size() && kept_x[segments[s].end - 1] < x[i]) ++s;
+    double residual = std::fabs(y[i] - segments[s].At(x[i]));
+    if (s > 0 && x[i] < kept_x[segments[s].begin])
+      residual = std::min(residual, std::fabs(y[i] - segments[s - 1].At(x[i])));
+    flags[i] = residual > cut;
+  }
+  return flags;
+}
+
+}  // namespace
+
+ChangePointResult DetectChangePoints(std::span<const double> values,
+                                     const ChangePointOptions& options) {
+  ChangePointResult result;
+  const size_t min_segment = std::max<size_t>(2, options.min_segment);
+  std::vector<double> grid(values.begin(), values.end());
+  for (double& v : grid)
+    if (!std::isfinite(v)) {
+      v = kNaN;
+      ++result.missing;
+    }
+  const size_t present = grid.size() - result.missing;
+  if (present < 3) return result;
+
+  // 1. Season.
+  size_t period = 0;
+  if (options.season == 0) {
+    period = static_cast<size_t>(DetectPeriod(grid));
+  } else if (options.season >= 2 && grid.size() >= 2 * static_cast<size_t>(options.season)) {
+    period = static_cast<size_t>(options.season);
+  }
+  if (period >= 2) {
+    RemoveSeason(grid, period);
+    result.season = static_cast<int>(period);
+  }
+
+  // The present points, at their input indices (centred, for the fits).
+  std::vector<double> x, y;
+  const double mid_index = 0.5 * static_cast<double>(grid.size() - 1);
+  for (size_t i = 0; i < grid.size(); ++i)
+    if (std::isfinite(grid[i])) {
+      x.push_back(static_cast<double>(i) - mid_index);
+      y.push_back(grid[i]);
+    }
+
+  // 2. A first noise scale, from second differences: var(y[i-1] - 2 y[i] +
+  // y[i+1]) = 6 sigma^2 whatever the level or slope.
+  std::vector<double> d2;
+  for (size_t i = 1; i + 1 < y.size(); ++i) d2.push_back(y[i - 1] - 2 * y[i] + y[i + 1]);
+  double sigma = RobustScale(d2) / std::sqrt(6.0);
+  if (!(sigma > 0)) return result;  // an exact line: no noise to measure a change against
+  result.noise_scale = sigma;
+  if (present < 2 * min_segment) return result;
+  const double centre = Median(y);
+  for (double& v : y) v -= centre;
+
+  // 3-5. Fit without the outliers, re-measure the scale and the outliers
+  // from the fit, refit until both settle. A larger scale means fewer
+  // changes and larger residuals, so the rounds move one way and stop soon.
+  const double penalty =
+      options.penalty > 0 ? options.penalty
+                          : kPenaltyPerLogN * std::log(static_cast<double>(present)) + kPenaltyBase;
+  std::vector<double> scaled(y.size());
+  for (size_t i = 0; i < y.size(); ++i) scaled[i] = y[i] / sigma;
+  std::vector<bool> flags = HampelFlags(scaled, 2 * min_segment - 1);
+  std::vector<double> kept_x, kept_y;
+  Fit fit;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    kept_x.clear();
+    kept_y.clear();
+    for (size_t i = 0; i < y.size(); ++i)
+      if (!flags[i]) {
+        kept_x.push_back(x[i]);
+        kept_y.push_back(scaled[i]);
+      }
+    if (kept_x.size() < 2 * min_segment) {  // nearly everything is an outlier: no stable fit
+      result.outliers = std::count(flags.begin(), flags.end(), true);
+      return result;
+    }
+    fit = Pelt(kept_x, kept_y, min_segment, penalty);
+    if (round + 1 == kMaxRounds) break;
+    // The residual sigma (of the kept points, in current noise units).
+    const double dof = static_cast<double>(kept_x.size()) - static_cast<double>(fit.parameters);
+    const double ratio = dof > 0 && fit.sse > 0 ? std::sqrt(fit.sse / dof) : 1;
+    std::vector<bool> refit = ModelFlags(x, scaled, kept_x, fit.segments, kOutlierCut * ratio);
+    if (refit == flags && std::fabs(ratio - 1) < 0.05) break;
+    sigma *= ratio;
+    for (size_t i = 0; i < y.size(); ++i) scaled[i] = y[i] / sigma;
+    flags = std::move(refit);
+  }
+  result.noise_scale = sigma;
+  result.outliers = std::count(flags.begin(), flags.end(), true);
+  const std::vector<Segment>& segments = fit.segments;
+
+  // Report each change on the input's scale. A change beside a trend
+  // segment is a slope change when two lines meeting at a vertex (a hinge)
+  // fit the two segments nearly as well as the two free lines (within
+  // kLevelJumpCut^2 noise variances: the jump is not significant); it is
+  // then reported at the hinge's vertex, which locates a kink better than
+  // the free lines' boundary (a flat segment soaks up the start of a gentle
+  // ramp and the new line starts late, with a jump).
+  auto original_index = [&](double centred_x) {
+    return static_cast<size_t>(std::llround(centred_x + mid_index));
+  };
+  for (size_t s = 1; s < segments.size(); ++s) {
+    const Segment& before = segments[s - 1];
+    const Segment& after = segments[s];
+    ChangePoint cp;
+    bool kink = false;
+    if (before.linear || after.linear) {
+      const Hinge h = BestHinge(kept_x, kept_y, before.begin, after.end);
+      if (h.sse - (before.sse + after.sse) <= kLevelJumpCut * kLevelJumpCut) {
+        kink = true;
+        const double vertex_x = kept_x[h.knot], next_x = kept_x[h.knot + 1];
+        cp.index = original_index(next_x);
+        cp.before = centre + sigma * h.At(vertex_x, vertex_x);
+        cp.after = centre + sigma * h.At(next_x, vertex_x);
+        cp.slope_before = sigma * h.slope_before;
+        cp.slope_after = sigma * h.slope_after;
+      }
+    }
+    if (!kink) {
+      const double x_last = kept_x[before.end - 1], x_first = kept_x[after.begin];
+      cp.index = original_index(x_first);
+      cp.before = centre + sigma * before.At(x_last);
+      cp.after = centre + sigma * after.At(x_first);
+      cp.slope_before = sigma * before.slope;
+      cp.slope_after = sigma * after.slope;
+    }
+    cp.slope_change = kink;
+    cp.size = cp.after - cp.before;
+    cp.relative = cp.before != 0 ? cp.size / std::fabs(cp.before) : 0;
+    result.changes.push_back(cp);
+  }
+  return result;
+}
+
+}  // namespace cpuledger::stats

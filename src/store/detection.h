@@ -1,0 +1,125 @@
+// src/store/detection.h — what the store keeps for the detectors (src/detect):
+// the raw per-request costs of a slice, per-function moments of the profiled
+// requests, the history of measured effects, and the alerts.
+//
+//   SampleSet s = *store->Samples({.from_us = t0, .to_us = t1, .service = "shop"});
+//   for (const SampleValue& v : s.samples) s.series[v.series].commit ...
+//
+// The store knows nothing of how these are judged; it keeps and returns them.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cpuledger::store {
+
+// SampleQuery — raw samples in [from_us, to_us), optionally of one service /
+// endpoint. Raw samples are kept for the raw retention window only.
+struct SampleQuery {
+  int64_t from_us = 0;
+  int64_t to_us = std::numeric_limits<int64_t>::max();
+  std::optional<std::string> service;
+  std::optional<std::string> endpoint;
+  size_t max_samples = 20'000'000;  // beyond it: ResourceExhausted (narrow the range)
+};
+
+// SampleSeries — the dimensions shared by many samples.
+struct SampleSeries {
+  std::string service, endpoint, method, host, cluster, region, commit;
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> flags;  // sorted by name
+};
+
+// SampleValue — one sampled request: its series, start, and CPU bill in the
+// set's unit (instructions when the whole service slice has them, else cpu_ns).
+struct SampleValue {
+  uint32_t series = 0;  // index into SampleSet::series
+  int64_t start_us = 0;
+  double value = 0;
+  double sample_rate = 1;
+};
+
+// SampleSet — Samples()'s answer. `unit` is per service (units[i] for
+// services[i]); a sample's unit is its service's.
+struct SampleSet {
+  std::vector<SampleSeries> series;
+  std::vector<SampleValue> samples;                        // in start order
+  std::vector<std::pair<std::string, std::string>> units;  // (service, unit)
+  std::string UnitOf(const std::string& service) const;
+};
+
+// FunctionMomentsQuery — the per-function moments of a slice (hours that
+// overlap the range, as FunctionQuery).
+struct FunctionMomentsQuery {
+  int64_t from_us = 0;
+  int64_t to_us = std::numeric_limits<int64_t>::max();
+  std::optional<std::string> service;
+  std::optional<std::string> endpoint;
+  std::optional<std::string> commit;
+  // flag — unset: moments over all profiled requests; set: one set of rows
+  // per value of this flag ("" = requests without it).
+  std::optional<std::string> flag;
+};
+
+// FunctionMoments — for one (service, endpoint, commit, unit, function) over
+// the hours selected: the profiled requests of the slice (n) and the sum and
+// sum of squares over those requests of the function's self cost in each
+// (0 for a request that never ran it), so mean and variance per request follow.
+// NOTE: a record whose profile stands for several requests (Profile.requests
+// > 1) adds its sums as one observation; the middleware sends one each.
+struct FunctionMoments {
+  std::string service, endpoint, commit, unit;
+  std::string flag, flag_value;  // "" / "" unless FunctionMomentsQuery::flag was set
+  std::string function;          // "file:line:name"
+  double requests = 0, sum = 0, sum_sq = 0;
+};
+
+// EffectRecord — one measured effect, kept so each endpoint's (and
+// function's) threshold can be learned from its own history of noise. The
+// store keeps the newest per (service, endpoint, subject, kind, cause).
+struct EffectRecord {
+  int64_t at_us = 0;
+  std::string service, endpoint;
+  std::string subject;  // "" for the endpoint total, else the function
+  std::string kind;     // "rollout", "flag", ...
+  std::string cause;    // "commit b7e41d0 vs 9f3c2a1"
+  double estimate = 0, lo = 0, hi = 0;
+  bool alerted = false;
+};
+
+// EffectHistoryQuery — the newest `limit` effects of one subject.
+struct EffectHistoryQuery {
+  std::string service, endpoint, subject, kind;
+  int64_t before_us = std::numeric_limits<int64_t>::max();
+  size_t limit = 50;
+};
+
+// AlertRow — a stored alert. `key` de-duplicates: one open alert per key
+// (service + endpoint + subject + cause). `body` is the detector's JSON.
+struct AlertRow {
+  int64_t id = 0;
+  std::string key, service, endpoint, kind, state;  // state "open" / "resolved"
+  int64_t opened_us = 0, updated_us = 0;
+  std::string body;
+};
+
+// AlertQuery — alerts opened in [from_us, to_us), newest first.
+struct AlertQuery {
+  int64_t from_us = 0;
+  int64_t to_us = std::numeric_limits<int64_t>::max();
+  std::optional<std::string> service;
+  std::optional<std::string> state;
+  size_t limit = 1000;
+};
+
+// UpsertOutcome — what UpsertAlert() did.
+struct UpsertOutcome {
+  int64_t id = 0;
+  bool opened = false;  // true: a new alert; false: the open one with this key was updated
+};
+
+}  // namespace cpuledger::store

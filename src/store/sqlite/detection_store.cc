@@ -1,0 +1,328 @@
+// The detectors' side of the SQLite store (store/detection.h): raw samples
+// with their dimensions, function moments, effect history and alerts.
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+
+#include "store/sqlite/raw_chunk.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace cpuledger::store {
+
+std::string SampleSet::UnitOf(const std::string& service) const {
+  for (const auto& [name, unit] : units)
+    if (name == service) return unit;
+  return "cpu_ns";
+}
+
+namespace sqlite {
+namespace {
+
+constexpr int64_t kUs = 1'000'000;
+
+// HourRange() — the hour buckets (unix s) that overlap [from_us, to_us).
+std::pair<int64_t, int64_t> HourRange(int64_t from_us, int64_t to_us) {
+  return {FloorTo(from_us, 3600 * kUs) / kUs, to_us / kUs + (to_us % kUs > 0 ? 1 : 0)};
+}
+
+void BindOptional(StmtUse& use, int i, const std::optional<std::string>& v) {
+  if (v.has_value())
+    use.Bind(i, std::string_view(*v));
+  else
+    use.BindNull(i);
+}
+
+}  // namespace
+
+Result<SampleSet> SqliteStore::Samples(const SampleQuery& query) {
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  ReadConn& c = session.conn();
+
+  struct Raw {
+    int64_t series, start_us;
+    bool has_instructions;
+    double instructions, cpu_ns, rate;
+  };
+  std::vector<Raw> raw;
+  std::unordered_map<int64_t, bool> wanted;  // store series id -> in the slice
+  auto in_slice = [&](int64_t id) {
+    auto [it, added] = wanted.try_emplace(id, false);
+    if (added) {
+      const SeriesInfo* info = catalog_.Get(id);
+      it->second = info != nullptr && (!query.service || info->service == *query.service) &&
+                   (!query.endpoint || info->endpoint == *query.endpoint);
+    }
+    return it->second;
+  };
+  StmtUse use(c.chunks);
+  use.Bind(1, FloorTo(query.from_us, 60 * kUs) / kUs);
+  const int64_t last = INT64_MAX - 60 * kUs;  // CeilTo must not overflow
+  use.Bind(2, CeilTo(std::min(query.to_us, last), 60 * kUs) / kUs);
+  Status inner;
+  Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+    Status chunk = ForEachSample(u.Blob(1), u.Int64(0), [&](const Sample& x) {
+      if (!inner.ok() || x.start_us < query.from_us || x.start_us >= query.to_us ||
+          !in_slice(x.series))
+        return;
+      if (raw.size() >= query.max_samples) {
+        inner = ResourceExhausted("more than " + std::to_string(query.max_samples) +
+                                  " samples in the range: narrow it");
+        return;
+      }
+      raw.push_back({x.series, x.start_us, x.has_instructions, static_cast<double>(x.instructions),
+                     static_cast<double>(x.cpu_ns), x.sample_rate});
+    });
+    return chunk.ok() ? inner : chunk;
+  });
+  if (!s.ok()) return s;
+  std::sort(raw.begin(), raw.end(),
+            [](const Raw& a, const Raw& b) { return a.start_us < b.start_us; });
+
+  // The unit per service: instructions when at least half its samples have them.
+  SampleSet out;
+  std::map<std::string, std::pair<size_t, size_t>> counts;  // service -> (with, all)
+  for (const Raw& r : raw) {
+    auto& [with, all] = counts[catalog_.Get(r.series)->service];
+    with += r.has_instructions;
+    ++all;
+  }
+  std::map<std::string, bool> instructions;
+  for (const auto& [service, n] : counts) {
+    instructions[service] = 2 * n.first >= n.second;
+    out.units.emplace_back(service, instructions[service] ? "instructions" : "cpu_ns");
+  }
+  std::unordered_map<int64_t, uint32_t> index;  // store series id -> out.series index
+  out.samples.reserve(raw.size());
+  for (const Raw& r : raw) {
+    const SeriesInfo* info = catalog_.Get(r.series);
+    const bool use_instr = instructions[info->service];
+    if (use_instr && !r.has_instructions) continue;
+    auto [it, added] = index.try_emplace(r.series, static_cast<uint32_t>(out.series.size()));
+    if (added) {
+      out.series.push_back({info->service, info->endpoint, info->method, info->host, info->cluster,
+                            info->region, info->commit, static_cast<int>(info->status),
+                            info->flags});
+    }
+    out.samples.push_back({it->second, r.start_us, use_instr ? r.instructions : r.cpu_ns, r.rate});
+  }
+  return out;
+}
+
+Result<std::vector<FunctionMoments>> SqliteStore::FunctionMomentsOf(
+    const FunctionMomentsQuery& query) {
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  Db& db = session.conn().db;
+  const auto [lo, hi] = HourRange(query.from_us, query.to_us);
+  // ?6: the flag; "" selects the all-requests rows.
+  static constexpr const char* kWhere =
+      " WHERE bucket >= ?1 AND bucket < ?2 AND (?3 IS NULL OR service = ?3)"
+      " AND (?4 IS NULL OR endpoint = ?4) AND (?5 IS NULL OR commit_id = ?5) AND flag = ?6";
+  const std::string flag = query.flag.value_or("");  // bound without a copy: must outlive the uses
+  auto bind = [&](StmtUse& use) {
+    use.Bind(1, lo);
+    use.Bind(2, hi);
+    BindOptional(use, 3, query.service);
+    BindOptional(use, 4, query.endpoint);
+    BindOptional(use, 5, query.commit);
+    use.Bind(6, std::string_view(flag));
+  };
+  using Key = std::tuple<std::string, std::string, std::string, std::string, std::string>;
+  std::map<Key, double> requests;  // (service, endpoint, commit, unit, flag value) -> n
+  {
+    Result<Stmt> st = db.Prepare(
+        std::string("SELECT service, endpoint, commit_id, unit, flag_value, sum(requests)"
+                    " FROM function_moment_requests") +
+        kWhere + " GROUP BY service, endpoint, commit_id, unit, flag_value");
+    if (!st.ok()) return st.status();
+    StmtUse use(*st);
+    bind(use);
+    Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+      requests[{std::string(u.Text(0)), std::string(u.Text(1)), std::string(u.Text(2)),
+                std::string(u.Text(3)), std::string(u.Text(4))}] = u.Double(5);
+      return OkStatus();
+    });
+    if (!s.ok()) return s;
+  }
+  std::vector<FunctionMoments> out;
+  Result<Stmt> st = db.Prepare(
+      std::string("SELECT service, endpoint, commit_id, unit, flag_value, function, sum(sum),"
+                  " sum(sum_sq) FROM function_moments") +
+      kWhere + " GROUP BY service, endpoint, commit_id, unit, flag_value, function");
+  if (!st.ok()) return st.status();
+  StmtUse use(*st);
+  bind(use);
+  Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+    FunctionMoments m;
+    m.service = u.Text(0);
+    m.endpoint = u.Text(1);
+    m.commit = u.Text(2);
+    m.unit = u.Text(3);
+    m.flag = flag;
+    m.flag_value = u.Text(4);
+    m.function = u.Text(5);
+    m.sum = u.Double(6);
+    m.sum_sq = u.Double(7);
+    m.requests = requests[{m.service, m.endpoint, m.commit, m.unit, m.flag_value}];
+    out.push_back(std::move(m));
+    return OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+// The detection writes share the writer connection with AppendBatches(), so
+// they serialize on write_mu_ and never meet SQLITE_BUSY from ourselves.
+Status SqliteStore::AppendEffects(std::span<const EffectRecord> effects) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Txn txn(writer_);
+  if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
+  // The newest measurement of a (subject, cause) replaces the older ones: a
+  // detector re-measures the same rollout every run while it is in the window.
+  Result<Stmt> del = writer_.Prepare(
+      "DELETE FROM effects WHERE service = ?1 AND endpoint = ?2 AND subject = ?3 AND kind = ?4"
+      " AND cause = ?5");
+  if (!del.ok()) return del.status();
+  Result<Stmt> st = writer_.Prepare(
+      "INSERT INTO effects (at_us, service, endpoint, subject, kind, cause, estimate, lo, hi,"
+      " alerted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+  if (!st.ok()) return st.status();
+  for (const EffectRecord& e : effects) {
+    {
+      StmtUse use(*del);
+      use.Bind(1, e.service);
+      use.Bind(2, e.endpoint);
+      use.Bind(3, e.subject);
+      use.Bind(4, e.kind);
+      use.Bind(5, e.cause);
+      if (Status s = use.Run(); !s.ok()) return s;
+    }
+    StmtUse use(*st);
+    use.Bind(1, e.at_us);
+    use.Bind(2, e.service);
+    use.Bind(3, e.endpoint);
+    use.Bind(4, e.subject);
+    use.Bind(5, e.kind);
+    use.Bind(6, e.cause);
+    use.Bind(7, e.estimate);
+    use.Bind(8, e.lo);
+    use.Bind(9, e.hi);
+    use.Bind(10, int64_t{e.alerted});
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<EffectRecord>> SqliteStore::EffectHistory(const EffectHistoryQuery& query) {
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  Result<Stmt> st = session.conn().db.Prepare(
+      "SELECT at_us, cause, estimate, lo, hi, alerted FROM effects WHERE service = ?1 AND"
+      " endpoint = ?2 AND subject = ?3 AND kind = ?4 AND at_us < ?5 ORDER BY at_us DESC"
+      " LIMIT ?6");
+  if (!st.ok()) return st.status();
+  StmtUse use(*st);
+  use.Bind(1, query.service);
+  use.Bind(2, query.endpoint);
+  use.Bind(3, query.subject);
+  use.Bind(4, query.kind);
+  use.Bind(5, query.before_us);
+  use.Bind(6, static_cast<int64_t>(query.limit));
+  std::vector<EffectRecord> out;
+  Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+    EffectRecord e;
+    e.at_us = u.Int64(0);
+    e.service = query.service;
+    e.endpoint = query.endpoint;
+    e.subject = query.subject;
+    e.kind = query.kind;
+    e.cause = u.Text(1);
+    e.estimate = u.Double(2);
+    e.lo = u.Double(3);
+    e.hi = u.Double(4);
+    e.alerted = u.Int64(5) != 0;
+    out.push_back(std::move(e));
+    return OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<UpsertOutcome> SqliteStore::UpsertAlert(const AlertRow& alert) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Txn txn(writer_);
+  if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
+  UpsertOutcome out;
+  {
+    Result<Stmt> find = writer_.Prepare("SELECT id FROM alerts WHERE key = ?1 AND state = 'open'");
+    if (!find.ok()) return find.status();
+    StmtUse use(*find);
+    use.Bind(1, alert.key);
+    Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+      out.id = u.Int64(0);
+      return OkStatus();
+    });
+    if (!s.ok()) return s;
+  }
+  Result<Stmt> st = writer_.Prepare(
+      out.id != 0 ? "UPDATE alerts SET body = ?2, updated_us = ?3 WHERE id = ?1"
+                  : "INSERT INTO alerts (key, service, endpoint, kind, state, opened_us,"
+                    " updated_us, body) VALUES (?4, ?5, ?6, ?7, 'open', ?3, ?3, ?2)");
+  if (!st.ok()) return st.status();
+  StmtUse use(*st);
+  if (out.id != 0) use.Bind(1, out.id);
+  use.Bind(2, alert.body);
+  use.Bind(3, alert.updated_us);
+  if (out.id == 0) {
+    use.Bind(4, alert.key);
+    use.Bind(5, alert.service);
+    use.Bind(6, alert.endpoint);
+    use.Bind(7, alert.kind);
+  }
+  if (Status s = use.Run(); !s.ok()) return s;
+  if (out.id == 0) {
+    Result<int64_t> id = writer_.QueryInt64("SELECT last_insert_rowid()");
+    if (!id.ok()) return id.status();
+    out.id = *id;
+    out.opened = true;
+  }
+  if (Status s = txn.Commit(); !s.ok()) return s;
+  return out;
+}
+
+Result<std::vector<AlertRow>> SqliteStore::Alerts(const AlertQuery& query) {
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  Result<Stmt> st = session.conn().db.Prepare(
+      "SELECT id, key, service, endpoint, kind, state, opened_us, updated_us, body FROM alerts"
+      " WHERE opened_us >= ?1 AND opened_us < ?2 AND (?3 IS NULL OR service = ?3)"
+      " AND (?4 IS NULL OR state = ?4) ORDER BY opened_us DESC, id DESC LIMIT ?5");
+  if (!st.ok()) return st.status();
+  StmtUse use(*st);
+  use.Bind(1, query.from_us);
+  use.Bind(2, query.to_us);
+  BindOptional(use, 3, query.service);
+  BindOptional(use, 4, query.state);
+  use.Bind(5, static_cast<int64_t>(query.limit));
+  std::vector<AlertRow> out;
+  Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+    AlertRow a;
+    a.id = u.Int64(0);
+    a.key = u.Text(1);
+    a.service = u.Text(2);
+    a.endpoint = u.Text(3);
+    a.kind = u.Text(4);
+    a.state = u.Text(5);
+    a.opened_us = u.Int64(6);
+    a.updated_us = u.Int64(7);
+    a.body = u.Text(8);
+    out.push_back(std::move(a));
+    return OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+}  // namespace sqlite
+}  // namespace cpuledger::store

@@ -1,0 +1,312 @@
+// tests/cpp/detect/detect_test.cc — a generated data set with one injected
+// rollout regression, one flag regression and one no-op rollout, stored in
+// a real SQLite store, must give exactly the two right alerts, each naming
+// its culprit function first; plus the store's detection tables.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "detect/detect.h"
+#include "profile/call_tree.h"
+#include "store/store.h"
+#include "temp_dir.h"
+
+namespace cpuledger::detect {
+namespace {
+
+using cpuledger::test_support::TempDir;
+
+constexpr int64_t kUs = 1'000'000;
+constexpr int64_t kT0 = 1767225600LL * kUs;  // 2026-01-01T00:00:00Z
+constexpr int64_t kHour = 3600 * kUs;
+
+struct Endpoint {
+  std::string service, name;
+  double cost;  // median instructions
+};
+
+// World — the injected truth.
+constexpr double kRolloutFactor = 1.10;  // /checkout/ on commit "bbb"
+constexpr double kFlagFactor = 1.15;     // /search/ with new_search=on
+
+record::RequestRecord MakeRecord(const Endpoint& e, int64_t t, int host, std::mt19937_64& rng,
+                                 bool profiled) {
+  std::lognormal_distribution<double> noise(0, 0.25);
+  std::uniform_real_distribution<double> u(0, 1);
+  record::RequestRecord r;
+  r.set_service(e.service);
+  r.set_endpoint(e.name);
+  r.set_method("GET");
+  r.set_status(200);
+  r.set_host("web-" + std::to_string(host));
+  r.set_start_time_unix_us(t);
+  r.set_sample_rate(1.0);
+  // shop rolls aaa -> bbb host by host from 6h over 20 min; accounts c1 -> c2 at 8h (no-op).
+  std::string commit;
+  if (e.service == "shop")
+    commit = t >= kT0 + 6 * kHour + host * 5 * 60 * kUs ? "bbb" : "aaa";
+  else
+    commit = t >= kT0 + 8 * kHour ? "c2" : "c1";
+  r.set_commit(commit);
+  const bool flag_on = u(rng) < 0.3;
+  if (e.service == "shop") (*r.mutable_flags())["new_search"] = flag_on ? "on" : "off";
+  double base = e.cost * noise(rng) * (u(rng) < 0.1 ? 3.0 : 1.0);
+  double extra_helper = 0, extra_rank = 0;
+  if (e.name == "/checkout/" && commit == "bbb") extra_helper = base * (kRolloutFactor - 1);
+  if (e.name == "/search/" && flag_on) extra_rank = base * (kFlagFactor - 1);
+  const double total = base + extra_helper + extra_rank;
+  record::CpuBill* bill = r.mutable_cpu();
+  bill->set_counter_source("hardware");
+  bill->set_instructions(static_cast<uint64_t>(total));
+  bill->set_cycles(static_cast<uint64_t>(total * 0.8));
+  bill->set_cpu_ns(static_cast<uint64_t>(total / 3));
+  r.set_wall_us(static_cast<uint64_t>(total / 1000) + 1);
+  if (profiled) {
+    profile::CallTree tree("instructions", "hardware", "fast");
+    const auto view = tree.Child(profile::kRoot, tree.Intern({"shop/views.py", 10, "view"}));
+    const auto a = tree.Child(view, tree.Intern({"shop/models.py", 20, "load"}));
+    const auto b = tree.Child(view, tree.Intern({"shop/render.py", 30, "render"}));
+    const auto self = static_cast<uint64_t>(base * 0.2);
+    const auto load = static_cast<uint64_t>(base * 0.5);
+    const auto render = static_cast<uint64_t>(base * 0.3);
+    tree.AddCall(a, load, load, true);
+    tree.AddCall(b, render, render, true);
+    uint64_t view_total = self + load + render;
+    if (extra_helper > 0) {
+      const auto h = tree.Child(view, tree.Intern({"shop/views.py", 50, "_expensive_helper"}));
+      tree.AddCall(h, static_cast<uint64_t>(extra_helper), static_cast<uint64_t>(extra_helper),
+                   true);
+      view_total += static_cast<uint64_t>(extra_helper);
+    }
+    if (extra_rank > 0) {
+      const auto k = tree.Child(view, tree.Intern({"shop/search.py", 70, "rank_results"}));
+      tree.AddCall(k, static_cast<uint64_t>(extra_rank), static_cast<uint64_t>(extra_rank), true);
+      view_total += static_cast<uint64_t>(extra_rank);
+    }
+    tree.AddCall(view, self, view_total, true);
+    tree.ToProto(r.mutable_profile());
+  }
+  return r;
+}
+
+// Fills a store with 12 hours: one request per endpoint every ~2 s, a
+// fifth of them profiled.
+void Fill(store::Store& s) {
+  const std::vector<Endpoint> endpoints = {{"shop", "/checkout/", 40e6},
+                                           {"shop", "/search/", 25e6},
+                                           {"shop", "/home/", 8e6},
+                                           {"accounts", "/login/", 15e6}};
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int64_t minute = 0; minute < 12 * 60; ++minute) {
+    record::Batch batch;
+    batch.set_sender("test");
+    batch.set_sequence(static_cast<uint64_t>(minute + 1));
+    for (const Endpoint& e : endpoints)
+      for (int i = 0; i < 30; ++i) {
+        const int64_t t = kT0 + minute * 60 * kUs + static_cast<int64_t>(u(rng) * 60e6);
+        const int host = static_cast<int>(u(rng) * 4);
+        *batch.add_records() = MakeRecord(e, t, host, rng, u(rng) < 0.2);
+      }
+    const record::Batch* one[] = {&batch};
+    ASSERT_TRUE(s.AppendBatches(one).ok());
+  }
+}
+
+class DetectTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path().empty());
+    auto opened = store::OpenSqliteStore({.path = dir_.File("s.sqlite")});
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    store_ = std::move(*opened);
+    Fill(*store_);
+    options_.now_us = kT0 + 12 * kHour;
+  }
+  TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  DetectOptions options_;
+};
+
+TEST_F(DetectTest, ExactlyTheTwoInjectedRegressionsWithTheirCulprits) {
+  Result<DetectReport> report = RunDetectors(*store_, options_);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  ASSERT_EQ(report->alerts.size(), 2u) << ToJson(*report).dump(2);
+
+  const Finding* rollout = nullptr;
+  const Finding* flag = nullptr;
+  for (const Finding& f : report->alerts) (f.kind == "rollout" ? rollout : flag) = &f;
+  ASSERT_NE(rollout, nullptr);
+  ASSERT_NE(flag, nullptr);
+
+  EXPECT_EQ(rollout->service, "shop");
+  EXPECT_EQ(rollout->endpoint, "/checkout/");
+  EXPECT_EQ(rollout->commit_before, "aaa");
+  EXPECT_EQ(rollout->commit_after, "bbb");
+  EXPECT_EQ(rollout->method, "side-by-side");
+  EXPECT_EQ(rollout->unit, "instructions");
+  EXPECT_LT(rollout->effect.lo, kRolloutFactor - 1);
+  EXPECT_GT(rollout->effect.hi, kRolloutFactor - 1);
+  EXPECT_GT(rollout->effect.lo, rollout->threshold);
+  ASSERT_FALSE(rollout->top_functions.empty());
+  EXPECT_EQ(rollout->top_functions[0].function, "shop/views.py:50:_expensive_helper");
+  EXPECT_EQ(rollout->top_functions[0].path.back(), "shop/views.py:50:_expensive_helper");
+  EXPECT_GT(rollout->explained_share, 0.8);
+
+  EXPECT_EQ(flag->kind, "flag");
+  EXPECT_EQ(flag->endpoint, "/search/");
+  EXPECT_EQ(flag->flag, "new_search");
+  EXPECT_EQ(flag->flag_value, "on");
+  EXPECT_EQ(flag->flag_reference, "off");
+  EXPECT_LT(flag->effect.lo, kFlagFactor - 1);
+  EXPECT_GT(flag->effect.hi, kFlagFactor - 1);
+  EXPECT_LE(flag->q_value, options_.fdr);
+  ASSERT_FALSE(flag->top_functions.empty());
+  EXPECT_EQ(flag->top_functions[0].function, "shop/search.py:70:rank_results");
+
+  // The no-op rollout was tested, and did not alert.
+  bool saw_noop = false;
+  for (const Finding& f : report->evaluated)
+    if (f.kind == "rollout" && f.service == "accounts") {
+      saw_noop = true;
+      EXPECT_FALSE(f.alert);
+      EXPECT_EQ(f.commit_after, "c2");
+      EXPECT_LT(std::fabs(f.effect.estimate), 0.02);
+    }
+  EXPECT_TRUE(saw_noop);
+  // One day of data: the trend detector says why it did nothing.
+  bool trend_skip = false;
+  for (const Finding& f : report->skipped)
+    trend_skip |= f.kind == "trend" && f.reason.find("too few days") != std::string::npos;
+  EXPECT_TRUE(trend_skip);
+}
+
+TEST_F(DetectTest, AlertsAreStoredOncePerKey) {
+  Result<DetectReport> report = RunDetectors(*store_, options_);
+  ASSERT_TRUE(report.ok());
+  Result<std::vector<Finding>> first = RecordRun(*store_, *report);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(first->size(), 2u);
+  options_.now_us += 5 * 60 * kUs;
+  Result<DetectReport> again = RunDetectors(*store_, options_);
+  ASSERT_TRUE(again.ok());
+  Result<std::vector<Finding>> second = RecordRun(*store_, *again);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->empty()) << "the same alerts must not open twice";
+  Result<std::vector<store::AlertRow>> rows = store_->Alerts({});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  for (const store::AlertRow& row : *rows) {
+    EXPECT_EQ(row.state, "open");
+    EXPECT_EQ(row.updated_us, options_.now_us);  // refreshed by the second run
+    auto body = nlohmann::json::parse(row.body);
+    Result<Finding> back = FindingFromJson(body);
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(back->Key(), row.key);
+    EXPECT_FALSE(back->top_functions.empty());
+  }
+}
+
+TEST_F(DetectTest, ThresholdsComeFromConfigThenHistoryThenTheFloor) {
+  // A fixed threshold above the rollout's effect silences it.
+  options_.thresholds["shop /checkout/"] = 0.5;
+  Result<DetectReport> report = RunDetectors(*store_, options_);
+  ASSERT_TRUE(report.ok());
+  for (const Finding& f : report->alerts) EXPECT_NE(f.endpoint, "/checkout/");
+  for (const Finding& f : report->evaluated) {
+    if (f.kind == "rollout" && f.endpoint == "/checkout/") {
+      EXPECT_EQ(f.threshold_source, "config");
+    }
+  }
+
+  // A noisy history (+-6% between past commits) teaches /login/ a higher threshold.
+  std::vector<store::EffectRecord> history;
+  for (int i = 0; i < 10; ++i)
+    history.push_back({.at_us = kT0 + i * kUs,
+                       .service = "accounts",
+                       .endpoint = "/login/",
+                       .subject = "",
+                       .kind = "rollout",
+                       .cause = "commit x" + std::to_string(i),
+                       .estimate = (i % 2 ? 0.06 : -0.06),
+                       .lo = 0,
+                       .hi = 0,
+                       .alerted = false});
+  ASSERT_TRUE(store_->AppendEffects(history).ok());
+  options_.thresholds.clear();
+  report = RunDetectors(*store_, options_);
+  ASSERT_TRUE(report.ok());
+  bool seen = false;
+  for (const Finding& f : report->evaluated) {
+    if (f.kind != "rollout") continue;
+    if (f.endpoint == "/login/") {
+      seen = true;
+      EXPECT_EQ(f.threshold_source, "learned");
+      EXPECT_NEAR(f.threshold, 0.06, 1e-9);
+    } else {
+      EXPECT_EQ(f.threshold_source, "floor");
+      EXPECT_EQ(f.threshold, options_.threshold_floor);
+    }
+  }
+  EXPECT_TRUE(seen);
+}
+
+TEST_F(DetectTest, TooFewSamplesIsASkipWithItsReason) {
+  options_.min_samples = 1'000'000;
+  Result<DetectReport> report = RunDetectors(*store_, options_);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->alerts.empty());
+  size_t rollout_skips = 0;
+  for (const Finding& f : report->skipped)
+    if (f.kind == "rollout") {
+      ++rollout_skips;
+      EXPECT_NE(f.reason.find("too few samples"), std::string::npos) << f.reason;
+    }
+  EXPECT_EQ(rollout_skips, 4u);  // three shop endpoints, one accounts endpoint
+}
+
+TEST_F(DetectTest, SamplesAndMomentsComeBackAsStored) {
+  Result<store::SampleSet> all = store_->Samples({});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->samples.size(), 12u * 60 * 4 * 30);
+  EXPECT_EQ(all->UnitOf("shop"), "instructions");
+  store::SampleQuery one;
+  one.service = "accounts";
+  one.from_us = kT0 + kHour;
+  one.to_us = kT0 + 2 * kHour;
+  Result<store::SampleSet> part = store_->Samples(one);
+  ASSERT_TRUE(part.ok());
+  EXPECT_NEAR(static_cast<double>(part->samples.size()), 60 * 30, 1.0);
+  for (const store::SampleValue& v : part->samples) {
+    EXPECT_EQ(part->series[v.series].service, "accounts");
+    EXPECT_GE(v.start_us, one.from_us);
+    EXPECT_LT(v.start_us, one.to_us);
+  }
+  one.max_samples = 10;
+  EXPECT_EQ(store_->Samples(one).status().code(), StatusCode::kResourceExhausted);
+
+  store::FunctionMomentsQuery q;
+  q.service = "shop";
+  q.endpoint = "/search/";
+  q.commit = "aaa";
+  q.flag = "new_search";
+  Result<std::vector<store::FunctionMoments>> rows = store_->FunctionMomentsOf(q);
+  ASSERT_TRUE(rows.ok());
+  double on_requests = 0, off_requests = 0;
+  bool rank_on = false, rank_off = false;
+  for (const store::FunctionMoments& m : *rows) {
+    (m.flag_value == "on" ? on_requests : off_requests) = m.requests;
+    if (m.function == "shop/search.py:70:rank_results")
+      (m.flag_value == "on" ? rank_on : rank_off) = true;
+    EXPECT_GE(m.sum_sq * m.requests, m.sum * m.sum * 0.999);  // Cauchy-Schwarz
+  }
+  EXPECT_TRUE(rank_on);
+  EXPECT_FALSE(rank_off);
+  EXPECT_NEAR(on_requests / (on_requests + off_requests), 0.3, 0.05);
+}
+
+}  // namespace
+}  // namespace cpuledger::detect

@@ -1,0 +1,279 @@
+// DetectChangePoints() on the series it must get right without tuning:
+// shifts, pure noise, outliers, ramps, seasons, missing values, short series.
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "stats/gaussian.h"
+#include "stats/stats.h"
+
+namespace cpuledger::stats {
+namespace {
+
+using test_util::Gaussian;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+std::string Describe(const ChangePointResult& r) {
+  std::string s = "noise " + std::to_string(r.noise_scale) + ", season " +
+                  std::to_string(r.season) + ", outliers " + std::to_string(r.outliers) + ":";
+  for (const ChangePoint& c : r.changes)
+    s += " [" + std::to_string(c.index) + (c.slope_change ? " trend " : " level ") +
+         std::to_string(c.before) + " -> " + std::to_string(c.after) + "]";
+  return s;
+}
+
+TEST(StatsChangePoints, LevelShiftAtTheRightIndexWithTheRightSize) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Gaussian g(seed);
+    std::vector<double> v = g.Series(100, 100, 1);
+    for (size_t i = 60; i < v.size(); ++i) v[i] += 5;
+    const ChangePointResult r = DetectChangePoints(v);
+    SCOPED_TRACE(Describe(r));
+    ASSERT_EQ(r.changes.size(), 1u) << "seed " << seed;
+    const ChangePoint& c = r.changes[0];
+    EXPECT_NEAR(static_cast<double>(c.index), 60, 1);
+    EXPECT_NEAR(c.before, 100, 0.6);
+    EXPECT_NEAR(c.after, 105, 0.6);
+    EXPECT_NEAR(c.size, 5, 0.8);
+    EXPECT_NEAR(c.relative, 0.05, 0.008);
+    EXPECT_DOUBLE_EQ(c.size, c.after - c.before);
+    EXPECT_FALSE(c.slope_change);
+    EXPECT_NEAR(r.noise_scale, 1, 0.25);
+    EXPECT_EQ(r.season, 0);
+  }
+}
+
+// The trend detector's case: 28 daily means, a rise in the last week.
+TEST(StatsChangePoints, RecentShiftInAShortSeries) {
+  int found = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Gaussian g(100 + seed);
+    std::vector<double> v = g.Series(28, 50, 1);
+    for (size_t i = 21; i < v.size(); ++i) v[i] += 4;
+    const ChangePointResult r = DetectChangePoints(v);
+    ASSERT_LE(r.changes.size(), 1u) << Describe(r);
+    if (r.changes.size() == 1 && r.changes[0].index >= 20 && r.changes[0].index <= 22 &&
+        r.changes[0].size > 2)
+      ++found;
+  }
+  EXPECT_GE(found, 18);
+}
+
+TEST(StatsChangePoints, SeveralShifts) {
+  Gaussian g(9);
+  std::vector<double> v = g.Series(120, 10, 0.5);
+  for (size_t i = 30; i < 120; ++i) v[i] += 3;
+  for (size_t i = 60; i < 120; ++i) v[i] -= 5;
+  for (size_t i = 90; i < 120; ++i) v[i] += 4;
+  const ChangePointResult r = DetectChangePoints(v);
+  ASSERT_EQ(r.changes.size(), 3u) << Describe(r);
+  EXPECT_NEAR(static_cast<double>(r.changes[0].index), 30, 1);
+  EXPECT_NEAR(static_cast<double>(r.changes[1].index), 60, 1);
+  EXPECT_NEAR(static_cast<double>(r.changes[2].index), 90, 1);
+  EXPECT_NEAR(r.changes[1].size, -5, 0.5);
+}
+
+TEST(StatsChangePoints, PureNoiseHasNoChanges) {
+  for (size_t n : {30, 50, 100, 300, 1000, 2000})
+    for (uint64_t seed = 1; seed <= (n >= 1000 ? 5u : 30u); ++seed) {
+      Gaussian g(seed * 1000 + n);
+      const ChangePointResult r = DetectChangePoints(g.Series(n, 1e6, 1e4));
+      EXPECT_TRUE(r.changes.empty()) << "n " << n << " seed " << seed << ": " << Describe(r);
+      EXPECT_EQ(r.season, 0) << "n " << n << " seed " << seed;
+    }
+}
+
+TEST(StatsChangePoints, SingleOutliersAreNotChanges) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Gaussian g(200 + seed);
+    std::vector<double> v = g.Series(80, 100, 1);
+    // Wild single points, including the first and the last.
+    v[0] += 15;
+    v[23] -= 30;
+    v[47] += 8;
+    v[48] += 0;
+    v[60] += 100;
+    v[79] += 12;
+    const ChangePointResult r = DetectChangePoints(v);
+    EXPECT_TRUE(r.changes.empty()) << "seed " << seed << ": " << Describe(r);
+    EXPECT_GE(r.outliers, 5u) << seed;
+    EXPECT_NEAR(r.noise_scale, 1, 0.3) << seed;
+  }
+}
+
+TEST(StatsChangePoints, TwoPointBlipIsNotAChange) {
+  Gaussian g(12);
+  std::vector<double> v = g.Series(60, 100, 1);
+  v[30] += 10;
+  v[31] += 10;
+  const ChangePointResult r = DetectChangePoints(v);
+  EXPECT_TRUE(r.changes.empty()) << Describe(r);
+}
+
+TEST(StatsChangePoints, RampIsOneSlopeChangeNotAStaircase) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    Gaussian g(300 + seed);
+    std::vector<double> v = g.Series(120, 100, 1);
+    for (size_t i = 60; i < v.size(); ++i) v[i] += 0.25 * static_cast<double>(i - 60);
+    const ChangePointResult r = DetectChangePoints(v);
+    SCOPED_TRACE(Describe(r));
+    ASSERT_EQ(r.changes.size(), 1u) << "seed " << seed;
+    const ChangePoint& c = r.changes[0];
+    EXPECT_TRUE(c.slope_change);
+    // The vertex is at 60; the change is reported at the first point after it.
+    EXPECT_NEAR(static_cast<double>(c.index), 61, 8);
+    EXPECT_NEAR(c.slope_before, 0, 0.04);
+    EXPECT_NEAR(c.slope_after, 0.25, 0.04);
+    EXPECT_NEAR(c.size, c.slope_after, 1e-9);  // one step along the new slope
+  }
+}
+
+TEST(StatsChangePoints, SteadyTrendAndSteepKink) {
+  Gaussian g(14);
+  std::vector<double> trend = g.Series(100, 100, 1);
+  for (size_t i = 0; i < trend.size(); ++i) trend[i] += 0.5 * static_cast<double>(i);
+  EXPECT_TRUE(DetectChangePoints(trend).changes.empty());
+
+  // A V: down 2 per step, then up 2 per step — one change of slope.
+  std::vector<double> vee = g.Series(80, 100, 1);
+  for (size_t i = 0; i < vee.size(); ++i) vee[i] += 2 * std::fabs(static_cast<double>(i) - 40);
+  const ChangePointResult r = DetectChangePoints(vee);
+  ASSERT_EQ(r.changes.size(), 1u) << Describe(r);
+  EXPECT_TRUE(r.changes[0].slope_change);
+  EXPECT_NEAR(static_cast<double>(r.changes[0].index), 41, 1);
+  EXPECT_NEAR(r.changes[0].slope_before, -2, 0.1);
+  EXPECT_NEAR(r.changes[0].slope_after, 2, 0.1);
+  EXPECT_EQ(r.outliers, 0u);  // the vertex is not an outlier
+}
+
+TEST(StatsChangePoints, WeeklySeasonWithAShiftGivesOnlyTheShift) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    Gaussian g(400 + seed);
+    std::vector<double> v = g.Series(140, 100, 1);
+    // Weekends 4 noise scales lower, a smaller weekday wiggle, then +4 from day 80.
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i % 7 >= 5) v[i] -= 4;
+      if (i % 7 == 1) v[i] += 1.5;
+      if (i >= 80) v[i] += 4;
+    }
+    const ChangePointResult r = DetectChangePoints(v);
+    SCOPED_TRACE(Describe(r));
+    EXPECT_EQ(r.season, 7) << seed;
+    ASSERT_EQ(r.changes.size(), 1u) << seed;
+    EXPECT_NEAR(static_cast<double>(r.changes[0].index), 80, 1);
+    EXPECT_NEAR(r.changes[0].size, 4, 0.8);
+  }
+}
+
+TEST(StatsChangePoints, SmoothDailyCycleInHourlyData) {
+  Gaussian g(15);
+  std::vector<double> v = g.Series(24 * 14, 100, 1);
+  for (size_t i = 0; i < v.size(); ++i) {
+    v[i] += 3 * std::sin(2 * std::numbers::pi * static_cast<double>(i) / 24);
+    if (i >= 200) v[i] += 4;
+  }
+  const ChangePointResult r = DetectChangePoints(v);
+  EXPECT_EQ(r.season, 24);
+  ASSERT_EQ(r.changes.size(), 1u) << Describe(r);
+  EXPECT_NEAR(static_cast<double>(r.changes[0].index), 200, 1);
+}
+
+TEST(StatsChangePoints, SeasonOptions) {
+  Gaussian g(16);
+  std::vector<double> v = g.Series(70, 100, 1);
+  for (size_t i = 0; i < v.size(); ++i)
+    if (i % 7 >= 5) v[i] -= 6;
+  ChangePointOptions none;
+  none.season = -1;
+  EXPECT_EQ(DetectChangePoints(v, none).season, 0);
+  ChangePointOptions fixed;
+  fixed.season = 7;
+  const ChangePointResult r = DetectChangePoints(v, fixed);
+  EXPECT_EQ(r.season, 7);
+  EXPECT_TRUE(r.changes.empty()) << Describe(r);
+  fixed.season = 50;  // not two cycles in 70 points: ignored
+  EXPECT_EQ(DetectChangePoints(v, fixed).season, 0);
+}
+
+TEST(StatsChangePoints, MissingValuesKeepTheirIndices) {
+  Gaussian g(17);
+  std::vector<double> v = g.Series(100, 100, 1);
+  for (size_t i = 60; i < v.size(); ++i) v[i] += 5;
+  for (size_t i : {3, 20, 21, 22, 55, 90}) v[i] = kNaN;
+  v[70] = std::numeric_limits<double>::infinity();
+  const ChangePointResult r = DetectChangePoints(v);
+  EXPECT_EQ(r.missing, 7u);
+  ASSERT_EQ(r.changes.size(), 1u) << Describe(r);
+  EXPECT_NEAR(static_cast<double>(r.changes[0].index), 60, 1);
+
+  // The first points of the new level missing: the change is reported at the
+  // first point present after it.
+  v[60] = v[61] = kNaN;
+  const ChangePointResult gap = DetectChangePoints(v);
+  ASSERT_EQ(gap.changes.size(), 1u) << Describe(gap);
+  EXPECT_EQ(gap.changes[0].index, 62u);
+
+  // Every other point missing: still the same indexing.
+  std::vector<double> sparse = g.Series(120, 100, 1);
+  for (size_t i = 70; i < sparse.size(); ++i) sparse[i] += 5;
+  for (size_t i = 1; i < sparse.size(); i += 2) sparse[i] = kNaN;
+  const ChangePointResult s = DetectChangePoints(sparse);
+  ASSERT_EQ(s.changes.size(), 1u) << Describe(s);
+  EXPECT_EQ(s.changes[0].index, 70u);
+  EXPECT_EQ(s.missing, 60u);
+}
+
+TEST(StatsChangePoints, ShortSeriesHaveNoChanges) {
+  const std::vector<double> empty;
+  EXPECT_TRUE(DetectChangePoints(empty).changes.empty());
+  const std::vector<double> five = {1, 1, 1, 50, 50};
+  EXPECT_TRUE(DetectChangePoints(five).changes.empty());
+  // Six present points but only five once the missing one is skipped.
+  const std::vector<double> gappy = {1, 1.1, kNaN, 0.9, 50, 50.2};
+  const ChangePointResult r = DetectChangePoints(gappy);
+  EXPECT_TRUE(r.changes.empty());
+  EXPECT_EQ(r.missing, 1u);
+  const std::vector<double> all_missing(20, kNaN);
+  EXPECT_TRUE(DetectChangePoints(all_missing).changes.empty());
+}
+
+TEST(StatsChangePoints, NoiselessSeries) {
+  const std::vector<double> constant(40, 7);
+  const ChangePointResult flat = DetectChangePoints(constant);
+  EXPECT_TRUE(flat.changes.empty());
+  EXPECT_EQ(flat.noise_scale, 0);
+
+  std::vector<double> step(40, 7);
+  for (size_t i = 25; i < step.size(); ++i) step[i] = 9;
+  const ChangePointResult r = DetectChangePoints(step);
+  ASSERT_EQ(r.changes.size(), 1u) << Describe(r);
+  EXPECT_EQ(r.changes[0].index, 25u);
+  EXPECT_DOUBLE_EQ(r.changes[0].before, 7);
+  EXPECT_DOUBLE_EQ(r.changes[0].after, 9);
+  EXPECT_NEAR(r.changes[0].relative, 2.0 / 7, 1e-12);
+}
+
+TEST(StatsChangePoints, PenaltyAndMinSegmentOptions) {
+  Gaussian g(18);
+  std::vector<double> v = g.Series(60, 100, 1);
+  for (size_t i = 30; i < v.size(); ++i) v[i] += 3;
+  ChangePointOptions strict;
+  strict.penalty = 1e6;
+  EXPECT_TRUE(DetectChangePoints(v, strict).changes.empty());
+  EXPECT_EQ(DetectChangePoints(v).changes.size(), 1u);
+
+  // A 4-point plateau is a segment with min_segment 3, not with 5.
+  std::vector<double> plateau = g.Series(60, 100, 1);
+  for (size_t i = 30; i < 34; ++i) plateau[i] += 12;
+  EXPECT_EQ(DetectChangePoints(plateau).changes.size(), 2u);
+  ChangePointOptions longer;
+  longer.min_segment = 5;
+  EXPECT_TRUE(DetectChangePoints(plateau, longer).changes.empty());
+}
+
+}  // namespace
+}  // namespace cpuledger::stats

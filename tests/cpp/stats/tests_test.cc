@@ -1,0 +1,115 @@
+// Hypothesis tests and multiple-testing adjustment against textbook examples.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "stats/stats.h"
+
+namespace cpuledger::stats {
+namespace {
+
+// No ties: b = {6..10} lies wholly above a = {1..5}, so U = 25, E[U] = 12.5,
+// var(U) = 5 * 5 * 11 / 12 = 22.9167, z = (12.5 - 0.5) / 4.7871 = 2.50672,
+// p = 2 * (1 - Phi(2.50672)) = 0.0121858 (scipy.stats.mannwhitneyu,
+// method="asymptotic", use_continuity=True, agrees).
+TEST(StatsMannWhitney, NoTies) {
+  const std::vector<double> a = {1, 2, 3, 4, 5};
+  const std::vector<double> b = {6, 7, 8, 9, 10};
+  EXPECT_NEAR(MannWhitneyPValue(a, b), 0.0121858, 1e-7);
+  EXPECT_NEAR(MannWhitneyPValue(b, a), 0.0121858, 1e-7);  // two-sided: symmetric
+}
+
+// With ties. Pooled ranks (14 values): 1.1 -> 1; 2.0 x3 (a, a, b) -> 3;
+// 3.5 -> 5; 4.0 x4 (a, a, a, b) -> 7.5; 5.5 -> 10; 6.0 x2 (a, b) -> 11.5;
+// 7.0 -> 13; 8.0 -> 14. R_b = 3 + 7.5 + 10 + 11.5 + 13 + 14 = 59,
+// U_b = 59 - 6 * 7 / 2 = 38, E[U] = 24. Ties: sum(t^3 - t) = 24 + 60 + 6 = 90,
+// var = 48 / 12 * (15 - 90 / (14 * 13)) = 58.021978, z = 13.5 / 7.617216 =
+// 1.772302, p = 0.0763446 (scipy agrees: 0.07634459).
+TEST(StatsMannWhitney, TiesAndContinuityCorrection) {
+  const std::vector<double> a = {1.1, 2.0, 2.0, 3.5, 4.0, 4.0, 4.0, 6.0};
+  const std::vector<double> b = {2.0, 4.0, 5.5, 6.0, 7.0, 8.0};
+  EXPECT_NEAR(MannWhitneyPValue(a, b), 0.0763446, 1e-7);
+}
+
+TEST(StatsMannWhitney, DegenerateInputs) {
+  const std::vector<double> empty;
+  const std::vector<double> some = {1, 2, 3};
+  const std::vector<double> same = {4, 4, 4};
+  EXPECT_EQ(MannWhitneyPValue(empty, some), 1);
+  EXPECT_EQ(MannWhitneyPValue(some, empty), 1);
+  EXPECT_EQ(MannWhitneyPValue(same, same), 1);
+  const std::vector<double> nan_only = {std::nan("")};
+  EXPECT_EQ(MannWhitneyPValue(nan_only, some), 1);  // NaN is skipped
+}
+
+// a: mean 10.05, variance 0.075 (n 6); b: mean 10.942857, variance 0.296190
+// (n 7). t = -0.892857 / sqrt(0.0125 + 0.0423129) = -3.813647, Welch df =
+// 9.114156, p = 0.0040355 (scipy.stats.ttest_ind(equal_var=False) agrees).
+TEST(StatsWelch, TextbookExample) {
+  const std::vector<double> a = {10.1, 9.8, 10.4, 10.0, 9.7, 10.3};
+  const std::vector<double> b = {10.9, 11.4, 10.2, 11.8, 10.7, 11.1, 10.5};
+  EXPECT_NEAR(WelchPValue(Moments::Of(a), Moments::Of(b)), 0.0040355, 1e-7);
+  EXPECT_NEAR(WelchPValue(Moments::Of(b), Moments::Of(a)), 0.0040355, 1e-7);
+}
+
+TEST(StatsWelch, DegenerateInputs) {
+  const Moments one{.n = 1, .mean = 3, .m2 = 0};
+  const Moments some{.n = 5, .mean = 3, .m2 = 2};
+  const Moments flat_a{.n = 5, .mean = 3, .m2 = 0};
+  const Moments flat_b{.n = 5, .mean = 4, .m2 = 0};
+  EXPECT_EQ(WelchPValue(one, some), 1);
+  EXPECT_EQ(WelchPValue(flat_a, flat_a), 1);
+  EXPECT_EQ(WelchPValue(flat_a, flat_b), 0);  // no spread and different means
+  // Tiny p-values keep their digits (the upper tail is computed directly).
+  const Moments far{.n = 1000, .mean = 100, .m2 = 999};
+  const Moments near{.n = 1000, .mean = 101, .m2 = 999};
+  const double p = WelchPValue(far, near);
+  EXPECT_GT(p, 0);
+  EXPECT_LT(p, 1e-50);
+}
+
+// Benjamini & Hochberg (1995), section 4: 15 p-values; at q = 0.05 the first
+// four are rejected. Adjusted values by hand, p_(i) * 15 / i and then the
+// running minimum from the largest down:
+//   0.0015 0.003 0.0095 0.035625 0.0603 0.0638571 (= min(0.0695, 0.0638571))
+//   0.0638571 0.0645 0.0765 0.486 0.5811818 0.714875 0.7532308 0.8132143 1
+TEST(StatsBenjaminiHochberg, PaperExample) {
+  const std::vector<double> p = {0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344,
+                                 0.0459, 0.3240, 0.4262, 0.5719, 0.6528, 0.7590, 1.000};
+  const std::vector<double> expected = {0.0015,    0.003,     0.0095,    0.035625,  0.0603,
+                                        0.0638571, 0.0638571, 0.0645,    0.0765,    0.486,
+                                        0.5811818, 0.714875,  0.7532308, 0.8132143, 1};
+  const std::vector<double> q = BenjaminiHochberg(p);
+  ASSERT_EQ(q.size(), p.size());
+  int rejected = 0;
+  for (size_t i = 0; i < q.size(); ++i) {
+    EXPECT_NEAR(q[i], expected[i], 1e-7) << i;
+    if (q[i] <= 0.05) ++rejected;
+    if (i > 0) {
+      EXPECT_LE(q[i - 1], q[i]);
+    }
+  }
+  EXPECT_EQ(rejected, 4);
+}
+
+TEST(StatsBenjaminiHochberg, InputOrderCapAndEdgeCases) {
+  // The same values shuffled: each keeps its own adjusted value.
+  const std::vector<double> p = {0.0344, 1.000, 0.0001, 0.0201, 0.7590};
+  const std::vector<double> q = BenjaminiHochberg(p);
+  // Sorted: 0.0001 0.0201 0.0344 0.759 1 -> *5/i: 0.0005 0.05025 0.0573333 0.94875 1
+  EXPECT_NEAR(q[0], 0.0573333, 1e-7);
+  EXPECT_NEAR(q[1], 1, 1e-12);
+  EXPECT_NEAR(q[2], 0.0005, 1e-12);
+  EXPECT_NEAR(q[3], 0.05025, 1e-12);
+  EXPECT_NEAR(q[4], 0.94875, 1e-12);
+  EXPECT_TRUE(BenjaminiHochberg({}).empty());
+  // Capped at 1; NaN counts as 1.
+  const std::vector<double> big = {0.9, 0.95, std::nan("")};
+  for (double v : BenjaminiHochberg(big)) EXPECT_LE(v, 1);
+  EXPECT_EQ(BenjaminiHochberg(big)[2], 1);
+}
+
+}  // namespace
+}  // namespace cpuledger::stats

@@ -1,0 +1,156 @@
+"""Regression detection through the real server: `cpuledger serve` with a
+webhook receiver on loopback, a simulated day with a known rollout
+regression and a known flag regression, then `cpuledger detect`,
+`cpuledger alerts` and the webhook's deliveries. Also `cpuledger changepoints`
+on series files."""
+
+import json
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import ServerProcess, cpuledger_exe
+
+TOKEN = "detect-s3cret"
+HOOK_TOKEN = "hook-s3cret"
+
+
+class Hook:
+    """A webhook receiver on loopback that keeps what it was sent."""
+
+    def __init__(self):
+        self.bodies = []
+        self.auth = []
+        received = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                received.bodies.append(json.loads(self.rfile.read(n)))
+                received.auth.append(self.headers.get("Authorization"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/hook"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.http.shutdown()
+
+
+def run(*args, check=True):
+    p = subprocess.run([cpuledger_exe(), *args], capture_output=True, text=True, timeout=300)
+    if check:
+        assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    return p
+
+
+@pytest.fixture(scope="module")
+def detected(tmp_path_factory):
+    """A server with a simulated day (default fleet, profiles on) and one
+    `cpuledger detect --json` run over it."""
+    tmp = tmp_path_factory.mktemp("detect")
+    hook = Hook()
+    config = tmp / "cpuledger.toml"
+    config.write_text(
+        f'webhooks = ["{hook.url}"]\nwebhook_token = "{HOOK_TOKEN}"\ndetect_every = "off"\n'
+    )
+    server = ServerProcess(tmp / "data", token=TOKEN, extra=["--config", str(config)]).start()
+    try:
+        run("simulate", "--server", server.url, "--token", TOKEN, "--hours", "24", "--seed", "7",
+            "--profile-rate", "0.2")
+        report = json.loads(run("detect", "--server", server.url, "--token", TOKEN, "--json").stdout)
+        yield server, hook, report
+    finally:
+        server.stop()
+        hook.close()
+
+
+def test_detect_finds_exactly_the_injected_regressions(detected):
+    _, _, report = detected
+    alerts = report["alerts"]
+    subjects = sorted((a["kind"], a["service"], a["endpoint"], a["cause"]) for a in alerts)
+    # The default fleet: shop-web's rollout 9f3c2a1 -> b7e41d0 makes /checkout/
+    # 20% costlier; the flag new_search=on makes /search/ 35% costlier.
+    assert subjects == [
+        ("flag", "shop-web", "/search/", "flag new_search=on vs off"),
+        ("rollout", "shop-web", "/checkout/", "commit b7e41d0 vs 9f3c2a1"),
+    ], json.dumps(alerts, indent=1)[:4000]
+    for a in alerts:
+        e = a["effect"]
+        assert e["lo"] > a["threshold"] and e["lo"] <= e["estimate"] <= e["hi"]
+        assert a["samples_before"] >= 200 and a["samples_after"] >= 200
+        assert a["top_functions"], a
+    rollout = next(a for a in alerts if a["kind"] == "rollout")
+    assert 0.15 < rollout["effect"]["estimate"] < 0.25
+    flag = next(a for a in alerts if a["kind"] == "flag")
+    assert 0.28 < flag["effect"]["estimate"] < 0.42
+    assert report["opened"] == 2
+    assert report["tests"] > 10
+
+
+def test_webhook_received_each_new_alert_once(detected):
+    _, hook, report = detected
+    assert sorted(b["key"] for b in hook.bodies) == sorted(a["key"] for a in report["alerts"])
+    assert set(hook.auth) == {f"Bearer {HOOK_TOKEN}"}
+
+
+def test_alerts_are_listed_and_not_reopened(detected):
+    server, hook, _ = detected
+    again = json.loads(run("detect", "--server", server.url, "--token", TOKEN, "--json").stdout)
+    assert again["opened"] == 0
+    listed = json.loads(run("alerts", "--server", server.url, "--token", TOKEN, "--json").stdout)
+    assert len(listed["alerts"]) == 2
+    assert {a["state"] for a in listed["alerts"]} == {"open"}
+    text = run("alerts", "--server", server.url, "--token", TOKEN).stdout
+    assert "commit b7e41d0 vs 9f3c2a1" in text and "top functions" in text
+    assert len(hook.bodies) == 2
+
+
+def test_detect_text_says_what_it_skipped_and_why(detected):
+    server, _, _ = detected
+    p = run("detect", "--server", server.url, "--token", TOKEN, "--since", "30m")
+    assert "comparisons tested" in p.stdout
+    # Half an hour of traffic is too little for any rollout comparison.
+    assert "skipped:" in p.stdout and "too few" in p.stdout
+
+
+def test_detect_requires_the_token(detected):
+    server, _, _ = detected
+    status, _ = server.http(token=None).request("POST", "/v1/detect")
+    assert status == 401
+    p = run("detect", "--server", server.url, "--token", "wrong", check=False)
+    assert p.returncode == 1
+
+
+def test_changepoints_command_on_a_csv_series(tmp_path):
+    rows = ["day,cpu"]
+    for i in range(60):
+        level = 100.0 if i < 35 else 112.0
+        value = "" if i in (10, 41) else f"{level + (i * 7919 % 13 - 6) * 0.4:.2f}"
+        rows.append(f"2026-01-{i:02d},{value}")
+    rows[20 + 1] = "2026-01-20,400"  # one outlier
+    series = tmp_path / "series.csv"
+    series.write_text("\n".join(rows) + "\n")
+    out = json.loads(run("changepoints", "--json", str(series)).stdout)
+    assert [c["index"] for c in out["changes"]] == [35], out
+    change = out["changes"][0]
+    assert change["time"] == "2026-01-35"
+    assert 10 < change["size"] < 14
+    assert out["missing"] == 2
+
+    plain = tmp_path / "flat.txt"
+    plain.write_text("\n".join(str(5 + (i * 31 % 7) * 0.1) for i in range(40)) + "\n")
+    out = json.loads(run("changepoints", "--json", str(plain)).stdout)
+    assert out["changes"] == []
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1\n2\nthree\n")
+    p = run("changepoints", str(bad), check=False)
+    assert p.returncode != 0 and "3" in p.stderr
