@@ -96,7 +96,7 @@ class Gen {
 // MakeCalls() — one endpoint's call tree: the view, a permission check, a
 // shared decorator (at two call paths: around the logic and around the JSON
 // encoder), the endpoint's logic and its helpers, db and cache (which carry
-// the slow mode), a serializer. 12 to 16 frames over up to 5 levels.
+// the slow mode), a serializer. 11 to 15 frames, 4 to 6 levels deep.
 std::vector<CallSpec> MakeCalls(Gen& g, const std::string& service, const std::string& handler) {
   std::vector<CallSpec> calls;
   auto add = [&](std::string file, uint32_t line, std::string name, int parent, double weight,
@@ -149,7 +149,7 @@ struct EndpointRef {
 // ones (top 3 by traffic) and the rest, preferring endpoints not hit yet.
 class Picker {
  public:
-  Picker(const FleetConfig& config, Gen& g) : config_(config), g_(g) {
+  Picker(const FleetConfig& config, Gen& g) : g_(g) {
     for (const ServiceSpec& s : config.services) {
       std::vector<size_t> order(s.endpoints.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -184,7 +184,6 @@ class Picker {
   }
 
  private:
-  const FleetConfig& config_;
   Gen& g_;
   std::vector<std::vector<size_t>> by_traffic_;
   std::vector<bool> heavy_next_;

@@ -14,7 +14,7 @@
 // shifts. Volume: about 2.5M sampled records a simulated day (peak_rps 105,
 // sample_rate 0.5): the heaviest endpoints get 5k+ sampled requests an hour
 // at the daily peak, the lightest a few hundred. 5% of sampled requests carry
-// a profile (10-15 frames over 3-4 levels, a shared decorator at two paths).
+// a profile (11-15 frames over 4-6 levels, a shared decorator at two paths).
 //
 // Injected (all multiplicative on a request's cost, persistent: a
 // regression stays in every later commit):

@@ -7,6 +7,7 @@ on series files."""
 import json
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -95,8 +96,17 @@ def test_detect_finds_exactly_the_injected_regressions(detected):
     assert report["tests"] > 10
 
 
+def wait_for(predicate, seconds=20):
+    deadline = time.time() + seconds
+    while not predicate() and time.time() < deadline:
+        time.sleep(0.05)
+    return predicate()
+
+
 def test_webhook_received_each_new_alert_once(detected):
     _, hook, report = detected
+    # Deliveries are off the detector's path, on the server's sender thread.
+    assert wait_for(lambda: len(hook.bodies) >= len(report["alerts"]))
     assert sorted(b["key"] for b in hook.bodies) == sorted(a["key"] for a in report["alerts"])
     assert set(hook.auth) == {f"Bearer {HOOK_TOKEN}"}
 
@@ -154,3 +164,22 @@ def test_changepoints_command_on_a_csv_series(tmp_path):
     bad.write_text("1\n2\nthree\n")
     p = run("changepoints", str(bad), check=False)
     assert p.returncode != 0 and "3" in p.stderr
+
+
+def test_the_server_runs_the_detectors_on_its_schedule(tmp_path):
+    hook = Hook()
+    config = tmp_path / "cpuledger.toml"
+    config.write_text(f'webhooks = ["{hook.url}"]\ndetect_every = "1s"\n')
+    server = ServerProcess(tmp_path / "data", extra=["--config", str(config)]).start()
+    try:
+        run("simulate", "--server", server.url, "--hours", "24", "--seed", "7", "--profile-rate", "0.2")
+        # Nobody calls /v1/detect: the schedule finds both regressions and pages once each.
+        assert wait_for(lambda: len(hook.bodies) >= 2, seconds=60), hook.bodies
+        time.sleep(2.5)  # two more scheduled runs must not page again
+        assert sorted(b["kind"] for b in hook.bodies) == ["flag", "rollout"]
+        metrics = server.http().request("GET", "/metrics")[1].decode()
+        assert "delivered" in metrics
+    finally:
+        server.stop()
+        hook.close()
+    assert "cpuledger alert:" in server.log.read_text()

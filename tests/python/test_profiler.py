@@ -25,6 +25,7 @@ from cpuledger import _native
 from cpuledger import profile as cp
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 from profiled import programs  # noqa: E402
 
@@ -522,6 +523,17 @@ def test_cli_writes_collapsed_and_speedscope(tmp_path):
     prof = doc["profiles"][0]
     assert prof["type"] == "sampled" and len(prof["samples"]) == len(prof["weights"])
     assert {f["name"] for f in doc["shared"]["frames"]} >= {"main", "work", "fib"}
+    # And it is a valid speedscope file by speedscope's own schema (npm package,
+    # installed by scripts/bootstrap into node_modules/).
+    import jsonschema
+
+    schema = json.loads((ROOT / "node_modules/speedscope/dist/release/file-format-schema.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(doc)
+    # The validator is not vacuous: a frame index that is not a number fails.
+    bad = json.loads(json.dumps(doc))
+    bad["profiles"][0]["samples"][0] = ["zero"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(schema).validate(bad)
 
 
 def test_cli_writes_pprof(tmp_path):
