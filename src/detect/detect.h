@@ -72,7 +72,10 @@ struct Finding {
   std::string reason;                  // for a skip: why (too few samples, interval too wide, ...)
   std::vector<Culprit> top_functions;  // root cause, most added cost first
   double explained_share = 0;          // share of the profiled regression the top functions explain
-  std::string Key() const;             // de-duplication key: service|endpoint|function|cause
+  // trend only: the last whole day against the day before, and the last 7
+  // days' mean against the 7 before (NaN without the data).
+  double daily_change = 0, weekly_change = 0;
+  std::string Key() const;  // de-duplication key: service|endpoint|function|cause
 };
 
 struct DetectOptions {

@@ -59,6 +59,10 @@ nlohmann::json ToJson(const Finding& f) {
     j["commit_after"] = f.commit_after;
     j["commits"] = f.commits;
   }
+  if (f.kind == "trend") {
+    j["daily_change"] = Number(f.daily_change);
+    j["weekly_change"] = Number(f.weekly_change);
+  }
   if (!f.flag.empty()) {
     j["flag"] = f.flag;
     j["flag_value"] = f.flag_value;
@@ -114,6 +118,8 @@ Result<Finding> FindingFromJson(const nlohmann::json& j) {
     f.flag_value = j.value("flag_value", "");
     f.flag_reference = j.value("flag_reference", "");
     f.explained_share = NumberOr(j, "explained_share", 0);
+    f.daily_change = NumberOr(j, "daily_change", 0);
+    f.weekly_change = NumberOr(j, "weekly_change", 0);
     for (const nlohmann::json& c : j.value("top_functions", nlohmann::json::array()))
       f.top_functions.push_back(
           {c.value("function", ""), c.value("path", std::vector<std::string>{}),

@@ -181,21 +181,17 @@ Status DetectRollouts(Run& run) {
 
       // Function level, over the same windows (the before/after ones: the
       // moments are kept per hour, finer windows would not select less).
-      Result<std::vector<store::FunctionMoments>> ma =
-          run.store.FunctionMomentsOf({.from_us = before.from_us,
-                                       .to_us = before.to_us,
-                                       .service = service,
-                                       .endpoint = std::nullopt,
-                                       .commit = a.commit,
-                                       .flag = std::nullopt});
+      auto moments = [&](const Window& w, const std::string& commit) {
+        store::FunctionMomentsQuery q;
+        q.from_us = w.from_us;
+        q.to_us = w.to_us;
+        q.service = service;
+        q.commit = commit;
+        return run.store.FunctionMomentsOf(q);
+      };
+      Result<std::vector<store::FunctionMoments>> ma = moments(before, a.commit);
       if (!ma.ok()) return ma.status();
-      Result<std::vector<store::FunctionMoments>> mb =
-          run.store.FunctionMomentsOf({.from_us = after.from_us,
-                                       .to_us = after.to_us,
-                                       .service = service,
-                                       .endpoint = std::nullopt,
-                                       .commit = b.commit,
-                                       .flag = std::nullopt});
+      Result<std::vector<store::FunctionMoments>> mb = moments(after, b.commit);
       if (!mb.ok()) return mb.status();
       Finding fbase = base;
       fbase.kind = "function-rollout";

@@ -23,6 +23,26 @@ double MeanOf(const store::QueryRow& r, std::string* unit) {
   return r.cpu_ns.n > 0 ? r.cpu_ns.mean : std::nan("");
 }
 
+// Change() — mean of the last `n` points against the `n` before, relative;
+// NaN when either side has no data.
+double Change(const std::vector<double>& series, size_t n) {
+  if (series.size() < 2 * n) return std::nan("");
+  double a = 0, b = 0;
+  size_t na = 0, nb = 0;
+  for (size_t i = series.size() - 2 * n; i < series.size(); ++i) {
+    if (std::isnan(series[i])) continue;
+    if (i < series.size() - n) {
+      a += series[i];
+      ++na;
+    } else {
+      b += series[i];
+      ++nb;
+    }
+  }
+  if (na == 0 || nb == 0 || a <= 0) return std::nan("");
+  return (b / static_cast<double>(nb)) / (a / static_cast<double>(na)) - 1;
+}
+
 }  // namespace
 
 Status DetectTrends(Run& run) {
@@ -75,6 +95,8 @@ Status DetectTrends(Run& run) {
       File(run, std::move(f), /*skipped=*/true);
       continue;
     }
+    f.daily_change = Change(series, 1);
+    f.weekly_change = Change(series, 7);
     const stats::ChangePointResult cps = stats::DetectChangePoints(series);
     // The newest change, if recent: its segments' daily means as the two sides.
     const stats::ChangePoint* last = cps.changes.empty() ? nullptr : &cps.changes.back();

@@ -310,3 +310,74 @@ TEST_F(DetectTest, SamplesAndMomentsComeBackAsStored) {
 
 }  // namespace
 }  // namespace cpuledger::detect
+
+namespace cpuledger::detect {
+namespace {
+
+// FillDays() — `days` days of one endpoint, 300 requests a day; from day
+// `shift_day` on the cost is `factor` times higher (a slow creep no single
+// rollout shows: the commit never changes).
+void FillDays(store::Store& s, int days, int shift_day, double factor, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::lognormal_distribution<double> noise(0, 0.25);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int d = 0; d < days; ++d) {
+    record::Batch batch;
+    batch.set_sender("days");
+    batch.set_sequence(static_cast<uint64_t>(d + 1));
+    for (int i = 0; i < 300; ++i) {
+      record::RequestRecord* r = batch.add_records();
+      r->set_service("feed");
+      r->set_endpoint("/feed/");
+      r->set_commit("same");
+      r->set_status(200);
+      r->set_sample_rate(1);
+      r->set_start_time_unix_us(kT0 + d * 24 * kHour + static_cast<int64_t>(u(rng) * 24 * kHour));
+      const double cost = 20e6 * noise(rng) * (d >= shift_day ? factor : 1.0);
+      r->mutable_cpu()->set_counter_source("hardware");
+      r->mutable_cpu()->set_instructions(static_cast<uint64_t>(cost));
+      r->mutable_cpu()->set_cpu_ns(static_cast<uint64_t>(cost / 3));
+      r->set_wall_us(1000);
+    }
+    const record::Batch* one[] = {&batch};
+    ASSERT_TRUE(s.AppendBatches(one).ok());
+  }
+}
+
+Result<DetectReport> TrendRun(int shift_day, double factor, uint64_t seed) {
+  TempDir dir;
+  auto s = store::OpenSqliteStore({.path = dir.File("t.sqlite")});
+  if (!s.ok()) return s.status();
+  FillDays(**s, 28, shift_day, factor, seed);
+  DetectOptions o;
+  o.now_us = kT0 + 28 * 24 * kHour + kHour;  // an hour into day 28: days 0..27 are whole
+  return RunDetectors(**s, o);
+}
+
+TEST(TrendTest, ASlowCreepInTheLastDaysAlertsWithItsSize) {
+  Result<DetectReport> r = TrendRun(/*shift_day=*/23, /*factor=*/1.08, 3);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->alerts.size(), 1u) << ToJson(*r).dump(2);
+  const Finding& f = r->alerts[0];
+  EXPECT_EQ(f.kind, "trend");
+  EXPECT_EQ(f.endpoint, "/feed/");
+  EXPECT_NEAR(f.effect.estimate, 0.08, 0.03);
+  EXPECT_GT(f.effect.lo, f.threshold);
+  EXPECT_NE(f.reason.find("day 23"), std::string::npos) << f.reason;
+  EXPECT_NEAR(f.weekly_change, 0.08 * 5 / 7, 0.03);
+}
+
+TEST(TrendTest, AFlatSeriesAndAnOldChangeDoNotAlert) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    Result<DetectReport> flat = TrendRun(/*shift_day=*/99, 1.0, seed);
+    ASSERT_TRUE(flat.ok());
+    EXPECT_TRUE(flat->alerts.empty()) << ToJson(*flat).dump(2);
+  }
+  // A rise three weeks ago is old news: no longer in the last 7 days.
+  Result<DetectReport> old = TrendRun(/*shift_day=*/7, 1.10, 4);
+  ASSERT_TRUE(old.ok());
+  EXPECT_TRUE(old->alerts.empty()) << ToJson(*old).dump(2);
+}
+
+}  // namespace
+}  // namespace cpuledger::detect
