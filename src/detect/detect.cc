@@ -49,8 +49,12 @@ Status SetThreshold(Run& run, Finding& f, double floor) {
                                .limit = 50});
   if (!history.ok()) return history.status();
   std::vector<double> noise;
+  // Each past effect's distance from zero beyond its own interval: sampling
+  // noise is in every interval already, the threshold is for the rest (time
+  // of day, traffic mix, the endpoint's own jitter between deploys).
   for (const store::EffectRecord& e : *history)
-    if (!e.alerted && e.cause != f.cause) noise.push_back(std::fabs(e.estimate));
+    if (!e.alerted && e.cause != f.cause)
+      noise.push_back(std::max(0.0, std::fabs(e.estimate) - (e.hi - e.lo) / 2));
   if (noise.size() < kMinHistory) return OkStatus();
   std::sort(noise.begin(), noise.end());
   const double q90 = noise[static_cast<size_t>(0.9 * static_cast<double>(noise.size() - 1))];
@@ -104,7 +108,10 @@ Status JudgeFunctionTests(Run& run) {
   }
   run.report.tests += tests.size();
   if (discoveries == 0) return OkStatus();
-  // Intervals of the selected at the FCR-adjusted level (Benjamini & Yekutieli 2005).
+  // BH picked the discoveries; each must also clear the threshold with its
+  // whole interval, at the FCR-adjusted level (Benjamini & Yekutieli 2005):
+  // function tests are many, and a marginal interval picked out of them
+  // would cover too little.
   const double level =
       1.0 - o.fdr * static_cast<double>(discoveries) / static_cast<double>(tests.size());
   for (FunctionTest& t : tests) {

@@ -11,20 +11,30 @@
 //    it replaced (deploy log): per endpoint, A's and B's requests in the
 //    minutes when both served (side-by-side, a mixed fleet during the
 //    rollout), or A's last hours before B against B's first hours after
-//    (before/after) when they did not overlap long enough.
-//  * flag — for every flag and value seen in the window, per endpoint and
-//    commit: requests with the value against requests with the flag's most
-//    common value (or without the flag). Benjamini–Hochberg over all flag
-//    tests of the run; intervals of the discoveries at the FCR-adjusted level.
+//    (before/after) when they did not overlap long enough. Judged once the
+//    windows are complete (A gone, or the after-window passed), so a
+//    comparison is not looked at again and again while it fills; requests
+//    carrying a flag value the other side never carries are left out. The
+//    effect is the rank-based shift (stats::ShiftInterval).
+//  * flag — for every flag and value seen in the window, per endpoint:
+//    requests with the value against requests with the flag's reference
+//    value (its most common set value; "unset" only for a flag with one set
+//    value), within each commit, the commits' shifts pooled by inverse
+//    variance. Benjamini–Hochberg over all flag tests of the run; intervals
+//    of the discoveries at the FCR-adjusted level.
 //  * function-rollout / function-flag — the same comparisons on each
-//    function's self cost per profiled request (store FunctionMoments), with
-//    BH over every function test; reported only where the endpoint total
-//    did not already alert for the same cause (that alert names them).
+//    function's share of its requests' profiled cost (store FunctionMoments;
+//    the share is free of the whole request's swings), Welch tests with BH
+//    over every function test of the run, then the discoveries' intervals
+//    against the function floor; reported only where the endpoint total did
+//    not already alert for the same cause (that alert names them).
 //  * trend — for the heaviest endpoints, change points (stats.h) of the
 //    daily mean cost; alerts on a rise in the last `trend_recent_days`.
 // An effect alerts only when its whole interval lies beyond the subject's
 // threshold: learned from its own history of effects that did not alert
-// (the 90th percentile of their |estimate|, once 5 are known), never below
+// (the 90th percentile of how far each |estimate| lay beyond its own
+// interval's half-width, once 5 are known: the noise sampling does not
+// explain), never below
 // the floor, or set per endpoint in `thresholds`. Too few samples, or an
 // interval wider than `max_interval_width`, is a skip with its reason.
 #pragma once
@@ -85,10 +95,10 @@ struct DetectOptions {
   int64_t min_overlap_us = 10LL * 60 * 1'000'000;    // below it: before/after
   double confidence = 0.90;                          // two-sided
   double fdr = 0.05;                       // Benjamini–Hochberg level for flag and function tests
-  size_t min_samples = 200;                // per side, endpoint level
-  size_t min_profiled = 30;                // per side, function level
+  size_t min_samples = 500;                // per side, endpoint level
+  size_t min_profiled = 200;               // per side, function level
   double threshold_floor = 0.01;           // endpoint level
-  double function_threshold_floor = 0.02;  // function level
+  double function_threshold_floor = 0.01;  // function level
   double min_function_share = 0.002;  // a function below this share of its endpoint is not tested
   double max_interval_width = 0.5;    // a wider interval is "too wide": skipped
   size_t top_functions = 5;

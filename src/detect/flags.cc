@@ -1,7 +1,9 @@
 // The flag detector: for every flag and value seen in the window, requests
-// with that value against requests with the flag's most common value, within
-// one endpoint and commit; Benjamini–Hochberg over every test of the run.
+// with that value against requests with the flag's reference value, within
+// one endpoint and commit (the commits' shifts pooled by inverse variance);
+// Benjamini–Hochberg over every test of the run.
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -10,17 +12,19 @@
 namespace cpuledger::detect::internal {
 namespace {
 
-// Group — the samples of one (service, endpoint, commit), by flag value.
-struct Group {
-  // flag -> value -> costs; a sample without the flag is under value "".
-  std::map<std::string, std::map<std::string, std::vector<double>>> by_flag;
-};
-
-std::string ReferenceValue(const std::map<std::string, std::vector<double>>& values) {
+// ReferenceValue() — what a flag's values are compared against: its most
+// common value; but when it has two or more values set, the most common of
+// those (a flag that appeared mid-window is "unset" on older requests, and
+// "unset" is not the flag's control arm).
+std::string ReferenceValue(const std::map<std::string, size_t>& counts) {
+  size_t set_values = 0;
+  for (const auto& [value, n] : counts) set_values += !value.empty();
   std::string ref;
   size_t most = 0;
-  for (const auto& [value, costs] : values)
-    if (costs.size() > most) most = costs.size(), ref = value;
+  for (const auto& [value, n] : counts) {
+    if (set_values >= 2 && value.empty()) continue;
+    if (n > most) most = n, ref = value;
+  }
   return ref;
 }
 
@@ -29,11 +33,69 @@ std::string FlagCause(const std::string& flag, const std::string& value, const s
   return "flag " + flag + "=" + text(value) + " vs " + text(ref);
 }
 
+// Stratum — one commit's two arms. Costs are compared within a commit only
+// (a commit can change both arms), and the strata are combined.
+using Arms = std::map<std::string, std::vector<double>>;  // value -> costs
+
+// kMinStratum — arms smaller than this in a commit are left out of the test.
+constexpr size_t kMinStratum = 20;
+
+// Pooled — a per-commit stratified shift: log-scale estimate and standard
+// error, combined by inverse variance (each commit's Hodges–Lehmann shift
+// and its rank interval's half-width at one sigma).
+struct Pooled {
+  double log_shift = 0, se = 0;
+  size_t n_ref = 0, n_value = 0;
+  double sum_ref = 0, sum_value = 0;
+  std::vector<std::string> commits;
+  bool ok() const { return se > 0; }
+};
+
+Pooled PoolStrata(const std::map<std::string, Arms>& strata, const std::string& ref,
+                  const std::string& value) {
+  constexpr double kOneSigma = 0.682689492137086;
+  Pooled p;
+  double w_sum = 0, we_sum = 0;
+  for (const auto& [commit, arms] : strata) {
+    auto r = arms.find(ref), v = arms.find(value);
+    if (r == arms.end() || v == arms.end() || r->second.size() < kMinStratum ||
+        v->second.size() < kMinStratum)
+      continue;
+    const stats::Interval e = stats::ShiftInterval(r->second, v->second, kOneSigma);
+    if (!e.ok) continue;
+    const double half = (std::log1p(e.hi) - std::log1p(e.lo)) / 2;
+    if (!(half > 0)) continue;
+    const double w = 1 / (half * half);
+    w_sum += w;
+    we_sum += w * std::log1p(e.estimate);
+    p.n_ref += r->second.size();
+    p.n_value += v->second.size();
+    for (double x : r->second) p.sum_ref += x;
+    for (double x : v->second) p.sum_value += x;
+    p.commits.push_back(commit);
+  }
+  if (w_sum > 0) {
+    p.log_shift = we_sum / w_sum;
+    p.se = 1 / std::sqrt(w_sum);
+  }
+  return p;
+}
+
+stats::Interval PooledInterval(const Pooled& p, double confidence) {
+  const double z = stats::NormalQuantile(0.5 + confidence / 2);
+  stats::Interval e;
+  e.ok = true;
+  e.confidence = confidence;
+  e.estimate = std::expm1(p.log_shift);
+  e.lo = std::expm1(p.log_shift - z * p.se);
+  e.hi = std::expm1(p.log_shift + z * p.se);
+  return e;
+}
+
 // FlagTest — one comparison, before BH.
 struct FlagTest {
   Finding finding;
-  const std::vector<double>* ref = nullptr;
-  const std::vector<double>* value = nullptr;
+  Pooled pooled;
 };
 
 }  // namespace
@@ -41,64 +103,67 @@ struct FlagTest {
 Status DetectFlags(Run& run) {
   const DetectOptions& o = run.options;
   const Window window{o.now_us - o.window_us, o.now_us + 1};
-  // (service, endpoint, commit) -> group. Flags a series lacks are filled in
-  // below, once every flag name of the group is known.
-  std::map<std::tuple<std::string, std::string, std::string>, Group> groups;
+  // The flags each (service, endpoint, commit) carries; a request of it
+  // without one of them is under value "".
   std::map<std::tuple<std::string, std::string, std::string>, std::set<std::string>> names;
   for (const store::SampleSeries& s : run.samples.series)
     for (const auto& [flag, value] : s.flags) names[{s.service, s.endpoint, s.commit}].insert(flag);
+  // (service, endpoint, flag) -> commit -> value -> costs
+  std::map<std::tuple<std::string, std::string, std::string>, std::map<std::string, Arms>> data;
   for (const store::SampleValue& v : run.samples.samples) {
     if (!window.Has(v.start_us)) continue;
     const store::SampleSeries& s = run.samples.series[v.series];
-    auto key = std::make_tuple(s.service, s.endpoint, s.commit);
-    auto nit = names.find(key);
+    auto nit = names.find({s.service, s.endpoint, s.commit});
     if (nit == names.end()) continue;
-    Group& g = groups[key];
     for (const std::string& flag : nit->second) {
       auto it = std::lower_bound(s.flags.begin(), s.flags.end(), flag,
                                  [](const auto& p, const std::string& n) { return p.first < n; });
       const std::string& value =
           it != s.flags.end() && it->first == flag ? it->second : std::string();
-      g.by_flag[flag][value].push_back(v.value);
+      data[{s.service, s.endpoint, flag}][s.commit][value].push_back(v.value);
     }
   }
 
   std::vector<FlagTest> tests;
-  for (const auto& [key, group] : groups) {
-    const auto& [service, endpoint, commit] = key;
-    for (const auto& [flag, values] : group.by_flag) {
-      const std::string ref = ReferenceValue(values);
-      const std::vector<double>& ref_costs = values.at(ref);
-      for (const auto& [value, costs] : values) {
-        if (value == ref) continue;
-        Finding f;
-        f.kind = "flag";
-        f.service = service;
-        f.endpoint = endpoint;
-        f.commit_before = f.commit_after = commit;
-        f.flag = flag;
-        f.flag_value = value;
-        f.flag_reference = ref;
-        f.cause = FlagCause(flag, value, ref);
-        f.method = "flag split";
-        f.unit = run.samples.UnitOf(service);
-        f.from_us = window.from_us;
-        f.to_us = window.to_us;
-        f.samples_before = ref_costs.size();
-        f.samples_after = costs.size();
-        if (costs.size() < o.min_samples || ref_costs.size() < o.min_samples) {
-          // Values seen only a handful of times are not worth a line.
-          if (costs.size() * 10 >= o.min_samples) {
-            f.reason = "too few samples (" + std::to_string(costs.size()) + " with " + flag + "=" +
-                       value + ", " + std::to_string(ref_costs.size()) + " with " + ref +
-                       "; need " + std::to_string(o.min_samples) + " each)";
-            File(run, std::move(f), /*skipped=*/true);
-          }
-          continue;
+  for (const auto& [key, strata] : data) {
+    const auto& [service, endpoint, flag] = key;
+    std::map<std::string, size_t> counts;
+    for (const auto& [commit, arms] : strata)
+      for (const auto& [value, costs] : arms) counts[value] += costs.size();
+    const std::string ref = ReferenceValue(counts);
+    for (const auto& [value, n] : counts) {
+      if (value == ref || value.empty()) continue;  // "unset" is not a treatment
+      Finding f;
+      f.kind = "flag";
+      f.service = service;
+      f.endpoint = endpoint;
+      f.flag = flag;
+      f.flag_value = value;
+      f.flag_reference = ref;
+      f.cause = FlagCause(flag, value, ref);
+      f.method = "flag split, stratified by commit";
+      f.unit = run.samples.UnitOf(service);
+      f.from_us = window.from_us;
+      f.to_us = window.to_us;
+      const Pooled pooled = PoolStrata(strata, ref, value);
+      f.commits = pooled.commits;
+      f.samples_before = pooled.n_ref;
+      f.samples_after = pooled.n_value;
+      if (!pooled.ok() || pooled.n_value < o.min_samples || pooled.n_ref < o.min_samples) {
+        // Values seen only a handful of times are not worth a line.
+        if (n * 10 >= o.min_samples) {
+          f.reason = "too few samples (" + std::to_string(pooled.n_value) + " with " + flag + "=" +
+                     value + ", " + std::to_string(pooled.n_ref) + " with " +
+                     (ref.empty() ? "it unset" : ref) + " in commits holding both; need " +
+                     std::to_string(o.min_samples) + " each)";
+          File(run, std::move(f), /*skipped=*/true);
         }
-        f.p_value = stats::MannWhitneyPValue(ref_costs, costs);
-        tests.push_back({std::move(f), &ref_costs, &costs});
+        continue;
       }
+      f.mean_before = pooled.sum_ref / static_cast<double>(pooled.n_ref);
+      f.mean_after = pooled.sum_value / static_cast<double>(pooled.n_value);
+      f.p_value = 2 * (1 - stats::NormalCdf(std::fabs(pooled.log_shift / pooled.se)));
+      tests.push_back({std::move(f), pooled});
     }
   }
 
@@ -111,21 +176,12 @@ Status DetectFlags(Run& run) {
       tests.empty() ? o.confidence
                     : std::max(o.confidence, 1.0 - o.fdr * static_cast<double>(discoveries) /
                                                        static_cast<double>(tests.size()));
-  // One alert per (service, endpoint, cause): the same flag can be tested
-  // under several commits; the best-sampled alert stands for them.
-  std::map<std::string, Finding> alerts;
   for (size_t i = 0; i < tests.size(); ++i) {
     Finding& f = tests[i].finding;
     f.q_value = q[i];
     const bool discovered = q[i] <= o.fdr;
-    f.effect = stats::ShiftInterval(*tests[i].ref, *tests[i].value,
-                                    discovered ? selected_level : o.confidence);
-    double ref_sum = 0, value_sum = 0;
-    for (double x : *tests[i].ref) ref_sum += x;
-    for (double x : *tests[i].value) value_sum += x;
-    f.mean_before = ref_sum / static_cast<double>(tests[i].ref->size());
-    f.mean_after = value_sum / static_cast<double>(tests[i].value->size());
-    if (f.effect.ok && f.effect.estimate < 0) {
+    f.effect = PooledInterval(tests[i].pooled, discovered ? selected_level : o.confidence);
+    if (f.effect.estimate < 0) {
       // The reference is the costlier side: the change to judge is to it.
       f.effect = InvertEffect(f.effect);
       std::swap(f.flag_value, f.flag_reference);
@@ -134,29 +190,17 @@ Status DetectFlags(Run& run) {
       f.cause = FlagCause(f.flag, f.flag_value, f.flag_reference);
     }
     if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
-    bool skipped = Judge(o, f);
+    const bool skipped = Judge(o, f);
     if (!discovered) f.alert = false;
     if (f.alert) {
       if (Status s = FlagRootCause(run, f); !s.ok()) return s;
-      const std::string k = f.Key();
-      auto it = alerts.find(k);
-      if (it == alerts.end() || it->second.samples_after < f.samples_after) alerts[k] = f;
-      f.alert = false;  // filed below, once per key
-      ++run.report.tests;
-      run.report.evaluated.push_back(std::move(f));
-      continue;
     }
     File(run, std::move(f), skipped);
-  }
-  for (auto& [k, f] : alerts) {
-    run.alerted_causes.push_back(f.service + "|" + f.endpoint + "|" + f.cause);
-    run.report.alerts.push_back(std::move(f));
   }
 
   // Function level: the moments split by each flag's values.
   std::set<std::string> flags;
-  for (const auto& [key, group] : groups)
-    for (const auto& [flag, values] : group.by_flag) flags.insert(flag);
+  for (const auto& [key, strata] : data) flags.insert(std::get<2>(key));
   for (const std::string& flag : flags) {
     Result<std::vector<store::FunctionMoments>> rows =
         run.store.FunctionMomentsOf({.from_us = window.from_us,

@@ -13,7 +13,7 @@ namespace cpuledger::detect::internal {
 struct FunctionTest {
   Finding finding;      // kind "function-rollout" / "function-flag", effect at `confidence`;
                         // top_functions holds the function itself
-  stats::Moments a, b;  // the function's self cost per profiled request, each side
+  stats::Moments a, b;  // the function's share of each profiled request's cost, each side
 };
 
 // Window — [from_us, to_us).

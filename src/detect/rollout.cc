@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "detect/internal.h"
 
@@ -40,19 +41,71 @@ std::map<std::string, std::vector<CommitSpan>> CommitsByService(
   return out;
 }
 
+// kGoneAfterUs — a commit with no sample for this long has left the fleet.
+constexpr int64_t kGoneAfterUs = 5 * 60 * kUs;
+
 // Sides — per endpoint, the costs of commit A and commit B in a pair of windows.
 using Sides = std::map<std::string, std::pair<std::vector<double>, std::vector<double>>>;
 
+// Collect() — per endpoint of `service`, the costs of commit `a` in `wa` and
+// of commit `b` in `wb`. A request that carries a flag value the other side
+// never carries is left out: a flag turned on next to a rollout must not be
+// billed to the commit (side by side, the two sides share their flags anyway).
 Sides Collect(const store::SampleSet& set, const std::string& service, const std::string& a,
               const Window& wa, const std::string& b, const Window& wb) {
+  auto side_of = [&](const store::SampleValue& v) -> int {
+    const store::SampleSeries& s = set.series[v.series];
+    if (s.service != service) return 0;
+    if (s.commit == a && wa.Has(v.start_us)) return 1;
+    if (s.commit == b && wb.Has(v.start_us)) return 2;
+    return 0;
+  };
+  // Pass 1: which (flag, value) pairs each side carries, per endpoint; a
+  // flag a request lacks is ("flag", "") for it, so requests from before a
+  // flag existed do not pass for requests with it off.
+  using Pairs = std::set<std::pair<std::string, std::string>>;
+  std::map<std::string, std::set<std::string>> names;  // endpoint -> flags seen
+  std::vector<int8_t> side_of_series(set.series.size(), 0);
+  for (const store::SampleValue& v : set.samples) {
+    const int side = side_of(v);
+    if (side == 0 || (side_of_series[v.series] & side)) continue;
+    side_of_series[v.series] |= static_cast<int8_t>(side);
+    const store::SampleSeries& s = set.series[v.series];
+    for (const auto& flag : s.flags) names[s.endpoint].insert(flag.first);
+  }
+  auto pairs_of = [&](const store::SampleSeries& s) {
+    Pairs out;
+    for (const std::string& name : names[s.endpoint]) {
+      auto it = std::find_if(s.flags.begin(), s.flags.end(),
+                             [&](const auto& f) { return f.first == name; });
+      out.insert({name, it == s.flags.end() ? std::string() : it->second});
+    }
+    return out;
+  };
+  std::map<std::string, std::pair<Pairs, Pairs>> pairs;
+  for (size_t i = 0; i < set.series.size(); ++i) {
+    if (side_of_series[i] == 0) continue;
+    const store::SampleSeries& s = set.series[i];
+    const Pairs mine = pairs_of(s);
+    if (side_of_series[i] & 1) pairs[s.endpoint].first.insert(mine.begin(), mine.end());
+    if (side_of_series[i] & 2) pairs[s.endpoint].second.insert(mine.begin(), mine.end());
+  }
+  // Pass 2: the costs of the requests whose flags the other side knows.
+  std::vector<int8_t> keep(set.series.size(), -1);  // -1 unknown, 0 drop, 1 keep
   Sides sides;
   for (const store::SampleValue& v : set.samples) {
+    const int side = side_of(v);
+    if (side == 0) continue;
     const store::SampleSeries& s = set.series[v.series];
-    if (s.service != service) continue;
-    if (s.commit == a && wa.Has(v.start_us))
-      sides[s.endpoint].first.push_back(v.value);
-    else if (s.commit == b && wb.Has(v.start_us))
-      sides[s.endpoint].second.push_back(v.value);
+    if (keep[v.series] < 0) {
+      const auto& [pa, pb] = pairs[s.endpoint];
+      const Pairs& other = side == 1 ? pb : pa;
+      bool ok = true;
+      for (const auto& flag : pairs_of(s)) ok = ok && other.count(flag) > 0;
+      keep[v.series] = ok ? 1 : 0;
+    }
+    if (keep[v.series] == 0) continue;
+    (side == 1 ? sides[s.endpoint].first : sides[s.endpoint].second).push_back(v.value);
   }
   return sides;
 }
@@ -87,20 +140,25 @@ void AddFunctionTests(Run& run, const Finding& base,
       if (ma->requests < static_cast<double>(o.min_profiled) ||
           mb->requests < static_cast<double>(o.min_profiled) || ma->sum <= 0)
         continue;
+      // Tested on the function's share of each request's profile: the
+      // request-to-request swings of the whole request cancel out of it.
       const stats::Moments sa = stats::Moments::FromSums(ma->requests, ma->sum, ma->sum_sq);
       const stats::Moments sb = stats::Moments::FromSums(mb->requests, mb->sum, mb->sum_sq);
+      const stats::Moments ha = stats::Moments::FromSums(ma->requests, ma->share_sum, ma->share_sq);
+      const stats::Moments hb = stats::Moments::FromSums(mb->requests, mb->share_sum, mb->share_sq);
       if (sa.mean < o.min_function_share * a_total[endpoint]) continue;  // a crumb
-      FunctionTest t{base, sa, sb};
+      FunctionTest t{base, ha, hb};
       Finding& f = t.finding;
       f.endpoint = endpoint;
       f.function = name;
       f.unit = ma->unit;
+      f.method += ", share of the request";
       f.samples_before = static_cast<uint64_t>(ma->requests);
       f.samples_after = static_cast<uint64_t>(mb->requests);
       f.mean_before = sa.mean;
       f.mean_after = sb.mean;
-      f.p_value = stats::WelchPValue(sa, sb);
-      f.effect = stats::MeanRatioInterval(sa, sb, o.confidence);
+      f.p_value = stats::WelchPValue(ha, hb);
+      f.effect = stats::MeanRatioInterval(ha, hb, o.confidence);
       f.threshold = o.function_threshold_floor;
       f.threshold_source = "floor";
       f.top_functions = {{name, {}, sa.mean, sb.mean, sb.mean - sa.mean}};
@@ -124,7 +182,14 @@ Status DetectRollouts(Run& run) {
       const Window before{b.first_us - o.before_after_us, b.first_us};
       const Window after{b.first_us,
                          std::min({b.first_us + o.before_after_us, next, o.now_us + 1})};
-      const bool can_overlap = overlap.to_us - overlap.from_us >= o.min_overlap_us;
+      // A comparison is judged on complete windows only: looking again and
+      // again while a window fills would multiply the chances of a false
+      // alert. Side by side is complete once the old commit is gone (or the
+      // next one came); before/after once its after-window has passed.
+      const bool overlap_closed = a.last_us < o.now_us - kGoneAfterUs || next <= o.now_us;
+      const bool after_complete = b.first_us + o.before_after_us <= o.now_us || next <= o.now_us;
+      const bool can_overlap =
+          overlap_closed && overlap.to_us - overlap.from_us >= o.min_overlap_us;
       Sides side_by_side;
       if (can_overlap)
         side_by_side = Collect(run.samples, service, a.commit, overlap, b.commit, overlap);
@@ -160,6 +225,12 @@ Status DetectRollouts(Run& run) {
         f.samples_after = sides->second.size();
         f.mean_before = Mean(sides->first);
         f.mean_after = Mean(sides->second);
+        if (f.method == "before/after" && !after_complete) {
+          f.reason = "waiting for the after-window to fill (until " +
+                     std::to_string((b.first_us + o.before_after_us) / kUs) + " unix s)";
+          File(run, std::move(f), /*skipped=*/true);
+          continue;
+        }
         if (f.samples_before < o.min_samples || f.samples_after < o.min_samples) {
           f.reason = "too few samples (" + std::to_string(f.samples_before) + " before, " +
                      std::to_string(f.samples_after) + " after; need " +

@@ -54,27 +54,37 @@ Status RolloutRootCause(Run& run, Finding& f, int64_t a_from, int64_t a_to, int6
 }
 
 Status FlagRootCause(Run& run, Finding& f) {
-  Result<std::vector<store::FunctionMoments>> rows =
-      run.store.FunctionMomentsOf({.from_us = f.from_us,
-                                   .to_us = f.to_us,
-                                   .service = f.service,
-                                   .endpoint = f.endpoint,
-                                   .commit = f.commit_after,
-                                   .flag = f.flag});
+  store::FunctionMomentsQuery q;
+  q.from_us = f.from_us;
+  q.to_us = f.to_us;
+  q.service = f.service;
+  q.endpoint = f.endpoint;
+  if (!f.commit_after.empty()) q.commit = f.commit_after;
+  q.flag = f.flag;
+  Result<std::vector<store::FunctionMoments>> rows = run.store.FunctionMomentsOf(q);
   if (!rows.ok()) return rows.status();
-  // function -> (mean with the reference value, mean with the flag's value)
+  // Summed over the commits: per value, its profiled requests and each
+  // function's self cost.
+  std::map<std::pair<std::string, std::string>, double> requests;  // (commit, value) -> n
+  std::map<std::string, std::pair<double, double>> sums;           // function -> (reference, value)
+  for (const store::FunctionMoments& m : *rows) {
+    if (m.flag_value == f.flag_reference) {
+      requests[{m.commit, m.flag_value}] = m.requests;
+      sums[m.function].first += m.sum;
+    } else if (m.flag_value == f.flag_value) {
+      requests[{m.commit, m.flag_value}] = m.requests;
+      sums[m.function].second += m.sum;
+    }
+  }
+  double n_ref = 0, n_value = 0;
+  for (const auto& [cv, n] : requests) (cv.second == f.flag_reference ? n_ref : n_value) += n;
+  if (n_ref == 0 || n_value == 0) return OkStatus();
   std::map<std::string, std::pair<double, double>> means;
   double before_total = 0, after_total = 0;
-  for (const store::FunctionMoments& m : *rows) {
-    if (m.requests <= 0) continue;
-    const double mean = m.sum / m.requests;
-    if (m.flag_value == f.flag_reference) {
-      means[m.function].first = mean;
-      before_total += mean;
-    } else if (m.flag_value == f.flag_value) {
-      means[m.function].second = mean;
-      after_total += mean;
-    }
+  for (const auto& [function, ba] : sums) {
+    means[function] = {ba.first / n_ref, ba.second / n_value};
+    before_total += ba.first / n_ref;
+    after_total += ba.second / n_value;
   }
   for (const auto& [function, ba] : means)
     if (ba.second > ba.first)

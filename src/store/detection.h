@@ -76,6 +76,10 @@ struct FunctionMoments {
   std::string flag, flag_value;  // "" / "" unless FunctionMomentsQuery::flag was set
   std::string function;          // "file:line:name"
   double requests = 0, sum = 0, sum_sq = 0;
+  // The same for its share of each request's profiled cost (self / the
+  // profile's total): free of the request-to-request swings of the whole
+  // request's cost, so a change of the function itself stands out.
+  double share_sum = 0, share_sq = 0;
 };
 
 // EffectRecord — one measured effect, kept so each endpoint's (and

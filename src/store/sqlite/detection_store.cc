@@ -148,7 +148,7 @@ Result<std::vector<FunctionMoments>> SqliteStore::FunctionMomentsOf(
   std::vector<FunctionMoments> out;
   Result<Stmt> st = db.Prepare(
       std::string("SELECT service, endpoint, commit_id, unit, flag_value, function, sum(sum),"
-                  " sum(sum_sq) FROM function_moments") +
+                  " sum(sum_sq), sum(share_sum), sum(share_sq) FROM function_moments") +
       kWhere + " GROUP BY service, endpoint, commit_id, unit, flag_value, function");
   if (!st.ok()) return st.status();
   StmtUse use(*st);
@@ -164,6 +164,8 @@ Result<std::vector<FunctionMoments>> SqliteStore::FunctionMomentsOf(
     m.function = u.Text(5);
     m.sum = u.Double(6);
     m.sum_sq = u.Double(7);
+    m.share_sum = u.Double(8);
+    m.share_sq = u.Double(9);
     m.requests = requests[{m.service, m.endpoint, m.commit, m.unit, m.flag_value}];
     out.push_back(std::move(m));
     return OkStatus();

@@ -43,10 +43,12 @@
 //   effects(at_us, service, endpoint, subject, kind, cause, estimate, lo, hi, alerted)
 //                                  every effect a detector measured
 //   function_moments(bucket, service, endpoint, commit_id, unit, flag,
-//          flag_value, function, sum, sum_sq)
+//          flag_value, function, sum, sum_sq, share_sum, share_sq)
 //                                  per hour and function ("file:line:name"):
 //                                  sums of its self cost per profiled request
-//                                  and of its square; flag "" = all requests,
+//                                  and of its square, and of its share of the
+//                                  request's profile and that share's square;
+//                                  flag "" = all requests,
 //                                  else one row set per value of each flag
 //   function_moment_requests(bucket, ..., flag, flag_value, requests)
 //                                  the profiled requests of those slices

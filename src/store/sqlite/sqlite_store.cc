@@ -79,7 +79,10 @@ struct SqliteStore::FunctionSlice {
 // function moments, summed over the profiles of one AppendBatches() call.
 struct SqliteStore::MomentSlice {
   uint64_t requests = 0;
-  std::unordered_map<std::string, std::pair<double, double>> functions;  // -> (sum, sum_sq)
+  struct Sums {
+    double sum = 0, sum_sq = 0, share_sum = 0, share_sq = 0;
+  };
+  std::unordered_map<std::string, Sums> functions;
 };
 
 // CallState — what one AppendBatches() call builds before writing it.
@@ -205,9 +208,11 @@ Status SqliteStore::Init() {
           " unit) DO UPDATE SET requests = requests + excluded.requests");
   prepare(&w.moment_upsert,
           "INSERT INTO function_moments (bucket, service, endpoint, commit_id, unit, flag,"
-          " flag_value, function, sum, sum_sq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+          " flag_value, function, sum, sum_sq, share_sum, share_sq) VALUES (?1, ?2, ?3, ?4, ?5,"
+          " ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
           " ON CONFLICT (bucket, service, endpoint, commit_id, unit, flag, flag_value, function)"
-          " DO UPDATE SET sum = sum + excluded.sum, sum_sq = sum_sq + excluded.sum_sq");
+          " DO UPDATE SET sum = sum + excluded.sum, sum_sq = sum_sq + excluded.sum_sq,"
+          " share_sum = share_sum + excluded.share_sum, share_sq = share_sq + excluded.share_sq");
   prepare(&w.moment_requests_upsert,
           "INSERT INTO function_moment_requests (bucket, service, endpoint, commit_id, unit,"
           " flag, flag_value, requests) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
@@ -471,6 +476,8 @@ void SqliteStore::AddMoments(const record::RequestRecord& rec, CallState& call) 
   std::vector<double> self(static_cast<size_t>(p.functions_size()), 0.0);
   for (int i = 1; i < p.nodes_size(); ++i)
     self[p.nodes(i).function()] += static_cast<double>(p.nodes(i).self_cost());
+  double total = 0;
+  for (double x : self) total += x;
   std::vector<std::pair<std::string, double>> costs;
   for (size_t f = 0; f < self.size(); ++f) {
     if (self[f] == 0) continue;
@@ -484,9 +491,12 @@ void SqliteStore::AddMoments(const record::RequestRecord& rec, CallState& call) 
         call.moments[{hour, rec.service(), rec.endpoint(), rec.commit(), p.unit(), flag, value}];
     slice.requests += requests;
     for (const auto& [name, cost] : costs) {
-      auto& [sum, sum_sq] = slice.functions[name];
-      sum += cost;
-      sum_sq += cost * cost;
+      MomentSlice::Sums& sums = slice.functions[name];
+      const double share = cost / total;  // total >= cost > 0
+      sums.sum += cost;
+      sums.sum_sq += cost * cost;
+      sums.share_sum += share;
+      sums.share_sq += share * share;
     }
   };
   add("", "");
@@ -748,8 +758,10 @@ Status SqliteStore::WriteMoments(const CallState& call) {
       StmtUse use(stmts_->moment_upsert);
       bind_key(use);
       use.Bind(8, function);
-      use.Bind(9, sums.first);
-      use.Bind(10, sums.second);
+      use.Bind(9, sums.sum);
+      use.Bind(10, sums.sum_sq);
+      use.Bind(11, sums.share_sum);
+      use.Bind(12, sums.share_sq);
       if (Status s = use.Run(); !s.ok()) return s;
     }
   }

@@ -44,10 +44,10 @@ record::RequestRecord MakeRecord(const Endpoint& e, int64_t t, int host, std::mt
   r.set_host("web-" + std::to_string(host));
   r.set_start_time_unix_us(t);
   r.set_sample_rate(1.0);
-  // shop rolls aaa -> bbb host by host from 6h over 20 min; accounts c1 -> c2 at 8h (no-op).
+  // shop rolls aaa -> bbb host by host from 6h over an hour; accounts c1 -> c2 at 8h (no-op).
   std::string commit;
   if (e.service == "shop")
-    commit = t >= kT0 + 6 * kHour + host * 5 * 60 * kUs ? "bbb" : "aaa";
+    commit = t >= kT0 + 6 * kHour + host * 20 * 60 * kUs ? "bbb" : "aaa";
   else
     commit = t >= kT0 + 8 * kHour ? "c2" : "c1";
   r.set_commit(commit);
