@@ -167,16 +167,24 @@ def test_changepoints_command_on_a_csv_series(tmp_path):
 
 
 def test_the_server_runs_the_detectors_on_its_schedule(tmp_path):
+    # A day of data first (a backfill: the schedule must not judge windows
+    # whose data is still arriving), then a server with the schedule on it.
+    loader = ServerProcess(tmp_path / "data", extra=["--detect-every", "off"]).start()
+    try:
+        run("simulate", "--server", loader.url, "--hours", "24", "--seed", "7", "--profile-rate", "0.2")
+    finally:
+        loader.stop()
     hook = Hook()
     config = tmp_path / "cpuledger.toml"
     config.write_text(f'webhooks = ["{hook.url}"]\ndetect_every = "1s"\n')
     server = ServerProcess(tmp_path / "data", extra=["--config", str(config)]).start()
     try:
-        run("simulate", "--server", server.url, "--hours", "24", "--seed", "7", "--profile-rate", "0.2")
         # Nobody calls /v1/detect: the schedule finds both regressions and pages once each.
         assert wait_for(lambda: len(hook.bodies) >= 2, seconds=60), hook.bodies
         time.sleep(2.5)  # two more scheduled runs must not page again
-        assert sorted(b["kind"] for b in hook.bodies) == ["flag", "rollout"]
+        assert sorted(b["kind"] for b in hook.bodies) == ["flag", "rollout"], [
+            (b["cause"], b["endpoint"], b["effect"]) for b in hook.bodies
+        ]
         metrics = server.http().request("GET", "/metrics")[1].decode()
         assert "delivered" in metrics
     finally:
