@@ -362,9 +362,15 @@ TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
   Result<std::vector<FunctionMoments>> moments = (*s)->FunctionMomentsOf({});
   ASSERT_TRUE(moments.ok()) << moments.status().ToString();
   EXPECT_EQ(moments->size(), 4u);
-  Result<UpsertOutcome> alert = (*s)->UpsertAlert(
-      {.id = 0, .key = "k", .service = "shop", .endpoint = "/x/", .kind = "rollout",
-       .state = "open", .opened_us = 1, .updated_us = 1, .body = "{}"});
+  Result<UpsertOutcome> alert = (*s)->UpsertAlert({.id = 0,
+                                                   .key = "k",
+                                                   .service = "shop",
+                                                   .endpoint = "/x/",
+                                                   .kind = "rollout",
+                                                   .state = "open",
+                                                   .opened_us = 1,
+                                                   .updated_us = 1,
+                                                   .body = "{}"});
   ASSERT_TRUE(alert.ok()) << alert.status().ToString();
   EXPECT_TRUE(alert->opened);
 }
