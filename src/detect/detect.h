@@ -91,7 +91,7 @@ struct Finding {
 struct DetectOptions {
   int64_t now_us = 0;
   int64_t window_us = 24LL * 3600 * 1'000'000;       // rollouts and flags looked at
-  int64_t before_after_us = 2LL * 3600 * 1'000'000;  // each side of a before/after
+  int64_t before_after_us = 1LL * 3600 * 1'000'000;  // each side of a before/after
   int64_t min_overlap_us = 10LL * 60 * 1'000'000;    // below it: before/after
   double confidence = 0.90;                          // two-sided
   double fdr = 0.05;                       // Benjamini–Hochberg level for flag and function tests

@@ -231,10 +231,13 @@ Status DetectRollouts(Run& run) {
           File(run, std::move(f), /*skipped=*/true);
           continue;
         }
-        if (f.samples_before < o.min_samples || f.samples_after < o.min_samples) {
+        // Before/after also carries whatever drifted between its windows
+        // (time of day, load): it needs twice the samples to be judged.
+        const size_t need = f.method == "before/after" ? 2 * o.min_samples : o.min_samples;
+        if (f.samples_before < need || f.samples_after < need) {
           f.reason = "too few samples (" + std::to_string(f.samples_before) + " before, " +
-                     std::to_string(f.samples_after) + " after; need " +
-                     std::to_string(o.min_samples) + " each)";
+                     std::to_string(f.samples_after) + " after; need " + std::to_string(need) +
+                     " each " + (f.method == "before/after" ? "before/after)" : "side by side)");
           File(run, std::move(f), /*skipped=*/true);
           continue;
         }

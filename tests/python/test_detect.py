@@ -64,7 +64,7 @@ def detected(tmp_path_factory):
     )
     server = ServerProcess(tmp / "data", token=TOKEN, extra=["--config", str(config)]).start()
     try:
-        run("simulate", "--server", server.url, "--token", TOKEN, "--hours", "24", "--seed", "7",
+        run("simulate", "--server", server.url, "--token", TOKEN, "--hours", "24", "--seed", "7", "--sample-rate", "0.5",
             "--profile-rate", "0.2")
         report = json.loads(run("detect", "--server", server.url, "--token", TOKEN, "--json").stdout)
         yield server, hook, report
@@ -171,7 +171,7 @@ def test_the_server_runs_the_detectors_on_its_schedule(tmp_path):
     # whose data is still arriving), then a server with the schedule on it.
     loader = ServerProcess(tmp_path / "data", extra=["--detect-every", "off"]).start()
     try:
-        run("simulate", "--server", loader.url, "--hours", "24", "--seed", "7", "--profile-rate", "0.2")
+        run("simulate", "--server", loader.url, "--hours", "24", "--seed", "7", "--profile-rate", "0.2", "--sample-rate", "0.5")
     finally:
         loader.stop()
     hook = Hook()
