@@ -27,6 +27,15 @@ std::string FunctionName(const std::string& text) {
   return text.substr(last + 1) + " (" + text.substr(0, last) + ")";
 }
 
+// "90%", or "99.95%" for the FCR-adjusted levels near 1 (never "100%").
+std::string ConfidenceText(double c) {
+  if (!std::isfinite(c)) return "?";
+  if (c <= 0.99) return FixedDigits(c * 100, 0) + "%";
+  int digits = 2;
+  while (digits < 6 && FixedDigits(c * 100, digits).rfind("100", 0) == 0) ++digits;
+  return FixedDigits(c * 100, digits) + "%";
+}
+
 std::string ShortName(const std::string& text) {
   const size_t last = text.rfind(':');
   return last == std::string::npos ? text : text.substr(last + 1);
@@ -51,8 +60,8 @@ std::string FindingsText(const nlohmann::json& findings) {
           << UtcMinute(static_cast<long long>(Num(f, "opened"))) << "\n";
     out << "   cause: " << f.value("cause", "") << " (" << f.value("method", "") << ")\n";
     out << "   effect: " << Percent(Num(e, "estimate")) << " CPU per request, "
-        << FixedDigits(Num(e, "confidence") * 100, 0) << "% interval [" << Percent(Num(e, "lo"))
-        << ", " << Percent(Num(e, "hi")) << "]; threshold " << Percent(Num(f, "threshold")) << " ("
+        << ConfidenceText(Num(e, "confidence")) << " interval [" << Percent(Num(e, "lo")) << ", "
+        << Percent(Num(e, "hi")) << "]; threshold " << Percent(Num(f, "threshold")) << " ("
         << f.value("threshold_source", "") << ")\n";
     out << "   mean " << HumanCount(Num(f, "mean_before")) << " -> "
         << HumanCount(Num(f, "mean_after")) << " " << f.value("unit", "") << " per request; "
