@@ -41,7 +41,7 @@ Status DetectTrends(Run& run);
 // JudgeFunctionTests() — BH over run.function_tests, then the interval test.
 Status JudgeFunctionTests(Run& run);
 
-// Threshold() — the subject's threshold and where it came from: config
+// SetThreshold() — the subject's threshold and where it came from: config
 // ("service endpoint"), else learned from its history of effects that did
 // not alert (other causes than this one), else the floor.
 Status SetThreshold(Run& run, Finding& f, double floor);

@@ -47,15 +47,15 @@ constexpr int64_t kGoneAfterUs = 5 * 60 * kUs;
 // Sides — per endpoint, the costs of commit A and commit B in a pair of windows.
 using Sides = std::map<std::string, std::pair<std::vector<double>, std::vector<double>>>;
 
-// Collect() — per endpoint of `service`, the costs of commit `a` in `wa` and
-// of commit `b` in `wb`. A request that carries a flag value the other side
+// Collect() — per endpoint, the costs of commit `a` in `wa` and of commit
+// `b` in `wb`, from the samples `of_service` (indices into set.samples, all
+// of one service). A request that carries a flag value the other side
 // never carries is left out: a flag turned on next to a rollout must not be
 // billed to the commit (side by side, the two sides share their flags anyway).
-Sides Collect(const store::SampleSet& set, const std::string& service, const std::string& a,
-              const Window& wa, const std::string& b, const Window& wb) {
+Sides Collect(const store::SampleSet& set, const std::vector<uint32_t>& of_service,
+              const std::string& a, const Window& wa, const std::string& b, const Window& wb) {
   auto side_of = [&](const store::SampleValue& v) -> int {
     const store::SampleSeries& s = set.series[v.series];
-    if (s.service != service) return 0;
     if (s.commit == a && wa.Has(v.start_us)) return 1;
     if (s.commit == b && wb.Has(v.start_us)) return 2;
     return 0;
@@ -66,7 +66,8 @@ Sides Collect(const store::SampleSet& set, const std::string& service, const std
   using Pairs = std::set<std::pair<std::string, std::string>>;
   std::map<std::string, std::set<std::string>> names;  // endpoint -> flags seen
   std::vector<int8_t> side_of_series(set.series.size(), 0);
-  for (const store::SampleValue& v : set.samples) {
+  for (uint32_t i : of_service) {
+    const store::SampleValue& v = set.samples[i];
     const int side = side_of(v);
     if (side == 0 || (side_of_series[v.series] & side)) continue;
     side_of_series[v.series] |= static_cast<int8_t>(side);
@@ -93,7 +94,8 @@ Sides Collect(const store::SampleSet& set, const std::string& service, const std
   // Pass 2: the costs of the requests whose flags the other side knows.
   std::vector<int8_t> keep(set.series.size(), -1);  // -1 unknown, 0 drop, 1 keep
   Sides sides;
-  for (const store::SampleValue& v : set.samples) {
+  for (uint32_t i : of_service) {
+    const store::SampleValue& v = set.samples[i];
     const int side = side_of(v);
     if (side == 0) continue;
     const store::SampleSeries& s = set.series[v.series];
@@ -172,7 +174,12 @@ Status DetectRollouts(Run& run) {
   const DetectOptions& o = run.options;
   Result<std::vector<store::DeployEntry>> deploys = run.store.Deploys("");
   if (!deploys.ok()) return deploys.status();
+  // Each service's samples, found once: every rollout of it reads them twice.
+  std::map<std::string, std::vector<uint32_t>> by_service;
+  for (uint32_t i = 0; i < run.samples.samples.size(); ++i)
+    by_service[run.samples.series[run.samples.samples[i].series].service].push_back(i);
   for (const auto& [service, commits] : CommitsByService(*deploys)) {
+    const std::vector<uint32_t>& of_service = by_service[service];
     for (size_t i = 1; i < commits.size(); ++i) {
       const CommitSpan& a = commits[i - 1];
       const CommitSpan& b = commits[i];
@@ -192,8 +199,9 @@ Status DetectRollouts(Run& run) {
           overlap_closed && overlap.to_us - overlap.from_us >= o.min_overlap_us;
       Sides side_by_side;
       if (can_overlap)
-        side_by_side = Collect(run.samples, service, a.commit, overlap, b.commit, overlap);
-      const Sides before_after = Collect(run.samples, service, a.commit, before, b.commit, after);
+        side_by_side = Collect(run.samples, of_service, a.commit, overlap, b.commit, overlap);
+      const Sides before_after =
+          Collect(run.samples, of_service, a.commit, before, b.commit, after);
 
       Finding base;
       base.kind = "rollout";

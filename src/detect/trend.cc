@@ -15,11 +15,8 @@ store::DimensionRef Dim(store::Dimension d) { return {d, ""}; }
 
 // The measure a row's mean is read from: instructions where the samples have them.
 double MeanOf(const store::QueryRow& r, std::string* unit) {
-  if (r.instructions.n > 0 && 2 * r.instructions.n >= r.samples) {
-    *unit = "instructions";
-    return r.instructions.mean;
-  }
-  *unit = "cpu_ns";
+  *unit = store::CostUnit(r.instructions.n, r.samples);
+  if (*unit == "instructions") return r.instructions.mean;
   return r.cpu_ns.n > 0 ? r.cpu_ns.mean : std::nan("");
 }
 

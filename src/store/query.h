@@ -108,6 +108,12 @@ struct QueryResult {
   bool truncated = false;     // more groups than spec.limit
 };
 
+// CostUnit() — the unit a slice's CPU is read in: "instructions" when at
+// least half of its samples have them, else "cpu_ns" (also with no samples).
+inline const char* CostUnit(uint64_t with_instructions, uint64_t samples) {
+  return samples > 0 && 2 * with_instructions >= samples ? "instructions" : "cpu_ns";
+}
+
 // EfficiencySpec — the efficiency metric over a window.
 struct EfficiencySpec {
   int64_t from_us = 0;

@@ -23,8 +23,10 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "base/status.h"
@@ -139,6 +141,22 @@ class Txn {
   Db& db_;
   bool open_ = false;
 };
+
+// BindOptional() — `value` at `i`, or NULL when unset (for "?i IS NULL OR
+// column = ?i" filters). The text is bound without a copy: it must outlive the use.
+inline void BindOptional(StmtUse& use, int i, const std::optional<std::string>& value) {
+  if (value.has_value())
+    use.Bind(i, std::string_view(*value));
+  else
+    use.BindNull(i);
+}
+
+// BindAll() — the tuple's elements at ?1, ?2, ... in order (a row key).
+template <typename... T>
+void BindAll(StmtUse& use, const std::tuple<T...>& values) {
+  int i = 0;
+  std::apply([&](const auto&... v) { (use.Bind(++i, v), ...); }, values);
+}
 
 // ForEachRow() — runs `fn(use)` (returning Status) for every row of `use`;
 // stops at the first error.

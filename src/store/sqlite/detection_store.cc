@@ -20,18 +20,6 @@ namespace {
 
 constexpr int64_t kUs = 1'000'000;
 
-// HourRange() — the hour buckets (unix s) that overlap [from_us, to_us).
-std::pair<int64_t, int64_t> HourRange(int64_t from_us, int64_t to_us) {
-  return {FloorTo(from_us, 3600 * kUs) / kUs, to_us / kUs + (to_us % kUs > 0 ? 1 : 0)};
-}
-
-void BindOptional(StmtUse& use, int i, const std::optional<std::string>& v) {
-  if (v.has_value())
-    use.Bind(i, std::string_view(*v));
-  else
-    use.BindNull(i);
-}
-
 }  // namespace
 
 Result<SampleSet> SqliteStore::Samples(const SampleQuery& query) {
@@ -89,8 +77,8 @@ Result<SampleSet> SqliteStore::Samples(const SampleQuery& query) {
   }
   std::map<std::string, bool> instructions;
   for (const auto& [service, n] : counts) {
-    instructions[service] = 2 * n.first >= n.second;
-    out.units.emplace_back(service, instructions[service] ? "instructions" : "cpu_ns");
+    out.units.emplace_back(service, CostUnit(n.first, n.second));
+    instructions[service] = out.units.back().second == "instructions";
   }
   std::unordered_map<int64_t, uint32_t> index;  // store series id -> out.series index
   out.samples.reserve(raw.size());
@@ -114,7 +102,7 @@ Result<std::vector<FunctionMoments>> SqliteStore::FunctionMomentsOf(
   ReadSession session(*readers_, catalog_);
   if (Status s = session.Begin(); !s.ok()) return s;
   Db& db = session.conn().db;
-  const auto [lo, hi] = HourRange(query.from_us, query.to_us);
+  const auto [lo, hi] = HourBuckets(query.from_us, query.to_us);
   // ?6: the flag; "" selects the all-requests rows.
   static constexpr const char* kWhere =
       " WHERE bucket >= ?1 AND bucket < ?2 AND (?3 IS NULL OR service = ?3)"

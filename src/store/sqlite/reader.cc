@@ -633,8 +633,8 @@ Result<std::vector<ServiceEfficiency>> ComputeEfficiency(ReadSession& session,
   for (auto& [service, sd] : services) {
     ServiceEfficiency eff;
     eff.service = service;
-    const bool instructions = sd.samples > 0 && 2 * sd.instr_n >= sd.samples;
-    eff.unit = instructions ? "instructions" : "cpu_ns";
+    eff.unit = CostUnit(sd.instr_n, sd.samples);
+    const bool instructions = eff.unit == "instructions";
 
     // Tallies: minute -> endpoint -> unsampled requests.
     std::map<int64_t, std::map<std::string, double>> tallies;

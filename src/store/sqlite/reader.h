@@ -158,4 +158,11 @@ inline int64_t FloorTo(int64_t v, int64_t step) {
 }
 inline int64_t CeilTo(int64_t v, int64_t step) { return -FloorTo(-v, step); }
 
+// HourBuckets() — [lo, hi) of the hour buckets (unix s) that overlap
+// [from_us, to_us): the per-hour tables' selection.
+inline std::pair<int64_t, int64_t> HourBuckets(int64_t from_us, int64_t to_us) {
+  constexpr int64_t kUs = 1'000'000;
+  return {FloorTo(from_us, 3600 * kUs) / kUs, to_us / kUs + (to_us % kUs > 0 ? 1 : 0)};
+}
+
 }  // namespace cpuledger::store::sqlite

@@ -465,13 +465,13 @@ Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call
     path.self_cost += n.self_cost();
     path.total_cost += n.total_cost();
   }
-  AddMoments(rec, call);
+  AddMoments(rec, hour, call);
   return OkStatus();
 }
 
 // AddMoments(): the record's self cost per function, added once to the
 // all-requests slice and once to the slice of each of its flags' values.
-void SqliteStore::AddMoments(const record::RequestRecord& rec, CallState& call) {
+void SqliteStore::AddMoments(const record::RequestRecord& rec, int64_t hour, CallState& call) {
   const record::Profile& p = rec.profile();
   std::vector<double> self(static_cast<size_t>(p.functions_size()), 0.0);
   for (int i = 1; i < p.nodes_size(); ++i)
@@ -484,7 +484,6 @@ void SqliteStore::AddMoments(const record::RequestRecord& rec, CallState& call) 
     const record::ProfileFunction& fn = p.functions(static_cast<int>(f));
     costs.emplace_back(fn.file() + ":" + std::to_string(fn.line()) + ":" + fn.name(), self[f]);
   }
-  const int64_t hour = FloorTo(rec.start_time_unix_us(), 3600 * kUs) / kUs;
   const uint64_t requests = p.requests() == 0 ? 1 : p.requests();
   auto add = [&](const std::string& flag, const std::string& value) {
     MomentSlice& slice =
@@ -707,23 +706,15 @@ Status SqliteStore::WriteDeploys(const CallState& call) {
 
 Status SqliteStore::WriteFunctions(const CallState& call) {
   for (const auto& [key, slice] : call.functions) {
-    const auto& [hour, service, endpoint, commit, unit] = key;
-    auto bind_key = [&](StmtUse& use) {
-      use.Bind(1, hour);
-      use.Bind(2, service);
-      use.Bind(3, endpoint);
-      use.Bind(4, commit);
-      use.Bind(5, unit);
-    };
     {
       StmtUse use(stmts_->function_requests_upsert);
-      bind_key(use);
+      BindAll(use, key);
       use.Bind(6, static_cast<int64_t>(slice.requests));
       if (Status s = use.Run(); !s.ok()) return s;
     }
     for (const auto& [hash, path] : slice.paths) {
       StmtUse use(stmts_->function_upsert);
-      bind_key(use);
+      BindAll(use, key);
       use.Bind(6, hash);
       use.Bind(7, path.text);
       use.Bind(8, static_cast<int64_t>(path.calls));
@@ -738,25 +729,15 @@ Status SqliteStore::WriteFunctions(const CallState& call) {
 
 Status SqliteStore::WriteMoments(const CallState& call) {
   for (const auto& [key, slice] : call.moments) {
-    const auto& [hour, service, endpoint, commit, unit, flag, value] = key;
-    auto bind_key = [&](StmtUse& use) {
-      use.Bind(1, hour);
-      use.Bind(2, service);
-      use.Bind(3, endpoint);
-      use.Bind(4, commit);
-      use.Bind(5, unit);
-      use.Bind(6, flag);
-      use.Bind(7, value);
-    };
     {
       StmtUse use(stmts_->moment_requests_upsert);
-      bind_key(use);
+      BindAll(use, key);
       use.Bind(8, static_cast<int64_t>(slice.requests));
       if (Status s = use.Run(); !s.ok()) return s;
     }
     for (const auto& [function, sums] : slice.functions) {
       StmtUse use(stmts_->moment_upsert);
-      bind_key(use);
+      BindAll(use, key);
       use.Bind(8, function);
       use.Bind(9, sums.sum);
       use.Bind(10, sums.sum_sq);
@@ -851,22 +832,16 @@ Result<profile::CallTree> SqliteStore::FunctionTree(const FunctionQuery& query) 
   ReadSession session(*readers_, catalog_);
   if (Status s = session.Begin(); !s.ok()) return s;
   Db& db = session.conn().db;
-  // The hours that overlap [from_us, to_us).
-  const int64_t lo = FloorTo(query.from_us, 3600 * kUs) / kUs;
-  const int64_t hi = query.to_us / kUs + (query.to_us % kUs > 0 ? 1 : 0);
+  const auto [lo, hi] = HourBuckets(query.from_us, query.to_us);
   static constexpr const char* kWhere =
       " WHERE bucket >= ?1 AND bucket < ?2 AND (?3 IS NULL OR service = ?3)"
       " AND (?4 IS NULL OR endpoint = ?4) AND (?5 IS NULL OR commit_id = ?5)";
   auto bind = [&](StmtUse& use) {
     use.Bind(1, lo);
     use.Bind(2, hi);
-    const std::optional<std::string>* filters[] = {&query.service, &query.endpoint, &query.commit};
-    for (int i = 0; i < 3; ++i) {
-      if (filters[i]->has_value())
-        use.Bind(3 + i, std::string_view(**filters[i]));
-      else
-        use.BindNull(3 + i);
-    }
+    BindOptional(use, 3, query.service);
+    BindOptional(use, 4, query.endpoint);
+    BindOptional(use, 5, query.commit);
   };
 
   std::vector<std::pair<std::string, int64_t>> units;  // unit -> profiled requests

@@ -170,7 +170,7 @@ class SqliteStore final : public Store {
                     AppendOutcome& outcome);
   void Route(const Sample& sample, CallState& call);
   Status AddProfile(const record::RequestRecord& rec, CallState& call);
-  void AddMoments(const record::RequestRecord& rec, CallState& call);
+  void AddMoments(const record::RequestRecord& rec, int64_t hour, CallState& call);
   Status StoreTally(const record::WorkerTally& tally, CallState& call);
   Status WriteChunks(CallState& call);
   Status MergeLate(CallState& call);
