@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "base/time_text.h"
 #include "cli/table.h"
 
 namespace cpuledger::cli {
@@ -57,7 +58,7 @@ std::string FindingsText(const nlohmann::json& findings) {
     out << ++n << ". [" << f.value("kind", "") << "] " << Subject(f) << "\n";
     if (f.contains("id"))
       out << "   alert #" << f["id"].get<int64_t>() << ", " << f.value("state", "") << ", opened "
-          << UtcMinute(static_cast<long long>(Num(f, "opened"))) << "\n";
+          << UtcMinute(static_cast<int64_t>(Num(f, "opened") * 1e6)) << "\n";
     out << "   cause: " << f.value("cause", "") << " (" << f.value("method", "") << ")\n";
     out << "   effect: " << Percent(Num(e, "estimate")) << " CPU per request, "
         << ConfidenceText(Num(e, "confidence")) << " interval [" << Percent(Num(e, "lo")) << ", "

@@ -1,10 +1,12 @@
-// `cpuledger detect --server URL [--since DURATION] [--at UNIX_S] [--json]`
+// `cpuledger detect --server URL [--since DURATION] [--at TIME] [--json]`
 // Runs every detector once on the server (POST /v1/detect) and prints the
 // alerts, then each comparison it skipped and why.
 #include <iostream>
 #include <memory>
 #include <string>
 
+#include "base/duration.h"
+#include "base/time_text.h"
 #include "cli/alert_text.h"
 #include "cli/commands.h"
 #include "cli/http_client.h"
@@ -16,14 +18,21 @@ struct DetectFlags {
   std::string server = "http://127.0.0.1:8750";
   std::string token;
   std::string since;
-  double at = 0;
+  std::string at;  // base/time_text.h forms; empty: now
   bool json = false;
 };
 
 int RunDetect(const DetectFlags& f) {
   std::string path = "/v1/detect?";
   if (!f.since.empty()) path += "since=" + UrlEncode(f.since) + "&";
-  if (f.at > 0) path += "at=" + std::to_string(f.at);
+  if (!f.at.empty()) {
+    Result<int64_t> at = ParseTimeUs(f.at, NowUnixUs());
+    if (!at.ok()) {
+      std::cerr << "cpuledger detect: --at: " << at.status().message() << "\n";
+      return 2;
+    }
+    path += "at=" + std::to_string(*at / 1'000'000);
+  }
   ServerClient client(f.server, f.token);
   Result<std::pair<int, std::string>> res = client.Post(path, "", "application/json");
   if (!res.ok()) {
@@ -58,7 +67,9 @@ void AddDetectCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--server", f->server, "Server URL (default http://127.0.0.1:8750)");
   cmd->add_option("--token", f->token, "Bearer token (default $CPULEDGER_TOKEN)");
   cmd->add_option("--since", f->since, "Window ending now: 6h, 24h, 7d (default: the server's)");
-  cmd->add_option("--at", f->at, "Run as of this unix time (default now)");
+  cmd->add_option("--at", f->at,
+                  "Run as of this time: unix seconds, 2026-12-04T18:00Z, or 18:00 (its latest "
+                  "occurrence); default now");
   cmd->add_flag("--json", f->json, "Print the server's JSON");
   cmd->callback([f, exit_code] { *exit_code = RunDetect(*f); });
 }

@@ -6,6 +6,7 @@
 //                   [--sort self|total] [--limit N] [--json]`
 #include <iostream>
 
+#include "base/time_text.h"
 #include "cli/commands.h"
 #include "cli/function_text.h"
 #include "cli/http_client.h"
@@ -92,7 +93,7 @@ Table BreakdownTable(const nlohmann::json& body) {
   for (size_t i = 0; i < dims; ++i) t.numeric[i] = false;
   for (const auto& r : body["rows"]) {
     std::vector<std::string> row;
-    if (bucketed) row.push_back(UtcMinute(r["bucket_start_us"].get<long long>() / 1'000'000));
+    if (bucketed) row.push_back(UtcMinute(r["bucket_start_us"].get<int64_t>()));
     for (const auto& d : body["group_by"])
       row.push_back(r["keys"][d.get<std::string>()].get<std::string>());
     row.push_back(HumanCount(r["samples"].get<double>()));
@@ -127,7 +128,7 @@ std::string EfficiencyText(const nlohmann::json& body) {
     };
     out << s["service"].get<std::string>() << ": " << amount(s["per_active_user"].get<double>())
         << " per active user during the peak minute, "
-        << UtcMinute(s["peak_minute_unix"].get<long long>()) << "\n"
+        << UtcMinute(s["peak_minute_unix"].get<int64_t>() * 1'000'000) << "\n"
         << "  peak minute: " << amount(s["cpu_total"].get<double>()) << " over "
         << HumanCount(s["requests"].get<double>()) << " requests from "
         << HumanCount(s["active_users"].get<double>()) << " active users"

@@ -2,13 +2,17 @@
 // sends a simulated fleet's records and tallies through the real ingest
 // endpoint. `--fleet default` is the demo's shop (sim::DefaultFleet);
 // `--fleet detection` the detector benchmark's 50-endpoint fleet with its
-// injected regressions (sim::MakeDetectionFleet), ending now.
+// injected regressions (sim::MakeDetectionFleet). The traffic ends now, or at
+// `--end TIME`: the fleet's day follows UTC hours (peak 15:00), so pinning the
+// end pins which hour a rollout lands in.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
 #include <thread>
 
+#include "base/duration.h"
+#include "base/time_text.h"
 #include "cli/commands.h"
 #include "cli/http_client.h"
 #include "sim/detection_fleet.h"
@@ -29,6 +33,7 @@ struct SimulateFlags {
   size_t batch_records = 1000;
   std::string fleet = "default";
   double profile_rate = -1;  // < 0: the fleet's own
+  std::string end;           // base/time_text.h forms; empty: now
 };
 
 // PostWithRetry() — 503 means the server is busy: back off and try again.
@@ -46,12 +51,20 @@ Status PostWithRetry(ServerClient& client, const record::Batch& batch) {
 }
 
 int RunSimulate(const SimulateFlags& f) {
+  int64_t end_s = NowUnixUs() / 1'000'000;
+  if (!f.end.empty()) {
+    Result<int64_t> end = ParseTimeUs(f.end, NowUnixUs());
+    if (!end.ok()) {
+      std::cerr << "cpuledger simulate: --end: " << end.status().message() << "\n";
+      return 2;
+    }
+    end_s = *end / 1'000'000;
+  }
   sim::FleetConfig config;
   if (f.fleet == "detection") {
     // Its own volume, rollouts and flags over whole days; it ends now.
     const int days = std::max(1, static_cast<int>(std::ceil(f.hours / 24)));
     config = sim::MakeDetectionFleet(f.seed, days).config;
-    config.start_unix_s = 0;
     config.with_pmu = !f.no_pmu;
   } else {
     config = sim::DefaultFleet();
@@ -64,6 +77,7 @@ int RunSimulate(const SimulateFlags& f) {
     // Roll out halfway through whatever window is simulated.
     for (auto& r : config.rollouts) r.at_s = config.duration_s * 7 / 12;
   }
+  config.start_unix_s = (end_s - config.duration_s) / 60 * 60;
   if (f.profile_rate >= 0) config.profile_rate = f.profile_rate;
   sim::FleetSimulator sim(config);
   ServerClient client(f.server, f.token);
@@ -113,11 +127,15 @@ int RunSimulate(const SimulateFlags& f) {
 void AddSimulateCommand(CLI::App& app, int* exit_code) {
   auto f = std::make_shared<SimulateFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "simulate", "Send a simulated fleet's traffic (ending now) through a server's ingest API");
+      "simulate",
+      "Send a simulated fleet's traffic (ending now, or --end) through a server's ingest API");
   cmd->add_option("--server", f->server, "Server URL (default http://127.0.0.1:8750)");
   cmd->add_option("--token", f->token, "Bearer token (default $CPULEDGER_TOKEN)");
   cmd->add_option("--seed", f->seed, "RNG seed: the same seed gives the same records");
-  cmd->add_option("--hours", f->hours, "Hours of traffic, ending now (default 24)");
+  cmd->add_option("--hours", f->hours, "Hours of traffic (default 24)");
+  cmd->add_option("--end", f->end,
+                  "When the traffic ends: unix seconds, 2026-12-04T18:00Z, or 18:00 (its latest "
+                  "occurrence); default now");
   cmd->add_option("--peak-rps", f->peak_rps, "Fleet requests per second at the daily peak");
   cmd->add_option("--sample-rate", f->sample_rate, "Share of requests sampled (default 0.1)")
       ->check(CLI::Range(0.0001, 1.0));

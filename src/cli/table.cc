@@ -75,13 +75,4 @@ std::string FixedDigits(double value, int digits) {
   return buf;
 }
 
-std::string UtcMinute(long long unix_s) {
-  std::time_t t = static_cast<std::time_t>(unix_s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
-}
-
 }  // namespace cpuledger::cli

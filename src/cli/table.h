@@ -21,7 +21,5 @@ struct Table {
 std::string HumanCount(double value);
 // FixedDigits() — value with `digits` after the point.
 std::string FixedDigits(double value, int digits);
-// UtcMinute() — unix seconds as "2026-11-25 15:02 UTC".
-std::string UtcMinute(long long unix_s);
 
 }  // namespace cpuledger::cli

@@ -10,8 +10,10 @@
 //  * rollout — for each commit B first seen in the window and the commit A
 //    it replaced (deploy log): per endpoint, A's and B's requests in the
 //    minutes when both served (side-by-side, a mixed fleet during the
-//    rollout), or A's last hours before B against B's first hours after
-//    (before/after) when they did not overlap long enough. Judged once the
+//    rollout), or A's last hour before B against B's first hour after
+//    (before/after) when they did not overlap long enough; a before/after
+//    whose hours hold too few requests (a rollout in a quiet hour) widens
+//    an hour a side at a time, up to max_before_after_us. Judged once the
 //    windows are complete (A gone, or the after-window passed), so a
 //    comparison is not looked at again and again while it fills; requests
 //    carrying a flag value the other side never carries are left out. The
@@ -90,10 +92,12 @@ struct Finding {
 
 struct DetectOptions {
   int64_t now_us = 0;
-  int64_t window_us = 24LL * 3600 * 1'000'000;       // rollouts and flags looked at
-  int64_t before_after_us = 1LL * 3600 * 1'000'000;  // each side of a before/after
-  int64_t min_overlap_us = 10LL * 60 * 1'000'000;    // below it: before/after
-  double confidence = 0.90;                          // two-sided
+  int64_t window_us = 24LL * 3600 * 1'000'000;           // rollouts and flags looked at
+  int64_t before_after_us = 1LL * 3600 * 1'000'000;      // each side of a before/after, and the
+                                                         // step it widens by when too few
+  int64_t max_before_after_us = 6LL * 3600 * 1'000'000;  // the widest a side may grow
+  int64_t min_overlap_us = 10LL * 60 * 1'000'000;        // below it: before/after
+  double confidence = 0.90;                              // two-sided
   double fdr = 0.05;                       // Benjamini–Hochberg level for flag and function tests
   size_t min_samples = 500;                // per side, endpoint level
   size_t min_profiled = 200;               // per side, function level

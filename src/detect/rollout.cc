@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "base/time_text.h"
 #include "detect/internal.h"
 
 namespace cpuledger::detect::internal {
@@ -44,8 +45,24 @@ std::map<std::string, std::vector<CommitSpan>> CommitsByService(
 // kGoneAfterUs — a commit with no sample for this long has left the fleet.
 constexpr int64_t kGoneAfterUs = 5 * 60 * kUs;
 
-// Sides — per endpoint, the costs of commit A and commit B in a pair of windows.
-using Sides = std::map<std::string, std::pair<std::vector<double>, std::vector<double>>>;
+// Side — one commit's requests of one endpoint: when each started, and its cost.
+struct Side {
+  std::vector<int64_t> at_us;
+  std::vector<double> cost;
+
+  size_t CountIn(const Window& w) const {
+    return static_cast<size_t>(
+        std::count_if(at_us.begin(), at_us.end(), [&](int64_t t) { return w.Has(t); }));
+  }
+  std::vector<double> CostsIn(const Window& w) const {
+    std::vector<double> out;
+    for (size_t i = 0; i < at_us.size(); ++i)
+      if (w.Has(at_us[i])) out.push_back(cost[i]);
+    return out;
+  }
+};
+// Sides — per endpoint, commit A's side and commit B's side.
+using Sides = std::map<std::string, std::pair<Side, Side>>;
 
 // Collect() — per endpoint, the costs of commit `a` in `wa` and of commit
 // `b` in `wb`, from the samples `of_service` (indices into set.samples, all
@@ -107,9 +124,109 @@ Sides Collect(const store::SampleSet& set, const std::vector<uint32_t>& of_servi
       keep[v.series] = ok ? 1 : 0;
     }
     if (keep[v.series] == 0) continue;
-    (side == 1 ? sides[s.endpoint].first : sides[s.endpoint].second).push_back(v.value);
+    Side& out = side == 1 ? sides[s.endpoint].first : sides[s.endpoint].second;
+    out.at_us.push_back(v.start_us);
+    out.cost.push_back(v.value);
   }
   return sides;
+}
+
+// BeforeAfter — the windows of one endpoint's before/after comparison: one
+// step (before_after_us) a side, widened a step at a time, both sides alike,
+// until each side holds `need` requests; never past the next commit nor
+// beyond max_before_after_us a side. A rollout in a quiet hour is judged on
+// wider windows instead of skipped for good; a busy one keeps the narrow
+// windows that carry least drift. The choice depends only on data that
+// cannot change any more (windows that have passed), so a comparison is
+// judged once, not again and again as its windows fill.
+struct BeforeAfter {
+  enum class State { kJudge, kWaiting, kTooFew } state = State::kTooFew;
+  Window before, after;
+  size_t n_before = 0, n_after = 0;  // requests in the windows (as far as they go)
+  int64_t next_look_us = 0;          // kWaiting: when the current windows are complete
+};
+
+// `next_us`: when the next commit came, or INT64_MAX.
+BeforeAfter ChooseBeforeAfter(const Side& a, const Side& b, int64_t b_first_us, int64_t next_us,
+                              const DetectOptions& o, size_t need) {
+  BeforeAfter out;
+  const int64_t step = o.before_after_us;
+  const int64_t widest = std::max(step, o.max_before_after_us);
+  for (int64_t w = step;; w += step) {
+    const int64_t after_end = std::min(b_first_us + w, next_us);
+    out.before = {b_first_us - w, b_first_us};
+    out.after = {b_first_us, after_end};
+    out.n_before = a.CountIn(out.before);
+    out.n_after = b.CountIn(out.after);
+    if (after_end > o.now_us) {  // the after-window has not passed yet
+      out.state = BeforeAfter::State::kWaiting;
+      out.next_look_us = after_end;
+      return out;
+    }
+    if (out.n_before >= need && out.n_after >= need) {
+      out.state = BeforeAfter::State::kJudge;
+      return out;
+    }
+    if (w + step > widest || after_end >= next_us) {
+      out.state = BeforeAfter::State::kTooFew;
+      return out;
+    }
+  }
+}
+
+// WaitingReason() — what a before/after comparison waits for, in human time.
+std::string WaitingReason(const BeforeAfter& c, size_t need, int64_t b_first_us,
+                          const DetectOptions& o) {
+  const int64_t last_look = b_first_us + std::max(o.before_after_us, o.max_before_after_us);
+  std::string text = "waiting for the after-window to fill (" + std::to_string(c.n_after) + " of " +
+                     std::to_string(need) + " samples so far); next look at " +
+                     UtcMinute(c.next_look_us) + " (in " + HumanDelay(c.next_look_us - o.now_us) +
+                     ")";
+  if (last_look > c.next_look_us) text += ", judged by " + UtcMinute(last_look) + " at the latest";
+  return text;
+}
+
+// RolloutTest — one endpoint's comparison, waiting to be judged with the
+// rollout's others.
+struct RolloutTest {
+  Finding finding;
+  Window a, b;                           // the windows of side A and side B
+  std::vector<double> costs_a, costs_b;  // their requests' costs
+};
+
+// JudgeRollout() — a rollout tests every endpoint of its service: one of
+// ten unchanged endpoints would clear a 90% interval's threshold by chance
+// far too often. So an endpoint alerts only when its test is also a
+// discovery among the rollout's tests (Benjamini–Hochberg at `fdr`) and its
+// interval, at the FCR-adjusted level (Benjamini & Yekutieli 2005), clears
+// the threshold: as flag tests are judged.
+Status JudgeRollout(Run& run, std::vector<RolloutTest>& tests) {
+  std::vector<double> p;
+  for (const RolloutTest& t : tests) p.push_back(t.finding.p_value);
+  const std::vector<double> q = stats::BenjaminiHochberg(p);
+  const DetectOptions& o = run.options;
+  size_t discoveries = 0;
+  for (double x : q) discoveries += x <= o.fdr;
+  const double selected_level =
+      std::max(o.confidence, 1.0 - o.fdr * static_cast<double>(discoveries) /
+                                       static_cast<double>(std::max<size_t>(tests.size(), 1)));
+  for (size_t i = 0; i < tests.size(); ++i) {
+    Finding& f = tests[i].finding;
+    f.q_value = q[i];
+    const bool discovered = q[i] <= o.fdr;
+    if (discovered)
+      f.effect = stats::ShiftInterval(tests[i].costs_a, tests[i].costs_b, selected_level);
+    const bool skipped = Judge(o, f);
+    if (!discovered) f.alert = false;
+    if (f.alert) {
+      const Window& a = tests[i].a;
+      const Window& b = tests[i].b;
+      if (Status s = RolloutRootCause(run, f, a.from_us, a.to_us, b.from_us, b.to_us); !s.ok())
+        return s;
+    }
+    File(run, std::move(f), skipped);
+  }
+  return OkStatus();
 }
 
 double Mean(const std::vector<double>& v) {
@@ -186,6 +303,7 @@ Status DetectRollouts(Run& run) {
       if (b.first_us < o.now_us - o.window_us || b.first_us > o.now_us) continue;
       const int64_t next = i + 1 < commits.size() ? commits[i + 1].first_us : o.now_us + 1;
       const Window overlap{b.first_us, std::min({a.last_us + 1, next, o.now_us + 1})};
+      const int64_t widest = std::max(o.before_after_us, o.max_before_after_us);
       const Window before{b.first_us - o.before_after_us, b.first_us};
       const Window after{b.first_us,
                          std::min({b.first_us + o.before_after_us, next, o.now_us + 1})};
@@ -194,14 +312,14 @@ Status DetectRollouts(Run& run) {
       // alert. Side by side is complete once the old commit is gone (or the
       // next one came); before/after once its after-window has passed.
       const bool overlap_closed = a.last_us < o.now_us - kGoneAfterUs || next <= o.now_us;
-      const bool after_complete = b.first_us + o.before_after_us <= o.now_us || next <= o.now_us;
       const bool can_overlap =
           overlap_closed && overlap.to_us - overlap.from_us >= o.min_overlap_us;
       Sides side_by_side;
       if (can_overlap)
         side_by_side = Collect(run.samples, of_service, a.commit, overlap, b.commit, overlap);
       const Sides before_after =
-          Collect(run.samples, of_service, a.commit, before, b.commit, after);
+          Collect(run.samples, of_service, a.commit, {b.first_us - widest, b.first_us}, b.commit,
+                  {b.first_us, std::min({b.first_us + widest, next, o.now_us + 1})});
 
       Finding base;
       base.kind = "rollout";
@@ -212,54 +330,60 @@ Status DetectRollouts(Run& run) {
       base.commits = {b.commit};
       base.unit = run.samples.UnitOf(service);
 
+      std::vector<RolloutTest> tested;
       for (const auto& [endpoint, ba_sides] : before_after) {
         Finding f = base;
         f.endpoint = endpoint;
-        const auto* sides = &ba_sides;
-        Window wa = before, wb = after;
-        f.method = "before/after";
+        std::vector<double> costs_a, costs_b;
+        Window wa, wb;
         // Side by side when the overlap holds enough of both: it cancels
         // time-of-day and traffic-mix effects that before/after cannot.
         if (auto it = side_by_side.find(endpoint); it != side_by_side.end() &&
-                                                   it->second.first.size() >= o.min_samples &&
-                                                   it->second.second.size() >= o.min_samples) {
-          sides = &it->second;
+                                                   it->second.first.cost.size() >= o.min_samples &&
+                                                   it->second.second.cost.size() >= o.min_samples) {
+          costs_a = it->second.first.cost;
+          costs_b = it->second.second.cost;
           wa = wb = overlap;
           f.method = "side-by-side";
+        } else {
+          // Before/after also carries whatever drifted between its windows
+          // (time of day, load): it needs twice the samples to be judged.
+          const size_t need = 2 * o.min_samples;
+          const BeforeAfter c =
+              ChooseBeforeAfter(ba_sides.first, ba_sides.second, b.first_us,
+                                i + 1 < commits.size() ? next : INT64_MAX, o, need);
+          f.method = "before/after";
+          wa = c.before;
+          wb = c.after;
+          f.samples_before = c.n_before;
+          f.samples_after = c.n_after;
+          f.from_us = wa.from_us;
+          f.to_us = wb.to_us;
+          if (c.state != BeforeAfter::State::kJudge) {
+            f.reason = c.state == BeforeAfter::State::kWaiting
+                           ? WaitingReason(c, need, b.first_us, o)
+                           : "too few samples (" + std::to_string(c.n_before) + " before, " +
+                                 std::to_string(c.n_after) + " after in " +
+                                 HumanDelay(wb.to_us - wb.from_us) + " a side; need " +
+                                 std::to_string(need) + " each before/after)";
+            File(run, std::move(f), /*skipped=*/true);
+            continue;
+          }
+          costs_a = ba_sides.first.CostsIn(wa);
+          costs_b = ba_sides.second.CostsIn(wb);
         }
         f.from_us = wa.from_us;
         f.to_us = wb.to_us;
-        f.samples_before = sides->first.size();
-        f.samples_after = sides->second.size();
-        f.mean_before = Mean(sides->first);
-        f.mean_after = Mean(sides->second);
-        if (f.method == "before/after" && !after_complete) {
-          f.reason = "waiting for the after-window to fill (until " +
-                     std::to_string((b.first_us + o.before_after_us) / kUs) + " unix s)";
-          File(run, std::move(f), /*skipped=*/true);
-          continue;
-        }
-        // Before/after also carries whatever drifted between its windows
-        // (time of day, load): it needs twice the samples to be judged.
-        const size_t need = f.method == "before/after" ? 2 * o.min_samples : o.min_samples;
-        if (f.samples_before < need || f.samples_after < need) {
-          f.reason = "too few samples (" + std::to_string(f.samples_before) + " before, " +
-                     std::to_string(f.samples_after) + " after; need " + std::to_string(need) +
-                     " each " + (f.method == "before/after" ? "before/after)" : "side by side)");
-          File(run, std::move(f), /*skipped=*/true);
-          continue;
-        }
-        f.effect = stats::ShiftInterval(sides->first, sides->second, o.confidence);
-        f.p_value = stats::MannWhitneyPValue(sides->first, sides->second);
+        f.samples_before = costs_a.size();
+        f.samples_after = costs_b.size();
+        f.mean_before = Mean(costs_a);
+        f.mean_after = Mean(costs_b);
+        f.effect = stats::ShiftInterval(costs_a, costs_b, o.confidence);
+        f.p_value = stats::MannWhitneyPValue(costs_a, costs_b);
         if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
-        const bool skipped = Judge(o, f);
-        if (f.alert) {
-          if (Status s = RolloutRootCause(run, f, wa.from_us, wa.to_us, wb.from_us, wb.to_us);
-              !s.ok())
-            return s;
-        }
-        File(run, std::move(f), skipped);
+        tested.push_back({std::move(f), wa, wb, std::move(costs_a), std::move(costs_b)});
       }
+      if (Status s = JudgeRollout(run, tested); !s.ok()) return s;
 
       // Function level, over the same windows (the before/after ones: the
       // moments are kept per hour, finer windows would not select less).

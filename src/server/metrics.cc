@@ -56,6 +56,8 @@ std::string Metrics::RenderPrometheus(const store::StoreStats* stats) const {
           "route", {{"any", &unauthorized}});
   counter("cpuledger_queries_total", "Query API calls.", "result",
           {{"ok", &queries}, {"error", &query_errors}});
+  counter("cpuledger_detector_runs_total", "Runs of every detector (scheduled or on request).",
+          "result", {{"ok", &detect_runs}, {"error", &detect_failures}});
   out << store_append_seconds.Render("cpuledger_store_append_seconds",
                                      "Time to commit one group of batches to the store.");
   out << query_seconds.Render("cpuledger_query_seconds", "Time to answer one query.");

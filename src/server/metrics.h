@@ -45,6 +45,9 @@ struct Metrics {
   std::atomic<uint64_t> client_dropped{0};  // drops the recorders reported (Batch.dropped_records)
   std::atomic<uint64_t> queries{0};
   std::atomic<uint64_t> query_errors{0};
+  // Detector runs (the schedule's and /v1/detect's) by outcome.
+  std::atomic<uint64_t> detect_runs{0};
+  std::atomic<uint64_t> detect_failures{0};
   LatencyHistogram store_append_seconds;
   LatencyHistogram query_seconds;
 

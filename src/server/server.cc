@@ -63,11 +63,15 @@ Result<detect::DetectReport> Server::Detect(int64_t now_us, int64_t window_us, s
   options.threshold_floor = config_.threshold_floor;
   options.thresholds = config_.thresholds;
   Result<detect::DetectReport> report = detect::RunDetectors(*store_, options);
-  if (!report.ok()) return report;
-  Result<std::vector<detect::Finding>> fresh = detect::RecordRun(*store_, *report);
-  if (!fresh.ok()) return fresh.status();
+  Result<std::vector<detect::Finding>> fresh =
+      report.ok() ? detect::RecordRun(*store_, *report) : report.status();
+  if (!fresh.ok()) {
+    metrics_.detect_failures.fetch_add(1, std::memory_order_relaxed);
+    return fresh.status();
+  }
   for (const detect::Finding& f : *fresh) sinks_->Send(detect::ToJson(f));
   if (opened != nullptr) *opened = fresh->size();
+  metrics_.detect_runs.fetch_add(1, std::memory_order_relaxed);
   return report;
 }
 

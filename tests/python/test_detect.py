@@ -2,9 +2,16 @@
 webhook receiver on loopback, a simulated day with a known rollout
 regression and a known flag regression, then `cpuledger detect`,
 `cpuledger alerts` and the webhook's deliveries. Also `cpuledger changepoints`
-on series files."""
+on series files.
 
+The simulated fleet's traffic follows UTC hours, so every simulated day here
+ends at a pinned time of day (the latest such hour before the test runs: the
+data stays near the wall clock, within the server's retention) and the
+detectors run as of that time: the results do not depend on when CI runs."""
+
+import datetime
 import json
+import re
 import subprocess
 import threading
 import time
@@ -52,6 +59,32 @@ def run(*args, check=True):
     return p
 
 
+def latest_utc(hour: int) -> int:
+    """The latest HH:00 UTC at or before now, in unix seconds."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    at = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if at > now:
+        at -= datetime.timedelta(days=1)
+    return int(at.timestamp())
+
+
+def simulate_default_day(server, end: int, token=None):
+    """The default fleet's day (rollout +20% on /checkout/ 14 h in, flag
+    new_search +35% on /search/), half of the requests sampled, a fifth of
+    those profiled, ending at `end`."""
+    auth = ["--token", token] if token else []
+    run("simulate", "--server", server.url, *auth, "--hours", "24", "--seed", "7",
+        "--sample-rate", "0.5", "--profile-rate", "0.2", "--end", str(end))
+
+
+EXPECTED = [
+    ("flag", "shop-web", "/search/", "flag new_search=on vs off"),
+    ("rollout", "shop-web", "/checkout/", "commit b7e41d0 vs 9f3c2a1"),
+]
+CULPRITS = {"flag": "shop/web/logic.py:160:search_load", "rollout": "shop/web/logic.py:210:checkout_render"}
+END = latest_utc(12)
+
+
 @pytest.fixture(scope="module")
 def detected(tmp_path_factory):
     """A server with a simulated day (default fleet, profiles on) and one
@@ -64,9 +97,8 @@ def detected(tmp_path_factory):
     )
     server = ServerProcess(tmp / "data", token=TOKEN, extra=["--config", str(config)]).start()
     try:
-        run("simulate", "--server", server.url, "--token", TOKEN, "--hours", "24", "--seed", "7", "--sample-rate", "0.5",
-            "--profile-rate", "0.2")
-        report = json.loads(run("detect", "--server", server.url, "--token", TOKEN, "--json").stdout)
+        simulate_default_day(server, END, token=TOKEN)
+        report = json.loads(run("detect", "--server", server.url, "--token", TOKEN, "--at", str(END), "--json").stdout)
         yield server, hook, report
     finally:
         server.stop()
@@ -79,15 +111,12 @@ def test_detect_finds_exactly_the_injected_regressions(detected):
     subjects = sorted((a["kind"], a["service"], a["endpoint"], a["cause"]) for a in alerts)
     # The default fleet: shop-web's rollout 9f3c2a1 -> b7e41d0 makes /checkout/
     # 20% costlier; the flag new_search=on makes /search/ 35% costlier.
-    assert subjects == [
-        ("flag", "shop-web", "/search/", "flag new_search=on vs off"),
-        ("rollout", "shop-web", "/checkout/", "commit b7e41d0 vs 9f3c2a1"),
-    ], json.dumps(alerts, indent=1)[:4000]
+    assert subjects == EXPECTED, json.dumps(alerts, indent=1)[:4000]
     for a in alerts:
         e = a["effect"]
         assert e["lo"] > a["threshold"] and e["lo"] <= e["estimate"] <= e["hi"]
         assert a["samples_before"] >= 200 and a["samples_after"] >= 200
-        assert a["top_functions"], a
+        assert a["top_functions"][0]["function"] == CULPRITS[a["kind"]], a
     rollout = next(a for a in alerts if a["kind"] == "rollout")
     assert 0.15 < rollout["effect"]["estimate"] < 0.25
     flag = next(a for a in alerts if a["kind"] == "flag")
@@ -113,7 +142,7 @@ def test_webhook_received_each_new_alert_once(detected):
 
 def test_alerts_are_listed_and_not_reopened(detected):
     server, hook, _ = detected
-    again = json.loads(run("detect", "--server", server.url, "--token", TOKEN, "--json").stdout)
+    again = json.loads(run("detect", "--server", server.url, "--token", TOKEN, "--at", str(END), "--json").stdout)
     assert again["opened"] == 0
     listed = json.loads(run("alerts", "--server", server.url, "--token", TOKEN, "--json").stdout)
     assert len(listed["alerts"]) == 2
@@ -125,7 +154,7 @@ def test_alerts_are_listed_and_not_reopened(detected):
 
 def test_detect_text_says_what_it_skipped_and_why(detected):
     server, _, _ = detected
-    p = run("detect", "--server", server.url, "--token", TOKEN, "--since", "30m")
+    p = run("detect", "--server", server.url, "--token", TOKEN, "--since", "30m", "--at", str(END))
     assert "comparisons tested" in p.stdout
     # Half an hour of traffic is too little for any rollout comparison.
     assert "skipped:" in p.stdout and "too few" in p.stdout
@@ -163,31 +192,65 @@ def test_changepoints_command_on_a_csv_series(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("1\n2\nthree\n")
     p = run("changepoints", str(bad), check=False)
-    assert p.returncode != 0 and "3" in p.stderr
+    assert p.returncode != 0 and "line 3: 'three' is not a number" in p.stderr, p.stderr
+
+
+def detector_runs(server) -> int:
+    metrics = server.http().request("GET", "/metrics")[1].decode()
+    match = re.search(r'^cpuledger_detector_runs_total\{result="ok"\} (\d+)$', metrics, re.M)
+    assert match, metrics
+    return int(match.group(1))
 
 
 def test_the_server_runs_the_detectors_on_its_schedule(tmp_path):
     # A day of data first (a backfill: the schedule must not judge windows
     # whose data is still arriving), then a server with the schedule on it.
+    # The server runs at the wall clock: the day ends at the latest 18:00 UTC
+    # (up to 24 h ago), and the schedule looks back 48 h.
     loader = ServerProcess(tmp_path / "data", extra=["--detect-every", "off"]).start()
     try:
-        run("simulate", "--server", loader.url, "--hours", "24", "--seed", "7", "--profile-rate", "0.2", "--sample-rate", "0.5")
+        simulate_default_day(loader, latest_utc(18))
     finally:
         loader.stop()
     hook = Hook()
     config = tmp_path / "cpuledger.toml"
-    config.write_text(f'webhooks = ["{hook.url}"]\ndetect_every = "1s"\n')
+    config.write_text(f'webhooks = ["{hook.url}"]\ndetect_every = "1s"\ndetect_window = "48h"\n')
     server = ServerProcess(tmp_path / "data", extra=["--config", str(config)]).start()
     try:
         # Nobody calls /v1/detect: the schedule finds both regressions and pages once each.
         assert wait_for(lambda: len(hook.bodies) >= 2, seconds=60), hook.bodies
-        time.sleep(2.5)  # two more scheduled runs must not page again
+        # Two more scheduled runs must not page again.
+        runs = detector_runs(server)
+        assert wait_for(lambda: detector_runs(server) >= runs + 2, seconds=60)
         assert sorted(b["kind"] for b in hook.bodies) == ["flag", "rollout"], [
             (b["cause"], b["endpoint"], b["effect"]) for b in hook.bodies
         ]
         metrics = server.http().request("GET", "/metrics")[1].decode()
-        assert "delivered" in metrics
+        assert 'cpuledger_webhook_deliveries_total{result="delivered"} 2\n' in metrics, metrics
     finally:
         server.stop()
         hook.close()
     assert "cpuledger alert:" in server.log.read_text()
+
+
+@pytest.mark.parametrize("hour", [0, 6, 12, 18])
+def test_the_same_alerts_at_any_time_of_day(tmp_path, hour):
+    # The default fleet's rollout lands 10 h before the day's end: at 14:00,
+    # 20:00, 02:00 (near the daily trough, a quarter of the peak's traffic)
+    # and 08:00 UTC. A quiet hour must widen the before/after windows, not
+    # skip the rollout or alert on another endpoint.
+    end = latest_utc(hour)
+    server = ServerProcess(tmp_path / "data", extra=["--detect-every", "off"]).start()
+    try:
+        simulate_default_day(server, end)
+        report = json.loads(run("detect", "--server", server.url, "--at", str(end), "--json").stdout)
+    finally:
+        server.stop()
+    alerts = report["alerts"]
+    assert sorted((a["kind"], a["service"], a["endpoint"], a["cause"]) for a in alerts) == EXPECTED, [
+        (a["kind"], a["endpoint"], a.get("function"), a["effect"]) for a in alerts
+    ]
+    for a in alerts:
+        assert a["top_functions"][0]["function"] == CULPRITS[a["kind"]], a
+    rollout = next(a for a in alerts if a["kind"] == "rollout")
+    assert rollout["effect"]["lo"] < 0.20 < rollout["effect"]["hi"], rollout["effect"]

@@ -256,6 +256,7 @@ TEST_F(DetectTest, ThresholdsComeFromConfigThenHistoryThenTheFloor) {
 
 TEST_F(DetectTest, TooFewSamplesIsASkipWithItsReason) {
   options_.min_samples = 1'000'000;
+  options_.max_before_after_us = options_.before_after_us;  // no widening
   Result<DetectReport> report = RunDetectors(*store_, options_);
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->alerts.empty());
@@ -266,6 +267,42 @@ TEST_F(DetectTest, TooFewSamplesIsASkipWithItsReason) {
       EXPECT_NE(f.reason.find("too few samples"), std::string::npos) << f.reason;
     }
   EXPECT_EQ(rollout_skips, 4u);  // three shop endpoints, one accounts endpoint
+}
+
+// A rollout whose first hour holds too few requests (a quiet hour) is judged
+// on wider windows, an hour a side at a time, instead of skipped for good;
+// until its after-window has passed it says what it waits for, in UTC time.
+TEST_F(DetectTest, QuietRolloutIsJudgedOnWiderWindows) {
+  options_.min_samples = 2000;  // before/after needs 4000 a side: three hours of this data
+  options_.now_us = kT0 + 9 * kHour + 30 * 60 * kUs;
+  Result<DetectReport> report = RunDetectors(*store_, options_);
+  ASSERT_TRUE(report.ok());
+  const Finding* checkout = nullptr;
+  for (const Finding& f : report->alerts)
+    if (f.kind == "rollout") {
+      EXPECT_EQ(f.endpoint, "/checkout/");
+      checkout = &f;
+    }
+  ASSERT_NE(checkout, nullptr);
+  EXPECT_EQ(checkout->method, "before/after");
+  // Three hours a side of the first bbb request (6:00 and a few seconds).
+  EXPECT_NEAR(static_cast<double>(checkout->from_us), static_cast<double>(kT0 + 3 * kHour), 60e6);
+  EXPECT_NEAR(static_cast<double>(checkout->to_us), static_cast<double>(kT0 + 9 * kHour), 60e6);
+  EXPECT_GE(checkout->samples_before, 4000u);
+  EXPECT_GE(checkout->samples_after, 4000u);
+  EXPECT_LT(checkout->effect.lo, kRolloutFactor - 1);
+  EXPECT_GT(checkout->effect.hi, kRolloutFactor - 1);
+  // accounts rolled out at 8:00: one hour a side is too few and the second
+  // hour after has not passed at 9:30.
+  size_t waiting = 0;
+  for (const Finding& f : report->skipped)
+    if (f.kind == "rollout" && f.service == "accounts") {
+      ++waiting;
+      EXPECT_EQ(f.reason,
+                "waiting for the after-window to fill (2700 of 4000 samples so far); next look at "
+                "2026-01-01 10:00 UTC (in 30 min), judged by 2026-01-01 14:00 UTC at the latest");
+    }
+  EXPECT_EQ(waiting, 1u);
 }
 
 TEST_F(DetectTest, SamplesAndMomentsComeBackAsStored) {
