@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "base/time_text.h"
@@ -287,6 +288,152 @@ void AddFunctionTests(Run& run, const Finding& base,
   }
 }
 
+namespace {
+
+// Rollout — commit B replacing commit A in one service, and its windows.
+struct Rollout {
+  std::string service;
+  CommitSpan a, b;
+  int64_t next_us = INT64_MAX;  // when the next commit came; INT64_MAX: none yet
+  Window overlap;               // the minutes both served
+  bool overlap_judged = false;  // closed (A gone, or the next came) and long enough
+  Window before, after;         // the first step a side (function tests use these)
+  Window widest_before, widest_after;
+};
+
+Rollout MakeRollout(const std::string& service, const CommitSpan& a, const CommitSpan& b,
+                    int64_t next_us, const DetectOptions& o) {
+  Rollout r{service, a, b, next_us, {}, false, {}, {}, {}, {}};
+  const int64_t end = std::min(next_us, o.now_us + 1);  // no data past either
+  const int64_t widest = std::max(o.before_after_us, o.max_before_after_us);
+  r.overlap = {b.first_us, std::min(a.last_us + 1, end)};
+  // A comparison is judged on complete windows only: looking again and
+  // again while a window fills would multiply the chances of a false
+  // alert. Side by side is complete once the old commit is gone (or the
+  // next one came).
+  r.overlap_judged = (a.last_us < o.now_us - kGoneAfterUs || next_us <= o.now_us) &&
+                     r.overlap.to_us - r.overlap.from_us >= o.min_overlap_us;
+  r.before = {b.first_us - o.before_after_us, b.first_us};
+  r.after = {b.first_us, std::min(b.first_us + o.before_after_us, end)};
+  r.widest_before = {b.first_us - widest, b.first_us};
+  r.widest_after = {b.first_us, std::min(b.first_us + widest, end)};
+  return r;
+}
+
+Finding RolloutFinding(const Rollout& r, const std::string& unit) {
+  Finding f;
+  f.kind = "rollout";
+  f.service = r.service;
+  f.cause = "commit " + r.b.commit + " vs " + r.a.commit;
+  f.commit_before = r.a.commit;
+  f.commit_after = r.b.commit;
+  f.commits = {r.b.commit};
+  f.unit = unit;
+  return f;
+}
+
+// TestEndpoint() — one endpoint's comparison: side by side when the overlap
+// holds enough of both (it cancels time-of-day and traffic-mix effects that
+// before/after cannot), else before/after on widening windows. RETURNS: the
+// test, or nullopt when it was filed as a skip.
+Result<std::optional<RolloutTest>> TestEndpoint(Run& run, const Rollout& r, Finding f,
+                                                const std::pair<Side, Side>* side_by_side,
+                                                const std::pair<Side, Side>& before_after) {
+  const DetectOptions& o = run.options;
+  RolloutTest t;
+  if (side_by_side != nullptr && side_by_side->first.cost.size() >= o.min_samples &&
+      side_by_side->second.cost.size() >= o.min_samples) {
+    f.method = "side-by-side";
+    t.a = t.b = r.overlap;
+    t.costs_a = side_by_side->first.cost;
+    t.costs_b = side_by_side->second.cost;
+  } else {
+    // Before/after also carries whatever drifted between its windows
+    // (time of day, load): it needs twice the samples to be judged.
+    const size_t need = 2 * o.min_samples;
+    const BeforeAfter c = ChooseBeforeAfter(before_after.first, before_after.second, r.b.first_us,
+                                            r.next_us, o, need);
+    f.method = "before/after";
+    if (c.state != BeforeAfter::State::kJudge) {
+      f.samples_before = c.n_before;
+      f.samples_after = c.n_after;
+      f.from_us = c.before.from_us;
+      f.to_us = c.after.to_us;
+      f.reason = c.state == BeforeAfter::State::kWaiting
+                     ? WaitingReason(c, need, r.b.first_us, o)
+                     : "too few samples (" + std::to_string(c.n_before) + " before, " +
+                           std::to_string(c.n_after) + " after in " +
+                           HumanDelay(c.after.to_us - c.after.from_us) + " a side; need " +
+                           std::to_string(need) + " each before/after)";
+      File(run, std::move(f), /*skipped=*/true);
+      return std::optional<RolloutTest>();
+    }
+    t.a = c.before;
+    t.b = c.after;
+    t.costs_a = before_after.first.CostsIn(c.before);
+    t.costs_b = before_after.second.CostsIn(c.after);
+  }
+  f.from_us = t.a.from_us;
+  f.to_us = t.b.to_us;
+  f.samples_before = t.costs_a.size();
+  f.samples_after = t.costs_b.size();
+  f.mean_before = Mean(t.costs_a);
+  f.mean_after = Mean(t.costs_b);
+  f.effect = stats::ShiftInterval(t.costs_a, t.costs_b, o.confidence);
+  f.p_value = stats::MannWhitneyPValue(t.costs_a, t.costs_b);
+  if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
+  t.finding = std::move(f);
+  return std::optional<RolloutTest>(std::move(t));
+}
+
+// AddRolloutFunctionTests() — the function tests over the first step a side
+// (the moments are kept per hour, finer windows would not select less).
+Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoint_base) {
+  auto moments = [&](const Window& w, const std::string& commit) {
+    store::FunctionMomentsQuery q;
+    q.from_us = w.from_us;
+    q.to_us = w.to_us;
+    q.service = r.service;
+    q.commit = commit;
+    return run.store.FunctionMomentsOf(q);
+  };
+  Result<std::vector<store::FunctionMoments>> ma = moments(r.before, r.a.commit);
+  if (!ma.ok()) return ma.status();
+  Result<std::vector<store::FunctionMoments>> mb = moments(r.after, r.b.commit);
+  if (!mb.ok()) return mb.status();
+  Finding base = endpoint_base;
+  base.kind = "function-rollout";
+  base.method = "before/after";
+  base.from_us = r.before.from_us;
+  base.to_us = r.after.to_us;
+  AddFunctionTests(run, base, *ma, *mb);
+  return OkStatus();
+}
+
+// DetectRollout() — every endpoint of one rollout, judged together, then its function tests.
+Status DetectRollout(Run& run, const Rollout& r, const std::vector<uint32_t>& of_service) {
+  Sides side_by_side;
+  if (r.overlap_judged)
+    side_by_side = Collect(run.samples, of_service, r.a.commit, r.overlap, r.b.commit, r.overlap);
+  const Sides before_after =
+      Collect(run.samples, of_service, r.a.commit, r.widest_before, r.b.commit, r.widest_after);
+  const Finding base = RolloutFinding(r, run.samples.UnitOf(r.service));
+  std::vector<RolloutTest> tested;
+  for (const auto& [endpoint, sides] : before_after) {
+    Finding f = base;
+    f.endpoint = endpoint;
+    auto it = side_by_side.find(endpoint);
+    Result<std::optional<RolloutTest>> t =
+        TestEndpoint(run, r, std::move(f), it == side_by_side.end() ? nullptr : &it->second, sides);
+    if (!t.ok()) return t.status();
+    if (t->has_value()) tested.push_back(std::move(**t));
+  }
+  if (Status s = JudgeRollout(run, tested); !s.ok()) return s;
+  return AddRolloutFunctionTests(run, r, base);
+}
+
+}  // namespace
+
 Status DetectRollouts(Run& run) {
   const DetectOptions& o = run.options;
   Result<std::vector<store::DeployEntry>> deploys = run.store.Deploys("");
@@ -296,115 +443,12 @@ Status DetectRollouts(Run& run) {
   for (uint32_t i = 0; i < run.samples.samples.size(); ++i)
     by_service[run.samples.series[run.samples.samples[i].series].service].push_back(i);
   for (const auto& [service, commits] : CommitsByService(*deploys)) {
-    const std::vector<uint32_t>& of_service = by_service[service];
     for (size_t i = 1; i < commits.size(); ++i) {
-      const CommitSpan& a = commits[i - 1];
       const CommitSpan& b = commits[i];
       if (b.first_us < o.now_us - o.window_us || b.first_us > o.now_us) continue;
-      const int64_t next = i + 1 < commits.size() ? commits[i + 1].first_us : o.now_us + 1;
-      const Window overlap{b.first_us, std::min({a.last_us + 1, next, o.now_us + 1})};
-      const int64_t widest = std::max(o.before_after_us, o.max_before_after_us);
-      const Window before{b.first_us - o.before_after_us, b.first_us};
-      const Window after{b.first_us,
-                         std::min({b.first_us + o.before_after_us, next, o.now_us + 1})};
-      // A comparison is judged on complete windows only: looking again and
-      // again while a window fills would multiply the chances of a false
-      // alert. Side by side is complete once the old commit is gone (or the
-      // next one came); before/after once its after-window has passed.
-      const bool overlap_closed = a.last_us < o.now_us - kGoneAfterUs || next <= o.now_us;
-      const bool can_overlap =
-          overlap_closed && overlap.to_us - overlap.from_us >= o.min_overlap_us;
-      Sides side_by_side;
-      if (can_overlap)
-        side_by_side = Collect(run.samples, of_service, a.commit, overlap, b.commit, overlap);
-      const Sides before_after =
-          Collect(run.samples, of_service, a.commit, {b.first_us - widest, b.first_us}, b.commit,
-                  {b.first_us, std::min({b.first_us + widest, next, o.now_us + 1})});
-
-      Finding base;
-      base.kind = "rollout";
-      base.service = service;
-      base.cause = "commit " + b.commit + " vs " + a.commit;
-      base.commit_before = a.commit;
-      base.commit_after = b.commit;
-      base.commits = {b.commit};
-      base.unit = run.samples.UnitOf(service);
-
-      std::vector<RolloutTest> tested;
-      for (const auto& [endpoint, ba_sides] : before_after) {
-        Finding f = base;
-        f.endpoint = endpoint;
-        std::vector<double> costs_a, costs_b;
-        Window wa, wb;
-        // Side by side when the overlap holds enough of both: it cancels
-        // time-of-day and traffic-mix effects that before/after cannot.
-        if (auto it = side_by_side.find(endpoint); it != side_by_side.end() &&
-                                                   it->second.first.cost.size() >= o.min_samples &&
-                                                   it->second.second.cost.size() >= o.min_samples) {
-          costs_a = it->second.first.cost;
-          costs_b = it->second.second.cost;
-          wa = wb = overlap;
-          f.method = "side-by-side";
-        } else {
-          // Before/after also carries whatever drifted between its windows
-          // (time of day, load): it needs twice the samples to be judged.
-          const size_t need = 2 * o.min_samples;
-          const BeforeAfter c =
-              ChooseBeforeAfter(ba_sides.first, ba_sides.second, b.first_us,
-                                i + 1 < commits.size() ? next : INT64_MAX, o, need);
-          f.method = "before/after";
-          wa = c.before;
-          wb = c.after;
-          f.samples_before = c.n_before;
-          f.samples_after = c.n_after;
-          f.from_us = wa.from_us;
-          f.to_us = wb.to_us;
-          if (c.state != BeforeAfter::State::kJudge) {
-            f.reason = c.state == BeforeAfter::State::kWaiting
-                           ? WaitingReason(c, need, b.first_us, o)
-                           : "too few samples (" + std::to_string(c.n_before) + " before, " +
-                                 std::to_string(c.n_after) + " after in " +
-                                 HumanDelay(wb.to_us - wb.from_us) + " a side; need " +
-                                 std::to_string(need) + " each before/after)";
-            File(run, std::move(f), /*skipped=*/true);
-            continue;
-          }
-          costs_a = ba_sides.first.CostsIn(wa);
-          costs_b = ba_sides.second.CostsIn(wb);
-        }
-        f.from_us = wa.from_us;
-        f.to_us = wb.to_us;
-        f.samples_before = costs_a.size();
-        f.samples_after = costs_b.size();
-        f.mean_before = Mean(costs_a);
-        f.mean_after = Mean(costs_b);
-        f.effect = stats::ShiftInterval(costs_a, costs_b, o.confidence);
-        f.p_value = stats::MannWhitneyPValue(costs_a, costs_b);
-        if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
-        tested.push_back({std::move(f), wa, wb, std::move(costs_a), std::move(costs_b)});
-      }
-      if (Status s = JudgeRollout(run, tested); !s.ok()) return s;
-
-      // Function level, over the same windows (the before/after ones: the
-      // moments are kept per hour, finer windows would not select less).
-      auto moments = [&](const Window& w, const std::string& commit) {
-        store::FunctionMomentsQuery q;
-        q.from_us = w.from_us;
-        q.to_us = w.to_us;
-        q.service = service;
-        q.commit = commit;
-        return run.store.FunctionMomentsOf(q);
-      };
-      Result<std::vector<store::FunctionMoments>> ma = moments(before, a.commit);
-      if (!ma.ok()) return ma.status();
-      Result<std::vector<store::FunctionMoments>> mb = moments(after, b.commit);
-      if (!mb.ok()) return mb.status();
-      Finding fbase = base;
-      fbase.kind = "function-rollout";
-      fbase.method = "before/after";
-      fbase.from_us = before.from_us;
-      fbase.to_us = after.to_us;
-      AddFunctionTests(run, fbase, *ma, *mb);
+      const int64_t next = i + 1 < commits.size() ? commits[i + 1].first_us : INT64_MAX;
+      const Rollout r = MakeRollout(service, commits[i - 1], b, next, o);
+      if (Status s = DetectRollout(run, r, by_service[service]); !s.ok()) return s;
     }
   }
   return OkStatus();
