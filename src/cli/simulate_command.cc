@@ -11,6 +11,7 @@
 #include <iostream>
 #include <thread>
 
+#include "base/delivery.h"
 #include "base/duration.h"
 #include "base/time_text.h"
 #include "cli/commands.h"
@@ -36,17 +37,23 @@ struct SimulateFlags {
   std::string end;           // base/time_text.h forms; empty: now
 };
 
-// PostWithRetry() — 503 means the server is busy: back off and try again.
+// PostWithRetry() — base/delivery.h's rule: a busy or unreachable server
+// is tried again, with back-off, a bounded number of times.
 Status PostWithRetry(ServerClient& client, const record::Batch& batch) {
+  constexpr int kTries = 8;
+  const delivery::Backoff backoff{std::chrono::milliseconds(50), std::chrono::seconds(5)};
   const std::string body = batch.SerializeAsString();
-  for (int attempt = 0;; ++attempt) {
+  for (int tries = 1;; ++tries) {
     Result<std::pair<int, std::string>> res =
         client.Post("/v1/ingest", body, "application/x-protobuf");
-    if (!res.ok()) return res.status();
-    if (res->first == 200) return OkStatus();
-    if (res->first != 503 || attempt >= 8)
-      return InvalidArgument("ingest answered " + std::to_string(res->first) + ": " + res->second);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50 << attempt));
+    const int status = res.ok() ? res->first : 0;
+    const delivery::Verdict verdict = delivery::Classify(status);
+    if (verdict == delivery::Verdict::kDelivered) return OkStatus();
+    if (verdict == delivery::Verdict::kRefused || tries >= kTries)
+      return res.ok() ? InvalidArgument("ingest answered " + std::to_string(res->first) + ": " +
+                                        res->second)
+                      : res.status();
+    std::this_thread::sleep_for(backoff.Delay(tries, std::chrono::milliseconds(0)));
   }
 }
 

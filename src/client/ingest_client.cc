@@ -3,7 +3,6 @@
 #include <httplib.h>
 
 #include <algorithm>
-#include <charconv>
 
 namespace cpuledger::client {
 namespace {
@@ -17,27 +16,7 @@ bool StartsWith(const std::string& s, std::string_view prefix) {
   return s.size() >= prefix.size() && std::string_view(s).substr(0, prefix.size()) == prefix;
 }
 
-// RetryAfter() — the delta-seconds form of Retry-After; the HTTP-date form
-// (and garbage) reads as absent.
-std::chrono::milliseconds RetryAfter(const httplib::Response& res) {
-  const std::string value = res.get_header_value("Retry-After");
-  uint64_t seconds = 0;
-  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-  if (value.empty() || ec != std::errc() || end != value.data() + value.size())
-    return std::chrono::milliseconds(0);
-  return std::chrono::milliseconds(std::min<uint64_t>(seconds, 86'400) * 1000);
-}
-
 }  // namespace
-
-PostOutcome ClassifyHttpStatus(int http_status) {
-  if (http_status >= 200 && http_status < 300) return PostOutcome::kAcknowledged;
-  if (http_status == 408 || http_status == 429) return PostOutcome::kRetryable;
-  if (http_status >= 400 && http_status < 500) return PostOutcome::kRejected;
-  // No answer, 5xx, and anything odd (a redirect we do not follow, 1xx):
-  // may be a passing misconfiguration, so keep the batch.
-  return PostOutcome::kRetryable;
-}
 
 Result<std::unique_ptr<IngestClient>> IngestClient::Create(const std::string& url,
                                                            const std::string& token,
@@ -85,9 +64,10 @@ PostResult IngestClient::Post(const std::string& body) {
       return out;
     }
     out.http_status = res->status;
-    out.outcome = ClassifyHttpStatus(res->status);
-    if (out.outcome == PostOutcome::kAcknowledged) return out;
-    out.retry_after = RetryAfter(*res);
+    out.outcome = delivery::Classify(res->status);
+    if (out.outcome == delivery::Verdict::kDelivered) return out;
+    out.retry_after = delivery::ParseRetryAfter(res->get_header_value("Retry-After"),
+                                                std::chrono::system_clock::now());
     out.error = "server " + url_ + " answered " + std::to_string(res->status) + ": " +
                 res->body.substr(0, kMaxErrorBody);
     while (!out.error.empty() && (out.error.back() == '\n' || out.error.back() == '\r'))

@@ -8,7 +8,8 @@
 // The server's answers (src/server/api.cc): 200 {"accepted","tallies",
 // "duplicate"} — a duplicate is acknowledged too, the batch is stored once;
 // 400 malformed, 401 bad token, 413 too large: the same bytes can never
-// succeed; 503 + Retry-After: overloaded, retry later.
+// succeed; 503 + Retry-After: overloaded, retry later. What each answer
+// means for the batch is base/delivery.h's rule, shared by every sender.
 //
 // Thread-safety: none; one IngestClient per sender thread (it keeps one
 // keep-alive connection).
@@ -19,6 +20,7 @@
 #include <memory>
 #include <string>
 
+#include "base/delivery.h"
 #include "base/status.h"
 
 namespace httplib {
@@ -27,23 +29,12 @@ class Client;
 
 namespace cpuledger::client {
 
-// PostOutcome — what to do with the batch after one attempt.
-enum class PostOutcome : uint8_t {
-  kAcknowledged = 0,  // 2xx: stored (or already stored); forget it
-  kRetryable = 1,     // no answer, timeout, 408, 429, 5xx (and odd 1xx/3xx): keep, retry later
-  kRejected = 2,      // any other 4xx: these bytes can never succeed; drop and count
-};
-
-// ClassifyHttpStatus() — the outcome for an HTTP status; 0 means "no
-// response" (connection refused, reset, timed out) and is retryable.
-PostOutcome ClassifyHttpStatus(int http_status);
-
 // PostResult — one attempt.
 struct PostResult {
-  PostOutcome outcome = PostOutcome::kRetryable;
-  int http_status = 0;                       // 0: no HTTP response at all
-  std::chrono::milliseconds retry_after{0};  // Retry-After of a 429/503; 0 when absent
-  std::string error;                         // for people; empty when acknowledged
+  delivery::Verdict outcome = delivery::Verdict::kRetry;  // base/delivery.h's one rule
+  int http_status = 0;                                    // 0: no HTTP response at all
+  std::chrono::milliseconds retry_after{0};               // Retry-After of a 429/503; 0 when absent
+  std::string error;                                      // for people; empty when acknowledged
 };
 
 // IngestClient — POSTs protobuf batches to one server.

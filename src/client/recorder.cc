@@ -222,7 +222,7 @@ struct Recorder::Impl {
   std::unique_ptr<IngestClient> client_;
   uint64_t sequence_ = 0;
   std::vector<record::RequestRecord> taken_;
-  SteadyClock::duration backoff_{0};
+  int failures_ = 0;  // consecutive failed tries: the back-off's exponent
   SteadyClock::time_point next_replay_{};
   bool probing_ = false;  // the last failure had no HTTP answer: probe /healthz
   SteadyClock::time_point next_probe_{};
@@ -660,14 +660,14 @@ Status Recorder::Impl::DeliverNew(const OutBatch& batch) {
   if (spool_ && !spool_->empty()) return SpoolOrDrop(batch);
   const PostResult r = client_->Post(batch.bytes);
   switch (r.outcome) {
-    case PostOutcome::kAcknowledged: {
+    case delivery::Verdict::kDelivered: {
       std::lock_guard lk(mu_);
       stats_.sent += batch.records;
       stats_.batches_sent++;
       ResetBackoff();
       return OkStatus();
     }
-    case PostOutcome::kRejected: {
+    case delivery::Verdict::kRefused: {
       {
         std::lock_guard lk(mu_);
         stats_.dropped_rejected += batch.records;
@@ -677,7 +677,7 @@ Status Recorder::Impl::DeliverNew(const OutBatch& batch) {
       return r.http_status == 401 || r.http_status == 403 ? PermissionDenied(r.error)
                                                           : InvalidArgument(r.error);
     }
-    case PostOutcome::kRetryable:
+    case delivery::Verdict::kRetry:
       break;
   }
   {
@@ -742,7 +742,7 @@ void Recorder::Impl::ReplayOldest() {
   }
   const PostResult r = client_->Post(*bytes);
   switch (r.outcome) {
-    case PostOutcome::kAcknowledged: {  // a duplicate too: the server has it
+    case delivery::Verdict::kDelivered: {  // a duplicate too: the server has it
       spool_->PopFront();
       std::lock_guard lk(mu_);
       stats_.replayed += entry.records;
@@ -751,7 +751,7 @@ void Recorder::Impl::ReplayOldest() {
       ResetBackoff();
       return;
     }
-    case PostOutcome::kRejected: {
+    case delivery::Verdict::kRefused: {
       spool_->PopFront();
       {
         std::lock_guard lk(mu_);
@@ -762,7 +762,7 @@ void Recorder::Impl::ReplayOldest() {
       NoteFailure(r, /*new_batch=*/false);
       return;
     }
-    case PostOutcome::kRetryable:
+    case delivery::Verdict::kRetry:
       break;
   }
   {
@@ -778,20 +778,17 @@ void Recorder::Impl::ReplayOldest() {
 // capped at retry_backoff_max). When the server did not answer at all, a
 // /healthz probe every probe_interval may cut a long wait short.
 void Recorder::Impl::ScheduleRetry(const PostResult& result) {
-  const SteadyClock::duration max = options_.retry_backoff_max;
-  backoff_ = backoff_ == SteadyClock::duration::zero()
-                 ? std::min<SteadyClock::duration>(hooks_.initial_backoff, max)
-                 : std::min<SteadyClock::duration>(backoff_ * 2, max);
-  const SteadyClock::duration wait = std::max<SteadyClock::duration>(
-      backoff_, std::min<SteadyClock::duration>(result.retry_after, max));
+  const delivery::Backoff backoff{
+      std::chrono::duration_cast<milliseconds>(hooks_.initial_backoff),
+      std::chrono::duration_cast<milliseconds>(options_.retry_backoff_max)};
   const SteadyClock::time_point now = SteadyClock::now();
-  next_replay_ = now + wait;
+  next_replay_ = now + backoff.Delay(++failures_, result.retry_after);
   probing_ = result.http_status == 0;
   next_probe_ = now + hooks_.probe_interval;
 }
 
 void Recorder::Impl::ResetBackoff() {
-  backoff_ = SteadyClock::duration::zero();
+  failures_ = 0;
   probing_ = false;
   next_replay_ = SteadyClock::time_point{};
 }
@@ -802,7 +799,7 @@ void Recorder::Impl::NoteFailure(const PostResult& r, bool new_batch) {
   ErrorKind kind;
   std::string message;
   switch (r.outcome) {
-    case PostOutcome::kRejected:
+    case delivery::Verdict::kRefused:
       kind = r.http_status == 401 || r.http_status == 403 ? ErrorKind::kUnauthorized
                                                           : ErrorKind::kRejected;
       message = r.error + (r.http_status == 401 || r.http_status == 403

@@ -1,5 +1,7 @@
 #include "server/alert_sink.h"
 
+#include "base/delivery.h"
+
 #include <httplib.h>
 
 #include <algorithm>
@@ -13,8 +15,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-bool IsTransient(int status) { return status == 0 || status == 429 || status >= 500; }
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -48,17 +48,6 @@ std::string AlertLine(const nlohmann::json& alert, const std::string& body) {
     }
   }
   return line + " " + body;
-}
-
-// RetryAfter() — the delta-seconds form only; an HTTP date is ignored (the
-// back-off applies), which only costs an earlier retry.
-milliseconds RetryAfter(const httplib::Response& res) {
-  if (!res.has_header("Retry-After")) return milliseconds(0);
-  const std::string v = res.get_header_value("Retry-After");
-  int64_t seconds = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
-  if (ec != std::errc() || end != v.data() + v.size() || seconds < 0) return milliseconds(0);
-  return milliseconds(std::min<int64_t>(seconds, 86'400) * 1000);
 }
 
 void SetTimeout(milliseconds ms, const std::function<void(time_t, time_t)>& set) {
@@ -295,7 +284,8 @@ AlertSinks::Outcome AlertSinks::Attempt(Target& target, const std::string& body)
     return out;
   }
   out.status = res->status;
-  out.retry_after = RetryAfter(*res);
+  out.retry_after = delivery::ParseRetryAfter(res->get_header_value("Retry-After"),
+                                              std::chrono::system_clock::now());
   if (out.status < 200 || out.status > 299) {
     std::string excerpt = res->body.substr(0, 200);
     std::replace(excerpt.begin(), excerpt.end(), '\n', ' ');
@@ -349,17 +339,15 @@ void AlertSinks::Run() {
 
     lock.lock();
     --in_flight_;
+    const bool retry = delivery::Classify(out.status) == delivery::Verdict::kRetry;
     if (out.error.empty()) {
       ++counters_.delivered;
       finish(d);
-    } else if (IsTransient(out.status) && d.tries < options_.attempts && !stopping_) {
-      // Doubling from initial_backoff: tries=1 waits initial, 2 waits 2x, ...
-      milliseconds wait = options_.initial_backoff;
-      for (int i = 1; i < d.tries && wait < options_.max_backoff; ++i) wait *= 2;
-      wait = std::min(std::max(wait, out.retry_after), options_.max_backoff);
-      d.due = Clock::now() + wait;
+    } else if (retry && d.tries < options_.attempts && !stopping_) {
+      const delivery::Backoff backoff{options_.initial_backoff, options_.max_backoff};
+      d.due = Clock::now() + backoff.Delay(d.tries, out.retry_after);
       queue_.push_back(std::move(d));
-    } else if (IsTransient(out.status) && d.tries < options_.attempts) {
+    } else if (retry && d.tries < options_.attempts) {
       ++counters_.abandoned;
       finish(d);
       line = "cpuledger webhook: " + target.url + ": " + out.error + " (try " +
@@ -368,8 +356,7 @@ void AlertSinks::Run() {
       ++counters_.failed;
       finish(d);
       line = "cpuledger webhook: " + target.url + ": failed: " + out.error +
-             (IsTransient(out.status) ? " (after " + std::to_string(d.tries) + " tries)"
-                                      : " (refused; not retried)");
+             (retry ? " (after " + std::to_string(d.tries) + " tries)" : " (refused; not retried)");
     }
     if (!line.empty()) {
       lock.unlock();

@@ -1,25 +1,11 @@
-// Tests for src/client/ingest_client.h: which answers are retried.
+// Tests for src/client/ingest_client.h (which answers are retried is
+// base/delivery.h, tested in tests/cpp/base).
 #include "client/ingest_client.h"
 
 #include <gtest/gtest.h>
 
 namespace cpuledger::client {
 namespace {
-
-TEST(ClientIngest, ClassifiesHttpStatuses) {
-  EXPECT_EQ(ClassifyHttpStatus(200), PostOutcome::kAcknowledged);
-  EXPECT_EQ(ClassifyHttpStatus(204), PostOutcome::kAcknowledged);
-  EXPECT_EQ(ClassifyHttpStatus(0), PostOutcome::kRetryable);  // no answer at all
-  EXPECT_EQ(ClassifyHttpStatus(503), PostOutcome::kRetryable);
-  EXPECT_EQ(ClassifyHttpStatus(500), PostOutcome::kRetryable);
-  EXPECT_EQ(ClassifyHttpStatus(408), PostOutcome::kRetryable);
-  EXPECT_EQ(ClassifyHttpStatus(429), PostOutcome::kRetryable);
-  EXPECT_EQ(ClassifyHttpStatus(302), PostOutcome::kRetryable);
-  EXPECT_EQ(ClassifyHttpStatus(400), PostOutcome::kRejected);
-  EXPECT_EQ(ClassifyHttpStatus(401), PostOutcome::kRejected);
-  EXPECT_EQ(ClassifyHttpStatus(413), PostOutcome::kRejected);
-  EXPECT_EQ(ClassifyHttpStatus(404), PostOutcome::kRejected);
-}
 
 TEST(ClientIngest, RejectsUrlsItCannotUse) {
   const auto t = std::chrono::milliseconds(100);
@@ -38,7 +24,7 @@ TEST(ClientIngest, UnreachableServerIsRetryableWithoutStatus) {
       IngestClient::Create("http://127.0.0.1:1", "", std::chrono::milliseconds(500));
   ASSERT_TRUE(c.ok());
   PostResult r = (*c)->Post("x");
-  EXPECT_EQ(r.outcome, PostOutcome::kRetryable);
+  EXPECT_EQ(r.outcome, delivery::Verdict::kRetry);
   EXPECT_EQ(r.http_status, 0);
   EXPECT_NE(r.error.find("unreachable"), std::string::npos) << r.error;
   EXPECT_FALSE((*c)->Healthy());
