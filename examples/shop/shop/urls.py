@@ -1,6 +1,6 @@
 from django.urls import path
 
-from shop import views
+from shop import catalog, views
 
 urlpatterns = [
     path("hello/", views.hello),
@@ -9,4 +9,5 @@ urlpatterns = [
     path("heavy/", views.heavy),
     path("boom/", views.boom),
     path("report/", views.report),
+    path("catalog/", catalog.catalog),
 ]
