@@ -1,6 +1,10 @@
-// `cpuledger serve --port N --data-dir DIR [--bind ADDR] [--token T] [--config FILE]`
+// `cpuledger serve --port N --data-dir DIR [--bind ADDR] [--token-file F] [--config FILE]`
+// The token: --token-file (first line), else $CPULEDGER_TOKEN, else --token
+// (which any local user can read in /proc/PID/cmdline).
 #include <signal.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include "base/duration.h"
@@ -21,6 +25,16 @@ sigset_t BlockTerminationSignals() {
   return set;
 }
 
+// ReadTokenFile() — the first line of `path`, without its line end.
+Result<std::string> ReadTokenFile(const std::string& path) {
+  std::ifstream in(path);
+  std::string token;
+  if (!in || !std::getline(in, token)) return InvalidArgument("cannot read a token from " + path);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.empty()) return InvalidArgument("the first line of " + path + " is empty");
+  return token;
+}
+
 }  // namespace
 
 void AddServeCommand(CLI::App& app, int* exit_code) {
@@ -29,6 +43,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
     std::string config_file;
     std::string retention;
     std::string detect_every;
+    std::string token_file;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* cmd =
@@ -39,7 +54,11 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   CLI::Option* bind = cmd->add_option("--bind", f->config.bind, "Address (default 127.0.0.1)");
   CLI::Option* token =
       cmd->add_option("--token", f->config.token,
-                      "Require Authorization: Bearer TOKEN on every route but /healthz");
+                      "Require Authorization: Bearer TOKEN on every route but /healthz (prefer "
+                      "--token-file or $CPULEDGER_TOKEN: other users can read a command line)");
+  CLI::Option* token_file =
+      cmd->add_option("--token-file", f->token_file, "Read the bearer token from this file")
+          ->check(CLI::ExistingFile);
   CLI::Option* retention =
       cmd->add_option("--raw-retention", f->retention, "Keep raw samples this long (default 14d)");
   CLI::Option* detect_every =
@@ -49,60 +68,72 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                                           "POST new alerts as JSON to this URL (repeatable)");
   cmd->add_option("--config", f->config_file, "TOML file; flags override it")
       ->check(CLI::ExistingFile);
-  cmd->callback([f, exit_code, port, dir, bind, token, retention, detect_every, webhooks] {
-    // Defaults < config file < flags: re-apply the flags given over the file.
-    server::ServerConfig config;
-    if (!f->config_file.empty()) {
-      Status s = server::LoadServerConfigFile(f->config_file, config);
-      if (!s.ok()) {
-        std::cerr << "cpuledger serve: " << s.message() << "\n";
-        *exit_code = 2;
-        return;
-      }
-    }
-    if (port->count()) config.port = f->config.port;
-    if (dir->count()) config.data_dir = f->config.data_dir;
-    if (bind->count()) config.bind = f->config.bind;
-    if (token->count()) config.token = f->config.token;
-    if (retention->count()) {
-      Result<int64_t> us = ParseDurationUs(f->retention);
-      if (!us.ok()) {
-        std::cerr << "cpuledger serve: --raw-retention: " << us.status().message() << "\n";
-        *exit_code = 2;
-        return;
-      }
-      config.raw_retention_us = *us;
-    }
-    if (webhooks->count()) config.webhooks = f->config.webhooks;
-    if (detect_every->count()) {
-      if (f->detect_every == "off" || f->detect_every == "0") {
-        config.detect_every_us = 0;
-      } else {
-        Result<int64_t> us = ParseDurationUs(f->detect_every);
-        if (!us.ok()) {
-          std::cerr << "cpuledger serve: --detect-every: " << us.status().message() << "\n";
-          *exit_code = 2;
+  cmd->callback(
+      [f, exit_code, port, dir, bind, token, token_file, retention, detect_every, webhooks] {
+        // Defaults < config file < flags: re-apply the flags given over the file.
+        server::ServerConfig config;
+        if (!f->config_file.empty()) {
+          Status s = server::LoadServerConfigFile(f->config_file, config);
+          if (!s.ok()) {
+            std::cerr << "cpuledger serve: " << s.message() << "\n";
+            *exit_code = 2;
+            return;
+          }
+        }
+        if (port->count()) config.port = f->config.port;
+        if (dir->count()) config.data_dir = f->config.data_dir;
+        if (bind->count()) config.bind = f->config.bind;
+        if (token->count()) config.token = f->config.token;
+        if (const char* env = std::getenv("CPULEDGER_TOKEN"); env != nullptr && *env != '\0')
+          config.token = env;
+        if (token_file->count()) {
+          Result<std::string> t = ReadTokenFile(f->token_file);
+          if (!t.ok()) {
+            std::cerr << "cpuledger serve: --token-file: " << t.status().message() << "\n";
+            *exit_code = 2;
+            return;
+          }
+          config.token = *t;
+        }
+        if (retention->count()) {
+          Result<int64_t> us = ParseDurationUs(f->retention);
+          if (!us.ok()) {
+            std::cerr << "cpuledger serve: --raw-retention: " << us.status().message() << "\n";
+            *exit_code = 2;
+            return;
+          }
+          config.raw_retention_us = *us;
+        }
+        if (webhooks->count()) config.webhooks = f->config.webhooks;
+        if (detect_every->count()) {
+          if (f->detect_every == "off" || f->detect_every == "0") {
+            config.detect_every_us = 0;
+          } else {
+            Result<int64_t> us = ParseDurationUs(f->detect_every);
+            if (!us.ok()) {
+              std::cerr << "cpuledger serve: --detect-every: " << us.status().message() << "\n";
+              *exit_code = 2;
+              return;
+            }
+            config.detect_every_us = *us;
+          }
+        }
+        sigset_t signals = BlockTerminationSignals();
+        Result<std::unique_ptr<server::Server>> server = server::Server::Start(config);
+        if (!server.ok()) {
+          std::cerr << "cpuledger serve: " << server.status().message() << "\n";
+          *exit_code = server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
           return;
         }
-        config.detect_every_us = *us;
-      }
-    }
-    sigset_t signals = BlockTerminationSignals();
-    Result<std::unique_ptr<server::Server>> server = server::Server::Start(config);
-    if (!server.ok()) {
-      std::cerr << "cpuledger serve: " << server.status().message() << "\n";
-      *exit_code = server.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
-      return;
-    }
-    std::cerr << "cpuledger serve: listening on http://" << config.bind << ":" << (*server)->port()
-              << " (data in " << config.data_dir << ", "
-              << (config.token.empty() ? "no token" : "bearer token required") << ")\n";
-    int sig = 0;
-    sigwait(&signals, &sig);
-    std::cerr << "cpuledger serve: signal " << sig << ", stopping\n";
-    (*server)->Stop();
-    *exit_code = 0;
-  });
+        std::cerr << "cpuledger serve: listening on http://" << config.bind << ":"
+                  << (*server)->port() << " (data in " << config.data_dir << ", "
+                  << (config.token.empty() ? "no token" : "bearer token required") << ")\n";
+        int sig = 0;
+        sigwait(&signals, &sig);
+        std::cerr << "cpuledger serve: signal " << sig << ", stopping\n";
+        (*server)->Stop();
+        *exit_code = 0;
+      });
 }
 
 }  // namespace cpuledger::cli

@@ -140,6 +140,15 @@ std::string SafeText(std::string_view s, size_t max_bytes, std::string_view esca
   return out;
 }
 
+// HasControl() — a C0 control character or DEL: never part of a name people
+// read, and NUL or ESC in a dimension would end up in every report and log.
+bool HasControl(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
 // Quote() — a value from the input, quoted for a message.
 std::string Quote(std::string_view s) { return "'" + SafeText(s, 64, "'\\") + "'"; }
 
@@ -162,6 +171,9 @@ Status CheckDimension(std::string_view field, std::string_view value) {
                            " bytes; the limit is " + std::to_string(kMaxDimensionBytes));
   if (!IsValidUtf8(value))
     return InvalidArgument("field '" + std::string(field) + "' is not valid UTF-8");
+  if (HasControl(value))
+    return InvalidArgument("field '" + std::string(field) +
+                           "' holds a control character: " + Quote(value));
   return OkStatus();
 }
 
@@ -236,16 +248,9 @@ Status CheckFlags(const RequestRecord& r) {
                            std::to_string(kMaxFlags));
   for (const auto& [name, value] : r.flags()) {
     if (name.empty()) return InvalidArgument("flag with an empty name");
-    if (name.size() > kMaxDimensionBytes)
-      return InvalidArgument("flag name " + Quote(name) + " is " + std::to_string(name.size()) +
-                             " bytes; the limit is " + std::to_string(kMaxDimensionBytes));
-    if (!IsValidUtf8(name))
-      return InvalidArgument("flag name " + Quote(name) + " is not valid UTF-8");
-    if (value.size() > kMaxDimensionBytes)
-      return InvalidArgument("flag " + Quote(name) + ": value is " + std::to_string(value.size()) +
-                             " bytes; the limit is " + std::to_string(kMaxDimensionBytes));
-    if (!IsValidUtf8(value))
-      return InvalidArgument("flag " + Quote(name) + ": value is not valid UTF-8");
+    CL_RETURN_IF_ERROR(CheckDimension("flag name", name));
+    if (Status v = CheckDimension("value", value); !v.ok())
+      return Prefixed("flag " + Quote(name) + ": ", v);
   }
   return OkStatus();
 }
@@ -1096,6 +1101,8 @@ Result<Batch> DecodeNdjson(std::string_view body, int64_t now_us) {
     } catch (const Json::parse_error& e) {
       // nlohmann quotes the input it last read, raw and unbounded.
       return InvalidArgument(where() + " is not valid JSON: " + SafeText(e.what(), 256));
+    } catch (const Json::out_of_range& e) {  // 1e400: a number no field can hold
+      return InvalidArgument(where() + ": a number is out of range: " + SafeText(e.what(), 256));
     } catch (const Json::exception& e) {  // a bug here, not bad input: say so
       return Internal(where() + ": " + e.what());
     }

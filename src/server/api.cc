@@ -1,8 +1,12 @@
 #include "server/api.h"
 
+#include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <string_view>
 
 #include "base/duration.h"
@@ -35,15 +39,16 @@ Status ParseTimeRange(const httplib::Request& req, int64_t* from_us, int64_t* to
   auto seconds = [](const std::string& text, int64_t* out) -> Status {
     char* end = nullptr;
     double v = std::strtod(text.c_str(), &end);
-    if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || v < 0)
-      return InvalidArgument("time '" + text + "' must be unix seconds");
+    // Up to the year 5138: beyond it the microseconds would not fit an int64 for long.
+    if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1e11)
+      return InvalidArgument("time '" + text + "' must be unix seconds (0 to 1e11)");
     *out = static_cast<int64_t>(v * 1e6);
     return OkStatus();
   };
   if (req.has_param("since")) {
     Result<int64_t> since = ParseDurationUs(req.get_param_value("since"));
     if (!since.ok()) return InvalidArgument("since: " + since.status().message());
-    *from_us = now - *since;
+    *from_us = std::max<int64_t>(0, now - *since);
   }
   if (req.has_param("from")) {
     Status s = seconds(req.get_param_value("from"), from_us);
@@ -334,7 +339,12 @@ void HandleAlerts(ApiContext& ctx, const httplib::Request& req, httplib::Respons
       return s;
     }
     if (req.has_param("service")) q.service = req.get_param_value("service");
-    if (req.has_param("state")) q.state = req.get_param_value("state");
+    if (req.has_param("state")) {
+      const std::string state = req.get_param_value("state");
+      if (state != "open" && state != "resolved")
+        return InvalidArgument("state '" + state + "' must be open or resolved");
+      q.state = state;
+    }
     if (Status s = ParseLimit(req, &q.limit); !s.ok()) return s;
     Result<std::vector<store::AlertRow>> rows = ctx.store->Alerts(q);
     if (!rows.ok()) return rows.status();
@@ -383,12 +393,40 @@ bool IsPublic(const std::string& path) {
   return false;
 }
 
+// BodyRefusal — why a request's body is refused before it is read.
+struct BodyRefusal {
+  int http_status;  // 411, 400 or 413
+  std::string reason;
+};
+
+// RefuseBody() — a body must announce its length, as a plain number within
+// the limit: a chunked body would be read whole before any limit applies,
+// and a negative or garbled length would hold a worker until its read
+// timeout. RETURNS: nullopt when the body may be read.
+std::optional<BodyRefusal> RefuseBody(const httplib::Request& req, size_t max_body_bytes) {
+  if (req.has_header("Transfer-Encoding"))
+    return BodyRefusal{411,
+                       "Transfer-Encoding is not accepted: send the body with a Content-Length"};
+  if (!req.has_header("Content-Length")) return std::nullopt;
+  const std::string text = req.get_header_value("Content-Length");
+  uint64_t length = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), length);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+    return BodyRefusal{400, "Content-Length '" + text.substr(0, 32) + "' is not a byte count"};
+  if (max_body_bytes > 0 && length > max_body_bytes)
+    return BodyRefusal{413, "request body of " + std::to_string(length) +
+                                " bytes is larger than max_body_bytes (" +
+                                std::to_string(max_body_bytes) + ")"};
+  return std::nullopt;
+}
+
 // TokenMatches() — constant-time comparison of the bearer token.
 bool TokenMatches(const std::string& header, const std::string& token) {
-  static constexpr std::string_view kPrefix = "Bearer ";
-  if (header.size() != kPrefix.size() + token.size() ||
-      header.compare(0, kPrefix.size(), kPrefix) != 0)
-    return false;
+  // The scheme is case-insensitive (RFC 9110 11.1); the token is not.
+  static constexpr std::string_view kPrefix = "bearer ";
+  if (header.size() != kPrefix.size() + token.size()) return false;
+  for (size_t i = 0; i < kPrefix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kPrefix[i]) return false;
   unsigned char diff = 0;
   for (size_t i = 0; i < token.size(); ++i)
     diff |= static_cast<unsigned char>(header[kPrefix.size() + i] ^ token[i]);
@@ -420,14 +458,24 @@ int HttpStatusFor(const Status& status) {
 
 void InstallRoutes(httplib::Server& server, ApiContext& context) {
   ApiContext* ctx = &context;
+  // Runs once the headers are in and before any body is read: a request
+  // without the token, or with a body it may not send, costs no body bytes.
   server.set_pre_routing_handler([ctx](const httplib::Request& req, httplib::Response& res) {
-    if (ctx->token.empty() || IsPublic(req.path) ||
-        TokenMatches(req.get_header_value("Authorization"), ctx->token))
-      return httplib::Server::HandlerResponse::Unhandled;
-    ctx->metrics->unauthorized++;
-    res.set_header("WWW-Authenticate", "Bearer");
-    SendJson(res, 401, {{"error", "missing or wrong bearer token (Authorization: Bearer TOKEN)"}});
-    return httplib::Server::HandlerResponse::Handled;
+    if (!ctx->token.empty() && !IsPublic(req.path) &&
+        !TokenMatches(req.get_header_value("Authorization"), ctx->token)) {
+      ctx->metrics->unauthorized++;
+      res.set_header("WWW-Authenticate", "Bearer");
+      SendJson(res, 401,
+               {{"error", "missing or wrong bearer token (Authorization: Bearer TOKEN)"}});
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (std::optional<BodyRefusal> refused = RefuseBody(req, ctx->max_body_bytes)) {
+      res.set_header("Connection", "close");  // the unread body must not pass for a request
+      if (refused->http_status == 413) ctx->metrics->batches_too_large++;
+      SendJson(res, refused->http_status, {{"error", refused->reason}});
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
   });
   // Answers httplib's own errors (413 for an oversized body, 404) in JSON too.
   server.set_error_handler([ctx](const httplib::Request& req, httplib::Response& res) {

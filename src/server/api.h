@@ -42,6 +42,7 @@ struct ApiContext {
   // detect(now_us, window_us (0: default), &opened) — one detector run, kept
   // and sent to the sinks; unset: /v1/detect answers 503.
   std::function<Result<detect::DetectReport>(int64_t, int64_t, size_t*)> detect;
+  size_t max_body_bytes = 0;  // 0: no limit of our own (httplib's applies)
 };
 
 // InstallRoutes() — registers kRoutes and the auth check on `server`.

@@ -27,6 +27,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   s->sinks_ = std::make_unique<AlertSinks>(AlertSinkOptionsFrom(config));
   s->context_ = ApiContext{s->store_.get(), s->writer_.get(), &s->metrics_,
                            config.token,    s->sinks_.get(),  {}};
+  s->context_.max_body_bytes = config.max_body_bytes;
   Server* self = s.get();
   s->context_.detect = [self](int64_t now, int64_t window, size_t* opened) {
     return self->Detect(now, window, opened);
