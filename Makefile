@@ -68,6 +68,7 @@ bench: build
 	@$(BUILD)/bench/counters_bench --benchmark_min_time=0.2
 	@$(BUILD)/bench/store/store_bench
 	@$(BUILD)/bench/ingest_bench $(BUILD)/cpuledger
+	@$(PY) bench/ingest/profiled_ingest_bench.py --cpuledger $(BUILD)/cpuledger
 	@$(PY) bench/middleware/inprocess_bench.py
 	@$(PY) bench/middleware/wrk_bench.py
 	@$(PY) bench/profiler/overhead_bench.py
