@@ -17,7 +17,10 @@
 //    windows are complete (A gone, or the after-window passed), so a
 //    comparison is not looked at again and again while it fills; requests
 //    carrying a flag value the other side never carries are left out. The
-//    effect is the rank-based shift (stats::ShiftInterval).
+//    effect is the rank-based shift (stats::ShiftInterval). A rollout's
+//    endpoint tests are one family: Holm's step-down at rollout_alpha gates
+//    each alert, so a rollout that changed nothing pages nobody, 95% of
+//    the time, however many endpoints its service has.
 //  * flag — for every flag and value seen in the window, per endpoint:
 //    requests with the value against requests with the flag's reference
 //    value (its most common set value; "unset" only for a flag with one set
@@ -98,10 +101,11 @@ struct DetectOptions {
   int64_t max_before_after_us = 6LL * 3600 * 1'000'000;  // the widest a side may grow
   int64_t min_overlap_us = 10LL * 60 * 1'000'000;        // below it: before/after
   double confidence = 0.90;                              // two-sided
-  double fdr = 0.05;                       // Benjamini–Hochberg level for flag and function tests
-  size_t min_samples = 500;                // per side, endpoint level
-  size_t min_profiled = 200;               // per side, function level
-  double threshold_floor = 0.01;           // endpoint level
+  double fdr = 0.05;              // Benjamini–Hochberg level for flag and function tests
+  double rollout_alpha = 0.05;    // Holm's family-wise level over one rollout's endpoint tests
+  size_t min_samples = 500;       // per side, endpoint level
+  size_t min_profiled = 200;      // per side, function level
+  double threshold_floor = 0.01;  // endpoint level
   double function_threshold_floor = 0.02;  // function level
   double min_function_share = 0.002;  // a function below this share of its endpoint is not tested
   double max_interval_width = 0.5;    // a wider interval is "too wide": skipped

@@ -191,34 +191,27 @@ std::string WaitingReason(const BeforeAfter& c, size_t need, int64_t b_first_us,
 // rollout's others.
 struct RolloutTest {
   Finding finding;
-  Window a, b;                           // the windows of side A and side B
-  std::vector<double> costs_a, costs_b;  // their requests' costs
+  Window a, b;  // the windows of side A and side B
 };
 
-// JudgeRollout() — a rollout tests every endpoint of its service: one of
-// ten unchanged endpoints would clear a 90% interval's threshold by chance
-// far too often. So an endpoint alerts only when its test is also a
-// discovery among the rollout's tests (Benjamini–Hochberg at `fdr`) and its
-// interval, at the FCR-adjusted level (Benjamini & Yekutieli 2005), clears
-// the threshold: as flag tests are judged.
+// JudgeRollout() — a rollout tests every endpoint of its service, and one
+// of ten unchanged endpoints would clear a 90% interval's threshold by
+// chance far too often. So the rollout's tests are one family: an endpoint
+// alerts only when its test survives Holm's step-down at `rollout_alpha`
+// (a rollout that changed nothing pages nobody, 95% of the time, however
+// many endpoints it has) and its interval clears its threshold. Holm's gate
+// leaves the interval at its nominal level: a regression clearly seen on its
+// endpoint keeps the narrow interval its samples earned.
 Status JudgeRollout(Run& run, std::vector<RolloutTest>& tests) {
+  const DetectOptions& o = run.options;
   std::vector<double> p;
   for (const RolloutTest& t : tests) p.push_back(t.finding.p_value);
-  const std::vector<double> q = stats::BenjaminiHochberg(p);
-  const DetectOptions& o = run.options;
-  size_t discoveries = 0;
-  for (double x : q) discoveries += x <= o.fdr;
-  const double selected_level =
-      std::max(o.confidence, 1.0 - o.fdr * static_cast<double>(discoveries) /
-                                       static_cast<double>(std::max<size_t>(tests.size(), 1)));
+  const std::vector<double> adjusted = stats::Holm(p);
   for (size_t i = 0; i < tests.size(); ++i) {
     Finding& f = tests[i].finding;
-    f.q_value = q[i];
-    const bool discovered = q[i] <= o.fdr;
-    if (discovered)
-      f.effect = stats::ShiftInterval(tests[i].costs_a, tests[i].costs_b, selected_level);
+    f.q_value = adjusted[i];
     const bool skipped = Judge(o, f);
-    if (!discovered) f.alert = false;
+    if (adjusted[i] > o.rollout_alpha) f.alert = false;
     if (f.alert) {
       const Window& a = tests[i].a;
       const Window& b = tests[i].b;
@@ -341,12 +334,13 @@ Result<std::optional<RolloutTest>> TestEndpoint(Run& run, const Rollout& r, Find
                                                 const std::pair<Side, Side>& before_after) {
   const DetectOptions& o = run.options;
   RolloutTest t;
+  std::vector<double> costs_a, costs_b;
   if (side_by_side != nullptr && side_by_side->first.cost.size() >= o.min_samples &&
       side_by_side->second.cost.size() >= o.min_samples) {
     f.method = "side-by-side";
     t.a = t.b = r.overlap;
-    t.costs_a = side_by_side->first.cost;
-    t.costs_b = side_by_side->second.cost;
+    costs_a = side_by_side->first.cost;
+    costs_b = side_by_side->second.cost;
   } else {
     // Before/after also carries whatever drifted between its windows
     // (time of day, load): it needs twice the samples to be judged.
@@ -370,17 +364,17 @@ Result<std::optional<RolloutTest>> TestEndpoint(Run& run, const Rollout& r, Find
     }
     t.a = c.before;
     t.b = c.after;
-    t.costs_a = before_after.first.CostsIn(c.before);
-    t.costs_b = before_after.second.CostsIn(c.after);
+    costs_a = before_after.first.CostsIn(c.before);
+    costs_b = before_after.second.CostsIn(c.after);
   }
   f.from_us = t.a.from_us;
   f.to_us = t.b.to_us;
-  f.samples_before = t.costs_a.size();
-  f.samples_after = t.costs_b.size();
-  f.mean_before = Mean(t.costs_a);
-  f.mean_after = Mean(t.costs_b);
-  f.effect = stats::ShiftInterval(t.costs_a, t.costs_b, o.confidence);
-  f.p_value = stats::MannWhitneyPValue(t.costs_a, t.costs_b);
+  f.samples_before = costs_a.size();
+  f.samples_after = costs_b.size();
+  f.mean_before = Mean(costs_a);
+  f.mean_after = Mean(costs_b);
+  f.effect = stats::ShiftInterval(costs_a, costs_b, o.confidence);
+  f.p_value = stats::MannWhitneyPValue(costs_a, costs_b);
   if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
   t.finding = std::move(f);
   return std::optional<RolloutTest>(std::move(t));

@@ -403,4 +403,22 @@ std::vector<double> BenjaminiHochberg(std::span<const double> p_values) {
   return q;
 }
 
+std::vector<double> Holm(std::span<const double> p_values) {
+  const size_t m = p_values.size();
+  std::vector<double> adjusted(m);
+  auto p_at = [&](size_t i) { return std::isnan(p_values[i]) ? 1.0 : p_values[i]; };
+  std::vector<size_t> order(m);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t l, size_t r) { return p_at(l) < p_at(r); });
+  // p~_(i) = max over j <= i of min(1, (m - j + 1) p_(j)), from the smallest p up.
+  double running = 0;
+  for (size_t rank = 1; rank <= m; ++rank) {
+    const size_t i = order[rank - 1];
+    running = std::max(running, std::min(1.0, p_at(i) * static_cast<double>(m - rank + 1)));
+    adjusted[i] = running;
+  }
+  return adjusted;
+}
+
 }  // namespace cpuledger::stats

@@ -98,6 +98,11 @@ double WelchPValue(const Moments& a, const Moments& b);
 // 1; a NaN p-value counts as 1 (and as one of the hypotheses).
 std::vector<double> BenjaminiHochberg(std::span<const double> p_values);
 
+// Holm() — Holm–Bonferroni adjusted p-values, in input order: rejecting
+// those <= alpha keeps the chance of any false rejection in the family at
+// most alpha (family-wise error), under any dependence. NaN reads as 1.
+std::vector<double> Holm(std::span<const double> p_values);
+
 // ---- change points ----
 
 // ChangePointOptions — DetectChangePoints() needs no tuning; these are for

@@ -94,6 +94,28 @@ TEST(StatsBenjaminiHochberg, PaperExample) {
   EXPECT_EQ(rejected, 4);
 }
 
+// Holm (1979) step-down, by hand: sorted 0.01 0.02 0.03 0.04 0.3 (m = 5)
+// times 5 4 3 2 1 = 0.05 0.08 0.09 0.08 0.3, made non-decreasing:
+// 0.05 0.08 0.09 0.09 0.3; at alpha 0.05 only the first is rejected,
+// where BH would reject four.
+TEST(StatsHolm, StepDownByHand) {
+  const std::vector<double> p = {0.04, 0.3, 0.01, 0.03, 0.02, std::nan("")};
+  const std::vector<double> h = Holm(p);
+  ASSERT_EQ(h.size(), p.size());
+  // m = 6 with the NaN (read as 1): x6 x5 x4 x3 x2 x1.
+  EXPECT_NEAR(h[2], 0.06, 1e-12);
+  EXPECT_NEAR(h[4], 0.10, 1e-12);
+  EXPECT_NEAR(h[3], 0.12, 1e-12);
+  EXPECT_NEAR(h[0], 0.12, 1e-12);  // 0.04 x 3 = 0.12, not below the one before
+  EXPECT_NEAR(h[1], 0.6, 1e-12);
+  EXPECT_NEAR(h[5], 1.0, 1e-12);
+  const std::vector<double> five = {0.01, 0.02, 0.03, 0.04, 0.3};
+  const std::vector<double> h5 = Holm(five);
+  const std::vector<double> expected = {0.05, 0.08, 0.09, 0.09, 0.3};
+  for (size_t i = 0; i < five.size(); ++i) EXPECT_NEAR(h5[i], expected[i], 1e-12) << i;
+  EXPECT_TRUE(Holm({}).empty());
+}
+
 TEST(StatsBenjaminiHochberg, InputOrderCapAndEdgeCases) {
   // The same values shuffled: each keeps its own adjusted value.
   const std::vector<double> p = {0.0344, 1.000, 0.0001, 0.0201, 0.7590};
