@@ -322,6 +322,79 @@ TEST_F(FunctionEntitiesTest, DiffOfTwoCommitsNamesTheAddedHelperFirst) {
   EXPECT_DOUBLE_EQ((*d)[1].delta_total(), 5000);
 }
 
+// CountRows() — rows of `table` in the store file (read by SQLite directly).
+int64_t CountRows(const std::string& path, const std::string& table) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return -1;
+  sqlite3_stmt* st = nullptr;
+  int64_t n = -1;
+  if (sqlite3_prepare_v2(db, ("SELECT count(*) FROM " + table).c_str(), -1, &st, nullptr) ==
+          SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+TEST(FunctionEntitiesRetentionTest, DeletesWholeHoursOfProfilesAndMinutesOfTallies) {
+  TempDir dir;
+  SqliteOptions options{.path = dir.File("retention.sqlite")};
+  options.profile_retention_us = 2 * kHourUs;
+  options.tally_retention_us = kHourUs;
+  Result<std::unique_ptr<Store>> s = OpenSqliteStore(options);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Store& store = **s;
+  record::Batch b;
+  for (int hour = 0; hour < 4; ++hour) {
+    record::RequestRecord* r = b.add_records();
+    *r = Record(kT0Us + hour * kHourUs + 10 * kUs, "shop", "/x/", "A");
+    (*r->mutable_flags())["f"] = "on";
+    MakeTree(1, "cpu_ns", nullptr).ToProto(r->mutable_profile());
+  }
+  for (int minute = 0; minute < 4 * 60; minute += 20) {
+    record::WorkerTally* t = b.add_tallies();
+    t->set_minute_unix(kT0Us / kUs + minute * 60);
+    t->set_service("shop");
+    t->set_host("h1");
+    t->set_worker_id("w1");
+    record::EndpointCount* c = t->add_endpoints();
+    c->set_endpoint("/x/");
+    c->set_requests(5);
+  }
+  const record::Batch* batches[] = {&b};
+  ASSERT_TRUE(store.AppendBatches(batches).ok());
+  ASSERT_EQ(store.Stats()->tallies, 12u);
+
+  // 4 h 30 min in: profiles of hours 0 and 1 ended before the 2 h window
+  // (hour 2 straddles its start and is kept whole); of the tallies (every
+  // 20 min), only 3 h 40 is inside the 1 h window.
+  const int64_t now = kT0Us + 4 * kHourUs + 30 * 60 * kUs;
+  Result<uint64_t> deleted = store.ApplyRetention(now);
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  Result<CallTree> tree = store.FunctionTree({});
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->requests(), 2u);
+  FunctionMomentsQuery flagged;
+  flagged.flag = "f";
+  Result<std::vector<FunctionMoments>> moments = store.FunctionMomentsOf(flagged);
+  ASSERT_TRUE(moments.ok()) << moments.status().ToString();
+  ASSERT_FALSE(moments->empty());
+  for (const FunctionMoments& m : *moments) EXPECT_EQ(m.requests, 2.0) << m.function;
+  EXPECT_EQ(CountRows(options.path, "tallies"), 1);
+  EXPECT_EQ(CountRows(options.path, "tally_endpoints"), 1);
+  EXPECT_EQ(store.Stats()->tallies, 1u);
+  // The interned ids stay for the profiles still to come.
+  EXPECT_GT(CountRows(options.path, "call_paths"), 0);
+  // Idempotent, and a reopened store counts the same.
+  ASSERT_TRUE(store.ApplyRetention(now).ok());
+  s->reset();
+  s = OpenSqliteStore(options);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ((*s)->Stats()->tallies, 1u);
+  EXPECT_EQ((*s)->FunctionTree({})->requests(), 2u);
+}
+
 TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
   TempDir dir;
   const std::string path = dir.File("v1.sqlite");
