@@ -41,9 +41,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench_files.h"
 #include "record/record.pb.h"
 #include "sim/fleet.h"
 #include "store/functions.h"
+#include "store/sqlite/schema.h"
 #include "store/store.h"
 
 namespace cpuledger::store {
@@ -63,16 +65,6 @@ bool Quick() {
 
 double SecondsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-std::string TempPath(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          (name + "." + std::to_string(getpid()) + ".sqlite"))
-      .string();
-}
-
-void RemoveStoreFiles(const std::string& path) {
-  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
 }
 
 // ---- workloads ----
@@ -108,14 +100,13 @@ std::vector<RequestRecord> SimPool(size_t n) {
 std::vector<RequestRecord> AppLikePool(size_t n, double* mean_path_bytes) {
   std::mt19937_64 rng(5);
   std::vector<std::tuple<std::string, uint32_t, std::string>> functions;
-  const char* kPackages[] = {"django/db/models", "django/template", "django/core/handlers",
-                             "django/utils", "library/catalogue", "library/loans"};
+  const char* kPackages[] = {"django/db/models", "django/template",   "django/core/handlers",
+                             "django/utils",     "library/catalogue", "library/loans"};
   for (int i = 0; i < 3000; ++i)
     functions.emplace_back("/srv/catalogue/.venv/lib/python3.11/site-packages/" +
-                               std::string(kPackages[i % 6]) + "/module_" +
-                               std::to_string(i % 97) + ".py",
-                           static_cast<uint32_t>(10 + i % 900),
-                           "function_" + std::to_string(i));
+                               std::string(kPackages[i % 6]) + "/module_" + std::to_string(i % 97) +
+                               ".py",
+                           static_cast<uint32_t>(10 + i % 900), "function_" + std::to_string(i));
   struct View {
     std::vector<std::pair<uint32_t, uint32_t>> nodes;  // (parent, function index into `functions`)
   };
@@ -135,7 +126,8 @@ std::vector<RequestRecord> AppLikePool(size_t n, double* mean_path_bytes) {
     add(20, static_cast<uint32_t>(2100 + v));            // the view
     while (view.nodes.size() < 1400) {
       const uint32_t size = static_cast<uint32_t>(view.nodes.size());
-      const uint32_t parent = rng() % 100 < 80 ? size : 21 + static_cast<uint32_t>(rng() % (size - 20));
+      const uint32_t parent =
+          rng() % 100 < 80 ? size : 21 + static_cast<uint32_t>(rng() % (size - 20));
       add(parent, static_cast<uint32_t>(rng() % 2000));
     }
   }
@@ -205,29 +197,8 @@ class V3Peer {
  public:
   explicit V3Peer(const std::string& path) {
     sqlite3_open(path.c_str(), &db_);
-    Exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-         "CREATE TABLE function_entities (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-         " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-         " path_hash INTEGER NOT NULL, call_path TEXT NOT NULL, calls INTEGER NOT NULL,"
-         " primitive_calls INTEGER NOT NULL, self_cost INTEGER NOT NULL,"
-         " total_cost INTEGER NOT NULL,"
-         " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, path_hash)) WITHOUT ROWID;"
-         "CREATE TABLE function_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-         " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-         " requests INTEGER NOT NULL,"
-         " PRIMARY KEY (bucket, service, endpoint, commit_id, unit)) WITHOUT ROWID;"
-         "CREATE TABLE function_moments (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-         " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-         " flag TEXT NOT NULL, flag_value TEXT NOT NULL, function TEXT NOT NULL,"
-         " sum REAL NOT NULL, sum_sq REAL NOT NULL, share_sum REAL NOT NULL,"
-         " share_sq REAL NOT NULL,"
-         " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value, function))"
-         " WITHOUT ROWID;"
-         "CREATE TABLE function_moment_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-         " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-         " flag TEXT NOT NULL, flag_value TEXT NOT NULL, requests INTEGER NOT NULL,"
-         " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value))"
-         " WITHOUT ROWID;");
+    Exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    Exec(sqlite::kVersion3ProfileTables);
     Prepare(&entity_,
             "INSERT INTO function_entities VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
             " ON CONFLICT DO UPDATE SET calls = calls + excluded.calls, primitive_calls ="
@@ -300,7 +271,8 @@ class V3Peer {
           for (size_t f = 0; f < self.size(); ++f) {
             if (self[f] == 0) continue;
             const record::ProfileFunction& fn = p.functions(static_cast<int>(f));
-            std::array<double, 4>& a = by_function[FunctionKeyText(fn.file(), fn.line(), fn.name())];
+            std::array<double, 4>& a =
+                by_function[FunctionKeyText(fn.file(), fn.line(), fn.name())];
             const double share = self[f] / total;
             a[0] += self[f];
             a[1] += self[f] * self[f];
@@ -389,9 +361,9 @@ struct PageBytes {
 // MeasurePages() — from dbstat on a fresh connection (sees the WAL).
 PageBytes MeasurePages(const std::string& path) {
   static const std::set<std::string> kProfileTables = {
-      "functions",         "call_paths",        "profile_slices",           "profile_requests",
-      "path_costs",        "function_moments",  "function_entities",        "function_requests",
-      "function_moment_requests"};
+      "functions",         "call_paths",        "profile_slices",
+      "profile_requests",  "path_costs",        "function_moments",
+      "function_entities", "function_requests", "function_moment_requests"};
   PageBytes out;
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) return out;
@@ -403,8 +375,7 @@ PageBytes MeasurePages(const std::string& path) {
       const double bytes = sqlite3_column_double(st, 1);
       out.all += bytes;
       // "sqlite_autoindex_<table>_<n>" belongs to <table>.
-      if (name.rfind("sqlite_autoindex_", 0) == 0)
-        name = name.substr(17, name.rfind('_') - 17);
+      if (name.rfind("sqlite_autoindex_", 0) == 0) name = name.substr(17, name.rfind('_') - 17);
       if (kProfileTables.count(name) > 0) out.profile += bytes;
     }
   }
@@ -473,8 +444,8 @@ double Append(Store& store, const std::vector<Batch>& batches) {
 }
 
 // BytesFigures() — steady-state bytes per profiled request at `rate`.
-void BytesFigures(const std::string& workload, const std::vector<RequestRecord>& pool,
-                  double rate, int64_t hour_s, bool with_peer, std::vector<Figure>* figures) {
+void BytesFigures(const std::string& workload, const std::vector<RequestRecord>& pool, double rate,
+                  int64_t hour_s, bool with_peer, std::vector<Figure>* figures) {
   const std::string path = TempPath("profile_bench_" + workload);
   const std::string old_path = TempPath("profile_bench_v3_" + workload);
   RemoveStoreFiles(path);
@@ -534,8 +505,8 @@ void BytesFigures(const std::string& workload, const std::vector<RequestRecord>&
 }
 
 // AppendFigures() — AppendBatches() time per second of traffic at `rate`.
-void AppendFigures(const std::string& workload, const std::vector<RequestRecord>& pool,
-                   double rate, int64_t seconds, std::vector<Figure>* figures) {
+void AppendFigures(const std::string& workload, const std::vector<RequestRecord>& pool, double rate,
+                   int64_t seconds, std::vector<Figure>* figures) {
   const std::string path = TempPath("profile_bench_append_" + workload);
   RemoveStoreFiles(path);
   {

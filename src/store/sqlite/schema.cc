@@ -17,6 +17,33 @@ namespace {
   " h_instr BLOB, h_cycles BLOB, h_cpu_ns BLOB, h_wall_us BLOB," \
   " PRIMARY KEY (bucket, series)) WITHOUT ROWID;\n"
 
+// Version 3's profile tables, as migrations 2 and 3 create them (and
+// kVersion3ProfileTables spells them for tests and the bench's peer).
+#define CPULEDGER_V2_FUNCTION_TABLES                                                       \
+  "CREATE TABLE function_entities (bucket INTEGER NOT NULL, service TEXT NOT NULL,"        \
+  " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"                  \
+  " path_hash INTEGER NOT NULL, call_path TEXT NOT NULL, calls INTEGER NOT NULL,"          \
+  " primitive_calls INTEGER NOT NULL, self_cost INTEGER NOT NULL,"                         \
+  " total_cost INTEGER NOT NULL,"                                                          \
+  " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, path_hash)) WITHOUT ROWID;\n" \
+  "CREATE TABLE function_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL,"        \
+  " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"                  \
+  " requests INTEGER NOT NULL,"                                                            \
+  " PRIMARY KEY (bucket, service, endpoint, commit_id, unit)) WITHOUT ROWID;\n"
+#define CPULEDGER_V3_MOMENT_TABLES                                                         \
+  "CREATE TABLE function_moments (bucket INTEGER NOT NULL, service TEXT NOT NULL,"         \
+  " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"                  \
+  " flag TEXT NOT NULL, flag_value TEXT NOT NULL, function TEXT NOT NULL,"                 \
+  " sum REAL NOT NULL, sum_sq REAL NOT NULL, share_sum REAL NOT NULL,"                     \
+  " share_sq REAL NOT NULL,"                                                               \
+  " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value, function))" \
+  " WITHOUT ROWID;\n"                                                                      \
+  "CREATE TABLE function_moment_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL," \
+  " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"                  \
+  " flag TEXT NOT NULL, flag_value TEXT NOT NULL, requests INTEGER NOT NULL,"              \
+  " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value))"           \
+  " WITHOUT ROWID;\n"
+
 // Migration 1 — the first schema. Later migrations append to kMigrations;
 // never edit one that has shipped.
 constexpr const char* kMigration1 =
@@ -70,18 +97,7 @@ constexpr const char* kMigration1 =
 // function_entities was never written, so it is replaced: one row per
 // (hour, service, endpoint, commit, unit, call path), and the profiled
 // request counts of the same slices in function_requests.
-constexpr const char* kMigration2 =
-    "DROP TABLE function_entities;\n"
-    "CREATE TABLE function_entities (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-    " path_hash INTEGER NOT NULL, call_path TEXT NOT NULL, calls INTEGER NOT NULL,"
-    " primitive_calls INTEGER NOT NULL, self_cost INTEGER NOT NULL,"
-    " total_cost INTEGER NOT NULL,"
-    " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, path_hash)) WITHOUT ROWID;\n"
-    "CREATE TABLE function_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-    " requests INTEGER NOT NULL,"
-    " PRIMARY KEY (bucket, service, endpoint, commit_id, unit)) WITHOUT ROWID;\n";
+constexpr const char* kMigration2 = "DROP TABLE function_entities;\n" CPULEDGER_V2_FUNCTION_TABLES;
 
 // Migration 3 — the detectors' tables (store/detection.h). Version 1's
 // alerts table was never written, so it is replaced.
@@ -96,18 +112,9 @@ constexpr const char* kMigration3 =
     " endpoint TEXT NOT NULL, subject TEXT NOT NULL, kind TEXT NOT NULL, cause TEXT NOT NULL,"
     " estimate REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, alerted INTEGER NOT NULL);\n"
     "CREATE INDEX effects_by_subject ON effects(service, endpoint, subject, kind, at_us);\n"
-    "CREATE TABLE function_moments (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-    " flag TEXT NOT NULL, flag_value TEXT NOT NULL, function TEXT NOT NULL,"
-    " sum REAL NOT NULL, sum_sq REAL NOT NULL, share_sum REAL NOT NULL,"
-    " share_sq REAL NOT NULL,"
-    " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value, function))"
-    " WITHOUT ROWID;\n"
-    "CREATE TABLE function_moment_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-    " flag TEXT NOT NULL, flag_value TEXT NOT NULL, requests INTEGER NOT NULL,"
-    " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value))"
-    " WITHOUT ROWID;\n";
+    // clang-format off
+    CPULEDGER_V3_MOMENT_TABLES;
+// clang-format on
 
 // Migration 4 — interned profiles (store/sqlite/profile_ids.h). Version 3
 // spelled out every call path (~4 KB a row in a real app) and every function
@@ -207,6 +214,15 @@ struct Migration {
   const char* sql;
   Status (*carry)(Db&);
 };
+
+}  // namespace
+
+const char* const kVersion3ProfileTables = CPULEDGER_V2_FUNCTION_TABLES CPULEDGER_V3_MOMENT_TABLES;
+
+namespace {
+
+#undef CPULEDGER_V2_FUNCTION_TABLES
+#undef CPULEDGER_V3_MOMENT_TABLES
 
 // kMigrations[v - 1] upgrades user_version v - 1 to v.
 constexpr Migration kMigrations[] = {{kMigration1, nullptr},

@@ -91,6 +91,12 @@ inline constexpr int32_t kApplicationId = 0x43504C47;
 // kSchemaVersion — PRAGMA user_version after Migrate().
 inline constexpr int kSchemaVersion = 4;
 
+// kVersion3ProfileTables — the CREATE TABLE statements of version 3's
+// function_entities, function_requests, function_moments and
+// function_moment_requests: for tests that write a version 3 file and for the
+// bench's replay of the old layout.
+extern const char* const kVersion3ProfileTables;
+
 // ConfigureConnection() — the per-connection pragmas: WAL, synchronous=NORMAL
 // (store.h invariant 2), busy_timeout, cache and mmap sizes, secure_delete off
 // (Debian's SQLite turns it on; zeroing freed pages only slows retention).

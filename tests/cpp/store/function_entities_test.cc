@@ -20,6 +20,7 @@
 #include "profile/call_tree.h"
 #include "profile/diff.h"
 #include "store/functions.h"
+#include "store/sqlite/schema.h"
 #include "store/store.h"
 
 namespace cpuledger::store {
@@ -501,32 +502,14 @@ struct V3Rows {
   void Write(const std::string& path) const {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    const char* v3 =
-        "DROP TABLE functions; DROP TABLE call_paths; DROP TABLE profile_slices;"
-        "DROP TABLE profile_requests; DROP TABLE path_costs; DROP TABLE function_moments;"
-        "CREATE TABLE function_entities (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-        " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-        " path_hash INTEGER NOT NULL, call_path TEXT NOT NULL, calls INTEGER NOT NULL,"
-        " primitive_calls INTEGER NOT NULL, self_cost INTEGER NOT NULL,"
-        " total_cost INTEGER NOT NULL,"
-        " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, path_hash)) WITHOUT ROWID;"
-        "CREATE TABLE function_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-        " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-        " requests INTEGER NOT NULL,"
-        " PRIMARY KEY (bucket, service, endpoint, commit_id, unit)) WITHOUT ROWID;"
-        "CREATE TABLE function_moments (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-        " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-        " flag TEXT NOT NULL, flag_value TEXT NOT NULL, function TEXT NOT NULL,"
-        " sum REAL NOT NULL, sum_sq REAL NOT NULL, share_sum REAL NOT NULL,"
-        " share_sq REAL NOT NULL,"
-        " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value, function))"
-        " WITHOUT ROWID;"
-        "CREATE TABLE function_moment_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-        " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-        " flag TEXT NOT NULL, flag_value TEXT NOT NULL, requests INTEGER NOT NULL,"
-        " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value))"
-        " WITHOUT ROWID; PRAGMA user_version = 3;";
-    ASSERT_EQ(sqlite3_exec(db, v3, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    const std::string v3 =
+        std::string(
+            "DROP TABLE functions; DROP TABLE call_paths; DROP TABLE profile_slices;"
+            "DROP TABLE profile_requests; DROP TABLE path_costs;"
+            "DROP TABLE function_moments;") +
+        sqlite::kVersion3ProfileTables + "PRAGMA user_version = 3;";
+    ASSERT_EQ(sqlite3_exec(db, v3.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
     auto slice_sql = [](const Slice& s) {
       return std::to_string(std::get<0>(s)) + ", '" + std::get<1>(s) + "', '" + std::get<2>(s) +
              "', '" + std::get<3>(s) + "', '" + std::get<4>(s) + "'";
