@@ -1,6 +1,7 @@
 #include "store/functions.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <tuple>
 
 namespace cpuledger::store {
@@ -26,21 +27,22 @@ Result<profile::Function> ParseFunctionKey(std::string_view frame) {
   return InvalidArgument("call path frame '" + std::string(frame) + "' is not file:line:name");
 }
 
+void AppendFunctionKey(std::string* out, std::string_view file, uint32_t line,
+                       std::string_view name) {
+  char digits[16];
+  const int n = std::snprintf(digits, sizeof digits, "%u", line);
+  out->append(file);
+  out->push_back(':');
+  out->append(digits, static_cast<size_t>(n));
+  out->push_back(':');
+  out->append(name);
+}
+
 std::string FunctionKeyText(std::string_view file, uint32_t line, std::string_view name) {
   std::string out;
   out.reserve(file.size() + name.size() + 12);
-  out += file;
-  out += ':';
-  out += std::to_string(line);
-  out += ':';
-  out += name;
+  AppendFunctionKey(&out, file, line, name);
   return out;
-}
-
-Result<FunctionSort> ParseFunctionSort(std::string_view text) {
-  if (text == "self") return FunctionSort::kSelf;
-  if (text == "total") return FunctionSort::kTotal;
-  return InvalidArgument("sort '" + std::string(text) + "' must be self or total");
 }
 
 std::string CallPathText(const std::vector<profile::Function>& path) {

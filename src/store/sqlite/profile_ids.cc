@@ -6,7 +6,7 @@ namespace cpuledger::store::sqlite {
 
 Status ProfileInterner::Load(Db& db) {
   functions_.clear();
-  paths_.clear();
+  paths_.Clear();
   slices_.clear();
   pending_functions_.clear();
   pending_paths_.clear();
@@ -25,7 +25,7 @@ Status ProfileInterner::Load(Db& db) {
   });
   if (s.ok())
     s = read("SELECT id, parent, function FROM call_paths", [&](StmtUse& u) -> Status {
-      paths_.emplace(std::make_pair(u.Int64(1), u.Int64(2)), u.Int64(0));
+      *paths_.TryEmplace(u.Int64(1), u.Int64(2)).first = u.Int64(0);
       next_path_ = std::max(next_path_, u.Int64(0) + 1);
       return OkStatus();
     });
@@ -67,12 +67,12 @@ int64_t ProfileInterner::Function(std::string_view key) {
 }
 
 int64_t ProfileInterner::Path(int64_t parent, int64_t function) {
-  auto [it, added] = paths_.try_emplace({parent, function}, next_path_);
+  auto [id, added] = paths_.TryEmplace(parent, function);
   if (added) {
+    *id = next_path_++;
     pending_paths_.emplace_back(parent, function);
-    ++next_path_;
   }
-  return it->second;
+  return *id;
 }
 
 int64_t ProfileInterner::Slice(const SliceKey& key) {
@@ -126,7 +126,7 @@ void ProfileInterner::Commit() {
 
 void ProfileInterner::Abort() {
   for (const std::string& key : pending_functions_) functions_.erase(key);
-  for (const auto& path : pending_paths_) paths_.erase(path);
+  for (const auto& [parent, function] : pending_paths_) paths_.Erase(parent, function);
   std::vector<SliceKey> slices;
   for (const SliceKey* key : pending_slices_) slices.push_back(*key);
   for (const SliceKey& key : slices) slices_.erase(key);

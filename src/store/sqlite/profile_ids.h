@@ -31,6 +31,7 @@
 
 #include "base/status.h"
 #include "store/sqlite/db.h"
+#include "store/sqlite/pair_map.h"
 
 namespace cpuledger::store::sqlite {
 
@@ -60,19 +61,13 @@ class ProfileInterner {
   void Abort();
 
  private:
-  struct PairHash {
-    size_t operator()(const std::pair<int64_t, int64_t>& p) const {
-      return std::hash<uint64_t>()(static_cast<uint64_t>(p.first) * 0x9E3779B97F4A7C15ULL ^
-                                   static_cast<uint64_t>(p.second));
-    }
-  };
   struct TextHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
 
   std::unordered_map<std::string, int64_t, TextHash, std::equal_to<>> functions_;
-  std::unordered_map<std::pair<int64_t, int64_t>, int64_t, PairHash> paths_;
+  PairMap<int64_t> paths_;  // (parent, function) -> path id
   std::map<SliceKey, int64_t> slices_;
   int64_t next_function_ = 1, next_path_ = 1, next_slice_ = 1;
   // The pending ids, in id order from committed_*: what WritePending()

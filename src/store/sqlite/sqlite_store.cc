@@ -64,24 +64,30 @@ struct SqliteStore::DeploySeen {
   uint64_t samples = 0;
 };
 
-// FunctionSlice — the call paths of one (hour, all-requests slice), summed
-// over the profiles of one AppendBatches() call.
-struct SqliteStore::FunctionSlice {
+// ProfileSums — the profile rows one AppendBatches() call adds: per slot, an
+// (hour, slice) pair, its profiled requests; per (slot, path id) the call
+// path's sums and per (slot, function id) the function's moments.
+struct SqliteStore::ProfileSums {
   struct Path {
     uint64_t calls = 0, primitive_calls = 0, self_cost = 0, total_cost = 0;
   };
-  std::unordered_map<int64_t, Path> paths;  // path id -> sums
-};
-
-// MomentSlice — one (hour, slice) of function moments and its profiled
-// requests (the all-requests slice's count is FunctionSlice's too), summed
-// over the profiles of one AppendBatches() call.
-struct SqliteStore::MomentSlice {
-  uint64_t requests = 0;
-  struct Sums {
+  struct Moments {
     double sum = 0, sum_sq = 0, share_sum = 0, share_sq = 0;
   };
-  std::unordered_map<int64_t, Sums> functions;  // function id -> sums
+  struct Slot {
+    int64_t hour = 0, slice = 0;
+    uint64_t requests = 0;  // counted in moment slots only
+  };
+  std::map<std::pair<int64_t, int64_t>, int64_t> slot_of;  // (hour s, slice id) -> slot
+  std::vector<Slot> slots;
+  PairMap<Path> paths;
+  PairMap<Moments> moments;
+
+  int64_t SlotOf(int64_t hour, int64_t slice) {
+    auto [it, added] = slot_of.try_emplace({hour, slice}, static_cast<int64_t>(slots.size()));
+    if (added) slots.push_back({hour, slice, 0});
+    return it->second;
+  }
 };
 
 // CallState — what one AppendBatches() call builds before writing it.
@@ -92,9 +98,8 @@ struct SqliteStore::CallState {
   std::map<int64_t, ChunkWriter> chunks;             // minute -> raw chunk
   std::array<std::map<TierKey, RollupAcc>, 3> late;  // samples of sealed buckets
   std::unordered_map<int64_t, DeploySeen> deploys;   // series -> seen
-  // (hour s, slice id) -> call path sums / function moments to add.
-  std::map<std::pair<int64_t, int64_t>, FunctionSlice> functions;
-  std::map<std::pair<int64_t, int64_t>, MomentSlice> moments;
+  ProfileSums profiles;
+  std::string key_scratch;                             // a function key being looked up
   std::set<std::string> senders;                       // senders to prune
   std::set<std::pair<std::string, uint64_t>> applied;  // (sender, sequence) in this call
   uint64_t records = 0, tallies_new = 0, rollup_rows_new = 0;
@@ -426,14 +431,16 @@ void SqliteStore::Route(const Sample& s, CallState& call) {
 Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call) {
   const record::Profile& p = rec.profile();
   const int64_t hour = FloorTo(rec.start_time_unix_us(), 3600 * kUs) / kUs;
-  const int64_t slice_id =
-      profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(), rec.commit(), p.unit(), "", ""));
-  FunctionSlice& slice = call.functions[{hour, slice_id}];
+  ProfileSums& sums = call.profiles;
+  const int64_t slot = sums.SlotOf(
+      hour,
+      profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(), rec.commit(), p.unit(), "", "")));
   std::vector<int64_t> function_ids(static_cast<size_t>(p.functions_size()));
   for (int f = 0; f < p.functions_size(); ++f) {
     const record::ProfileFunction& fn = p.functions(f);
-    function_ids[static_cast<size_t>(f)] =
-        profile_ids_.Function(FunctionKeyText(fn.file(), fn.line(), fn.name()));
+    call.key_scratch.clear();
+    AppendFunctionKey(&call.key_scratch, fn.file(), fn.line(), fn.name());
+    function_ids[static_cast<size_t>(f)] = profile_ids_.Function(call.key_scratch);
   }
   std::vector<int64_t> path_ids(static_cast<size_t>(p.nodes_size()), 0);  // node 0: the root
   for (int i = 1; i < p.nodes_size(); ++i) {
@@ -443,11 +450,11 @@ Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call
       return InvalidArgument("profile.nodes[" + std::to_string(i) + "] is out of order");
     const int64_t path = profile_ids_.Path(path_ids[n.parent()], function_ids[n.function()]);
     path_ids[static_cast<size_t>(i)] = path;
-    FunctionSlice::Path& sums = slice.paths[path];
-    sums.calls += n.calls();
-    sums.primitive_calls += n.primitive_calls();
-    sums.self_cost += n.self_cost();
-    sums.total_cost += n.total_cost();
+    ProfileSums::Path& row = *sums.paths.TryEmplace(slot, path).first;
+    row.calls += n.calls();
+    row.primitive_calls += n.primitive_calls();
+    row.self_cost += n.self_cost();
+    row.total_cost += n.total_cost();
   }
   AddMoments(rec, hour, function_ids, call);
   return OkStatus();
@@ -463,23 +470,34 @@ void SqliteStore::AddMoments(const record::RequestRecord& rec, int64_t hour,
     self[p.nodes(i).function()] += static_cast<double>(p.nodes(i).self_cost());
   double total = 0;
   for (double x : self) total += x;
-  // Functions that share a key (a profile may list one twice) add up.
-  std::unordered_map<int64_t, double> costs;
+  // (function id, self cost); functions that share a key (a profile may list
+  // one twice) add up, so a request's cost of a function is one observation.
+  std::vector<std::pair<int64_t, double>> costs;
   for (size_t f = 0; f < self.size(); ++f)
-    if (self[f] != 0) costs[function_ids[f]] += self[f];
+    if (self[f] != 0) costs.emplace_back(function_ids[f], self[f]);
+  std::sort(costs.begin(), costs.end());
+  size_t kept = 0;
+  for (size_t i = 0; i < costs.size(); ++i) {
+    if (kept > 0 && costs[kept - 1].first == costs[i].first)
+      costs[kept - 1].second += costs[i].second;
+    else
+      costs[kept++] = costs[i];
+  }
+  costs.resize(kept);
   const uint64_t requests = p.requests() == 0 ? 1 : p.requests();
   auto add = [&](const std::string& flag, const std::string& value) {
-    const int64_t slice_id = profile_ids_.Slice(
-        SliceKey(rec.service(), rec.endpoint(), rec.commit(), p.unit(), flag, value));
-    MomentSlice& slice = call.moments[{hour, slice_id}];
-    slice.requests += requests;
+    ProfileSums& sums = call.profiles;
+    const int64_t slot =
+        sums.SlotOf(hour, profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(), rec.commit(),
+                                                      p.unit(), flag, value)));
+    sums.slots[static_cast<size_t>(slot)].requests += requests;
     for (const auto& [function, cost] : costs) {
-      MomentSlice::Sums& sums = slice.functions[function];
+      ProfileSums::Moments& m = *sums.moments.TryEmplace(slot, function).first;
       const double share = cost / total;  // total >= cost > 0
-      sums.sum += cost;
-      sums.sum_sq += cost * cost;
-      sums.share_sum += share;
-      sums.share_sq += share * share;
+      m.sum += cost;
+      m.sum_sq += cost * cost;
+      m.share_sum += share;
+      m.share_sq += share * share;
     }
   };
   add("", "");
@@ -688,43 +706,51 @@ Status SqliteStore::WriteDeploys(const CallState& call) {
   return OkStatus();
 }
 
-// WriteFunctions() / WriteMoments(): rows in key order, so the upserts walk
-// the B-trees forward instead of jumping about them.
+namespace {
+
+// SortedRows() — a PairMap's (slot, id) entries in (hour, slice, id) order, so
+// the upserts walk the B-tree forward instead of jumping about it.
+template <typename V, typename Slots>
+std::vector<std::tuple<int64_t, int64_t, int64_t, const V*>> SortedRows(const PairMap<V>& map,
+                                                                        const Slots& slots) {
+  std::vector<std::tuple<int64_t, int64_t, int64_t, const V*>> rows;
+  rows.reserve(map.size());
+  map.ForEach([&](int64_t slot, int64_t id, const V& v) {
+    const auto& s = slots[static_cast<size_t>(slot)];
+    rows.emplace_back(s.hour, s.slice, id, &v);
+  });
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+}  // namespace
+
 Status SqliteStore::WriteFunctions(const CallState& call) {
-  std::vector<std::pair<int64_t, const FunctionSlice::Path*>> rows;
-  for (const auto& [key, slice] : call.functions) {
-    rows.clear();
-    for (const auto& [path, sums] : slice.paths) rows.emplace_back(path, &sums);
-    std::sort(rows.begin(), rows.end());
-    for (const auto& [path, sums] : rows) {
-      StmtUse use(stmts_->path_cost_upsert);
-      BindAll(use, std::make_tuple(key.first, key.second, path, static_cast<int64_t>(sums->calls),
-                                   static_cast<int64_t>(sums->primitive_calls),
-                                   static_cast<int64_t>(sums->self_cost),
-                                   static_cast<int64_t>(sums->total_cost)));
-      if (Status s = use.Run(); !s.ok()) return s;
-    }
+  const ProfileSums& sums = call.profiles;
+  for (const auto& [hour, slice, path, row] : SortedRows(sums.paths, sums.slots)) {
+    StmtUse use(stmts_->path_cost_upsert);
+    BindAll(use, std::make_tuple(hour, slice, path, static_cast<int64_t>(row->calls),
+                                 static_cast<int64_t>(row->primitive_calls),
+                                 static_cast<int64_t>(row->self_cost),
+                                 static_cast<int64_t>(row->total_cost)));
+    if (Status s = use.Run(); !s.ok()) return s;
   }
   return OkStatus();
 }
 
 Status SqliteStore::WriteMoments(const CallState& call) {
-  std::vector<std::pair<int64_t, const MomentSlice::Sums*>> rows;
-  for (const auto& [key, slice] : call.moments) {
-    {
-      StmtUse use(stmts_->profile_requests_upsert);
-      BindAll(use, std::make_tuple(key.first, key.second, static_cast<int64_t>(slice.requests)));
-      if (Status s = use.Run(); !s.ok()) return s;
-    }
-    rows.clear();
-    for (const auto& [function, sums] : slice.functions) rows.emplace_back(function, &sums);
-    std::sort(rows.begin(), rows.end());
-    for (const auto& [function, sums] : rows) {
-      StmtUse use(stmts_->moment_upsert);
-      BindAll(use, std::make_tuple(key.first, key.second, function, sums->sum, sums->sum_sq,
-                                   sums->share_sum, sums->share_sq));
-      if (Status s = use.Run(); !s.ok()) return s;
-    }
+  const ProfileSums& sums = call.profiles;
+  for (const ProfileSums::Slot& slot : sums.slots) {
+    if (slot.requests == 0) continue;  // a slot of path sums only
+    StmtUse use(stmts_->profile_requests_upsert);
+    BindAll(use, std::make_tuple(slot.hour, slot.slice, static_cast<int64_t>(slot.requests)));
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  for (const auto& [hour, slice, function, m] : SortedRows(sums.moments, sums.slots)) {
+    StmtUse use(stmts_->moment_upsert);
+    BindAll(use,
+            std::make_tuple(hour, slice, function, m->sum, m->sum_sq, m->share_sum, m->share_sq));
+    if (Status s = use.Run(); !s.ok()) return s;
   }
   return OkStatus();
 }

@@ -119,6 +119,7 @@
 #include <vector>
 
 #include "store/sqlite/db.h"
+#include "store/sqlite/pair_map.h"
 #include "store/sqlite/profile_ids.h"
 #include "store/sqlite/reader.h"
 #include "store/sqlite/rollup.h"
@@ -163,8 +164,7 @@ class SqliteStore final : public Store {
   struct WriterStatements;
   struct CallState;
   struct DeploySeen;
-  struct FunctionSlice;
-  struct MomentSlice;
+  struct ProfileSums;
   // (bucket start, series) -> rollup of the samples in it.
   using OpenBuckets = std::map<int64_t, std::unordered_map<int64_t, RollupAcc>>;
   using TierKey = std::pair<int64_t, int64_t>;  // (bucket start s, series)
