@@ -45,11 +45,17 @@ std::string FunctionKeyText(std::string_view file, uint32_t line, std::string_vi
   return out;
 }
 
+Result<FunctionSort> ParseFunctionSort(std::string_view text) {
+  if (text == "self") return FunctionSort::kSelf;
+  if (text == "total") return FunctionSort::kTotal;
+  return InvalidArgument("sort '" + std::string(text) + "' must be self or total");
+}
+
 std::string CallPathText(const std::vector<profile::Function>& path) {
   std::string out;
   for (const profile::Function& f : path) {
     if (!out.empty()) out += '\n';
-    out += FunctionKeyText(f.file, f.line, f.name);
+    AppendFunctionKey(&out, f.file, f.line, f.name);
   }
   return out;
 }
