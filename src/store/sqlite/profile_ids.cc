@@ -8,9 +8,7 @@ Status ProfileInterner::Load(Db& db) {
   functions_.clear();
   paths_.Clear();
   slices_.clear();
-  pending_functions_.clear();
-  pending_paths_.clear();
-  pending_slices_.clear();
+  ClearPending();
   next_function_ = next_path_ = next_slice_ = 1;
   auto read = [&](const char* sql, auto&& fn) -> Status {
     Result<Stmt> st = db.Prepare(sql);
@@ -116,26 +114,29 @@ Status ProfileInterner::WritePending() {
 }
 
 void ProfileInterner::Commit() {
-  pending_functions_.clear();
-  pending_paths_.clear();
-  pending_slices_.clear();
   committed_functions_ = next_function_;
   committed_paths_ = next_path_;
   committed_slices_ = next_slice_;
+  ClearPending();
 }
 
 void ProfileInterner::Abort() {
   for (const std::string& key : pending_functions_) functions_.erase(key);
   for (const auto& [parent, function] : pending_paths_) paths_.Erase(parent, function);
+  // Copies: a key must not be erased through a reference into its own node.
   std::vector<SliceKey> slices;
   for (const SliceKey* key : pending_slices_) slices.push_back(*key);
   for (const SliceKey& key : slices) slices_.erase(key);
-  pending_functions_.clear();
-  pending_paths_.clear();
-  pending_slices_.clear();
   next_function_ = committed_functions_;
   next_path_ = committed_paths_;
   next_slice_ = committed_slices_;
+  ClearPending();
+}
+
+void ProfileInterner::ClearPending() {
+  pending_functions_.clear();
+  pending_paths_.clear();
+  pending_slices_.clear();
 }
 
 }  // namespace cpuledger::store::sqlite

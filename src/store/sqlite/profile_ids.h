@@ -61,6 +61,8 @@ class ProfileInterner {
   void Abort();
 
  private:
+  void ClearPending();
+
   struct TextHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }

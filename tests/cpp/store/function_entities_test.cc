@@ -323,19 +323,23 @@ TEST_F(FunctionEntitiesTest, DiffOfTwoCommitsNamesTheAddedHelperFirst) {
   EXPECT_DOUBLE_EQ((*d)[1].delta_total(), 5000);
 }
 
-// CountRows() — rows of `table` in the store file (read by SQLite directly).
-int64_t CountRows(const std::string& path, const std::string& table) {
+// QueryInt64() — the first column of the first row of `sql` on the store
+// file (read by SQLite directly), -1 on failure.
+int64_t QueryInt64(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
   if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return -1;
   sqlite3_stmt* st = nullptr;
   int64_t n = -1;
-  if (sqlite3_prepare_v2(db, ("SELECT count(*) FROM " + table).c_str(), -1, &st, nullptr) ==
-          SQLITE_OK &&
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
       sqlite3_step(st) == SQLITE_ROW)
     n = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
   sqlite3_close(db);
   return n;
+}
+
+int64_t CountRows(const std::string& path, const std::string& table) {
+  return QueryInt64(path, "SELECT count(*) FROM " + table);
 }
 
 TEST(FunctionEntitiesRetentionTest, DeletesWholeHoursOfProfilesAndMinutesOfTallies) {
@@ -567,21 +571,11 @@ TEST(FunctionEntitiesMigrationTest, VersionThreeRowsAreCarriedAndAnswerAsBefore)
 
   Result<std::unique_ptr<Store>> migrated = OpenSqliteStore({.path = old_path});
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(old_path.c_str(), &db), SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(db,
-                                 "SELECT count(*) FROM sqlite_schema WHERE name IN"
-                                 " ('function_entities', 'function_requests',"
-                                 " 'function_moment_requests', 'function_moments_v3')",
-                                 -1, &st, nullptr),
-              SQLITE_OK);
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    EXPECT_EQ(sqlite3_column_int(st, 0), 0) << "version 3's tables are dropped";
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-  }
+  EXPECT_EQ(QueryInt64(old_path,
+                       "SELECT count(*) FROM sqlite_schema WHERE name IN ('function_entities',"
+                       " 'function_requests', 'function_moment_requests', 'function_moments_v3')"),
+            0)
+      << "version 3's tables are dropped";
 
   std::vector<FunctionQuery> queries(4);
   queries[1].commit = "B";
