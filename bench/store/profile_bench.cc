@@ -489,9 +489,11 @@ void BytesFigures(const std::string& workload, const std::vector<RequestRecord>&
     const double profile_old = (old_end.profile - old_start.profile) / n;
     const double all_new = (new_end.all - new_start.all) / n;
     char v[160];
-    if (with_peer)
+    if (with_peer && profile_new >= 0.5)
       std::snprintf(v, sizeof v, "%.1f B (old schema %.0f B, %.0fx)", profile_new, profile_old,
-                    profile_old / std::max(profile_new, 1e-9));
+                    profile_old / profile_new);
+    else if (with_peer)  // the hour's rows existed before the measurement
+      std::snprintf(v, sizeof v, "%.1f B (old schema %.1f B)", profile_new, profile_old);
     else
       std::snprintf(v, sizeof v, "%.1f B", profile_new);
     char name[120];
