@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_files.h"
 #include "record/record.pb.h"
 #include "store/store.h"
 
@@ -156,16 +157,6 @@ class Fleet {
   std::vector<Endpoint> endpoints_;
   std::vector<double> cumulative_;
 };
-
-std::string TempPath(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          (name + "." + std::to_string(getpid()) + ".sqlite"))
-      .string();
-}
-
-void RemoveStoreFiles(const std::string& path) {
-  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
-}
 
 // BM_AppendBatches — records/s through AppendBatches(), batches of 1000.
 void BM_AppendBatches(benchmark::State& state) {

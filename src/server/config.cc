@@ -12,7 +12,8 @@ namespace cpuledger::server {
 namespace {
 
 constexpr std::string_view kKnownKeys =
-    "bind, port, data_dir, token, raw_retention, max_body_bytes, http_threads, "
+    "bind, port, data_dir, token, raw_retention, profile_retention, tally_retention, "
+    "max_body_bytes, http_threads, "
     "max_pending_batches, detect_every, detect_window, detect_confidence, detect_fdr, "
     "threshold_floor, thresholds, webhooks, webhook_token, webhook_attempts, webhook_backoff, "
     "webhook_max_backoff";
@@ -98,8 +99,9 @@ Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
       if (k == "max_pending_batches") out.max_pending_batches = static_cast<size_t>(*v);
       if (k == "webhook_attempts")
         out.webhook_attempts = static_cast<int>(std::min<int64_t>(*v, 1 << 30));
-    } else if (k == "raw_retention" || k == "detect_every" || k == "detect_window" ||
-               k == "webhook_backoff" || k == "webhook_max_backoff") {
+    } else if (k == "raw_retention" || k == "profile_retention" || k == "tally_retention" ||
+               k == "detect_every" || k == "detect_window" || k == "webhook_backoff" ||
+               k == "webhook_max_backoff") {
       auto v = node.value<std::string>();
       if (!v || node.type() != toml::node_type::string)
         return wrong(k, k == "detect_every" ? "a duration string such as \"5m\", or \"off\""
@@ -114,6 +116,8 @@ Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
         us = *parsed;
       }
       if (k == "raw_retention") out.raw_retention_us = us;
+      if (k == "profile_retention") out.profile_retention_us = us;
+      if (k == "tally_retention") out.tally_retention_us = us;
       if (k == "detect_every") out.detect_every_us = us;
       if (k == "detect_window") out.detect_window_us = us;
       if (k == "webhook_backoff") out.webhook_backoff_us = us;

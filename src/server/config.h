@@ -7,6 +7,8 @@
 //   data_dir = "/var/lib/cpuledger"
 //   token = "s3cret"          # requires Authorization: Bearer s3cret
 //   raw_retention = "14d"     # raw samples kept this long; rollups forever
+//   profile_retention = "90d" # function entities and moments (whole hours)
+//   tally_retention = "90d"   # worker tallies: unsampled counts, active users
 //   max_body_bytes = 33554432 # larger ingest bodies get 413
 //   http_threads = 8
 //   max_pending_batches = 256 # ingest queue; beyond it, 503 + Retry-After
@@ -57,6 +59,8 @@ struct ServerConfig {
   int http_threads = 8;
   size_t max_pending_batches = 256;
   int64_t raw_retention_us = 14LL * 86'400'000'000;
+  int64_t profile_retention_us = 90LL * 86'400'000'000;
+  int64_t tally_retention_us = 90LL * 86'400'000'000;
   int64_t retention_every_us = 3'600'000'000;  // how often retention runs
 
   int64_t detect_every_us = 5LL * 60'000'000;  // 0: no scheduled detection

@@ -19,6 +19,8 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   store::SqliteOptions options;
   options.path = (std::filesystem::path(config.data_dir) / "cpuledger.sqlite").string();
   options.raw_retention_us = config.raw_retention_us;
+  options.profile_retention_us = config.profile_retention_us;
+  options.tally_retention_us = config.tally_retention_us;
   Result<std::unique_ptr<store::Store>> store = store::OpenSqliteStore(options);
   if (!store.ok()) return store.status();
   s->store_ = std::move(*store);

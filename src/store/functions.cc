@@ -1,14 +1,20 @@
 #include "store/functions.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <tuple>
 
 namespace cpuledger::store {
 namespace {
 
-// ParseFrame() — "file:line:name"; the first ":DIGITS:" separates them, so a
-// name may hold colons (a file holding ":DIGITS:" would not round-trip).
-Result<profile::Function> ParseFrame(std::string_view frame) {
+bool FunctionLess(const profile::Function& a, const profile::Function& b) {
+  return std::tie(a.file, a.line, a.name) < std::tie(b.file, b.line, b.name);
+}
+
+}  // namespace
+
+// A file holding ":DIGITS:" would not round-trip.
+Result<profile::Function> ParseFunctionKey(std::string_view frame) {
   for (size_t p = frame.find(':'); p != std::string_view::npos; p = frame.find(':', p + 1)) {
     size_t q = p + 1;
     uint64_t line = 0;
@@ -21,11 +27,23 @@ Result<profile::Function> ParseFrame(std::string_view frame) {
   return InvalidArgument("call path frame '" + std::string(frame) + "' is not file:line:name");
 }
 
-bool FunctionLess(const profile::Function& a, const profile::Function& b) {
-  return std::tie(a.file, a.line, a.name) < std::tie(b.file, b.line, b.name);
+void AppendFunctionKey(std::string* out, std::string_view file, uint32_t line,
+                       std::string_view name) {
+  char digits[16];
+  const int n = std::snprintf(digits, sizeof digits, "%u", line);
+  out->append(file);
+  out->push_back(':');
+  out->append(digits, static_cast<size_t>(n));
+  out->push_back(':');
+  out->append(name);
 }
 
-}  // namespace
+std::string FunctionKeyText(std::string_view file, uint32_t line, std::string_view name) {
+  std::string out;
+  out.reserve(file.size() + name.size() + 12);
+  AppendFunctionKey(&out, file, line, name);
+  return out;
+}
 
 Result<FunctionSort> ParseFunctionSort(std::string_view text) {
   if (text == "self") return FunctionSort::kSelf;
@@ -37,11 +55,7 @@ std::string CallPathText(const std::vector<profile::Function>& path) {
   std::string out;
   for (const profile::Function& f : path) {
     if (!out.empty()) out += '\n';
-    out += f.file;
-    out += ':';
-    out += std::to_string(f.line);
-    out += ':';
-    out += f.name;
+    AppendFunctionKey(&out, f.file, f.line, f.name);
   }
   return out;
 }
@@ -50,7 +64,7 @@ Result<std::vector<profile::Function>> ParseCallPath(std::string_view text) {
   std::vector<profile::Function> out;
   while (!text.empty()) {
     const size_t nl = text.find('\n');
-    Result<profile::Function> f = ParseFrame(text.substr(0, nl));
+    Result<profile::Function> f = ParseFunctionKey(text.substr(0, nl));
     if (!f.ok()) return f.status();
     out.push_back(std::move(*f));
     text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);

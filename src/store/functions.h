@@ -13,8 +13,11 @@
 //   Result<FunctionReport> r = store->Functions(q);        // per function, per request
 //   Result<profile::CallTree> tree = store->FunctionTree(q);  // for profile::DiffTrees
 //
-// A call path is stored as its frames "file:line:name", outermost first,
-// joined by "\n", with a 64-bit FNV-1a hash of that text in the key.
+// Functions and call paths are interned (store/sqlite/profile_ids.h): a
+// function is an id for its key "file:line:name", a call path an id for
+// (parent path, function); the sums are integer rows keyed by those ids.
+// The text form of a call path (CallPathText) is the frames' keys, outermost
+// first, joined by "\n": what schema version 3 stored, and a readable name.
 #pragma once
 
 #include <cstddef>
@@ -76,7 +79,15 @@ struct FunctionReport {
 // kFunctionTopPaths — paths kept per function in FunctionCost::top_paths.
 inline constexpr size_t kFunctionTopPaths = 3;
 
-// CallPathText() / ParseCallPath() — the stored form of a call path.
+// FunctionKeyText() / ParseFunctionKey() — the function key "file:line:name",
+// built and parsed here only. The first ":DIGITS:" separates the parts, so a
+// name may hold colons. ParseFunctionKey RETURNS: InvalidArgument without ":LINE:".
+std::string FunctionKeyText(std::string_view file, uint32_t line, std::string_view name);
+// AppendFunctionKey() — the same, appended to *out (no allocation once it has room).
+void AppendFunctionKey(std::string* out, std::string_view file, uint32_t line,
+                       std::string_view name);
+Result<profile::Function> ParseFunctionKey(std::string_view key);
+// CallPathText() / ParseCallPath() — the text form of a call path.
 // ParseCallPath RETURNS: InvalidArgument for a frame without ":LINE:".
 std::string CallPathText(const std::vector<profile::Function>& path);
 Result<std::vector<profile::Function>> ParseCallPath(std::string_view text);

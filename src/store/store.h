@@ -17,9 +17,10 @@
 //     summarise: a query never sees one without the other.
 //  5. Function entities (functions.h) are written in the same transaction as
 //     the records whose profiles they sum.
-// Retention deletes raw samples older than the retention window; rollups,
-// tallies, function entities and the deploy log are kept. Not guaranteed: queries running during
-// an append may or may not see it (snapshot isolation per query).
+// Retention deletes raw samples, function entities and moments, and worker
+// tallies older than their windows (SqliteOptions); rollups and the deploy log
+// are kept. Not guaranteed: queries running during an append may or may not
+// see it (snapshot isolation per query).
 #pragma once
 
 #include <cstdint>
@@ -84,7 +85,9 @@ class Store {
   virtual Result<profile::CallTree> FunctionTree(const FunctionQuery& query) = 0;
 
   // Store::ApplyRetention() — deletes raw samples that started before
-  // now_us - retention. RETURNS: how many were deleted.
+  // now_us - raw retention, and the profile aggregates and tallies past
+  // their own windows, in one transaction. RETURNS: how many raw samples
+  // were deleted.
   virtual Result<uint64_t> ApplyRetention(int64_t now_us) = 0;
 
   virtual Result<StoreStats> Stats() = 0;
@@ -113,7 +116,11 @@ class Store {
 struct SqliteOptions {
   std::string path;                                     // the database file (created if missing)
   int64_t raw_retention_us = 14LL * 86400 * 1'000'000;  // raw samples kept this long
-  size_t dedup_window = 4096;                           // (sender, sequence) pairs kept per sender
+  // Profile aggregates (function entities and moments) kept this long, in
+  // whole hours; worker tallies, in whole minutes. <= 0: kept forever.
+  int64_t profile_retention_us = 90LL * 86400 * 1'000'000;
+  int64_t tally_retention_us = 90LL * 86400 * 1'000'000;
+  size_t dedup_window = 4096;  // (sender, sequence) pairs kept per sender
 };
 
 // OpenSqliteStore() — opens or creates the file, migrates the schema.

@@ -103,10 +103,11 @@ Result<std::vector<FunctionMoments>> SqliteStore::FunctionMomentsOf(
   if (Status s = session.Begin(); !s.ok()) return s;
   Db& db = session.conn().db;
   const auto [lo, hi] = HourBuckets(query.from_us, query.to_us);
-  // ?6: the flag; "" selects the all-requests rows.
+  // ?6: the flag; "" selects the all-requests slices.
   static constexpr const char* kWhere =
-      " WHERE bucket >= ?1 AND bucket < ?2 AND (?3 IS NULL OR service = ?3)"
-      " AND (?4 IS NULL OR endpoint = ?4) AND (?5 IS NULL OR commit_id = ?5) AND flag = ?6";
+      " WHERE x.bucket >= ?1 AND x.bucket < ?2 AND x.slice IN (SELECT id FROM profile_slices"
+      " WHERE flag = ?6 AND (?3 IS NULL OR service = ?3) AND (?4 IS NULL OR endpoint = ?4)"
+      " AND (?5 IS NULL OR commit_id = ?5))";
   const std::string flag = query.flag.value_or("");  // bound without a copy: must outlive the uses
   auto bind = [&](StmtUse& use) {
     use.Bind(1, lo);
@@ -116,45 +117,46 @@ Result<std::vector<FunctionMoments>> SqliteStore::FunctionMomentsOf(
     BindOptional(use, 5, query.commit);
     use.Bind(6, std::string_view(flag));
   };
-  using Key = std::tuple<std::string, std::string, std::string, std::string, std::string>;
-  std::map<Key, double> requests;  // (service, endpoint, commit, unit, flag value) -> n
+  std::unordered_map<int64_t, double> requests;  // slice id -> profiled requests
   {
-    Result<Stmt> st = db.Prepare(
-        std::string("SELECT service, endpoint, commit_id, unit, flag_value, sum(requests)"
-                    " FROM function_moment_requests") +
-        kWhere + " GROUP BY service, endpoint, commit_id, unit, flag_value");
+    Result<Stmt> st = db.Prepare(std::string("SELECT x.slice, sum(x.requests) FROM"
+                                             " profile_requests x") +
+                                 kWhere + " GROUP BY x.slice");
     if (!st.ok()) return st.status();
     StmtUse use(*st);
     bind(use);
     Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
-      requests[{std::string(u.Text(0)), std::string(u.Text(1)), std::string(u.Text(2)),
-                std::string(u.Text(3)), std::string(u.Text(4))}] = u.Double(5);
+      requests[u.Int64(0)] = u.Double(1);
       return OkStatus();
     });
     if (!s.ok()) return s;
   }
   std::vector<FunctionMoments> out;
   Result<Stmt> st = db.Prepare(
-      std::string("SELECT service, endpoint, commit_id, unit, flag_value, function, sum(sum),"
-                  " sum(sum_sq), sum(share_sum), sum(share_sq) FROM function_moments") +
-      kWhere + " GROUP BY service, endpoint, commit_id, unit, flag_value, function");
+      std::string("SELECT x.slice, s.service, s.endpoint, s.commit_id, s.unit, s.flag_value,"
+                  " f.key, sum(x.sum), sum(x.sum_sq), sum(x.share_sum), sum(x.share_sq)"
+                  " FROM function_moments x JOIN profile_slices s ON s.id = x.slice"
+                  " JOIN functions f ON f.id = x.function") +
+      kWhere +
+      " GROUP BY x.slice, x.function"
+      " ORDER BY s.service, s.endpoint, s.commit_id, s.unit, s.flag_value, f.key");
   if (!st.ok()) return st.status();
   StmtUse use(*st);
   bind(use);
   Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
     FunctionMoments m;
-    m.service = u.Text(0);
-    m.endpoint = u.Text(1);
-    m.commit = u.Text(2);
-    m.unit = u.Text(3);
+    m.service = u.Text(1);
+    m.endpoint = u.Text(2);
+    m.commit = u.Text(3);
+    m.unit = u.Text(4);
     m.flag = flag;
-    m.flag_value = u.Text(4);
-    m.function = u.Text(5);
-    m.sum = u.Double(6);
-    m.sum_sq = u.Double(7);
-    m.share_sum = u.Double(8);
-    m.share_sq = u.Double(9);
-    m.requests = requests[{m.service, m.endpoint, m.commit, m.unit, m.flag_value}];
+    m.flag_value = u.Text(5);
+    m.function = u.Text(6);
+    m.sum = u.Double(7);
+    m.sum_sq = u.Double(8);
+    m.share_sum = u.Double(9);
+    m.share_sq = u.Double(10);
+    m.requests = requests[u.Int64(0)];
     out.push_back(std::move(m));
     return OkStatus();
   });

@@ -1,6 +1,11 @@
 #include "store/sqlite/schema.h"
 
 #include <string>
+#include <tuple>
+#include <vector>
+
+#include "store/functions.h"
+#include "store/sqlite/profile_ids.h"
 
 namespace cpuledger::store::sqlite {
 namespace {
@@ -11,6 +16,33 @@ namespace {
   " samples INTEGER NOT NULL, sums BLOB NOT NULL,"               \
   " h_instr BLOB, h_cycles BLOB, h_cpu_ns BLOB, h_wall_us BLOB," \
   " PRIMARY KEY (bucket, series)) WITHOUT ROWID;\n"
+
+// Version 3's profile tables, as migrations 2 and 3 create them (and
+// kVersion3ProfileTables spells them for tests and the bench's peer).
+#define CPULEDGER_V2_FUNCTION_TABLES                                                       \
+  "CREATE TABLE function_entities (bucket INTEGER NOT NULL, service TEXT NOT NULL,"        \
+  " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"                  \
+  " path_hash INTEGER NOT NULL, call_path TEXT NOT NULL, calls INTEGER NOT NULL,"          \
+  " primitive_calls INTEGER NOT NULL, self_cost INTEGER NOT NULL,"                         \
+  " total_cost INTEGER NOT NULL,"                                                          \
+  " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, path_hash)) WITHOUT ROWID;\n" \
+  "CREATE TABLE function_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL,"        \
+  " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"                  \
+  " requests INTEGER NOT NULL,"                                                            \
+  " PRIMARY KEY (bucket, service, endpoint, commit_id, unit)) WITHOUT ROWID;\n"
+#define CPULEDGER_V3_MOMENT_TABLES                                                         \
+  "CREATE TABLE function_moments (bucket INTEGER NOT NULL, service TEXT NOT NULL,"         \
+  " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"                  \
+  " flag TEXT NOT NULL, flag_value TEXT NOT NULL, function TEXT NOT NULL,"                 \
+  " sum REAL NOT NULL, sum_sq REAL NOT NULL, share_sum REAL NOT NULL,"                     \
+  " share_sq REAL NOT NULL,"                                                               \
+  " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value, function))" \
+  " WITHOUT ROWID;\n"                                                                      \
+  "CREATE TABLE function_moment_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL," \
+  " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"                  \
+  " flag TEXT NOT NULL, flag_value TEXT NOT NULL, requests INTEGER NOT NULL,"              \
+  " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value))"           \
+  " WITHOUT ROWID;\n"
 
 // Migration 1 — the first schema. Later migrations append to kMigrations;
 // never edit one that has shipped.
@@ -65,18 +97,7 @@ constexpr const char* kMigration1 =
 // function_entities was never written, so it is replaced: one row per
 // (hour, service, endpoint, commit, unit, call path), and the profiled
 // request counts of the same slices in function_requests.
-constexpr const char* kMigration2 =
-    "DROP TABLE function_entities;\n"
-    "CREATE TABLE function_entities (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-    " path_hash INTEGER NOT NULL, call_path TEXT NOT NULL, calls INTEGER NOT NULL,"
-    " primitive_calls INTEGER NOT NULL, self_cost INTEGER NOT NULL,"
-    " total_cost INTEGER NOT NULL,"
-    " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, path_hash)) WITHOUT ROWID;\n"
-    "CREATE TABLE function_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-    " requests INTEGER NOT NULL,"
-    " PRIMARY KEY (bucket, service, endpoint, commit_id, unit)) WITHOUT ROWID;\n";
+constexpr const char* kMigration2 = "DROP TABLE function_entities;\n" CPULEDGER_V2_FUNCTION_TABLES;
 
 // Migration 3 — the detectors' tables (store/detection.h). Version 1's
 // alerts table was never written, so it is replaced.
@@ -91,21 +112,123 @@ constexpr const char* kMigration3 =
     " endpoint TEXT NOT NULL, subject TEXT NOT NULL, kind TEXT NOT NULL, cause TEXT NOT NULL,"
     " estimate REAL NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, alerted INTEGER NOT NULL);\n"
     "CREATE INDEX effects_by_subject ON effects(service, endpoint, subject, kind, at_us);\n"
-    "CREATE TABLE function_moments (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-    " flag TEXT NOT NULL, flag_value TEXT NOT NULL, function TEXT NOT NULL,"
-    " sum REAL NOT NULL, sum_sq REAL NOT NULL, share_sum REAL NOT NULL,"
-    " share_sq REAL NOT NULL,"
-    " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value, function))"
-    " WITHOUT ROWID;\n"
-    "CREATE TABLE function_moment_requests (bucket INTEGER NOT NULL, service TEXT NOT NULL,"
-    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL,"
-    " flag TEXT NOT NULL, flag_value TEXT NOT NULL, requests INTEGER NOT NULL,"
-    " PRIMARY KEY (bucket, service, endpoint, commit_id, unit, flag, flag_value))"
-    " WITHOUT ROWID;\n";
+    // clang-format off
+    CPULEDGER_V3_MOMENT_TABLES;
+// clang-format on
+
+// Migration 4 — interned profiles (store/sqlite/profile_ids.h). Version 3
+// spelled out every call path (~4 KB a row in a real app) and every function
+// key per row; version 4 keys integer rows by small ids. The old rows are
+// carried: the moments here in SQL, the call paths by CarryCallPaths(), which
+// also drops the version 3 tables.
+constexpr const char* kMigration4 =
+    "CREATE TABLE functions (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);\n"
+    "CREATE TABLE call_paths (id INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
+    " function INTEGER NOT NULL, UNIQUE (parent, function));\n"
+    "CREATE TABLE profile_slices (id INTEGER PRIMARY KEY, service TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL, commit_id TEXT NOT NULL, unit TEXT NOT NULL, flag TEXT NOT NULL,"
+    " flag_value TEXT NOT NULL, UNIQUE (service, endpoint, commit_id, unit, flag, flag_value));\n"
+    "CREATE TABLE profile_requests (bucket INTEGER NOT NULL, slice INTEGER NOT NULL,"
+    " requests INTEGER NOT NULL, PRIMARY KEY (bucket, slice)) WITHOUT ROWID;\n"
+    "CREATE TABLE path_costs (bucket INTEGER NOT NULL, slice INTEGER NOT NULL,"
+    " path INTEGER NOT NULL, calls INTEGER NOT NULL, primitive_calls INTEGER NOT NULL,"
+    " self_cost INTEGER NOT NULL, total_cost INTEGER NOT NULL,"
+    " PRIMARY KEY (bucket, slice, path)) WITHOUT ROWID;\n"
+    "ALTER TABLE function_moments RENAME TO function_moments_v3;\n"
+    "CREATE TABLE function_moments (bucket INTEGER NOT NULL, slice INTEGER NOT NULL,"
+    " function INTEGER NOT NULL, sum REAL NOT NULL, sum_sq REAL NOT NULL,"
+    " share_sum REAL NOT NULL, share_sq REAL NOT NULL,"
+    " PRIMARY KEY (bucket, slice, function)) WITHOUT ROWID;\n"
+    "INSERT INTO functions (key) SELECT DISTINCT function FROM function_moments_v3"
+    " ORDER BY function;\n"
+    "INSERT OR IGNORE INTO profile_slices (service, endpoint, commit_id, unit, flag, flag_value)"
+    " SELECT service, endpoint, commit_id, unit, '', '' FROM function_requests"
+    " UNION SELECT service, endpoint, commit_id, unit, flag, flag_value"
+    " FROM function_moment_requests ORDER BY 1, 2, 3, 4, 5, 6;\n"
+    "INSERT INTO function_moments SELECT m.bucket, s.id, f.id, m.sum, m.sum_sq, m.share_sum,"
+    " m.share_sq FROM function_moments_v3 m JOIN functions f ON f.key = m.function"
+    " JOIN profile_slices s ON s.service = m.service AND s.endpoint = m.endpoint"
+    " AND s.commit_id = m.commit_id AND s.unit = m.unit AND s.flag = m.flag"
+    " AND s.flag_value = m.flag_value;\n"
+    // The all-requests count of a slice is in both version 3 tables (equal
+    // since version 3); function_requests also has the hours before it.
+    "INSERT INTO profile_requests SELECT r.bucket, s.id, r.requests FROM function_requests r"
+    " JOIN profile_slices s ON s.service = r.service AND s.endpoint = r.endpoint"
+    " AND s.commit_id = r.commit_id AND s.unit = r.unit AND s.flag = '' AND s.flag_value = '';\n"
+    "INSERT OR IGNORE INTO profile_requests SELECT r.bucket, s.id, r.requests"
+    " FROM function_moment_requests r JOIN profile_slices s ON s.service = r.service"
+    " AND s.endpoint = r.endpoint AND s.commit_id = r.commit_id AND s.unit = r.unit"
+    " AND s.flag = r.flag AND s.flag_value = r.flag_value;\n";
+
+// CarryCallPaths() — version 3's text call paths as interned paths and
+// path_costs rows; then drops the version 3 tables. RETURNS: Io for a stored
+// path that does not parse.
+Status CarryCallPaths(Db& db) {
+  ProfileInterner ids;
+  if (Status s = ids.Load(db); !s.ok()) return s;
+  struct Row {
+    int64_t bucket, slice, path, calls, primitive_calls, self_cost, total_cost;
+  };
+  std::vector<Row> rows;
+  {
+    Result<Stmt> st = db.Prepare(
+        "SELECT bucket, service, endpoint, commit_id, unit, call_path, calls, primitive_calls,"
+        " self_cost, total_cost FROM function_entities");
+    if (!st.ok()) return st.status();
+    StmtUse use(*st);
+    Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+      Result<std::vector<profile::Function>> frames = ParseCallPath(u.Text(5));
+      if (!frames.ok()) return IoError("stored " + frames.status().message());
+      int64_t path = 0;
+      for (const profile::Function& f : *frames)
+        path = ids.Path(path, ids.Function(FunctionKeyText(f.file, f.line, f.name)));
+      if (path == 0) return OkStatus();
+      rows.push_back({u.Int64(0),
+                      ids.Slice(SliceKey(u.Text(1), u.Text(2), u.Text(3), u.Text(4), "", "")), path,
+                      u.Int64(6), u.Int64(7), u.Int64(8), u.Int64(9)});
+      return OkStatus();
+    });
+    if (!s.ok()) return s;
+  }
+  if (Status s = ids.WritePending(); !s.ok()) return s;
+  Result<Stmt> insert = db.Prepare(
+      "INSERT INTO path_costs (bucket, slice, path, calls, primitive_calls, self_cost,"
+      " total_cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO UPDATE SET"
+      " calls = calls + excluded.calls, primitive_calls = primitive_calls +"
+      " excluded.primitive_calls, self_cost = self_cost + excluded.self_cost,"
+      " total_cost = total_cost + excluded.total_cost");
+  if (!insert.ok()) return insert.status();
+  for (const Row& r : rows) {
+    StmtUse use(*insert);
+    BindAll(use, std::make_tuple(r.bucket, r.slice, r.path, r.calls, r.primitive_calls, r.self_cost,
+                                 r.total_cost));
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  return db.Exec(
+      "DROP TABLE function_entities; DROP TABLE function_requests;"
+      " DROP TABLE function_moments_v3; DROP TABLE function_moment_requests;");
+}
+
+// Migration — the SQL of one version, then its C++ step (or nullptr).
+struct Migration {
+  const char* sql;
+  Status (*carry)(Db&);
+};
+
+}  // namespace
+
+const char* const kVersion3ProfileTables = CPULEDGER_V2_FUNCTION_TABLES CPULEDGER_V3_MOMENT_TABLES;
+
+namespace {
+
+#undef CPULEDGER_V2_FUNCTION_TABLES
+#undef CPULEDGER_V3_MOMENT_TABLES
 
 // kMigrations[v - 1] upgrades user_version v - 1 to v.
-constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3};
+constexpr Migration kMigrations[] = {{kMigration1, nullptr},
+                                     {kMigration2, nullptr},
+                                     {kMigration3, nullptr},
+                                     {kMigration4, CarryCallPaths}};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 }  // namespace
@@ -164,8 +287,11 @@ Status Migrate(Db& db) {
   // Again under the write lock: another process may have migrated meanwhile.
   version = CheckFile(db);
   if (!version.ok()) return version.status();
-  for (int64_t v = *version; v < kSchemaVersion; ++v)
-    if (Status s = db.Exec(kMigrations[v]); !s.ok()) return s;
+  for (int64_t v = *version; v < kSchemaVersion; ++v) {
+    if (Status s = db.Exec(kMigrations[v].sql); !s.ok()) return s;
+    if (kMigrations[v].carry != nullptr)
+      if (Status s = kMigrations[v].carry(db); !s.ok()) return s;
+  }
   if (Status s = db.Exec("PRAGMA application_id = " + std::to_string(kApplicationId) +
                          "; PRAGMA user_version = " + std::to_string(kSchemaVersion));
       !s.ok())

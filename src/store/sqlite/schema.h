@@ -53,6 +53,23 @@
 //   function_moment_requests(bucket, ..., flag, flag_value, requests)
 //                                  the profiled requests of those slices
 //
+// Version 4 interns the profiles (store/sqlite/profile_ids.h) and replaces
+// function_entities, function_requests, function_moments and
+// function_moment_requests, carrying their rows:
+//   functions(id, key)             function key "file:line:name"
+//   call_paths(id, parent, function)
+//                                  a call path: its caller's path (0: none)
+//                                  and its function; parents have lower ids
+//   profile_slices(id, service, endpoint, commit_id, unit, flag, flag_value)
+//                                  flag "" = all requests
+//   profile_requests(bucket, slice, requests)
+//                                  profiled requests per hour (unix s) and slice
+//   path_costs(bucket, slice, path, calls, primitive_calls, self_cost, total_cost)
+//                                  per hour and all-requests slice: sums over
+//                                  its profiled requests of each call path
+//   function_moments(bucket, slice, function, sum, sum_sq, share_sum, share_sq)
+//                                  as version 3's, keyed by ids; flag slices too
+//
 // meta keys: sealed_minute / sealed_hour / sealed_day (unix seconds: every
 // bucket that starts before it is complete in its rollup table and nothing
 // at or after it is there); raw_samples, rollup_rows (all five tiers),
@@ -72,7 +89,13 @@ namespace cpuledger::store::sqlite {
 // kApplicationId — "CPLG", in the SQLite header of every store file.
 inline constexpr int32_t kApplicationId = 0x43504C47;
 // kSchemaVersion — PRAGMA user_version after Migrate().
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
+
+// kVersion3ProfileTables — the CREATE TABLE statements of version 3's
+// function_entities, function_requests, function_moments and
+// function_moment_requests: for tests that write a version 3 file and for the
+// bench's replay of the old layout.
+extern const char* const kVersion3ProfileTables;
 
 // ConfigureConnection() — the per-connection pragmas: WAL, synchronous=NORMAL
 // (store.h invariant 2), busy_timeout, cache and mmap sizes, secure_delete off

@@ -64,25 +64,30 @@ struct SqliteStore::DeploySeen {
   uint64_t samples = 0;
 };
 
-// FunctionSlice — one (hour, service, endpoint, commit, unit) of function
-// entities, summed over the profiles of one AppendBatches() call.
-struct SqliteStore::FunctionSlice {
+// ProfileSums — the profile rows one AppendBatches() call adds: per slot, an
+// (hour, slice) pair, its profiled requests; per (slot, path id) the call
+// path's sums and per (slot, function id) the function's moments.
+struct SqliteStore::ProfileSums {
   struct Path {
-    std::string text;  // CallPathText()
     uint64_t calls = 0, primitive_calls = 0, self_cost = 0, total_cost = 0;
   };
-  uint64_t requests = 0;
-  std::unordered_map<int64_t, Path> paths;  // CallPathHash(text) -> sums
-};
-
-// MomentSlice — one (hour, service, endpoint, commit, unit, flag, value) of
-// function moments, summed over the profiles of one AppendBatches() call.
-struct SqliteStore::MomentSlice {
-  uint64_t requests = 0;
-  struct Sums {
+  struct Moments {
     double sum = 0, sum_sq = 0, share_sum = 0, share_sq = 0;
   };
-  std::unordered_map<std::string, Sums> functions;
+  struct Slot {
+    int64_t hour = 0, slice = 0;
+    uint64_t requests = 0;  // counted in moment slots only
+  };
+  std::map<std::pair<int64_t, int64_t>, int64_t> slot_of;  // (hour s, slice id) -> slot
+  std::vector<Slot> slots;
+  PairMap<Path> paths;
+  PairMap<Moments> moments;
+
+  int64_t SlotOf(int64_t hour, int64_t slice) {
+    auto [it, added] = slot_of.try_emplace({hour, slice}, static_cast<int64_t>(slots.size()));
+    if (added) slots.push_back({hour, slice, 0});
+    return it->second;
+  }
 };
 
 // CallState — what one AppendBatches() call builds before writing it.
@@ -93,14 +98,8 @@ struct SqliteStore::CallState {
   std::map<int64_t, ChunkWriter> chunks;             // minute -> raw chunk
   std::array<std::map<TierKey, RollupAcc>, 3> late;  // samples of sealed buckets
   std::unordered_map<int64_t, DeploySeen> deploys;   // series -> seen
-  // (hour s, service, endpoint, commit, unit) -> function entities to add.
-  std::map<std::tuple<int64_t, std::string, std::string, std::string, std::string>, FunctionSlice>
-      functions;
-  // (hour s, service, endpoint, commit, unit, flag, value) -> function moments to add.
-  std::map<std::tuple<int64_t, std::string, std::string, std::string, std::string, std::string,
-                      std::string>,
-           MomentSlice>
-      moments;
+  ProfileSums profiles;
+  std::string key_scratch;                             // a function key being looked up
   std::set<std::string> senders;                       // senders to prune
   std::set<std::pair<std::string, uint64_t>> applied;  // (sender, sequence) in this call
   uint64_t records = 0, tallies_new = 0, rollup_rows_new = 0;
@@ -117,8 +116,7 @@ struct SqliteStore::WriterStatements {
   Stmt applied_exists, applied_insert, applied_prune;
   Stmt tally_endpoint, tally_get, tally_insert, tally_update;
   Stmt deploy_upsert;
-  Stmt function_upsert, function_requests_upsert;
-  Stmt moment_upsert, moment_requests_upsert;
+  Stmt path_cost_upsert, moment_upsert, profile_requests_upsert;
   Stmt meta_set;
 };
 
@@ -194,34 +192,26 @@ Status SqliteStore::Init() {
           " DO UPDATE SET first_seen_us = min(first_seen_us, excluded.first_seen_us),"
           " last_seen_us = max(last_seen_us, excluded.last_seen_us),"
           " samples = samples + excluded.samples");
-  prepare(&w.function_upsert,
-          "INSERT INTO function_entities (bucket, service, endpoint, commit_id, unit, path_hash,"
-          " call_path, calls, primitive_calls, self_cost, total_cost) VALUES (?1, ?2, ?3, ?4,"
-          " ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (bucket, service, endpoint, commit_id,"
-          " unit, path_hash) DO UPDATE SET calls = calls + excluded.calls,"
+  prepare(&w.path_cost_upsert,
+          "INSERT INTO path_costs (bucket, slice, path, calls, primitive_calls, self_cost,"
+          " total_cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (bucket, slice, path)"
+          " DO UPDATE SET calls = calls + excluded.calls,"
           " primitive_calls = primitive_calls + excluded.primitive_calls,"
           " self_cost = self_cost + excluded.self_cost,"
           " total_cost = total_cost + excluded.total_cost");
-  prepare(&w.function_requests_upsert,
-          "INSERT INTO function_requests (bucket, service, endpoint, commit_id, unit, requests)"
-          " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (bucket, service, endpoint, commit_id,"
-          " unit) DO UPDATE SET requests = requests + excluded.requests");
   prepare(&w.moment_upsert,
-          "INSERT INTO function_moments (bucket, service, endpoint, commit_id, unit, flag,"
-          " flag_value, function, sum, sum_sq, share_sum, share_sq) VALUES (?1, ?2, ?3, ?4, ?5,"
-          " ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-          " ON CONFLICT (bucket, service, endpoint, commit_id, unit, flag, flag_value, function)"
+          "INSERT INTO function_moments (bucket, slice, function, sum, sum_sq, share_sum,"
+          " share_sq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (bucket, slice, function)"
           " DO UPDATE SET sum = sum + excluded.sum, sum_sq = sum_sq + excluded.sum_sq,"
           " share_sum = share_sum + excluded.share_sum, share_sq = share_sq + excluded.share_sq");
-  prepare(&w.moment_requests_upsert,
-          "INSERT INTO function_moment_requests (bucket, service, endpoint, commit_id, unit,"
-          " flag, flag_value, requests) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-          " ON CONFLICT (bucket, service, endpoint, commit_id, unit, flag, flag_value)"
-          " DO UPDATE SET requests = requests + excluded.requests");
+  prepare(&w.profile_requests_upsert,
+          "INSERT INTO profile_requests (bucket, slice, requests) VALUES (?1, ?2, ?3)"
+          " ON CONFLICT (bucket, slice) DO UPDATE SET requests = requests + excluded.requests");
   prepare(&w.meta_set, "UPDATE meta SET value = ?2 WHERE key = ?1");
   if (!s.ok()) return s;
 
   if (Status ls = LoadSeries(); !ls.ok()) return ls;
+  if (Status ps = profile_ids_.Load(writer_); !ps.ok()) return ps;
   if (Status rs = RebuildOpenBuckets(); !rs.ok()) return rs;
   readers_ = std::make_unique<ReaderPool>(options_.path);
   return OkStatus();
@@ -312,11 +302,13 @@ Result<std::vector<AppendOutcome>> SqliteStore::AppendBatches(
   Result<std::vector<AppendOutcome>> out = AppendInTransaction(batches);
   if (out.ok()) {
     catalog_.Extend(interner_.Commit());
+    profile_ids_.Commit();
     return out;
   }
   // Nothing was stored (the transaction rolled back), but the open buckets
   // and counters in memory may have moved: rebuild them from the file.
   interner_.Abort();
+  profile_ids_.Abort();
   if (Status s = RebuildOpenBuckets(); !s.ok()) needs_rebuild_ = true;
   return out;
 }
@@ -338,6 +330,7 @@ Result<std::vector<AppendOutcome>> SqliteStore::AppendInTransaction(
   if (Status s = Seal(call); !s.ok()) return s;
   if (Status s = WriteSeries(); !s.ok()) return s;
   if (Status s = WriteDeploys(call); !s.ok()) return s;
+  if (Status s = profile_ids_.WritePending(); !s.ok()) return s;
   if (Status s = WriteFunctions(call); !s.ok()) return s;
   if (Status s = WriteMoments(call); !s.ok()) return s;
   if (Status s = PruneApplied(call); !s.ok()) return s;
@@ -434,68 +427,77 @@ void SqliteStore::Route(const Sample& s, CallState& call) {
 }
 
 // AddProfile(): every node of the record's profile adds to its call path's
-// sums, and the profile's requests to its slice's count.
+// sums; its functions are interned once per record.
 Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call) {
   const record::Profile& p = rec.profile();
   const int64_t hour = FloorTo(rec.start_time_unix_us(), 3600 * kUs) / kUs;
-  FunctionSlice& slice =
-      call.functions[{hour, rec.service(), rec.endpoint(), rec.commit(), p.unit()}];
-  slice.requests += p.requests() == 0 ? 1 : p.requests();
-  std::vector<std::string> texts(static_cast<size_t>(p.nodes_size()));
+  ProfileSums& sums = call.profiles;
+  const int64_t slot = sums.SlotOf(
+      hour,
+      profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(), rec.commit(), p.unit(), "", "")));
+  std::vector<int64_t> function_ids(static_cast<size_t>(p.functions_size()));
+  for (int f = 0; f < p.functions_size(); ++f) {
+    const record::ProfileFunction& fn = p.functions(f);
+    call.key_scratch.clear();
+    AppendFunctionKey(&call.key_scratch, fn.file(), fn.line(), fn.name());
+    function_ids[static_cast<size_t>(f)] = profile_ids_.Function(call.key_scratch);
+  }
+  std::vector<int64_t> path_ids(static_cast<size_t>(p.nodes_size()), 0);  // node 0: the root
   for (int i = 1; i < p.nodes_size(); ++i) {
     const record::ProfileNode& n = p.nodes(i);
     if (n.parent() >= static_cast<uint32_t>(i) ||
         n.function() >= static_cast<uint32_t>(p.functions_size()))
       return InvalidArgument("profile.nodes[" + std::to_string(i) + "] is out of order");
-    const record::ProfileFunction& f = p.functions(static_cast<int>(n.function()));
-    std::string& text = texts[static_cast<size_t>(i)];
-    if (n.parent() != 0) {
-      text = texts[n.parent()];
-      text += '\n';
-    }
-    text += f.file();
-    text += ':';
-    text += std::to_string(f.line());
-    text += ':';
-    text += f.name();
-    FunctionSlice::Path& path = slice.paths[CallPathHash(text)];
-    if (path.text.empty()) path.text = text;
-    path.calls += n.calls();
-    path.primitive_calls += n.primitive_calls();
-    path.self_cost += n.self_cost();
-    path.total_cost += n.total_cost();
+    const int64_t path = profile_ids_.Path(path_ids[n.parent()], function_ids[n.function()]);
+    path_ids[static_cast<size_t>(i)] = path;
+    ProfileSums::Path& row = *sums.paths.TryEmplace(slot, path).first;
+    row.calls += n.calls();
+    row.primitive_calls += n.primitive_calls();
+    row.self_cost += n.self_cost();
+    row.total_cost += n.total_cost();
   }
-  AddMoments(rec, hour, call);
+  AddMoments(rec, hour, function_ids, call);
   return OkStatus();
 }
 
 // AddMoments(): the record's self cost per function, added once to the
 // all-requests slice and once to the slice of each of its flags' values.
-void SqliteStore::AddMoments(const record::RequestRecord& rec, int64_t hour, CallState& call) {
+void SqliteStore::AddMoments(const record::RequestRecord& rec, int64_t hour,
+                             const std::vector<int64_t>& function_ids, CallState& call) {
   const record::Profile& p = rec.profile();
   std::vector<double> self(static_cast<size_t>(p.functions_size()), 0.0);
   for (int i = 1; i < p.nodes_size(); ++i)
     self[p.nodes(i).function()] += static_cast<double>(p.nodes(i).self_cost());
   double total = 0;
   for (double x : self) total += x;
-  std::vector<std::pair<std::string, double>> costs;
-  for (size_t f = 0; f < self.size(); ++f) {
-    if (self[f] == 0) continue;
-    const record::ProfileFunction& fn = p.functions(static_cast<int>(f));
-    costs.emplace_back(fn.file() + ":" + std::to_string(fn.line()) + ":" + fn.name(), self[f]);
+  // (function id, self cost); functions that share a key (a profile may list
+  // one twice) add up, so a request's cost of a function is one observation.
+  std::vector<std::pair<int64_t, double>> costs;
+  for (size_t f = 0; f < self.size(); ++f)
+    if (self[f] != 0) costs.emplace_back(function_ids[f], self[f]);
+  std::sort(costs.begin(), costs.end());
+  size_t kept = 0;
+  for (size_t i = 0; i < costs.size(); ++i) {
+    if (kept > 0 && costs[kept - 1].first == costs[i].first)
+      costs[kept - 1].second += costs[i].second;
+    else
+      costs[kept++] = costs[i];
   }
+  costs.resize(kept);
   const uint64_t requests = p.requests() == 0 ? 1 : p.requests();
   auto add = [&](const std::string& flag, const std::string& value) {
-    MomentSlice& slice =
-        call.moments[{hour, rec.service(), rec.endpoint(), rec.commit(), p.unit(), flag, value}];
-    slice.requests += requests;
-    for (const auto& [name, cost] : costs) {
-      MomentSlice::Sums& sums = slice.functions[name];
+    ProfileSums& sums = call.profiles;
+    const int64_t slot =
+        sums.SlotOf(hour, profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(), rec.commit(),
+                                                      p.unit(), flag, value)));
+    sums.slots[static_cast<size_t>(slot)].requests += requests;
+    for (const auto& [function, cost] : costs) {
+      ProfileSums::Moments& m = *sums.moments.TryEmplace(slot, function).first;
       const double share = cost / total;  // total >= cost > 0
-      sums.sum += cost;
-      sums.sum_sq += cost * cost;
-      sums.share_sum += share;
-      sums.share_sq += share * share;
+      m.sum += cost;
+      m.sum_sq += cost * cost;
+      m.share_sum += share;
+      m.share_sq += share * share;
     }
   };
   add("", "");
@@ -704,47 +706,51 @@ Status SqliteStore::WriteDeploys(const CallState& call) {
   return OkStatus();
 }
 
+namespace {
+
+// SortedRows() — a PairMap's (slot, id) entries in (hour, slice, id) order, so
+// the upserts walk the B-tree forward instead of jumping about it.
+template <typename V, typename Slots>
+std::vector<std::tuple<int64_t, int64_t, int64_t, const V*>> SortedRows(const PairMap<V>& map,
+                                                                        const Slots& slots) {
+  std::vector<std::tuple<int64_t, int64_t, int64_t, const V*>> rows;
+  rows.reserve(map.size());
+  map.ForEach([&](int64_t slot, int64_t id, const V& v) {
+    const auto& s = slots[static_cast<size_t>(slot)];
+    rows.emplace_back(s.hour, s.slice, id, &v);
+  });
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+}  // namespace
+
 Status SqliteStore::WriteFunctions(const CallState& call) {
-  for (const auto& [key, slice] : call.functions) {
-    {
-      StmtUse use(stmts_->function_requests_upsert);
-      BindAll(use, key);
-      use.Bind(6, static_cast<int64_t>(slice.requests));
-      if (Status s = use.Run(); !s.ok()) return s;
-    }
-    for (const auto& [hash, path] : slice.paths) {
-      StmtUse use(stmts_->function_upsert);
-      BindAll(use, key);
-      use.Bind(6, hash);
-      use.Bind(7, path.text);
-      use.Bind(8, static_cast<int64_t>(path.calls));
-      use.Bind(9, static_cast<int64_t>(path.primitive_calls));
-      use.Bind(10, static_cast<int64_t>(path.self_cost));
-      use.Bind(11, static_cast<int64_t>(path.total_cost));
-      if (Status s = use.Run(); !s.ok()) return s;
-    }
+  const ProfileSums& sums = call.profiles;
+  for (const auto& [hour, slice, path, row] : SortedRows(sums.paths, sums.slots)) {
+    StmtUse use(stmts_->path_cost_upsert);
+    BindAll(use, std::make_tuple(hour, slice, path, static_cast<int64_t>(row->calls),
+                                 static_cast<int64_t>(row->primitive_calls),
+                                 static_cast<int64_t>(row->self_cost),
+                                 static_cast<int64_t>(row->total_cost)));
+    if (Status s = use.Run(); !s.ok()) return s;
   }
   return OkStatus();
 }
 
 Status SqliteStore::WriteMoments(const CallState& call) {
-  for (const auto& [key, slice] : call.moments) {
-    {
-      StmtUse use(stmts_->moment_requests_upsert);
-      BindAll(use, key);
-      use.Bind(8, static_cast<int64_t>(slice.requests));
-      if (Status s = use.Run(); !s.ok()) return s;
-    }
-    for (const auto& [function, sums] : slice.functions) {
-      StmtUse use(stmts_->moment_upsert);
-      BindAll(use, key);
-      use.Bind(8, function);
-      use.Bind(9, sums.sum);
-      use.Bind(10, sums.sum_sq);
-      use.Bind(11, sums.share_sum);
-      use.Bind(12, sums.share_sq);
-      if (Status s = use.Run(); !s.ok()) return s;
-    }
+  const ProfileSums& sums = call.profiles;
+  for (const ProfileSums::Slot& slot : sums.slots) {
+    if (slot.requests == 0) continue;  // a slot of path sums only
+    StmtUse use(stmts_->profile_requests_upsert);
+    BindAll(use, std::make_tuple(slot.hour, slot.slice, static_cast<int64_t>(slot.requests)));
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  for (const auto& [hour, slice, function, m] : SortedRows(sums.moments, sums.slots)) {
+    StmtUse use(stmts_->moment_upsert);
+    BindAll(use,
+            std::make_tuple(hour, slice, function, m->sum, m->sum_sq, m->share_sum, m->share_sq));
+    if (Status s = use.Run(); !s.ok()) return s;
   }
   return OkStatus();
 }
@@ -833,9 +839,11 @@ Result<profile::CallTree> SqliteStore::FunctionTree(const FunctionQuery& query) 
   if (Status s = session.Begin(); !s.ok()) return s;
   Db& db = session.conn().db;
   const auto [lo, hi] = HourBuckets(query.from_us, query.to_us);
-  static constexpr const char* kWhere =
-      " WHERE bucket >= ?1 AND bucket < ?2 AND (?3 IS NULL OR service = ?3)"
-      " AND (?4 IS NULL OR endpoint = ?4) AND (?5 IS NULL OR commit_id = ?5)";
+  // The slice's all-requests slices (?6: of one unit, or any when NULL).
+  static constexpr const char* kSlices =
+      " slice IN (SELECT id FROM profile_slices WHERE flag = '' AND (?3 IS NULL OR service = ?3)"
+      " AND (?4 IS NULL OR endpoint = ?4) AND (?5 IS NULL OR commit_id = ?5)"
+      " AND (?6 IS NULL OR unit = ?6))";
   auto bind = [&](StmtUse& use) {
     use.Bind(1, lo);
     use.Bind(2, hi);
@@ -846,11 +854,14 @@ Result<profile::CallTree> SqliteStore::FunctionTree(const FunctionQuery& query) 
 
   std::vector<std::pair<std::string, int64_t>> units;  // unit -> profiled requests
   {
-    Result<Stmt> st = db.Prepare(std::string("SELECT unit, sum(requests) FROM function_requests") +
-                                 kWhere + " GROUP BY unit ORDER BY unit");
+    Result<Stmt> st = db.Prepare(
+        std::string("SELECT s.unit, sum(r.requests) FROM profile_requests r JOIN profile_slices s"
+                    " ON s.id = r.slice WHERE r.bucket >= ?1 AND r.bucket < ?2 AND r.") +
+        kSlices + " GROUP BY s.unit ORDER BY s.unit");
     if (!st.ok()) return st.status();
     StmtUse use(*st);
     bind(use);
+    use.BindNull(6);
     Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
       units.emplace_back(std::string(u.Text(0)), u.Int64(1));
       return OkStatus();
@@ -869,68 +880,119 @@ Result<profile::CallTree> SqliteStore::FunctionTree(const FunctionQuery& query) 
                            "); narrow it by service, endpoint or commit to one unit");
   }
 
-  // The tree, as a record::Profile: rows in call_path order put every path
-  // after its prefixes (its ancestors).
+  // The sums per path id, then every path's ancestors from call_paths.
+  struct PathNode {
+    int64_t parent = 0, function = 0;
+    uint64_t calls = 0, primitive_calls = 0, self_cost = 0, total_cost = 0;
+    std::vector<int64_t> children;
+  };
+  std::unordered_map<int64_t, PathNode> paths;
+  {
+    Result<Stmt> st = db.Prepare(
+        std::string("SELECT path, sum(calls), sum(primitive_calls), sum(self_cost),"
+                    " sum(total_cost) FROM path_costs WHERE bucket >= ?1 AND bucket < ?2 AND") +
+        kSlices + " GROUP BY path");
+    if (!st.ok()) return st.status();
+    StmtUse use(*st);
+    bind(use);
+    use.Bind(6, std::string_view(units[0].first));
+    Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+      PathNode& n = paths[u.Int64(0)];
+      n.calls = static_cast<uint64_t>(u.Int64(1));
+      n.primitive_calls = static_cast<uint64_t>(u.Int64(2));
+      n.self_cost = static_cast<uint64_t>(u.Int64(3));
+      n.total_cost = static_cast<uint64_t>(u.Int64(4));
+      return OkStatus();
+    });
+    if (!s.ok()) return s;
+  }
+  std::unordered_map<int64_t, std::string> keys;  // function id -> key
+  {
+    Result<Stmt> path_st = db.Prepare("SELECT parent, function FROM call_paths WHERE id = ?1");
+    if (!path_st.ok()) return path_st.status();
+    Result<Stmt> key_st = db.Prepare("SELECT key FROM functions WHERE id = ?1");
+    if (!key_st.ok()) return key_st.status();
+    std::vector<int64_t> todo;
+    todo.reserve(paths.size());
+    for (const auto& [id, n] : paths) todo.push_back(id);
+    while (!todo.empty()) {
+      const int64_t id = todo.back();
+      todo.pop_back();
+      if (paths.size() > record::kMaxProfileNodes)
+        return InvalidArgument("the slice has more than " +
+                               std::to_string(record::kMaxProfileNodes) +
+                               " call paths; narrow it by time, service, endpoint or commit");
+      StmtUse use(*path_st);
+      use.Bind(1, id);
+      Result<bool> row = use.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return IoError("corrupt store: call path " + std::to_string(id) + " is missing");
+      const int64_t parent = use.Int64(0), function = use.Int64(1);
+      PathNode& n = paths[id];
+      n.parent = parent;
+      n.function = function;
+      if (parent != 0) {
+        auto [it, added] = paths.try_emplace(parent);
+        if (added) todo.push_back(parent);
+        it->second.children.push_back(id);
+      }
+      if (keys.count(function) == 0) {
+        StmtUse k(*key_st);
+        k.Bind(1, function);
+        Result<bool> krow = k.Step();
+        if (!krow.ok()) return krow.status();
+        if (!*krow)
+          return IoError("corrupt store: function " + std::to_string(function) + " is missing");
+        keys.emplace(function, std::string(k.Text(0)));
+      }
+    }
+  }
+
+  // The tree, as a record::Profile, in the order of the paths' text (siblings
+  // by function key, each followed by its subtree): the order schema version 3
+  // gave, so every answer built on node order stays the same.
   record::Profile p;
   p.set_unit(units[0].first);
   p.set_source("store");
   p.set_mode("exact");
   p.set_requests(static_cast<uint64_t>(units[0].second));
   p.add_nodes();  // the root
-  std::unordered_map<std::string, uint32_t> node_of = {{"", 0}};
-  std::unordered_map<std::string, uint32_t> function_of;  // frame text -> index
-  // NodeFor() — the node of `text`, added (with its missing ancestors) if new.
-  std::function<Result<uint32_t>(std::string_view)> node_for =
-      [&](std::string_view text) -> Result<uint32_t> {
-    if (auto it = node_of.find(std::string(text)); it != node_of.end()) return it->second;
-    const size_t nl = text.rfind('\n');
-    Result<uint32_t> parent =
-        node_for(nl == std::string_view::npos ? std::string_view() : text.substr(0, nl));
-    if (!parent.ok()) return parent.status();
-    const std::string_view frame = nl == std::string_view::npos ? text : text.substr(nl + 1);
+  std::vector<int64_t> roots;
+  for (const auto& [id, n] : paths)
+    if (n.parent == 0) roots.push_back(id);
+  auto by_key = [&](int64_t a, int64_t b) {
+    return keys.at(paths.at(a).function) < keys.at(paths.at(b).function);
+  };
+  std::unordered_map<int64_t, uint32_t> function_index;  // function id -> index in p
+  // (path id, its node's parent index), depth first.
+  std::vector<std::pair<int64_t, uint32_t>> stack;
+  std::sort(roots.begin(), roots.end(), by_key);
+  for (auto it = roots.rbegin(); it != roots.rend(); ++it) stack.emplace_back(*it, 0);
+  while (!stack.empty()) {
+    const auto [id, parent_index] = stack.back();
+    stack.pop_back();
+    PathNode& n = paths.at(id);
     auto [fit, added] =
-        function_of.try_emplace(std::string(frame), static_cast<uint32_t>(p.functions_size()));
+        function_index.try_emplace(n.function, static_cast<uint32_t>(p.functions_size()));
     if (added) {
-      Result<std::vector<profile::Function>> parsed = ParseCallPath(frame);
-      if (!parsed.ok()) return IoError("stored " + parsed.status().message());
-      record::ProfileFunction* f = p.add_functions();
-      f->set_file((*parsed)[0].file);
-      f->set_line((*parsed)[0].line);
-      f->set_name((*parsed)[0].name);
+      Result<profile::Function> f = ParseFunctionKey(keys.at(n.function));
+      if (!f.ok()) return IoError("stored " + f.status().message());
+      record::ProfileFunction* pf = p.add_functions();
+      pf->set_file(f->file);
+      pf->set_line(f->line);
+      pf->set_name(f->name);
     }
     const auto index = static_cast<uint32_t>(p.nodes_size());
-    record::ProfileNode* n = p.add_nodes();
-    n->set_parent(*parent);
-    n->set_function(fit->second);
-    node_of.emplace(std::string(text), index);
-    return index;
-  };
-  {
-    Result<Stmt> st =
-        db.Prepare(std::string("SELECT call_path, sum(calls), sum(primitive_calls), sum(self_cost),"
-                               " sum(total_cost) FROM function_entities") +
-                   kWhere + " AND unit = ?6 GROUP BY path_hash, call_path ORDER BY call_path");
-    if (!st.ok()) return st.status();
-    StmtUse use(*st);
-    bind(use);
-    use.Bind(6, std::string_view(units[0].first));
-    Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
-      if (static_cast<size_t>(p.nodes_size()) > record::kMaxProfileNodes)
-        return InvalidArgument("the slice has more than " +
-                               std::to_string(record::kMaxProfileNodes) +
-                               " call paths; narrow it by time, service, endpoint or commit");
-      const std::string_view text = u.Text(0);
-      if (text.empty()) return OkStatus();
-      Result<uint32_t> node = node_for(text);
-      if (!node.ok()) return node.status();
-      record::ProfileNode* n = p.mutable_nodes(static_cast<int>(*node));
-      n->set_calls(n->calls() + static_cast<uint64_t>(u.Int64(1)));
-      n->set_primitive_calls(n->primitive_calls() + static_cast<uint64_t>(u.Int64(2)));
-      n->set_self_cost(n->self_cost() + static_cast<uint64_t>(u.Int64(3)));
-      n->set_total_cost(n->total_cost() + static_cast<uint64_t>(u.Int64(4)));
-      return OkStatus();
-    });
-    if (!s.ok()) return s;
+    record::ProfileNode* node = p.add_nodes();
+    node->set_parent(parent_index);
+    node->set_function(fit->second);
+    node->set_calls(n.calls);
+    node->set_primitive_calls(n.primitive_calls);
+    node->set_self_cost(n.self_cost);
+    node->set_total_cost(n.total_cost);
+    std::sort(n.children.begin(), n.children.end(), by_key);
+    for (auto it = n.children.rbegin(); it != n.children.rend(); ++it)
+      stack.emplace_back(*it, index);
   }
   Result<profile::CallTree> tree = profile::CallTree::FromProto(p);
   if (!tree.ok())
@@ -948,15 +1010,37 @@ Result<FunctionReport> SqliteStore::Functions(const FunctionQuery& query) {
 
 Result<uint64_t> SqliteStore::ApplyRetention(int64_t now_us) {
   std::lock_guard lock(write_mu_);
-  // Never past the minute seal point: later samples are the only copy of the
-  // open buckets.
-  const int64_t cutoff_us =
-      std::min(now_us - options_.raw_retention_us, sealed_[TierIndex(Tier::kMinute)] * kUs);
-  if (cutoff_us <= 0) return uint64_t{0};
-  const int64_t whole_minutes_before = FloorTo(cutoff_us, 60 * kUs) / kUs;
-
   Txn txn(writer_);
   if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
+  Result<uint64_t> raw = DeleteRawSamples(now_us - options_.raw_retention_us);
+  if (!raw.ok()) return raw.status();
+  if (Status s = DeleteProfiles(now_us - options_.profile_retention_us); !s.ok()) return s;
+  Result<uint64_t> tallies = DeleteTallies(now_us - options_.tally_retention_us);
+  if (!tallies.ok()) return tallies.status();
+  const uint64_t raw_left = raw_samples_ >= *raw ? raw_samples_ - *raw : 0;
+  const uint64_t tallies_left = tallies_ >= *tallies ? tallies_ - *tallies : 0;
+  auto set = [&](const char* key, uint64_t value) {
+    StmtUse use(stmts_->meta_set);
+    use.Bind(1, key);
+    use.Bind(2, static_cast<int64_t>(value));
+    return use.Run();
+  };
+  if (*raw > 0)
+    if (Status s = set("raw_samples", raw_left); !s.ok()) return s;
+  if (*tallies > 0)
+    if (Status s = set("tallies", tallies_left); !s.ok()) return s;
+  if (Status s = txn.Commit(); !s.ok()) return s;
+  raw_samples_ = raw_left;
+  tallies_ = tallies_left;
+  return *raw;
+}
+
+// DeleteRawSamples(): never past the minute seal point: later samples are the
+// only copy of the open buckets.
+Result<uint64_t> SqliteStore::DeleteRawSamples(int64_t before_us) {
+  const int64_t cutoff_us = std::min(before_us, sealed_[TierIndex(Tier::kMinute)] * kUs);
+  if (cutoff_us <= 0) return uint64_t{0};
+  const int64_t whole_minutes_before = FloorTo(cutoff_us, 60 * kUs) / kUs;
   uint64_t deleted = 0;
   {
     Result<Stmt> count =
@@ -976,62 +1060,91 @@ Result<uint64_t> SqliteStore::ApplyRetention(int64_t now_us) {
     if (Status s = use.Run(); !s.ok()) return s;
   }
   // The minute the cutoff falls in: keep the samples at or after it.
-  if (cutoff_us % (60 * kUs) != 0) {
-    struct Rewrite {
-      int64_t id;
-      std::string data;  // empty: delete the chunk
-      size_t samples;
-    };
-    std::vector<Rewrite> rewrites;
-    {
-      Result<Stmt> sel = writer_.Prepare("SELECT id, data FROM raw_chunks WHERE minute = ?1");
-      if (!sel.ok()) return sel.status();
-      StmtUse use(*sel);
-      use.Bind(1, whole_minutes_before);
-      Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
-        ChunkWriter kept(whole_minutes_before);
-        size_t dropped = 0;
-        Status ds = ForEachSample(u.Blob(1), whole_minutes_before, [&](const Sample& sample) {
-          if (sample.start_us < cutoff_us)
-            ++dropped;
-          else
-            kept.Add(sample);
-        });
-        if (!ds.ok()) return ds;
-        if (dropped == 0) return OkStatus();
-        deleted += dropped;
-        rewrites.push_back({u.Int64(0),
-                            kept.samples() == 0 ? std::string() : std::string(kept.Finish()),
-                            kept.samples()});
-        return OkStatus();
-      });
-      if (!s.ok()) return s;
-    }
-    Result<Stmt> upd =
-        writer_.Prepare("UPDATE raw_chunks SET data = ?2, samples = ?3 WHERE id = ?1");
-    if (!upd.ok()) return upd.status();
-    Result<Stmt> del = writer_.Prepare("DELETE FROM raw_chunks WHERE id = ?1");
-    if (!del.ok()) return del.status();
-    for (const Rewrite& r : rewrites) {
-      StmtUse use(r.samples == 0 ? *del : *upd);
-      use.Bind(1, r.id);
-      if (r.samples > 0) {
-        use.BindBlob(2, r.data);
-        use.Bind(3, static_cast<int64_t>(r.samples));
-      }
-      if (Status s = use.Run(); !s.ok()) return s;
-    }
-  }
-  if (deleted == 0) return uint64_t{0};  // the destructor rolls back: nothing changed
-  const uint64_t remaining = raw_samples_ >= deleted ? raw_samples_ - deleted : 0;
+  if (cutoff_us % (60 * kUs) == 0) return deleted;
+  struct Rewrite {
+    int64_t id;
+    std::string data;  // empty: delete the chunk
+    size_t samples;
+  };
+  std::vector<Rewrite> rewrites;
   {
-    StmtUse use(stmts_->meta_set);
-    use.Bind(1, "raw_samples");
-    use.Bind(2, static_cast<int64_t>(remaining));
+    Result<Stmt> sel = writer_.Prepare("SELECT id, data FROM raw_chunks WHERE minute = ?1");
+    if (!sel.ok()) return sel.status();
+    StmtUse use(*sel);
+    use.Bind(1, whole_minutes_before);
+    Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+      ChunkWriter kept(whole_minutes_before);
+      size_t dropped = 0;
+      Status ds = ForEachSample(u.Blob(1), whole_minutes_before, [&](const Sample& sample) {
+        if (sample.start_us < cutoff_us)
+          ++dropped;
+        else
+          kept.Add(sample);
+      });
+      if (!ds.ok()) return ds;
+      if (dropped == 0) return OkStatus();
+      deleted += dropped;
+      rewrites.push_back({u.Int64(0),
+                          kept.samples() == 0 ? std::string() : std::string(kept.Finish()),
+                          kept.samples()});
+      return OkStatus();
+    });
+    if (!s.ok()) return s;
+  }
+  Result<Stmt> upd = writer_.Prepare("UPDATE raw_chunks SET data = ?2, samples = ?3 WHERE id = ?1");
+  if (!upd.ok()) return upd.status();
+  Result<Stmt> del = writer_.Prepare("DELETE FROM raw_chunks WHERE id = ?1");
+  if (!del.ok()) return del.status();
+  for (const Rewrite& r : rewrites) {
+    StmtUse use(r.samples == 0 ? *del : *upd);
+    use.Bind(1, r.id);
+    if (r.samples > 0) {
+      use.BindBlob(2, r.data);
+      use.Bind(3, static_cast<int64_t>(r.samples));
+    }
     if (Status s = use.Run(); !s.ok()) return s;
   }
-  if (Status s = txn.Commit(); !s.ok()) return s;
-  raw_samples_ = remaining;
+  return deleted;
+}
+
+// DeleteProfiles(): whole hours only, so a kept hour keeps all its profiles
+// and moments and their request counts agree. The interned ids stay: they
+// are bounded by the code base, not by time.
+Status SqliteStore::DeleteProfiles(int64_t before_us) {
+  if (before_us <= 0) return OkStatus();
+  const int64_t before_hour = FloorTo(before_us, 3600 * kUs) / kUs;
+  for (const char* table : {"path_costs", "function_moments", "profile_requests"}) {
+    Result<Stmt> del = writer_.Prepare(std::string("DELETE FROM ") + table + " WHERE bucket < ?1");
+    if (!del.ok()) return del.status();
+    StmtUse use(*del);
+    use.Bind(1, before_hour);
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  return OkStatus();
+}
+
+// DeleteTallies(): whole minutes, both tally tables. RETURNS: the `tallies`
+// rows deleted (the Stats() counter).
+Result<uint64_t> SqliteStore::DeleteTallies(int64_t before_us) {
+  if (before_us <= 0) return uint64_t{0};
+  const int64_t before_minute = FloorTo(before_us, 60 * kUs) / kUs;
+  Result<Stmt> count = writer_.Prepare("SELECT count(*) FROM tallies WHERE minute < ?1");
+  if (!count.ok()) return count.status();
+  uint64_t deleted = 0;
+  {
+    StmtUse use(*count);
+    use.Bind(1, before_minute);
+    Result<bool> row = use.Step();
+    if (!row.ok()) return row.status();
+    deleted = static_cast<uint64_t>(use.Int64(0));
+  }
+  for (const char* table : {"tallies", "tally_endpoints"}) {
+    Result<Stmt> del = writer_.Prepare(std::string("DELETE FROM ") + table + " WHERE minute < ?1");
+    if (!del.ok()) return del.status();
+    StmtUse use(*del);
+    use.Bind(1, before_minute);
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
   return deleted;
 }
 

@@ -38,6 +38,8 @@ TEST_F(ConfigFile, DefaultsWhenTheKeysAreAbsent) {
   EXPECT_EQ(config.port, 9000);
   EXPECT_EQ(config.detect_every_us, 5LL * 60 * 1'000'000);
   EXPECT_EQ(config.detect_window_us, 24LL * 3600 * 1'000'000);
+  EXPECT_EQ(config.profile_retention_us, 90LL * 86400 * 1'000'000);
+  EXPECT_EQ(config.tally_retention_us, 90LL * 86400 * 1'000'000);
   EXPECT_DOUBLE_EQ(config.detect_confidence, 0.90);
   EXPECT_DOUBLE_EQ(config.detect_fdr, 0.05);
   EXPECT_DOUBLE_EQ(config.threshold_floor, 0.01);
@@ -57,6 +59,8 @@ port = 8750
 data_dir = "/var/lib/cpuledger"
 token = "s3cret"
 raw_retention = "14d"
+profile_retention = "30d"
+tally_retention = "60d"
 detect_every = "10m"
 detect_window = "12h"
 detect_confidence = 0.95
@@ -77,6 +81,8 @@ webhook_max_backoff = "30s"
 )");
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(config.detect_every_us, 600'000'000);
+  EXPECT_EQ(config.profile_retention_us, 30LL * 86400 * 1'000'000);
+  EXPECT_EQ(config.tally_retention_us, 60LL * 86400 * 1'000'000);
   EXPECT_EQ(config.detect_window_us, 12LL * 3600 * 1'000'000);
   EXPECT_DOUBLE_EQ(config.detect_confidence, 0.95);
   EXPECT_DOUBLE_EQ(config.detect_fdr, 0.1);

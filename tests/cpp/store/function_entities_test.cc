@@ -8,8 +8,11 @@
 #include "temp_dir.h"
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -17,6 +20,7 @@
 #include "profile/call_tree.h"
 #include "profile/diff.h"
 #include "store/functions.h"
+#include "store/sqlite/schema.h"
 #include "store/store.h"
 
 namespace cpuledger::store {
@@ -319,6 +323,83 @@ TEST_F(FunctionEntitiesTest, DiffOfTwoCommitsNamesTheAddedHelperFirst) {
   EXPECT_DOUBLE_EQ((*d)[1].delta_total(), 5000);
 }
 
+// QueryInt64() — the first column of the first row of `sql` on the store
+// file (read by SQLite directly), -1 on failure.
+int64_t QueryInt64(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return -1;
+  sqlite3_stmt* st = nullptr;
+  int64_t n = -1;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+int64_t CountRows(const std::string& path, const std::string& table) {
+  return QueryInt64(path, "SELECT count(*) FROM " + table);
+}
+
+TEST(FunctionEntitiesRetentionTest, DeletesWholeHoursOfProfilesAndMinutesOfTallies) {
+  TempDir dir;
+  SqliteOptions options{.path = dir.File("retention.sqlite")};
+  options.profile_retention_us = 2 * kHourUs;
+  options.tally_retention_us = kHourUs;
+  Result<std::unique_ptr<Store>> s = OpenSqliteStore(options);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Store& store = **s;
+  record::Batch b;
+  for (int hour = 0; hour < 4; ++hour) {
+    record::RequestRecord* r = b.add_records();
+    *r = Record(kT0Us + hour * kHourUs + 10 * kUs, "shop", "/x/", "A");
+    (*r->mutable_flags())["f"] = "on";
+    MakeTree(1, "cpu_ns", nullptr).ToProto(r->mutable_profile());
+  }
+  for (int minute = 0; minute < 4 * 60; minute += 20) {
+    record::WorkerTally* t = b.add_tallies();
+    t->set_minute_unix(kT0Us / kUs + minute * 60);
+    t->set_service("shop");
+    t->set_host("h1");
+    t->set_worker_id("w1");
+    record::EndpointCount* c = t->add_endpoints();
+    c->set_endpoint("/x/");
+    c->set_requests(5);
+  }
+  const record::Batch* batches[] = {&b};
+  ASSERT_TRUE(store.AppendBatches(batches).ok());
+  ASSERT_EQ(store.Stats()->tallies, 12u);
+
+  // 4 h 30 min in: profiles of hours 0 and 1 ended before the 2 h window
+  // (hour 2 straddles its start and is kept whole); of the tallies (every
+  // 20 min), only 3 h 40 is inside the 1 h window.
+  const int64_t now = kT0Us + 4 * kHourUs + 30 * 60 * kUs;
+  Result<uint64_t> deleted = store.ApplyRetention(now);
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  Result<CallTree> tree = store.FunctionTree({});
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->requests(), 2u);
+  FunctionMomentsQuery flagged;
+  flagged.flag = "f";
+  Result<std::vector<FunctionMoments>> moments = store.FunctionMomentsOf(flagged);
+  ASSERT_TRUE(moments.ok()) << moments.status().ToString();
+  ASSERT_FALSE(moments->empty());
+  for (const FunctionMoments& m : *moments) EXPECT_EQ(m.requests, 2.0) << m.function;
+  EXPECT_EQ(CountRows(options.path, "tallies"), 1);
+  EXPECT_EQ(CountRows(options.path, "tally_endpoints"), 1);
+  EXPECT_EQ(store.Stats()->tallies, 1u);
+  // The interned ids stay for the profiles still to come.
+  EXPECT_GT(CountRows(options.path, "call_paths"), 0);
+  // Idempotent, and a reopened store counts the same.
+  ASSERT_TRUE(store.ApplyRetention(now).ok());
+  s->reset();
+  s = OpenSqliteStore(options);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ((*s)->Stats()->tallies, 1u);
+  EXPECT_EQ((*s)->FunctionTree({})->requests(), 2u);
+}
+
 TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
   TempDir dir;
   const std::string path = dir.File("v1.sqlite");
@@ -331,9 +412,9 @@ TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   const char* v1 =
-      "DROP TABLE function_requests; DROP TABLE function_entities;"
-      "DROP TABLE effects; DROP TABLE function_moments; DROP TABLE function_moment_requests;"
-      "DROP TABLE alerts;"
+      "DROP TABLE functions; DROP TABLE call_paths; DROP TABLE profile_slices;"
+      "DROP TABLE profile_requests; DROP TABLE path_costs;"
+      "DROP TABLE effects; DROP TABLE function_moments; DROP TABLE alerts;"
       "CREATE TABLE alerts (id INTEGER PRIMARY KEY, opened_us INTEGER NOT NULL,"
       " updated_us INTEGER NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL,"
       " cause TEXT NOT NULL, effect_json TEXT NOT NULL, status TEXT NOT NULL);"
@@ -358,7 +439,7 @@ TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->profiled_requests, 1u);
   EXPECT_EQ(report->functions.size(), 4u);
-  // Version 3's tables are there and written.
+  // The detectors' tables (version 3, interned by version 4) are there and written.
   Result<std::vector<FunctionMoments>> moments = (*s)->FunctionMomentsOf({});
   ASSERT_TRUE(moments.ok()) << moments.status().ToString();
   EXPECT_EQ(moments->size(), 4u);
@@ -373,6 +454,182 @@ TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
                                                    .body = "{}"});
   ASSERT_TRUE(alert.ok()) << alert.status().ToString();
   EXPECT_TRUE(alert->opened);
+}
+
+// ---- version 3 -> 4: the text rows are carried into the interned tables ----
+
+// V3Rows — what schema version 3's writer stored for a set of profiled
+// records, computed here from the trees: one row per (hour, slice, call path
+// text), per-function moments, and request counts per slice and flag value.
+struct V3Rows {
+  using Slice = std::tuple<int64_t, std::string, std::string, std::string, std::string>;
+  std::map<std::pair<Slice, std::string>, std::tuple<uint64_t, uint64_t, uint64_t, uint64_t>> paths;
+  std::map<Slice, uint64_t> requests;
+  // (slice, flag, value, function) -> sum, sum_sq, share_sum, share_sq
+  std::map<std::tuple<Slice, std::string, std::string, std::string>, std::array<double, 4>> moments;
+  std::map<std::tuple<Slice, std::string, std::string>, uint64_t> moment_requests;
+
+  void Add(const record::RequestRecord& r, const CallTree& t) {
+    const Slice slice{r.start_time_unix_us() / kHourUs * 3600, r.service(), r.endpoint(),
+                      r.commit(), t.unit()};
+    for (const auto& [text, sums] : PathSums(t)) {
+      auto& e = paths[{slice, text}];
+      std::get<0>(e) += std::get<0>(sums);
+      std::get<1>(e) += std::get<1>(sums);
+      std::get<2>(e) += std::get<2>(sums);
+      std::get<3>(e) += std::get<3>(sums);
+    }
+    requests[slice] += 1;
+    std::map<std::string, double> self;
+    double total = 0;
+    for (profile::NodeId i = 1; i < t.nodes().size(); ++i) {
+      self[CallPathText({t.functions()[t.nodes()[i].function]})] +=
+          static_cast<double>(t.nodes()[i].self_cost);
+      total += static_cast<double>(t.nodes()[i].self_cost);
+    }
+    std::vector<std::pair<std::string, std::string>> flags = {{"", ""}};
+    for (const auto& [flag, value] : r.flags()) flags.emplace_back(flag, value);
+    for (const auto& [flag, value] : flags) {
+      moment_requests[{slice, flag, value}] += 1;
+      for (const auto& [function, cost] : self) {
+        if (cost == 0) continue;
+        std::array<double, 4>& m = moments[{slice, flag, value, function}];
+        m[0] += cost;
+        m[1] += cost * cost;
+        m[2] += cost / total;
+        m[3] += (cost / total) * (cost / total);
+      }
+    }
+  }
+
+  // Write() — into a file shaped as version 3 (made from a fresh store).
+  void Write(const std::string& path) const {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const std::string v3 =
+        std::string(
+            "DROP TABLE functions; DROP TABLE call_paths; DROP TABLE profile_slices;"
+            "DROP TABLE profile_requests; DROP TABLE path_costs;"
+            "DROP TABLE function_moments;") +
+        sqlite::kVersion3ProfileTables + "PRAGMA user_version = 3;";
+    ASSERT_EQ(sqlite3_exec(db, v3.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    auto slice_sql = [](const Slice& s) {
+      return std::to_string(std::get<0>(s)) + ", '" + std::get<1>(s) + "', '" + std::get<2>(s) +
+             "', '" + std::get<3>(s) + "', '" + std::get<4>(s) + "'";
+    };
+    std::string sql = "BEGIN;";
+    for (const auto& [key, v] : paths)
+      sql += "INSERT INTO function_entities VALUES (" + slice_sql(key.first) + ", " +
+             std::to_string(CallPathHash(key.second)) + ", '" + key.second + "', " +
+             std::to_string(std::get<0>(v)) + ", " + std::to_string(std::get<1>(v)) + ", " +
+             std::to_string(std::get<2>(v)) + ", " + std::to_string(std::get<3>(v)) + ");";
+    for (const auto& [slice, n] : requests)
+      sql += "INSERT INTO function_requests VALUES (" + slice_sql(slice) + ", " +
+             std::to_string(n) + ");";
+    char num[4][40];
+    for (const auto& [key, m] : moments) {
+      for (int i = 0; i < 4; ++i) std::snprintf(num[i], sizeof num[i], "%.17g", m[i]);
+      sql += "INSERT INTO function_moments VALUES (" + slice_sql(std::get<0>(key)) + ", '" +
+             std::get<1>(key) + "', '" + std::get<2>(key) + "', '" + std::get<3>(key) + "', " +
+             num[0] + ", " + num[1] + ", " + num[2] + ", " + num[3] + ");";
+    }
+    for (const auto& [key, n] : moment_requests)
+      sql += "INSERT INTO function_moment_requests VALUES (" + slice_sql(std::get<0>(key)) + ", '" +
+             std::get<1>(key) + "', '" + std::get<2>(key) + "', " + std::to_string(n) + ");";
+    sql += "COMMIT;";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+};
+
+TEST(FunctionEntitiesMigrationTest, VersionThreeRowsAreCarriedAndAnswerAsBefore) {
+  // The same profiled records: written as version 3 stored them (then
+  // migrated), and appended to a fresh version 4 store.
+  TempDir dir;
+  const std::string old_path = dir.File("v3.sqlite"), new_path = dir.File("v4.sqlite");
+  Result<std::unique_ptr<Store>> fresh = OpenSqliteStore({.path = new_path});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  {
+    Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = old_path});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+  }
+  V3Rows v3;
+  record::Batch b;
+  for (int i = 0; i < 6; ++i) {
+    record::RequestRecord* r = b.add_records();
+    *r = Record(kT0Us + i * kHourUs / 3, i % 3 == 2 ? "api" : "shop", "/x/", i < 3 ? "A" : "B");
+    if (i % 2 == 0) (*r->mutable_flags())["new_cart"] = i % 4 == 0 ? "on" : "off";
+    const CallTree t = MakeTree(static_cast<uint64_t>(i), "cpu_ns", nullptr, i == 4 ? 900 : 0);
+    t.ToProto(r->mutable_profile());
+    v3.Add(*r, t);
+  }
+  const record::Batch* batches[] = {&b};
+  ASSERT_TRUE((*fresh)->AppendBatches(batches).ok());
+  v3.Write(old_path);
+
+  Result<std::unique_ptr<Store>> migrated = OpenSqliteStore({.path = old_path});
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  EXPECT_EQ(QueryInt64(old_path,
+                       "SELECT count(*) FROM sqlite_schema WHERE name IN ('function_entities',"
+                       " 'function_requests', 'function_moment_requests', 'function_moments_v3')"),
+            0)
+      << "version 3's tables are dropped";
+
+  std::vector<FunctionQuery> queries(4);
+  queries[1].commit = "B";
+  queries[2].service = "shop";
+  queries[2].from_us = kT0Us + kHourUs;
+  queries[3].service = "api";
+  queries[3].endpoint = "/x/";
+  for (const FunctionQuery& q : queries) {
+    SCOPED_TRACE(q.commit.value_or("") + q.service.value_or(""));
+    Result<CallTree> want = (*fresh)->FunctionTree(q);
+    Result<CallTree> got = (*migrated)->FunctionTree(q);
+    ASSERT_TRUE(want.ok() && got.ok());
+    EXPECT_EQ(got->requests(), want->requests());
+    EXPECT_EQ(PathSums(*got), PathSums(*want));
+    // Node order too (answers ranked with ties by node agree): by path text,
+    // as version 3 read its rows.
+    ASSERT_EQ(got->nodes().size(), want->nodes().size());
+    std::string previous;
+    for (profile::NodeId i = 1; i < got->nodes().size(); ++i) {
+      EXPECT_EQ(got->functions()[got->nodes()[i].function],
+                want->functions()[want->nodes()[i].function]);
+      std::vector<profile::Function> path;
+      for (profile::FunctionId f : got->Path(i)) path.push_back(got->functions()[f]);
+      const std::string text = CallPathText(path);
+      EXPECT_LT(previous, text);
+      previous = text;
+    }
+  }
+  for (const std::optional<std::string>& flag :
+       {std::optional<std::string>(), std::optional<std::string>("new_cart")}) {
+    FunctionMomentsQuery q;
+    q.flag = flag;
+    Result<std::vector<FunctionMoments>> want = (*fresh)->FunctionMomentsOf(q);
+    Result<std::vector<FunctionMoments>> got = (*migrated)->FunctionMomentsOf(q);
+    ASSERT_TRUE(want.ok() && got.ok());
+    ASSERT_EQ(got->size(), want->size());
+    EXPECT_FALSE(got->empty());
+    for (size_t i = 0; i < got->size(); ++i) {
+      const FunctionMoments &g = (*got)[i], &w = (*want)[i];
+      EXPECT_EQ(
+          std::tie(g.service, g.endpoint, g.commit, g.unit, g.flag, g.flag_value, g.function),
+          std::tie(w.service, w.endpoint, w.commit, w.unit, w.flag, w.flag_value, w.function));
+      EXPECT_EQ(g.requests, w.requests);
+      EXPECT_DOUBLE_EQ(g.sum, w.sum);
+      EXPECT_DOUBLE_EQ(g.sum_sq, w.sum_sq);
+      EXPECT_DOUBLE_EQ(g.share_sum, w.share_sum);
+      EXPECT_DOUBLE_EQ(g.share_sq, w.share_sq);
+    }
+  }
+  // The carried store keeps taking profiles onto the carried ids.
+  ASSERT_TRUE((*migrated)->AppendBatches(batches).ok());
+  Result<CallTree> twice = (*migrated)->FunctionTree({});
+  ASSERT_TRUE(twice.ok());
+  EXPECT_EQ(twice->requests(), 12u);
 }
 
 }  // namespace
