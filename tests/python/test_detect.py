@@ -252,5 +252,7 @@ def test_the_same_alerts_at_any_time_of_day(tmp_path, hour):
     ]
     for a in alerts:
         assert a["top_functions"][0]["function"] == CULPRITS[a["kind"]], a
+    # The injected +20%, within what an hour or a few of samples can tell
+    # (a 90% interval leaves the truth out one time in ten by design).
     rollout = next(a for a in alerts if a["kind"] == "rollout")
-    assert rollout["effect"]["lo"] < 0.20 < rollout["effect"]["hi"], rollout["effect"]
+    assert 0.15 < rollout["effect"]["estimate"] < 0.25, rollout["effect"]
