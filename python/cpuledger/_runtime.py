@@ -34,7 +34,7 @@ def span(kind: str):
     if scope is None:
         yield
         return
-    handle = scope.span_begin()
+    handle = scope.span_begin(kind)
     try:
         yield
     finally:
@@ -116,16 +116,19 @@ class Runtime:
         rate = self.config.profile_rate
         if rate <= 0.0 or (rate < 1.0 and random.random() >= rate):
             return None
-        profiler = _native.Profiler(source=self.config.profile_source, mode=self.config.profile_mode)
+        source = self.config.profile_source
+        profiler = _native.Profiler(source="apportioned" if source == "auto" else source,
+                                    mode=self.config.profile_mode)
         profiler.enable()
         return profiler
 
     @staticmethod
-    def finish_profile(profiler: Optional[Any]) -> bytes:
-        if profiler is None:
-            return b""
-        profiler.disable()
-        return profiler.tree_bytes()
+    def finish_profile(profiler: Optional[Any]) -> Optional[Any]:
+        """The stopped profiler, for Recorder.submit (which costs an apportioned
+        one with the request's final bill), or None."""
+        if profiler is not None:
+            profiler.disable()
+        return profiler
 
     def flags_of(self, request: Any) -> Mapping[str, str]:
         fn = self.config.flags

@@ -172,7 +172,7 @@ bool ParseClockSource(std::string_view text, ClockSource* out) {
   static constexpr std::pair<std::string_view, ClockSource> kNames[] = {
       {"auto", ClockSource::kAuto},     {"instructions", ClockSource::kInstructions},
       {"cycles", ClockSource::kCycles}, {"cpu", ClockSource::kCpu},
-      {"wall", ClockSource::kWall},
+      {"wall", ClockSource::kWall},     {"apportioned", ClockSource::kApportioned},
   };
   for (const auto& [name, value] : kNames) {
     if (name == text) {
@@ -219,7 +219,7 @@ void Profiler::Fail(std::string message) {
 
 bool Profiler::OpenClock(std::string* why) {
   set_ = nullptr;
-  if (requested_ == ClockSource::kWall) {
+  if (requested_ == ClockSource::kWall || requested_ == ClockSource::kApportioned) {
 #if defined(__x86_64__) || defined(__i386__)
     clock_ = ClockKind::kTsc;
     source_name_ = "tsc";
@@ -228,10 +228,19 @@ bool Profiler::OpenClock(std::string* why) {
     source_name_ = "monotonic_raw";
 #endif
     unit_name_ = "tsc";
-    return true;
   }
   Result<counters::CounterSet*> set = counters::ThisThreadCounters();
   bool hardware = set.ok() && (*set)->source() == counters::Source::kHardware;
+  if (requested_ == ClockSource::kWall) return true;
+  if (requested_ == ClockSource::kApportioned) {
+    // The figure is the thread's primary count: what its requests are billed in.
+    if (set.ok()) set_ = *set;
+    unit_name_ = hardware ? "instructions" : "cpu_ns";
+    source_name_ =
+        "apportioned/" + (set_ != nullptr ? std::string(counters::SourceName(set_->source()))
+                                          : std::string("thread_cputime"));
+    return true;
+  }
   switch (requested_) {
     case ClockSource::kInstructions:
     case ClockSource::kCycles:
@@ -251,6 +260,7 @@ bool Profiler::OpenClock(std::string* why) {
     case ClockSource::kAuto:
     case ClockSource::kCpu:
     case ClockSource::kWall:
+    case ClockSource::kApportioned:
       break;
   }
   if (requested_ == ClockSource::kCycles) {
@@ -307,6 +317,12 @@ bool Profiler::Enable(PyObject* self, std::string* why) {
   internal::t_active = this;
   if (mode_ == Mode::kFast) internal::t_fast = this;
   enabled_ = true;
+  paused_ticks_ = 0;
+  pause_depth_ = 0;
+  charge_base_ = 0;
+  window_cost_ = 0;
+  excluded_cost_ = 0;
+  if (apportioned()) window_start_ = ReadFigure();  // last: the set-up is not in the figure
   if (mode_ == Mode::kExact) PyEval_SetProfile(ProfileCallback, self);
   return true;
 }
@@ -314,6 +330,13 @@ bool Profiler::Enable(PyObject* self, std::string* why) {
 bool Profiler::Disable() {
   if (!enabled_) return true;
   if (PyThread_get_thread_ident() != thread_) return false;
+  if (apportioned()) window_cost_ = ReadFigure() - window_start_;
+  if (pause_depth_ > 0) {  // disabled inside a paused stretch: it ends here, uncosted
+    clock_ = running_clock_;
+    paused_ticks_ += ReadClock() - frozen_at_;
+    pause_depth_ = 0;
+    charge_base_ = 0;
+  }
   if (mode_ == Mode::kExact) {
     PyEval_SetProfile(nullptr, nullptr);
   } else {
@@ -366,14 +389,39 @@ uint64_t Profiler::ReadClockSlow() {
       return internal::ClockNs(CLOCK_THREAD_CPUTIME_ID);
     case ClockKind::kTsc:
 #if defined(__x86_64__) || defined(__i386__)
-      return __builtin_ia32_rdtsc();
+      return __builtin_ia32_rdtsc() - paused_ticks_;
 #else
-      return internal::ClockNs(CLOCK_MONOTONIC_RAW);
+      return internal::ClockNs(CLOCK_MONOTONIC_RAW) - paused_ticks_;
 #endif
     case ClockKind::kMonotonicRaw:
-      return internal::ClockNs(CLOCK_MONOTONIC_RAW);
+      return internal::ClockNs(CLOCK_MONOTONIC_RAW) - paused_ticks_;
+    case ClockKind::kFrozen:
+      return frozen_at_;
   }
   return 0;
+}
+
+uint64_t Profiler::ReadFigure() {
+  return set_ != nullptr ? internal::ReadCounterPrimary(set_)
+                         : internal::ClockNs(CLOCK_THREAD_CPUTIME_ID);
+}
+
+void Profiler::PauseClock() {
+  if (!enabled_ || !apportioned() || pause_depth_++ > 0) return;
+  frozen_at_ = ReadClock();
+  running_clock_ = clock_;
+  clock_ = ClockKind::kFrozen;
+  charge_base_ = kEventKinds;
+}
+
+void Profiler::ResumeClock(const counters::Reading& excluded) {
+  if (!enabled_ || pause_depth_ == 0 || --pause_depth_ > 0) return;
+  clock_ = running_clock_;
+  paused_ticks_ += ReadClock() - frozen_at_;  // the reading goes on from frozen_at_
+  charge_base_ = 0;
+  const bool instructions =
+      unit_name_ == "instructions" && excluded.instructions != counters::kNotAvailable;
+  excluded_cost_ += instructions ? excluded.instructions : excluded.cpu_ns;
 }
 
 void Profiler::GrowStack() { stack_.resize(stack_.size() * 2); }
@@ -515,21 +563,52 @@ Calibration Profiler::CalibrateOne(PyObject* driver, PyObject* callee_code) {
   return out;
 }
 
-std::vector<uint64_t> Profiler::SubtreeTotals() const {
-  std::vector<uint64_t> totals(nodes_.size(), 0);
-  for (size_t i = 0; i < nodes_.size(); ++i) totals[i] = nodes_[i].self_cost();
+NodeCosts Profiler::Costs(uint64_t cost) const {
+  NodeCosts out;
+  out.self.resize(nodes_.size());
+  uint64_t ticks = 0;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    out.self[i] = nodes_[i].self_cost();
+    ticks += out.self[i];
+  }
+  if (apportioned()) {
+    if (cost == kOwnFigure) cost = own_cost();
+    // Cumulative rounding: node i gets round(cost * ticks through i / ticks)
+    // minus the same through i - 1, so the shares sum to `cost` exactly and
+    // none is more than 1 off its exact share. 128-bit: cost * ticks is
+    // already ~2^64 for a second of instructions against a second of ticks.
+    unsigned __int128 through = 0;
+    uint64_t given = 0;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      through += out.self[i];
+      const uint64_t upto =
+          ticks == 0 ? 0 : static_cast<uint64_t>((through * cost + ticks / 2) / ticks);
+      out.self[i] = upto - given;
+      given = upto;
+    }
+  }
+  out.total = out.self;
   // A node is always added after its parent, so one backward pass sums subtrees.
-  for (size_t i = nodes_.size(); i-- > 1;) totals[nodes_[i].parent] += totals[i];
-  return totals;
+  for (size_t i = nodes_.size(); i-- > 1;) out.total[nodes_[i].parent] += out.total[i];
+  return out;
 }
 
-void Profiler::ToProto(record::Profile* out) const {
+uint64_t Profiler::overhead_per_event(uint64_t cost) const {
+  const uint64_t per_call = calibration_[kCall].per_call;
+  if (!apportioned()) return per_call;
+  if (cost == kOwnFigure) cost = own_cost();
+  uint64_t ticks = 0;
+  for (const NodeStats& n : nodes_) ticks += n.self_cost();
+  if (ticks == 0) return 0;
+  return static_cast<uint64_t>(static_cast<unsigned __int128>(per_call) * cost / ticks);
+}
+
+void Profiler::ToProto(record::Profile* out, uint64_t cost) const {
   out->Clear();
   out->set_unit(unit_name_);
   out->set_source(source_name_);
   out->set_mode(mode_ == Mode::kFast ? "fast" : "exact");
   out->set_builtins_folded(builtins_folded());
-  out->set_overhead_per_event(calibration_[kCall].per_call);
   out->set_requests(1);
   for (const FunctionEntry& f : functions_) {
     record::ProfileFunction* pf = out->add_functions();
@@ -545,7 +624,7 @@ void Profiler::ToProto(record::Profile* out) const {
     pf->set_line(static_cast<uint32_t>(std::max(code->co_firstlineno, 0)));
     pf->set_name(Truncated(name.empty() ? "?" : name));
   }
-  const std::vector<uint64_t> totals = SubtreeTotals();
+  const NodeCosts costs = Costs(cost);
   for (size_t i = 0; i < nodes_.size(); ++i) {
     const NodeStats& n = nodes_[i];
     record::ProfileNode* pn = out->add_nodes();
@@ -553,9 +632,10 @@ void Profiler::ToProto(record::Profile* out) const {
     pn->set_function(n.function);
     pn->set_calls(n.calls);
     pn->set_primitive_calls(n.primitive ? n.calls : 0);
-    pn->set_self_cost(n.self_cost());
-    pn->set_total_cost(i == 0 ? 0 : totals[i]);
+    pn->set_self_cost(costs.self[i]);
+    pn->set_total_cost(i == 0 ? 0 : costs.total[i]);
   }
+  out->set_overhead_per_event(overhead_per_event(cost));
 }
 
 }  // namespace cpuledger::python
