@@ -265,3 +265,18 @@ def test_django_profiles_share_out_each_requests_bill(tmp_path, capture):
             assert all(n.total_cost == 0 for n in prof.nodes[1:]
                        if prof.functions[n.function].name == "_execute")
     assert by_endpoint["/products/<int:id>/page/"].db.calls >= 2
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+@pytest.mark.parametrize("source", ["apportioned", "cpu"])
+def test_encoded_profile_is_what_protobuf_serializes(record_pb2, mode, source):
+    # The profiler writes record.Profile's wire format itself (no message
+    # per node on the request path): byte for byte what protobuf writes.
+    p = cp.Profiler(source, mode)
+    cp.runcall(p, attribution_program)
+    encoded = p.tree_bytes()
+    prof = record_pb2.Profile()
+    prof.ParseFromString(encoded)
+    assert prof.SerializeToString() == encoded
+    assert len(prof.nodes) == len(cp.nodes(p)) + 1 and prof.requests == 1
+    assert {f.name for f in prof.functions} >= {"attribution_program", "expensive", "cheap"}

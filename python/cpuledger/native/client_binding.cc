@@ -15,6 +15,7 @@
 #include "counters/thread_counters.h"
 #include "native/bindings.h"
 #include "native/profiler.h"
+#include "record/codec.h"
 
 namespace nb = nanobind;
 
@@ -137,18 +138,30 @@ class PyRecorder {
 
   // Submit() — `profile`: None, a serialized record.Profile, or a disabled
   // Profiler (an apportioned one is shared the request's bill here, after
-  // the bill is final: ProfileFigure()).
+  // the bill is final: ProfileFigure()). A Profiler's profile travels
+  // encoded (Profiler::Encode()) as the record's field `profile` in its
+  // unknown fields: the same bytes on the wire as a set `profile`, without
+  // building a message per node on the request thread; within the limits,
+  // it is valid by construction (the sender's ValidateRecord does not see it).
   bool Submit(PyRequestScope& scope, std::string_view endpoint, std::string_view method,
               uint32_t status, const nb::dict& flags, std::string_view user_key, double sample_rate,
               std::string_view request_id, nb::handle profile) {
     record::RequestRecord r;
     if (!scope.scope().Finish(r)) return false;
     Profiler* profiler = nullptr;
-    if (nb::try_cast<Profiler*>(profile, profiler) && profiler != nullptr) {
-      if (!profiler->enabled())  // a running one is left out rather than stopped here
-        profiler->ToProto(r.mutable_profile(), profiler->apportioned()
-                                                   ? ProfileFigure(r.cpu(), *profiler)
-                                                   : Profiler::kOwnFigure);
+    // A Profiler still running is left out rather than stopped here.
+    if (nb::try_cast<Profiler*>(profile, profiler) && profiler != nullptr && !profiler->enabled()) {
+      const uint64_t cost =
+          profiler->apportioned() ? ProfileFigure(r.cpu(), *profiler) : Profiler::kOwnFigure;
+      if (profiler->nodes().size() <= record::kMaxProfileNodes &&
+          profiler->functions().size() <= record::kMaxProfileFunctions) {
+        r.GetReflection()
+            ->MutableUnknownFields(&r)
+            ->AddLengthDelimited(record::RequestRecord::kProfileFieldNumber)
+            ->assign(profiler->Encode(cost));
+      } else {
+        profiler->ToProto(r.mutable_profile(), cost);  // the sender drops it as too large
+      }
     } else if (nb::isinstance<nb::bytes>(profile)) {
       // A profile that does not parse is left out; the bill still goes.
       nb::bytes bytes = nb::borrow<nb::bytes>(profile);

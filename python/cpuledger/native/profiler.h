@@ -189,11 +189,18 @@ class Profiler {
   }
   // excluded_cost() — CPU of the paused stretches, in unit() (ResumeClock's).
   uint64_t excluded_cost() const { return excluded_cost_; }
-  // Profiler::ToProto() — the profile as the record.Profile a RequestRecord
-  // carries (CallTree::FromProto reads it), costed as Costs(cost) says; a
-  // RequestRecord's profile is apportioned its bill less excluded_cost().
-  // Names longer than kMaxProfileStringBytes are cut at a character boundary.
-  // REQUIRES: the GIL (reads code objects). COST: O(nodes), allocates.
+  // Profiler::Encode() — the profile as the record.Profile a RequestRecord
+  // carries (CallTree::FromProto reads it), costed as Costs(cost) says (a
+  // request's apportioned profile: its bill less excluded_cost()), already
+  // serialized: the bytes SerializeAsString() would give. Names longer than
+  // kMaxProfileStringBytes are cut at a character boundary. Valid as
+  // record::ValidateProfile() requires while nodes() and functions() are
+  // within kMaxProfileNodes / kMaxProfileFunctions.
+  // REQUIRES: the GIL (reads code objects). COST: O(nodes) appends into one
+  // buffer; each function's entry is encoded once per process (a cache of up
+  // to 65,536 code objects, kept alive by it).
+  std::string Encode(uint64_t cost = kOwnFigure) const;
+  // Profiler::ToProto() — Encode() parsed. COST: an allocation per node.
   void ToProto(record::Profile* out, uint64_t cost = kOwnFigure) const;
 
   // Profiler::PauseClock() / ResumeClock() — a stretch the profile leaves out

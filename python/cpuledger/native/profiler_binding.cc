@@ -58,9 +58,7 @@ nb::list Stats(const Profiler& p) {
 
 // TreeBytes() — the serialized record.Profile.
 nb::bytes TreeBytes(const Profiler& p) {
-  record::Profile proto;
-  p.ToProto(&proto);
-  std::string bytes = proto.SerializeAsString();
+  const std::string bytes = p.Encode();
   return nb::bytes(bytes.data(), bytes.size());
 }
 
