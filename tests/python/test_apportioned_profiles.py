@@ -280,3 +280,24 @@ def test_encoded_profile_is_what_protobuf_serializes(record_pb2, mode, source):
     assert prof.SerializeToString() == encoded
     assert len(prof.nodes) == len(cp.nodes(p)) + 1 and prof.requests == 1
     assert {f.name for f in prof.functions} >= {"attribution_program", "expensive", "cheap"}
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_reset_starts_a_new_profile_with_the_paths_kept(record_pb2, mode):
+    # The middleware keeps one profiler per thread and resets it per request.
+    from test_profiler import cheap
+
+    p = cp.Profiler("apportioned", mode)
+    cp.runcall(p, attribution_program)
+    seen = len(cp.nodes(p))
+    p.reset()
+    cp.runcall(p, cheap)
+    rows = cp.nodes(p)
+    assert {(r.name, r.calls) for r in rows if r.file != "~"} == {("wrapper", 1), ("cheap", 1)}
+    assert len(rows) < seen and all(-1 <= r.parent < i for i, r in enumerate(rows))
+    assert totals(rows) == p.own_cost
+    prof = record_pb2.Profile()
+    prof.ParseFromString(p.tree_bytes())
+    assert len(prof.nodes) == len(rows) + 1
+    assert [prof.functions[n.function].name for n in prof.nodes[1:]] == [r.name for r in rows]
+    assert [n.parent for n in prof.nodes[1:]] == [r.parent + 1 for r in rows]

@@ -439,9 +439,50 @@ void Profiler::Clear() {
   functions_.clear();
   function_index_.clear();
   nodes_.assign(1, NodeStats{});
+  touched_.clear();
   std::fill(index_.begin(), index_.end(), Slot{});
   index_used_ = 0;
   depth_ = 1;
+}
+
+void Profiler::Reset() {
+  error_.clear();
+  if (nodes_.size() > kKeepNodes) {
+    Clear();
+    return;
+  }
+  for (uint32_t id : touched_) {
+    nodes_[id].calls = 0;
+    nodes_[id].self_sum = 0;
+  }
+  touched_.clear();
+}
+
+ProfileView Profiler::View() const {
+  ProfileView v;
+  // In the profile: called since Reset(), or the caller of a node that is
+  // (a frame still open has not been counted yet). Children come after their
+  // parents, so one backward pass marks the callers.
+  std::vector<bool> in(nodes_.size(), false);
+  in[0] = true;
+  for (size_t i = nodes_.size(); i-- > 1;) {
+    if (nodes_[i].calls > 0) in[i] = true;
+    if (in[i]) in[nodes_[i].parent] = true;
+  }
+  v.position.assign(nodes_.size(), UINT32_MAX);
+  v.function_position.assign(functions_.size(), UINT32_MAX);
+  for (uint32_t i = 0; i < nodes_.size(); ++i) {
+    if (!in[i]) continue;
+    v.position[i] = static_cast<uint32_t>(v.nodes.size());
+    v.nodes.push_back(i);
+    if (i == 0) continue;  // the root names no function
+    uint32_t& f = v.function_position[nodes_[i].function];
+    if (f == UINT32_MAX) {
+      f = static_cast<uint32_t>(v.functions.size());
+      v.functions.push_back(nodes_[i].function);
+    }
+  }
+  return v;
 }
 
 uint32_t Profiler::InternFunction(const void* key, PyObject* object, bool builtin) {
@@ -692,18 +733,20 @@ uint64_t Profiler::overhead_per_event(uint64_t cost) const {
 // (checked by tests/python/test_apportioned_profiles.py).
 std::string Profiler::Encode(uint64_t cost) const {
   const NodeCosts costs = Costs(cost);
+  const ProfileView view = View();
   std::string out;
-  out.reserve(64 + functions_.size() * 128 + nodes_.size() * 24);
+  out.reserve(64 + view.functions.size() * 128 + view.nodes.size() * 24);
   PutField(out, record::Profile::kUnitFieldNumber, unit_name_);
   PutField(out, record::Profile::kSourceFieldNumber, source_name_);
   PutField(out, record::Profile::kModeFieldNumber, mode_ == Mode::kFast ? "fast" : "exact");
-  for (const FunctionEntry& f : functions_) AppendFunction(out, f);
-  for (size_t i = 0; i < nodes_.size(); ++i) {
+  for (uint32_t f : view.functions) AppendFunction(out, functions_[f]);
+  for (uint32_t i : view.nodes) {
     const NodeStats& n = nodes_[i];
     char body[6 * 11];  // six varint fields, at most 11 bytes each (tag + value)
     char* p = body;
-    p = PutVarintField(p, record::ProfileNode::kParentFieldNumber, n.parent);
-    p = PutVarintField(p, record::ProfileNode::kFunctionFieldNumber, n.function);
+    p = PutVarintField(p, record::ProfileNode::kParentFieldNumber, view.position[n.parent]);
+    p = PutVarintField(p, record::ProfileNode::kFunctionFieldNumber,
+                       i == 0 ? 0 : view.function_position[n.function]);
     p = PutVarintField(p, record::ProfileNode::kCallsFieldNumber, n.calls);
     p = PutVarintField(p, record::ProfileNode::kPrimitiveCallsFieldNumber,
                        n.primitive ? n.calls : 0);

@@ -119,6 +119,17 @@ struct Calibration {
 // cost is not on the clock either): the figure at kind + kEventKinds, zero.
 enum EventKind : uint32_t { kCall = 0, kResume = 1, kEventKinds = 2 };
 
+// ProfileView — what the current profile holds (Profiler::Reset() starts a
+// new one while keeping every call path seen, warm): the root, the nodes
+// called since, and their callers (frames still open), in node order
+// (parents first); the functions they name, in order of first use.
+struct ProfileView {
+  std::vector<uint32_t> nodes;              // node ids; nodes[0] is 0, the root
+  std::vector<uint32_t> position;           // per node id: its index in `nodes`, or UINT32_MAX
+  std::vector<uint32_t> functions;          // function ids
+  std::vector<uint32_t> function_position;  // per function id: its index in `functions`
+};
+
 // NodeCosts — per node (parallel to Profiler::nodes()), in the profile's unit.
 struct NodeCosts {
   std::vector<uint64_t> self;   // cost in the node's frames, excluding callees
@@ -152,6 +163,15 @@ class Profiler {
   bool Disable();
   // Profiler::Clear() — forgets every node and function (REQUIRES: disabled).
   void Clear();
+  // Profiler::Reset() — starts a new profile: every count back to zero, the
+  // call paths and functions kept, so the next profile of similar code finds
+  // them warm (no new node, no allocation: a fresh Profiler per request
+  // spent ~0.3 ms of a 3.5 ms Django page adding its ~1,400 paths). Past
+  // kKeepNodes paths it Clear()s instead, so memory stays bounded. The
+  // sticky error() is forgotten. REQUIRES: disabled. COST: O(nodes called
+  // in the previous profile).
+  static constexpr size_t kKeepNodes = 1 << 16;
+  void Reset();
 
   bool enabled() const { return enabled_; }
   Mode mode() const { return mode_; }
@@ -171,8 +191,12 @@ class Profiler {
   const std::string& open_error() const { return open_error_; }
   // error() — the sticky failure of a hook (the first one), "" when none.
   const std::string& error() const { return error_; }
+  // nodes() / functions() — every node and function seen since Clear(); a
+  // node not in the current profile has zero calls (View() selects).
   const std::vector<NodeStats>& nodes() const { return nodes_; }
   const std::vector<FunctionEntry>& functions() const { return functions_; }
+  // Profiler::View() — the current profile's nodes and functions. COST: O(nodes()).
+  ProfileView View() const;
 
   // Profiler::Costs() — every node's self and total cost, as every export
   // states them. A measured profile: the calibrated ticks (self_cost(), and
@@ -287,7 +311,8 @@ class Profiler {
   // Contexts [1, depth_) are the open calls; the rest is spare capacity.
   std::vector<Context> stack_;
   size_t depth_ = 1;
-  std::vector<NodeStats> nodes_;  // nodes_[0] is the root
+  std::vector<NodeStats> nodes_;   // nodes_[0] is the root
+  std::vector<uint32_t> touched_;  // nodes given their first call since Reset()
   // (parent node, key) -> child node: open addressing with linear probing,
   // power-of-two size, slot = the top (64 - index_shift_) bits of a multiplicative
   // hash (the top bits depend on every bit of the key and of the parent).
@@ -382,7 +407,8 @@ __attribute__((always_inline)) inline void Profiler::Leave() {
   if (c.node == kNoNode) [[unlikely]]
     return;  // not recorded: its cost stays in the caller's self
   NodeStats& n = nodes_[c.node];
-  n.calls += 1;
+  if (n.calls++ == 0) [[unlikely]]
+    touched_.push_back(c.node);  // once per node and profile; Reset() zeroes these
   n.self_sum += tt - c.subt;
   p.subt += tt;
 }

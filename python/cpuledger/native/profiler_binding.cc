@@ -39,7 +39,9 @@ nb::list Stats(const Profiler& p) {
   const auto& functions = p.functions();
   const auto& nodes = p.nodes();
   const NodeCosts costs = p.Costs();
-  for (size_t i = 1; i < nodes.size(); ++i) {
+  const ProfileView view = p.View();
+  for (size_t k = 1; k < view.nodes.size(); ++k) {
+    const uint32_t i = view.nodes[k];
     const NodeStats& n = nodes[i];
     const FunctionEntry& f = functions[n.function];
     std::string file = "~", name = f.builtin;
@@ -50,8 +52,8 @@ nb::list Stats(const Profiler& p) {
       name = CodeString(code->co_name);
       line = code->co_firstlineno;
     }
-    out.append(nb::make_tuple(static_cast<long>(n.parent) - 1, file, line, name, n.calls,
-                              n.primitive ? n.calls : 0, costs.self[i], costs.total[i]));
+    out.append(nb::make_tuple(static_cast<long>(view.position[n.parent]) - 1, file, line, name,
+                              n.calls, n.primitive ? n.calls : 0, costs.self[i], costs.total[i]));
   }
   return out;
 }
@@ -154,6 +156,13 @@ void RegisterProfiler(nb::module_& m) {
             self.Clear();
           },
           "Forget every call path.")
+      .def(
+          "reset",
+          [](Profiler& self) {
+            if (self.enabled()) throw std::runtime_error("Profiler.reset(): disable() first");
+            self.Reset();
+          },
+          "Start a new profile: counts to zero, the call paths seen kept (warm for the next).")
       .def("stats", &Stats,
            "List of (parent, file, line, name, calls, primitive_calls, self_cost, total_cost),"
            " one per call path; parent indexes the list, -1 at the top.")
