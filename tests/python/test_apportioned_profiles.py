@@ -170,26 +170,38 @@ def profile_total(profile):
     return sum(n.total_cost for i, n in enumerate(profile.nodes) if i > 0 and n.parent == 0)
 
 
+def bill_field(unit):
+    """The CpuBill field a profile's unit is counted in."""
+    return "instructions" if unit == "instructions" else "cpu_ns"
+
+
 def bill_less_spans(record):
-    unit = record.profile.unit
-    field = "instructions" if unit == "instructions" else "cpu_ns"
+    field = bill_field(record.profile.unit)
     return getattr(record.cpu, field) - getattr(record.db.cpu, field) - getattr(record.cache.cpu, field)
 
 
-@pytest.mark.parametrize("mode", ["exact", "fast"])
-def test_submit_shares_out_the_bill_less_db_and_cache(capture, mode):
+def submit_profiled(capture, mode, body):
+    """body(scope) run as one request under an apportioned profiler, submitted
+    to `capture`: (the record as it arrived, the profiler)."""
     rec = _native.Recorder(capture.url, service="t", batch_max_delay_ms=50)
     scope = _native.RequestScope()
     p = _native.Profiler(source="apportioned", mode=mode)
     p.enable()
-    request_body(scope)
+    body(scope)
     p.disable()
     assert rec.submit(scope, "/x", "GET", 200, {}, "", 1.0, "r1", p)
     assert rec.flush(10)
     (r,) = capture.wait(1)
+    rec.close(5)
+    return r, p
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_submit_shares_out_the_bill_less_db_and_cache(capture, mode):
+    r, p = submit_profiled(capture, mode, request_body)
     prof = r.profile
     assert prof.unit == p.unit and prof.source == p.source and prof.mode == p.mode
-    field = "instructions" if prof.unit == "instructions" else "cpu_ns"
+    field = bill_field(prof.unit)
     left_out = p.excluded_cost
     assert profile_total(prof) == getattr(r.cpu, field) - left_out
     assert sum(n.self_cost for n in prof.nodes) == profile_total(prof)
@@ -197,27 +209,21 @@ def test_submit_shares_out_the_bill_less_db_and_cache(capture, mode):
     # is left out is the outermost spans' CPU, the nested one counted once.
     assert r.db.calls == 2 and r.cache.calls == 1
     assert getattr(r.cache.cpu, field) < left_out < getattr(r.db.cpu, field) + getattr(r.cache.cpu, field)
-    rec.close(5)
 
 
-@pytest.mark.parametrize("mode", ["exact", "fast"])
-def test_submit_without_nesting_is_bill_less_db_and_cache_exactly(capture, mode):
-    rec = _native.Recorder(capture.url, service="t", batch_max_delay_ms=50)
-    scope = _native.RequestScope()
-    p = _native.Profiler(source="apportioned", mode=mode)
-    p.enable()
+def spans_side_by_side(scope):
     _burn(20_000)
     for kind, fn in (("db", in_db), ("cache", in_cache), ("db", in_db)):
         h = scope.span_begin(kind)
         fn()
         scope.span_end(kind, h)
-    p.disable()
-    assert rec.submit(scope, "/x", "GET", 200, {}, "", 1.0, "r1", p)
-    assert rec.flush(10)
-    (r,) = capture.wait(1)
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_submit_without_nesting_is_bill_less_db_and_cache_exactly(capture, mode):
+    r, _ = submit_profiled(capture, mode, spans_side_by_side)
     assert r.db.calls == 2 and r.cache.calls == 1
     assert profile_total(r.profile) == bill_less_spans(r) > 0
-    rec.close(5)
 
 
 def test_submit_still_takes_bytes_and_measured_profiles(capture):
@@ -254,7 +260,7 @@ def test_django_profiles_share_out_each_requests_bill(tmp_path, capture):
         r = by_endpoint[endpoint]
         prof = r.profile
         assert prof.mode == "fast" and prof.source.startswith("apportioned/"), prof.source
-        assert prof.unit == ("instructions" if r.cpu.HasField("instructions") else "cpu_ns")
+        assert prof.unit == bill_field("instructions" if r.cpu.HasField("instructions") else "")
         # The profile is the request's bill less its db and cache spans (the
         # shop's cache is in memory: no span inside another), to the unit.
         assert profile_total(prof) == bill_less_spans(r) > 0, endpoint
