@@ -20,7 +20,7 @@ system calls).
 Targets (issue 11): profiling a sampled request costs at most 1.3x of its CPU
 without a PMU, at most 1.1x with one.
 
-Usage: python bench/profiler/request_cost_bench.py [--requests 60] [--rounds 9]
+Usage: python bench/profiler/request_cost_bench.py [--requests 15] [--rounds 31]
 """
 
 from __future__ import annotations
@@ -87,11 +87,18 @@ def request(app, path: str, query: str) -> None:
 
 
 def run_view(app, path: str, query: str, n: int, offset: int) -> float:
-    """Thread CPU ns per request over n requests (product ids cycle 1..50)."""
-    t = time.thread_time_ns()
-    for i in range(n):
-        request(app, path.format(id=1 + (offset + i) % 50), query)
-    return (time.thread_time_ns() - t) / n
+    """Thread CPU ns per request over n requests (product ids cycle 1..50).
+    The cyclic GC is run before and held off during the batch, so that a
+    collection (which may fall in any batch) does not land on one variant."""
+    gc.collect()
+    gc.disable()
+    try:
+        t = time.thread_time_ns()
+        for i in range(n):
+            request(app, path.format(id=1 + (offset + i) % 50), query)
+        return (time.thread_time_ns() - t) / n
+    finally:
+        gc.enable()
 
 
 def frames_per_request(app, path: str, query: str) -> int:
@@ -107,8 +114,8 @@ def frames_per_request(app, path: str, query: str) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=60, help="requests per view, variant and round")
-    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--requests", type=int, default=15, help="requests per view, variant and round")
+    ap.add_argument("--rounds", type=int, default=31)
     args = ap.parse_args()
     app, rt = setup_django(tempfile.mkdtemp(prefix="cpuledger-request-cost-"))
     base = rt.config
@@ -131,17 +138,19 @@ def main() -> int:
 
     print(f"worker CPU per sampled request, profiled (PROFILE_RATE 1.0) or not: thread CPU time, "
           f"counters '{src}', median of {args.rounds} interleaved rounds x {args.requests} requests")
-    print(f"{'view':<16} {'off us':>8} {'auto us':>8} {'auto x':>7} {'target':>7} {'cpu us':>8} "
-          f"{'cpu x':>6} {'frames':>7} {'ns/frame':>9}")
+    print(f"{'view':<16} {'off us':>8} {'auto us':>8} {'auto x':>7} {'(quartiles)':>13} {'target':>7} "
+          f"{'cpu us':>8} {'cpu x':>6} {'frames':>7} {'ns/frame':>9}")
     for label, path, query in VIEWS:
         off = statistics.median(ns[(label, "off")])
-        ratio = {name: statistics.median(v / o for v, o in zip(ns[(label, name)], ns[(label, "off")]))
-                 for name, _, _ in VARIANTS}
+        ratios = {name: [v / o for v, o in zip(ns[(label, name)], ns[(label, "off")])]
+                  for name, _, _ in VARIANTS}
+        ratio = {name: statistics.median(r) for name, r in ratios.items()}
+        q1, _, q3 = statistics.quantiles(ratios["auto"], n=4)
         frames = frames_per_request(app, path, query)
         per_frame = (ratio["auto"] - 1.0) * off / frames if frames else float("nan")
         print(f"{label:<16} {off / 1e3:8.0f} {off * ratio['auto'] / 1e3:8.0f} {ratio['auto']:6.2f}x "
-              f"{'<=' + str(TARGET_NO_PMU) + 'x':>7} {off * ratio['cpu'] / 1e3:8.0f} {ratio['cpu']:5.2f}x "
-              f"{frames:7d} {per_frame:9.0f}")
+              f"{f'({q1:.2f}-{q3:.2f})':>13} {'<=' + str(TARGET_NO_PMU) + 'x':>7} "
+              f"{off * ratio['cpu'] / 1e3:8.0f} {ratio['cpu']:5.2f}x {frames:7d} {per_frame:9.0f}")
     print(f"auto: PROFILE_SOURCE 'auto' (apportioned: TSC per frame, the bill shared out); cpu: the "
           f"'cpu' source (a counter read, here a system call, per frame enter and leave), the peer. "
           f"With a PMU the auto hook is the same code, so its ns/frame carries over; target there "
