@@ -72,6 +72,7 @@ bench: build
 	@$(PY) bench/middleware/inprocess_bench.py
 	@$(PY) bench/middleware/wrk_bench.py
 	@$(PY) bench/profiler/overhead_bench.py
+	@$(PY) bench/profiler/request_cost_bench.py
 	@$(BUILD)/bench/detect/detect_bench --days 2
 
 demo: build

@@ -42,7 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_MAX_DELAY_MS": 1000,
     "PROFILE_RATE": 0.0,          # share of sampled requests that also carry a function profile
     "PROFILE_MODE": "fast",       # "fast" (eval-frame hook, Python frames) | "exact" (cProfile-like)
-    "PROFILE_SOURCE": "auto",     # auto | instructions | cycles | cpu | wall
+    # auto (= apportioned: the request's bill, less its db and cache spans, shared over
+    # TSC-timed frames) | apportioned | instructions | cycles | cpu | wall (measured per frame)
+    "PROFILE_SOURCE": "auto",
 }
 
 
@@ -152,8 +154,9 @@ def build_config(settings: Mapping[str, Any], *, default_service: str, source: s
         raise _fail("COUNTER_SOURCE", f"must be auto, hardware, task_clock or thread_cputime, got {source_name!r}")
     if s["PROFILE_MODE"] not in ("fast", "exact"):
         raise _fail("PROFILE_MODE", f"must be fast or exact, got {s['PROFILE_MODE']!r}")
-    if s["PROFILE_SOURCE"] not in ("auto", "instructions", "cycles", "cpu", "wall"):
-        raise _fail("PROFILE_SOURCE", f"must be auto, instructions, cycles, cpu or wall, got {s['PROFILE_SOURCE']!r}")
+    if s["PROFILE_SOURCE"] not in ("auto", "apportioned", "instructions", "cycles", "cpu", "wall"):
+        raise _fail("PROFILE_SOURCE", "must be auto, apportioned, instructions, cycles, cpu or wall, "
+                    f"got {s['PROFILE_SOURCE']!r}")
     for key in ("TOKEN", "CLUSTER", "REGION", "USER_SALT", "REQUEST_ID_HEADER", "SPOOL_DIR", "COMMIT_ENV"):
         if not isinstance(s[key], str):
             raise _fail(key, f"must be a string, got {s[key]!r}")

@@ -12,6 +12,7 @@ import contextvars
 import logging
 import os
 import random
+import threading
 from typing import Any, Mapping, Optional
 
 from cpuledger import _native
@@ -34,7 +35,7 @@ def span(kind: str):
     if scope is None:
         yield
         return
-    handle = scope.span_begin()
+    handle = scope.span_begin(kind)
     try:
         yield
     finally:
@@ -49,6 +50,9 @@ class Runtime:
         self.errors = 0
         self._logged: set[str] = set()
         self.recorder: Optional[Any] = None
+        # Each serving thread's profiler, reset between requests: the call
+        # paths it has seen stay warm (see Profiler.reset).
+        self._profilers = threading.local()
         if not config.enabled:
             return
         _native.configure_counters(config.counter_source)
@@ -116,16 +120,24 @@ class Runtime:
         rate = self.config.profile_rate
         if rate <= 0.0 or (rate < 1.0 and random.random() >= rate):
             return None
-        profiler = _native.Profiler(source=self.config.profile_source, mode=self.config.profile_mode)
+        source = self.config.profile_source
+        kind = ("apportioned" if source == "auto" else source, self.config.profile_mode)
+        profiler = getattr(self._profilers, "profiler", None)
+        if profiler is None or self._profilers.kind != kind or profiler.enabled:
+            profiler = _native.Profiler(source=kind[0], mode=kind[1])
+            self._profilers.profiler, self._profilers.kind = profiler, kind
+        else:
+            profiler.reset()
         profiler.enable()
         return profiler
 
     @staticmethod
-    def finish_profile(profiler: Optional[Any]) -> bytes:
-        if profiler is None:
-            return b""
-        profiler.disable()
-        return profiler.tree_bytes()
+    def finish_profile(profiler: Optional[Any]) -> Optional[Any]:
+        """The stopped profiler, for Recorder.submit (which costs an apportioned
+        one with the request's final bill), or None."""
+        if profiler is not None:
+            profiler.disable()
+        return profiler
 
     def flags_of(self, request: Any) -> Mapping[str, str]:
         fn = self.config.flags

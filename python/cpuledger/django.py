@@ -36,7 +36,7 @@ def _db_wrapper(execute, sql, params, many, context):
     scope = _current.get()
     if scope is None:
         return execute(sql, params, many, context)
-    handle = scope.span_begin()
+    handle = scope.span_begin("db")
     try:
         return execute(sql, params, many, context)
     finally:
@@ -49,7 +49,7 @@ def _wrap_cache_method(fn: Callable) -> Callable:
         scope = _current.get()
         if scope is None:
             return fn(*args, **kwargs)
-        handle = scope.span_begin()
+        handle = scope.span_begin("cache")
         try:
             return fn(*args, **kwargs)
         finally:
@@ -209,7 +209,7 @@ class CpuLedgerMiddleware:
             try:
                 profile = rt.finish_profile(profiler)
             except Exception as e:
-                profile = b""
+                profile = None
                 rt.error("profile", e)
             try:
                 _current.reset(token)

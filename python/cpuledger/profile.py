@@ -6,8 +6,9 @@ runs script.py as ``__main__`` (sys.argv set as the script sees it) under the
 native profiler (``cpuledger._native.Profiler``) and prints a pstats-like
 table sorted by total cost, or writes OUT in FORMAT. SOURCE is what the
 costs count: ``instructions`` (hardware PMU), ``cycles``, ``cpu`` (thread CPU
-ns), ``wall`` (TSC ticks) or ``auto`` (instructions where a PMU is there, CPU
-ns otherwise). MODE is ``exact`` (the default: cProfile-equal call counts,
+ns), ``wall`` (TSC ticks), ``auto`` (instructions where a PMU is there, CPU
+ns otherwise), each read at every call, or ``apportioned`` (the run's CPU in
+``auto``'s unit, from two counter reads, shared over TSC-timed calls). MODE is ``exact`` (the default: cProfile-equal call counts,
 C builtins included) or ``fast`` (PEP 523, Python frames only, builtins folded
 into their callers; CPython 3.11).
 
@@ -44,7 +45,7 @@ __all__ = [
     "main",
 ]
 
-SourceName = Literal["auto", "instructions", "cycles", "cpu", "wall"]
+SourceName = Literal["auto", "instructions", "cycles", "cpu", "wall", "apportioned"]
 ModeName = Literal["exact", "fast"]
 FormatName = Literal["pstats", "pprof", "speedscope", "collapsed"]
 FORMATS: tuple[str, ...] = ("pstats", "pprof", "speedscope", "collapsed")
@@ -165,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m cpuledger.profile",
         description="Profile a script with a CPU counter for a timer (cProfile-compatible counts).",
     )
-    parser.add_argument("-s", "--source", default="auto", choices=["auto", "instructions", "cycles", "cpu", "wall"])
+    parser.add_argument("-s", "--source", default="auto",
+                        choices=["auto", "instructions", "cycles", "cpu", "wall", "apportioned"])
     parser.add_argument("-m", "--mode", default="exact", choices=["exact", "fast"])
     parser.add_argument("-o", "--outfile", help="write the profile here instead of printing a table")
     parser.add_argument("-f", "--format", choices=FORMATS, help="output format (default: from -o's extension, else pstats)")

@@ -93,7 +93,8 @@ SpanToken RequestScope::SpanBegin() const {
   return t;
 }
 
-void RequestScope::SpanEnd(SpanKind kind, std::string_view name, const SpanToken& token) {
+counters::Reading RequestScope::SpanEnd(SpanKind kind, std::string_view name,
+                                        const SpanToken& token) {
   record::Span* span = nullptr;
   switch (kind) {
     case SpanKind::kDb:
@@ -108,10 +109,15 @@ void RequestScope::SpanEnd(SpanKind kind, std::string_view name, const SpanToken
   }
   span->set_calls(span->calls() + 1);
   span->set_wall_us(span->wall_us() + static_cast<uint64_t>(MonoNs() - token.wall_start_ns) / 1000);
+  counters::Reading delta;
   if (token.has_cpu) {
     Result<counters::CounterSet*> set = counters::ThisThreadCounters();
-    if (set.ok()) AddCpu(*span->mutable_cpu(), counters::Delta(token.cpu_start, (*set)->Read()));
+    if (set.ok()) {
+      delta = counters::Delta(token.cpu_start, (*set)->Read());
+      AddCpu(*span->mutable_cpu(), delta);
+    }
   }
+  return delta;
 }
 
 bool RequestScope::Finish(record::RequestRecord& record) {

@@ -52,8 +52,10 @@ class RequestScope {
 
   SpanToken SpanBegin() const;
   // RequestScope::SpanEnd() — `name` only for kCustom; spans past
-  // kMaxCustomSpans distinct names fold into "other".
-  void SpanEnd(SpanKind kind, std::string_view name, const SpanToken& token);
+  // kMaxCustomSpans distinct names fold into "other". RETURNS: the CPU this
+  // span added to its kind (all zero when it was not measured), so that a
+  // caller leaving the span out of something else takes out the same figure.
+  counters::Reading SpanEnd(SpanKind kind, std::string_view name, const SpanToken& token);
 
   // RequestScope::Finish() — ends the running step and writes start time,
   // wall_us, the CPU bill (instructions/cycles left unset when the source

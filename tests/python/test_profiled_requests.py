@@ -1,22 +1,25 @@
 """Profiles from the Django middleware, end to end: a view whose second
 version added an expensive helper, served by gunicorn at two commits,
-profiled through the middleware (PROFILE_RATE=1); the server turns the
-profiles into function entities, and `cpuledger diff` between the two
-commits names the helper first."""
+profiled through the middleware (PROFILE_RATE=1) with the default source
+(apportioned) and with the `cpu` source (measured per frame); the server
+turns the profiles into function entities, and `cpuledger diff` between the
+two commits names the helper first."""
 
 from __future__ import annotations
 
 import subprocess
 from urllib.parse import urlencode
 
+import pytest
+
 from conftest import cpuledger_exe
 from test_middleware import Gunicorn, get, wait_samples
 
 
-def serve_version(tmp_path, server, version: str, commit: str, requests: int = 12):
+def serve_version(tmp_path, server, version: str, commit: str, source: str, requests: int = 12):
     app = Gunicorn(tmp_path, server.url, extra_env={
         "SHOP_VERSION": version, "CPULEDGER_COMMIT": commit, "CPULEDGER_PROFILE_RATE": "1",
-        "CPULEDGER_PROFILE_SOURCE": "cpu"}, workers=1)
+        "CPULEDGER_PROFILE_SOURCE": source}, workers=1)
     try:
         for _ in range(requests):
             assert get(app.url + "/report/")[0] == 200
@@ -25,9 +28,10 @@ def serve_version(tmp_path, server, version: str, commit: str, requests: int = 1
         app.stop()
 
 
-def test_diff_between_commits_names_the_added_helper(tmp_path, server):
-    serve_version(tmp_path, server, "1", "v1")
-    serve_version(tmp_path, server, "2", "v2")
+@pytest.mark.parametrize("source", ["auto", "cpu"])
+def test_diff_between_commits_names_the_added_helper(tmp_path, server, source):
+    serve_version(tmp_path, server, "1", "v1", source)
+    serve_version(tmp_path, server, "2", "v2", source)
     http = server.http()
 
     fns = http.get_json("/v1/query/functions?" + urlencode(

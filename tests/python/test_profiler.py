@@ -133,16 +133,21 @@ def attribution_program():
         expensive()
 
 
-def test_wrapper_attribution_keeps_paths_apart():
-    p = cp.Profiler("cpu")
-    cp.runcall(p, attribution_program)
+def by_path_names(rows) -> dict:
+    """Each row under its call path's function names, outermost first."""
     by_path = {}
-    rows = cp.nodes(p)
     keys: list[tuple] = []
     for n in rows:
         path = (n.key,) if n.parent < 0 else keys[n.parent] + (n.key,)
         keys.append(path)
         by_path[tuple(k[2] for k in path)] = n
+    return by_path
+
+
+def test_wrapper_attribution_keeps_paths_apart():
+    p = cp.Profiler("cpu")
+    cp.runcall(p, attribution_program)
+    by_path = by_path_names(cp.nodes(p))
     exp = by_path[("attribution_program", "wrapper", "expensive")]
     chp = by_path[("attribution_program", "wrapper", "cheap")]
     assert exp.calls == chp.calls == 10

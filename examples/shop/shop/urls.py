@@ -10,4 +10,5 @@ urlpatterns = [
     path("boom/", views.boom),
     path("report/", views.report),
     path("catalog/", catalog.catalog),
+    path("products/<int:id>/page/", views.product_page),
 ]

@@ -1,9 +1,12 @@
-"""Views with known costs: cheap, DB- and cache-bound, CPU-heavy, failing."""
+"""Views with known costs: cheap, DB- and cache-bound, CPU-heavy, failing, and
+a product page as real apps serve one (ORM queries and a cache rendered
+through templates; the catalogue page is catalog.py)."""
 
 import os
 
 from django.core.cache import cache
 from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
 from waffle import flag_is_active
 
 from shop.models import Product
@@ -63,6 +66,18 @@ def report(request):
     if os.environ.get("SHOP_VERSION", "1") == "2":
         body += f"\nscore: {_expensive_helper(rows)}"
     return HttpResponse(body, content_type="text/plain")
+
+
+def product_page(request, id):
+    """One product's page: the product, its neighbours by price (the catalogue's
+    rows), a view counter in the cache."""
+    p = get_object_or_404(Product, pk=id)
+    similar = (Product.objects.filter(price_cents__range=(p.price_cents - 10, p.price_cents + 10))
+               .exclude(pk=p.pk).order_by("price_cents", "name"))
+    key = f"views:{id}"
+    cache.add(key, 0)
+    views = cache.incr(key)
+    return render(request, "shop/product_page.html", {"product": p, "similar": similar, "views": views})
 
 
 def boom(request):

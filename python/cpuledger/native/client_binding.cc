@@ -14,6 +14,8 @@
 #include "client/request_scope.h"
 #include "counters/thread_counters.h"
 #include "native/bindings.h"
+#include "native/profiler.h"
+#include "record/codec.h"
 
 namespace nb = nanobind;
 
@@ -23,24 +25,36 @@ namespace {
 using client::RequestScope;
 using client::SpanKind;
 
+SpanKind KindOf(std::string_view kind) {
+  return kind == "db" ? SpanKind::kDb : kind == "cache" ? SpanKind::kCache : SpanKind::kCustom;
+}
+
 // PyRequestScope — a RequestScope plus the open span tokens, addressed by
-// depth so Python never allocates a token object.
+// depth so Python never allocates a token object. A db or cache span named
+// at its beginning is left out of the thread's apportioned profile (its
+// clock paused, its CPU taken off the profile's figure: profiler.h); custom
+// spans are the application's own work and stay in.
 class PyRequestScope {
  public:
   PyRequestScope() : scope_(RequestScope::Begin()) {}
   void Resume() { scope_.Resume(); }
   void Suspend() { scope_.Suspend(); }
-  size_t SpanBegin() {
-    tokens_.push_back(scope_.SpanBegin());
-    return tokens_.size() - 1;
+  size_t SpanBegin(std::string_view kind) {
+    Open& open = open_.emplace_back(Open{scope_.SpanBegin(), nullptr});
+    if (KindOf(kind) != SpanKind::kCustom) {
+      open.paused = Profiler::Active();
+      if (open.paused != nullptr) open.paused->PauseClock();
+    }
+    return open_.size() - 1;
   }
   void SpanEnd(std::string_view kind, size_t handle) {
-    if (handle >= tokens_.size()) return;  // a mismatched end: ignore rather than raise
-    const SpanKind k = kind == "db"      ? SpanKind::kDb
-                       : kind == "cache" ? SpanKind::kCache
-                                         : SpanKind::kCustom;
-    scope_.SpanEnd(k, kind, tokens_[handle]);
-    tokens_.resize(handle);
+    if (handle >= open_.size()) return;  // a mismatched end: ignore rather than raise
+    const counters::Reading cpu = scope_.SpanEnd(KindOf(kind), kind, open_[handle].token);
+    // The profiler paused at the beginning, if still the thread's (else it was
+    // disabled since, which ended the pause).
+    Profiler* paused = open_[handle].paused;
+    if (paused != nullptr && paused == Profiler::Active()) paused->ResumeClock(cpu);
+    open_.resize(handle);
   }
   nb::dict Bill() const {
     const counters::Reading& r = scope_.accumulated();
@@ -53,9 +67,28 @@ class PyRequestScope {
   RequestScope& scope() { return scope_; }
 
  private:
+  struct Open {  // one span begun and not yet ended
+    client::SpanToken token;
+    Profiler* paused;  // the profiler this span paused, or null
+  };
   RequestScope scope_;
-  std::vector<client::SpanToken> tokens_;
+  std::vector<Open> open_;
 };
+
+// ProfileFigure() — what a request's apportioned profile shares out: its
+// bill in the profile's unit (instructions where the bill has them, else
+// cpu_ns) less the CPU of the db and cache spans the profile left out.
+// The profiler's own figure when the bill is not in its unit.
+uint64_t ProfileFigure(const record::CpuBill& bill, const Profiler& p) {
+  uint64_t billed = 0;
+  if (p.unit() == "instructions" && bill.has_instructions())
+    billed = bill.instructions();
+  else if (p.unit() == "cpu_ns")
+    billed = bill.cpu_ns();
+  else
+    return Profiler::kOwnFigure;
+  return billed > p.excluded_cost() ? billed - p.excluded_cost() : 0;
+}
 
 // HashUser() — the active-user key as stored: XXH3-64 of the raw key, seeded
 // with the deployment's salt, in hex. Raw user ids never leave the process.
@@ -103,15 +136,39 @@ class PyRecorder {
     recorder_->Count(std::string(endpoint), HashUser(user_key, salt_), sampled);
   }
 
+  // Submit() — `profile`: None, a serialized record.Profile, or a disabled
+  // Profiler (an apportioned one is shared the request's bill here, after
+  // the bill is final: ProfileFigure()). A Profiler's profile travels
+  // encoded (Profiler::Encode()) as the record's field `profile` in its
+  // unknown fields: the same bytes on the wire as a set `profile`, without
+  // building a message per node on the request thread; within the limits,
+  // it is valid by construction (the sender's ValidateRecord does not see it).
   bool Submit(PyRequestScope& scope, std::string_view endpoint, std::string_view method,
               uint32_t status, const nb::dict& flags, std::string_view user_key, double sample_rate,
-              std::string_view request_id, const nb::bytes& profile) {
+              std::string_view request_id, nb::handle profile) {
     record::RequestRecord r;
     if (!scope.scope().Finish(r)) return false;
-    // A profile that does not parse is left out; the bill still goes.
-    if (profile.size() > 0 &&
-        !r.mutable_profile()->ParseFromArray(profile.c_str(), static_cast<int>(profile.size())))
-      r.clear_profile();
+    Profiler* profiler = nullptr;
+    // A Profiler still running is left out rather than stopped here.
+    if (nb::try_cast<Profiler*>(profile, profiler) && profiler != nullptr && !profiler->enabled()) {
+      const uint64_t cost =
+          profiler->apportioned() ? ProfileFigure(r.cpu(), *profiler) : Profiler::kOwnFigure;
+      if (profiler->nodes().size() <= record::kMaxProfileNodes &&
+          profiler->functions().size() <= record::kMaxProfileFunctions) {
+        r.GetReflection()
+            ->MutableUnknownFields(&r)
+            ->AddLengthDelimited(record::RequestRecord::kProfileFieldNumber)
+            ->assign(profiler->Encode(cost));
+      } else {
+        profiler->ToProto(r.mutable_profile(), cost);  // the sender drops it as too large
+      }
+    } else if (nb::isinstance<nb::bytes>(profile)) {
+      // A profile that does not parse is left out; the bill still goes.
+      nb::bytes bytes = nb::borrow<nb::bytes>(profile);
+      if (bytes.size() > 0 &&
+          !r.mutable_profile()->ParseFromArray(bytes.c_str(), static_cast<int>(bytes.size())))
+        r.clear_profile();
+    }
     r.set_service(service_);
     r.set_endpoint(std::string(endpoint));
     r.set_method(std::string(method));
@@ -196,7 +253,9 @@ void RegisterClient(nb::module_& m) {
       .def(nb::init<>())
       .def("resume", &PyRequestScope::Resume, "A step of the request starts on this thread.")
       .def("suspend", &PyRequestScope::Suspend, "The step ends.")
-      .def("span_begin", &PyRequestScope::SpanBegin)
+      .def("span_begin", &PyRequestScope::SpanBegin, nb::arg("kind") = "",
+           "A span starts; `kind` \"db\" or \"cache\" leaves it out of the thread's apportioned"
+           " profile (custom names, or none, keep it in).")
       .def("span_end", &PyRequestScope::SpanEnd, nb::arg("kind"), nb::arg("handle"))
       .def("bill", &PyRequestScope::Bill);
 
@@ -213,7 +272,7 @@ void RegisterClient(nb::module_& m) {
            nb::arg("sampled"))
       .def("submit", &PyRecorder::Submit, nb::arg("scope"), nb::arg("endpoint"), nb::arg("method"),
            nb::arg("status"), nb::arg("flags"), nb::arg("user_key"), nb::arg("sample_rate"),
-           nb::arg("request_id"), nb::arg("profile") = nb::bytes("", 0))
+           nb::arg("request_id"), nb::arg("profile").none() = nb::none())
       .def("flush", &PyRecorder::Flush, nb::arg("timeout_s") = 5.0)
       .def("close", &PyRecorder::Close, nb::arg("timeout_s") = 5.0)
       .def("after_fork_in_child", &PyRecorder::AfterForkInChild)

@@ -159,6 +159,87 @@ constexpr char kCalibrationSource[] =
     "def _cal_resumes(n):\n"
     "    _d(_islice(_cal_gen(), n), 0)\n";
 
+// Wire format, for Profiler::Encode(): varints, and fields left out at
+// their proto3 default, as the generated serializer writes them.
+char* PutVarint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+void PutVarint(std::string& out, uint64_t v) {
+  char buf[10];
+  out.append(buf, static_cast<size_t>(PutVarint(buf, v) - buf));
+}
+
+char* PutVarintField(char* p, uint32_t field, uint64_t v) {
+  if (v == 0) return p;
+  p = PutVarint(p, field << 3);
+  return PutVarint(p, v);
+}
+
+void PutField(std::string& out, uint32_t field, uint64_t v) {
+  char buf[20];
+  out.append(buf, static_cast<size_t>(PutVarintField(buf, field, v) - buf));
+}
+
+// PutField() — a length-delimited field; `always`: written even when empty
+// (an element of a repeated message field).
+void PutField(std::string& out, uint32_t field, std::string_view bytes, bool always = false) {
+  if (bytes.empty() && !always) return;
+  PutVarint(out, field << 3 | 2);
+  PutVarint(out, bytes.size());
+  out.append(bytes);
+}
+
+// EncodeFunction() — one Profile.functions entry (tag included), named as
+// cProfile names it.
+std::string EncodeFunction(const FunctionEntry& f) {
+  std::string body;
+  if (f.code == nullptr) {
+    PutField(body, record::ProfileFunction::kFileFieldNumber, "~");
+    PutField(body, record::ProfileFunction::kNameFieldNumber, Truncated(f.builtin));
+  } else {
+    auto* code = reinterpret_cast<PyCodeObject*>(f.code);
+    const std::string file = Utf8(code->co_filename), name = Utf8(code->co_name);
+    PutField(body, record::ProfileFunction::kFileFieldNumber, Truncated(file.empty() ? "?" : file));
+    PutField(body, record::ProfileFunction::kLineFieldNumber,
+             static_cast<uint64_t>(std::max(code->co_firstlineno, 0)));
+    PutField(body, record::ProfileFunction::kNameFieldNumber, Truncated(name.empty() ? "?" : name));
+  }
+  std::string out;
+  PutField(out, record::Profile::kFunctionsFieldNumber, body, /*always=*/true);
+  return out;
+}
+
+// AppendFunction() — EncodeFunction(f) onto `out`, from a cache kept for the
+// process: a Django page names ~500 functions per profile, the same ones
+// request after request. Entries hold a strong reference to their code
+// object (so the address stays its); past kMaxCachedFunctions they are
+// encoded afresh each time. Guarded by the GIL.
+constexpr size_t kMaxCachedFunctions = 1 << 16;
+
+void AppendFunction(std::string& out, const FunctionEntry& f) {
+  static auto* cache = new std::unordered_map<const PyObject*, std::string>();
+  if (f.code == nullptr) {
+    out.append(EncodeFunction(f));
+    return;
+  }
+  auto it = cache->find(f.code);
+  if (it == cache->end()) {
+    if (cache->size() >= kMaxCachedFunctions) {
+      out.append(EncodeFunction(f));
+      return;
+    }
+    Py_INCREF(f.code);
+    it = cache->emplace(f.code, EncodeFunction(f)).first;
+  }
+  out.append(it->second);
+}
+
 }  // namespace
 
 namespace internal {
@@ -172,7 +253,7 @@ bool ParseClockSource(std::string_view text, ClockSource* out) {
   static constexpr std::pair<std::string_view, ClockSource> kNames[] = {
       {"auto", ClockSource::kAuto},     {"instructions", ClockSource::kInstructions},
       {"cycles", ClockSource::kCycles}, {"cpu", ClockSource::kCpu},
-      {"wall", ClockSource::kWall},
+      {"wall", ClockSource::kWall},     {"apportioned", ClockSource::kApportioned},
   };
   for (const auto& [name, value] : kNames) {
     if (name == text) {
@@ -219,7 +300,7 @@ void Profiler::Fail(std::string message) {
 
 bool Profiler::OpenClock(std::string* why) {
   set_ = nullptr;
-  if (requested_ == ClockSource::kWall) {
+  if (requested_ == ClockSource::kWall || requested_ == ClockSource::kApportioned) {
 #if defined(__x86_64__) || defined(__i386__)
     clock_ = ClockKind::kTsc;
     source_name_ = "tsc";
@@ -228,10 +309,19 @@ bool Profiler::OpenClock(std::string* why) {
     source_name_ = "monotonic_raw";
 #endif
     unit_name_ = "tsc";
-    return true;
   }
   Result<counters::CounterSet*> set = counters::ThisThreadCounters();
   bool hardware = set.ok() && (*set)->source() == counters::Source::kHardware;
+  if (requested_ == ClockSource::kWall) return true;
+  if (requested_ == ClockSource::kApportioned) {
+    // The figure is the thread's primary count: what its requests are billed in.
+    if (set.ok()) set_ = *set;
+    unit_name_ = hardware ? "instructions" : "cpu_ns";
+    source_name_ =
+        "apportioned/" + (set_ != nullptr ? std::string(counters::SourceName(set_->source()))
+                                          : std::string("thread_cputime"));
+    return true;
+  }
   switch (requested_) {
     case ClockSource::kInstructions:
     case ClockSource::kCycles:
@@ -251,6 +341,7 @@ bool Profiler::OpenClock(std::string* why) {
     case ClockSource::kAuto:
     case ClockSource::kCpu:
     case ClockSource::kWall:
+    case ClockSource::kApportioned:
       break;
   }
   if (requested_ == ClockSource::kCycles) {
@@ -307,6 +398,12 @@ bool Profiler::Enable(PyObject* self, std::string* why) {
   internal::t_active = this;
   if (mode_ == Mode::kFast) internal::t_fast = this;
   enabled_ = true;
+  paused_ticks_ = 0;
+  pause_depth_ = 0;
+  charge_base_ = 0;
+  window_cost_ = 0;
+  excluded_cost_ = 0;
+  if (apportioned()) window_start_ = ReadFigure();  // last: the set-up is not in the figure
   if (mode_ == Mode::kExact) PyEval_SetProfile(ProfileCallback, self);
   return true;
 }
@@ -314,6 +411,13 @@ bool Profiler::Enable(PyObject* self, std::string* why) {
 bool Profiler::Disable() {
   if (!enabled_) return true;
   if (PyThread_get_thread_ident() != thread_) return false;
+  if (apportioned()) window_cost_ = ReadFigure() - window_start_;
+  if (pause_depth_ > 0) {  // disabled inside a paused stretch: it ends here, uncosted
+    clock_ = running_clock_;
+    paused_ticks_ += ReadClock() - frozen_at_;
+    pause_depth_ = 0;
+    charge_base_ = 0;
+  }
   if (mode_ == Mode::kExact) {
     PyEval_SetProfile(nullptr, nullptr);
   } else {
@@ -335,9 +439,50 @@ void Profiler::Clear() {
   functions_.clear();
   function_index_.clear();
   nodes_.assign(1, NodeStats{});
+  touched_.clear();
   std::fill(index_.begin(), index_.end(), Slot{});
   index_used_ = 0;
   depth_ = 1;
+}
+
+void Profiler::Reset() {
+  error_.clear();
+  if (nodes_.size() > kKeepNodes) {
+    Clear();
+    return;
+  }
+  for (uint32_t id : touched_) {
+    nodes_[id].calls = 0;
+    nodes_[id].self_sum = 0;
+  }
+  touched_.clear();
+}
+
+ProfileView Profiler::View() const {
+  ProfileView v;
+  // In the profile: called since Reset(), or the caller of a node that is
+  // (a frame still open has not been counted yet). Children come after their
+  // parents, so one backward pass marks the callers.
+  std::vector<bool> in(nodes_.size(), false);
+  in[0] = true;
+  for (size_t i = nodes_.size(); i-- > 1;) {
+    if (nodes_[i].calls > 0) in[i] = true;
+    if (in[i]) in[nodes_[i].parent] = true;
+  }
+  v.position.assign(nodes_.size(), UINT32_MAX);
+  v.function_position.assign(functions_.size(), UINT32_MAX);
+  for (uint32_t i = 0; i < nodes_.size(); ++i) {
+    if (!in[i]) continue;
+    v.position[i] = static_cast<uint32_t>(v.nodes.size());
+    v.nodes.push_back(i);
+    if (i == 0) continue;  // the root names no function
+    uint32_t& f = v.function_position[nodes_[i].function];
+    if (f == UINT32_MAX) {
+      f = static_cast<uint32_t>(v.functions.size());
+      v.functions.push_back(nodes_[i].function);
+    }
+  }
+  return v;
 }
 
 uint32_t Profiler::InternFunction(const void* key, PyObject* object, bool builtin) {
@@ -366,14 +511,39 @@ uint64_t Profiler::ReadClockSlow() {
       return internal::ClockNs(CLOCK_THREAD_CPUTIME_ID);
     case ClockKind::kTsc:
 #if defined(__x86_64__) || defined(__i386__)
-      return __builtin_ia32_rdtsc();
+      return __builtin_ia32_rdtsc() - paused_ticks_;
 #else
-      return internal::ClockNs(CLOCK_MONOTONIC_RAW);
+      return internal::ClockNs(CLOCK_MONOTONIC_RAW) - paused_ticks_;
 #endif
     case ClockKind::kMonotonicRaw:
-      return internal::ClockNs(CLOCK_MONOTONIC_RAW);
+      return internal::ClockNs(CLOCK_MONOTONIC_RAW) - paused_ticks_;
+    case ClockKind::kFrozen:
+      return frozen_at_;
   }
   return 0;
+}
+
+uint64_t Profiler::ReadFigure() {
+  return set_ != nullptr ? internal::ReadCounterPrimary(set_)
+                         : internal::ClockNs(CLOCK_THREAD_CPUTIME_ID);
+}
+
+void Profiler::PauseClock() {
+  if (!enabled_ || !apportioned() || pause_depth_++ > 0) return;
+  frozen_at_ = ReadClock();
+  running_clock_ = clock_;
+  clock_ = ClockKind::kFrozen;
+  charge_base_ = kEventKinds;
+}
+
+void Profiler::ResumeClock(const counters::Reading& excluded) {
+  if (!enabled_ || pause_depth_ == 0 || --pause_depth_ > 0) return;
+  clock_ = running_clock_;
+  paused_ticks_ += ReadClock() - frozen_at_;  // the reading goes on from frozen_at_
+  charge_base_ = 0;
+  const bool instructions =
+      unit_name_ == "instructions" && excluded.instructions != counters::kNotAvailable;
+  excluded_cost_ += instructions ? excluded.instructions : excluded.cpu_ns;
 }
 
 void Profiler::GrowStack() { stack_.resize(stack_.size() * 2); }
@@ -515,47 +685,85 @@ Calibration Profiler::CalibrateOne(PyObject* driver, PyObject* callee_code) {
   return out;
 }
 
-std::vector<uint64_t> Profiler::SubtreeTotals() const {
-  std::vector<uint64_t> totals(nodes_.size(), 0);
-  for (size_t i = 0; i < nodes_.size(); ++i) totals[i] = nodes_[i].self_cost();
+NodeCosts Profiler::Costs(uint64_t cost) const {
+  NodeCosts out;
+  out.self.resize(nodes_.size());
+  uint64_t ticks = 0;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    out.self[i] = nodes_[i].self_cost();
+    ticks += out.self[i];
+  }
+  if (apportioned()) {
+    if (cost == kOwnFigure) cost = own_cost();
+    // Cumulative rounding: node i gets round(cost * ticks through i / ticks)
+    // minus the same through i - 1, so the shares sum to `cost` exactly and
+    // none is more than 1 off its exact share. 128-bit: cost * ticks is
+    // already ~2^64 for a second of instructions against a second of ticks.
+    unsigned __int128 through = 0;
+    uint64_t given = 0;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      through += out.self[i];
+      const uint64_t upto =
+          ticks == 0 ? 0 : static_cast<uint64_t>((through * cost + ticks / 2) / ticks);
+      out.self[i] = upto - given;
+      given = upto;
+    }
+  }
+  out.total = out.self;
   // A node is always added after its parent, so one backward pass sums subtrees.
-  for (size_t i = nodes_.size(); i-- > 1;) totals[nodes_[i].parent] += totals[i];
-  return totals;
+  for (size_t i = nodes_.size(); i-- > 1;) out.total[nodes_[i].parent] += out.total[i];
+  return out;
 }
 
-void Profiler::ToProto(record::Profile* out) const {
-  out->Clear();
-  out->set_unit(unit_name_);
-  out->set_source(source_name_);
-  out->set_mode(mode_ == Mode::kFast ? "fast" : "exact");
-  out->set_builtins_folded(builtins_folded());
-  out->set_overhead_per_event(calibration_[kCall].per_call);
-  out->set_requests(1);
-  for (const FunctionEntry& f : functions_) {
-    record::ProfileFunction* pf = out->add_functions();
-    if (f.code == nullptr) {
-      pf->set_file("~");
-      pf->set_line(0);
-      pf->set_name(Truncated(f.builtin));
-      continue;
-    }
-    auto* code = reinterpret_cast<PyCodeObject*>(f.code);
-    std::string file = Utf8(code->co_filename), name = Utf8(code->co_name);
-    pf->set_file(Truncated(file.empty() ? "?" : file));
-    pf->set_line(static_cast<uint32_t>(std::max(code->co_firstlineno, 0)));
-    pf->set_name(Truncated(name.empty() ? "?" : name));
-  }
-  const std::vector<uint64_t> totals = SubtreeTotals();
-  for (size_t i = 0; i < nodes_.size(); ++i) {
+uint64_t Profiler::overhead_per_event(uint64_t cost) const {
+  const uint64_t per_call = calibration_[kCall].per_call;
+  if (!apportioned()) return per_call;
+  if (cost == kOwnFigure) cost = own_cost();
+  uint64_t ticks = 0;
+  for (const NodeStats& n : nodes_) ticks += n.self_cost();
+  if (ticks == 0) return 0;
+  return static_cast<uint64_t>(static_cast<unsigned __int128>(per_call) * cost / ticks);
+}
+
+// Profiler::Encode() writes record.Profile's wire format itself: building
+// the message first costs an allocation per node and per name (~250 us for
+// a Django page of 1,400 paths, most of the profile's fixed cost per request).
+// Fields go in number order and proto3 defaults are left out, as the
+// generated serializer does, so the bytes equal SerializeAsString()'s
+// (checked by tests/python/test_apportioned_profiles.py).
+std::string Profiler::Encode(uint64_t cost) const {
+  const NodeCosts costs = Costs(cost);
+  const ProfileView view = View();
+  std::string out;
+  out.reserve(64 + view.functions.size() * 128 + view.nodes.size() * 24);
+  PutField(out, record::Profile::kUnitFieldNumber, unit_name_);
+  PutField(out, record::Profile::kSourceFieldNumber, source_name_);
+  PutField(out, record::Profile::kModeFieldNumber, mode_ == Mode::kFast ? "fast" : "exact");
+  for (uint32_t f : view.functions) AppendFunction(out, functions_[f]);
+  for (uint32_t i : view.nodes) {
     const NodeStats& n = nodes_[i];
-    record::ProfileNode* pn = out->add_nodes();
-    pn->set_parent(n.parent);
-    pn->set_function(n.function);
-    pn->set_calls(n.calls);
-    pn->set_primitive_calls(n.primitive ? n.calls : 0);
-    pn->set_self_cost(n.self_cost());
-    pn->set_total_cost(i == 0 ? 0 : totals[i]);
+    char body[6 * 11];  // six varint fields, at most 11 bytes each (tag + value)
+    char* p = body;
+    p = PutVarintField(p, record::ProfileNode::kParentFieldNumber, view.position[n.parent]);
+    p = PutVarintField(p, record::ProfileNode::kFunctionFieldNumber,
+                       i == 0 ? 0 : view.function_position[n.function]);
+    p = PutVarintField(p, record::ProfileNode::kCallsFieldNumber, n.calls);
+    p = PutVarintField(p, record::ProfileNode::kPrimitiveCallsFieldNumber,
+                       n.primitive ? n.calls : 0);
+    p = PutVarintField(p, record::ProfileNode::kSelfCostFieldNumber, costs.self[i]);
+    p = PutVarintField(p, record::ProfileNode::kTotalCostFieldNumber, i == 0 ? 0 : costs.total[i]);
+    PutVarint(out, record::Profile::kNodesFieldNumber << 3 | 2);
+    PutVarint(out, static_cast<uint64_t>(p - body));
+    out.append(body, static_cast<size_t>(p - body));
   }
+  PutField(out, record::Profile::kBuiltinsFoldedFieldNumber, builtins_folded() ? 1 : 0);
+  PutField(out, record::Profile::kOverheadPerEventFieldNumber, overhead_per_event(cost));
+  PutField(out, record::Profile::kRequestsFieldNumber, 1);
+  return out;
+}
+
+void Profiler::ToProto(record::Profile* out, uint64_t cost) const {
+  if (!out->ParseFromString(Encode(cost))) out->Clear();  // cannot fail: Encode() writes the schema
 }
 
 }  // namespace cpuledger::python

@@ -23,6 +23,16 @@
 // recursion level) is fixed when the node is made, so recursion is never
 // counted twice in per-function totals (count only primitive nodes).
 //
+// Apportioned (ClockSource::kApportioned, the middleware's default): frames
+// are timed by the TSC (a few ns a read, where the CPU counters cost a
+// system call without a PMU), and a CPU figure read from the thread's real
+// counter — the request's bill, or the counter read at Enable()/Disable() —
+// is shared out over the nodes at export, in proportion to their calibrated
+// ticks (Costs()). Stretches the caller excludes (PauseClock/ResumeClock:
+// the request's db and cache spans) stop the ticks, and their CPU comes off
+// the figure. The split is an estimate (a frame that waited off the CPU
+// outside those stretches is charged as if it computed); the total is not.
+//
 // Thread-safety: a Profiler profiles the one thread that enabled it; every
 // member is used with the GIL held. Hooks never release the GIL.
 #pragma once
@@ -39,7 +49,8 @@
 
 namespace cpuledger::counters {
 class CounterSet;
-}
+struct Reading;
+}  // namespace cpuledger::counters
 namespace cpuledger::record {
 class Profile;
 }
@@ -47,14 +58,15 @@ class Profile;
 namespace cpuledger::python {
 
 // ClockSource — what the user asked to count in ("auto" picks instructions
-// where a PMU is there, CPU ns otherwise).
-enum class ClockSource : uint8_t { kAuto, kInstructions, kCycles, kCpu, kWall };
+// where a PMU is there, CPU ns otherwise; "apportioned": the thread's CPU in
+// that same unit, shared over TSC-timed frames — see the banner).
+enum class ClockSource : uint8_t { kAuto, kInstructions, kCycles, kCpu, kWall, kApportioned };
 
 // Mode — which hook feeds the profile.
 enum class Mode : uint8_t { kExact, kFast };
 
-// ParseClockSource() / ParseMode() — "auto"|"instructions"|"cycles"|"cpu"|"wall"
-// and "exact"|"fast". RETURNS: false for any other text.
+// ParseClockSource() / ParseMode() — "auto"|"instructions"|"cycles"|"cpu"|"wall"|
+// "apportioned" and "exact"|"fast". RETURNS: false for any other text.
 bool ParseClockSource(std::string_view text, ClockSource* out);
 bool ParseMode(std::string_view text, Mode* out);
 
@@ -66,6 +78,7 @@ enum class ClockKind : uint8_t {
   kTsc,           // rdtsc, ticks (x86-64)
   kMonotonicRaw,  // clock_gettime(CLOCK_MONOTONIC_RAW), ns where there is no TSC
                   // (still labelled "tsc": the record's unit for wall time)
+  kFrozen,        // an apportioned profile's ticks while paused: stands still
 };
 
 // FunctionEntry — one function seen, named as cProfile names it.
@@ -88,7 +101,7 @@ struct NodeStats {
   // show less total than its callees). Read it through self_cost().
   int64_t self_sum = 0;
   // self_cost() — the node's self cost, never below zero. A node's total is
-  // its self_cost() plus its callees' totals (Profiler::SubtreeTotals()).
+  // its self_cost() plus its callees' totals (Profiler::Costs()).
   uint64_t self_cost() const { return self_sum > 0 ? static_cast<uint64_t>(self_sum) : 0; }
 };
 
@@ -102,12 +115,35 @@ struct Calibration {
 // them apart: a Python-to-Python call under a PEP 523 hook also loses 3.11's
 // inlined call (the hook's cost plus that), while a generator resume was
 // never inlined (the hook's cost only). Exact mode charges every event kCall.
+// A call entered while the clock is paused is charged nothing (its hook
+// cost is not on the clock either): the figure at kind + kEventKinds, zero.
 enum EventKind : uint32_t { kCall = 0, kResume = 1, kEventKinds = 2 };
+
+// ProfileView — what the current profile holds (Profiler::Reset() starts a
+// new one while keeping every call path seen, warm): the root, the nodes
+// called since, and their callers (frames still open), in node order
+// (parents first); the functions they name, in order of first use.
+struct ProfileView {
+  std::vector<uint32_t> nodes;              // node ids; nodes[0] is 0, the root
+  std::vector<uint32_t> position;           // per node id: its index in `nodes`, or UINT32_MAX
+  std::vector<uint32_t> functions;          // function ids
+  std::vector<uint32_t> function_position;  // per function id: its index in `functions`
+};
+
+// NodeCosts — per node (parallel to Profiler::nodes()), in the profile's unit.
+struct NodeCosts {
+  std::vector<uint64_t> self;   // cost in the node's frames, excluding callees
+  std::vector<uint64_t> total;  // self plus the callees' totals; the root's: the whole profile
+};
 
 class Profiler {
  public:
   // kNoNode — a context whose call is not recorded (node limit reached).
   static constexpr uint32_t kNoNode = UINT32_MAX;
+  // kOwnFigure — Costs()/ToProto(): an apportioned profile shares out its
+  // own CPU figure: the thread's counter from Enable() to Disable(), less
+  // the CPU of the paused stretches (own_cost()).
+  static constexpr uint64_t kOwnFigure = UINT64_MAX;
 
   Profiler(ClockSource source, Mode mode, bool calibrate, uint32_t max_nodes);
   ~Profiler();
@@ -127,32 +163,80 @@ class Profiler {
   bool Disable();
   // Profiler::Clear() — forgets every node and function (REQUIRES: disabled).
   void Clear();
+  // Profiler::Reset() — starts a new profile: every count back to zero, the
+  // call paths and functions kept, so the next profile of similar code finds
+  // them warm (no new node, no allocation: a fresh Profiler per request
+  // spent ~0.3 ms of a 3.5 ms Django page adding its ~1,400 paths). Past
+  // kKeepNodes paths it Clear()s instead, so memory stays bounded. The
+  // sticky error() is forgotten. REQUIRES: disabled. COST: O(nodes called
+  // in the previous profile).
+  static constexpr size_t kKeepNodes = 1 << 16;
+  void Reset();
 
   bool enabled() const { return enabled_; }
   Mode mode() const { return mode_; }
   // mode_fallback() — why fast mode fell back to exact ("" when it did not).
   const std::string& mode_fallback() const { return mode_fallback_; }
-  std::string_view unit() const;    // "instructions", "cycles", "cpu_ns", "tsc" (record.proto's)
-  std::string_view source() const;  // "hardware", "task_clock", "thread_cputime", "tsc", ...
+  std::string_view unit() const;  // "instructions", "cycles", "cpu_ns", "tsc" (record.proto's)
+  // source() — "hardware", "task_clock", "thread_cputime", "tsc", ..., or for
+  // an apportioned profile "apportioned/" + the counter source of its CPU figure.
+  std::string_view source() const;
   bool builtins_folded() const { return mode_ == Mode::kFast; }
-  uint64_t overhead_per_event() const { return calibration_[kCall].per_call; }
+  bool apportioned() const { return requested_ == ClockSource::kApportioned; }
+  // overhead_per_event() — the calibrated cost of one call, in unit() (an
+  // apportioned profile's ticks converted at the rate Costs(cost) shares at).
+  uint64_t overhead_per_event(uint64_t cost = kOwnFigure) const;
   const Calibration& calibration(EventKind kind = kCall) const { return calibration_[kind]; }
   // open_error() — why the clock could not be opened at construction ("" when it could).
   const std::string& open_error() const { return open_error_; }
   // error() — the sticky failure of a hook (the first one), "" when none.
   const std::string& error() const { return error_; }
+  // nodes() / functions() — every node and function seen since Clear(); a
+  // node not in the current profile has zero calls (View() selects).
   const std::vector<NodeStats>& nodes() const { return nodes_; }
-  // Profiler::SubtreeTotals() — per node, its self_cost() plus its callees'
-  // totals: the totals every export uses (consistent by construction, and
-  // equal to the measured, calibrated totals wherever no self was clamped).
-  // COST: one pass over the nodes.
-  std::vector<uint64_t> SubtreeTotals() const;
   const std::vector<FunctionEntry>& functions() const { return functions_; }
-  // Profiler::ToProto() — the profile as the record.Profile a RequestRecord
-  // carries (CallTree::FromProto reads it). Names longer than
-  // kMaxProfileStringBytes are cut at a character boundary.
-  // REQUIRES: the GIL (reads code objects). COST: O(nodes), allocates.
-  void ToProto(record::Profile* out) const;
+  // Profiler::View() — the current profile's nodes and functions. COST: O(nodes()).
+  ProfileView View() const;
+
+  // Profiler::Costs() — every node's self and total cost, as every export
+  // states them. A measured profile: the calibrated ticks (self_cost(), and
+  // totals summed up the tree: consistent by construction, and equal to the
+  // measured totals wherever no self was clamped). An apportioned one:
+  // `cost` (in unit()) shared out in proportion to the nodes' calibrated
+  // ticks, rounded so the selfs sum to `cost` exactly and each is within 1
+  // of its exact share; nothing is shared when no tick was counted (all 0).
+  // `cost` is ignored for measured profiles. COST: two passes over the nodes.
+  NodeCosts Costs(uint64_t cost = kOwnFigure) const;
+  // own_cost() — an apportioned profile's own figure (0 before Disable()).
+  uint64_t own_cost() const {
+    return window_cost_ > excluded_cost_ ? window_cost_ - excluded_cost_ : 0;
+  }
+  // excluded_cost() — CPU of the paused stretches, in unit() (ResumeClock's).
+  uint64_t excluded_cost() const { return excluded_cost_; }
+  // Profiler::Encode() — the profile as the record.Profile a RequestRecord
+  // carries (CallTree::FromProto reads it), costed as Costs(cost) says (a
+  // request's apportioned profile: its bill less excluded_cost()), already
+  // serialized: the bytes SerializeAsString() would give. Names longer than
+  // kMaxProfileStringBytes are cut at a character boundary. Valid as
+  // record::ValidateProfile() requires while nodes() and functions() are
+  // within kMaxProfileNodes / kMaxProfileFunctions.
+  // REQUIRES: the GIL (reads code objects). COST: O(nodes) appends into one
+  // buffer; each function's entry is encoded once per process (a cache of up
+  // to 65,536 code objects, kept alive by it).
+  std::string Encode(uint64_t cost = kOwnFigure) const;
+  // Profiler::ToProto() — Encode() parsed. COST: an allocation per node.
+  void ToProto(record::Profile* out, uint64_t cost = kOwnFigure) const;
+
+  // Profiler::PauseClock() / ResumeClock() — a stretch the profile leaves out
+  // (a db or cache span) begins / ends on the profiled thread. Apportioned
+  // profiles only (no-ops otherwise, and when not enabled): the ticks stand
+  // still in between, so the calls made inside cost nothing and the stretch
+  // is not in their callers' totals; `excluded` is the CPU the caller
+  // measured over the stretch (its unit() count, instructions or cpu_ns, is
+  // taken off own_cost()). Pairs nest: only the outermost one counts.
+  // COST: one clock read each (no system call).
+  void PauseClock();
+  void ResumeClock(const counters::Reading& excluded);
 
   // --- the core, used by the hooks (exact: profiler.cc; fast: eval_frame.cc) ---
 
@@ -172,11 +256,11 @@ class Profiler {
 
  private:
   struct Context {
-    uint64_t t0 = 0;         // clock at entry, after the hook's own work
-    int64_t subt = 0;        // calibrated totals of the finished direct callees
-    uint64_t ovh = 0;        // calibrated overhead of every call below, to take out of total
-    uint32_t node = 0;       // the node of this call, kNoNode when not recorded
-    EventKind kind = kCall;  // which calibration_ figure this call is charged
+    uint64_t t0 = 0;      // clock at entry, after the hook's own work
+    int64_t subt = 0;     // calibrated totals of the finished direct callees
+    uint64_t ovh = 0;     // calibrated overhead of every call below, to take out of total
+    uint32_t node = 0;    // the node of this call, kNoNode when not recorded
+    uint32_t charge = 0;  // which calibration_ figure this call is charged (EventKind + base)
   };
   struct Slot {  // child index: (parent, key) -> node; node == kNoNode: empty
     const void* key = nullptr;
@@ -186,6 +270,7 @@ class Profiler {
 
   inline uint64_t ReadClock();
   uint64_t ReadClockSlow();  // every kind but kTsc
+  uint64_t ReadFigure();     // an apportioned profile's CPU counter, in unit()
   void GrowStack();
   uint32_t AddNode(uint32_t parent, const void* key, PyObject* object, bool builtin);
   uint32_t InternFunction(const void* key, PyObject* object, bool builtin);
@@ -202,7 +287,19 @@ class Profiler {
   ClockKind clock_ = ClockKind::kThreadCpu;
   counters::CounterSet* set_ = nullptr;  // the enabling thread's set (kPrimary / kCycles)
   std::string source_name_, unit_name_, mode_fallback_, open_error_, error_;
-  Calibration calibration_[kEventKinds];
+  // calibration_[kind] charged to calls; [kind + kEventKinds] stay zero:
+  // calls entered while the clock is paused.
+  Calibration calibration_[2 * kEventKinds];
+
+  // Apportioned profiles: the figure and the pauses.
+  uint64_t window_start_ = 0;   // ReadFigure() at Enable()
+  uint64_t window_cost_ = 0;    // ReadFigure() at Disable() - window_start_
+  uint64_t excluded_cost_ = 0;  // ResumeClock()'s, summed
+  uint64_t paused_ticks_ = 0;   // ticks the clock stood still, taken off every reading
+  uint64_t frozen_at_ = 0;      // the reading while paused
+  uint32_t pause_depth_ = 0;    // PauseClock() calls not yet resumed
+  uint32_t charge_base_ = 0;    // 0, or kEventKinds while paused (Context::charge)
+  ClockKind running_clock_ = ClockKind::kTsc;  // clock_ to go back to on resume
 
   bool enabled_ = false;
   PyObject* owner_ = nullptr;  // strong ref to the Python object while enabled
@@ -214,7 +311,8 @@ class Profiler {
   // Contexts [1, depth_) are the open calls; the rest is spare capacity.
   std::vector<Context> stack_;
   size_t depth_ = 1;
-  std::vector<NodeStats> nodes_;  // nodes_[0] is the root
+  std::vector<NodeStats> nodes_;   // nodes_[0] is the root
+  std::vector<uint32_t> touched_;  // nodes given their first call since Reset()
   // (parent node, key) -> child node: open addressing with linear probing,
   // power-of-two size, slot = the top (64 - index_shift_) bits of a multiplicative
   // hash (the top bits depend on every bit of the key and of the parent).
@@ -259,7 +357,8 @@ inline size_t HashSlot(const void* key, uint32_t parent, unsigned shift) {
 
 __attribute__((always_inline)) inline uint64_t Profiler::ReadClock() {
 #if defined(__x86_64__) || defined(__i386__)
-  if (clock_ == ClockKind::kTsc) return __builtin_ia32_rdtsc();
+  // paused_ticks_ is 0 unless an apportioned profile was paused.
+  if (clock_ == ClockKind::kTsc) return __builtin_ia32_rdtsc() - paused_ticks_;
 #endif
   return ReadClockSlow();
 }
@@ -289,7 +388,7 @@ __attribute__((always_inline)) inline void Profiler::Enter(const void* key, PyOb
   c.subt = 0;
   c.ovh = 0;
   c.node = node;
-  c.kind = kind;
+  c.charge = kind + charge_base_;
   c.t0 = ReadClock();
 }
 
@@ -299,7 +398,7 @@ __attribute__((always_inline)) inline void Profiler::Leave() {
     return;  // a frame that began before Enable()
   const Context& c = stack_[--depth_];
   Context& p = stack_[depth_ - 1];  // the caller's (the root's sentinel at the top)
-  const Calibration& cal = calibration_[c.kind];
+  const Calibration& cal = calibration_[c.charge];
   // Calibrated: the hook's cost inside this call (its callees' and its own
   // share) comes off its total; self = total - callees. Signed, unclamped
   // (NodeStats::self_sum says why).
@@ -308,7 +407,8 @@ __attribute__((always_inline)) inline void Profiler::Leave() {
   if (c.node == kNoNode) [[unlikely]]
     return;  // not recorded: its cost stays in the caller's self
   NodeStats& n = nodes_[c.node];
-  n.calls += 1;
+  if (n.calls++ == 0) [[unlikely]]
+    touched_.push_back(c.node);  // once per node and profile; Reset() zeroes these
   n.self_sum += tt - c.subt;
   p.subt += tt;
 }

@@ -33,13 +33,15 @@ std::string CodeString(PyObject* s) {
 // Stats() — one tuple per call path, the root left out: (parent, file, line,
 // name, calls, primitive_calls, self_cost, total_cost); parent indexes this
 // list, -1 for a top-level call. Names as cProfile's: builtins are
-// ("~", 0, "<built-in method ...>").
+// ("~", 0, "<built-in method ...>"). Costs as Profiler::Costs() states them.
 nb::list Stats(const Profiler& p) {
   nb::list out;
   const auto& functions = p.functions();
   const auto& nodes = p.nodes();
-  const std::vector<uint64_t> totals = p.SubtreeTotals();
-  for (size_t i = 1; i < nodes.size(); ++i) {
+  const NodeCosts costs = p.Costs();
+  const ProfileView view = p.View();
+  for (size_t k = 1; k < view.nodes.size(); ++k) {
+    const uint32_t i = view.nodes[k];
     const NodeStats& n = nodes[i];
     const FunctionEntry& f = functions[n.function];
     std::string file = "~", name = f.builtin;
@@ -50,17 +52,15 @@ nb::list Stats(const Profiler& p) {
       name = CodeString(code->co_name);
       line = code->co_firstlineno;
     }
-    out.append(nb::make_tuple(static_cast<long>(n.parent) - 1, file, line, name, n.calls,
-                              n.primitive ? n.calls : 0, n.self_cost(), totals[i]));
+    out.append(nb::make_tuple(static_cast<long>(view.position[n.parent]) - 1, file, line, name,
+                              n.calls, n.primitive ? n.calls : 0, costs.self[i], costs.total[i]));
   }
   return out;
 }
 
 // TreeBytes() — the serialized record.Profile.
 nb::bytes TreeBytes(const Profiler& p) {
-  record::Profile proto;
-  p.ToProto(&proto);
-  std::string bytes = proto.SerializeAsString();
+  const std::string bytes = p.Encode();
   return nb::bytes(bytes.data(), bytes.size());
 }
 
@@ -103,7 +103,7 @@ void RegisterProfiler(nb::module_& m) {
   nb::class_<Profiler>(
       m, "Profiler",
       "A cProfile whose timer is a CPU counter, with full call paths.\n\n"
-      "source: auto|instructions|cycles|cpu|wall; mode: exact (PyEval_SetProfile,\n"
+      "source: auto|instructions|cycles|cpu|wall|apportioned; mode: exact (PyEval_SetProfile,\n"
       "cProfile-equal counts) | fast (PEP 523, Python frames only).")
       .def(
           "__init__",
@@ -113,8 +113,8 @@ void RegisterProfiler(nb::module_& m) {
             Mode md;
             if (!ParseClockSource(source, &s))
               throw std::invalid_argument(
-                  "source must be auto|instructions|cycles|cpu|wall, not '" + std::string(source) +
-                  "'");
+                  "source must be auto|instructions|cycles|cpu|wall|apportioned, not '" +
+                  std::string(source) + "'");
             if (!ParseMode(mode, &md))
               throw std::invalid_argument("mode must be exact|fast, not '" + std::string(mode) +
                                           "'");
@@ -156,6 +156,13 @@ void RegisterProfiler(nb::module_& m) {
             self.Clear();
           },
           "Forget every call path.")
+      .def(
+          "reset",
+          [](Profiler& self) {
+            if (self.enabled()) throw std::runtime_error("Profiler.reset(): disable() first");
+            self.Reset();
+          },
+          "Start a new profile: counts to zero, the call paths seen kept (warm for the next).")
       .def("stats", &Stats,
            "List of (parent, file, line, name, calls, primitive_calls, self_cost, total_cost),"
            " one per call path; parent indexes the list, -1 at the top.")
@@ -175,7 +182,14 @@ void RegisterProfiler(nb::module_& m) {
                      return nb::str(p.mode_fallback().c_str());
                    })
       .def_prop_ro("builtins_folded", &Profiler::builtins_folded)
-      .def_prop_ro("overhead_per_event", &Profiler::overhead_per_event)
+      .def_prop_ro("overhead_per_event", [](const Profiler& p) { return p.overhead_per_event(); })
+      .def_prop_ro("apportioned", &Profiler::apportioned,
+                   "True when the costs are a CPU figure shared over TSC-timed frames.")
+      .def_prop_ro("own_cost", &Profiler::own_cost,
+                   "Apportioned: the CPU this profile shares out on its own (the thread's counter"
+                   " from enable() to disable(), less excluded_cost); 0 before disable().")
+      .def_prop_ro("excluded_cost", &Profiler::excluded_cost,
+                   "Apportioned: the CPU of the db and cache spans left out, in `unit`.")
       .def_prop_ro("overhead_in_callee",
                    [](const Profiler& p) { return p.calibration().in_callee; })
       .def_prop_ro(
