@@ -68,7 +68,7 @@ def capture_profiles(tmp: Path, per_page: int):
         t0 = time.thread_time_ns()
         client.get(page)
         plain_ns.append(time.thread_time_ns() - t0)
-        profiler = _native.Profiler(source="auto", mode="fast")
+        profiler = _native.Profiler(source="apportioned", mode="fast")
         t0 = time.thread_time_ns()
         profiler.enable()
         client.get(page)
