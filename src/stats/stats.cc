@@ -384,38 +384,50 @@ double WelchPValue(const Moments& a, const Moments& b) {
   return std::min(1.0, 2 * tail);
 }
 
+namespace {
+
+// SortedP — a family's p-values (NaN read as 1) and their ascending order,
+// what every step-up and step-down adjustment walks.
+struct SortedP {
+  std::vector<double> p;
+  std::vector<size_t> order;  // order[rank - 1]: the index of the rank-th smallest
+};
+
+SortedP SortP(std::span<const double> p_values) {
+  SortedP s;
+  for (double x : p_values) s.p.push_back(std::isnan(x) ? 1.0 : x);
+  s.order.resize(s.p.size());
+  std::iota(s.order.begin(), s.order.end(), 0);
+  std::stable_sort(s.order.begin(), s.order.end(),
+                   [&](size_t l, size_t r) { return s.p[l] < s.p[r]; });
+  return s;
+}
+
+}  // namespace
+
 std::vector<double> BenjaminiHochberg(std::span<const double> p_values) {
-  const size_t m = p_values.size();
+  const SortedP s = SortP(p_values);
+  const size_t m = s.p.size();
   std::vector<double> q(m);
-  if (m == 0) return q;
-  auto p_at = [&](size_t i) { return std::isnan(p_values[i]) ? 1.0 : p_values[i]; };
-  std::vector<size_t> order(m);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t l, size_t r) { return p_at(l) < p_at(r); });
   // q_(i) = min over j >= i of p_(j) * m / j, from the largest p down.
   double running = 1;
   for (size_t rank = m; rank >= 1; --rank) {
-    const size_t i = order[rank - 1];
-    running = std::min(running, p_at(i) * static_cast<double>(m) / static_cast<double>(rank));
+    const size_t i = s.order[rank - 1];
+    running = std::min(running, s.p[i] * static_cast<double>(m) / static_cast<double>(rank));
     q[i] = std::max(0.0, running);
   }
   return q;
 }
 
 std::vector<double> Holm(std::span<const double> p_values) {
-  const size_t m = p_values.size();
+  const SortedP s = SortP(p_values);
+  const size_t m = s.p.size();
   std::vector<double> adjusted(m);
-  auto p_at = [&](size_t i) { return std::isnan(p_values[i]) ? 1.0 : p_values[i]; };
-  std::vector<size_t> order(m);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t l, size_t r) { return p_at(l) < p_at(r); });
   // p~_(i) = max over j <= i of min(1, (m - j + 1) p_(j)), from the smallest p up.
   double running = 0;
   for (size_t rank = 1; rank <= m; ++rank) {
-    const size_t i = order[rank - 1];
-    running = std::max(running, std::min(1.0, p_at(i) * static_cast<double>(m - rank + 1)));
+    const size_t i = s.order[rank - 1];
+    running = std::max(running, std::min(1.0, s.p[i] * static_cast<double>(m - rank + 1)));
     adjusted[i] = running;
   }
   return adjusted;
