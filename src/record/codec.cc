@@ -248,9 +248,21 @@ Status CheckFlags(const RequestRecord& r) {
                            std::to_string(kMaxFlags));
   for (const auto& [name, value] : r.flags()) {
     if (name.empty()) return InvalidArgument("flag with an empty name");
-    CL_RETURN_IF_ERROR(CheckDimension("flag name", name));
-    if (Status v = CheckDimension("value", value); !v.ok())
-      return Prefixed("flag " + Quote(name) + ": ", v);
+    if (name.size() > kMaxDimensionBytes)
+      return InvalidArgument("flag name " + Quote(name) + " is " + std::to_string(name.size()) +
+                             " bytes; the limit is " + std::to_string(kMaxDimensionBytes));
+    if (!IsValidUtf8(name))
+      return InvalidArgument("flag name " + Quote(name) + " is not valid UTF-8");
+    if (HasControl(name))
+      return InvalidArgument("flag name " + Quote(name) + " holds a control character");
+    if (value.size() > kMaxDimensionBytes)
+      return InvalidArgument("flag " + Quote(name) + ": value is " + std::to_string(value.size()) +
+                             " bytes; the limit is " + std::to_string(kMaxDimensionBytes));
+    if (!IsValidUtf8(value))
+      return InvalidArgument("flag " + Quote(name) + ": value is not valid UTF-8");
+    if (HasControl(value))
+      return InvalidArgument("flag " + Quote(name) +
+                             ": value holds a control character: " + Quote(value));
   }
   return OkStatus();
 }

@@ -558,6 +558,25 @@ TEST(RecordValidate, Flags) {
   flags.clear();
   flags["b\xffta"] = "on";
   EXPECT_EQ(RecordError(r), "flag name 'b\\xffta' is not valid UTF-8");
+  // Control characters would end up in every report and log line.
+  flags.clear();
+  flags["beta"] = "o\nn";
+  EXPECT_EQ(RecordError(r), "flag 'beta': value holds a control character: 'o\\x0an'");
+  flags.clear();
+  flags[std::string("be\0ta", 5)] = "on";
+  EXPECT_EQ(RecordError(r), "flag name 'be\\x00ta' holds a control character");
+}
+
+TEST(RecordValidate, DimensionsHoldNoControlCharacters) {
+  RequestRecord r = MinimalRecord();
+  r.set_endpoint(std::string("/a\0b/", 5));
+  EXPECT_EQ(RecordError(r), "field 'endpoint' holds a control character: '/a\\x00b/'");
+  r.set_endpoint("/a/");
+  r.set_host("web\x1b[31m1");
+  EXPECT_EQ(RecordError(r), "field 'host' holds a control character: 'web\\x1b[31m1'");
+  r.set_host("web-1");
+  r.set_region("us\x7f");
+  EXPECT_NE(RecordError(r).find("control character"), std::string::npos);
 }
 
 TEST(RecordValidate, CustomSpans) {
