@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 
 from conftest import ServerProcess
 from test_server import make_records
@@ -60,7 +59,8 @@ def test_query_and_alert_parameters_out_of_range_are_400(server):
 
 
 def test_bodies_without_a_usable_length_are_refused_before_they_are_read(server):
-    start = time.monotonic()
+    # Each answer must come at once: raw_request's 5 s socket timeout is far
+    # below the server's 30 s read timeout that a held worker would wait out.
     head = b"POST /v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
     assert raw_request(server.port, head + b"Content-Length: -1\r\n\r\n")[0] == 400
     assert raw_request(server.port, head + b"Content-Length: 12x\r\n\r\n")[0] == 400
@@ -68,7 +68,6 @@ def test_bodies_without_a_usable_length_are_refused_before_they_are_read(server)
     assert raw_request(server.port, head + b"Transfer-Encoding: chunked\r\n\r\n", b"5\r\nhello\r\n")[0] == 411
     # Over max_body_bytes (32 MiB by default): refused on the announced length, nothing read.
     assert raw_request(server.port, head + b"Content-Length: 999999999\r\n\r\n")[0] == 413
-    assert time.monotonic() - start < 5  # answered at once, not after a read timeout
     assert server.http().request("GET", "/healthz")[0] == 200
 
 

@@ -279,39 +279,20 @@ def test_disable_on_another_thread_is_refused():
     assert errors and "thread that enabled" in str(errors[0])
 
 
-# --- accuracy (the one timing assertion: generous) ----------------------------------------
+# --- calibration ---------------------------------------------------------------------
+# How close a calibrated profile's sum comes to the unprofiled run is a timing
+# figure: bench/profiler/overhead_bench.py measures it. Tests hold only what
+# does not depend on the machine's load: calibration never drives a cost
+# below zero, and the work is all still there.
 
 
-def _min_cost(fn, runs=3):
-    best = None
-    for _ in range(runs):
-        t0 = time.thread_time_ns()
-        fn()
-        d = time.thread_time_ns() - t0
-        best = d if best is None else min(best, d)
-    return best
-
-
-# On CPython 3.11 any profile function (cProfile's too) makes the interpreter
-# run every instruction through its tracing dispatch, unspecialised: a
-# call-free loop costs ~1.7x under exact mode; calibration takes out the hook's
-# per-call cost, not that. Fast mode has no such inflation. Hence the bounds.
-@pytest.mark.parametrize("mode,low,high", [("exact", 0.5, 3.0), ("fast", 0.67, 1.5)])
-def test_accuracy_after_calibration(mode, low, high):
-    work = programs.medium  # 3000 calls doing ~0.5 us each, plus 3000 list.append
-    unprofiled = _min_cost(work)
-    profiled_sum = None
-    for _ in range(3):
-        p = cp.Profiler("cpu", mode)
-        cp.runcall(p, work)
-        s = sum(r.self_cost for r in cp.nodes(p))
-        profiled_sum = s if profiled_sum is None else min(profiled_sum, s)
-    ratio = profiled_sum / unprofiled
-    print(
-        f"\n[accuracy {mode}] unprofiled {unprofiled} ns, profiled sum of self {profiled_sum} ns, "
-        f"ratio {ratio:.2f}, overhead/call {p.overhead_per_event} ns ({p.overhead_in_callee} in callee)"
-    )
-    assert low <= ratio <= high
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_calibrated_costs_are_never_negative(mode):
+    p = cp.Profiler("cpu", mode)
+    cp.runcall(p, programs.medium)  # 3000 calls doing ~0.5 us each, plus 3000 list.append
+    nodes = list(cp.nodes(p))
+    assert nodes and all(r.self_cost >= 0 for r in nodes)
+    assert sum(r.self_cost for r in nodes) > 0
 
 
 def _trivial_gen(n):
