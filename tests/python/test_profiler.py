@@ -8,6 +8,8 @@ printed: run with -s to see it).
 from __future__ import annotations
 
 import cProfile
+import contextlib
+import gc
 import io
 import json
 import marshal
@@ -34,16 +36,31 @@ CPROFILE_DISABLE = ("~", 0, "<method 'disable' of '_lsprof.Profiler' objects>")
 FIB = (programs.fib.__code__.co_filename, programs.fib.__code__.co_firstlineno, "fib")
 
 
+@contextlib.contextmanager
+def no_gc():
+    """A collection mid-run calls finalizers and weakref callbacks (a
+    WeakSet's _remove) in one profiled run and not in the other: counts are
+    compared with the collector held off."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def cprofile_counts(fn) -> dict:
     pr = cProfile.Profile()
-    pr.runcall(fn)
+    with no_gc():
+        pr.runcall(fn)
     pr.create_stats()
     return {k: (v[0], v[1]) for k, v in pr.stats.items() if k != CPROFILE_DISABLE}
 
 
 def our_counts(fn, mode="exact", source="cpu") -> dict:
     p = cp.Profiler(source, mode)
-    cp.runcall(p, fn)
+    with no_gc():
+        cp.runcall(p, fn)
     assert p.error is None
     return {k: (f.primitive_calls, f.calls) for k, f in cp.by_function(p).items()}
 
