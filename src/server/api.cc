@@ -30,33 +30,35 @@ void SendError(httplib::Response& res, const Status& status) {
   SendJson(res, HttpStatusFor(status), {{"error", status.message()}});
 }
 
+// UnixSecondsParam() — a query parameter in unix seconds (fractions allowed)
+// as microseconds. Up to 1e11 s (the year 5138): beyond it the microseconds
+// would overflow an int64 not far on. RETURNS: InvalidArgument naming it.
+Status UnixSecondsParam(const httplib::Request& req, const char* name, int64_t* out_us) {
+  const std::string text = req.get_param_value(name);
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1e11)
+    return InvalidArgument(std::string(name) + " '" + text + "' must be unix seconds (0 to 1e11)");
+  *out_us = static_cast<int64_t>(v * 1e6);
+  return OkStatus();
+}
+
 // ParseTimeRange() — since=DURATION (relative to now) or from=/to= in unix
 // seconds (fractions allowed); the default is the last hour.
 Status ParseTimeRange(const httplib::Request& req, int64_t* from_us, int64_t* to_us) {
   const int64_t now = NowUnixUs();
   *to_us = now + 1;  // inclusive of "now"
   *from_us = now - 3'600'000'000;
-  auto seconds = [](const std::string& text, int64_t* out) -> Status {
-    char* end = nullptr;
-    double v = std::strtod(text.c_str(), &end);
-    // Up to the year 5138: beyond it the microseconds would not fit an int64 for long.
-    if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1e11)
-      return InvalidArgument("time '" + text + "' must be unix seconds (0 to 1e11)");
-    *out = static_cast<int64_t>(v * 1e6);
-    return OkStatus();
-  };
   if (req.has_param("since")) {
     Result<int64_t> since = ParseDurationUs(req.get_param_value("since"));
     if (!since.ok()) return InvalidArgument("since: " + since.status().message());
     *from_us = std::max<int64_t>(0, now - *since);
   }
   if (req.has_param("from")) {
-    Status s = seconds(req.get_param_value("from"), from_us);
-    if (!s.ok()) return s;
+    if (Status s = UnixSecondsParam(req, "from", from_us); !s.ok()) return s;
   }
   if (req.has_param("to")) {
-    Status s = seconds(req.get_param_value("to"), to_us);
-    if (!s.ok()) return s;
+    if (Status s = UnixSecondsParam(req, "to", to_us); !s.ok()) return s;
   }
   if (*from_us >= *to_us) return InvalidArgument("the time range is empty (from >= to)");
   return OkStatus();
@@ -311,12 +313,7 @@ void HandleDetect(ApiContext& ctx, const httplib::Request& req, httplib::Respons
       window = *since;
     }
     if (req.has_param("at")) {
-      const std::string text = req.get_param_value("at");
-      char* end = nullptr;
-      const double v = std::strtod(text.c_str(), &end);
-      if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || v < 0)
-        return InvalidArgument("at '" + text + "' must be unix seconds");
-      now = static_cast<int64_t>(v * 1e6);
+      if (Status s = UnixSecondsParam(req, "at", &now); !s.ok()) return s;
     }
     size_t opened = 0;
     Result<detect::DetectReport> report = ctx.detect(now, window, &opened);

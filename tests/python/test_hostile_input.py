@@ -56,6 +56,8 @@ def test_query_and_alert_parameters_out_of_range_are_400(server):
         status, answer = http.request("GET", path)
         assert status == 400, (path, status, answer)
         assert json.loads(answer)["error"]
+    status, answer = http.request("POST", "/v1/detect?at=1e300")
+    assert status == 400 and "at '1e300' must be unix seconds" in json.loads(answer)["error"], answer
 
 
 def test_bodies_without_a_usable_length_are_refused_before_they_are_read(server):
