@@ -153,7 +153,7 @@ void HandleIngest(ApiContext& ctx, const httplib::Request& req, httplib::Respons
     SendJson(res, 415, {{"error", encoding.status().message()}});
     return;
   }
-  Result<record::Batch> batch = record::DecodeBatch(*encoding, req.body);
+  Result<record::ArenaBatch> batch = record::DecodeBatchOnArena(*encoding, req.body);
   if (!batch.ok()) {
     if (batch.status().code() == StatusCode::kResourceExhausted) {
       m.batches_too_large++;
@@ -164,9 +164,9 @@ void HandleIngest(ApiContext& ctx, const httplib::Request& req, httplib::Respons
     }
     return;
   }
-  const size_t records = batch->records_size();
-  const size_t tallies = batch->tallies_size();
-  const uint64_t dropped_by_client = batch->dropped_records();
+  const size_t records = batch->batch->records_size();
+  const size_t tallies = batch->batch->tallies_size();
+  const uint64_t dropped_by_client = batch->batch->dropped_records();
   Result<store::AppendOutcome> outcome = ctx.writer->Submit(std::move(*batch));
   if (!outcome.ok()) {
     (outcome.status().code() == StatusCode::kResourceExhausted ? m.batches_overloaded

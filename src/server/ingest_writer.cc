@@ -25,7 +25,7 @@ IngestWriter::~IngestWriter() {
   thread_.join();
 }
 
-Result<store::AppendOutcome> IngestWriter::Submit(record::Batch batch) {
+Result<store::AppendOutcome> IngestWriter::Submit(record::ArenaBatch batch) {
   auto pending = std::make_unique<Pending>();
   pending->batch = std::move(batch);
   std::future<Result<store::AppendOutcome>> done = pending->done.get_future();
@@ -61,7 +61,7 @@ void IngestWriter::Run() {
       }
     }
     batches.clear();
-    for (auto& p : group) batches.push_back(&p->batch);
+    for (auto& p : group) batches.push_back(p->batch.batch);
     const auto t0 = std::chrono::steady_clock::now();
     Result<std::vector<store::AppendOutcome>> outcomes = store_.AppendBatches(batches);
     metrics_.store_append_seconds.Observe(

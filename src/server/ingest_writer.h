@@ -20,7 +20,7 @@
 #include <mutex>
 #include <thread>
 
-#include "record/record.pb.h"
+#include "record/codec.h"
 #include "server/metrics.h"
 #include "store/store.h"
 
@@ -42,11 +42,11 @@ class IngestWriter {
   // RETURNS: the outcome; ResourceExhausted when the queue is full; the
   // store's error (nothing of the group stored) when the commit failed.
   // Thread-safe; blocks the caller until the commit.
-  Result<store::AppendOutcome> Submit(record::Batch batch);
+  Result<store::AppendOutcome> Submit(record::ArenaBatch batch);
 
  private:
   struct Pending {
-    record::Batch batch;
+    record::ArenaBatch batch;
     std::promise<Result<store::AppendOutcome>> done;
   };
   void Run();

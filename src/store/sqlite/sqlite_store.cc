@@ -67,6 +67,9 @@ struct SqliteStore::DeploySeen {
 // ProfileSums — the profile rows one AppendBatches() call adds: per slot, an
 // (hour, slice) pair, its profiled requests; per (slot, path id) the call
 // path's sums and per (slot, function id) the function's moments.
+//
+// Records add into per-(slot, shape) vectors first, in node and function
+// order (no lookup per node); Fold() turns those into the rows at the end.
 struct SqliteStore::ProfileSums {
   struct Path {
     uint64_t calls = 0, primitive_calls = 0, self_cost = 0, total_cost = 0;
@@ -78,15 +81,61 @@ struct SqliteStore::ProfileSums {
     int64_t hour = 0, slice = 0;
     uint64_t requests = 0;  // counted in moment slots only
   };
+  // One shape's sums in one slot: per node (paths) or per distinct function.
+  template <typename V>
+  struct ShapeSums {
+    int64_t slot = 0;
+    const ProfileShape* shape = nullptr;
+    std::vector<V> values;
+  };
   std::map<std::pair<int64_t, int64_t>, int64_t> slot_of;  // (hour s, slice id) -> slot
   std::vector<Slot> slots;
   PairMap<Path> paths;
   PairMap<Moments> moments;
+  PairMap<size_t> path_sums_of, moment_sums_of;  // (slot, shape serial) -> index
+  std::vector<ShapeSums<Path>> path_sums;
+  std::vector<ShapeSums<Moments>> moment_sums;
 
   int64_t SlotOf(int64_t hour, int64_t slice) {
     auto [it, added] = slot_of.try_emplace({hour, slice}, static_cast<int64_t>(slots.size()));
     if (added) slots.push_back({hour, slice, 0});
     return it->second;
+  }
+
+  template <typename V>
+  static std::vector<V>& SumsOf(PairMap<size_t>& index, std::vector<ShapeSums<V>>& all,
+                                int64_t slot, const ProfileShape& shape, size_t size) {
+    auto [i, added] = index.TryEmplace(slot, static_cast<int64_t>(shape.serial));
+    if (added) {
+      *i = all.size();
+      all.push_back({slot, &shape, std::vector<V>(size)});
+    }
+    return all[*i].values;
+  }
+
+  // Fold() — the per-shape sums into the (slot, id) rows.
+  void Fold() {
+    for (const ShapeSums<Path>& s : path_sums) {
+      for (size_t i = 1; i < s.values.size(); ++i) {
+        const Path& v = s.values[i];
+        Path& row = *paths.TryEmplace(s.slot, s.shape->path[i]).first;
+        row.calls += v.calls;
+        row.primitive_calls += v.primitive_calls;
+        row.self_cost += v.self_cost;
+        row.total_cost += v.total_cost;
+      }
+    }
+    for (const ShapeSums<Moments>& s : moment_sums) {
+      for (size_t f = 0; f < s.values.size(); ++f) {
+        const Moments& v = s.values[f];
+        if (v.sum == 0) continue;  // the function cost nothing in this slot
+        Moments& row = *moments.TryEmplace(s.slot, s.shape->functions[f]).first;
+        row.sum += v.sum;
+        row.sum_sq += v.sum_sq;
+        row.share_sum += v.share_sum;
+        row.share_sq += v.share_sq;
+      }
+    }
   }
 };
 
@@ -99,7 +148,7 @@ struct SqliteStore::CallState {
   std::array<std::map<TierKey, RollupAcc>, 3> late;  // samples of sealed buckets
   std::unordered_map<int64_t, DeploySeen> deploys;   // series -> seen
   ProfileSums profiles;
-  std::string key_scratch;                             // a function key being looked up
+  std::vector<double> self_scratch;                    // AddMoments(): self cost per function
   std::set<std::string> senders;                       // senders to prune
   std::set<std::pair<std::string, uint64_t>> applied;  // (sender, sequence) in this call
   uint64_t records = 0, tallies_new = 0, rollup_rows_new = 0;
@@ -212,6 +261,7 @@ Status SqliteStore::Init() {
 
   if (Status ls = LoadSeries(); !ls.ok()) return ls;
   if (Status ps = profile_ids_.Load(writer_); !ps.ok()) return ps;
+  shapes_.Clear();  // their ids were of the interner just reloaded
   if (Status rs = RebuildOpenBuckets(); !rs.ok()) return rs;
   readers_ = std::make_unique<ReaderPool>(options_.path);
   return OkStatus();
@@ -299,6 +349,7 @@ Result<std::vector<AppendOutcome>> SqliteStore::AppendBatches(
   if (needs_rebuild_) {
     if (Status s = RebuildOpenBuckets(); !s.ok()) return s;
   }
+  shapes_.TrimToBound();
   Result<std::vector<AppendOutcome>> out = AppendInTransaction(batches);
   if (out.ok()) {
     catalog_.Extend(interner_.Commit());
@@ -309,6 +360,7 @@ Result<std::vector<AppendOutcome>> SqliteStore::AppendBatches(
   // and counters in memory may have moved: rebuild them from the file.
   interner_.Abort();
   profile_ids_.Abort();
+  shapes_.Clear();  // they may hold ids Abort() took back
   if (Status s = RebuildOpenBuckets(); !s.ok()) needs_rebuild_ = true;
   return out;
 }
@@ -331,6 +383,7 @@ Result<std::vector<AppendOutcome>> SqliteStore::AppendInTransaction(
   if (Status s = WriteSeries(); !s.ok()) return s;
   if (Status s = WriteDeploys(call); !s.ok()) return s;
   if (Status s = profile_ids_.WritePending(); !s.ok()) return s;
+  call.profiles.Fold();
   if (Status s = WriteFunctions(call); !s.ok()) return s;
   if (Status s = WriteMoments(call); !s.ok()) return s;
   if (Status s = PruneApplied(call); !s.ok()) return s;
@@ -427,63 +480,45 @@ void SqliteStore::Route(const Sample& s, CallState& call) {
 }
 
 // AddProfile(): every node of the record's profile adds to its call path's
-// sums; its functions are interned once per record.
+// sums, found through the profile's shape.
 Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call) {
   const record::Profile& p = rec.profile();
+  Result<const ProfileShape*> shape = shapes_.Find(p, profile_ids_);
+  if (!shape.ok()) return shape.status();
   const int64_t hour = FloorTo(rec.start_time_unix_us(), 3600 * kUs) / kUs;
   ProfileSums& sums = call.profiles;
   const int64_t slot = sums.SlotOf(
       hour,
       profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(), rec.commit(), p.unit(), "", "")));
-  std::vector<int64_t> function_ids(static_cast<size_t>(p.functions_size()));
-  for (int f = 0; f < p.functions_size(); ++f) {
-    const record::ProfileFunction& fn = p.functions(f);
-    call.key_scratch.clear();
-    AppendFunctionKey(&call.key_scratch, fn.file(), fn.line(), fn.name());
-    function_ids[static_cast<size_t>(f)] = profile_ids_.Function(call.key_scratch);
-  }
-  std::vector<int64_t> path_ids(static_cast<size_t>(p.nodes_size()), 0);  // node 0: the root
+  std::vector<ProfileSums::Path>& nodes = ProfileSums::SumsOf(
+      sums.path_sums_of, sums.path_sums, slot, **shape, static_cast<size_t>(p.nodes_size()));
   for (int i = 1; i < p.nodes_size(); ++i) {
     const record::ProfileNode& n = p.nodes(i);
-    if (n.parent() >= static_cast<uint32_t>(i) ||
-        n.function() >= static_cast<uint32_t>(p.functions_size()))
-      return InvalidArgument("profile.nodes[" + std::to_string(i) + "] is out of order");
-    const int64_t path = profile_ids_.Path(path_ids[n.parent()], function_ids[n.function()]);
-    path_ids[static_cast<size_t>(i)] = path;
-    ProfileSums::Path& row = *sums.paths.TryEmplace(slot, path).first;
+    ProfileSums::Path& row = nodes[static_cast<size_t>(i)];
     row.calls += n.calls();
     row.primitive_calls += n.primitive_calls();
     row.self_cost += n.self_cost();
     row.total_cost += n.total_cost();
   }
-  AddMoments(rec, hour, function_ids, call);
+  AddMoments(rec, hour, **shape, call);
   return OkStatus();
 }
 
 // AddMoments(): the record's self cost per function, added once to the
 // all-requests slice and once to the slice of each of its flags' values.
+// Functions that share a key (a profile may list one twice) are one function
+// of the shape, so a request's cost of a function is one observation.
 void SqliteStore::AddMoments(const record::RequestRecord& rec, int64_t hour,
-                             const std::vector<int64_t>& function_ids, CallState& call) {
+                             const ProfileShape& shape, CallState& call) {
   const record::Profile& p = rec.profile();
-  std::vector<double> self(static_cast<size_t>(p.functions_size()), 0.0);
-  for (int i = 1; i < p.nodes_size(); ++i)
-    self[p.nodes(i).function()] += static_cast<double>(p.nodes(i).self_cost());
+  std::vector<double>& self = call.self_scratch;
+  self.assign(shape.functions.size(), 0.0);
   double total = 0;
-  for (double x : self) total += x;
-  // (function id, self cost); functions that share a key (a profile may list
-  // one twice) add up, so a request's cost of a function is one observation.
-  std::vector<std::pair<int64_t, double>> costs;
-  for (size_t f = 0; f < self.size(); ++f)
-    if (self[f] != 0) costs.emplace_back(function_ids[f], self[f]);
-  std::sort(costs.begin(), costs.end());
-  size_t kept = 0;
-  for (size_t i = 0; i < costs.size(); ++i) {
-    if (kept > 0 && costs[kept - 1].first == costs[i].first)
-      costs[kept - 1].second += costs[i].second;
-    else
-      costs[kept++] = costs[i];
+  for (int i = 1; i < p.nodes_size(); ++i) {
+    const double cost = static_cast<double>(p.nodes(i).self_cost());
+    self[shape.node_function[static_cast<size_t>(i)]] += cost;
+    total += cost;
   }
-  costs.resize(kept);
   const uint64_t requests = p.requests() == 0 ? 1 : p.requests();
   auto add = [&](const std::string& flag, const std::string& value) {
     ProfileSums& sums = call.profiles;
@@ -491,8 +526,12 @@ void SqliteStore::AddMoments(const record::RequestRecord& rec, int64_t hour,
         sums.SlotOf(hour, profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(), rec.commit(),
                                                       p.unit(), flag, value)));
     sums.slots[static_cast<size_t>(slot)].requests += requests;
-    for (const auto& [function, cost] : costs) {
-      ProfileSums::Moments& m = *sums.moments.TryEmplace(slot, function).first;
+    std::vector<ProfileSums::Moments>& moments = ProfileSums::SumsOf(
+        sums.moment_sums_of, sums.moment_sums, slot, shape, shape.functions.size());
+    for (size_t f = 0; f < self.size(); ++f) {
+      const double cost = self[f];
+      if (cost == 0) continue;
+      ProfileSums::Moments& m = moments[f];
       const double share = cost / total;  // total >= cost > 0
       m.sum += cost;
       m.sum_sq += cost * cost;

@@ -125,6 +125,7 @@
 #include "store/sqlite/db.h"
 #include "store/sqlite/pair_map.h"
 #include "store/sqlite/profile_ids.h"
+#include "store/sqlite/profile_shapes.h"
 #include "store/sqlite/reader.h"
 #include "store/sqlite/rollup.h"
 #include "store/sqlite/series.h"
@@ -185,8 +186,8 @@ class SqliteStore final : public Store {
                     AppendOutcome& outcome);
   void Route(const Sample& sample, CallState& call);
   Status AddProfile(const record::RequestRecord& rec, CallState& call);
-  void AddMoments(const record::RequestRecord& rec, int64_t hour,
-                  const std::vector<int64_t>& function_ids, CallState& call);
+  void AddMoments(const record::RequestRecord& rec, int64_t hour, const ProfileShape& shape,
+                  CallState& call);
   Status StoreTally(const record::WorkerTally& tally, CallState& call);
   Status WriteChunks(CallState& call);
   Status MergeLate(CallState& call);
@@ -212,6 +213,7 @@ class SqliteStore final : public Store {
   std::unique_ptr<WriterStatements> stmts_;  // prepared on writer_
   SeriesInterner interner_;
   ProfileInterner profile_ids_;  // functions, call paths, profile slices
+  ProfileShapes shapes_;         // profile shapes -> their ids in profile_ids_
   SeriesCatalog catalog_;
   std::unique_ptr<ReaderPool> readers_;
 

@@ -277,6 +277,73 @@ TEST_F(FunctionEntitiesTest, SurvivesReopenAndAccumulatesAcrossAppends) {
   EXPECT_EQ(PathSums(*tree), PathSums(merged));
 }
 
+// The writer resolves a profile's ids through its shape (profile_shapes.h);
+// a rolled-back append must not leave a shape whose ids were taken back.
+TEST_F(FunctionEntitiesTest, ARolledBackAppendLeavesNoShapeBehind) {
+  record::Batch bad;
+  AddProfiled(&bad, kT0Us, "A", 1);
+  record::RequestRecord* broken = bad.add_records();
+  *broken = Record(kT0Us, "shop", "/x/", "A");
+  broken->set_sample_rate(0);  // refused after the profile above was interned
+  const record::Batch* batches[] = {&bad};
+  ASSERT_FALSE(store_->AppendBatches(batches).ok());
+
+  record::Batch good;
+  CallTree merged("cpu_ns", "test", "exact");
+  merged.set_requests(0);
+  AddProfiled(&good, kT0Us, "A", 1, 1, "cpu_ns", "shop", nullptr, &merged);
+  AddProfiled(&good, kT0Us + kUs, "A", 2, 1, "cpu_ns", "shop", nullptr, &merged);
+  Append(good);
+  Result<CallTree> tree = store_->FunctionTree({});
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->requests(), 2u);
+  EXPECT_EQ(PathSums(*tree), PathSums(merged));
+}
+
+// A profile may list one function twice in its table: its self cost in a
+// request is still one observation, the sum of both entries.
+TEST_F(FunctionEntitiesTest, AFunctionListedTwiceIsOneObservationPerRequest) {
+  record::Batch b;
+  for (uint64_t self : {30u, 50u}) {
+    record::RequestRecord* r = b.add_records();
+    *r = Record(kT0Us, "shop", "/x/", "A");
+    record::Profile* p = r->mutable_profile();
+    p->set_unit("cpu_ns");
+    p->set_source("test");
+    p->set_mode("exact");
+    p->set_requests(1);
+    p->add_functions();  // the root's
+    for (int i = 0; i < 2; ++i) {
+      record::ProfileFunction* f = p->add_functions();
+      f->set_file("app.py");
+      f->set_line(10);
+      f->set_name("view");
+    }
+    p->add_nodes();                // the root
+    for (uint32_t f : {1u, 2u}) {  // view -> view, through the two table entries
+      record::ProfileNode* n = p->add_nodes();
+      n->set_parent(f - 1);
+      n->set_function(f);
+      n->set_calls(1);
+      n->set_primitive_calls(1);
+      n->set_self_cost(self);
+      n->set_total_cost(self);
+    }
+  }
+  Append(b);
+  FunctionMomentsQuery q;
+  q.from_us = kT0Us;
+  q.to_us = kT0Us + kHourUs;
+  Result<std::vector<FunctionMoments>> m = store_->FunctionMomentsOf(q);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_EQ(m->size(), 1u);
+  EXPECT_EQ((*m)[0].function, "app.py:10:view");
+  EXPECT_DOUBLE_EQ((*m)[0].requests, 2);
+  EXPECT_DOUBLE_EQ((*m)[0].sum, 60 + 100);
+  EXPECT_DOUBLE_EQ((*m)[0].sum_sq, 60 * 60 + 100 * 100);
+  EXPECT_DOUBLE_EQ((*m)[0].share_sum, 2);
+}
+
 TEST_F(FunctionEntitiesTest, RefusesToMixUnits) {
   record::Batch b;
   AddProfiled(&b, kT0Us, "A", 1, 1, "cpu_ns", "shop");
