@@ -52,7 +52,7 @@ void IngestWriter::Run() {
       if (queue_.empty()) {
         if (stopping_) return;
         lock.unlock();
-        MaybeApplyRetention();
+        Maintain();
         continue;
       }
       while (!queue_.empty() && group.size() < kMaxGroup) {
@@ -73,12 +73,17 @@ void IngestWriter::Run() {
         group[i]->done.set_value(outcomes.status());
       }
     }
-    MaybeApplyRetention();
+    Maintain();
   }
 }
 
-void IngestWriter::MaybeApplyRetention() {
+void IngestWriter::Maintain() {
   const int64_t now = NowUnixUs();
+  if (now >= next_checkpoint_us_) {
+    next_checkpoint_us_ = now + kCheckpointEveryUs;
+    if (Status s = store_.Checkpoint(); !s.ok())
+      std::cerr << "cpuledger serve: checkpoint failed (retried): " << s.ToString() << "\n";
+  }
   if (now < next_retention_us_) return;
   next_retention_us_ = now + retention_every_us_;
   Result<uint64_t> deleted = store_.ApplyRetention(now);

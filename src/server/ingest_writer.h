@@ -29,6 +29,7 @@ namespace cpuledger::server {
 class IngestWriter {
  public:
   static constexpr size_t kMaxGroup = 64;  // batches per transaction
+  static constexpr int64_t kCheckpointEveryUs = 30'000'000;
 
   // REQUIRES: `store` and `metrics` outlive the writer.
   IngestWriter(store::Store& store, Metrics& metrics, size_t max_pending,
@@ -50,13 +51,16 @@ class IngestWriter {
     std::promise<Result<store::AppendOutcome>> done;
   };
   void Run();
-  void MaybeApplyRetention();
+  // Between groups: retention every retention_every_us, a store checkpoint
+  // every kCheckpointEveryUs (it keeps the store's pending profile sums small).
+  void Maintain();
 
   store::Store& store_;
   Metrics& metrics_;
   const size_t max_pending_;
   const int64_t retention_every_us_;
   int64_t next_retention_us_ = 0;
+  int64_t next_checkpoint_us_ = 0;
 
   std::mutex mu_;
   std::condition_variable wake_;

@@ -409,6 +409,51 @@ int64_t CountRows(const std::string& path, const std::string& table) {
   return QueryInt64(path, "SELECT count(*) FROM " + table);
 }
 
+// An append keeps its profile sums as a delta row until a checkpoint folds
+// them into the hourly tables (sqlite_store.h, "Profile checkpoints"). A
+// copy of the file taken while the store is open, deltas unfolded, is what a
+// kill -9 leaves: opening it must fold them, losing nothing.
+TEST(FunctionEntitiesCheckpointTest, ProfilesInDeltasSurviveACrashAndFoldOnce) {
+  TempDir dir;
+  const std::string path = dir.File("live.sqlite");
+  const std::string copy = dir.File("crashed.sqlite");
+  Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = path});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  CallTree merged("cpu_ns", "test", "exact");
+  merged.set_requests(0);
+  for (uint64_t k = 1; k <= 3; ++k) {
+    record::Batch b;
+    record::RequestRecord* r = b.add_records();
+    *r = Record(kT0Us + static_cast<int64_t>(k) * kUs, "shop", "/x/", "A");
+    CallTree t = MakeTree(k, "cpu_ns", nullptr);
+    ASSERT_TRUE(merged.Merge(t).ok());
+    t.ToProto(r->mutable_profile());
+    const record::Batch* batches[] = {&b};
+    ASSERT_TRUE((*s)->AppendBatches(batches).ok());
+  }
+  EXPECT_EQ(CountRows(path, "profile_deltas"), 3);
+  EXPECT_EQ(CountRows(path, "path_costs"), 0);
+  for (const char* suffix : {"", "-wal"}) std::filesystem::copy_file(path + suffix, copy + suffix);
+
+  // The live store answers from its deltas (a read checkpoints first).
+  Result<CallTree> live = (*s)->FunctionTree({});
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  EXPECT_EQ(PathSums(*live), PathSums(merged));
+  EXPECT_EQ(CountRows(path, "profile_deltas"), 0);
+  EXPECT_GT(CountRows(path, "path_costs"), 0);
+
+  // The crashed copy folds its deltas when opened, once.
+  for (int open = 0; open < 2; ++open) {
+    Result<std::unique_ptr<Store>> recovered = OpenSqliteStore({.path = copy});
+    ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
+    Result<CallTree> tree = (*recovered)->FunctionTree({});
+    ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+    EXPECT_EQ(tree->requests(), 3u);
+    EXPECT_EQ(PathSums(*tree), PathSums(merged));
+  }
+  EXPECT_EQ(CountRows(copy, "profile_deltas"), 0);
+}
+
 TEST(FunctionEntitiesRetentionTest, DeletesWholeHoursOfProfilesAndMinutesOfTallies) {
   TempDir dir;
   SqliteOptions options{.path = dir.File("retention.sqlite")};
@@ -480,7 +525,7 @@ TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   const char* v1 =
       "DROP TABLE functions; DROP TABLE call_paths; DROP TABLE profile_slices;"
-      "DROP TABLE profile_requests; DROP TABLE path_costs;"
+      "DROP TABLE profile_requests; DROP TABLE path_costs; DROP TABLE profile_deltas;"
       "DROP TABLE effects; DROP TABLE function_moments; DROP TABLE alerts;"
       "CREATE TABLE alerts (id INTEGER PRIMARY KEY, opened_us INTEGER NOT NULL,"
       " updated_us INTEGER NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL,"
@@ -576,7 +621,7 @@ struct V3Rows {
     const std::string v3 =
         std::string(
             "DROP TABLE functions; DROP TABLE call_paths; DROP TABLE profile_slices;"
-            "DROP TABLE profile_requests; DROP TABLE path_costs;"
+            "DROP TABLE profile_requests; DROP TABLE path_costs; DROP TABLE profile_deltas;"
             "DROP TABLE function_moments;") +
         sqlite::kVersion3ProfileTables + "PRAGMA user_version = 3;";
     ASSERT_EQ(sqlite3_exec(db, v3.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
