@@ -60,6 +60,7 @@ routes = [
 inner = Starlette(routes=routes)
 app = CpuLedgerASGI(
     inner,
+    enabled=True,  # record, though started by a test
     server_url=os.environ["CPULEDGER_SERVER_URL"],
     sample_rate=float(os.environ.get("CPULEDGER_SAMPLE_RATE", "1.0")),
     service="async-api",
