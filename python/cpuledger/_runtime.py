@@ -158,6 +158,11 @@ atexit.register(_close_all)
 # --- one request -------------------------------------------------------------
 
 
+def environ_key(header: str) -> str:
+    """Where a WSGI environ (and Django's META) keeps `header`: X-Request-ID -> HTTP_X_REQUEST_ID."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
 def _draw(request_id: str, salt: str) -> float:
     """u in [0, 1): from the request id when there is one, else random."""
     if request_id:

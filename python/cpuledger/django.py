@@ -27,7 +27,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from cpuledger._config import ConfigError, build_config
-from cpuledger._runtime import Runtime, span
+from cpuledger._runtime import Runtime, environ_key, span
 from cpuledger._runtime import current_scope as _current
 
 _CACHE_METHODS = ("get", "set", "add", "delete", "get_many", "set_many", "delete_many", "incr",
@@ -144,10 +144,23 @@ def _static_prefix() -> Optional[str]:
     return "/" + parsed.path.strip("/") + "/"
 
 
-def endpoint_of(request, static_prefix: Optional[str] = None) -> str:
+def endpoint_of(request, static_prefix: Optional[str] = None, resolve: Optional[Callable] = None) -> str:
+    """The request's endpoint, from the match routing left on it, or from
+    `resolve(path)` when asked before the view runs."""
     if static_prefix and request.path_info.startswith(static_prefix):
-        return "static"  # before routing: whitenoise answers these without a match
+        return "static"  # whitenoise answers these before routing: no match to name them
+    if resolve is not None:
+        return _endpoint_of_match(resolve(request.path_info))
     return _endpoint_of_match(getattr(request, "resolver_match", None))
+
+
+def _resolve_or_none(path: str):
+    from django.urls import Resolver404, resolve
+
+    try:
+        return resolve(path)
+    except Resolver404:
+        return None
 
 
 def _testing() -> bool:
@@ -186,7 +199,7 @@ class CpuLedgerMiddleware:
         self.get_response = get_response
         config = _config()
         self.rt = Runtime(config)
-        self._header = "HTTP_" + config.request_id_header.upper().replace("-", "_")
+        self._header = environ_key(config.request_id_header)
         self._static = _static_prefix()
         self._resolve_early = bool(config.endpoint_sample_rates)
         if self.rt.recording:
@@ -221,14 +234,8 @@ class CpuLedgerMiddleware:
         their own rate are metered; needed only when rates differ by endpoint."""
         if not self._resolve_early:
             return None
-        from django.urls import Resolver404, resolve
-
         try:
-            if self._static and request.path_info.startswith(self._static):
-                return "static"
-            return _endpoint_of_match(resolve(request.path_info))
-        except Resolver404:
-            return "<unmatched>"
+            return endpoint_of(request, self._static, _resolve_or_none)
         except Exception as e:
             self.rt.error("resolve", e)
             return None

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Optional
 
 from cpuledger._config import app_name, from_kwargs
-from cpuledger._runtime import Request, Runtime, span, step
+from cpuledger._runtime import Request, Runtime, environ_key, span, step
 
 __all__ = ["CpuLedgerWSGI", "span"]
 
@@ -75,8 +75,7 @@ class CpuLedgerWSGI:
         self.app = app
         self.endpoint_fn = endpoint
         self.rt = Runtime(from_kwargs(settings, default_service=app_name(app), source="CpuLedgerWSGI(...)"))
-        header = self.rt.config.request_id_header
-        self._header = "HTTP_" + header.upper().replace("-", "_")
+        self._header = environ_key(self.rt.config.request_id_header)
 
     @classmethod
     def for_flask(cls, flask_app, **settings: Any) -> "CpuLedgerWSGI":

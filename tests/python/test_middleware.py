@@ -31,11 +31,13 @@ def get(url, headers=None):
         return e.code, e.read()
 
 
-def wait_http(url, proc, timeout=60):
+def wait_http(url, proc, timeout=60, log: Path | None = None):
+    """Bounded poll until `url` answers (any HTTP status); `log`, the server's
+    output, goes into the error if it exits first."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"app server exited {proc.returncode}")
+            raise RuntimeError(f"app server exited {proc.returncode}: {log.read_text() if log else ''}")
         try:
             urllib.request.urlopen(url, timeout=1)
             return

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 import pytest
 
 from conftest import ROOT, ServerProcess, free_port
-from test_middleware import VENV_BIN, wait_samples
+from test_middleware import VENV_BIN, wait_for_file, wait_http, wait_samples
 
 from cpuledger import _native
 from cpuledger._config import COUNTER_SOURCES, PROFILE_MODES, PROFILE_SOURCES, SETTINGS
@@ -88,28 +88,11 @@ class App:
                     **(env or {})}
         self.proc = subprocess.Popen(fw.command(self.port), env=full_env, cwd=APPS,
                                      stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
-        self._wait_ready()
+        wait_http(self.url + fw.path("/nope"), self.proc, log=self.log)  # one request: the probe
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def _wait_ready(self) -> None:
-        """Poll (bounded) until the app answers; the probe is one /nope request."""
-        import time
-
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"app exited {self.proc.returncode}: {self.log.read_text()}")
-            try:
-                urllib.request.urlopen(self.url + self.fw.path("/nope"), timeout=1)
-                return
-            except urllib.error.HTTPError:
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.fw.name} never answered: {self.log.read_text()}")
 
     def get(self, path: str, headers=None):
         """(status, body) of one request; redirects are answers, not followed."""
@@ -301,18 +284,13 @@ def test_commit_env(tmp_path, cpl, fw):
 
 
 def test_spool_dir_keeps_records_while_the_server_is_down(tmp_path, fw):
-    import time
-
     cpl = ServerProcess(tmp_path / "cpl", token=TOKEN)  # port chosen, not started yet
     spool = tmp_path / "spool"
     app = App(tmp_path, fw, base_settings(cpl.url, SAMPLE_RATE=1.0, SPOOL_DIR=str(spool)))
     try:
         for _ in range(5):
             assert app.get("/items/2")[0] == 200
-        deadline = time.time() + 60  # bounded poll on the event: batch files in the spool
-        while not list(spool.rglob("*.batch")):
-            assert time.time() < deadline, "nothing was spooled"
-            time.sleep(0.1)
+        wait_for_file(spool, "*.batch")
         cpl.start()
         wait_samples(cpl.http(), 5, where=[f"endpoint={fw.endpoint('/items')}"], timeout=90)
     finally:
