@@ -126,7 +126,7 @@ class Setting(NamedTuple):
 SETTINGS: tuple[Setting, ...] = (
     Setting("ENABLED", "bool or None", None,
             "record at all; None: yes, except under a test runner (pytest, manage.py test)", _optional_bool),
-    Setting("SERVER_URL", "str", None, "the `cpuledger serve` to send to (required when recording)", _url),
+    Setting("SERVER_URL", "str or None", None, "the `cpuledger serve` to send to (required when recording)", _url),
     Setting("TOKEN", "str", "", "bearer token for the server", _string),
     Setting("SAMPLE_RATE", "float", 0.01, "share of requests that get a CPU bill (all are counted)", _rate),
     Setting("ENDPOINT_SAMPLE_RATES", "dict[str, float]", {}, "endpoint -> rate, overrides SAMPLE_RATE", _rates),

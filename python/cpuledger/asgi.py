@@ -114,29 +114,38 @@ class CpuLedgerASGI:
             return "<unrouted>"
 
     async def __call__(self, scope, receive, send):
-        rt = self.rt
-        if scope.get("type") != "http" or not rt.recording:
+        if scope.get("type") != "http" or not self.rt.recording:
             return await self.app(scope, receive, send)
+        req = self._begin(scope)
+        if req is None:
+            return await self.app(scope, receive, send)
+        status = [500]  # if the app fails before it answers
+
+        async def send_wrapper(message):
+            if message.get("type") == "http.response.start":
+                status[0] = _status(message)
+            await send(message)
+
+        app = self.app(scope, receive, send_wrapper)
+        try:
+            await (app if req.scope is None else _metered(app, req.scope))
+        finally:
+            self.rt.leave(req)
+            self.rt.finish(req, scope, self._endpoint(scope), scope.get("method", ""), status[0])
+
+    def _begin(self, scope: dict):
         try:
             _install_task_factory(asyncio.get_running_loop())
             request_id = _request_id(scope, self._header)
         except Exception as e:
-            rt.error("begin", e)
-            return await self.app(scope, receive, send)
+            self.rt.error("begin", e)
+            return None
         # Suspended: billed step by step, only while this request's coroutine runs.
-        req = rt.begin(request_id, suspended=True, profile=False)
-        status = [500]
+        return self.rt.begin(request_id, suspended=True, profile=False)
 
-        async def send_wrapper(message):
-            if message.get("type") == "http.response.start":
-                status[0] = int(message.get("status", 0))
-            await send(message)
 
-        try:
-            if req is None or req.scope is None:
-                await self.app(scope, receive, send_wrapper)
-            else:
-                await _metered(self.app(scope, receive, send_wrapper), req.scope)
-        finally:
-            rt.leave(req)
-            rt.finish(req, scope, self._endpoint(scope), scope.get("method", ""), status[0])
+def _status(message: dict) -> int:
+    try:
+        return int(message.get("status", 0))
+    except (TypeError, ValueError):
+        return 0

@@ -119,15 +119,13 @@ class CpuLedgerWSGI:
             self._end(req, environ, 500)
             raise
         rt.leave(req)
-        if req is None or req.scope is None:  # nothing metered: count now, leave the body alone
+        if req is None:
+            return body
+        if req.scope is None:  # nothing metered: count now, leave the body alone
             self._end(req, environ, status[0])
             return body
-        return _Body(body, lambda: self._end(req, environ, status[0]), self._suspend(req))
-
-    @staticmethod
-    def _suspend(req: Request):
-        """The scope, paused until the server iterates the body (None if that fails)."""
-        return step(req.scope, False)
+        # Paused until the server iterates the body, then metered chunk by chunk.
+        return _Body(body, lambda: self._end(req, environ, status[0]), step(req.scope, False))
 
     def _end(self, req: Optional[Request], environ, status: int) -> None:
         try:
