@@ -80,8 +80,8 @@ def _route_of(scope: dict) -> Optional[str]:
     route = scope.get("route")
     if route is None:
         return "<unmatched>" if "router" in scope else None
-    if type(getattr(route, "app", None)).__name__ == "StaticFiles":
-        return "static"
+    if any(c.__name__ == "StaticFiles" for c in type(getattr(route, "app", None)).__mro__):
+        return "static"  # by name: this module imports no framework
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else None
 

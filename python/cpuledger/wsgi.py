@@ -67,7 +67,8 @@ def _flask_endpoint(request) -> str:
     rule = request.url_rule
     if rule is None:
         return "<unmatched>"
-    return "static" if rule.endpoint == "static" else rule.rule
+    static = rule.endpoint == "static" or rule.endpoint.endswith(".static")  # the app's or a blueprint's
+    return "static" if static else rule.rule
 
 
 class CpuLedgerWSGI:
