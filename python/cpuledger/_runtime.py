@@ -256,20 +256,22 @@ class Runtime:
         except Exception as e:
             self.error("leave", e)
 
-    def finish(self, req: Optional[Request], request: Any, endpoint: str, method: str, status: int,
+    def finish(self, req: Optional[Request], request: Any, endpoint: Callable[[], str], method: str, status: Any,
                default_user: Optional[Callable[[], Optional[str]]] = None) -> None:
         """Bill (when sampled at its endpoint's rate) and count the request.
+        `endpoint` names it (asked here, so that its failure is ours too);
         `request` is what FLAGS and USER_KEY callables receive. Never raises."""
         if req is None:
             return
         try:
-            rate = self.rate_for(endpoint)
+            name = endpoint()
+            rate = self.rate_for(name)
             sampled = req.scope is not None and _below(req.u, rate)
             user = self.user_of(request, default_user)
             if sampled:
-                self.recorder.submit(req.scope, endpoint, method, status, self.flags_of(request), user, rate,
+                self.recorder.submit(req.scope, name, method, int(status), self.flags_of(request), user, rate,
                                      req.request_id, req.profiler)
-            self.recorder.count(endpoint, user, sampled)
+            self.recorder.count(name, user, sampled)
         except Exception as e:
             self.error("finish", e)
 

@@ -104,14 +104,10 @@ class CpuLedgerASGI:
                         "thread, and a thread's profile would mix them; bills are still recorded")
 
     def _endpoint(self, scope: dict) -> str:
-        try:
-            ep = _route_of(scope)
-            if ep is None and self.endpoint_fn is not None:
-                ep = self.endpoint_fn(scope)
-            return ep or "<unrouted>"
-        except Exception as e:
-            self.rt.error("endpoint", e)
-            return "<unrouted>"
+        ep = _route_of(scope)
+        if ep is None and self.endpoint_fn is not None:
+            ep = self.endpoint_fn(scope)
+        return ep or "<unrouted>"
 
     async def __call__(self, scope, receive, send):
         if scope.get("type") != "http" or not self.rt.recording:
@@ -131,7 +127,7 @@ class CpuLedgerASGI:
             await (app if req.scope is None else _metered(app, req.scope))
         finally:
             self.rt.leave(req)
-            self.rt.finish(req, scope, self._endpoint(scope), scope.get("method", ""), status[0])
+            self.rt.finish(req, scope, lambda: self._endpoint(scope), scope.get("method", ""), status[0])
 
     def _begin(self, scope: dict):
         try:

@@ -222,12 +222,8 @@ class CpuLedgerMiddleware:
         return response
 
     def _finish(self, req, request, status) -> None:
-        try:
-            endpoint, status = endpoint_of(request, self._static), int(status)
-        except Exception as e:
-            self.rt.error("endpoint", e)
-            endpoint, status = "<unmatched>", 0
-        self.rt.finish(req, request, endpoint, request.method or "", status, lambda: _default_user_key(request))
+        self.rt.finish(req, request, lambda: endpoint_of(request, self._static), request.method or "", status,
+                       lambda: _default_user_key(request))
 
     def _early_endpoint(self, request) -> Optional[str]:
         """The endpoint before the view runs, so that only requests sampled at

@@ -129,9 +129,4 @@ class CpuLedgerWSGI:
         return _Body(body, lambda: self._end(req, environ, status[0]), step(req.scope, False))
 
     def _end(self, req: Optional[Request], environ, status: int) -> None:
-        try:
-            endpoint = self._endpoint(environ)
-        except Exception as e:
-            self.rt.error("endpoint", e)
-            endpoint = "<unrouted>"
-        self.rt.finish(req, environ, endpoint, environ.get("REQUEST_METHOD", ""), status)
+        self.rt.finish(req, environ, lambda: self._endpoint(environ), environ.get("REQUEST_METHOD", ""), status)
