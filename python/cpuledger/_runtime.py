@@ -112,9 +112,13 @@ def _recorder_key(config: Config) -> tuple:
 def _start_recorder(config: Config) -> Any:
     _native.configure_counters(config.counter_source)
     kwargs = {f: getattr(config, f) for f in _RECORDER_FIELDS[1:]}
+    spool_is_new = bool(config.spool_dir) and not os.path.isdir(config.spool_dir)
     recorder = _native.Recorder(config.server_url, **kwargs)
     log.info("cpuledger: recording %s to %s, spooling to %s (pid %d)", config.service, config.server_url,
              config.spool_dir or "nowhere (SPOOL_DIR is empty)", os.getpid())
+    if spool_is_new:  # a new directory on disk is worth a line even where INFO is not shown
+        log.warning("cpuledger: created the spool directory %s (SPOOL_DIR chooses another, \"\" none)",
+                    config.spool_dir)
     return recorder
 
 

@@ -353,16 +353,17 @@ def test_wsgi_and_asgi_do_not_record_in_the_pytest_process_unless_enabled():
 
 @pytest.mark.parametrize("xdg", [True, False])
 def test_spool_defaults_to_the_users_cache_and_says_so(tmp_path, xdg):
-    env = {"HOME": str(tmp_path / "home")}
-    if xdg:
-        env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    env = {"HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "xdg") if xdg else ""}
     want = (tmp_path / "xdg" if xdg else tmp_path / "home" / ".cache") / "cpuledger" / "spool"
     code = """
-import logging
-logging.basicConfig(level=logging.INFO)
+import logging, sys
+if sys.argv[1] == "info":
+    logging.basicConfig(level=logging.INFO)
 from cpuledger.wsgi import CpuLedgerWSGI
 CpuLedgerWSGI(lambda *a: None, server_url="http://127.0.0.1:9", enabled=True).rt.recorder.close(0.1)
 """
-    r = run_python(code, env={k: v for k, v in env.items()} | ({} if xdg else {"XDG_CACHE_HOME": ""}))
-    assert f"spooling to {want}" in r.stderr
-    assert want.is_dir()
+    first = run_python(code, "default", env=env)  # no logging set up: only warnings show
+    assert f"created the spool directory {want}" in first.stderr and want.is_dir()
+    again = run_python(code, "info", env=env)
+    assert f"spooling to {want}" in again.stderr
+    assert "created the spool directory" not in again.stderr  # it was there already
