@@ -197,7 +197,10 @@ class Runtime:
     def __init__(self, config: Config):
         self.config = config
         self.errors = 0
-        self._max_rate = max([config.sample_rate, *config.endpoint_sample_rates.values()])
+        rates = [config.sample_rate, *config.endpoint_sample_rates.values()]
+        self._max_rate = max(rates)
+        # With every rate 0 or 1 the draw decides nothing: skip its hash.
+        self._draws = any(0.0 < r < 1.0 for r in rates)
         # Each serving thread's profiler, reset between requests: the call
         # paths it has seen stay warm (see Profiler.reset).
         self._profilers = threading.local()
@@ -227,7 +230,7 @@ class Runtime:
         if self.recorder is None:
             return None
         try:
-            req = Request(_draw(request_id, "cpuledger-sampling"), request_id)
+            req = Request(_draw(request_id, "cpuledger-sampling") if self._draws else 0.0, request_id)
             ceiling = self.rate_for(endpoint) if endpoint is not None else self._max_rate
             if not _below(req.u, ceiling):
                 return req
