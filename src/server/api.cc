@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "base/duration.h"
+#include "base/time_text.h"
 #include "detect/detect.h"
 #include "record/codec.h"
 #include "server/api_json.h"
@@ -289,6 +290,10 @@ void HandleMetrics(ApiContext& ctx, const httplib::Request&, httplib::Response& 
   Result<store::StoreStats> stats = ctx.store->Stats();
   std::string text = ctx.metrics->RenderPrometheus(stats.ok() ? &*stats : nullptr);
   if (ctx.sinks != nullptr) text += RenderPrometheus(ctx.sinks->counters());
+  text +=
+      "# HELP cpuledger_store_writable 1 while the store's writes succeed (/healthz).\n"
+      "# TYPE cpuledger_store_writable gauge\ncpuledger_store_writable ";
+  text += ctx.writer->Health().writable ? "1\n" : "0\n";
   res.set_content(text, "text/plain; version=0.0.4");
 }
 
@@ -379,8 +384,18 @@ const Route kRoutes[] = {
     {"GET", "/v1/alerts", false, HandleAlerts},
     {"GET", "/metrics", false, HandleMetrics},
     {"GET", "/healthz", true,
-     [](ApiContext&, const httplib::Request&, httplib::Response& r) {
-       r.set_content("ok\n", "text/plain");
+     [](ApiContext& c, const httplib::Request&, httplib::Response& r) {
+       // Degraded (503: a load balancer sends ingest elsewhere, clients
+       // spool) while the store cannot write; healthy again on its own.
+       const WriteHealth health = c.writer->Health();
+       if (health.writable) {
+         r.set_content("ok\n", "text/plain");
+         return;
+       }
+       r.status = 503;
+       r.set_content("degraded: the store cannot write since " +
+                         UtcMinute(health.failing_since_us) + ": " + health.reason + "\n",
+                     "text/plain");
      }},
 };
 
