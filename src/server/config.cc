@@ -14,7 +14,8 @@ namespace {
 constexpr std::string_view kKnownKeys =
     "bind, port, data_dir, token, raw_retention, profile_retention, tally_retention, "
     "max_body_bytes, http_threads, "
-    "max_pending_batches, detect_every, detect_window, detect_confidence, detect_fdr, "
+    "max_pending_batches, max_dimension_values, detect_every, detect_window, detect_confidence, "
+    "detect_fdr, "
     "threshold_floor, thresholds, webhooks, webhook_token, webhook_attempts, webhook_backoff, "
     "webhook_max_backoff";
 
@@ -89,7 +90,8 @@ Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
        : k == "token"    ? out.token
                          : out.webhook_token) = *v;
     } else if (k == "port" || k == "http_threads" || k == "max_body_bytes" ||
-               k == "max_pending_batches" || k == "webhook_attempts") {
+               k == "max_pending_batches" || k == "max_dimension_values" ||
+               k == "webhook_attempts") {
       auto v = node.value<int64_t>();
       if (!v || node.type() != toml::node_type::integer || *v <= 0)
         return wrong(k, "a positive integer");
@@ -97,6 +99,7 @@ Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
       if (k == "http_threads") out.http_threads = static_cast<int>(std::min<int64_t>(*v, 1 << 30));
       if (k == "max_body_bytes") out.max_body_bytes = static_cast<size_t>(*v);
       if (k == "max_pending_batches") out.max_pending_batches = static_cast<size_t>(*v);
+      if (k == "max_dimension_values") out.max_dimension_values = static_cast<size_t>(*v);
       if (k == "webhook_attempts")
         out.webhook_attempts = static_cast<int>(std::min<int64_t>(*v, 1 << 30));
     } else if (k == "raw_retention" || k == "profile_retention" || k == "tally_retention" ||

@@ -12,6 +12,9 @@
 //   max_body_bytes = 33554432 # larger ingest bodies get 413
 //   http_threads = 8
 //   max_pending_batches = 256 # ingest queue; beyond it, 503 + Retry-After
+//   max_dimension_values = 2000 # distinct values kept per service and dimension
+//                             # (endpoint, method, host, cluster, region, flag names,
+//                             # each flag's values); new ones beyond are stored as <other>
 //
 //   # regression detection, run inside the server
 //   detect_every = "5m"       # how often the detectors run; "off" (or "0") disables
@@ -58,6 +61,7 @@ struct ServerConfig {
   size_t max_body_bytes = 32u << 20;
   int http_threads = 8;
   size_t max_pending_batches = 256;
+  size_t max_dimension_values = 2000;
   int64_t raw_retention_us = 14LL * 86'400'000'000;
   int64_t profile_retention_us = 90LL * 86'400'000'000;
   int64_t tally_retention_us = 90LL * 86'400'000'000;

@@ -68,6 +68,12 @@ std::string Metrics::RenderPrometheus(const store::StoreStats* stats) const {
     out << "# HELP cpuledger_store_file_bytes Size of the store on disk.\n"
         << "# TYPE cpuledger_store_file_bytes gauge\ncpuledger_store_file_bytes "
         << stats->file_bytes << "\n";
+    out << "# HELP cpuledger_dimension_values_folded_total Values stored as <other>: their"
+           " dimension had max_dimension_values distinct values in their service.\n"
+        << "# TYPE cpuledger_dimension_values_folded_total counter\n";
+    for (const auto& [dimension, n] : stats->folded_values)
+      out << "cpuledger_dimension_values_folded_total{dimension=\"" << dimension << "\"} " << n
+          << "\n";
   }
   return out.str();
 }

@@ -24,6 +24,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -51,6 +53,7 @@ struct StoreStats {
   uint64_t rollup_rows = 0;
   uint64_t tallies = 0;
   uint64_t file_bytes = 0;
+  std::map<std::string, uint64_t> folded_values;  // by dimension (sqlite/cardinality.h)
 };
 
 class Store {
@@ -128,6 +131,10 @@ struct SqliteOptions {
   int64_t profile_retention_us = 90LL * 86400 * 1'000'000;
   int64_t tally_retention_us = 90LL * 86400 * 1'000'000;
   size_t dedup_window = 4096;  // (sender, sequence) pairs kept per sender
+  // Distinct values kept per service and dimension (sqlite/cardinality.h);
+  // 0: no cap. `log` hears when a dimension fills (nullptr: stderr).
+  size_t max_dimension_values = 2000;
+  std::function<void(const std::string&)> log = nullptr;
 };
 
 // OpenSqliteStore() — opens or creates the file, migrates the schema.

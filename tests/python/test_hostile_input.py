@@ -97,3 +97,25 @@ def test_token_from_a_file_or_the_environment_and_any_case_of_bearer(tmp_path):
         assert s.http(token="env-s3cret").request("GET", "/v1/alerts")[0] == 200
     finally:
         s.stop()
+
+
+def test_endless_endpoint_names_are_capped_per_service_and_reported(tmp_path):
+    config = tmp_path / "cpuledger.toml"
+    config.write_text("max_dimension_values = 20\n")
+    s = ServerProcess(tmp_path / "data", extra=["--config", str(config)]).start()
+    try:
+        http = s.http()
+        records = make_records(n=200, sample_rate=1.0)
+        for i, r in enumerate(records):
+            r["endpoint"] = f"/item/{i}/"  # an id in the route: a new endpoint a request
+        assert http.post_ndjson(records)[0] == 200
+        rows = http.get_json("/v1/query/breakdown?since=2h&group_by=endpoint")["rows"]
+        kept = {r["keys"]["endpoint"]: r["samples"] for r in rows}
+        assert len(kept) == 21 and kept["<other>"] == 180, kept
+        assert sum(kept.values()) == 200  # folded, not dropped
+        metrics = http.request("GET", "/metrics")[1].decode()
+        assert 'cpuledger_dimension_values_folded_total{dimension="endpoint"} 180' in metrics
+    finally:
+        s.stop()
+    log = s.log.read_text()
+    assert log.count("distinct endpoint values") == 1, log

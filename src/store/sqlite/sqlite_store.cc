@@ -130,6 +130,7 @@ struct SqliteStore::CallState {
   std::unordered_map<int64_t, DeploySeen> deploys;   // series -> seen
   ProfileSums profiles;
   std::vector<double> self_scratch;                    // AddMoments(): self cost per function
+  record::RequestRecord guarded;                       // a record with values folded
   std::set<std::string> senders;                       // senders to prune
   std::set<std::pair<std::string, uint64_t>> applied;  // (sender, sequence) in this call
   uint64_t records = 0, tallies_new = 0, rollup_rows_new = 0;
@@ -150,7 +151,20 @@ struct SqliteStore::WriterStatements {
   Stmt meta_set;
 };
 
-SqliteStore::SqliteStore(const SqliteOptions& options) : options_(options) {}
+SqliteStore::SqliteStore(const SqliteOptions& options)
+    : options_(options),
+      guard_(options.max_dimension_values,
+             [this](std::string_view service, std::string_view dimension) {
+               const std::string line = "service '" + std::string(service) + "' has " +
+                                        std::to_string(options_.max_dimension_values) +
+                                        " distinct " + std::string(dimension) +
+                                        " values (max_dimension_values); new ones are stored as " +
+                                        std::string(CardinalityGuard::kOther);
+               if (options_.log)
+                 options_.log(line);
+               else
+                 std::fprintf(stderr, "cpuledger store: %s\n", line.c_str());
+             }) {}
 
 SqliteStore::~SqliteStore() {
   // Fold the pending profile sums now, so the next open has nothing to fold;
@@ -262,10 +276,12 @@ Status SqliteStore::LoadSeries() {
   StmtUse use(*st);
   std::vector<SeriesInfo> infos;
   interner_.Reset();
+  guard_.Reset();
   Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
     Result<SeriesInfo> info = SeriesFromRow(u);
     if (!info.ok()) return info.status();
     interner_.Load(*info);
+    guard_.Load(*info);
     infos.push_back(std::move(*info));
     return OkStatus();
   });
@@ -411,7 +427,11 @@ Status SqliteStore::ApplyBatch(const record::Batch& batch, size_t b, CallState& 
   }
 
   for (int r = 0; r < batch.records_size(); ++r) {
-    const record::RequestRecord& rec = batch.records(r);
+    // A record of a known series has only known values; a new series may
+    // bring a value past its dimension's cap.
+    const record::RequestRecord& rec = interner_.Known(batch.records(r))
+                                           ? batch.records(r)
+                                           : guard_.Guard(batch.records(r), &call.guarded);
     if (!(rec.sample_rate() > 0 && rec.sample_rate() <= 1) || rec.start_time_unix_us() < 0)
       return InvalidArgument("batch " + std::to_string(b) + " record " + std::to_string(r) +
                              ": sample_rate must be in (0, 1] and start time >= 0");
@@ -1225,6 +1245,7 @@ Result<StoreStats> SqliteStore::Stats() {
   stats.raw_samples = static_cast<uint64_t>(session.meta("raw_samples"));
   stats.rollup_rows = static_cast<uint64_t>(session.meta("rollup_rows"));
   stats.tallies = static_cast<uint64_t>(session.meta("tallies"));
+  stats.folded_values = guard_.Folded();
   Result<int64_t> pages = session.conn().db.QueryInt64("PRAGMA page_count");
   if (!pages.ok()) return pages.status();
   Result<int64_t> page_size = session.conn().db.QueryInt64("PRAGMA page_size");

@@ -131,6 +131,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "store/sqlite/cardinality.h"
 #include "store/sqlite/db.h"
 #include "store/sqlite/pair_map.h"
 #include "store/sqlite/profile_ids.h"
@@ -228,6 +229,7 @@ class SqliteStore final : public Store {
   SeriesInterner interner_;
   ProfileInterner profile_ids_;  // functions, call paths, profile slices
   ProfileShapes shapes_;         // profile shapes -> their ids in profile_ids_
+  CardinalityGuard guard_;       // distinct values per service and dimension
   SeriesCatalog catalog_;
   std::unique_ptr<ReaderPool> readers_;
 

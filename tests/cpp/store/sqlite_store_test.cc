@@ -799,6 +799,77 @@ TEST_F(StoreAppendTest, AFailingBatchStoresNothingOfTheCall) {
   EXPECT_EQ(r->rows[0].samples, 30u);
 }
 
+// Past max_dimension_values distinct values of a dimension in a service, new
+// values are stored as "<other>" and counted; values already stored keep
+// passing, also after a reopen (the guard is rebuilt from the series).
+TEST(StoreCardinalityTest, ValuesPastTheCapAreFoldedIntoOtherAndCounted) {
+  TempDir dir;
+  SqliteOptions options{.path = dir.File("cap.sqlite")};
+  options.max_dimension_values = 3;
+  std::vector<std::string> logged;
+  options.log = [&logged](const std::string& line) { logged.push_back(line); };
+  auto record = [](int i, const std::string& endpoint, const std::string& service) {
+    RequestRecord r;
+    r.set_service(service);
+    r.set_endpoint(endpoint);
+    r.set_method("GET");
+    r.set_status(200);
+    r.set_host("h1");
+    r.set_commit("c1");
+    r.set_sample_rate(1.0);
+    r.set_start_time_unix_us(kT0Us + i * kUs);
+    r.set_wall_us(100);
+    r.mutable_cpu()->set_cpu_ns(1000);
+    (*r.mutable_flags())["beta"] = "v" + std::to_string(i % 5);
+    return r;
+  };
+  auto endpoints = [](Store& store, const std::string& service) {
+    QuerySpec spec;
+    spec.group_by = {Dim("endpoint")};
+    spec.filters = {{Dim("service"), service}};
+    spec.from_us = kT0Us;
+    spec.to_us = kT0Us + kDayUs;
+    Result<QueryResult> r = store.Query(spec);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    std::map<std::string, uint64_t> out;
+    if (r.ok())
+      for (const QueryRow& row : r->rows) out[row.keys[0]] = row.samples;
+    return out;
+  };
+  {
+    std::unique_ptr<Store> store = Open(options);
+    ASSERT_NE(store, nullptr);
+    record::Batch b;
+    for (int i = 0; i < 10; ++i)
+      *b.add_records() = record(i, "/e" + std::to_string(i) + "/", "shop");
+    *b.add_records() = record(10, "/e0/", "shop");  // a value already kept
+    *b.add_records() = record(11, "/x/", "api");    // another service has its own cap
+    const record::Batch* batches[] = {&b};
+    ASSERT_TRUE(store->AppendBatches(batches).ok());
+    EXPECT_EQ(
+        endpoints(*store, "shop"),
+        (std::map<std::string, uint64_t>{{"/e0/", 2}, {"/e1/", 1}, {"/e2/", 1}, {"<other>", 7}}));
+    EXPECT_EQ(endpoints(*store, "api"), (std::map<std::string, uint64_t>{{"/x/", 1}}));
+    Result<StoreStats> stats = store->Stats();
+    ASSERT_TRUE(stats.ok());
+    EXPECT_EQ(stats->folded_values.at("endpoint"), 7u);
+    EXPECT_EQ(stats->folded_values.at("flag_value"), 4u);  // beta=v3, v4, twice each
+  }
+  ASSERT_EQ(logged.size(), 2u);  // once per (service, dimension) that filled
+  EXPECT_NE(logged[0].find("service 'shop' has 3 distinct endpoint values"), std::string::npos)
+      << logged[0];
+  std::unique_ptr<Store> reopened = Open(options);
+  ASSERT_NE(reopened, nullptr);
+  record::Batch b;
+  *b.add_records() = record(20, "/e2/", "shop");   // kept before: still itself
+  *b.add_records() = record(21, "/new/", "shop");  // still past the cap
+  const record::Batch* batches[] = {&b};
+  ASSERT_TRUE(reopened->AppendBatches(batches).ok());
+  EXPECT_EQ(
+      endpoints(*reopened, "shop"),
+      (std::map<std::string, uint64_t>{{"/e0/", 2}, {"/e1/", 1}, {"/e2/", 2}, {"<other>", 8}}));
+}
+
 TEST(StoreOpenTest, ForeignFilesAreRefused) {
   TempDir dir;
   const std::string text = dir.File("notes.txt");
