@@ -10,7 +10,8 @@ read around every resumption, and only those deltas are billed. Tasks the
 request spawns (asyncio.create_task) inherit its scope through contextvars
 and are metered the same way, through a task factory installed on the loop.
 Work pushed to threads (run_in_executor, sync_to_async) runs on other
-threads and is not billed to the request.
+threads and is neither billed to the request nor in its profile (a sync
+Django view under Django's ASGI handler is such work).
 
 The endpoint is the matched route's path when the framework records it in
 the scope (Starlette and FastAPI set scope["route"]; a StaticFiles mount is

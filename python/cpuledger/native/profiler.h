@@ -54,7 +54,10 @@
 // whoever resumes the chain: a task's coroutine is a top-level call of the
 // profile, as its step is driven by the event loop, not by its creator.
 // Counts stay cProfile's: 3.11's cProfile counts every resume of a
-// coroutine or generator as a call, and so does either mode here.
+// coroutine or generator as a call, and so does either mode here. A throw()
+// into a suspended chain (a cancellation) is not a resume from the top:
+// CPython evaluates the innermost frame first, so that step's frames are
+// entered out of order (top-level calls in exact mode, as cProfile sees them).
 //
 // Thread-safety: a Profiler profiles the one thread that enabled it; every
 // member is used with the GIL held. Hooks never release the GIL.
