@@ -258,7 +258,7 @@ def functions(http, endpoint: str) -> dict:
 # request's, so in no request's profile.
 LOOP_FRAMES = {"run_forever", "run_until_complete", "_run_once", "_run", "run_asgi", "_metered",
                "<method 'run' of '_contextvars.Context' objects>"}
-SLOW = {"slow", "parity_slow_before", "parity_slow_after"}
+SLOW = {"slow", "parity_slow_before", "parity_slow_after", "parity_slow_task"}  # the last: a task it spawns
 OTHER = {"other", "parity_other_work"}
 
 
@@ -266,7 +266,8 @@ OTHER = {"other", "parity_other_work"}
 def test_interleaved_asgi_requests_each_get_their_own_profile(tmp_path, cpl, mode):
     """/pair/slow is suspended (asyncio.sleep, then an event) between its two
     halves while /pair/other runs on the same event loop: each profile holds
-    its own view's functions only, and no event-loop frame."""
+    its own view's functions (and its spawned task's) only, and no
+    event-loop frame."""
     settings = base_settings(cpl.url, SAMPLE_RATE=1.0, PROFILE_RATE=1.0, PROFILE_MODE=mode)
     pairs = 3
     app = App(tmp_path, STARLETTE, settings)

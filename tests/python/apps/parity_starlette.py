@@ -2,7 +2,8 @@
 
 /pair/slow and /pair/other (ASGI only) are two requests made to interleave on
 the one event loop: slow computes, awaits, and waits for other to have run
-before it computes again; other waits for slow to have begun. Requests with
+before it computes again (in a task it spawns); other waits for slow to
+have begun. Requests with
 the same ?pair= meet whatever order they arrive in."""
 
 import asyncio
@@ -55,13 +56,19 @@ def parity_other_work(n: int) -> int:
     return sum(sorted(i * 7 % 17 for i in range(n)))
 
 
+async def parity_slow_task(n: int) -> int:
+    """Spawned by slow as a task of its own: the event loop steps it."""
+    await asyncio.sleep(0)
+    return parity_slow_after(n)
+
+
 async def slow(request):
     begun, other_done = _pair(request)
     total = parity_slow_before(5000)
     begun.set()
     await asyncio.sleep(0)
     await other_done.wait()  # other runs on this loop while slow is suspended
-    return JSONResponse({"total": total + parity_slow_after(5000)})
+    return JSONResponse({"total": total + await asyncio.create_task(parity_slow_task(5000))})
 
 
 async def other(request):
