@@ -155,7 +155,7 @@ SETTINGS: tuple[Setting, ...] = (
             _positive_int),
     Setting("BATCH_MAX_RECORDS", "int", 1000, "records per batch", _positive_int),
     Setting("BATCH_MAX_DELAY_MS", "int", 1000, "longest a record waits for its batch", _positive_int),
-    Setting("PROFILE_RATE", "float", 0.0, "share of sampled requests that also carry a function profile (Django, WSGI; not ASGI)", _rate),
+    Setting("PROFILE_RATE", "float", 0.0, "share of sampled requests that also carry a function profile (Django, WSGI, ASGI)", _rate),
     Setting("PROFILE_MODE", "str", "fast",
             "fast (eval-frame hook, Python frames) or exact (cProfile-equal counts)", _choice(PROFILE_MODES)),
     Setting("PROFILE_SOURCE", "str", "auto",

@@ -1,6 +1,6 @@
 """Type stub for cpuledger._native, the C++ core (see python/cpuledger/native/)."""
 
-from typing import Literal, Optional, TypedDict
+from typing import Any, Callable, Literal, Optional, TypedDict
 
 # The spellings of src/counters/counters.h (SourceName) and of the profiler;
 # _config.py reads the same literals (CounterSourceName, ProfileSourceName,
@@ -42,7 +42,10 @@ class Profiler:
     proportion to their ticks.
     mode: "exact" (PyEval_SetProfile, cProfile-equal counts, builtins included)
     | "fast" (PEP 523 eval-frame hook, Python frames only; CPython 3.11).
-    Profiles the thread that calls enable(); one per thread at a time.
+    Profiles the thread that calls enable(); one attached per thread at a
+    time. pause() detaches a profile and keeps it open, so another can be
+    enabled or resumed on the thread; resume() or step() attach it again
+    (one request's steps on a shared event loop: cpuledger.asgi).
     """
 
     def __init__(
@@ -52,8 +55,14 @@ class Profiler:
         calibrate: bool = True,
         max_nodes: int = 200000,
     ) -> None: ...
-    def enable(self) -> None: ...
+    def enable(self) -> None:
+        """Start profiling the calling thread; of a paused profile: resume()."""
     def disable(self) -> None: ...
+    def pause(self) -> None:
+        """Detach, keeping the profile open: nothing is seen or costed until resume()."""
+    def resume(self) -> None: ...
+    def step(self, fn: Callable[[Any], Any], arg: Any) -> Any:
+        """fn(arg) attached (resume, call, pause) when paused; returns or raises what fn does."""
     def clear(self) -> None: ...
     def reset(self) -> None:
         """Start a new profile: counts to zero, the call paths seen kept (warm)."""
@@ -63,6 +72,8 @@ class Profiler:
     def write(self, path: str, format: str = "pstats", name: str = "") -> None: ...
     @property
     def enabled(self) -> bool: ...
+    @property
+    def paused(self) -> bool: ...
     @property
     def unit(self) -> str: ...
     @property

@@ -79,6 +79,19 @@ def span(kind: str):
                 internal_error("span", e)
 
 
+def profile_step(req: Optional["Request"], fn: Callable[[Any], Any], arg: Any) -> Any:
+    """fn(arg) — one step of a suspended request (ASGI: its coroutine's send
+    or throw) — recorded in the request's paused profile when it has one.
+    Returns and raises exactly what fn does; raises nothing of its own.
+    Call between the scope's resume and suspend, so the step is billed."""
+    profiler = req.steps if req is not None else None
+    if profiler is None:
+        return fn(arg)
+    # Profiler.step calls fn exactly once and raises only what fn raises:
+    # no try here, which could not tell the two apart.
+    return profiler.step(fn, arg)
+
+
 def step(scope: Optional[Any], resume: bool) -> Optional[Any]:
     """Resume or suspend a step-metered scope; None from then on if it fails
     (the bill is short, the application unaffected)."""
@@ -189,6 +202,11 @@ class Request:
     scope: Optional[Any] = None
     token: Optional[contextvars.Token] = None
     profiler: Optional[Any] = None
+    # The profiler while steps may still be added to it (a suspended
+    # request's: ASGI); None from ``leave`` on, so that a task the request
+    # spawned and that outlives it cannot resume a profile that is done, or
+    # that the thread's profiler has since begun for another request.
+    steps: Optional[Any] = None
 
 
 class Runtime:
@@ -225,8 +243,10 @@ class Runtime:
               profile: bool = True) -> Optional[Request]:
         """Start a request: the counters run from here when it may be sampled.
         `endpoint` when the framework knows it already; `suspended` for a
-        scope metered step by step (ASGI); `profile` False where a profile
-        cannot be taken. None when not recording. Never raises."""
+        scope metered step by step (ASGI), whose profile, if it gets one,
+        starts paused and records only what runs in ``profile_step``;
+        `profile` False where a profile cannot be taken. None when not
+        recording. Never raises."""
         if self.recorder is None:
             return None
         try:
@@ -242,7 +262,9 @@ class Runtime:
             self.error("begin", e)
             return None
         if profile:
-            req.profiler = self._start_profile(request_id)
+            req.profiler = self._start_profile(request_id, paused=suspended)
+            if suspended:
+                req.steps = req.profiler
         return req
 
     def leave(self, req: Optional[Request]) -> None:
@@ -250,6 +272,7 @@ class Runtime:
         request's context. Call in the context `begin` ran in. Never raises."""
         if req is None or req.scope is None:
             return
+        req.steps = None
         try:
             if req.profiler is not None:
                 req.profiler.disable()
@@ -282,22 +305,28 @@ class Runtime:
         except Exception as e:
             self.error("finish", e)
 
-    def _start_profile(self, request_id: str) -> Optional[Any]:
-        """A running Profiler for this request, or None (most requests). The
-        draw has its own salt: independent of sampling, yet a function of the
-        request id. The first one per process calibrates (tens of ms)."""
+    def _start_profile(self, request_id: str, paused: bool = False) -> Optional[Any]:
+        """A running (or `paused`) Profiler for this request, or None (most
+        requests). The draw has its own salt: independent of sampling, yet a
+        function of the request id. The first one per process calibrates
+        (tens of ms)."""
         try:
             rate = self.config.profile_rate
             if rate <= 0.0 or not _below(_draw(request_id, "cpuledger-profiling"), rate):
                 return None
             profiler = self._thread_profiler()
             profiler.enable()
+            if paused:
+                profiler.pause()
             return profiler
         except Exception as e:
             self.error("profile", e)
             return None
 
     def _thread_profiler(self) -> Any:
+        # One enabled (a request's paused profile, under ASGI) is never
+        # shared: a concurrent request gets a profiler of its own, which
+        # becomes the thread's warm one from then on.
         source = self.config.profile_source
         kind = ("apportioned" if source == "auto" else source, self.config.profile_mode)
         profiler = getattr(self._profilers, "profiler", None)

@@ -10,41 +10,59 @@ read around every resumption, and only those deltas are billed. Tasks the
 request spawns (asyncio.create_task) inherit its scope through contextvars
 and are metered the same way, through a task factory installed on the loop.
 Work pushed to threads (run_in_executor, sync_to_async) runs on other
-threads and is not billed to the request.
+threads and is neither billed to the request nor in its profile (a sync
+Django view under Django's ASGI handler is such work).
 
 The endpoint is the matched route's path when the framework records it in
 the scope (Starlette and FastAPI set scope["route"]; a StaticFiles mount is
 "static", no match "<unmatched>"), else ``endpoint=callable(scope)``, else
 "<unrouted>". It is known only after routing, so ENDPOINT_SAMPLE_RATES is
-applied when the request ends (see _runtime). PROFILE_RATE is not applied
-(a warning at start-up says so): a profiler follows a thread, and here one
-thread runs many requests at once.
+applied when the request ends (see _runtime).
+
+PROFILE_RATE applies as under WSGI (the same draw from the request id). A
+profiler follows a thread, and here one thread runs many requests at once,
+so a profiled request's profiler is paused between its steps and attached
+only while its own coroutine (or a task it spawned) runs: the profile holds
+the request's frames and no event-loop frame, nor another request's. The
+app's coroutine is a top-level call, as the app call is under WSGI; a
+spawned task's coroutine is one too (its steps are driven by the event
+loop, not by its creator). Every resume of a coroutine counts as a call, as
+cProfile counts them on 3.11. An apportioned profile shares out the bill of
+the request's own steps over the ticks of those steps only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import types
 from typing import Any, Callable, Optional
 
 from cpuledger._config import app_name, from_kwargs
-from cpuledger._runtime import Runtime, current_scope, log, span, step
+from cpuledger._runtime import Request, Runtime, profile_step, span, step
 
 __all__ = ["CpuLedgerASGI", "span"]
 
+# The sampled request being served in this context: tasks it spawns inherit
+# it (contextvars), and the task factory meters and profiles them as its own.
+_current_request: contextvars.ContextVar[Optional[Request]] = contextvars.ContextVar("cpuledger_request",
+                                                                                     default=None)
+
 
 @types.coroutine
-def _metered(coro, scope):
-    """Drive `coro`, billing each of its steps to `scope`."""
+def _metered(coro, req: Request):
+    """Drive `coro`, billing each of its steps to the request's scope and
+    profiling them in its profile (when it has one)."""
+    scope = req.scope
     send_value, throw_value = None, None
     while True:
         scope = step(scope, True)
         try:
             if throw_value is not None:
                 exc, throw_value = throw_value, None
-                yielded = coro.throw(exc)
+                yielded = profile_step(req, coro.throw, exc)
             else:
-                yielded = coro.send(send_value)
+                yielded = profile_step(req, coro.send, send_value)
         except StopIteration as stop:
             return stop.value
         finally:
@@ -63,9 +81,9 @@ def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
         return
 
     def factory(loop, coro, **kwargs):
-        scope = current_scope.get()
-        if scope is not None and asyncio.iscoroutine(coro):
-            coro = _metered(coro, scope)
+        req = _current_request.get()
+        if req is not None and req.scope is not None and asyncio.iscoroutine(coro):
+            coro = _metered(coro, req)
         if previous is not None:
             return previous(loop, coro, **kwargs)
         return asyncio.Task(coro, loop=loop, **kwargs)
@@ -99,9 +117,6 @@ class CpuLedgerASGI:
         self.endpoint_fn = endpoint
         self.rt = Runtime(from_kwargs(settings, default_service=app_name(app), source="CpuLedgerASGI(...)"))
         self._header = self.rt.config.request_id_header.lower().encode("latin-1")
-        if self.rt.recording and self.rt.config.profile_rate > 0:
-            log.warning("cpuledger: PROFILE_RATE is not applied under ASGI: requests interleave on one "
-                        "thread, and a thread's profile would mix them; bills are still recorded")
 
     def _endpoint(self, scope: dict) -> str:
         ep = _route_of(scope)
@@ -123,9 +138,11 @@ class CpuLedgerASGI:
             await send(message)
 
         app = self.app(scope, receive, send_wrapper)
+        token = self._enter(req)
         try:
-            await (app if req.scope is None else _metered(app, req.scope))
+            await (app if req.scope is None else _metered(app, req))
         finally:
+            self._exit(token)
             self.rt.leave(req)
             self.rt.finish(req, scope, lambda: self._endpoint(scope), scope.get("method", ""), status[0])
 
@@ -136,8 +153,26 @@ class CpuLedgerASGI:
         except Exception as e:
             self.rt.error("begin", e)
             return None
-        # Suspended: billed step by step, only while this request's coroutine runs.
-        return self.rt.begin(request_id, suspended=True, profile=False)
+        # Suspended: billed (and profiled) step by step, only while this
+        # request's coroutine runs.
+        return self.rt.begin(request_id, suspended=True)
+
+    def _enter(self, req: Request) -> Optional[contextvars.Token]:
+        if req.scope is None:
+            return None
+        try:
+            return _current_request.set(req)
+        except Exception as e:
+            self.rt.error("begin", e)
+            return None
+
+    def _exit(self, token: Optional[contextvars.Token]) -> None:
+        if token is None:
+            return
+        try:
+            _current_request.reset(token)
+        except Exception as e:  # reset in another context than set: leave it
+            self.rt.error("leave", e)
 
 
 def _status(message: dict) -> int:

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from pathlib import Path
 
 import pytest
@@ -561,3 +562,242 @@ def test_tree_bytes_is_a_record_profile(record_pb2):
         assert (f.file, f.line, f.name) == row.key
         assert node.parent == row.parent + 1
         assert (node.calls, node.primitive_calls, node.self_cost, node.total_cost) == row[4:]
+
+
+# --- pausing: one profile over the steps of a coroutine ----------------------------
+# cpuledger.asgi profiles a request on a shared event loop by pausing its
+# profile between the steps of its coroutine. These drive coroutines by hand,
+# as the event loop would, with other work (another coroutine's steps, "the
+# loop") in between.
+
+
+@types.coroutine
+def _suspend():
+    """An await that suspends the whole coroutine chain once (a Future's)."""
+    yield "suspended"
+
+
+def step_helper(n):
+    return len(sorted(range(n)))
+
+
+async def step_leaf(n):
+    await _suspend()
+    return step_helper(n)
+
+
+async def step_view(n):
+    a = step_helper(n)
+    await _suspend()
+    b = await step_leaf(n)
+    return a + b
+
+
+def other_helper(n):
+    return sum(range(n))
+
+
+async def other_view(n):
+    a = other_helper(n)
+    await _suspend()
+    return a + other_helper(n)
+
+
+def between_steps():
+    """What runs on the thread between a request's steps (the loop, others)."""
+    return sum(sorted(range(500)))
+
+
+def drive(coros: dict, step) -> dict:
+    """Step every coroutine once in turn until all are done; step(name, fn, arg)
+    makes one step. Returns each one's result."""
+    pending = {name: None for name in coros}
+    results = {}
+    while pending:
+        for name in list(pending):
+            try:
+                pending[name] = step(name, coros[name].send, pending[name])
+            except StopIteration as stop:
+                results[name] = stop.value
+                del pending[name]
+            between_steps()
+    return results
+
+
+def stepped(mode, source="cpu", n=50):
+    """step_view and other_view interleaved, each with its own paused profile."""
+    profilers = {"view": cp.Profiler(source, mode), "other": cp.Profiler(source, mode)}
+    for p in profilers.values():
+        p.enable()
+        p.pause()
+    with no_gc():
+        results = drive({"view": step_view(n), "other": other_view(n)},
+                        lambda name, fn, arg: profilers[name].step(fn, arg))
+    for p in profilers.values():
+        assert p.paused
+        p.disable()
+        assert p.error is None
+    assert results == {"view": 2 * n, "other": 2 * sum(range(n))}
+    return profilers
+
+
+def key(fn):
+    code = fn.__code__
+    return (code.co_filename, code.co_firstlineno, code.co_name)
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_interleaved_steps_keep_each_profile_to_its_own_frames(mode):
+    profilers = stepped(mode)
+    got = paths(profilers["view"])
+    python_paths = {p for p in got if all(k[0] != "~" for k in p)}
+    # The coroutine is a top-level call and its callees sit under it, as
+    # under a plain call: the same paths, step after step.
+    view, leaf, helper, suspend = key(step_view), key(step_leaf), key(step_helper), key(_suspend)
+    assert python_paths == {(view,), (view, helper), (view, suspend), (view, leaf), (view, leaf, suspend),
+                            (view, leaf, helper)}
+    # Three steps of step_view; step_leaf is entered by two of them (its start and its resume).
+    assert got[(view,)][0] == 3 and got[(view, leaf)][0] == 2 and got[(view, leaf, helper)][0] == 1
+    other = {k[2] for p in paths(profilers["other"]) for k in p}
+    assert {"other_view", "other_helper"} <= other
+    assert not other & {"step_view", "step_leaf", "step_helper", "between_steps"}
+    assert "between_steps" not in {k[2] for p in got for k in p}
+    if mode == "exact":  # the driver's send is not a call of the profile; the view's builtins are
+        assert (view, helper, ("~", 0, "<built-in method builtins.sorted>")) in got
+        assert not any("send" in k[2] for p in got for k in p)
+
+
+def test_stepped_counts_equal_cprofile():
+    """cProfile on 3.11 counts every resume of a coroutine as a call: so do
+    we. cProfile, enabled around each send, sees the send itself as well."""
+    pr = cProfile.Profile()
+
+    def step_under_cprofile(fn, arg):
+        pr.enable()
+        try:
+            return fn(arg)
+        finally:
+            pr.disable()
+
+    with no_gc():
+        drive({"view": step_view(50)}, lambda name, fn, arg: step_under_cprofile(fn, arg))
+    pr.create_stats()
+    driver = {CPROFILE_DISABLE, ("~", 0, "<method 'send' of 'coroutine' objects>")}
+    expected = {k: (v[0], v[1]) for k, v in pr.stats.items() if k not in driver}
+    p = cp.Profiler("cpu", "exact")
+    p.enable()
+    p.pause()
+    with no_gc():
+        drive({"view": step_view(50)}, lambda name, fn, arg: p.step(fn, arg))
+    p.disable()
+    got = {k: (f.primitive_calls, f.calls) for k, f in cp.by_function(p).items()}
+    assert not diff(expected, got), diff(expected, got)
+
+
+def test_fast_and_exact_steps_give_the_same_python_paths():
+    exact, fast = stepped("exact")["view"], stepped("fast")["view"]
+    python = {p: v for p, v in paths(exact).items() if all(k[0] != "~" for k in p)}
+    assert not diff(python, paths(fast)), diff(python, paths(fast))
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_a_call_open_across_a_pause_stays_open(mode):
+    p = cp.Profiler("cpu", mode)
+
+    def outer():
+        p.pause()
+        between_steps()  # not seen
+        p.resume()
+        return step_helper(10)
+
+    p.enable()
+    outer()
+    p.disable()
+    got = paths(p)
+    o = key(outer)
+    assert got[(o,)] == (1, 1) and got[(o, key(step_helper))] == (1, 1)
+    assert "between_steps" not in {k[2] for path in got for k in path}
+
+
+@pytest.mark.parametrize("source", ["cpu", "apportioned"])
+def test_paused_time_is_in_no_node(source):
+    """A profile that was paused all along around heavy work holds none of it."""
+    p = cp.Profiler(source, "exact")
+    p.enable()
+    p.pause()
+    for _ in range(20):
+        between_steps()
+    p.step(step_helper, 10)
+    p.disable()
+    rows = cp.nodes(p)
+    assert [r.key[2] for r in rows if r.parent < 0] == ["step_helper"]
+    assert "between_steps" not in {r.key[2] for r in rows}
+
+
+def test_step_raises_what_fn_raises_and_keeps_the_pause():
+    p = cp.Profiler("cpu", "exact")
+    p.enable()
+    p.pause()
+
+    def fails(x):
+        raise ValueError(x)
+
+    with pytest.raises(ValueError, match="boom"):
+        p.step(fails, "boom")
+    assert p.paused
+    assert p.step(step_helper, 3) == 3
+    p.disable()
+    assert {k[2] for k in cp.by_function(p)} >= {"fails", "step_helper"}
+
+
+def test_step_that_cannot_attach_runs_unprofiled():
+    paused = cp.Profiler("cpu", "exact")
+    paused.enable()
+    paused.pause()
+    running = cp.Profiler("cpu", "exact")
+    running.enable()  # allowed: the other one is paused
+    with pytest.raises(RuntimeError, match="another cpuledger Profiler"):
+        paused.resume()
+    assert paused.step(step_helper, 4) == 4  # ran, unprofiled
+    running.disable()
+    with pytest.warns(RuntimeWarning, match="a step ran unprofiled"):
+        paused.disable()
+    assert "step_helper" in {k[2] for k in cp.by_function(running)}
+    assert "step_helper" not in {k[2] for k in cp.by_function(paused)}
+    assert paused.step(step_helper, 5) == 5  # not enabled: just the call
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_pause_leaves_the_thread_free(mode):
+    p = cp.Profiler("cpu", mode)
+    p.enable()
+    p.pause()
+    assert p.enabled and p.paused
+    p.pause()  # a no-op
+    p.enable()  # of a paused profile: resume
+    assert not p.paused
+    p.disable()
+    if mode == "fast":
+        assert _native._eval_frame_state() == "default"  # installed once, removed once
+    assert sys.getprofile() is None
+
+
+def test_a_db_span_open_across_a_pause_excludes_only_its_own_cpu():
+    """A request awaiting its db call between two steps: the span's reading
+    runs start to end on the thread, so it holds whatever ran there while
+    the profile was paused; only what the span spent attached comes off the
+    profile's figure."""
+    p = cp.Profiler("apportioned", "exact")
+    scope = _native.RequestScope()
+    p.enable()
+    p.pause()
+    handle = p.step(lambda kind: scope.span_begin(kind), "db")
+    paused_cpu = time.thread_time_ns()
+    for _ in range(50):
+        between_steps()  # other requests' work, on this thread, inside the span's stretch
+    paused_cpu = time.thread_time_ns() - paused_cpu
+    p.step(lambda h: scope.span_end("db", h), handle)
+    p.disable()
+    assert p.unit == "cpu_ns" or p.unit == "instructions"
+    if p.unit == "cpu_ns":
+        assert p.excluded_cost < paused_cpu  # was >= paused_cpu before the pauses came off

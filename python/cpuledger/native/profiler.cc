@@ -367,9 +367,11 @@ bool Profiler::OpenClock(std::string* why) {
 
 bool Profiler::Enable(PyObject* self, std::string* why) {
   if (enabled_) {
-    if (PyThread_get_thread_ident() == thread_) return true;
-    *why = "already enabled on another thread";
-    return false;
+    if (PyThread_get_thread_ident() != thread_) {
+      *why = "already enabled on another thread";
+      return false;
+    }
+    return Resume(why);
   }
   if (internal::t_active != nullptr) {
     *why = "another cpuledger Profiler is enabled on this thread";
@@ -395,37 +397,94 @@ bool Profiler::Enable(PyObject* self, std::string* why) {
   stack_[0] = Context{};  // the root's sentinel: node 0
   owner_ = self;
   Py_XINCREF(owner_);
-  internal::t_active = this;
-  if (mode_ == Mode::kFast) internal::t_fast = this;
   enabled_ = true;
+  detached_ = false;
   paused_ticks_ = 0;
   pause_depth_ = 0;
   charge_base_ = 0;
   window_cost_ = 0;
   excluded_cost_ = 0;
   if (apportioned()) window_start_ = ReadFigure();  // last: the set-up is not in the figure
-  if (mode_ == Mode::kExact) PyEval_SetProfile(ProfileCallback, self);
+  Attach();
+  return true;
+}
+
+void Profiler::Attach() {
+  internal::t_active = this;
+  if (mode_ == Mode::kFast) internal::t_fast = this;
+  if (mode_ == Mode::kExact) PyEval_SetProfile(ProfileCallback, owner_);
+}
+
+void Profiler::Detach() {
+  if (mode_ == Mode::kExact) PyEval_SetProfile(nullptr, nullptr);
+  internal::t_active = nullptr;
+  internal::t_fast = nullptr;
+}
+
+void Profiler::StopClock() {
+  frozen_at_ = ReadClock();
+  running_clock_ = clock_;
+  clock_ = ClockKind::kFrozen;
+}
+
+void Profiler::StartClock() {
+  clock_ = running_clock_;
+  paused_ticks_ += ReadClock() - frozen_at_;  // the reading goes on from frozen_at_
+}
+
+bool Profiler::Pause() {
+  if (!enabled_ || detached_ || PyThread_get_thread_ident() != thread_) return false;
+  if (apportioned()) {
+    paused_figure_ = ReadFigure();
+    window_cost_ += paused_figure_ - window_start_;
+  }
+  // Inside a PauseClock stretch the clock stands already, and its
+  // ResumeClock() (in a later step) restarts it across the whole gap.
+  if (pause_depth_ == 0) StopClock();
+  Detach();  // last, as Resume() attaches last: the switch is in no figure
+  detached_ = true;
+  return true;
+}
+
+bool Profiler::Resume(std::string* why) {
+  if (!enabled_) {
+    *why = "not enabled";
+    return false;
+  }
+  if (PyThread_get_thread_ident() != thread_) {
+    *why = "enabled on another thread";
+    return false;
+  }
+  if (!detached_) return true;
+  if (internal::t_active != nullptr) {
+    *why = "another cpuledger Profiler is enabled on this thread";
+    return false;
+  }
+  detached_ = false;
+  if (pause_depth_ == 0) StartClock();
+  if (apportioned()) {
+    window_start_ = ReadFigure();
+    if (pause_depth_ > 0) detached_in_stretch_ += window_start_ - paused_figure_;
+  }
+  Attach();  // last: the set-up is not in the figure
   return true;
 }
 
 bool Profiler::Disable() {
   if (!enabled_) return true;
   if (PyThread_get_thread_ident() != thread_) return false;
-  if (apportioned()) window_cost_ = ReadFigure() - window_start_;
-  if (pause_depth_ > 0) {  // disabled inside a paused stretch: it ends here, uncosted
-    clock_ = running_clock_;
-    paused_ticks_ += ReadClock() - frozen_at_;
-    pause_depth_ = 0;
-    charge_base_ = 0;
+  if (!detached_) {
+    if (apportioned()) window_cost_ += ReadFigure() - window_start_;
+    Detach();
   }
-  if (mode_ == Mode::kExact) {
-    PyEval_SetProfile(nullptr, nullptr);
-  } else {
-    UninstallEvalFrame();
-  }
-  while (depth_ > 1) Leave();  // close the frames still running (_lsprof's flush_unmatched)
-  internal::t_active = nullptr;
-  internal::t_fast = nullptr;
+  if (mode_ == Mode::kFast) UninstallEvalFrame();
+  // Frames still running are closed (_lsprof's flush_unmatched): now, or as
+  // of the moment the clock stopped (a pause, a PauseClock stretch).
+  while (depth_ > 1) Leave();
+  if (clock_ == ClockKind::kFrozen) StartClock();
+  pause_depth_ = 0;
+  charge_base_ = 0;
+  detached_ = false;
   enabled_ = false;
   epoch_ = ++g_epoch;
   PyObject* owner = owner_;
@@ -502,13 +561,15 @@ uint32_t Profiler::InternFunction(const void* key, PyObject* object, bool builti
 }
 
 uint64_t Profiler::ReadClockSlow() {
+  // Every reading less paused_ticks_: the CPU clocks too, which count the
+  // thread's work for others between Pause() and Resume().
   switch (clock_) {
     case ClockKind::kPrimary:
-      return internal::ReadCounterPrimary(set_);
+      return internal::ReadCounterPrimary(set_) - paused_ticks_;
     case ClockKind::kCycles:
-      return internal::ReadCounterCycles(set_);
+      return internal::ReadCounterCycles(set_) - paused_ticks_;
     case ClockKind::kThreadCpu:
-      return internal::ClockNs(CLOCK_THREAD_CPUTIME_ID);
+      return internal::ClockNs(CLOCK_THREAD_CPUTIME_ID) - paused_ticks_;
     case ClockKind::kTsc:
 #if defined(__x86_64__) || defined(__i386__)
       return __builtin_ia32_rdtsc() - paused_ticks_;
@@ -530,20 +591,19 @@ uint64_t Profiler::ReadFigure() {
 
 void Profiler::PauseClock() {
   if (!enabled_ || !apportioned() || pause_depth_++ > 0) return;
-  frozen_at_ = ReadClock();
-  running_clock_ = clock_;
-  clock_ = ClockKind::kFrozen;
+  detached_in_stretch_ = 0;
+  if (!detached_) StopClock();  // else Pause() stopped it
   charge_base_ = kEventKinds;
 }
 
 void Profiler::ResumeClock(const counters::Reading& excluded) {
   if (!enabled_ || pause_depth_ == 0 || --pause_depth_ > 0) return;
-  clock_ = running_clock_;
-  paused_ticks_ += ReadClock() - frozen_at_;  // the reading goes on from frozen_at_
+  if (!detached_) StartClock();  // else Resume() starts it
   charge_base_ = 0;
   const bool instructions =
       unit_name_ == "instructions" && excluded.instructions != counters::kNotAvailable;
-  excluded_cost_ += instructions ? excluded.instructions : excluded.cpu_ns;
+  const uint64_t measured = instructions ? excluded.instructions : excluded.cpu_ns;
+  excluded_cost_ += measured > detached_in_stretch_ ? measured - detached_in_stretch_ : 0;
 }
 
 void Profiler::GrowStack() { stack_.resize(stack_.size() * 2); }

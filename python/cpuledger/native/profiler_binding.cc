@@ -136,6 +136,53 @@ void RegisterProfiler(nb::module_& m) {
           },
           "Start profiling the calling thread (calibrates once per process, mode and source).")
       .def(
+          "pause",
+          [](Profiler& self) {
+            if (!self.Pause() && self.enabled() && !self.paused())
+              throw std::runtime_error(
+                  "Profiler.pause() must be called on the thread that enabled it");
+          },
+          "Detach from the thread, keeping the profile open (call tree, open calls, the"
+          " apportioned window); nothing is seen or costed until resume(). A no-op when not"
+          " enabled or already paused.")
+      .def(
+          "resume",
+          [](Profiler& self) {
+            std::string why;
+            if (!self.Resume(&why)) throw std::runtime_error("Profiler.resume(): " + why);
+          },
+          "Re-attach a paused profile to the calling thread (the one that enabled it).")
+      .def(
+          "step",
+          [](Profiler& self, nb::handle fn, nb::handle arg) -> nb::object {
+            // Here rather than in Python: the driver's own call of fn (a
+            // coroutine's send, a PyCFunction) would be a profiled builtin
+            // above the step's frames in exact mode; called from C it is not
+            // seen, and the step's outermost frame is a top-level call.
+            bool attached = false;
+            if (self.paused()) {
+              std::string why;
+              attached = self.Resume(&why);
+              if (!attached) self.NoteFailure("a step ran unprofiled: " + why);
+            }
+            PyObject* result = PyObject_CallOneArg(fn.ptr(), arg.ptr());
+            if (attached) {
+              // fn's exception stays in flight across the detach (which may
+              // run an audit hook).
+              PyObject *type, *value, *traceback;
+              PyErr_Fetch(&type, &value, &traceback);
+              self.Pause();
+              PyErr_Restore(type, value, traceback);
+            }
+            if (result == nullptr) throw nb::python_error();
+            return nb::steal(result);
+          },
+          nb::arg("fn"), nb::arg("arg").none(),
+          "fn(arg) as one step of a paused profile: resume(), the call, pause(); returns or"
+          " raises what fn does and raises nothing of its own. Not paused: fn(arg) within the"
+          " profile as it is (enabled or not). A step that cannot attach (another profile is"
+          " attached on this thread) runs unprofiled and sets `error`.")
+      .def(
           "disable",
           [](Profiler& self) {
             bool was_enabled = self.enabled();
@@ -171,7 +218,8 @@ void RegisterProfiler(nb::module_& m) {
       .def("write", &Write, nb::arg("path"), nb::arg("format") = "pstats", nb::arg("name") = "",
            "Write the profile to `path` as pstats | pprof (uncompressed profile.proto) |"
            " speedscope | collapsed (src/profile/export.h).")
-      .def_prop_ro("enabled", &Profiler::enabled)
+      .def_prop_ro("enabled", &Profiler::enabled, "True from enable() to disable(), paused or not.")
+      .def_prop_ro("paused", &Profiler::paused, "Enabled and detached by pause().")
       .def_prop_ro("unit", &Profiler::unit)
       .def_prop_ro("source", &Profiler::source)
       .def_prop_ro("mode",
