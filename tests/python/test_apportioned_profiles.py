@@ -76,8 +76,11 @@ def test_apportioned_shares_out_the_threads_cpu(mode):
     # The whole figure is shared out, to the unit: selfs and top-level totals both sum to it.
     assert p.own_cost > 0 and p.excluded_cost == 0
     assert sum(r.self_cost for r in rows) == totals(rows) == p.own_cost
-    if p.unit == "cpu_ns":  # the figure is the thread's CPU inside the window, so within it
-        assert p.own_cost <= spent
+    if p.unit == "cpu_ns":  # the figure is the thread's CPU inside the window, so within it,
+        # up to the skew of two clocks: perf's task-clock (the profile's) and
+        # CLOCK_THREAD_CPUTIME_ID (spent) account a few microseconds apart
+        # (seen: 8 us over on 42 ms), whatever the load.
+        assert p.own_cost <= spent + max(100_000, spent // 100), (p.own_cost, spent)
     for i, r in enumerate(rows):  # totals are selfs summed up the tree
         assert r.total_cost == r.self_cost + sum(c.total_cost for c in rows if c.parent == i)
 
