@@ -252,7 +252,7 @@ class V3Peer {
           const record::ProfileFunction& f = p.functions(static_cast<int>(node.function()));
           std::string& text = texts[static_cast<size_t>(i)];
           if (node.parent() != 0) text = texts[node.parent()] + "\n";
-          text += FunctionKeyText(f.file(), f.line(), f.name());
+          text += profile::FunctionKeyText(f.file(), f.line(), f.name());
           Sums& s = by_path[CallPathHash(text)];
           if (s.text.empty()) s.text = text;
           s.calls += static_cast<int64_t>(node.calls());
@@ -275,7 +275,7 @@ class V3Peer {
             if (self[f] == 0) continue;
             const record::ProfileFunction& fn = p.functions(static_cast<int>(f));
             std::array<double, 4>& a =
-                by_function[FunctionKeyText(fn.file(), fn.line(), fn.name())];
+                by_function[profile::FunctionKeyText(fn.file(), fn.line(), fn.name())];
             const double share = self[f] / total;
             a[0] += self[f];
             a[1] += self[f] * self[f];

@@ -5,15 +5,9 @@
 
 #include "detect/internal.h"
 #include "profile/diff.h"
+#include "profile/function_key.h"
 
 namespace cpuledger::detect::internal {
-namespace {
-
-std::string FunctionText(const profile::Function& f) {
-  return f.file + ":" + std::to_string(f.line) + ":" + f.name;
-}
-
-}  // namespace
 
 Status RolloutRootCause(Run& run, Finding& f, int64_t a_from, int64_t a_to, int64_t b_from,
                         int64_t b_to) {
@@ -40,9 +34,10 @@ Status RolloutRootCause(Run& run, Finding& f, int64_t a_from, int64_t a_to, int6
   for (const profile::FunctionDiff& d : *diff) {
     if (f.top_functions.size() >= run.options.top_functions || d.delta_self() <= 0) break;
     Culprit c;
-    c.function = FunctionText(d.function);
+    c.function = profile::FunctionKeyText(d.function);
     if (!d.paths.empty())
-      for (const profile::Function& p : d.paths.front().path) c.path.push_back(FunctionText(p));
+      for (const profile::Function& p : d.paths.front().path)
+        c.path.push_back(profile::FunctionKeyText(p));
     c.before = d.before_self;
     c.after = d.after_self;
     c.added = d.delta_self();

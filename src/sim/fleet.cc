@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "profile/function_key.h"
 #include "record/hll.h"
 
 namespace cpuledger::sim {
@@ -103,7 +104,7 @@ std::vector<CallSpec> DefaultCalls(const std::string& service, const std::string
 }
 
 std::string FunctionKey(const CallSpec& call) {
-  return call.file + ":" + std::to_string(call.line) + ":" + call.name;
+  return profile::FunctionKeyText(call.file, call.line, call.name);
 }
 
 FleetConfig DefaultFleet() {

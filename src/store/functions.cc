@@ -13,38 +13,6 @@ bool FunctionLess(const profile::Function& a, const profile::Function& b) {
 
 }  // namespace
 
-// A file holding ":DIGITS:" would not round-trip.
-Result<profile::Function> ParseFunctionKey(std::string_view frame) {
-  for (size_t p = frame.find(':'); p != std::string_view::npos; p = frame.find(':', p + 1)) {
-    size_t q = p + 1;
-    uint64_t line = 0;
-    while (q < frame.size() && frame[q] >= '0' && frame[q] <= '9' && line <= UINT32_MAX)
-      line = line * 10 + static_cast<uint64_t>(frame[q++] - '0');
-    if (q == p + 1 || q >= frame.size() || frame[q] != ':' || line > UINT32_MAX) continue;
-    return profile::Function{std::string(frame.substr(0, p)), static_cast<uint32_t>(line),
-                             std::string(frame.substr(q + 1))};
-  }
-  return InvalidArgument("call path frame '" + std::string(frame) + "' is not file:line:name");
-}
-
-void AppendFunctionKey(std::string* out, std::string_view file, uint32_t line,
-                       std::string_view name) {
-  char digits[16];
-  const int n = std::snprintf(digits, sizeof digits, "%u", line);
-  out->append(file);
-  out->push_back(':');
-  out->append(digits, static_cast<size_t>(n));
-  out->push_back(':');
-  out->append(name);
-}
-
-std::string FunctionKeyText(std::string_view file, uint32_t line, std::string_view name) {
-  std::string out;
-  out.reserve(file.size() + name.size() + 12);
-  AppendFunctionKey(&out, file, line, name);
-  return out;
-}
-
 Result<FunctionSort> ParseFunctionSort(std::string_view text) {
   if (text == "self") return FunctionSort::kSelf;
   if (text == "total") return FunctionSort::kTotal;
@@ -55,7 +23,7 @@ std::string CallPathText(const std::vector<profile::Function>& path) {
   std::string out;
   for (const profile::Function& f : path) {
     if (!out.empty()) out += '\n';
-    AppendFunctionKey(&out, f.file, f.line, f.name);
+    profile::AppendFunctionKey(&out, f.file, f.line, f.name);
   }
   return out;
 }
@@ -64,7 +32,7 @@ Result<std::vector<profile::Function>> ParseCallPath(std::string_view text) {
   std::vector<profile::Function> out;
   while (!text.empty()) {
     const size_t nl = text.find('\n');
-    Result<profile::Function> f = ParseFunctionKey(text.substr(0, nl));
+    Result<profile::Function> f = profile::ParseFunctionKey(text.substr(0, nl));
     if (!f.ok()) return f.status();
     out.push_back(std::move(*f));
     text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);

@@ -30,6 +30,7 @@
 
 #include "base/status.h"
 #include "profile/call_tree.h"
+#include "profile/function_key.h"
 
 namespace cpuledger::store {
 
@@ -79,14 +80,6 @@ struct FunctionReport {
 // kFunctionTopPaths — paths kept per function in FunctionCost::top_paths.
 inline constexpr size_t kFunctionTopPaths = 3;
 
-// FunctionKeyText() / ParseFunctionKey() — the function key "file:line:name",
-// built and parsed here only. The first ":DIGITS:" separates the parts, so a
-// name may hold colons. ParseFunctionKey RETURNS: InvalidArgument without ":LINE:".
-std::string FunctionKeyText(std::string_view file, uint32_t line, std::string_view name);
-// AppendFunctionKey() — the same, appended to *out (no allocation once it has room).
-void AppendFunctionKey(std::string* out, std::string_view file, uint32_t line,
-                       std::string_view name);
-Result<profile::Function> ParseFunctionKey(std::string_view key);
 // CallPathText() / ParseCallPath() — the text form of a call path.
 // ParseCallPath RETURNS: InvalidArgument for a frame without ":LINE:".
 std::string CallPathText(const std::vector<profile::Function>& path);

@@ -1,7 +1,7 @@
 // src/store/sqlite/profile_ids.h — the small integer ids the profile
 // aggregates are keyed by: functions, call paths and profile slices.
 //
-// A function is its key "file:line:name" (FunctionKeyText). A call path is
+// A function is its key "file:line:name" (profile/function_key.h). A call path is
 // (parent path id, function id), path 0 being the root, so one integer names
 // a frame with its whole chain of callers and a deep path costs no more than
 // a shallow one. A slice is (service, endpoint, commit, unit, flag, flag

@@ -42,7 +42,7 @@ Result<std::unique_ptr<ProfileShape>> ProfileShapes::Intern(const record::Profil
   for (int f = 0; f < p.functions_size(); ++f) {
     const record::ProfileFunction& fn = p.functions(f);
     key.clear();
-    AppendFunctionKey(&key, fn.file(), fn.line(), fn.name());
+    profile::AppendFunctionKey(&key, fn.file(), fn.line(), fn.name());
     const int64_t id = ids.Function(key);
     auto [it, added] = seen.try_emplace(id, static_cast<uint32_t>(shape->functions.size()));
     if (added) shape->functions.push_back(id);

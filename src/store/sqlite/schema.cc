@@ -181,7 +181,7 @@ Status CarryCallPaths(Db& db) {
       if (!frames.ok()) return IoError("stored " + frames.status().message());
       int64_t path = 0;
       for (const profile::Function& f : *frames)
-        path = ids.Path(path, ids.Function(FunctionKeyText(f.file, f.line, f.name)));
+        path = ids.Path(path, ids.Function(profile::FunctionKeyText(f.file, f.line, f.name)));
       if (path == 0) return OkStatus();
       rows.push_back({u.Int64(0),
                       ids.Slice(SliceKey(u.Text(1), u.Text(2), u.Text(3), u.Text(4), "", "")), path,

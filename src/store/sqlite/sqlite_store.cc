@@ -1063,7 +1063,7 @@ Result<profile::CallTree> SqliteStore::FunctionTree(const FunctionQuery& query) 
     auto [fit, added] =
         function_index.try_emplace(n.function, static_cast<uint32_t>(p.functions_size()));
     if (added) {
-      Result<profile::Function> f = ParseFunctionKey(keys.at(n.function));
+      Result<profile::Function> f = profile::ParseFunctionKey(keys.at(n.function));
       if (!f.ok()) return IoError("stored " + f.status().message());
       record::ProfileFunction* pf = p.add_functions();
       pf->set_file(f->file);
