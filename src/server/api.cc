@@ -479,7 +479,8 @@ http::HttpService MakeHttpService(ApiContext& context) {
   };
   service.handle = [ctx](const httplib::Request& req, httplib::Response& res) {
     for (const Route& route : kRoutes) {
-      if (req.path != route.path || req.method != route.method) continue;
+      const bool head_of_get = req.method == "HEAD" && std::string_view(route.method) == "GET";
+      if (req.path != route.path || (req.method != route.method && !head_of_get)) continue;
       try {
         route.handler(*ctx, req, res);
       } catch (const std::exception& e) {  // a bug, not the client's fault: say so, keep serving

@@ -27,8 +27,6 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using ErrorCode = boost::system::error_code;
 
-// kRateWindow — how often a body's progress is checked against min_body_bytes_per_s.
-constexpr std::chrono::seconds kRateWindow{5};
 // kLingerTimeout — how long a closing connection's unread input is drained, so
 // that the client reads the answer rather than a reset.
 constexpr std::chrono::seconds kLingerTimeout{2};
@@ -190,7 +188,7 @@ class Session : public std::enable_shared_from_this<Session> {
           return TimeOut();
         checked_bytes_ = body_bytes_;
         checked_at_ = now;
-        Arm(std::min(deadline_, now + kRateWindow));
+        Arm(std::min(deadline_, now + Us(options().rate_window_us)));
         return;
       }
       case State::kWriting:
@@ -311,7 +309,7 @@ class Session : public std::enable_shared_from_this<Session> {
     deadline_ = request_start_ + Us(options().request_timeout_us);
     body_bytes_ = checked_bytes_ = 0;
     checked_at_ = Clock::now();
-    Arm(std::min(deadline_, checked_at_ + kRateWindow));
+    Arm(std::min(deadline_, checked_at_ + Us(options().rate_window_us)));
     if (IEquals(parser_->get()[bhttp::field::expect], "100-continue")) {
       asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
                         [self = shared_from_this()](ErrorCode ec, size_t) {
@@ -346,6 +344,7 @@ class Session : public std::enable_shared_from_this<Session> {
     state_ = State::kHandling;
     Disarm();
     const bool keep_alive = parser_->get().keep_alive();
+    head_request_ = parser_->get().method() == bhttp::verb::head;
     auto req = std::make_shared<Request>(ToRequest(parser_->get()));
     parser_.reset();
     server_->requests++;
@@ -396,8 +395,13 @@ class Session : public std::enable_shared_from_this<Session> {
           !IEquals(name, "Transfer-Encoding"))
         out.insert(name, value);
     out.keep_alive(!close);
-    out.body() = std::move(res.body);
-    out.prepare_payload();
+    if (head_request_) {
+      out.content_length(res.body.size());  // what a GET would get; no body
+    } else {
+      out.body() = std::move(res.body);
+      out.prepare_payload();
+    }
+    head_request_ = false;
     state_ = State::kWriting;
     Arm(Clock::now() + Us(options().write_timeout_us));
     bhttp::async_write(socket_, out, [self = shared_from_this(), close](ErrorCode ec, size_t) {
@@ -427,6 +431,7 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t checked_bytes_ = 0;         // body_bytes_ at checked_at_
   size_t budget_ = 0;                // held of max_body_bytes_in_flight
   bool close_after_write_ = false;
+  bool head_request_ = false;  // the answer being made is to a HEAD
   uint64_t id_;
 };
 

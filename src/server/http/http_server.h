@@ -24,6 +24,7 @@
 //     first byte; otherwise the connection is closed (408 attempted).
 //  4. handle() then runs on a worker (worker_threads of them) with the whole
 //     request; the response is written by an io thread. Keep-alive is kept.
+//     A HEAD request is handled as it comes; its answer goes out without body.
 //
 // Request and Response are cpp-httplib's value types (headers are
 // case-insensitive, params are the decoded query); httplib's server is not used.
@@ -75,8 +76,9 @@ struct HttpOptions {
   int64_t request_timeout_us = 60'000'000;  // first byte -> end of body
   int64_t idle_timeout_us = 30'000'000;     // keep-alive wait for a request
   int64_t write_timeout_us = 30'000'000;    // a response to a client that does not read
-  size_t min_body_bytes_per_s = 16u << 10;  // checked every kRateWindow (5 s)
-  size_t max_connections = 16384;           // beyond it, new ones are closed at once
+  size_t min_body_bytes_per_s = 16u << 10;  // checked every rate_window_us
+  int64_t rate_window_us = 5'000'000;
+  size_t max_connections = 16384;  // beyond it, new ones are closed at once
   // After a request whose body was at least this large, malloc_trim() gives
   // the freed heap back to the system. 0: never.
   size_t trim_after_body_bytes = 1u << 20;

@@ -173,6 +173,31 @@ TEST(HttpServerTest, ASlowBodyIsCutOffAtTheRequestDeadline) {
   EXPECT_EQ(server->stats().requests, 0u);
 }
 
+TEST(HttpServerTest, ABodySlowerThanTheMinimumRateIsCutOff) {
+  HttpOptions options;
+  options.min_body_bytes_per_s = 1000;
+  options.rate_window_us = 200'000;  // 200 bytes a window, far below the request deadline
+  auto server = StartOrDie(options, Echo());
+  ASSERT_TRUE(server);
+  Conn c(server->port());
+  ASSERT_TRUE(c.Send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\nab"));
+  ASSERT_TRUE(c.WaitClosed());
+  EXPECT_EQ(server->stats().timed_out, 1u);
+}
+
+TEST(HttpServerTest, AHeadRequestGetsTheLengthWithoutTheBody) {
+  auto server = StartOrDie(HttpOptions{}, Echo());
+  ASSERT_TRUE(server);
+  Conn c(server->port());
+  ASSERT_TRUE(c.Send("HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::string head = c.Read(kPatienceMs);
+  EXPECT_EQ(StatusOf(head), 200) << head;
+  EXPECT_NE(head.find("Content-Length: 9\r\n"), std::string::npos) << head;  // "HEAD /h 0"
+  EXPECT_EQ(head.substr(head.size() - 4), "\r\n\r\n") << head;
+  ASSERT_TRUE(c.Send("GET /g HTTP/1.1\r\nHost: t\r\n\r\n"));  // and the connection goes on
+  EXPECT_NE(c.Response().find("GET /g 0"), std::string::npos);
+}
+
 TEST(HttpServerTest, AChunkedBodyIsReadWithinTheLimitAndRefusedPastIt) {
   HttpOptions options;
   options.max_body_bytes = 1000;
@@ -262,10 +287,11 @@ TEST(HttpServerTest, BlockedHandlersDoNotStopTheReading) {
   ASSERT_TRUE(server);
   Conn held(server->port());
   ASSERT_TRUE(held.Send("GET /block HTTP/1.1\r\nHost: t\r\n\r\n"));
+  for (int waited_ms = 0; blocked.load() == 0 && waited_ms < kPatienceMs; ++waited_ms) usleep(1000);
+  ASSERT_EQ(blocked.load(), 1);  // the only worker is held
   Conn other(server->port());
   ASSERT_TRUE(other.Send("GET /refused HTTP/1.1\r\nHost: t\r\n\r\n"));
   EXPECT_EQ(StatusOf(other.Response()), 403);
-  EXPECT_EQ(blocked.load(), 1);
   {
     std::lock_guard<std::mutex> lock(mu);
     release = true;
