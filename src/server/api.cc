@@ -285,10 +285,28 @@ void HandleDiff(ApiContext& ctx, const httplib::Request& req, httplib::Response&
   });
 }
 
+// RenderHttpStats() — the HTTP layer's counters in Prometheus text.
+std::string RenderHttpStats(const http::HttpStats& s) {
+  std::string out;
+  auto one = [&out](const char* name, const char* type, const char* help, uint64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " " + std::to_string(v) + "\n";
+  };
+  one("cpuledger_http_connections", "gauge", "Client connections open.", s.connections_open);
+  one("cpuledger_http_connections_accepted_total", "counter", "Client connections accepted.",
+      s.connections_accepted);
+  one("cpuledger_http_timed_out_total", "counter",
+      "Connections closed by a header, body or write deadline (slow clients).", s.timed_out);
+  one("cpuledger_http_refused_total", "counter",
+      "Requests refused by the HTTP layer (malformed, too large, too slow, busy).", s.refused);
+  return out;
+}
+
 void HandleMetrics(ApiContext& ctx, const httplib::Request&, httplib::Response& res) {
   Result<store::StoreStats> stats = ctx.store->Stats();
   std::string text = ctx.metrics->RenderPrometheus(stats.ok() ? &*stats : nullptr);
   if (ctx.sinks != nullptr) text += RenderPrometheus(ctx.sinks->counters());
+  if (ctx.http_stats) text += RenderHttpStats(ctx.http_stats());
   res.set_content(text, "text/plain; version=0.0.4");
 }
 

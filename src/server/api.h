@@ -42,6 +42,8 @@ struct ApiContext {
   // and sent to the sinks; unset: /v1/detect answers 503.
   std::function<Result<detect::DetectReport>(int64_t, int64_t, size_t*)> detect;
   size_t max_body_bytes = 0;  // 0: no limit of our own (the HTTP layer's applies)
+  // http_stats() — the HTTP layer's counters for /metrics; unset: not shown.
+  std::function<http::HttpStats()> http_stats;
 };
 
 // MakeHttpService() — kRoutes as the HTTP layer's service: the auth check and

@@ -28,8 +28,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   s->writer_ = std::make_unique<IngestWriter>(*s->store_, s->metrics_, config.max_pending_batches,
                                               config.retention_every_us);
   s->sinks_ = std::make_unique<AlertSinks>(AlertSinkOptionsFrom(config));
-  s->context_ = ApiContext{s->store_.get(), s->writer_.get(), &s->metrics_,
-                           config.token,    s->sinks_.get(),  {}};
+  s->context_.store = s->store_.get();
+  s->context_.writer = s->writer_.get();
+  s->context_.metrics = &s->metrics_;
+  s->context_.token = config.token;
+  s->context_.sinks = s->sinks_.get();
   s->context_.max_body_bytes = config.max_body_bytes;
   Server* self = s.get();
   s->context_.detect = [self](int64_t now, int64_t window, size_t* opened) {
@@ -46,10 +49,15 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   http_options.max_body_bytes_in_flight = std::max<size_t>(8 * config.max_body_bytes, 256u << 20);
   http_options.header_timeout_us = config.header_timeout_us;
   http_options.request_timeout_us = config.request_timeout_us;
+  s->context_.http_stats = [self] {
+    const http::HttpServer* live = self->http_live_.load();
+    return live != nullptr ? live->stats() : http::HttpStats{};
+  };
   Result<std::unique_ptr<http::HttpServer>> http =
       http::HttpServer::Start(http_options, MakeHttpService(s->context_));
   if (!http.ok()) return http.status();
   s->http_ = std::move(*http);
+  s->http_live_.store(s->http_.get());
   s->port_ = s->http_->port();
   Server* raw = s.get();
   if (config.detect_every_us > 0) s->scheduler_ = std::thread([raw] { raw->ScheduleLoop(); });

@@ -13,6 +13,7 @@
 // and /healthz answers 200 as soon as Start() has returned.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -60,6 +61,7 @@ class Server {
   std::unique_ptr<IngestWriter> writer_;
   ApiContext context_;
   std::unique_ptr<http::HttpServer> http_;
+  std::atomic<const http::HttpServer*> http_live_{nullptr};  // http_, once set: for /metrics
   std::once_flag stopped_;
 
   std::unique_ptr<AlertSinks> sinks_;

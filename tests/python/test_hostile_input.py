@@ -157,6 +157,8 @@ def test_a_slow_header_client_is_cut_off_at_the_header_deadline(tmp_path):
             said = wait_closed(sock)
         assert said.startswith(b"HTTP/1.1 408"), said
         assert s.http().request("GET", "/healthz")[0] == 200
+        metrics = s.http().request("GET", "/metrics")[1].decode()
+        assert "\ncpuledger_http_timed_out_total 1\n" in metrics, metrics
     finally:
         s.stop()
 
