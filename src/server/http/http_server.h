@@ -5,8 +5,7 @@
 //
 //   HttpService service;
 //   service.admit = [](const Request& head, Response& res) { return true; };
-//   service.handle = [](const Request& req, Response& res) { res.set_content("ok", "text/plain");
-//   }; service.refuse = [](int status, const std::string& why, Response& res) { ... };
+//   service.handle = [](const Request& req, Response& res) { res.body = "ok"; };
 //   Result<std::unique_ptr<HttpServer>> http = HttpServer::Start(options, service);
 //   ...                                       // serving on (*http)->port()
 //   (*http)->Stop();                          // or let it go out of scope
@@ -18,7 +17,8 @@
 //  2. admit() runs on an io thread before any body byte is read (auth, the
 //     announced length). A malformed request line, header or Content-Length
 //     is answered 400 at once; a body larger than max_body_bytes 413 — for a
-//     chunked body as soon as the chunks pass the limit.
+//     chunked body as soon as the chunks pass the limit; a body that would
+//     pass max_body_bytes_in_flight 503 + Retry-After.
 //  3. The body must arrive at min_body_bytes_per_s at least (checked every
 //     rate window) and the whole request within request_timeout_us of its
 //     first byte; otherwise the connection is closed (408 attempted).
@@ -28,6 +28,10 @@
 //
 // Request and Response are cpp-httplib's value types (headers are
 // case-insensitive, params are the decoded query); httplib's server is not used.
+//
+// Cost: a connection is a descriptor, a timer and a read buffer (shrunk between
+// requests once it grew past 16 KiB); a request's body is one allocation of its
+// announced length. Nothing per connection waits on a thread.
 #pragma once
 
 #include <httplib.h>
@@ -109,7 +113,7 @@ class HttpServer {
   int port() const;
   HttpStats stats() const;
 
-  struct Impl;
+  struct Impl;  // internal: the state the connections share (http_server.cc)
 
  private:
   explicit HttpServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
