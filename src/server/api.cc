@@ -293,6 +293,8 @@ std::string RenderHttpStats(const http::HttpStats& s) {
            name + " " + std::to_string(v) + "\n";
   };
   one("cpuledger_http_connections", "gauge", "Client connections open.", s.connections_open);
+  one("cpuledger_http_body_bytes_in_flight", "gauge",
+      "Request body bytes being read or handled (bounded; past it, 503).", s.body_bytes_in_flight);
   one("cpuledger_http_connections_accepted_total", "counter", "Client connections accepted.",
       s.connections_accepted);
   one("cpuledger_http_timed_out_total", "counter",

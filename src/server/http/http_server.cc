@@ -551,6 +551,7 @@ HttpStats HttpServer::stats() const {
   s.timed_out = impl_->timed_out.load();
   s.refused = impl_->refused.load();
   s.requests = impl_->requests.load();
+  s.body_bytes_in_flight = impl_->body_bytes_in_flight.load();
   return s;
 }
 

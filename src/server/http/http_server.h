@@ -92,9 +92,10 @@ struct HttpOptions {
 struct HttpStats {
   uint64_t connections_open = 0;
   uint64_t connections_accepted = 0;
-  uint64_t timed_out = 0;  // closed by a header, body, idle or write deadline
-  uint64_t refused = 0;    // answered by the HTTP layer (4xx/5xx from refuse)
-  uint64_t requests = 0;   // handed to handle()
+  uint64_t timed_out = 0;             // closed by a header, body or write deadline (not idle ones)
+  uint64_t refused = 0;               // answered by the HTTP layer (4xx/5xx from refuse)
+  uint64_t requests = 0;              // handed to handle()
+  uint64_t body_bytes_in_flight = 0;  // held of max_body_bytes_in_flight now
 };
 
 class HttpServer {

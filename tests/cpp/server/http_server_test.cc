@@ -244,6 +244,32 @@ TEST(HttpServerTest, AnAnnouncedBodyOverTheLimitIs413BeforeItIsRead) {
   EXPECT_EQ(StatusOf(said), 413) << said;
 }
 
+TEST(HttpServerTest, BodiesPastTheInFlightBudgetWaitOutside) {
+  HttpOptions options;
+  options.max_body_bytes = 100;
+  options.max_body_bytes_in_flight = 100;
+  auto server = StartOrDie(options, Echo());
+  ASSERT_TRUE(server);
+  const std::string head = "POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 80\r\n\r\n";
+  Conn first(server->port());
+  ASSERT_TRUE(first.Send(head + "half"));  // holds 80 of the 100 while its body comes
+  for (int waited_ms = 0; server->stats().body_bytes_in_flight < 80 && waited_ms < kPatienceMs;
+       ++waited_ms)
+    usleep(1000);
+  ASSERT_EQ(server->stats().body_bytes_in_flight, 80u);
+  Conn second(server->port());
+  ASSERT_TRUE(second.Send(head));
+  std::string refused = second.Response();
+  EXPECT_EQ(StatusOf(refused), 503) << refused;
+  EXPECT_NE(refused.find("Retry-After: 1"), std::string::npos) << refused;
+  ASSERT_TRUE(first.Send(std::string(76, 'x')));
+  EXPECT_NE(first.Response().find("POST /p 80"), std::string::npos);
+  EXPECT_EQ(server->stats().body_bytes_in_flight, 0u);  // given back with the body
+  Conn third(server->port());
+  ASSERT_TRUE(third.Send(head + std::string(80, 'y')));
+  EXPECT_NE(third.Response().find("POST /p 80"), std::string::npos);
+}
+
 TEST(HttpServerTest, AdmitAnswersBeforeTheBodyIsRead) {
   HttpService s = Echo();
   s.admit = [](const Request& head, Response& res) {
