@@ -167,7 +167,9 @@ def test_a_thousand_slow_connections_do_not_hold_a_normal_ingest(tmp_path):
     if raise_open_file_limit() < 1100:
         import pytest
         pytest.skip("needs 1,100 open files")
-    s = ServerProcess(tmp_path / "data", token="t0k").start()
+    # Deadlines far beyond the test: every slow connection stays held throughout.
+    s = ServerProcess(tmp_path / "data", token="t0k",
+                      extra=["--header-timeout", "120s", "--request-timeout", "120s"]).start()
     slow = []
     try:
         for i in range(1000):

@@ -343,6 +343,7 @@ TEST(HttpServerTest, AThousandSlowConnectionsDoNotHoldANormalRequest) {
   if (limit.rlim_cur < 2200) GTEST_SKIP() << "needs 2,200 descriptors, has " << limit.rlim_cur;
   HttpOptions options;
   options.worker_threads = 8;
+  options.header_timeout_us = options.request_timeout_us = 120'000'000;  // all held throughout
   auto server = StartOrDie(options, Echo());
   ASSERT_TRUE(server);
   std::vector<std::unique_ptr<Conn>> slow;
