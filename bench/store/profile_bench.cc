@@ -57,6 +57,8 @@ using record::RequestRecord;
 
 constexpr int64_t kUs = 1'000'000;
 constexpr int64_t kStartS = 1709557200;  // 2024-03-04 13:00:00 UTC, an hour boundary
+// The server checkpoints every 30 s (server/ingest_writer.h); so do the runs here.
+constexpr int64_t kCheckpointEveryS = 30;
 constexpr int kWorkers = 8;
 
 bool Quick() {
@@ -364,7 +366,8 @@ PageBytes MeasurePages(const std::string& path) {
   static const std::set<std::string> kProfileTables = {
       "functions",         "call_paths",        "profile_slices",
       "profile_requests",  "path_costs",        "function_moments",
-      "function_entities", "function_requests", "function_moment_requests"};
+      "function_entities", "function_requests", "function_moment_requests",
+      "profile_deltas"};
   PageBytes out;
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) return out;
@@ -481,6 +484,7 @@ void BytesFigures(const std::string& workload, const std::vector<RequestRecord>&
       if (t >= hour_s)
         for (const Batch& b : batches) measured += static_cast<uint64_t>(b.records_size());
       if (Append(**store, batches) < 0) return;
+      if (t % kCheckpointEveryS == kCheckpointEveryS - 1) (void)(*store)->Checkpoint();
       if (with_peer) old.Append(batches);
     }
     const PageBytes new_end = MeasurePages(path), old_end = MeasurePages(old_path);
@@ -517,7 +521,10 @@ void BytesFigures(const std::string& workload, const std::vector<RequestRecord>&
   RemoveStoreFiles(old_path);
 }
 
-// AppendFigures() — AppendBatches() time per second of traffic at `rate`.
+// AppendFigures() — AppendBatches() time per second of traffic at `rate`,
+// and the checkpoints between them (every kCheckpointEveryS, as the server's
+// ingest writer runs them). The first call interns every function and path
+// and is shown apart: a code base is new to the store once, not every second.
 void AppendFigures(const std::string& workload, const std::vector<RequestRecord>& pool, double rate,
                    int64_t seconds, std::vector<Figure>* figures) {
   const std::string path = TempPath("profile_bench_append_" + workload);
@@ -526,24 +533,41 @@ void AppendFigures(const std::string& workload, const std::vector<RequestRecord>
     Result<std::unique_ptr<Store>> store = OpenSqliteStore({.path = path});
     if (!store.ok()) return;
     Feeder feed(pool, rate);
-    std::vector<double> ms, cpu_ms;
+    std::vector<double> ms, cpu_ms, checkpoint_ms;
+    double first_ms = 0;
     for (int64_t t = 0; t < seconds; ++t) {
       std::vector<Batch> batches = feed.Second(t);
       double cpu = 0;
       const double s = Append(**store, batches, &cpu);
       if (s < 0) return;
-      ms.push_back(s * 1e3);
-      cpu_ms.push_back(cpu * 1e3);
+      if (t == 0) {
+        first_ms = s * 1e3;
+      } else {
+        ms.push_back(s * 1e3);
+        cpu_ms.push_back(cpu * 1e3);
+      }
+      if (t % kCheckpointEveryS == kCheckpointEveryS - 1 || t == seconds - 1) {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (Status c = (*store)->Checkpoint(); !c.ok()) return;
+        checkpoint_ms.push_back(SecondsSince(t0) * 1e3);
+      }
     }
     const double p50 = Percentile(ms, 0.5), p99 = Percentile(ms, 0.99);
-    char v[160], name[120];
+    char v[200], name[120];
     std::snprintf(v, sizeof v,
-                  "p50 %.0f ms, p99 %.0f ms, max %.0f ms (CPU p50 %.0f ms; %lld calls)", p50, p99,
-                  *std::max_element(ms.begin(), ms.end()), Percentile(cpu_ms, 0.5),
-                  static_cast<long long>(seconds));
+                  "p50 %.0f ms, p99 %.0f ms, max %.0f ms (CPU p50 %.0f ms; %zu calls); first "
+                  "call %.0f ms",
+                  p50, p99, *std::max_element(ms.begin(), ms.end()), Percentile(cpu_ms, 0.5),
+                  ms.size(), first_ms);
     std::snprintf(name, sizeof name, "%s @ %g/s: AppendBatches() per second of traffic",
                   workload.c_str(), rate);
     figures->push_back({name, v, "p99 <= 250 ms", p99 <= 250 ? "met" : "missed"});
+    const double worst = *std::max_element(checkpoint_ms.begin(), checkpoint_ms.end());
+    std::snprintf(v, sizeof v, "max %.0f ms (%zu checkpoints, each %d s of traffic)", worst,
+                  checkpoint_ms.size(), static_cast<int>(kCheckpointEveryS));
+    std::snprintf(name, sizeof name, "%s @ %g/s: Checkpoint() of the profile sums",
+                  workload.c_str(), rate);
+    figures->push_back({name, v, "<= 250 ms", worst <= 250 ? "met" : "missed"});
   }
   RemoveStoreFiles(path);
 }
@@ -573,7 +597,7 @@ int main(int argc, char** argv) {
   };
   const std::vector<Case> cases = {
       {"append sim", [&] { AppendFigures("sim", sim, 2000, quick ? 10 : 120, &figures); }},
-      {"append app-like", [&] { AppendFigures("app-like", app, 2000, quick ? 3 : 20, &figures); }},
+      {"append app-like", [&] { AppendFigures("app-like", app, 2000, quick ? 3 : 61, &figures); }},
       // At 2,000/s the second 2 minutes of an hour: its rows exist already.
       {"bytes sim 2000", [&] { BytesFigures("sim", sim, 2000, quick ? 10 : 120, true, &figures); }},
       {"bytes sim 10", [&] { BytesFigures("sim", sim, 10, hour, true, &figures); }},

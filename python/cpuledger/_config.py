@@ -1,51 +1,168 @@
 """Settings glue: one validated Config from a Django ``CPULEDGER`` dict or
-WSGI/ASGI keyword arguments. Bad settings fail at start-up, naming the key."""
+WSGI/ASGI keyword arguments. Bad settings fail at start-up, naming the key.
+
+``SETTINGS`` is the one table of settings: name, type, default and meaning.
+The validation below reads it, and the README's settings table is checked
+against it by tests/python/test_parity.py."""
 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import os
 import socket
 import subprocess
+import sys
 import urllib.parse
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, NamedTuple, Optional, get_args
 
 
 class ConfigError(ValueError):
     """A cpuledger setting is wrong; the message names the key."""
 
 
-# Every key a user may set, with its default. Keys are upper case in Django's
-# CPULEDGER dict and lower case as WSGI/ASGI keyword arguments.
-DEFAULTS: dict[str, Any] = {
-    "ENABLED": True,
-    "SERVER_URL": None,          # required when ENABLED
-    "TOKEN": "",
-    "SAMPLE_RATE": 0.01,
-    "ENDPOINT_SAMPLE_RATES": {},  # endpoint -> rate, overrides SAMPLE_RATE
-    "SERVICE": None,              # default: the Django settings module / the app's name
-    "HOST": None,                 # default: socket.gethostname()
-    "CLUSTER": "",
-    "REGION": "",
-    "COMMIT": None,               # default: $COMMIT_ENV, else `git rev-parse --short HEAD`
-    "COMMIT_ENV": "CPULEDGER_COMMIT",
-    "FLAGS": None,                # callable(request) -> {name: value}; Django default: waffle
-    "USER_KEY": None,             # callable(request) -> str | None
-    "USER_SALT": "",
-    "REQUEST_ID_HEADER": "X-Request-ID",
-    "SPOOL_DIR": "",
-    "COUNTER_SOURCE": "auto",
-    "QUEUE_CAPACITY": 10000,
-    "BATCH_MAX_RECORDS": 1000,
-    "BATCH_MAX_DELAY_MS": 1000,
-    "PROFILE_RATE": 0.0,          # share of sampled requests that also carry a function profile
-    "PROFILE_MODE": "fast",       # "fast" (eval-frame hook, Python frames) | "exact" (cProfile-like)
-    # auto (= apportioned: the request's bill, less its db and cache spans, shared over
-    # TSC-timed frames) | apportioned | instructions | cycles | cpu | wall (measured per frame)
-    "PROFILE_SOURCE": "auto",
-}
+# The names the native side uses (src/counters/counters.h SourceName and the
+# record's counter_source): one spelling, so a setting that works here is a
+# name the server accepts too. _native.pyi spells the same literals.
+CounterSourceName = Literal["auto", "hardware", "task_clock", "thread_cputime"]
+ProfileSourceName = Literal["auto", "apportioned", "instructions", "cycles", "cpu", "wall"]
+ProfileModeName = Literal["fast", "exact"]
+COUNTER_SOURCES: tuple[str, ...] = get_args(CounterSourceName)
+PROFILE_SOURCES: tuple[str, ...] = get_args(ProfileSourceName)
+PROFILE_MODES: tuple[str, ...] = get_args(ProfileModeName)
+
+
+def _fail(key: str, why: str) -> ConfigError:
+    return ConfigError(f"cpuledger setting {key}: {why}")
+
+
+def _optional_bool(key: str, value: Any) -> Optional[bool]:
+    if value is not None and not isinstance(value, bool):
+        raise _fail(key, f"must be True, False or None, got {value!r}")
+    return value
+
+
+def _rate(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(key, f"must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise _fail(key, f"must be in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _rates(key: str, value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise _fail(key, "must be a dict of endpoint -> rate")
+    return {str(k): _rate(f"{key}[{k!r}]", v) for k, v in value.items()}
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _fail(key, f"must be a positive integer, got {value!r}")
+    return value
+
+
+def _string(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _fail(key, f"must be a string, got {value!r}")
+    return value
+
+
+def _optional_string(key: str, value: Any) -> Optional[str]:
+    return None if value is None else _string(key, value)
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def check(key: str, value: Any) -> str:
+        if value not in options:
+            raise _fail(key, f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _callable(key: str, value: Any) -> Optional[Callable]:
+    if value is None:
+        return None
+    if isinstance(value, str):  # a dotted path, as Django settings usually say
+        module, _, name = value.rpartition(".")
+        try:
+            value = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise _fail(key, f"cannot import {value!r}: {e}") from None
+    if not callable(value):
+        raise _fail(key, f"must be a callable or a dotted path to one, got {value!r}")
+    return value
+
+
+def _url(key: str, value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _fail(key, f"must be a URL such as http://127.0.0.1:8750, got {value!r}")
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/"):
+        raise _fail(key, f"must be http(s)://host[:port] with no path, got {value!r}")
+    try:
+        parsed.port
+    except ValueError:
+        raise _fail(key, f"has a bad port: {value!r}") from None
+    return value.rstrip("/")
+
+
+class Setting(NamedTuple):
+    """One row of the settings table (and of the README's)."""
+
+    name: str       # upper case in Django's CPULEDGER dict, lower case as a WSGI/ASGI keyword
+    type: str       # as the README says it
+    default: Any
+    meaning: str
+    check: Callable[[str, Any], Any]
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ENABLED", "bool or None", None,
+            "record at all; None: yes, except under a test runner (pytest, manage.py test)", _optional_bool),
+    Setting("SERVER_URL", "str or None", None, "the `cpuledger serve` to send to (required when recording)", _url),
+    Setting("TOKEN", "str", "", "bearer token for the server", _string),
+    Setting("SAMPLE_RATE", "float", 0.01, "share of requests that get a CPU bill (all are counted)", _rate),
+    Setting("ENDPOINT_SAMPLE_RATES", "dict[str, float]", {}, "endpoint -> rate, overrides SAMPLE_RATE", _rates),
+    Setting("SERVICE", "str or None", None, "service name; None: the settings module / the app's name",
+            _optional_string),
+    Setting("HOST", "str or None", None, "host name; None: socket.gethostname()", _optional_string),
+    Setting("CLUSTER", "str", "", "cluster dimension", _string),
+    Setting("REGION", "str", "", "region dimension", _string),
+    Setting("COMMIT", "str or None", None, "running commit; None: $COMMIT_ENV, else `git rev-parse`",
+            _optional_string),
+    Setting("COMMIT_ENV", "str", "CPULEDGER_COMMIT", "the environment variable that holds the commit", _string),
+    Setting("FLAGS", "callable, str or None", None,
+            "callable(request) -> {flag: value}, or its dotted path; Django default: django-waffle", _callable),
+    Setting("USER_KEY", "callable, str or None", None,
+            "callable(request) -> active-user key (hashed before it leaves); Django default: user or session",
+            _callable),
+    Setting("USER_SALT", "str", "", "salt of the user-key hash", _string),
+    Setting("REQUEST_ID_HEADER", "str", "X-Request-ID",
+            "header whose value decides sampling, so one trace is sampled everywhere", _string),
+    Setting("SPOOL_DIR", "str or None", None,
+            "where batches wait while the server is down; None: $XDG_CACHE_HOME/cpuledger/spool "
+            "(else ~/.cache/cpuledger/spool); \"\": no spool", _optional_string),
+    Setting("COUNTER_SOURCE", "str", "auto", "auto, hardware, task_clock or thread_cputime (the names records carry)",
+            _choice(COUNTER_SOURCES)),
+    Setting("QUEUE_CAPACITY", "int", 10000, "records queued before new ones are dropped (and counted)",
+            _positive_int),
+    Setting("BATCH_MAX_RECORDS", "int", 1000, "records per batch", _positive_int),
+    Setting("BATCH_MAX_DELAY_MS", "int", 1000, "longest a record waits for its batch", _positive_int),
+    Setting("PROFILE_RATE", "float", 0.0, "share of sampled requests that also carry a function profile (Django, WSGI; not ASGI)", _rate),
+    Setting("PROFILE_MODE", "str", "fast",
+            "fast (eval-frame hook, Python frames) or exact (cProfile-equal counts)", _choice(PROFILE_MODES)),
+    Setting("PROFILE_SOURCE", "str", "auto",
+            "auto (= apportioned: the bill less db and cache, shared over TSC-timed frames), "
+            "apportioned, or read per frame: instructions, cycles, cpu, wall", _choice(PROFILE_SOURCES)),
+)
+DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -74,54 +191,14 @@ class Config:
     profile_source: str = "auto"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-
-def _fail(key: str, why: str) -> ConfigError:
-    return ConfigError(f"cpuledger setting {key}: {why}")
-
-
-def _rate(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(key, f"must be a number in [0, 1], got {value!r}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise _fail(key, f"must be in [0, 1], got {value!r}")
-    return float(value)
+    def with_flags(self, flags: Callable) -> "Config":
+        return replace(self, flags=flags)
 
 
-def _positive_int(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise _fail(key, f"must be a positive integer, got {value!r}")
-    return value
-
-
-def _callable(key: str, value: Any) -> Optional[Callable]:
-    if value is None:
-        return None
-    if isinstance(value, str):  # a dotted path, as Django settings usually say
-        module, _, name = value.rpartition(".")
-        try:
-            value = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError) as e:
-            raise _fail(key, f"cannot import {value!r}: {e}") from None
-    if not callable(value):
-        raise _fail(key, f"must be a callable or a dotted path to one, got {value!r}")
-    return value
-
-
-def _url(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail(key, f"must be a URL such as http://127.0.0.1:8750, got {value!r}")
-    parsed = urllib.parse.urlsplit(value)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/"):
-        raise _fail(key, f"must be http(s)://host[:port] with no path, got {value!r}")
-    try:
-        parsed.port
-    except ValueError:
-        raise _fail(key, f"has a bad port: {value!r}") from None
-    return value.rstrip("/")
-
-
+@functools.lru_cache(maxsize=None)
 def detect_commit(env_var: str, cwd: Optional[str] = None) -> str:
-    """The running code's commit: $env_var, else `git rev-parse --short HEAD`, else ""."""
+    """The running code's commit: $env_var, else `git rev-parse --short HEAD`, else "".
+    Cached: every middleware instance asks, and git costs a process."""
     if os.environ.get(env_var):
         return os.environ[env_var]
     try:
@@ -132,10 +209,31 @@ def detect_commit(env_var: str, cwd: Optional[str] = None) -> str:
         return ""
 
 
-def build_config(settings: Mapping[str, Any], *, default_service: str, source: str,
-                 cwd: Optional[str] = None) -> Config:
-    """Validate `settings` (upper-case keys) into a Config. `source` names where
-    the settings came from, for messages ("settings.CPULEDGER", "CpuLedgerWSGI(...)")."""
+def app_name(app: Any) -> str:
+    """The default SERVICE of a wrapped WSGI/ASGI app: the name of the app
+    object (Flask's name, FastAPI's title), not of its wsgi_app method."""
+    owner = getattr(app, "__self__", app)
+    for attr in ("name", "title", "__name__"):
+        value = getattr(owner, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(owner).__name__
+
+
+def default_spool_dir() -> str:
+    """Per user, so that pasting the README's settings never needs root."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return os.path.join(cache, "cpuledger", "spool")
+
+
+def under_test_runner() -> bool:
+    """True in the process that runs pytest's tests. The environment variable
+    alone would also catch servers a test starts (they inherit it), and they
+    are apps under test, not the runner."""
+    return bool(os.environ.get("PYTEST_CURRENT_TEST")) and "_pytest" in sys.modules
+
+
+def _check_keys(settings: Mapping[str, Any], source: str) -> None:
     if not isinstance(settings, Mapping):
         raise ConfigError(f"{source} must be a dict, got {type(settings).__name__}")
     for key in settings:
@@ -143,44 +241,39 @@ def build_config(settings: Mapping[str, Any], *, default_service: str, source: s
             close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConfigError(f"{source}: unknown cpuledger setting {key!r}{hint}")
-    s = {**DEFAULTS, **settings}
-    enabled = bool(s["ENABLED"])
-    server_url = _url("SERVER_URL", s["SERVER_URL"]) if enabled or s["SERVER_URL"] else ""
-    rates = s["ENDPOINT_SAMPLE_RATES"]
-    if not isinstance(rates, Mapping):
-        raise _fail("ENDPOINT_SAMPLE_RATES", "must be a dict of endpoint -> rate")
-    source_name = s["COUNTER_SOURCE"]
-    if source_name not in ("auto", "hardware", "task_clock", "thread_cputime"):
-        raise _fail("COUNTER_SOURCE", f"must be auto, hardware, task_clock or thread_cputime, got {source_name!r}")
-    if s["PROFILE_MODE"] not in ("fast", "exact"):
-        raise _fail("PROFILE_MODE", f"must be fast or exact, got {s['PROFILE_MODE']!r}")
-    if s["PROFILE_SOURCE"] not in ("auto", "apportioned", "instructions", "cycles", "cpu", "wall"):
-        raise _fail("PROFILE_SOURCE", "must be auto, apportioned, instructions, cycles, cpu or wall, "
-                    f"got {s['PROFILE_SOURCE']!r}")
-    for key in ("TOKEN", "CLUSTER", "REGION", "USER_SALT", "REQUEST_ID_HEADER", "SPOOL_DIR", "COMMIT_ENV"):
-        if not isinstance(s[key], str):
-            raise _fail(key, f"must be a string, got {s[key]!r}")
+
+
+def build_config(settings: Mapping[str, Any], *, default_service: str, source: str,
+                 cwd: Optional[str] = None, testing: bool = False) -> Config:
+    """Validate `settings` (upper-case keys) into a Config. `source` names where
+    the settings came from, for messages ("settings.CPULEDGER", "CpuLedgerWSGI(...)");
+    `testing` is the framework's own sign of a test run (ENABLED=None turns off)."""
+    _check_keys(settings, source)
+    s = {s.name: s.check(s.name, settings.get(s.name, s.default)) for s in SETTINGS}
+    enabled = s["ENABLED"] if s["ENABLED"] is not None else not (testing or under_test_runner())
+    if enabled and s["SERVER_URL"] is None:
+        raise _fail("SERVER_URL", "is required when recording (e.g. http://127.0.0.1:8750)")
     return Config(
         enabled=enabled,
-        server_url=server_url,
+        server_url=s["SERVER_URL"] or "",
         token=s["TOKEN"],
-        sample_rate=_rate("SAMPLE_RATE", s["SAMPLE_RATE"]),
-        endpoint_sample_rates={str(k): _rate(f"ENDPOINT_SAMPLE_RATES[{k!r}]", v) for k, v in rates.items()},
-        service=str(s["SERVICE"] or default_service),
-        host=str(s["HOST"] or socket.gethostname()),
+        sample_rate=s["SAMPLE_RATE"],
+        endpoint_sample_rates=s["ENDPOINT_SAMPLE_RATES"],
+        service=s["SERVICE"] or default_service,
+        host=s["HOST"] or socket.gethostname(),
         cluster=s["CLUSTER"],
         region=s["REGION"],
-        commit=str(s["COMMIT"]) if s["COMMIT"] else detect_commit(s["COMMIT_ENV"], cwd),
-        flags=_callable("FLAGS", s["FLAGS"]),
-        user_key=_callable("USER_KEY", s["USER_KEY"]),
+        commit=s["COMMIT"] if s["COMMIT"] else detect_commit(s["COMMIT_ENV"], cwd),
+        flags=s["FLAGS"],
+        user_key=s["USER_KEY"],
         user_salt=s["USER_SALT"],
         request_id_header=s["REQUEST_ID_HEADER"],
-        spool_dir=s["SPOOL_DIR"],
-        counter_source=source_name,
-        queue_capacity=_positive_int("QUEUE_CAPACITY", s["QUEUE_CAPACITY"]),
-        batch_max_records=_positive_int("BATCH_MAX_RECORDS", s["BATCH_MAX_RECORDS"]),
-        batch_max_delay_ms=_positive_int("BATCH_MAX_DELAY_MS", s["BATCH_MAX_DELAY_MS"]),
-        profile_rate=_rate("PROFILE_RATE", s["PROFILE_RATE"]),
+        spool_dir=default_spool_dir() if s["SPOOL_DIR"] is None else s["SPOOL_DIR"],
+        counter_source=s["COUNTER_SOURCE"],
+        queue_capacity=s["QUEUE_CAPACITY"],
+        batch_max_records=s["BATCH_MAX_RECORDS"],
+        batch_max_delay_ms=s["BATCH_MAX_DELAY_MS"],
+        profile_rate=s["PROFILE_RATE"],
         profile_mode=s["PROFILE_MODE"],
         profile_source=s["PROFILE_SOURCE"],
     )

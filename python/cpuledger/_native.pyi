@@ -1,6 +1,13 @@
 """Type stub for cpuledger._native, the C++ core (see python/cpuledger/native/)."""
 
-from typing import Optional, TypedDict
+from typing import Literal, Optional, TypedDict
+
+# The spellings of src/counters/counters.h (SourceName) and of the profiler;
+# _config.py reads the same literals (CounterSourceName, ProfileSourceName,
+# ProfileModeName) and a test holds the two files to one set.
+CounterSourceName = Literal["auto", "hardware", "task_clock", "thread_cputime"]
+ProfileSourceName = Literal["auto", "apportioned", "instructions", "cycles", "cpu", "wall"]
+ProfileModeName = Literal["fast", "exact"]
 
 class Reading(TypedDict):
     instructions: Optional[int]
@@ -13,7 +20,7 @@ class Reading(TypedDict):
 class Counters:
     """CPU counters of the calling thread, from the best source available."""
 
-    def __init__(self, source: str = "") -> None: ...
+    def __init__(self, source: CounterSourceName | Literal[""] = "") -> None: ...
     def read(self) -> Reading: ...
     def read_primary(self) -> int: ...
     @property
@@ -40,8 +47,8 @@ class Profiler:
 
     def __init__(
         self,
-        source: str = "auto",
-        mode: str = "exact",
+        source: ProfileSourceName = "auto",
+        mode: ProfileModeName = "exact",
         calibrate: bool = True,
         max_nodes: int = 200000,
     ) -> None: ...
@@ -87,7 +94,7 @@ def _set_passthrough_eval_frame(on: bool) -> bool: ...
 def _passthrough_frames() -> int: ...
 def _set_noop_profile(on: bool) -> None: ...
 
-def configure_counters(source: str) -> None:
+def configure_counters(source: CounterSourceName) -> None:
     """Set the counter source threads open on first use ('auto', 'hardware', ...)."""
 
 def thread_counter_source() -> str:

@@ -1,8 +1,22 @@
-"""The per-process half of the middleware: the native Recorder, the sampling
-decision, and the promise that nothing from cpuledger reaches the application.
+"""The middleware core, shared by Django, WSGI and ASGI: the sampling and
+profiling decisions, the request's scope from ``begin`` to ``finish``, the
+one recorder of the process, and the promise that nothing from cpuledger
+reaches the application.
 
-Framework modules (django.py, wsgi.py, asgi.py) call only this module and the
-native extension."""
+The framework modules (django.py, wsgi.py, asgi.py) are adapters: they say
+where a request starts and ends, what its endpoint, method and status are,
+and call only this module and the native extension.
+
+Sampling. Each request draws one number u in [0, 1) — a hash of its request
+id when it has one (every service that sees the id decides alike), else a
+random draw — and is sampled when u < rate(endpoint). A framework that knows
+the endpoint before the application runs (Django resolves it) passes it to
+``begin``; the others learn it only after routing, so ``begin`` starts the
+counters when u is below the largest rate the request could get, and
+``finish`` keeps the bill only when u is below its endpoint's rate. Every
+endpoint is thus sampled at exactly its own rate; the cost is that requests
+between the two rates are metered (and profiled) for nothing.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +27,8 @@ import logging
 import os
 import random
 import threading
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
 
 from cpuledger import _native
 from cpuledger._config import Config
@@ -27,99 +42,262 @@ _UNIT = float(1 << 64)
 current_scope: contextvars.ContextVar[Optional[Any]] = contextvars.ContextVar("cpuledger_scope", default=None)
 
 
+_logged_errors: set[str] = set()
+
+
+def internal_error(where: str, exc: BaseException) -> None:
+    """Log an internal error once per kind (later ones are not logged). Never raises."""
+    try:
+        key = f"{where}:{type(exc).__name__}"
+        if key not in _logged_errors:
+            _logged_errors.add(key)
+            log.warning("cpuledger: internal error in %s (%r); the request was not affected, "
+                        "further errors of this kind are not logged", where, exc)
+    except Exception:
+        pass
+
+
 @contextlib.contextmanager
 def span(kind: str):
     """Time a block as part of the current sampled request: kind "db", "cache",
-    or any custom name. A no-op outside a sampled request."""
+    or any custom name. A no-op outside a sampled request; a failure to time
+    it never fails the block."""
     scope = current_scope.get()
-    if scope is None:
-        yield
-        return
-    handle = scope.span_begin(kind)
+    handle = None
+    if scope is not None:
+        try:
+            handle = scope.span_begin(kind)
+        except Exception as e:
+            internal_error("span", e)
     try:
         yield
     finally:
-        scope.span_end(kind, handle)
+        if handle is not None:
+            try:
+                scope.span_end(kind, handle)
+            except Exception as e:
+                internal_error("span", e)
+
+
+def step(scope: Optional[Any], resume: bool) -> Optional[Any]:
+    """Resume or suspend a step-metered scope; None from then on if it fails
+    (the bill is short, the application unaffected)."""
+    if scope is None:
+        return None
+    try:
+        scope.resume() if resume else scope.suspend()
+        return scope
+    except Exception as e:
+        internal_error("step", e)
+        return None
+
+
+# --- one recorder per process ------------------------------------------------
+#
+# A recorder is a sender thread, a queue and a spool directory: one per
+# process, however many middleware instances there are (Django's test client
+# builds one per client). Middleware with different recorder settings (two
+# services in one process) get one recorder per distinct set.
+
+_RECORDER_FIELDS = ("server_url", "token", "spool_dir", "service", "host", "cluster", "region", "commit",
+                    "queue_capacity", "batch_max_records", "batch_max_delay_ms", "user_salt")
+_recorders: dict[tuple, Any] = {}
+_recorders_lock = threading.Lock()
+
+
+def _recorder_key(config: Config) -> tuple:
+    return tuple(getattr(config, f) for f in _RECORDER_FIELDS) + (config.counter_source,)
+
+
+def _start_recorder(config: Config) -> Any:
+    _native.configure_counters(config.counter_source)
+    kwargs = {f: getattr(config, f) for f in _RECORDER_FIELDS[1:]}
+    spool_is_new = bool(config.spool_dir) and not os.path.isdir(config.spool_dir)
+    recorder = _native.Recorder(config.server_url, **kwargs)
+    log.info("cpuledger: recording %s to %s, spooling to %s (pid %d)", config.service, config.server_url,
+             config.spool_dir or "nowhere (SPOOL_DIR is empty)", os.getpid())
+    if spool_is_new:  # a new directory on disk is worth a line even where INFO is not shown
+        log.warning("cpuledger: created the spool directory %s (SPOOL_DIR chooses another, \"\" none)",
+                    config.spool_dir)
+    return recorder
+
+
+def shared_recorder(config: Config) -> Any:
+    """The process's recorder for these settings, started on first use."""
+    key = _recorder_key(config)
+    with _recorders_lock:
+        recorder = _recorders.get(key)
+        if recorder is None:
+            if _recorders:
+                log.warning("cpuledger: a second recorder in pid %d: middleware settings differ "
+                            "(service %r)", os.getpid(), config.service)
+            recorder = _recorders[key] = _start_recorder(config)
+        return recorder
+
+
+def _after_fork_in_child() -> None:
+    """gunicorn forks workers after the app (and so the recorders) may have
+    been made: each child needs its own sender thread and sender id."""
+    global _recorders_lock
+    _recorders_lock = threading.Lock()  # another thread may have held it across fork()
+    for recorder in _recorders.values():
+        try:
+            recorder.after_fork_in_child()
+        except Exception as e:  # never let the child's start-up fail because of us
+            log.warning("cpuledger: recorder after fork failed (%r)", e)
+
+
+def _close_all(timeout_s: float = 5.0) -> None:
+    for recorder in list(_recorders.values()):
+        try:
+            recorder.close(timeout_s)
+        except Exception as e:
+            log.warning("cpuledger: recorder close failed (%r)", e)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all)
+
+
+# --- one request -------------------------------------------------------------
+
+
+def environ_key(header: str) -> str:
+    """Where a WSGI environ (and Django's META) keeps `header`: X-Request-ID -> HTTP_X_REQUEST_ID."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+def _draw(request_id: str, salt: str) -> float:
+    """u in [0, 1): from the request id when there is one, else random."""
+    if request_id:
+        return int(_native.hash_user(request_id, salt), 16) / _UNIT
+    return random.random()
+
+
+def _below(u: float, rate: float) -> bool:
+    # rate 1 always samples, even the one id whose hash rounds to 1.0.
+    return rate >= 1.0 or u < rate
+
+
+@dataclass
+class Request:
+    """One request from ``begin`` to ``finish``. `scope` is None when the
+    request cannot be sampled whatever its endpoint turns out to be."""
+
+    u: float
+    request_id: str
+    scope: Optional[Any] = None
+    token: Optional[contextvars.Token] = None
+    profiler: Optional[Any] = None
 
 
 class Runtime:
-    """One per process and config: owns the Recorder and counts internal errors."""
+    """One per middleware instance; the recorder behind it is shared."""
 
     def __init__(self, config: Config):
         self.config = config
         self.errors = 0
-        self._logged: set[str] = set()
-        self.recorder: Optional[Any] = None
+        rates = [config.sample_rate, *config.endpoint_sample_rates.values()]
+        self._max_rate = max(rates)
+        # With every rate 0 or 1 the draw decides nothing: skip its hash.
+        self._draws = any(0.0 < r < 1.0 for r in rates)
         # Each serving thread's profiler, reset between requests: the call
         # paths it has seen stay warm (see Profiler.reset).
         self._profilers = threading.local()
+        self.recorder: Optional[Any] = shared_recorder(config) if config.enabled else None
         if not config.enabled:
-            return
-        _native.configure_counters(config.counter_source)
-        self.recorder = _native.Recorder(
-            config.server_url, token=config.token, spool_dir=config.spool_dir,
-            service=config.service, host=config.host, cluster=config.cluster,
-            region=config.region, commit=config.commit, queue_capacity=config.queue_capacity,
-            batch_max_records=config.batch_max_records,
-            batch_max_delay_ms=config.batch_max_delay_ms, user_salt=config.user_salt)
-        # gunicorn forks workers after the app (and so this recorder) may have
-        # been created: each child needs its own sender thread and sender id.
-        os.register_at_fork(after_in_child=self._after_fork)
-        atexit.register(self.close)
+            log.info("cpuledger: not recording (ENABLED is False, or None under a test runner)")
 
-    def _after_fork(self) -> None:
-        try:
-            if self.recorder is not None:
-                self.recorder.after_fork_in_child()
-        except Exception as e:  # never let the child's start-up fail because of us
-            self.error("fork", e)
-
-    def close(self, timeout_s: float = 5.0) -> None:
-        if self.recorder is not None:
-            try:
-                self.recorder.close(timeout_s)
-            except Exception as e:
-                self.error("close", e)
+    @property
+    def recording(self) -> bool:
+        return self.recorder is not None
 
     def error(self, where: str, exc: BaseException) -> None:
         """Count an internal error; log each kind once. Never raises."""
-        try:
-            self.errors += 1
-            key = f"{where}:{type(exc).__name__}"
-            if key not in self._logged:
-                self._logged.add(key)
-                log.warning("cpuledger: internal error in %s (%r); the request was not affected, "
-                            "further errors of this kind are counted silently", where, exc)
-        except Exception:
-            pass
+        self.errors += 1
+        internal_error(where, exc)
 
     def rate_for(self, endpoint: Optional[str]) -> float:
-        if endpoint is not None:
-            rate = self.config.endpoint_sample_rates.get(endpoint)
-            if rate is not None:
-                return rate
-        return self.config.sample_rate
+        rate = self.config.endpoint_sample_rates.get(endpoint) if endpoint is not None else None
+        return self.config.sample_rate if rate is None else rate
 
-    @staticmethod
-    def decide(rate: float, request_id: Optional[str]) -> bool:
-        """Sampled or not, decided once at request start. With a request id the
-        answer is a function of the id, so every service that sees the same
-        id (and rate) samples the same trace."""
-        if rate >= 1.0:
-            return True
-        if rate <= 0.0:
-            return False
-        if request_id:
-            h = int(_native.hash_user(request_id, "cpuledger-sampling"), 16)
-            return h / _UNIT < rate
-        return random.random() < rate
-
-    def start_profile(self) -> Optional[Any]:
-        """A running Profiler for this sampled request, or None (most requests).
-        The first one per process calibrates its hook cost (tens of ms)."""
-        rate = self.config.profile_rate
-        if rate <= 0.0 or (rate < 1.0 and random.random() >= rate):
+    def begin(self, request_id: str, endpoint: Optional[str] = None, *, suspended: bool = False,
+              profile: bool = True) -> Optional[Request]:
+        """Start a request: the counters run from here when it may be sampled.
+        `endpoint` when the framework knows it already; `suspended` for a
+        scope metered step by step (ASGI); `profile` False where a profile
+        cannot be taken. None when not recording. Never raises."""
+        if self.recorder is None:
             return None
+        try:
+            req = Request(_draw(request_id, "cpuledger-sampling") if self._draws else 0.0, request_id)
+            ceiling = self.rate_for(endpoint) if endpoint is not None else self._max_rate
+            if not _below(req.u, ceiling):
+                return req
+            req.scope = _native.RequestScope()
+            if suspended:
+                req.scope.suspend()
+            req.token = current_scope.set(req.scope)
+        except Exception as e:
+            self.error("begin", e)
+            return None
+        if profile:
+            req.profiler = self._start_profile(request_id)
+        return req
+
+    def leave(self, req: Optional[Request]) -> None:
+        """The application has returned: stop the profiler and leave the
+        request's context. Call in the context `begin` ran in. Never raises."""
+        if req is None or req.scope is None:
+            return
+        try:
+            if req.profiler is not None:
+                req.profiler.disable()
+        except Exception as e:
+            req.profiler = None
+            self.error("profile", e)
+        try:
+            if req.token is not None:
+                current_scope.reset(req.token)
+                req.token = None
+        except Exception as e:
+            self.error("leave", e)
+
+    def finish(self, req: Optional[Request], request: Any, endpoint: Callable[[], str], method: str, status: Any,
+               default_user: Optional[Callable[[], Optional[str]]] = None) -> None:
+        """Bill (when sampled at its endpoint's rate) and count the request.
+        `endpoint` names it (asked here, so that its failure is ours too);
+        `request` is what FLAGS and USER_KEY callables receive. Never raises."""
+        if req is None:
+            return
+        try:
+            name = endpoint()
+            rate = self.rate_for(name)
+            sampled = req.scope is not None and _below(req.u, rate)
+            user = self.user_of(request, default_user)
+            if sampled:
+                self.recorder.submit(req.scope, name, method, int(status), self.flags_of(request), user, rate,
+                                     req.request_id, req.profiler)
+            self.recorder.count(name, user, sampled)
+        except Exception as e:
+            self.error("finish", e)
+
+    def _start_profile(self, request_id: str) -> Optional[Any]:
+        """A running Profiler for this request, or None (most requests). The
+        draw has its own salt: independent of sampling, yet a function of the
+        request id. The first one per process calibrates (tens of ms)."""
+        try:
+            rate = self.config.profile_rate
+            if rate <= 0.0 or not _below(_draw(request_id, "cpuledger-profiling"), rate):
+                return None
+            profiler = self._thread_profiler()
+            profiler.enable()
+            return profiler
+        except Exception as e:
+            self.error("profile", e)
+            return None
+
+    def _thread_profiler(self) -> Any:
         source = self.config.profile_source
         kind = ("apportioned" if source == "auto" else source, self.config.profile_mode)
         profiler = getattr(self._profilers, "profiler", None)
@@ -128,15 +306,6 @@ class Runtime:
             self._profilers.profiler, self._profilers.kind = profiler, kind
         else:
             profiler.reset()
-        profiler.enable()
-        return profiler
-
-    @staticmethod
-    def finish_profile(profiler: Optional[Any]) -> Optional[Any]:
-        """The stopped profiler, for Recorder.submit (which costs an apportioned
-        one with the request's final bill), or None."""
-        if profiler is not None:
-            profiler.disable()
         return profiler
 
     def flags_of(self, request: Any) -> Mapping[str, str]:
@@ -144,12 +313,12 @@ class Runtime:
         if fn is None:
             return {}
         raw = fn(request) or {}
-        out = {}
-        for k, v in raw.items():
-            out[str(k)] = ("on" if v else "off") if isinstance(v, bool) else str(v)
-        return out
+        return {str(k): ("on" if v else "off") if isinstance(v, bool) else str(v) for k, v in raw.items()}
 
-    def user_of(self, request: Any, default: Optional[str]) -> str:
+    def user_of(self, request: Any, default: Optional[Callable[[], Optional[str]]]) -> str:
         fn = self.config.user_key
-        key = fn(request) if fn is not None else default
+        if fn is not None:
+            key = fn(request)
+        else:
+            key = default() if default is not None else None
         return "" if key is None else str(key)

@@ -13,8 +13,12 @@ Work pushed to threads (run_in_executor, sync_to_async) runs on other
 threads and is not billed to the request.
 
 The endpoint is the matched route's path when the framework records it in
-the scope (Starlette and FastAPI set scope["route"]), else
-``endpoint=callable(scope)``, else "<unrouted>".
+the scope (Starlette and FastAPI set scope["route"]; a StaticFiles mount is
+"static", no match "<unmatched>"), else ``endpoint=callable(scope)``, else
+"<unrouted>". It is known only after routing, so ENDPOINT_SAMPLE_RATES is
+applied when the request ends (see _runtime). PROFILE_RATE is not applied
+(a warning at start-up says so): a profiler follows a thread, and here one
+thread runs many requests at once.
 """
 
 from __future__ import annotations
@@ -23,9 +27,8 @@ import asyncio
 import types
 from typing import Any, Callable, Optional
 
-from cpuledger import _native
-from cpuledger._config import from_kwargs
-from cpuledger._runtime import Runtime, current_scope, span
+from cpuledger._config import app_name, from_kwargs
+from cpuledger._runtime import Runtime, current_scope, log, span, step
 
 __all__ = ["CpuLedgerASGI", "span"]
 
@@ -35,7 +38,7 @@ def _metered(coro, scope):
     """Drive `coro`, billing each of its steps to `scope`."""
     send_value, throw_value = None, None
     while True:
-        scope.resume()
+        scope = step(scope, True)
         try:
             if throw_value is not None:
                 exc, throw_value = throw_value, None
@@ -45,7 +48,7 @@ def _metered(coro, scope):
         except StopIteration as stop:
             return stop.value
         finally:
-            scope.suspend()
+            scope = step(scope, False)
         try:
             send_value = yield yielded
         except BaseException as e:  # noqa: B036 - forwarded into the coroutine
@@ -72,18 +75,33 @@ def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def _route_of(scope: dict) -> Optional[str]:
+    """Starlette's (and FastAPI's) matched route: its path; "static" for a
+    StaticFiles mount; "<unmatched>" when the router ran and matched nothing."""
     route = scope.get("route")
-    path = getattr(route, "path", None) if route is not None else None
+    if route is None:
+        return "<unmatched>" if "router" in scope else None
+    if any(c.__name__ == "StaticFiles" for c in type(getattr(route, "app", None)).__mro__):
+        return "static"  # by name: this module imports no framework
+    path = getattr(route, "path", None)
     return path if isinstance(path, str) else None
+
+
+def _request_id(scope: dict, header: bytes) -> str:
+    for k, v in scope.get("headers") or ():
+        if k == header:
+            return v.decode("latin-1")
+    return ""
 
 
 class CpuLedgerASGI:
     def __init__(self, app, *, endpoint: Optional[Callable[[dict], Optional[str]]] = None, **settings: Any):
         self.app = app
         self.endpoint_fn = endpoint
-        name = getattr(app, "title", None) or getattr(app, "__name__", None) or type(app).__name__
-        self.rt = Runtime(from_kwargs(settings, default_service=str(name), source="CpuLedgerASGI(...)"))
+        self.rt = Runtime(from_kwargs(settings, default_service=app_name(app), source="CpuLedgerASGI(...)"))
         self._header = self.rt.config.request_id_header.lower().encode("latin-1")
+        if self.rt.recording and self.rt.config.profile_rate > 0:
+            log.warning("cpuledger: PROFILE_RATE is not applied under ASGI: requests interleave on one "
+                        "thread, and a thread's profile would mix them; bills are still recorded")
 
     def _endpoint(self, scope: dict) -> str:
         ep = _route_of(scope)
@@ -92,55 +110,38 @@ class CpuLedgerASGI:
         return ep or "<unrouted>"
 
     async def __call__(self, scope, receive, send):
-        rt = self.rt
-        if scope.get("type") != "http" or rt.recorder is None:
+        if scope.get("type") != "http" or not self.rt.recording:
             return await self.app(scope, receive, send)
-        try:
-            request_id = ""
-            for k, v in scope.get("headers") or ():
-                if k == self._header:
-                    request_id = v.decode("latin-1")
-                    break
-            rate = rt.config.sample_rate
-            sampled = rt.decide(rate, request_id)
-        except Exception as e:
-            rt.error("sample", e)
+        req = self._begin(scope)
+        if req is None:
             return await self.app(scope, receive, send)
-        if not sampled:
-            await self.app(scope, receive, send)
-            try:
-                rt.recorder.count(self._endpoint(scope), rt.user_of(scope, None), False)
-            except Exception as e:
-                rt.error("count", e)
-            return None
-        return await self._sampled(scope, receive, send, rate, request_id)
-
-    async def _sampled(self, scope, receive, send, rate, request_id):
-        rt = self.rt
-        status = [500]
+        status = [500]  # if the app fails before it answers
 
         async def send_wrapper(message):
             if message.get("type") == "http.response.start":
-                status[0] = int(message.get("status", 0))
+                status[0] = _status(message)
             await send(message)
 
+        app = self.app(scope, receive, send_wrapper)
+        try:
+            await (app if req.scope is None else _metered(app, req.scope))
+        finally:
+            self.rt.leave(req)
+            self.rt.finish(req, scope, lambda: self._endpoint(scope), scope.get("method", ""), status[0])
+
+    def _begin(self, scope: dict):
         try:
             _install_task_factory(asyncio.get_running_loop())
-            req_scope = _native.RequestScope()
-            req_scope.suspend()  # billed step by step from here on
+            request_id = _request_id(scope, self._header)
         except Exception as e:
-            rt.error("begin", e)
-            return await self.app(scope, receive, send)
-        token = current_scope.set(req_scope)
-        try:
-            await _metered(self.app(scope, receive, send_wrapper), req_scope)
-        finally:
-            current_scope.reset(token)
-            try:
-                endpoint = self._endpoint(scope)
-                user = rt.user_of(scope, None)
-                rt.recorder.submit(req_scope, endpoint, scope.get("method", ""), status[0],
-                                   rt.flags_of(scope), user, rate, request_id)
-                rt.recorder.count(endpoint, user, True)
-            except Exception as e:
-                rt.error("submit", e)
+            self.rt.error("begin", e)
+            return None
+        # Suspended: billed step by step, only while this request's coroutine runs.
+        return self.rt.begin(request_id, suspended=True, profile=False)
+
+
+def _status(message: dict) -> int:
+    try:
+        return int(message.get("status", 0))
+    except (TypeError, ValueError):
+        return 0

@@ -7,7 +7,8 @@ Add to settings::
                  "SERVICE": "shop", "CLUSTER": "east-a", "REGION": "us-east"}
 
 Put it first, so the bill covers the other middleware too. Endpoints are the
-resolved route patterns ("/users/<int:id>/"), never raw paths. DB time comes
+resolved route patterns ("/users/<int:id>/", "/" for the root), "static"
+under STATIC_URL, "<unmatched>" for the rest, never raw paths. DB time comes
 from an execute wrapper kept on every database connection (a pass-through outside
 sampled requests), cache time from
 wrapping the configured cache backends' methods. Flags default to
@@ -17,15 +18,16 @@ django-waffle's flags and switches when waffle is installed.
 from __future__ import annotations
 
 import functools
+import sys
 import time
+from urllib.parse import urlsplit
 from typing import Any, Callable, Optional
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from cpuledger import _native
 from cpuledger._config import ConfigError, build_config
-from cpuledger._runtime import Runtime
+from cpuledger._runtime import Runtime, environ_key, span
 from cpuledger._runtime import current_scope as _current
 
 _CACHE_METHODS = ("get", "set", "add", "delete", "get_many", "set_many", "delete_many", "incr",
@@ -33,27 +35,19 @@ _CACHE_METHODS = ("get", "set", "add", "delete", "get_many", "set_many", "delete
 
 
 def _db_wrapper(execute, sql, params, many, context):
-    scope = _current.get()
-    if scope is None:
+    if _current.get() is None:  # outside sampled requests: a pass-through
         return execute(sql, params, many, context)
-    handle = scope.span_begin("db")
-    try:
+    with span("db"):
         return execute(sql, params, many, context)
-    finally:
-        scope.span_end("db", handle)
 
 
 def _wrap_cache_method(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        scope = _current.get()
-        if scope is None:
+        if _current.get() is None:
             return fn(*args, **kwargs)
-        handle = scope.span_begin("cache")
-        try:
+        with span("cache"):
             return fn(*args, **kwargs)
-        finally:
-            scope.span_end("cache", handle)
 
     wrapper.__cpuledger_wrapped__ = True
     return wrapper
@@ -129,16 +123,70 @@ def _default_user_key(request) -> Optional[str]:
 
 
 def _endpoint_of_match(match) -> str:
-    """The route pattern of a ResolverMatch ("/users/<int:id>/"), else the view name."""
+    """The route pattern of a ResolverMatch ("/users/<int:id>/", "/" for the
+    empty pattern), else the view name."""
     if match is None:
         return "<unmatched>"
-    if match.route:
+    if match.route is not None:
         return "/" + match.route.lstrip("^")
     return match.view_name or "<unnamed>"
 
 
-def endpoint_of(request) -> str:
+def _static_prefix() -> Optional[str]:
+    """The path under which this app serves static files (whitenoise, or
+    staticfiles' own view): None when STATIC_URL points at another host."""
+    url = getattr(settings, "STATIC_URL", None)
+    if not url:
+        return None
+    parsed = urlsplit(str(url))
+    if parsed.netloc:
+        return None
+    return "/" + parsed.path.strip("/") + "/"
+
+
+def endpoint_of(request, static_prefix: Optional[str] = None, resolve: Optional[Callable] = None) -> str:
+    """The request's endpoint, from the match routing left on it, or from
+    `resolve(path)` when asked before the view runs."""
+    if static_prefix and request.path_info.startswith(static_prefix):
+        return "static"  # whitenoise answers these before routing: no match to name them
+    if resolve is not None:
+        return _endpoint_of_match(resolve(request.path_info))
     return _endpoint_of_match(getattr(request, "resolver_match", None))
+
+
+def _resolve_or_none(path: str):
+    from django.urls import Resolver404, resolve
+
+    try:
+        return resolve(path)
+    except Resolver404:
+        return None
+
+
+def _testing() -> bool:
+    """Django's own signs of a test run: `manage.py test`, a TESTING setting,
+    or the test environment set up (DiscoverRunner and pytest-django give
+    django.core.mail an outbox)."""
+    from django.core import mail
+
+    argv = sys.argv
+    return (len(argv) > 1 and argv[1] == "test") or bool(getattr(settings, "TESTING", False)) \
+        or hasattr(mail, "outbox")
+
+
+def _config():
+    raw = getattr(settings, "CPULEDGER", None)
+    if raw is None:
+        raise ImproperlyConfigured("cpuledger: add a CPULEDGER dict to your settings (SERVER_URL at least)")
+    default_service = (getattr(settings, "SETTINGS_MODULE", "") or "django").split(".")[0]
+    try:
+        config = build_config(raw, default_service=default_service, source="settings.CPULEDGER",
+                              cwd=str(getattr(settings, "BASE_DIR", "") or "") or None, testing=_testing())
+    except ConfigError as e:
+        raise ImproperlyConfigured(str(e)) from None
+    if config.flags is None and "waffle" in getattr(settings, "INSTALLED_APPS", ()):
+        config = config.with_flags(_waffle_flags)
+    return config
 
 
 class CpuLedgerMiddleware:
@@ -149,88 +197,41 @@ class CpuLedgerMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        raw = getattr(settings, "CPULEDGER", None)
-        if raw is None:
-            raise ImproperlyConfigured("cpuledger: add a CPULEDGER dict to your settings (SERVER_URL at least)")
-        default_service = (getattr(settings, "SETTINGS_MODULE", "") or "django").split(".")[0]
-        try:
-            config = build_config(raw, default_service=default_service, source="settings.CPULEDGER",
-                                  cwd=str(getattr(settings, "BASE_DIR", "") or "") or None)
-        except ConfigError as e:
-            raise ImproperlyConfigured(str(e)) from None
-        if config.flags is None and "waffle" in getattr(settings, "INSTALLED_APPS", ()):
-            config = config.__class__(**{**config.__dict__, "flags": _waffle_flags})
+        config = _config()
         self.rt = Runtime(config)
-        self._header = "HTTP_" + config.request_id_header.upper().replace("-", "_")
-        self._needs_early_resolve = bool(config.endpoint_sample_rates)
-        if config.enabled:
+        self._header = environ_key(config.request_id_header)
+        self._static = _static_prefix()
+        self._resolve_early = bool(config.endpoint_sample_rates)
+        if self.rt.recording:
             _instrument_caches()
             _instrument_databases()
 
     def __call__(self, request):
         rt = self.rt
-        if rt.recorder is None:
+        if not rt.recording:
             return self.get_response(request)
-        try:
-            request_id = request.META.get(self._header)
-            endpoint = None
-            if self._needs_early_resolve:
-                endpoint = self._resolve_early(request)
-            rate = rt.rate_for(endpoint)
-            sampled = rt.decide(rate, request_id)
-        except Exception as e:
-            rt.error("sample", e)
-            return self.get_response(request)
-        if not sampled:
-            response = self.get_response(request)
-            try:
-                rt.recorder.count(endpoint_of(request), rt.user_of(request, _default_user_key(request)), False)
-            except Exception as e:
-                rt.error("count", e)
-            return response
-        return self._sampled(request, request_id or "", rate)
-
-    def _sampled(self, request, request_id: str, rate: float):
-        rt = self.rt
-        try:
-            scope = _native.RequestScope()
-            token = _current.set(scope)
-        except Exception as e:
-            rt.error("begin", e)
-            return self.get_response(request)
-        profiler = None
-        try:
-            profiler = rt.start_profile()
-        except Exception as e:
-            rt.error("profile", e)
+        req = rt.begin(request.META.get(self._header) or "", self._early_endpoint(request))
         try:
             response = self.get_response(request)
-        finally:
-            try:
-                profile = rt.finish_profile(profiler)
-            except Exception as e:
-                profile = None
-                rt.error("profile", e)
-            try:
-                _current.reset(token)
-            except Exception as e:
-                rt.error("end", e)
-        try:
-            endpoint = endpoint_of(request)
-            user = rt.user_of(request, _default_user_key(request))
-            flags = rt.flags_of(request)
-            rt.recorder.submit(scope, endpoint, request.method or "", int(response.status_code),
-                               flags, user, rate, request_id, profile)
-            rt.recorder.count(endpoint, user, True)
-        except Exception as e:
-            rt.error("submit", e)
+        except BaseException:
+            rt.leave(req)
+            self._finish(req, request, 500)
+            raise
+        rt.leave(req)
+        self._finish(req, request, getattr(response, "status_code", 0))
         return response
 
-    @staticmethod
-    def _resolve_early(request) -> Optional[str]:
-        from django.urls import Resolver404, resolve
+    def _finish(self, req, request, status) -> None:
+        self.rt.finish(req, request, lambda: endpoint_of(request, self._static), request.method or "", status,
+                       lambda: _default_user_key(request))
 
+    def _early_endpoint(self, request) -> Optional[str]:
+        """The endpoint before the view runs, so that only requests sampled at
+        their own rate are metered; needed only when rates differ by endpoint."""
+        if not self._resolve_early:
+            return None
         try:
-            return _endpoint_of_match(resolve(request.path_info))
-        except Resolver404:
-            return "<unmatched>"
+            return endpoint_of(request, self._static, _resolve_or_none)
+        except Exception as e:
+            self.rt.error("resolve", e)
+            return None

@@ -28,6 +28,7 @@ import os
 import sys
 from typing import Any, Callable, Literal, NamedTuple, TypeVar
 
+from cpuledger._config import PROFILE_MODES, PROFILE_SOURCES, ProfileModeName, ProfileSourceName
 from cpuledger._native import Profiler
 
 __all__ = [
@@ -45,8 +46,8 @@ __all__ = [
     "main",
 ]
 
-SourceName = Literal["auto", "instructions", "cycles", "cpu", "wall", "apportioned"]
-ModeName = Literal["exact", "fast"]
+SourceName = ProfileSourceName  # defined once, in _config (the settings share them)
+ModeName = ProfileModeName
 FormatName = Literal["pstats", "pprof", "speedscope", "collapsed"]
 FORMATS: tuple[str, ...] = ("pstats", "pprof", "speedscope", "collapsed")
 
@@ -167,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Profile a script with a CPU counter for a timer (cProfile-compatible counts).",
     )
     parser.add_argument("-s", "--source", default="auto",
-                        choices=["auto", "instructions", "cycles", "cpu", "wall", "apportioned"])
-    parser.add_argument("-m", "--mode", default="exact", choices=["exact", "fast"])
+                        choices=PROFILE_SOURCES)
+    parser.add_argument("-m", "--mode", default="exact", choices=PROFILE_MODES)
     parser.add_argument("-o", "--outfile", help="write the profile here instead of printing a table")
     parser.add_argument("-f", "--format", choices=FORMATS, help="output format (default: from -o's extension, else pstats)")
     parser.add_argument("script", help="the Python script to run as __main__")

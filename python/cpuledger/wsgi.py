@@ -8,16 +8,21 @@ Takes the settings of the Django middleware as lower-case keyword arguments.
 The endpoint is ``environ["cpuledger.endpoint"]`` when the app sets it, else
 what ``endpoint=callable(environ)`` returns, else "<unrouted>" — never the raw
 path. For a Flask app, ``CpuLedgerWSGI.for_flask(app, ...)`` wires it in and
-fills the endpoint from the matched URL rule.
+fills the endpoint from the matched URL rule ("static" for Flask's static
+files, "<unmatched>" when no rule matched).
+
+The endpoint is known only after the app has routed the request, so
+ENDPOINT_SAMPLE_RATES is applied when the request ends (see _runtime). A
+profile covers the app call; a streamed body's iteration is billed but not
+profiled.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Optional
 
-from cpuledger import _native
-from cpuledger._config import from_kwargs
-from cpuledger._runtime import Runtime, current_scope, span
+from cpuledger._config import app_name, from_kwargs
+from cpuledger._runtime import Request, Runtime, environ_key, span, step
 
 __all__ = ["CpuLedgerWSGI", "span"]
 
@@ -25,7 +30,7 @@ ENDPOINT_KEY = "cpuledger.endpoint"
 
 
 class _Body:
-    """The app's response iterable, measured until the server closes it
+    """The app's response iterable, metered until the server closes it
     (a streaming body's CPU belongs to the request)."""
 
     def __init__(self, body: Iterable[bytes], finish: Callable[[], None], scope):
@@ -39,33 +44,39 @@ class _Body:
         return self
 
     def __next__(self):
-        self._scope.resume()
+        self._scope = step(self._scope, True)
         try:
             return next(self._it)
         finally:
-            self._scope.suspend()
+            self._scope = step(self._scope, False)
 
     def close(self):
         try:
             close = getattr(self._body, "close", None)
             if close is not None:
-                self._scope.resume()
+                self._scope = step(self._scope, True)
                 try:
                     close()
                 finally:
-                    self._scope.suspend()
+                    self._scope = step(self._scope, False)
         finally:
             self._finish()
+
+
+def _flask_endpoint(request) -> str:
+    rule = request.url_rule
+    if rule is None:
+        return "<unmatched>"
+    static = rule.endpoint == "static" or rule.endpoint.endswith(".static")  # the app's or a blueprint's
+    return "static" if static else rule.rule
 
 
 class CpuLedgerWSGI:
     def __init__(self, app, *, endpoint: Optional[Callable[[dict], Optional[str]]] = None, **settings: Any):
         self.app = app
         self.endpoint_fn = endpoint
-        name = getattr(app, "__name__", None) or type(app).__name__
-        self.rt = Runtime(from_kwargs(settings, default_service=name, source="CpuLedgerWSGI(...)"))
-        header = self.rt.config.request_id_header
-        self._header = "HTTP_" + header.upper().replace("-", "_")
+        self.rt = Runtime(from_kwargs(settings, default_service=app_name(app), source="CpuLedgerWSGI(...)"))
+        self._header = environ_key(self.rt.config.request_id_header)
 
     @classmethod
     def for_flask(cls, flask_app, **settings: Any) -> "CpuLedgerWSGI":
@@ -73,10 +84,10 @@ class CpuLedgerWSGI:
         def remember_rule():
             from flask import request  # only ever runs inside Flask
 
-            if request.url_rule is not None:
-                request.environ[ENDPOINT_KEY] = request.url_rule.rule
+            request.environ[ENDPOINT_KEY] = _flask_endpoint(request)
 
-        flask_app.before_request(remember_rule)
+        # First, so that a before_request hook that answers early still names the endpoint.
+        flask_app.before_request_funcs.setdefault(None, []).insert(0, remember_rule)
         wrapped = cls(flask_app.wsgi_app, **settings)
         flask_app.wsgi_app = wrapped
         return wrapped
@@ -89,52 +100,33 @@ class CpuLedgerWSGI:
 
     def __call__(self, environ, start_response):
         rt = self.rt
-        if rt.recorder is None:
+        if not rt.recording:
             return self.app(environ, start_response)
-        try:
-            request_id = environ.get(self._header) or ""
-            rate = rt.config.sample_rate
-            sampled = rt.decide(rate, request_id)
-        except Exception as e:
-            rt.error("sample", e)
-            return self.app(environ, start_response)
-        if not sampled:
-            body = self.app(environ, start_response)
-            try:
-                rt.recorder.count(self._endpoint(environ), rt.user_of(environ, None), False)
-            except Exception as e:
-                rt.error("count", e)
-            return body
+        req = rt.begin(environ.get(self._header) or "")
+        status = [0]
 
-        status_holder = [0]
-
-        def capture(status, headers, exc_info=None):
+        def capture(status_line, headers, exc_info=None):
             try:
-                status_holder[0] = int(str(status).split(" ", 1)[0])
+                status[0] = int(str(status_line).split(" ", 1)[0])
             except ValueError:
                 pass
-            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+            return start_response(status_line, headers, exc_info) if exc_info else start_response(status_line,
+                                                                                                   headers)
 
-        scope = _native.RequestScope()
-        token = current_scope.set(scope)
         try:
             body = self.app(environ, capture)
         except BaseException:
-            scope.suspend()
-            current_scope.reset(token)
-            self._finish(environ, scope, 500, rate, request_id)
+            rt.leave(req)
+            self._end(req, environ, 500)
             raise
-        scope.suspend()
-        current_scope.reset(token)
-        return _Body(body, lambda: self._finish(environ, scope, status_holder[0], rate, request_id), scope)
+        rt.leave(req)
+        if req is None:
+            return body
+        if req.scope is None:  # nothing metered: count now, leave the body alone
+            self._end(req, environ, status[0])
+            return body
+        # Paused until the server iterates the body, then metered chunk by chunk.
+        return _Body(body, lambda: self._end(req, environ, status[0]), step(req.scope, False))
 
-    def _finish(self, environ, scope, status: int, rate: float, request_id: str) -> None:
-        rt = self.rt
-        try:
-            endpoint = self._endpoint(environ)
-            user = rt.user_of(environ, None)
-            rt.recorder.submit(scope, endpoint, environ.get("REQUEST_METHOD", ""), status,
-                               rt.flags_of(environ), user, rate, request_id)
-            rt.recorder.count(endpoint, user, True)
-        except Exception as e:
-            rt.error("submit", e)
+    def _end(self, req: Optional[Request], environ, status: int) -> None:
+        self.rt.finish(req, environ, lambda: self._endpoint(environ), environ.get("REQUEST_METHOD", ""), status)

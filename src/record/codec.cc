@@ -445,11 +445,10 @@ std::string Position(std::string_view what, size_t index) {
   return std::string(what) + " " + std::to_string(index) + ": ";
 }
 
-Result<Batch> DecodeProtobuf(std::string_view body, int64_t now_us) {
+Status DecodeProtobuf(std::string_view body, int64_t now_us, Batch& batch) {
   if (body.size() > static_cast<size_t>(INT_MAX))
     return ResourceExhausted("protobuf batch of " + std::to_string(body.size()) +
                              " bytes is over 2 GiB");
-  Batch batch;
   {
     // The parser logs each string that is not UTF-8 to stderr; a bad batch
     // is the sender's problem, answered by the message below, not a log line.
@@ -477,7 +476,7 @@ Result<Batch> DecodeProtobuf(std::string_view body, int64_t now_us) {
     Status s = ValidateTally(*t);
     if (!s.ok()) return Prefixed(Position("tally", i), s);
   }
-  return batch;
+  return OkStatus();
 }
 
 // ---------------------------------------------------------------------------
@@ -1266,16 +1265,46 @@ Result<Encoding> EncodingForContentType(std::string_view content_type) {
                          "application/x-ndjson, application/ndjson or application/jsonl");
 }
 
-Result<Batch> DecodeBatch(Encoding encoding, std::string_view body) {
+namespace {
+
+// DecodeInto() — DecodeBatch() into a message the caller owns (maybe on an
+// arena). NDJSON is decoded apart and moved in: a copy when `batch` is on an
+// arena, which is fine for the text format.
+Status DecodeInto(Encoding encoding, std::string_view body, Batch& batch) {
   if (body.empty()) return InvalidArgument("empty batch");
   const int64_t now_us = NowUnixUs();
   switch (encoding) {
     case Encoding::kProtobuf:
-      return DecodeProtobuf(body, now_us);
-    case Encoding::kNdjson:
-      return DecodeNdjson(body, now_us);
+      return DecodeProtobuf(body, now_us, batch);
+    case Encoding::kNdjson: {
+      Result<Batch> decoded = DecodeNdjson(body, now_us);
+      if (!decoded.ok()) return decoded.status();
+      batch = std::move(*decoded);
+      return OkStatus();
+    }
   }
   return InvalidArgument("unknown encoding");
+}
+
+}  // namespace
+
+Result<Batch> DecodeBatch(Encoding encoding, std::string_view body) {
+  Batch batch;
+  if (Status s = DecodeInto(encoding, body, batch); !s.ok()) return s;
+  return batch;
+}
+
+Result<ArenaBatch> DecodeBatchOnArena(Encoding encoding, std::string_view body) {
+  google::protobuf::ArenaOptions options;
+  // Parsed messages take a few times their wire size; blocks stay under
+  // malloc's mmap threshold so that they are reused, not faulted in anew.
+  options.start_block_size = std::clamp<size_t>(body.size(), 4096, 64 * 1024);
+  options.max_block_size = 64 * 1024;
+  ArenaBatch out;
+  out.arena = std::make_unique<google::protobuf::Arena>(options);
+  out.batch = google::protobuf::Arena::CreateMessage<Batch>(out.arena.get());
+  if (Status s = DecodeInto(encoding, body, *out.batch); !s.ok()) return s;
+  return out;
 }
 
 Status ValidateRecord(const RequestRecord& record) { return ValidateRecordAt(record, NowUnixUs()); }

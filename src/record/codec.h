@@ -31,6 +31,7 @@
 // DecodeBatch(kNdjson, EncodeNdjson(b)) == b for every batch it returned.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -60,6 +61,18 @@ Result<Encoding> EncodingForContentType(std::string_view content_type);
 // DecodeBatch() — parse and validate. RETURNS: the batch, or InvalidArgument
 // (what is wrong, where) / ResourceExhausted (more than kMaxRecordsPerBatch).
 Result<Batch> DecodeBatch(Encoding encoding, std::string_view body);
+
+// ArenaBatch — a decoded batch with the arena it lives on. A profiled record
+// is hundreds of messages: on an arena they are a few block allocations,
+// freed at once, where the heap would take one malloc and free each (the
+// server's main cost before). Move-only; `batch` is owned by `arena`.
+struct ArenaBatch {
+  std::unique_ptr<google::protobuf::Arena> arena;
+  Batch* batch = nullptr;
+};
+
+// DecodeBatchOnArena() — DecodeBatch(), onto a new arena. The server's way in.
+Result<ArenaBatch> DecodeBatchOnArena(Encoding encoding, std::string_view body);
 
 // ValidateRecord() / ValidateTally() — the checks DecodeBatch applies to each
 // item: required dimensions present, sizes within limits, sample_rate in

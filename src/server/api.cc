@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "base/duration.h"
+#include "base/time_text.h"
 #include "detect/detect.h"
 #include "record/codec.h"
 #include "server/api_json.h"
@@ -153,7 +154,7 @@ void HandleIngest(ApiContext& ctx, const httplib::Request& req, httplib::Respons
     SendJson(res, 415, {{"error", encoding.status().message()}});
     return;
   }
-  Result<record::Batch> batch = record::DecodeBatch(*encoding, req.body);
+  Result<record::ArenaBatch> batch = record::DecodeBatchOnArena(*encoding, req.body);
   if (!batch.ok()) {
     if (batch.status().code() == StatusCode::kResourceExhausted) {
       m.batches_too_large++;
@@ -164,9 +165,9 @@ void HandleIngest(ApiContext& ctx, const httplib::Request& req, httplib::Respons
     }
     return;
   }
-  const size_t records = batch->records_size();
-  const size_t tallies = batch->tallies_size();
-  const uint64_t dropped_by_client = batch->dropped_records();
+  const size_t records = batch->batch->records_size();
+  const size_t tallies = batch->batch->tallies_size();
+  const uint64_t dropped_by_client = batch->batch->dropped_records();
   Result<store::AppendOutcome> outcome = ctx.writer->Submit(std::move(*batch));
   if (!outcome.ok()) {
     (outcome.status().code() == StatusCode::kResourceExhausted ? m.batches_overloaded
@@ -309,6 +310,10 @@ void HandleMetrics(ApiContext& ctx, const httplib::Request&, httplib::Response& 
   std::string text = ctx.metrics->RenderPrometheus(stats.ok() ? &*stats : nullptr);
   if (ctx.sinks != nullptr) text += RenderPrometheus(ctx.sinks->counters());
   if (ctx.http_stats) text += RenderHttpStats(ctx.http_stats());
+  text +=
+      "# HELP cpuledger_store_writable 1 while the store's writes succeed (/healthz).\n"
+      "# TYPE cpuledger_store_writable gauge\ncpuledger_store_writable ";
+  text += ctx.writer->Health().writable ? "1\n" : "0\n";
   res.set_content(text, "text/plain; version=0.0.4");
 }
 
@@ -399,8 +404,18 @@ const Route kRoutes[] = {
     {"GET", "/v1/alerts", false, HandleAlerts},
     {"GET", "/metrics", false, HandleMetrics},
     {"GET", "/healthz", true,
-     [](ApiContext&, const httplib::Request&, httplib::Response& r) {
-       r.set_content("ok\n", "text/plain");
+     [](ApiContext& c, const httplib::Request&, httplib::Response& r) {
+       // Degraded (503: a load balancer sends ingest elsewhere, clients
+       // spool) while the store cannot write; healthy again on its own.
+       const WriteHealth health = c.writer->Health();
+       if (health.writable) {
+         r.set_content("ok\n", "text/plain");
+         return;
+       }
+       r.status = 503;
+       r.set_content("degraded: the store cannot write since " +
+                         UtcMinute(health.failing_since_us) + ": " + health.reason + "\n",
+                     "text/plain");
      }},
 };
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/duration.h"
+#include "base/time_text.h"
 
 namespace cpuledger::server {
 
@@ -25,7 +26,7 @@ IngestWriter::~IngestWriter() {
   thread_.join();
 }
 
-Result<store::AppendOutcome> IngestWriter::Submit(record::Batch batch) {
+Result<store::AppendOutcome> IngestWriter::Submit(record::ArenaBatch batch) {
   auto pending = std::make_unique<Pending>();
   pending->batch = std::move(batch);
   std::future<Result<store::AppendOutcome>> done = pending->done.get_future();
@@ -52,7 +53,7 @@ void IngestWriter::Run() {
       if (queue_.empty()) {
         if (stopping_) return;
         lock.unlock();
-        MaybeApplyRetention();
+        Maintain();
         continue;
       }
       while (!queue_.empty() && group.size() < kMaxGroup) {
@@ -61,11 +62,12 @@ void IngestWriter::Run() {
       }
     }
     batches.clear();
-    for (auto& p : group) batches.push_back(&p->batch);
+    for (auto& p : group) batches.push_back(p->batch.batch);
     const auto t0 = std::chrono::steady_clock::now();
     Result<std::vector<store::AppendOutcome>> outcomes = store_.AppendBatches(batches);
     metrics_.store_append_seconds.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    NoteWrite(outcomes.ok() ? OkStatus() : outcomes.status(), "append");
     for (size_t i = 0; i < group.size(); ++i) {
       if (outcomes.ok()) {
         group[i]->done.set_value((*outcomes)[i]);
@@ -73,12 +75,49 @@ void IngestWriter::Run() {
         group[i]->done.set_value(outcomes.status());
       }
     }
-    MaybeApplyRetention();
+    Maintain();
   }
 }
 
-void IngestWriter::MaybeApplyRetention() {
+WriteHealth IngestWriter::Health() const {
+  std::lock_guard lock(health_mu_);
+  return health_;
+}
+
+void IngestWriter::NoteWrite(const Status& status, const char* what) {
   const int64_t now = NowUnixUs();
+  {
+    std::lock_guard lock(health_mu_);
+    if (status.ok()) {
+      if (!health_.writable)
+        std::cerr << "cpuledger serve: the store writes again (after "
+                  << HumanDelay(now - health_.failing_since_us) << " of failures)\n";
+      health_ = WriteHealth{};
+      return;
+    }
+    if (health_.writable) health_.failing_since_us = now;
+    health_.writable = false;
+    health_.reason = status.message();
+  }
+  // One line per kLogEveryUs: a full disk fails every batch, and a log line
+  // per batch would fill what is left of it.
+  if (now < next_log_us_) {
+    ++unlogged_failures_;
+    return;
+  }
+  next_log_us_ = now + kLogEveryUs;
+  std::cerr << "cpuledger serve: store " << what << " failed: " << status.ToString();
+  if (unlogged_failures_ > 0) std::cerr << " (and " << unlogged_failures_ << " more not logged)";
+  std::cerr << "\n";
+  unlogged_failures_ = 0;
+}
+
+void IngestWriter::Maintain() {
+  const int64_t now = NowUnixUs();
+  if (now >= next_checkpoint_us_) {
+    next_checkpoint_us_ = now + kCheckpointEveryUs;
+    NoteWrite(store_.Checkpoint(), "checkpoint");
+  }
   if (now < next_retention_us_) return;
   next_retention_us_ = now + retention_every_us_;
   Result<uint64_t> deleted = store_.ApplyRetention(now);

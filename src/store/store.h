@@ -90,6 +90,13 @@ class Store {
   // were deleted.
   virtual Result<uint64_t> ApplyRetention(int64_t now_us) = 0;
 
+  // Store::Checkpoint() — fold what appends keep in a write-fast form into
+  // the tables reads scan (SQLite: recent appends' profile sums). Reads that
+  // need it do it first themselves; the server calls it every minute so the
+  // write-fast part stays small. Thread-safe. RETURNS: the store's error
+  // (nothing lost: it is retried by the next call).
+  virtual Status Checkpoint() = 0;
+
   virtual Result<StoreStats> Stats() = 0;
 
   // ---- for the detectors (detection.h) ----

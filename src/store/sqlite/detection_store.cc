@@ -99,6 +99,7 @@ Result<SampleSet> SqliteStore::Samples(const SampleQuery& query) {
 
 Result<std::vector<FunctionMoments>> SqliteStore::FunctionMomentsOf(
     const FunctionMomentsQuery& query) {
+  if (Status s = Checkpoint(); !s.ok()) return s;
   ReadSession session(*readers_, catalog_);
   if (Status s = session.Begin(); !s.ok()) return s;
   Db& db = session.conn().db;

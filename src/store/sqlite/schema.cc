@@ -209,6 +209,11 @@ Status CarryCallPaths(Db& db) {
       " DROP TABLE function_moments_v3; DROP TABLE function_moment_requests;");
 }
 
+// Migration 5 — profile sums committed but not yet folded into the hourly
+// tables (sqlite_store.h, "Profile checkpoints"): one row per append.
+constexpr const char* kMigration5 =
+    "CREATE TABLE profile_deltas (id INTEGER PRIMARY KEY, delta BLOB NOT NULL);\n";
+
 // Migration — the SQL of one version, then its C++ step (or nullptr).
 struct Migration {
   const char* sql;
@@ -228,7 +233,8 @@ namespace {
 constexpr Migration kMigrations[] = {{kMigration1, nullptr},
                                      {kMigration2, nullptr},
                                      {kMigration3, nullptr},
-                                     {kMigration4, CarryCallPaths}};
+                                     {kMigration4, CarryCallPaths},
+                                     {kMigration5, nullptr}};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 }  // namespace

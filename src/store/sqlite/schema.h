@@ -70,6 +70,12 @@
 //   function_moments(bucket, slice, function, sum, sum_sq, share_sum, share_sq)
 //                                  as version 3's, keyed by ids; flag slices too
 //
+// Version 5 adds:
+//   profile_deltas(id, delta)      one append's profile sums (a ProfileDelta,
+//                                  profile_delta.proto) not yet folded into the
+//                                  three tables above; a checkpoint folds and
+//                                  deletes them (sqlite_store.h)
+//
 // meta keys: sealed_minute / sealed_hour / sealed_day (unix seconds: every
 // bucket that starts before it is complete in its rollup table and nothing
 // at or after it is there); raw_samples, rollup_rows (all five tiers),
@@ -89,7 +95,7 @@ namespace cpuledger::store::sqlite {
 // kApplicationId — "CPLG", in the SQLite header of every store file.
 inline constexpr int32_t kApplicationId = 0x43504C47;
 // kSchemaVersion — PRAGMA user_version after Migrate().
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // kVersion3ProfileTables — the CREATE TABLE statements of version 3's
 // function_entities, function_requests, function_moments and

@@ -64,29 +64,59 @@ struct SqliteStore::DeploySeen {
   uint64_t samples = 0;
 };
 
-// ProfileSums — the profile rows one AppendBatches() call adds: per slot, an
-// (hour, slice) pair, its profiled requests; per (slot, path id) the call
-// path's sums and per (slot, function id) the function's moments.
+// ProfileSums — the profile rows one AppendBatches() call adds.
+//
+// Records add into per-(slot, shape) vectors first, in node and function
+// order (no lookup per node); Fold() turns those into the rows at the end.
 struct SqliteStore::ProfileSums {
-  struct Path {
-    uint64_t calls = 0, primitive_calls = 0, self_cost = 0, total_cost = 0;
+  using Path = ProfileRows::Path;
+  using Moments = ProfileRows::Moments;
+  // One shape's sums in one slot: per node (paths) or per distinct function.
+  template <typename V>
+  struct ShapeSums {
+    int64_t slot = 0;
+    const ProfileShape* shape = nullptr;
+    std::vector<V> values;
   };
-  struct Moments {
-    double sum = 0, sum_sq = 0, share_sum = 0, share_sq = 0;
-  };
-  struct Slot {
-    int64_t hour = 0, slice = 0;
-    uint64_t requests = 0;  // counted in moment slots only
-  };
-  std::map<std::pair<int64_t, int64_t>, int64_t> slot_of;  // (hour s, slice id) -> slot
-  std::vector<Slot> slots;
-  PairMap<Path> paths;
-  PairMap<Moments> moments;
+  ProfileRows rows;
+  PairMap<size_t> path_sums_of, moment_sums_of;  // (slot, shape serial) -> index
+  std::vector<ShapeSums<Path>> path_sums;
+  std::vector<ShapeSums<Moments>> moment_sums;
 
-  int64_t SlotOf(int64_t hour, int64_t slice) {
-    auto [it, added] = slot_of.try_emplace({hour, slice}, static_cast<int64_t>(slots.size()));
-    if (added) slots.push_back({hour, slice, 0});
-    return it->second;
+  template <typename V>
+  static std::vector<V>& SumsOf(PairMap<size_t>& index, std::vector<ShapeSums<V>>& all,
+                                int64_t slot, const ProfileShape& shape, size_t size) {
+    auto [i, added] = index.TryEmplace(slot, static_cast<int64_t>(shape.serial));
+    if (added) {
+      *i = all.size();
+      all.push_back({slot, &shape, std::vector<V>(size)});
+    }
+    return all[*i].values;
+  }
+
+  // Fold() — the per-shape sums into the (slot, id) rows.
+  void Fold() {
+    for (const ShapeSums<Path>& s : path_sums) {
+      for (size_t i = 1; i < s.values.size(); ++i) {
+        const Path& v = s.values[i];
+        Path& row = *rows.paths.TryEmplace(s.slot, s.shape->path[i]).first;
+        row.calls += v.calls;
+        row.primitive_calls += v.primitive_calls;
+        row.self_cost += v.self_cost;
+        row.total_cost += v.total_cost;
+      }
+    }
+    for (const ShapeSums<Moments>& s : moment_sums) {
+      for (size_t f = 0; f < s.values.size(); ++f) {
+        const Moments& v = s.values[f];
+        if (v.sum == 0) continue;  // the function cost nothing in this slot
+        Moments& row = *rows.moments.TryEmplace(s.slot, s.shape->functions[f]).first;
+        row.sum += v.sum;
+        row.sum_sq += v.sum_sq;
+        row.share_sum += v.share_sum;
+        row.share_sq += v.share_sq;
+      }
+    }
   }
 };
 
@@ -99,7 +129,7 @@ struct SqliteStore::CallState {
   std::array<std::map<TierKey, RollupAcc>, 3> late;  // samples of sealed buckets
   std::unordered_map<int64_t, DeploySeen> deploys;   // series -> seen
   ProfileSums profiles;
-  std::string key_scratch;                             // a function key being looked up
+  std::vector<double> self_scratch;                    // AddMoments(): self cost per function
   std::set<std::string> senders;                       // senders to prune
   std::set<std::pair<std::string, uint64_t>> applied;  // (sender, sequence) in this call
   uint64_t records = 0, tallies_new = 0, rollup_rows_new = 0;
@@ -116,13 +146,16 @@ struct SqliteStore::WriterStatements {
   Stmt applied_exists, applied_insert, applied_prune;
   Stmt tally_endpoint, tally_get, tally_insert, tally_update;
   Stmt deploy_upsert;
-  Stmt path_cost_upsert, moment_upsert, profile_requests_upsert;
+  Stmt path_cost_upsert, moment_upsert, profile_requests_upsert, delta_insert;
   Stmt meta_set;
 };
 
 SqliteStore::SqliteStore(const SqliteOptions& options) : options_(options) {}
 
 SqliteStore::~SqliteStore() {
+  // Fold the pending profile sums now, so the next open has nothing to fold;
+  // a failure loses nothing (the deltas stay in the file).
+  if (stmts_) (void)Checkpoint();
   stmts_.reset();  // finalize before the connection closes
 }
 
@@ -207,11 +240,16 @@ Status SqliteStore::Init() {
   prepare(&w.profile_requests_upsert,
           "INSERT INTO profile_requests (bucket, slice, requests) VALUES (?1, ?2, ?3)"
           " ON CONFLICT (bucket, slice) DO UPDATE SET requests = requests + excluded.requests");
+  prepare(&w.delta_insert, "INSERT INTO profile_deltas (delta) VALUES (?1)");
   prepare(&w.meta_set, "UPDATE meta SET value = ?2 WHERE key = ?1");
   if (!s.ok()) return s;
 
   if (Status ls = LoadSeries(); !ls.ok()) return ls;
   if (Status ps = profile_ids_.Load(writer_); !ps.ok()) return ps;
+  shapes_.Clear();  // their ids were of the interner just reloaded
+  // Sums a crash left unfolded: folded now, so that a restart starts clean.
+  if (Status ds = LoadProfileDeltas(); !ds.ok()) return ds;
+  if (Status cs = CheckpointProfilesLocked(); !cs.ok()) return cs;
   if (Status rs = RebuildOpenBuckets(); !rs.ok()) return rs;
   readers_ = std::make_unique<ReaderPool>(options_.path);
   return OkStatus();
@@ -299,6 +337,7 @@ Result<std::vector<AppendOutcome>> SqliteStore::AppendBatches(
   if (needs_rebuild_) {
     if (Status s = RebuildOpenBuckets(); !s.ok()) return s;
   }
+  shapes_.TrimToBound();
   Result<std::vector<AppendOutcome>> out = AppendInTransaction(batches);
   if (out.ok()) {
     catalog_.Extend(interner_.Commit());
@@ -309,6 +348,7 @@ Result<std::vector<AppendOutcome>> SqliteStore::AppendBatches(
   // and counters in memory may have moved: rebuild them from the file.
   interner_.Abort();
   profile_ids_.Abort();
+  shapes_.Clear();  // they may hold ids Abort() took back
   if (Status s = RebuildOpenBuckets(); !s.ok()) needs_rebuild_ = true;
   return out;
 }
@@ -331,11 +371,15 @@ Result<std::vector<AppendOutcome>> SqliteStore::AppendInTransaction(
   if (Status s = WriteSeries(); !s.ok()) return s;
   if (Status s = WriteDeploys(call); !s.ok()) return s;
   if (Status s = profile_ids_.WritePending(); !s.ok()) return s;
-  if (Status s = WriteFunctions(call); !s.ok()) return s;
-  if (Status s = WriteMoments(call); !s.ok()) return s;
+  call.profiles.Fold();
+  if (Status s = WriteProfileDelta(call.profiles.rows); !s.ok()) return s;
   if (Status s = PruneApplied(call); !s.ok()) return s;
   if (Status s = WriteMeta(call); !s.ok()) return s;
   if (Status s = txn.Commit(); !s.ok()) return s;
+  if (!call.profiles.rows.empty()) {
+    pending_profiles_.Add(call.profiles.rows);
+    ++pending_deltas_;
+  }
   return outcomes;
 }
 
@@ -427,72 +471,58 @@ void SqliteStore::Route(const Sample& s, CallState& call) {
 }
 
 // AddProfile(): every node of the record's profile adds to its call path's
-// sums; its functions are interned once per record.
+// sums, found through the profile's shape.
 Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call) {
   const record::Profile& p = rec.profile();
+  Result<const ProfileShape*> shape = shapes_.Find(p, profile_ids_);
+  if (!shape.ok()) return shape.status();
   const int64_t hour = FloorTo(rec.start_time_unix_us(), 3600 * kUs) / kUs;
   ProfileSums& sums = call.profiles;
-  const int64_t slot = sums.SlotOf(
+  const int64_t slot = sums.rows.SlotOf(
       hour,
       profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(), rec.commit(), p.unit(), "", "")));
-  std::vector<int64_t> function_ids(static_cast<size_t>(p.functions_size()));
-  for (int f = 0; f < p.functions_size(); ++f) {
-    const record::ProfileFunction& fn = p.functions(f);
-    call.key_scratch.clear();
-    AppendFunctionKey(&call.key_scratch, fn.file(), fn.line(), fn.name());
-    function_ids[static_cast<size_t>(f)] = profile_ids_.Function(call.key_scratch);
-  }
-  std::vector<int64_t> path_ids(static_cast<size_t>(p.nodes_size()), 0);  // node 0: the root
+  std::vector<ProfileSums::Path>& nodes = ProfileSums::SumsOf(
+      sums.path_sums_of, sums.path_sums, slot, **shape, static_cast<size_t>(p.nodes_size()));
   for (int i = 1; i < p.nodes_size(); ++i) {
     const record::ProfileNode& n = p.nodes(i);
-    if (n.parent() >= static_cast<uint32_t>(i) ||
-        n.function() >= static_cast<uint32_t>(p.functions_size()))
-      return InvalidArgument("profile.nodes[" + std::to_string(i) + "] is out of order");
-    const int64_t path = profile_ids_.Path(path_ids[n.parent()], function_ids[n.function()]);
-    path_ids[static_cast<size_t>(i)] = path;
-    ProfileSums::Path& row = *sums.paths.TryEmplace(slot, path).first;
+    ProfileSums::Path& row = nodes[static_cast<size_t>(i)];
     row.calls += n.calls();
     row.primitive_calls += n.primitive_calls();
     row.self_cost += n.self_cost();
     row.total_cost += n.total_cost();
   }
-  AddMoments(rec, hour, function_ids, call);
+  AddMoments(rec, hour, **shape, call);
   return OkStatus();
 }
 
 // AddMoments(): the record's self cost per function, added once to the
 // all-requests slice and once to the slice of each of its flags' values.
+// Functions that share a key (a profile may list one twice) are one function
+// of the shape, so a request's cost of a function is one observation.
 void SqliteStore::AddMoments(const record::RequestRecord& rec, int64_t hour,
-                             const std::vector<int64_t>& function_ids, CallState& call) {
+                             const ProfileShape& shape, CallState& call) {
   const record::Profile& p = rec.profile();
-  std::vector<double> self(static_cast<size_t>(p.functions_size()), 0.0);
-  for (int i = 1; i < p.nodes_size(); ++i)
-    self[p.nodes(i).function()] += static_cast<double>(p.nodes(i).self_cost());
+  std::vector<double>& self = call.self_scratch;
+  self.assign(shape.functions.size(), 0.0);
   double total = 0;
-  for (double x : self) total += x;
-  // (function id, self cost); functions that share a key (a profile may list
-  // one twice) add up, so a request's cost of a function is one observation.
-  std::vector<std::pair<int64_t, double>> costs;
-  for (size_t f = 0; f < self.size(); ++f)
-    if (self[f] != 0) costs.emplace_back(function_ids[f], self[f]);
-  std::sort(costs.begin(), costs.end());
-  size_t kept = 0;
-  for (size_t i = 0; i < costs.size(); ++i) {
-    if (kept > 0 && costs[kept - 1].first == costs[i].first)
-      costs[kept - 1].second += costs[i].second;
-    else
-      costs[kept++] = costs[i];
+  for (int i = 1; i < p.nodes_size(); ++i) {
+    const double cost = static_cast<double>(p.nodes(i).self_cost());
+    self[shape.node_function[static_cast<size_t>(i)]] += cost;
+    total += cost;
   }
-  costs.resize(kept);
   const uint64_t requests = p.requests() == 0 ? 1 : p.requests();
   auto add = [&](const std::string& flag, const std::string& value) {
     ProfileSums& sums = call.profiles;
     const int64_t slot =
-        sums.SlotOf(hour, profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(), rec.commit(),
-                                                      p.unit(), flag, value)));
-    sums.slots[static_cast<size_t>(slot)].requests += requests;
-    for (const auto& [function, cost] : costs) {
-      ProfileSums::Moments& m = *sums.moments.TryEmplace(slot, function).first;
+        sums.rows.SlotOf(hour, profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(),
+                                                           rec.commit(), p.unit(), flag, value)));
+    sums.rows.slots[static_cast<size_t>(slot)].requests += requests;
+    std::vector<ProfileSums::Moments>& moments = ProfileSums::SumsOf(
+        sums.moment_sums_of, sums.moment_sums, slot, shape, shape.functions.size());
+    for (size_t f = 0; f < self.size(); ++f) {
+      const double cost = self[f];
+      if (cost == 0) continue;
+      ProfileSums::Moments& m = moments[f];
       const double share = cost / total;  // total >= cost > 0
       m.sum += cost;
       m.sum_sq += cost * cost;
@@ -725,9 +755,17 @@ std::vector<std::tuple<int64_t, int64_t, int64_t, const V*>> SortedRows(const Pa
 
 }  // namespace
 
-Status SqliteStore::WriteFunctions(const CallState& call) {
-  const ProfileSums& sums = call.profiles;
-  for (const auto& [hour, slice, path, row] : SortedRows(sums.paths, sums.slots)) {
+Status SqliteStore::WriteProfileDelta(const ProfileRows& rows) {
+  if (rows.empty()) return OkStatus();
+  rows.ToDelta(&delta_scratch_);
+  delta_scratch_.SerializeToString(&delta_bytes_);
+  StmtUse use(stmts_->delta_insert);
+  use.BindBlob(1, delta_bytes_);
+  return use.Run();
+}
+
+Status SqliteStore::WriteProfileRows(const ProfileRows& rows) {
+  for (const auto& [hour, slice, path, row] : SortedRows(rows.paths, rows.slots)) {
     StmtUse use(stmts_->path_cost_upsert);
     BindAll(use, std::make_tuple(hour, slice, path, static_cast<int64_t>(row->calls),
                                  static_cast<int64_t>(row->primitive_calls),
@@ -735,24 +773,53 @@ Status SqliteStore::WriteFunctions(const CallState& call) {
                                  static_cast<int64_t>(row->total_cost)));
     if (Status s = use.Run(); !s.ok()) return s;
   }
-  return OkStatus();
-}
-
-Status SqliteStore::WriteMoments(const CallState& call) {
-  const ProfileSums& sums = call.profiles;
-  for (const ProfileSums::Slot& slot : sums.slots) {
+  for (const ProfileRows::Slot& slot : rows.slots) {
     if (slot.requests == 0) continue;  // a slot of path sums only
     StmtUse use(stmts_->profile_requests_upsert);
     BindAll(use, std::make_tuple(slot.hour, slot.slice, static_cast<int64_t>(slot.requests)));
     if (Status s = use.Run(); !s.ok()) return s;
   }
-  for (const auto& [hour, slice, function, m] : SortedRows(sums.moments, sums.slots)) {
+  for (const auto& [hour, slice, function, m] : SortedRows(rows.moments, rows.slots)) {
     StmtUse use(stmts_->moment_upsert);
     BindAll(use,
             std::make_tuple(hour, slice, function, m->sum, m->sum_sq, m->share_sum, m->share_sq));
     if (Status s = use.Run(); !s.ok()) return s;
   }
   return OkStatus();
+}
+
+Status SqliteStore::Checkpoint() {
+  std::lock_guard lock(write_mu_);
+  return CheckpointProfilesLocked();
+}
+
+Status SqliteStore::CheckpointProfilesLocked() {
+  if (pending_deltas_ == 0) return OkStatus();
+  Txn txn(writer_);
+  if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
+  if (Status s = WriteProfileRows(pending_profiles_); !s.ok()) return s;
+  if (Status s = writer_.Exec("DELETE FROM profile_deltas"); !s.ok()) return s;
+  if (Status s = txn.Commit(); !s.ok()) return s;
+  pending_profiles_.Clear();
+  pending_deltas_ = 0;
+  return OkStatus();
+}
+
+Status SqliteStore::LoadProfileDeltas() {
+  pending_profiles_.Clear();
+  pending_deltas_ = 0;
+  Result<Stmt> st = writer_.Prepare("SELECT delta FROM profile_deltas ORDER BY id");
+  if (!st.ok()) return st.status();
+  StmtUse use(*st);
+  ProfileDelta delta;
+  return ForEachRow(use, [&](StmtUse& u) -> Status {
+    const std::string_view bytes = u.Blob(0);
+    if (!delta.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
+        !pending_profiles_.AddDelta(delta))
+      return IoError("a stored profile delta does not parse");
+    ++pending_deltas_;
+    return OkStatus();
+  });
 }
 
 Status SqliteStore::PruneApplied(const CallState& call) {
@@ -835,6 +902,7 @@ Result<std::vector<DeployEntry>> SqliteStore::Deploys(const std::string& service
 }
 
 Result<profile::CallTree> SqliteStore::FunctionTree(const FunctionQuery& query) {
+  if (Status s = Checkpoint(); !s.ok()) return s;
   ReadSession session(*readers_, catalog_);
   if (Status s = session.Begin(); !s.ok()) return s;
   Db& db = session.conn().db;
@@ -1010,6 +1078,8 @@ Result<FunctionReport> SqliteStore::Functions(const FunctionQuery& query) {
 
 Result<uint64_t> SqliteStore::ApplyRetention(int64_t now_us) {
   std::lock_guard lock(write_mu_);
+  // Pending sums of hours past retention would otherwise come back later.
+  if (Status s = CheckpointProfilesLocked(); !s.ok()) return s;
   Txn txn(writer_);
   if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
   Result<uint64_t> raw = DeleteRawSamples(now_us - options_.raw_retention_us);

@@ -85,6 +85,16 @@
 // COST: one read of the slice's path rows (~1 us a row) and one lookup per
 // distinct path and function (~1 us each).
 //
+// Profile checkpoints: an append does not upsert its profile rows (a real
+// app's 2,000 profiles a second touch ~100k rows, every second). It writes
+// them as one ProfileDelta row (profile_rows.h) in its transaction, so an
+// acknowledged profile is stored, and adds them to the pending rows in
+// memory. Checkpoint() upserts the pending rows and deletes the deltas in one
+// transaction: one upsert per distinct row per checkpoint, not per append.
+// Functions(), FunctionTree(), FunctionMomentsOf() and ApplyRetention()
+// checkpoint first, so they always see every committed profile; opening a
+// file folds the deltas a crash left.
+//
 // Deploys(): first/last seen are sample start times; the samples count is
 // records only (tallies do not move the deploy log). Newest first = by
 // first_seen_us descending.
@@ -108,10 +118,9 @@
 // is its own minute row (1000 records a minute). A query costs ~0.3-0.6 us a
 // rollup row and ~0.15 us a raw sample: group by endpoint over 10M records
 // and 7 days reads ~60k rows, ~45 ms; the last hour ~16 ms.
-// A profiled record costs ~0.4 us of CPU a profile node at steady state
-// (store_profile_bench: the simulator's 10-node profiles ~5 us a record; a
-// real app's 1,400-node profiles ~0.6 ms, so 2,000 of them a second are more
-// than one core) and adds no bytes to the file once its hour's rows exist.
+// A profiled record costs one XXH3-128 of its shape (profile_shapes.h) and an
+// addition per node (store_profile_bench has the figures), and adds no bytes
+// to the file once its hour's rows exist and a checkpoint has run.
 #pragma once
 
 #include <array>
@@ -125,6 +134,8 @@
 #include "store/sqlite/db.h"
 #include "store/sqlite/pair_map.h"
 #include "store/sqlite/profile_ids.h"
+#include "store/sqlite/profile_rows.h"
+#include "store/sqlite/profile_shapes.h"
 #include "store/sqlite/reader.h"
 #include "store/sqlite/rollup.h"
 #include "store/sqlite/series.h"
@@ -150,6 +161,7 @@ class SqliteStore final : public Store {
   Result<FunctionReport> Functions(const FunctionQuery& query) override;
   Result<profile::CallTree> FunctionTree(const FunctionQuery& query) override;
   Result<uint64_t> ApplyRetention(int64_t now_us) override;
+  Status Checkpoint() override;
   Result<StoreStats> Stats() override;
   // detection.h — in detection_store.cc.
   Result<SampleSet> Samples(const SampleQuery& query) override;
@@ -185,16 +197,19 @@ class SqliteStore final : public Store {
                     AppendOutcome& outcome);
   void Route(const Sample& sample, CallState& call);
   Status AddProfile(const record::RequestRecord& rec, CallState& call);
-  void AddMoments(const record::RequestRecord& rec, int64_t hour,
-                  const std::vector<int64_t>& function_ids, CallState& call);
+  void AddMoments(const record::RequestRecord& rec, int64_t hour, const ProfileShape& shape,
+                  CallState& call);
   Status StoreTally(const record::WorkerTally& tally, CallState& call);
   Status WriteChunks(CallState& call);
   Status MergeLate(CallState& call);
   Status Seal(CallState& call);
   Status WriteSeries();
   Status WriteDeploys(const CallState& call);
-  Status WriteFunctions(const CallState& call);
-  Status WriteMoments(const CallState& call);
+  Status WriteProfileDelta(const ProfileRows& rows);
+  // Profile checkpoints: the pending rows into the hourly tables, deltas deleted.
+  Status CheckpointProfilesLocked();
+  Status WriteProfileRows(const ProfileRows& rows);
+  Status LoadProfileDeltas();
   Status PruneApplied(const CallState& call);
   // The steps of ApplyRetention(), in its transaction; each deletes what
   // started before `before_us` (nothing when it is <= 0).
@@ -212,6 +227,7 @@ class SqliteStore final : public Store {
   std::unique_ptr<WriterStatements> stmts_;  // prepared on writer_
   SeriesInterner interner_;
   ProfileInterner profile_ids_;  // functions, call paths, profile slices
+  ProfileShapes shapes_;         // profile shapes -> their ids in profile_ids_
   SeriesCatalog catalog_;
   std::unique_ptr<ReaderPool> readers_;
 
@@ -221,6 +237,10 @@ class SqliteStore final : public Store {
   int64_t max_seen_us_ = 0;          // newest sample start seen since open
   bool needs_rebuild_ = false;       // a rebuild after a failed append failed too
   uint64_t raw_samples_ = 0, rollup_rows_ = 0, tallies_ = 0;  // meta counters
+  ProfileRows pending_profiles_;  // the sums of the rows in profile_deltas
+  size_t pending_deltas_ = 0;     // rows in profile_deltas
+  ProfileDelta delta_scratch_;    // WriteProfileDelta()'s, kept for capacity
+  std::string delta_bytes_;
 };
 
 }  // namespace cpuledger::store::sqlite

@@ -277,6 +277,73 @@ TEST_F(FunctionEntitiesTest, SurvivesReopenAndAccumulatesAcrossAppends) {
   EXPECT_EQ(PathSums(*tree), PathSums(merged));
 }
 
+// The writer resolves a profile's ids through its shape (profile_shapes.h);
+// a rolled-back append must not leave a shape whose ids were taken back.
+TEST_F(FunctionEntitiesTest, ARolledBackAppendLeavesNoShapeBehind) {
+  record::Batch bad;
+  AddProfiled(&bad, kT0Us, "A", 1);
+  record::RequestRecord* broken = bad.add_records();
+  *broken = Record(kT0Us, "shop", "/x/", "A");
+  broken->set_sample_rate(0);  // refused after the profile above was interned
+  const record::Batch* batches[] = {&bad};
+  ASSERT_FALSE(store_->AppendBatches(batches).ok());
+
+  record::Batch good;
+  CallTree merged("cpu_ns", "test", "exact");
+  merged.set_requests(0);
+  AddProfiled(&good, kT0Us, "A", 1, 1, "cpu_ns", "shop", nullptr, &merged);
+  AddProfiled(&good, kT0Us + kUs, "A", 2, 1, "cpu_ns", "shop", nullptr, &merged);
+  Append(good);
+  Result<CallTree> tree = store_->FunctionTree({});
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->requests(), 2u);
+  EXPECT_EQ(PathSums(*tree), PathSums(merged));
+}
+
+// A profile may list one function twice in its table: its self cost in a
+// request is still one observation, the sum of both entries.
+TEST_F(FunctionEntitiesTest, AFunctionListedTwiceIsOneObservationPerRequest) {
+  record::Batch b;
+  for (uint64_t self : {30u, 50u}) {
+    record::RequestRecord* r = b.add_records();
+    *r = Record(kT0Us, "shop", "/x/", "A");
+    record::Profile* p = r->mutable_profile();
+    p->set_unit("cpu_ns");
+    p->set_source("test");
+    p->set_mode("exact");
+    p->set_requests(1);
+    p->add_functions();  // the root's
+    for (int i = 0; i < 2; ++i) {
+      record::ProfileFunction* f = p->add_functions();
+      f->set_file("app.py");
+      f->set_line(10);
+      f->set_name("view");
+    }
+    p->add_nodes();                // the root
+    for (uint32_t f : {1u, 2u}) {  // view -> view, through the two table entries
+      record::ProfileNode* n = p->add_nodes();
+      n->set_parent(f - 1);
+      n->set_function(f);
+      n->set_calls(1);
+      n->set_primitive_calls(1);
+      n->set_self_cost(self);
+      n->set_total_cost(self);
+    }
+  }
+  Append(b);
+  FunctionMomentsQuery q;
+  q.from_us = kT0Us;
+  q.to_us = kT0Us + kHourUs;
+  Result<std::vector<FunctionMoments>> m = store_->FunctionMomentsOf(q);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_EQ(m->size(), 1u);
+  EXPECT_EQ((*m)[0].function, "app.py:10:view");
+  EXPECT_DOUBLE_EQ((*m)[0].requests, 2);
+  EXPECT_DOUBLE_EQ((*m)[0].sum, 60 + 100);
+  EXPECT_DOUBLE_EQ((*m)[0].sum_sq, 60 * 60 + 100 * 100);
+  EXPECT_DOUBLE_EQ((*m)[0].share_sum, 2);
+}
+
 TEST_F(FunctionEntitiesTest, RefusesToMixUnits) {
   record::Batch b;
   AddProfiled(&b, kT0Us, "A", 1, 1, "cpu_ns", "shop");
@@ -340,6 +407,51 @@ int64_t QueryInt64(const std::string& path, const std::string& sql) {
 
 int64_t CountRows(const std::string& path, const std::string& table) {
   return QueryInt64(path, "SELECT count(*) FROM " + table);
+}
+
+// An append keeps its profile sums as a delta row until a checkpoint folds
+// them into the hourly tables (sqlite_store.h, "Profile checkpoints"). A
+// copy of the file taken while the store is open, deltas unfolded, is what a
+// kill -9 leaves: opening it must fold them, losing nothing.
+TEST(FunctionEntitiesCheckpointTest, ProfilesInDeltasSurviveACrashAndFoldOnce) {
+  TempDir dir;
+  const std::string path = dir.File("live.sqlite");
+  const std::string copy = dir.File("crashed.sqlite");
+  Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = path});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  CallTree merged("cpu_ns", "test", "exact");
+  merged.set_requests(0);
+  for (uint64_t k = 1; k <= 3; ++k) {
+    record::Batch b;
+    record::RequestRecord* r = b.add_records();
+    *r = Record(kT0Us + static_cast<int64_t>(k) * kUs, "shop", "/x/", "A");
+    CallTree t = MakeTree(k, "cpu_ns", nullptr);
+    ASSERT_TRUE(merged.Merge(t).ok());
+    t.ToProto(r->mutable_profile());
+    const record::Batch* batches[] = {&b};
+    ASSERT_TRUE((*s)->AppendBatches(batches).ok());
+  }
+  EXPECT_EQ(CountRows(path, "profile_deltas"), 3);
+  EXPECT_EQ(CountRows(path, "path_costs"), 0);
+  for (const char* suffix : {"", "-wal"}) std::filesystem::copy_file(path + suffix, copy + suffix);
+
+  // The live store answers from its deltas (a read checkpoints first).
+  Result<CallTree> live = (*s)->FunctionTree({});
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  EXPECT_EQ(PathSums(*live), PathSums(merged));
+  EXPECT_EQ(CountRows(path, "profile_deltas"), 0);
+  EXPECT_GT(CountRows(path, "path_costs"), 0);
+
+  // The crashed copy folds its deltas when opened, once.
+  for (int open = 0; open < 2; ++open) {
+    Result<std::unique_ptr<Store>> recovered = OpenSqliteStore({.path = copy});
+    ASSERT_TRUE(recovered.ok()) << recovered.status().ToString();
+    Result<CallTree> tree = (*recovered)->FunctionTree({});
+    ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+    EXPECT_EQ(tree->requests(), 3u);
+    EXPECT_EQ(PathSums(*tree), PathSums(merged));
+  }
+  EXPECT_EQ(CountRows(copy, "profile_deltas"), 0);
 }
 
 TEST(FunctionEntitiesRetentionTest, DeletesWholeHoursOfProfilesAndMinutesOfTallies) {
@@ -413,7 +525,7 @@ TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   const char* v1 =
       "DROP TABLE functions; DROP TABLE call_paths; DROP TABLE profile_slices;"
-      "DROP TABLE profile_requests; DROP TABLE path_costs;"
+      "DROP TABLE profile_requests; DROP TABLE path_costs; DROP TABLE profile_deltas;"
       "DROP TABLE effects; DROP TABLE function_moments; DROP TABLE alerts;"
       "CREATE TABLE alerts (id INTEGER PRIMARY KEY, opened_us INTEGER NOT NULL,"
       " updated_us INTEGER NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL,"
@@ -509,7 +621,7 @@ struct V3Rows {
     const std::string v3 =
         std::string(
             "DROP TABLE functions; DROP TABLE call_paths; DROP TABLE profile_slices;"
-            "DROP TABLE profile_requests; DROP TABLE path_costs;"
+            "DROP TABLE profile_requests; DROP TABLE path_costs; DROP TABLE profile_deltas;"
             "DROP TABLE function_moments;") +
         sqlite::kVersion3ProfileTables + "PRAGMA user_version = 3;";
     ASSERT_EQ(sqlite3_exec(db, v3.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)

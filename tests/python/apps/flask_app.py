@@ -29,6 +29,7 @@ def fail():
 
 CpuLedgerWSGI.for_flask(
     app,
+    enabled=True,  # record, though started by a test
     server_url=os.environ["CPULEDGER_SERVER_URL"],
     sample_rate=1.0,
     service="flaskshop",

@@ -18,19 +18,29 @@ def burn(n: int) -> int:
     return t
 
 
+_heavy_in_flight = 0  # so that /light can tell whether it really ran beside /heavy
+
+
 async def heavy(request):
+    global _heavy_in_flight
     total = 0
-    for _ in range(int(request.query_params.get("steps", "40"))):
-        total += burn(20000)
-        await asyncio.sleep(0)  # let the light request run in between
+    _heavy_in_flight += 1
+    try:
+        for _ in range(int(request.query_params.get("steps", "40"))):
+            total += burn(20000)
+            await asyncio.sleep(0)  # let the light request run in between
+    finally:
+        _heavy_in_flight -= 1
     return JSONResponse({"total": total})
 
 
 async def light(request):
     # Waits while /heavy works, in many tiny steps of its own.
+    saw_heavy = False
     for _ in range(int(request.query_params.get("steps", "40"))):
+        saw_heavy = saw_heavy or _heavy_in_flight > 0
         await asyncio.sleep(0.005)
-    return JSONResponse({"ok": True})
+    return JSONResponse({"ok": True, "saw_heavy": saw_heavy})
 
 
 async def spawn(request):
@@ -60,6 +70,7 @@ routes = [
 inner = Starlette(routes=routes)
 app = CpuLedgerASGI(
     inner,
+    enabled=True,  # record, though started by a test
     server_url=os.environ["CPULEDGER_SERVER_URL"],
     sample_rate=float(os.environ.get("CPULEDGER_SAMPLE_RATE", "1.0")),
     service="async-api",
