@@ -69,6 +69,7 @@ bench: build
 	@$(BUILD)/bench/store/store_bench
 	@$(BUILD)/bench/ingest_bench $(BUILD)/cpuledger
 	@$(PY) bench/ingest/profiled_ingest_bench.py --cpuledger $(BUILD)/cpuledger
+	@$(PY) bench/ingest/slow_client_bench.py --cpuledger $(BUILD)/cpuledger
 	@$(PY) bench/middleware/inprocess_bench.py
 	@$(PY) bench/middleware/wrk_bench.py
 	@$(PY) bench/profiler/overhead_bench.py

@@ -1,7 +1,10 @@
-// `cpuledger serve --port N --data-dir DIR [--bind ADDR] [--token-file F] [--config FILE]`
+// `cpuledger serve --port N --data-dir DIR [--bind ADDR] [--token-file F] [--config FILE]
+//                  [--header-timeout 10s] [--request-timeout 60s]`
 // The token: --token-file (first line), else $CPULEDGER_TOKEN, else --token
 // (which any local user can read in /proc/PID/cmdline).
+#include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -35,6 +38,35 @@ Result<std::string> ReadTokenFile(const std::string& path) {
   return token;
 }
 
+// PrepareProcess() — what a long-running server needs of the process: the
+// descriptor limit raised to its hard limit (each connection, slow ones
+// included, is a descriptor), and a fixed mmap threshold so that a large
+// request body is its own mapping, given back when freed, instead of heap
+// that glibc's dynamic threshold would keep after the first one.
+void PrepareProcess() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+      std::cerr << "cpuledger serve: cannot raise the open-file limit; serving with fewer\n";
+  }
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+}
+
+// ParseTimeout() — a --*-timeout flag's duration into *out_us; nothing when
+// the flag is not given. RETURNS: false (and says why on stderr) when it
+// does not parse.
+bool ParseTimeout(const char* flag, const std::string& text, int64_t* out_us) {
+  if (text.empty()) return true;
+  Result<int64_t> us = ParseDurationUs(text);
+  if (!us.ok()) {
+    std::cerr << "cpuledger serve: " << flag << ": " << us.status().message() << "\n";
+    return false;
+  }
+  *out_us = *us;
+  return true;
+}
+
 }  // namespace
 
 void AddServeCommand(CLI::App& app, int* exit_code) {
@@ -44,6 +76,8 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
     std::string retention;
     std::string detect_every;
     std::string token_file;
+    std::string header_timeout;   // "" unless given
+    std::string request_timeout;  // "" unless given
   };
   auto f = std::make_shared<Flags>();
   CLI::App* cmd =
@@ -66,6 +100,11 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                       "Run the regression detectors this often: 1m, 5m (default), off");
   CLI::Option* webhooks = cmd->add_option("--webhook", f->config.webhooks,
                                           "POST new alerts as JSON to this URL (repeatable)");
+  cmd->add_option("--header-timeout", f->header_timeout,
+                  "A request's headers must be in this soon after its first byte (default 10s)");
+  cmd->add_option("--request-timeout", f->request_timeout,
+                  "A request's headers and body must be in this soon after its first byte "
+                  "(default 60s)");
   cmd->add_option("--config", f->config_file, "TOML file; flags override it")
       ->check(CLI::ExistingFile);
   cmd->callback(
@@ -105,6 +144,11 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
           config.raw_retention_us = *us;
         }
         if (webhooks->count()) config.webhooks = f->config.webhooks;
+        if (!ParseTimeout("--header-timeout", f->header_timeout, &config.header_timeout_us) ||
+            !ParseTimeout("--request-timeout", f->request_timeout, &config.request_timeout_us)) {
+          *exit_code = 2;
+          return;
+        }
         if (detect_every->count()) {
           if (f->detect_every == "off" || f->detect_every == "0") {
             config.detect_every_us = 0;
@@ -118,6 +162,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
             config.detect_every_us = *us;
           }
         }
+        PrepareProcess();
         sigset_t signals = BlockTerminationSignals();
         Result<std::unique_ptr<server::Server>> server = server::Server::Start(config);
         if (!server.ok()) {

@@ -286,10 +286,30 @@ void HandleDiff(ApiContext& ctx, const httplib::Request& req, httplib::Response&
   });
 }
 
+// RenderHttpStats() — the HTTP layer's counters in Prometheus text.
+std::string RenderHttpStats(const http::HttpStats& s) {
+  std::string out;
+  auto one = [&out](const char* name, const char* type, const char* help, uint64_t v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " " + std::to_string(v) + "\n";
+  };
+  one("cpuledger_http_connections", "gauge", "Client connections open.", s.connections_open);
+  one("cpuledger_http_body_bytes_in_flight", "gauge",
+      "Request body bytes being read or handled (bounded; past it, 503).", s.body_bytes_in_flight);
+  one("cpuledger_http_connections_accepted_total", "counter", "Client connections accepted.",
+      s.connections_accepted);
+  one("cpuledger_http_timed_out_total", "counter",
+      "Connections closed by a header, body or write deadline (slow clients).", s.timed_out);
+  one("cpuledger_http_refused_total", "counter",
+      "Requests refused by the HTTP layer (malformed, too large, too slow, busy).", s.refused);
+  return out;
+}
+
 void HandleMetrics(ApiContext& ctx, const httplib::Request&, httplib::Response& res) {
   Result<store::StoreStats> stats = ctx.store->Stats();
   std::string text = ctx.metrics->RenderPrometheus(stats.ok() ? &*stats : nullptr);
   if (ctx.sinks != nullptr) text += RenderPrometheus(ctx.sinks->counters());
+  if (ctx.http_stats) text += RenderHttpStats(ctx.http_stats());
   text +=
       "# HELP cpuledger_store_writable 1 while the store's writes succeed (/healthz).\n"
       "# TYPE cpuledger_store_writable gauge\ncpuledger_store_writable ";
@@ -407,18 +427,15 @@ bool IsPublic(const std::string& path) {
 
 // BodyRefusal — why a request's body is refused before it is read.
 struct BodyRefusal {
-  int http_status;  // 411, 400 or 413
+  int http_status;  // 400 or 413
   std::string reason;
 };
 
-// RefuseBody() — a body must announce its length, as a plain number within
-// the limit: a chunked body would be read whole before any limit applies,
-// and a negative or garbled length would hold a worker until its read
-// timeout. RETURNS: nullopt when the body may be read.
+// RefuseBody() — an announced body length must be a plain number within the
+// limit. (The HTTP layer refuses a garbled length itself, and counts a
+// chunked body against the limit as its chunks arrive.) RETURNS: nullopt
+// when the body may be read.
 std::optional<BodyRefusal> RefuseBody(const httplib::Request& req, size_t max_body_bytes) {
-  if (req.has_header("Transfer-Encoding"))
-    return BodyRefusal{411,
-                       "Transfer-Encoding is not accepted: send the body with a Content-Length"};
   if (!req.has_header("Content-Length")) return std::nullopt;
   const std::string text = req.get_header_value("Content-Length");
   uint64_t length = 0;
@@ -468,51 +485,48 @@ int HttpStatusFor(const Status& status) {
   return 500;
 }
 
-void InstallRoutes(httplib::Server& server, ApiContext& context) {
+http::HttpService MakeHttpService(ApiContext& context) {
   ApiContext* ctx = &context;
+  http::HttpService service;
   // Runs once the headers are in and before any body is read: a request
   // without the token, or with a body it may not send, costs no body bytes.
-  server.set_pre_routing_handler([ctx](const httplib::Request& req, httplib::Response& res) {
+  service.admit = [ctx](const httplib::Request& req, httplib::Response& res) {
     if (!ctx->token.empty() && !IsPublic(req.path) &&
         !TokenMatches(req.get_header_value("Authorization"), ctx->token)) {
       ctx->metrics->unauthorized++;
       res.set_header("WWW-Authenticate", "Bearer");
       SendJson(res, 401,
                {{"error", "missing or wrong bearer token (Authorization: Bearer TOKEN)"}});
-      return httplib::Server::HandlerResponse::Handled;
+      return false;
     }
     if (std::optional<BodyRefusal> refused = RefuseBody(req, ctx->max_body_bytes)) {
       res.set_header("Connection", "close");  // the unread body must not pass for a request
       if (refused->http_status == 413) ctx->metrics->batches_too_large++;
       SendJson(res, refused->http_status, {{"error", refused->reason}});
-      return httplib::Server::HandlerResponse::Handled;
+      return false;
     }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  // Answers httplib's own errors (413 for an oversized body, 404) in JSON too.
-  server.set_error_handler([ctx](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    if (res.status == 413) {
-      ctx->metrics->batches_too_large++;
-      SendJson(res, 413, {{"error", "request body larger than max_body_bytes"}});
-    } else if (res.status == 404) {
-      SendJson(res, 404, {{"error", "no route " + req.method + " " + req.path}});
-    }
-  });
-  for (const Route& route : kRoutes) {
-    auto handler = [ctx, &route](const httplib::Request& req, httplib::Response& res) {
+    return true;
+  };
+  // Answers the HTTP layer's own refusals (400, 408, 413, 431, 503) in JSON too.
+  service.refuse = [ctx](int status, const std::string& reason, httplib::Response& res) {
+    if (status == 413) ctx->metrics->batches_too_large++;
+    SendJson(res, status, {{"error", reason}});
+  };
+  service.handle = [ctx](const httplib::Request& req, httplib::Response& res) {
+    for (const Route& route : kRoutes) {
+      const bool head_of_get = req.method == "HEAD" && std::string_view(route.method) == "GET";
+      if (req.path != route.path || (req.method != route.method && !head_of_get)) continue;
       try {
         route.handler(*ctx, req, res);
       } catch (const std::exception& e) {  // a bug, not the client's fault: say so, keep serving
+        res = httplib::Response();
         SendJson(res, 500, {{"error", std::string("internal error: ") + e.what()}});
       }
-    };
-    if (std::string_view(route.method) == "POST") {
-      server.Post(route.path, handler);
-    } else {
-      server.Get(route.path, handler);
+      return;
     }
-  }
+    SendJson(res, 404, {{"error", "no route " + req.method + " " + req.path}});
+  };
+  return service;
 }
 
 }  // namespace cpuledger::server

@@ -19,13 +19,12 @@
 // server has a token. Errors are JSON: {"error": "what is wrong"}.
 #pragma once
 
-#include <httplib.h>
-
 #include <functional>
 #include <string>
 
 #include "detect/detect.h"
 #include "server/alert_sink.h"
+#include "server/http/http_server.h"
 #include "server/ingest_writer.h"
 #include "server/metrics.h"
 #include "store/store.h"
@@ -42,11 +41,16 @@ struct ApiContext {
   // detect(now_us, window_us (0: default), &opened) — one detector run, kept
   // and sent to the sinks; unset: /v1/detect answers 503.
   std::function<Result<detect::DetectReport>(int64_t, int64_t, size_t*)> detect;
-  size_t max_body_bytes = 0;  // 0: no limit of our own (httplib's applies)
+  size_t max_body_bytes = 0;  // 0: no limit of our own (the HTTP layer's applies)
+  // http_stats() — the HTTP layer's counters for /metrics; unset: not shown.
+  std::function<http::HttpStats()> http_stats;
 };
 
-// InstallRoutes() — registers kRoutes and the auth check on `server`.
-void InstallRoutes(httplib::Server& server, ApiContext& context);
+// MakeHttpService() — kRoutes as the HTTP layer's service: the auth check and
+// the announced body length in admit (before any body byte is read), the
+// route handlers in handle (on the HTTP layer's workers), the layer's own
+// refusals answered in JSON. `context` must outlive the server using it.
+http::HttpService MakeHttpService(ApiContext& context);
 
 // HttpStatusFor() — the HTTP status of a non-OK Status.
 int HttpStatusFor(const Status& status);

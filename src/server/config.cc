@@ -13,7 +13,7 @@ namespace {
 
 constexpr std::string_view kKnownKeys =
     "bind, port, data_dir, token, raw_retention, profile_retention, tally_retention, "
-    "max_body_bytes, http_threads, "
+    "max_body_bytes, http_threads, header_timeout, request_timeout, "
     "max_pending_batches, max_dimension_values, detect_every, detect_window, detect_confidence, "
     "detect_fdr, "
     "threshold_floor, thresholds, webhooks, webhook_token, webhook_attempts, webhook_backoff, "
@@ -33,6 +33,8 @@ Status CheckRanges(const ServerConfig& c) {
   if (c.detect_every_us != 0 && c.detect_every_us < kSecondUs)
     return InvalidArgument("detect_every must be at least 1s, or \"off\"");
   if (c.detect_window_us <= 0) return InvalidArgument("detect_window must be positive");
+  if (c.header_timeout_us < 100'000 || c.request_timeout_us < 100'000)
+    return InvalidArgument("header_timeout and request_timeout must be at least 100ms");
   if (!(c.detect_confidence > 0.5 && c.detect_confidence < 1))
     return InvalidArgument("detect_confidence must be in (0.5, 1), e.g. 0.90");
   if (!(c.detect_fdr > 0 && c.detect_fdr <= 0.5))
@@ -104,7 +106,7 @@ Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
         out.webhook_attempts = static_cast<int>(std::min<int64_t>(*v, 1 << 30));
     } else if (k == "raw_retention" || k == "profile_retention" || k == "tally_retention" ||
                k == "detect_every" || k == "detect_window" || k == "webhook_backoff" ||
-               k == "webhook_max_backoff") {
+               k == "webhook_max_backoff" || k == "header_timeout" || k == "request_timeout") {
       auto v = node.value<std::string>();
       if (!v || node.type() != toml::node_type::string)
         return wrong(k, k == "detect_every" ? "a duration string such as \"5m\", or \"off\""
@@ -125,6 +127,8 @@ Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
       if (k == "detect_window") out.detect_window_us = us;
       if (k == "webhook_backoff") out.webhook_backoff_us = us;
       if (k == "webhook_max_backoff") out.webhook_max_backoff_us = us;
+      if (k == "header_timeout") out.header_timeout_us = us;
+      if (k == "request_timeout") out.request_timeout_us = us;
     } else if (k == "detect_confidence" || k == "detect_fdr" || k == "threshold_floor") {
       // value<double>() also takes an integer (threshold_floor = 0).
       auto v = node.value<double>();

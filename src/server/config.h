@@ -10,7 +10,9 @@
 //   profile_retention = "90d" # function entities and moments (whole hours)
 //   tally_retention = "90d"   # worker tallies: unsampled counts, active users
 //   max_body_bytes = 33554432 # larger ingest bodies get 413
-//   http_threads = 8
+//   http_threads = 8          # workers running the handlers (reading is async)
+//   header_timeout = "10s"    # a request's headers must be in this soon after its first byte
+//   request_timeout = "60s"   # ... and its body this soon (and at 16 KiB/s at least)
 //   max_pending_batches = 256 # ingest queue; beyond it, 503 + Retry-After
 //   max_dimension_values = 2000 # distinct values kept per service and dimension
 //                             # (endpoint, method, host, cluster, region, flag names,
@@ -60,6 +62,8 @@ struct ServerConfig {
   std::string token;     // empty: no authentication
   size_t max_body_bytes = 32u << 20;
   int http_threads = 8;
+  int64_t header_timeout_us = 10'000'000;   // first byte of a request -> end of its headers
+  int64_t request_timeout_us = 60'000'000;  // first byte of a request -> end of its body
   size_t max_pending_batches = 256;
   size_t max_dimension_values = 2000;
   int64_t raw_retention_us = 14LL * 86'400'000'000;

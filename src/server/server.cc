@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -29,31 +30,38 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   s->writer_ = std::make_unique<IngestWriter>(*s->store_, s->metrics_, config.max_pending_batches,
                                               config.retention_every_us);
   s->sinks_ = std::make_unique<AlertSinks>(AlertSinkOptionsFrom(config));
-  s->context_ = ApiContext{s->store_.get(), s->writer_.get(), &s->metrics_,
-                           config.token,    s->sinks_.get(),  {}};
+  s->context_.store = s->store_.get();
+  s->context_.writer = s->writer_.get();
+  s->context_.metrics = &s->metrics_;
+  s->context_.token = config.token;
+  s->context_.sinks = s->sinks_.get();
   s->context_.max_body_bytes = config.max_body_bytes;
   Server* self = s.get();
   s->context_.detect = [self](int64_t now, int64_t window, size_t* opened) {
     return self->Detect(now, window, opened);
   };
 
-  const int threads = config.http_threads;
-  s->http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  s->http_.set_payload_max_length(config.max_body_bytes);
-  s->http_.set_keep_alive_max_count(10000);
-  s->http_.set_tcp_nodelay(true);
-  s->http_.set_read_timeout(30, 0);
-  InstallRoutes(s->http_, s->context_);
-
-  if (!s->http_.bind_to_port(config.bind.c_str(), config.port))
-    return Unavailable("cannot listen on " + config.bind + ":" + std::to_string(config.port) +
-                       " (in use, or not an address of this machine)");
-  s->port_ = config.port;
+  http::HttpOptions http_options;
+  http_options.bind = config.bind;
+  http_options.port = config.port;
+  http_options.worker_threads = config.http_threads;
+  http_options.max_body_bytes = config.max_body_bytes;
+  // Eight whole bodies, or more when the limit is small: beyond it a body
+  // waits for memory (503 + Retry-After) instead of taking it.
+  http_options.max_body_bytes_in_flight = std::max<size_t>(8 * config.max_body_bytes, 256u << 20);
+  http_options.header_timeout_us = config.header_timeout_us;
+  http_options.request_timeout_us = config.request_timeout_us;
+  s->context_.http_stats = [self] {
+    const http::HttpServer* live = self->http_live_.load();
+    return live != nullptr ? live->stats() : http::HttpStats{};
+  };
+  Result<std::unique_ptr<http::HttpServer>> http =
+      http::HttpServer::Start(http_options, MakeHttpService(s->context_));
+  if (!http.ok()) return http.status();
+  s->http_ = std::move(*http);
+  s->http_live_.store(s->http_.get());
+  s->port_ = s->http_->port();
   Server* raw = s.get();
-  s->listener_ = std::thread([raw] { raw->http_.listen_after_bind(); });
-  // httplib's stop() is a no-op until the listener runs: wait for it, so a
-  // Stop() right after Start() cannot leave the listener running forever.
-  while (!s->http_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   if (config.detect_every_us > 0) s->scheduler_ = std::thread([raw] { raw->ScheduleLoop(); });
   return s;
 }
@@ -100,8 +108,7 @@ void Server::Stop() {
     }
     schedule_cv_.notify_all();
     if (scheduler_.joinable()) scheduler_.join();
-    http_.stop();
-    if (listener_.joinable()) listener_.join();
+    if (http_) http_->Stop();
     writer_.reset();  // commits what is queued
     if (sinks_) sinks_->Stop();
   });

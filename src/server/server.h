@@ -1,7 +1,8 @@
 // src/server/server.h — the `cpuledger serve` daemon: one store, one ingest
 // writer, an HTTP server on a thread pool, and the detector schedule (every
 // `detect_every`, all detectors over `detect_window`; new alerts to the
-// server log and the webhooks).
+// server log and the webhooks). The HTTP layer (server/http) reads requests
+// on a small io pool and runs the handlers on `http_threads` workers.
 //
 //   ServerConfig config;  config.data_dir = "/var/lib/cpuledger";
 //   Result<std::unique_ptr<Server>> server = Server::Start(config);
@@ -12,8 +13,7 @@
 // and /healthz answers 200 as soon as Start() has returned.
 #pragma once
 
-#include <httplib.h>
-
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -23,6 +23,7 @@
 #include "server/alert_sink.h"
 #include "server/api.h"
 #include "server/config.h"
+#include "server/http/http_server.h"
 #include "server/ingest_writer.h"
 #include "server/metrics.h"
 #include "store/store.h"
@@ -59,8 +60,8 @@ class Server {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<IngestWriter> writer_;
   ApiContext context_;
-  httplib::Server http_;
-  std::thread listener_;
+  std::unique_ptr<http::HttpServer> http_;
+  std::atomic<const http::HttpServer*> http_live_{nullptr};  // http_, once set: for /metrics
   std::once_flag stopped_;
 
   std::unique_ptr<AlertSinks> sinks_;

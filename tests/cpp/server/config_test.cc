@@ -49,6 +49,8 @@ TEST_F(ConfigFile, DefaultsWhenTheKeysAreAbsent) {
   EXPECT_EQ(config.webhook_attempts, 6);
   EXPECT_EQ(config.webhook_backoff_us, 2'000'000);
   EXPECT_EQ(config.webhook_max_backoff_us, 60'000'000);
+  EXPECT_EQ(config.header_timeout_us, 10'000'000);
+  EXPECT_EQ(config.request_timeout_us, 60'000'000);
 }
 
 // The example at the top of config.h, verbatim in shape.
@@ -71,6 +73,8 @@ webhook_token = "hook-s3cret"
 webhook_attempts = 4
 webhook_backoff = "1s"
 webhook_max_backoff = "30s"
+header_timeout = "5s"
+request_timeout = "2m"
 
 [thresholds.shop]
 "/checkout/" = 0.02
@@ -93,6 +97,8 @@ webhook_max_backoff = "30s"
   EXPECT_EQ(config.webhook_attempts, 4);
   EXPECT_EQ(config.webhook_backoff_us, 1'000'000);
   EXPECT_EQ(config.webhook_max_backoff_us, 30'000'000);
+  EXPECT_EQ(config.header_timeout_us, 5'000'000);
+  EXPECT_EQ(config.request_timeout_us, 120'000'000);
   ASSERT_EQ(config.thresholds.size(), 3u);
   EXPECT_DOUBLE_EQ(config.thresholds.at("shop /checkout/"), 0.02);
   EXPECT_DOUBLE_EQ(config.thresholds.at("shop /search/"), 0.05);
@@ -138,6 +144,8 @@ TEST_F(ConfigFile, BadValuesNameTheKey) {
        "webhook_max_backoff must be at least webhook_backoff"},
       {"webhook_backoff = \"soon\"", "webhook_backoff"},
       {"detect_every = \"500ms\"", "detect_every must be at least 1s"},
+      {"header_timeout = \"10ms\"", "header_timeout and request_timeout must be at least 100ms"},
+      {"request_timeout = 60", "'request_timeout' must be a duration string"},
       {"detect_every = 300", "'detect_every' must be a duration string"},
       {"detect_window = \"-1h\"", "detect_window"},
       {"detect_confidence = 1.5", "detect_confidence must be in (0.5, 1)"},
