@@ -84,7 +84,7 @@ struct HttpOptions {
   int64_t rate_window_us = 5'000'000;
   size_t max_connections = 16384;  // beyond it, new ones are closed at once
   // After a request whose body was at least this large, malloc_trim() gives
-  // the freed heap back to the system. 0: never.
+  // the freed heap back to the system, at most once per 2 s. 0: never.
   size_t trim_after_body_bytes = 1u << 20;
 };
 
