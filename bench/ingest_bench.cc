@@ -4,7 +4,9 @@
 // Target (issue 3): >= 300k records/s, protobuf batches of 1000, server on
 // one core. Printed beside it, measured in the same run: NDJSON batches of
 // 1000 through the same server, and the store alone (AppendBatches in
-// process, no HTTP) as the ceiling.
+// process, no HTTP) as the ceiling. Eight senders post at once, as eight
+// web workers' recorders would (issue 13): per pass, the ack latency of a
+// POST (p50/p99) and the server's RSS before and after.
 //
 // Usage: ingest_bench CPULEDGER_BINARY [--batches N]
 #include <sched.h>
@@ -14,6 +16,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -68,22 +71,35 @@ std::vector<record::Batch> MakeBatches(size_t n) {
 struct Figure {
   const char* name;
   double records_per_s;
+  std::string detail;  // ack latency and RSS, for the HTTP passes
 };
 
-double PostAll(int port, const std::vector<std::string>& bodies, const char* content_type,
-               int connections) {
+constexpr int kSenders = 8;
+
+// PostOutcome — what PostAll() saw: the rate (0 on a failure) and each POST's ack latency.
+struct PostOutcome {
+  double records_per_s = 0;
+  std::vector<double> ack_ms;
+};
+
+PostOutcome PostAll(int port, const std::vector<std::string>& bodies, const char* content_type,
+                    int connections) {
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
+  std::vector<std::vector<double>> ack_ms(static_cast<size_t>(connections));
   const auto t0 = Clock::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < connections; ++c)
-    threads.emplace_back([&] {
+    threads.emplace_back([&, c] {
       httplib::Client client("127.0.0.1", port);
       client.set_keep_alive(true);
       client.set_tcp_nodelay(true);
       client.set_read_timeout(60, 0);
       for (size_t i; (i = next.fetch_add(1)) < bodies.size();) {
+        const auto sent = Clock::now();
         auto res = client.Post("/v1/ingest", bodies[i], content_type);
+        ack_ms[static_cast<size_t>(c)].push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - sent).count());
         if (!res || res->status != 200) {
           std::fprintf(stderr, "ingest failed: %s\n", res ? res->body.c_str() : "no connection");
           failed = true;
@@ -93,7 +109,28 @@ double PostAll(int port, const std::vector<std::string>& bodies, const char* con
     });
   for (auto& t : threads) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  return failed ? 0 : bodies.size() * 1000.0 / secs;
+  PostOutcome out;
+  for (const auto& v : ack_ms) out.ack_ms.insert(out.ack_ms.end(), v.begin(), v.end());
+  std::sort(out.ack_ms.begin(), out.ack_ms.end());
+  out.records_per_s = failed ? 0 : bodies.size() * 1000.0 / secs;
+  return out;
+}
+
+double Percentile(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  return sorted[std::min(sorted.size() - 1, static_cast<size_t>(q * sorted.size()))];
+}
+
+// RssMiB() — VmRSS of `pid` in MiB, from /proc (0 when unreadable).
+double RssMiB(pid_t pid) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  double kib = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::sscanf(line, "VmRSS: %lf kB", &kib) == 1) break;
+  std::fclose(f);
+  return kib / 1024;
 }
 
 pid_t StartServer(const std::string& binary, const fs::path& dir, int port) {
@@ -166,7 +203,7 @@ int main(int argc, char** argv) {
     }
     figures.push_back(
         {"store alone (AppendBatches, no HTTP)",
-         batches.size() * 1000.0 / std::chrono::duration<double>(Clock::now() - t0).count()});
+         batches.size() * 1000.0 / std::chrono::duration<double>(Clock::now() - t0).count(), ""});
   }
   PinSelfTo(1);  // the client on the other core
 
@@ -179,20 +216,29 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "server did not start\n");
       return 1;
     }
-    double rate = PostAll(port, pb ? proto : ndjson,
-                          pb ? "application/x-protobuf" : "application/x-ndjson", 4);
+    const double rss_before = RssMiB(pid);
+    const PostOutcome posted =
+        PostAll(port, pb ? proto : ndjson, pb ? "application/x-protobuf" : "application/x-ndjson",
+                kSenders);
+    const double rss_after = RssMiB(pid);
     StopServer(pid);
+    char detail[160];
+    std::snprintf(detail, sizeof detail,
+                  "%d senders; ack p50 %.0f ms, p99 %.0f ms; server RSS %.0f -> %.0f MiB", kSenders,
+                  Percentile(posted.ack_ms, 0.5), Percentile(posted.ack_ms, 0.99), rss_before,
+                  rss_after);
     figures.push_back(
         {pb ? "HTTP ingest, protobuf, server on 1 core" : "HTTP ingest, NDJSON, server on 1 core",
-         rate});
+         posted.records_per_s, detail});
   }
   fs::remove_all(root);
 
   std::printf("\n%-44s %14s   %s\n", "figure", "records/s", "target");
   for (const Figure& f : figures) {
     const bool is_target = std::string(f.name).find("protobuf") != std::string::npos;
-    std::printf("%-44s %14.0f   %s\n", f.name, f.records_per_s,
-                is_target ? (f.records_per_s >= 300000 ? ">= 300k: met" : ">= 300k: MISSED") : "-");
+    std::printf("%-44s %14.0f   %-16s %s\n", f.name, f.records_per_s,
+                is_target ? (f.records_per_s >= 300000 ? ">= 300k: met" : ">= 300k: MISSED") : "-",
+                f.detail.c_str());
   }
   return 0;
 }
