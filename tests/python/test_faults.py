@@ -89,3 +89,60 @@ def test_a_full_disk_is_refused_reported_and_recovered_from(small_disk, tmp_path
     failures = [line for line in log.splitlines() if "store append failed" in line]
     assert 1 <= len(failures) <= 3, log  # 21+ failures in a few seconds, one line per 10 s
     assert "the store writes again" in log
+
+
+def test_kill_9_during_concurrent_ingest_loses_nothing_acknowledged(tmp_path):
+    """Four senders post numbered batches at once; the server is killed with
+    SIGKILL mid-stream. Every acknowledged batch must be in the restarted
+    store, and resending every batch not acknowledged (as a recorder's spool
+    does, same sender and sequence) must end with each batch stored once."""
+    import signal
+    import threading
+
+    senders, per_batch, max_batches = 4, 50, 200
+    data = tmp_path / "data"
+    server = ServerProcess(data).start()
+    acked: set[tuple[int, int]] = set()
+    enough = threading.Condition()
+
+    def body(k: int, seq: int) -> bytes:
+        head = json.dumps({"type": "batch", "sender": f"killed-{k}", "sequence": seq})
+        records = make_records(n=per_batch, seed=k * 1000 + seq, sample_rate=1.0)
+        return ("\n".join([head] + [json.dumps(r) for r in records]) + "\n").encode()
+
+    def send(k: int):
+        http = server.http()
+        for seq in range(1, max_batches + 1):
+            try:
+                status, _ = http.request("POST", "/v1/ingest", body(k, seq), "application/x-ndjson")
+            except OSError:  # the server died under this request: not acknowledged
+                return
+            if status != 200:
+                return
+            with enough:
+                acked.add((k, seq))
+                enough.notify_all()
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(senders)]
+    for t in threads:
+        t.start()
+    with enough:
+        assert enough.wait_for(lambda: len(acked) >= 40, timeout=60), len(acked)
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(timeout=30)
+    for t in threads:
+        t.join(timeout=60)
+    acknowledged = sorted(acked)
+    assert len(acknowledged) < senders * max_batches, "the kill came after every batch was sent"
+
+    restarted = ServerProcess(data).start()
+    try:
+        assert stored(restarted) >= len(acknowledged) * per_batch  # acknowledged = stored
+        http = restarted.http()
+        for k in range(senders):
+            for seq in range(1, max_batches + 1):
+                if (k, seq) not in acked:
+                    assert http.request("POST", "/v1/ingest", body(k, seq), "application/x-ndjson")[0] == 200
+        assert stored(restarted) == senders * max_batches * per_batch  # each batch once
+    finally:
+        restarted.stop()
