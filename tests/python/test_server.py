@@ -256,10 +256,19 @@ def test_token_is_enforced(tmp_path):
         assert s.http(token=None).request("GET", "/v1/query/breakdown")[0] == 401
         assert s.http(token="wrong").post_ndjson(make_records(n=1))[0] == 401
         assert s.http(token="wrong").request("GET", "/metrics")[0] == 401
+        # Every route of src/server/api.cc but /healthz, and paths no route has:
+        # the token is checked before routing, so no route can be left out.
+        for method, path in [("POST", "/v1/ingest"), ("GET", "/v1/query/breakdown"),
+                             ("GET", "/v1/query/timeseries"), ("GET", "/v1/query/efficiency"),
+                             ("GET", "/v1/query/deploys"), ("GET", "/v1/query/functions"),
+                             ("GET", "/v1/query/diff"), ("POST", "/v1/detect"), ("GET", "/v1/alerts"),
+                             ("GET", "/metrics"), ("GET", "/v1/nothing"), ("DELETE", "/v1/alerts")]:
+            body = b"{}" if method == "POST" else None
+            assert s.http(token=None).request(method, path, body)[0] == 401, (method, path)
         assert s.http().post_ndjson(make_records(n=3))[0] == 200
         rows = breakdown(s.http(), group_by="service", since="2h")["rows"]
         assert rows[0]["samples"] == 3
-        assert metric(s.http(), "cpuledger_http_unauthorized_total", 'route="any"') == 3
+        assert metric(s.http(), "cpuledger_http_unauthorized_total", 'route="any"') == 3 + 12
     finally:
         s.stop()
 
