@@ -1048,16 +1048,16 @@ bool IsBlank(std::string_view line) {
 // NdjsonDecoder — the state carried from line to line.
 class NdjsonDecoder {
  public:
-  explicit NdjsonDecoder(int64_t now_us) : now_us_(now_us) {}
+  // Decodes into `batch` (the caller's, maybe on an arena: no copy after).
+  NdjsonDecoder(int64_t now_us, Batch& batch) : now_us_(now_us), batch_(batch) {}
 
   // NdjsonDecoder::Line() — RETURNS: the error for this line, without its
   // "line N" prefix.
   Status Line(std::string_view text, size_t line_no);
-  Batch& batch() { return batch_; }
 
  private:
   int64_t now_us_;
-  Batch batch_;
+  Batch& batch_;
   size_t batch_line_ = 0;  // the line that set the identity; 0: none yet
 };
 
@@ -1094,8 +1094,8 @@ Status NdjsonDecoder::Line(std::string_view text, size_t line_no) {
   return Internal("unhandled line type");
 }
 
-Result<Batch> DecodeNdjson(std::string_view body, int64_t now_us) {
-  NdjsonDecoder decoder(now_us);
+Status DecodeNdjson(std::string_view body, int64_t now_us, Batch& batch) {
+  NdjsonDecoder decoder(now_us, batch);
   size_t line_no = 0;
   size_t pos = 0;
   while (pos < body.size()) {
@@ -1118,9 +1118,8 @@ Result<Batch> DecodeNdjson(std::string_view body, int64_t now_us) {
       return Internal(where() + ": " + e.what());
     }
   }
-  Batch& batch = decoder.batch();
   if (IsEmpty(batch)) return InvalidArgument("empty batch");
-  return std::move(batch);
+  return OkStatus();
 }
 
 // ---------------------------------------------------------------------------
@@ -1268,20 +1267,15 @@ Result<Encoding> EncodingForContentType(std::string_view content_type) {
 namespace {
 
 // DecodeInto() — DecodeBatch() into a message the caller owns (maybe on an
-// arena). NDJSON is decoded apart and moved in: a copy when `batch` is on an
-// arena, which is fine for the text format.
+// arena, which then holds every message the body becomes).
 Status DecodeInto(Encoding encoding, std::string_view body, Batch& batch) {
   if (body.empty()) return InvalidArgument("empty batch");
   const int64_t now_us = NowUnixUs();
   switch (encoding) {
     case Encoding::kProtobuf:
       return DecodeProtobuf(body, now_us, batch);
-    case Encoding::kNdjson: {
-      Result<Batch> decoded = DecodeNdjson(body, now_us);
-      if (!decoded.ok()) return decoded.status();
-      batch = std::move(*decoded);
-      return OkStatus();
-    }
+    case Encoding::kNdjson:
+      return DecodeNdjson(body, now_us, batch);
   }
   return InvalidArgument("unknown encoding");
 }
