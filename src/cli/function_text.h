@@ -12,7 +12,8 @@ namespace cpuledger::cli {
 std::string FunctionLabel(const nlohmann::json& function);
 
 // CallPathLabel() — [{file, line, name}, ...] (outermost first) as the
-// names joined by " > ": "view > wrapper > helper".
-std::string CallPathLabel(const nlohmann::json& path);
+// names joined by " > ": "view > wrapper > helper"; a path longer than
+// `max_chars` keeps its innermost frames: "… > wrapper > helper".
+std::string CallPathLabel(const nlohmann::json& path, size_t max_chars = 80);
 
 }  // namespace cpuledger::cli

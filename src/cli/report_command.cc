@@ -84,10 +84,10 @@ Table BreakdownTable(const nlohmann::json& body) {
   if (bucketed) t.header.insert(t.header.begin(), "time");
   const size_t dims = t.header.size();
   const std::string unit = instr ? "instr" : "cpu_ms";
-  const std::vector<std::string> measures = {"samples",           "est_requests", unit + "_mean",
-                                             unit + "_p50",       unit + "_p90",  unit + "_p99",
-                                             unit + "_est_total", "wall_ms_p50",  "wall_ms_p99",
-                                             "db_ms_mean",        "cache_ms_mean"};
+  const std::vector<std::string> measures = {
+      "samples",       "est_requests",      unit + "_mean",    unit + "_p50", unit + "_p90",
+      unit + "_p99",   unit + "_est_total", "wall_ms_p50",     "wall_ms_p99", "db_ms_mean",
+      "db_calls_mean", "cache_ms_mean",     "cache_calls_mean"};
   t.header.insert(t.header.end(), measures.begin(), measures.end());
   t.numeric.assign(t.header.size(), true);
   for (size_t i = 0; i < dims; ++i) t.numeric[i] = false;
@@ -112,7 +112,9 @@ Table BreakdownTable(const nlohmann::json& body) {
     row.push_back(wall.is_null() ? "-" : FixedDigits(wall["p50"].get<double>() / 1e3, 1));
     row.push_back(wall.is_null() ? "-" : FixedDigits(wall["p99"].get<double>() / 1e3, 1));
     row.push_back(FixedDigits(r["db_us_mean"].get<double>() / 1e3, 2));
+    row.push_back(FixedDigits(r["db_calls_mean"].get<double>(), 1));
     row.push_back(FixedDigits(r["cache_us_mean"].get<double>() / 1e3, 2));
+    row.push_back(FixedDigits(r["cache_calls_mean"].get<double>(), 1));
     t.rows.push_back(std::move(row));
   }
   return t;
@@ -126,7 +128,14 @@ std::string EfficiencyText(const nlohmann::json& body) {
     auto amount = [&](double v) {
       return instr ? HumanCount(v) + " instructions" : FixedDigits(v / 1e6, 2) + " ms CPU";
     };
-    out << s["service"].get<std::string>() << ": " << amount(s["per_active_user"].get<double>())
+    // Per active user is a ratio: with no active user seen it has no value.
+    const bool users = s["active_users"].get<double>() > 0;
+    auto per_user = [&](double v, int digits) {
+      return !users ? std::string("n/a") : instr ? HumanCount(v) : FixedDigits(v / 1e6, digits);
+    };
+    out << s["service"].get<std::string>() << ": "
+        << (users ? amount(s["per_active_user"].get<double>())
+                  : std::string("n/a (no active users)"))
         << " per active user during the peak minute, "
         << UtcMinute(s["peak_minute_unix"].get<int64_t>() * 1'000'000) << "\n"
         << "  peak minute: " << amount(s["cpu_total"].get<double>()) << " over "
@@ -143,10 +152,10 @@ std::string EfficiencyText(const nlohmann::json& body) {
     t.numeric = {false, true, true, true};
     for (const auto& e : s["endpoints"]) {
       const double total = e["cpu_total"].get<double>();
-      const double per_user = e["per_active_user"].get<double>();
+      const double per_endpoint_user = e["per_active_user"].get<double>();
       t.rows.push_back({e["endpoint"].get<std::string>(), HumanCount(e["requests"].get<double>()),
                         instr ? HumanCount(total) : FixedDigits(total / 1e6, 1),
-                        instr ? HumanCount(per_user) : FixedDigits(per_user / 1e6, 4)});
+                        per_user(per_endpoint_user, 4)});
     }
     std::istringstream lines(t.Render());
     for (std::string line; std::getline(lines, line);) out << "  " << line << "\n";

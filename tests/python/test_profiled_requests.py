@@ -57,3 +57,7 @@ def test_diff_between_commits_names_the_added_helper(tmp_path, server, source):
                             "--where", "commit=v2", "--where", "endpoint=/report/"],
                            capture_output=True, text=True, check=True).stdout
     assert "_expensive_helper" in table
+    # Django's deep call paths keep their innermost frames in the top-path
+    # column, marked as cut, not hundreds of characters of callers.
+    rows = [line for line in table.splitlines() if "_expensive_helper" in line]
+    assert rows and "… > " in rows[0] and rows[0].rstrip().endswith("_expensive_helper"), table

@@ -336,6 +336,7 @@ def test_report_cli_prints_grouped_table(server):
                           "--since", "2h"], capture_output=True, text=True, check=True).stdout
     header, rule, *rows = out.strip().splitlines()
     assert header.split()[:4] == ["endpoint", "commit", "samples", "est_requests"]
+    assert header.split()[-4:] == ["db_ms_mean", "db_calls_mean", "cache_ms_mean", "cache_calls_mean"]
     assert {r.split()[0] for r in rows} == set(ENDPOINTS)
     assert all(r.split()[1] == "c1" for r in rows)
     got = {r.split()[0]: int(r.split()[2]) for r in rows}
@@ -363,3 +364,14 @@ def test_serve_rejects_bad_config(tmp_path):
     r = subprocess.run([cpuledger_exe(), "serve", "--config", str(cfg), "--data-dir", str(tmp_path)],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "unknown key 'prot'" in r.stderr
+
+
+def test_efficiency_without_active_users_says_n_a(server):
+    records = make_records(n=30)
+    for r in records:
+        del r["user"]  # no user key configured: nobody is counted as active
+    assert server.http().post_ndjson(records)[0] == 200
+    out = subprocess.run([cpuledger_exe(), "report", "--server", server.url, "--efficiency", "--since", "2h"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "shop: n/a (no active users) per active user" in out, out
+    assert "0.00" not in out.split("\n", 1)[0], out
