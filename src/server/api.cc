@@ -314,6 +314,10 @@ void HandleMetrics(ApiContext& ctx, const httplib::Request&, httplib::Response& 
       "# HELP cpuledger_store_writable 1 while the store's writes succeed (/healthz).\n"
       "# TYPE cpuledger_store_writable gauge\ncpuledger_store_writable ";
   text += ctx.writer->Health().writable ? "1\n" : "0\n";
+  text +=
+      "# HELP cpuledger_ingest_queue_batches Batches waiting for the store writer.\n"
+      "# TYPE cpuledger_ingest_queue_batches gauge\ncpuledger_ingest_queue_batches " +
+      std::to_string(ctx.writer->Queued()) + "\n";
   res.set_content(text, "text/plain; version=0.0.4");
 }
 

@@ -79,6 +79,11 @@ void IngestWriter::Run() {
   }
 }
 
+size_t IngestWriter::Queued() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
 WriteHealth IngestWriter::Health() const {
   std::lock_guard lock(health_mu_);
   return health_;

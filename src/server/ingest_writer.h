@@ -61,6 +61,8 @@ class IngestWriter {
 
   // IngestWriter::Health() — as of the last store write. Thread-safe.
   WriteHealth Health() const;
+  // IngestWriter::Queued() — batches waiting for the writer. Thread-safe.
+  size_t Queued() const;
 
  private:
   struct Pending {
@@ -86,7 +88,7 @@ class IngestWriter {
   mutable std::mutex health_mu_;
   WriteHealth health_;  // guarded by health_mu_
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Pending>> queue_;  // guarded by mu_
   bool stopping_ = false;                       // guarded by mu_
