@@ -83,8 +83,8 @@ struct HttpOptions {
   size_t min_body_bytes_per_s = 16u << 10;  // checked every rate_window_us
   int64_t rate_window_us = 5'000'000;
   size_t max_connections = 16384;  // beyond it, new ones are closed at once
-  // After a request whose body was at least this large, malloc_trim() gives
-  // the freed heap back to the system, at most once per 2 s. 0: never.
+  // Once no request with a body at least this large has ended for 1 s,
+  // malloc_trim() gives the freed heap back to the system. 0: never.
   size_t trim_after_body_bytes = 1u << 20;
 };
 
