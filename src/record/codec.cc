@@ -165,16 +165,23 @@ Status Prefixed(std::string_view prefix, const Status& s) {
 // ---------------------------------------------------------------------------
 // Validation. The checks allocate only to build an error message.
 
-Status CheckDimension(std::string_view field, std::string_view value) {
+// CheckText() — the rules of a dimension value, a flag name and a flag value:
+// at most kMaxDimensionBytes, UTF-8, no control characters. `subject` names
+// it in the message ("field 'host'"); `echo` quotes the value after a
+// control-character refusal (where the subject does not hold it already).
+Status CheckText(const std::string& subject, std::string_view value, bool echo) {
   if (value.size() > kMaxDimensionBytes)
-    return InvalidArgument("field '" + std::string(field) + "' is " + std::to_string(value.size()) +
+    return InvalidArgument(subject + " is " + std::to_string(value.size()) +
                            " bytes; the limit is " + std::to_string(kMaxDimensionBytes));
-  if (!IsValidUtf8(value))
-    return InvalidArgument("field '" + std::string(field) + "' is not valid UTF-8");
+  if (!IsValidUtf8(value)) return InvalidArgument(subject + " is not valid UTF-8");
   if (HasControl(value))
-    return InvalidArgument("field '" + std::string(field) +
-                           "' holds a control character: " + Quote(value));
+    return InvalidArgument(subject + " holds a control character" +
+                           (echo ? ": " + Quote(value) : std::string()));
   return OkStatus();
+}
+
+Status CheckDimension(std::string_view field, std::string_view value) {
+  return CheckText("field '" + std::string(field) + "'", value, /*echo=*/true);
 }
 
 Status CheckRequired(std::string_view field, std::string_view value) {
@@ -248,21 +255,8 @@ Status CheckFlags(const RequestRecord& r) {
                            std::to_string(kMaxFlags));
   for (const auto& [name, value] : r.flags()) {
     if (name.empty()) return InvalidArgument("flag with an empty name");
-    if (name.size() > kMaxDimensionBytes)
-      return InvalidArgument("flag name " + Quote(name) + " is " + std::to_string(name.size()) +
-                             " bytes; the limit is " + std::to_string(kMaxDimensionBytes));
-    if (!IsValidUtf8(name))
-      return InvalidArgument("flag name " + Quote(name) + " is not valid UTF-8");
-    if (HasControl(name))
-      return InvalidArgument("flag name " + Quote(name) + " holds a control character");
-    if (value.size() > kMaxDimensionBytes)
-      return InvalidArgument("flag " + Quote(name) + ": value is " + std::to_string(value.size()) +
-                             " bytes; the limit is " + std::to_string(kMaxDimensionBytes));
-    if (!IsValidUtf8(value))
-      return InvalidArgument("flag " + Quote(name) + ": value is not valid UTF-8");
-    if (HasControl(value))
-      return InvalidArgument("flag " + Quote(name) +
-                             ": value holds a control character: " + Quote(value));
+    CL_RETURN_IF_ERROR(CheckText("flag name " + Quote(name), name, /*echo=*/false));
+    CL_RETURN_IF_ERROR(CheckText("flag " + Quote(name) + ": value", value, /*echo=*/true));
   }
   return OkStatus();
 }
