@@ -15,24 +15,6 @@ void ProfileRows::Clear() {
   moments.Clear();
 }
 
-namespace {
-
-void AddPath(ProfileRows::Path& to, const ProfileRows::Path& v) {
-  to.calls += v.calls;
-  to.primitive_calls += v.primitive_calls;
-  to.self_cost += v.self_cost;
-  to.total_cost += v.total_cost;
-}
-
-void AddMoments(ProfileRows::Moments& to, const ProfileRows::Moments& v) {
-  to.sum += v.sum;
-  to.sum_sq += v.sum_sq;
-  to.share_sum += v.share_sum;
-  to.share_sq += v.share_sq;
-}
-
-}  // namespace
-
 void ProfileRows::Add(const ProfileRows& other) {
   std::vector<int64_t> mine(other.slots.size());
   for (size_t i = 0; i < other.slots.size(); ++i) {
@@ -41,10 +23,10 @@ void ProfileRows::Add(const ProfileRows& other) {
     slots[static_cast<size_t>(mine[i])].requests += s.requests;
   }
   other.paths.ForEach([&](int64_t slot, int64_t path, const Path& v) {
-    AddPath(*paths.TryEmplace(mine[static_cast<size_t>(slot)], path).first, v);
+    *paths.TryEmplace(mine[static_cast<size_t>(slot)], path).first += v;
   });
   other.moments.ForEach([&](int64_t slot, int64_t function, const Moments& v) {
-    AddMoments(*moments.TryEmplace(mine[static_cast<size_t>(slot)], function).first, v);
+    *moments.TryEmplace(mine[static_cast<size_t>(slot)], function).first += v;
   });
 }
 
@@ -95,11 +77,11 @@ bool ProfileRows::AddDelta(const ProfileDelta& d) {
     slots[static_cast<size_t>(mine[static_cast<size_t>(i)])].requests += d.slot_requests(i);
   }
   for (int i = 0; i < path_count; ++i)
-    AddPath(*paths.TryEmplace(mine[d.path_slot(i)], d.path(i)).first,
-            {d.calls(i), d.primitive_calls(i), d.self_cost(i), d.total_cost(i)});
+    *paths.TryEmplace(mine[d.path_slot(i)], d.path(i)).first +=
+        Path{d.calls(i), d.primitive_calls(i), d.self_cost(i), d.total_cost(i)};
   for (int i = 0; i < moment_count; ++i)
-    AddMoments(*moments.TryEmplace(mine[d.moment_slot(i)], d.function(i)).first,
-               {d.sum(i), d.sum_sq(i), d.share_sum(i), d.share_sq(i)});
+    *moments.TryEmplace(mine[d.moment_slot(i)], d.function(i)).first +=
+        Moments{d.sum(i), d.sum_sq(i), d.share_sum(i), d.share_sq(i)};
   return true;
 }
 

@@ -28,9 +28,23 @@ namespace cpuledger::store::sqlite {
 struct ProfileRows {
   struct Path {
     uint64_t calls = 0, primitive_calls = 0, self_cost = 0, total_cost = 0;
+    Path& operator+=(const Path& v) {
+      calls += v.calls;
+      primitive_calls += v.primitive_calls;
+      self_cost += v.self_cost;
+      total_cost += v.total_cost;
+      return *this;
+    }
   };
   struct Moments {
     double sum = 0, sum_sq = 0, share_sum = 0, share_sq = 0;
+    Moments& operator+=(const Moments& v) {
+      sum += v.sum;
+      sum_sq += v.sum_sq;
+      share_sum += v.share_sum;
+      share_sq += v.share_sq;
+      return *this;
+    }
   };
   struct Slot {
     int64_t hour = 0, slice = 0;

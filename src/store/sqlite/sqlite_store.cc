@@ -97,24 +97,13 @@ struct SqliteStore::ProfileSums {
   // Fold() — the per-shape sums into the (slot, id) rows.
   void Fold() {
     for (const ShapeSums<Path>& s : path_sums) {
-      for (size_t i = 1; i < s.values.size(); ++i) {
-        const Path& v = s.values[i];
-        Path& row = *rows.paths.TryEmplace(s.slot, s.shape->path[i]).first;
-        row.calls += v.calls;
-        row.primitive_calls += v.primitive_calls;
-        row.self_cost += v.self_cost;
-        row.total_cost += v.total_cost;
-      }
+      for (size_t i = 1; i < s.values.size(); ++i)
+        *rows.paths.TryEmplace(s.slot, s.shape->path[i]).first += s.values[i];
     }
     for (const ShapeSums<Moments>& s : moment_sums) {
       for (size_t f = 0; f < s.values.size(); ++f) {
-        const Moments& v = s.values[f];
-        if (v.sum == 0) continue;  // the function cost nothing in this slot
-        Moments& row = *rows.moments.TryEmplace(s.slot, s.shape->functions[f]).first;
-        row.sum += v.sum;
-        row.sum_sq += v.sum_sq;
-        row.share_sum += v.share_sum;
-        row.share_sq += v.share_sq;
+        if (s.values[f].sum == 0) continue;  // the function cost nothing in this slot
+        *rows.moments.TryEmplace(s.slot, s.shape->functions[f]).first += s.values[f];
       }
     }
   }
@@ -505,11 +494,8 @@ Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call
       sums.path_sums_of, sums.path_sums, slot, **shape, static_cast<size_t>(p.nodes_size()));
   for (int i = 1; i < p.nodes_size(); ++i) {
     const record::ProfileNode& n = p.nodes(i);
-    ProfileSums::Path& row = nodes[static_cast<size_t>(i)];
-    row.calls += n.calls();
-    row.primitive_calls += n.primitive_calls();
-    row.self_cost += n.self_cost();
-    row.total_cost += n.total_cost();
+    nodes[static_cast<size_t>(i)] +=
+        ProfileSums::Path{n.calls(), n.primitive_calls(), n.self_cost(), n.total_cost()};
   }
   AddMoments(rec, hour, **shape, call);
   return OkStatus();
@@ -542,12 +528,8 @@ void SqliteStore::AddMoments(const record::RequestRecord& rec, int64_t hour,
     for (size_t f = 0; f < self.size(); ++f) {
       const double cost = self[f];
       if (cost == 0) continue;
-      ProfileSums::Moments& m = moments[f];
       const double share = cost / total;  // total >= cost > 0
-      m.sum += cost;
-      m.sum_sq += cost * cost;
-      m.share_sum += share;
-      m.share_sq += share * share;
+      moments[f] += ProfileSums::Moments{cost, cost * cost, share, share * share};
     }
   };
   add("", "");
