@@ -225,9 +225,10 @@ const SeriesInfo* SeriesInterner::Get(int64_t id) const {
   return &infos_[static_cast<size_t>(id - 1)];
 }
 
-bool SeriesInterner::Known(const record::RequestRecord& r) const {
+int64_t SeriesInterner::Find(const record::RequestRecord& r) const {
   auto it = by_hash_.find(Hash(r));
-  return it != by_hash_.end() && Same(r, infos_[static_cast<size_t>(it->second - 1)]);
+  if (it == by_hash_.end() || !Same(r, infos_[static_cast<size_t>(it->second - 1)])) return 0;
+  return it->second;
 }
 
 int64_t SeriesInterner::Intern(const record::RequestRecord& r) {

@@ -101,9 +101,10 @@ class SeriesInterner {
   // the next id and stays pending until Commit() or Abort().
   // COST: one pass over the dimensions (~50 ns); allocates for a new tuple only.
   int64_t Intern(const record::RequestRecord& r);
-  // SeriesInterner::Known() — whether r's tuple has an id already (a hash
-  // collision answers false: the caller then takes its slower path).
-  bool Known(const record::RequestRecord& r) const;
+  // SeriesInterner::Find() — the id r's tuple has already, or 0 (also for a
+  // tuple whose hash collided: Intern() then takes its exact path).
+  // COST: as Intern() for a known tuple; never allocates.
+  int64_t Find(const record::RequestRecord& r) const;
   // SeriesInterner::CoarseOf() — the id of the tuple `id` has without host,
   // cluster and region (the coarse tiers' key); interned like Intern().
   // REQUIRES: `id` is known. COST: a vector lookup once known.

@@ -416,15 +416,19 @@ Status SqliteStore::ApplyBatch(const record::Batch& batch, size_t b, CallState& 
   }
 
   for (int r = 0; r < batch.records_size(); ++r) {
-    // A record of a known series has only known values; a new series may
-    // bring a value past its dimension's cap.
-    const record::RequestRecord& rec = interner_.Known(batch.records(r))
-                                           ? batch.records(r)
-                                           : guard_.Guard(batch.records(r), &call.guarded);
-    if (!(rec.sample_rate() > 0 && rec.sample_rate() <= 1) || rec.start_time_unix_us() < 0)
+    const record::RequestRecord* stored = &batch.records(r);
+    if (!(stored->sample_rate() > 0 && stored->sample_rate() <= 1) ||
+        stored->start_time_unix_us() < 0)
       return InvalidArgument("batch " + std::to_string(b) + " record " + std::to_string(r) +
                              ": sample_rate must be in (0, 1] and start time >= 0");
-    const int64_t series = interner_.Intern(rec);
+    // A record of a known series has only known values; a new series may
+    // bring a value past its dimension's cap.
+    int64_t series = interner_.Find(*stored);
+    if (series == 0) {
+      stored = &guard_.Guard(*stored, &call.guarded);
+      series = interner_.Intern(*stored);
+    }
+    const record::RequestRecord& rec = *stored;
     const Sample sample = SampleFromRecord(rec, series);
     const int64_t minute = FloorTo(sample.start_us, 60 * kUs) / kUs;
     auto chunk = call.chunks.find(minute);
