@@ -1,6 +1,7 @@
 #include "server/alert_sink.h"
 
 #include "base/delivery.h"
+#include "server/metrics.h"
 
 #include <httplib.h>
 
@@ -133,10 +134,9 @@ AlertSinkOptions AlertSinkOptionsFrom(const ServerConfig& config) {
 }
 
 std::string RenderPrometheus(const AlertSinkCounters& c) {
-  std::string out;
-  out += "# HELP cpuledger_alerts_total Alerts opened by the detectors and sent to the sinks.\n";
-  out += "# TYPE cpuledger_alerts_total counter\n";
-  out += "cpuledger_alerts_total " + std::to_string(c.alerts) + "\n";
+  std::string out =
+      PrometheusSample("cpuledger_alerts_total", "counter",
+                       "Alerts opened by the detectors and sent to the sinks.", c.alerts);
   out +=
       "# HELP cpuledger_webhook_deliveries_total Webhook deliveries (one alert to one URL) "
       "by outcome.\n";
@@ -147,12 +147,10 @@ std::string RenderPrometheus(const AlertSinkCounters& c) {
                                   {"abandoned", c.abandoned}})
     out += "cpuledger_webhook_deliveries_total{result=\"" + std::string(result) + "\"} " +
            std::to_string(n) + "\n";
-  out += "# HELP cpuledger_webhook_retries_total Webhook tries after the first.\n";
-  out += "# TYPE cpuledger_webhook_retries_total counter\n";
-  out += "cpuledger_webhook_retries_total " + std::to_string(c.retried) + "\n";
-  out += "# HELP cpuledger_webhook_pending Webhook deliveries queued or in flight.\n";
-  out += "# TYPE cpuledger_webhook_pending gauge\n";
-  out += "cpuledger_webhook_pending " + std::to_string(c.pending) + "\n";
+  out += PrometheusSample("cpuledger_webhook_retries_total", "counter",
+                          "Webhook tries after the first.", c.retried);
+  out += PrometheusSample("cpuledger_webhook_pending", "gauge",
+                          "Webhook deliveries queued or in flight.", c.pending);
   return out;
 }
 

@@ -290,8 +290,7 @@ void HandleDiff(ApiContext& ctx, const httplib::Request& req, httplib::Response&
 std::string RenderHttpStats(const http::HttpStats& s) {
   std::string out;
   auto one = [&out](const char* name, const char* type, const char* help, uint64_t v) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
-           name + " " + std::to_string(v) + "\n";
+    out += PrometheusSample(name, type, help, v);
   };
   one("cpuledger_http_connections", "gauge", "Client connections open.", s.connections_open);
   one("cpuledger_http_body_bytes_in_flight", "gauge",
@@ -310,14 +309,11 @@ void HandleMetrics(ApiContext& ctx, const httplib::Request&, httplib::Response& 
   std::string text = ctx.metrics->RenderPrometheus(stats.ok() ? &*stats : nullptr);
   if (ctx.sinks != nullptr) text += RenderPrometheus(ctx.sinks->counters());
   if (ctx.http_stats) text += RenderHttpStats(ctx.http_stats());
-  text +=
-      "# HELP cpuledger_store_writable 1 while the store's writes succeed (/healthz).\n"
-      "# TYPE cpuledger_store_writable gauge\ncpuledger_store_writable ";
-  text += ctx.writer->Health().writable ? "1\n" : "0\n";
-  text +=
-      "# HELP cpuledger_ingest_queue_batches Batches waiting for the store writer.\n"
-      "# TYPE cpuledger_ingest_queue_batches gauge\ncpuledger_ingest_queue_batches " +
-      std::to_string(ctx.writer->Queued()) + "\n";
+  text += PrometheusSample("cpuledger_store_writable", "gauge",
+                           "1 while the store's writes succeed (/healthz).",
+                           ctx.writer->Health().writable ? 1 : 0);
+  text += PrometheusSample("cpuledger_ingest_queue_batches", "gauge",
+                           "Batches waiting for the store writer.", ctx.writer->Queued());
   res.set_content(text, "text/plain; version=0.0.4");
 }
 

@@ -4,6 +4,13 @@
 
 namespace cpuledger::server {
 
+std::string PrometheusSample(std::string_view name, std::string_view type, std::string_view help,
+                             uint64_t value) {
+  const std::string n(name);
+  return "# HELP " + n + " " + std::string(help) + "\n# TYPE " + n + " " + std::string(type) +
+         "\n" + n + " " + std::to_string(value) + "\n";
+}
+
 void LatencyHistogram::Observe(double seconds) {
   size_t i = 0;
   while (i < kBoundsSeconds.size() && seconds > kBoundsSeconds[i]) ++i;
@@ -62,12 +69,10 @@ std::string Metrics::RenderPrometheus(const store::StoreStats* stats) const {
                                      "Time to commit one group of batches to the store.");
   out << query_seconds.Render("cpuledger_query_seconds", "Time to answer one query.");
   if (stats) {
-    out << "# HELP cpuledger_store_raw_samples Raw sampled requests kept.\n"
-        << "# TYPE cpuledger_store_raw_samples gauge\ncpuledger_store_raw_samples "
-        << stats->raw_samples << "\n";
-    out << "# HELP cpuledger_store_file_bytes Size of the store on disk.\n"
-        << "# TYPE cpuledger_store_file_bytes gauge\ncpuledger_store_file_bytes "
-        << stats->file_bytes << "\n";
+    out << PrometheusSample("cpuledger_store_raw_samples", "gauge", "Raw sampled requests kept.",
+                            stats->raw_samples);
+    out << PrometheusSample("cpuledger_store_file_bytes", "gauge", "Size of the store on disk.",
+                            stats->file_bytes);
     out << "# HELP cpuledger_dimension_values_folded_total Values stored as <other>: their"
            " dimension had max_dimension_values distinct values in their service.\n"
         << "# TYPE cpuledger_dimension_values_folded_total counter\n";

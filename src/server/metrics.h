@@ -7,10 +7,16 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "store/store.h"
 
 namespace cpuledger::server {
+
+// PrometheusSample() — one unlabelled metric in text exposition format: its
+// HELP and TYPE lines ("counter" or "gauge") and its sample line.
+std::string PrometheusSample(std::string_view name, std::string_view type, std::string_view help,
+                             uint64_t value);
 
 // LatencyHistogram — a Prometheus histogram with fixed bucket bounds.
 class LatencyHistogram {

@@ -23,7 +23,9 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   options.profile_retention_us = config.profile_retention_us;
   options.tally_retention_us = config.tally_retention_us;
   options.max_dimension_values = config.max_dimension_values;
-  options.log = [](const std::string& line) { fprintf(stderr, "cpuledger serve: %s\n", line.c_str()); };
+  options.log = [](const std::string& line) {
+    fprintf(stderr, "cpuledger serve: %s\n", line.c_str());
+  };
   Result<std::unique_ptr<store::Store>> store = store::OpenSqliteStore(options);
   if (!store.ok()) return store.status();
   s->store_ = std::move(*store);
