@@ -40,14 +40,19 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+def ndjson_batch(sender: str, sequence: int, records: list[dict]) -> bytes:
+    """An NDJSON batch with its (sender, sequence): a replay of it is a duplicate."""
+    head = json.dumps({"type": "batch", "sender": sender, "sequence": sequence})
+    return ("\n".join([head] + [json.dumps(r) for r in records]) + "\n").encode()
+
+
 def batch(k: int, n: int = 400) -> bytes:
-    """Batch k: its own sender sequence and host, so every batch adds rows."""
-    head = json.dumps({"type": "batch", "sender": "fault-test", "sequence": k + 1})
+    """Batch k: its own sequence and hosts, so every batch adds rows."""
     records = make_records(n=n, seed=k, sample_rate=1.0)
     for i, r in enumerate(records):
         r["host"] = f"web-{k}-{i % 7}"
         r["user"] = f"user-{k}-{i}"
-    return ("\n".join([head] + [json.dumps(r) for r in records]) + "\n").encode()
+    return ndjson_batch("fault-test", k + 1, records)
 
 
 def test_a_full_disk_is_refused_reported_and_recovered_from(small_disk, tmp_path):
@@ -106,9 +111,7 @@ def test_kill_9_during_concurrent_ingest_loses_nothing_acknowledged(tmp_path):
     enough = threading.Condition()
 
     def body(k: int, seq: int) -> bytes:
-        head = json.dumps({"type": "batch", "sender": f"killed-{k}", "sequence": seq})
-        records = make_records(n=per_batch, seed=k * 1000 + seq, sample_rate=1.0)
-        return ("\n".join([head] + [json.dumps(r) for r in records]) + "\n").encode()
+        return ndjson_batch(f"killed-{k}", seq, make_records(n=per_batch, seed=k * 1000 + seq, sample_rate=1.0))
 
     def send(k: int):
         http = server.http()
