@@ -78,6 +78,27 @@ def capture_profiles(tmp: Path, per_page: int):
     return captured, sum(plain_ns) / len(plain_ns), profiler.source
 
 
+def share_profile_functions(batch) -> None:
+    """What the recorder does before it sends a batch (record::ShareProfileFunctions):
+    each distinct function listed once in Batch.functions, nodes pointing there."""
+    index = {(f.file, f.line, f.name): i for i, f in enumerate(batch.functions)}
+    for r in batch.records:
+        p = r.profile
+        if not r.HasField("profile") or p.functions_in_batch:
+            continue
+        moved = []
+        for f in p.functions:
+            key = (f.file, f.line, f.name)
+            if key not in index:
+                index[key] = len(batch.functions)
+                batch.functions.add(file=f.file, line=f.line, name=f.name)
+            moved.append(index[key])
+        for n in p.nodes[1:]:
+            n.function = moved[n.function]
+        del p.functions[:]
+        p.functions_in_batch = True
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -116,6 +137,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--rate", type=int, default=2000, help="profiled records a second, all senders")
     ap.add_argument("--per-page", type=int, default=40, help="distinct profiles captured per page")
+    ap.add_argument("--own-tables", action="store_true",
+                    help="send each profile with its own function table (older recorders)")
     ap.add_argument("--cpuledger", default=shutil.which("cpuledger") or str(ROOT / "build/cpuledger"))
     args = ap.parse_args()
     os.sched_setaffinity(0, {1})
@@ -160,6 +183,8 @@ def main():
                     r.cpu.cpu_ns = cpu
                     r.cpu.counter_source = "task_clock"
                     r.profile.ParseFromString(blob)
+                if not args.own_tables:
+                    share_profile_functions(batch)
                 body = batch.SerializeToString()
                 t0 = time.monotonic()
                 req = urllib.request.Request(url + "/v1/ingest", data=body, method="POST",

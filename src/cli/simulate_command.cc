@@ -16,6 +16,7 @@
 #include "base/time_text.h"
 #include "cli/commands.h"
 #include "cli/http_client.h"
+#include "record/codec.h"
 #include "sim/detection_fleet.h"
 #include "sim/fleet.h"
 
@@ -96,12 +97,14 @@ int RunSimulate(const SimulateFlags& f) {
   auto flush = [&]() -> Status {
     if (pending.records_size() == 0 && pending.tallies_size() == 0) return OkStatus();
     pending.set_sequence(++sequence);
+    record::ShareProfileFunctions(&pending);
     Status s = PostWithRetry(client, pending);
     records += pending.records_size();
     tallies += pending.tallies_size();
     ++batches;
     pending.clear_records();
     pending.clear_tallies();
+    pending.clear_functions();
     return s;
   };
   const auto t0 = std::chrono::steady_clock::now();

@@ -628,6 +628,7 @@ Status Recorder::Impl::ProcessRound(Round& round) {
     batch.mutable_records()->Reserve(static_cast<int>(end - next));
     for (; next < end; ++next) *batch.add_records() = std::move(taken_[next]);
     out.records = static_cast<uint64_t>(batch.records_size());
+    record::ShareProfileFunctions(&batch);
     if (!batch.SerializeToString(&out.bytes)) {
       {
         std::lock_guard lk(mu_);

@@ -35,6 +35,7 @@
 #include <cstdio>
 #include <cstring>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -290,33 +291,60 @@ std::string ProfileItem(std::string_view list, size_t i) {
   return "profile." + std::string(list) + "[" + std::to_string(i) + "]";
 }
 
-Status CheckProfileString(size_t i, std::string_view key, std::string_view value) {
+Status CheckProfileString(std::string_view list, size_t i, std::string_view key,
+                          std::string_view value) {
+  const auto field = [&] {
+    return "field '" + std::string(list) + "[" + std::to_string(i) + "]." + std::string(key) + "'";
+  };
   if (value.size() > kMaxProfileStringBytes)
-    return InvalidArgument("field '" + ProfileItem("functions", i) + "." + std::string(key) +
-                           "' is " + std::to_string(value.size()) + " bytes; the limit is " +
-                           std::to_string(kMaxProfileStringBytes));
-  if (!IsValidUtf8(value))
-    return InvalidArgument("field '" + ProfileItem("functions", i) + "." + std::string(key) +
-                           "' is not valid UTF-8");
+    return InvalidArgument(field() + " is " + std::to_string(value.size()) +
+                           " bytes; the limit is " + std::to_string(kMaxProfileStringBytes));
+  if (!IsValidUtf8(value)) return InvalidArgument(field() + " is not valid UTF-8");
   return OkStatus();
 }
 
-Status CheckProfile(const Profile& p) {
+// CheckFunctionTable() — a profile's or a batch's function table: within
+// kMaxProfileFunctions, file and name within kMaxProfileStringBytes. `owner`
+// ("profile", "batch") and `list` ("profile.functions", "functions") name it
+// in messages.
+Status CheckFunctionTable(std::string_view owner, std::string_view list,
+                          const google::protobuf::RepeatedPtrField<ProfileFunction>& table) {
+  const size_t functions = static_cast<size_t>(table.size());
+  if (functions > kMaxProfileFunctions)
+    return InvalidArgument(std::string(owner) + " has " + std::to_string(functions) +
+                           " functions; the limit is " + std::to_string(kMaxProfileFunctions));
+  for (size_t i = 0; i < functions; ++i) {
+    const ProfileFunction& f = table.Get(static_cast<int>(i));
+    CL_RETURN_IF_ERROR(CheckProfileString(list, i, "file", f.file()));
+    CL_RETURN_IF_ERROR(CheckProfileString(list, i, "name", f.name()));
+  }
+  return OkStatus();
+}
+
+// CheckProfile() — ValidateProfile()'s rules. `batch_functions`: the size of
+// the batch's function table, which a profile with functions_in_batch
+// indexes; none outside a batch, where such a profile cannot be checked.
+Status CheckProfile(const Profile& p, std::optional<size_t> batch_functions) {
   CL_RETURN_IF_ERROR(CheckOneOf("profile.unit", p.unit(), kKnownProfileUnits));
   CL_RETURN_IF_ERROR(CheckOneOf("profile.mode", p.mode(), kKnownProfileModes));
   CL_RETURN_IF_ERROR(CheckDimension("profile.source", p.source()));
-  const size_t functions = static_cast<size_t>(p.functions_size());
   const size_t nodes = static_cast<size_t>(p.nodes_size());
-  if (functions > kMaxProfileFunctions)
-    return InvalidArgument("profile has " + std::to_string(functions) +
-                           " functions; the limit is " + std::to_string(kMaxProfileFunctions));
   if (nodes > kMaxProfileNodes)
     return InvalidArgument("profile has " + std::to_string(nodes) + " nodes; the limit is " +
                            std::to_string(kMaxProfileNodes));
-  for (size_t i = 0; i < functions; ++i) {
-    const ProfileFunction& f = p.functions(static_cast<int>(i));
-    CL_RETURN_IF_ERROR(CheckProfileString(i, "file", f.file()));
-    CL_RETURN_IF_ERROR(CheckProfileString(i, "name", f.name()));
+  size_t functions = static_cast<size_t>(p.functions_size());
+  std::string_view table = "profile.functions";
+  if (p.functions_in_batch()) {
+    if (!batch_functions)
+      return InvalidArgument(
+          "profile lists its functions in its batch (functions_in_batch): "
+          "it can only be checked with its batch");
+    if (functions != 0)
+      return InvalidArgument("field 'profile.functions' must be empty with functions_in_batch");
+    functions = *batch_functions;
+    table = "the batch's functions";
+  } else {
+    CL_RETURN_IF_ERROR(CheckFunctionTable("profile", "profile.functions", p.functions()));
   }
   if (nodes == 0) return InvalidArgument("profile has no nodes (node 0 must be the root)");
   const ProfileNode& root = p.nodes(0);
@@ -333,14 +361,17 @@ Status CheckProfile(const Profile& p) {
                              std::to_string(i) + " (a parent comes before its children), got " +
                              std::to_string(n.parent()));
     if (n.function() >= functions)
-      return InvalidArgument(
-          "field '" + ProfileItem("nodes", i) + ".function' must index profile.functions (" +
-          std::to_string(functions) + " of them), got " + std::to_string(n.function()));
+      return InvalidArgument("field '" + ProfileItem("nodes", i) + ".function' must index " +
+                             std::string(table) + " (" + std::to_string(functions) +
+                             " of them), got " + std::to_string(n.function()));
   }
   return OkStatus();
 }
 
-Status ValidateRecordAt(const RequestRecord& r, int64_t now_us) {
+// ValidateRecordAt() — ValidateRecord() at `now_us`; `batch_functions` as
+// for CheckProfile().
+Status ValidateRecordAt(const RequestRecord& r, int64_t now_us,
+                        std::optional<size_t> batch_functions) {
   CL_RETURN_IF_ERROR(CheckRequired("service", r.service()));
   CL_RETURN_IF_ERROR(CheckRequired("endpoint", r.endpoint()));
   CL_RETURN_IF_ERROR(CheckStartTime(r.start_time_unix_us(), now_us));
@@ -361,7 +392,7 @@ Status ValidateRecordAt(const RequestRecord& r, int64_t now_us) {
   CL_RETURN_IF_ERROR(CheckNamedSpan(r.has_db(), r.db(), "db", "db.cpu."));
   CL_RETURN_IF_ERROR(CheckNamedSpan(r.has_cache(), r.cache(), "cache", "cache.cpu."));
   CL_RETURN_IF_ERROR(CheckCustomSpans(r));
-  if (r.has_profile()) return CheckProfile(r.profile());
+  if (r.has_profile()) return CheckProfile(r.profile(), batch_functions);
   return OkStatus();
 }
 
@@ -458,10 +489,11 @@ Status DecodeProtobuf(std::string_view body, int64_t now_us, Batch& batch) {
                              " tallies; the limit is " + std::to_string(kMaxRecordsPerBatch));
   if (IsEmpty(batch)) return InvalidArgument("empty batch");
   CL_RETURN_IF_ERROR(CheckSender(batch));
+  CL_RETURN_IF_ERROR(CheckFunctionTable("batch", "functions", batch.functions()));
   for (int i = 0; i < batch.records_size(); ++i) {
     RequestRecord* r = batch.mutable_records(i);
     Canonicalize(r);
-    Status s = ValidateRecordAt(*r, now_us);
+    Status s = ValidateRecordAt(*r, now_us, static_cast<size_t>(batch.functions_size()));
     if (!s.ok()) return Prefixed(Position("record", i), s);
   }
   for (int i = 0; i < batch.tallies_size(); ++i) {
@@ -740,22 +772,41 @@ Status ProfileWrongType(std::string_view list, size_t i, std::string_view key,
   return WrongType({"profile", item, key}, want, v);
 }
 
-Status ReadProfileFunction(const Json& v, size_t i, ProfileFunction* f) {
+// ReadProfileFunction() — item i of a function table; `owner` is "profile"
+// for a profile's own table, "" for the batch line's.
+Status ReadProfileFunction(const Json& v, std::string_view owner, size_t i, ProfileFunction* f) {
+  const std::string item = "functions[" + std::to_string(i) + "]";
   const Json::object_t* fields = AsObject(v);
-  if (!fields) return ProfileWrongType("functions", i, "", "an object", v);
+  if (!fields) return WrongType({owner, item, ""}, "an object", v);
   for (const auto& [key, value] : *fields) {
     if (value.is_null()) continue;
     if (key == "file" || key == "name") {
-      if (!value.is_string()) return ProfileWrongType("functions", i, key, "a string", value);
+      if (!value.is_string()) return WrongType({owner, item, key}, "a string", value);
       (key == "file" ? f->mutable_file() : f->mutable_name())
           ->assign(value.get_ref<const std::string&>());
     } else if (key == "line") {
       uint64_t u = 0;
       if (!AsUint64(value, &u) || u > UINT32_MAX)
-        return ProfileWrongType("functions", i, key, "an integer in [0, 4294967295]", value);
+        return WrongType({owner, item, key}, "an integer in [0, 4294967295]", value);
       f->set_line(static_cast<uint32_t>(u));
     }
   }
+  return OkStatus();
+}
+
+// ReadFunctionTable() — a JSON array of functions into `table`; `owner` as
+// for ReadProfileFunction(), "batch" in the size message when "".
+Status ReadFunctionTable(const Json& value, std::string_view owner,
+                         google::protobuf::RepeatedPtrField<ProfileFunction>* table) {
+  if (!value.is_array()) return WrongType({owner, "", "functions"}, "an array of functions", value);
+  // Checked before reading, so an oversized table costs no messages.
+  if (value.size() > kMaxProfileFunctions)
+    return InvalidArgument((owner.empty() ? "batch" : std::string(owner)) + " has " +
+                           std::to_string(value.size()) + " functions; the limit is " +
+                           std::to_string(kMaxProfileFunctions));
+  table->Reserve(static_cast<int>(value.size()));
+  for (size_t i = 0; i < value.size(); ++i)
+    CL_RETURN_IF_ERROR(ReadProfileFunction(value[i], owner, i, table->Add()));
   return OkStatus();
 }
 
@@ -807,14 +858,7 @@ Status ReadProfile(const Json& v, Profile* p) {
     } else if (key == "mode") {
       CL_RETURN_IF_ERROR(ReadString(value, f, p->mutable_mode()));
     } else if (key == "functions") {
-      if (!value.is_array()) return WrongType(f, "an array of functions", value);
-      // Checked before reading, so an oversized profile costs no messages.
-      if (value.size() > kMaxProfileFunctions)
-        return InvalidArgument("profile has " + std::to_string(value.size()) +
-                               " functions; the limit is " + std::to_string(kMaxProfileFunctions));
-      p->mutable_functions()->Reserve(static_cast<int>(value.size()));
-      for (size_t i = 0; i < value.size(); ++i)
-        CL_RETURN_IF_ERROR(ReadProfileFunction(value[i], i, p->add_functions()));
+      CL_RETURN_IF_ERROR(ReadFunctionTable(value, "profile", p->mutable_functions()));
     } else if (key == "nodes") {
       if (!value.is_array()) return WrongType(f, "an array of nodes", value);
       if (value.size() > kMaxProfileNodes)
@@ -827,6 +871,10 @@ Status ReadProfile(const Json& v, Profile* p) {
       bool b = false;
       CL_RETURN_IF_ERROR(ReadBool(value, f, &b));
       p->set_builtins_folded(b);
+    } else if (key == "functions_in_batch") {
+      bool b = false;
+      CL_RETURN_IF_ERROR(ReadBool(value, f, &b));
+      p->set_functions_in_batch(b);
     } else if (key == "overhead_per_event") {
       CL_RETURN_IF_ERROR(ReadUint64(value, f, &u));
       p->set_overhead_per_event(u);
@@ -1015,6 +1063,9 @@ Status BatchIdentityFromJson(const Json::object_t& line, Batch* batch) {
       uint64_t u = 0;
       CL_RETURN_IF_ERROR(ReadUint64(value, {"", "", key}, &u));
       batch->set_dropped_records(u);
+    } else if (key == "functions") {
+      CL_RETURN_IF_ERROR(ReadFunctionTable(value, "", batch->mutable_functions()));
+      CL_RETURN_IF_ERROR(CheckFunctionTable("batch", "functions", batch->functions()));
     }
   }
   return CheckSender(*batch);
@@ -1068,7 +1119,8 @@ Status NdjsonDecoder::Line(std::string_view text, size_t line_no) {
                                  " records in one batch");
       RequestRecord* r = batch_.add_records();
       CL_RETURN_IF_ERROR(RecordFromJson(*line, r));
-      return ValidateRecordAt(*r, now_us_);
+      // A profile that shares the batch's functions comes after the batch line.
+      return ValidateRecordAt(*r, now_us_, static_cast<size_t>(batch_.functions_size()));
     }
     case LineType::kTally: {
       if (static_cast<size_t>(batch_.tallies_size()) >= kMaxRecordsPerBatch)
@@ -1142,15 +1194,20 @@ void PutString(std::string_view key, const std::string& value, OrderedJson& out)
   if (!value.empty()) out[std::string(key)] = value;
 }
 
+OrderedJson FunctionsToJson(const google::protobuf::RepeatedPtrField<ProfileFunction>& table) {
+  OrderedJson out = OrderedJson::array();
+  for (const ProfileFunction& f : table)
+    out.push_back({{"file", f.file()}, {"line", f.line()}, {"name", f.name()}});
+  return out;
+}
+
 // ProfileToJson() — every key always, so the shape is plain to a reader.
 OrderedJson ProfileToJson(const Profile& p) {
   OrderedJson out = OrderedJson::object();
   out["unit"] = p.unit();
   out["source"] = p.source();
   out["mode"] = p.mode();
-  OrderedJson& functions = out["functions"] = OrderedJson::array();
-  for (const ProfileFunction& f : p.functions())
-    functions.push_back({{"file", f.file()}, {"line", f.line()}, {"name", f.name()}});
+  out["functions"] = FunctionsToJson(p.functions());
   OrderedJson& nodes = out["nodes"] = OrderedJson::array();
   for (const ProfileNode& n : p.nodes())
     nodes.push_back({{"parent", n.parent()},
@@ -1162,6 +1219,7 @@ OrderedJson ProfileToJson(const Profile& p) {
   out["builtins_folded"] = p.builtins_folded();
   out["overhead_per_event"] = p.overhead_per_event();
   out["requests"] = p.requests();
+  if (p.functions_in_batch()) out["functions_in_batch"] = true;
   return out;
 }
 
@@ -1296,9 +1354,11 @@ Result<ArenaBatch> DecodeBatchOnArena(Encoding encoding, std::string_view body) 
   return out;
 }
 
-Status ValidateRecord(const RequestRecord& record) { return ValidateRecordAt(record, NowUnixUs()); }
+Status ValidateRecord(const RequestRecord& record) {
+  return ValidateRecordAt(record, NowUnixUs(), std::nullopt);
+}
 
-Status ValidateProfile(const Profile& profile) { return CheckProfile(profile); }
+Status ValidateProfile(const Profile& profile) { return CheckProfile(profile, std::nullopt); }
 
 Status ValidateTally(const WorkerTally& tally) {
   const int64_t minute = tally.minute_unix();
@@ -1317,14 +1377,74 @@ Status ValidateTally(const WorkerTally& tally) {
   return CheckHll(tally);
 }
 
+namespace {
+
+// FunctionRef — a function table entry by value, to find its duplicates.
+struct FunctionRef {
+  std::string_view file, name;
+  uint32_t line = 0;
+  bool operator==(const FunctionRef&) const = default;
+};
+
+struct FunctionRefHash {
+  size_t operator()(const FunctionRef& f) const {
+    const size_t h = std::hash<std::string_view>()(f.file) * 31 + f.line;
+    return h * 1'000'003 ^ std::hash<std::string_view>()(f.name);
+  }
+};
+
+}  // namespace
+
+void ShareProfileFunctions(Batch* batch) {
+  // Keys view the table's strings, which stay where they are while the
+  // table grows (each entry is a message of its own).
+  std::unordered_map<FunctionRef, uint32_t, FunctionRefHash> index;
+  const auto ref = [](const ProfileFunction& f) {
+    return FunctionRef{f.file(), f.name(), f.line()};
+  };
+  for (int i = 0; i < batch->functions_size(); ++i)
+    index.try_emplace(ref(batch->functions(i)), static_cast<uint32_t>(i));
+  std::vector<uint32_t> moved;  // a profile's function index -> the batch's
+  for (RequestRecord& r : *batch->mutable_records()) {
+    if (!r.has_profile() || r.profile().functions_in_batch()) continue;
+    Profile& p = *r.mutable_profile();
+    moved.assign(static_cast<size_t>(p.functions_size()), 0);
+    for (int f = 0; f < p.functions_size(); ++f) {
+      auto it = index.find(ref(p.functions(f)));
+      if (it == index.end()) {
+        ProfileFunction* entry = batch->add_functions();
+        entry->Swap(p.mutable_functions(f));
+        it = index.try_emplace(ref(*entry), static_cast<uint32_t>(batch->functions_size() - 1))
+                 .first;
+      }
+      moved[static_cast<size_t>(f)] = it->second;
+    }
+    // Node 0 is the root: function 0 stands for none there, in both tables.
+    for (int n = 1; n < p.nodes_size(); ++n) {
+      ProfileNode* node = p.mutable_nodes(n);
+      if (node->function() < moved.size()) node->set_function(moved[node->function()]);
+    }
+    p.clear_functions();
+    p.set_functions_in_batch(true);
+  }
+}
+
+const google::protobuf::RepeatedPtrField<ProfileFunction>& ProfileFunctions(
+    const Batch& batch, const Profile& profile) {
+  return profile.functions_in_batch() ? batch.functions() : profile.functions();
+}
+
 std::string EncodeNdjson(const Batch& batch) {
   std::string out;
-  if (!batch.sender().empty() || batch.sequence() != 0 || batch.dropped_records() != 0) {
+  if (!batch.sender().empty() || batch.sequence() != 0 || batch.dropped_records() != 0 ||
+      batch.functions_size() != 0) {
     OrderedJson line = OrderedJson::object();
     line["type"] = "batch";
     line["sender"] = batch.sender();
     line["sequence"] = batch.sequence();
     if (batch.dropped_records() != 0) line["dropped_records"] = batch.dropped_records();
+    // Before the records: a profile that shares them comes after the table.
+    if (batch.functions_size() != 0) line["functions"] = FunctionsToJson(batch.functions());
     AppendLine(line, out);
   }
   for (const RequestRecord& r : batch.records()) AppendLine(RecordToJson(r), out);

@@ -18,13 +18,16 @@
 //     span CPU as db_cpu_ns, db_instructions, cache_cpu_ns, ... Unknown
 //     fields are ignored. profile (optional): {unit, source, mode, functions:
 //     [{file, line, name}], nodes: [{parent, function, calls, primitive_calls,
-//     self_cost, total_cost}], builtins_folded, overhead_per_event, requests}.
+//     self_cost, total_cost}], builtins_folded, overhead_per_event, requests,
+//     functions_in_batch (nodes index the batch line's functions instead)}.
 //   tally lines: {"type": "tally", minute_unix, service, host, cluster,
 //     region, commit, worker_id, endpoints: {name: requests | {requests,
 //     sampled}}, users: [keys] (hashed into the HLL) or active_users_hll
 //     (base64) + hll_precision}.
-//   batch lines: {"type": "batch", sender, sequence, dropped_records} sets the
-//     batch identity (and the sender's drop count).
+//   batch lines: {"type": "batch", sender, sequence, dropped_records,
+//     functions} sets the batch identity (and the sender's drop count) and
+//     the function table of profiles with functions_in_batch, which must come
+//     after it.
 //
 // DecodeBatch returns a canonical batch: db/cache spans named "db"/"cache",
 // custom spans and tally endpoints sorted by name, so that
@@ -87,10 +90,26 @@ Status ValidateTally(const WorkerTally& tally);
 // the nodes form a tree listed parents first; function indices in range; at
 // most kMaxProfileNodes nodes and kMaxProfileFunctions functions; file and
 // name at most kMaxProfileStringBytes, UTF-8; unit one of
-// kKnownProfileUnits, mode one of kKnownProfileModes. RETURNS:
+// kKnownProfileUnits, mode one of kKnownProfileModes. A profile whose
+// functions are in its batch (functions_in_batch) is checked with its batch
+// by DecodeBatch, and refused here. RETURNS:
 // InvalidArgument naming the field ("profile.nodes[3].parent").
 // COST: one pass over the nodes and functions; allocates only for a message.
 Status ValidateProfile(const Profile& profile);
+
+// ShareProfileFunctions() — lists the functions of `batch`'s profiles once,
+// in Batch.functions (one entry per distinct file, line and name), and points
+// their nodes there (Profile.functions_in_batch). A batch's profiles come
+// from a few endpoints and repeat their functions hundreds of times: shared,
+// the batch is a fraction of the bytes, and the server checks and interns
+// each function once per batch instead of once per profile. Senders call it
+// before serializing. Profiles already sharing are left as they are.
+void ShareProfileFunctions(Batch* batch);
+
+// ProfileFunctions() — the function table `profile`'s nodes index: its own,
+// or, with functions_in_batch, its batch's.
+const google::protobuf::RepeatedPtrField<ProfileFunction>& ProfileFunctions(const Batch& batch,
+                                                                            const Profile& profile);
 
 // EncodeNdjson() — the NDJSON form of a batch (records, tallies as
 // active_users_hll); DecodeBatch(kNdjson, EncodeNdjson(b)) == b.

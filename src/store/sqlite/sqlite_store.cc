@@ -119,6 +119,8 @@ struct SqliteStore::CallState {
   std::unordered_map<int64_t, DeploySeen> deploys;   // series -> seen
   ProfileSums profiles;
   std::vector<double> self_scratch;                    // AddMoments(): self cost per function
+  FunctionIds batch_functions;                         // the ids of the batch's function table
+  FunctionIds own_functions;                           // of a profile's own table
   record::RequestRecord guarded;                       // a record with values folded
   std::set<std::string> senders;                       // senders to prune
   std::set<std::pair<std::string, uint64_t>> applied;  // (sender, sequence) in this call
@@ -415,6 +417,7 @@ Status SqliteStore::ApplyBatch(const record::Batch& batch, size_t b, CallState& 
     if (Status s = use.Run(); !s.ok()) return s;
   }
 
+  call.batch_functions.Reset(&batch.functions());
   for (int r = 0; r < batch.records_size(); ++r) {
     const record::RequestRecord* stored = &batch.records(r);
     if (!(stored->sample_rate() > 0 && stored->sample_rate() <= 1) ||
@@ -487,7 +490,12 @@ void SqliteStore::Route(const Sample& s, CallState& call) {
 // sums, found through the profile's shape.
 Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call) {
   const record::Profile& p = rec.profile();
-  Result<const ProfileShape*> shape = shapes_.Find(p, profile_ids_);
+  FunctionIds* functions = &call.batch_functions;
+  if (!p.functions_in_batch()) {
+    functions = &call.own_functions;
+    functions->Reset(&p.functions());
+  }
+  Result<const ProfileShape*> shape = shapes_.Find(p, *functions, profile_ids_);
   if (!shape.ok()) return shape.status();
   const int64_t hour = FloorTo(rec.start_time_unix_us(), 3600 * kUs) / kUs;
   ProfileSums& sums = call.profiles;

@@ -163,6 +163,46 @@ TEST_F(ClientRecorder, BatchesBySize) {
   EXPECT_EQ(s.batches_sent, 3u);
 }
 
+// A batch's profiles go out listing each function once, for the whole batch.
+TEST_F(ClientRecorder, ProfilesShareTheirBatchsFunctionTable) {
+  RecorderOptions o = Options();
+  o.batch_max_records = 3;
+  std::unique_ptr<Recorder> rec = StartRecorder(o);
+  for (int i = 0; i < 3; ++i) {
+    record::RequestRecord r = MakeRecord("p" + std::to_string(i));
+    record::Profile& p = *r.mutable_profile();
+    p.set_unit("cpu_ns");
+    p.set_source("thread_cputime");
+    p.set_mode("exact");
+    for (const char* name : {"view", "helper"}) {
+      record::ProfileFunction* f = p.add_functions();
+      f->set_file("app.py");
+      f->set_line(i == 2 ? 99 : 10);  // the third profile's view is another function
+      f->set_name(name);
+    }
+    p.add_nodes();
+    p.add_nodes()->set_function(0);
+    record::ProfileNode* leaf = p.add_nodes();
+    leaf->set_parent(1);
+    leaf->set_function(1);
+    ASSERT_TRUE(rec->Submit(std::move(r)));
+  }
+  ASSERT_TRUE(rec->Flush(5s).ok());
+  std::vector<IngestTestServer::Stored> stored = server_.stored();
+  ASSERT_EQ(stored.size(), 1u);
+  const record::Batch& b = stored[0].batch;
+  // app.py:10:view, app.py:10:helper, app.py:99:view, app.py:99:helper
+  EXPECT_EQ(b.functions_size(), 4);
+  for (const record::RequestRecord& r : b.records()) {
+    EXPECT_TRUE(r.profile().functions_in_batch());
+    EXPECT_EQ(r.profile().functions_size(), 0);
+    const record::ProfileFunction& view =
+        b.functions(static_cast<int>(r.profile().nodes(1).function()));
+    EXPECT_EQ(view.name(), "view");
+    EXPECT_EQ(view.line(), r.request_id() == "p2" ? 99u : 10u);
+  }
+}
+
 TEST_F(ClientRecorder, BatchesByDelay) {
   RecorderOptions o = Options();
   o.batch_max_records = 1000;

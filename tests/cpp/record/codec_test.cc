@@ -152,10 +152,25 @@ WorkerTally ValidTally() {
   return t;
 }
 
+// SharedRecord() — ValidRecord() whose profile lists its functions in
+// `batch` (appended there, in order), as ShareProfileFunctions() leaves it.
+RequestRecord SharedRecord(Batch* batch) {
+  RequestRecord r = ValidRecord();
+  Profile& p = *r.mutable_profile();
+  const uint32_t base = static_cast<uint32_t>(batch->functions_size());
+  for (const ProfileFunction& f : p.functions()) *batch->add_functions() = f;
+  for (int n = 1; n < p.nodes_size(); ++n)
+    p.mutable_nodes(n)->set_function(base + p.nodes(n).function());
+  p.clear_functions();
+  p.set_functions_in_batch(true);
+  return r;
+}
+
 Batch ValidBatch() {
   Batch b;
   *b.add_records() = ValidRecord();
   *b.add_records() = MinimalRecord();
+  *b.add_records() = SharedRecord(&b);
   *b.add_tallies() = ValidTally();
   b.set_sender("web-17:4242:1700000000");
   b.set_sequence(42);
@@ -694,6 +709,104 @@ TEST(RecordValidate, ProfileFunctionIndices) {
   EXPECT_TRUE(ValidateProfile(p).ok());
 }
 
+// ---------------------------------------------------------------------------
+// Profiles that share their batch's function table
+
+// Resolved() — a profile's nodes as (parent, "file:line:name"), through
+// whichever table it indexes.
+std::vector<std::pair<uint32_t, std::string>> Resolved(const Batch& b, const Profile& p) {
+  std::vector<std::pair<uint32_t, std::string>> out;
+  const auto& table = ProfileFunctions(b, p);
+  for (int n = 1; n < p.nodes_size(); ++n) {
+    const ProfileFunction& f = table.Get(static_cast<int>(p.nodes(n).function()));
+    out.emplace_back(p.nodes(n).parent(),
+                     f.file() + ":" + std::to_string(f.line()) + ":" + f.name());
+  }
+  return out;
+}
+
+TEST(RecordShare, ListsEachFunctionOnceAndKeepsEveryPath) {
+  Batch b;
+  for (int i = 0; i < 3; ++i) *b.add_records() = ValidRecord();
+  RequestRecord other = ValidRecord();  // one more function, listed first
+  Profile& op = *other.mutable_profile();
+  ProfileFunction extra = op.functions(0);
+  extra.set_name("other");
+  op.mutable_functions()->Add(std::move(extra));
+  op.mutable_functions()->SwapElements(0, 2);  // other, helper, view
+  op.mutable_nodes(1)->set_function(2);
+  op.mutable_nodes(2)->set_function(1);
+  op.add_nodes()->set_parent(2);  // function 0: "other"
+  *b.add_records() = other;
+  *b.add_records() = MinimalRecord();  // no profile: left alone
+  std::vector<std::vector<std::pair<uint32_t, std::string>>> before;
+  for (const RequestRecord& r : b.records()) before.push_back(Resolved(b, r.profile()));
+  const size_t unshared = Serialize(b).size();
+
+  ShareProfileFunctions(&b);
+  EXPECT_EQ(b.functions_size(), 3);  // view, helper, other
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(b.records(i).profile().functions_in_batch()) << i;
+    EXPECT_EQ(b.records(i).profile().functions_size(), 0) << i;
+  }
+  EXPECT_FALSE(b.records(4).has_profile());
+  for (int i = 0; i < b.records_size(); ++i)
+    EXPECT_EQ(Resolved(b, b.records(i).profile()), before[static_cast<size_t>(i)]) << i;
+  EXPECT_LT(Serialize(b).size(), unshared);
+
+  // Sharing again changes nothing; the shared batch decodes as it is.
+  const Batch once = b;
+  ShareProfileFunctions(&b);
+  EXPECT_TRUE(Equal(b, once));
+  b.set_sender("web-1");
+  b.set_sequence(1);
+  Result<Batch> decoded = DecodeBatch(Encoding::kProtobuf, Serialize(b));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_TRUE(Equal(*decoded, b));
+}
+
+TEST(RecordShare, NodesMustIndexTheBatchTable) {
+  Batch b;
+  *b.add_records() = SharedRecord(&b);
+  b.mutable_functions()->RemoveLast();  // node 2 now points past the table
+  EXPECT_EQ(ErrorOf(DecodeBatch(Encoding::kProtobuf, Serialize(b))),
+            "record 0: field 'profile.nodes[2].function' must index the batch's functions (1 "
+            "of them), got 1");
+  b.mutable_records(0)->mutable_profile()->mutable_nodes()->RemoveLast();
+  ASSERT_TRUE(DecodeBatch(Encoding::kProtobuf, Serialize(b)).ok());
+  // The table obeys a profile's own table's rules, checked once.
+  b.mutable_functions(0)->set_name(std::string(kMaxProfileStringBytes + 1, 'n'));
+  EXPECT_EQ(ErrorOf(DecodeBatch(Encoding::kProtobuf, Serialize(b))),
+            "field 'functions[0].name' is 1025 bytes; the limit is 1024");
+}
+
+TEST(RecordShare, ASharedProfileIsCheckedOnlyWithItsBatch) {
+  Batch b;
+  RequestRecord r = SharedRecord(&b);
+  EXPECT_EQ(ProfileError(r.profile()),
+            "profile lists its functions in its batch (functions_in_batch): it can only be "
+            "checked with its batch");
+  *r.mutable_profile()->add_functions() = b.functions(0);
+  *b.add_records() = r;
+  EXPECT_EQ(ErrorOf(DecodeBatch(Encoding::kProtobuf, Serialize(b))),
+            "record 0: field 'profile.functions' must be empty with functions_in_batch");
+}
+
+TEST(RecordShare, NdjsonListsTheTableOnTheBatchLineFirst) {
+  Batch b;
+  *b.add_records() = SharedRecord(&b);
+  const std::string text = EncodeNdjson(b);
+  Result<Batch> decoded = DecodeBatch(Encoding::kNdjson, text);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString() << "\n" << text;
+  EXPECT_TRUE(Equal(*decoded, b));
+  // The table after a record that needs it: that record is refused.
+  const size_t first_line = text.find('\n') + 1;
+  const std::string swapped = text.substr(first_line) + text.substr(0, first_line);
+  EXPECT_EQ(ErrorOf(DecodeBatch(Encoding::kNdjson, swapped)),
+            "line 1: field 'profile.nodes[1].function' must index the batch's functions (0 of "
+            "them), got 0");
+}
+
 TEST(RecordValidate, ProfileStrings) {
   Profile p = ValidProfile();
   p.mutable_functions(0)->set_file(std::string(kMaxProfileStringBytes, 'f'));
@@ -811,8 +924,8 @@ TEST(RecordNdjson, RoundTrip) {
   Result<Batch> decoded = DecodeBatch(Encoding::kNdjson, text);
   ASSERT_TRUE(decoded.ok()) << decoded.status().ToString() << "\n" << text;
   EXPECT_TRUE(Equal(*decoded, batch)) << text;
-  // One line per item: the batch line, two records, one tally.
-  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 4);
+  // One line per item: the batch line, three records, one tally.
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 5);
   // Same batch, same text.
   EXPECT_EQ(EncodeNdjson(*decoded), text);
 }

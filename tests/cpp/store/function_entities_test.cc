@@ -19,6 +19,7 @@
 
 #include "profile/call_tree.h"
 #include "profile/diff.h"
+#include "record/codec.h"
 #include "store/functions.h"
 #include "store/sqlite/schema.h"
 #include "store/store.h"
@@ -256,6 +257,60 @@ TEST_F(FunctionEntitiesTest, FunctionTreeRoundTripsTheMergedProfiles) {
   ASSERT_TRUE(empty.ok());
   EXPECT_EQ(empty->profiled_requests, 0u);
   EXPECT_TRUE(empty->functions.empty());
+}
+
+// Profiles that list their functions once per batch (as recorders send
+// them) store exactly what profiles with their own tables store, across
+// batches whose tables list the same functions in different orders.
+TEST_F(FunctionEntitiesTest, ProfilesSharingTheBatchTableStoreTheSame) {
+  std::vector<record::Batch> own(2), shared;
+  for (uint64_t k = 0; k < 6; ++k)
+    AddProfiled(&own[k % 2], kT0Us + static_cast<int64_t>(k) * 60 * kUs, k < 3 ? "A" : "B",
+                k % 2 == 0 ? k : 7 - k);
+  for (const record::Batch& b : own) {
+    shared.push_back(b);
+    if (shared.size() == 2) {  // a function no node uses shifts every index of this table
+      record::ProfileFunction* unused = shared.back().add_functions();
+      unused->set_file("other.py");
+      unused->set_name("unused");
+    }
+    record::ShareProfileFunctions(&shared.back());
+  }
+  ASSERT_EQ(shared[1].functions_size(), shared[0].functions_size() + 1);
+  for (const record::Batch& b : own) Append(b);
+  Result<std::unique_ptr<Store>> other = OpenSqliteStore({.path = dir_.File("shared.sqlite")});
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  for (const record::Batch& b : shared) {
+    const record::Batch* batches[] = {&b};
+    ASSERT_TRUE((*other)->AppendBatches(batches).ok());
+  }
+  for (const char* commit : {"A", "B"}) {
+    SCOPED_TRACE(commit);
+    FunctionQuery q;
+    q.commit = commit;
+    Result<CallTree> want = store_->FunctionTree(q), got = (*other)->FunctionTree(q);
+    ASSERT_TRUE(want.ok() && got.ok());
+    EXPECT_EQ(got->requests(), want->requests());
+    EXPECT_EQ(PathSums(*got), PathSums(*want));
+    FunctionMomentsQuery mq;
+    mq.commit = commit;
+    Result<std::vector<FunctionMoments>> mw = store_->FunctionMomentsOf(mq),
+                                         mg = (*other)->FunctionMomentsOf(mq);
+    ASSERT_TRUE(mw.ok() && mg.ok());
+    ASSERT_EQ(mg->size(), mw->size());
+    ASSERT_FALSE(mw->empty());
+    // Function ids differ between the stores: compare in the order of names.
+    for (auto* m : {&*mw, &*mg})
+      std::sort(m->begin(), m->end(), [](const FunctionMoments& a, const FunctionMoments& b) {
+        return a.function < b.function;
+      });
+    for (size_t i = 0; i < mw->size(); ++i) {
+      EXPECT_EQ((*mg)[i].function, (*mw)[i].function);
+      EXPECT_DOUBLE_EQ((*mg)[i].sum, (*mw)[i].sum);
+      EXPECT_DOUBLE_EQ((*mg)[i].sum_sq, (*mw)[i].sum_sq);
+      EXPECT_DOUBLE_EQ((*mg)[i].share_sum, (*mw)[i].share_sum);
+    }
+  }
 }
 
 TEST_F(FunctionEntitiesTest, SurvivesReopenAndAccumulatesAcrossAppends) {
