@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "counters/counters.h"
+#include "counters/thread_counters.h"
 
 namespace cpuledger::counters {
 namespace {
@@ -109,6 +110,23 @@ TEST(RealKernel, AutoOpensSomethingAndSaysWhat) {
   }
   EXPECT_EQ(chosen, 1);
   EXPECT_EQ(set->Read().source, set->source());
+}
+
+TEST(RealKernel, LaterThreadsOpenTheSourceTheFirstAutoOpenChose) {
+  SetThreadCounterOptions({});  // kAuto; forgets an earlier choice
+  Source first = Source::kHardware;
+  std::thread([&] {
+    Result<CounterSet*> set = ThisThreadCounters();
+    ASSERT_TRUE(set.ok()) << set.status().ToString();
+    first = (*set)->source();
+  }).join();
+  std::thread([&] {
+    Result<CounterSet*> set = ThisThreadCounters();
+    ASSERT_TRUE(set.ok()) << set.status().ToString();
+    EXPECT_EQ((*set)->source(), first);
+    ASSERT_EQ((*set)->attempts().size(), 1u);  // opened directly: nothing tried or timed again
+    EXPECT_EQ((*set)->attempts()[0].read_ns, -1);
+  }).join();
 }
 
 }  // namespace
