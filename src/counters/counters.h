@@ -7,9 +7,10 @@
 //   1. hardware  — perf_event_open group {instructions, cycles}, read with
 //                  rdpmc through the mmap'd perf_event_mmap_page when the
 //                  kernel allows it (~20-40 ns), with read() otherwise;
-//   2. task_clock — the perf software event (one read() syscall, ~0.6 us on
-//                  the development VMs);
-//   3. thread_cputime — clock_gettime(CLOCK_THREAD_CPUTIME_ID).
+//   2. task_clock — the perf software event: one read() syscall (~250 ns on
+//                  an idle development VM, ~640 ns on a loaded one);
+//   3. thread_cputime — clock_gettime(CLOCK_THREAD_CPUTIME_ID): a syscall too,
+//                  the vDSO does not serve it (~200 ns idle, ~540 ns loaded).
 //
 // 2 and 3 give the same unit (cpu_ns): without a PMU, kAuto opens both, times
 // their reads and keeps the cheaper (kSources is the table of sources).

@@ -62,8 +62,7 @@ class Api {
     if (!res || res->status != 200) return -1;
     const nlohmann::json body = nlohmann::json::parse(res->body);
     int64_t n = 0;
-    for (const nlohmann::json& row : body["rows"])
-      n += row["samples"].get<int64_t>();
+    for (const nlohmann::json& row : body["rows"]) n += row["samples"].get<int64_t>();
     return n;
   }
 
