@@ -66,6 +66,7 @@ test-py:
 
 bench: build
 	@$(BUILD)/bench/counters_bench --benchmark_min_time=0.2
+	@$(BUILD)/bench/client_bench --benchmark_min_time=0.2
 	@$(BUILD)/bench/store/store_bench
 	@$(BUILD)/bench/ingest_bench $(BUILD)/cpuledger
 	@$(PY) bench/ingest/profiled_ingest_bench.py --cpuledger $(BUILD)/cpuledger

@@ -19,18 +19,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, NamedTuple, Optional, get_args
 
+from cpuledger import _native
+
 
 class ConfigError(ValueError):
     """A cpuledger setting is wrong; the message names the key."""
 
 
-# The names the native side uses (src/counters/counters.h SourceName and the
-# record's counter_source): one spelling, so a setting that works here is a
-# name the server accepts too. _native.pyi spells the same literals.
+# COUNTER_SOURCES comes from the native table (src/counters kSources): the
+# names records carry, so a setting that works here is a name the native side
+# and the server accept too. The literal is for type checkers; _native.pyi
+# spells it the same and tests/python/test_counters.py holds both to the table.
 CounterSourceName = Literal["auto", "hardware", "task_clock", "thread_cputime"]
 ProfileSourceName = Literal["auto", "apportioned", "instructions", "cycles", "cpu", "wall"]
 ProfileModeName = Literal["fast", "exact"]
-COUNTER_SOURCES: tuple[str, ...] = get_args(CounterSourceName)
+COUNTER_SOURCES: tuple[str, ...] = ("auto", *(name for name, _code, _unit in _native.counter_sources()))
 PROFILE_SOURCES: tuple[str, ...] = get_args(ProfileSourceName)
 PROFILE_MODES: tuple[str, ...] = get_args(ProfileModeName)
 

@@ -2,9 +2,10 @@
 
 from typing import Any, Callable, Literal, Optional, TypedDict
 
-# The spellings of src/counters/counters.h (SourceName) and of the profiler;
-# _config.py reads the same literals (CounterSourceName, ProfileSourceName,
-# ProfileModeName) and a test holds the two files to one set.
+# The spellings of src/counters/counters.h (kSources, exported as
+# counter_sources()) and of the profiler; _config.py reads the same literals
+# (CounterSourceName, ProfileSourceName, ProfileModeName) and tests hold the
+# two files and the native table to one set.
 CounterSourceName = Literal["auto", "hardware", "task_clock", "thread_cputime"]
 ProfileSourceName = Literal["auto", "apportioned", "instructions", "cycles", "cpu", "wall"]
 ProfileModeName = Literal["fast", "exact"]
@@ -104,6 +105,9 @@ def _eval_frame_state() -> str: ...
 def _set_passthrough_eval_frame(on: bool) -> bool: ...
 def _passthrough_frames() -> int: ...
 def _set_noop_profile(on: bool) -> None: ...
+
+def counter_sources() -> list[tuple[str, int, str]]:
+    """The one table of counter sources, in fallback order: (name, store code, unit)."""
 
 def configure_counters(source: CounterSourceName) -> None:
     """Set the counter source threads open on first use ('auto', 'hardware', ...)."""

@@ -1,11 +1,10 @@
 #include "cli/doctor.h"
 
-#include <time.h>
-
 #include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <sstream>
+#include <utility>
 
 namespace cpuledger::cli {
 namespace {
@@ -13,54 +12,13 @@ namespace {
 using counters::CounterSet;
 using counters::Source;
 
+// The doctor samples more than CounterSet::Open does (it has the time): 25k reads.
 constexpr int kRounds = 25;
 constexpr int kReadsPerRound = 1000;
 
-uint64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-// MedianCostNs() — the median over rounds of the mean cost of one call.
 template <typename F>
-double MedianCostNs(F&& call) {
-  std::vector<double> per_call;
-  per_call.reserve(kRounds);
-  volatile uint64_t sink = 0;
-  for (int round = 0; round < kRounds; ++round) {
-    const uint64_t t0 = MonotonicNs();
-    for (int i = 0; i < kReadsPerRound; ++i) sink = sink + call();
-    per_call.push_back(static_cast<double>(MonotonicNs() - t0) / kReadsPerRound);
-  }
-  std::nth_element(per_call.begin(), per_call.begin() + kRounds / 2, per_call.end());
-  return per_call[kRounds / 2];
-}
-
-counters::SourceRequest RequestFor(Source source) {
-  switch (source) {
-    case Source::kHardware:
-      return counters::SourceRequest::kHardware;
-    case Source::kTaskClock:
-      return counters::SourceRequest::kTaskClock;
-    case Source::kThreadCpuTime:
-      return counters::SourceRequest::kThreadCpuTime;
-  }
-  return counters::SourceRequest::kAuto;
-}
-
-std::string RequestName(counters::SourceRequest request) {
-  switch (request) {
-    case counters::SourceRequest::kAuto:
-      return "auto";
-    case counters::SourceRequest::kHardware:
-      return "hardware";
-    case counters::SourceRequest::kTaskClock:
-      return "task_clock";
-    case counters::SourceRequest::kThreadCpuTime:
-      return "thread_cputime";
-  }
-  return "auto";
+double DoctorCostNs(counters::Kernel& kernel, F&& call) {
+  return counters::MedianCostNs(kernel, std::forward<F>(call), kRounds, kReadsPerRound);
 }
 
 std::string FormatNs(double ns) {
@@ -75,14 +33,14 @@ DoctorReport RunDoctor(counters::SourceRequest requested, counters::Kernel& kern
   DoctorReport report;
   report.perf_event_paranoid = counters::ReadPerfEventParanoid(kernel);
   report.virtual_machine = counters::RunningInVirtualMachine(kernel);
-  report.requested = RequestName(requested);
-  report.floor_ns = MedianCostNs([] { return MonotonicNs(); });
+  report.requested = std::string(counters::RequestName(requested));
+  report.floor_ns = DoctorCostNs(kernel, [&kernel] { return kernel.MonotonicNs(); });
 
-  for (Source source : counters::kAllSources) {
+  for (const counters::SourceInfo& info : counters::kSources) {
     SourceReport s;
-    s.source = source;
+    s.source = info.source;
     counters::Options options;
-    options.source = RequestFor(source);
+    options.source = info.request;
     Result<CounterSet> set = CounterSet::Open(options, kernel);
     if (!set.ok()) {
       s.reason = set.status().message();
@@ -90,8 +48,8 @@ DoctorReport RunDoctor(counters::SourceRequest requested, counters::Kernel& kern
       s.available = true;
       s.notes = set->attempts().back().notes;
       s.method = std::string(counters::ReadMethodName(set->method()));
-      s.read_ns = MedianCostNs([&] { return set->Read().cpu_ns; });
-      s.primary_read_ns = MedianCostNs([&] { return set->ReadPrimary(); });
+      s.read_ns = DoctorCostNs(kernel, [&] { return set->Read().cpu_ns; });
+      s.primary_read_ns = DoctorCostNs(kernel, [&] { return set->ReadPrimary(); });
     }
     report.sources.push_back(std::move(s));
   }
@@ -99,11 +57,13 @@ DoctorReport RunDoctor(counters::SourceRequest requested, counters::Kernel& kern
   counters::Options chosen;
   chosen.source = requested;
   Result<CounterSet> set = CounterSet::Open(chosen, kernel);
-  if (set.ok()) {
-    report.selected = std::string(counters::SourceName(set->source()));
-  } else {
+  if (!set.ok()) {
     report.selected_error = set.status().message();
+    return report;
   }
+  report.selected = std::string(counters::SourceName(set->source()));
+  for (const counters::Attempt& a : set->attempts())
+    if (a.status.ok()) report.choice.push_back({a.source, a.read_ns, a.source == set->source()});
   return report;
 }
 
@@ -134,6 +94,13 @@ std::string FormatDoctorText(const DoctorReport& r) {
     if (r.selected != "hardware")
       out << " (cpu_ns only: instructions and cycles will be marked not available)";
     out << (r.requested == "auto" ? "" : " (forced by request)") << "\n";
+    if (r.choice.size() > 1) {
+      out << "  chosen as the cheapest read of the sources giving the same unit (timed at "
+             "start):\n";
+      for (const Candidate& c : r.choice)
+        out << "    " << counters::SourceName(c.source) << ": " << FormatNs(c.read_ns)
+            << (c.chosen ? "  <- chosen" : "") << "\n";
+    }
   } else {
     out << "cpuledger cannot count with the requested source '" << r.requested
         << "': " << r.selected_error << "\n";
@@ -151,6 +118,10 @@ nlohmann::json DoctorJson(const DoctorReport& r) {
   j["selected"] = r.selected.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.selected);
   if (!r.selected_error.empty()) j["selected_error"] = r.selected_error;
   j["floor_ns"] = r.floor_ns;
+  j["choice"] = nlohmann::json::array();  // the timed candidates when several gave one unit
+  for (const Candidate& c : r.choice)
+    j["choice"].push_back(
+        {{"source", counters::SourceName(c.source)}, {"read_ns", c.read_ns}, {"chosen", c.chosen}});
   j["sources"] = nlohmann::json::array();
   for (const SourceReport& s : r.sources) {
     nlohmann::json js;

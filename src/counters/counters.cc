@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <optional>
 
 #include <utility>
 
@@ -14,16 +17,24 @@
 
 namespace cpuledger::counters {
 
-std::string_view SourceName(Source source) {
-  switch (source) {
-    case Source::kHardware:
-      return "hardware";
-    case Source::kTaskClock:
-      return "task_clock";
-    case Source::kThreadCpuTime:
-      return "thread_cputime";
-  }
-  return "unknown";
+const SourceInfo& Info(Source source) {
+  for (const SourceInfo& info : kSources)
+    if (info.source == source) return info;
+  return kSources[std::size(kSources) - 1];  // unreachable for an enumerator
+}
+
+std::string_view SourceName(Source source) { return Info(source).name; }
+
+uint8_t SourceCode(std::string_view name) {
+  for (const SourceInfo& info : kSources)
+    if (info.name == name) return info.code();
+  return kUnknownSourceCode;
+}
+
+std::string_view RequestName(SourceRequest request) {
+  for (const SourceInfo& info : kSources)
+    if (info.request == request) return info.name;
+  return kAutoName;
 }
 
 std::string_view ReadMethodName(ReadMethod method) {
@@ -39,13 +50,14 @@ std::string_view ReadMethodName(ReadMethod method) {
 }
 
 Result<SourceRequest> ParseSourceRequest(std::string_view text) {
-  if (text == "auto" || text.empty()) return SourceRequest::kAuto;
-  if (text == "hardware") return SourceRequest::kHardware;
-  if (text == "task_clock" || text == "task-clock") return SourceRequest::kTaskClock;
-  if (text == "thread_cputime" || text == "thread-cputime" || text == "cputime")
-    return SourceRequest::kThreadCpuTime;
-  return InvalidArgument("unknown counter source '" + std::string(text) +
-                         "' (expected auto, hardware, task_clock or thread_cputime)");
+  if (text == kAutoName || text.empty()) return SourceRequest::kAuto;
+  std::string names(kAutoName);
+  for (const SourceInfo& info : kSources) {
+    if (info.name == text) return info.request;
+    names += ", " + std::string(info.name);
+  }
+  return InvalidArgument("unknown counter source '" + std::string(text) + "' (expected one of " +
+                         names + ")");
 }
 
 Result<SourceRequest> SourceRequestFromEnv() {
@@ -257,47 +269,64 @@ class Opener {
   Opener(const Options& options, Kernel& kernel) : options_(options), kernel_(kernel) {}
 
   Result<CounterSet> Open() {
-    std::vector<Source> chain;
-    switch (options_.source) {
-      case SourceRequest::kAuto:
-        chain.assign(std::begin(kAllSources), std::end(kAllSources));
-        break;
-      case SourceRequest::kHardware:
-        chain = {Source::kHardware};
-        break;
-      case SourceRequest::kTaskClock:
-        chain = {Source::kTaskClock};
-        break;
-      case SourceRequest::kThreadCpuTime:
-        chain = {Source::kThreadCpuTime};
-        break;
-    }
+    std::optional<CounterSet> best;
+    size_t best_attempt = 0;
     Status last;
-    for (Source source : chain) {
-      CounterSet set(kernel_, source);
-      Attempt attempt{source, OkStatus(), {}};
-      switch (source) {
-        case Source::kHardware:
-          attempt.status = OpenHardware(set, attempt.notes);
-          break;
-        case Source::kTaskClock:
-          attempt.status = OpenTaskClock(set);
-          break;
-        case Source::kThreadCpuTime:
-          attempt.status = OpenThreadCpuTime(set);
-          break;
+    for (const SourceInfo& info : kSources) {
+      if (options_.source != SourceRequest::kAuto && info.request != options_.source) continue;
+      if (best && info.unit != Info(best->source()).unit) continue;  // a fallback, not needed
+      CounterSet set(kernel_, info.source);
+      const size_t index = attempts_.size();
+      attempts_.push_back(Attempt{info.source, OkStatus(), {}});
+      attempts_[index].status = OpenSource(set, attempts_[index].notes);
+      if (!attempts_[index].status.ok()) {
+        last = attempts_[index].status;
+      } else if (!best) {
+        best.emplace(std::move(set));
+        best_attempt = index;
+      } else if (KeepCheaper(set, index, *best, best_attempt)) {
+        best.emplace(std::move(set));
+        best_attempt = index;
       }
-      attempts_.push_back(attempt);
-      if (attempt.status.ok()) {
-        set.attempts_ = std::move(attempts_);
-        return set;
-      }
-      last = attempt.status;
     }
-    return last;
+    if (!best) return last;
+    best->attempts_ = std::move(attempts_);
+    return std::move(*best);
   }
 
  private:
+  // KeepCheaper() — times two open sources of one unit; true when `challenger`
+  // reads cheaper than `held` (a tie keeps `held`, the earlier in the chain).
+  // Notes on the loser why it was passed over.
+  bool KeepCheaper(CounterSet& challenger, size_t challenger_attempt, CounterSet& held,
+                   size_t held_attempt) {
+    Attempt& h = attempts_[held_attempt];
+    Attempt& c = attempts_[challenger_attempt];
+    if (h.read_ns < 0) h.read_ns = MeasureReadNs(held, kernel_);
+    c.read_ns = MeasureReadNs(challenger, kernel_);
+    const bool cheaper = c.read_ns < h.read_ns;
+    Attempt& loser = cheaper ? h : c;
+    const Attempt& winner = cheaper ? c : h;
+    loser.notes.push_back("opens, but " + std::string(SourceName(winner.source)) +
+                          " gives the same unit for less (" + FormatCost(winner.read_ns) +
+                          " against " + FormatCost(loser.read_ns) + " a read)");
+    return cheaper;
+  }
+
+  static std::string FormatCost(double ns) { return std::to_string(std::lround(ns)) + " ns"; }
+
+  Status OpenSource(CounterSet& set, std::vector<std::string>& notes) {
+    switch (set.source_) {
+      case Source::kHardware:
+        return OpenHardware(set, notes);
+      case Source::kTaskClock:
+        return OpenTaskClock(set);
+      case Source::kThreadCpuTime:
+        return OpenThreadCpuTime(set);
+    }
+    return Unavailable("unknown counter source");
+  }
+
   Status Failure(Source source, int err) {
     std::string why = ExplainOpenError(source, err, kernel_);
     if (err == EACCES || err == EPERM) return PermissionDenied(std::move(why));
@@ -411,8 +440,10 @@ CounterSet::CounterSet(CounterSet&&) noexcept = default;
 CounterSet& CounterSet::operator=(CounterSet&&) noexcept = default;
 CounterSet::~CounterSet() = default;
 
-std::string_view CounterSet::primary_unit() const {
-  return source_ == Source::kHardware ? "instructions" : "ns";
+std::string_view CounterSet::primary_unit() const { return Info(source_).unit; }
+
+double MeasureReadNs(CounterSet& set, Kernel& kernel) {
+  return MedianCostNs(kernel, [&set] { return set.Read().cpu_ns; });
 }
 
 bool CounterSet::has_cycles() const { return handles_ && handles_->member.valid(); }

@@ -45,6 +45,9 @@ class Kernel {
   virtual uint64_t Rdpmc(uint32_t counter) = 0;
   // Kernel::ThreadCpuNs() — CLOCK_THREAD_CPUTIME_ID of the calling thread, or -errno.
   virtual int64_t ThreadCpuNs() = 0;
+  // Kernel::MonotonicNs() — CLOCK_MONOTONIC: the clock read costs are timed with
+  // (a fake makes the costs, and so the choice between sources, deterministic).
+  virtual int64_t MonotonicNs() = 0;
   // Kernel::ReadSmallFile() — the contents of a small text file, or nullopt.
   virtual std::optional<std::string> ReadSmallFile(const char* path) = 0;
 };

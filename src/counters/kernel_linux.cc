@@ -55,6 +55,11 @@ class LinuxKernel final : public Kernel {
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return -errno;
     return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
   }
+  int64_t MonotonicNs() override {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  }
   std::optional<std::string> ReadSmallFile(const char* path) override {
     std::ifstream in(path);
     if (!in) return std::nullopt;

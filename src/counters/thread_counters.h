@@ -3,7 +3,9 @@
 // The request path and the profiler read "this thread's counters" many times
 // a second; opening a perf group costs syscalls, so each thread opens its set
 // once, on first use, with the process-wide options, and keeps it until the
-// thread exits (thread_local; closed by RAII).
+// thread exits (thread_local; closed by RAII). With kAuto the first thread's
+// open chooses the source (timing the reads of equivalent sources, see
+// CounterSet::Open); later threads open that source directly.
 //
 //   SetThreadCounterOptions(options);        // at start-up, before serving
 //   Result<CounterSet*> c = ThisThreadCounters();

@@ -1,15 +1,16 @@
 #include "server/alert_sink.h"
 
-#include "base/delivery.h"
-#include "server/metrics.h"
-
 #include <httplib.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
+
+#include "base/delivery.h"
+#include "server/metrics.h"
 
 namespace cpuledger::server {
 namespace {
@@ -31,23 +32,15 @@ std::string Percent(double x) {
 }
 
 // AlertLine() — one line a person can scan in the server log, then the whole
-// alert as compact JSON so that nothing is lost to the summary.
-std::string AlertLine(const nlohmann::json& alert, const std::string& body) {
+// alert as compact JSON (`body`, what the webhooks get) so that nothing is
+// lost to the summary.
+std::string AlertLine(const detect::Finding& alert, const std::string& body) {
   std::string line = "cpuledger alert:";
-  if (alert.is_object()) {
-    for (const char* key : {"service", "endpoint", "function", "cause"}) {
-      auto it = alert.find(key);
-      if (it != alert.end() && it->is_string() && !it->get_ref<const std::string&>().empty())
-        line += " " + it->get<std::string>();
-    }
-    auto e = alert.find("effect");
-    if (e != alert.end() && e->is_object() && e->contains("estimate") && e->contains("lo") &&
-        e->contains("hi") && (*e)["estimate"].is_number() && (*e)["lo"].is_number() &&
-        (*e)["hi"].is_number()) {
-      line += " effect " + Percent((*e)["estimate"].get<double>()) + " [" +
-              Percent((*e)["lo"].get<double>()) + ", " + Percent((*e)["hi"].get<double>()) + "]";
-    }
-  }
+  for (const std::string* part : {&alert.service, &alert.endpoint, &alert.function, &alert.cause})
+    if (!part->empty()) line += " " + *part;
+  const stats::Interval& e = alert.effect;
+  if (std::isfinite(e.estimate) && std::isfinite(e.lo) && std::isfinite(e.hi))
+    line += " effect " + Percent(e.estimate) + " [" + Percent(e.lo) + ", " + Percent(e.hi) + "]";
   return line + " " + body;
 }
 
@@ -134,24 +127,18 @@ AlertSinkOptions AlertSinkOptionsFrom(const ServerConfig& config) {
 }
 
 std::string RenderPrometheus(const AlertSinkCounters& c) {
-  std::string out =
-      PrometheusSample("cpuledger_alerts_total", "counter",
-                       "Alerts opened by the detectors and sent to the sinks.", c.alerts);
-  out +=
-      "# HELP cpuledger_webhook_deliveries_total Webhook deliveries (one alert to one URL) "
-      "by outcome.\n";
-  out += "# TYPE cpuledger_webhook_deliveries_total counter\n";
-  for (const auto& [result, n] : {std::pair<const char*, uint64_t>{"delivered", c.delivered},
-                                  {"failed", c.failed},
-                                  {"dropped", c.dropped},
-                                  {"abandoned", c.abandoned}})
-    out += "cpuledger_webhook_deliveries_total{result=\"" + std::string(result) + "\"} " +
-           std::to_string(n) + "\n";
-  out += PrometheusSample("cpuledger_webhook_retries_total", "counter",
-                          "Webhook tries after the first.", c.retried);
-  out += PrometheusSample("cpuledger_webhook_pending", "gauge",
+  return PrometheusSample("cpuledger_alerts_total", "counter",
+                          "Alerts opened by the detectors and sent to the sinks.", c.alerts) +
+         PrometheusLabelled("cpuledger_webhook_deliveries_total", "counter",
+                            "Webhook deliveries (one alert to one URL) by outcome.", "result",
+                            {{"delivered", c.delivered},
+                             {"failed", c.failed},
+                             {"dropped", c.dropped},
+                             {"abandoned", c.abandoned}}) +
+         PrometheusSample("cpuledger_webhook_retries_total", "counter",
+                          "Webhook tries after the first.", c.retried) +
+         PrometheusSample("cpuledger_webhook_pending", "gauge",
                           "Webhook deliveries queued or in flight.", c.pending);
-  return out;
 }
 
 // Target — one webhook and the client that only the sender thread uses.
@@ -221,11 +208,11 @@ void AlertSinks::Log(std::string_view line) {
   }
 }
 
-void AlertSinks::Send(const nlohmann::json& alert) {
+void AlertSinks::Send(const detect::Finding& alert) {
   // Replace, not throw, on invalid UTF-8: a function name from a profile is
   // not worth losing the alert over.
   auto body = std::make_shared<AlertBody>();
-  body->json = alert.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  body->json = detect::ToJson(alert).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   Log(AlertLine(alert, body->json));
   std::string dropped_line;
   {
@@ -356,9 +343,10 @@ void AlertSinks::Run() {
       line = "cpuledger webhook: " + target.url + ": failed: " + out.error +
              (retry ? " (after " + std::to_string(d.tries) + " tries)" : " (refused; not retried)");
     }
-    if (!line.empty()) {
+    if (!line.empty() || options_.on_filed) {
       lock.unlock();
-      Log(line);
+      if (!line.empty()) Log(line);
+      if (options_.on_filed) options_.on_filed();
       lock.lock();
     }
   }

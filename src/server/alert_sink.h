@@ -6,9 +6,11 @@
 //   options.urls = {"http://hooks.internal:9000/cpuledger"};
 //   options.token = "s3cret";                 // Authorization: Bearer s3cret
 //   AlertSinks sinks(std::move(options));
-//   sinks.Send(detect::ToJson(finding));       // never blocks the detector
+//   sinks.Send(finding);                       // never blocks the detector
 //   AlertSinkCounters c = sinks.counters();   // for /metrics
 //   sinks.Stop();                              // or let it go out of scope
+//
+// A webhook gets detect::ToJson(alert), the same JSON as GET /v1/alerts.
 //
 // Delivery, per alert and URL (each URL independently: a dead hook delays
 // nobody else's):
@@ -33,13 +35,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
 #include "base/status.h"
+#include "detect/detect.h"
 #include "server/config.h"
 
 namespace cpuledger::server {
@@ -78,6 +80,10 @@ struct AlertSinkOptions {
   // One line per alert, and one per failed delivery. Empty: stderr. Called
   // from Send()'s caller and from the sender thread, never concurrently.
   std::function<void(std::string_view)> log;
+  // Called on the sender thread after each try's outcome is filed (counted,
+  // requeued or finished), without the lock: tests wait on it instead of
+  // sleeping. Empty: nothing.
+  std::function<void()> on_filed;
 };
 
 // AlertSinkCounters — totals since construction. Webhook counts are per
@@ -114,11 +120,11 @@ class AlertSinks {
   AlertSinks(const AlertSinks&) = delete;
   AlertSinks& operator=(const AlertSinks&) = delete;
 
-  // AlertSinks::Send() — logs one line for `alert` and queues its POST to
-  // every URL. Returns at once; when the queue holds queue_capacity alerts
-  // already, the POSTs are dropped (and counted) but the line is still logged.
-  // After Stop() only the line is logged, and the deliveries count as dropped.
-  void Send(const nlohmann::json& alert);
+  // AlertSinks::Send() — logs one line for `alert` and queues the POST of
+  // its JSON (detect::ToJson) to every URL. Returns at once; when the queue holds queue_capacity
+  // alerts already, the POSTs are dropped (and counted) but the line is still logged. After Stop()
+  // only the line is logged, and the deliveries count as dropped.
+  void Send(const detect::Finding& alert);
 
   // AlertSinks::Stop() — gives queued deliveries their last try within
   // stop_grace, abandons the rest, joins the sender. Idempotent; thread-safe.

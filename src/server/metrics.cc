@@ -11,6 +11,18 @@ std::string PrometheusSample(std::string_view name, std::string_view type, std::
          "\n" + n + " " + std::to_string(value) + "\n";
 }
 
+std::string PrometheusLabelled(std::string_view name, std::string_view type, std::string_view help,
+                               std::string_view label,
+                               const std::vector<std::pair<std::string_view, uint64_t>>& samples) {
+  const std::string n(name);
+  std::string out =
+      "# HELP " + n + " " + std::string(help) + "\n# TYPE " + n + " " + std::string(type) + "\n";
+  for (const auto& [value, count] : samples)
+    out += n + "{" + std::string(label) + "=\"" + std::string(value) + "\"} " +
+           std::to_string(count) + "\n";
+  return out;
+}
+
 void LatencyHistogram::Observe(double seconds) {
   size_t i = 0;
   while (i < kBoundsSeconds.size() && seconds > kBoundsSeconds[i]) ++i;
@@ -38,9 +50,9 @@ std::string Metrics::RenderPrometheus(const store::StoreStats* stats) const {
   auto counter =
       [&](const char* name, const char* help, const char* label,
           std::initializer_list<std::pair<const char*, const std::atomic<uint64_t>*>> v) {
-        out << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n";
-        for (auto& [value, c] : v)
-          out << name << "{" << label << "=\"" << value << "\"} " << c->load() << "\n";
+        std::vector<std::pair<std::string_view, uint64_t>> samples;
+        for (const auto& [value, c] : v) samples.emplace_back(value, c->load());
+        out << PrometheusLabelled(name, "counter", help, label, samples);
       };
   counter("cpuledger_ingest_batches_total", "Ingest batches by outcome.", "result",
           {{"accepted", &batches_accepted},
@@ -73,12 +85,12 @@ std::string Metrics::RenderPrometheus(const store::StoreStats* stats) const {
                             stats->raw_samples);
     out << PrometheusSample("cpuledger_store_file_bytes", "gauge", "Size of the store on disk.",
                             stats->file_bytes);
-    out << "# HELP cpuledger_dimension_values_folded_total Values stored as <other>: their"
-           " dimension had max_dimension_values distinct values in their service.\n"
-        << "# TYPE cpuledger_dimension_values_folded_total counter\n";
-    for (const auto& [dimension, n] : stats->folded_values)
-      out << "cpuledger_dimension_values_folded_total{dimension=\"" << dimension << "\"} " << n
-          << "\n";
+    std::vector<std::pair<std::string_view, uint64_t>> folded(stats->folded_values.begin(),
+                                                              stats->folded_values.end());
+    out << PrometheusLabelled("cpuledger_dimension_values_folded_total", "counter",
+                              "Values stored as <other>: their dimension had "
+                              "max_dimension_values distinct values in their service.",
+                              "dimension", folded);
   }
   return out.str();
 }

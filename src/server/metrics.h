@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "store/store.h"
 
@@ -17,6 +19,12 @@ namespace cpuledger::server {
 // HELP and TYPE lines ("counter" or "gauge") and its sample line.
 std::string PrometheusSample(std::string_view name, std::string_view type, std::string_view help,
                              uint64_t value);
+
+// PrometheusLabelled() — one metric with one label: HELP, TYPE and a sample
+// line per (label value, count), in the order given.
+std::string PrometheusLabelled(std::string_view name, std::string_view type, std::string_view help,
+                               std::string_view label,
+                               const std::vector<std::pair<std::string_view, uint64_t>>& samples);
 
 // LatencyHistogram — a Prometheus histogram with fixed bucket bounds.
 class LatencyHistogram {

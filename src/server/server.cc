@@ -84,7 +84,7 @@ Result<detect::DetectReport> Server::Detect(int64_t now_us, int64_t window_us, s
     metrics_.detect_failures.fetch_add(1, std::memory_order_relaxed);
     return fresh.status();
   }
-  for (const detect::Finding& f : *fresh) sinks_->Send(detect::ToJson(f));
+  for (const detect::Finding& f : *fresh) sinks_->Send(f);
   if (opened != nullptr) *opened = fresh->size();
   metrics_.detect_runs.fetch_add(1, std::memory_order_relaxed);
   return report;

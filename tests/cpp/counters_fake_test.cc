@@ -22,8 +22,8 @@ TEST(CountersFake, NoPmuInVmFallsBackToTaskClockAndSaysWhy) {
   k.task_clock_ns = 5000;
   Result<CounterSet> set = CounterSet::Open({}, k);
   ASSERT_TRUE(set.ok()) << set.status().ToString();
-  EXPECT_EQ(set->source(), Source::kTaskClock);
-  ASSERT_EQ(set->attempts().size(), 2u);
+  EXPECT_EQ(set->source(), Source::kTaskClock);  // as cheap as thread_cputime: chain order
+  ASSERT_EQ(set->attempts().size(), 3u);         // thread_cputime was opened to be timed
   EXPECT_EQ(set->attempts()[0].status.code(), StatusCode::kUnavailable);
   EXPECT_NE(set->attempts()[0].status.message().find("VM without a virtual PMU"),
             std::string::npos);
@@ -181,7 +181,7 @@ TEST(CountersFake, ParanoidThreeFallsBackToClockAndNamesTheSysctl) {
   EXPECT_EQ(hw.code(), StatusCode::kPermissionDenied);
   EXPECT_NE(hw.message().find("sysctl -w kernel.perf_event_paranoid=2"), std::string::npos);
   EXPECT_EQ(set->Read().cpu_ns, 77u);
-  EXPECT_EQ(set->primary_unit(), "ns");
+  EXPECT_EQ(set->primary_unit(), "cpu_ns");
 }
 
 TEST(CountersFake, EpermDespiteLowParanoidBlamesSeccomp) {
@@ -306,19 +306,66 @@ TEST(CountersFake, DeltaKeepsNotAvailable) {
   EXPECT_EQ(d.cpu_ns, 15u);
 }
 
-TEST(CountersFake, ParseSourceRequest) {
+TEST(CountersFake, WithoutPmuTheCheaperOfTheCpuNsSourcesIsKept) {
+  FakeKernel k;
+  k.hardware_errno = ENOENT;
+  k.task_clock_read_ns = 250;
+  k.thread_clock_read_ns = 200;
+  Result<CounterSet> set = CounterSet::Open({}, k);
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(set->source(), Source::kThreadCpuTime);
+  ASSERT_EQ(set->attempts().size(), 3u);
+  const Attempt& task_clock = set->attempts()[1];
+  EXPECT_TRUE(task_clock.status.ok());
+  EXPECT_DOUBLE_EQ(task_clock.read_ns, 250);
+  EXPECT_DOUBLE_EQ(set->attempts()[2].read_ns, 200);
+  ASSERT_EQ(task_clock.notes.size(), 1u);
+  EXPECT_NE(task_clock.notes[0].find("thread_cputime gives the same unit for less (200 ns"),
+            std::string::npos);
+  EXPECT_EQ(k.open_fds.size(), 0u);  // the task-clock fd of the loser is closed
+}
+
+TEST(CountersFake, HardwareWinsWithoutTimingTheSoftwareSources) {
+  FakeKernel k;
+  k.task_clock_read_ns = 1;  // cheaper, but another unit
+  Result<CounterSet> set = CounterSet::Open({}, k);
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(set->source(), Source::kHardware);
+  ASSERT_EQ(set->attempts().size(), 1u);
+  EXPECT_EQ(set->attempts()[0].read_ns, -1);
+}
+
+TEST(CountersFake, TheStoreCodesAreTheSourceValues) {
+  // Codes on disk in SQLite files: a change here would misread existing files.
+  EXPECT_EQ(SourceCode("hardware"), 1);
+  EXPECT_EQ(SourceCode("task_clock"), 2);
+  EXPECT_EQ(SourceCode("thread_cputime"), 3);
+  EXPECT_EQ(SourceCode("task-clock"), kUnknownSourceCode);
+  for (const SourceInfo& info : kSources) {
+    EXPECT_EQ(SourceName(info.source), info.name);
+    EXPECT_EQ(SourceCode(info.name), info.code());
+    EXPECT_EQ(*ParseSourceRequest(info.name), info.request);
+    EXPECT_EQ(RequestName(info.request), info.name);
+  }
+}
+
+TEST(CountersFake, ParseSourceRequestTakesOneSpelling) {
   EXPECT_EQ(*ParseSourceRequest("auto"), SourceRequest::kAuto);
   EXPECT_EQ(*ParseSourceRequest("hardware"), SourceRequest::kHardware);
-  EXPECT_EQ(*ParseSourceRequest("task-clock"), SourceRequest::kTaskClock);
+  EXPECT_EQ(*ParseSourceRequest("task_clock"), SourceRequest::kTaskClock);
   EXPECT_EQ(*ParseSourceRequest("thread_cputime"), SourceRequest::kThreadCpuTime);
-  Result<SourceRequest> bad = ParseSourceRequest("tsc");
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(bad.status().message().find("tsc"), std::string::npos);
+  for (std::string_view other : {"tsc", "task-clock", "thread-cputime", "cputime"}) {
+    Result<SourceRequest> bad = ParseSourceRequest(other);
+    ASSERT_FALSE(bad.ok()) << other;
+    EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(bad.status().message().find(std::string(other)), std::string::npos);
+    EXPECT_NE(bad.status().message().find("auto, hardware, task_clock, thread_cputime"),
+              std::string::npos);
+  }
 }
 
 TEST(CountersFake, SourceRequestFromEnvNamesTheVariable) {
-  setenv(kSourceEnvVar, "thread-cputime", 1);
+  setenv(kSourceEnvVar, "thread_cputime", 1);
   EXPECT_EQ(*SourceRequestFromEnv(), SourceRequest::kThreadCpuTime);
   setenv(kSourceEnvVar, "bogus", 1);
   Result<SourceRequest> bad = SourceRequestFromEnv();

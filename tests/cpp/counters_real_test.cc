@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "counters/counters.h"
+#include "counters/thread_counters.h"
 
 namespace cpuledger::counters {
 namespace {
@@ -93,11 +94,39 @@ INSTANTIATE_TEST_SUITE_P(Sources, RealSource,
 TEST(RealKernel, AutoOpensSomethingAndSaysWhat) {
   Result<CounterSet> set = CounterSet::Open();
   ASSERT_TRUE(set.ok()) << set.status().ToString();
-  EXPECT_EQ(set->attempts().back().source, set->source());
-  EXPECT_TRUE(set->attempts().back().status.ok());
-  for (size_t i = 0; i + 1 < set->attempts().size(); ++i)
-    EXPECT_FALSE(set->attempts()[i].status.message().empty());
+  // Every source tried either failed and says why, or is the one chosen, or
+  // opened and says which source of its unit read cheaper.
+  int chosen = 0;
+  for (const Attempt& a : set->attempts()) {
+    if (!a.status.ok()) {
+      EXPECT_FALSE(a.status.message().empty());
+    } else if (a.source == set->source()) {
+      ++chosen;
+    } else {
+      ASSERT_EQ(a.notes.size(), 1u);
+      EXPECT_NE(a.notes[0].find("gives the same unit for less"), std::string::npos);
+      EXPECT_EQ(Info(a.source).unit, set->primary_unit());
+    }
+  }
+  EXPECT_EQ(chosen, 1);
   EXPECT_EQ(set->Read().source, set->source());
+}
+
+TEST(RealKernel, LaterThreadsOpenTheSourceTheFirstAutoOpenChose) {
+  SetThreadCounterOptions({});  // kAuto; forgets an earlier choice
+  Source first = Source::kHardware;
+  std::thread([&] {
+    Result<CounterSet*> set = ThisThreadCounters();
+    ASSERT_TRUE(set.ok()) << set.status().ToString();
+    first = (*set)->source();
+  }).join();
+  std::thread([&] {
+    Result<CounterSet*> set = ThisThreadCounters();
+    ASSERT_TRUE(set.ok()) << set.status().ToString();
+    EXPECT_EQ((*set)->source(), first);
+    ASSERT_EQ((*set)->attempts().size(), 1u);  // opened directly: nothing tried or timed again
+    EXPECT_EQ((*set)->attempts()[0].read_ns, -1);
+  }).join();
 }
 
 }  // namespace

@@ -30,11 +30,38 @@ TEST(Doctor, VmWithoutPmuSaysSoAndPicksSoftware) {
   EXPECT_EQ(j["perf_event_paranoid"], 2);
 }
 
+TEST(Doctor, WithoutPmuShowsTheTimedChoiceOfTheCheaperCpuNsSource) {
+  counters::testing::FakeKernel k;
+  k.hardware_errno = ENOENT;
+  k.task_clock_read_ns = 250;  // the figures measured on the development VM
+  k.thread_clock_read_ns = 200;
+  DoctorReport r = RunDoctor(counters::SourceRequest::kAuto, k);
+  EXPECT_EQ(r.selected, "thread_cputime");
+  EXPECT_DOUBLE_EQ(r.sources[1].read_ns, 250);
+  EXPECT_DOUBLE_EQ(r.sources[2].read_ns, 200);
+  ASSERT_EQ(r.choice.size(), 2u);
+  EXPECT_EQ(r.choice[0].source, counters::Source::kTaskClock);
+  EXPECT_FALSE(r.choice[0].chosen);
+  EXPECT_TRUE(r.choice[1].chosen);
+
+  std::string text = FormatDoctorText(r);
+  EXPECT_NE(text.find("cpuledger will use: thread_cputime"), std::string::npos);
+  EXPECT_NE(text.find("task_clock: 250 ns\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("thread_cputime: 200 ns  <- chosen"), std::string::npos) << text;
+
+  nlohmann::json j = DoctorJson(r);
+  EXPECT_EQ(j["choice"][1]["source"], "thread_cputime");
+  EXPECT_EQ(j["choice"][1]["chosen"], true);
+  EXPECT_EQ(j["choice"][0]["read_ns"], 250.0);
+}
+
 TEST(Doctor, PmuWithRdpmcReportsTheFastPath) {
   counters::testing::FakeKernel k;
   DoctorReport r = RunDoctor(counters::SourceRequest::kAuto, k);
   EXPECT_EQ(r.selected, "hardware");
   EXPECT_EQ(r.sources[0].method, "rdpmc");
+  EXPECT_TRUE(r.choice.size() == 1u && r.choice[0].chosen);  // nothing timed against it
+  EXPECT_EQ(FormatDoctorText(r).find("chosen as the cheapest"), std::string::npos);
 }
 
 TEST(Doctor, ForcedUnavailableSourceIsAnError) {

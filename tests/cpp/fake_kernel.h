@@ -42,6 +42,12 @@ class FakeKernel : public Kernel {
   uint64_t time_running = 1000;
   uint64_t task_clock_ns = 0;
   int64_t thread_cpu_ns = 0;
+  // What a read costs on the played machine: the fake monotonic clock
+  // advances so much per call, which makes timed choices deterministic.
+  // Equal by default, so kAuto keeps the chain order.
+  int64_t task_clock_read_ns = 300;    // per read() of a task-clock fd
+  int64_t thread_clock_read_ns = 300;  // per ThreadCpuNs()
+  int64_t monotonic_ns = 1'000'000;    // the fake CLOCK_MONOTONIC
   // Called inside Rdpmc, before it answers: lets a test rewrite the page
   // mid-read as the kernel would on a context switch.
   std::function<void(FakeKernel&)> on_rdpmc;
@@ -123,6 +129,7 @@ class FakeKernel : public Kernel {
       out = {cycles_fd_open() ? 2u : 1u, time_enabled, time_running, running_share(instructions)};
       if (cycles_fd_open()) out.push_back(running_share(cycles));
     } else {
+      monotonic_ns += task_clock_read_ns;
       out = {task_clock_ns, time_enabled, time_enabled};
     }
     size_t bytes = out.size() * sizeof(uint64_t);
@@ -181,7 +188,12 @@ class FakeKernel : public Kernel {
     return Register(counter == 1 ? cycles : instructions, offset_);
   }
 
-  int64_t ThreadCpuNs() override { return thread_ns_errno ? -thread_ns_errno : thread_cpu_ns; }
+  int64_t ThreadCpuNs() override {
+    monotonic_ns += thread_clock_read_ns;
+    return thread_ns_errno ? -thread_ns_errno : thread_cpu_ns;
+  }
+
+  int64_t MonotonicNs() override { return monotonic_ns; }
 
   std::optional<std::string> ReadSmallFile(const char* path) override {
     if (std::string(path) == "/proc/sys/kernel/perf_event_paranoid")

@@ -469,6 +469,6 @@ def test_one_spelling_of_sources_and_modes():
     assert literal("CounterSourceName") == COUNTER_SOURCES
     assert literal("ProfileSourceName") == PROFILE_SOURCES
     assert literal("ProfileModeName") == PROFILE_MODES
-    header = (ROOT / "src" / "counters" / "counters.cc").read_text()
-    named = set(re.findall(r'return "([a-z_]+)";', header))
-    assert set(COUNTER_SOURCES) - {"auto"} <= named
+    header = (ROOT / "src" / "counters" / "counters.h").read_text()
+    table = re.search(r"kSources\[\] = \{(.*?)\n\};", header, re.S).group(1)
+    assert set(COUNTER_SOURCES) - {"auto"} == set(re.findall(r'Source::k\w+, "([a-z_]+)"', table))

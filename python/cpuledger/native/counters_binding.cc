@@ -2,11 +2,13 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/string_view.h>
+#include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 
 #include "counters/counters.h"
 #include "native/bindings.h"
@@ -78,10 +80,20 @@ class Counters {
 }  // namespace
 
 void RegisterCounters(nb::module_& m) {
+  m.def(
+      "counter_sources",
+      [] {
+        std::vector<std::tuple<std::string, int, std::string>> rows;
+        for (const counters::SourceInfo& info : counters::kSources)
+          rows.emplace_back(std::string(info.name), info.code(), std::string(info.unit));
+        return rows;
+      },
+      "The one table of counter sources (src/counters kSources), in fallback order: "
+      "(name, store code, unit). COUNTER_SOURCE takes 'auto' or a name.");
   nb::class_<Counters>(m, "Counters",
                        "CPU counters of the calling thread, from the best source available.")
       .def(nb::init<const std::string&>(), nb::arg("source") = "",
-           "source: 'auto', 'hardware', 'task_clock', 'thread_cputime', or '' for "
+           "source: 'auto' or a name of counter_sources(), or '' for "
            "$CPULEDGER_COUNTER_SOURCE (default auto)")
       .def("read", &Counters::Read,
            "Cumulative counts of this thread: a dict with "

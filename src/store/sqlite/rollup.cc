@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "counters/counters.h"
+
 namespace cpuledger::store::sqlite {
 namespace {
 
@@ -100,12 +102,7 @@ void HistMergeFunction(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
 
 }  // namespace
 
-uint8_t CounterSourceCode(std::string_view source) {
-  if (source == "hardware") return 1;
-  if (source == "task_clock") return 2;
-  if (source == "thread_cputime") return 3;
-  return 0;
-}
+uint8_t CounterSourceCode(std::string_view source) { return counters::SourceCode(source); }
 
 Sample SampleFromRecord(const record::RequestRecord& r, int64_t series) {
   Sample s;

@@ -57,7 +57,8 @@ struct Sample {
 
 // SampleFromRecord() — REQUIRES: r outlives the sample (views into it).
 Sample SampleFromRecord(const record::RequestRecord& r, int64_t series);
-// CounterSourceCode() — 1 hardware, 2 task_clock, 3 thread_cputime, 0 other.
+// CounterSourceCode() — counters::SourceCode(): 1 hardware, 2 task_clock,
+// 3 thread_cputime, 0 other (the codes on disk; src/counters keeps the table).
 uint8_t CounterSourceCode(std::string_view source);
 
 // RollupAcc — the aggregate of a set of samples; merges by addition.

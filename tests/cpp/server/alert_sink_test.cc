@@ -139,14 +139,24 @@ AlertSinkOptions FastOptions(std::vector<std::string> urls, LogLines& log) {
   return o;
 }
 
-nlohmann::json SampleAlert() {
-  return {{"kind", "rollout"},
-          {"service", "shop"},
-          {"endpoint", "/checkout/"},
-          {"cause", "commit b7e41d0 vs 9f3c2a1"},
-          {"effect", {{"estimate", 0.031}, {"lo", 0.02}, {"hi", 0.042}}},
-          {"threshold", 0.01},
-          {"top_functions", {{{"function", "cart.py:88:total"}, {"added", 1200.5}}}}};
+detect::Finding SampleAlert() {
+  detect::Finding f;
+  f.kind = "rollout";
+  f.service = "shop";
+  f.endpoint = "/checkout/";
+  f.cause = "commit b7e41d0 vs 9f3c2a1";
+  f.effect.estimate = 0.031;
+  f.effect.lo = 0.02;
+  f.effect.hi = 0.042;
+  f.effect.confidence = 0.9;
+  f.effect.ok = true;
+  f.threshold = 0.01;
+  f.alert = true;
+  detect::Culprit c;
+  c.function = "cart.py:88:total";
+  c.added = 1200.5;
+  f.top_functions = {c};
+  return f;
 }
 
 TEST(AlertSinks, RetriesServerErrorsThenDeliversTheSameBodyWithTheToken) {
@@ -155,14 +165,14 @@ TEST(AlertSinks, RetriesServerErrorsThenDeliversTheSameBodyWithTheToken) {
   AlertSinkOptions o = FastOptions({hook.url()}, log);
   o.token = "hook-s3cret";
   AlertSinks sinks(std::move(o));
-  const nlohmann::json alert = SampleAlert();
+  const detect::Finding alert = SampleAlert();
   sinks.Send(alert);
   ASSERT_TRUE(WaitFor([&] { return sinks.counters().delivered == 1; }));
 
   const std::vector<Received> got = hook.received();
   ASSERT_EQ(got.size(), 3u);
   for (const Received& r : got) {
-    EXPECT_EQ(nlohmann::json::parse(r.body), alert);
+    EXPECT_EQ(nlohmann::json::parse(r.body), detect::ToJson(alert));  // as GET /v1/alerts
     EXPECT_EQ(r.authorization, "Bearer hook-s3cret");
     EXPECT_EQ(r.content_type, "application/json");
   }
@@ -176,7 +186,7 @@ TEST(AlertSinks, RetriesServerErrorsThenDeliversTheSameBodyWithTheToken) {
   EXPECT_TRUE(
       log.Contains("cpuledger alert: shop /checkout/ commit b7e41d0 vs 9f3c2a1 effect "
                    "+3.10% [+2.00%, +4.20%]"));
-  EXPECT_TRUE(log.Contains(alert.dump()));
+  EXPECT_TRUE(log.Contains(detect::ToJson(alert).dump()));
 }
 
 TEST(AlertSinks, ClientErrorFailsAtOnceWithoutRetries) {
@@ -185,9 +195,11 @@ TEST(AlertSinks, ClientErrorFailsAtOnceWithoutRetries) {
   AlertSinks sinks(FastOptions({hook.url()}, log));
   sinks.Send(SampleAlert());
   ASSERT_TRUE(WaitFor([&] { return sinks.counters().failed == 1; }));
-  std::this_thread::sleep_for(50ms);  // longer than any back-off: a retry would show
-  EXPECT_EQ(hook.hits(), 1u);
+  // Failed and finished in one step under the sink's lock: nothing is left
+  // queued, so no retry can come later.
   const AlertSinkCounters c = sinks.counters();
+  EXPECT_EQ(c.pending, 0u);
+  EXPECT_EQ(hook.hits(), 1u);
   EXPECT_EQ(c.retried, 0u);
   EXPECT_EQ(c.delivered, 0u);
   EXPECT_TRUE(log.Contains("HTTP 400"));
@@ -233,12 +245,13 @@ TEST(AlertSinks, ADeadHookDoesNotHoldUpTheOthers) {
   o.stop_grace = 100ms;
   auto sinks = std::make_unique<AlertSinks>(std::move(o));
   for (int i = 0; i < 3; ++i) {
-    nlohmann::json a = SampleAlert();
-    a["n"] = i;
+    detect::Finding a = SampleAlert();
+    a.endpoint = "/e" + std::to_string(i);
     sinks->Send(a);
   }
   ASSERT_TRUE(WaitFor([&] { return sinks->counters().delivered == 3; }, 3000ms));
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(nlohmann::json::parse(good.received()[i].body)["n"], i);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(nlohmann::json::parse(good.received()[i].body)["endpoint"], "/e" + std::to_string(i));
   AlertSinkCounters c = sinks->counters();
   EXPECT_EQ(c.delivered, 3u);
   EXPECT_EQ(c.pending, 3u);  // the dead hook's three, waiting to retry
@@ -284,14 +297,16 @@ TEST(AlertSinks, DestructionWhileRetryingIsQuick) {
   AlertSinkOptions o = FastOptions({hook.url()}, log);
   o.initial_backoff = 30s;  // without Stop() skipping waits, this would hang the test
   o.max_backoff = 30s;
+  std::atomic<int> filed{0};
+  o.on_filed = [&filed] { ++filed; };
   const auto start = Clock::now();
   {
     AlertSinks sinks(std::move(o));
     sinks.Send(SampleAlert());
-    ASSERT_TRUE(WaitFor([&] { return hook.hits() == 1; }));
-    // The hook has answered 503 by now, so the delivery waits for its retry
-    // (were it still in flight, Stop() would abandon it without a last try).
-    std::this_thread::sleep_for(100ms);
+    // The 503 is filed: the delivery waits for its retry (were it still in
+    // flight, Stop() would abandon it without a last try).
+    ASSERT_TRUE(WaitFor([&] { return filed == 1; }));
+    ASSERT_EQ(hook.hits(), 1u);
     ASSERT_EQ(sinks.counters().pending, 1u);
   }
   EXPECT_LT(Clock::now() - start, 3s);
@@ -365,8 +380,8 @@ TEST(AlertSinks, InvalidUtf8IsReplacedNotThrown) {
   Hook hook({200});
   LogLines log;
   AlertSinks sinks(FastOptions({hook.url()}, log));
-  nlohmann::json a = SampleAlert();
-  a["function"] = std::string("bad\xff name");
+  detect::Finding a = SampleAlert();
+  a.function = std::string("bad\xff name");
   sinks.Send(a);
   ASSERT_TRUE(WaitFor([&] { return sinks.counters().delivered == 1; }));
   EXPECT_FALSE(nlohmann::json::parse(hook.received()[0].body).is_discarded());
@@ -492,7 +507,7 @@ TEST(AlertSinks, HttpsVerifiesTheCertificate) {
   sinks.Send(SampleAlert());
   ASSERT_TRUE(WaitFor([&] { return sinks.counters().delivered == 1; }));
   EXPECT_EQ(hook.received().back().authorization, "Bearer t");
-  EXPECT_EQ(nlohmann::json::parse(hook.received().back().body), SampleAlert());
+  EXPECT_EQ(nlohmann::json::parse(hook.received().back().body), detect::ToJson(SampleAlert()));
 }
 #endif
 

@@ -1,0 +1,282 @@
+// tests/cpp/server/api_test.cc — the route table of src/server/api.cc behind
+// the real HTTP layer on loopback, over a real SQLite store: what ingest
+// answers when it accepts and when it refuses (and that a refused batch is
+// neither stored nor lost), what a bad query parameter is told, and the
+// bearer-token check. tests/python/test_server.py drives the whole binary
+// (NDJSON mistakes, the route list under a token); this file holds the C++
+// contracts: reply shapes, status codes, counters, Retry-After.
+#include "server/api.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/duration.h"
+#include "record/codec.h"
+#include "temp_dir.h"
+
+namespace cpuledger::server {
+namespace {
+
+constexpr const char* kProtobuf = "application/x-protobuf";
+
+// Api — a store, a writer, the service and an HTTP server on a free port.
+class Api {
+ public:
+  explicit Api(std::string token = "", size_t max_pending = 16, size_t max_body_bytes = 0) {
+    store::SqliteOptions options;
+    options.path = dir_.File("cpuledger.sqlite");
+    Result<std::unique_ptr<store::Store>> opened = store::OpenSqliteStore(options);
+    EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+    store_ = std::move(*opened);
+    writer_ = std::make_unique<IngestWriter>(*store_, metrics, max_pending,
+                                             /*retention_every_us=*/3'600'000'000);
+    context_.store = store_.get();
+    context_.writer = writer_.get();
+    context_.metrics = &metrics;
+    context_.token = std::move(token);
+    context_.max_body_bytes = max_body_bytes;
+    http::HttpOptions http_options;
+    http_options.port = 0;
+    Result<std::unique_ptr<http::HttpServer>> http =
+        http::HttpServer::Start(http_options, MakeHttpService(context_));
+    EXPECT_TRUE(http.ok()) << http.status().ToString();
+    http_ = std::move(*http);
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", http_->port());
+  }
+
+  httplib::Result Post(const std::string& path, const std::string& body, const char* type,
+                       const std::string& authorization = "") {
+    return client_->Post(path, Headers(authorization), body, type);
+  }
+  httplib::Result Get(const std::string& path, const std::string& authorization = "") {
+    return client_->Get(path, Headers(authorization));
+  }
+
+  // Samples() — sampled requests stored in the last two hours (a breakdown).
+  int64_t Samples(const std::string& authorization = "") {
+    httplib::Result res = Get("/v1/query/breakdown?group_by=service&since=2h", authorization);
+    if (!res || res->status != 200) return -1;
+    const nlohmann::json body = nlohmann::json::parse(res->body);
+    int64_t n = 0;
+    for (const nlohmann::json& row : body["rows"]) n += row["samples"].get<int64_t>();
+    return n;
+  }
+
+  Metrics metrics;
+
+ private:
+  static httplib::Headers Headers(const std::string& authorization) {
+    if (authorization.empty()) return {};
+    return {{"Authorization", authorization}};
+  }
+
+  test_support::TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<IngestWriter> writer_;
+  ApiContext context_;
+  std::unique_ptr<http::HttpServer> http_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+record::RequestRecord Record(int i) {
+  record::RequestRecord r;
+  r.set_start_time_unix_us(NowUnixUs() - 60'000'000 - i);
+  r.set_wall_us(1000 + i);
+  r.set_service("shop");
+  r.set_endpoint("/cart/");
+  r.set_method("GET");
+  r.set_status(200);
+  r.set_sample_rate(1);
+  r.mutable_cpu()->set_cpu_ns(500'000 + i);
+  r.mutable_cpu()->set_counter_source("thread_cputime");
+  return r;
+}
+
+// Batch() — `n` valid records from `sender`, as protobuf.
+std::string Batch(int n, const std::string& sender = "w1", uint64_t sequence = 1) {
+  record::Batch b;
+  b.set_sender(sender);
+  b.set_sequence(sequence);
+  for (int i = 0; i < n; ++i) *b.add_records() = Record(i);
+  return b.SerializeAsString();
+}
+
+nlohmann::json Json(const httplib::Result& res) { return nlohmann::json::parse(res->body); }
+
+std::string Error(const httplib::Result& res) { return Json(res)["error"].get<std::string>(); }
+
+TEST(ApiIngest, AcceptsABatchAndSaysWhatItStored) {
+  Api api;
+  httplib::Result res = api.Post("/v1/ingest", Batch(3), kProtobuf);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(Json(res), nlohmann::json({{"accepted", 3}, {"tallies", 0}, {"duplicate", false}}));
+  EXPECT_EQ(api.metrics.batches_accepted, 1u);
+  EXPECT_EQ(api.metrics.records_accepted, 3u);
+  EXPECT_EQ(api.Samples(), 3);
+}
+
+TEST(ApiIngest, AReplayedBatchIsAcknowledgedAsADuplicateAndStoredOnce) {
+  Api api;
+  ASSERT_EQ(api.Post("/v1/ingest", Batch(3, "w1", 7), kProtobuf)->status, 200);
+  httplib::Result again = api.Post("/v1/ingest", Batch(3, "w1", 7), kProtobuf);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);  // acknowledged, so the recorder stops re-sending it
+  EXPECT_EQ(Json(again), nlohmann::json({{"accepted", 0}, {"tallies", 0}, {"duplicate", true}}));
+  EXPECT_EQ(api.metrics.batches_duplicate, 1u);
+  EXPECT_EQ(api.metrics.records_duplicate, 3u);
+  EXPECT_EQ(api.Samples(), 3);
+}
+
+TEST(ApiIngest, AFullWriterQueueRefusesWith503AndRetryAfterAndStoresNothing) {
+  Api full(/*token=*/"", /*max_pending=*/0);
+  httplib::Result res = full.Post("/v1/ingest", Batch(4), kProtobuf);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503);  // retryable: the recorder keeps the batch (spool) and retries
+  EXPECT_EQ(res->get_header_value("Retry-After"), "1");
+  EXPECT_NE(Error(res).find("ingest queue full"), std::string::npos) << res->body;
+  EXPECT_EQ(full.metrics.batches_overloaded, 1u);
+  EXPECT_EQ(full.metrics.records_dropped, 4u);
+  EXPECT_EQ(full.metrics.records_accepted, 0u);
+  EXPECT_EQ(full.Samples(), 0);
+}
+
+TEST(ApiIngest, OneBadRecordRefusesTheWholeBatchNamingIt) {
+  Api api;
+  record::Batch b;
+  b.set_sender("w1");
+  b.set_sequence(1);
+  *b.add_records() = Record(0);
+  record::RequestRecord bad = Record(1);
+  bad.set_sample_rate(0);
+  *b.add_records() = bad;
+  httplib::Result res = api.Post("/v1/ingest", b.SerializeAsString(), kProtobuf);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);  // not retryable: the client must not spool it forever
+  EXPECT_NE(Error(res).find("sample_rate"), std::string::npos) << res->body;
+  EXPECT_EQ(api.metrics.batches_malformed, 1u);
+  EXPECT_EQ(api.Samples(), 0);  // all or nothing: the good record is not stored either
+  // The same sender's next batch is not taken for a replay of the refused one.
+  EXPECT_EQ(Json(api.Post("/v1/ingest", Batch(2, "w1", 1), kProtobuf))["duplicate"], false);
+  EXPECT_EQ(api.Samples(), 2);
+}
+
+TEST(ApiIngest, ABodyOverTheLimitIsRefusedBeforeItIsRead) {
+  Api api(/*token=*/"", /*max_pending=*/16, /*max_body_bytes=*/64);
+  const std::string body = Batch(5);
+  ASSERT_GT(body.size(), 64u);
+  httplib::Result res = api.Post("/v1/ingest", body, kProtobuf);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 413);
+  EXPECT_NE(Error(res).find("larger than max_body_bytes (64)"), std::string::npos) << res->body;
+  EXPECT_EQ(api.metrics.batches_too_large, 1u);
+  EXPECT_EQ(api.metrics.records_accepted, 0u);
+}
+
+TEST(ApiIngest, AnUnknownContentTypeNamesTheAcceptedOnes) {
+  Api api;
+  httplib::Result res = api.Post("/v1/ingest", Batch(1), "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 415);
+  EXPECT_NE(Error(res).find("application/x-protobuf"), std::string::npos) << res->body;
+  EXPECT_NE(Error(res).find("application/x-ndjson"), std::string::npos) << res->body;
+  EXPECT_EQ(api.metrics.batches_bad_type, 1u);
+}
+
+TEST(ApiQuery, EachBadParameterIsA400NamingIt) {
+  Api api;
+  struct Case {
+    std::string path, needle;
+  };
+  const std::vector<Case> cases = {
+      {"/v1/query/breakdown?group_by=nosuch", "group_by"},
+      {"/v1/query/breakdown?since=yesterday", "since"},
+      {"/v1/query/breakdown?from=100&to=100", "time range is empty"},
+      {"/v1/query/breakdown?from=-5", "from '-5' must be unix seconds"},
+      {"/v1/query/timeseries?to=soon", "to 'soon' must be unix seconds"},
+      {"/v1/query/breakdown?limit=0", "limit '0' must be an integer in 1..100000"},
+      {"/v1/query/breakdown?where=service", "where 'service' must be DIMENSION=VALUE"},
+      {"/v1/query/breakdown?where=nosuch%3Dx", "where"},
+      {"/v1/query/timeseries?bucket=fortnight", "fortnight"},
+      {"/v1/query/functions?sort=loudest", "loudest"},
+      {"/v1/alerts?state=closed", "state 'closed' must be open or resolved"},
+  };
+  for (const Case& c : cases) {
+    httplib::Result res = api.Get(c.path);
+    ASSERT_TRUE(res) << c.path;
+    EXPECT_EQ(res->status, 400) << c.path << ": " << res->body;
+    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json") << c.path;
+    EXPECT_NE(Error(res).find(c.needle), std::string::npos) << c.path << ": " << res->body;
+  }
+  EXPECT_EQ(api.metrics.query_errors, cases.size());
+  EXPECT_EQ(api.metrics.queries, 0u);
+}
+
+TEST(ApiQuery, DetectionNotConfiguredIsUnavailableAndUnknownRoutesAre404) {
+  Api api;
+  httplib::Result detect = api.Post("/v1/detect", "", "application/json");
+  ASSERT_TRUE(detect);
+  EXPECT_EQ(detect->status, 503);
+  EXPECT_NE(Error(detect).find("detection is not configured"), std::string::npos);
+
+  httplib::Result nothing = api.Get("/v1/nothing");
+  ASSERT_TRUE(nothing);
+  EXPECT_EQ(nothing->status, 404);
+  EXPECT_EQ(Error(nothing), "no route GET /v1/nothing");
+  httplib::Result wrong_method = api.Post("/v1/alerts", "", "application/json");
+  ASSERT_TRUE(wrong_method);
+  EXPECT_EQ(wrong_method->status, 404);
+}
+
+TEST(ApiAuth, OnlyTheExactTokenPassesAndTheSchemeIsCaseInsensitive) {
+  Api api("s3cret");
+  struct Case {
+    std::string authorization;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"", 401},
+      {"Bearer s3cret", 200},
+      {"bearer s3cret", 200},  // RFC 9110: the scheme is case-insensitive
+      {"BEARER s3cret", 200},
+      {"Bearer S3CRET", 401},  // the token is not
+      {"Bearer s3cre", 401},
+      {"Bearer s3cretX", 401},
+      {"Bearer  s3cret", 401},
+      {"Basic s3cret", 401},
+      {"s3cret", 401},
+  };
+  size_t refused = 0;
+  for (const Case& c : cases) {
+    httplib::Result res = api.Get("/v1/alerts", c.authorization);
+    ASSERT_TRUE(res) << c.authorization;
+    EXPECT_EQ(res->status, c.status) << "'" << c.authorization << "'";
+    if (c.status == 401) {
+      ++refused;
+      EXPECT_EQ(res->get_header_value("WWW-Authenticate"), "Bearer");
+      EXPECT_NE(Error(res).find("bearer token"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(api.metrics.unauthorized, refused);
+}
+
+TEST(ApiAuth, AnUnauthorizedBatchIsNotStoredAndHealthzNeedsNoToken) {
+  Api api("s3cret");
+  httplib::Result res = api.Post("/v1/ingest", Batch(3), kProtobuf, "Bearer wrong!");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 401);
+  EXPECT_EQ(api.metrics.batches_accepted + api.metrics.batches_malformed, 0u);
+  EXPECT_EQ(api.Samples("Bearer s3cret"), 0);
+
+  httplib::Result health = api.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(health->body, "ok\n");
+}
+
+}  // namespace
+}  // namespace cpuledger::server
