@@ -22,6 +22,11 @@
 //   p99 AppendBatches() at 2,000 profiled requests/s: 120 s of traffic (sim),
 //     20 s (app-like), one call per second of traffic.
 //
+// Batches list their profiles' functions once (record::ShareProfileFunctions),
+// as the recorder sends them.
+//
+// Usage: profile_bench [CASE] [--seed=N]   (CASE: a part of a case's name;
+// N seeds both workloads, default 11: rerun with others to see the spread)
 // Environment: CPULEDGER_PROFILE_BENCH_QUICK=1 shortens every run (smoke test).
 #include <sqlite3.h>
 #include <unistd.h>
@@ -43,6 +48,7 @@
 #include <vector>
 
 #include "bench_files.h"
+#include "record/codec.h"
 #include "record/record.pb.h"
 #include "sim/fleet.h"
 #include "store/functions.h"
@@ -73,9 +79,9 @@ double SecondsSince(std::chrono::steady_clock::time_point t0) {
 // ---- workloads ----
 
 // SimPool() — `n` profiled records of the default fleet.
-std::vector<RequestRecord> SimPool(size_t n) {
+std::vector<RequestRecord> SimPool(size_t n, uint64_t seed) {
   sim::FleetConfig config = sim::DefaultFleet();
-  config.seed = 11;
+  config.seed = seed;
   config.start_unix_s = kStartS;
   config.sample_rate = 1.0;
   config.profile_rate = 1.0;
@@ -100,8 +106,8 @@ std::vector<RequestRecord> SimPool(size_t n) {
 // template stacks) and sometimes branch from an earlier one; ~3,000
 // functions app-wide with site-packages-like keys. Every request of a view
 // runs its whole tree with fresh costs.
-std::vector<RequestRecord> AppLikePool(size_t n, double* mean_path_bytes) {
-  std::mt19937_64 rng(5);
+std::vector<RequestRecord> AppLikePool(size_t n, uint64_t seed, double* mean_path_bytes) {
+  std::mt19937_64 rng(seed);
   std::vector<std::tuple<std::string, uint32_t, std::string>> functions;
   const char* kPackages[] = {"django/db/models", "django/template",   "django/core/handlers",
                              "django/utils",     "library/catalogue", "library/loans"};
@@ -242,6 +248,7 @@ class V3Peer {
     for (const Batch& b : batches) {
       for (const RequestRecord& rec : b.records()) {
         const record::Profile& p = rec.profile();
+        const auto& functions = record::ProfileFunctions(b, p);
         const Slice slice{rec.start_time_unix_us() / kUs / 3600 * 3600, rec.service(),
                           rec.endpoint(), rec.commit(), p.unit()};
         auto& [n, by_path] = paths[slice];
@@ -249,7 +256,7 @@ class V3Peer {
         std::vector<std::string> texts(static_cast<size_t>(p.nodes_size()));
         for (int i = 1; i < p.nodes_size(); ++i) {
           const record::ProfileNode& node = p.nodes(i);
-          const record::ProfileFunction& f = p.functions(static_cast<int>(node.function()));
+          const record::ProfileFunction& f = functions.Get(static_cast<int>(node.function()));
           std::string& text = texts[static_cast<size_t>(i)];
           if (node.parent() != 0) text = texts[node.parent()] + "\n";
           text += profile::FunctionKeyText(f.file(), f.line(), f.name());
@@ -260,7 +267,7 @@ class V3Peer {
           s.self_cost += static_cast<int64_t>(node.self_cost());
           s.total_cost += static_cast<int64_t>(node.total_cost());
         }
-        std::vector<double> self(static_cast<size_t>(p.functions_size()), 0.0);
+        std::vector<double> self(static_cast<size_t>(functions.size()), 0.0);
         double total = 0;
         for (int i = 1; i < p.nodes_size(); ++i) {
           self[p.nodes(i).function()] += static_cast<double>(p.nodes(i).self_cost());
@@ -273,7 +280,7 @@ class V3Peer {
           m += 1;
           for (size_t f = 0; f < self.size(); ++f) {
             if (self[f] == 0) continue;
-            const record::ProfileFunction& fn = p.functions(static_cast<int>(f));
+            const record::ProfileFunction& fn = functions.Get(static_cast<int>(f));
             std::array<double, 4>& a =
                 by_function[profile::FunctionKeyText(fn.file(), fn.line(), fn.name())];
             const double share = self[f] / total;
@@ -414,8 +421,10 @@ class Feeder {
                                 static_cast<int64_t>(i) * kUs / static_cast<int64_t>(n));
     }
     for (int w = 0; w < kWorkers; ++w) {
-      batches[static_cast<size_t>(w)].set_sender("bench-worker-" + std::to_string(w));
-      batches[static_cast<size_t>(w)].set_sequence(sequence_);
+      Batch& b = batches[static_cast<size_t>(w)];
+      b.set_sender("bench-worker-" + std::to_string(w));
+      b.set_sequence(sequence_);
+      record::ShareProfileFunctions(&b);
     }
     ++sequence_;
     return batches;
@@ -575,18 +584,27 @@ void AppendFigures(const std::string& workload, const std::vector<RequestRecord>
 }  // namespace
 }  // namespace cpuledger::store
 
-// main() — every case, or those whose name contains argv[1] ("append", "bytes", "app-like").
+// main() — every case, or those whose name contains the CASE argument
+// ("append", "bytes", "app-like").
 int main(int argc, char** argv) {
   using namespace cpuledger::store;
   const bool quick = Quick();
-  const std::string only = argc > 1 ? argv[1] : "";
+  std::string only;
+  uint64_t seed = 11;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--seed=", 0) == 0)
+      seed = std::strtoull(arg.c_str() + 7, nullptr, 10);
+    else
+      only = arg;
+  }
   const int64_t hour = quick ? 120 : 3600;
 
-  std::printf("building the workloads ...\n");
+  std::printf("building the workloads (seed %llu) ...\n", static_cast<unsigned long long>(seed));
   std::fflush(stdout);
-  const std::vector<cpuledger::record::RequestRecord> sim = SimPool(20'000);
+  const std::vector<cpuledger::record::RequestRecord> sim = SimPool(20'000, seed);
   double app_path_bytes = 0;
-  const std::vector<cpuledger::record::RequestRecord> app = AppLikePool(200, &app_path_bytes);
+  const std::vector<cpuledger::record::RequestRecord> app = AppLikePool(200, seed, &app_path_bytes);
   std::printf("  sim: %zu profiled records; app-like: 40 views, call path text %.0f B on average\n",
               sim.size(), app_path_bytes);
 
