@@ -9,7 +9,8 @@
 //   scripts/fuzz 60          # build with clang + ASan/UBSan, run 60 s on fuzz/corpus
 //
 // Seeds (fuzz/corpus/): NDJSON records, tallies and a batch line; junk; and
-// batch.pb, made from its text form beside it:
+// batch.pb and shared_profiles.pb (profiles sharing the batch's function
+// table), each made from its text form beside it:
 //   protoc --encode=cpuledger.record.Batch -I src src/record/record.proto \
 //     < fuzz/corpus/batch.textproto > fuzz/corpus/batch.pb
 #include <google/protobuf/stubs/logging.h>
