@@ -19,6 +19,7 @@
 #include "client/recorder.h"
 #include "client/request_scope.h"
 #include "counters/thread_counters.h"
+#include "record/codec.h"
 
 namespace {
 
@@ -123,6 +124,62 @@ void BM_Floor_MutexAndMove(benchmark::State& state) {
   benchmark::DoNotOptimize(queue.data());
 }
 BENCHMARK(BM_Floor_MutexAndMove)->Iterations(200'000)->Repetitions(3)->ReportAggregatesOnly();
+
+// ProfiledBatch() — 250 records, each with a profile of one of 5 pages: 640
+// nodes over 300 functions of a 1,000-function code base (the shape of the
+// shop's profiles in bench/ingest/profiled_ingest_bench.py).
+cpuledger::record::Batch ProfiledBatch() {
+  cpuledger::record::Batch batch;
+  for (int i = 0; i < 250; ++i) {
+    RequestRecord* r = batch.add_records();
+    *r = TypicalRecord();
+    cpuledger::record::Profile& p = *r->mutable_profile();
+    p.set_unit("cpu_ns");
+    p.set_source("thread_cputime");
+    p.set_mode("fast");
+    const int page = i % 5;
+    for (int f = 0; f < 300; ++f) {
+      cpuledger::record::ProfileFunction* fn = p.add_functions();
+      const int id = (page * 170 + f) % 1000;
+      fn->set_file("/srv/shop/.venv/lib/python3.11/site-packages/django/module_" +
+                   std::to_string(id % 97) + ".py");
+      fn->set_line(static_cast<uint32_t>(10 + id));
+      fn->set_name("function_" + std::to_string(id));
+    }
+    p.add_nodes();
+    for (uint32_t n = 1; n < 640; ++n) {
+      cpuledger::record::ProfileNode* node = p.add_nodes();
+      node->set_parent(n < 20 ? n - 1 : (n * 7) % n);
+      node->set_function(n % 300);
+      node->set_calls(1 + n % 3);
+      node->set_self_cost(1000 + n);
+      node->set_total_cost(5000 + n);
+    }
+  }
+  return batch;
+}
+
+// BM_SerializeProfiledBatch — what the recorder's sender thread spends per
+// profiled record to put a batch on the wire: /0 serialized as it is (every
+// profile with its own function table), /1 with ShareProfileFunctions()
+// first, as the recorder sends it. Per record: the time over 250.
+void BM_SerializeProfiledBatch(benchmark::State& state) {
+  const cpuledger::record::Batch original = ProfiledBatch();
+  std::string bytes;
+  for (auto _ : state) {
+    state.PauseTiming();
+    cpuledger::record::Batch batch = original;
+    state.ResumeTiming();
+    if (state.range(0) == 1) cpuledger::record::ShareProfileFunctions(&batch);
+    batch.SerializeToString(&bytes);
+    benchmark::DoNotOptimize(bytes.data());
+  }
+  state.counters["bytes/record"] = static_cast<double>(bytes.size()) / 250;
+  state.counters["us/record"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * 250,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_SerializeProfiledBatch)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 // RatioReporter — the console output, then each cost against one counter read.
 class RatioReporter : public benchmark::ConsoleReporter {

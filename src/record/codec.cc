@@ -26,6 +26,7 @@
 #include <vector>
 
 #include <google/protobuf/stubs/logging.h>
+#include <xxhash.h>
 
 #include "record/checks.h"
 #include "record/ndjson.h"
@@ -145,10 +146,12 @@ struct FunctionRef {
   bool operator==(const FunctionRef&) const = default;
 };
 
+// FunctionRefHash — XXH3 seeded with the line, over the file, then over
+// the name seeded with that: a few times faster than std::hash on paths.
 struct FunctionRefHash {
   size_t operator()(const FunctionRef& f) const {
-    const size_t h = std::hash<std::string_view>()(f.file) * 31 + f.line;
-    return h * 1'000'003 ^ std::hash<std::string_view>()(f.name);
+    const uint64_t h = XXH3_64bits_withSeed(f.file.data(), f.file.size(), f.line);
+    return static_cast<size_t>(XXH3_64bits_withSeed(f.name.data(), f.name.size(), h));
   }
 };
 
