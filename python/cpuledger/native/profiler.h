@@ -5,9 +5,12 @@
 //
 //   exact — a C profile function (PyEval_SetProfile), as Modules/_lsprof.c:
 //           Python calls, generator resumes and C builtins, with call counts
-//           equal to cProfile's.
-//   fast  — a PEP 523 eval-frame function (eval_frame.h): Python frames only,
-//           C builtins folded into their caller's self cost; CPython 3.11.
+//           equal to cProfile's (on 3.12+ CPython feeds it from
+//           sys.monitoring, as it feeds cProfile).
+//   fast  — Python frames only, C builtins folded into their caller's self
+//           cost, through the hook that is cheapest on the running CPython
+//           (FastHook): the PEP 523 eval-frame function (eval_frame.h) on
+//           3.11 and 3.12, sys.monitoring callbacks (monitoring.h) from 3.13.
 //
 //   Profiler p(ClockSource::kCpu, Mode::kExact);  // on the thread to profile
 //   p.Enable();                                   // RETURNS false + error() on failure
@@ -91,10 +94,23 @@ enum class ClockSource : uint8_t { kAuto, kInstructions, kCycles, kCpu, kWall, k
 // Mode — which hook feeds the profile.
 enum class Mode : uint8_t { kExact, kFast };
 
+// FastHook — what feeds a fast-mode profile: the PEP 523 eval-frame
+// function (eval_frame.h) or sys.monitoring callbacks (monitoring.h).
+enum class FastHook : uint8_t { kEvalFrame, kMonitoring };
+
 // ParseClockSource() / ParseMode() — "auto"|"instructions"|"cycles"|"cpu"|"wall"|
 // "apportioned" and "exact"|"fast". RETURNS: false for any other text.
 bool ParseClockSource(std::string_view text, ClockSource* out);
 bool ParseMode(std::string_view text, Mode* out);
+// ParseFastHook() / FastHookName() — "eval_frame"|"monitoring".
+bool ParseFastHook(std::string_view text, FastHook* out);
+std::string_view FastHookName(FastHook hook);
+// DefaultFastHook() / SetDefaultFastHook() — the hook fast-mode Profilers
+// made from now on use; by default the cheapest one that sees every frame on
+// this CPython (eval-frame on 3.11 and 3.12, monitoring from 3.13).
+// SetDefaultFastHook() is for benchmarks and tests.
+FastHook DefaultFastHook();
+void SetDefaultFastHook(FastHook hook);
 
 // ClockKind — how one reading is taken, decided once at Enable().
 enum class ClockKind : uint8_t {
@@ -228,6 +244,8 @@ class Profiler {
 
   bool enabled() const { return enabled_; }
   Mode mode() const { return mode_; }
+  // fast_hook() — what feeds the profile in fast mode (meaningless in exact).
+  FastHook fast_hook() const { return fast_hook_; }
   // mode_fallback() — why fast mode fell back to exact ("" when it did not).
   const std::string& mode_fallback() const { return mode_fallback_; }
   std::string_view unit() const;  // "instructions", "cycles", "cpu_ns", "tsc" (record.proto's)
@@ -344,6 +362,7 @@ class Profiler {
 
   ClockSource requested_;
   Mode mode_;
+  FastHook fast_hook_ = FastHook::kEvalFrame;
   bool calibrate_;
   uint32_t max_nodes_;
   ClockKind clock_ = ClockKind::kThreadCpu;
