@@ -139,7 +139,7 @@ int ProfileCallback(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
   return 0;
 }
 
-// The calibration programs. _cal_loop calls from bytecode (3.11 inlines
+// The calibration programs. _cal_loop calls from bytecode (3.11+ inline
 // such calls unless an eval-frame hook is installed); _cal_c_loop calls from
 // C (map, drained by deque: no bytecode runs between two profiled calls);
 // _cal_resumes resumes a generator from C (islice, drained by deque), one
@@ -722,10 +722,11 @@ uint32_t Profiler::AddNode(uint32_t parent, const void* key, PyObject* object, b
 //    calls come without bytecode between them (a builtin draining a
 //    generator, map, sorted(key=)).
 //  - fast mode, a Python function's frame: calls from bytecode (_cal_loop),
-//    since under the hook such calls also lose 3.11's inlining (a real cost
-//    of profiling, paid outside and inside the callee).
+//    since under the eval-frame hook such calls also lose their inlining (a
+//    real cost of profiling, paid outside and inside the callee); under
+//    sys.monitoring they keep it and the driver measures the callbacks.
 //  - fast mode, a generator resume: resumes from C (_cal_resumes); they are
-//    never inlined (in 3.11), so only the hook's own work is added.
+//    never inlined, so only the hook's own work is added.
 void Profiler::Calibrate(Calibration out[kEventKinds]) {
   for (uint32_t k = 0; k < kEventKinds; ++k) out[k] = Calibration{};
   SavedError saved;

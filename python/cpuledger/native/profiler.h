@@ -49,14 +49,15 @@
 // Pause() detaches the hook and stops the clock; the call tree, the open
 // calls and the apportioned window are kept, so time and CPU between steps
 // are in no node and not in own_cost(). A coroutine suspended in an `await`
-// is not an open call across the pause: on 3.11 its yield ends its frame's
-// evaluation (exact mode sees a return, the eval-frame hook returns) and the
-// next step's resume enters it again, from the outermost coroutine of the
-// await chain down, so each step re-enters the same call path and a
-// coroutine's callees land under it as under a plain call. The path follows
+// is not an open call across the pause: its yield ends its frame's
+// evaluation (exact mode sees a return, the eval-frame hook returns,
+// sys.monitoring reports PY_YIELD) and the next step's resume enters it
+// again, from the outermost coroutine of the await chain down, so each step
+// re-enters the same call path and a coroutine's callees land under it as
+// under a plain call. The path follows
 // whoever resumes the chain: a task's coroutine is a top-level call of the
 // profile, as its step is driven by the event loop, not by its creator.
-// Counts stay cProfile's: 3.11's cProfile counts every resume of a
+// Counts stay cProfile's: cProfile (3.11-3.13) counts every resume of a
 // coroutine or generator as a call, and so does either mode here. A throw()
 // into a suspended chain (a cancellation) is not a resume from the top:
 // CPython evaluates the innermost frame first, so that step's frames are
@@ -154,9 +155,11 @@ struct Calibration {
 };
 
 // EventKind — which calibration figure a call is charged. Fast mode tells
-// them apart: a Python-to-Python call under a PEP 523 hook also loses 3.11's
-// inlined call (the hook's cost plus that), while a generator resume was
-// never inlined (the hook's cost only). Exact mode charges every event kCall.
+// them apart: a Python-to-Python call under a PEP 523 hook also loses the
+// interpreter's inlined call (the hook's cost plus that), while a generator
+// resume from C was never inlined (the hook's cost only); under
+// sys.monitoring both keep their inlining and cost the callbacks. Exact mode
+// charges every event kCall.
 // A call entered while the clock is paused is charged nothing (its hook
 // cost is not on the clock either): the figure at kind + kEventKinds, zero.
 enum EventKind : uint32_t { kCall = 0, kResume = 1, kEventKinds = 2 };
@@ -214,7 +217,7 @@ class Profiler {
   // it returns while paused, exact mode never sees the return and closes the
   // wrong context at the next one. Pause and resume at one frame depth (as
   // between coroutine steps) and this cannot happen. Fast mode keeps the
-  // eval-frame function installed while paused (the thread passes through).
+  // hook installed while paused (the thread passes through).
   // COST: a clock read, a figure read (apportioned: a system call without a
   // PMU) and a PyEval_SetProfile (exact) or two TLS stores (fast). A step,
   // Resume() + Pause(), took 2.4-4.7 us on the dev VM (no PMU) in any mode.
@@ -314,7 +317,8 @@ class Profiler {
   void PauseClock();
   void ResumeClock(const counters::Reading& excluded);
 
-  // --- the core, used by the hooks (exact: profiler.cc; fast: eval_frame.cc) ---
+  // --- the core, used by the hooks (exact: profiler.cc; fast: eval_frame.cc and
+  // monitoring.cc) ---
 
   // Profiler::Enter() — a call of the function identified by `key` begins;
   // `object` is its code object (python) or PyCFunction (builtin), used only
@@ -416,7 +420,7 @@ class Profiler {
 
 namespace internal {
 // The profiler enabled on this thread (either mode), and the same when it is
-// a fast-mode one (the eval-frame hook's one check). initial-exec TLS: one
+// a fast-mode one (the fast hooks' one check). initial-exec TLS: one
 // %fs-relative load, no call.
 extern __thread Profiler* t_active __attribute__((tls_model("initial-exec")));
 extern __thread Profiler* t_fast __attribute__((tls_model("initial-exec")));
