@@ -116,7 +116,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=15, help="requests per view, variant and round")
     ap.add_argument("--rounds", type=int, default=31)
+    ap.add_argument("--fast-hook", choices=("eval_frame", "monitoring"), default=None,
+                    help="fast mode's hook (default: this interpreter's own, Profiler.fast_hook)")
     args = ap.parse_args()
+    native = __import__("cpuledger._native", fromlist=["_"])
+    if args.fast_hook:
+        native._set_default_fast_hook(args.fast_hook)
     app, rt = setup_django(tempfile.mkdtemp(prefix="cpuledger-request-cost-"))
     base = rt.config
     configs = {name: dataclasses.replace(base, profile_rate=rate, profile_source=source)
@@ -134,8 +139,9 @@ def main() -> int:
                 rt.config = configs[name]
                 ns[(label, name)].append(run_view(app, path, query, args.requests, r * args.requests))
     rt.config = base
-    src = __import__("cpuledger._native", fromlist=["_"]).thread_counter_source()
+    src = native.thread_counter_source()
 
+    print(f"CPython {sys.version.split()[0]}, fast mode's hook {native._default_fast_hook()}")
     print(f"worker CPU per sampled request, profiled (PROFILE_RATE 1.0) or not: thread CPU time, "
           f"counters '{src}', median of {args.rounds} interleaved rounds x {args.requests} requests")
     print(f"{'view':<16} {'off us':>8} {'auto us':>8} {'auto x':>7} {'(quartiles)':>13} {'target':>7} "

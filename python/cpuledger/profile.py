@@ -9,8 +9,9 @@ costs count: ``instructions`` (hardware PMU), ``cycles``, ``cpu`` (thread CPU
 ns), ``wall`` (TSC ticks), ``auto`` (instructions where a PMU is there, CPU
 ns otherwise), each read at every call, or ``apportioned`` (the run's CPU in
 ``auto``'s unit, from two counter reads, shared over TSC-timed calls). MODE is ``exact`` (the default: cProfile-equal call counts,
-C builtins included) or ``fast`` (PEP 523, Python frames only, builtins folded
-into their callers; CPython 3.11).
+C builtins included) or ``fast`` (Python frames only, builtins folded into
+their callers; the PEP 523 eval-frame hook on CPython 3.11-3.13,
+sys.monitoring after).
 
 The small Python API:
 

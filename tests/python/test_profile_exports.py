@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cpuledger import profile as cp
+from test_profiler import fast_hook  # noqa: F401 — the fixture: fast mode on each hook
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,7 +144,7 @@ def async_program():
 
 
 @pytest.mark.parametrize("mode", ["fast", "exact"])
-def test_generators_counts_and_costs(mode):
+def test_generators_counts_and_costs(mode, fast_hook):
     expected = gen_program()
     p = cp.Profiler("cpu", mode)
     assert cp.runcall(p, gen_program) == expected
@@ -160,12 +161,12 @@ def test_generators_counts_and_costs(mode):
     assert top[0].total_cost >= fns["squares"].total_cost
 
 
-def test_fast_mode_with_asyncio_coroutines():
+def test_fast_mode_with_asyncio_coroutines(fast_hook):
     expected = async_program()
     p = cp.Profiler("cpu", "fast")
     assert cp.runcall(p, async_program) == expected
     assert p.error is None
-    assert p.mode == "fast"
+    assert p.mode == "fast" and p.fast_hook == fast_hook
     fns = {k[2]: f for k, f in cp.by_function(p).items()}
     # Each fetch() coroutine is resumed twice (start, after sleep(0)): with
     # asyncio's own Python frames in between, only the coroutine's frames count.
@@ -182,7 +183,7 @@ def test_fast_mode_with_asyncio_coroutines():
     assert sum(r.self_cost for r in rows) > 0
 
 
-def test_fast_mode_async_counts_equal_cprofile_for_python_functions():
+def test_fast_mode_async_counts_equal_cprofile_for_python_functions(fast_hook):
     import cProfile
 
     pr = cProfile.Profile()

@@ -78,6 +78,31 @@ def paths(p) -> dict:
     return out
 
 
+# Fast mode's hooks on this interpreter: the PEP 523 eval-frame function on
+# 3.11-3.13, sys.monitoring on 3.12+ (the default there: README, "Profiling").
+# The tests of fast mode's paths and counts run on each.
+FAST_HOOKS = ["eval_frame"] + (["monitoring"] if sys.version_info >= (3, 12) else [])
+DEFAULT_FAST_HOOK = _native._default_fast_hook()
+
+
+@pytest.fixture(params=FAST_HOOKS)
+def fast_hook(request):
+    """Fast-mode Profilers made in the test use this hook."""
+    default = _native._default_fast_hook()
+    _native._set_default_fast_hook(request.param)
+    try:
+        yield request.param
+    finally:
+        _native._set_default_fast_hook(default)
+
+
+def hook_state(hook: str) -> str:
+    """"cpuledger" while our hook is installed, else what runs instead."""
+    if hook == "monitoring":
+        return "cpuledger" if _native._monitoring_tool_id() >= 0 else "default"
+    return _native._eval_frame_state()
+
+
 def diff(a: dict, b: dict) -> list:
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b), key=str) if a.get(k) != b.get(k)]
 
@@ -197,31 +222,91 @@ def test_recursion_not_double_counted():
 
 
 @pytest.mark.parametrize("program", programs.PURE_PYTHON, ids=lambda f: f.__name__)
-def test_fast_mode_paths_equal_exact(program):
+def test_fast_mode_paths_equal_exact(program, fast_hook):
+    if fast_hook == "eval_frame" and EVAL_FRAME_MISSES_INIT and program is programs.run_classes_pure:
+        pytest.skip("3.13 enters Plain.__init__ without the eval-frame hook (test_fast_mode_sees_frames_...)")
     exact = cp.Profiler("cpu", "exact")
     cp.runcall(exact, program)
     fast = cp.Profiler("cpu", "fast")
     cp.runcall(fast, program)
-    assert fast.mode == "fast" and fast.builtins_folded
+    assert fast.mode == "fast" and fast.builtins_folded and fast.fast_hook == fast_hook
     assert not diff(paths(exact), paths(fast)), diff(paths(exact), paths(fast))
 
 
 @pytest.mark.parametrize("program", programs.ALL, ids=lambda f: f.__name__)
-def test_fast_mode_counts_equal_cprofile_for_python_functions(program):
+def test_fast_mode_counts_equal_cprofile_for_python_functions(program, fast_hook):
     expected = {k: v for k, v in cprofile_counts(program).items() if k[0] != "~"}
     got = our_counts(program, "fast")
     assert not diff(expected, got), diff(expected, got)
 
 
-def test_fast_mode_installs_and_uninstalls():
-    assert _native._eval_frame_state() == "default"
+class Box:
+    def __init__(self, v):
+        self.v = v
+
+    @property
+    def double(self):
+        return self.v * 2
+
+    def __getitem__(self, i):
+        return self.v + i
+
+    def add(self, k=1):
+        return self.v + k
+
+
+def _pair(n):
+    yield from range(n)
+
+
+def inlined_calls():
+    """Calls the specializing interpreter runs without a C call once warm:
+    class instantiation with a Python __init__, a property, __getitem__, a
+    method with defaults, generators resumed by bytecode."""
+    t = 0
+    for k in range(50):
+        b = Box(k)
+        t += b.double + b[1] + b.add()
+        for x in _pair(2):
+            t += x
+    return t
+
+
+# 3.13 pushes a plain class's __init__ frame (CALL_ALLOC_AND_ENTER_INIT)
+# without calling a PEP 523 function: the reason fast mode uses
+# sys.monitoring there.
+EVAL_FRAME_MISSES_INIT = sys.version_info >= (3, 13)
+
+
+def test_fast_mode_sees_frames_the_interpreter_inlines(fast_hook):
+    inlined_calls()
+    inlined_calls()  # warm: the call sites are specialized
+    expected = {k: v for k, v in cprofile_counts(inlined_calls).items() if k[0] != "~"}
+    got = our_counts(inlined_calls, "fast")
+    init = key(Box.__init__)
+    if fast_hook == "eval_frame" and EVAL_FRAME_MISSES_INIT:
+        assert got.get(init, (0, 0))[1] < expected[init][1] == 50
+        expected.pop(init)
+        got.pop(init, None)
+    assert not diff(expected, got), diff(expected, got)
+    assert expected[key(Box.add)] == (50, 50)
+
+
+def test_fast_mode_hook_per_version():
+    assert DEFAULT_FAST_HOOK == ("eval_frame" if sys.version_info < (3, 13) else "monitoring")
+    assert cp.Profiler("wall", "fast").fast_hook == DEFAULT_FAST_HOOK
+    assert cp.Profiler("wall", "exact").fast_hook is None
+
+
+def test_fast_mode_installs_and_uninstalls(fast_hook):
+    assert hook_state(fast_hook) == "default"
     a, b = cp.Profiler("cpu", "fast"), cp.Profiler("cpu", "fast")
     a.enable()
-    assert _native._eval_frame_state() == "cpuledger"
+    assert hook_state(fast_hook) == "cpuledger"
     with pytest.raises(RuntimeError, match="another cpuledger Profiler"):
         b.enable()
     a.disable()
-    assert _native._eval_frame_state() == "default"
+    assert hook_state(fast_hook) == "default"
     # Two threads, two profilers: installed once, removed by the last.
     done = threading.Event()
     go = threading.Event()
@@ -239,10 +324,29 @@ def test_fast_mode_installs_and_uninstalls():
     a.enable()
     done.set()
     t.join()
-    assert _native._eval_frame_state() == "cpuledger"
+    assert hook_state(fast_hook) == "cpuledger"
     a.disable()
-    assert _native._eval_frame_state() == "default"
+    assert hook_state(fast_hook) == "default"
     assert cp.by_function(b)[FIB].calls == 15
+
+
+def test_monitoring_leaves_a_tool_id_taken_by_another_tool():
+    if "monitoring" not in FAST_HOOKS:
+        pytest.skip("sys.monitoring needs CPython 3.12")
+    pr = cProfile.Profile()  # holds sys.monitoring's PROFILER_ID while enabled
+    pr.enable()
+    try:
+        _native._set_default_fast_hook("monitoring")
+        try:
+            p = cp.Profiler("cpu", "fast")
+        finally:
+            _native._set_default_fast_hook(DEFAULT_FAST_HOOK)
+        cp.runcall(p, programs.fib, 10)
+        assert sys.monitoring.get_tool(sys.monitoring.PROFILER_ID) != "cpuledger"
+    finally:
+        pr.disable()
+    assert cp.by_function(p)[FIB].calls == 177
+    assert _native._monitoring_tool_id() == -1
 
 
 def test_fast_mode_chains_to_a_previous_eval_frame_function():
@@ -250,7 +354,11 @@ def test_fast_mode_chains_to_a_previous_eval_frame_function():
     try:
         assert _native._eval_frame_state() == "other"
         before = _native._passthrough_frames()
-        p = cp.Profiler("cpu", "fast")
+        _native._set_default_fast_hook("eval_frame")
+        try:
+            p = cp.Profiler("cpu", "fast")
+        finally:
+            _native._set_default_fast_hook(DEFAULT_FAST_HOOK)
         cp.runcall(p, programs.fib, 10)
         assert _native._eval_frame_state() == "other"  # restored
         assert _native._passthrough_frames() - before >= 177  # every fib frame went through it
@@ -694,7 +802,7 @@ def test_stepped_counts_equal_cprofile():
     assert not diff(expected, got), diff(expected, got)
 
 
-def test_fast_and_exact_steps_give_the_same_python_paths():
+def test_fast_and_exact_steps_give_the_same_python_paths(fast_hook):
     exact, fast = stepped("exact")["view"], stepped("fast")["view"]
     python = {p: v for p, v in paths(exact).items() if all(k[0] != "~" for k in p)}
     assert not diff(python, paths(fast)), diff(python, paths(fast))
@@ -769,6 +877,7 @@ def test_step_that_cannot_attach_runs_unprofiled():
 
 @pytest.mark.parametrize("mode", ["exact", "fast"])
 def test_pause_leaves_the_thread_free(mode):
+    hook = DEFAULT_FAST_HOOK
     p = cp.Profiler("cpu", mode)
     p.enable()
     p.pause()
@@ -778,7 +887,7 @@ def test_pause_leaves_the_thread_free(mode):
     assert not p.paused
     p.disable()
     if mode == "fast":
-        assert _native._eval_frame_state() == "default"  # installed once, removed once
+        assert hook_state(hook) == "default"  # installed once, removed once
     assert sys.getprofile() is None
 
 

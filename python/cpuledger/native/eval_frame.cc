@@ -1,11 +1,11 @@
-// python/cpuledger/native/eval_frame.cc — fast mode (PEP 523), CPython 3.11.
+// python/cpuledger/native/eval_frame.cc — the PEP 523 hook, CPython 3.11-3.13.
 #include "native/eval_frame.h"
 
 #include "native/profiler.h"
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000
 #define CPULEDGER_EVAL_FRAME 1
-// _PyInterpreterFrame (f_code) lives in CPython's internal headers.
+// _PyInterpreterFrame (its code, its owner) lives in CPython's internal headers.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpedantic"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -35,6 +35,16 @@ constexpr int kGeneratorFlags = CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
 
 PyInterpreterState* Interp() { return PyThreadState_Get()->interp; }
 
+// FrameCode() — the code object a frame evaluates: 3.13 renamed f_code to
+// f_executable (a code object for every frame that reaches the hook).
+inline PyCodeObject* FrameCode(const _PyInterpreterFrame* frame) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return reinterpret_cast<PyCodeObject*>(frame->f_executable);
+#else
+  return frame->f_code;
+#endif
+}
+
 // The hook. Threads without an enabled fast-mode Profiler pass straight
 // through after one TLS load. A frame is closed only against the enablement
 // that opened it (same profiler, epoch and depth), so Disable() in the middle
@@ -45,7 +55,7 @@ PyObject* EvalFrame(PyThreadState* tstate, _PyInterpreterFrame* frame, int throw
   const _PyFrameEvalFunction next = g_previous;
   Profiler* p = internal::t_fast;
   if (p == nullptr) return next(tstate, frame, throwflag);
-  PyCodeObject* code = frame->f_code;
+  PyCodeObject* code = FrameCode(frame);
   EventKind kind = kCall;
   if ((code->co_flags & kGeneratorFlags) != 0) [[unlikely]] {
     // A generator/coroutine function's first evaluation only runs
@@ -70,17 +80,10 @@ PyObject* PassthroughEvalFrame(PyThreadState* tstate, _PyInterpreterFrame* frame
 
 }  // namespace
 
-bool FastModeSupported(std::string* why) {
-  if ((Py_Version >> 16) != 0x030B) {
-    *why = "fast mode needs CPython 3.11 (running " + std::to_string(Py_Version >> 24) + "." +
-           std::to_string((Py_Version >> 16) & 0xFF) + "); using exact mode";
-    return false;
-  }
-  return true;
-}
+bool EvalFrameSupported(std::string*) { return true; }
 
 bool InstallEvalFrame(std::string* why) {
-  if (!FastModeSupported(why)) return false;
+  if (!EvalFrameSupported(why)) return false;
   if (g_installs++ > 0) return true;
   PyInterpreterState* interp = Interp();
   _PyFrameEvalFunction current = _PyInterpreterState_GetEvalFrameFunc(interp);
@@ -119,13 +122,13 @@ bool SetPassthroughEvalFrame(bool on) {
 
 uint64_t PassthroughFrames() { return g_passthrough_frames; }
 
-#else  // not CPython 3.11: fast mode is unavailable, exact mode stands in.
+#else  // a CPython whose frame layout this file does not know
 
-bool FastModeSupported(std::string* why) {
-  *why = "fast mode needs CPython 3.11 (this build is for another version); using exact mode";
+bool EvalFrameSupported(std::string* why) {
+  *why = "the eval-frame hook is built for CPython 3.11-3.13 only";
   return false;
 }
-bool InstallEvalFrame(std::string* why) { return FastModeSupported(why); }
+bool InstallEvalFrame(std::string* why) { return EvalFrameSupported(why); }
 void UninstallEvalFrame() {}
 std::string_view EvalFrameState() { return "unsupported"; }
 bool SetPassthroughEvalFrame(bool) { return false; }

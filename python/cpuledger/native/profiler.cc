@@ -10,6 +10,7 @@
 #include "counters/counters.h"
 #include "counters/thread_counters.h"
 #include "native/eval_frame.h"
+#include "native/monitoring.h"
 #include "record/codec.h"
 #include "record/record.pb.h"
 
@@ -138,7 +139,7 @@ int ProfileCallback(PyObject*, PyFrameObject* frame, int what, PyObject* arg) {
   return 0;
 }
 
-// The calibration programs. _cal_loop calls from bytecode (3.11 inlines
+// The calibration programs. _cal_loop calls from bytecode (3.11+ inline
 // such calls unless an eval-frame hook is installed); _cal_c_loop calls from
 // C (map, drained by deque: no bytecode runs between two profiled calls);
 // _cal_resumes resumes a generator from C (islice, drained by deque), one
@@ -274,11 +275,60 @@ bool ParseMode(std::string_view text, Mode* out) {
   return true;
 }
 
+bool ParseFastHook(std::string_view text, FastHook* out) {
+  if (text == "eval_frame")
+    *out = FastHook::kEvalFrame;
+  else if (text == "monitoring")
+    *out = FastHook::kMonitoring;
+  else
+    return false;
+  return true;
+}
+
+std::string_view FastHookName(FastHook hook) {
+  return hook == FastHook::kMonitoring ? "monitoring" : "eval_frame";
+}
+
+namespace {
+// Fast mode's hook per version, the cheaper one that sees every frame
+// (README, "Profiling", has the figures): the eval-frame hook on 3.11 and
+// 3.12 (richards' floor 1.23x against sys.monitoring's 1.40x on 3.12, and a
+// pointer swap to install where set_events re-instruments every code
+// object); sys.monitoring from 3.13, whose specialized class instantiation
+// (CALL_ALLOC_AND_ENTER_INIT) enters a Python __init__ without calling the
+// eval-frame function, so that hook would lose those frames.
+FastHook g_default_fast_hook =
+    PY_VERSION_HEX < 0x030D0000 ? FastHook::kEvalFrame : FastHook::kMonitoring;
+
+bool FastHookSupported(FastHook hook, std::string* why) {
+  return hook == FastHook::kMonitoring ? MonitoringSupported(why) : EvalFrameSupported(why);
+}
+bool InstallFastHook(FastHook hook, std::string* why) {
+  return hook == FastHook::kMonitoring ? InstallMonitoring(why) : InstallEvalFrame(why);
+}
+void UninstallFastHook(FastHook hook) {
+  if (hook == FastHook::kMonitoring)
+    UninstallMonitoring();
+  else
+    UninstallEvalFrame();
+}
+}  // namespace
+
+FastHook DefaultFastHook() { return g_default_fast_hook; }
+void SetDefaultFastHook(FastHook hook) { g_default_fast_hook = hook; }
+
 Profiler* Profiler::Active() { return internal::t_active; }
 
 Profiler::Profiler(ClockSource source, Mode mode, bool calibrate, uint32_t max_nodes)
     : requested_(source), mode_(mode), calibrate_(calibrate), max_nodes_(std::max(max_nodes, 1u)) {
-  if (mode_ == Mode::kFast && !FastModeSupported(&mode_fallback_)) mode_ = Mode::kExact;
+  if (mode_ == Mode::kFast) {
+    fast_hook_ = DefaultFastHook();
+    std::string why;
+    if (!FastHookSupported(fast_hook_, &why)) {
+      mode_fallback_ = "fast mode: " + why + "; using exact mode";
+      mode_ = Mode::kExact;
+    }
+  }
   nodes_.push_back(NodeStats{});  // the root
   index_.resize(1024);
   index_shift_ = 64 - 10;
@@ -379,7 +429,8 @@ bool Profiler::Enable(PyObject* self, std::string* why) {
   }
   if (!OpenClock(why)) return false;  // this thread's counters
   if (calibrate_) {
-    int key = static_cast<int>(mode_) << 8 | static_cast<int>(clock_);
+    int key = static_cast<int>(fast_hook_) << 16 | static_cast<int>(mode_) << 8 |
+              static_cast<int>(clock_);
     auto it = CalibrationCache().find(key);
     if (it == CalibrationCache().end()) {
       CalibrationFigures figures;
@@ -388,9 +439,7 @@ bool Profiler::Enable(PyObject* self, std::string* why) {
     }
     std::copy(std::begin(it->second.kinds), std::end(it->second.kinds), calibration_);
   }
-  if (mode_ == Mode::kFast) {
-    if (!InstallEvalFrame(why)) return false;
-  }
+  if (mode_ == Mode::kFast && !InstallFastHook(fast_hook_, why)) return false;
   thread_ = PyThread_get_thread_ident();
   epoch_ = ++g_epoch;
   depth_ = 1;
@@ -477,7 +526,7 @@ bool Profiler::Disable() {
     if (apportioned()) window_cost_ += ReadFigure() - window_start_;
     Detach();
   }
-  if (mode_ == Mode::kFast) UninstallEvalFrame();
+  if (mode_ == Mode::kFast) UninstallFastHook(fast_hook_);
   // Frames still running are closed (_lsprof's flush_unmatched): now, or as
   // of the moment the clock stopped (a pause, a PauseClock stretch).
   while (depth_ > 1) Leave();
@@ -673,10 +722,11 @@ uint32_t Profiler::AddNode(uint32_t parent, const void* key, PyObject* object, b
 //    calls come without bytecode between them (a builtin draining a
 //    generator, map, sorted(key=)).
 //  - fast mode, a Python function's frame: calls from bytecode (_cal_loop),
-//    since under the hook such calls also lose 3.11's inlining (a real cost
-//    of profiling, paid outside and inside the callee).
+//    since under the eval-frame hook such calls also lose their inlining (a
+//    real cost of profiling, paid outside and inside the callee); under
+//    sys.monitoring they keep it and the driver measures the callbacks.
 //  - fast mode, a generator resume: resumes from C (_cal_resumes); they are
-//    never inlined (in 3.11), so only the hook's own work is added.
+//    never inlined, so only the hook's own work is added.
 void Profiler::Calibrate(Calibration out[kEventKinds]) {
   for (uint32_t k = 0; k < kEventKinds; ++k) out[k] = Calibration{};
   SavedError saved;
@@ -722,6 +772,7 @@ Calibration Profiler::CalibrateOne(PyObject* driver, PyObject* callee_code) {
     uint64_t base = ReadClock() - t0;
     Py_XDECREF(x);
     Profiler scratch(requested_, mode_, /*calibrate=*/false, 64);
+    scratch.fast_hook_ = fast_hook_;
     std::string why;
     if (!scratch.Enable(nullptr, &why)) break;
     t0 = ReadClock();

@@ -5,9 +5,12 @@
 //
 //   exact — a C profile function (PyEval_SetProfile), as Modules/_lsprof.c:
 //           Python calls, generator resumes and C builtins, with call counts
-//           equal to cProfile's.
-//   fast  — a PEP 523 eval-frame function (eval_frame.h): Python frames only,
-//           C builtins folded into their caller's self cost; CPython 3.11.
+//           equal to cProfile's (on 3.12+ CPython feeds it from
+//           sys.monitoring, as it feeds cProfile).
+//   fast  — Python frames only, C builtins folded into their caller's self
+//           cost, through the hook that is cheapest on the running CPython
+//           (FastHook): the PEP 523 eval-frame function (eval_frame.h) on
+//           3.11 and 3.12, sys.monitoring callbacks (monitoring.h) from 3.13.
 //
 //   Profiler p(ClockSource::kCpu, Mode::kExact);  // on the thread to profile
 //   p.Enable();                                   // RETURNS false + error() on failure
@@ -46,14 +49,15 @@
 // Pause() detaches the hook and stops the clock; the call tree, the open
 // calls and the apportioned window are kept, so time and CPU between steps
 // are in no node and not in own_cost(). A coroutine suspended in an `await`
-// is not an open call across the pause: on 3.11 its yield ends its frame's
-// evaluation (exact mode sees a return, the eval-frame hook returns) and the
-// next step's resume enters it again, from the outermost coroutine of the
-// await chain down, so each step re-enters the same call path and a
-// coroutine's callees land under it as under a plain call. The path follows
+// is not an open call across the pause: its yield ends its frame's
+// evaluation (exact mode sees a return, the eval-frame hook returns,
+// sys.monitoring reports PY_YIELD) and the next step's resume enters it
+// again, from the outermost coroutine of the await chain down, so each step
+// re-enters the same call path and a coroutine's callees land under it as
+// under a plain call. The path follows
 // whoever resumes the chain: a task's coroutine is a top-level call of the
 // profile, as its step is driven by the event loop, not by its creator.
-// Counts stay cProfile's: 3.11's cProfile counts every resume of a
+// Counts stay cProfile's: cProfile (3.11-3.13) counts every resume of a
 // coroutine or generator as a call, and so does either mode here. A throw()
 // into a suspended chain (a cancellation) is not a resume from the top:
 // CPython evaluates the innermost frame first, so that step's frames are
@@ -91,10 +95,23 @@ enum class ClockSource : uint8_t { kAuto, kInstructions, kCycles, kCpu, kWall, k
 // Mode — which hook feeds the profile.
 enum class Mode : uint8_t { kExact, kFast };
 
+// FastHook — what feeds a fast-mode profile: the PEP 523 eval-frame
+// function (eval_frame.h) or sys.monitoring callbacks (monitoring.h).
+enum class FastHook : uint8_t { kEvalFrame, kMonitoring };
+
 // ParseClockSource() / ParseMode() — "auto"|"instructions"|"cycles"|"cpu"|"wall"|
 // "apportioned" and "exact"|"fast". RETURNS: false for any other text.
 bool ParseClockSource(std::string_view text, ClockSource* out);
 bool ParseMode(std::string_view text, Mode* out);
+// ParseFastHook() / FastHookName() — "eval_frame"|"monitoring".
+bool ParseFastHook(std::string_view text, FastHook* out);
+std::string_view FastHookName(FastHook hook);
+// DefaultFastHook() / SetDefaultFastHook() — the hook fast-mode Profilers
+// made from now on use; by default the cheapest one that sees every frame on
+// this CPython (eval-frame on 3.11 and 3.12, monitoring from 3.13).
+// SetDefaultFastHook() is for benchmarks and tests.
+FastHook DefaultFastHook();
+void SetDefaultFastHook(FastHook hook);
 
 // ClockKind — how one reading is taken, decided once at Enable().
 enum class ClockKind : uint8_t {
@@ -138,9 +155,11 @@ struct Calibration {
 };
 
 // EventKind — which calibration figure a call is charged. Fast mode tells
-// them apart: a Python-to-Python call under a PEP 523 hook also loses 3.11's
-// inlined call (the hook's cost plus that), while a generator resume was
-// never inlined (the hook's cost only). Exact mode charges every event kCall.
+// them apart: a Python-to-Python call under a PEP 523 hook also loses the
+// interpreter's inlined call (the hook's cost plus that), while a generator
+// resume from C was never inlined (the hook's cost only); under
+// sys.monitoring both keep their inlining and cost the callbacks. Exact mode
+// charges every event kCall.
 // A call entered while the clock is paused is charged nothing (its hook
 // cost is not on the clock either): the figure at kind + kEventKinds, zero.
 enum EventKind : uint32_t { kCall = 0, kResume = 1, kEventKinds = 2 };
@@ -198,7 +217,7 @@ class Profiler {
   // it returns while paused, exact mode never sees the return and closes the
   // wrong context at the next one. Pause and resume at one frame depth (as
   // between coroutine steps) and this cannot happen. Fast mode keeps the
-  // eval-frame function installed while paused (the thread passes through).
+  // hook installed while paused (the thread passes through).
   // COST: a clock read, a figure read (apportioned: a system call without a
   // PMU) and a PyEval_SetProfile (exact) or two TLS stores (fast). A step,
   // Resume() + Pause(), took 2.4-4.7 us on the dev VM (no PMU) in any mode.
@@ -228,6 +247,8 @@ class Profiler {
 
   bool enabled() const { return enabled_; }
   Mode mode() const { return mode_; }
+  // fast_hook() — what feeds the profile in fast mode (meaningless in exact).
+  FastHook fast_hook() const { return fast_hook_; }
   // mode_fallback() — why fast mode fell back to exact ("" when it did not).
   const std::string& mode_fallback() const { return mode_fallback_; }
   std::string_view unit() const;  // "instructions", "cycles", "cpu_ns", "tsc" (record.proto's)
@@ -296,7 +317,8 @@ class Profiler {
   void PauseClock();
   void ResumeClock(const counters::Reading& excluded);
 
-  // --- the core, used by the hooks (exact: profiler.cc; fast: eval_frame.cc) ---
+  // --- the core, used by the hooks (exact: profiler.cc; fast: eval_frame.cc and
+  // monitoring.cc) ---
 
   // Profiler::Enter() — a call of the function identified by `key` begins;
   // `object` is its code object (python) or PyCFunction (builtin), used only
@@ -344,6 +366,7 @@ class Profiler {
 
   ClockSource requested_;
   Mode mode_;
+  FastHook fast_hook_ = FastHook::kEvalFrame;
   bool calibrate_;
   uint32_t max_nodes_;
   ClockKind clock_ = ClockKind::kThreadCpu;
@@ -397,7 +420,7 @@ class Profiler {
 
 namespace internal {
 // The profiler enabled on this thread (either mode), and the same when it is
-// a fast-mode one (the eval-frame hook's one check). initial-exec TLS: one
+// a fast-mode one (the fast hooks' one check). initial-exec TLS: one
 // %fs-relative load, no call.
 extern __thread Profiler* t_active __attribute__((tls_model("initial-exec")));
 extern __thread Profiler* t_fast __attribute__((tls_model("initial-exec")));

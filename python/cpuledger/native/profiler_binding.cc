@@ -10,6 +10,7 @@
 
 #include "native/bindings.h"
 #include "native/eval_frame.h"
+#include "native/monitoring.h"
 #include "native/profiler.h"
 #include "profile/call_tree.h"
 #include "profile/export.h"
@@ -224,6 +225,14 @@ void RegisterProfiler(nb::module_& m) {
       .def_prop_ro("source", &Profiler::source)
       .def_prop_ro("mode",
                    [](const Profiler& p) { return p.mode() == Mode::kFast ? "fast" : "exact"; })
+      .def_prop_ro(
+          "fast_hook",
+          [](const Profiler& p) -> nb::object {
+            if (p.mode() != Mode::kFast) return nb::none();
+            return nb::str(FastHookName(p.fast_hook()).data());
+          },
+          "What feeds a fast-mode profile: 'eval_frame' (PEP 523) or 'monitoring'"
+          " (sys.monitoring); None in exact mode.")
       .def_prop_ro("mode_fallback",
                    [](const Profiler& p) -> nb::object {
                      if (p.mode_fallback().empty()) return nb::none();
@@ -258,6 +267,19 @@ void RegisterProfiler(nb::module_& m) {
       });
 
   m.def("_eval_frame_state", [] { return std::string(EvalFrameState()); });
+  m.def("_monitoring_tool_id", &MonitoringToolId);
+  m.def("_set_noop_monitoring", &SetNoopMonitoring, nb::arg("on"));
+  m.def("_default_fast_hook", [] { return std::string(FastHookName(DefaultFastHook())); });
+  m.def(
+      "_set_default_fast_hook",
+      [](std::string_view name) {
+        FastHook hook;
+        if (!ParseFastHook(name, &hook))
+          throw std::invalid_argument("fast hook must be eval_frame|monitoring, not '" +
+                                      std::string(name) + "'");
+        SetDefaultFastHook(hook);
+      },
+      nb::arg("name"), "The hook fast-mode Profilers made from now on use (benchmarks and tests).");
   m.def("_set_passthrough_eval_frame", &SetPassthroughEvalFrame, nb::arg("on"));
   m.def("_passthrough_frames", &PassthroughFrames);
   m.def(
