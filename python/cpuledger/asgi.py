@@ -73,6 +73,12 @@ def _metered(coro, req: Request):
             throw_value = e
 
 
+async def _metered_task(coro, req: Request):
+    """_metered() as a native coroutine: asyncio.Task takes no generator-based
+    coroutine since CPython 3.12."""
+    return await _metered(coro, req)
+
+
 def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
     """Meter tasks spawned while a sampled request is current. Chains to any
     factory already installed; installed once per loop."""
@@ -83,7 +89,7 @@ def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
     def factory(loop, coro, **kwargs):
         req = _current_request.get()
         if req is not None and req.scope is not None and asyncio.iscoroutine(coro):
-            coro = _metered(coro, req)
+            coro = _metered_task(coro, req)
         if previous is not None:
             return previous(loop, coro, **kwargs)
         return asyncio.Task(coro, loop=loop, **kwargs)
