@@ -160,7 +160,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BATCH_MAX_DELAY_MS", "int", 1000, "longest a record waits for its batch", _positive_int),
     Setting("PROFILE_RATE", "float", 0.0, "share of sampled requests that also carry a function profile (Django, WSGI, ASGI)", _rate),
     Setting("PROFILE_MODE", "str", "fast",
-            "fast (eval-frame hook, Python frames) or exact (cProfile-equal counts)", _choice(PROFILE_MODES)),
+            "fast (eval-frame hook on 3.11-3.12, sys.monitoring on 3.13; Python frames) or exact (cProfile-equal counts)", _choice(PROFILE_MODES)),
     Setting("PROFILE_SOURCE", "str", "auto",
             "auto (= apportioned: the bill less db and cache, shared over TSC-timed frames), "
             "apportioned, or read per frame: instructions, cycles, cpu, wall", _choice(PROFILE_SOURCES)),
