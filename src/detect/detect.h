@@ -44,6 +44,7 @@
 // interval wider than `max_interval_width`, is a skip with its reason.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -115,6 +116,10 @@ struct DetectOptions {
   int trend_days = 28;                       // daily means looked at
   int trend_recent_days = 7;                 // a change point this recent can alert
   double trend_threshold = 0.03;             // relative rise of the level
+
+  // DetectOptions::WidestSideUs() — the widest a before/after side may
+  // grow: max_before_after_us, but never below one step.
+  int64_t WidestSideUs() const { return std::max(before_after_us, max_before_after_us); }
 };
 
 struct DetectReport {
