@@ -74,6 +74,17 @@ struct Finding {
   std::string cause;     // "commit b7e41d0 vs 9f3c2a1", "flag new_search=on vs off", "daily trend"
   std::string commit_before, commit_after;  // rollout (and the commit of a flag test)
   std::vector<std::string> commits;         // commits first seen in (A, B], oldest first
+  // flag tests: the flag, the value tested and the value it is compared
+  // with; "" is unset (a request without the flag, or with it sent empty).
+  // One rule at both levels: flag_reference is the flag's most common value
+  // (endpoint level: by requests of the endpoint; function level: by
+  // profiled requests of the service and commit), but "" only for a flag
+  // with a single set value; "" is never the flag_value tested.
+  // NOTE: the store keeps function moments only for values a request
+  // carries, so at function level "" holds only flags sent empty, and a
+  // flag with one set value has no function-level test.
+  // An endpoint-level finding faces the costlier side: where the reference
+  // cost more, the two are swapped (and the cause with them).
   std::string flag, flag_value, flag_reference;
   std::string method;      // "side-by-side", "before/after", "flag split", "change point"
   std::string unit;        // of the effect's side values

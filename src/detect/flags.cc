@@ -12,20 +12,29 @@
 namespace cpuledger::detect::internal {
 namespace {
 
-// ReferenceValue() — what a flag's values are compared against: its most
-// common value; but when it has two or more values set, the most common of
-// those (a flag that appeared mid-window is "unset" on older requests, and
-// "unset" is not the flag's control arm).
-std::string ReferenceValue(const std::map<std::string, size_t>& counts) {
+// ReferenceValue() — a Finding's flag_reference (see detect.h), from the
+// requests of each value ("" = unset): the most common value; but when two
+// or more values are set, the most common of those (a flag that appeared
+// mid-window is "unset" on older requests, and "unset" is not the flag's
+// control arm). The one rule for endpoint- and function-level tests.
+template <typename Count>
+std::string ReferenceValue(const std::map<std::string, Count>& counts) {
   size_t set_values = 0;
   for (const auto& [value, n] : counts) set_values += !value.empty();
   std::string ref;
-  size_t most = 0;
+  Count most{};
   for (const auto& [value, n] : counts) {
     if (set_values >= 2 && value.empty()) continue;
     if (n > most) most = n, ref = value;
   }
   return ref;
+}
+
+// IsTreatment() — whether `value` is tested against `ref`: every value but
+// the reference itself and "unset" (requests from before the flag existed
+// are not an arm of it).
+bool IsTreatment(const std::string& value, const std::string& ref) {
+  return value != ref && !value.empty();
 }
 
 std::string FlagCause(const std::string& flag, const std::string& value, const std::string& ref) {
@@ -159,7 +168,7 @@ std::vector<FlagTest> MakeFlagTests(Run& run, const Window& window, const FlagDa
       for (const auto& [value, costs] : arms) counts[value] += costs.size();
     const std::string ref = ReferenceValue(counts);
     for (const auto& [value, n] : counts) {
-      if (value == ref || value.empty()) continue;  // "unset" is not a treatment
+      if (!IsTreatment(value, ref)) continue;
       Finding f = FlagFinding(run, window, service, endpoint, flag, value, ref);
       const Pooled pooled = PoolStrata(strata, ref, value);
       f.commits = pooled.commits;
@@ -231,22 +240,21 @@ Status AddFlagFunctionTests(Run& run, const Window& window, const FlagData& data
                                      .commit = std::nullopt,
                                      .flag = flag});
     if (!rows.ok()) return rows.status();
-    // (service, commit) -> value -> rows, and requests per value to pick the reference.
+    // (service, commit) -> value -> rows; the reference by each value's profiled requests.
     std::map<std::pair<std::string, std::string>,
              std::map<std::string, std::vector<store::FunctionMoments>>>
         split;
     for (store::FunctionMoments& m : *rows)
       split[{m.service, m.commit}][m.flag_value].push_back(std::move(m));
     for (const auto& [sc, values] : split) {
-      std::string ref;
-      double most = -1;
+      std::map<std::string, double> requests;  // value -> profiled requests
+      for (const auto& [value, list] : values)
+        for (const auto& m : list) requests[value] = std::max(requests[value], m.requests);
+      const std::string ref = ReferenceValue(requests);
+      auto ref_rows = values.find(ref);
+      if (ref_rows == values.end()) continue;  // no value has a profiled request
       for (const auto& [value, list] : values) {
-        double n = 0;
-        for (const auto& m : list) n = std::max(n, m.requests);
-        if (n > most) most = n, ref = value;
-      }
-      for (const auto& [value, list] : values) {
-        if (value == ref) continue;
+        if (!IsTreatment(value, ref)) continue;
         Finding base;
         base.kind = "function-flag";
         base.service = sc.first;
@@ -258,7 +266,7 @@ Status AddFlagFunctionTests(Run& run, const Window& window, const FlagData& data
         base.method = "flag split";
         base.from_us = window.from_us;
         base.to_us = window.to_us;
-        AddFunctionTests(run, base, values.at(ref), list);
+        AddFunctionTests(run, base, ref_rows->second, list);
       }
     }
   }
