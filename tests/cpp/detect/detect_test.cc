@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -92,6 +93,20 @@ record::RequestRecord MakeRecord(const Endpoint& e, int64_t t, int host, std::mt
   return r;
 }
 
+// AppendMinutes() — `minutes` batches from kT0, one a minute, as the
+// server's writer gets them; `add(minute, batch)` puts the minute's records in.
+void AppendMinutes(store::Store& s, int64_t minutes,
+                   const std::function<void(int64_t, record::Batch&)>& add) {
+  for (int64_t minute = 0; minute < minutes; ++minute) {
+    record::Batch batch;
+    batch.set_sender("test");
+    batch.set_sequence(static_cast<uint64_t>(minute + 1));
+    add(minute, batch);
+    const record::Batch* one[] = {&batch};
+    ASSERT_TRUE(s.AppendBatches(one).ok());
+  }
+}
+
 // Fills a store with 12 hours: one request per endpoint every ~2 s, a
 // fifth of them profiled.
 void Fill(store::Store& s) {
@@ -101,19 +116,14 @@ void Fill(store::Store& s) {
                                            {"accounts", "/login/", 15e6}};
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> u(0, 1);
-  for (int64_t minute = 0; minute < 12 * 60; ++minute) {
-    record::Batch batch;
-    batch.set_sender("test");
-    batch.set_sequence(static_cast<uint64_t>(minute + 1));
+  AppendMinutes(s, 12 * 60, [&](int64_t minute, record::Batch& batch) {
     for (const Endpoint& e : endpoints)
       for (int i = 0; i < 30; ++i) {
         const int64_t t = kT0 + minute * 60 * kUs + static_cast<int64_t>(u(rng) * 60e6);
         const int host = static_cast<int>(u(rng) * 4);
         *batch.add_records() = MakeRecord(e, t, host, rng, u(rng) < 0.2);
       }
-    const record::Batch* one[] = {&batch};
-    ASSERT_TRUE(s.AppendBatches(one).ok());
-  }
+  });
 }
 
 class DetectTest : public ::testing::Test {
@@ -319,16 +329,11 @@ TEST(FlagReferenceTest, TheMostCommonSetValueAtBothLevels) {
   store::Store& st = **opened;
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> u(0, 1);
-  for (int64_t minute = 0; minute < 12 * 60; ++minute) {
-    record::Batch batch;
-    batch.set_sender("test");
-    batch.set_sequence(static_cast<uint64_t>(minute + 1));
+  AppendMinutes(st, 12 * 60, [&](int64_t minute, record::Batch& batch) {
     for (int i = 0; i < 20; ++i)
       *batch.add_records() =
           LateFlagRecord(kT0 + minute * 60 * kUs + static_cast<int64_t>(u(rng) * 60e6), rng);
-    const record::Batch* one[] = {&batch};
-    ASSERT_TRUE(st.AppendBatches(one).ok());
-  }
+  });
   DetectOptions options;
   options.now_us = kT0 + 12 * kHour;
   Result<DetectReport> report = RunDetectors(st, options);
