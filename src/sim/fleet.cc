@@ -189,72 +189,84 @@ FleetSimulator::FleetSimulator(FleetConfig config) : config_(std::move(config)) 
                               ? "c0ffee" + std::to_string(HashString(service.name) % 10)
                               : config_.rollouts[chains_[s].front()].from;
     for (const EndpointSpec& ep : service.endpoints) {
-      EndpointState st;
-      auto effect = [&](double cost_factor, const std::vector<std::string>& endpoints,
-                        const std::string& culprit, const std::string& function,
-                        double function_factor) {
-        Effect e;
-        if (!Listed(endpoints, ep.name)) return e;
-        e.cost_factor = cost_factor;
-        e.culprit = FramesOf(ep.calls, culprit);
-        e.function = FramesOf(ep.calls, function);
-        e.function_factor = function_factor;
-        return e;
-      };
-      for (size_t f = 0; f < config_.flags.size(); ++f) {
-        const FlagSpec& flag = config_.flags[f];
-        if (!flag.service.empty() && flag.service != service.name) continue;
-        if (!Listed(flag.scope, ep.name)) continue;
-        st.flags.push_back(f);
-        st.flag_effects.push_back(effect(flag.cost_factor, flag.endpoints, flag.culprit,
-                                         flag.function, flag.function_factor));
-      }
-      for (size_t i : chains_[s]) {
-        const RolloutSpec& r = config_.rollouts[i];
-        st.rollout_effects.push_back(
-            effect(r.cost_factor, r.endpoints, r.culprit, r.function, r.function_factor));
-      }
-      for (size_t i = 0; i < config_.mix_shifts.size(); ++i) {
-        const MixShift& m = config_.mix_shifts[i];
-        if (m.service == service.name && m.endpoint == ep.name) st.shifts.push_back(i);
-      }
-      // The profile skeleton: one function per distinct file:line:name, node
-      // i + 1 for frame i (node 0 is the root), parents first as calls are.
-      double weight_total = 0;
-      for (const CallSpec& c : ep.calls) weight_total += std::max(c.weight, 0.0);
-      std::vector<std::string> keys;
-      if (!ep.calls.empty()) st.profile.add_nodes();  // the root
-      for (size_t i = 0; i < ep.calls.size(); ++i) {
-        const CallSpec& c = ep.calls[i];
-        const double w = weight_total > 0 ? std::max(c.weight, 0.0) / weight_total : 0;
-        st.weights.push_back(w);
-        if (c.slow) st.slow_weight += w;
-        const std::string key = FunctionKey(c);
-        auto it = std::find(keys.begin(), keys.end(), key);
-        if (it == keys.end()) {
-          keys.push_back(key);
-          record::ProfileFunction* fn = st.profile.add_functions();
-          fn->set_file(c.file);
-          fn->set_line(c.line);
-          fn->set_name(c.name);
-          it = keys.end() - 1;
-        }
-        record::ProfileNode* node = st.profile.add_nodes();
-        // A parent that is not an earlier frame would break the tree: hang it on the root.
-        node->set_parent(c.parent >= 0 && static_cast<size_t>(c.parent) < i ? c.parent + 1 : 0);
-        node->set_function(static_cast<uint32_t>(it - keys.begin()));
-        node->set_calls(1);
-        node->set_primitive_calls(1);
-      }
-      if (!ep.calls.empty()) {
-        st.profile.set_unit(config_.with_pmu ? "instructions" : "cpu_ns");
-        st.profile.set_source(config_.with_pmu ? "hardware" : "task_clock");
-        st.profile.set_mode("fast");
-        st.profile.set_builtins_folded(true);
-        st.profile.set_requests(1);
-      }
+      EndpointState st = ResolveEffects(s, ep);
+      BuildProfileSkeleton(ep, st);
       endpoints_[s].push_back(std::move(st));
     }
+  }
+}
+
+FleetSimulator::EndpointState FleetSimulator::ResolveEffects(size_t s,
+                                                             const EndpointSpec& ep) const {
+  const ServiceSpec& service = config_.services[s];
+  EndpointState st;
+  auto effect = [&](double cost_factor, const std::vector<std::string>& endpoints,
+                    const std::string& culprit, const std::string& function,
+                    double function_factor) {
+    Effect e;
+    if (!Listed(endpoints, ep.name)) return e;
+    e.cost_factor = cost_factor;
+    e.culprit = FramesOf(ep.calls, culprit);
+    e.function = FramesOf(ep.calls, function);
+    e.function_factor = function_factor;
+    return e;
+  };
+  for (size_t f = 0; f < config_.flags.size(); ++f) {
+    const FlagSpec& flag = config_.flags[f];
+    if (!flag.service.empty() && flag.service != service.name) continue;
+    if (!Listed(flag.scope, ep.name)) continue;
+    st.flags.push_back(f);
+    st.flag_effects.push_back(effect(flag.cost_factor, flag.endpoints, flag.culprit, flag.function,
+                                     flag.function_factor));
+  }
+  for (size_t i : chains_[s]) {
+    const RolloutSpec& r = config_.rollouts[i];
+    st.rollout_effects.push_back(
+        effect(r.cost_factor, r.endpoints, r.culprit, r.function, r.function_factor));
+  }
+  for (size_t i = 0; i < config_.mix_shifts.size(); ++i) {
+    const MixShift& m = config_.mix_shifts[i];
+    if (m.service == service.name && m.endpoint == ep.name) st.shifts.push_back(i);
+  }
+  return st;
+}
+
+// BuildProfileSkeleton() — one function per distinct file:line:name, node
+// i + 1 for frame i (node 0 is the root), parents first as calls are; and
+// the frames' weights.
+void FleetSimulator::BuildProfileSkeleton(const EndpointSpec& ep, EndpointState& st) const {
+  double weight_total = 0;
+  for (const CallSpec& c : ep.calls) weight_total += std::max(c.weight, 0.0);
+  std::vector<std::string> keys;
+  if (!ep.calls.empty()) st.profile.add_nodes();  // the root
+  for (size_t i = 0; i < ep.calls.size(); ++i) {
+    const CallSpec& c = ep.calls[i];
+    const double w = weight_total > 0 ? std::max(c.weight, 0.0) / weight_total : 0;
+    st.weights.push_back(w);
+    if (c.slow) st.slow_weight += w;
+    const std::string key = FunctionKey(c);
+    auto it = std::find(keys.begin(), keys.end(), key);
+    if (it == keys.end()) {
+      keys.push_back(key);
+      record::ProfileFunction* fn = st.profile.add_functions();
+      fn->set_file(c.file);
+      fn->set_line(c.line);
+      fn->set_name(c.name);
+      it = keys.end() - 1;
+    }
+    record::ProfileNode* node = st.profile.add_nodes();
+    // A parent that is not an earlier frame would break the tree: hang it on the root.
+    node->set_parent(c.parent >= 0 && static_cast<size_t>(c.parent) < i ? c.parent + 1 : 0);
+    node->set_function(static_cast<uint32_t>(it - keys.begin()));
+    node->set_calls(1);
+    node->set_primitive_calls(1);
+  }
+  if (!ep.calls.empty()) {
+    st.profile.set_unit(config_.with_pmu ? "instructions" : "cpu_ns");
+    st.profile.set_source(config_.with_pmu ? "hardware" : "task_clock");
+    st.profile.set_mode("fast");
+    st.profile.set_builtins_folded(true);
+    st.profile.set_requests(1);
   }
 }
 

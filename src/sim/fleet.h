@@ -191,6 +191,11 @@ class FleetSimulator {
     record::Profile profile;              // functions and node skeleton (costs unset)
   };
 
+  // The constructor's phases: an endpoint's flags, rollouts and mix shifts
+  // resolved to effects on its frames; its profile skeleton and frame weights.
+  EndpointState ResolveEffects(size_t service, const EndpointSpec& ep) const;
+  void BuildProfileSkeleton(const EndpointSpec& ep, EndpointState& st) const;
+
   // NextMinute()'s phases. Minute: the minute's draws and its batch; Host:
   // one host's dimensions and worker tally. The draws are made in one fixed
   // order, so a seed gives the same records whatever the phases are called.
