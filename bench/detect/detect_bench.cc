@@ -357,51 +357,83 @@ std::string Pct(size_t k, size_t n) {
   return buf;
 }
 
-int Run(const Args& args) {
-  sim::DetectionFleet fleet = sim::MakeDetectionFleet(args.seed, args.days);
-  if (args.profile_rate >= 0) fleet.config.profile_rate = args.profile_rate;
-  if (args.cost_diurnal >= 0) fleet.config.cost_diurnal = args.cost_diurnal;
-  const sim::FleetConfig& config = fleet.config;
-  const int minutes = static_cast<int>(config.duration_s / 60);
-
-  // The store, in a fresh directory.
-  std::string dir = args.data_dir;
-  bool remove_dir = false;
-  if (dir.empty()) {
+// DataDir — where the bench's store lives: --data-dir (an old store in it
+// removed), or a fresh temporary directory, removed with this object.
+class DataDir {
+ public:
+  DataDir() = default;
+  DataDir(const DataDir&) = delete;
+  DataDir& operator=(const DataDir&) = delete;
+  ~DataDir() {
+    if (!temporary_) return;
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  // Prepare() — RETURNS: false (and says why on stderr) if no directory.
+  bool Prepare(const std::string& wanted) {
+    if (!wanted.empty()) {
+      path_ = wanted;
+      fs::create_directories(path_);
+      fs::remove(path_ + "/detect.db");
+      fs::remove(path_ + "/detect.db-wal");
+      fs::remove(path_ + "/detect.db-shm");
+      return true;
+    }
     const char* base = std::getenv("TMPDIR");
     std::string pattern = std::string(base && *base ? base : "/tmp") + "/detect-bench-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) {
       std::perror("detect_bench: mkdtemp");
-      return 1;
+      return false;
     }
-    dir = pattern;
-    remove_dir = true;
-  } else {
-    fs::create_directories(dir);
-    fs::remove(dir + "/detect.db");
-    fs::remove(dir + "/detect.db-wal");
-    fs::remove(dir + "/detect.db-shm");
+    path_ = pattern;
+    temporary_ = true;
+    return true;
   }
-  store::SqliteOptions options;
-  options.path = dir + "/detect.db";
-  options.raw_retention_us = (args.days + 14) * 86400LL * kUs;
-  Result<std::unique_ptr<store::Store>> opened = store::OpenSqliteStore(options);
-  if (!opened.ok()) {
-    std::cerr << "detect_bench: " << opened.status().message() << "\n";
-    return 1;
-  }
-  store::Store& st = **opened;
+  const std::string& path() const { return path_; }
 
-  // Simulate on a second thread (the simulator itself stays sequential, so
-  // the records are the same), ingest and detect on this one.
-  sim::FleetSimulator sim(config);
-  Books books(minutes);
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<record::Batch> queue;
-  bool produced_all = false, stop = false;
-  double generate_s = 0;
-  std::thread producer([&] {
+ private:
+  std::string path_;
+  bool temporary_ = false;
+};
+
+// MinuteFeed — the simulator on a second thread (it stays sequential, so
+// the records are the same), booking each minute's records and handing the
+// batches over a bounded queue to the thread that ingests and detects.
+class MinuteFeed {
+ public:
+  MinuteFeed(sim::FleetSimulator& sim, Books& books)
+      : thread_([this, &sim, &books] { Produce(sim, books); }) {}
+  MinuteFeed(const MinuteFeed&) = delete;
+  MinuteFeed& operator=(const MinuteFeed&) = delete;
+  // Joined on every way out.
+  ~MinuteFeed() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Next() — the next minute's batch; nullopt once the simulation is over.
+  std::optional<record::Batch> Next() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !queue_.empty() || produced_all_; });
+    if (queue_.empty()) return std::nullopt;
+    record::Batch batch = std::move(queue_.front());
+    queue_.pop_front();
+    cv_.notify_all();
+    return batch;
+  }
+
+  // Finish() — waits for the producer. RETURNS: its busy time, seconds.
+  double Finish() {
+    if (thread_.joinable()) thread_.join();
+    return generate_s_;
+  }
+
+ private:
+  void Produce(sim::FleetSimulator& sim, Books& books) {
     double busy_s = 0;  // simulating and bookkeeping, not waiting for room in the queue
     uint64_t sequence = 0;
     for (int minute = 0;; ++minute) {
@@ -412,86 +444,93 @@ int Run(const Args& args) {
       batch->set_sender("detect-bench");
       batch->set_sequence(++sequence);
       busy_s += std::chrono::duration<double>(Clock::now() - t0).count();
-      std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return queue.size() < 16 || stop; });
-      if (stop) break;
-      queue.push_back(std::move(*batch));
-      cv.notify_all();
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return queue_.size() < 16 || stop_; });
+      if (stop_) break;
+      queue_.push_back(std::move(*batch));
+      cv_.notify_all();
     }
-    std::lock_guard<std::mutex> lock(mu);
-    produced_all = true;
-    generate_s = busy_s;
-    cv.notify_all();
-  });
-  // Joined on every way out of the loop below.
-  struct Joiner {
-    std::thread& t;
-    std::mutex& mu;
-    std::condition_variable& cv;
-    bool& stop;
-    ~Joiner() {
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        stop = true;
-      }
-      cv.notify_all();
-      if (t.joinable()) t.join();
-    }
-  } joiner{producer, mu, cv, stop};
+    std::lock_guard<std::mutex> lock(mu_);
+    produced_all_ = true;
+    generate_s_ = busy_s;
+    cv_.notify_all();
+  }
 
-  std::vector<Alert> detector_alerts;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<record::Batch> queue_;
+  bool produced_all_ = false, stop_ = false;
+  double generate_s_ = 0;
+  std::thread thread_;  // last: starts once the members it uses exist
+};
+
+// DetectorRuns — what the detectors said over the run, and what it cost.
+struct DetectorRuns {
+  std::vector<Alert> alerts;                            // newly opened, every run
   std::map<std::string, detect::Finding> last_finding;  // by Key(), latest run
   double ingest_s = 0, detect_s = 0;
   size_t runs = 0, tests = 0, skipped = 0;
+};
+
+// DetectOnce() — the detectors as the server's scheduler runs them, at the
+// end of `minute`. RETURNS: false (said on stderr) on a store error.
+bool DetectOnce(store::Store& st, int64_t start_unix_s, int minute, bool verbose,
+                DetectorRuns& out) {
+  const auto t0 = Clock::now();
+  detect::DetectOptions detect_options;
+  detect_options.now_us = (start_unix_s + (minute + 1) * 60LL) * kUs;
+  Result<detect::DetectReport> report = detect::RunDetectors(st, detect_options);
+  if (!report.ok()) {
+    std::cerr << "detect_bench: RunDetectors: " << report.status().message() << "\n";
+    return false;
+  }
+  Result<std::vector<detect::Finding>> fresh = detect::RecordRun(st, *report);
+  if (!fresh.ok()) {
+    std::cerr << "detect_bench: RecordRun: " << fresh.status().message() << "\n";
+    return false;
+  }
+  out.detect_s += std::chrono::duration<double>(Clock::now() - t0).count();
+  ++out.runs;
+  out.tests += report->tests;
+  out.skipped += report->skipped.size();
+  for (const detect::Finding& f : *fresh)
+    out.alerts.push_back(FromFinding(f, detect_options.now_us));
+  for (const auto* list : {&report->evaluated, &report->skipped, &report->alerts})
+    for (const detect::Finding& f : *list) out.last_finding[f.Key()] = f;
+  if (verbose)
+    std::cerr << "run " << out.runs << " at +" << (minute + 1) / 60.0 << " h: " << report->tests
+              << " tests, " << report->skipped.size() << " skipped, " << fresh->size()
+              << " opened\n";
+  return true;
+}
+
+// IngestAndDetect() — each minute's batch appended as the server's writer
+// would, and the detectors every `interval_min` minutes.
+// RETURNS: false (said on stderr) on a store error.
+bool IngestAndDetect(const Args& args, int64_t start_unix_s, store::Store& st, MinuteFeed& feed,
+                     DetectorRuns& out) {
   for (int minute = 0;; ++minute) {
-    record::Batch batch;
-    {
-      std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return !queue.empty() || produced_all; });
-      if (queue.empty()) break;
-      batch = std::move(queue.front());
-      queue.pop_front();
-      cv.notify_all();
-    }
-    auto t1 = Clock::now();
-    const record::Batch* one[] = {&batch};
+    std::optional<record::Batch> batch = feed.Next();
+    if (!batch) return true;
+    const auto t0 = Clock::now();
+    const record::Batch* one[] = {&*batch};
     Result<std::vector<store::AppendOutcome>> appended = st.AppendBatches(one);
     if (!appended.ok()) {
       std::cerr << "detect_bench: append: " << appended.status().message() << "\n";
-      return 1;
+      return false;
     }
-    auto t2 = Clock::now();
-    ingest_s += std::chrono::duration<double>(t2 - t1).count();
+    out.ingest_s += std::chrono::duration<double>(Clock::now() - t0).count();
     if ((minute + 1) % args.interval_min != 0) continue;
-    detect::DetectOptions detect_options;
-    detect_options.now_us = (config.start_unix_s + (minute + 1) * 60LL) * kUs;
-    Result<detect::DetectReport> report = detect::RunDetectors(st, detect_options);
-    if (!report.ok()) {
-      std::cerr << "detect_bench: RunDetectors: " << report.status().message() << "\n";
-      return 1;
-    }
-    Result<std::vector<detect::Finding>> fresh = detect::RecordRun(st, *report);
-    if (!fresh.ok()) {
-      std::cerr << "detect_bench: RecordRun: " << fresh.status().message() << "\n";
-      return 1;
-    }
-    detect_s += std::chrono::duration<double>(Clock::now() - t2).count();
-    ++runs;
-    tests += report->tests;
-    skipped += report->skipped.size();
-    for (const detect::Finding& f : *fresh)
-      detector_alerts.push_back(FromFinding(f, detect_options.now_us));
-    for (const auto* list : {&report->evaluated, &report->skipped, &report->alerts})
-      for (const detect::Finding& f : *list) last_finding[f.Key()] = f;
-    if (args.verbose)
-      std::cerr << "run " << runs << " at +" << (minute + 1) / 60.0 << " h: " << report->tests
-                << " tests, " << report->skipped.size() << " skipped, " << fresh->size()
-                << " opened\n";
+    if (!DetectOnce(st, start_unix_s, minute, args.verbose, out)) return false;
   }
+}
 
-  // The injected regressions, with the data each side had.
+// MakeOutcomes() — the injected regressions, with the data each side had
+// (see the header) and the detector's latest word on each.
+std::vector<Outcome> MakeOutcomes(const sim::DetectionTruth& truth, const Books& books,
+                                  const std::map<std::string, detect::Finding>& last_finding) {
   std::vector<Outcome> outcomes;
-  for (const sim::InjectedRegression& r : fleet.truth.regressions) {
+  for (const sim::InjectedRegression& r : truth.regressions) {
     Outcome o;
     o.truth = &r;
     const std::string ep = r.service + " " + r.endpoint;
@@ -507,7 +546,6 @@ int Run(const Args& args) {
       o.side_a = off.n, o.side_b = on.n, o.profiled_a = off.profiled, o.profiled_b = on.profiled;
     }
     o.heavy = std::min(o.side_a, o.side_b) >= kHeavySamples;
-    // The detector's latest word on it (for the report of misses).
     for (const auto& [key, f] : last_finding) {
       Alert a = FromFinding(f, 0);
       if (!SameCause(a, r)) continue;
@@ -517,9 +555,26 @@ int Run(const Args& args) {
     }
     outcomes.push_back(std::move(o));
   }
+  return outcomes;
+}
 
-  // The baseline.
-  std::vector<Alert> baseline_alerts;
+// BaselineAlert() — the baseline's alert of a `change` above its threshold.
+Alert BaselineAlert(const std::string& kind, const std::string& service,
+                    const std::string& endpoint, int64_t at_us, double change) {
+  Alert a;
+  a.kind = kind;
+  a.service = service;
+  a.endpoint = endpoint;
+  a.at_us = at_us;
+  a.estimate = change;
+  a.threshold = kBaselineThreshold;
+  return a;
+}
+
+// BaselineRolloutAlerts() — per commit's first appearance and endpoint of
+// its service, the mean of the 2 h after against the 2 h before.
+void BaselineRolloutAlerts(const sim::FleetConfig& config, const Books& books,
+                           std::vector<Alert>& out) {
   for (const sim::RolloutSpec& roll : config.rollouts) {
     const std::optional<int> first = books.FirstMinute(roll.service, roll.to);
     if (!first) continue;
@@ -532,19 +587,21 @@ int Run(const Args& args) {
         if (before.n < kBaselineMinSamples || after.n < kBaselineMinSamples) continue;
         const double change = (after.sum / after.n) / (before.sum / before.n) - 1;
         if (change <= kBaselineThreshold) continue;
-        Alert a;
-        a.kind = "rollout";
-        a.service = s.name;
-        a.endpoint = e.name;
+        Alert a =
+            BaselineAlert("rollout", s.name, e.name,
+                          (config.start_unix_s + (*first + kSideMinutes) * 60LL) * kUs, change);
         a.commit_after = roll.to;
         a.cause = "commit " + roll.to + " vs " + roll.from;
-        a.at_us = (config.start_unix_s + (*first + kSideMinutes) * 60LL) * kUs;
-        a.estimate = change;
-        a.threshold = kBaselineThreshold;
-        baseline_alerts.push_back(a);
+        out.push_back(a);
       }
     }
   }
+}
+
+// BaselineFlagAlerts() — per flag and endpoint carrying it, flag-on against
+// flag-off over the day after the flag appears.
+void BaselineFlagAlerts(const sim::FleetConfig& config, const Books& books, int minutes,
+                        std::vector<Alert>& out) {
   for (const sim::FlagSpec& flag : config.flags) {
     const int start = static_cast<int>(flag.at_s / 60);
     for (const std::string& e : flag.scope) {
@@ -554,163 +611,185 @@ int Run(const Args& args) {
       if (on.n < kBaselineMinSamples || off.n < kBaselineMinSamples) continue;
       const double change = (on.sum / on.n) / (off.sum / off.n) - 1;
       if (change <= kBaselineThreshold) continue;
-      Alert a;
-      a.kind = "flag";
-      a.service = flag.service;
-      a.endpoint = e;
+      Alert a = BaselineAlert(
+          "flag", flag.service, e,
+          (config.start_unix_s + std::min(start + kFlagWindowMinutes, minutes) * 60LL) * kUs,
+          change);
       a.flag = flag.name;
       a.flag_value = "on";
       a.cause = "flag " + flag.name + "=on vs off";
-      a.at_us = (config.start_unix_s + std::min(start + kFlagWindowMinutes, minutes) * 60LL) * kUs;
-      a.estimate = change;
-      a.threshold = kBaselineThreshold;
-      baseline_alerts.push_back(a);
+      out.push_back(a);
     }
   }
+}
 
-  const Score det = ScoreAlerts(detector_alerts, outcomes, false, config.start_unix_s);
-  const Score base = ScoreAlerts(baseline_alerts, outcomes, true, config.start_unix_s);
+// Cell — regressions injected, and caught by the detector and the baseline.
+struct Cell {
+  size_t n = 0, det = 0, base = 0;
+};
 
-  // Tallies.
-  struct Cell {
-    size_t n = 0, det = 0, base = 0;
-  };
+// Tallies — the outcomes counted by size and data, and the targets of issue 6.
+struct Tallies {
   std::map<std::pair<double, bool>, Cell> by_size;  // (size, heavy)
-  Cell big_heavy, fn, fn_by_function;
+  Cell big_heavy, fn, fn_by_function;               // >=3% on >=5k/side; function level
+  double det_false_per_day = 0, base_false_per_day = 0, det_recall = 0, base_recall = 0;
+  bool target_false = false, target_recall = false, target_better = false;
+};
+
+Tallies Tally(const std::vector<Outcome>& outcomes, const Score& det, const Score& base,
+              int days_run) {
+  Tallies t;
   for (const Outcome& o : outcomes) {
     if (IsFunctionKind(o.truth->kind)) {
-      ++fn.n;
-      fn.det += o.caught;
-      fn.base += o.baseline_caught;
-      fn_by_function.det += o.caught_by_function;
+      ++t.fn.n;
+      t.fn.det += o.caught;
+      t.fn.base += o.baseline_caught;
+      t.fn_by_function.det += o.caught_by_function;
       continue;
     }
-    Cell& c = by_size[{o.truth->size, o.heavy}];
+    Cell& c = t.by_size[{o.truth->size, o.heavy}];
     ++c.n;
     c.det += o.caught;
     c.base += o.baseline_caught;
     if (o.heavy && o.truth->size >= 0.03 - 1e-9) {
-      ++big_heavy.n;
-      big_heavy.det += o.caught;
-      big_heavy.base += o.baseline_caught;
+      ++t.big_heavy.n;
+      t.big_heavy.det += o.caught;
+      t.big_heavy.base += o.baseline_caught;
     }
   }
-  const double days = static_cast<double>(args.days);
-  const double det_false_per_day = det.false_alerts / days;
-  const double base_false_per_day = base.false_alerts / days;
-  const double det_recall = big_heavy.n ? static_cast<double>(big_heavy.det) / big_heavy.n : 0;
-  const double base_recall = big_heavy.n ? static_cast<double>(big_heavy.base) / big_heavy.n : 0;
-  const bool target_false = det_false_per_day <= 1.0;
-  const bool target_recall = big_heavy.n > 0 && det_recall >= 0.95;
-  const bool target_better = det_false_per_day <= base_false_per_day && det_recall >= base_recall &&
-                             (det_false_per_day < base_false_per_day || det_recall > base_recall);
+  const double days = static_cast<double>(days_run);
+  const Cell& bh = t.big_heavy;
+  t.det_false_per_day = det.false_alerts / days;
+  t.base_false_per_day = base.false_alerts / days;
+  t.det_recall = bh.n ? static_cast<double>(bh.det) / bh.n : 0;
+  t.base_recall = bh.n ? static_cast<double>(bh.base) / bh.n : 0;
+  t.target_false = t.det_false_per_day <= 1.0;
+  t.target_recall = bh.n > 0 && t.det_recall >= 0.95;
+  t.target_better = t.det_false_per_day <= t.base_false_per_day && t.det_recall >= t.base_recall &&
+                    (t.det_false_per_day < t.base_false_per_day || t.det_recall > t.base_recall);
+  return t;
+}
 
-  if (producer.joinable()) producer.join();  // done producing: the loop saw them all
-  size_t records = sim.sampled();
-  if (remove_dir) {
-    std::error_code ignored;
-    fs::remove_all(dir, ignored);
+// BenchResult — everything the bench prints.
+struct BenchResult {
+  const Args& args;
+  const sim::DetectionFleet& fleet;
+  const Books& books;
+  const DetectorRuns& runs;
+  double generate_s = 0;
+  size_t records = 0;
+  uint64_t profiled = 0;
+  const std::vector<Outcome>& outcomes;
+  const Score &det, &base;
+  const Tallies& tallies;
+};
+
+json ScoreJson(const BenchResult& r, const Score& s) {
+  json j = {{"alerts", s.alerts},
+            {"true", s.true_alerts},
+            {"false", s.false_alerts},
+            {"false_per_day", s.false_alerts / static_cast<double>(r.args.days)},
+            {"trend_on_regressed", s.trend_on_regressed}};
+  json list = json::array();
+  for (const Alert* a : s.false_list) {
+    list.push_back({{"kind", a->kind},
+                    {"service", a->service},
+                    {"endpoint", a->endpoint},
+                    {"function", a->function},
+                    {"cause", a->cause},
+                    {"at_us", a->at_us},
+                    {"estimate", a->estimate},
+                    {"lo", a->lo},
+                    {"hi", a->hi},
+                    {"threshold", a->threshold},
+                    {"method", a->method},
+                    {"from_us", a->from_us},
+                    {"to_us", a->to_us},
+                    {"samples", {a->samples_before, a->samples_after}}});
+    const Recheck rc = RecheckAlert(*a, r.books, r.fleet.config.start_unix_s);
+    if (rc.ok) list.back()["recheck"] = {{"samples", {rc.n_a, rc.n_b}}, {"change", rc.change}};
   }
+  j["false_alerts"] = list;
+  return j;
+}
 
-  if (args.json) {
-    json out;
-    out["seed"] = args.seed;
-    out["days"] = args.days;
-    out["interval_min"] = args.interval_min;
-    out["records"] = records;
-    out["profiled"] = sim.profiled();
-    out["seconds"] = {{"generate", generate_s}, {"ingest", ingest_s}, {"detect", detect_s}};
-    out["detector_runs"] = runs;
-    out["tests"] = tests;
-    out["skipped"] = skipped;
-    json recall = json::array();
-    for (const auto& [key, c] : by_size)
-      recall.push_back({{"size", key.first},
-                        {"heavy", key.second},
-                        {"injected", c.n},
-                        {"detector", c.det},
-                        {"baseline", c.base}});
-    out["recall"] = recall;
-    out["recall_ge3pct_heavy"] = {
-        {"injected", big_heavy.n}, {"detector", big_heavy.det}, {"baseline", big_heavy.base}};
-    out["function_level"] = {{"injected", fn.n},
-                             {"detector", fn.det},
-                             {"detector_by_function_alert", fn_by_function.det},
-                             {"baseline", fn.base}};
-    auto score_json = [&](const Score& s) {
-      json j = {{"alerts", s.alerts},
-                {"true", s.true_alerts},
-                {"false", s.false_alerts},
-                {"false_per_day", s.false_alerts / days},
-                {"trend_on_regressed", s.trend_on_regressed}};
-      json list = json::array();
-      for (const Alert* a : s.false_list) {
-        list.push_back({{"kind", a->kind},
-                        {"service", a->service},
-                        {"endpoint", a->endpoint},
-                        {"function", a->function},
-                        {"cause", a->cause},
-                        {"at_us", a->at_us},
-                        {"estimate", a->estimate},
-                        {"lo", a->lo},
-                        {"hi", a->hi},
-                        {"threshold", a->threshold},
-                        {"method", a->method},
-                        {"from_us", a->from_us},
-                        {"to_us", a->to_us},
-                        {"samples", {a->samples_before, a->samples_after}}});
-        const Recheck rc = RecheckAlert(*a, books, config.start_unix_s);
-        if (rc.ok) list.back()["recheck"] = {{"samples", {rc.n_a, rc.n_b}}, {"change", rc.change}};
-      }
-      j["false_alerts"] = list;
-      return j;
-    };
-    out["detector"] = score_json(det);
-    out["baseline"] = score_json(base);
-    json regs = json::array();
-    for (const Outcome& o : outcomes) {
-      const sim::InjectedRegression& r = *o.truth;
-      json j = {{"kind", r.kind},
-                {"service", r.service},
-                {"endpoint", r.endpoint},
-                {"function", r.function},
-                {"commit_from", r.commit_from},
-                {"commit_to", r.commit_to},
-                {"flag", r.flag},
-                {"size", r.size},
-                {"endpoint_change", r.endpoint_change},
-                {"function_change", r.function_change},
-                {"start_s", r.start_s},
-                {"samples", {o.side_a, o.side_b}},
-                {"profiled", {o.profiled_a, o.profiled_b}},
-                {"heavy", o.heavy},
-                {"caught", o.caught},
-                {"caught_by_function", o.caught_by_function},
-                {"culprit_named", o.culprit_named},
-                {"delay_s", o.delay_s},
-                {"baseline_caught", o.baseline_caught}};
-      if (o.closest) j["closest"] = detect::ToJson(*o.closest);
-      regs.push_back(j);
-    }
-    out["regressions"] = regs;
-    out["targets"] = {{"false_alerts_per_day_le_1", target_false},
-                      {"recall_ge3pct_heavy_ge_95pct", target_recall},
-                      {"better_than_baseline_on_both", target_better}};
-    std::cout << out.dump(2) << "\n";
-    return 0;
-  }
+json OutcomeJson(const Outcome& o) {
+  const sim::InjectedRegression& r = *o.truth;
+  json j = {{"kind", r.kind},
+            {"service", r.service},
+            {"endpoint", r.endpoint},
+            {"function", r.function},
+            {"commit_from", r.commit_from},
+            {"commit_to", r.commit_to},
+            {"flag", r.flag},
+            {"size", r.size},
+            {"endpoint_change", r.endpoint_change},
+            {"function_change", r.function_change},
+            {"start_s", r.start_s},
+            {"samples", {o.side_a, o.side_b}},
+            {"profiled", {o.profiled_a, o.profiled_b}},
+            {"heavy", o.heavy},
+            {"caught", o.caught},
+            {"caught_by_function", o.caught_by_function},
+            {"culprit_named", o.culprit_named},
+            {"delay_s", o.delay_s},
+            {"baseline_caught", o.baseline_caught}};
+  if (o.closest) j["closest"] = detect::ToJson(*o.closest);
+  return j;
+}
 
+void PrintJson(const BenchResult& r) {
+  const Tallies& t = r.tallies;
+  json out;
+  out["seed"] = r.args.seed;
+  out["days"] = r.args.days;
+  out["interval_min"] = r.args.interval_min;
+  out["records"] = r.records;
+  out["profiled"] = r.profiled;
+  out["seconds"] = {
+      {"generate", r.generate_s}, {"ingest", r.runs.ingest_s}, {"detect", r.runs.detect_s}};
+  out["detector_runs"] = r.runs.runs;
+  out["tests"] = r.runs.tests;
+  out["skipped"] = r.runs.skipped;
+  json recall = json::array();
+  for (const auto& [key, c] : t.by_size)
+    recall.push_back({{"size", key.first},
+                      {"heavy", key.second},
+                      {"injected", c.n},
+                      {"detector", c.det},
+                      {"baseline", c.base}});
+  out["recall"] = recall;
+  out["recall_ge3pct_heavy"] = {
+      {"injected", t.big_heavy.n}, {"detector", t.big_heavy.det}, {"baseline", t.big_heavy.base}};
+  out["function_level"] = {{"injected", t.fn.n},
+                           {"detector", t.fn.det},
+                           {"detector_by_function_alert", t.fn_by_function.det},
+                           {"baseline", t.fn.base}};
+  out["detector"] = ScoreJson(r, r.det);
+  out["baseline"] = ScoreJson(r, r.base);
+  json regs = json::array();
+  for (const Outcome& o : r.outcomes) regs.push_back(OutcomeJson(o));
+  out["regressions"] = regs;
+  out["targets"] = {{"false_alerts_per_day_le_1", t.target_false},
+                    {"recall_ge3pct_heavy_ge_95pct", t.target_recall},
+                    {"better_than_baseline_on_both", t.target_better}};
+  std::cout << out.dump(2) << "\n";
+}
+
+void PrintTable(const BenchResult& r) {
+  const sim::FleetConfig& config = r.fleet.config;
+  const Tallies& t = r.tallies;
   size_t rollouts_regressing = 0, flags_regressing = 0;
-  for (const sim::InjectedRegression& r : fleet.truth.regressions)
-    (IsRolloutKind(r.kind) ? rollouts_regressing : flags_regressing)++;
+  for (const sim::InjectedRegression& reg : r.fleet.truth.regressions)
+    (IsRolloutKind(reg.kind) ? rollouts_regressing : flags_regressing)++;
   std::printf("detect_bench: seed %llu, %d simulated days, %zu sampled records (%llu profiled)\n",
-              static_cast<unsigned long long>(args.seed), args.days, records,
-              static_cast<unsigned long long>(sim.profiled()));
+              static_cast<unsigned long long>(r.args.seed), r.args.days, r.records,
+              static_cast<unsigned long long>(r.profiled));
   std::printf(
       "  time: generate %.0f s (alongside), ingest %.0f s, %zu detector runs %.0f s (%zu tests, "
       "%zu "
       "skips)\n",
-      generate_s, ingest_s, runs, detect_s, tests, skipped);
+      r.generate_s, r.runs.ingest_s, r.runs.runs, r.runs.detect_s, r.runs.tests, r.runs.skipped);
   std::printf(
       "  fleet: %zu services, 50 endpoints, %zu rollouts (%zu regressing), %zu flags (%zu "
       "regressing), %zu mix shifts\n\n",
@@ -720,61 +799,111 @@ int Run(const Args& args) {
   std::printf("%-28s %-13s%-13s %-13s%-13s\n", "recall by size", ">=5k/side", "<5k/side",
               ">=5k/side", "<5k/side");
   for (double size : kSizes) {
-    const Cell& h = by_size[{size, true}];
-    const Cell& l = by_size[{size, false}];
+    const auto h_it = t.by_size.find({size, true});
+    const auto l_it = t.by_size.find({size, false});
+    const Cell h = h_it == t.by_size.end() ? Cell{} : h_it->second;
+    const Cell l = l_it == t.by_size.end() ? Cell{} : l_it->second;
     char label[32];
     std::snprintf(label, sizeof label, "  %g%%", size * 100);
     std::printf("%-28s %-13s%-13s %-13s%-13s\n", label, Pct(h.det, h.n).c_str(),
                 Pct(l.det, l.n).c_str(), Pct(h.base, h.n).c_str(), Pct(l.base, l.n).c_str());
   }
-  std::printf("%-28s %-26s %-26s\n", "  >=3%, >=5k/side", Pct(big_heavy.det, big_heavy.n).c_str(),
-              Pct(big_heavy.base, big_heavy.n).c_str());
+  std::printf("%-28s %-26s %-26s\n", "  >=3%, >=5k/side",
+              Pct(t.big_heavy.det, t.big_heavy.n).c_str(),
+              Pct(t.big_heavy.base, t.big_heavy.n).c_str());
   char det_fa[64], base_fa[64];
-  std::snprintf(det_fa, sizeof det_fa, "%.1f (%zu)", det_false_per_day, det.false_alerts);
-  std::snprintf(base_fa, sizeof base_fa, "%.1f (%zu)", base_false_per_day, base.false_alerts);
+  std::snprintf(det_fa, sizeof det_fa, "%.1f (%zu)", t.det_false_per_day, r.det.false_alerts);
+  std::snprintf(base_fa, sizeof base_fa, "%.1f (%zu)", t.base_false_per_day, r.base.false_alerts);
   std::printf("%-28s %-26s %-26s\n", "false alerts per day", det_fa, base_fa);
   std::printf("%-28s %-26s %-26s\n", "alerts (true / all)",
-              (std::to_string(det.true_alerts) + " / " + std::to_string(det.alerts)).c_str(),
-              (std::to_string(base.true_alerts) + " / " + std::to_string(base.alerts)).c_str());
-  std::printf("%-28s %-26s %-26s\n", "function-level (0.5%)", Pct(fn.det, fn.n).c_str(),
-              Pct(fn.base, fn.n).c_str());
-  std::printf("%-28s %-26s\n", "  by a function alert", Pct(fn_by_function.det, fn.n).c_str());
-  if (det.trend_on_regressed > 0)
-    std::printf("%-28s %zu\n", "trend alerts on regressed", det.trend_on_regressed);
+              (std::to_string(r.det.true_alerts) + " / " + std::to_string(r.det.alerts)).c_str(),
+              (std::to_string(r.base.true_alerts) + " / " + std::to_string(r.base.alerts)).c_str());
+  std::printf("%-28s %-26s %-26s\n", "function-level (0.5%)", Pct(t.fn.det, t.fn.n).c_str(),
+              Pct(t.fn.base, t.fn.n).c_str());
+  std::printf("%-28s %-26s\n", "  by a function alert", Pct(t.fn_by_function.det, t.fn.n).c_str());
+  if (r.det.trend_on_regressed > 0)
+    std::printf("%-28s %zu\n", "trend alerts on regressed", r.det.trend_on_regressed);
   std::printf("\ntargets (issue 6)\n");
   std::printf("  false alerts <= 1/day                 %s (%.1f)\n",
-              target_false ? "MET" : "NOT MET", det_false_per_day);
+              t.target_false ? "MET" : "NOT MET", t.det_false_per_day);
   std::printf("  recall >= 95%% for >=3%% on >=5k/side   %s (%s)\n",
-              target_recall ? "MET" : "NOT MET", Pct(big_heavy.det, big_heavy.n).c_str());
-  std::printf("  better than the baseline on both      %s\n", target_better ? "MET" : "NOT MET");
+              t.target_recall ? "MET" : "NOT MET", Pct(t.big_heavy.det, t.big_heavy.n).c_str());
+  std::printf("  better than the baseline on both      %s\n", t.target_better ? "MET" : "NOT MET");
+}
 
-  if (args.verbose) {
-    std::printf("\nregressions (d = detector, b = baseline; samples per side)\n");
-    for (const Outcome& o : outcomes) {
-      const sim::InjectedRegression& r = *o.truth;
-      std::printf("  %c%c %-16s %4.1f%% %-12s %-26s %-9s %7.0f/%-7.0f", o.caught ? 'd' : '-',
-                  o.baseline_caught ? 'b' : '-', r.kind.c_str(), r.size * 100, r.service.c_str(),
-                  r.endpoint.c_str(), IsRolloutKind(r.kind) ? r.commit_to.c_str() : r.flag.c_str(),
-                  o.side_a, o.side_b);
-      if (o.closest)
-        std::printf("  last: %+.3f [%+.3f, %+.3f] thr %.3f%s%s", o.closest->effect.estimate,
-                    o.closest->effect.lo, o.closest->effect.hi, o.closest->threshold,
-                    o.closest->reason.empty() ? "" : " ", o.closest->reason.c_str());
-      std::printf("\n");
-    }
-    std::printf("\nfalse alerts (detector)\n");
-    for (const Alert* a : det.false_list) {
-      std::printf("  %-16s %-12s %-26s %s %s (%s, n %llu/%llu) %+.3f [%+.3f, %+.3f] thr %.3f",
-                  a->kind.c_str(), a->service.c_str(), a->endpoint.c_str(), a->function.c_str(),
-                  a->cause.c_str(), a->method.c_str(),
-                  static_cast<unsigned long long>(a->samples_before),
-                  static_cast<unsigned long long>(a->samples_after), a->estimate, a->lo, a->hi,
-                  a->threshold);
-      const Recheck rc = RecheckAlert(*a, books, config.start_unix_s);
-      if (rc.ok) std::printf("; records say %+.3f (n %.0f/%.0f)", rc.change, rc.n_a, rc.n_b);
-      std::printf("\n");
-    }
+// PrintDetails() — --verbose: every regression and every false alert.
+void PrintDetails(const BenchResult& r) {
+  std::printf("\nregressions (d = detector, b = baseline; samples per side)\n");
+  for (const Outcome& o : r.outcomes) {
+    const sim::InjectedRegression& reg = *o.truth;
+    std::printf("  %c%c %-16s %4.1f%% %-12s %-26s %-9s %7.0f/%-7.0f", o.caught ? 'd' : '-',
+                o.baseline_caught ? 'b' : '-', reg.kind.c_str(), reg.size * 100,
+                reg.service.c_str(), reg.endpoint.c_str(),
+                IsRolloutKind(reg.kind) ? reg.commit_to.c_str() : reg.flag.c_str(), o.side_a,
+                o.side_b);
+    if (o.closest)
+      std::printf("  last: %+.3f [%+.3f, %+.3f] thr %.3f%s%s", o.closest->effect.estimate,
+                  o.closest->effect.lo, o.closest->effect.hi, o.closest->threshold,
+                  o.closest->reason.empty() ? "" : " ", o.closest->reason.c_str());
+    std::printf("\n");
   }
+  std::printf("\nfalse alerts (detector)\n");
+  for (const Alert* a : r.det.false_list) {
+    std::printf(
+        "  %-16s %-12s %-26s %s %s (%s, n %llu/%llu) %+.3f [%+.3f, %+.3f] thr %.3f",
+        a->kind.c_str(), a->service.c_str(), a->endpoint.c_str(), a->function.c_str(),
+        a->cause.c_str(), a->method.c_str(), static_cast<unsigned long long>(a->samples_before),
+        static_cast<unsigned long long>(a->samples_after), a->estimate, a->lo, a->hi, a->threshold);
+    const Recheck rc = RecheckAlert(*a, r.books, r.fleet.config.start_unix_s);
+    if (rc.ok) std::printf("; records say %+.3f (n %.0f/%.0f)", rc.change, rc.n_a, rc.n_b);
+    std::printf("\n");
+  }
+}
+
+int Run(const Args& args) {
+  sim::DetectionFleet fleet = sim::MakeDetectionFleet(args.seed, args.days);
+  if (args.profile_rate >= 0) fleet.config.profile_rate = args.profile_rate;
+  if (args.cost_diurnal >= 0) fleet.config.cost_diurnal = args.cost_diurnal;
+  const sim::FleetConfig& config = fleet.config;
+  const int minutes = static_cast<int>(config.duration_s / 60);
+
+  DataDir dir;
+  if (!dir.Prepare(args.data_dir)) return 1;
+  store::SqliteOptions options;
+  options.path = dir.path() + "/detect.db";
+  options.raw_retention_us = (args.days + 14) * 86400LL * kUs;
+  Result<std::unique_ptr<store::Store>> opened = store::OpenSqliteStore(options);
+  if (!opened.ok()) {
+    std::cerr << "detect_bench: " << opened.status().message() << "\n";
+    return 1;
+  }
+
+  sim::FleetSimulator sim(config);
+  Books books(minutes);
+  DetectorRuns runs;
+  double generate_s = 0;
+  {
+    MinuteFeed feed(sim, books);
+    if (!IngestAndDetect(args, config.start_unix_s, **opened, feed, runs)) return 1;
+    generate_s = feed.Finish();
+  }
+
+  std::vector<Outcome> outcomes = MakeOutcomes(fleet.truth, books, runs.last_finding);
+  std::vector<Alert> baseline_alerts;
+  BaselineRolloutAlerts(config, books, baseline_alerts);
+  BaselineFlagAlerts(config, books, minutes, baseline_alerts);
+  const Score det = ScoreAlerts(runs.alerts, outcomes, false, config.start_unix_s);
+  const Score base = ScoreAlerts(baseline_alerts, outcomes, true, config.start_unix_s);
+  const Tallies tallies = Tally(outcomes, det, base, args.days);
+
+  const BenchResult result{args,           fleet,    books, runs, generate_s, sim.sampled(),
+                           sim.profiled(), outcomes, det,   base, tallies};
+  if (args.json) {
+    PrintJson(result);
+    return 0;
+  }
+  PrintTable(result);
+  if (args.verbose) PrintDetails(result);
   return 0;
 }
 

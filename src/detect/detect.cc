@@ -100,28 +100,20 @@ Status JudgeFunctionTests(Run& run) {
   std::vector<double> p;
   p.reserve(tests.size());
   for (const FunctionTest& t : tests) p.push_back(t.finding.p_value);
-  const std::vector<double> q = stats::BenjaminiHochberg(p);
-  size_t discoveries = 0;
-  for (size_t i = 0; i < tests.size(); ++i) {
-    tests[i].finding.q_value = q[i];
-    if (q[i] <= o.fdr) ++discoveries;
-  }
+  // BH picks the discoveries; each must also clear the threshold with its
+  // whole interval, at the FCR-adjusted level: function tests are many, and
+  // a marginal interval picked out of them would cover too little.
+  const stats::FdrSelection chosen = stats::SelectByFdr(p, o.fdr, o.confidence);
+  for (size_t i = 0; i < tests.size(); ++i) tests[i].finding.q_value = chosen.q[i];
   run.report.tests += tests.size();
-  if (discoveries == 0) return OkStatus();
-  // BH picked the discoveries; each must also clear the threshold with its
-  // whole interval, at the FCR-adjusted level (Benjamini & Yekutieli 2005):
-  // function tests are many, and a marginal interval picked out of them
-  // would cover too little.
-  const double level =
-      1.0 - o.fdr * static_cast<double>(discoveries) / static_cast<double>(tests.size());
-  for (FunctionTest& t : tests) {
-    Finding& f = t.finding;
-    if (f.q_value > o.fdr) continue;
+  for (size_t i = 0; i < tests.size(); ++i) {
+    if (!chosen.selected[i]) continue;
+    Finding& f = tests[i].finding;
     const std::string cause = f.service + "|" + f.endpoint + "|" + f.cause;
     if (std::find(run.alerted_causes.begin(), run.alerted_causes.end(), cause) !=
         run.alerted_causes.end())
       continue;  // the endpoint's alert names this function already
-    f.effect = stats::MeanRatioInterval(t.a, t.b, std::max(level, o.confidence));
+    f.effect = stats::MeanRatioInterval(tests[i].a, tests[i].b, chosen.selected_confidence);
     if (!f.effect.ok || f.effect.lo <= f.threshold) continue;
     f.alert = true;
     run.report.alerts.push_back(f);
@@ -136,8 +128,7 @@ Result<DetectReport> RunDetectors(store::Store& store, const DetectOptions& opti
   report.ran_at_us = options.now_us;
   internal::Run run{store, options, report, {}, {}, {}};
   store::SampleQuery window;
-  window.from_us = options.now_us - options.window_us -
-                   std::max(options.before_after_us, options.max_before_after_us);
+  window.from_us = options.now_us - options.window_us - options.WidestSideUs();
   window.to_us = options.now_us + 1;
   Result<store::SampleSet> samples = store.Samples(window);
   if (!samples.ok()) return samples.status();

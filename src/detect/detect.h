@@ -44,6 +44,7 @@
 // interval wider than `max_interval_width`, is a skip with its reason.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -73,6 +74,17 @@ struct Finding {
   std::string cause;     // "commit b7e41d0 vs 9f3c2a1", "flag new_search=on vs off", "daily trend"
   std::string commit_before, commit_after;  // rollout (and the commit of a flag test)
   std::vector<std::string> commits;         // commits first seen in (A, B], oldest first
+  // flag tests: the flag, the value tested and the value it is compared
+  // with; "" is unset (a request without the flag, or with it sent empty).
+  // One rule at both levels: flag_reference is the flag's most common value
+  // (endpoint level: by requests of the endpoint; function level: by
+  // profiled requests of the service and commit), but "" only for a flag
+  // with a single set value; "" is never the flag_value tested.
+  // NOTE: the store keeps function moments only for values a request
+  // carries, so at function level "" holds only flags sent empty, and a
+  // flag with one set value has no function-level test.
+  // An endpoint-level finding faces the costlier side: where the reference
+  // cost more, the two are swapped (and the cause with them).
   std::string flag, flag_value, flag_reference;
   std::string method;      // "side-by-side", "before/after", "flag split", "change point"
   std::string unit;        // of the effect's side values
@@ -115,6 +127,10 @@ struct DetectOptions {
   int trend_days = 28;                       // daily means looked at
   int trend_recent_days = 7;                 // a change point this recent can alert
   double trend_threshold = 0.03;             // relative rise of the level
+
+  // DetectOptions::WidestSideUs() — the widest a before/after side may
+  // grow: max_before_after_us, but never below one step.
+  int64_t WidestSideUs() const { return std::max(before_after_us, max_before_after_us); }
 };
 
 struct DetectReport {

@@ -12,20 +12,29 @@
 namespace cpuledger::detect::internal {
 namespace {
 
-// ReferenceValue() — what a flag's values are compared against: its most
-// common value; but when it has two or more values set, the most common of
-// those (a flag that appeared mid-window is "unset" on older requests, and
-// "unset" is not the flag's control arm).
-std::string ReferenceValue(const std::map<std::string, size_t>& counts) {
+// ReferenceValue() — a Finding's flag_reference (see detect.h), from the
+// requests of each value ("" = unset): the most common value; but when two
+// or more values are set, the most common of those (a flag that appeared
+// mid-window is "unset" on older requests, and "unset" is not the flag's
+// control arm). The one rule for endpoint- and function-level tests.
+template <typename Count>
+std::string ReferenceValue(const std::map<std::string, Count>& counts) {
   size_t set_values = 0;
   for (const auto& [value, n] : counts) set_values += !value.empty();
   std::string ref;
-  size_t most = 0;
+  Count most{};
   for (const auto& [value, n] : counts) {
     if (set_values >= 2 && value.empty()) continue;
     if (n > most) most = n, ref = value;
   }
   return ref;
+}
+
+// IsTreatment() — whether `value` is tested against `ref`: every value but
+// the reference itself and "unset" (requests from before the flag existed
+// are not an arm of it).
+bool IsTreatment(const std::string& value, const std::string& ref) {
+  return value != ref && !value.empty();
 }
 
 std::string FlagCause(const std::string& flag, const std::string& value, const std::string& ref) {
@@ -98,21 +107,21 @@ struct FlagTest {
   Pooled pooled;
 };
 
-}  // namespace
+// FlagData — (service, endpoint, flag) -> commit -> value -> costs.
+using FlagData =
+    std::map<std::tuple<std::string, std::string, std::string>, std::map<std::string, Arms>>;
 
-Status DetectFlags(Run& run) {
-  const DetectOptions& o = run.options;
-  const Window window{o.now_us - o.window_us, o.now_us + 1};
-  // The flags each (service, endpoint, commit) carries; a request of it
-  // without one of them is under value "".
+// CollectFlagArms() — the costs of the window's requests, split by every
+// flag their (service, endpoint, commit) carries; a request without one of
+// those flags is under value "".
+FlagData CollectFlagArms(const store::SampleSet& samples, const Window& window) {
   std::map<std::tuple<std::string, std::string, std::string>, std::set<std::string>> names;
-  for (const store::SampleSeries& s : run.samples.series)
+  for (const store::SampleSeries& s : samples.series)
     for (const auto& [flag, value] : s.flags) names[{s.service, s.endpoint, s.commit}].insert(flag);
-  // (service, endpoint, flag) -> commit -> value -> costs
-  std::map<std::tuple<std::string, std::string, std::string>, std::map<std::string, Arms>> data;
-  for (const store::SampleValue& v : run.samples.samples) {
+  FlagData data;
+  for (const store::SampleValue& v : samples.samples) {
     if (!window.Has(v.start_us)) continue;
-    const store::SampleSeries& s = run.samples.series[v.series];
+    const store::SampleSeries& s = samples.series[v.series];
     auto nit = names.find({s.service, s.endpoint, s.commit});
     if (nit == names.end()) continue;
     for (const std::string& flag : nit->second) {
@@ -123,7 +132,34 @@ Status DetectFlags(Run& run) {
       data[{s.service, s.endpoint, flag}][s.commit][value].push_back(v.value);
     }
   }
+  return data;
+}
 
+// FlagFinding() — the finding of `value` against `ref` on one endpoint,
+// before the test: what is compared, not yet what was found.
+Finding FlagFinding(const Run& run, const Window& window, const std::string& service,
+                    const std::string& endpoint, const std::string& flag, const std::string& value,
+                    const std::string& ref) {
+  Finding f;
+  f.kind = "flag";
+  f.service = service;
+  f.endpoint = endpoint;
+  f.flag = flag;
+  f.flag_value = value;
+  f.flag_reference = ref;
+  f.cause = FlagCause(flag, value, ref);
+  f.method = "flag split, stratified by commit";
+  f.unit = run.samples.UnitOf(service);
+  f.from_us = window.from_us;
+  f.to_us = window.to_us;
+  return f;
+}
+
+// MakeFlagTests() — one test per (endpoint, flag, value) against the flag's
+// reference; comparisons with too few samples are filed as skips (those of
+// values seen only a handful of times are dropped without a line).
+std::vector<FlagTest> MakeFlagTests(Run& run, const Window& window, const FlagData& data) {
+  const DetectOptions& o = run.options;
   std::vector<FlagTest> tests;
   for (const auto& [key, strata] : data) {
     const auto& [service, endpoint, flag] = key;
@@ -132,25 +168,13 @@ Status DetectFlags(Run& run) {
       for (const auto& [value, costs] : arms) counts[value] += costs.size();
     const std::string ref = ReferenceValue(counts);
     for (const auto& [value, n] : counts) {
-      if (value == ref || value.empty()) continue;  // "unset" is not a treatment
-      Finding f;
-      f.kind = "flag";
-      f.service = service;
-      f.endpoint = endpoint;
-      f.flag = flag;
-      f.flag_value = value;
-      f.flag_reference = ref;
-      f.cause = FlagCause(flag, value, ref);
-      f.method = "flag split, stratified by commit";
-      f.unit = run.samples.UnitOf(service);
-      f.from_us = window.from_us;
-      f.to_us = window.to_us;
+      if (!IsTreatment(value, ref)) continue;
+      Finding f = FlagFinding(run, window, service, endpoint, flag, value, ref);
       const Pooled pooled = PoolStrata(strata, ref, value);
       f.commits = pooled.commits;
       f.samples_before = pooled.n_ref;
       f.samples_after = pooled.n_value;
       if (!pooled.ok() || pooled.n_value < o.min_samples || pooled.n_ref < o.min_samples) {
-        // Values seen only a handful of times are not worth a line.
         if (n * 10 >= o.min_samples) {
           f.reason = "too few samples (" + std::to_string(pooled.n_value) + " with " + flag + "=" +
                      value + ", " + std::to_string(pooled.n_ref) + " with " +
@@ -166,21 +190,23 @@ Status DetectFlags(Run& run) {
       tests.push_back({std::move(f), pooled});
     }
   }
+  return tests;
+}
 
+// JudgeFlagTests() — Benjamini–Hochberg over every flag test of the run;
+// the discoveries' intervals at the FCR-adjusted level, turned to face the
+// costlier side, then judged against the threshold.
+Status JudgeFlagTests(Run& run, std::vector<FlagTest>& tests) {
+  const DetectOptions& o = run.options;
   std::vector<double> p;
   for (const FlagTest& t : tests) p.push_back(t.finding.p_value);
-  const std::vector<double> q = stats::BenjaminiHochberg(p);
-  size_t discoveries = 0;
-  for (double x : q) discoveries += x <= o.fdr;
-  const double selected_level =
-      tests.empty() ? o.confidence
-                    : std::max(o.confidence, 1.0 - o.fdr * static_cast<double>(discoveries) /
-                                                       static_cast<double>(tests.size()));
+  const stats::FdrSelection chosen = stats::SelectByFdr(p, o.fdr, o.confidence);
   for (size_t i = 0; i < tests.size(); ++i) {
     Finding& f = tests[i].finding;
-    f.q_value = q[i];
-    const bool discovered = q[i] <= o.fdr;
-    f.effect = PooledInterval(tests[i].pooled, discovered ? selected_level : o.confidence);
+    f.q_value = chosen.q[i];
+    const bool discovered = chosen.selected[i];
+    f.effect =
+        PooledInterval(tests[i].pooled, discovered ? chosen.selected_confidence : o.confidence);
     if (f.effect.estimate < 0) {
       // The reference is the costlier side: the change to judge is to it.
       f.effect = InvertEffect(f.effect);
@@ -197,8 +223,12 @@ Status DetectFlags(Run& run) {
     }
     File(run, std::move(f), skipped);
   }
+  return OkStatus();
+}
 
-  // Function level: the moments split by each flag's values.
+// AddFlagFunctionTests() — the function tests of every flag in `data`: the
+// function moments split by the flag's values, within each (service, commit).
+Status AddFlagFunctionTests(Run& run, const Window& window, const FlagData& data) {
   std::set<std::string> flags;
   for (const auto& [key, strata] : data) flags.insert(std::get<2>(key));
   for (const std::string& flag : flags) {
@@ -210,22 +240,21 @@ Status DetectFlags(Run& run) {
                                      .commit = std::nullopt,
                                      .flag = flag});
     if (!rows.ok()) return rows.status();
-    // (service, commit) -> value -> rows, and requests per value to pick the reference.
+    // (service, commit) -> value -> rows; the reference by each value's profiled requests.
     std::map<std::pair<std::string, std::string>,
              std::map<std::string, std::vector<store::FunctionMoments>>>
         split;
     for (store::FunctionMoments& m : *rows)
       split[{m.service, m.commit}][m.flag_value].push_back(std::move(m));
     for (const auto& [sc, values] : split) {
-      std::string ref;
-      double most = -1;
+      std::map<std::string, double> requests;  // value -> profiled requests
+      for (const auto& [value, list] : values)
+        for (const auto& m : list) requests[value] = std::max(requests[value], m.requests);
+      const std::string ref = ReferenceValue(requests);
+      auto ref_rows = values.find(ref);
+      if (ref_rows == values.end()) continue;  // no value has a profiled request
       for (const auto& [value, list] : values) {
-        double n = 0;
-        for (const auto& m : list) n = std::max(n, m.requests);
-        if (n > most) most = n, ref = value;
-      }
-      for (const auto& [value, list] : values) {
-        if (value == ref) continue;
+        if (!IsTreatment(value, ref)) continue;
         Finding base;
         base.kind = "function-flag";
         base.service = sc.first;
@@ -237,11 +266,22 @@ Status DetectFlags(Run& run) {
         base.method = "flag split";
         base.from_us = window.from_us;
         base.to_us = window.to_us;
-        AddFunctionTests(run, base, values.at(ref), list);
+        AddFunctionTests(run, base, ref_rows->second, list);
       }
     }
   }
   return OkStatus();
+}
+
+}  // namespace
+
+Status DetectFlags(Run& run) {
+  const DetectOptions& o = run.options;
+  const Window window{o.now_us - o.window_us, o.now_us + 1};
+  const FlagData data = CollectFlagArms(run.samples, window);
+  std::vector<FlagTest> tests = MakeFlagTests(run, window, data);
+  if (Status s = JudgeFlagTests(run, tests); !s.ok()) return s;
+  return AddFlagFunctionTests(run, window, data);
 }
 
 }  // namespace cpuledger::detect::internal

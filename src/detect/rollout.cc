@@ -65,6 +65,68 @@ struct Side {
 // Sides — per endpoint, commit A's side and commit B's side.
 using Sides = std::map<std::string, std::pair<Side, Side>>;
 
+// SideRule — which side a request is on: commit `a` in `wa` is side 1,
+// commit `b` in `wb` side 2, anything else 0.
+struct SideRule {
+  const std::string& a;
+  const Window& wa;
+  const std::string& b;
+  const Window& wb;
+  int Of(const store::SampleSet& set, const store::SampleValue& v) const {
+    const store::SampleSeries& s = set.series[v.series];
+    if (s.commit == a && wa.Has(v.start_us)) return 1;
+    if (s.commit == b && wb.Has(v.start_us)) return 2;
+    return 0;
+  }
+};
+
+// FlagPairs — (flag, value) pairs; a flag a request lacks is ("flag", "")
+// for it, so requests from before a flag existed do not pass for requests
+// with it off.
+using FlagPairs = std::set<std::pair<std::string, std::string>>;
+
+// SideFlags — per endpoint, the flags either side's requests carry, and the
+// (flag, value) pairs each side carries.
+struct SideFlags {
+  std::map<std::string, std::set<std::string>> names;            // endpoint -> flags seen
+  std::map<std::string, std::pair<FlagPairs, FlagPairs>> pairs;  // endpoint -> (A's, B's)
+
+  FlagPairs PairsOf(const store::SampleSeries& s) const {
+    FlagPairs out;
+    auto seen = names.find(s.endpoint);
+    if (seen == names.end()) return out;
+    for (const std::string& name : seen->second) {
+      auto it = std::find_if(s.flags.begin(), s.flags.end(),
+                             [&](const auto& f) { return f.first == name; });
+      out.insert({name, it == s.flags.end() ? std::string() : it->second});
+    }
+    return out;
+  }
+};
+
+// FlagsOfSides() — the flags of the requests `of_service` on either side.
+SideFlags FlagsOfSides(const store::SampleSet& set, const std::vector<uint32_t>& of_service,
+                       const SideRule& rule) {
+  SideFlags out;
+  std::vector<int8_t> side_of_series(set.series.size(), 0);
+  for (uint32_t i : of_service) {
+    const store::SampleValue& v = set.samples[i];
+    const int side = rule.Of(set, v);
+    if (side == 0 || (side_of_series[v.series] & side)) continue;
+    side_of_series[v.series] |= static_cast<int8_t>(side);
+    const store::SampleSeries& s = set.series[v.series];
+    for (const auto& flag : s.flags) out.names[s.endpoint].insert(flag.first);
+  }
+  for (size_t i = 0; i < set.series.size(); ++i) {
+    if (side_of_series[i] == 0) continue;
+    const store::SampleSeries& s = set.series[i];
+    const FlagPairs mine = out.PairsOf(s);
+    if (side_of_series[i] & 1) out.pairs[s.endpoint].first.insert(mine.begin(), mine.end());
+    if (side_of_series[i] & 2) out.pairs[s.endpoint].second.insert(mine.begin(), mine.end());
+  }
+  return out;
+}
+
 // Collect() — per endpoint, the costs of commit `a` in `wa` and of commit
 // `b` in `wb`, from the samples `of_service` (indices into set.samples, all
 // of one service). A request that carries a flag value the other side
@@ -72,56 +134,20 @@ using Sides = std::map<std::string, std::pair<Side, Side>>;
 // billed to the commit (side by side, the two sides share their flags anyway).
 Sides Collect(const store::SampleSet& set, const std::vector<uint32_t>& of_service,
               const std::string& a, const Window& wa, const std::string& b, const Window& wb) {
-  auto side_of = [&](const store::SampleValue& v) -> int {
-    const store::SampleSeries& s = set.series[v.series];
-    if (s.commit == a && wa.Has(v.start_us)) return 1;
-    if (s.commit == b && wb.Has(v.start_us)) return 2;
-    return 0;
-  };
-  // Pass 1: which (flag, value) pairs each side carries, per endpoint; a
-  // flag a request lacks is ("flag", "") for it, so requests from before a
-  // flag existed do not pass for requests with it off.
-  using Pairs = std::set<std::pair<std::string, std::string>>;
-  std::map<std::string, std::set<std::string>> names;  // endpoint -> flags seen
-  std::vector<int8_t> side_of_series(set.series.size(), 0);
-  for (uint32_t i : of_service) {
-    const store::SampleValue& v = set.samples[i];
-    const int side = side_of(v);
-    if (side == 0 || (side_of_series[v.series] & side)) continue;
-    side_of_series[v.series] |= static_cast<int8_t>(side);
-    const store::SampleSeries& s = set.series[v.series];
-    for (const auto& flag : s.flags) names[s.endpoint].insert(flag.first);
-  }
-  auto pairs_of = [&](const store::SampleSeries& s) {
-    Pairs out;
-    for (const std::string& name : names[s.endpoint]) {
-      auto it = std::find_if(s.flags.begin(), s.flags.end(),
-                             [&](const auto& f) { return f.first == name; });
-      out.insert({name, it == s.flags.end() ? std::string() : it->second});
-    }
-    return out;
-  };
-  std::map<std::string, std::pair<Pairs, Pairs>> pairs;
-  for (size_t i = 0; i < set.series.size(); ++i) {
-    if (side_of_series[i] == 0) continue;
-    const store::SampleSeries& s = set.series[i];
-    const Pairs mine = pairs_of(s);
-    if (side_of_series[i] & 1) pairs[s.endpoint].first.insert(mine.begin(), mine.end());
-    if (side_of_series[i] & 2) pairs[s.endpoint].second.insert(mine.begin(), mine.end());
-  }
-  // Pass 2: the costs of the requests whose flags the other side knows.
+  const SideRule rule{a, wa, b, wb};
+  SideFlags flags = FlagsOfSides(set, of_service, rule);
   std::vector<int8_t> keep(set.series.size(), -1);  // -1 unknown, 0 drop, 1 keep
   Sides sides;
   for (uint32_t i : of_service) {
     const store::SampleValue& v = set.samples[i];
-    const int side = side_of(v);
+    const int side = rule.Of(set, v);
     if (side == 0) continue;
     const store::SampleSeries& s = set.series[v.series];
     if (keep[v.series] < 0) {
-      const auto& [pa, pb] = pairs[s.endpoint];
-      const Pairs& other = side == 1 ? pb : pa;
+      const auto& [pa, pb] = flags.pairs[s.endpoint];
+      const FlagPairs& other = side == 1 ? pb : pa;
       bool ok = true;
-      for (const auto& flag : pairs_of(s)) ok = ok && other.count(flag) > 0;
+      for (const auto& flag : flags.PairsOf(s)) ok = ok && other.count(flag) > 0;
       keep[v.series] = ok ? 1 : 0;
     }
     if (keep[v.series] == 0) continue;
@@ -152,7 +178,7 @@ BeforeAfter ChooseBeforeAfter(const Side& a, const Side& b, int64_t b_first_us, 
                               const DetectOptions& o, size_t need) {
   BeforeAfter out;
   const int64_t step = o.before_after_us;
-  const int64_t widest = std::max(step, o.max_before_after_us);
+  const int64_t widest = o.WidestSideUs();
   for (int64_t w = step;; w += step) {
     const int64_t after_end = std::min(b_first_us + w, next_us);
     out.before = {b_first_us - w, b_first_us};
@@ -178,7 +204,7 @@ BeforeAfter ChooseBeforeAfter(const Side& a, const Side& b, int64_t b_first_us, 
 // WaitingReason() — what a before/after comparison waits for, in human time.
 std::string WaitingReason(const BeforeAfter& c, size_t need, int64_t b_first_us,
                           const DetectOptions& o) {
-  const int64_t last_look = b_first_us + std::max(o.before_after_us, o.max_before_after_us);
+  const int64_t last_look = b_first_us + o.WidestSideUs();
   std::string text = "waiting for the after-window to fill (" + std::to_string(c.n_after) + " of " +
                      std::to_string(need) + " samples so far); next look at " +
                      UtcMinute(c.next_look_us) + " (in " + HumanDelay(c.next_look_us - o.now_us) +
@@ -298,7 +324,7 @@ Rollout MakeRollout(const std::string& service, const CommitSpan& a, const Commi
                     int64_t next_us, const DetectOptions& o) {
   Rollout r{service, a, b, next_us, {}, false, {}, {}, {}, {}};
   const int64_t end = std::min(next_us, o.now_us + 1);  // no data past either
-  const int64_t widest = std::max(o.before_after_us, o.max_before_after_us);
+  const int64_t widest = o.WidestSideUs();
   r.overlap = {b.first_us, std::min(a.last_us + 1, end)};
   // A comparison is judged on complete windows only: looking again and
   // again while a window fills would multiply the chances of a false

@@ -234,11 +234,11 @@ double ExpectedFunctionShare(const EndpointSpec& ep, const std::string& function
   return share / (1 + extra);
 }
 
-DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
-  days = std::max(days, 1);
-  Gen g(seed);
-  DetectionFleet out;
-  FleetConfig& c = out.config;
+namespace {
+
+// BaseConfig() — the fleet's traffic, sampling and profiling, without services.
+FleetConfig BaseConfig(uint64_t seed, int days) {
+  FleetConfig c;
   c.seed = seed;
   c.start_unix_s = kStartUnixS;
   c.duration_s = days * 86400LL;
@@ -248,8 +248,12 @@ DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
   c.with_pmu = true;
   c.profile_rate = 0.05;
   c.cost_diurnal = 0.15;
+  return c;
+}
 
-  // Services and endpoints.
+// AddServices() — the five services of kServices, ten endpoints each, with
+// Zipf traffic within a service and drawn costs and call trees.
+void AddServices(Gen& g, FleetConfig& c) {
   for (const ServiceTemplate& t : kServices) {
     ServiceSpec s;
     s.name = t.name;
@@ -273,17 +277,21 @@ DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
     }
     c.services.push_back(std::move(s));
   }
-  Picker picker(c, g);
+}
 
-  // Rollouts: per service every ~4 h (6 a day, 30 across the fleet), chained.
-  struct Slot {
-    size_t rollout;
-    size_t service;
-  };
+// Slot — a rollout that may carry a regression (there is data before and after it).
+struct Slot {
+  size_t rollout;
+  size_t service;
+};
+
+// AddRollouts() — per service every ~4 h (6 a day, 30 across the fleet),
+// chained. RETURNS: the eligible ones; those in the first 2 h of the run
+// are no-ops (nothing before them to compare against), and so are those
+// too near its end.
+std::vector<Slot> AddRollouts(Gen& g, FleetConfig& c, uint64_t seed) {
   std::vector<Slot> eligible;
   for (size_t s = 0; s < c.services.size(); ++s) {
-    // Six a day per service; those in the first 2 h of the run are no-ops
-    // (nothing before them to compare against).
     int64_t t = 30 * kMinute + static_cast<int64_t>(s) * 40 * kMinute + g.Int(0, 20) * kMinute;
     std::string commit = Hex7(Mix(seed * 1000003 + s * 7919));
     for (int k = 1; t < c.duration_s - 20 * kMinute; ++k) {
@@ -299,11 +307,44 @@ DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
       t += 4 * kHour + g.Int(-40, 40) * kMinute;
     }
   }
-  // Half the eligible rollouts regress an endpoint, a sixth a function, the rest nothing.
-  struct Card {
-    std::string kind;
-    double size;
-  };
+  return eligible;
+}
+
+// Card — what a rollout or flag does: kind ("" for nothing) and size.
+struct Card {
+  std::string kind;
+  double size;
+};
+
+bool IsFunctionKind(const std::string& kind) { return kind.rfind("function", 0) == 0; }
+
+// Inject() — the card's regression on endpoint `ep`, into the rollout's or
+// flag's spec and its ground truth: an endpoint regression adds its cost in
+// one helper (the culprit), a function regression multiplies one helper's
+// own cost (the subject) by what makes the endpoint card.size costlier.
+template <typename Spec>
+void Inject(Gen& g, const Card& card, const EndpointSpec& ep, Spec& spec,
+            InjectedRegression& truth) {
+  if (!IsFunctionKind(card.kind)) {
+    spec.cost_factor = 1 + card.size;
+    spec.culprit = truth.function = Culprit(g, ep);
+    truth.endpoint_change = card.size;
+    truth.function_change = card.size / ExpectedFunctionShare(ep, spec.culprit);
+  } else {
+    spec.function = truth.function = FunctionTarget(g, ep);
+    const double share = ExpectedFunctionShare(ep, spec.function);
+    spec.function_factor = 1 + card.size / share;
+    truth.endpoint_change = card.size;
+    truth.function_change = card.size / share;
+  }
+}
+
+// InjectRolloutRegressions() — half the eligible rollouts regress an
+// endpoint, a sixth a function, the rest nothing; the rollouts without an
+// effect are the truth's no-ops.
+void InjectRolloutRegressions(Gen& g, Picker& picker, const std::vector<Slot>& eligible,
+                              DetectionFleet& out) {
+  FleetConfig& c = out.config;
   std::vector<Card> deck;
   const size_t n_endpoint = (eligible.size() + 1) / 2;
   const size_t n_function = eligible.size() / 6;
@@ -334,18 +375,7 @@ DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
     truth.start_s = r.at_s;
     truth.spread_s = r.spread_s;
     r.endpoints = {ep.name};
-    if (card.kind == "rollout") {
-      r.cost_factor = 1 + card.size;
-      r.culprit = truth.function = Culprit(g, ep);
-      truth.endpoint_change = card.size;
-      truth.function_change = card.size / ExpectedFunctionShare(ep, r.culprit);
-    } else {
-      r.function = truth.function = FunctionTarget(g, ep);
-      const double share = ExpectedFunctionShare(ep, r.function);
-      r.function_factor = 1 + card.size / share;
-      truth.endpoint_change = card.size;
-      truth.function_change = card.size / share;
-    }
+    Inject(g, card, ep, r, truth);
     has_effect[eligible[i].rollout] = true;
     out.truth.regressions.push_back(std::move(truth));
   }
@@ -354,25 +384,28 @@ DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
     const RolloutSpec& r = c.rollouts[i];
     out.truth.noops.push_back({"rollout", r.service, r.from, r.to, "", r.at_s});
   }
+}
 
-  // Flags: 20, four per service, each carried by 1-3 endpoints; 8 regress
-  // an endpoint, 4 a function, 8 nothing.
-  std::vector<Card> flag_deck;
+// AddFlags() — 20 flags, four per service, each carried by 1-3 endpoints;
+// 8 regress an endpoint, 4 a function, 8 nothing. A quarter exist from the
+// start; the others appear in the first 60% of the run, so there is data
+// after them.
+void AddFlags(Gen& g, Picker& picker, DetectionFleet& out) {
+  FleetConfig& c = out.config;
+  std::vector<Card> deck;
   for (double size : {0.01, 0.02, 0.03, 0.05, 0.10, 0.03, 0.05, 0.10})
-    flag_deck.push_back({"flag", size});
-  for (int i = 0; i < 4; ++i) flag_deck.push_back({"function-flag", kFunctionSize});
-  while (flag_deck.size() < std::size(kFlagNames)) flag_deck.push_back({"", 0});
-  g.Shuffle(flag_deck);
+    deck.push_back({"flag", size});
+  for (int i = 0; i < 4; ++i) deck.push_back({"function-flag", kFunctionSize});
+  while (deck.size() < std::size(kFlagNames)) deck.push_back({"", 0});
+  g.Shuffle(deck);
   for (size_t i = 0; i < std::size(kFlagNames); ++i) {
     const size_t s = i % c.services.size();
     const ServiceSpec& service = c.services[s];
-    const Card& card = flag_deck[i];
+    const Card& card = deck[i];
     FlagSpec f;
     f.name = kFlagNames[i];
     f.service = service.name;
     f.exposure = g.Uniform(0.1, 0.5);
-    // A quarter of the flags exist from the start; the others appear in the
-    // first 60% of the run, so there is data after them.
     f.at_s =
         i % 4 == 0 ? 0 : g.Int(60, static_cast<int>(c.duration_s * 6 / 10 / kMinute)) * kMinute;
     const size_t target = card.kind == "function-flag" ? picker.Pick(s, 5)
@@ -397,24 +430,15 @@ DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
       truth.flag_value = "on";
       truth.size = card.size;
       truth.start_s = f.at_s;
-      if (card.kind == "flag") {
-        f.cost_factor = 1 + card.size;
-        f.culprit = truth.function = Culprit(g, ep);
-        truth.endpoint_change = card.size;
-        truth.function_change = card.size / ExpectedFunctionShare(ep, f.culprit);
-      } else {
-        f.function = truth.function = FunctionTarget(g, ep);
-        const double share = ExpectedFunctionShare(ep, f.function);
-        f.function_factor = 1 + card.size / share;
-        truth.endpoint_change = card.size;
-        truth.function_change = card.size / share;
-      }
+      Inject(g, card, ep, f, truth);
       out.truth.regressions.push_back(std::move(truth));
     }
     c.flags.push_back(std::move(f));
   }
+}
 
-  // Traffic-mix shifts: three a day, an endpoint's traffic x0.5, x2 or x3.
+// AddMixShifts() — three a day, an endpoint's traffic x0.5, x2 or x3.
+void AddMixShifts(Gen& g, FleetConfig& c, int days) {
   for (int i = 0; i < 3 * days; ++i) {
     MixShift m;
     const size_t s = static_cast<size_t>(g.Int(0, static_cast<int>(c.services.size()) - 1));
@@ -425,7 +449,22 @@ DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
     m.traffic_factor = kFactors[g.Int(0, 2)];
     c.mix_shifts.push_back(m);
   }
-  out.truth.mix_shifts = c.mix_shifts;
+}
+
+}  // namespace
+
+DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
+  days = std::max(days, 1);
+  Gen g(seed);
+  DetectionFleet out;
+  out.config = BaseConfig(seed, days);
+  AddServices(g, out.config);
+  Picker picker(out.config, g);
+  const std::vector<Slot> eligible = AddRollouts(g, out.config, seed);
+  InjectRolloutRegressions(g, picker, eligible, out);
+  AddFlags(g, picker, out);
+  AddMixShifts(g, out.config, days);
+  out.truth.mix_shifts = out.config.mix_shifts;
   std::stable_sort(out.truth.regressions.begin(), out.truth.regressions.end(),
                    [](const InjectedRegression& a, const InjectedRegression& b) {
                      return a.start_s < b.start_s;

@@ -191,6 +191,31 @@ class FleetSimulator {
     record::Profile profile;              // functions and node skeleton (costs unset)
   };
 
+  // The constructor's phases: an endpoint's flags, rollouts and mix shifts
+  // resolved to effects on its frames; its profile skeleton and frame weights.
+  EndpointState ResolveEffects(size_t service, const EndpointSpec& ep) const;
+  void BuildProfileSkeleton(const EndpointSpec& ep, EndpointState& st) const;
+
+  // NextMinute()'s phases. Minute: the minute's draws and its batch; Host:
+  // one host's dimensions and worker tally. The draws are made in one fixed
+  // order, so a seed gives the same records whatever the phases are called.
+  struct Minute;
+  struct Host;
+  Minute StartMinute(int64_t offset_s) const;
+  void SimulateHost(Minute& m, size_t service, int host);
+  void SimulateEndpoint(Minute& m, Host& h, size_t endpoint, double endpoint_rpm);
+  bool SimulateRequest(Minute& m, Host& h, const EndpointSpec& ep, const EndpointState& st,
+                       double slow_share, bool may_profile);
+  bool CollectEffects(Minute& m, const Host& h, const EndpointState& st, size_t user_index,
+                      record::RequestRecord& r) const;
+  double SplitOverFrames(Minute& m, const EndpointSpec& ep, const EndpointState& st, bool slow,
+                         double cpu_ms);
+  uint64_t FillCosts(Minute& m, const EndpointSpec& ep, double cpu_ms, record::RequestRecord& r);
+  void FillProfile(const Minute& m, const EndpointState& st, double cpu_ms, uint64_t cpu_ns,
+                   record::RequestRecord& r);
+  void FillDimensions(Minute& m, const Host& h, const EndpointSpec& ep, const std::string& user,
+                      record::RequestRecord& r);
+
   int ChainPosition(size_t service, int host, int64_t t_s) const;
   const std::string& CommitAt(size_t service, int position) const;
   double DiurnalFactor(int64_t unix_s) const;

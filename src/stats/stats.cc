@@ -419,6 +419,21 @@ std::vector<double> BenjaminiHochberg(std::span<const double> p_values) {
   return q;
 }
 
+FdrSelection SelectByFdr(std::span<const double> p_values, double fdr, double confidence) {
+  FdrSelection out;
+  out.q = BenjaminiHochberg(p_values);
+  out.selected.resize(out.q.size());
+  for (size_t i = 0; i < out.q.size(); ++i) {
+    out.selected[i] = out.q[i] <= fdr;
+    out.discoveries += out.selected[i];
+  }
+  out.selected_confidence =
+      out.discoveries == 0 ? confidence
+                           : std::max(confidence, 1.0 - fdr * static_cast<double>(out.discoveries) /
+                                                            static_cast<double>(out.q.size()));
+  return out;
+}
+
 std::vector<double> Holm(std::span<const double> p_values) {
   const SortedP s = SortP(p_values);
   const size_t m = s.p.size();

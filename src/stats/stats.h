@@ -7,6 +7,7 @@
 //   Interval shift = ShiftInterval(old_costs, new_costs, 0.90);   // rank-based
 //   Interval means = MeanRatioInterval(Moments::Of(a), Moments::Of(b), 0.90);
 //   std::vector<double> q = BenjaminiHochberg(p_values);          // adjusted p
+//   FdrSelection chosen = SelectByFdr(p_values, 0.05, 0.90);      // BH + FCR level
 //   ChangePointResult cps = DetectChangePoints(daily_means);     // PELT
 //
 // Conventions: `confidence` is two-sided, in (0, 1). NaN in an input series
@@ -97,6 +98,25 @@ double WelchPValue(const Moments& a, const Moments& b);
 // reject hypothesis i at FDR level q iff result[i] <= q. Monotone, capped at
 // 1; a NaN p-value counts as 1 (and as one of the hypotheses).
 std::vector<double> BenjaminiHochberg(std::span<const double> p_values);
+
+// FdrSelection — the tests Benjamini–Hochberg selects from a family, and
+// the confidence the selected tests' intervals need.
+struct FdrSelection {
+  std::vector<double> q;       // BH-adjusted p-values (BenjaminiHochberg()), in input order
+  std::vector<bool> selected;  // q[i] <= fdr: a discovery
+  size_t discoveries = 0;      // how many are selected
+  // selected_confidence — 1 - fdr * discoveries / tests, never below the
+  // `confidence` asked for; that confidence when nothing is selected.
+  double selected_confidence = 0;
+};
+
+// SelectByFdr() — Benjamini–Hochberg at level `fdr` over `p_values`, and the
+// FCR-adjusted level of the selected intervals (Benjamini & Yekutieli 2005):
+// intervals of the R selected out of m tests, each at 1 - fdr R / m, miss
+// their true value in at most a share fdr of them, where intervals at the
+// nominal level picked out of many would cover too little. NaN reads as 1.
+// Used by every detector that selects by FDR (flag and function tests).
+FdrSelection SelectByFdr(std::span<const double> p_values, double fdr, double confidence);
 
 // Holm() — Holm–Bonferroni adjusted p-values, in input order: rejecting
 // those <= alpha keeps the chance of any false rejection in the family at

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -92,6 +93,20 @@ record::RequestRecord MakeRecord(const Endpoint& e, int64_t t, int host, std::mt
   return r;
 }
 
+// AppendMinutes() — `minutes` batches from kT0, one a minute, as the
+// server's writer gets them; `add(minute, batch)` puts the minute's records in.
+void AppendMinutes(store::Store& s, int64_t minutes,
+                   const std::function<void(int64_t, record::Batch&)>& add) {
+  for (int64_t minute = 0; minute < minutes; ++minute) {
+    record::Batch batch;
+    batch.set_sender("test");
+    batch.set_sequence(static_cast<uint64_t>(minute + 1));
+    add(minute, batch);
+    const record::Batch* one[] = {&batch};
+    ASSERT_TRUE(s.AppendBatches(one).ok());
+  }
+}
+
 // Fills a store with 12 hours: one request per endpoint every ~2 s, a
 // fifth of them profiled.
 void Fill(store::Store& s) {
@@ -101,19 +116,14 @@ void Fill(store::Store& s) {
                                            {"accounts", "/login/", 15e6}};
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> u(0, 1);
-  for (int64_t minute = 0; minute < 12 * 60; ++minute) {
-    record::Batch batch;
-    batch.set_sender("test");
-    batch.set_sequence(static_cast<uint64_t>(minute + 1));
+  AppendMinutes(s, 12 * 60, [&](int64_t minute, record::Batch& batch) {
     for (const Endpoint& e : endpoints)
       for (int i = 0; i < 30; ++i) {
         const int64_t t = kT0 + minute * 60 * kUs + static_cast<int64_t>(u(rng) * 60e6);
         const int host = static_cast<int>(u(rng) * 4);
         *batch.add_records() = MakeRecord(e, t, host, rng, u(rng) < 0.2);
       }
-    const record::Batch* one[] = {&batch};
-    ASSERT_TRUE(s.AppendBatches(one).ok());
-  }
+  });
 }
 
 class DetectTest : public ::testing::Test {
@@ -267,6 +277,79 @@ TEST_F(DetectTest, TooFewSamplesIsASkipWithItsReason) {
       EXPECT_NE(f.reason.find("too few samples"), std::string::npos) << f.reason;
     }
   EXPECT_EQ(rollout_skips, 4u);  // three shop endpoints, one accounts endpoint
+}
+
+// A flag that appears mid-window: the requests from before it carry it
+// unset (an explicit "", as a client that always sends every flag would),
+// and they outnumber each set value. The flag's reference is its most
+// common set value ("off") at the endpoint level and at the function level
+// alike, and "unset" is never the value tested: a function-level test
+// against "unset" would compare the hours before the flag with those after.
+// Flag-on requests move cost from render() into slow_fn(), so only the
+// function-level test can see it.
+record::RequestRecord LateFlagRecord(int64_t t, std::mt19937_64& rng) {
+  constexpr int64_t kFlagFrom = kT0 + 8 * kHour;
+  std::lognormal_distribution<double> noise(0, 0.25);
+  std::uniform_real_distribution<double> u(0, 1);
+  record::RequestRecord r;
+  r.set_service("svc");
+  r.set_endpoint("/x/");
+  r.set_method("GET");
+  r.set_status(200);
+  r.set_host("svc-1");
+  r.set_commit("c1");
+  r.set_start_time_unix_us(t);
+  r.set_sample_rate(1.0);
+  const bool on = t >= kFlagFrom && u(rng) < 0.3;
+  (*r.mutable_flags())["late_flag"] = t < kFlagFrom ? "" : on ? "on" : "off";
+  const double total = 20e6 * noise(rng);
+  record::CpuBill* bill = r.mutable_cpu();
+  bill->set_counter_source("hardware");
+  bill->set_instructions(static_cast<uint64_t>(total));
+  bill->set_cpu_ns(static_cast<uint64_t>(total / 3));
+  r.set_wall_us(static_cast<uint64_t>(total / 1000) + 1);
+  profile::CallTree tree("instructions", "hardware", "fast");
+  const auto view = tree.Child(profile::kRoot, tree.Intern({"svc/views.py", 10, "view"}));
+  const auto load = tree.Child(view, tree.Intern({"svc/models.py", 20, "load"}));
+  const auto render = tree.Child(view, tree.Intern({"svc/render.py", 30, "render"}));
+  const auto slow = tree.Child(view, tree.Intern({"svc/slow.py", 40, "slow_fn"}));
+  const auto cost = [&](double share) { return static_cast<uint64_t>(total * share); };
+  tree.AddCall(load, cost(0.45), cost(0.45), true);
+  tree.AddCall(render, cost(on ? 0.10 : 0.30), cost(on ? 0.10 : 0.30), true);
+  tree.AddCall(slow, cost(on ? 0.25 : 0.05), cost(on ? 0.25 : 0.05), true);
+  tree.AddCall(view, cost(0.20), cost(1.0), true);
+  tree.ToProto(r.mutable_profile());
+  return r;
+}
+
+TEST(FlagReferenceTest, TheMostCommonSetValueAtBothLevels) {
+  TempDir dir;
+  auto opened = store::OpenSqliteStore({.path = dir.File("s.sqlite")});
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  store::Store& st = **opened;
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(0, 1);
+  AppendMinutes(st, 12 * 60, [&](int64_t minute, record::Batch& batch) {
+    for (int i = 0; i < 20; ++i)
+      *batch.add_records() =
+          LateFlagRecord(kT0 + minute * 60 * kUs + static_cast<int64_t>(u(rng) * 60e6), rng);
+  });
+  DetectOptions options;
+  options.now_us = kT0 + 12 * kHour;
+  Result<DetectReport> report = RunDetectors(st, options);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  for (const auto* list : {&report->alerts, &report->evaluated, &report->skipped})
+    for (const Finding& f : *list) {
+      if (f.flag.empty()) continue;
+      // Endpoint-level findings face the costlier side: on vs off, or off vs on.
+      EXPECT_NE(f.flag_reference, "") << f.kind << " " << f.function << " " << f.cause;
+      EXPECT_NE(f.flag_value, "") << f.kind << " " << f.function << " " << f.cause;
+    }
+  std::vector<std::string> alerts;
+  for (const Finding& f : report->alerts)
+    alerts.push_back(f.kind + " " + f.function + " " + f.cause);
+  EXPECT_EQ(alerts, std::vector<std::string>(
+                        {"function-flag svc/slow.py:40:slow_fn flag late_flag=on vs off"}));
 }
 
 // A rollout whose first hour holds too few requests (a quiet hour) is judged

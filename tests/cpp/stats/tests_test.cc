@@ -133,5 +133,33 @@ TEST(StatsBenjaminiHochberg, InputOrderCapAndEdgeCases) {
   EXPECT_EQ(BenjaminiHochberg(big)[2], 1);
 }
 
+// SelectByFdr() on the paper's 15 p-values: BH selects the first four at
+// 0.05, and their intervals go to 1 - 0.05 * 4 / 15 = 0.98667; a level
+// below the one asked for is never used; nothing selected leaves it as asked.
+TEST(StatsSelectByFdr, DiscoveriesAndTheirLevel) {
+  const std::vector<double> p = {0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344,
+                                 0.0459, 0.3240, 0.4262, 0.5719, 0.6528, 0.7590, 1.000};
+  const FdrSelection chosen = SelectByFdr(p, 0.05, 0.90);
+  EXPECT_EQ(chosen.q, BenjaminiHochberg(p));
+  ASSERT_EQ(chosen.selected.size(), p.size());
+  for (size_t i = 0; i < p.size(); ++i) EXPECT_EQ(chosen.selected[i], i < 4) << i;
+  EXPECT_EQ(chosen.discoveries, 4u);
+  EXPECT_NEAR(chosen.selected_confidence, 1 - 0.05 * 4 / 15, 1e-12);
+
+  // Every test selected at a loose level: 1 - 0.5 = 0.5, below the 0.9 asked.
+  const std::vector<double> tiny = {1e-6, 2e-6, 3e-6};
+  const FdrSelection all = SelectByFdr(tiny, 0.5, 0.90);
+  EXPECT_EQ(all.discoveries, 3u);
+  EXPECT_EQ(all.selected_confidence, 0.90);
+
+  const FdrSelection none = SelectByFdr(std::vector<double>{0.5, 0.9}, 0.05, 0.90);
+  EXPECT_EQ(none.discoveries, 0u);
+  EXPECT_EQ(none.selected, std::vector<bool>({false, false}));
+  EXPECT_EQ(none.selected_confidence, 0.90);
+  const FdrSelection empty = SelectByFdr({}, 0.05, 0.90);
+  EXPECT_TRUE(empty.q.empty());
+  EXPECT_EQ(empty.selected_confidence, 0.90);
+}
+
 }  // namespace
 }  // namespace cpuledger::stats
