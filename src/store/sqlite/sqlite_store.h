@@ -148,6 +148,8 @@ namespace cpuledger::store::sqlite {
 // open for samples still in flight.
 inline constexpr int64_t kSealLagSeconds = 120;
 
+// SqliteStore — its member functions are defined by job, one file each
+// (sqlite_store_internal.h lists which file holds what).
 class SqliteStore final : public Store {
  public:
   // SqliteStore::Open() — what OpenSqliteStore() does, with the concrete type.
