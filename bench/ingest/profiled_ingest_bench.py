@@ -79,8 +79,10 @@ def capture_profiles(tmp: Path, per_page: int):
 
 
 def share_profile_functions(batch) -> None:
-    """What the recorder does before it sends a batch (record::ShareProfileFunctions):
-    each distinct function listed once in Batch.functions, nodes pointing there."""
+    """A batch as the recorder sends it: each function listed once in
+    Batch.functions, nodes pointing there. (The recorder lists the profiler's
+    process-wide ids, client/process_functions.h, with empty entries between;
+    the server's work per record is the same.)"""
     index = {(f.file, f.line, f.name): i for i, f in enumerate(batch.functions)}
     for r in batch.records:
         p = r.profile

@@ -16,6 +16,7 @@
 #include "base/duration.h"
 #include "client/error_log.h"
 #include "client/ingest_client.h"
+#include "client/process_functions.h"
 #include "client/recorder_testing.h"
 #include "client/spool.h"
 #include "client/tally.h"
@@ -103,6 +104,12 @@ struct FlushWaiter {
   Status status;
 };
 
+// Queued — a submitted record, with the ProcessFunctions ids its profile names.
+struct Queued {
+  record::RequestRecord record;
+  std::vector<uint32_t> profile_functions;
+};
+
 // OutBatch — a serialized batch and the counts its bookkeeping needs.
 struct OutBatch {
   std::string bytes;
@@ -153,7 +160,7 @@ struct Recorder::Impl {
   static std::unique_ptr<Impl> CreateInChild(const RecorderOptions& options,
                                              const testing::RecorderHooks& hooks);
 
-  bool Submit(record::RequestRecord&& record);
+  bool Submit(record::RequestRecord&& record, std::vector<uint32_t> profile_functions);
   void Count(const std::string& endpoint, const std::string& user, bool sampled);
   Status Flush(milliseconds timeout);
   Status Close(milliseconds timeout);
@@ -203,7 +210,7 @@ struct Recorder::Impl {
   mutable std::mutex mu_;
   std::condition_variable wake_;     // the sender waits here for work
   std::condition_variable flushed_;  // Flush() waits here for its round
-  std::vector<record::RequestRecord> queue_;
+  std::vector<Queued> queue_;
   // When the first record of the queue's last (partial) batch arrived.
   SteadyClock::time_point batch_started_;
   MinuteTally tally_;
@@ -221,7 +228,7 @@ struct Recorder::Impl {
   std::optional<Spool> spool_;
   std::unique_ptr<IngestClient> client_;
   uint64_t sequence_ = 0;
-  std::vector<record::RequestRecord> taken_;
+  std::vector<Queued> taken_;
   int failures_ = 0;  // consecutive failed tries: the back-off's exponent
   SteadyClock::time_point next_replay_{};
   bool probing_ = false;  // the last failure had no HTTP answer: probe /healthz
@@ -340,7 +347,8 @@ void Recorder::Impl::AbandonInChild() {
 
 // --- the request path ---
 
-bool Recorder::Impl::Submit(record::RequestRecord&& record) {
+bool Recorder::Impl::Submit(record::RequestRecord&& record,
+                            std::vector<uint32_t> profile_functions) {
   try {
     size_t n;
     {
@@ -352,7 +360,8 @@ bool Recorder::Impl::Submit(record::RequestRecord&& record) {
       }
       // The record at a batch boundary starts the age clock of that batch.
       if (queue_.size() % batch_records_ == 0) batch_started_ = SteadyClock::now();
-      queue_.push_back(std::move(record));  // grows at most to queue_capacity
+      // grows at most to queue_capacity
+      queue_.push_back(Queued{std::move(record), std::move(profile_functions)});
       stats_.submitted++;
       n = queue_.size();
     }
@@ -577,7 +586,7 @@ Status Recorder::Impl::ProcessRound(Round& round) {
   size_t kept = 0, invalid = 0;
   Status first_invalid;
   for (size_t i = 0; i < taken_.size(); ++i) {
-    Status v = record::ValidateRecord(taken_[i]);
+    Status v = record::ValidateRecord(taken_[i].record);
     if (v.ok()) {
       if (kept != i) taken_[kept] = std::move(taken_[i]);
       ++kept;
@@ -626,10 +635,20 @@ Status Recorder::Impl::ProcessRound(Round& round) {
     }
     const size_t end = std::min(taken_.size(), next + batch_records_);
     batch.mutable_records()->Reserve(static_cast<int>(end - next));
-    for (; next < end; ++next) *batch.add_records() = std::move(taken_[next]);
+    std::vector<uint32_t> functions;  // the ProcessFunctions ids the batch's profiles name
+    for (; next < end; ++next) {
+      *batch.add_records() = std::move(taken_[next].record);
+      const std::vector<uint32_t>& ids = taken_[next].profile_functions;
+      functions.insert(functions.end(), ids.begin(), ids.end());
+    }
     out.records = static_cast<uint64_t>(batch.records_size());
-    record::ShareProfileFunctions(&batch);
-    if (!batch.SerializeToString(&out.bytes)) {
+    std::sort(functions.begin(), functions.end());
+    functions.erase(std::unique(functions.begin(), functions.end()), functions.end());
+    // One table a batch: the process's when a profile names its ids.
+    if (functions.empty()) record::ShareProfileFunctions(&batch);
+    const bool serialized = batch.SerializeToString(&out.bytes);
+    if (serialized) ProcessFunctions::Get().AppendTable(functions, &out.bytes);
+    if (!serialized) {
       {
         std::lock_guard lk(mu_);
         stats_.dropped_rejected += out.records;
@@ -833,8 +852,8 @@ Result<std::unique_ptr<Recorder>> Recorder::Start(const RecorderOptions& options
   }
 }
 
-bool Recorder::Submit(record::RequestRecord&& record) {
-  return impl_ ? impl_->Submit(std::move(record)) : false;
+bool Recorder::Submit(record::RequestRecord&& record, std::vector<uint32_t> profile_functions) {
+  return impl_ ? impl_->Submit(std::move(record), std::move(profile_functions)) : false;
 }
 
 void Recorder::Count(const std::string& endpoint, const std::string& user, bool sampled) {

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "record/record.pb.h"
@@ -75,9 +76,13 @@ class Recorder {
   ~Recorder();  // Close() with a short timeout
 
   // Recorder::Submit() — queue one sampled record. Never blocks on I/O.
+  // `profile_functions`: the ProcessFunctions ids its profile names, when
+  // the profile lists its functions in the batch (functions_in_batch); the
+  // batch it goes in lists their entries. Other profiles are shared within
+  // the batch (record::ShareProfileFunctions) when no record of it names ids.
   // RETURNS: false when the queue was full and the record was dropped (counted).
   // COST: one short mutex hold, a move of the record. Thread-safe.
-  bool Submit(record::RequestRecord&& record);
+  bool Submit(record::RequestRecord&& record, std::vector<uint32_t> profile_functions = {});
 
   // Recorder::Count() — count one request (sampled or not) for this minute's
   // tally: endpoint request count, and `user` (may be empty) into the

@@ -143,12 +143,15 @@ class PyRecorder {
   // unknown fields: the same bytes on the wire as a set `profile`, without
   // building a message per node on the request thread; within the limits,
   // it is valid by construction (the sender's ValidateRecord does not see it).
+  // It names its functions by their process-wide ids, which the batch lists
+  // once (client/process_functions.h).
   bool Submit(PyRequestScope& scope, std::string_view endpoint, std::string_view method,
               uint32_t status, const nb::dict& flags, std::string_view user_key, double sample_rate,
               std::string_view request_id, nb::handle profile) {
     record::RequestRecord r;
     if (!scope.scope().Finish(r)) return false;
     Profiler* profiler = nullptr;
+    std::vector<uint32_t> profile_functions;  // the ProcessFunctions ids it names
     // A Profiler still running is left out rather than stopped here.
     if (nb::try_cast<Profiler*>(profile, profiler) && profiler != nullptr && !profiler->enabled()) {
       const uint64_t cost =
@@ -158,7 +161,7 @@ class PyRecorder {
         r.GetReflection()
             ->MutableUnknownFields(&r)
             ->AddLengthDelimited(record::RequestRecord::kProfileFieldNumber)
-            ->assign(profiler->Encode(cost));
+            ->assign(profiler->Encode(cost, &profile_functions));
       } else {
         profiler->ToProto(r.mutable_profile(), cost);  // the sender drops it as too large
       }
@@ -185,7 +188,7 @@ class PyRecorder {
       if (!nb::isinstance<nb::str>(k) || !nb::isinstance<nb::str>(v)) continue;
       (*out)[nb::cast<std::string>(k)] = nb::cast<std::string>(v);
     }
-    return recorder_->Submit(std::move(r));
+    return recorder_->Submit(std::move(r), std::move(profile_functions));
   }
 
   bool Flush(double timeout_s) {

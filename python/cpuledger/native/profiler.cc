@@ -7,6 +7,7 @@
 #include <new>
 #include <utility>
 
+#include "client/process_functions.h"
 #include "counters/counters.h"
 #include "counters/thread_counters.h"
 #include "native/eval_frame.h"
@@ -197,8 +198,9 @@ void PutField(std::string& out, uint32_t field, std::string_view bytes, bool alw
 }
 
 // EncodeFunction() — one Profile.functions entry (tag included), named as
-// cProfile names it.
-std::string EncodeFunction(const FunctionEntry& f) {
+// cProfile names it. EncodeFunctionBody(): the record.ProfileFunction's
+// bytes; EncodeFunction(): as a Profile.functions field.
+std::string EncodeFunctionBody(const FunctionEntry& f) {
   std::string body;
   if (f.code == nullptr) {
     PutField(body, record::ProfileFunction::kFileFieldNumber, "~");
@@ -211,34 +213,66 @@ std::string EncodeFunction(const FunctionEntry& f) {
              static_cast<uint64_t>(std::max(code->co_firstlineno, 0)));
     PutField(body, record::ProfileFunction::kNameFieldNumber, Truncated(name.empty() ? "?" : name));
   }
+  return body;
+}
+
+std::string EncodeFunction(const FunctionEntry& f) {
   std::string out;
-  PutField(out, record::Profile::kFunctionsFieldNumber, body, /*always=*/true);
+  PutField(out, record::Profile::kFunctionsFieldNumber, EncodeFunctionBody(f), /*always=*/true);
   return out;
 }
 
-// AppendFunction() — EncodeFunction(f) onto `out`, from a cache kept for the
-// process: a Django page names ~500 functions per profile, the same ones
-// request after request. Entries hold a strong reference to their code
-// object (so the address stays its); past kMaxCachedFunctions they are
-// encoded afresh each time. Guarded by the GIL.
+// EncodedFunction — a function's Profile.functions field, and its
+// client::ProcessFunctions id once it has one.
+struct EncodedFunction {
+  std::string field;
+  std::optional<uint32_t> id;
+};
+
+// FunctionCache() — the process's encoded functions: a Django page names
+// ~500 functions per profile, the same ones request after request. Entries
+// of code objects hold a strong reference to it (so the address stays its);
+// builtins are keyed by name. Past kMaxCachedFunctions functions are encoded
+// afresh each time (nullptr). Guarded by the GIL.
 constexpr size_t kMaxCachedFunctions = 1 << 16;
 
-void AppendFunction(std::string& out, const FunctionEntry& f) {
-  static auto* cache = new std::unordered_map<const PyObject*, std::string>();
-  if (f.code == nullptr) {
-    out.append(EncodeFunction(f));
-    return;
-  }
-  auto it = cache->find(f.code);
-  if (it == cache->end()) {
-    if (cache->size() >= kMaxCachedFunctions) {
-      out.append(EncodeFunction(f));
-      return;
+EncodedFunction* CachedFunction(const FunctionEntry& f) {
+  static auto* by_code = new std::unordered_map<const PyObject*, EncodedFunction>();
+  static auto* by_builtin = new std::unordered_map<std::string, EncodedFunction>();
+  if (by_code->size() + by_builtin->size() >= kMaxCachedFunctions) {
+    if (f.code != nullptr) {
+      auto it = by_code->find(f.code);
+      return it == by_code->end() ? nullptr : &it->second;
     }
-    Py_INCREF(f.code);
-    it = cache->emplace(f.code, EncodeFunction(f)).first;
+    auto it = by_builtin->find(f.builtin);
+    return it == by_builtin->end() ? nullptr : &it->second;
   }
-  out.append(it->second);
+  if (f.code == nullptr) {
+    auto [it, added] = by_builtin->try_emplace(f.builtin);
+    if (added) it->second.field = EncodeFunction(f);
+    return &it->second;
+  }
+  auto [it, added] = by_code->try_emplace(f.code);
+  if (added) {
+    Py_INCREF(f.code);
+    it->second.field = EncodeFunction(f);
+  }
+  return &it->second;
+}
+
+// AppendFunction() — EncodeFunction(f) onto `out`, from the cache.
+void AppendFunction(std::string& out, const FunctionEntry& f) {
+  const EncodedFunction* cached = CachedFunction(f);
+  out.append(cached != nullptr ? cached->field : EncodeFunction(f));
+}
+
+// SharedId() — f's ProcessFunctions id, added on first use. RETURNS: none
+// past the cache's or the table's bound.
+std::optional<uint32_t> SharedId(const FunctionEntry& f) {
+  EncodedFunction* cached = CachedFunction(f);
+  if (cached == nullptr) return std::nullopt;
+  if (!cached->id) cached->id = client::ProcessFunctions::Get().Add(EncodeFunctionBody(f));
+  return cached->id;
 }
 
 }  // namespace
@@ -842,22 +876,44 @@ uint64_t Profiler::overhead_per_event(uint64_t cost) const {
 // Fields go in number order and proto3 defaults are left out, as the
 // generated serializer does, so the bytes equal SerializeAsString()'s
 // (checked by tests/python/test_apportioned_profiles.py).
-std::string Profiler::Encode(uint64_t cost) const {
+std::string Profiler::Encode(uint64_t cost, std::vector<uint32_t>* shared_ids) const {
   const NodeCosts costs = Costs(cost);
   const ProfileView view = View();
+  // The id each listed function is written as: its position in the
+  // profile's own table, or its ProcessFunctions id when shared.
+  std::vector<uint32_t> written(view.functions.size());
+  for (size_t i = 0; i < written.size(); ++i) written[i] = static_cast<uint32_t>(i);
+  bool shared = false;
+  if (shared_ids != nullptr) {
+    shared_ids->clear();
+    shared = true;
+    for (size_t i = 0; i < view.functions.size() && shared; ++i) {
+      const std::optional<uint32_t> id = SharedId(functions_[view.functions[i]]);
+      shared = id.has_value();
+      if (shared) written[i] = *id;
+    }
+    if (shared) {
+      shared_ids->assign(written.begin(), written.end());
+      std::sort(shared_ids->begin(), shared_ids->end());
+      shared_ids->erase(std::unique(shared_ids->begin(), shared_ids->end()), shared_ids->end());
+    } else {
+      for (size_t i = 0; i < written.size(); ++i) written[i] = static_cast<uint32_t>(i);
+    }
+  }
   std::string out;
-  out.reserve(64 + view.functions.size() * 128 + view.nodes.size() * 24);
+  out.reserve(64 + (shared ? 0 : view.functions.size() * 128) + view.nodes.size() * 24);
   PutField(out, record::Profile::kUnitFieldNumber, unit_name_);
   PutField(out, record::Profile::kSourceFieldNumber, source_name_);
   PutField(out, record::Profile::kModeFieldNumber, mode_ == Mode::kFast ? "fast" : "exact");
-  for (uint32_t f : view.functions) AppendFunction(out, functions_[f]);
+  if (!shared)
+    for (uint32_t f : view.functions) AppendFunction(out, functions_[f]);
   for (uint32_t i : view.nodes) {
     const NodeStats& n = nodes_[i];
     char body[6 * 11];  // six varint fields, at most 11 bytes each (tag + value)
     char* p = body;
     p = PutVarintField(p, record::ProfileNode::kParentFieldNumber, view.position[n.parent]);
     p = PutVarintField(p, record::ProfileNode::kFunctionFieldNumber,
-                       i == 0 ? 0 : view.function_position[n.function]);
+                       i == 0 ? 0 : written[view.function_position[n.function]]);
     p = PutVarintField(p, record::ProfileNode::kCallsFieldNumber, n.calls);
     p = PutVarintField(p, record::ProfileNode::kPrimitiveCallsFieldNumber,
                        n.primitive ? n.calls : 0);
@@ -870,6 +926,7 @@ std::string Profiler::Encode(uint64_t cost) const {
   PutField(out, record::Profile::kBuiltinsFoldedFieldNumber, builtins_folded() ? 1 : 0);
   PutField(out, record::Profile::kOverheadPerEventFieldNumber, overhead_per_event(cost));
   PutField(out, record::Profile::kRequestsFieldNumber, 1);
+  PutField(out, record::Profile::kFunctionsInBatchFieldNumber, shared ? 1 : 0);
   return out;
 }
 

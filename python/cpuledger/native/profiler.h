@@ -295,10 +295,14 @@ class Profiler {
   // kMaxProfileStringBytes are cut at a character boundary. Valid as
   // record::ValidateProfile() requires while nodes() and functions() are
   // within kMaxProfileNodes / kMaxProfileFunctions.
+  // With `shared_ids`, the profile names its functions by their
+  // client::ProcessFunctions ids (functions_in_batch: the recorder's batch
+  // lists them), and *shared_ids gets the ids it names, sorted; left empty
+  // when the table is full, and the profile lists its functions itself.
   // REQUIRES: the GIL (reads code objects). COST: O(nodes) appends into one
   // buffer; each function's entry is encoded once per process (a cache of up
   // to 65,536 code objects, kept alive by it).
-  std::string Encode(uint64_t cost = kOwnFigure) const;
+  std::string Encode(uint64_t cost = kOwnFigure, std::vector<uint32_t>* shared_ids = nullptr) const;
   // Profiler::ToProto() — Encode() parsed. COST: an allocation per node.
   void ToProto(record::Profile* out, uint64_t cost = kOwnFigure) const;
 

@@ -10,6 +10,7 @@
 #include <map>
 #include <thread>
 
+#include "client/process_functions.h"
 #include "client/recorder_testing.h"
 #include "client_test_util.h"
 #include "ingest_test_server.h"
@@ -200,6 +201,58 @@ TEST_F(ClientRecorder, ProfilesShareTheirBatchsFunctionTable) {
         b.functions(static_cast<int>(r.profile().nodes(1).function()));
     EXPECT_EQ(view.name(), "view");
     EXPECT_EQ(view.line(), r.request_id() == "p2" ? 99u : 10u);
+  }
+}
+
+// A profile that names its functions by ProcessFunctions ids (as the
+// profiler encodes them) goes out in a batch that lists those entries at
+// their ids, and nothing else there.
+TEST_F(ClientRecorder, ProfilesNamingProcessFunctionsGetTheirEntries) {
+  const auto add = [](const char* name, uint32_t line) {
+    record::ProfileFunction f;
+    f.set_file("app.py");
+    f.set_line(line);
+    f.set_name(name);
+    std::optional<uint32_t> id = ProcessFunctions::Get().Add(f.SerializeAsString());
+    EXPECT_TRUE(id.has_value());
+    return id.value_or(0);
+  };
+  const uint32_t unused = add("never_called", 1);
+  const uint32_t view = add("view", 10), helper = add("helper", 20);
+  ASSERT_LT(unused, view);
+  RecorderOptions o = Options();
+  o.batch_max_records = 2;
+  std::unique_ptr<Recorder> rec = StartRecorder(o);
+  for (int i = 0; i < 2; ++i) {
+    record::RequestRecord r = MakeRecord("q" + std::to_string(i));
+    record::Profile p;
+    p.set_unit("cpu_ns");
+    p.set_source("thread_cputime");
+    p.set_mode("fast");
+    p.set_functions_in_batch(true);
+    p.add_nodes();
+    p.add_nodes()->set_function(view);
+    record::ProfileNode* leaf = p.add_nodes();
+    leaf->set_parent(1);
+    leaf->set_function(helper);
+    // As the binding carries a profiler's encoding: the record's field, unparsed.
+    r.GetReflection()
+        ->MutableUnknownFields(&r)
+        ->AddLengthDelimited(record::RequestRecord::kProfileFieldNumber)
+        ->assign(p.SerializeAsString());
+    ASSERT_TRUE(rec->Submit(std::move(r), {view, helper}));
+  }
+  ASSERT_TRUE(rec->Flush(5s).ok());
+  std::vector<IngestTestServer::Stored> stored = server_.stored();
+  ASSERT_EQ(stored.size(), 1u) << rec->stats().last_error;
+  const record::Batch& b = stored[0].batch;
+  ASSERT_EQ(b.functions_size(), static_cast<int>(std::max(view, helper)) + 1);
+  EXPECT_EQ(b.functions(static_cast<int>(view)).name(), "view");
+  EXPECT_EQ(b.functions(static_cast<int>(helper)).line(), 20u);
+  EXPECT_EQ(b.functions(static_cast<int>(unused)).name(), "");  // listed empty: nobody uses it
+  for (const record::RequestRecord& r : b.records()) {
+    EXPECT_TRUE(r.profile().functions_in_batch());
+    EXPECT_EQ(b.functions(static_cast<int>(r.profile().nodes(2).function())).name(), "helper");
   }
 }
 
