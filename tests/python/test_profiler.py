@@ -330,17 +330,22 @@ def test_fast_mode_installs_and_uninstalls(fast_hook):
     assert cp.by_function(b)[FIB].calls == 15
 
 
+def fast_profiler_on(hook: str):
+    """A fast-mode CPU profiler on `hook` ("eval_frame", "monitoring")."""
+    _native._set_default_fast_hook(hook)
+    try:
+        return cp.Profiler("cpu", "fast")
+    finally:
+        _native._set_default_fast_hook(DEFAULT_FAST_HOOK)
+
+
 def test_monitoring_leaves_a_tool_id_taken_by_another_tool():
     if "monitoring" not in FAST_HOOKS:
         pytest.skip("sys.monitoring needs CPython 3.12")
     pr = cProfile.Profile()  # holds sys.monitoring's PROFILER_ID while enabled
     pr.enable()
     try:
-        _native._set_default_fast_hook("monitoring")
-        try:
-            p = cp.Profiler("cpu", "fast")
-        finally:
-            _native._set_default_fast_hook(DEFAULT_FAST_HOOK)
+        p = fast_profiler_on("monitoring")
         cp.runcall(p, programs.fib, 10)
         assert sys.monitoring.get_tool(sys.monitoring.PROFILER_ID) != "cpuledger"
     finally:
@@ -354,11 +359,7 @@ def test_fast_mode_chains_to_a_previous_eval_frame_function():
     try:
         assert _native._eval_frame_state() == "other"
         before = _native._passthrough_frames()
-        _native._set_default_fast_hook("eval_frame")
-        try:
-            p = cp.Profiler("cpu", "fast")
-        finally:
-            _native._set_default_fast_hook(DEFAULT_FAST_HOOK)
+        p = fast_profiler_on("eval_frame")
         cp.runcall(p, programs.fib, 10)
         assert _native._eval_frame_state() == "other"  # restored
         assert _native._passthrough_frames() - before >= 177  # every fib frame went through it
