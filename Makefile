@@ -11,7 +11,7 @@ JOBS   ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
 .PHONY: help bootstrap build build-cpp build-py build-asan test test-cpp test-asan test-py \
-        test-fuzz test-package \
+        test-fuzz test-package wheels test-wheels test-py-wheel \
         bench demo format format-check clean
 
 help:
@@ -19,6 +19,7 @@ help:
 	@echo "make test    — every test: C++ (plain and ASan+UBSan) and Python"
 	@echo "make bench   — the benchmarks (figures beside their targets)"
 	@echo "make build   — build/cpuledger and the Python package into .venv"
+	@echo "make wheels  — wheels for CPython 3.11, 3.12, 3.13 and an sdist, into dist/"
 	@echo "make format  — clang-format the C++"
 
 bootstrap:
@@ -42,8 +43,9 @@ build-asan:
 	       -DCPULEDGER_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN) -j $(JOBS)
 
-test: build build-asan
-	@$(MAKE) --no-print-directory test-cpp test-asan test-fuzz test-package test-py
+test: build build-asan wheels
+	@$(MAKE) --no-print-directory test-cpp test-asan test-fuzz test-wheels test-package test-py \
+	  test-py-wheel
 
 test-cpp:
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
@@ -57,12 +59,30 @@ test-asan:
 test-fuzz:
 	@scripts/fuzz $${FUZZ_SECONDS:-30}
 
-# `pip install .` into a fresh virtualenv, as a user does.
+# Self-contained wheels for each supported CPython (scripts/build-wheels): the
+# cpuledger binary is built once, each interpreter compiles the native module.
+wheels: bootstrap
+	@scripts/build-wheels
+
+# Each wheel in dist/ installed into a fresh venv on a minimal Debian root
+# without the build's libraries: import, doctor, serve, one record, a profile.
+test-wheels:
+	@scripts/check-wheels
+
+# The sdist in dist/ installed with pip into a fresh virtualenv, as a user
+# with the build dependencies does.
 test-package:
 	@scripts/check-package
 
 test-py:
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
+
+# The Python suite again on CPython $(WHEEL_PY), against its wheel from dist/,
+# in its own venv (.venv-$(WHEEL_PY)) with the pinned requirements.
+WHEEL_PY ?= 3.13
+test-py-wheel:
+	@scripts/wheel-venv $(WHEEL_PY)
+	@PATH="$(CURDIR)/.venv-$(WHEEL_PY)/bin:$$PATH" .venv-$(WHEEL_PY)/bin/python -m pytest -q
 
 bench: build
 	@$(BUILD)/bench/counters_bench --benchmark_min_time=0.2

@@ -9,6 +9,6 @@ time a block of a sampled request as db, cache or a custom name.
 from cpuledger._config import ConfigError
 from cpuledger._native import Counters
 from cpuledger._runtime import span
+from cpuledger._version import version as __version__  # written by the build, from pyproject.toml
 
 __all__ = ["ConfigError", "Counters", "span", "__version__"]
-__version__ = "0.1.0"

@@ -6,6 +6,8 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"cpuledger: CPU cost per request for Python web services"};
+  // CPULEDGER_VERSION: pyproject.toml's, as the Python package's __version__.
+  app.set_version_flag("--version", CPULEDGER_VERSION);
   app.require_subcommand(1);
   int exit_code = 0;
   cpuledger::cli::AddDoctorCommand(app, &exit_code);
