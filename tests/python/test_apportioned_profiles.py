@@ -127,11 +127,28 @@ def test_other_sources_ignore_spans():
 # --- Recorder.submit: the profile costed with the request's final bill ------------------------
 
 
+def own_table(batch, profile) -> None:
+    """A profile that names its batch's functions (functions_in_batch, as the
+    recorder sends them) turned into one that lists its own, in the order its
+    nodes first name them: the profile as the profiler made it."""
+    if not profile.functions_in_batch:
+        return
+    local = {}
+    for n in profile.nodes[1:]:
+        if n.function not in local:
+            local[n.function] = len(local)
+            profile.functions.add().CopyFrom(batch.functions[n.function])
+        n.function = local[n.function]
+    profile.functions_in_batch = False
+
+
 class Capture:
-    """An ingest endpoint on loopback that keeps the records it is sent."""
+    """An ingest endpoint on loopback that keeps the records it is sent, each
+    profile with its own function table (own_table)."""
 
     def __init__(self, record_pb2):
         self.records = []
+        self.shared = 0  # profiles that came naming their batch's functions
         received = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -139,6 +156,10 @@ class Capture:
                 n = int(self.headers.get("Content-Length", "0"))
                 batch = record_pb2.Batch()
                 batch.ParseFromString(self.rfile.read(n))
+                for r in batch.records:
+                    if r.profile.functions_in_batch:
+                        received.shared += 1
+                        own_table(batch, r.profile)
                 received.records.extend(batch.records)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
@@ -274,6 +295,8 @@ def test_django_profiles_share_out_each_requests_bill(tmp_path, capture):
             assert all(n.total_cost == 0 for n in prof.nodes[1:]
                        if prof.functions[n.function].name == "_execute")
     assert by_endpoint["/products/<int:id>/page/"].db.calls >= 2
+    # Every profile came naming its batch's function table, as the recorder sends them.
+    assert capture.shared == sum(1 for r in records if r.HasField("profile")) >= 5
 
 
 @pytest.mark.parametrize("mode", ["exact", "fast"])
