@@ -1,17 +1,17 @@
 #include "client/process_functions.h"
 
+#include <google/protobuf/io/coded_stream.h>
+
 #include "record/record.pb.h"
 
 namespace cpuledger::client {
 namespace {
 
-// AppendVarint() — protobuf's base-128 varint.
+// AppendVarint() — protobuf's base-128 varint, by protobuf's own writer.
 void AppendVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
+  uint8_t buf[10];  // a varint of 64 bits takes at most 10 bytes
+  const uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(v, buf);
+  out->append(reinterpret_cast<const char*>(buf), static_cast<size_t>(end - buf));
 }
 
 constexpr uint64_t kFunctionsTag =

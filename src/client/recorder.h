@@ -76,7 +76,8 @@ class Recorder {
   ~Recorder();  // Close() with a short timeout
 
   // Recorder::Submit() — queue one sampled record. Never blocks on I/O.
-  // `profile_functions`: the ProcessFunctions ids its profile names, when
+  // `profile_functions`: the ProcessFunctions ids its profile names (any
+  // order, repeats allowed), when
   // the profile lists its functions in the batch (functions_in_batch); the
   // batch it goes in lists their entries. Other profiles are shared within
   // the batch (record::ShareProfileFunctions) when no record of it names ids.

@@ -239,25 +239,21 @@ constexpr size_t kMaxCachedFunctions = 1 << 16;
 EncodedFunction* CachedFunction(const FunctionEntry& f) {
   static auto* by_code = new std::unordered_map<const PyObject*, EncodedFunction>();
   static auto* by_builtin = new std::unordered_map<std::string, EncodedFunction>();
-  if (by_code->size() + by_builtin->size() >= kMaxCachedFunctions) {
-    if (f.code != nullptr) {
-      auto it = by_code->find(f.code);
-      return it == by_code->end() ? nullptr : &it->second;
+  const bool full = by_code->size() + by_builtin->size() >= kMaxCachedFunctions;
+  const auto lookup = [&](auto& map, const auto& key) -> EncodedFunction* {
+    if (full) {
+      auto it = map.find(key);
+      return it == map.end() ? nullptr : &it->second;
     }
-    auto it = by_builtin->find(f.builtin);
-    return it == by_builtin->end() ? nullptr : &it->second;
-  }
-  if (f.code == nullptr) {
-    auto [it, added] = by_builtin->try_emplace(f.builtin);
-    if (added) it->second.field = EncodeFunction(f);
+    auto [it, added] = map.try_emplace(key);
+    if (added) {
+      Py_XINCREF(f.code);
+      it->second.field = EncodeFunction(f);
+    }
     return &it->second;
-  }
-  auto [it, added] = by_code->try_emplace(f.code);
-  if (added) {
-    Py_INCREF(f.code);
-    it->second.field = EncodeFunction(f);
-  }
-  return &it->second;
+  };
+  return f.code == nullptr ? lookup(*by_builtin, f.builtin)
+                           : lookup(*by_code, static_cast<const PyObject*>(f.code));
 }
 
 // AppendFunction() — EncodeFunction(f) onto `out`, from the cache.
@@ -879,26 +875,19 @@ uint64_t Profiler::overhead_per_event(uint64_t cost) const {
 std::string Profiler::Encode(uint64_t cost, std::vector<uint32_t>* shared_ids) const {
   const NodeCosts costs = Costs(cost);
   const ProfileView view = View();
-  // The id each listed function is written as: its position in the
-  // profile's own table, or its ProcessFunctions id when shared.
-  std::vector<uint32_t> written(view.functions.size());
-  for (size_t i = 0; i < written.size(); ++i) written[i] = static_cast<uint32_t>(i);
+  // With shared ids, a node names its function's ProcessFunctions id, else
+  // the function's position in the profile's own table.
   bool shared = false;
   if (shared_ids != nullptr) {
     shared_ids->clear();
+    shared_ids->reserve(view.functions.size());
     shared = true;
     for (size_t i = 0; i < view.functions.size() && shared; ++i) {
       const std::optional<uint32_t> id = SharedId(functions_[view.functions[i]]);
       shared = id.has_value();
-      if (shared) written[i] = *id;
+      if (shared) shared_ids->push_back(*id);
     }
-    if (shared) {
-      shared_ids->assign(written.begin(), written.end());
-      std::sort(shared_ids->begin(), shared_ids->end());
-      shared_ids->erase(std::unique(shared_ids->begin(), shared_ids->end()), shared_ids->end());
-    } else {
-      for (size_t i = 0; i < written.size(); ++i) written[i] = static_cast<uint32_t>(i);
-    }
+    if (!shared) shared_ids->clear();
   }
   std::string out;
   out.reserve(64 + (shared ? 0 : view.functions.size() * 128) + view.nodes.size() * 24);
@@ -913,7 +902,9 @@ std::string Profiler::Encode(uint64_t cost, std::vector<uint32_t>* shared_ids) c
     char* p = body;
     p = PutVarintField(p, record::ProfileNode::kParentFieldNumber, view.position[n.parent]);
     p = PutVarintField(p, record::ProfileNode::kFunctionFieldNumber,
-                       i == 0 ? 0 : written[view.function_position[n.function]]);
+                       i == 0   ? 0
+                       : shared ? (*shared_ids)[view.function_position[n.function]]
+                                : view.function_position[n.function]);
     p = PutVarintField(p, record::ProfileNode::kCallsFieldNumber, n.calls);
     p = PutVarintField(p, record::ProfileNode::kPrimitiveCallsFieldNumber,
                        n.primitive ? n.calls : 0);

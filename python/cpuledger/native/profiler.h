@@ -297,8 +297,10 @@ class Profiler {
   // within kMaxProfileNodes / kMaxProfileFunctions.
   // With `shared_ids`, the profile names its functions by their
   // client::ProcessFunctions ids (functions_in_batch: the recorder's batch
-  // lists them), and *shared_ids gets the ids it names, sorted; left empty
-  // when the table is full, and the profile lists its functions itself.
+  // lists them), and *shared_ids gets the ids it names, in the order of the
+  // profile's functions (the recorder sorts a batch's, off the request
+  // thread); left empty when the table is full, and the profile lists its
+  // functions itself.
   // REQUIRES: the GIL (reads code objects). COST: O(nodes) appends into one
   // buffer; each function's entry is encoded once per process (a cache of up
   // to 65,536 code objects, kept alive by it).
