@@ -527,6 +527,7 @@ void Recorder::Impl::WaitForWorkLocked(std::unique_lock<std::mutex>& lk) {
       deadline = std::min(deadline, next_replay_);
       if (probing_) deadline = std::min(deadline, next_probe_);
     }
+    if (hooks_.on_sender_wait) hooks_.on_sender_wait(n);
     wake_.wait_until(lk, deadline);
   }
 }

@@ -189,7 +189,12 @@ class SqliteStore final : public Store {
   using TierKey = std::pair<int64_t, int64_t>;  // (bucket start s, series)
 
   explicit SqliteStore(const SqliteOptions& options);
+  // Init() = OpenWriter() (connection, migrations, statements), then LoadState().
   Status Init();
+  Status OpenWriter();
+  Status LoadState();
+  // The writer's statements, each beside the SQL it is prepared from.
+  static std::vector<std::pair<Stmt*, std::string>> WriterSql(WriterStatements& w);
   Status LoadSeries();
   Status RebuildOpenBuckets();
 

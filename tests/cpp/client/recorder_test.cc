@@ -145,10 +145,16 @@ TEST_F(ClientRecorder, BatchesBySize) {
   RecorderOptions o = Options();
   o.batch_max_records = 10;
   o.batch_max_delay = 60s;  // only size can trigger
-  std::unique_ptr<Recorder> rec = StartRecorder(o);
+  // The sender going to sleep with the last 5 queued is the event that shows
+  // the partial batch waits for its age (it follows every full batch's send).
+  std::atomic<bool> waits_with_five{false};
+  testing::RecorderHooks hooks = FastHooks();
+  hooks.on_sender_wait = [&](size_t queued) {
+    if (queued == 5) waits_with_five = true;
+  };
+  std::unique_ptr<Recorder> rec = StartRecorder(o, hooks);
   SubmitRange(*rec, 0, 25);
-  ASSERT_TRUE(IngestTestServer::WaitFor([&] { return server_.records() == 20; }));
-  std::this_thread::sleep_for(50ms);  // the partial batch must wait for its age
+  ASSERT_TRUE(IngestTestServer::WaitFor([&] { return waits_with_five.load(); }));
   std::vector<IngestTestServer::Stored> stored = server_.stored();
   ASSERT_EQ(stored.size(), 2u);
   EXPECT_EQ(stored[0].batch.records_size(), 10);
