@@ -67,20 +67,20 @@ std::vector<std::pair<Stmt*, std::string>> SqliteStore::WriterSql(WriterStatemen
        "DELETE FROM applied_batches WHERE sender = ?1 AND sequence <= (SELECT sequence"
        " FROM applied_batches WHERE sender = ?1 ORDER BY sequence DESC LIMIT 1 OFFSET ?2)"},
       {&w.tally_endpoint,
-       "INSERT INTO tally_endpoints (service, minute, host, worker_id, endpoint, requests,"
+       "INSERT INTO tally_endpoints (service, minute, host, sender, endpoint, requests,"
        " sampled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (service, minute, host,"
-       " worker_id, endpoint) DO UPDATE SET requests = requests + excluded.requests,"
+       " sender, endpoint) DO UPDATE SET requests = requests + excluded.requests,"
        " sampled = sampled + excluded.sampled"},
       {&w.tally_get,
        "SELECT hll, hll_precision FROM tallies WHERE service = ?1 AND minute = ?2"
-       " AND host = ?3 AND worker_id = ?4"},
+       " AND host = ?3 AND sender = ?4"},
       {&w.tally_insert,
-       "INSERT INTO tallies (service, minute, host, worker_id, cluster, region, commit_id,"
+       "INSERT INTO tallies (service, minute, host, sender, cluster, region, commit_id,"
        " hll, hll_precision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
       {&w.tally_update,
        "UPDATE tallies SET cluster = ?5, region = ?6, commit_id = ?7, hll = ?8,"
        " hll_precision = ?9 WHERE service = ?1 AND minute = ?2 AND host = ?3"
-       " AND worker_id = ?4"},
+       " AND sender = ?4"},
       {&w.deploy_upsert,
        "INSERT INTO deploys (service, cluster, commit_id, first_seen_us, last_seen_us,"
        " samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (service, cluster, commit_id)"
@@ -202,7 +202,7 @@ Status SqliteStore::RebuildOpenBuckets() {
     Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
       const int64_t minute = u.Int64(0);
       auto& bucket = minutes[minute];
-      return ForEachSample(u.Blob(1), minute, [&](const Sample& sample) {
+      return ForEachSample(u.Blob(1), minute, [&](const StoredRecord& sample) {
         bucket[sample.series].Add(sample);
         max_seen_us_ = std::max(max_seen_us_, sample.start_us);
       });

@@ -323,7 +323,7 @@ TEST_F(ClientRecorder, TalliesFollowTheInjectedClockAcrossMinutes) {
   EXPECT_EQ(t.cluster(), "eu");
   EXPECT_EQ(t.region(), "eu-west");
   EXPECT_EQ(t.commit(), "abc123");
-  EXPECT_EQ(t.worker_id(), rec->sender_id());
+  EXPECT_EQ(t.sender(), rec->sender_id());
   std::map<std::string, std::pair<uint64_t, uint64_t>> e;
   for (const auto& c : t.endpoints()) e[c.endpoint()] = {c.requests(), c.sampled()};
   EXPECT_EQ(e.size(), 3u);
