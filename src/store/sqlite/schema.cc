@@ -215,8 +215,10 @@ constexpr const char* kMigration5 =
     "CREATE TABLE profile_deltas (id INTEGER PRIMARY KEY, delta BLOB NOT NULL);\n";
 
 // Migration 6 — the glossary's names (DESIGN.md): a tally's `sender`, an
-// effect's `function`.
+// effect's `function`, an alert's `base_commit` / `target_commit`.
 constexpr const char* kMigration6 =
+    "UPDATE alerts SET body = replace(replace(body, '\"commit_before\":',"
+    " '\"base_commit\":'), '\"commit_after\":', '\"target_commit\":');\n"
     "ALTER TABLE tallies RENAME COLUMN worker_id TO sender;\n"
     "ALTER TABLE tally_endpoints RENAME COLUMN worker_id TO sender;\n"
     "ALTER TABLE effects RENAME COLUMN subject TO function;\n"

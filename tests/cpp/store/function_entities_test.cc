@@ -727,6 +727,43 @@ struct V3Rows {
   }
 };
 
+// Version 6 keeps what version 5 stored under the glossary's names: tally
+// rows under `sender`, effects under `function`, alert bodies with
+// base_commit / target_commit.
+TEST(FunctionEntitiesMigrationTest, VersionFiveNamesBecomeTheGlossarys) {
+  TempDir dir;
+  const std::string path = dir.File("v5.sqlite");
+  {
+    Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = path});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const char* v5 = TALLIES_BEFORE_V6 EFFECTS_BEFORE_V6
+      "INSERT INTO tallies (service, minute, host, worker_id, cluster, region, commit_id,"
+      " hll_precision) VALUES ('shop', 60, 'h1', 'w1', '', '', 'A', 12);"
+      "INSERT INTO effects (at_us, service, endpoint, subject, kind, cause, estimate, lo, hi,"
+      " alerted) VALUES (1, 'shop', '/x/', 'f.py:1:g', 'rollout', 'A->B', 0.1, 0.05, 0.15, 1);"
+      "INSERT INTO alerts (key, service, endpoint, kind, state, opened_us, updated_us, body)"
+      " VALUES ('k', 'shop', '/x/', 'rollout', 'open', 1, 1,"
+      " '{\"commit_before\":\"A\",\"commit_after\":\"B\"}');"
+      "PRAGMA user_version = 5;";
+  ASSERT_EQ(sqlite3_exec(db, v5, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  {
+    Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = path});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+  }
+  EXPECT_EQ(QueryInt64(path, "SELECT count(*) FROM tallies WHERE sender = 'w1'"), 1);
+  EXPECT_EQ(QueryInt64(path, "SELECT count(*) FROM effects WHERE function = 'f.py:1:g'"), 1);
+  EXPECT_EQ(QueryInt64(path,
+                       "SELECT count(*) FROM alerts WHERE body ="
+                       " '{\"base_commit\":\"A\",\"target_commit\":\"B\"}'"),
+            1);
+  EXPECT_EQ(QueryInt64(path, "PRAGMA user_version"), sqlite::kSchemaVersion);
+}
+
 TEST(FunctionEntitiesMigrationTest, VersionThreeRowsAreCarriedAndAnswerAsBefore) {
   // The same profiled records: written as version 3 stored them (then
   // migrated), and appended to a fresh version 4 store.
