@@ -96,6 +96,7 @@ bench: build
 	@$(PY) bench/profiler/overhead_bench.py
 	@$(PY) bench/profiler/request_cost_bench.py
 	@$(BUILD)/bench/detect/detect_bench --days 2
+	@$(PY) bench/changepoints/changepoints_bench.py --cpuledger $(BUILD)/cpuledger
 
 demo: build
 	@scripts/demo

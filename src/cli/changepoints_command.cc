@@ -1,7 +1,8 @@
 // `cpuledger changepoints [--json] [--penalty P] [--season K] [--min-segment N] FILE|-`
 // The change points of one series (stats::DetectChangePoints): levels that
-// shifted and trends that bent, with outliers, missing values and a season
-// taken into account. The series is read from FILE, or stdin for `-`:
+// shifted and trends that bent, with outliers, short excursions that came
+// back (holidays), missing values and up to two seasons taken into account.
+// The series is read from FILE, or stdin for `-`:
 //  * one number per line (a blank line is a missing value), or
 //  * `time,value` CSV: the time is any text (split at the last comma) and is
 //    echoed beside each change; a blank line is skipped, `time,` is missing.
@@ -164,8 +165,10 @@ nlohmann::ordered_json ToJson(const Series& s, const stats::ChangePointResult& r
          {"kind", Kind(c)},
          {"slope_before", c.slope_before},
          {"slope_after", c.slope_after}});
-  return {{"changes", changes},     {"noise_scale", r.noise_scale}, {"season", r.season},
-          {"outliers", r.outliers}, {"missing", r.missing},         {"points", s.values.size()}};
+  return {{"changes", changes},       {"noise_scale", r.noise_scale},
+          {"season", r.season},       {"second_season", r.second_season},
+          {"outliers", r.outliers},   {"missing", r.missing},
+          {"points", s.values.size()}};
 }
 
 std::string Text(const Series& s, const stats::ChangePointResult& r) {
@@ -174,7 +177,8 @@ std::string Text(const Series& s, const stats::ChangePointResult& r) {
   if (r.missing) out << " (" << r.missing << " missing)";
   out << ", noise scale " << Number(r.noise_scale);
   out << ", season " << (r.season ? std::to_string(r.season) + " points" : std::string("none"));
-  out << ", " << r.outliers << " outlier(s) left out\n";
+  if (r.second_season) out << " and " << r.second_season << " points";
+  out << ", " << r.outliers << " outlier(s) or excursion point(s) left out\n";
   if (r.changes.empty()) {
     out << "no change points\n";
     return out.str();

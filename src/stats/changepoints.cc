@@ -1,17 +1,23 @@
 // src/stats/changepoints.cc — DetectChangePoints(): PELT over level and
-// linear-trend segments, on a deseasonalised series with outliers set aside.
+// linear-trend segments, on a deseasonalised series with outliers and
+// excursions set aside.
 //
 // The pipeline, and why each step is there:
-//  1. Season (optional): the period at which the series, less a rolling
-//     median, is significantly autocorrelated; its per-position medians are
-//     subtracted, so a weekly cycle is not mistaken for a run of level shifts.
+//  1. Seasons (ChooseSeasons): the period at which the series, less a
+//     rolling median, is significantly autocorrelated; its per-position
+//     offsets are subtracted (a long cycle's smoothed to a few harmonics and
+//     re-estimated against the fit's levels), so a weekly cycle or a yearly
+//     wave is not mistaken for a run of changes. Then a second period. Each
+//     is kept only when the fit without it scores worse (BIC-like), so a
+//     run of shifts that repeats twice stays shifts.
 //  2. A first noise scale: the MAD of second differences. Differencing twice
 //     cancels levels, shifts (two spikes) and slopes, so neither a step nor a
 //     ramp inflates it.
 //  3. Outliers: a point far from the median of its neighbourhood (Hampel) is
 //     left out of the fit; after each fit the flags are recomputed from the
 //     fitted model (so the kink of a steep ramp or the end of a series is
-//     judged against its own segment).
+//     judged against its own segment), and a short segment whose neighbours
+//     agree (an excursion that came back: a holiday) is left out for good.
 //  4. PELT (Killick, Fearnhead & Eckley 2012) minimises the sum of segment
 //     costs plus a penalty per change. A segment's cost is its residual sum of
 //     squares as a level, or as a line plus a penalty for the slope, whichever
@@ -19,7 +25,8 @@
 //  5. The noise scale is re-measured from the fit's residuals (far steadier
 //     than a MAD of differences on a short series, whose chance
 //     underestimates would otherwise turn noise into changes), and 3-4 are
-//     repeated until the scale and the outliers settle.
+//     repeated until the scale and the outliers settle. When the residuals
+//     are autocorrelated the whole is redone with a larger penalty.
 // Steps 3-5 run in units of the noise scale, so the penalty is a number of
 // noise variances.
 #include <algorithm>
@@ -52,6 +59,15 @@ constexpr double kLevelJumpCut = 3.0;
 // and the largest period tried (bounds the O(n * period) search).
 constexpr double kSeasonAlpha = 0.001;
 constexpr size_t kMaxPeriod = 2000;
+// Most re-estimates of a season against the fit's levels (FitWithoutSeason()).
+constexpr int kBackfitRounds = 4;
+// The most the penalty grows for autocorrelated noise (FitGrid()).
+constexpr double kMaxWanderFactor = 4;
+// Periods at least this long are smoothed to kHarmonics harmonics
+// (SmoothCycle()): they are slow waves (a year of days or weeks), not a
+// weekday pattern.
+constexpr size_t kSmoothPeriod = 36;
+constexpr int kHarmonics = 3;
 // Most fits: the first, then refits with the noise scale and the outliers
 // taken from the previous fit (they settle in two or three).
 constexpr int kMaxRounds = 6;
@@ -120,7 +136,7 @@ std::vector<double> RollingMedian(const std::vector<double>& v, size_t width) {
 
 // DetectPeriod() — the period (2 .. n/3) at which the series, less its local
 // level, is significantly autocorrelated; 0 when none is. The local level is
-// a rolling median spanning at least two periods: it follows steps, ramps
+// a rolling median spanning one to 1.25 periods: it follows steps, ramps
 // and kinks but not the cycle, so they cannot make a period, and the cycle
 // keeps its full amplitude (differencing would shrink a smooth daily cycle in
 // hourly data to a fraction of the noise). Residuals are winsorised at 3
@@ -130,10 +146,10 @@ std::vector<double> RollingMedian(const std::vector<double>& v, size_t width) {
 // correlation: a smooth cycle has a large one and would raise its own bar).
 // COST: O(n * periods) for the correlations, O(n * period) per rolling
 // median (one per doubling of the period).
-int DetectPeriod(const std::vector<double>& grid) {
+int DetectPeriod(const std::vector<double>& grid, size_t min_period) {
   const size_t n = grid.size();
-  const size_t max_period = std::min(n / 3, kMaxPeriod);
-  if (max_period < 2) return 0;
+  const size_t max_period = std::min(n / 2, kMaxPeriod);
+  if (max_period < min_period) return 0;
 
   size_t best = 0;
   double best_f = 0;
@@ -141,9 +157,9 @@ int DetectPeriod(const std::vector<double>& grid) {
   double variance = 0;  // of the current residuals
   size_t width = 0;     // rolling-median window of the current residuals
   const double z = NormalQuantile(1 - kSeasonAlpha / static_cast<double>(max_period - 1));
-  for (size_t p = 2; p <= max_period; ++p) {
-    if (width < 2 * p + 1) {  // windows grow geometrically: O(log n) rolling medians
-      width = 4 * p + 1;
+  for (size_t p = min_period; p <= max_period; ++p) {
+    if (width < p + 1) {  // windows grow geometrically: O(log n) rolling medians
+      width = p + p / 4 + 1;
       const std::vector<double> level = RollingMedian(grid, width);
       resid.assign(n, kNaN);
       std::vector<double> finite;
@@ -173,7 +189,7 @@ int DetectPeriod(const std::vector<double>& grid) {
         cov += resid[i] * resid[i + p];
         ++pairs;
       }
-    if (pairs < 2 * p) continue;  // fewer than two cycles of pairs (missing values)
+    if (pairs < p) continue;  // fewer than two cycles (missing values)
     const double r = cov / static_cast<double>(pairs) / variance;
     if (r <= z / std::sqrt(static_cast<double>(pairs))) continue;
     // Significant: score it by the F statistic of its position means, which
@@ -208,11 +224,38 @@ int DetectPeriod(const std::vector<double>& grid) {
   return static_cast<int>(best);
 }
 
+// SmoothCycle() — a long cycle's offsets reduced to their first
+// kHarmonics Fourier harmonics: a yearly wave seen in two or three cycles
+// has only two or three values per position, whose noise would otherwise
+// be subtracted into the series, and a smooth wave cannot take in a step
+// (which a free offset per position could, in a series of two cycles).
+// Short cycles (a week of days) have no shape to smooth: returned as they are.
+std::vector<double> SmoothCycle(const std::vector<double>& offset) {
+  const size_t period = offset.size();
+  if (period < kSmoothPeriod) return offset;
+  const double mean = std::accumulate(offset.begin(), offset.end(), 0.0) / period;
+  std::vector<double> out(period, mean);
+  for (int k = 1; k <= kHarmonics; ++k) {
+    const double w = 2 * std::numbers::pi * k / static_cast<double>(period);
+    double a = 0, b = 0;
+    for (size_t j = 0; j < period; ++j) {
+      a += offset[j] * std::cos(w * static_cast<double>(j));
+      b += offset[j] * std::sin(w * static_cast<double>(j));
+    }
+    a *= 2.0 / static_cast<double>(period);
+    b *= 2.0 / static_cast<double>(period);
+    for (size_t j = 0; j < period; ++j)
+      out[j] += a * std::cos(w * static_cast<double>(j)) + b * std::sin(w * static_cast<double>(j));
+  }
+  return out;
+}
+
 // RemoveSeason() — subtracts each period position's offset: the median, over
-// the cycles, of the value minus a rolling median one period wide (the local
-// level); the offsets are centred so the levels stay on the series' scale.
-void RemoveSeason(std::vector<double>& grid, size_t period) {
-  const std::vector<double> level = RollingMedian(grid, period % 2 ? period : period + 1);
+// the cycles, of the value less the local level; the offsets are centred so
+// the levels stay on the series' scale. The level is a fit's (a step is
+// then no part of the season), or else a rolling median one period wide.
+void RemoveSeason(std::vector<double>& grid, size_t period, std::vector<double> level = {}) {
+  if (level.empty()) level = RollingMedian(grid, period % 2 ? period : period + 1);
   std::vector<std::vector<double>> by_position(period);
   for (size_t i = 0; i < grid.size(); ++i)
     if (std::isfinite(grid[i]) && std::isfinite(level[i]))
@@ -220,8 +263,16 @@ void RemoveSeason(std::vector<double>& grid, size_t period) {
   std::vector<double> offset(period, 0);
   for (size_t k = 0; k < period; ++k)
     if (!by_position[k].empty()) offset[k] = Median(std::move(by_position[k]));
+  offset = SmoothCycle(offset);
   const double mean = std::accumulate(offset.begin(), offset.end(), 0.0) / period;
   for (size_t i = 0; i < grid.size(); ++i) grid[i] -= offset[i % period] - mean;
+}
+
+// SeasonDof() — the parameters a removed cycle of `period` points spends:
+// one offset per position less one, or two per harmonic for a smoothed one.
+double SeasonDof(size_t period) {
+  if (period < kSmoothPeriod) return static_cast<double>(period - 1);
+  return 2.0 * kHarmonics;
 }
 
 // ---- segment costs and PELT ----
@@ -460,6 +511,249 @@ std::vector<bool> ModelFlags(const std::vector<double>& x, const std::vector<dou
   return flags;
 }
 
+// FlagExcursions() — sets the flags of every point of a short segment
+// (at most 2 * min_segment + 1 input indices: a week with the default) whose two neighbours agree
+// where it stands (within `cut`): the series went away and came back, as
+// on a holiday, which is not a change. Such points are then left out of the
+// fit like outliers, so the neighbours merge.
+void FlagExcursions(const std::vector<double>& x, const std::vector<double>& kept_x,
+                    const std::vector<Segment>& segments, size_t min_segment, double cut,
+                    std::vector<bool>& flags) {
+  for (size_t s = 1; s + 1 < segments.size(); ++s) {
+    const double first = kept_x[segments[s].begin], last = kept_x[segments[s].end - 1];
+    if (last - first + 1 > static_cast<double>(2 * min_segment + 1)) continue;
+    const double mid = 0.5 * (first + last);
+    if (std::fabs(segments[s - 1].At(mid) - segments[s + 1].At(mid)) > cut) continue;
+    for (size_t i = 0; i < x.size(); ++i)
+      if (x[i] >= first && x[i] <= last) flags[i] = true;
+  }
+}
+
+// Robust — one robust fit of a (deseasonalised) series (steps 2-5).
+struct Robust {
+  bool fitted = false;                 // false: too few points, or no noise
+  std::vector<double> kept_x, kept_y;  // the points fitted (kept_y in noise units)
+  double centre = 0;                   // subtracted from the input before scaling
+  double sigma = 0;                    // the noise scale
+  size_t outliers = 0;
+  Fit fit;
+  // score — the fit's penalised cost on a footing common to fits of the same
+  // points with different seasons removed: BIC with the variance estimated
+  // (present * log(residual variance)), an outlier's residual counted as
+  // kOutlierCut noise scales, plus the penalties of the changes and slopes.
+  double score = std::numeric_limits<double>::infinity();
+};
+
+// NoiseScale() — step 2: the MAD of second differences, which cancel levels,
+// steps and slopes: var(y[i-1] - 2 y[i] + y[i+1]) = 6 sigma^2.
+double NoiseScale(const std::vector<double>& y) {
+  std::vector<double> d2;
+  for (size_t i = 1; i + 1 < y.size(); ++i) d2.push_back(y[i - 1] - 2 * y[i] + y[i + 1]);
+  return RobustScale(d2) / std::sqrt(6.0);
+}
+
+// Score() — Robust::score of a finished fit of `present` points.
+double Score(const Robust& r, size_t present, double penalty) {
+  double slopes = 0;
+  for (const Segment& s : r.fit.segments) slopes += s.linear;
+  const double rss =
+      (r.fit.sse + static_cast<double>(r.outliers) * kOutlierCut * kOutlierCut) * r.sigma * r.sigma;
+  const double m = static_cast<double>(present);
+  return m * std::log(rss / m) + penalty * static_cast<double>(r.fit.segments.size() - 1) +
+         penalty / 2 * slopes;
+}
+
+// FitRobustly() — steps 3-5 on the present points (x: centred indices, y:
+// values less the centre), from a first noise scale `sigma`: fit without
+// the outliers and excursions, re-measure the scale and the outliers from
+// the fit, refit until both settle. A larger scale means fewer changes and
+// larger residuals, so the rounds move one way and stop soon.
+Robust FitRobustly(const std::vector<double>& x, const std::vector<double>& y, double sigma,
+                   size_t min_segment, double penalty) {
+  Robust r;
+  std::vector<double> scaled(y.size());
+  for (size_t i = 0; i < y.size(); ++i) scaled[i] = y[i] / sigma;
+  std::vector<bool> flags = HampelFlags(scaled, 2 * min_segment - 1);
+  std::vector<bool> excursions(y.size());  // sticky: once away-and-back, always
+  for (int round = 0; round < kMaxRounds; ++round) {
+    r.kept_x.clear();
+    r.kept_y.clear();
+    for (size_t i = 0; i < y.size(); ++i)
+      if (!flags[i]) {
+        r.kept_x.push_back(x[i]);
+        r.kept_y.push_back(scaled[i]);
+      }
+    r.outliers = std::count(flags.begin(), flags.end(), true);
+    r.sigma = sigma;
+    if (r.kept_x.size() < 2 * min_segment) return r;  // nearly all outliers: no stable fit
+    r.fit = Pelt(r.kept_x, r.kept_y, min_segment, penalty);
+    if (round + 1 == kMaxRounds) break;
+    // The residual sigma (of the kept points, in current noise units).
+    const double dof = static_cast<double>(r.kept_x.size()) - static_cast<double>(r.fit.parameters);
+    const double ratio = dof > 0 && r.fit.sse > 0 ? std::sqrt(r.fit.sse / dof) : 1;
+    const std::vector<Segment>& segments = r.fit.segments;
+    FlagExcursions(x, r.kept_x, segments, min_segment, kLevelJumpCut * ratio, excursions);
+    std::vector<bool> refit = ModelFlags(x, scaled, r.kept_x, segments, kOutlierCut * ratio);
+    for (size_t i = 0; i < refit.size(); ++i) refit[i] = refit[i] || excursions[i];
+    if (refit == flags && std::fabs(ratio - 1) < 0.05) break;
+    sigma *= ratio;
+    for (size_t i = 0; i < y.size(); ++i) scaled[i] = y[i] / sigma;
+    flags = std::move(refit);
+  }
+  r.fitted = true;
+  r.score = Score(r, y.size(), penalty);
+  return r;
+}
+
+// ResidualLag1() — the lag-1 autocorrelation of the fit's residuals, over
+// neighbouring kept points of the same segment; 0 without enough pairs.
+double ResidualLag1(const Robust& r) {
+  double cross = 0, square = 0;
+  size_t pairs = 0;
+  for (const Segment& s : r.fit.segments)
+    for (size_t i = s.begin; i < s.end; ++i) {
+      const double e = r.kept_y[i] - s.At(r.kept_x[i]);
+      square += e * e;
+      if (i + 1 < s.end && r.kept_x[i + 1] - r.kept_x[i] == 1) {
+        cross += e * (r.kept_y[i + 1] - s.At(r.kept_x[i + 1]));
+        ++pairs;
+      }
+    }
+  return pairs >= 10 && square > 0 ? cross / square : 0;
+}
+
+// FitGrid() — steps 2-5 on a (deseasonalised) grid; `mid_index` centres the
+// indices. Not fitted when the noise scale is 0 (an exact line) or there are
+// fewer than 2 * min_segment present points; `sigma` is then the first scale.
+Robust FitGrid(const std::vector<double>& grid, double mid_index, size_t min_segment,
+               double penalty) {
+  std::vector<double> x, y;
+  for (size_t i = 0; i < grid.size(); ++i)
+    if (std::isfinite(grid[i])) {
+      x.push_back(static_cast<double>(i) - mid_index);
+      y.push_back(grid[i]);
+    }
+  Robust r;
+  r.sigma = NoiseScale(y);
+  if (!(r.sigma > 0) || y.size() < 2 * min_segment) return r;
+  const double centre = Median(y);
+  for (double& v : y) v -= centre;
+  const double sigma = r.sigma;
+  r = FitRobustly(x, y, sigma, min_segment, penalty);
+  // Noise that wanders (positively autocorrelated) makes a segment's mean
+  // vary more than sigma^2 / points: the penalty grows by the long-run
+  // variance factor (1 + rho) / (1 - rho) when rho is significant.
+  const double rho = ResidualLag1(r);
+  if (r.fitted && rho > 2 / std::sqrt(static_cast<double>(y.size()))) {
+    const double factor = std::min(kMaxWanderFactor, (1 + rho) / (1 - std::min(rho, 0.9)));
+    r = FitRobustly(x, y, sigma, min_segment, penalty * factor);
+  }
+  r.centre = centre;
+  return r;
+}
+
+// Fitted() — the fit's level at each of n grid indices, on the grid's scale
+// (a point between two segments takes the earlier one's line).
+std::vector<double> Fitted(const Robust& r, size_t n, double mid_index) {
+  std::vector<double> out(n);
+  const std::vector<Segment>& segments = r.fit.segments;
+  size_t s = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double x = static_cast<double>(i) - mid_index;
+    while (s + 1 < segments.size() && r.kept_x[segments[s + 1].begin] <= x) ++s;
+    out[i] = r.centre + r.sigma * segments[s].At(x);
+  }
+  return out;
+}
+
+// FitWithoutSeason() — FitGrid() of `grid` less its `period` cycle, which is
+// estimated against a rolling median, then again against the levels of the
+// last fit (backfitting), kBackfitRounds times: a step that leaked into the
+// cycle's estimate (a short series with a long cycle) shows as a false
+// change in one cycle, and each round halves it or better. `grid` becomes
+// the deseasonalised series.
+Robust FitWithoutSeason(std::vector<double>& grid, size_t period, double mid_index,
+                        size_t min_segment, double penalty) {
+  const std::vector<double> original = grid;
+  RemoveSeason(grid, period);
+  Robust r = FitGrid(grid, mid_index, min_segment, penalty);
+  for (int round = 0; round < kBackfitRounds && r.fitted; ++round) {
+    std::vector<double> next = original;
+    RemoveSeason(next, period, Fitted(r, next.size(), mid_index));
+    r = FitGrid(next, mid_index, min_segment, penalty);
+    grid = std::move(next);
+  }
+  return r;
+}
+
+// ChooseSeasons() — step 1 for season 0: the fit of the grid as it is, or
+// with the detected period removed (and then a second one, a weekday
+// pattern and a yearly wave in daily data), whichever scores better once a
+// season pays log(points) per parameter: a run of shifts that happens to
+// repeat twice is cheaper as shifts, a weekly cycle or a yearly wave is
+// cheaper as a season than as a staircase of changes. Records the seasons
+// kept in `result`.
+Robust ChooseSeasons(std::vector<double>& grid, double mid_index, size_t min_segment,
+                     double penalty, size_t present, ChangePointResult& result) {
+  Robust best = FitGrid(grid, mid_index, min_segment, penalty);
+  double season_cost = 0;
+  for (int* kept : {&result.season, &result.second_season}) {
+    const int period = DetectPeriod(grid, 2);
+    if (period == 0 || period == result.season) break;
+    std::vector<double> candidate = grid;
+    Robust r =
+        FitWithoutSeason(candidate, static_cast<size_t>(period), mid_index, min_segment, penalty);
+    const double cost = season_cost + SeasonDof(static_cast<size_t>(period)) *
+                                          std::log(static_cast<double>(present));
+    if (!r.fitted || (best.fitted && r.score + cost >= best.score)) break;
+    r.score += cost;
+    season_cost = cost;
+    best = std::move(r);
+    grid = std::move(candidate);
+    *kept = period;
+  }
+  return best;
+}
+
+// Report() — the change between two fitted segments on the input's scale. A
+// change beside a trend segment is a slope change when two lines meeting at
+// a vertex (a hinge) fit the two segments nearly as well as the two free
+// lines (within kLevelJumpCut^2 noise variances: the jump is not
+// significant); it is then reported at the hinge's vertex, which locates a
+// kink better than the free lines' boundary (a flat segment soaks up the
+// start of a gentle ramp and the new line starts late, with a jump).
+ChangePoint Report(const Robust& r, size_t s, double mid_index) {
+  const Segment& before = r.fit.segments[s - 1];
+  const Segment& after = r.fit.segments[s];
+  auto original_index = [&](double centred_x) {
+    return static_cast<size_t>(std::llround(centred_x + mid_index));
+  };
+  ChangePoint cp;
+  if (before.linear || after.linear) {
+    const Hinge h = BestHinge(r.kept_x, r.kept_y, before.begin, after.end);
+    cp.slope_change = h.sse - (before.sse + after.sse) <= kLevelJumpCut * kLevelJumpCut;
+    if (cp.slope_change) {
+      const double vertex_x = r.kept_x[h.knot], next_x = r.kept_x[h.knot + 1];
+      cp.index = original_index(next_x);
+      cp.before = r.centre + r.sigma * h.At(vertex_x, vertex_x);
+      cp.after = r.centre + r.sigma * h.At(next_x, vertex_x);
+      cp.slope_before = r.sigma * h.slope_before;
+      cp.slope_after = r.sigma * h.slope_after;
+    }
+  }
+  if (!cp.slope_change) {
+    const double x_last = r.kept_x[before.end - 1], x_first = r.kept_x[after.begin];
+    cp.index = original_index(x_first);
+    cp.before = r.centre + r.sigma * before.At(x_last);
+    cp.after = r.centre + r.sigma * after.At(x_first);
+    cp.slope_before = r.sigma * before.slope;
+    cp.slope_after = r.sigma * after.slope;
+  }
+  cp.size = cp.after - cp.before;
+  cp.relative = cp.before != 0 ? cp.size / std::fabs(cp.before) : 0;
+  return cp;
+}
+
 }  // namespace
 
 ChangePointResult DetectChangePoints(std::span<const double> values,
@@ -474,117 +768,30 @@ ChangePointResult DetectChangePoints(std::span<const double> values,
     }
   const size_t present = grid.size() - result.missing;
   if (present < 3) return result;
-
-  // 1. Season.
-  size_t period = 0;
-  if (options.season == 0) {
-    period = static_cast<size_t>(DetectPeriod(grid));
-  } else if (options.season >= 2 && grid.size() >= 2 * static_cast<size_t>(options.season)) {
-    period = static_cast<size_t>(options.season);
-  }
-  if (period >= 2) {
-    RemoveSeason(grid, period);
-    result.season = static_cast<int>(period);
-  }
-
-  // The present points, at their input indices (centred, for the fits).
-  std::vector<double> x, y;
   const double mid_index = 0.5 * static_cast<double>(grid.size() - 1);
-  for (size_t i = 0; i < grid.size(); ++i)
-    if (std::isfinite(grid[i])) {
-      x.push_back(static_cast<double>(i) - mid_index);
-      y.push_back(grid[i]);
-    }
-
-  // 2. A first noise scale, from second differences: var(y[i-1] - 2 y[i] +
-  // y[i+1]) = 6 sigma^2 whatever the level or slope.
-  std::vector<double> d2;
-  for (size_t i = 1; i + 1 < y.size(); ++i) d2.push_back(y[i - 1] - 2 * y[i] + y[i + 1]);
-  double sigma = RobustScale(d2) / std::sqrt(6.0);
-  if (!(sigma > 0)) return result;  // an exact line: no noise to measure a change against
-  result.noise_scale = sigma;
-  if (present < 2 * min_segment) return result;
-  const double centre = Median(y);
-  for (double& v : y) v -= centre;
-
-  // 3-5. Fit without the outliers, re-measure the scale and the outliers
-  // from the fit, refit until both settle. A larger scale means fewer
-  // changes and larger residuals, so the rounds move one way and stop soon.
   const double penalty =
       options.penalty > 0 ? options.penalty
                           : kPenaltyPerLogN * std::log(static_cast<double>(present)) + kPenaltyBase;
-  std::vector<double> scaled(y.size());
-  for (size_t i = 0; i < y.size(); ++i) scaled[i] = y[i] / sigma;
-  std::vector<bool> flags = HampelFlags(scaled, 2 * min_segment - 1);
-  std::vector<double> kept_x, kept_y;
-  Fit fit;
-  for (int round = 0; round < kMaxRounds; ++round) {
-    kept_x.clear();
-    kept_y.clear();
-    for (size_t i = 0; i < y.size(); ++i)
-      if (!flags[i]) {
-        kept_x.push_back(x[i]);
-        kept_y.push_back(scaled[i]);
-      }
-    if (kept_x.size() < 2 * min_segment) {  // nearly everything is an outlier: no stable fit
-      result.outliers = std::count(flags.begin(), flags.end(), true);
-      return result;
-    }
-    fit = Pelt(kept_x, kept_y, min_segment, penalty);
-    if (round + 1 == kMaxRounds) break;
-    // The residual sigma (of the kept points, in current noise units).
-    const double dof = static_cast<double>(kept_x.size()) - static_cast<double>(fit.parameters);
-    const double ratio = dof > 0 && fit.sse > 0 ? std::sqrt(fit.sse / dof) : 1;
-    std::vector<bool> refit = ModelFlags(x, scaled, kept_x, fit.segments, kOutlierCut * ratio);
-    if (refit == flags && std::fabs(ratio - 1) < 0.05) break;
-    sigma *= ratio;
-    for (size_t i = 0; i < y.size(); ++i) scaled[i] = y[i] / sigma;
-    flags = std::move(refit);
-  }
-  result.noise_scale = sigma;
-  result.outliers = std::count(flags.begin(), flags.end(), true);
-  const std::vector<Segment>& segments = fit.segments;
 
-  // Report each change on the input's scale. A change beside a trend
-  // segment is a slope change when two lines meeting at a vertex (a hinge)
-  // fit the two segments nearly as well as the two free lines (within
-  // kLevelJumpCut^2 noise variances: the jump is not significant); it is
-  // then reported at the hinge's vertex, which locates a kink better than
-  // the free lines' boundary (a flat segment soaks up the start of a gentle
-  // ramp and the new line starts late, with a jump).
-  auto original_index = [&](double centred_x) {
-    return static_cast<size_t>(std::llround(centred_x + mid_index));
-  };
-  for (size_t s = 1; s < segments.size(); ++s) {
-    const Segment& before = segments[s - 1];
-    const Segment& after = segments[s];
-    ChangePoint cp;
-    bool kink = false;
-    if (before.linear || after.linear) {
-      const Hinge h = BestHinge(kept_x, kept_y, before.begin, after.end);
-      if (h.sse - (before.sse + after.sse) <= kLevelJumpCut * kLevelJumpCut) {
-        kink = true;
-        const double vertex_x = kept_x[h.knot], next_x = kept_x[h.knot + 1];
-        cp.index = original_index(next_x);
-        cp.before = centre + sigma * h.At(vertex_x, vertex_x);
-        cp.after = centre + sigma * h.At(next_x, vertex_x);
-        cp.slope_before = sigma * h.slope_before;
-        cp.slope_after = sigma * h.slope_after;
-      }
+  // 1. Seasons: the one asked for, or those that pay for themselves.
+  Robust fit;
+  if (options.season == 0) {
+    fit = ChooseSeasons(grid, mid_index, min_segment, penalty, present, result);
+  } else {
+    const size_t period = options.season > 0 ? static_cast<size_t>(options.season) : 0;
+    if (period >= 2 && grid.size() >= 2 * period) {
+      fit = FitWithoutSeason(grid, period, mid_index, min_segment, penalty);
+      result.season = options.season;
+    } else {
+      fit = FitGrid(grid, mid_index, min_segment, penalty);
     }
-    if (!kink) {
-      const double x_last = kept_x[before.end - 1], x_first = kept_x[after.begin];
-      cp.index = original_index(x_first);
-      cp.before = centre + sigma * before.At(x_last);
-      cp.after = centre + sigma * after.At(x_first);
-      cp.slope_before = sigma * before.slope;
-      cp.slope_after = sigma * after.slope;
-    }
-    cp.slope_change = kink;
-    cp.size = cp.after - cp.before;
-    cp.relative = cp.before != 0 ? cp.size / std::fabs(cp.before) : 0;
-    result.changes.push_back(cp);
   }
+  // 2-5. Done by FitGrid(); report the changes.
+  result.noise_scale = fit.sigma;
+  result.outliers = fit.outliers;
+  if (!fit.fitted) return result;
+  for (size_t s = 1; s < fit.fit.segments.size(); ++s)
+    result.changes.push_back(Report(fit, s, mid_index));
   return result;
 }
 

@@ -19,7 +19,8 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 std::string Describe(const ChangePointResult& r) {
   std::string s = "noise " + std::to_string(r.noise_scale) + ", season " +
-                  std::to_string(r.season) + ", outliers " + std::to_string(r.outliers) + ":";
+                  std::to_string(r.season) + "+" + std::to_string(r.second_season) + ", outliers " +
+                  std::to_string(r.outliers) + ":";
   for (const ChangePoint& c : r.changes)
     s += " [" + std::to_string(c.index) + (c.slope_change ? " trend " : " level ") +
          std::to_string(c.before) + " -> " + std::to_string(c.after) + "]";
@@ -266,13 +267,105 @@ TEST(StatsChangePoints, PenaltyAndMinSegmentOptions) {
   EXPECT_TRUE(DetectChangePoints(v, strict).changes.empty());
   EXPECT_EQ(DetectChangePoints(v).changes.size(), 1u);
 
-  // A 4-point plateau is a segment with min_segment 3, not with 5.
+  // A 10-point plateau that returns is two changes with min_segment 3; with
+  // 5 it is an excursion (at most 2 * 5 + 1 points), not a change.
   std::vector<double> plateau = g.Series(60, 100, 1);
-  for (size_t i = 30; i < 34; ++i) plateau[i] += 12;
+  for (size_t i = 30; i < 40; ++i) plateau[i] += 12;
   EXPECT_EQ(DetectChangePoints(plateau).changes.size(), 2u);
   ChangePointOptions longer;
   longer.min_segment = 5;
   EXPECT_TRUE(DetectChangePoints(plateau, longer).changes.empty());
+}
+
+// Student() — a Student-t draw with `df` degrees of freedom: N(0, 1) over
+// the root of a chi-square's mean.
+double Student(Gaussian& g, int df) {
+  double chi2 = 0;
+  for (int k = 0; k < df; ++k) {
+    const double z = g();
+    chi2 += z * z;
+  }
+  return g() / std::sqrt(chi2 / df);
+}
+
+// Ar1() — n points of AR(1) noise with unit variance and coefficient phi.
+std::vector<double> Ar1(Gaussian& g, size_t n, double phi) {
+  std::vector<double> v(n);
+  v[0] = g();
+  for (size_t i = 1; i < n; ++i) v[i] = phi * v[i - 1] + std::sqrt(1 - phi * phi) * g();
+  return v;
+}
+
+TEST(StatsChangePoints, HolidaysAreNotChanges) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    Gaussian g(500 + seed);
+    std::vector<double> v = g.Series(200, 100, 1);
+    for (size_t i = 40; i < 43; ++i) v[i] -= 8;    // a long weekend
+    for (size_t i = 100; i < 106; ++i) v[i] -= 6;  // a week off, less one day
+    v[150] -= 9;                                   // a single day
+    const ChangePointResult r = DetectChangePoints(v);
+    EXPECT_TRUE(r.changes.empty()) << "seed " << seed << ": " << Describe(r);
+    // A shift after the holidays is still found, and only it.
+    for (size_t i = 170; i < v.size(); ++i) v[i] += 5;
+    const ChangePointResult shifted = DetectChangePoints(v);
+    ASSERT_EQ(shifted.changes.size(), 1u) << "seed " << seed << ": " << Describe(shifted);
+    EXPECT_NEAR(static_cast<double>(shifted.changes[0].index), 170, 2);
+  }
+}
+
+TEST(StatsChangePoints, HeavyTailedNoiseHasNoChanges) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Gaussian g(600 + seed);
+    std::vector<double> v(300);
+    for (double& x : v) x = 100 + Student(g, 3);
+    const ChangePointResult r = DetectChangePoints(v);
+    EXPECT_TRUE(r.changes.empty()) << "seed " << seed << ": " << Describe(r);
+  }
+}
+
+TEST(StatsChangePoints, SteadyTrendInAutocorrelatedNoiseHasNoChanges) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Gaussian g(700 + seed);
+    std::vector<double> v = Ar1(g, 250, 0.3);
+    for (size_t i = 0; i < v.size(); ++i) v[i] += 100 + 0.04 * static_cast<double>(i);
+    const ChangePointResult r = DetectChangePoints(v);
+    EXPECT_TRUE(r.changes.empty()) << "seed " << seed << ": " << Describe(r);
+  }
+}
+
+TEST(StatsChangePoints, YearlyWaveInWeeklyDataIsASeasonNotChanges) {
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    Gaussian g(800 + seed);
+    std::vector<double> v = g.Series(52 * 4, 100, 1);
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] += 3 * std::sin(2 * std::numbers::pi * static_cast<double>(i) / 52);
+    const ChangePointResult r = DetectChangePoints(v);
+    SCOPED_TRACE(Describe(r));
+    EXPECT_NEAR(r.season, 52, 1) << seed;
+    EXPECT_TRUE(r.changes.empty()) << seed;
+    for (size_t i = 130; i < v.size(); ++i) v[i] += 5;
+    const ChangePointResult shifted = DetectChangePoints(v);
+    ASSERT_EQ(shifted.changes.size(), 1u) << seed << ": " << Describe(shifted);
+    EXPECT_NEAR(static_cast<double>(shifted.changes[0].index), 130, 2);
+  }
+}
+
+TEST(StatsChangePoints, DailyDataWithAWeekAndAYear) {
+  // Two years and a bit of days: a weekday pattern and a yearly wave are
+  // two seasons, not a staircase of changes.
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    Gaussian g(900 + seed);
+    std::vector<double> v = g.Series(800, 100, 1);
+    for (size_t i = 0; i < v.size(); ++i) {
+      v[i] += 3 * std::sin(2 * std::numbers::pi * static_cast<double>(i) / 365);
+      if (i % 7 >= 5) v[i] -= 4;
+    }
+    const ChangePointResult r = DetectChangePoints(v);
+    SCOPED_TRACE(Describe(r));
+    EXPECT_EQ(r.season, 7) << seed;
+    EXPECT_NEAR(r.second_season, 365, 10) << seed;
+    EXPECT_TRUE(r.changes.empty()) << seed;
+  }
 }
 
 }  // namespace
