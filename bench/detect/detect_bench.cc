@@ -10,7 +10,7 @@
 // scored against the ground truth:
 //  * an endpoint regression is caught by an endpoint-level alert (kind
 //    "rollout"/"flag") on its service and endpoint with its cause (rollout:
-//    commit_after == the commit that brought it; flag: name and value);
+//    target_commit == the commit that brought it; flag: name and value);
 //  * a function-level regression (worth 0.5% of its endpoint) is caught by a
 //    function-level alert naming its function with its cause, or by an
 //    endpoint-level alert with its cause;
@@ -212,7 +212,7 @@ class Books {
 
 // Alert — a detector finding or a baseline alert, reduced to what scoring needs.
 struct Alert {
-  std::string kind, service, endpoint, function, commit_before, commit_after, flag, flag_value,
+  std::string kind, service, endpoint, function, base_commit, target_commit, flag, flag_value,
       flag_reference, cause, method;
   int64_t at_us = 0, from_us = 0, to_us = 0;
   double estimate = 0, lo = 0, hi = 0, threshold = 0;
@@ -225,8 +225,8 @@ Alert FromFinding(const detect::Finding& f, int64_t at_us) {
   a.service = f.service;
   a.endpoint = f.endpoint;
   a.function = f.function;
-  a.commit_before = f.commit_before;
-  a.commit_after = f.commit_after;
+  a.base_commit = f.base_commit;
+  a.target_commit = f.target_commit;
   a.flag = f.flag;
   a.flag_value = f.flag_value;
   a.flag_reference = f.flag_reference;
@@ -261,8 +261,8 @@ Recheck RecheckAlert(const Alert& a, const Books& books, int64_t start_unix_s) {
   const std::string ep = a.service + " " + a.endpoint;
   Agg x, y;
   if (a.kind == "rollout") {
-    x = books.Sum(ep + " @" + a.commit_before, from, to);
-    y = books.Sum(ep + " @" + a.commit_after, from, to);
+    x = books.Sum(ep + " @" + a.base_commit, from, to);
+    y = books.Sum(ep + " @" + a.target_commit, from, to);
   } else if (a.kind == "flag") {
     x = books.Sum(ep + " ?" + a.flag + "=" + a.flag_reference, from, to);
     y = books.Sum(ep + " ?" + a.flag + "=" + a.flag_value, from, to);
@@ -282,7 +282,7 @@ bool IsFunctionKind(const std::string& kind) { return kind.rfind("function", 0) 
 bool SameCause(const Alert& a, const sim::InjectedRegression& r) {
   if (a.service != r.service || a.endpoint != r.endpoint) return false;
   if (IsRolloutKind(a.kind) != IsRolloutKind(r.kind)) return false;
-  if (IsRolloutKind(r.kind)) return a.commit_after == r.commit_to;
+  if (IsRolloutKind(r.kind)) return a.target_commit == r.commit_to;
   return a.flag == r.flag && a.flag_value == r.flag_value;
 }
 
@@ -590,7 +590,7 @@ void BaselineRolloutAlerts(const sim::FleetConfig& config, const Books& books,
         Alert a =
             BaselineAlert("rollout", s.name, e.name,
                           (config.start_unix_s + (*first + kSideMinutes) * 60LL) * kUs, change);
-        a.commit_after = roll.to;
+        a.target_commit = roll.to;
         a.cause = "commit " + roll.to + " vs " + roll.from;
         out.push_back(a);
       }

@@ -43,7 +43,7 @@ Status SetThreshold(Run& run, Finding& f, double floor) {
   Result<std::vector<store::EffectRecord>> history =
       run.store.EffectHistory({.service = f.service,
                                .endpoint = f.endpoint,
-                               .subject = "",
+                               .function = "",
                                .kind = f.kind,
                                .before_us = o.now_us + 1,
                                .limit = 50});
@@ -149,7 +149,7 @@ Result<std::vector<Finding>> RecordRun(store::Store& store, const DetectReport& 
     effects.push_back({.at_us = report.ran_at_us,
                        .service = f.service,
                        .endpoint = f.endpoint,
-                       .subject = "",
+                       .function = "",
                        .kind = f.kind,
                        .cause = f.cause,
                        .estimate = f.effect.estimate,
@@ -160,15 +160,15 @@ Result<std::vector<Finding>> RecordRun(store::Store& store, const DetectReport& 
   if (Status s = store.AppendEffects(effects); !s.ok()) return s;
   std::vector<Finding> opened;
   for (const Finding& f : report.alerts) {
-    store::AlertRow row{.id = 0,
-                        .key = f.Key(),
-                        .service = f.service,
-                        .endpoint = f.endpoint,
-                        .kind = f.kind,
-                        .state = "open",
-                        .opened_us = report.ran_at_us,
-                        .updated_us = report.ran_at_us,
-                        .body = ToJson(f).dump()};
+    store::Alert row{.id = 0,
+                     .key = f.Key(),
+                     .service = f.service,
+                     .endpoint = f.endpoint,
+                     .kind = f.kind,
+                     .state = "open",
+                     .opened_us = report.ran_at_us,
+                     .updated_us = report.ran_at_us,
+                     .body = ToJson(f).dump()};
     Result<store::UpsertOutcome> out = store.UpsertAlert(row);
     if (!out.ok()) return out.status();
     if (out->opened) opened.push_back(f);

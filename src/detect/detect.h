@@ -72,8 +72,8 @@ struct Finding {
   std::string service, endpoint;
   std::string function;  // the subject when function-level, else ""
   std::string cause;     // "commit b7e41d0 vs 9f3c2a1", "flag new_search=on vs off", "daily trend"
-  std::string commit_before, commit_after;  // rollout (and the commit of a flag test)
-  std::vector<std::string> commits;         // commits first seen in (A, B], oldest first
+  std::string base_commit, target_commit;  // rollout (and the commit of a flag test)
+  std::vector<std::string> commits;        // commits first seen in (A, B], oldest first
   // flag tests: the flag, the value tested and the value it is compared
   // with; "" is unset (a request without the flag, or with it sent empty).
   // One rule at both levels: flag_reference is the flag's most common value

@@ -119,7 +119,7 @@ FlagData CollectFlagArms(const store::SampleSet& samples, const Window& window) 
   for (const store::SampleSeries& s : samples.series)
     for (const auto& [flag, value] : s.flags) names[{s.service, s.endpoint, s.commit}].insert(flag);
   FlagData data;
-  for (const store::SampleValue& v : samples.samples) {
+  for (const store::RecordBill& v : samples.samples) {
     if (!window.Has(v.start_us)) continue;
     const store::SampleSeries& s = samples.series[v.series];
     auto nit = names.find({s.service, s.endpoint, s.commit});
@@ -129,7 +129,7 @@ FlagData CollectFlagArms(const store::SampleSet& samples, const Window& window) 
                                  [](const auto& p, const std::string& n) { return p.first < n; });
       const std::string& value =
           it != s.flags.end() && it->first == flag ? it->second : std::string();
-      data[{s.service, s.endpoint, flag}][s.commit][value].push_back(v.value);
+      data[{s.service, s.endpoint, flag}][s.commit][value].push_back(v.bill);
     }
   }
   return data;
@@ -258,7 +258,7 @@ Status AddFlagFunctionTests(Run& run, const Window& window, const FlagData& data
         Finding base;
         base.kind = "function-flag";
         base.service = sc.first;
-        base.commit_before = base.commit_after = sc.second;
+        base.base_commit = base.target_commit = sc.second;
         base.flag = flag;
         base.flag_value = value;
         base.flag_reference = ref;

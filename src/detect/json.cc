@@ -54,9 +54,9 @@ nlohmann::json ToJson(const Finding& f) {
       {"explained_share", Number(f.explained_share)},
       {"key", f.Key()},
   };
-  if (!f.commit_before.empty() || !f.commit_after.empty()) {
-    j["commit_before"] = f.commit_before;
-    j["commit_after"] = f.commit_after;
+  if (!f.base_commit.empty() || !f.target_commit.empty()) {
+    j["base_commit"] = f.base_commit;
+    j["target_commit"] = f.target_commit;
     j["commits"] = f.commits;
   }
   if (f.kind == "trend") {
@@ -111,8 +111,8 @@ Result<Finding> FindingFromJson(const nlohmann::json& j) {
     f.to_us = static_cast<int64_t>(NumberOr(j, "to", 0) * 1e6);
     f.alert = j.value("alert", false);
     f.reason = j.value("reason", "");
-    f.commit_before = j.value("commit_before", "");
-    f.commit_after = j.value("commit_after", "");
+    f.base_commit = j.value("base_commit", "");
+    f.target_commit = j.value("target_commit", "");
     f.commits = j.value("commits", std::vector<std::string>{});
     f.flag = j.value("flag", "");
     f.flag_value = j.value("flag_value", "");

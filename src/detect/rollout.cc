@@ -72,7 +72,7 @@ struct SideRule {
   const Window& wa;
   const std::string& b;
   const Window& wb;
-  int Of(const store::SampleSet& set, const store::SampleValue& v) const {
+  int Of(const store::SampleSet& set, const store::RecordBill& v) const {
     const store::SampleSeries& s = set.series[v.series];
     if (s.commit == a && wa.Has(v.start_us)) return 1;
     if (s.commit == b && wb.Has(v.start_us)) return 2;
@@ -110,7 +110,7 @@ SideFlags FlagsOfSides(const store::SampleSet& set, const std::vector<uint32_t>&
   SideFlags out;
   std::vector<int8_t> side_of_series(set.series.size(), 0);
   for (uint32_t i : of_service) {
-    const store::SampleValue& v = set.samples[i];
+    const store::RecordBill& v = set.samples[i];
     const int side = rule.Of(set, v);
     if (side == 0 || (side_of_series[v.series] & side)) continue;
     side_of_series[v.series] |= static_cast<int8_t>(side);
@@ -139,7 +139,7 @@ Sides Collect(const store::SampleSet& set, const std::vector<uint32_t>& of_servi
   std::vector<int8_t> keep(set.series.size(), -1);  // -1 unknown, 0 drop, 1 keep
   Sides sides;
   for (uint32_t i : of_service) {
-    const store::SampleValue& v = set.samples[i];
+    const store::RecordBill& v = set.samples[i];
     const int side = rule.Of(set, v);
     if (side == 0) continue;
     const store::SampleSeries& s = set.series[v.series];
@@ -153,7 +153,7 @@ Sides Collect(const store::SampleSet& set, const std::vector<uint32_t>& of_servi
     if (keep[v.series] == 0) continue;
     Side& out = side == 1 ? sides[s.endpoint].first : sides[s.endpoint].second;
     out.at_us.push_back(v.start_us);
-    out.cost.push_back(v.value);
+    out.cost.push_back(v.bill);
   }
   return sides;
 }
@@ -344,8 +344,8 @@ Finding RolloutFinding(const Rollout& r, const std::string& unit) {
   f.kind = "rollout";
   f.service = r.service;
   f.cause = "commit " + r.b.commit + " vs " + r.a.commit;
-  f.commit_before = r.a.commit;
-  f.commit_after = r.b.commit;
+  f.base_commit = r.a.commit;
+  f.target_commit = r.b.commit;
   f.commits = {r.b.commit};
   f.unit = unit;
   return f;

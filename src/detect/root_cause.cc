@@ -15,11 +15,11 @@ Status RolloutRootCause(Run& run, Finding& f, int64_t a_from, int64_t a_to, int6
                           .to_us = a_to,
                           .service = f.service,
                           .endpoint = f.endpoint,
-                          .commit = f.commit_before};
+                          .commit = f.base_commit};
   store::FunctionQuery qb = qa;
   qb.from_us = b_from;
   qb.to_us = b_to;
-  qb.commit = f.commit_after;
+  qb.commit = f.target_commit;
   Result<profile::CallTree> a = run.store.FunctionTree(qa);
   if (!a.ok()) return OkStatus();  // e.g. mixed units: the alert stands without a cause
   Result<profile::CallTree> b = run.store.FunctionTree(qb);
@@ -54,7 +54,7 @@ Status FlagRootCause(Run& run, Finding& f) {
   q.to_us = f.to_us;
   q.service = f.service;
   q.endpoint = f.endpoint;
-  if (!f.commit_after.empty()) q.commit = f.commit_after;
+  if (!f.target_commit.empty()) q.commit = f.target_commit;
   q.flag = f.flag;
   Result<std::vector<store::FunctionMoments>> rows = run.store.FunctionMomentsOf(q);
   if (!rows.ok()) return rows.status();

@@ -368,10 +368,10 @@ void HandleAlerts(ApiContext& ctx, const httplib::Request& req, httplib::Respons
       q.state = state;
     }
     if (Status s = ParseLimit(req, &q.limit); !s.ok()) return s;
-    Result<std::vector<store::AlertRow>> rows = ctx.store->Alerts(q);
+    Result<std::vector<store::Alert>> rows = ctx.store->Alerts(q);
     if (!rows.ok()) return rows.status();
     nlohmann::json list = nlohmann::json::array();
-    for (const store::AlertRow& a : *rows) {
+    for (const store::Alert& a : *rows) {
       nlohmann::json body = nlohmann::json::parse(a.body, nullptr, /*allow_exceptions=*/false);
       if (body.is_discarded()) body = nlohmann::json::object();
       body["id"] = a.id;

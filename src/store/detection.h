@@ -3,7 +3,7 @@
 // requests, the history of measured effects, and the alerts.
 //
 //   SampleSet s = *store->Samples({.from_us = t0, .to_us = t1, .service = "shop"});
-//   for (const SampleValue& v : s.samples) s.series[v.series].commit ...
+//   for (const RecordBill& b : s.samples) s.series[b.series].commit ...
 //
 // The store knows nothing of how these are judged; it keeps and returns them.
 #pragma once
@@ -34,12 +34,12 @@ struct SampleSeries {
   std::vector<std::pair<std::string, std::string>> flags;  // sorted by name
 };
 
-// SampleValue — one sampled request: its series, start, and CPU bill in the
-// set's unit (instructions when the whole service slice has them, else cpu_ns).
-struct SampleValue {
+// RecordBill — one record: its series, start, and CPU bill in the set's
+// unit (instructions when the whole service slice has them, else cpu_ns).
+struct RecordBill {
   uint32_t series = 0;  // index into SampleSet::series
   int64_t start_us = 0;
-  double value = 0;
+  double bill = 0;
   double sample_rate = 1;
 };
 
@@ -47,7 +47,7 @@ struct SampleValue {
 // services[i]); a sample's unit is its service's.
 struct SampleSet {
   std::vector<SampleSeries> series;
-  std::vector<SampleValue> samples;                        // in start order
+  std::vector<RecordBill> samples;                         // in start order
   std::vector<std::pair<std::string, std::string>> units;  // (service, unit)
   std::string UnitOf(const std::string& service) const;
 };
@@ -84,27 +84,27 @@ struct FunctionMoments {
 
 // EffectRecord — one measured effect, kept so each endpoint's (and
 // function's) threshold can be learned from its own history of noise. The
-// store keeps the newest per (service, endpoint, subject, kind, cause).
+// store keeps the newest per (service, endpoint, function, kind, cause).
 struct EffectRecord {
   int64_t at_us = 0;
   std::string service, endpoint;
-  std::string subject;  // "" for the endpoint total, else the function
-  std::string kind;     // "rollout", "flag", ...
-  std::string cause;    // "commit b7e41d0 vs 9f3c2a1"
+  std::string function;  // "" for the endpoint total, else its function key
+  std::string kind;      // "rollout", "flag", ...
+  std::string cause;     // "commit b7e41d0 vs 9f3c2a1"
   double estimate = 0, lo = 0, hi = 0;
   bool alerted = false;
 };
 
-// EffectHistoryQuery — the newest `limit` effects of one subject.
+// EffectHistoryQuery — the newest `limit` effects of one endpoint or function.
 struct EffectHistoryQuery {
-  std::string service, endpoint, subject, kind;
+  std::string service, endpoint, function, kind;
   int64_t before_us = std::numeric_limits<int64_t>::max();
   size_t limit = 50;
 };
 
-// AlertRow — a stored alert. `key` de-duplicates: one open alert per key
-// (service + endpoint + subject + cause). `body` is the detector's JSON.
-struct AlertRow {
+// Alert — a stored alert. `key` de-duplicates: one open alert per key
+// (service + endpoint + function + cause). `body` is the detector's JSON.
+struct Alert {
   int64_t id = 0;
   std::string key, service, endpoint, kind, state;  // state "open" / "resolved"
   int64_t opened_us = 0, updated_us = 0;

@@ -117,9 +117,9 @@ class Store {
   virtual Result<std::vector<EffectRecord>> EffectHistory(const EffectHistoryQuery& query) = 0;
   // Store::UpsertAlert() — opens an alert, or updates the body and
   // updated_us of the open alert with the same key. Thread-safe.
-  virtual Result<UpsertOutcome> UpsertAlert(const AlertRow& alert) = 0;
+  virtual Result<UpsertOutcome> UpsertAlert(const Alert& alert) = 0;
   // Store::Alerts() — stored alerts, newest first. Thread-safe.
-  virtual Result<std::vector<AlertRow>> Alerts(const AlertQuery& query) = 0;
+  virtual Result<std::vector<Alert>> Alerts(const AlertQuery& query) = 0;
 };
 
 // SqliteOptions — where and how long.

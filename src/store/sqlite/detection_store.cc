@@ -186,7 +186,7 @@ Status SqliteStore::AppendEffects(std::span<const EffectRecord> effects) {
       StmtUse use(*del);
       use.Bind(1, e.service);
       use.Bind(2, e.endpoint);
-      use.Bind(3, e.subject);
+      use.Bind(3, e.function);
       use.Bind(4, e.kind);
       use.Bind(5, e.cause);
       if (Status s = use.Run(); !s.ok()) return s;
@@ -195,7 +195,7 @@ Status SqliteStore::AppendEffects(std::span<const EffectRecord> effects) {
     use.Bind(1, e.at_us);
     use.Bind(2, e.service);
     use.Bind(3, e.endpoint);
-    use.Bind(4, e.subject);
+    use.Bind(4, e.function);
     use.Bind(5, e.kind);
     use.Bind(6, e.cause);
     use.Bind(7, e.estimate);
@@ -218,7 +218,7 @@ Result<std::vector<EffectRecord>> SqliteStore::EffectHistory(const EffectHistory
   StmtUse use(*st);
   use.Bind(1, query.service);
   use.Bind(2, query.endpoint);
-  use.Bind(3, query.subject);
+  use.Bind(3, query.function);
   use.Bind(4, query.kind);
   use.Bind(5, query.before_us);
   use.Bind(6, static_cast<int64_t>(query.limit));
@@ -228,7 +228,7 @@ Result<std::vector<EffectRecord>> SqliteStore::EffectHistory(const EffectHistory
     e.at_us = u.Int64(0);
     e.service = query.service;
     e.endpoint = query.endpoint;
-    e.subject = query.subject;
+    e.function = query.function;
     e.kind = query.kind;
     e.cause = u.Text(1);
     e.estimate = u.Double(2);
@@ -242,7 +242,7 @@ Result<std::vector<EffectRecord>> SqliteStore::EffectHistory(const EffectHistory
   return out;
 }
 
-Result<UpsertOutcome> SqliteStore::UpsertAlert(const AlertRow& alert) {
+Result<UpsertOutcome> SqliteStore::UpsertAlert(const Alert& alert) {
   std::lock_guard<std::mutex> lock(write_mu_);
   Txn txn(writer_);
   if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
@@ -284,7 +284,7 @@ Result<UpsertOutcome> SqliteStore::UpsertAlert(const AlertRow& alert) {
   return out;
 }
 
-Result<std::vector<AlertRow>> SqliteStore::Alerts(const AlertQuery& query) {
+Result<std::vector<Alert>> SqliteStore::Alerts(const AlertQuery& query) {
   ReadSession session(*readers_, catalog_);
   if (Status s = session.Begin(); !s.ok()) return s;
   Result<Stmt> st = session.conn().db.Prepare(
@@ -298,9 +298,9 @@ Result<std::vector<AlertRow>> SqliteStore::Alerts(const AlertQuery& query) {
   BindOptional(use, 3, query.service);
   BindOptional(use, 4, query.state);
   use.Bind(5, static_cast<int64_t>(query.limit));
-  std::vector<AlertRow> out;
+  std::vector<Alert> out;
   Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
-    AlertRow a;
+    Alert a;
     a.id = u.Int64(0);
     a.key = u.Text(1);
     a.service = u.Text(2);

@@ -172,8 +172,8 @@ class SqliteStore final : public Store {
       const FunctionMomentsQuery& query) override;
   Status AppendEffects(std::span<const EffectRecord> effects) override;
   Result<std::vector<EffectRecord>> EffectHistory(const EffectHistoryQuery& query) override;
-  Result<UpsertOutcome> UpsertAlert(const AlertRow& alert) override;
-  Result<std::vector<AlertRow>> Alerts(const AlertQuery& query) override;
+  Result<UpsertOutcome> UpsertAlert(const Alert& alert) override;
+  Result<std::vector<Alert>> Alerts(const AlertQuery& query) override;
 
   // SqliteStore::SealPoints() — the committed seal points (unix seconds) of
   // the minute, hour and day tiers. For tests and `doctor`.

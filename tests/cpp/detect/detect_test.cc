@@ -154,8 +154,8 @@ TEST_F(DetectTest, ExactlyTheTwoInjectedRegressionsWithTheirCulprits) {
 
   EXPECT_EQ(rollout->service, "shop");
   EXPECT_EQ(rollout->endpoint, "/checkout/");
-  EXPECT_EQ(rollout->commit_before, "aaa");
-  EXPECT_EQ(rollout->commit_after, "bbb");
+  EXPECT_EQ(rollout->base_commit, "aaa");
+  EXPECT_EQ(rollout->target_commit, "bbb");
   EXPECT_EQ(rollout->method, "side-by-side");
   EXPECT_EQ(rollout->unit, "instructions");
   EXPECT_LT(rollout->effect.lo, kRolloutFactor - 1);
@@ -183,7 +183,7 @@ TEST_F(DetectTest, ExactlyTheTwoInjectedRegressionsWithTheirCulprits) {
     if (f.kind == "rollout" && f.service == "accounts") {
       saw_noop = true;
       EXPECT_FALSE(f.alert);
-      EXPECT_EQ(f.commit_after, "c2");
+      EXPECT_EQ(f.target_commit, "c2");
       EXPECT_LT(std::fabs(f.effect.estimate), 0.02);
     }
   EXPECT_TRUE(saw_noop);
@@ -206,10 +206,10 @@ TEST_F(DetectTest, AlertsAreStoredOncePerKey) {
   Result<std::vector<Finding>> second = RecordRun(*store_, *again);
   ASSERT_TRUE(second.ok());
   EXPECT_TRUE(second->empty()) << "the same alerts must not open twice";
-  Result<std::vector<store::AlertRow>> rows = store_->Alerts({});
+  Result<std::vector<store::Alert>> rows = store_->Alerts({});
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), 2u);
-  for (const store::AlertRow& row : *rows) {
+  for (const store::Alert& row : *rows) {
     EXPECT_EQ(row.state, "open");
     EXPECT_EQ(row.updated_us, options_.now_us);  // refreshed by the second run
     auto body = nlohmann::json::parse(row.body);
@@ -238,7 +238,7 @@ TEST_F(DetectTest, ThresholdsComeFromConfigThenHistoryThenTheFloor) {
     history.push_back({.at_us = kT0 + i * kUs,
                        .service = "accounts",
                        .endpoint = "/login/",
-                       .subject = "",
+                       .function = "",
                        .kind = "rollout",
                        .cause = "commit x" + std::to_string(i),
                        .estimate = (i % 2 ? 0.06 : -0.06),
@@ -400,7 +400,7 @@ TEST_F(DetectTest, SamplesAndMomentsComeBackAsStored) {
   Result<store::SampleSet> part = store_->Samples(one);
   ASSERT_TRUE(part.ok());
   EXPECT_NEAR(static_cast<double>(part->samples.size()), 60 * 30, 1.0);
-  for (const store::SampleValue& v : part->samples) {
+  for (const store::RecordBill& v : part->samples) {
     EXPECT_EQ(part->series[v.series].service, "accounts");
     EXPECT_GE(v.start_us, one.from_us);
     EXPECT_LT(v.start_us, one.to_us);

@@ -93,10 +93,10 @@ class GatedStore final : public Store {
       const store::EffectHistoryQuery& q) override {
     return real_->EffectHistory(q);
   }
-  Result<store::UpsertOutcome> UpsertAlert(const store::AlertRow& a) override {
+  Result<store::UpsertOutcome> UpsertAlert(const store::Alert& a) override {
     return real_->UpsertAlert(a);
   }
-  Result<std::vector<store::AlertRow>> Alerts(const store::AlertQuery& q) override {
+  Result<std::vector<store::Alert>> Alerts(const store::AlertQuery& q) override {
     return real_->Alerts(q);
   }
 
