@@ -131,6 +131,13 @@ function blankCanvases(page) {
 }
 
 async function shot(page, name) {
+  // d3-flame-graph grows new frames' rects in a short transition: the picture
+  // waits until every rect has its frame's final width.
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll(".flame svg g.frame")].every(
+      (g) => Math.abs(Number(g.querySelector("rect").getAttribute("width")) - Number(g.getAttribute("width"))) < 0.5,
+    ),
+  );
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
@@ -161,6 +168,7 @@ test("every page loads without console errors and its charts draw", async () => 
   const pages = {
     overview: `?since=${SINCE}`,
     endpoint: `?page=endpoint&service=shop-web&endpoint=%2Fcheckout%2F&since=${SINCE}`,
+    "endpoint-by-flag": `?page=endpoint&service=shop-web&endpoint=%2Fsearch%2F&by=flag%3Anew_search&since=${SINCE}`,
     explorer: `?page=explorer&group=service,endpoint&since=${SINCE}`,
     alerts: `?page=alerts`,
     profiles: `?page=profiles&service=shop-web&since=${SINCE}`,
@@ -170,7 +178,7 @@ test("every page loads without console errors and its charts draw", async () => 
     const { page, errors } = await open(query);
     assert.equal(await page.locator(".card.error").count(), 0, `${name}: ${await page.locator(".card.error").allTextContents()}`);
     const canvases = await page.locator("canvas").count();
-    if (["overview", "endpoint", "explorer"].includes(name)) assert.ok(canvases > 0, `${name} has no chart`);
+    if (["overview", "endpoint", "endpoint-by-flag", "explorer"].includes(name)) assert.ok(canvases > 0, `${name} has no chart`);
     assert.equal(await blankCanvases(page), 0, `${name} has a blank chart`);
     await shot(page, name);
     assert.deepEqual(errors, [], `${name}: console errors`);

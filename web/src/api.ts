@@ -128,8 +128,10 @@ export async function breakdown(range: TimeRange, a: QueryArgs): Promise<QueryRe
   return result(await get("/v1/query/breakdown", queryParams(range, a)));
 }
 
+// timeseries() — NOTE: the server's limit counts rows (groups x buckets), so
+// the default here is its maximum; pick the groups to draw from breakdown().
 export async function timeseries(range: TimeRange, a: QueryArgs): Promise<QueryResult> {
-  return result(await get("/v1/query/timeseries", queryParams(range, a)));
+  return result(await get("/v1/query/timeseries", queryParams(range, { limit: 100000, ...a })));
 }
 
 export interface ServiceEfficiency {

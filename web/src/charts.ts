@@ -46,7 +46,7 @@ export function lineChart(
         value: (_u: uPlot, v: number | null) => (v === null ? "–" : opts.fmt(v)),
       })),
     ],
-    axes: [{}, { size: 80, values: (_u: uPlot, vals: number[]) => vals.map((v) => opts.fmt(v)) }],
+    axes: [{}, { size: 110, values: (_u: uPlot, vals: number[]) => vals.map((v) => opts.fmt(v)) }],
     hooks: {
       draw: [
         (u: uPlot) => {

@@ -16,11 +16,13 @@ export async function endpointPage(): Promise<HTMLElement[]> {
   const r = range();
   const bucket = bucketFor(r);
   const where = [service && `service=${service}`, endpoint && `endpoint=${endpoint}`].filter(Boolean) as string[];
-  const [series, split, deploys, fns] = await Promise.all([
+  const flag = by.startsWith("flag:") ? by : "";
+  const [series, split, deploys, fns, flagSeries] = await Promise.all([
     api.timeseries(r, { where, bucket }),
     api.breakdown(r, { where, groupBy: [by], limit: 50 }),
     api.deploys(service || undefined),
     api.functions({ ...r, service, endpoint }, 15),
+    flag ? api.timeseries(r, { where, bucket, groupBy: [flag] }) : Promise.resolve(null),
   ]);
   const head = h(
     "div",
@@ -36,10 +38,21 @@ export async function endpointPage(): Promise<HTMLElement[]> {
   const rows = series.rows;
   const xs = rows.map((x) => x.bucketS);
   const pick = (f: (d: api.Distribution) => number) => rows.map((x) => { const m = measure(x, unit); return m ? f(m) : null; });
-  // A commit is marked where it first served in this range.
-  const markers: Marker[] = deploys
-    .filter((d) => d.firstSeenS >= xs[0] && d.firstSeenS <= xs[xs.length - 1])
-    .map((d, i) => ({ x: d.firstSeenS, label: `${d.commit}${d.cluster ? " @" + d.cluster : ""}`, color: PALETTE[(i + 4) % PALETTE.length] }));
+  // A commit is marked where it first served (on any cluster) after the
+  // series starts: the ones serving from the start are no change.
+  const firstSeen = new Map<string, number>();
+  for (const d of deploys) firstSeen.set(d.commit, Math.min(firstSeen.get(d.commit) ?? Infinity, d.firstSeenS));
+  const markers: Marker[] = [...firstSeen]
+    .filter(([, s]) => s > xs[0] && s <= xs[xs.length - 1])
+    .map(([commit, s], i) => ({ x: s, label: `commit ${commit}`, color: PALETTE[(i + 4) % PALETTE.length] }));
+  // Split by a flag, its values are marked where they first served too.
+  const flagFirst = new Map<string, number>();
+  for (const x of flagSeries?.rows ?? []) {
+    const v = x.keys[flag];
+    if (v !== "") flagFirst.set(v, Math.min(flagFirst.get(v) ?? Infinity, x.bucketS));
+  }
+  for (const [v, s] of flagFirst)
+    if (s > xs[0]) markers.push({ x: s, label: `${flag.slice(5)}=${v}`, color: PALETTE[(markers.length + 4) % PALETTE.length] });
   const cpu = section(
     `CPU per request (${bucket} buckets)`,
     lineChart(

@@ -24,7 +24,7 @@ export async function explorerPage(): Promise<HTMLElement[]> {
   const bucket = bucketFor(r);
   const [table_, series] = await Promise.all([
     api.breakdown(r, { groupBy: group, where, limit: 200 }),
-    api.timeseries(r, { groupBy: group, where, bucket, limit: CHART_GROUPS }),
+    api.timeseries(r, { groupBy: group, where, bucket }),
   ]);
   const unit = unitOf(table_.rows);
   noteUnit(unit);
@@ -72,7 +72,7 @@ export async function explorerPage(): Promise<HTMLElement[]> {
   if (table_.rows.length === 0) return [h("h1", {}, "Explorer"), controls, section("Groups", empty("Nothing matches.", NO_RECORDS))];
 
   // The chart: the statistic per bucket for the heaviest groups.
-  const labels = [...new Set(series.rows.map((x) => groupLabel(x.keys, group)))].slice(0, CHART_GROUPS);
+  const labels = table_.rows.slice(0, CHART_GROUPS).map((x) => groupLabel(x.keys, group));
   const xs = [...new Set(series.rows.map((x) => x.bucketS))].sort((a, b) => a - b);
   const idx = new Map(xs.map((x, i) => [x, i]));
   const lines = labels.map((label, i) => {
