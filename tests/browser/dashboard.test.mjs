@@ -36,6 +36,7 @@ const END = (() => {
 const SINCE = "48h";
 
 let server, dataDir, base, browser, context;
+const extraServers = [];
 
 function freePort() {
   return new Promise((ok, fail) => {
@@ -47,9 +48,9 @@ function freePort() {
   });
 }
 
-async function waitHealthy(url) {
+async function waitHealthy(proc, url) {
   for (let i = 0; i < 200; i++) {
-    if (server.exitCode !== null) throw new Error(`cpuledger serve exited ${server.exitCode}`);
+    if (proc.exitCode !== null) throw new Error(`cpuledger serve exited ${proc.exitCode}`);
     try {
       if ((await fetch(url + "/healthz")).ok) return;
     } catch {}
@@ -58,23 +59,39 @@ async function waitHealthy(url) {
   throw new Error("cpuledger serve did not come up");
 }
 
-before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  dataDir = mkdtempSync(join(tmpdir(), "cpuledger-browser-"));
+// startServer() — `cpuledger serve` on a free loopback port and a fresh data
+// directory, holding `hours` of the simulated shop (extra simulate flags too).
+async function startServer(hours, extra = []) {
+  const dir = mkdtempSync(join(tmpdir(), "cpuledger-browser-"));
   const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(CLI, ["serve", "--port", String(port), "--data-dir", dataDir, "--detect-every", "off"], {
+  const url = `http://127.0.0.1:${port}`;
+  const proc = spawn(CLI, ["serve", "--port", String(port), "--data-dir", dir, "--detect-every", "off"], {
     env: { ...process.env, CPULEDGER_TOKEN: TOKEN },
     stdio: ["ignore", "ignore", "inherit"],
   });
-  await waitHealthy(base);
+  await waitHealthy(proc, url);
   const sim = spawnSync(
     CLI,
-    ["simulate", "--server", base, "--token", TOKEN, "--hours", "2", "--seed", "42", "--profile-rate", "0.2",
-     "--sample-rate", "0.5", "--end", String(END)],
+    ["simulate", "--server", url, "--token", TOKEN, "--hours", String(hours), "--seed", "42", "--profile-rate", "0.2",
+     "--sample-rate", "0.5", "--end", String(END), ...extra],
     { stdio: ["ignore", "ignore", "inherit"], timeout: 240_000 },
   );
   assert.equal(sim.status, 0, "cpuledger simulate failed");
+  return { proc, dir, url };
+}
+
+async function stopServer(s) {
+  if (s.proc.exitCode === null) {
+    s.proc.kill("SIGTERM");
+    await new Promise((r) => s.proc.once("exit", r));
+  }
+  rmSync(s.dir, { recursive: true, force: true });
+}
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  const main = await startServer(2);
+  ({ proc: server, dir: dataDir, url: base } = main);
   const detect = await fetch(`${base}/v1/detect?since=2h&at=${END}`, {
     method: "POST",
     headers: { Authorization: `Bearer ${TOKEN}` },
@@ -94,21 +111,18 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    server.kill("SIGTERM");
-    await new Promise((r) => server.once("exit", r));
-  }
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  for (const s of extraServers) await stopServer(s);
+  if (server) await stopServer({ proc: server, dir: dataDir });
 });
 
 // open() — a page at `query` (signed in through the #token= fragment) with
 // its console errors collected; resolves once the page has drawn.
-async function open(query, { token = true } = {}) {
+async function open(query, { token = true, at = base } = {}) {
   const page = await context.newPage();
   const errors = [];
   page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
   page.on("pageerror", (e) => errors.push(String(e)));
-  await page.goto(`${base}/${query}${token ? "#token=" + TOKEN : ""}`);
+  await page.goto(`${at}/${query}${token ? "#token=" + TOKEN : ""}`);
   await drawn(page);
   return { page, errors };
 }
@@ -297,6 +311,20 @@ test("the diff colours the injected regression as added cost", async () => {
   await page.waitForSelector(".flame svg g.frame");
   assert.equal((await frames(page)).find((f) => f.name === "checkout_render").fill, "#e34a33");
   await shot(page, "profiles-diff-proportional");
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("a fleet without a PMU is shown in CPU time, and says so", async () => {
+  const nopmu = await startServer(1, ["--no-pmu"]);
+  extraServers.push(nopmu);
+  const { page, errors } = await open(`?since=${SINCE}`, { at: nopmu.url });
+  await page.waitForSelector("#top-endpoints");
+  assert.match(await page.locator("#unit-note").textContent(), /CPU time \(no PMU/);
+  assert.match(await page.locator("#efficiency thead").textContent(), /CPU ms per active user/);
+  assert.match(await page.locator("#top-endpoints tbody tr").first().textContent(), / ms/);
+  assert.equal(await blankCanvases(page), 0);
+  await shot(page, "overview-no-pmu");
   assert.deepEqual(errors, []);
   await page.close();
 });

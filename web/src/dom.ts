@@ -60,7 +60,7 @@ export function num(v: number | null | undefined): string {
 // cost() — a cost in its unit: instructions as a count, cpu_ns as ms.
 export function cost(v: number | null | undefined, unit: string): string {
   if (v === null || v === undefined || !isFinite(v)) return "–";
-  if (unit === "cpu_ns") return (v / 1e6).toFixed(Math.abs(v) >= 1e8 ? 0 : 2) + " ms";
+  if (unit === "cpu_ns") return Math.abs(v) >= 1e9 ? num(v / 1e9) + " s" : (v / 1e6).toFixed(Math.abs(v) >= 1e8 ? 0 : 2) + " ms";
   return num(v) + (unit === "instructions" ? " instr" : unit ? " " + unit : "");
 }
 
