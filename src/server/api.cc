@@ -12,6 +12,7 @@
 #include "base/duration.h"
 #include "base/time_text.h"
 #include "detect/detect.h"
+#include "profile/export.h"
 #include "record/codec.h"
 #include "server/api_json.h"
 #include "server/static_assets.h"
@@ -242,14 +243,43 @@ void HandleFunctions(ApiContext& ctx, const httplib::Request& req, httplib::Resp
   });
 }
 
+// SendProfileFile() — `tree` in one of profile/export.h's formats, as a
+// download. RETURNS: InvalidArgument for another format name.
+Status SendProfileFile(const profile::CallTree& tree, const std::string& format,
+                       httplib::Response& res) {
+  std::string body, type, name;
+  if (format == "collapsed") {
+    body = profile::ToCollapsed(tree), type = "text/plain; charset=utf-8", name = "profile.folded";
+  } else if (format == "speedscope") {
+    body = profile::ToSpeedscope(tree, "cpuledger"), type = "application/json";
+    name = "profile.speedscope.json";
+  } else if (format == "pprof") {
+    Result<std::string> pb = profile::ToPprof(tree);
+    if (!pb.ok()) return pb.status();
+    body = std::move(*pb), type = "application/octet-stream", name = "profile.pb";
+  } else if (format == "pstats") {
+    body = profile::ToPstats(tree), type = "application/octet-stream", name = "profile.pstats";
+  } else {
+    return InvalidArgument("format '" + format +
+                           "' must be json, collapsed, speedscope, pprof or pstats");
+  }
+  res.set_header("Content-Disposition", "attachment; filename=\"" + name + "\"");
+  res.set_content(std::move(body), type);
+  return OkStatus();
+}
+
 // HandleTree() — the slice's profiles merged into one call-path tree (the
-// flame graph's input; two of them, base and target, make a diff graph).
+// flame graph's input; two of them, base and target, make a diff graph), as
+// JSON or, with format=, as a file in an export format (costs summed over
+// the profiled requests, as the tree holds them).
 void HandleTree(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
   Timed(ctx, res, [&]() -> Status {
     Result<store::FunctionQuery> query = ParseFunctionQuery(req);
     if (!query.ok()) return query.status();
     Result<profile::CallTree> tree = ctx.store->FunctionTree(*query);
     if (!tree.ok()) return tree.status();
+    const std::string format = req.has_param("format") ? req.get_param_value("format") : "json";
+    if (format != "json") return SendProfileFile(*tree, format, res);
     SendJson(res, 200, CallTreeJson(*query, *tree));
     return OkStatus();
   });

@@ -9,7 +9,8 @@
 //   GET  /v1/query/efficiency     since= | from=&to= & service=
 //   GET  /v1/query/deploys        service=
 //   GET  /v1/query/functions      function entities; /v1/query/diff: two commits
-//   GET  /v1/query/tree           the slice's merged call-path tree (flame graphs)
+//   GET  /v1/query/tree           the slice's merged call-path tree (flame graphs);
+//                                 format=collapsed|speedscope|pprof|pstats: a file
 //   POST /v1/detect               since= & at= : runs every detector once
 //                                 (detect::ToJson of the report, + "opened")
 //   GET  /v1/alerts               since= | from=&to= & service= & state= & limit=

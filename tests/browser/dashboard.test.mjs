@@ -12,7 +12,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -33,7 +33,8 @@ const END = (() => {
   if (d.getTime() > Date.now()) d.setUTCDate(d.getUTCDate() - 1);
   return Math.floor(d.getTime() / 1000);
 })();
-const SINCE = "48h";
+// Pages are opened on the simulated hours (minute buckets): a pinned range.
+const RANGE = `from=${END - 7200}&to=${END}`;
 
 let server, dataDir, base, browser, context;
 const extraServers = [];
@@ -180,13 +181,13 @@ test("without the token the page asks for it, and with it the overview draws", a
 
 test("every page loads without console errors and its charts draw", async () => {
   const pages = {
-    overview: `?since=${SINCE}`,
-    endpoint: `?page=endpoint&service=shop-web&endpoint=%2Fcheckout%2F&since=${SINCE}`,
-    "endpoint-by-flag": `?page=endpoint&service=shop-web&endpoint=%2Fsearch%2F&by=flag%3Anew_search&since=${SINCE}`,
-    explorer: `?page=explorer&group=service,endpoint&since=${SINCE}`,
+    overview: `?${RANGE}`,
+    endpoint: `?page=endpoint&service=shop-web&endpoint=%2Fcheckout%2F&${RANGE}`,
+    "endpoint-by-flag": `?page=endpoint&service=shop-web&endpoint=%2Fsearch%2F&by=flag%3Anew_search&${RANGE}`,
+    explorer: `?page=explorer&group=service,endpoint&${RANGE}`,
     alerts: `?page=alerts`,
-    profiles: `?page=profiles&service=shop-web&since=${SINCE}`,
-    "profiles-diff": `?page=profiles&mode=diff&service=shop-web&endpoint=%2Fcheckout%2F&base=9f3c2a1&target=b7e41d0&since=${SINCE}`,
+    profiles: `?page=profiles&service=shop-web&${RANGE}`,
+    "profiles-diff": `?page=profiles&mode=diff&service=shop-web&endpoint=%2Fcheckout%2F&base=9f3c2a1&target=b7e41d0&${RANGE}`,
   };
   for (const [name, query] of Object.entries(pages)) {
     const { page, errors } = await open(query);
@@ -201,7 +202,7 @@ test("every page loads without console errors and its charts draw", async () => 
 });
 
 test("the overview names the unit and lists the top endpoints", async () => {
-  const { page } = await open(`?since=${SINCE}`);
+  const { page } = await open(`?${RANGE}`);
   const top = await page.locator("#top-endpoints tbody tr").allTextContents();
   assert.ok(top.length >= 5, "top endpoints");
   assert.match(await page.locator("#unit-note").textContent(), /unit: CPU/);
@@ -210,7 +211,7 @@ test("the overview names the unit and lists the top endpoints", async () => {
 });
 
 test("a filter changes the chart and the URL, and a reload restores it", async () => {
-  const { page, errors } = await open(`?page=explorer&group=service&since=${SINCE}`);
+  const { page, errors } = await open(`?page=explorer&group=service&${RANGE}`);
   const before = await page.locator("#groups tbody tr").count();
   assert.ok(before >= 3, "three services before the filter");
   const legendBefore = await page.locator(".u-legend .u-series").count();
@@ -269,7 +270,7 @@ test("an alert opens its detail and its diff", async () => {
 
 test("the flame graph's widest child is the heaviest endpoint's view", async () => {
   // Independently of profiles: the records' estimated CPU by endpoint.
-  const q = new URLSearchParams({ group_by: "endpoint", where: "service=shop-web", since: SINCE });
+  const q = new URLSearchParams({ group_by: "endpoint", where: "service=shop-web", from: END - 7200, to: END });
   const res = await fetch(`${base}/v1/query/breakdown?${q}`, {
     headers: { Authorization: `Bearer ${TOKEN}` },
   });
@@ -278,20 +279,29 @@ test("the flame graph's widest child is the heaviest endpoint's view", async () 
   const heaviest = rows.reduce((a, b) => (total(b) > total(a) ? b : a)).keys.endpoint;
   // The shop's handlers are named after the route: /search/ -> search_view.
   const view = (heaviest.split("/").filter((p) => p && !p.startsWith("<"))[0] ?? "index") + "_view";
-  const { page, errors } = await open(`?page=profiles&service=shop-web&since=${SINCE}`);
+  const { page, errors } = await open(`?page=profiles&service=shop-web&${RANGE}`);
   await page.waitForSelector(".flame svg g.frame");
   const children = (await frames(page)).filter((f) => f.depth === 1);
   assert.ok(children.length >= 5, "one view per endpoint");
   const widest = children.reduce((a, b) => (b.width > a.width ? b : a));
   assert.equal(widest.name, view);
   assert.equal(view, "search_view", "the data set's heaviest: /search/, with the new_search flag's cost");
+  // The shown profile exports as a speedscope file (with the token: the page fetches it).
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.locator('[data-export="this profile:speedscope"]').click(),
+  ]);
+  assert.equal(download.suggestedFilename(), "profile.speedscope.json");
+  const file = JSON.parse(readFileSync(await download.path(), "utf8"));
+  assert.match(file.$schema, /speedscope/);
+  assert.ok(file.shared.frames.some((f) => f.name === "search_view"));
   assert.deepEqual(errors, []);
   await page.close();
 });
 
 test("the diff colours the injected regression as added cost", async () => {
   const { page, errors } = await open(
-    `?page=profiles&mode=diff&service=shop-web&endpoint=%2Fcheckout%2F&base=9f3c2a1&target=b7e41d0&since=${SINCE}`,
+    `?page=profiles&mode=diff&service=shop-web&endpoint=%2Fcheckout%2F&base=9f3c2a1&target=b7e41d0&${RANGE}`,
   );
   await page.waitForSelector(".flame svg g.frame");
   const all = await frames(page);
@@ -318,7 +328,7 @@ test("the diff colours the injected regression as added cost", async () => {
 test("a fleet without a PMU is shown in CPU time, and says so", async () => {
   const nopmu = await startServer(1, ["--no-pmu"]);
   extraServers.push(nopmu);
-  const { page, errors } = await open(`?since=${SINCE}`, { at: nopmu.url });
+  const { page, errors } = await open(`?${RANGE}`, { at: nopmu.url });
   await page.waitForSelector("#top-endpoints");
   assert.match(await page.locator("#unit-note").textContent(), /CPU time \(no PMU/);
   assert.match(await page.locator("#efficiency thead").textContent(), /CPU ms per active user/);

@@ -29,7 +29,7 @@ export class ApiError extends Error {
 
 export type Params = Record<string, string | string[] | undefined>;
 
-async function get(path: string, params: Params): Promise<any> {
+async function fetchAuthorized(path: string, params: Params): Promise<Response> {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (v === undefined || v === "") continue;
@@ -39,9 +39,15 @@ async function get(path: string, params: Params): Promise<any> {
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers["Authorization"] = "Bearer " + token;
   const res = await fetch(path + "?" + q.toString(), { headers });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new ApiError(res.status, body.error ?? res.statusText);
-  return body;
+  if (!res.ok) {
+    const body = await res.json().catch(() => ({}));
+    throw new ApiError(res.status, body.error ?? res.statusText);
+  }
+  return res;
+}
+
+async function get(path: string, params: Params): Promise<any> {
+  return (await fetchAuthorized(path, params)).json();
 }
 
 // TimeRange — since=DURATION, or from/to in unix seconds.
@@ -307,7 +313,8 @@ function alert(j: any): Alert {
     reason: j.reason ?? "",
     culprits: (j.top_functions ?? []).map((c: any) => ({
       function: c.function,
-      path: c.path,
+      // A call path: outermost first, as a list (or one string in older alerts).
+      path: Array.isArray(c.path) ? c.path.join(" → ") : c.path ?? "",
       before: c.before,
       after: c.after,
       added: c.added,
@@ -325,4 +332,14 @@ function alert(j: any): Alert {
 export async function alerts(args: { state?: string; service?: string; since?: string }): Promise<Alert[]> {
   const j = await get("/v1/alerts", { state: args.state, service: args.service, since: args.since ?? "30d", limit: "500" });
   return j.alerts.map(alert);
+}
+
+export const EXPORT_FORMATS = ["speedscope", "pprof", "pstats", "collapsed"] as const;
+
+// exportTree() — the slice's merged profile as a file (profile/export.h's
+// formats) and the name the server gives it.
+export async function exportTree(slice: Slice, format: string): Promise<{ blob: Blob; name: string }> {
+  const res = await fetchAuthorized("/v1/query/tree", { ...slice, format });
+  const m = /filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") ?? "");
+  return { blob: await res.blob(), name: m ? m[1] : "profile" };
 }

@@ -20,12 +20,12 @@ export function rangeSeconds(r: TimeRange): number {
   return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "s" | "m" | "h" | "d"];
 }
 
-// bucketFor() — minutes up to 48 h, hours up to 60 days, else days: at most
-// 2,880 points a series (uPlot draws that many in a few ms), and a range
-// that is mostly empty still shows its few hours in detail.
+// bucketFor() — minutes up to 24 h, hours up to 60 days, else days: at most
+// 1,440 points a series (uPlot draws that many in a few ms; the rows cost the
+// server more than the drawing costs the page).
 export function bucketFor(r: TimeRange): string {
   const s = rangeSeconds(r);
-  return s <= 48 * 3600 ? "minute" : s <= 60 * 86400 ? "hour" : "day";
+  return s <= 24 * 3600 ? "minute" : s <= 60 * 86400 ? "hour" : "day";
 }
 
 export function bucketSeconds(bucket: string): number {

@@ -49,22 +49,26 @@ function modeControls(): HTMLElement {
   );
 }
 
-// collapsed() — the shown profile as collapsed stacks (flamegraph.pl,
-// speedscope and `cpuledger report` read them), self costs per request.
-function collapsed(root: FlameNode): string {
-  const lines: string[] = [];
-  const walk = (n: FlameNode, path: string[]) => {
-    const here = n.key === "" ? path : [...path, `${n.name} (${n.key.slice(0, n.key.lastIndexOf(":"))})`.replace(/[;\n\r]/g, "_")];
-    if (n.key !== "" && n.value > 0) lines.push(`${here.join(";")} ${Math.round(n.value)}`);
-    n.children.forEach((c) => walk(c, here));
-  };
-  walk(root, []);
-  return lines.join("\n") + "\n";
-}
-
-function exportLink(root: FlameNode, name: string): HTMLElement {
-  const url = URL.createObjectURL(new Blob([collapsed(root)], { type: "text/plain" }));
-  return h("a", { href: url, download: name + ".folded", id: "export" }, "Export collapsed stacks (per request)");
+// exportLinks() — the slice's profile as a file in each format the CLI and
+// the Python package write; fetched with the token, then saved.
+function exportLinks(slice: api.Slice, label: string): HTMLElement {
+  const links = api.EXPORT_FORMATS.map((format) =>
+    h(
+      "button",
+      {
+        class: "link",
+        "data-export": `${label}:${format}`,
+        onclick: async () => {
+          const { blob, name } = await api.exportTree(slice, format);
+          const a = h("a", { href: URL.createObjectURL(blob), download: name }) as HTMLAnchorElement;
+          a.click();
+          setTimeout(() => URL.revokeObjectURL(a.href), 0);
+        },
+      },
+      format,
+    ),
+  );
+  return h("span", { class: "exports" }, `Export ${label}: `, ...links);
 }
 
 export async function profilesPage(): Promise<HTMLElement[]> {
@@ -88,7 +92,7 @@ async function flameView(): Promise<HTMLElement[]> {
       `Flame graph: ${t.requests} profiled requests, ${cost(total, t.unit)} per request`,
       h("p", { class: "muted" }, "Width is cost per request; hover a frame for its numbers, click to zoom."),
       graph,
-      h("p", { class: "links" }, exportLink(root, "profile")),
+      h("p", { class: "links" }, exportLinks(slice, "this profile")),
     ),
   ];
 }
@@ -153,7 +157,7 @@ async function diffView(): Promise<HTMLElement[]> {
       h("p", { class: "muted" }, `Width: target self cost (removed frames keep their base width). Colour: how the self cost moved; moves under ${minPct} % of the target's total stay grey.`),
       legend,
       graph,
-      h("p", { class: "links" }, exportLink(root, `diff-${target}`), " · ", nav({ page: "profiles", service: param("service"), endpoint: param("endpoint"), commit: target, since: param("since") || undefined, from: param("from") || undefined, to: param("to") || undefined }, "target's flame graph")),
+      h("p", { class: "links" }, exportLinks({ ...common, commit: base }, "base"), " · ", exportLinks({ ...common, commit: target }, "target"), " · ", nav({ page: "profiles", service: param("service"), endpoint: param("endpoint"), commit: target, since: param("since") || undefined, from: param("from") || undefined, to: param("to") || undefined }, "target's flame graph")),
     ),
     section("Functions by self-cost delta", deltaTable),
   ];
