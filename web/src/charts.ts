@@ -34,6 +34,8 @@ export function lineChart(
   const markers = opts.markers ?? [];
   const plot: uPlot.Options = {
     title: opts.title,
+    // UTC on the axis, as in every table (the fleet's day is UTC hours).
+    tzDate: (ts: number) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
     width: chartWidth(),
     height: opts.height ?? 260,
     series: [

@@ -43,7 +43,7 @@ export async function endpointPage(): Promise<HTMLElement[]> {
   const firstSeen = new Map<string, number>();
   for (const d of deploys) firstSeen.set(d.commit, Math.min(firstSeen.get(d.commit) ?? Infinity, d.firstSeenS));
   const markers: Marker[] = [...firstSeen]
-    .filter(([, s]) => s > xs[0] && s <= xs[xs.length - 1])
+    .filter(([, s]) => s >= xs[0] + bucketSeconds(bucket) && s <= xs[xs.length - 1])
     .map(([commit, s], i) => ({ x: s, label: `commit ${commit}`, color: PALETTE[(i + 4) % PALETTE.length] }));
   // Split by a flag, its values are marked where they first served too.
   const flagFirst = new Map<string, number>();
@@ -52,7 +52,7 @@ export async function endpointPage(): Promise<HTMLElement[]> {
     if (v !== "") flagFirst.set(v, Math.min(flagFirst.get(v) ?? Infinity, x.bucketS));
   }
   for (const [v, s] of flagFirst)
-    if (s > xs[0]) markers.push({ x: s, label: `${flag.slice(5)}=${v}`, color: PALETTE[(markers.length + 4) % PALETTE.length] });
+    if (s >= xs[0] + bucketSeconds(bucket)) markers.push({ x: s, label: `${flag.slice(5)}=${v}`, color: PALETTE[(markers.length + 4) % PALETTE.length] });
   const cpu = section(
     `CPU per request (${bucket} buckets)`,
     lineChart(

@@ -80,7 +80,7 @@ export async function overviewPage(): Promise<HTMLElement[]> {
             a.service,
             a.endpoint,
             nav({ page: "alerts", id: String(a.id) }, a.cause || a.kind),
-            `${(a.estimate * 100).toFixed(1)} %`,
+            `${a.estimate >= 0 ? "+" : ""}${(a.estimate * 100).toFixed(1)} %`,
           ]),
           { id: "open-alerts" },
         ),
