@@ -61,7 +61,8 @@ async function waitHealthy(proc, url) {
 }
 
 // startServer() — `cpuledger serve` on a free loopback port and a fresh data
-// directory, holding `hours` of the simulated shop (extra simulate flags too).
+// directory, holding `hours` of the simulated shop (extra simulate flags too;
+// 0 hours: empty).
 async function startServer(hours, extra = []) {
   const dir = mkdtempSync(join(tmpdir(), "cpuledger-browser-"));
   const port = await freePort();
@@ -71,6 +72,7 @@ async function startServer(hours, extra = []) {
     stdio: ["ignore", "ignore", "inherit"],
   });
   await waitHealthy(proc, url);
+  if (hours === 0) return { proc, dir, url };
   const sim = spawnSync(
     CLI,
     ["simulate", "--server", url, "--token", TOKEN, "--hours", String(hours), "--seed", "42", "--profile-rate", "0.2",
@@ -337,4 +339,23 @@ test("a fleet without a PMU is shown in CPU time, and says so", async () => {
   await shot(page, "overview-no-pmu");
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test("an empty server's pages say what to do", async () => {
+  const emptyServer = await startServer(0);
+  extraServers.push(emptyServer);
+  const expect = {
+    "": /No records yet[\s\S]*middleware/,
+    "?page=explorer": /Nothing matches[\s\S]*middleware/,
+    "?page=alerts": /No open alerts[\s\S]*cpuledger detect/,
+    "?page=profiles": /No profiled requests[\s\S]*PROFILE_RATE/,
+    "?page=endpoint&service=shop-web&endpoint=%2F": /No records for this endpoint/,
+  };
+  for (const [query, text] of Object.entries(expect)) {
+    const { page, errors } = await open(query, { at: emptyServer.url });
+    assert.match(await page.locator(".empty").first().textContent(), text, query);
+    assert.deepEqual(errors, [], query);
+    if (query === "") await shot(page, "overview-empty");
+    await page.close();
+  }
 });
