@@ -5,7 +5,7 @@
 // removed frames in colours of their own, and a sortable table of deltas.
 import * as api from "../api";
 import { cost, empty, h, nav, section } from "../dom";
-import { diffTree, DIFF_COLORS, drawFlame, FlameNode, fromTree, functionDeltas, FunctionDelta } from "../flame";
+import { diffTree, DIFF_COLORS, drawFlame, fromTree, functionDeltas, FunctionDelta } from "../flame";
 import { current, param, update } from "../state";
 import { range, rangeControl } from "./common";
 
