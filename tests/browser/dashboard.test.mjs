@@ -266,6 +266,17 @@ test("an alert opens its detail and its diff", async () => {
   const first = await page.locator("#deltas tbody tr").first().textContent();
   assert.match(first, /checkout_render/);
   await shot(page, "alert-diff");
+  // The flag alert: its series split by the flag, search_load as the culprit.
+  await page.goto(`${base}/?page=alerts&state=all`);
+  await drawn(page);
+  await page.locator("#alerts tbody tr", { hasText: "/search/" }).first().locator("a").click();
+  await page.waitForURL(/id=\d+/);
+  await drawn(page);
+  assert.match(await page.locator("#alert-facts").textContent(), /flag new_search=on vs off/);
+  assert.match(await page.locator("#culprits").textContent(), /search_load/);
+  assert.equal(await page.locator(".u-legend .u-series", { hasText: "flag:new_search=on" }).count(), 1);
+  assert.equal(await blankCanvases(page), 0);
+  await shot(page, "alert-flag");
   assert.deepEqual(errors, []);
   await page.close();
 });
