@@ -55,6 +55,9 @@ export function lineChart(
           const ctx = u.ctx;
           ctx.save();
           ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+          // uPlot leaves its axes' alignment on the context.
+          ctx.textAlign = "left";
+          ctx.textBaseline = "top";
           for (const m of markers) {
             const x = Math.round(u.valToPos(m.x, "x", true));
             if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
@@ -66,7 +69,7 @@ export function lineChart(
             ctx.moveTo(x, u.bbox.top);
             ctx.lineTo(x, u.bbox.top + u.bbox.height);
             ctx.stroke();
-            ctx.fillText(m.label, x + 4, u.bbox.top + 12 * devicePixelRatio);
+            ctx.fillText(m.label, x + 4 * devicePixelRatio, u.bbox.top + 2 * devicePixelRatio);
           }
           ctx.restore();
         },
