@@ -320,8 +320,10 @@ function alert(j: any): Alert {
       added: c.added,
     })),
     explainedShare: j.explained_share ?? null,
-    baseCommit: j.commit_before ?? "",
-    targetCommit: j.commit_after ?? "",
+    // Stored alerts say base_commit/target_commit since store schema 6; older
+    // bodies and fresh detector output may still say commit_before/after.
+    baseCommit: j.base_commit ?? j.commit_before ?? "",
+    targetCommit: j.target_commit ?? j.commit_after ?? "",
     commits: j.commits ?? [],
     flag: j.flag ?? "",
     flagValue: j.flag_value ?? "",
