@@ -184,6 +184,11 @@ struct Recorder::Impl {
   void WaitForWorkLocked(std::unique_lock<std::mutex>& lk);
   void TakeWorkLocked(Round& round);
   Status ProcessRound(Round& round);
+  void ReportLosses(const Round& round);
+  void DropRefusedRecords();
+  std::vector<record::WorkerTally> CheckedTallies(const Round& round);
+  Status SerializeBatch(std::vector<record::WorkerTally>* tallies, uint64_t drops, size_t& next,
+                        OutBatch& out);
   Status DeliverNew(const OutBatch& batch);
   Status SpoolOrDrop(const OutBatch& batch);
   void ServeSpool();
@@ -527,6 +532,7 @@ void Recorder::Impl::WaitForWorkLocked(std::unique_lock<std::mutex>& lk) {
       deadline = std::min(deadline, next_replay_);
       if (probing_) deadline = std::min(deadline, next_probe_);
     }
+    if (hooks_.on_sender_wait) hooks_.on_sender_wait(n);
     wake_.wait_until(lk, deadline);
   }
 }
@@ -570,7 +576,34 @@ void Recorder::Impl::TakeWorkLocked(Round& round) {
   error_drops_carried_ = error_drops;
 }
 
+// ProcessRound() — the records and tallies one round took, checked, in
+// batches, each delivered or spooled. RETURNS: the first failure, if any.
 Status Recorder::Impl::ProcessRound(Round& round) {
+  ReportLosses(round);
+  DropRefusedRecords();
+  std::vector<record::WorkerTally> tallies = CheckedTallies(round);
+  Status result;
+  const uint64_t drops = round.drops;
+  const bool send_drops_alone = drops > 0 && (round.flushing || round.stopping);
+  size_t next = 0;
+  bool first = true;  // the first batch carries the tallies and the drop count
+  while (next < taken_.size() || (first && (!tallies.empty() || send_drops_alone))) {
+    OutBatch out;
+    Status s = SerializeBatch(first ? &tallies : nullptr, first ? drops : 0, next, out);
+    first = false;
+    if (s.ok()) s = DeliverNew(out);
+    if (!s.ok() && result.ok()) result = s;
+  }
+  taken_.clear();
+  if (first && drops > 0) {  // no batch this round: the count waits for the next one
+    std::lock_guard lk(mu_);
+    drops_unreported_ += drops;
+  }
+  return result;
+}
+
+// ReportLosses() — what the request threads lost since the last round.
+void Recorder::Impl::ReportLosses(const Round& round) {
   if (round.queue_full_new > 0)
     NoteError(ErrorKind::kQueueFull,
               "queue full (queue_capacity " + std::to_string(options_.queue_capacity) +
@@ -580,9 +613,12 @@ Status Recorder::Impl::ProcessRound(Round& round) {
     NoteError(ErrorKind::kInternal, "the sender fell " + std::to_string(kMaxFinishedTallies) +
                                         " minutes behind; " + std::to_string(round.tallies_lost) +
                                         " minute tally(ies) dropped");
+}
 
-  // One record the server would refuse makes it refuse the whole batch
-  // (codec.h): drop such records here, alone, and count them as rejected.
+// DropRefusedRecords() — the client's one check of what the application
+// handed over. One record the server would refuse makes it refuse the whole
+// batch (codec.h): drop such records here, alone, and count them as rejected.
+void Recorder::Impl::DropRefusedRecords() {
   size_t kept = 0, invalid = 0;
   Status first_invalid;
   for (size_t i = 0; i < taken_.size(); ++i) {
@@ -595,15 +631,19 @@ Status Recorder::Impl::ProcessRound(Round& round) {
     }
   }
   taken_.erase(taken_.begin() + static_cast<ptrdiff_t>(kept), taken_.end());
-  if (invalid > 0) {
-    {
-      std::lock_guard lk(mu_);
-      stats_.dropped_rejected += invalid;
-    }
-    NoteError(ErrorKind::kInvalidItem,
-              "dropped " + std::to_string(invalid) +
-                  " record(s) the server would refuse, the first: " + first_invalid.message());
+  if (invalid == 0) return;
+  {
+    std::lock_guard lk(mu_);
+    stats_.dropped_rejected += invalid;
   }
+  NoteError(ErrorKind::kInvalidItem,
+            "dropped " + std::to_string(invalid) +
+                " record(s) the server would refuse, the first: " + first_invalid.message());
+}
+
+// CheckedTallies() — the round's minute tallies on the wire, those the
+// server would refuse dropped.
+std::vector<record::WorkerTally> Recorder::Impl::CheckedTallies(const Round& round) {
   std::vector<record::WorkerTally> tallies;
   tallies.reserve(round.tallies.size());
   for (const MinuteTally& t : round.tallies) {
@@ -615,61 +655,51 @@ Status Recorder::Impl::ProcessRound(Round& round) {
       NoteError(ErrorKind::kInvalidItem, "dropped a minute tally: " + v.message());
     }
   }
+  return tallies;
+}
 
-  Status result;
-  const uint64_t drops = round.drops;
-  const bool send_drops_alone = drops > 0 && (round.flushing || round.stopping);
-  size_t next = 0;
-  bool first = true;
-  while (next < taken_.size() || (first && (!tallies.empty() || send_drops_alone))) {
-    record::Batch batch;
-    batch.set_sender(sender_id_);
-    batch.set_sequence(++sequence_);
-    OutBatch out;
-    out.sequence = batch.sequence();
-    if (first) {
-      for (record::WorkerTally& t : tallies) *batch.add_tallies() = std::move(t);
-      batch.set_dropped_records(drops);
-      out.dropped = drops;
-      first = false;
-    }
-    const size_t end = std::min(taken_.size(), next + batch_records_);
-    batch.mutable_records()->Reserve(static_cast<int>(end - next));
-    std::vector<uint32_t> functions;  // the ProcessFunctions ids the batch's profiles name
-    for (; next < end; ++next) {
-      *batch.add_records() = std::move(taken_[next].record);
-      const std::vector<uint32_t>& ids = taken_[next].profile_functions;
-      functions.insert(functions.end(), ids.begin(), ids.end());
-    }
-    out.records = static_cast<uint64_t>(batch.records_size());
-    std::sort(functions.begin(), functions.end());
-    functions.erase(std::unique(functions.begin(), functions.end()), functions.end());
-    // One table a batch: the process's when a profile names its ids.
-    if (functions.empty()) record::ShareProfileFunctions(&batch);
-    const bool serialized = batch.SerializeToString(&out.bytes);
-    if (serialized) ProcessFunctions::Get().AppendTable(functions, &out.bytes);
-    if (!serialized) {
-      {
-        std::lock_guard lk(mu_);
-        stats_.dropped_rejected += out.records;
-        drops_unreported_ += out.dropped;
-      }
-      Status s = Internal("a batch of " + std::to_string(out.records) +
-                          " records could not be serialized");
-      NoteError(ErrorKind::kInternal, s.message());
-      if (result.ok()) result = s;
-      continue;
-    }
-    batch.Clear();
-    Status s = DeliverNew(out);
-    if (!s.ok() && result.ok()) result = s;
+// SerializeBatch() — the next batch: up to batch_records_ of taken_ from
+// `next` (advanced past them), with `tallies` (moved out) and `drops` when
+// given, serialized into `out` with the process's function table for the
+// ids its profiles name. RETURNS: Internal when it cannot be serialized
+// (its records are then counted as rejected).
+Status Recorder::Impl::SerializeBatch(std::vector<record::WorkerTally>* tallies, uint64_t drops,
+                                      size_t& next, OutBatch& out) {
+  record::Batch batch;
+  batch.set_sender(sender_id_);
+  batch.set_sequence(++sequence_);
+  out.sequence = batch.sequence();
+  if (tallies) {
+    for (record::WorkerTally& t : *tallies) *batch.add_tallies() = std::move(t);
+    batch.set_dropped_records(drops);
+    out.dropped = drops;
   }
-  taken_.clear();
-  if (first && drops > 0) {  // no batch this round: the count waits for the next one
+  const size_t end = std::min(taken_.size(), next + batch_records_);
+  batch.mutable_records()->Reserve(static_cast<int>(end - next));
+  std::vector<uint32_t> functions;  // the ProcessFunctions ids the batch's profiles name
+  for (; next < end; ++next) {
+    *batch.add_records() = std::move(taken_[next].record);
+    const std::vector<uint32_t>& ids = taken_[next].profile_functions;
+    functions.insert(functions.end(), ids.begin(), ids.end());
+  }
+  out.records = static_cast<uint64_t>(batch.records_size());
+  std::sort(functions.begin(), functions.end());
+  functions.erase(std::unique(functions.begin(), functions.end()), functions.end());
+  // One table a batch: the process's when a profile names its ids.
+  if (functions.empty()) record::ShareProfileFunctions(&batch);
+  if (batch.SerializeToString(&out.bytes)) {
+    ProcessFunctions::Get().AppendTable(functions, &out.bytes);
+    return OkStatus();
+  }
+  {
     std::lock_guard lk(mu_);
-    drops_unreported_ += drops;
+    stats_.dropped_rejected += out.records;
+    drops_unreported_ += out.dropped;
   }
-  return result;
+  Status s =
+      Internal("a batch of " + std::to_string(out.records) + " records could not be serialized");
+  NoteError(ErrorKind::kInternal, s.message());
+  return s;
 }
 
 // DeliverNew() — one freshly built batch: to the server, else the spool,

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 
@@ -27,6 +28,11 @@ struct RecorderHooks {
   std::chrono::milliseconds probe_interval{3000};
   // The first retry delay after a failure; it doubles up to retry_backoff_max.
   std::chrono::milliseconds initial_backoff{100};
+  // Called by the sender, under the recorder's lock, each time it goes to
+  // sleep with `queued` records waiting (a partial batch waiting for its age
+  // when queued > 0). Lets a test see that the sender chose to wait, as an
+  // event, not by sleeping. Must not call back into the recorder.
+  std::function<void(size_t queued)> on_sender_wait;
 };
 
 // ScopedRecorderHooks — recorders started while one is alive use `hooks`.

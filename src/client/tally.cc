@@ -88,7 +88,7 @@ record::WorkerTally MinuteTally::ToProto(const TallyIdentity& identity) const {
   out.set_cluster(identity.cluster);
   out.set_region(identity.region);
   out.set_commit(identity.commit);
-  out.set_worker_id(identity.worker_id);
+  out.set_sender(identity.sender);
   out.mutable_endpoints()->Reserve(static_cast<int>(counts_.size()));
   for (const auto& [name, counts] : counts_) {
     record::EndpointCount* e = out.add_endpoints();

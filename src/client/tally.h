@@ -32,7 +32,7 @@ int64_t MinuteOf(int64_t unix_ms);
 // TallyIdentity — who saw the requests; copied into every WorkerTally.
 struct TallyIdentity {
   std::string service, host, cluster, region, commit;
-  std::string worker_id;  // the recorder's sender id
+  std::string sender;  // the recorder's sender id
 };
 
 // MinuteTally — counts for one (worker, minute). Not thread-safe: the owner

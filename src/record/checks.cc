@@ -452,7 +452,7 @@ Status ValidateTally(const WorkerTally& tally) {
   CL_RETURN_IF_ERROR(CheckDimension("cluster", tally.cluster()));
   CL_RETURN_IF_ERROR(CheckDimension("region", tally.region()));
   CL_RETURN_IF_ERROR(CheckDimension("commit", tally.commit()));
-  CL_RETURN_IF_ERROR(CheckDimension("worker_id", tally.worker_id()));
+  CL_RETURN_IF_ERROR(CheckDimension("sender", tally.sender()));
   CL_RETURN_IF_ERROR(CheckEndpoints(tally));
   return CheckHll(tally);
 }

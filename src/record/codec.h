@@ -21,7 +21,7 @@
 //     self_cost, total_cost}], builtins_folded, overhead_per_event, requests,
 //     functions_in_batch (nodes index the batch line's functions instead)}.
 //   tally lines: {"type": "tally", minute_unix, service, host, cluster,
-//     region, commit, worker_id, endpoints: {name: requests | {requests,
+//     region, commit, sender, endpoints: {name: requests | {requests,
 //     sampled}}, users: [keys] (hashed into the HLL) or active_users_hll
 //     (base64) + hll_precision}.
 //   batch lines: {"type": "batch", sender, sequence, dropped_records,

@@ -537,7 +537,7 @@ using TallyString = std::string* (WorkerTally::*)();
 constexpr std::pair<std::string_view, TallyString> kTallyStrings[] = {
     {"service", &WorkerTally::mutable_service}, {"host", &WorkerTally::mutable_host},
     {"cluster", &WorkerTally::mutable_cluster}, {"region", &WorkerTally::mutable_region},
-    {"commit", &WorkerTally::mutable_commit},   {"worker_id", &WorkerTally::mutable_worker_id},
+    {"commit", &WorkerTally::mutable_commit},   {"sender", &WorkerTally::mutable_sender},
 };
 
 Status TallyFromJson(const Json::object_t& line, WorkerTally* t) {
@@ -778,7 +778,7 @@ OrderedJson TallyToJson(const WorkerTally& t) {
   PutString("cluster", t.cluster(), out);
   PutString("region", t.region(), out);
   PutString("commit", t.commit(), out);
-  PutString("worker_id", t.worker_id(), out);
+  PutString("sender", t.sender(), out);
   if (!t.endpoints().empty()) {
     OrderedJson& endpoints = out["endpoints"] = OrderedJson::object();
     for (const EndpointCount& e : t.endpoints()) {

@@ -368,7 +368,7 @@ void FleetSimulator::SimulateHost(Minute& m, size_t s, int host) {
   h.tally->set_cluster(h.cluster);
   h.tally->set_region(h.region);
   h.tally->set_commit(*h.commit);
-  h.tally->set_worker_id(h.name + "/1");
+  h.tally->set_sender(h.name + "/1");
   for (size_t e = 0; e < service.endpoints.size(); ++e)
     SimulateEndpoint(m, h, e,
                      service_rps / service.hosts * 60.0 * service.endpoints[e].traffic_share /

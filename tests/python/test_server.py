@@ -304,9 +304,9 @@ def test_peak_minute_efficiency(server):
                               "counter_source": "hardware", "sample_rate": 0.01, "user": "x"})
         # Two workers report that minute; users overlap between them.
         half = users // 2
-        lines.append({"type": "tally", "minute_unix": minute_s, "service": "eff", "host": "w1", "worker_id": "w1",
+        lines.append({"type": "tally", "minute_unix": minute_s, "service": "eff", "host": "w1", "sender": "w1",
                       "endpoints": {"/a/": na // 2, "/c/": nc // 2}, "users": [f"u{i}" for i in range(half + 5)]})
-        lines.append({"type": "tally", "minute_unix": minute_s, "service": "eff", "host": "w2", "worker_id": "w2",
+        lines.append({"type": "tally", "minute_unix": minute_s, "service": "eff", "host": "w2", "sender": "w2",
                       "endpoints": {"/a/": na - na // 2, "/c/": nc - nc // 2},
                       "users": [f"u{i}" for i in range(half - 5, users)]})
     assert http.post_ndjson(lines)[0] == 200

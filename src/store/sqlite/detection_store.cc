@@ -49,7 +49,7 @@ Result<SampleSet> SqliteStore::Samples(const SampleQuery& query) {
   use.Bind(2, CeilTo(std::min(query.to_us, last), 60 * kUs) / kUs);
   Status inner;
   Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
-    Status chunk = ForEachSample(u.Blob(1), u.Int64(0), [&](const Sample& x) {
+    Status chunk = ForEachSample(u.Blob(1), u.Int64(0), [&](const StoredRecord& x) {
       if (!inner.ok() || x.start_us < query.from_us || x.start_us >= query.to_us ||
           !in_slice(x.series))
         return;
@@ -171,14 +171,14 @@ Status SqliteStore::AppendEffects(std::span<const EffectRecord> effects) {
   std::lock_guard<std::mutex> lock(write_mu_);
   Txn txn(writer_);
   if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
-  // The newest measurement of a (subject, cause) replaces the older ones: a
+  // The newest measurement of a (function, cause) replaces the older ones: a
   // detector re-measures the same rollout every run while it is in the window.
   Result<Stmt> del = writer_.Prepare(
-      "DELETE FROM effects WHERE service = ?1 AND endpoint = ?2 AND subject = ?3 AND kind = ?4"
+      "DELETE FROM effects WHERE service = ?1 AND endpoint = ?2 AND function = ?3 AND kind = ?4"
       " AND cause = ?5");
   if (!del.ok()) return del.status();
   Result<Stmt> st = writer_.Prepare(
-      "INSERT INTO effects (at_us, service, endpoint, subject, kind, cause, estimate, lo, hi,"
+      "INSERT INTO effects (at_us, service, endpoint, function, kind, cause, estimate, lo, hi,"
       " alerted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
   if (!st.ok()) return st.status();
   for (const EffectRecord& e : effects) {
@@ -212,7 +212,7 @@ Result<std::vector<EffectRecord>> SqliteStore::EffectHistory(const EffectHistory
   if (Status s = session.Begin(); !s.ok()) return s;
   Result<Stmt> st = session.conn().db.Prepare(
       "SELECT at_us, cause, estimate, lo, hi, alerted FROM effects WHERE service = ?1 AND"
-      " endpoint = ?2 AND subject = ?3 AND kind = ?4 AND at_us < ?5 ORDER BY at_us DESC"
+      " endpoint = ?2 AND function = ?3 AND kind = ?4 AND at_us < ?5 ORDER BY at_us DESC"
       " LIMIT ?6");
   if (!st.ok()) return st.status();
   StmtUse use(*st);

@@ -13,7 +13,7 @@ Status Corrupt(int64_t minute) {
 }
 }  // namespace chunk_internal
 
-void ChunkWriter::Add(const Sample& s) {
+void ChunkWriter::Add(const StoredRecord& s) {
   ++count_;
   AppendVarint(&body_, static_cast<uint64_t>(s.series));
   AppendVarint(&body_, static_cast<uint64_t>(s.start_us - minute_ * 1'000'000));

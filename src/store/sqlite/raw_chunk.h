@@ -36,7 +36,7 @@ class ChunkWriter {
   explicit ChunkWriter(int64_t minute);
   // ChunkWriter::Add() — REQUIRES: s.start_us in [minute * 1e6, (minute + 60) * 1e6).
   // COST: ~100 bytes appended, no other allocation.
-  void Add(const Sample& s);
+  void Add(const StoredRecord& s);
   // ChunkWriter::Finish() — the chunk's bytes, valid until the next Add().
   std::string_view Finish();
   int64_t minute() const { return minute_; }
@@ -49,7 +49,7 @@ class ChunkWriter {
   std::string body_;
 };
 
-// ForEachSample() — calls fn(const Sample&) for every sample of a chunk, in
+// ForEachSample() — calls fn(const StoredRecord&) for every sample of a chunk, in
 // the order added. The sample's strings view into `data`.
 // RETURNS: Io for a malformed chunk (fn may have seen a prefix of it).
 template <typename Fn>
@@ -72,7 +72,7 @@ Status ForEachSample(std::string_view data, int64_t minute, Fn&& fn) {
   uint64_t count = 0;
   if (!ReadVarint(&p, end, &count)) return chunk_internal::Corrupt(minute);
   const int64_t base_us = minute * 1'000'000;
-  Sample s;
+  StoredRecord s;
   for (uint64_t i = 0; i < count; ++i) {
     uint64_t series = 0, offset = 0, len = 0;
     if (!ReadVarint(&p, end, &series) || !ReadVarint(&p, end, &offset) || p >= end)
@@ -101,7 +101,7 @@ Status ForEachSample(std::string_view data, int64_t minute, Fn&& fn) {
       return chunk_internal::Corrupt(minute);
     s.request_id = std::string_view(p, len);
     p += len;
-    fn(static_cast<const Sample&>(s));
+    fn(static_cast<const StoredRecord&>(s));
   }
   if (p != end) return chunk_internal::Corrupt(minute);
   return OkStatus();

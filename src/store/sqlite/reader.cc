@@ -36,8 +36,8 @@ struct Plan {
 // MakePlan() — covers [from_us, to_us) with whole sealed day, then hour, then
 // minute buckets where `rollups` allows, and raw ranges for what is left;
 // hours and days from the coarse tiers when `coarse`.
-Plan MakePlan(int64_t from_us, int64_t to_us, const Watermarks& sealed, bool rollups, bool coarse,
-              int64_t bucket_s) {
+Plan MakePlan(int64_t from_us, int64_t to_us, const TierSealPoints& sealed, bool rollups,
+              bool coarse, int64_t bucket_s) {
   Plan plan;
   std::vector<std::pair<int64_t, int64_t>> segments{{from_us, to_us}};
   if (rollups) {
@@ -128,7 +128,7 @@ class Aggregator {
   }
 
   // AddSample() — REQUIRES: the sample is inside the range being read.
-  Status AddSample(const Sample& s) {
+  Status AddSample(const StoredRecord& s) {
     Result<int32_t> slot = Slot(s.series);
     if (!slot.ok()) return slot.status();
     if (*slot < 0) return OkStatus();
@@ -457,7 +457,7 @@ Result<Aggregation> ReadSession::Aggregate(const AggSpec& spec) {
       if (!row.ok()) return row.status();
       if (!*row) break;
       Status inner;
-      Status s = ForEachSample(use.Blob(1), use.Int64(0), [&](const Sample& sample) {
+      Status s = ForEachSample(use.Blob(1), use.Int64(0), [&](const StoredRecord& sample) {
         if (!inner.ok() || sample.start_us < lo || sample.start_us >= hi) return;
         inner = agg.AddSample(sample);
       });

@@ -27,8 +27,8 @@
 
 namespace cpuledger::store::sqlite {
 
-// Watermarks — the seal points per Tier, unix seconds (sqlite_store.h).
-using Watermarks = std::array<int64_t, 3>;
+// TierSealPoints — the seal points per Tier, unix seconds (sqlite_store.h).
+using TierSealPoints = std::array<int64_t, 3>;
 
 // ReadConn — one read connection and its prepared statements.
 struct ReadConn {
@@ -119,7 +119,7 @@ class ReadSession {
   // reads the seal points and brings the series catalog up to the snapshot.
   Status Begin();
 
-  const Watermarks& sealed() const { return sealed_; }
+  const TierSealPoints& sealed() const { return sealed_; }
   ReadConn& conn() { return **lease_; }
   // ReadSession::meta() — a meta counter as of the snapshot (0 if absent).
   int64_t meta(std::string_view key) const;
@@ -133,7 +133,7 @@ class ReadSession {
   SeriesCatalog& catalog_;
   std::unique_ptr<ReaderPool::Lease> lease_;
   std::unique_ptr<Txn> txn_;
-  Watermarks sealed_{};
+  TierSealPoints sealed_{};
   std::vector<std::pair<std::string, int64_t>> meta_;
 };
 

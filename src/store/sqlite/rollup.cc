@@ -104,8 +104,8 @@ void HistMergeFunction(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
 
 uint8_t CounterSourceCode(std::string_view source) { return counters::SourceCode(source); }
 
-Sample SampleFromRecord(const record::RequestRecord& r, int64_t series) {
-  Sample s;
+StoredRecord StoredFromRecord(const record::RequestRecord& r, int64_t series) {
+  StoredRecord s;
   s.start_us = r.start_time_unix_us();
   s.series = series;
   s.wall_us = r.wall_us();
@@ -126,7 +126,7 @@ Sample SampleFromRecord(const record::RequestRecord& r, int64_t series) {
   return s;
 }
 
-void RollupAcc::Add(const Sample& s, bool histograms) {
+void RollupAcc::Add(const StoredRecord& s, bool histograms) {
   const double w = 1.0 / s.sample_rate;
   samples += 1;
   weight += w;

@@ -38,8 +38,8 @@
 
 namespace cpuledger::store::sqlite {
 
-// Sample — what the store keeps of one sampled request.
-struct Sample {
+// StoredRecord — what the store keeps of one sampled request.
+struct StoredRecord {
   int64_t start_us = 0;
   int64_t series = 0;
   uint64_t wall_us = 0;
@@ -55,8 +55,8 @@ struct Sample {
   std::string_view request_id;
 };
 
-// SampleFromRecord() — REQUIRES: r outlives the sample (views into it).
-Sample SampleFromRecord(const record::RequestRecord& r, int64_t series);
+// StoredFromRecord() — REQUIRES: r outlives the sample (views into it).
+StoredRecord StoredFromRecord(const record::RequestRecord& r, int64_t series);
 // CounterSourceCode() — counters::SourceCode(): 1 hardware, 2 task_clock,
 // 3 thread_cputime, 0 other (the codes on disk; src/counters keeps the table).
 uint8_t CounterSourceCode(std::string_view source);
@@ -75,7 +75,7 @@ struct RollupAcc {
   LogHistogram h_instr, h_cycles, h_cpu_ns, h_wall_us;
 
   // RollupAcc::Add() — one sample. COST: four logarithms with histograms.
-  void Add(const Sample& s, bool histograms = true);
+  void Add(const StoredRecord& s, bool histograms = true);
   // RollupAcc::Merge() — every sample of `other`.
   void Merge(const RollupAcc& other);
 };

@@ -214,6 +214,17 @@ Status CarryCallPaths(Db& db) {
 constexpr const char* kMigration5 =
     "CREATE TABLE profile_deltas (id INTEGER PRIMARY KEY, delta BLOB NOT NULL);\n";
 
+// Migration 6 — the glossary's names (DESIGN.md): a tally's `sender`, an
+// effect's `function`, an alert's `base_commit` / `target_commit`.
+constexpr const char* kMigration6 =
+    "UPDATE alerts SET body = replace(replace(body, '\"commit_before\":',"
+    " '\"base_commit\":'), '\"commit_after\":', '\"target_commit\":');\n"
+    "ALTER TABLE tallies RENAME COLUMN worker_id TO sender;\n"
+    "ALTER TABLE tally_endpoints RENAME COLUMN worker_id TO sender;\n"
+    "ALTER TABLE effects RENAME COLUMN subject TO function;\n"
+    "DROP INDEX effects_by_subject;\n"
+    "CREATE INDEX effects_by_function ON effects(service, endpoint, function, kind, at_us);\n";
+
 // Migration — the SQL of one version, then its C++ step (or nullptr).
 struct Migration {
   const char* sql;
@@ -230,11 +241,9 @@ namespace {
 #undef CPULEDGER_V3_MOMENT_TABLES
 
 // kMigrations[v - 1] upgrades user_version v - 1 to v.
-constexpr Migration kMigrations[] = {{kMigration1, nullptr},
-                                     {kMigration2, nullptr},
-                                     {kMigration3, nullptr},
-                                     {kMigration4, CarryCallPaths},
-                                     {kMigration5, nullptr}};
+constexpr Migration kMigrations[] = {{kMigration1, nullptr}, {kMigration2, nullptr},
+                                     {kMigration3, nullptr}, {kMigration4, CarryCallPaths},
+                                     {kMigration5, nullptr}, {kMigration6, nullptr}};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 }  // namespace

@@ -18,9 +18,9 @@
 //   rollup_hour_coarse / rollup_day_coarse
 //                                  the same, keyed by series without host,
 //                                  cluster and region (rollup.h, Tier)
-//   tallies(service, minute, host, worker_id, cluster, region, commit_id,
+//   tallies(service, minute, host, sender, cluster, region, commit_id,
 //           hll, hll_precision)    WorkerTally: active-user HyperLogLog
-//   tally_endpoints(service, minute, host, worker_id, endpoint, requests, sampled)
+//   tally_endpoints(service, minute, host, sender, endpoint, requests, sampled)
 //                                  WorkerTally: unsampled request counts
 //   deploys(service, cluster, commit_id, first_seen_us, last_seen_us, samples)
 //   applied_batches(sender, sequence, applied_us)
@@ -40,7 +40,7 @@
 // Version 3 adds the detectors' tables (store/detection.h):
 //   alerts(id, key, service, endpoint, kind, state, opened_us, updated_us, body)
 //                                  at most one row per key in state 'open'
-//   effects(at_us, service, endpoint, subject, kind, cause, estimate, lo, hi, alerted)
+//   effects(at_us, service, endpoint, function, kind, cause, estimate, lo, hi, alerted)
 //                                  every effect a detector measured
 //   function_moments(bucket, service, endpoint, commit_id, unit, flag,
 //          flag_value, function, sum, sum_sq, share_sum, share_sq)
@@ -95,7 +95,7 @@ namespace cpuledger::store::sqlite {
 // kApplicationId — "CPLG", in the SQLite header of every store file.
 inline constexpr int32_t kApplicationId = 0x43504C47;
 // kSchemaVersion — PRAGMA user_version after Migrate().
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 // kVersion3ProfileTables — the CREATE TABLE statements of version 3's
 // function_entities, function_requests, function_moments and

@@ -73,7 +73,7 @@ Result<StoreStats> SqliteStore::Stats() {
   return stats;
 }
 
-Result<Watermarks> SqliteStore::SealPoints() {
+Result<TierSealPoints> SqliteStore::SealPoints() {
   ReadSession session(*readers_, catalog_);
   if (Status s = session.Begin(); !s.ok()) return s;
   return session.sealed();

@@ -32,7 +32,7 @@ Result<uint64_t> TrimMinute(Db& db, int64_t minute, int64_t cutoff_us) {
     Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
       ChunkWriter kept(minute);
       size_t dropped = 0;
-      Status ds = ForEachSample(u.Blob(1), minute, [&](const Sample& sample) {
+      Status ds = ForEachSample(u.Blob(1), minute, [&](const StoredRecord& sample) {
         if (sample.start_us < cutoff_us)
           ++dropped;
         else

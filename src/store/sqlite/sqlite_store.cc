@@ -53,7 +53,75 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& opti
   return store;
 }
 
+std::vector<std::pair<Stmt*, std::string>> SqliteStore::WriterSql(WriterStatements& w) {
+  std::vector<std::pair<Stmt*, std::string>> sql = {
+      {&w.insert_series,
+       "INSERT INTO series (id, service, endpoint, method, status, host, cluster, region,"
+       " commit_id, flags_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"},
+      {&w.insert_chunk, "INSERT INTO raw_chunks (minute, samples, data) VALUES (?1, ?2, ?3)"},
+      {&w.applied_exists, "SELECT 1 FROM applied_batches WHERE sender = ?1 AND sequence = ?2"},
+      {&w.applied_insert,
+       "INSERT INTO applied_batches (sender, sequence, applied_us) VALUES (?1, ?2, ?3)"},
+      // Keeps the `window` highest sequences of a sender.
+      {&w.applied_prune,
+       "DELETE FROM applied_batches WHERE sender = ?1 AND sequence <= (SELECT sequence"
+       " FROM applied_batches WHERE sender = ?1 ORDER BY sequence DESC LIMIT 1 OFFSET ?2)"},
+      {&w.tally_endpoint,
+       "INSERT INTO tally_endpoints (service, minute, host, sender, endpoint, requests,"
+       " sampled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (service, minute, host,"
+       " sender, endpoint) DO UPDATE SET requests = requests + excluded.requests,"
+       " sampled = sampled + excluded.sampled"},
+      {&w.tally_get,
+       "SELECT hll, hll_precision FROM tallies WHERE service = ?1 AND minute = ?2"
+       " AND host = ?3 AND sender = ?4"},
+      {&w.tally_insert,
+       "INSERT INTO tallies (service, minute, host, sender, cluster, region, commit_id,"
+       " hll, hll_precision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
+      {&w.tally_update,
+       "UPDATE tallies SET cluster = ?5, region = ?6, commit_id = ?7, hll = ?8,"
+       " hll_precision = ?9 WHERE service = ?1 AND minute = ?2 AND host = ?3"
+       " AND sender = ?4"},
+      {&w.deploy_upsert,
+       "INSERT INTO deploys (service, cluster, commit_id, first_seen_us, last_seen_us,"
+       " samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (service, cluster, commit_id)"
+       " DO UPDATE SET first_seen_us = min(first_seen_us, excluded.first_seen_us),"
+       " last_seen_us = max(last_seen_us, excluded.last_seen_us),"
+       " samples = samples + excluded.samples"},
+      {&w.path_cost_upsert,
+       "INSERT INTO path_costs (bucket, slice, path, calls, primitive_calls, self_cost,"
+       " total_cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (bucket, slice, path)"
+       " DO UPDATE SET calls = calls + excluded.calls,"
+       " primitive_calls = primitive_calls + excluded.primitive_calls,"
+       " self_cost = self_cost + excluded.self_cost,"
+       " total_cost = total_cost + excluded.total_cost"},
+      {&w.moment_upsert,
+       "INSERT INTO function_moments (bucket, slice, function, sum, sum_sq, share_sum,"
+       " share_sq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (bucket, slice, function)"
+       " DO UPDATE SET sum = sum + excluded.sum, sum_sq = sum_sq + excluded.sum_sq,"
+       " share_sum = share_sum + excluded.share_sum, share_sq = share_sq + excluded.share_sq"},
+      {&w.profile_requests_upsert,
+       "INSERT INTO profile_requests (bucket, slice, requests) VALUES (?1, ?2, ?3)"
+       " ON CONFLICT (bucket, slice) DO UPDATE SET requests = requests + excluded.requests"},
+      {&w.delta_insert, "INSERT INTO profile_deltas (delta) VALUES (?1)"},
+      {&w.meta_set, "UPDATE meta SET value = ?2 WHERE key = ?1"},
+  };
+  for (Tier t : kAllTiers) {
+    sql.emplace_back(&w.tier_insert[TierIndex(t)], InsertSql(t));
+    sql.emplace_back(&w.tier_merge[TierIndex(t)], MergeSql(t));
+    sql.emplace_back(&w.tier_exists[TierIndex(t)], ExistsSql(t));
+  }
+  return sql;
+}
+
 Status SqliteStore::Init() {
+  if (Status s = OpenWriter(); !s.ok()) return s;
+  if (Status s = LoadState(); !s.ok()) return s;
+  readers_ = std::make_unique<ReaderPool>(options_.path);
+  return OkStatus();
+}
+
+// The writer connection, migrated to the current schema, with its statements.
+Status SqliteStore::OpenWriter() {
   Result<Db> db = Db::Open(options_.path, /*read_only=*/false);
   if (!db.ok()) return db.status();
   writer_ = std::move(*db);
@@ -61,84 +129,26 @@ Status SqliteStore::Init() {
   if (Status s = Migrate(writer_); !s.ok()) return s;
   if (Status s = ConfigureConnection(writer_, /*writer=*/true); !s.ok()) return s;
   if (Status s = RegisterSqlFunctions(writer_); !s.ok()) return s;
-
-  stmts_ = std::make_unique<WriterStatements>();
-  WriterStatements& w = *stmts_;
-  Status s;
-  auto prepare = [&](Stmt* st, const std::string& sql) {
-    if (!s.ok()) return;
-    Result<Stmt> p = writer_.Prepare(sql);
-    if (!p.ok()) {
-      s = p.status();
-      return;
-    }
-    *st = std::move(*p);
-  };
-  prepare(&w.insert_series,
-          "INSERT INTO series (id, service, endpoint, method, status, host, cluster, region,"
-          " commit_id, flags_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
-  prepare(&w.insert_chunk, "INSERT INTO raw_chunks (minute, samples, data) VALUES (?1, ?2, ?3)");
-  for (Tier t : kAllTiers) {
-    prepare(&w.tier_insert[TierIndex(t)], InsertSql(t));
-    prepare(&w.tier_merge[TierIndex(t)], MergeSql(t));
-    prepare(&w.tier_exists[TierIndex(t)], ExistsSql(t));
+  auto statements = std::make_unique<WriterStatements>();
+  for (auto& [stmt, sql] : WriterSql(*statements)) {
+    Result<Stmt> prepared = writer_.Prepare(sql);
+    if (!prepared.ok()) return prepared.status();
+    *stmt = std::move(*prepared);
   }
-  prepare(&w.applied_exists, "SELECT 1 FROM applied_batches WHERE sender = ?1 AND sequence = ?2");
-  prepare(&w.applied_insert,
-          "INSERT INTO applied_batches (sender, sequence, applied_us) VALUES (?1, ?2, ?3)");
-  // Keeps the `window` highest sequences of a sender.
-  prepare(&w.applied_prune,
-          "DELETE FROM applied_batches WHERE sender = ?1 AND sequence <= (SELECT sequence"
-          " FROM applied_batches WHERE sender = ?1 ORDER BY sequence DESC LIMIT 1 OFFSET ?2)");
-  prepare(&w.tally_endpoint,
-          "INSERT INTO tally_endpoints (service, minute, host, worker_id, endpoint, requests,"
-          " sampled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (service, minute, host,"
-          " worker_id, endpoint) DO UPDATE SET requests = requests + excluded.requests,"
-          " sampled = sampled + excluded.sampled");
-  prepare(&w.tally_get,
-          "SELECT hll, hll_precision FROM tallies WHERE service = ?1 AND minute = ?2"
-          " AND host = ?3 AND worker_id = ?4");
-  prepare(&w.tally_insert,
-          "INSERT INTO tallies (service, minute, host, worker_id, cluster, region, commit_id,"
-          " hll, hll_precision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
-  prepare(&w.tally_update,
-          "UPDATE tallies SET cluster = ?5, region = ?6, commit_id = ?7, hll = ?8,"
-          " hll_precision = ?9 WHERE service = ?1 AND minute = ?2 AND host = ?3"
-          " AND worker_id = ?4");
-  prepare(&w.deploy_upsert,
-          "INSERT INTO deploys (service, cluster, commit_id, first_seen_us, last_seen_us,"
-          " samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (service, cluster, commit_id)"
-          " DO UPDATE SET first_seen_us = min(first_seen_us, excluded.first_seen_us),"
-          " last_seen_us = max(last_seen_us, excluded.last_seen_us),"
-          " samples = samples + excluded.samples");
-  prepare(&w.path_cost_upsert,
-          "INSERT INTO path_costs (bucket, slice, path, calls, primitive_calls, self_cost,"
-          " total_cost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (bucket, slice, path)"
-          " DO UPDATE SET calls = calls + excluded.calls,"
-          " primitive_calls = primitive_calls + excluded.primitive_calls,"
-          " self_cost = self_cost + excluded.self_cost,"
-          " total_cost = total_cost + excluded.total_cost");
-  prepare(&w.moment_upsert,
-          "INSERT INTO function_moments (bucket, slice, function, sum, sum_sq, share_sum,"
-          " share_sq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (bucket, slice, function)"
-          " DO UPDATE SET sum = sum + excluded.sum, sum_sq = sum_sq + excluded.sum_sq,"
-          " share_sum = share_sum + excluded.share_sum, share_sq = share_sq + excluded.share_sq");
-  prepare(&w.profile_requests_upsert,
-          "INSERT INTO profile_requests (bucket, slice, requests) VALUES (?1, ?2, ?3)"
-          " ON CONFLICT (bucket, slice) DO UPDATE SET requests = requests + excluded.requests");
-  prepare(&w.delta_insert, "INSERT INTO profile_deltas (delta) VALUES (?1)");
-  prepare(&w.meta_set, "UPDATE meta SET value = ?2 WHERE key = ?1");
-  if (!s.ok()) return s;
-
-  if (Status ls = LoadSeries(); !ls.ok()) return ls;
-  if (Status ps = profile_ids_.Load(writer_); !ps.ok()) return ps;
-  shapes_.Clear();  // their ids were of the interner just reloaded
-  // Sums a crash left unfolded: folded now, so that a restart starts clean.
-  if (Status ds = LoadProfileDeltas(); !ds.ok()) return ds;
-  if (Status cs = CheckpointProfilesLocked(); !cs.ok()) return cs;
-  if (Status rs = RebuildOpenBuckets(); !rs.ok()) return rs;
-  readers_ = std::make_unique<ReaderPool>(options_.path);
+  stmts_ = std::move(statements);
   return OkStatus();
+}
+
+// What the file holds that the writer keeps in memory: series, profile ids,
+// and the open rollup buckets. Sums a crash left unfolded are folded now, so
+// that a restart starts clean.
+Status SqliteStore::LoadState() {
+  if (Status s = LoadSeries(); !s.ok()) return s;
+  if (Status s = profile_ids_.Load(writer_); !s.ok()) return s;
+  shapes_.Clear();  // their ids were of the interner just reloaded
+  if (Status s = LoadProfileDeltas(); !s.ok()) return s;
+  if (Status s = CheckpointProfilesLocked(); !s.ok()) return s;
+  return RebuildOpenBuckets();
 }
 
 Status SqliteStore::LoadSeries() {
@@ -192,7 +202,7 @@ Status SqliteStore::RebuildOpenBuckets() {
     Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
       const int64_t minute = u.Int64(0);
       auto& bucket = minutes[minute];
-      return ForEachSample(u.Blob(1), minute, [&](const Sample& sample) {
+      return ForEachSample(u.Blob(1), minute, [&](const StoredRecord& sample) {
         bucket[sample.series].Add(sample);
         max_seen_us_ = std::max(max_seen_us_, sample.start_us);
       });

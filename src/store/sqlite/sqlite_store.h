@@ -177,7 +177,7 @@ class SqliteStore final : public Store {
 
   // SqliteStore::SealPoints() — the committed seal points (unix seconds) of
   // the minute, hour and day tiers. For tests and `doctor`.
-  Result<Watermarks> SealPoints();
+  Result<TierSealPoints> SealPoints();
 
  private:
   struct WriterStatements;
@@ -189,7 +189,12 @@ class SqliteStore final : public Store {
   using TierKey = std::pair<int64_t, int64_t>;  // (bucket start s, series)
 
   explicit SqliteStore(const SqliteOptions& options);
+  // Init() = OpenWriter() (connection, migrations, statements), then LoadState().
   Status Init();
+  Status OpenWriter();
+  Status LoadState();
+  // The writer's statements, each beside the SQL it is prepared from.
+  static std::vector<std::pair<Stmt*, std::string>> WriterSql(WriterStatements& w);
   Status LoadSeries();
   Status RebuildOpenBuckets();
 
@@ -198,7 +203,7 @@ class SqliteStore final : public Store {
       std::span<const record::Batch* const> batches);
   Status ApplyBatch(const record::Batch& batch, size_t index, CallState& call,
                     AppendOutcome& outcome);
-  void Route(const Sample& sample, CallState& call);
+  void Route(const StoredRecord& sample, CallState& call);
   Status AddProfile(const record::RequestRecord& rec, CallState& call);
   void AddMoments(const record::RequestRecord& rec, int64_t hour, const ProfileShape& shape,
                   CallState& call);

@@ -197,11 +197,8 @@ Status SqliteStore::ApplyBatch(const record::Batch& batch, size_t b, CallState& 
 
   call.batch_functions.Reset(&batch.functions());
   for (int r = 0; r < batch.records_size(); ++r) {
+    // Checked once, where the batch crossed into the server (DecodeBatch).
     const record::RequestRecord* stored = &batch.records(r);
-    if (!(stored->sample_rate() > 0 && stored->sample_rate() <= 1) ||
-        stored->start_time_unix_us() < 0)
-      return InvalidArgument("batch " + std::to_string(b) + " record " + std::to_string(r) +
-                             ": sample_rate must be in (0, 1] and start time >= 0");
     // A record of a known series has only known values; a new series may
     // bring a value past its dimension's cap.
     int64_t series = interner_.Find(*stored);
@@ -210,7 +207,7 @@ Status SqliteStore::ApplyBatch(const record::Batch& batch, size_t b, CallState& 
       series = interner_.Intern(*stored);
     }
     const record::RequestRecord& rec = *stored;
-    const Sample sample = SampleFromRecord(rec, series);
+    const StoredRecord sample = StoredFromRecord(rec, series);
     const int64_t minute = FloorTo(sample.start_us, 60 * kUs) / kUs;
     auto chunk = call.chunks.find(minute);
     if (chunk == call.chunks.end()) chunk = call.chunks.emplace(minute, ChunkWriter(minute)).first;
@@ -242,7 +239,7 @@ Status SqliteStore::ApplyBatch(const record::Batch& batch, size_t b, CallState& 
 // Route(): into the open bucket of the finest tier still open at the sample's
 // start (coarser tiers get it when that bucket seals), and, for every tier
 // already sealed there, into a late delta merged into the sealed row.
-void SqliteStore::Route(const Sample& s, CallState& call) {
+void SqliteStore::Route(const StoredRecord& s, CallState& call) {
   const int64_t minute = FloorTo(s.start_us, 60 * kUs) / kUs;
   if (s.start_us >= call.sealed_us[0]) {
     if (minute != call.cached_minute) {
@@ -334,7 +331,7 @@ Status SqliteStore::StoreTally(const record::WorkerTally& tally, CallState& call
     use.Bind(1, tally.service());
     use.Bind(2, minute);
     use.Bind(3, tally.host());
-    use.Bind(4, tally.worker_id());
+    use.Bind(4, tally.sender());
     use.Bind(5, e.endpoint());
     use.Bind(6, static_cast<int64_t>(e.requests()));
     use.Bind(7, static_cast<int64_t>(e.sampled()));
@@ -353,7 +350,7 @@ Status SqliteStore::StoreTally(const record::WorkerTally& tally, CallState& call
     get.Bind(1, tally.service());
     get.Bind(2, minute);
     get.Bind(3, tally.host());
-    get.Bind(4, tally.worker_id());
+    get.Bind(4, tally.sender());
     Result<bool> row = get.Step();
     if (!row.ok()) return row.status();
     exists = *row;
@@ -376,7 +373,7 @@ Status SqliteStore::StoreTally(const record::WorkerTally& tally, CallState& call
   put.Bind(1, tally.service());
   put.Bind(2, minute);
   put.Bind(3, tally.host());
-  put.Bind(4, tally.worker_id());
+  put.Bind(4, tally.sender());
   put.Bind(5, tally.cluster());
   put.Bind(6, tally.region());
   put.Bind(7, tally.commit());

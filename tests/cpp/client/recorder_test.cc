@@ -145,10 +145,16 @@ TEST_F(ClientRecorder, BatchesBySize) {
   RecorderOptions o = Options();
   o.batch_max_records = 10;
   o.batch_max_delay = 60s;  // only size can trigger
-  std::unique_ptr<Recorder> rec = StartRecorder(o);
+  // The sender going to sleep with the last 5 queued is the event that shows
+  // the partial batch waits for its age (it follows every full batch's send).
+  std::atomic<bool> waits_with_five{false};
+  testing::RecorderHooks hooks = FastHooks();
+  hooks.on_sender_wait = [&](size_t queued) {
+    if (queued == 5) waits_with_five = true;
+  };
+  std::unique_ptr<Recorder> rec = StartRecorder(o, hooks);
   SubmitRange(*rec, 0, 25);
-  ASSERT_TRUE(IngestTestServer::WaitFor([&] { return server_.records() == 20; }));
-  std::this_thread::sleep_for(50ms);  // the partial batch must wait for its age
+  ASSERT_TRUE(IngestTestServer::WaitFor([&] { return waits_with_five.load(); }));
   std::vector<IngestTestServer::Stored> stored = server_.stored();
   ASSERT_EQ(stored.size(), 2u);
   EXPECT_EQ(stored[0].batch.records_size(), 10);
@@ -317,7 +323,7 @@ TEST_F(ClientRecorder, TalliesFollowTheInjectedClockAcrossMinutes) {
   EXPECT_EQ(t.cluster(), "eu");
   EXPECT_EQ(t.region(), "eu-west");
   EXPECT_EQ(t.commit(), "abc123");
-  EXPECT_EQ(t.worker_id(), rec->sender_id());
+  EXPECT_EQ(t.sender(), rec->sender_id());
   std::map<std::string, std::pair<uint64_t, uint64_t>> e;
   for (const auto& c : t.endpoints()) e[c.endpoint()] = {c.requests(), c.sampled()};
   EXPECT_EQ(e.size(), 3u);

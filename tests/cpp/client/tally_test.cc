@@ -42,7 +42,7 @@ TEST(ClientTally, CountsRequestsAndSampledPerEndpoint) {
   EXPECT_EQ(w.cluster(), "eu");
   EXPECT_EQ(w.region(), "eu-west");
   EXPECT_EQ(w.commit(), "abc123");
-  EXPECT_EQ(w.worker_id(), "w-1");
+  EXPECT_EQ(w.sender(), "w-1");
   auto e = Endpoints(w);
   ASSERT_EQ(e.size(), 2u);
   EXPECT_EQ(e["/a"], std::make_pair(uint64_t{2}, uint64_t{1}));

@@ -137,7 +137,7 @@ WorkerTally ValidTally() {
   t.set_cluster("prn");
   t.set_region("eu-west");
   t.set_commit("9f2c1e7");
-  t.set_worker_id("web-17:4242");
+  t.set_sender("web-17:4242");
   EndpointCount* cart = t.add_endpoints();
   cart->set_endpoint("/cart");
   cart->set_requests(1200);
@@ -878,8 +878,8 @@ TEST(RecordTally, MinuteAndService) {
   t.clear_service();
   EXPECT_EQ(TallyError(t), "missing required field 'service'");
   t = ValidTally();
-  t.set_worker_id(std::string(kMaxDimensionBytes + 1, 'w'));
-  EXPECT_EQ(TallyError(t), "field 'worker_id' is 257 bytes; the limit is 256");
+  t.set_sender(std::string(kMaxDimensionBytes + 1, 'w'));
+  EXPECT_EQ(TallyError(t), "field 'sender' is 257 bytes; the limit is 256");
 }
 
 TEST(RecordTally, Endpoints) {
@@ -1268,7 +1268,7 @@ TEST(RecordNdjson, CrLfAndNoFinalNewline) {
 
 TEST(RecordNdjson, TallyWithUsers) {
   json line = BaseTallyLine();
-  line["worker_id"] = "w1";
+  line["sender"] = "w1";
   line["endpoints"] = {{"/home", 300}, {"/cart", {{"requests", 1200}, {"sampled", 12}}}};
   json users = json::array();
   for (int i = 0; i < 1000; ++i) users.push_back("user-" + std::to_string(i));
@@ -1279,7 +1279,7 @@ TEST(RecordNdjson, TallyWithUsers) {
   ASSERT_EQ(batch->tallies_size(), 1);
   const WorkerTally& t = batch->tallies(0);
   EXPECT_EQ(t.minute_unix(), 1'700'000'040);
-  EXPECT_EQ(t.worker_id(), "w1");
+  EXPECT_EQ(t.sender(), "w1");
   ASSERT_EQ(t.endpoints_size(), 2);
   EXPECT_EQ(t.endpoints(0).endpoint(), "/cart");
   EXPECT_EQ(t.endpoints(0).requests(), 1200u);

@@ -337,9 +337,15 @@ TEST_F(FunctionEntitiesTest, SurvivesReopenAndAccumulatesAcrossAppends) {
 TEST_F(FunctionEntitiesTest, ARolledBackAppendLeavesNoShapeBehind) {
   record::Batch bad;
   AddProfiled(&bad, kT0Us, "A", 1);
-  record::RequestRecord* broken = bad.add_records();
-  *broken = Record(kT0Us, "shop", "/x/", "A");
-  broken->set_sample_rate(0);  // refused after the profile above was interned
+  // Refused after the profile above was interned: a tally whose
+  // HyperLogLog is not 2^12 registers.
+  record::WorkerTally* broken = bad.add_tallies();
+  broken->set_minute_unix(kT0Us / kUs);
+  broken->set_service("shop");
+  broken->set_host("h1");
+  broken->set_sender("1");
+  broken->set_active_users_hll(std::string(100, '\x01'));
+  broken->set_hll_precision(12);
   const record::Batch* batches[] = {&bad};
   ASSERT_FALSE(store_->AppendBatches(batches).ok());
 
@@ -529,7 +535,7 @@ TEST(FunctionEntitiesRetentionTest, DeletesWholeHoursOfProfilesAndMinutesOfTalli
     t->set_minute_unix(kT0Us / kUs + minute * 60);
     t->set_service("shop");
     t->set_host("h1");
-    t->set_worker_id("w1");
+    t->set_sender("w1");
     record::EndpointCount* c = t->add_endpoints();
     c->set_endpoint("/x/");
     c->set_requests(5);
@@ -567,6 +573,16 @@ TEST(FunctionEntitiesRetentionTest, DeletesWholeHoursOfProfilesAndMinutesOfTalli
   EXPECT_EQ((*s)->FunctionTree({})->requests(), 2u);
 }
 
+// Version 6 renamed columns to the glossary's names; files of earlier
+// versions, rebuilt from a current one, get the old names back.
+#define TALLIES_BEFORE_V6                                  \
+  "ALTER TABLE tallies RENAME COLUMN sender TO worker_id;" \
+  "ALTER TABLE tally_endpoints RENAME COLUMN sender TO worker_id;"
+#define EFFECTS_BEFORE_V6                                               \
+  "ALTER TABLE effects RENAME COLUMN function TO subject;"              \
+  "DROP INDEX effects_by_function; CREATE INDEX effects_by_subject ON " \
+  "effects(service, endpoint, subject, kind, at_us);"
+
 TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
   TempDir dir;
   const std::string path = dir.File("v1.sqlite");
@@ -581,7 +597,7 @@ TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
   const char* v1 =
       "DROP TABLE functions; DROP TABLE call_paths; DROP TABLE profile_slices;"
       "DROP TABLE profile_requests; DROP TABLE path_costs; DROP TABLE profile_deltas;"
-      "DROP TABLE effects; DROP TABLE function_moments; DROP TABLE alerts;"
+      "DROP TABLE effects; DROP TABLE function_moments; DROP TABLE alerts;" TALLIES_BEFORE_V6
       "CREATE TABLE alerts (id INTEGER PRIMARY KEY, opened_us INTEGER NOT NULL,"
       " updated_us INTEGER NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL,"
       " cause TEXT NOT NULL, effect_json TEXT NOT NULL, status TEXT NOT NULL);"
@@ -677,7 +693,7 @@ struct V3Rows {
         std::string(
             "DROP TABLE functions; DROP TABLE call_paths; DROP TABLE profile_slices;"
             "DROP TABLE profile_requests; DROP TABLE path_costs; DROP TABLE profile_deltas;"
-            "DROP TABLE function_moments;") +
+            "DROP TABLE function_moments;" TALLIES_BEFORE_V6 EFFECTS_BEFORE_V6) +
         sqlite::kVersion3ProfileTables + "PRAGMA user_version = 3;";
     ASSERT_EQ(sqlite3_exec(db, v3.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
         << sqlite3_errmsg(db);
@@ -710,6 +726,43 @@ struct V3Rows {
     sqlite3_close(db);
   }
 };
+
+// Version 6 keeps what version 5 stored under the glossary's names: tally
+// rows under `sender`, effects under `function`, alert bodies with
+// base_commit / target_commit.
+TEST(FunctionEntitiesMigrationTest, VersionFiveNamesBecomeTheGlossarys) {
+  TempDir dir;
+  const std::string path = dir.File("v5.sqlite");
+  {
+    Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = path});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const char* v5 = TALLIES_BEFORE_V6 EFFECTS_BEFORE_V6
+      "INSERT INTO tallies (service, minute, host, worker_id, cluster, region, commit_id,"
+      " hll_precision) VALUES ('shop', 60, 'h1', 'w1', '', '', 'A', 12);"
+      "INSERT INTO effects (at_us, service, endpoint, subject, kind, cause, estimate, lo, hi,"
+      " alerted) VALUES (1, 'shop', '/x/', 'f.py:1:g', 'rollout', 'A->B', 0.1, 0.05, 0.15, 1);"
+      "INSERT INTO alerts (key, service, endpoint, kind, state, opened_us, updated_us, body)"
+      " VALUES ('k', 'shop', '/x/', 'rollout', 'open', 1, 1,"
+      " '{\"commit_before\":\"A\",\"commit_after\":\"B\"}');"
+      "PRAGMA user_version = 5;";
+  ASSERT_EQ(sqlite3_exec(db, v5, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  {
+    Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = path});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+  }
+  EXPECT_EQ(QueryInt64(path, "SELECT count(*) FROM tallies WHERE sender = 'w1'"), 1);
+  EXPECT_EQ(QueryInt64(path, "SELECT count(*) FROM effects WHERE function = 'f.py:1:g'"), 1);
+  EXPECT_EQ(QueryInt64(path,
+                       "SELECT count(*) FROM alerts WHERE body ="
+                       " '{\"base_commit\":\"A\",\"target_commit\":\"B\"}'"),
+            1);
+  EXPECT_EQ(QueryInt64(path, "PRAGMA user_version"), sqlite::kSchemaVersion);
+}
 
 TEST(FunctionEntitiesMigrationTest, VersionThreeRowsAreCarriedAndAnswerAsBefore) {
   // The same profiled records: written as version 3 stored them (then

@@ -359,7 +359,7 @@ class StoreDataTest : public ::testing::Test {
 TEST_F(StoreDataTest, SealPointsTrailTheNewestSample) {
   auto* sqlite = dynamic_cast<sqlite::SqliteStore*>(store_.get());
   ASSERT_NE(sqlite, nullptr);
-  Result<sqlite::Watermarks> sealed = sqlite->SealPoints();
+  Result<sqlite::TierSealPoints> sealed = sqlite->SealPoints();
   ASSERT_TRUE(sealed.ok());
   int64_t newest = 0;
   for (const RequestRecord& r : records_) newest = std::max(newest, r.start_time_unix_us());
@@ -738,7 +738,7 @@ TEST_F(StoreAppendTest, AFailingBatchStoresNothingOfTheCall) {
   ASSERT_TRUE(Append({&first}).ok());
   auto* sqlite = dynamic_cast<sqlite::SqliteStore*>(store_.get());
   ASSERT_NE(sqlite, nullptr);
-  const sqlite::Watermarks sealed_before = *sqlite->SealPoints();
+  const sqlite::TierSealPoints sealed_before = *sqlite->SealPoints();
 
   // A call whose last batch is bad (a tally with a broken HyperLogLog): the
   // good batches before it, the (sender, sequence) pairs and the deploy log
@@ -749,7 +749,7 @@ TEST_F(StoreAppendTest, AFailingBatchStoresNothingOfTheCall) {
   t->set_minute_unix(kT0 + 60);
   t->set_service("shop");
   t->set_host("h1");
-  t->set_worker_id("1");
+  t->set_sender("1");
   t->set_active_users_hll(std::string(100, '\x01'));  // not 2^12 registers
   t->set_hll_precision(12);
   Result<std::vector<AppendOutcome>> out = Append({&good, &bad});
@@ -765,12 +765,6 @@ TEST_F(StoreAppendTest, AFailingBatchStoresNothingOfTheCall) {
   for (const DeployEntry& d : *deploys) deployed += d.samples;
   EXPECT_EQ(deployed, 20u);
   EXPECT_EQ(*sqlite->SealPoints(), sealed_before) << "the seal points must not move either";
-
-  // A bad sample rate fails the call the same way.
-  Batch zero_rate = MakeBatch("w3", 1, 3, kT0Us);
-  zero_rate.mutable_records(2)->set_sample_rate(0);
-  EXPECT_FALSE(Append({&zero_rate}).ok());
-  EXPECT_EQ(TotalSamples(), 20u);
 
   // The good batch was not remembered as applied: it can be sent again, and
   // the in-memory open buckets still agree with the file.
@@ -964,8 +958,8 @@ class StoreEfficiencyTest : public ::testing::Test {
   static constexpr int64_t kM1 = kM0 + 60;
   static constexpr int64_t kM2 = kM0 + 120;
 
-  RequestRecord Sample(const std::string& endpoint, int64_t minute, uint64_t instructions,
-                       double rate, const std::string& user, bool pmu = true) {
+  RequestRecord MakeRecord(const std::string& endpoint, int64_t minute, uint64_t instructions,
+                           double rate, const std::string& user, bool pmu = true) {
     RequestRecord r;
     r.set_service("shop");
     r.set_endpoint(endpoint);
@@ -994,7 +988,7 @@ class StoreEfficiencyTest : public ::testing::Test {
     t.set_cluster("c1");
     t.set_region("eu");
     t.set_commit("v1");
-    t.set_worker_id("w-" + host);
+    t.set_sender("w-" + host);
     for (const auto& [e, n] : endpoints) {
       record::EndpointCount* c = t.add_endpoints();
       c->set_endpoint(e);
@@ -1012,11 +1006,11 @@ class StoreEfficiencyTest : public ::testing::Test {
   Batch Samples() {
     Batch b;
     for (int i = 0; i < 10; ++i) {
-      *b.add_records() = Sample("home", kM0, 1'000'000, 0.1, "s" + std::to_string(i));
-      *b.add_records() = Sample("home", kM1, 1'000'000, 0.1, "s" + std::to_string(i));
-      *b.add_records() = Sample("cart", kM0, 5'000'000, 0.1, "s" + std::to_string(i));
-      *b.add_records() = Sample("cart", kM1, 5'000'000, 0.1, "s" + std::to_string(i + 10));
-      *b.add_records() = Sample("cart", kM2, 5'000'000, 0.1, "s" + std::to_string(i % 3));
+      *b.add_records() = MakeRecord("home", kM0, 1'000'000, 0.1, "s" + std::to_string(i));
+      *b.add_records() = MakeRecord("home", kM1, 1'000'000, 0.1, "s" + std::to_string(i));
+      *b.add_records() = MakeRecord("cart", kM0, 5'000'000, 0.1, "s" + std::to_string(i));
+      *b.add_records() = MakeRecord("cart", kM1, 5'000'000, 0.1, "s" + std::to_string(i + 10));
+      *b.add_records() = MakeRecord("cart", kM2, 5'000'000, 0.1, "s" + std::to_string(i % 3));
     }
     return b;
   }
@@ -1129,8 +1123,8 @@ TEST_F(StoreEfficiencyTest, ServicesWithoutAPmuAreBilledInCpuNs) {
   ASSERT_NE(store, nullptr);
   Batch b;
   for (int i = 0; i < 4; ++i) {
-    *b.add_records() = Sample("home", kM0, 4'000'000, 0.5, "x", /*pmu=*/false);
-    *b.add_records() = Sample("home", kM1, 8'000'000, 0.5, "y", /*pmu=*/false);
+    *b.add_records() = MakeRecord("home", kM0, 4'000'000, 0.5, "x", /*pmu=*/false);
+    *b.add_records() = MakeRecord("home", kM1, 8'000'000, 0.5, "y", /*pmu=*/false);
   }
   ASSERT_TRUE(store->AppendBatches(std::vector<const Batch*>{&b}).ok());
   Result<std::vector<ServiceEfficiency>> eff = Run(*store);
@@ -1155,7 +1149,7 @@ TEST(StoreHllFoldTest, FoldingIsExactlyTheLowerPrecisionSketch) {
 
 TEST(StoreRawChunkTest, RoundTripsEverySampleField) {
   sqlite::ChunkWriter w(kT0 + 60);
-  sqlite::Sample a;
+  sqlite::StoredRecord a;
   a.start_us = (kT0 + 60) * kUs + 59'999'999;
   a.series = 123456;
   a.wall_us = 77;
@@ -1167,7 +1161,7 @@ TEST(StoreRawChunkTest, RoundTripsEverySampleField) {
   a.sample_rate = 0.015625;
   a.user = std::string_view("user\0with nul", 13);
   a.request_id = "";
-  sqlite::Sample b = a;
+  sqlite::StoredRecord b = a;
   b.start_us = (kT0 + 60) * kUs;
   b.has_instructions = false;
   b.has_cycles = true;
@@ -1175,9 +1169,9 @@ TEST(StoreRawChunkTest, RoundTripsEverySampleField) {
   w.Add(a);
   w.Add(b);
   const std::string data(w.Finish());
-  std::vector<sqlite::Sample> got;
+  std::vector<sqlite::StoredRecord> got;
   std::vector<std::string> users;
-  ASSERT_TRUE(sqlite::ForEachSample(data, kT0 + 60, [&](const sqlite::Sample& s) {
+  ASSERT_TRUE(sqlite::ForEachSample(data, kT0 + 60, [&](const sqlite::StoredRecord& s) {
                 got.push_back(s);
                 users.emplace_back(s.user);
               }).ok());
@@ -1195,7 +1189,8 @@ TEST(StoreRawChunkTest, RoundTripsEverySampleField) {
   EXPECT_EQ(got[1].cycles, 9u);
   // Truncation anywhere is detected.
   for (size_t cut = 0; cut < data.size(); ++cut)
-    EXPECT_FALSE(sqlite::ForEachSample(data.substr(0, cut), kT0, [](const sqlite::Sample&) {}).ok())
+    EXPECT_FALSE(
+        sqlite::ForEachSample(data.substr(0, cut), kT0, [](const sqlite::StoredRecord&) {}).ok())
         << cut;
 }
 
