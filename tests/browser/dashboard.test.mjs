@@ -210,6 +210,12 @@ test("the overview names the unit and lists the top endpoints", async () => {
   assert.match(await page.locator("#unit-note").textContent(), /unit: CPU/);
   assert.match(await page.locator("#efficiency").textContent(), /shop-web/);
   await page.close();
+  // The last simulated hour against the hour before it: the metric's trend.
+  const { page: lastHour } = await open(`?from=${END - 3600}&to=${END}`);
+  const change = await lastHour.locator("#efficiency tbody tr td:nth-child(3)").allTextContents();
+  assert.equal(change.length, 3);
+  for (const c of change) assert.match(c, /^[+-]\d+\.\d %$/);
+  await lastHour.close();
 });
 
 test("a filter changes the chart and the URL, and a reload restores it", async () => {

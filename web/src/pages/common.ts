@@ -64,3 +64,10 @@ export function noteUnit(unit: string): void {
 
 export const NO_RECORDS =
   "No records in this time range. Add the middleware to an app (README: \"In a Django app\"), or try `cpuledger simulate --server URL` for a demo fleet; then widen the time range.";
+
+// previousRange() — the window of the same length just before `r`, pinned.
+export function previousRange(r: TimeRange): TimeRange {
+  const length = rangeSeconds(r);
+  const to = r.from && r.to ? Number(r.from) : Math.floor(Date.now() / 1000) - length;
+  return { from: String(to - length), to: String(to) };
+}

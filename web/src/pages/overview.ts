@@ -3,13 +3,14 @@
 import * as api from "../api";
 import { lineChart, PALETTE } from "../charts";
 import { cost, empty, h, nav, num, section, table, time, unitName } from "../dom";
-import { bucketFor, bucketSeconds, measure, NO_RECORDS, noteUnit, range, rangeControl, unitOf } from "./common";
+import { bucketFor, bucketSeconds, measure, NO_RECORDS, noteUnit, previousRange, range, rangeControl, unitOf } from "./common";
 
 export async function overviewPage(): Promise<HTMLElement[]> {
   const r = range();
   const bucket = bucketFor(r);
-  const [eff, top, series, open] = await Promise.all([
+  const [eff, before, top, series, open] = await Promise.all([
     api.efficiency(r),
+    api.efficiency(previousRange(r)),
     api.breakdown(r, { groupBy: ["service", "endpoint"], limit: 15 }),
     api.timeseries(r, { groupBy: ["service"], bucket }),
     api.alerts({ state: "open" }),
@@ -23,10 +24,11 @@ export async function overviewPage(): Promise<HTMLElement[]> {
   const services = section(
     "Efficiency: CPU per active user during the peak minute",
     table(
-      ["service", `${unitName(eff[0]?.unit ?? unit)} per active user`, "peak minute", "requests (peak min)", "active users (peak min)"],
+      ["service", `${unitName(eff[0]?.unit ?? unit)} per active user`, "vs the window before", "peak minute", "requests (peak min)", "active users (peak min)"],
       eff.map((s) => [
         nav({ page: "explorer", group: "endpoint", where: `service=${s.service}`, since }, s.service),
         cost(s.perActiveUser, s.unit),
+        changeVsBefore(s, before),
         time(s.peakMinuteS),
         num(s.requests),
         num(s.activeUsers),
@@ -86,4 +88,13 @@ export async function overviewPage(): Promise<HTMLElement[]> {
         ),
   );
   return [head, services, trend, endpoints, alerts];
+}
+
+// changeVsBefore() — the change of a service's metric against the window before
+// (same length), when that window had it in the same unit.
+function changeVsBefore(s: api.ServiceEfficiency, before: api.ServiceEfficiency[]): string {
+  const b = before.find((x) => x.service === s.service && x.unit === s.unit);
+  if (!b || !(b.perActiveUser > 0)) return "–";
+  const change = s.perActiveUser / b.perActiveUser - 1;
+  return `${change >= 0 ? "+" : ""}${(change * 100).toFixed(1)} %`;
 }
