@@ -11,7 +11,7 @@ JOBS   ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
 .PHONY: help bootstrap build build-cpp build-py build-asan test test-cpp test-asan test-py \
-        test-fuzz test-package wheels test-wheels test-py-wheel \
+        test-fuzz test-package wheels test-wheels test-py-wheel test-browser \
         bench demo format format-check clean
 
 help:
@@ -45,7 +45,7 @@ build-asan:
 
 test: build build-asan wheels
 	@$(MAKE) --no-print-directory test-cpp test-asan test-fuzz test-wheels test-package test-py \
-	  test-py-wheel
+	  test-py-wheel test-browser
 
 test-cpp:
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
@@ -58,6 +58,14 @@ test-asan:
 # The record decoders under libFuzzer (clang, ASan+UBSan) for a bounded time.
 test-fuzz:
 	@scripts/fuzz $${FUZZ_SECONDS:-30}
+
+# The dashboard (web/, bundled into build/cpuledger by `make build`) in
+# Debian's Chromium driven by playwright-core, against a real server holding a
+# simulated shop; screenshots of every page in build/browser-screenshots/.
+# Bounded: each test by --test-timeout, the whole run by timeout(1).
+test-browser:
+	@CPULEDGER=$(BUILD)/cpuledger SCREENSHOTS=$(BUILD)/browser-screenshots \
+	  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 900 node --test --test-timeout=300000 tests/browser/*.test.mjs
 
 # Self-contained wheels for each supported CPython (scripts/build-wheels): the
 # cpuledger binary is built once, each interpreter compiles the native module.

@@ -12,8 +12,10 @@
 #include "base/duration.h"
 #include "base/time_text.h"
 #include "detect/detect.h"
+#include "profile/export.h"
 #include "record/codec.h"
 #include "server/api_json.h"
+#include "server/static_assets.h"
 
 namespace cpuledger::server {
 namespace {
@@ -241,6 +243,48 @@ void HandleFunctions(ApiContext& ctx, const httplib::Request& req, httplib::Resp
   });
 }
 
+// SendProfileFile() — `tree` in one of profile/export.h's formats, as a
+// download. RETURNS: InvalidArgument for another format name.
+Status SendProfileFile(const profile::CallTree& tree, const std::string& format,
+                       httplib::Response& res) {
+  std::string body, type, name;
+  if (format == "collapsed") {
+    body = profile::ToCollapsed(tree), type = "text/plain; charset=utf-8", name = "profile.folded";
+  } else if (format == "speedscope") {
+    body = profile::ToSpeedscope(tree, "cpuledger"), type = "application/json";
+    name = "profile.speedscope.json";
+  } else if (format == "pprof") {
+    Result<std::string> pb = profile::ToPprof(tree);
+    if (!pb.ok()) return pb.status();
+    body = std::move(*pb), type = "application/octet-stream", name = "profile.pb";
+  } else if (format == "pstats") {
+    body = profile::ToPstats(tree), type = "application/octet-stream", name = "profile.pstats";
+  } else {
+    return InvalidArgument("format '" + format +
+                           "' must be json, collapsed, speedscope, pprof or pstats");
+  }
+  res.set_header("Content-Disposition", "attachment; filename=\"" + name + "\"");
+  res.set_content(std::move(body), type);
+  return OkStatus();
+}
+
+// HandleTree() — the slice's profiles merged into one call-path tree (the
+// flame graph's input; two of them, base and target, make a diff graph), as
+// JSON or, with format=, as a file in an export format (costs summed over
+// the profiled requests, as the tree holds them).
+void HandleTree(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  Timed(ctx, res, [&]() -> Status {
+    Result<store::FunctionQuery> query = ParseFunctionQuery(req);
+    if (!query.ok()) return query.status();
+    Result<profile::CallTree> tree = ctx.store->FunctionTree(*query);
+    if (!tree.ok()) return tree.status();
+    const std::string format = req.has_param("format") ? req.get_param_value("format") : "json";
+    if (format != "json") return SendProfileFile(*tree, format, res);
+    SendJson(res, 200, CallTreeJson(*query, *tree));
+    return OkStatus();
+  });
+}
+
 // HandleDiff() — DiffTrees(base commit's merged tree, target commit's),
 // ranked by added self cost per request (rank=self, the default: where the
 // new work runs, so a new helper outranks the callers it makes costlier) or
@@ -400,6 +444,7 @@ const Route kRoutes[] = {
     {"GET", "/v1/query/deploys", false, HandleDeploys},
     {"GET", "/v1/query/functions", false, HandleFunctions},
     {"GET", "/v1/query/diff", false, HandleDiff},
+    {"GET", "/v1/query/tree", false, HandleTree},
     {"POST", "/v1/detect", false, HandleDetect},
     {"GET", "/v1/alerts", false, HandleAlerts},
     {"GET", "/metrics", false, HandleMetrics},
@@ -419,7 +464,10 @@ const Route kRoutes[] = {
      }},
 };
 
+// IsPublic() — a public route, or one of the dashboard's files (they hold
+// no data: the page asks the API for it with the token).
 bool IsPublic(const std::string& path) {
+  if (FindStaticAsset(path) != nullptr) return true;
   for (const Route& r : kRoutes)
     if (r.public_route && path == r.path) return true;
   return false;
@@ -522,6 +570,15 @@ http::HttpService MakeHttpService(ApiContext& context) {
         res = httplib::Response();
         SendJson(res, 500, {{"error", std::string("internal error: ") + e.what()}});
       }
+      return;
+    }
+    const StaticAsset* asset = FindStaticAsset(req.path);
+    if (asset != nullptr && (req.method == "GET" || req.method == "HEAD")) {
+      // Revalidated on every load, so a new binary's page is never mixed with
+      // an old cached bundle.
+      res.set_header("Cache-Control", "no-cache");
+      res.set_header("X-Content-Type-Options", "nosniff");
+      res.set_content(std::string(asset->body), std::string(asset->content_type));
       return;
     }
     SendJson(res, 404, {{"error", "no route " + req.method + " " + req.path}});

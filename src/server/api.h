@@ -9,11 +9,14 @@
 //   GET  /v1/query/efficiency     since= | from=&to= & service=
 //   GET  /v1/query/deploys        service=
 //   GET  /v1/query/functions      function entities; /v1/query/diff: two commits
+//   GET  /v1/query/tree           the slice's merged call-path tree (flame graphs);
+//                                 format=collapsed|speedscope|pprof|pstats: a file
 //   POST /v1/detect               since= & at= : runs every detector once
 //                                 (detect::ToJson of the report, + "opened")
 //   GET  /v1/alerts               since= | from=&to= & service= & state= & limit=
 //   GET  /healthz                 200 "ok" once the store is open (no token needed)
 //   GET  /metrics                 Prometheus text
+//   GET  /, /app.js, /app.css     the dashboard (static_assets.h; no token needed)
 //
 // Every route but /healthz requires `Authorization: Bearer TOKEN` when the
 // server has a token. Errors are JSON: {"error": "what is wrong"}.

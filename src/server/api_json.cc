@@ -158,4 +158,47 @@ nlohmann::json DiffJson(const std::string& unit, const DiffSide& base, const Dif
   return out;
 }
 
+nlohmann::json CallTreeJson(const store::FunctionQuery& query, const profile::CallTree& tree) {
+  const std::vector<profile::Node>& nodes = tree.nodes();
+  // Parents come before children (CallTree's invariant), so one backward
+  // pass can move each finished node into its parent's children.
+  std::vector<nlohmann::json> built(nodes.size());
+  for (size_t i = nodes.size(); i-- > 0;) {
+    nlohmann::json& j = built[i];
+    if (i == profile::kRoot) {
+      j["name"] = "all";
+      j["total"] = tree.TotalCost();
+      j["self"] = 0;
+    } else {
+      const profile::Node& n = nodes[i];
+      const profile::Function& f = tree.functions()[n.function];
+      j["name"] = f.name;
+      j["file"] = f.file;
+      j["line"] = f.line;
+      j["calls"] = n.calls;
+      j["self"] = n.self_cost;
+      j["total"] = n.total_cost;
+    }
+    if (!j.contains("children")) j["children"] = nlohmann::json::array();
+    if (i != profile::kRoot) {
+      nlohmann::json& siblings = built[nodes[i].parent]["children"];
+      if (siblings.is_null()) siblings = nlohmann::json::array();
+      siblings.push_back(std::move(j));
+    }
+  }
+  nlohmann::json root = nodes.empty() ? nlohmann::json{{"name", "all"},
+                                                       {"total", 0},
+                                                       {"self", 0},
+                                                       {"children", nlohmann::json::array()}}
+                                      : std::move(built[profile::kRoot]);
+  return {{"unit", tree.unit()},
+          {"source", tree.source()},
+          {"mode", tree.mode()},
+          {"profiled_requests", tree.requests()},
+          {"from_us", query.from_us},
+          {"to_us", query.to_us},
+          {"nodes", nodes.empty() ? 0 : nodes.size() - 1},
+          {"root", std::move(root)}};
+}
+
 }  // namespace cpuledger::server

@@ -49,4 +49,12 @@ struct DiffSide {
 nlohmann::json DiffJson(const std::string& unit, const DiffSide& base, const DiffSide& target,
                         const std::vector<profile::FunctionDiff>& diffs, size_t limit);
 
+// CallTreeJson() — {"unit", "source", "mode", "profiled_requests", "from_us",
+// "to_us", "nodes", "root": {name, file, line, calls, self, total, children:
+// [...]}}: the merged tree as nested nodes (d3-flame-graph's shape), costs
+// summed over the profiled requests (divide by profiled_requests for a per-
+// request figure); the root has name "all" and the tree's total. An empty
+// slice has profiled_requests 0 and a root without children.
+nlohmann::json CallTreeJson(const store::FunctionQuery& query, const profile::CallTree& tree);
+
 }  // namespace cpuledger::server
