@@ -134,7 +134,7 @@ std::vector<FunctionChange> CompareFunctions(const EndpointProfiles& base,
 namespace internal {
 namespace {
 
-// Profiles — one side's rows, per endpoint.
+// ByEndpoint() — one side's rows as EndpointProfiles, per endpoint.
 std::map<std::string, EndpointProfiles> ByEndpoint(const std::vector<store::FunctionMoments>& rows,
                                                    std::map<std::string, std::string>* units) {
   std::map<std::string, EndpointProfiles> out;
