@@ -56,7 +56,7 @@ struct FunctionChangeOptions {
   double min_share = 0.002;  // a function below this share on both sides is not tested
   double shift_z = 3;        // a function "lost share beyond proportion" at this z
   double shift_part = 0.25;  // ... and by at least this part of f's gain
-  double rise_z = 4;         // population shift: a second function rising beyond proportion
+  double rise_z = 2;         // population shift: two functions rising beyond proportion at this z
 };
 
 // FunctionChange — one function's change, target against base.
