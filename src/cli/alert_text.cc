@@ -48,6 +48,28 @@ std::string Subject(const nlohmann::json& f) {
   return s;
 }
 
+// FunctionEffectText() — a function finding's effect: cost added per
+// request in the profiles' unit, and as a share of the request (the terms
+// of the endpoint's threshold), never the function's own relative change.
+std::string FunctionEffectText(const nlohmann::json& f) {
+  const nlohmann::json& e = f.at("effect");
+  const nlohmann::json& c = f.at("function_change");
+  const std::string unit = f.value("unit", "");
+  std::ostringstream out;
+  const double added = Num(c, "added_per_request");
+  out << "   effect: " << (added >= 0 ? "+" : "-") << HumanCount(std::fabs(added)) << " " << unit
+      << " per request, " << Percent(Num(e, "estimate")) << " of the request; "
+      << ConfidenceText(Num(e, "confidence")) << " interval [" << Percent(Num(e, "lo")) << ", "
+      << Percent(Num(e, "hi")) << "]; threshold " << Percent(Num(f, "threshold")) << " ("
+      << f.value("threshold_source", "") << ")\n";
+  out << "   function self cost " << HumanCount(Num(f, "mean_before")) << " -> "
+      << HumanCount(Num(f, "mean_after")) << " " << unit << " per request"
+      << (c.value("new", false) ? " (new: never ran on the base side)" : "") << "; "
+      << f.value("samples_before", uint64_t{0}) << " vs " << f.value("samples_after", uint64_t{0})
+      << " profiled requests\n";
+  return out.str();
+}
+
 }  // namespace
 
 std::string FindingsText(const nlohmann::json& findings) {
@@ -60,6 +82,10 @@ std::string FindingsText(const nlohmann::json& findings) {
       out << "   alert #" << f["id"].get<int64_t>() << ", " << f.value("state", "") << ", opened "
           << UtcMinute(static_cast<int64_t>(Num(f, "opened") * 1e6)) << "\n";
     out << "   cause: " << f.value("cause", "") << " (" << f.value("method", "") << ")\n";
+    if (f.contains("function_change")) {
+      out << FunctionEffectText(f);
+      continue;
+    }
     out << "   effect: " << Percent(Num(e, "estimate")) << " CPU per request, "
         << ConfidenceText(Num(e, "confidence")) << " interval [" << Percent(Num(e, "lo")) << ", "
         << Percent(Num(e, "hi")) << "]; threshold " << Percent(Num(f, "threshold")) << " ("

@@ -94,33 +94,6 @@ void File(Run& run, Finding f, bool skipped) {
   run.report.evaluated.push_back(std::move(f));
 }
 
-Status JudgeFunctionTests(Run& run) {
-  const DetectOptions& o = run.options;
-  std::vector<FunctionTest>& tests = run.function_tests;
-  std::vector<double> p;
-  p.reserve(tests.size());
-  for (const FunctionTest& t : tests) p.push_back(t.finding.p_value);
-  // BH picks the discoveries; each must also clear the threshold with its
-  // whole interval, at the FCR-adjusted level: function tests are many, and
-  // a marginal interval picked out of them would cover too little.
-  const stats::FdrSelection chosen = stats::SelectByFdr(p, o.fdr, o.confidence);
-  for (size_t i = 0; i < tests.size(); ++i) tests[i].finding.q_value = chosen.q[i];
-  run.report.tests += tests.size();
-  for (size_t i = 0; i < tests.size(); ++i) {
-    if (!chosen.selected[i]) continue;
-    Finding& f = tests[i].finding;
-    const std::string cause = f.service + "|" + f.endpoint + "|" + f.cause;
-    if (std::find(run.alerted_causes.begin(), run.alerted_causes.end(), cause) !=
-        run.alerted_causes.end())
-      continue;  // the endpoint's alert names this function already
-    f.effect = stats::MeanRatioInterval(tests[i].a, tests[i].b, chosen.selected_confidence);
-    if (!f.effect.ok || f.effect.lo <= f.threshold) continue;
-    f.alert = true;
-    run.report.alerts.push_back(f);
-  }
-  return OkStatus();
-}
-
 }  // namespace internal
 
 Result<DetectReport> RunDetectors(store::Store& store, const DetectOptions& options) {

@@ -29,10 +29,17 @@
 //    of the discoveries at the FCR-adjusted level.
 //  * function-rollout / function-flag — the same comparisons on each
 //    function's share of its requests' profiled cost (store FunctionMoments;
-//    the share is free of the whole request's swings), Welch tests with BH
-//    over every function test of the run, then the discoveries' intervals
-//    against the function floor; reported only where the endpoint total did
-//    not already alert for the same cause (that alert names them).
+//    the share is free of the whole request's swings), rollouts over the
+//    widest before/after sides. A function that appears (base zero) or grows
+//    is tested; its effect is the cost it added as a share of the request
+//    (absolute per request in top_functions), net of cost moved from other
+//    functions, and functions rising together with others (a population
+//    shift) are not tested (function_tests.h). BH over every function test
+//    of the run, then the discoveries' intervals against the endpoint's
+//    configured threshold or function_threshold_floor, both as shares of
+//    the request; a rollout's change no longer seen in the latest hours
+//    does not alert. Reported only where the endpoint total did not
+//    already alert for the same cause (that alert names them).
 //  * trend — for the heaviest endpoints, change points (stats.h) of the
 //    daily mean cost; alerts on a rise in the last `trend_recent_days`.
 // An effect alerts only when its whole interval lies beyond the subject's
@@ -118,7 +125,7 @@ struct DetectOptions {
   size_t min_samples = 500;       // per side, endpoint level
   size_t min_profiled = 200;      // per side, function level
   double threshold_floor = 0.01;  // endpoint level
-  double function_threshold_floor = 0.02;  // function level
+  double function_threshold_floor = 0.0025;  // function level, as a share of the request
   double min_function_share = 0.002;  // a function below this share of its endpoint is not tested
   double max_interval_width = 0.5;    // a wider interval is "too wide": skipped
   size_t top_functions = 5;

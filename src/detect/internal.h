@@ -1,19 +1,22 @@
 // src/detect/internal.h — what the detector files share; not an API.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "detect/detect.h"
+#include "detect/function_tests.h"
 
 namespace cpuledger::detect::internal {
 
 // FunctionTest — one function-level comparison, judged together with all
 // others of the run (Benjamini–Hochberg) before it may alert.
 struct FunctionTest {
-  Finding finding;      // kind "function-rollout" / "function-flag", effect at `confidence`;
-                        // top_functions holds the function itself
-  stats::Moments a, b;  // the function's share of each profiled request's cost, each side
+  Finding finding;        // kind "function-rollout" / "function-flag", effect at `confidence`
+                          // as a share of the request; top_functions holds the function itself
+  FunctionChange change;  // function_tests.h
+  std::shared_ptr<const EndpointProfiles> base;  // its endpoint's base side, to look again
 };
 
 // Window — [from_us, to_us).
@@ -59,9 +62,9 @@ Status RolloutRootCause(Run& run, Finding& f, int64_t a_from, int64_t a_to, int6
 // FlagRootCause: the function moments of the flag's two values.
 Status FlagRootCause(Run& run, Finding& f);
 
-// AddFunctionTests() — one test per function of each endpoint present on
-// both sides (moments rows of side A and side B), using `base` for the
-// finding's kind, service, cause, commits and window.
+// AddFunctionTests() — one test per function of each endpoint with cost on
+// either side (moments rows of side A and side B; function_tests.h), using
+// `base` for the finding's kind, service, cause, commits and window.
 void AddFunctionTests(Run& run, const Finding& base,
                       const std::vector<store::FunctionMoments>& a_rows,
                       const std::vector<store::FunctionMoments>& b_rows);

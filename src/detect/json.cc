@@ -59,6 +59,13 @@ nlohmann::json ToJson(const Finding& f) {
     j["target_commit"] = f.target_commit;
     j["commits"] = f.commits;
   }
+  if (!f.function.empty() && !f.top_functions.empty()) {
+    // A function's change in the terms of its endpoint: cost added per
+    // request (the profiles' unit) and that as a share of the request.
+    j["function_change"] = {{"added_per_request", Number(f.top_functions.front().added)},
+                            {"share_of_request", Number(f.effect.estimate)},
+                            {"new", f.mean_before == 0}};
+  }
   if (f.kind == "trend") {
     j["daily_change"] = Number(f.daily_change);
     j["weekly_change"] = Number(f.weekly_change);

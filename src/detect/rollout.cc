@@ -255,60 +255,6 @@ double Mean(const std::vector<double>& v) {
   return v.empty() ? 0 : sum / static_cast<double>(v.size());
 }
 
-}  // namespace
-
-void AddFunctionTests(Run& run, const Finding& base,
-                      const std::vector<store::FunctionMoments>& a_rows,
-                      const std::vector<store::FunctionMoments>& b_rows) {
-  const DetectOptions& o = run.options;
-  // endpoint -> function -> row, and endpoint -> profiled cost per request.
-  std::map<std::string, std::map<std::string, const store::FunctionMoments*>> a, b;
-  std::map<std::string, double> a_total;
-  for (const store::FunctionMoments& m : a_rows) {
-    a[m.endpoint][m.function] = &m;
-    if (m.requests > 0) a_total[m.endpoint] += m.sum / m.requests;
-  }
-  for (const store::FunctionMoments& m : b_rows) b[m.endpoint][m.function] = &m;
-  for (const auto& [endpoint, functions] : a) {
-    auto bit = b.find(endpoint);
-    if (bit == b.end()) continue;
-    for (const auto& [name, ma] : functions) {
-      auto fit = bit->second.find(name);
-      if (fit == bit->second.end()) continue;
-      const store::FunctionMoments* mb = fit->second;
-      if (ma->requests < static_cast<double>(o.min_profiled) ||
-          mb->requests < static_cast<double>(o.min_profiled) || ma->sum <= 0)
-        continue;
-      // Tested on the function's share of each request's profile: the
-      // request-to-request swings of the whole request cancel out of it.
-      const stats::Moments sa = stats::Moments::FromSums(ma->requests, ma->sum, ma->sum_sq);
-      const stats::Moments sb = stats::Moments::FromSums(mb->requests, mb->sum, mb->sum_sq);
-      const stats::Moments ha = stats::Moments::FromSums(ma->requests, ma->share_sum, ma->share_sq);
-      const stats::Moments hb = stats::Moments::FromSums(mb->requests, mb->share_sum, mb->share_sq);
-      if (sa.mean < o.min_function_share * a_total[endpoint]) continue;  // a crumb
-      FunctionTest t{base, ha, hb};
-      Finding& f = t.finding;
-      f.endpoint = endpoint;
-      f.function = name;
-      f.unit = ma->unit;
-      f.method += ", share of the request";
-      f.samples_before = static_cast<uint64_t>(ma->requests);
-      f.samples_after = static_cast<uint64_t>(mb->requests);
-      f.mean_before = sa.mean;
-      f.mean_after = sb.mean;
-      f.p_value = stats::WelchPValue(ha, hb);
-      f.effect = stats::MeanRatioInterval(ha, hb, o.confidence);
-      f.threshold = o.function_threshold_floor;
-      f.threshold_source = "floor";
-      f.top_functions = {{name, {}, sa.mean, sb.mean, sb.mean - sa.mean}};
-      f.explained_share = 0;
-      run.function_tests.push_back(std::move(t));
-    }
-  }
-}
-
-namespace {
-
 // Rollout — commit B replacing commit A in one service, and its windows.
 struct Rollout {
   std::string service;
@@ -406,8 +352,9 @@ Result<std::optional<RolloutTest>> TestEndpoint(Run& run, const Rollout& r, Find
   return std::optional<RolloutTest>(std::move(t));
 }
 
-// AddRolloutFunctionTests() — the function tests over the first step a side
-// (the moments are kept per hour, finer windows would not select less).
+// AddRolloutFunctionTests() — the function tests over the widest sides (a
+// function's share is steady enough across hours, and profiles are few:
+// an hour a side holds too few to see 0.5% of a request).
 Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoint_base) {
   auto moments = [&](const Window& w, const std::string& commit) {
     store::FunctionMomentsQuery q;
@@ -417,15 +364,15 @@ Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoi
     q.commit = commit;
     return run.store.FunctionMomentsOf(q);
   };
-  Result<std::vector<store::FunctionMoments>> ma = moments(r.before, r.a.commit);
+  Result<std::vector<store::FunctionMoments>> ma = moments(r.widest_before, r.a.commit);
   if (!ma.ok()) return ma.status();
-  Result<std::vector<store::FunctionMoments>> mb = moments(r.after, r.b.commit);
+  Result<std::vector<store::FunctionMoments>> mb = moments(r.widest_after, r.b.commit);
   if (!mb.ok()) return mb.status();
   Finding base = endpoint_base;
   base.kind = "function-rollout";
   base.method = "before/after";
-  base.from_us = r.before.from_us;
-  base.to_us = r.after.to_us;
+  base.from_us = r.widest_before.from_us;
+  base.to_us = r.widest_after.to_us;
   AddFunctionTests(run, base, *ma, *mb);
   return OkStatus();
 }

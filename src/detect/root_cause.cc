@@ -1,5 +1,7 @@
 // Root cause: which functions grew between the two sides of an alert, per
-// request, ranked by added self cost, and how much of the growth they explain.
+// request, and how much of the growth they explain. Rollouts rank by the
+// share of the request each function added (function_tests.h: new code
+// included, cost shifts netted); flags by added self cost.
 #include <algorithm>
 #include <map>
 
@@ -8,6 +10,51 @@
 #include "profile/function_key.h"
 
 namespace cpuledger::detect::internal {
+
+namespace {
+
+// RankedByShare() — the functions of `f`'s endpoint that added cost from
+// side A (commit_before over [a_from, a_to)) to side B, by CompareFunctions
+// (function_tests.h): new functions included, cost shifts netted, ranked by
+// a cautious estimate of the share of the request they added (estimate
+// less two standard errors), so that the noise of a function's self cost
+// over a few profiles does not outrank new code. Empty when the moments
+// are too thin to compare.
+Result<std::vector<FunctionChange>> RankedByShare(Run& run, const Finding& f, int64_t a_from,
+                                                  int64_t a_to, int64_t b_from, int64_t b_to) {
+  auto side = [&](int64_t from, int64_t to, const std::string& commit) -> Result<EndpointProfiles> {
+    Result<std::vector<store::FunctionMoments>> rows =
+        run.store.FunctionMomentsOf({.from_us = from,
+                                     .to_us = to,
+                                     .service = f.service,
+                                     .endpoint = f.endpoint,
+                                     .commit = commit,
+                                     .flag = std::nullopt});
+    if (!rows.ok()) return rows.status();
+    EndpointProfiles p;
+    for (const store::FunctionMoments& m : *rows) {
+      p.requests = std::max(p.requests, m.requests);
+      p.functions.push_back({m.function, m.sum, m.sum_sq, m.share_sum, m.share_sq});
+    }
+    return p;
+  };
+  Result<EndpointProfiles> a = side(a_from, a_to, f.commit_before);
+  if (!a.ok()) return a.status();
+  Result<EndpointProfiles> b = side(b_from, b_to, f.commit_after);
+  if (!b.ok()) return b.status();
+  FunctionChangeOptions options;
+  options.min_requests = options.min_requests_new = 2;  // a ranking, not a test
+  options.min_share = run.options.min_function_share;
+  std::vector<FunctionChange> grew;
+  for (FunctionChange& c : CompareFunctions(*a, *b, options))
+    if (c.tested && c.share > 0 && c.added > 0) grew.push_back(std::move(c));
+  std::stable_sort(grew.begin(), grew.end(), [](const FunctionChange& x, const FunctionChange& y) {
+    return x.share - 2 * x.se > y.share - 2 * y.se;
+  });
+  return grew;
+}
+
+}  // namespace
 
 Status RolloutRootCause(Run& run, Finding& f, int64_t a_from, int64_t a_to, int64_t b_from,
                         int64_t b_to) {
@@ -30,9 +77,9 @@ Status RolloutRootCause(Run& run, Finding& f, int64_t a_from, int64_t a_to, int6
   if (!diff.ok()) return OkStatus();
   const double growth = static_cast<double>(b->TotalCost()) / static_cast<double>(b->requests()) -
                         static_cast<double>(a->TotalCost()) / static_cast<double>(a->requests());
-  double explained = 0;
-  for (const profile::FunctionDiff& d : *diff) {
-    if (f.top_functions.size() >= run.options.top_functions || d.delta_self() <= 0) break;
+  std::map<std::string, const profile::FunctionDiff*> by_key;
+  for (const profile::FunctionDiff& d : *diff) by_key[profile::FunctionKeyText(d.function)] = &d;
+  auto culprit = [&](const profile::FunctionDiff& d) {
     Culprit c;
     c.function = profile::FunctionKeyText(d.function);
     if (!d.paths.empty())
@@ -41,9 +88,22 @@ Status RolloutRootCause(Run& run, Finding& f, int64_t a_from, int64_t a_to, int6
     c.before = d.before_self;
     c.after = d.after_self;
     c.added = d.delta_self();
-    explained += c.added;
-    f.top_functions.push_back(std::move(c));
+    return c;
+  };
+  Result<std::vector<FunctionChange>> ranked = RankedByShare(run, f, a_from, a_to, b_from, b_to);
+  if (!ranked.ok()) return ranked.status();
+  for (const FunctionChange& ch : *ranked) {
+    if (f.top_functions.size() >= run.options.top_functions) break;
+    auto it = by_key.find(ch.function);
+    if (it != by_key.end()) f.top_functions.push_back(culprit(*it->second));
   }
+  if (f.top_functions.empty())  // too thin for shares: by added self cost
+    for (const profile::FunctionDiff& d : *diff) {
+      if (f.top_functions.size() >= run.options.top_functions || d.delta_self() <= 0) break;
+      f.top_functions.push_back(culprit(d));
+    }
+  double explained = 0;
+  for (const Culprit& c : f.top_functions) explained += std::max(0.0, c.added);
   f.explained_share = growth > 0 ? std::min(1.0, explained / growth) : 0;
   return OkStatus();
 }

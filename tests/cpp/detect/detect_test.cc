@@ -269,7 +269,12 @@ TEST_F(DetectTest, TooFewSamplesIsASkipWithItsReason) {
   options_.max_before_after_us = options_.before_after_us;  // no widening
   Result<DetectReport> report = RunDetectors(*store_, options_);
   ASSERT_TRUE(report.ok());
-  EXPECT_TRUE(report->alerts.empty());
+  // Only the function level may alert: the injected culprits are new code,
+  // which the profiles see without the endpoint's samples.
+  for (const Finding& f : report->alerts)
+    EXPECT_TRUE(f.function == "shop/views.py:50:_expensive_helper" ||
+                f.function == "shop/search.py:70:rank_results")
+        << f.kind << " " << f.function << " " << f.cause;
   size_t rollout_skips = 0;
   for (const Finding& f : report->skipped)
     if (f.kind == "rollout") {
@@ -315,7 +320,9 @@ record::RequestRecord LateFlagRecord(int64_t t, std::mt19937_64& rng) {
   const auto slow = tree.Child(view, tree.Intern({"svc/slow.py", 40, "slow_fn"}));
   const auto cost = [&](double share) { return static_cast<uint64_t>(total * share); };
   tree.AddCall(load, cost(0.45), cost(0.45), true);
-  tree.AddCall(render, cost(on ? 0.10 : 0.30), cost(on ? 0.10 : 0.30), true);
+  // Flag-on requests move most of render's cost into slow_fn (a cost shift,
+  // not a regression: issue 15) and add 0.5% of the request there.
+  tree.AddCall(render, cost(on ? 0.105 : 0.30), cost(on ? 0.105 : 0.30), true);
   tree.AddCall(slow, cost(on ? 0.25 : 0.05), cost(on ? 0.25 : 0.05), true);
   tree.AddCall(view, cost(0.20), cost(1.0), true);
   tree.ToProto(r.mutable_profile());

@@ -1,0 +1,286 @@
+// Function-level tests: CompareFunctions() (the statistics, on one
+// endpoint's moments) and the detector glue that feeds it store rows and
+// judges its changes together (Benjamini–Hochberg over the run).
+#include "detect/function_tests.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+
+#include "detect/internal.h"
+
+namespace cpuledger::detect {
+
+double EndpointProfiles::MeanCost() const {
+  if (requests <= 0) return 0;
+  double sum = 0;
+  for (const FunctionSample& f : functions) sum += f.sum;
+  return sum / requests;
+}
+
+namespace {
+
+// Side — one function on one side: its share's mean and the variance of
+// that mean; its cost per request.
+struct Side {
+  double share = 0, var = 0, cost = 0;
+};
+
+Side SideOf(const FunctionSample* f, double n) {
+  Side s;
+  if (f == nullptr || n <= 0) return s;
+  s.share = f->share_sum / n;
+  s.cost = f->sum / n;
+  const double m2 = std::max(0.0, f->share_sq - f->share_sum * s.share);
+  s.var = n > 1 ? m2 / (n - 1) / n : 0;
+  return s;
+}
+
+// Pair — one function on both sides.
+struct Pair {
+  std::string function;
+  Side a, b;
+  double delta() const { return b.share - a.share; }
+  double se() const { return std::sqrt(a.var + b.var); }
+};
+
+std::vector<Pair> PairUp(const EndpointProfiles& base, const EndpointProfiles& target) {
+  std::map<std::string, std::pair<const FunctionSample*, const FunctionSample*>> by_name;
+  for (const FunctionSample& f : base.functions) by_name[f.function].first = &f;
+  for (const FunctionSample& f : target.functions) by_name[f.function].second = &f;
+  std::vector<Pair> out;
+  for (const auto& [name, ab] : by_name) {
+    Pair p{name, SideOf(ab.first, base.requests), SideOf(ab.second, target.requests)};
+    if (p.a.cost > 0 || p.b.cost > 0) out.push_back(std::move(p));
+  }
+  return out;
+}
+
+// Rising() — whether a function present on both sides rose in share with
+// z above `z`.
+bool Rising(const Pair& p, double min_share, double z) {
+  return p.a.share >= min_share && p.se() > 0 && p.delta() / p.se() > z;
+}
+
+// RisingCount() — how many functions present on both sides are Rising():
+// one is a function's change, two or more at once the request population's.
+size_t RisingCount(const std::vector<Pair>& pairs, double min_share, double z) {
+  size_t n = 0;
+  for (const Pair& p : pairs) n += Rising(p, min_share, z);
+  return n;
+}
+
+// NetChange() — f's change merged with the functions that gave it their
+// cost (lost share beyond the proportional shrink f's growth explains).
+void NetChange(const std::vector<Pair>& pairs, size_t fi, const FunctionChangeOptions& o,
+               FunctionChange& c) {
+  const Pair& f = pairs[fi];
+  double delta = f.delta(), var = f.a.var + f.b.var, share_b = f.b.share;
+  if (delta > 0 && f.a.share < 1) {
+    const double shrink = (1 - f.b.share) / (1 - f.a.share);
+    for (size_t gi = 0; gi < pairs.size(); ++gi) {
+      if (gi == fi) continue;
+      const Pair& g = pairs[gi];
+      const double excess = g.a.share * shrink - g.b.share;
+      if (excess <= o.shift_part * f.delta() || excess <= o.shift_z * g.se()) continue;
+      delta += g.delta();
+      var += g.a.var + g.b.var;
+      share_b += g.b.share;
+      c.moved_from.push_back(g.function);
+    }
+  }
+  const double rest = std::max(1 - share_b, 1e-3);
+  c.share = delta / rest;
+  c.se = std::sqrt(var) / rest;
+}
+
+}  // namespace
+
+std::vector<FunctionChange> CompareFunctions(const EndpointProfiles& base,
+                                             const EndpointProfiles& target,
+                                             const FunctionChangeOptions& options) {
+  const std::vector<Pair> pairs = PairUp(base, target);
+  const bool enough =
+      base.requests >= options.min_requests && target.requests >= options.min_requests;
+  const bool enough_new =
+      base.requests >= options.min_requests_new && target.requests >= options.min_requests_new;
+  const bool population = enough && RisingCount(pairs, options.min_share, options.rise_z) >= 2;
+  const double base_cost = base.MeanCost();
+  std::vector<FunctionChange> out;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const Pair& p = pairs[i];
+    FunctionChange c;
+    c.function = p.function;
+    c.is_new = p.a.cost <= 0;
+    c.before = p.a.cost;
+    c.after = p.b.cost;
+    if (!(c.is_new ? enough_new : enough)) {
+      c.reason = "too few profiled requests";
+    } else if (std::max(p.a.share, p.b.share) < options.min_share) {
+      c.reason = "below the smallest share tested";
+    } else if (population && Rising(p, options.min_share, options.rise_z)) {
+      c.reason = "population shift: several functions rose at once";
+    } else {
+      c.tested = true;
+      NetChange(pairs, i, options, c);
+      c.added = c.share * base_cost;
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+namespace internal {
+namespace {
+
+// ByEndpoint() — one side's rows as EndpointProfiles, per endpoint.
+std::map<std::string, EndpointProfiles> ByEndpoint(const std::vector<store::FunctionMoments>& rows,
+                                                   std::map<std::string, std::string>* units) {
+  std::map<std::string, EndpointProfiles> out;
+  for (const store::FunctionMoments& m : rows) {
+    EndpointProfiles& e = out[m.endpoint];
+    e.requests = std::max(e.requests, m.requests);
+    e.functions.push_back({m.function, m.sum, m.sum_sq, m.share_sum, m.share_sq});
+    if (units != nullptr) (*units)[m.endpoint] = m.unit;
+  }
+  return out;
+}
+
+FunctionChangeOptions ChangeOptions(const DetectOptions& o) {
+  FunctionChangeOptions c;
+  c.min_requests = static_cast<double>(o.min_profiled);
+  c.min_requests_new = std::min(c.min_requests_new, c.min_requests);
+  c.min_share = o.min_function_share;
+  return c;
+}
+
+// FunctionThreshold() — a function is held to its endpoint's threshold in
+// share-of-request terms: the endpoint's configured one, else the floor.
+void SetFunctionThreshold(const DetectOptions& o, Finding& f) {
+  auto it = o.thresholds.find(f.service + " " + f.endpoint);
+  f.threshold = it != o.thresholds.end() ? it->second : o.function_threshold_floor;
+  f.threshold_source = it != o.thresholds.end() ? "config" : "floor";
+}
+
+stats::Interval ShareInterval(const FunctionChange& c, double confidence) {
+  const double z = stats::NormalQuantile(0.5 + confidence / 2);
+  stats::Interval e;
+  e.ok = c.se > 0 || c.share != 0;
+  e.confidence = confidence;
+  e.estimate = c.share;
+  e.lo = c.share - z * c.se;
+  e.hi = c.share + z * c.se;
+  if (!e.ok) e.reason = "no variation on either side";
+  return e;
+}
+
+// WentAway() — a rollout's function change no longer seen on the target
+// commit in the latest two whole hours (when the target side is longer):
+// its interval there lies below the threshold. The target side starts
+// where rollout.cc puts it, a widest side after the finding's from_us.
+Result<bool> WentAway(Run& run, const FunctionTest& t, const Finding& f) {
+  if (f.kind != "function-rollout" || t.base == nullptr) return false;
+  constexpr int64_t kHourUs = 3600 * kUs;
+  const int64_t target_from = f.from_us + run.options.WidestSideUs();
+  const int64_t recent_from = (run.options.now_us - 2 * kHourUs) / kHourUs * kHourUs;
+  if (recent_from < target_from + kHourUs) return false;
+  store::FunctionMomentsQuery q;
+  q.from_us = recent_from;
+  q.to_us = run.options.now_us + 1;
+  q.service = f.service;
+  q.endpoint = f.endpoint;
+  q.commit = f.commit_after;
+  Result<std::vector<store::FunctionMoments>> rows = run.store.FunctionMomentsOf(q);
+  if (!rows.ok()) return rows.status();
+  const std::map<std::string, EndpointProfiles> recent = ByEndpoint(*rows, nullptr);
+  auto it = recent.find(f.endpoint);
+  if (it == recent.end()) return false;
+  if (it->second.requests < static_cast<double>(run.options.min_profiled)) return false;
+  for (const FunctionChange& c : CompareFunctions(*t.base, it->second, ChangeOptions(run.options)))
+    if (c.function == f.function)
+      return c.tested && ShareInterval(c, run.options.confidence).hi < f.threshold;
+  return true;  // no cost on either side any more
+}
+
+std::string MovedText(const std::vector<std::string>& moved) {
+  std::string s;
+  for (const std::string& m : moved) s += (s.empty() ? "" : ", ") + m;
+  return s;
+}
+
+}  // namespace
+
+void AddFunctionTests(Run& run, const Finding& base,
+                      const std::vector<store::FunctionMoments>& a_rows,
+                      const std::vector<store::FunctionMoments>& b_rows) {
+  const DetectOptions& o = run.options;
+  std::map<std::string, std::string> units;
+  const std::map<std::string, EndpointProfiles> a = ByEndpoint(a_rows, &units);
+  const std::map<std::string, EndpointProfiles> b = ByEndpoint(b_rows, &units);
+  for (const auto& [endpoint, side_a] : a) {
+    auto bit = b.find(endpoint);
+    if (bit == b.end()) continue;
+    auto shared_a = std::make_shared<const EndpointProfiles>(side_a);
+    for (FunctionChange& c : CompareFunctions(side_a, bit->second, ChangeOptions(o))) {
+      if (!c.tested) continue;
+      FunctionTest t{base, {}, shared_a};
+      Finding& f = t.finding;
+      f.endpoint = endpoint;
+      f.function = c.function;
+      f.unit = units[endpoint];
+      f.method += c.is_new ? ", new function" : ", share of the request";
+      if (!c.moved_from.empty()) f.method += ", net of cost moved from " + MovedText(c.moved_from);
+      f.samples_before = static_cast<uint64_t>(side_a.requests);
+      f.samples_after = static_cast<uint64_t>(bit->second.requests);
+      f.mean_before = c.before;
+      f.mean_after = c.after;
+      f.p_value = c.se > 0       ? 2 * (1 - stats::NormalCdf(std::fabs(c.share / c.se)))
+                  : c.share != 0 ? 0
+                                 : 1;
+      f.effect = ShareInterval(c, o.confidence);
+      SetFunctionThreshold(o, f);
+      f.top_functions = {{c.function, {}, c.before, c.after, c.added}};
+      t.change = std::move(c);
+      run.function_tests.push_back(std::move(t));
+    }
+  }
+}
+
+Status JudgeFunctionTests(Run& run) {
+  const DetectOptions& o = run.options;
+  std::vector<FunctionTest>& tests = run.function_tests;
+  std::vector<double> p;
+  p.reserve(tests.size());
+  for (const FunctionTest& t : tests) p.push_back(t.finding.p_value);
+  // BH picks the discoveries; each must also clear the threshold with its
+  // whole interval, at the FCR-adjusted level: function tests are many, and
+  // a marginal interval picked out of them would cover too little.
+  const stats::FdrSelection chosen = stats::SelectByFdr(p, o.fdr, o.confidence);
+  for (size_t i = 0; i < tests.size(); ++i) tests[i].finding.q_value = chosen.q[i];
+  run.report.tests += tests.size();
+  for (size_t i = 0; i < tests.size(); ++i) {
+    Finding& f = tests[i].finding;
+    if (!chosen.selected[i]) {
+      run.report.evaluated.push_back(f);
+      continue;
+    }
+    const std::string cause = f.service + "|" + f.endpoint + "|" + f.cause;
+    if (std::find(run.alerted_causes.begin(), run.alerted_causes.end(), cause) !=
+        run.alerted_causes.end())
+      continue;  // the endpoint's alert names this function already
+    f.effect = ShareInterval(tests[i].change, chosen.selected_confidence);
+    if (f.effect.ok && f.effect.lo > f.threshold) {
+      Result<bool> gone = WentAway(run, tests[i], f);
+      if (!gone.ok()) return gone.status();
+      f.alert = !*gone;
+      if (*gone) f.reason = "went away: not seen in the latest hours";
+    }
+    if (f.alert) run.report.alerts.push_back(f);
+    run.report.evaluated.push_back(f);
+  }
+  return OkStatus();
+}
+
+}  // namespace internal
+}  // namespace cpuledger::detect
