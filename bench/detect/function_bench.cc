@@ -8,7 +8,7 @@
 // them (RunDetectors() then RecordRun(); the newly opened alerts count).
 // Scored against the cases:
 //  * new-function / grown-function: caught by a function alert naming the
-//    function with the case's rollout (commit_after), or by an endpoint
+//    function with the case's rollout (target_commit), or by an endpoint
 //    alert of that rollout whose first culprit is the function;
 //  * cost-shift / population-shift: a function alert on the case's
 //    endpoint and cause is a false alert of that kind;
@@ -96,7 +96,7 @@ bool IsFunctionKind(const std::string& kind) { return kind.rfind("function", 0) 
 // Matches() — whether alert `f` names case `c`'s function for its rollout.
 bool Names(const detect::Finding& f, const sim::FunctionCase& c) {
   if (f.service != c.service || f.endpoint != c.endpoint) return false;
-  if (!c.commit_to.empty() && f.commit_after != c.commit_to) return false;
+  if (!c.commit_to.empty() && f.target_commit != c.commit_to) return false;
   if (!c.flag.empty() && f.flag != c.flag) return false;
   if (IsFunctionKind(f.kind)) return f.function == c.function;
   return !f.top_functions.empty() && f.top_functions.front().function == c.function;
@@ -104,7 +104,7 @@ bool Names(const detect::Finding& f, const sim::FunctionCase& c) {
 
 bool SameCause(const detect::Finding& f, const sim::FunctionCase& c) {
   if (f.service != c.service || f.endpoint != c.endpoint) return false;
-  if (!c.commit_to.empty()) return f.commit_after == c.commit_to;
+  if (!c.commit_to.empty()) return f.target_commit == c.commit_to;
   return !c.flag.empty() && f.flag == c.flag;
 }
 

@@ -42,7 +42,7 @@ std::string ShortName(const std::string& text) {
   return last == std::string::npos ? text : text.substr(last + 1);
 }
 
-std::string Subject(const nlohmann::json& f) {
+std::string Judged(const nlohmann::json& f) {
   std::string s = f.value("service", "") + " " + f.value("endpoint", "");
   if (!f.value("function", "").empty()) s += " :: " + FunctionName(f.value("function", ""));
   return s;
@@ -77,7 +77,7 @@ std::string FindingsText(const nlohmann::json& findings) {
   int n = 0;
   for (const nlohmann::json& f : findings) {
     const nlohmann::json& e = f.at("effect");
-    out << ++n << ". [" << f.value("kind", "") << "] " << Subject(f) << "\n";
+    out << ++n << ". [" << f.value("kind", "") << "] " << Judged(f) << "\n";
     if (f.contains("id"))
       out << "   alert #" << f["id"].get<int64_t>() << ", " << f.value("state", "") << ", opened "
           << UtcMinute(static_cast<int64_t>(Num(f, "opened") * 1e6)) << "\n";
@@ -118,11 +118,10 @@ std::string FindingsText(const nlohmann::json& findings) {
 
 std::string SkipsText(const nlohmann::json& skipped) {
   Table t;
-  t.header = {"kind", "subject", "cause", "why skipped"};
+  t.header = {"kind", "endpoint or function", "cause", "why skipped"};
   t.numeric = {false, false, false, false};
   for (const nlohmann::json& f : skipped)
-    t.rows.push_back(
-        {f.value("kind", ""), Subject(f), f.value("cause", ""), f.value("reason", "")});
+    t.rows.push_back({f.value("kind", ""), Judged(f), f.value("cause", ""), f.value("reason", "")});
   return t.Render();
 }
 

@@ -8,7 +8,7 @@
 
 namespace cpuledger::cli {
 
-// FindingsText() — one block per alert: subject, cause, effect with its
+// FindingsText() — one block per alert: endpoint or function, cause, effect with its
 // interval against the threshold, samples, and the top functions. A
 // function alert states its change per request in the profiles' unit and
 // as a share of the request ("+2.5M instructions per request, +24.1% of

@@ -37,7 +37,7 @@ Status SetThreshold(Run& run, Finding& f, double floor) {
   f.threshold = floor;
   f.threshold_source = "floor";
   // Learned: the endpoint's own commit-to-commit (or flag-to-flag) noise.
-  // Function-level subjects use the floor: their tests are many and their
+  // Functions use the floor: their tests are many and their
   // history thin.
   if (!f.function.empty()) return OkStatus();
   Result<std::vector<store::EffectRecord>> history =

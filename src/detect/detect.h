@@ -42,7 +42,7 @@
 //    already alert for the same cause (that alert names them).
 //  * trend — for the heaviest endpoints, change points (stats.h) of the
 //    daily mean cost; alerts on a rise in the last `trend_recent_days`.
-// An effect alerts only when its whole interval lies beyond the subject's
+// An effect alerts only when its whole interval lies beyond the endpoint's (or function's)
 // threshold: learned from its own history of effects that did not alert
 // (the 90th percentile of how far each |estimate| lay beyond its own
 // interval's half-width, once 5 are known: the noise sampling does not
@@ -77,7 +77,7 @@ struct Culprit {
 struct Finding {
   std::string kind;  // "rollout", "flag", "trend", "function-rollout", "function-flag"
   std::string service, endpoint;
-  std::string function;  // the subject when function-level, else ""
+  std::string function;  // its function key when function-level, else ""
   std::string cause;     // "commit b7e41d0 vs 9f3c2a1", "flag new_search=on vs off", "daily trend"
   std::string base_commit, target_commit;  // rollout (and the commit of a flag test)
   std::vector<std::string> commits;        // commits first seen in (A, B], oldest first

@@ -190,7 +190,7 @@ Result<bool> WentAway(Run& run, const FunctionTest& t, const Finding& f) {
   q.to_us = run.options.now_us + 1;
   q.service = f.service;
   q.endpoint = f.endpoint;
-  q.commit = f.commit_after;
+  q.commit = f.target_commit;
   Result<std::vector<store::FunctionMoments>> rows = run.store.FunctionMomentsOf(q);
   if (!rows.ok()) return rows.status();
   const std::map<std::string, EndpointProfiles> recent = ByEndpoint(*rows, nullptr);

@@ -44,7 +44,7 @@ Status DetectTrends(Run& run);
 // JudgeFunctionTests() — BH over run.function_tests, then the interval test.
 Status JudgeFunctionTests(Run& run);
 
-// SetThreshold() — the subject's threshold and where it came from: config
+// SetThreshold() — the endpoint's (or function's) threshold and where it came from: config
 // ("service endpoint"), else learned from its history of effects that did
 // not alert (other causes than this one), else the floor.
 Status SetThreshold(Run& run, Finding& f, double floor);

@@ -14,7 +14,7 @@ namespace cpuledger::detect::internal {
 namespace {
 
 // RankedByShare() — the functions of `f`'s endpoint that added cost from
-// side A (commit_before over [a_from, a_to)) to side B, by CompareFunctions
+// side A (base_commit over [a_from, a_to)) to side B, by CompareFunctions
 // (function_tests.h): new functions included, cost shifts netted, ranked by
 // a cautious estimate of the share of the request they added (estimate
 // less two standard errors), so that the noise of a function's self cost
@@ -38,9 +38,9 @@ Result<std::vector<FunctionChange>> RankedByShare(Run& run, const Finding& f, in
     }
     return p;
   };
-  Result<EndpointProfiles> a = side(a_from, a_to, f.commit_before);
+  Result<EndpointProfiles> a = side(a_from, a_to, f.base_commit);
   if (!a.ok()) return a.status();
-  Result<EndpointProfiles> b = side(b_from, b_to, f.commit_after);
+  Result<EndpointProfiles> b = side(b_from, b_to, f.target_commit);
   if (!b.ok()) return b.status();
   FunctionChangeOptions options;
   options.min_requests = options.min_requests_new = 2;  // a ranking, not a test

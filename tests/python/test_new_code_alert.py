@@ -35,7 +35,7 @@ def test_a_new_helper_after_a_plain_restart_is_named_first(tmp_path, server):
     named = first["function"] or first["top_functions"][0]["function"]
     assert named.endswith(":_expensive_helper"), report
     assert first["kind"] == "function-rollout", first
-    assert first["commit_before"] == "v1" and first["commit_after"] == "v2"
+    assert first["base_commit"] == "v1" and first["target_commit"] == "v2"
     change = first["function_change"]
     assert change["new"] is True and first["mean_before"] == 0
     assert change["added_per_request"] > 0

@@ -321,9 +321,9 @@ function alert(j: any): Alert {
     })),
     explainedShare: j.explained_share ?? null,
     // Stored alerts say base_commit/target_commit since store schema 6; older
-    // bodies and fresh detector output may still say commit_before/after.
-    baseCommit: j.base_commit ?? j.commit_before ?? "",
-    targetCommit: j.target_commit ?? j.commit_after ?? "",
+    // bodies and fresh detector output may still say base_commit/after.
+    baseCommit: j.base_commit ?? "",
+    targetCommit: j.target_commit ?? "",
     commits: j.commits ?? [],
     flag: j.flag ?? "",
     flagValue: j.flag_value ?? "",
