@@ -222,6 +222,12 @@ BeforeAfter ChooseBeforeAfter(const Side& a, const Side& b, int64_t b_first_us, 
   out.after = {b_first_us, b_first_us + width};
   out.n_before = a.CountIn(out.before);
   out.n_after = b.CountIn(out.after);
+  // The before-window is complete from the start: when even the widest
+  // holds too few, waiting for the after-window cannot help.
+  if (out.widest && out.n_before < need) {
+    out.state = BeforeAfter::State::kTooFew;
+    return out;
+  }
   if (out.after.to_us > o.now_us) {  // the after-window has not passed yet
     out.state = BeforeAfter::State::kWaiting;
     out.next_look_us = out.after.to_us;
