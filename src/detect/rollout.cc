@@ -3,6 +3,7 @@
 // the same comparison on each function's cost (function tests).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <set>
@@ -351,7 +352,6 @@ struct Rollout {
   bool overlap_judged = false;  // closed (A gone, or the next came) and long enough
   Window before, after;         // an hour a side (function tests use these)
   Window widest_before, widest_after;
-  std::vector<std::string> later;  // B and every commit after it
 };
 
 // kFunctionSideUs — each side of the function tests (moments are kept per
@@ -363,8 +363,7 @@ Rollout MakeRollout(const std::string& service, const std::vector<CommitSpan>& c
   const CommitSpan& a = commits[i - 1];
   const CommitSpan& b = commits[i];
   const int64_t next_us = i + 1 < commits.size() ? commits[i + 1].first_us : INT64_MAX;
-  Rollout r{service, a, b, next_us, {}, false, {}, {}, {}, {}, {}};
-  for (size_t k = i; k < commits.size(); ++k) r.later.push_back(commits[k].commit);
+  Rollout r{service, a, b, next_us, {}, false, {}, {}, {}, {}};
   const int64_t end = std::min(next_us, o.now_us + 1);  // no data past either
   const int64_t widest = o.WindowsOf(service).max_side_us;
   r.overlap = {b.first_us, std::min(a.last_us + 1, end)};
@@ -393,6 +392,53 @@ Finding RolloutFinding(const Rollout& r, const std::string& unit) {
   return f;
 }
 
+// Drift — what moved every endpoint of the service between two windows.
+struct Drift {
+  double log_shift = 0;  // median over the other endpoints of mean log B - mean log A
+  size_t endpoints = 0;  // how many other endpoints it is the median of (0: none applied)
+};
+
+// DriftOf() — before/after compares different hours: whatever changed all
+// of the service's requests between them (time of day, load, a cache's hit
+// rate) is in the effect. The service's other endpoints measure it: the
+// median of their changes in mean log cost over the same windows (the
+// median, so one other endpoint regressing by the same rollout does not
+// count). Needs 3 other endpoints with `min_n` a side.
+Drift DriftOf(const Sides& sides, const std::string& endpoint, const Window& wa, const Window& wb,
+              size_t min_n) {
+  std::vector<double> shifts;
+  for (const auto& [other, pair] : sides) {
+    if (other == endpoint) continue;
+    double sa = 0, sb = 0;
+    size_t na = 0, nb = 0;
+    for (size_t i = 0; i < pair.first.at_us.size(); ++i)
+      if (wa.Has(pair.first.at_us[i]) && pair.first.cost[i] > 0)
+        sa += std::log(pair.first.cost[i]), ++na;
+    for (size_t i = 0; i < pair.second.at_us.size(); ++i)
+      if (wb.Has(pair.second.at_us[i]) && pair.second.cost[i] > 0)
+        sb += std::log(pair.second.cost[i]), ++nb;
+    if (na >= min_n && nb >= min_n)
+      shifts.push_back(sb / static_cast<double>(nb) - sa / static_cast<double>(na));
+  }
+  if (shifts.size() < 3) return {};
+  std::sort(shifts.begin(), shifts.end());
+  const size_t m = shifts.size();
+  return {(shifts[(m - 1) / 2] + shifts[m / 2]) / 2, m};
+}
+
+// LessDrift() — the effect with the drift taken out (on the log scale).
+void LessDrift(Finding& f, const Drift& d) {
+  if (d.endpoints == 0 || !f.effect.ok) return;
+  auto less = [&](double e) { return std::expm1(std::log1p(e) - d.log_shift); };
+  f.effect.estimate = less(f.effect.estimate);
+  f.effect.lo = less(f.effect.lo);
+  f.effect.hi = less(f.effect.hi);
+  char text[96];
+  std::snprintf(text, sizeof text, ", less a drift of %+.1f%% (median of %zu other endpoints)",
+                std::expm1(d.log_shift) * 100, d.endpoints);
+  f.method += text;
+}
+
 // Verdict — what TestEndpoint() made of one endpoint: a fixed-sample test
 // to judge with the rollout's others, a skip already filed, or a hand-over
 // to the sequential test (too few requests for a fixed-sample one).
@@ -418,7 +464,7 @@ std::string SkipReason(const BeforeAfter& c, const BeforeAfterWindows& w, size_t
 // be decided, so the choice is made once.
 Result<Verdict> TestEndpoint(Run& run, const Rollout& r, Finding f,
                              const std::pair<Side, Side>* side_by_side,
-                             const std::pair<Side, Side>& before_after) {
+                             const std::pair<Side, Side>& before_after, const Sides& all) {
   const DetectOptions& o = run.options;
   const BeforeAfterWindows& w = o.WindowsOf(r.service);
   // Before/after also carries whatever drifted between its windows
@@ -468,20 +514,22 @@ Result<Verdict> TestEndpoint(Run& run, const Rollout& r, Finding f,
   f.mean_after = Mean(costs_b);
   f.effect = stats::ShiftInterval(costs_a, costs_b, o.confidence);
   f.p_value = stats::MannWhitneyPValue(costs_a, costs_b);
+  if (f.method == "before/after") LessDrift(f, DriftOf(all, f.endpoint, t.a, t.b, o.min_samples));
   if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
   t.finding = std::move(f);
   return Verdict{std::move(t), false};
 }
 
-// SequentialTest() — a quiet endpoint's evidence, accumulated: every request
-// of B and later commits in the `span` since B's first against every request
-// in the `span` before it (mirror windows: as the span grows to a day, time
-// of day cancels), the rank shift's always-valid interval at `alpha`. Looked
+// SequentialTest() — a quiet endpoint's evidence, accumulated: B's requests
+// in the `span` since B's first against A's in the `span` before it (mirror
+// windows, so a drift in time leans to neither side), less the drift the
+// service's other endpoints saw (DriftOf), the rank shift's always-valid
+// interval at `alpha`. Looked
 // at every run until sequential_horizon_us; alerts once the interval clears
 // the threshold. Until then a skip saying what it waits for; at the horizon
 // the comparison is final and filed as evaluated.
 Status SequentialTest(Run& run, const Rollout& r, Finding f, const std::pair<Side, Side>& sides,
-                      int64_t span_us, double alpha) {
+                      int64_t span_us, double alpha, const Drift& drift) {
   const DetectOptions& o = run.options;
   f.method = "before/after, sequential";
   f.from_us = r.b.first_us - span_us;
@@ -512,6 +560,7 @@ Status SequentialTest(Run& run, const Rollout& r, Finding f, const std::pair<Sid
     cs.reason = "no spread in the costs";
   }
   f.effect = cs;
+  LessDrift(f, drift);
   f.p_value = stats::MannWhitneyPValue(sides.first.cost, sides.second.cost);
   if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
   bool skipped = Judge(o, f);
@@ -544,22 +593,21 @@ Status DetectSequential(Run& run, const Rollout& r, const std::vector<uint32_t>&
       std::min({o.now_us + 1 - r.b.first_us, o.sequential_horizon_us, r.b.first_us - read_from});
   if (span <= 0) return OkStatus();
   const store::SampleSet& set = run.samples;
-  SideRule rule{std::vector<int8_t>(set.series.size(), 0),
-                {r.b.first_us - span, r.b.first_us},
-                {r.b.first_us, r.b.first_us + span}};
-  for (size_t i = 0; i < set.series.size(); ++i) {
-    const bool later =
-        std::find(r.later.begin(), r.later.end(), set.series[i].commit) != r.later.end();
-    rule.series_side[i] = later ? 2 : 1;
-  }
-  const Sides sides = Collect(set, of_service, rule);
+  // Commit A's requests against commit B's only: a regression that came
+  // with the commit before A or after B is not this rollout's.
+  const Sides sides = Collect(set, of_service,
+                              CommitRule(set, r.a.commit, {r.b.first_us - span, r.b.first_us},
+                                         r.b.commit, {r.b.first_us, r.b.first_us + span}));
   const double alpha = o.rollout_alpha / static_cast<double>(std::max<size_t>(family, 1));
   for (const std::string& endpoint : endpoints) {
     auto it = sides.find(endpoint);
     if (it == sides.end()) continue;
     Finding f = base;
     f.endpoint = endpoint;
-    if (Status s = SequentialTest(run, r, std::move(f), it->second, span, alpha); !s.ok()) return s;
+    const Drift drift = DriftOf(sides, endpoint, {r.b.first_us - span, r.b.first_us},
+                                {r.b.first_us, r.b.first_us + span}, o.min_samples);
+    if (Status s = SequentialTest(run, r, std::move(f), it->second, span, alpha, drift); !s.ok())
+      return s;
   }
   return OkStatus();
 }
@@ -605,7 +653,8 @@ Status DetectRollout(Run& run, const Rollout& r, const std::vector<uint32_t>& of
     f.endpoint = endpoint;
     auto it = side_by_side.find(endpoint);
     Result<Verdict> v =
-        TestEndpoint(run, r, std::move(f), it == side_by_side.end() ? nullptr : &it->second, sides);
+        TestEndpoint(run, r, std::move(f), it == side_by_side.end() ? nullptr : &it->second, sides,
+                     before_after);
     if (!v.ok()) return v.status();
     if (v->test) tested.push_back(std::move(*v->test));
     if (v->sequential) quiet.push_back(endpoint);
