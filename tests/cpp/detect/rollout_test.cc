@@ -175,5 +175,59 @@ TEST_F(RolloutTest, PastTheHorizonAQuietEndpointIsATooFewSkip) {
       << quiet[0].reason;
 }
 
+// Every endpoint of a service grows 2% costlier an hour (a drift in time:
+// load, time of day), and a plain restart changes one of them by 10%.
+// Before/after windows two hours apart read the drift as a 4% regression of
+// every endpoint; the other endpoints' median change takes it out.
+TEST(RolloutDriftTest, ADriftEveryEndpointSawIsNotARegression) {
+  TempDir dir;
+  auto opened = store::OpenSqliteStore({.path = dir.File("s.sqlite")});
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  store::Store& st = **opened;
+  const EndpointSpec endpoints[] = {
+      {"/e1/", 40, 1.0}, {"/e2/", 40, 1.0}, {"/e3/", 40, 1.10}, {"/e4/", 40, 1.0}};
+  std::mt19937_64 rng(9);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int64_t minute = 0; minute < 10 * 60; ++minute) {
+    record::Batch batch;
+    batch.set_sender("test");
+    batch.set_sequence(static_cast<uint64_t>(minute + 1));
+    for (const EndpointSpec& e : endpoints)
+      for (int i = 0; i < e.per_minute; ++i) {
+        const int64_t t = kT0 + minute * kMin + static_cast<int64_t>(u(rng) * 60e6);
+        record::RequestRecord r = Record(e, t, rng);
+        const double drift = 1 + 0.02 * static_cast<double>(t - kT0) / kHour;
+        const auto cost =
+            static_cast<uint64_t>(static_cast<double>(r.cpu().instructions()) * drift);
+        r.mutable_cpu()->set_instructions(cost);
+        r.mutable_cpu()->set_cpu_ns(cost / 3);
+        *batch.add_records() = r;
+      }
+    const record::Batch* one[] = {&batch};
+    ASSERT_TRUE(st.AppendBatches(one).ok());
+  }
+  DetectOptions options;
+  options.now_us = kRestart + 4 * kHour;
+  Result<DetectReport> report = RunDetectors(st, options);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  size_t judged = 0;
+  for (const Finding& f : report->evaluated) {
+    if (f.kind != "rollout") continue;
+    ++judged;
+    // Windows 4 h 10 min wide in all: a drift of about 4%, seen by the three others.
+    EXPECT_EQ(f.method.rfind("before/after, less a drift of +", 0), 0u) << f.method;
+    EXPECT_NE(f.method.find("% (median of 3 other endpoints)"), std::string::npos) << f.method;
+    EXPECT_EQ(f.alert, f.endpoint == "/e3/") << f.endpoint << " " << f.effect.estimate;
+    if (f.endpoint == "/e3/") {
+      EXPECT_LT(f.effect.lo, 0.10);
+      EXPECT_GT(f.effect.hi, 0.10);
+    } else {
+      EXPECT_LT(f.effect.lo, 0);
+      EXPECT_GT(f.effect.hi, 0);
+    }
+  }
+  EXPECT_EQ(judged, 4u);
+}
+
 }  // namespace
 }  // namespace cpuledger::detect
