@@ -1080,8 +1080,17 @@ int RunSeeds(const Args& args) {
       }
       rows[i] = RunSeed(args, args.seeds[i], /*print=*/false);
       std::lock_guard<std::mutex> lock(mu);
-      std::cerr << "detect_bench: seed " << args.seeds[i] << (rows[i] ? " done" : " FAILED")
-                << "\n";
+      if (!rows[i]) {
+        std::cerr << "detect_bench: seed " << args.seeds[i] << " FAILED\n";
+        continue;
+      }
+      // Each seed's row as soon as it is done: a long run shows its progress.
+      const SeedFigures& f = *rows[i];
+      std::cerr << "detect_bench: seed " << f.seed << " done: false/day " << Number(f.false_per_day)
+                << " (function " << Number(f.false_per_day_function) << "), >=3% >=5k "
+                << RatioText(f.recall_heavy) << ", >=3% <5k 24 h " << RatioText(f.recall_light_24h)
+                << ", function " << RatioText(f.function_recall) << ", baseline false/day "
+                << Number(f.base_false_per_day) << "\n";
     }
   };
   std::vector<std::thread> threads;
