@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -109,6 +110,27 @@ TEST_F(RolloutTest, ABusyEndpointIsJudgedMinutesAfterAPlainRestart) {
   EXPECT_GE(f.samples_after, 5000u);
   EXPECT_LT(f.effect.lo, 0.10);
   EXPECT_GT(f.effect.hi, 0.10);
+}
+
+TEST_F(RolloutTest, AComparisonIsJudgedOnceOnTheSameWindows) {
+  // Looked at every 20 minutes for 3 hours: once judged, the windows and
+  // the effect never change (later requests do not move them), so looking
+  // again is not another chance of a false alert.
+  std::optional<Finding> first;
+  for (int64_t now = kRestart + 20 * kMin; now <= kRestart + 3 * kHour; now += 20 * kMin) {
+    const std::vector<Finding> busy = Findings(now, "/busy/");
+    ASSERT_EQ(busy.size(), 1u);
+    if (!busy[0].reason.empty()) continue;  // still waiting
+    if (!first) {
+      first = busy[0];
+      continue;
+    }
+    EXPECT_EQ(busy[0].from_us, first->from_us);
+    EXPECT_EQ(busy[0].to_us, first->to_us);
+    EXPECT_EQ(busy[0].effect.estimate, first->effect.estimate);
+    EXPECT_EQ(busy[0].alert, first->alert);
+  }
+  ASSERT_TRUE(first.has_value());
 }
 
 TEST_F(RolloutTest, AWaitingComparisonSaysUntilWhenInUtc) {
