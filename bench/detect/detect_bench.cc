@@ -31,8 +31,14 @@
 // of the endpoint over the 24 h after the flag appears. Both sides need 200
 // samples (the detectors' minimum). The baseline has no function level.
 //
-// Usage: detect_bench [--days N] [--seed S] [--json] [--interval-min M]
-//                     [--profile-rate R] [--cost-diurnal X] [--data-dir DIR] [--verbose]
+// Targets hold only if they hold on seeds never looked at (issue 15): with
+// --seeds (default 1-10) the bench runs each seed, prints one row of
+// SeedFigures per seed, and the worst and the median of each figure beside
+// its target. --seed S runs one seed with the full table (--verbose, --json).
+//
+// Usage: detect_bench [--days N] [--seed S | --seeds 1-10 | --seeds 6,7,9]
+//                     [--jobs J] [--json] [--interval-min M] [--profile-rate R]
+//                     [--cost-diurnal X] [--data-dir DIR] [--verbose]
 #include <stdlib.h>
 
 #include <algorithm>
@@ -77,6 +83,8 @@ constexpr double kSizes[] = {0.01, 0.02, 0.03, 0.05, 0.10};
 struct Args {
   int days = 2;
   uint64_t seed = 1;
+  std::vector<uint64_t> seeds;  // empty with --seed: one seed, the full table
+  int jobs = 2;                 // seeds run at once
   bool json = false;
   int interval_min = 60;
   double profile_rate = -1;  // < 0: the fleet's own
@@ -86,13 +94,34 @@ struct Args {
 };
 
 void Usage() {
-  std::cerr << "usage: detect_bench [--days N] [--seed S] [--json] [--interval-min M]\n"
-               "                    [--profile-rate R] [--cost-diurnal X] [--data-dir DIR] "
-               "[--verbose]\n";
+  std::cerr
+      << "usage: detect_bench [--days N] [--seed S | --seeds 1-10 | --seeds 6,7,9] [--jobs J]\n"
+         "                    [--json] [--interval-min M] [--profile-rate R]\n"
+         "                    [--cost-diurnal X] [--data-dir DIR] [--verbose]\n";
+}
+
+// ParseSeeds() — "1-10", "6,7,9" or a mix ("1-3,8"). RETURNS: empty on a bad list.
+std::vector<uint64_t> ParseSeeds(const std::string& text) {
+  std::vector<uint64_t> out;
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    const std::string part = text.substr(at, comma - at);
+    const size_t dash = part.find('-');
+    char* end = nullptr;
+    const uint64_t lo = std::strtoull(part.c_str(), &end, 10);
+    uint64_t hi = lo;
+    if (dash != std::string::npos) hi = std::strtoull(part.c_str() + dash + 1, &end, 10);
+    if (part.empty() || *end != '\0' || hi < lo || hi - lo > 1000) return {};
+    for (uint64_t s = lo; s <= hi; ++s) out.push_back(s);
+    at = comma + 1;
+  }
+  return out;
 }
 
 std::optional<Args> ParseArgs(int argc, char** argv) {
   Args a;
+  bool one_seed = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -105,6 +134,12 @@ std::optional<Args> ParseArgs(int argc, char** argv) {
       a.days = std::atoi(v);
     } else if (arg == "--seed" && (v = value())) {
       a.seed = std::strtoull(v, nullptr, 10);
+      one_seed = true;
+    } else if (arg == "--seeds" && (v = value())) {
+      a.seeds = ParseSeeds(v);
+      if (a.seeds.empty()) return std::nullopt;
+    } else if (arg == "--jobs" && (v = value())) {
+      a.jobs = std::atoi(v);
     } else if (arg == "--interval-min" && (v = value())) {
       a.interval_min = std::atoi(v);
     } else if (arg == "--profile-rate" && (v = value())) {
@@ -117,7 +152,10 @@ std::optional<Args> ParseArgs(int argc, char** argv) {
       return std::nullopt;
     }
   }
-  if (a.days < 1 || a.interval_min < 1) return std::nullopt;
+  if (a.days < 1 || a.interval_min < 1 || a.jobs < 1) return std::nullopt;
+  if (one_seed && !a.seeds.empty()) return std::nullopt;
+  if (!one_seed && a.seeds.empty())
+    for (uint64_t s = 1; s <= 10; ++s) a.seeds.push_back(s);
   return a;
 }
 
@@ -860,22 +898,71 @@ void PrintDetails(const BenchResult& r) {
   }
 }
 
-int Run(const Args& args) {
-  sim::DetectionFleet fleet = sim::MakeDetectionFleet(args.seed, args.days);
+// Ratio — k of n; n == 0 is "not measured" (printed "-").
+struct Ratio {
+  size_t k = 0, n = 0;
+  double value() const { return n ? static_cast<double>(k) / static_cast<double>(n) : NAN; }
+};
+
+// SeedFigures — one seed's figures, the row of the --seeds table. Every
+// figure the issues set a target for has a field here; those no code
+// measures yet stay "not measured" (n == 0 / NaN) and print "-".
+struct SeedFigures {
+  uint64_t seed = 0;
+  double false_per_day = NAN;           // endpoint- and function-level detector alerts; target <= 1
+  double false_per_day_function = NAN;  // of them, function-level ones
+  double base_false_per_day = NAN;      // the fixed +5% baseline
+  Ratio recall_heavy;                   // >=3% endpoint regressions, >=5k/side; target >= 95%
+  Ratio base_recall_heavy;              // the baseline on the same
+  Ratio recall_light_24h;               // >=3%, <5k/side, caught within 24 h; target >= 80%
+  // Function level (issue 15's function engineer fills these in).
+  Ratio function_recall;        // 0.5%-of-endpoint function regressions by a function alert; >= 60%
+  Ratio new_function_recall;    // regressions through a function absent on side A; not measured yet
+  double resolve_events = NAN;  // alerts resolved by a later comparison; not measured yet
+};
+
+// FiguresOf() — the SeedFigures of one scored run.
+SeedFigures FiguresOf(uint64_t seed, int days, const std::vector<Outcome>& outcomes,
+                      const Score& det, const Tallies& t) {
+  SeedFigures f;
+  f.seed = seed;
+  f.false_per_day = t.det_false_per_day;
+  size_t function_false = 0;
+  for (const Alert* a : det.false_list) function_false += IsFunctionKind(a->kind);
+  f.false_per_day_function = static_cast<double>(function_false) / days;
+  f.base_false_per_day = t.base_false_per_day;
+  f.recall_heavy = {t.big_heavy.det, t.big_heavy.n};
+  f.base_recall_heavy = {t.big_heavy.base, t.big_heavy.n};
+  f.function_recall = {t.fn_by_function.det, t.fn.n};
+  for (const Outcome& o : outcomes) {
+    if (IsFunctionKind(o.truth->kind) || o.heavy || o.truth->size < 0.03 - 1e-9) continue;
+    ++f.recall_light_24h.n;
+    f.recall_light_24h.k += o.caught && o.delay_s >= 0 && o.delay_s <= 86400;
+  }
+  return f;
+}
+
+// RunSeed() — one seed simulated, ingested, detected and scored; with
+// `print`, its full table (or JSON). RETURNS: nullopt on a store error.
+std::optional<SeedFigures> RunSeed(const Args& args, uint64_t seed, bool print) {
+  sim::DetectionFleet fleet = sim::MakeDetectionFleet(seed, args.days);
   if (args.profile_rate >= 0) fleet.config.profile_rate = args.profile_rate;
   if (args.cost_diurnal >= 0) fleet.config.cost_diurnal = args.cost_diurnal;
   const sim::FleetConfig& config = fleet.config;
   const int minutes = static_cast<int>(config.duration_s / 60);
 
   DataDir dir;
-  if (!dir.Prepare(args.data_dir)) return 1;
+  // Seeds run at once keep their stores apart.
+  const bool apart = !args.seeds.empty() && !args.data_dir.empty();
+  if (!dir.Prepare(apart ? args.data_dir + "/seed-" + std::to_string(seed) : args.data_dir))
+    return std::nullopt;
   store::SqliteOptions options;
   options.path = dir.path() + "/detect.db";
   options.raw_retention_us = (args.days + 14) * 86400LL * kUs;
   Result<std::unique_ptr<store::Store>> opened = store::OpenSqliteStore(options);
   if (!opened.ok()) {
     std::cerr << "detect_bench: " << opened.status().message() << "\n";
-    return 1;
+    return std::nullopt;
   }
 
   sim::FleetSimulator sim(config);
@@ -884,7 +971,7 @@ int Run(const Args& args) {
   double generate_s = 0;
   {
     MinuteFeed feed(sim, books);
-    if (!IngestAndDetect(args, config.start_unix_s, **opened, feed, runs)) return 1;
+    if (!IngestAndDetect(args, config.start_unix_s, **opened, feed, runs)) return std::nullopt;
     generate_s = feed.Finish();
   }
 
@@ -898,13 +985,129 @@ int Run(const Args& args) {
 
   const BenchResult result{args,           fleet,    books, runs, generate_s, sim.sampled(),
                            sim.profiled(), outcomes, det,   base, tallies};
-  if (args.json) {
+  if (print && args.json) {
     PrintJson(result);
-    return 0;
+  } else if (print) {
+    PrintTable(result);
+    if (args.verbose) PrintDetails(result);
   }
-  PrintTable(result);
-  if (args.verbose) PrintDetails(result);
+  return FiguresOf(seed, args.days, outcomes, det, tallies);
+}
+
+std::string RatioText(const Ratio& r) { return r.n ? Pct(r.k, r.n) : "-"; }
+
+std::string Number(double x) {
+  if (std::isnan(x)) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", x);
+  return buf;
+}
+
+// Figure — one column of the summary: how to read it off a seed, its
+// target, and which way is better.
+struct Figure {
+  const char* name;
+  const char* target_text;
+  double (*of)(const SeedFigures&);
+  double target;  // NaN: none
+  bool lower_is_better;
+};
+
+double Percent(const Ratio& r) { return 100 * r.value(); }
+
+constexpr Figure kFigures[] = {
+    {"false alerts per day", "<= 1", [](const SeedFigures& f) { return f.false_per_day; }, 1.0,
+     true},
+    {"  of them function-level", "-", [](const SeedFigures& f) { return f.false_per_day_function; },
+     NAN, true},
+    {"recall >=3%, >=5k/side (%)", ">= 95",
+     [](const SeedFigures& f) { return Percent(f.recall_heavy); }, 95, false},
+    {"recall >=3%, <5k/side, 24 h (%)", ">= 80",
+     [](const SeedFigures& f) { return Percent(f.recall_light_24h); }, 80, false},
+    {"function-level recall (%)", ">= 60",
+     [](const SeedFigures& f) { return Percent(f.function_recall); }, 60, false},
+    {"new-function recall (%)", "-",
+     [](const SeedFigures& f) { return Percent(f.new_function_recall); }, NAN, false},
+    {"resolve events", "-", [](const SeedFigures& f) { return f.resolve_events; }, NAN, false},
+    {"baseline false alerts per day", "-",
+     [](const SeedFigures& f) { return f.base_false_per_day; }, NAN, true},
+    {"baseline recall >=3%, >=5k (%)", "-",
+     [](const SeedFigures& f) { return Percent(f.base_recall_heavy); }, NAN, false},
+};
+
+// PrintSeedTable() — a row per seed, then each figure's worst and median
+// beside its target.
+void PrintSeedTable(const Args& args, const std::vector<SeedFigures>& rows) {
+  std::printf("detect_bench: %zu seeds, %d simulated days each\n\n", rows.size(), args.days);
+  std::printf("%-5s %-10s %-10s %-16s %-16s %-16s %-8s\n", "seed", "false/day", "(function)",
+              ">=3% >=5k", ">=3% <5k 24h", "function", "base f/d");
+  for (const SeedFigures& f : rows)
+    std::printf("%-5llu %-10s %-10s %-16s %-16s %-16s %-8s\n",
+                static_cast<unsigned long long>(f.seed), Number(f.false_per_day).c_str(),
+                Number(f.false_per_day_function).c_str(), RatioText(f.recall_heavy).c_str(),
+                RatioText(f.recall_light_24h).c_str(), RatioText(f.function_recall).c_str(),
+                Number(f.base_false_per_day).c_str());
+  std::printf("\n%-34s %-8s %-8s %-8s %s\n", "figure", "worst", "median", "target", "worst meets");
+  for (const Figure& fig : kFigures) {
+    std::vector<double> v;
+    for (const SeedFigures& f : rows)
+      if (!std::isnan(fig.of(f))) v.push_back(fig.of(f));
+    std::sort(v.begin(), v.end());
+    if (fig.lower_is_better) std::reverse(v.begin(), v.end());
+    const double worst = v.empty() ? NAN : v.front();
+    const double median = v.empty() ? NAN : (v[(v.size() - 1) / 2] + v[v.size() / 2]) / 2;
+    const char* met = std::isnan(fig.target) || std::isnan(worst) ? "-"
+                      : (fig.lower_is_better ? worst <= fig.target : worst >= fig.target)
+                          ? "MET"
+                          : "NOT MET";
+    std::printf("%-34s %-8s %-8s %-8s %s\n", fig.name, Number(worst).c_str(),
+                Number(median).c_str(), fig.target_text, met);
+  }
+}
+
+// RunSeeds() — every seed, `jobs` at a time; the table once all are done.
+int RunSeeds(const Args& args) {
+  std::vector<std::optional<SeedFigures>> rows(args.seeds.size());
+  std::mutex mu;
+  size_t next = 0;
+  auto worker = [&] {
+    for (;;) {
+      size_t i;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (next >= args.seeds.size()) return;
+        i = next++;
+      }
+      rows[i] = RunSeed(args, args.seeds[i], /*print=*/false);
+      std::lock_guard<std::mutex> lock(mu);
+      if (!rows[i]) {
+        std::cerr << "detect_bench: seed " << args.seeds[i] << " FAILED\n";
+        continue;
+      }
+      // Each seed's row as soon as it is done: a long run shows its progress.
+      const SeedFigures& f = *rows[i];
+      std::cerr << "detect_bench: seed " << f.seed << " done: false/day " << Number(f.false_per_day)
+                << " (function " << Number(f.false_per_day_function) << "), >=3% >=5k "
+                << RatioText(f.recall_heavy) << ", >=3% <5k 24 h " << RatioText(f.recall_light_24h)
+                << ", function " << RatioText(f.function_recall) << ", baseline false/day "
+                << Number(f.base_false_per_day) << "\n";
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int j = 0; j < std::min<int>(args.jobs, static_cast<int>(args.seeds.size())); ++j)
+    threads.emplace_back(worker);
+  for (std::thread& t : threads) t.join();
+  std::vector<SeedFigures> done;
+  for (const auto& r : rows)
+    if (r) done.push_back(*r);
+  if (done.size() != rows.size()) return 1;
+  PrintSeedTable(args, done);
   return 0;
+}
+
+int Run(const Args& args) {
+  if (!args.seeds.empty()) return RunSeeds(args);
+  return RunSeed(args, args.seed, /*print=*/true) ? 0 : 1;
 }
 
 }  // namespace

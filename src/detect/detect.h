@@ -10,10 +10,14 @@
 //  * rollout — for each commit B first seen in the window and the commit A
 //    it replaced (deploy log): per endpoint, A's and B's requests in the
 //    minutes when both served (side-by-side, a mixed fleet during the
-//    rollout), or A's last hour before B against B's first hour after
-//    (before/after) when they did not overlap long enough; a before/after
-//    whose hours hold too few requests (a rollout in a quiet hour) widens
-//    an hour a side at a time, up to max_before_after_us. Judged once the
+//    rollout), or A's requests just before B's first against B's just after
+//    (before/after). Before/after windows scale with traffic: the narrowest
+//    equal widths a side (at least min_side_us) that hold `samples` requests
+//    each, so a busy endpoint is judged minutes after a plain restart and a
+//    quiet one waits up to max_side_us (BeforeAfterWindows, per service);
+//    equal widths keep a drift in time (time of day, load) from leaning to
+//    one side. Side by side is preferred when it holds at least half the
+//    requests before/after would: it cancels that drift. Judged once the
 //    windows are complete (A gone, or the after-window passed), so a
 //    comparison is not looked at again and again while it fills; requests
 //    carrying a flag value the other side never carries are left out. The
@@ -21,6 +25,14 @@
 //    endpoint tests are one family: Holm's step-down at rollout_alpha gates
 //    each alert, so a rollout that changed nothing pages nobody, 95% of
 //    the time, however many endpoints its service has.
+//  * rollout, sequential — an endpoint too quiet for that (fewer than
+//    2 * min_samples a side in the widest windows) is looked at every run
+//    for sequential_horizon_us after B's first request: every request of B
+//    and later commits since then against the same span just before it
+//    (mirror windows), with an always-valid interval
+//    (stats::MixtureConfidenceSequence at rollout_alpha shared among the
+//    rollout's endpoints) that may be looked at as often as the detectors
+//    run; it alerts as soon as that interval clears the threshold.
 //  * flag — for every flag and value seen in the window, per endpoint:
 //    requests with the value against requests with the flag's reference
 //    value (its most common set value; "unset" only for a flag with one set
@@ -112,14 +124,27 @@ struct Finding {
   std::string Key() const;  // de-duplication key: service|endpoint|function|cause
 };
 
+// BeforeAfterWindows — how wide a before/after comparison's windows are:
+// the narrowest equal widths a side, in whole minutes, holding `samples`
+// requests on each side; never below min_side_us nor above max_side_us (at
+// the widest, 2 * min_samples a side are enough to judge).
+struct BeforeAfterWindows {
+  size_t samples = 5000;
+  int64_t min_side_us = 10LL * 60 * 1'000'000;
+  int64_t max_side_us = 3LL * 3600 * 1'000'000;
+};
+
 struct DetectOptions {
   int64_t now_us = 0;
-  int64_t window_us = 24LL * 3600 * 1'000'000;           // rollouts and flags looked at
-  int64_t before_after_us = 1LL * 3600 * 1'000'000;      // each side of a before/after, and the
-                                                         // step it widens by when too few
-  int64_t max_before_after_us = 6LL * 3600 * 1'000'000;  // the widest a side may grow
-  int64_t min_overlap_us = 10LL * 60 * 1'000'000;        // below it: before/after
-  double confidence = 0.90;                              // two-sided
+  int64_t window_us = 24LL * 3600 * 1'000'000;  // rollouts and flags looked at
+  BeforeAfterWindows before_after;  // every service's, unless set in before_after_by_service
+  std::map<std::string, BeforeAfterWindows> before_after_by_service;  // service -> its own
+  int64_t min_overlap_us = 10LL * 60 * 1'000'000;                     // below it: before/after
+  // Low traffic: how long after B's first request the sequential test looks
+  // (each mirror window grows to this), and the effect (log scale) it is tuned for.
+  int64_t sequential_horizon_us = 12LL * 3600 * 1'000'000;
+  double sequential_tau = 0.03;
+  double confidence = 0.90;       // two-sided
   double fdr = 0.05;              // Benjamini–Hochberg level for flag and function tests
   double rollout_alpha = 0.05;    // Holm's family-wise level over one rollout's endpoint tests
   size_t min_samples = 500;       // per side, endpoint level
@@ -135,9 +160,19 @@ struct DetectOptions {
   int trend_recent_days = 7;                 // a change point this recent can alert
   double trend_threshold = 0.03;             // relative rise of the level
 
-  // DetectOptions::WidestSideUs() — the widest a before/after side may
-  // grow: max_before_after_us, but never below one step.
-  int64_t WidestSideUs() const { return std::max(before_after_us, max_before_after_us); }
+  // DetectOptions::WindowsOf() — the before/after windows of `service`.
+  const BeforeAfterWindows& WindowsOf(const std::string& service) const {
+    auto it = before_after_by_service.find(service);
+    return it == before_after_by_service.end() ? before_after : it->second;
+  }
+  // DetectOptions::WidestSideUs() — the widest a before/after side of any
+  // service may grow.
+  int64_t WidestSideUs() const {
+    int64_t widest = std::max(before_after.max_side_us, before_after.min_side_us);
+    for (const auto& [service, w] : before_after_by_service)
+      widest = std::max({widest, w.max_side_us, w.min_side_us});
+    return widest;
+  }
 };
 
 struct DetectReport {

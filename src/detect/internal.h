@@ -30,7 +30,7 @@ struct Run {
   store::Store& store;
   const DetectOptions& options;
   DetectReport& report;
-  store::SampleSet samples;  // every service, [now - window - max_before_after, now]
+  store::SampleSet samples;  // every service, [now - window - WidestSideUs(), now]
   std::vector<FunctionTest> function_tests;
   // Endpoint-level alerts' (service, endpoint, cause): a function-level
   // finding with the same is folded into that alert.

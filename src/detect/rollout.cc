@@ -3,12 +3,15 @@
 // the same comparison on each function's cost (function tests).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 
 #include "base/time_text.h"
 #include "detect/internal.h"
+#include "stats/sequential.h"
 
 namespace cpuledger::detect::internal {
 namespace {
@@ -65,20 +68,28 @@ struct Side {
 // Sides — per endpoint, commit A's side and commit B's side.
 using Sides = std::map<std::string, std::pair<Side, Side>>;
 
-// SideRule — which side a request is on: commit `a` in `wa` is side 1,
-// commit `b` in `wb` side 2, anything else 0.
+// SideRule — which side a request is on: a request of a series marked
+// side 1 (its commit is on side A) in `wa` is side 1, one marked side 2 in
+// `wb` side 2, anything else 0. The marks are per series, worked out once.
 struct SideRule {
-  const std::string& a;
-  const Window& wa;
-  const std::string& b;
-  const Window& wb;
-  int Of(const store::SampleSet& set, const store::RecordBill& v) const {
-    const store::SampleSeries& s = set.series[v.series];
-    if (s.commit == a && wa.Has(v.start_us)) return 1;
-    if (s.commit == b && wb.Has(v.start_us)) return 2;
+  std::vector<int8_t> series_side;  // per series of the set: 0, 1 (A) or 2 (B)
+  Window wa, wb;
+  int Of(const store::SampleSet&, const store::RecordBill& v) const {
+    const int8_t side = series_side[v.series];
+    if (side == 1 && wa.Has(v.start_us)) return 1;
+    if (side == 2 && wb.Has(v.start_us)) return 2;
     return 0;
   }
 };
+
+// CommitRule() — side 1: commit `a` in `wa`; side 2: commit `b` in `wb`.
+SideRule CommitRule(const store::SampleSet& set, const std::string& a, const Window& wa,
+                    const std::string& b, const Window& wb) {
+  SideRule rule{std::vector<int8_t>(set.series.size(), 0), wa, wb};
+  for (size_t i = 0; i < set.series.size(); ++i)
+    rule.series_side[i] = set.series[i].commit == a ? 1 : set.series[i].commit == b ? 2 : 0;
+  return rule;
+}
 
 // FlagPairs — (flag, value) pairs; a flag a request lacks is ("flag", "")
 // for it, so requests from before a flag existed do not pass for requests
@@ -105,7 +116,7 @@ struct SideFlags {
 };
 
 // FlagsOfSides() — the flags of the requests `of_service` on either side.
-SideFlags FlagsOfSides(const store::SampleSet& set, const std::vector<uint32_t>& of_service,
+SideFlags FlagsOfSides(const store::SampleSet& set, std::span<const uint32_t> of_service,
                        const SideRule& rule) {
   SideFlags out;
   std::vector<int8_t> side_of_series(set.series.size(), 0);
@@ -127,14 +138,21 @@ SideFlags FlagsOfSides(const store::SampleSet& set, const std::vector<uint32_t>&
   return out;
 }
 
-// Collect() — per endpoint, the costs of commit `a` in `wa` and of commit
-// `b` in `wb`, from the samples `of_service` (indices into set.samples, all
-// of one service). A request that carries a flag value the other side
+// Collect() — per endpoint, the costs of the requests `rule` puts on side A
+// and on side B, from the samples `of_service` (indices into set.samples,
+// all of one service). A request that carries a flag value the other side
 // never carries is left out: a flag turned on next to a rollout must not be
 // billed to the commit (side by side, the two sides share their flags anyway).
-Sides Collect(const store::SampleSet& set, const std::vector<uint32_t>& of_service,
-              const std::string& a, const Window& wa, const std::string& b, const Window& wb) {
-  const SideRule rule{a, wa, b, wb};
+// `by_time`: the service's samples in time order (only those in the rule's
+// windows are read).
+Sides Collect(const store::SampleSet& set, const std::vector<uint32_t>& by_time,
+              const SideRule& rule) {
+  const int64_t from = std::min(rule.wa.from_us, rule.wb.from_us);
+  const int64_t to = std::max(rule.wa.to_us, rule.wb.to_us);
+  auto at = [&](uint32_t i, int64_t t) { return set.samples[i].start_us < t; };
+  const auto first = std::lower_bound(by_time.begin(), by_time.end(), from, at);
+  const auto last = std::lower_bound(first, by_time.end(), to, at);
+  const std::span<const uint32_t> of_service(first, last);
   SideFlags flags = FlagsOfSides(set, of_service, rule);
   std::vector<int8_t> keep(set.series.size(), -1);  // -1 unknown, 0 drop, 1 keep
   Sides sides;
@@ -158,59 +176,75 @@ Sides Collect(const store::SampleSet& set, const std::vector<uint32_t>& of_servi
   return sides;
 }
 
-// BeforeAfter — the windows of one endpoint's before/after comparison: one
-// step (before_after_us) a side, widened a step at a time, both sides alike,
-// until each side holds `need` requests; never past the next commit nor
-// beyond max_before_after_us a side. A rollout in a quiet hour is judged on
-// wider windows instead of skipped for good; a busy one keeps the narrow
-// windows that carry least drift. The choice depends only on data that
-// cannot change any more (windows that have passed), so a comparison is
-// judged once, not again and again as its windows fill.
+// BeforeAfter — the windows of one endpoint's before/after comparison:
+// equal widths a side around B's first request, the narrowest (whole
+// minutes, at least min_side_us) that hold `samples` requests of A before
+// and of B after; never past the next commit nor wider than max_side_us
+// (there, `need` a side are enough). A busy endpoint is judged minutes after
+// the rollout on narrow windows that carry little drift; a quiet one waits
+// for wider ones. The choice depends only on data that cannot change any
+// more (requests already seen, windows that have passed), so a comparison
+// is judged once, not again and again as its windows fill.
 struct BeforeAfter {
   enum class State { kJudge, kWaiting, kTooFew } state = State::kTooFew;
   Window before, after;
   size_t n_before = 0, n_after = 0;  // requests in the windows (as far as they go)
-  int64_t next_look_us = 0;          // kWaiting: when the current windows are complete
+  int64_t next_look_us = 0;          // kWaiting: when the windows are complete at the latest
+  bool widest = false;               // the windows are the widest allowed
 };
+
+// WidthHolding() — the width from `from_us` (backwards when `back`) that
+// holds `n` of `at_us`; INT64_MAX when they hold fewer.
+int64_t WidthHolding(const std::vector<int64_t>& at_us, int64_t from_us, size_t n, bool back) {
+  std::vector<int64_t> d;
+  for (int64_t t : at_us)
+    if (back ? t < from_us : t >= from_us) d.push_back(back ? from_us - t : t - from_us + 1);
+  if (n == 0) return 0;
+  if (d.size() < n) return INT64_MAX;
+  std::nth_element(d.begin(), d.begin() + static_cast<ptrdiff_t>(n - 1), d.end());
+  return d[n - 1];
+}
+
+constexpr int64_t kMinuteUs = 60 * kUs;
 
 // `next_us`: when the next commit came, or INT64_MAX.
 BeforeAfter ChooseBeforeAfter(const Side& a, const Side& b, int64_t b_first_us, int64_t next_us,
-                              const DetectOptions& o, size_t need) {
+                              const DetectOptions& o, const BeforeAfterWindows& w, size_t need) {
   BeforeAfter out;
-  const int64_t step = o.before_after_us;
-  const int64_t widest = o.WidestSideUs();
-  for (int64_t w = step;; w += step) {
-    const int64_t after_end = std::min(b_first_us + w, next_us);
-    out.before = {b_first_us - w, b_first_us};
-    out.after = {b_first_us, after_end};
-    out.n_before = a.CountIn(out.before);
-    out.n_after = b.CountIn(out.after);
-    if (after_end > o.now_us) {  // the after-window has not passed yet
-      out.state = BeforeAfter::State::kWaiting;
-      out.next_look_us = after_end;
-      return out;
-    }
-    if (out.n_before >= need && out.n_after >= need) {
-      out.state = BeforeAfter::State::kJudge;
-      return out;
-    }
-    if (w + step > widest || after_end >= next_us) {
-      out.state = BeforeAfter::State::kTooFew;
-      return out;
-    }
+  const int64_t cap = std::min(std::max(w.max_side_us, w.min_side_us), next_us - b_first_us);
+  const size_t want = std::max(w.samples, need);
+  const int64_t wa = WidthHolding(a.at_us, b_first_us, want, /*back=*/true);
+  const int64_t wb = WidthHolding(b.at_us, b_first_us, want, /*back=*/false);
+  int64_t width = std::max({wa, wb, w.min_side_us});
+  if (width != INT64_MAX) width = (width + kMinuteUs - 1) / kMinuteUs * kMinuteUs;
+  out.widest = width >= cap;
+  width = std::min(width, cap);
+  out.before = {b_first_us - width, b_first_us};
+  out.after = {b_first_us, b_first_us + width};
+  out.n_before = a.CountIn(out.before);
+  out.n_after = b.CountIn(out.after);
+  // The before-window is complete from the start: when even the widest
+  // holds too few, waiting for the after-window cannot help.
+  if (out.widest && out.n_before < need) {
+    out.state = BeforeAfter::State::kTooFew;
+    return out;
   }
+  if (out.after.to_us > o.now_us) {  // the after-window has not passed yet
+    out.state = BeforeAfter::State::kWaiting;
+    out.next_look_us = out.after.to_us;
+    return out;
+  }
+  const bool enough = out.widest ? out.n_before >= need && out.n_after >= need
+                                 : out.n_before >= want && out.n_after >= want;
+  out.state = enough ? BeforeAfter::State::kJudge : BeforeAfter::State::kTooFew;
+  return out;
 }
 
 // WaitingReason() — what a before/after comparison waits for, in human time.
-std::string WaitingReason(const BeforeAfter& c, size_t need, int64_t b_first_us,
-                          const DetectOptions& o) {
-  const int64_t last_look = b_first_us + o.WidestSideUs();
-  std::string text = "waiting for the after-window to fill (" + std::to_string(c.n_after) + " of " +
-                     std::to_string(need) + " samples so far); next look at " +
-                     UtcMinute(c.next_look_us) + " (in " + HumanDelay(c.next_look_us - o.now_us) +
-                     ")";
-  if (last_look > c.next_look_us) text += ", judged by " + UtcMinute(last_look) + " at the latest";
-  return text;
+std::string WaitingReason(const BeforeAfter& c, size_t wanted, const DetectOptions& o) {
+  return "waiting for the after-window to fill (" + std::to_string(c.n_after) + " of " +
+         std::to_string(wanted) + " samples so far); judged by " + UtcMinute(c.next_look_us) +
+         " at the latest (in " + HumanDelay(c.next_look_us - o.now_us) + ")";
 }
 
 // RolloutTest — one endpoint's comparison, waiting to be judged with the
@@ -262,15 +296,22 @@ struct Rollout {
   int64_t next_us = INT64_MAX;  // when the next commit came; INT64_MAX: none yet
   Window overlap;               // the minutes both served
   bool overlap_judged = false;  // closed (A gone, or the next came) and long enough
-  Window before, after;         // the first step a side (function tests use these)
+  Window before, after;         // an hour a side (function tests use these)
   Window widest_before, widest_after;
 };
 
-Rollout MakeRollout(const std::string& service, const CommitSpan& a, const CommitSpan& b,
-                    int64_t next_us, const DetectOptions& o) {
+// kFunctionSideUs — each side of the function tests (moments are kept per
+// hour, finer windows would not select less).
+constexpr int64_t kFunctionSideUs = 3600 * kUs;
+
+Rollout MakeRollout(const std::string& service, const std::vector<CommitSpan>& commits, size_t i,
+                    const DetectOptions& o) {
+  const CommitSpan& a = commits[i - 1];
+  const CommitSpan& b = commits[i];
+  const int64_t next_us = i + 1 < commits.size() ? commits[i + 1].first_us : INT64_MAX;
   Rollout r{service, a, b, next_us, {}, false, {}, {}, {}, {}};
   const int64_t end = std::min(next_us, o.now_us + 1);  // no data past either
-  const int64_t widest = o.WidestSideUs();
+  const int64_t widest = o.WindowsOf(service).max_side_us;
   r.overlap = {b.first_us, std::min(a.last_us + 1, end)};
   // A comparison is judged on complete windows only: looking again and
   // again while a window fills would multiply the chances of a false
@@ -278,8 +319,8 @@ Rollout MakeRollout(const std::string& service, const CommitSpan& a, const Commi
   // next one came).
   r.overlap_judged = (a.last_us < o.now_us - kGoneAfterUs || next_us <= o.now_us) &&
                      r.overlap.to_us - r.overlap.from_us >= o.min_overlap_us;
-  r.before = {b.first_us - o.before_after_us, b.first_us};
-  r.after = {b.first_us, std::min(b.first_us + o.before_after_us, end)};
+  r.before = {b.first_us - kFunctionSideUs, b.first_us};
+  r.after = {b.first_us, std::min(b.first_us + kFunctionSideUs, end)};
   r.widest_before = {b.first_us - widest, b.first_us};
   r.widest_after = {b.first_us, std::min(b.first_us + widest, end)};
   return r;
@@ -297,47 +338,119 @@ Finding RolloutFinding(const Rollout& r, const std::string& unit) {
   return f;
 }
 
+// Drift — what moved every endpoint of the service between two windows.
+struct Drift {
+  double log_shift = 0;  // median over the other endpoints of mean log B - mean log A
+  size_t endpoints = 0;  // how many other endpoints it is the median of (0: none applied)
+};
+
+// DriftOf() — before/after compares different hours: whatever changed all
+// of the service's requests between them (time of day, load, a cache's hit
+// rate) is in the effect. The service's other endpoints measure it: the
+// median of their changes in mean log cost over the same windows (the
+// median, so one other endpoint regressing by the same rollout does not
+// count). Needs 3 other endpoints with `min_n` a side.
+Drift DriftOf(const Sides& sides, const std::string& endpoint, const Window& wa, const Window& wb,
+              size_t min_n) {
+  std::vector<double> shifts;
+  for (const auto& [other, pair] : sides) {
+    if (other == endpoint) continue;
+    double sa = 0, sb = 0;
+    size_t na = 0, nb = 0;
+    for (size_t i = 0; i < pair.first.at_us.size(); ++i)
+      if (wa.Has(pair.first.at_us[i]) && pair.first.cost[i] > 0)
+        sa += std::log(pair.first.cost[i]), ++na;
+    for (size_t i = 0; i < pair.second.at_us.size(); ++i)
+      if (wb.Has(pair.second.at_us[i]) && pair.second.cost[i] > 0)
+        sb += std::log(pair.second.cost[i]), ++nb;
+    if (na >= min_n && nb >= min_n)
+      shifts.push_back(sb / static_cast<double>(nb) - sa / static_cast<double>(na));
+  }
+  if (shifts.size() < 3) return {};
+  std::sort(shifts.begin(), shifts.end());
+  const size_t m = shifts.size();
+  return {(shifts[(m - 1) / 2] + shifts[m / 2]) / 2, m};
+}
+
+// LessDrift() — the effect with the drift taken out (on the log scale).
+void LessDrift(Finding& f, const Drift& d) {
+  if (d.endpoints == 0 || !f.effect.ok) return;
+  auto less = [&](double e) { return std::expm1(std::log1p(e) - d.log_shift); };
+  f.effect.estimate = less(f.effect.estimate);
+  f.effect.lo = less(f.effect.lo);
+  f.effect.hi = less(f.effect.hi);
+  char text[96];
+  std::snprintf(text, sizeof text, ", less a drift of %+.1f%% (median of %zu other endpoints)",
+                std::expm1(d.log_shift) * 100, d.endpoints);
+  f.method += text;
+}
+
+// Verdict — what TestEndpoint() made of one endpoint: a fixed-sample test
+// to judge with the rollout's others, a skip already filed, or a hand-over
+// to the sequential test (too few requests for a fixed-sample one).
+struct Verdict {
+  std::optional<RolloutTest> test;
+  bool sequential = false;
+};
+
+// SkipReason() — why a before/after comparison is not judged (yet).
+std::string SkipReason(const BeforeAfter& c, const BeforeAfterWindows& w, size_t need,
+                       const DetectOptions& o) {
+  if (c.state == BeforeAfter::State::kWaiting)
+    return WaitingReason(c, std::max(w.samples, need), o);
+  return "too few samples (" + std::to_string(c.n_before) + " before, " +
+         std::to_string(c.n_after) + " after in " + HumanDelay(c.after.to_us - c.after.from_us) +
+         " a side; need " + std::to_string(need) + " each before/after)";
+}
+
 // TestEndpoint() — one endpoint's comparison: side by side when the overlap
-// holds enough of both (it cancels time-of-day and traffic-mix effects that
-// before/after cannot), else before/after on widening windows. RETURNS: the
-// test, or nullopt when it was filed as a skip.
-Result<std::optional<RolloutTest>> TestEndpoint(Run& run, const Rollout& r, Finding f,
-                                                const std::pair<Side, Side>* side_by_side,
-                                                const std::pair<Side, Side>& before_after) {
+// holds at least half what before/after would (it cancels time-of-day and
+// traffic-mix drift that before/after cannot), else before/after on windows
+// scaled to the endpoint's traffic. Side by side waits for before/after to
+// be decided, so the choice is made once.
+Result<Verdict> TestEndpoint(Run& run, const Rollout& r, Finding f,
+                             const std::pair<Side, Side>* side_by_side,
+                             const std::pair<Side, Side>& before_after, const Sides& all) {
   const DetectOptions& o = run.options;
+  const BeforeAfterWindows& w = o.WindowsOf(r.service);
+  // Before/after also carries whatever drifted between its windows
+  // (time of day, load): it needs twice the samples to be judged.
+  const size_t need = 2 * o.min_samples;
+  const BeforeAfter c = ChooseBeforeAfter(before_after.first, before_after.second, r.b.first_us,
+                                          r.next_us, o, w, need);
+  const size_t sbs = side_by_side == nullptr ? 0
+                                             : std::min(side_by_side->first.cost.size(),
+                                                        side_by_side->second.cost.size());
+  const size_t ba = std::min(c.n_before, c.n_after);
+  const bool ba_decided = c.state != BeforeAfter::State::kWaiting;
   RolloutTest t;
   std::vector<double> costs_a, costs_b;
-  if (side_by_side != nullptr && side_by_side->first.cost.size() >= o.min_samples &&
-      side_by_side->second.cost.size() >= o.min_samples) {
+  if (sbs >= o.min_samples && ba_decided &&
+      (c.state == BeforeAfter::State::kTooFew || 2 * sbs >= ba)) {
     f.method = "side-by-side";
     t.a = t.b = r.overlap;
     costs_a = side_by_side->first.cost;
     costs_b = side_by_side->second.cost;
-  } else {
-    // Before/after also carries whatever drifted between its windows
-    // (time of day, load): it needs twice the samples to be judged.
-    const size_t need = 2 * o.min_samples;
-    const BeforeAfter c = ChooseBeforeAfter(before_after.first, before_after.second, r.b.first_us,
-                                            r.next_us, o, need);
+  } else if (c.state == BeforeAfter::State::kJudge) {
     f.method = "before/after";
-    if (c.state != BeforeAfter::State::kJudge) {
-      f.samples_before = c.n_before;
-      f.samples_after = c.n_after;
-      f.from_us = c.before.from_us;
-      f.to_us = c.after.to_us;
-      f.reason = c.state == BeforeAfter::State::kWaiting
-                     ? WaitingReason(c, need, r.b.first_us, o)
-                     : "too few samples (" + std::to_string(c.n_before) + " before, " +
-                           std::to_string(c.n_after) + " after in " +
-                           HumanDelay(c.after.to_us - c.after.from_us) + " a side; need " +
-                           std::to_string(need) + " each before/after)";
-      File(run, std::move(f), /*skipped=*/true);
-      return std::optional<RolloutTest>();
-    }
     t.a = c.before;
     t.b = c.after;
     costs_a = before_after.first.CostsIn(c.before);
     costs_b = before_after.second.CostsIn(c.after);
+  } else {
+    // Too few for a fixed-sample test: the sequential test accumulates
+    // more, while the rollout is within its horizon.
+    if (c.state == BeforeAfter::State::kTooFew &&
+        r.b.first_us >= o.now_us - o.sequential_horizon_us && o.sequential_horizon_us > 0)
+      return Verdict{std::nullopt, true};
+    f.method = "before/after";
+    f.samples_before = c.n_before;
+    f.samples_after = c.n_after;
+    f.from_us = c.before.from_us;
+    f.to_us = c.after.to_us;
+    f.reason = SkipReason(c, w, need, o);
+    File(run, std::move(f), /*skipped=*/true);
+    return Verdict{};
   }
   f.from_us = t.a.from_us;
   f.to_us = t.b.to_us;
@@ -347,9 +460,102 @@ Result<std::optional<RolloutTest>> TestEndpoint(Run& run, const Rollout& r, Find
   f.mean_after = Mean(costs_b);
   f.effect = stats::ShiftInterval(costs_a, costs_b, o.confidence);
   f.p_value = stats::MannWhitneyPValue(costs_a, costs_b);
+  if (f.method == "before/after") LessDrift(f, DriftOf(all, f.endpoint, t.a, t.b, o.min_samples));
   if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
   t.finding = std::move(f);
-  return std::optional<RolloutTest>(std::move(t));
+  return Verdict{std::move(t), false};
+}
+
+// SequentialTest() — a quiet endpoint's evidence, accumulated: B's requests
+// in the `span` since B's first against A's in the `span` before it (mirror
+// windows, so a drift in time leans to neither side), less the drift the
+// service's other endpoints saw (DriftOf), the rank shift's always-valid
+// interval at `alpha`. Looked
+// at every run until sequential_horizon_us; alerts once the interval clears
+// the threshold. Until then a skip saying what it waits for; at the horizon
+// the comparison is final and filed as evaluated.
+Status SequentialTest(Run& run, const Rollout& r, Finding f, const std::pair<Side, Side>& sides,
+                      int64_t span_us, double alpha, const Drift& drift) {
+  const DetectOptions& o = run.options;
+  f.method = "before/after, sequential";
+  f.from_us = r.b.first_us - span_us;
+  f.to_us = r.b.first_us + span_us;
+  f.samples_before = sides.first.cost.size();
+  f.samples_after = sides.second.cost.size();
+  f.mean_before = Mean(sides.first.cost);
+  f.mean_after = Mean(sides.second.cost);
+  const bool final = span_us >= o.sequential_horizon_us;
+  const std::string until = UtcMinute(r.b.first_us + o.sequential_horizon_us);
+  // The rank interval at one sigma gives the shift's standard error.
+  constexpr double kOneSigma = 0.682689492137086;
+  const stats::Interval one = stats::ShiftInterval(sides.first.cost, sides.second.cost, kOneSigma);
+  if (!one.ok) {
+    f.reason = "too few samples to accumulate yet (" + std::to_string(f.samples_before) +
+               " before, " + std::to_string(f.samples_after) + " after); looking until " + until;
+    File(run, std::move(f), /*skipped=*/true);
+    return OkStatus();
+  }
+  const double se = (std::log1p(one.hi) - std::log1p(one.lo)) / 2;
+  stats::Interval cs =
+      stats::MixtureConfidenceSequence(std::log1p(one.estimate), se * se, alpha, o.sequential_tau);
+  if (cs.ok) {
+    cs.estimate = std::expm1(cs.estimate);
+    cs.lo = std::expm1(cs.lo);
+    cs.hi = std::expm1(cs.hi);
+  } else {
+    cs.reason = "no spread in the costs";
+  }
+  f.effect = cs;
+  LessDrift(f, drift);
+  f.p_value = stats::MannWhitneyPValue(sides.first.cost, sides.second.cost);
+  if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
+  bool skipped = Judge(o, f);
+  if (!f.alert && !final) {
+    f.reason = "accumulating evidence (" + HumanDelay(span_us) + " a side so far; interval " +
+               std::to_string(f.effect.lo * 100).substr(0, 5) + "% to " +
+               std::to_string(f.effect.hi * 100).substr(0, 5) + "%); looking until " + until;
+    skipped = true;
+  }
+  if (f.alert) {
+    const Window a{f.from_us, r.b.first_us}, b{r.b.first_us, f.to_us};
+    if (Status s = RolloutRootCause(run, f, a.from_us, a.to_us, b.from_us, b.to_us); !s.ok())
+      return s;
+  }
+  File(run, std::move(f), skipped);
+  return OkStatus();
+}
+
+// DetectSequential() — the sequential tests of `endpoints` (too quiet for a
+// fixed-sample test), each at the rollout's alpha shared among all of the
+// rollout's endpoints (Bonferroni: they are judged at different times, so
+// Holm's step-down does not apply).
+Status DetectSequential(Run& run, const Rollout& r, const std::vector<uint32_t>& of_service,
+                        const Finding& base, const std::vector<std::string>& endpoints,
+                        size_t family) {
+  const DetectOptions& o = run.options;
+  if (endpoints.empty()) return OkStatus();
+  const int64_t read_from = o.now_us - o.window_us - o.WidestSideUs();
+  const int64_t span =
+      std::min({o.now_us + 1 - r.b.first_us, o.sequential_horizon_us, r.b.first_us - read_from});
+  if (span <= 0) return OkStatus();
+  const store::SampleSet& set = run.samples;
+  // Commit A's requests against commit B's only: a regression that came
+  // with the commit before A or after B is not this rollout's.
+  const Sides sides = Collect(set, of_service,
+                              CommitRule(set, r.a.commit, {r.b.first_us - span, r.b.first_us},
+                                         r.b.commit, {r.b.first_us, r.b.first_us + span}));
+  const double alpha = o.rollout_alpha / static_cast<double>(std::max<size_t>(family, 1));
+  for (const std::string& endpoint : endpoints) {
+    auto it = sides.find(endpoint);
+    if (it == sides.end()) continue;
+    Finding f = base;
+    f.endpoint = endpoint;
+    const Drift drift = DriftOf(sides, endpoint, {r.b.first_us - span, r.b.first_us},
+                                {r.b.first_us, r.b.first_us + span}, o.min_samples);
+    if (Status s = SequentialTest(run, r, std::move(f), it->second, span, alpha, drift); !s.ok())
+      return s;
+  }
+  return OkStatus();
 }
 
 // AddRolloutFunctionTests() — the function tests over the widest sides (a
@@ -377,25 +583,33 @@ Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoi
   return OkStatus();
 }
 
-// DetectRollout() — every endpoint of one rollout, judged together, then its function tests.
+// DetectRollout() — every endpoint of one rollout, judged together, then
+// the quiet ones' sequential tests and the function tests.
 Status DetectRollout(Run& run, const Rollout& r, const std::vector<uint32_t>& of_service) {
+  const store::SampleSet& set = run.samples;
   Sides side_by_side;
   if (r.overlap_judged)
-    side_by_side = Collect(run.samples, of_service, r.a.commit, r.overlap, r.b.commit, r.overlap);
-  const Sides before_after =
-      Collect(run.samples, of_service, r.a.commit, r.widest_before, r.b.commit, r.widest_after);
-  const Finding base = RolloutFinding(r, run.samples.UnitOf(r.service));
+    side_by_side =
+        Collect(set, of_service, CommitRule(set, r.a.commit, r.overlap, r.b.commit, r.overlap));
+  const Sides before_after = Collect(
+      set, of_service, CommitRule(set, r.a.commit, r.widest_before, r.b.commit, r.widest_after));
+  const Finding base = RolloutFinding(r, set.UnitOf(r.service));
   std::vector<RolloutTest> tested;
+  std::vector<std::string> quiet;
   for (const auto& [endpoint, sides] : before_after) {
     Finding f = base;
     f.endpoint = endpoint;
     auto it = side_by_side.find(endpoint);
-    Result<std::optional<RolloutTest>> t =
-        TestEndpoint(run, r, std::move(f), it == side_by_side.end() ? nullptr : &it->second, sides);
-    if (!t.ok()) return t.status();
-    if (t->has_value()) tested.push_back(std::move(**t));
+    Result<Verdict> v =
+        TestEndpoint(run, r, std::move(f), it == side_by_side.end() ? nullptr : &it->second, sides,
+                     before_after);
+    if (!v.ok()) return v.status();
+    if (v->test) tested.push_back(std::move(*v->test));
+    if (v->sequential) quiet.push_back(endpoint);
   }
   if (Status s = JudgeRollout(run, tested); !s.ok()) return s;
+  if (Status s = DetectSequential(run, r, of_service, base, quiet, before_after.size()); !s.ok())
+    return s;
   return AddRolloutFunctionTests(run, r, base);
 }
 
@@ -409,12 +623,16 @@ Status DetectRollouts(Run& run) {
   std::map<std::string, std::vector<uint32_t>> by_service;
   for (uint32_t i = 0; i < run.samples.samples.size(); ++i)
     by_service[run.samples.series[run.samples.samples[i].series].service].push_back(i);
+  // In time order: each rollout reads only the minutes of its windows.
+  for (auto& [service, indices] : by_service)
+    std::stable_sort(indices.begin(), indices.end(), [&](uint32_t x, uint32_t y) {
+      return run.samples.samples[x].start_us < run.samples.samples[y].start_us;
+    });
   for (const auto& [service, commits] : CommitsByService(*deploys)) {
     for (size_t i = 1; i < commits.size(); ++i) {
       const CommitSpan& b = commits[i];
       if (b.first_us < o.now_us - o.window_us || b.first_us > o.now_us) continue;
-      const int64_t next = i + 1 < commits.size() ? commits[i + 1].first_us : INT64_MAX;
-      const Rollout r = MakeRollout(service, commits[i - 1], b, next, o);
+      const Rollout r = MakeRollout(service, commits, i, o);
       if (Status s = DetectRollout(run, r, by_service[service]); !s.ok()) return s;
     }
   }

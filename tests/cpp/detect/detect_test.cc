@@ -156,7 +156,9 @@ TEST_F(DetectTest, ExactlyTheTwoInjectedRegressionsWithTheirCulprits) {
   EXPECT_EQ(rollout->endpoint, "/checkout/");
   EXPECT_EQ(rollout->base_commit, "aaa");
   EXPECT_EQ(rollout->target_commit, "bbb");
-  EXPECT_EQ(rollout->method, "side-by-side");
+  // The hour of overlap holds far fewer requests than the three hours a
+  // side before/after gets: before/after it is.
+  EXPECT_EQ(rollout->method, "before/after");
   EXPECT_EQ(rollout->unit, "instructions");
   EXPECT_LT(rollout->effect.lo, kRolloutFactor - 1);
   EXPECT_GT(rollout->effect.hi, kRolloutFactor - 1);
@@ -266,7 +268,7 @@ TEST_F(DetectTest, ThresholdsComeFromConfigThenHistoryThenTheFloor) {
 
 TEST_F(DetectTest, TooFewSamplesIsASkipWithItsReason) {
   options_.min_samples = 1'000'000;
-  options_.max_before_after_us = options_.before_after_us;  // no widening
+  options_.sequential_horizon_us = 0;  // and no sequential test to hand them over to
   Result<DetectReport> report = RunDetectors(*store_, options_);
   ASSERT_TRUE(report.ok());
   // Only the function level may alert: the injected culprits are new code,
@@ -359,11 +361,12 @@ TEST(FlagReferenceTest, TheMostCommonSetValueAtBothLevels) {
                         {"function-flag svc/slow.py:40:slow_fn flag late_flag=on vs off"}));
 }
 
-// A rollout whose first hour holds too few requests (a quiet hour) is judged
-// on wider windows, an hour a side at a time, instead of skipped for good;
-// until its after-window has passed it says what it waits for, in UTC time.
+// A rollout whose requests come slowly is judged on wider windows (as wide
+// as it takes to hold `samples` a side, up to the widest) instead of
+// skipped; until its after-window has passed it says what it waits for, in
+// UTC time.
 TEST_F(DetectTest, QuietRolloutIsJudgedOnWiderWindows) {
-  options_.min_samples = 2000;  // before/after needs 4000 a side: three hours of this data
+  options_.min_samples = 2000;  // at the widest (3 h) before/after needs 4000 a side
   options_.now_us = kT0 + 9 * kHour + 30 * 60 * kUs;
   Result<DetectReport> report = RunDetectors(*store_, options_);
   ASSERT_TRUE(report.ok());
@@ -382,15 +385,15 @@ TEST_F(DetectTest, QuietRolloutIsJudgedOnWiderWindows) {
   EXPECT_GE(checkout->samples_after, 4000u);
   EXPECT_LT(checkout->effect.lo, kRolloutFactor - 1);
   EXPECT_GT(checkout->effect.hi, kRolloutFactor - 1);
-  // accounts rolled out at 8:00: one hour a side is too few and the second
-  // hour after has not passed at 9:30.
+  // accounts rolled out at 8:00: 5000 a side take 2 h 47 min of its 1800
+  // an hour, and at 9:30 the after-window holds 2700.
   size_t waiting = 0;
   for (const Finding& f : report->skipped)
     if (f.kind == "rollout" && f.service == "accounts") {
       ++waiting;
       EXPECT_EQ(f.reason,
-                "waiting for the after-window to fill (2700 of 4000 samples so far); next look at "
-                "2026-01-01 10:00 UTC (in 30 min), judged by 2026-01-01 14:00 UTC at the latest");
+                "waiting for the after-window to fill (2700 of 5000 samples so far); judged by "
+                "2026-01-01 11:00 UTC at the latest (in 1 h 30 min)");
     }
   EXPECT_EQ(waiting, 1u);
 }

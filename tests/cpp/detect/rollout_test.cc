@@ -1,0 +1,255 @@
+// tests/cpp/detect/rollout_test.cc — the rollout detector on small
+// constructed fleets: a plain restart (every host at once, no side by side)
+// of a busy and two quiet endpoints. Windows scale with traffic and per
+// service, a waiting comparison says until when in UTC, and the quiet
+// endpoints go to the sequential test, which catches a regression within
+// hours and stays silent on a no-op however often it is looked at.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "detect/detect.h"
+#include "store/store.h"
+#include "temp_dir.h"
+
+namespace cpuledger::detect {
+namespace {
+
+using cpuledger::test_support::TempDir;
+
+constexpr int64_t kUs = 1'000'000;
+constexpr int64_t kMin = 60 * kUs;
+constexpr int64_t kHour = 3600 * kUs;
+constexpr int64_t kT0 = 1767225600LL * kUs;    // 2026-01-01T00:00:00Z
+constexpr int64_t kRestart = kT0 + 6 * kHour;  // "a" -> "b", every host at once
+
+// EndpointSpec — name, requests a minute, and the cost factor commit b brings.
+struct EndpointSpec {
+  const char* name;
+  int per_minute;
+  double factor;
+};
+constexpr EndpointSpec kEndpoints[] = {
+    {"/busy/", 200, 1.10}, {"/quiet/", 3, 1.10}, {"/quiet-noop/", 3, 1.0}};
+
+record::RequestRecord Record(const EndpointSpec& e, int64_t t, std::mt19937_64& rng) {
+  std::lognormal_distribution<double> noise(0, 0.25);
+  record::RequestRecord r;
+  r.set_service("svc");
+  r.set_endpoint(e.name);
+  r.set_method("GET");
+  r.set_status(200);
+  r.set_host("svc-1");
+  const bool b = t >= kRestart;
+  r.set_commit(b ? "b" : "a");
+  r.set_start_time_unix_us(t);
+  r.set_sample_rate(1.0);
+  const double cost = 10e6 * noise(rng) * (b ? e.factor : 1.0);
+  record::CpuBill* bill = r.mutable_cpu();
+  bill->set_counter_source("hardware");
+  bill->set_instructions(static_cast<uint64_t>(cost));
+  bill->set_cpu_ns(static_cast<uint64_t>(cost / 3));
+  r.set_wall_us(static_cast<uint64_t>(cost / 1000) + 1);
+  return r;
+}
+
+class RolloutTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = store::OpenSqliteStore({.path = dir_.File("s.sqlite")});
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    store_ = std::move(*opened);
+    std::mt19937_64 rng(5);
+    std::uniform_real_distribution<double> u(0, 1);
+    for (int64_t minute = 0; minute < 20 * 60; ++minute) {
+      record::Batch batch;
+      batch.set_sender("test");
+      batch.set_sequence(static_cast<uint64_t>(minute + 1));
+      for (const EndpointSpec& e : kEndpoints)
+        for (int i = 0; i < e.per_minute; ++i)
+          *batch.add_records() =
+              Record(e, kT0 + minute * kMin + static_cast<int64_t>(u(rng) * 60e6), rng);
+      const record::Batch* one[] = {&batch};
+      ASSERT_TRUE(store_->AppendBatches(one).ok());
+    }
+  }
+
+  // Findings() — every rollout finding of one endpoint at `now_us`.
+  std::vector<Finding> Findings(int64_t now_us, const std::string& endpoint) {
+    options_.now_us = now_us;
+    Result<DetectReport> report = RunDetectors(*store_, options_);
+    EXPECT_TRUE(report.ok()) << report.status().message();
+    std::vector<Finding> out;
+    if (!report.ok()) return out;
+    for (const auto* list : {&report->evaluated, &report->skipped})
+      for (const Finding& f : *list)
+        if (f.kind == "rollout" && f.endpoint == endpoint) out.push_back(f);
+    return out;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  DetectOptions options_;
+};
+
+TEST_F(RolloutTest, ABusyEndpointIsJudgedMinutesAfterAPlainRestart) {
+  // 5000 a side at 200 a minute: 25 minutes a side.
+  const std::vector<Finding> busy = Findings(kRestart + 40 * kMin, "/busy/");
+  ASSERT_EQ(busy.size(), 1u);
+  const Finding& f = busy[0];
+  EXPECT_TRUE(f.alert) << f.reason;
+  EXPECT_EQ(f.method, "before/after");
+  // Centred on the first request of b (a moment after the restart), whole minutes.
+  EXPECT_GE(f.from_us, kRestart - 26 * kMin);
+  EXPECT_LE(f.to_us, kRestart + 27 * kMin);
+  EXPECT_EQ((f.to_us - f.from_us) % (2 * kMin), 0);
+  EXPECT_GE(f.samples_before, 5000u);
+  EXPECT_GE(f.samples_after, 5000u);
+  EXPECT_LT(f.effect.lo, 0.10);
+  EXPECT_GT(f.effect.hi, 0.10);
+}
+
+TEST_F(RolloutTest, AComparisonIsJudgedOnceOnTheSameWindows) {
+  // Looked at every 20 minutes for 3 hours: once judged, the windows and
+  // the effect never change (later requests do not move them), so looking
+  // again is not another chance of a false alert.
+  std::optional<Finding> first;
+  for (int64_t now = kRestart + 20 * kMin; now <= kRestart + 3 * kHour; now += 20 * kMin) {
+    const std::vector<Finding> busy = Findings(now, "/busy/");
+    ASSERT_EQ(busy.size(), 1u);
+    if (!busy[0].reason.empty()) continue;  // still waiting
+    if (!first) {
+      first = busy[0];
+      continue;
+    }
+    EXPECT_EQ(busy[0].from_us, first->from_us);
+    EXPECT_EQ(busy[0].to_us, first->to_us);
+    EXPECT_EQ(busy[0].effect.estimate, first->effect.estimate);
+    EXPECT_EQ(busy[0].alert, first->alert);
+  }
+  ASSERT_TRUE(first.has_value());
+}
+
+TEST_F(RolloutTest, AWaitingComparisonSaysUntilWhenInUtc) {
+  const std::vector<Finding> busy = Findings(kRestart + 10 * kMin, "/busy/");
+  ASSERT_EQ(busy.size(), 1u);
+  EXPECT_FALSE(busy[0].alert);
+  // 2000 so far; the widest windows (3 h) close at 09:00.
+  EXPECT_NE(busy[0].reason.find("waiting for the after-window to fill ("), std::string::npos);
+  EXPECT_NE(busy[0].reason.find("of 5000 samples so far); judged by 2026-01-01 09:00 UTC at the "
+                                "latest (in 2 h 50 min)"),
+            std::string::npos)
+      << busy[0].reason;
+}
+
+TEST_F(RolloutTest, WindowsAreConfigurablePerService) {
+  options_.before_after_by_service["svc"] = {
+      .samples = 2000, .min_side_us = 15 * kMin, .max_side_us = kHour};
+  const std::vector<Finding> busy = Findings(kRestart + 20 * kMin, "/busy/");
+  ASSERT_EQ(busy.size(), 1u);
+  // 2000 a side take 10 minutes; never narrower than 15.
+  EXPECT_EQ(busy[0].to_us - busy[0].from_us, 30 * kMin);
+  EXPECT_TRUE(busy[0].alert);
+  options_.before_after_by_service["other"] = {};  // another service's settings change nothing
+  EXPECT_EQ(Findings(kRestart + 20 * kMin, "/busy/")[0].to_us - busy[0].from_us, 30 * kMin);
+}
+
+TEST_F(RolloutTest, QuietEndpointsAccumulateEvidenceSequentially) {
+  // Every hour for 12 hours: the regressed quiet endpoint alerts at some
+  // look, the no-op one at none; before it alerts, each look is a skip
+  // saying how far the evidence has come.
+  int64_t first_alert = 0;
+  for (int64_t now = kRestart + kHour; now <= kRestart + 12 * kHour; now += kHour) {
+    for (const Finding& f : Findings(now, "/quiet-noop/")) {
+      EXPECT_FALSE(f.alert) << "a no-op alerted at " << (now - kRestart) / kHour << " h";
+      EXPECT_EQ(f.method, "before/after, sequential");
+    }
+    const std::vector<Finding> quiet = Findings(now, "/quiet/");
+    ASSERT_EQ(quiet.size(), 1u);
+    const Finding& f = quiet[0];
+    EXPECT_EQ(f.method, "before/after, sequential");
+    if (f.alert && first_alert == 0) {
+      first_alert = now;
+      EXPECT_LT(f.effect.lo, 0.10);
+      EXPECT_GT(f.effect.hi, 0.10);
+      EXPECT_EQ(f.to_us - f.from_us, 2 * (now + 1 - f.to_us + (f.to_us - f.from_us) / 2))
+          << "mirror windows: as long before the first request of b as since";
+    }
+    if (!f.alert && first_alert == 0) {
+      EXPECT_NE(f.reason.find("accumulating evidence"), std::string::npos) << f.reason;
+    }
+  }
+  EXPECT_GT(first_alert, 0);
+  EXPECT_LE(first_alert, kRestart + 6 * kHour);
+}
+
+TEST_F(RolloutTest, PastTheHorizonAQuietEndpointIsATooFewSkip) {
+  options_.sequential_horizon_us = 2 * kHour;
+  const std::vector<Finding> quiet = Findings(kRestart + 5 * kHour, "/quiet/");
+  ASSERT_EQ(quiet.size(), 1u);
+  EXPECT_FALSE(quiet[0].alert);
+  EXPECT_NE(quiet[0].reason.find("too few samples (540 before, 540 after in 3 h a side; need "
+                                 "1000 each before/after)"),
+            std::string::npos)
+      << quiet[0].reason;
+}
+
+// Every endpoint of a service grows 2% costlier an hour (a drift in time:
+// load, time of day), and a plain restart changes one of them by 10%.
+// Before/after windows two hours apart read the drift as a 4% regression of
+// every endpoint; the other endpoints' median change takes it out.
+TEST(RolloutDriftTest, ADriftEveryEndpointSawIsNotARegression) {
+  TempDir dir;
+  auto opened = store::OpenSqliteStore({.path = dir.File("s.sqlite")});
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  store::Store& st = **opened;
+  const EndpointSpec endpoints[] = {
+      {"/e1/", 40, 1.0}, {"/e2/", 40, 1.0}, {"/e3/", 40, 1.10}, {"/e4/", 40, 1.0}};
+  std::mt19937_64 rng(9);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int64_t minute = 0; minute < 10 * 60; ++minute) {
+    record::Batch batch;
+    batch.set_sender("test");
+    batch.set_sequence(static_cast<uint64_t>(minute + 1));
+    for (const EndpointSpec& e : endpoints)
+      for (int i = 0; i < e.per_minute; ++i) {
+        const int64_t t = kT0 + minute * kMin + static_cast<int64_t>(u(rng) * 60e6);
+        record::RequestRecord r = Record(e, t, rng);
+        const double drift = 1 + 0.02 * static_cast<double>(t - kT0) / kHour;
+        const auto cost =
+            static_cast<uint64_t>(static_cast<double>(r.cpu().instructions()) * drift);
+        r.mutable_cpu()->set_instructions(cost);
+        r.mutable_cpu()->set_cpu_ns(cost / 3);
+        *batch.add_records() = r;
+      }
+    const record::Batch* one[] = {&batch};
+    ASSERT_TRUE(st.AppendBatches(one).ok());
+  }
+  DetectOptions options;
+  options.now_us = kRestart + 4 * kHour;
+  Result<DetectReport> report = RunDetectors(st, options);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  size_t judged = 0;
+  for (const Finding& f : report->evaluated) {
+    if (f.kind != "rollout") continue;
+    ++judged;
+    // Windows 4 h 10 min wide in all: a drift of about 4%, seen by the three others.
+    EXPECT_EQ(f.method.rfind("before/after, less a drift of +", 0), 0u) << f.method;
+    EXPECT_NE(f.method.find("% (median of 3 other endpoints)"), std::string::npos) << f.method;
+    EXPECT_EQ(f.alert, f.endpoint == "/e3/") << f.endpoint << " " << f.effect.estimate;
+    if (f.endpoint == "/e3/") {
+      EXPECT_LT(f.effect.lo, 0.10);
+      EXPECT_GT(f.effect.hi, 0.10);
+    } else {
+      EXPECT_LT(f.effect.lo, 0);
+      EXPECT_GT(f.effect.hi, 0);
+    }
+  }
+  EXPECT_EQ(judged, 4u);
+}
+
+}  // namespace
+}  // namespace cpuledger::detect
