@@ -104,6 +104,8 @@ bench: build
 	@$(PY) bench/profiler/overhead_bench.py
 	@$(PY) bench/profiler/request_cost_bench.py
 	@$(BUILD)/bench/detect/detect_bench --days 2
+	@$(BUILD)/bench/detect/function_bench
+	@node bench/dashboard/page_data_bench.mjs --cpuledger $(BUILD)/cpuledger
 	@$(PY) bench/changepoints/changepoints_bench.py --cpuledger $(BUILD)/cpuledger
 
 demo: build

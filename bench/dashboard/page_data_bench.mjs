@@ -1,11 +1,11 @@
-// tests/browser/page_data_bench.mjs — how long each dashboard page waits for
+// bench/dashboard/page_data_bench.mjs — how long each dashboard page waits for
 // its data with ~10M records stored (issue 16's target: under 1 s a page).
 // A fresh `cpuledger serve`, a simulated day of the shop at every request
 // sampled (--peak-rps sets the count), then each page opened in Chromium:
 // the figure is the slowest of the page's API calls (resource timing) and the
 // time until the page has drawn, best of three loads.
 //
-//   node tests/browser/page_data_bench.mjs [--cpuledger build/cpuledger] [--peak-rps 200] [--hours 24]
+//   node bench/dashboard/page_data_bench.mjs [--cpuledger build/cpuledger] [--peak-rps 200] [--hours 24]
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
