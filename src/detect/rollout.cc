@@ -511,9 +511,11 @@ Status SequentialTest(Run& run, const Rollout& r, Finding f, const std::pair<Sid
   if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
   bool skipped = Judge(o, f);
   if (!f.alert && !final) {
-    f.reason = "accumulating evidence (" + HumanDelay(span_us) + " a side so far; interval " +
-               std::to_string(f.effect.lo * 100).substr(0, 5) + "% to " +
-               std::to_string(f.effect.hi * 100).substr(0, 5) + "%); looking until " + until;
+    char interval[64];
+    std::snprintf(interval, sizeof interval, "interval %+.1f%% to %+.1f%%", f.effect.lo * 100,
+                  f.effect.hi * 100);
+    f.reason = "accumulating evidence (" + HumanDelay(span_us) + " a side so far; " + interval +
+               "); looking until " + until;
     skipped = true;
   }
   if (f.alert) {
