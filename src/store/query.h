@@ -108,6 +108,13 @@ struct QueryResult {
   bool truncated = false;     // more groups than spec.limit
 };
 
+// RankQueryRows() — rows of every (group, bucket) of a query, ordered and
+// limited by `spec` as every store answers (sqlite_store.h, "Order"): without
+// buckets heaviest first by cpu_ns.est_total, ties by keys, the first `limit`;
+// with buckets whole groups, heaviest first, while the rows fit `limit`
+// (else the heaviest group's first `limit` buckets), by bucket then rank.
+QueryResult RankQueryRows(std::vector<QueryRow> rows, const QuerySpec& spec);
+
 // CostUnit() — the unit a slice's CPU is read in: "instructions" when at
 // least half of its samples have them, else "cpu_ns" (also with no samples).
 inline const char* CostUnit(uint64_t with_instructions, uint64_t samples) {

@@ -472,68 +472,11 @@ Result<Aggregation> ReadSession::Aggregate(const AggSpec& spec) {
 // ---- Query results ----
 
 QueryResult ToQueryResult(Aggregation agg, const QuerySpec& spec) {
-  QueryResult result;
-  result.used_rollups = agg.used_rollups;
   std::vector<QueryRow> rows;
   rows.reserve(agg.groups.size());
   for (AggGroup& g : agg.groups) rows.push_back(MakeRow(g));
-
-  auto heavier = [](double a_total, const std::vector<std::string>& a_keys, double b_total,
-                    const std::vector<std::string>& b_keys) {
-    if (a_total != b_total) return a_total > b_total;
-    return a_keys < b_keys;
-  };
-
-  if (spec.bucket == Bucket::kNone) {
-    std::sort(rows.begin(), rows.end(), [&](const QueryRow& a, const QueryRow& b) {
-      return heavier(a.cpu_ns.est_total, a.keys, b.cpu_ns.est_total, b.keys);
-    });
-    if (rows.size() > spec.limit) {
-      rows.resize(spec.limit);
-      result.truncated = true;
-    }
-    result.rows = std::move(rows);
-    return result;
-  }
-
-  // Time series: rank the groups by their total over the range, keep whole
-  // groups, heaviest first, while the rows fit.
-  struct GroupTotal {
-    double cpu = 0;
-    size_t rows = 0;
-    size_t rank = 0;
-  };
-  std::map<std::vector<std::string>, GroupTotal> totals;
-  for (const QueryRow& r : rows) {
-    GroupTotal& t = totals[r.keys];
-    t.cpu += r.cpu_ns.est_total;
-    t.rows += 1;
-  }
-  std::vector<std::pair<const std::vector<std::string>*, GroupTotal*>> ranked;
-  for (auto& [keys, total] : totals) ranked.emplace_back(&keys, &total);
-  std::sort(ranked.begin(), ranked.end(), [&](const auto& a, const auto& b) {
-    return heavier(a.second->cpu, *a.first, b.second->cpu, *b.first);
-  });
-  size_t kept_rows = 0, kept_groups = 0;
-  for (; kept_groups < ranked.size(); ++kept_groups) {
-    if (kept_rows + ranked[kept_groups].second->rows > spec.limit) break;
-    kept_rows += ranked[kept_groups].second->rows;
-  }
-  for (size_t i = 0; i < ranked.size(); ++i)
-    ranked[i].second->rank = i < kept_groups ? i : std::numeric_limits<size_t>::max();
-  const bool partial_first = kept_groups == 0 && !ranked.empty() && spec.limit > 0;
-  if (partial_first) ranked[0].second->rank = 0;  // its first `limit` buckets, below
-
-  std::vector<QueryRow> kept;
-  for (QueryRow& r : rows)
-    if (totals[r.keys].rank != std::numeric_limits<size_t>::max()) kept.push_back(std::move(r));
-  std::sort(kept.begin(), kept.end(), [&](const QueryRow& a, const QueryRow& b) {
-    if (a.bucket_start_us != b.bucket_start_us) return a.bucket_start_us < b.bucket_start_us;
-    return totals[a.keys].rank < totals[b.keys].rank;
-  });
-  if (kept.size() > spec.limit) kept.resize(spec.limit);
-  result.truncated = kept.size() < rows.size();
-  result.rows = std::move(kept);
+  QueryResult result = RankQueryRows(std::move(rows), spec);
+  result.used_rollups = agg.used_rollups;
   return result;
 }
 

@@ -1,0 +1,289 @@
+#include "store/clickhouse/clickhouse_store.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+#include <utility>
+
+#include "store/clickhouse/row_binary.h"
+#include "store/clickhouse/sql.h"
+#include "store/clickhouse/tsv.h"
+
+namespace cpuledger::store {
+namespace {
+
+using clickhouse::RowBinary;
+using clickhouse::SchemaNames;
+using clickhouse::ShardClient;
+using BatchId = std::pair<std::string, uint64_t>;
+
+Status NotYet(const char* what) {
+  return Unavailable(std::string(what) + " is not implemented in the ClickHouse store yet");
+}
+
+void AppendRecord(const record::RequestRecord& r, const record::Batch& batch, RowBinary& out) {
+  std::vector<std::pair<std::string, std::string>> flags(r.flags().begin(), r.flags().end());
+  std::sort(flags.begin(), flags.end());
+  const record::CpuBill& cpu = r.cpu();
+  out.Date(clickhouse::DayOf(r.start_time_unix_us()))
+      .Int64(r.start_time_unix_us())
+      .String(r.service())
+      .String(r.endpoint())
+      .String(r.method())
+      .UInt16(static_cast<uint16_t>(std::min<uint32_t>(r.status(), 65535)))
+      .String(r.host())
+      .String(r.cluster())
+      .String(r.region())
+      .String(r.commit());
+  out.Length(flags.size());
+  for (const auto& f : flags) out.String(f.first);
+  out.Length(flags.size());
+  for (const auto& f : flags) out.String(f.second);
+  out.String(r.user())
+      .Float64(r.sample_rate())
+      .UInt64(r.wall_us())
+      .NullableUInt64(cpu.has_instructions() ? std::optional(cpu.instructions()) : std::nullopt)
+      .NullableUInt64(cpu.has_cycles() ? std::optional(cpu.cycles()) : std::nullopt)
+      .UInt64(cpu.cpu_ns())
+      .String(cpu.counter_source())
+      .UInt64(r.db().wall_us())
+      .UInt32(r.db().calls())
+      .UInt64(r.cache().wall_us())
+      .UInt32(r.cache().calls())
+      .String(r.request_id())
+      .String(batch.sender())
+      .UInt64(batch.sequence())
+      .String("");  // profile: not stored yet
+}
+
+void AppendTally(const record::WorkerTally& t, RowBinary& counts, RowBinary& users) {
+  const int64_t us = t.minute_unix() * 1'000'000;
+  auto head = [&](RowBinary& out) {
+    out.Date(clickhouse::DayOf(us))
+        .DateTime(clickhouse::SecondsOf(us))
+        .String(t.service())
+        .String(t.host())
+        .String(t.cluster())
+        .String(t.region())
+        .String(t.commit())
+        .String(t.sender());
+  };
+  for (const record::EndpointCount& e : t.endpoints()) {
+    head(counts);
+    counts.String(e.endpoint()).UInt64(e.requests()).UInt64(e.sampled());
+  }
+  head(users);
+  users.String(t.active_users_hll()).UInt8(static_cast<uint8_t>(t.hll_precision()));
+}
+
+// ParseRow() — one line of QuerySql()'s answer (its column order).
+QueryRow ParseRow(const clickhouse::TsvRow& f, size_t groups) {
+  QueryRow row;
+  size_t i = 0;
+  for (; i < groups; ++i) row.keys.push_back(clickhouse::Unescape(f[i]));
+  row.bucket_start_us = clickhouse::TsvInt64(f[i++]);
+  row.samples = clickhouse::TsvUInt64(f[i++]);
+  row.est_requests = clickhouse::TsvDouble(f[i++]);
+  for (Distribution* d : {&row.instructions, &row.cycles, &row.cpu_ns, &row.wall_us}) {
+    d->n = clickhouse::TsvUInt64(f[i]);
+    d->mean = clickhouse::TsvDouble(f[i + 1]);
+    // f[i + 2] is the quantile array; its elements follow.
+    d->p50 = clickhouse::TsvDouble(f[i + 3]);
+    d->p90 = clickhouse::TsvDouble(f[i + 4]);
+    d->p99 = clickhouse::TsvDouble(f[i + 5]);
+    d->est_total = clickhouse::TsvDouble(f[i + 6]);
+    i += 7;
+    if (d->n == 0) d->mean = d->p50 = d->p90 = d->p99 = d->est_total = std::nan("");
+  }
+  row.db_us_mean = clickhouse::TsvDouble(f[i++]);
+  row.db_calls_mean = clickhouse::TsvDouble(f[i++]);
+  row.cache_us_mean = clickhouse::TsvDouble(f[i++]);
+  row.cache_calls_mean = clickhouse::TsvDouble(f[i++]);
+  return row;
+}
+
+constexpr size_t kQueryColumns = 3 + 4 * 7 + 4;  // beside the keys (QuerySql)
+
+class ClickHouseStore final : public Store {
+ public:
+  ClickHouseStore(SchemaNames names, std::vector<std::unique_ptr<ShardClient>> shards)
+      : names_(std::move(names)), shards_(std::move(shards)) {}
+
+  Status CreateSchema() {
+    for (auto& shard : shards_) {
+      for (const std::string& sql : clickhouse::SchemaStatements(names_))
+        if (Result<std::string> r = shard->Run(sql); !r.ok()) return r.status();
+      Result<std::string> v = shard->Run("SELECT max(version) FROM " + names_.database +
+                                         ".schema_version FORMAT TabSeparated");
+      if (!v.ok()) return v.status();
+      if (clickhouse::TsvUInt64(*v) < clickhouse::kSchemaVersion) {
+        Result<std::string> r =
+            shard->Run("INSERT INTO " + names_.database + ".schema_version VALUES (" +
+                       std::to_string(clickhouse::kSchemaVersion) + ", now())");
+        if (!r.ok()) return r.status();
+      }
+    }
+    return OkStatus();
+  }
+
+  Result<std::vector<AppendOutcome>> AppendBatches(
+      std::span<const record::Batch* const> batches) override {
+    std::vector<AppendOutcome> out(batches.size());
+    std::vector<std::vector<size_t>> by_shard(shards_.size());
+    for (size_t i = 0; i < batches.size(); ++i)
+      by_shard[ShardOf(batches[i]->sender())].push_back(i);
+    for (size_t s = 0; s < shards_.size(); ++s) {
+      if (by_shard[s].empty()) continue;
+      if (Status st = AppendToShard(s, batches, by_shard[s], out); !st.ok()) return st;
+    }
+    return out;
+  }
+
+  Result<QueryResult> Query(const QuerySpec& spec) override {
+    if (Status s = clickhouse::ValidateQueryDimensions(spec); !s.ok()) return s;
+    Result<std::string> body = shards_[0]->Run(clickhouse::QuerySql(names_, spec));
+    if (!body.ok()) return body.status();
+    std::vector<QueryRow> rows;
+    for (const clickhouse::TsvRow& f : clickhouse::SplitTsv(*body)) {
+      if (f.size() != spec.group_by.size() + kQueryColumns)
+        return Internal("ClickHouse answered a query row of " + std::to_string(f.size()) +
+                        " columns");
+      rows.push_back(ParseRow(f, spec.group_by.size()));
+    }
+    return RankQueryRows(std::move(rows), spec);
+  }
+
+  Result<std::vector<ServiceEfficiency>> Efficiency(const EfficiencySpec&) override {
+    return NotYet("Efficiency");
+  }
+  Result<std::vector<DeployEntry>> Deploys(const std::string&) override {
+    return NotYet("Deploys");
+  }
+  Result<FunctionReport> Functions(const FunctionQuery&) override { return NotYet("Functions"); }
+  Result<profile::CallTree> FunctionTree(const FunctionQuery&) override {
+    return NotYet("FunctionTree");
+  }
+  Result<uint64_t> ApplyRetention(int64_t) override { return NotYet("ApplyRetention"); }
+  Status Checkpoint() override { return OkStatus(); }  // the engine keeps its rollups
+
+  Result<StoreStats> Stats() override {
+    const std::string& db = names_.database;
+    Result<std::string> counts = shards_[0]->Run(
+        "SELECT (SELECT count() FROM " + db + ".records), (SELECT count() FROM " + db +
+        ".rollup_minute), (SELECT count() FROM " + db + ".tally_users) FORMAT TabSeparated");
+    if (!counts.ok()) return counts.status();
+    std::vector<clickhouse::TsvRow> rows = clickhouse::SplitTsv(*counts);
+    if (rows.size() != 1 || rows[0].size() != 3) return Internal("unexpected Stats answer");
+    StoreStats stats;
+    stats.raw_samples = clickhouse::TsvUInt64(rows[0][0]);
+    stats.rollup_rows = clickhouse::TsvUInt64(rows[0][1]);
+    stats.tallies = clickhouse::TsvUInt64(rows[0][2]);
+    for (auto& shard : shards_) {  // system.parts is each server's own
+      Result<std::string> bytes =
+          shard->Run("SELECT sum(bytes) FROM system.parts WHERE active AND database = " +
+                     clickhouse::Quote(db) + " FORMAT TabSeparated");
+      if (!bytes.ok()) return bytes.status();
+      stats.file_bytes += clickhouse::TsvUInt64(*bytes);
+    }
+    return stats;
+  }
+
+  Result<SampleSet> Samples(const SampleQuery&) override { return NotYet("Samples"); }
+  Result<std::vector<FunctionMoments>> FunctionMomentsOf(const FunctionMomentsQuery&) override {
+    return NotYet("FunctionMomentsOf");
+  }
+  Status AppendEffects(std::span<const EffectRecord>) override { return NotYet("AppendEffects"); }
+  Result<std::vector<EffectRecord>> EffectHistory(const EffectHistoryQuery&) override {
+    return NotYet("EffectHistory");
+  }
+  Result<UpsertOutcome> UpsertAlert(const Alert&) override { return NotYet("UpsertAlert"); }
+  Result<std::vector<Alert>> Alerts(const AlertQuery&) override { return NotYet("Alerts"); }
+
+ private:
+  size_t ShardOf(const std::string& sender) const {
+    return XXH64(sender.data(), sender.size(), 0) % shards_.size();
+  }
+
+  // AppliedIds() — which of `ids` the shard's batches_local already holds.
+  Result<std::set<BatchId>> AppliedIds(size_t shard, const std::vector<BatchId>& ids) {
+    std::set<BatchId> applied;
+    if (ids.empty()) return applied;
+    Result<std::string> body = shards_[shard]->Run(clickhouse::BatchIdsSql(names_, ids));
+    if (!body.ok()) return body.status();
+    for (const clickhouse::TsvRow& f : clickhouse::SplitTsv(*body))
+      if (f.size() == 2) applied.emplace(clickhouse::Unescape(f[0]), clickhouse::TsvUInt64(f[1]));
+    return applied;
+  }
+
+  Status AppendToShard(size_t shard, std::span<const record::Batch* const> batches,
+                       const std::vector<size_t>& indexes, std::vector<AppendOutcome>& out) {
+    std::vector<BatchId> ids;
+    for (size_t i : indexes)
+      if (!batches[i]->sender().empty())
+        ids.emplace_back(batches[i]->sender(), batches[i]->sequence());
+    Result<std::set<BatchId>> applied = AppliedIds(shard, ids);
+    if (!applied.ok()) return applied.status();
+
+    RowBinary records, tallies, users, batch_rows;
+    const uint32_t now =
+        clickhouse::SecondsOf(std::chrono::duration_cast<std::chrono::microseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+    for (size_t i : indexes) {
+      const record::Batch& b = *batches[i];
+      if (!b.sender().empty() && !applied->emplace(b.sender(), b.sequence()).second) {
+        out[i].duplicate = true;  // applied before, or earlier in this call
+        continue;
+      }
+      for (const record::RequestRecord& r : b.records()) AppendRecord(r, b, records);
+      for (const record::WorkerTally& t : b.tallies()) AppendTally(t, tallies, users);
+      out[i].records = static_cast<size_t>(b.records_size());
+      out[i].tallies = static_cast<size_t>(b.tallies_size());
+      if (!b.sender().empty())
+        batch_rows.String(b.sender())
+            .UInt64(b.sequence())
+            .UInt32(static_cast<uint32_t>(b.records_size()))
+            .UInt32(static_cast<uint32_t>(b.tallies_size()))
+            .DateTime(now);
+    }
+    // The ids go last: a batch counts as applied only once its rows are in.
+    const std::pair<const char*, const RowBinary*> inserts[] = {{"records_local", &records},
+                                                                {"tallies_local", &tallies},
+                                                                {"tally_users_local", &users},
+                                                                {"batches_local", &batch_rows}};
+    for (const auto& [table, rows] : inserts) {
+      if (rows->empty()) continue;
+      Status s = shards_[shard]->Insert(
+          "INSERT INTO " + names_.database + "." + table + " FORMAT RowBinary", rows->data());
+      if (!s.ok()) return s;
+    }
+    return OkStatus();
+  }
+
+  const SchemaNames names_;
+  std::vector<std::unique_ptr<ShardClient>> shards_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenClickHouseStore(const ClickHouseOptions& options) {
+  if (options.shards.empty()) return InvalidArgument("the ClickHouse store needs a shard URL");
+  if (!clickhouse::ValidIdentifier(options.database))
+    return InvalidArgument("ClickHouse database name must be [A-Za-z_][A-Za-z0-9_]*, got '" +
+                           options.database + "'");
+  if (!clickhouse::ValidIdentifier(options.cluster))
+    return InvalidArgument("ClickHouse cluster name must be [A-Za-z_][A-Za-z0-9_]*, got '" +
+                           options.cluster + "'");
+  std::vector<std::unique_ptr<ShardClient>> shards;
+  for (const clickhouse::ShardOptions& s : options.shards)
+    shards.push_back(std::make_unique<ShardClient>(s));
+  auto store = std::make_unique<ClickHouseStore>(
+      SchemaNames{.database = options.database, .cluster = options.cluster}, std::move(shards));
+  if (Status s = store->CreateSchema(); !s.ok()) return s;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace cpuledger::store

@@ -1,0 +1,63 @@
+// src/store/clickhouse/clickhouse_store.h — the Store (store.h) over a
+// ClickHouse cluster: N servers, each one shard, reached over HTTP.
+//
+//   Result<std::unique_ptr<Store>> store = OpenClickHouseStore(
+//       {.shards = {{.url = "http://10.0.0.1:8123"}, {.url = "http://10.0.0.2:8123"}}});
+//   (*store)->AppendBatches(batches);     // one writer thread
+//   (*store)->Query(spec);                // any thread
+//
+// Layout (sql.h has the tables): every shard holds local MergeTree tables
+// partitioned by UTC day and a materialized view keeping per-minute rollups
+// (AggregatingMergeTree); Distributed tables over all shards serve reads, from
+// the first shard. A sender's batches all go to one shard, xxHash64(sender)
+// modulo the shard count, inserted into its local tables directly: so the
+// sender's applied (sender, sequence) pairs are on that shard, where the next
+// batch is checked. Changing the shard list moves senders (their old pairs
+// stay where they were): add shards with new senders in mind.
+//
+// Durability (numbered as store.h's; what differs from SQLite):
+//  1. AppendBatches() is not one transaction: per shard it inserts the
+//     records, then the tallies, then the batch ids, each one INSERT
+//     (atomic per partition, i.e. per UTC day). A failed call may have
+//     stored part of its batches.
+//  2. When AppendBatches() returns OK, ClickHouse has written every row
+//     (fsync is ClickHouse's business: 18.16 does not fsync parts by default).
+//  3. A batch whose (sender, sequence) is already in batches_local is skipped:
+//     a replayed batch is counted once. The ids are written after the rows, so
+//     a call that failed between the two and is retried stores the rows twice
+//     (not guaranteed: exactly-once across a crash in that window).
+//  4. Rollups are kept by the engine in the INSERT that brings the records.
+// Not implemented yet (they answer Unavailable, saying so): profiles and
+// function entities, Efficiency, Deploys, Samples, FunctionMomentsOf,
+// effects and alerts, ApplyRetention.
+//
+// Query semantics: as sqlite_store.h's (exact time ranges, ordering and limit
+// by RankQueryRows, means over samples having the measure, NaN when none),
+// except quantiles: ClickHouse's t-digest (quantilesTDigest), whose rank
+// error is about 1% (not the log histogram's 1% relative value error).
+// Queries read raw records (used_rollups false).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/clickhouse/http.h"
+#include "store/store.h"
+
+namespace cpuledger::store {
+
+// ClickHouseOptions — the cluster.
+struct ClickHouseOptions {
+  std::vector<clickhouse::ShardOptions> shards;  // one server per shard, in remote_servers order
+  std::string database = "cpuledger";
+  std::string cluster = "cpuledger";  // the remote_servers entry naming these shards
+};
+
+// OpenClickHouseStore() — connects to every shard and creates the schema
+// there if missing (idempotent), recording its version in schema_version.
+// RETURNS: InvalidArgument for no shard or a bad database/cluster name;
+// Unavailable when a shard cannot be reached; Io when the schema is refused.
+Result<std::unique_ptr<Store>> OpenClickHouseStore(const ClickHouseOptions& options);
+
+}  // namespace cpuledger::store

@@ -1,0 +1,261 @@
+#include "store/clickhouse/sql.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace cpuledger::store::clickhouse {
+
+namespace {
+
+constexpr std::string_view kRecordColumns =
+    "day Date, start_us Int64, service String, endpoint String, method String, status UInt16, "
+    "host String, cluster String, region String, commit String, "
+    "flag_names Array(String), flag_values Array(String), user String, sample_rate Float64, "
+    "wall_us UInt64, instructions Nullable(UInt64), cycles Nullable(UInt64), cpu_ns UInt64, "
+    "counter_source String, db_us UInt64, db_calls UInt32, cache_us UInt64, cache_calls UInt32, "
+    "request_id String, sender String, sequence UInt64, profile String";
+
+constexpr std::string_view kTallyColumns =
+    "day Date, minute DateTime, service String, host String, cluster String, region String, "
+    "commit String, sender String, endpoint String, requests UInt64, sampled UInt64";
+
+constexpr std::string_view kTallyUserColumns =
+    "day Date, minute DateTime, service String, host String, cluster String, region String, "
+    "commit String, sender String, hll String, hll_precision UInt8";
+
+// The measures of a QueryRow's Distributions, in QuerySql()'s column order.
+constexpr std::string_view kMeasures[] = {"instructions", "cycles", "cpu_ns", "wall_us"};
+
+std::string Local(const SchemaNames& n, std::string_view table) {
+  return n.database + "." + std::string(table);
+}
+
+// Distributed() — `table` over every shard's `local`, same columns.
+std::string Distributed(const SchemaNames& n, std::string_view table, std::string_view local) {
+  return "CREATE TABLE IF NOT EXISTS " + Local(n, table) + " AS " + Local(n, local) +
+         " ENGINE = Distributed(" + n.cluster + ", " + n.database + ", " + std::string(local) +
+         ", rand())";
+}
+
+std::string RollupView(const SchemaNames& n) {
+  std::string measures;
+  for (std::string_view m : kMeasures) {
+    std::string v = "ifNull(" + std::string(m) + ", 0)";
+    std::string has = "isNotNull(" + std::string(m) + ")";
+    measures += ", countIfState(" + has + ") AS " + std::string(m) + "_n";
+    measures += ", sumState(toFloat64(" + v + ")) AS " + std::string(m) + "_sum";
+    measures += ", sumState(" + v + " / sample_rate) AS " + std::string(m) + "_est";
+    measures += ", quantilesTDigestIfState(0.5, 0.9, 0.99)(" + v + ", " + has + ") AS " +
+                std::string(m) + "_q";
+  }
+  // A minute's rollup is the same whatever shard it was inserted on; the
+  // Distributed rollup_minute merges the states across shards at read.
+  return "CREATE MATERIALIZED VIEW IF NOT EXISTS " + Local(n, "rollup_minute_mv") +
+         " ENGINE = AggregatingMergeTree PARTITION BY day"
+         " ORDER BY (service, endpoint, minute, method, status, host, cluster, region, commit)"
+         " AS SELECT toDateTime(intDiv(start_us, 60000000) * 60) AS minute, day, service,"
+         " endpoint, method, status, host, cluster, region, commit,"
+         " countState() AS samples, sumState(1 / sample_rate) AS est_requests" +
+         measures +
+         ", sumState(db_us) AS db_us, sumState(toUInt64(db_calls)) AS db_calls,"
+         " sumState(cache_us) AS cache_us, sumState(toUInt64(cache_calls)) AS cache_calls,"
+         " uniqCombinedIfState(user, user != '') AS users"
+         " FROM " +
+         Local(n, "records_local") +
+         " GROUP BY minute, day, service, endpoint, method, status, host, cluster, region, commit";
+}
+
+// DimensionSql() — the column expression of a validated dimension.
+std::string DimensionSql(const DimensionRef& d) {
+  switch (d.dim) {
+    case Dimension::kService:
+      return "service";
+    case Dimension::kEndpoint:
+      return "endpoint";
+    case Dimension::kMethod:
+      return "method";
+    case Dimension::kStatus:
+      return "toString(status)";
+    case Dimension::kHost:
+      return "host";
+    case Dimension::kCluster:
+      return "cluster";
+    case Dimension::kRegion:
+      return "region";
+    case Dimension::kCommit:
+      return "commit";
+    // A record without the flag: indexOf is 0 and element 0 is "".
+    case Dimension::kFlag:
+      return "flag_values[indexOf(flag_names, " + Quote(d.flag) + ")]";
+    case Dimension::kUser:
+      return "user";
+  }
+  return "''";
+}
+
+// DateLiteral() — the UTC day of unix microseconds `us`, as 'YYYY-MM-DD'.
+std::string DateLiteral(int64_t us) {
+  std::time_t s = static_cast<std::time_t>(us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+  return Quote(buf);
+}
+
+// TimeWhere() — start_us in [from, to), with the days around it so that
+// ClickHouse reads only the partitions in range (Date holds 1970..2105).
+std::string TimeWhere(int64_t from_us, int64_t to_us) {
+  constexpr int64_t kMaxDateUs = 4'000'000'000LL * 1'000'000;  // 2096
+  std::string w =
+      "start_us >= " + std::to_string(from_us) + " AND start_us < " + std::to_string(to_us);
+  if (from_us > 0 && from_us < kMaxDateUs) w += " AND day >= toDate(" + DateLiteral(from_us) + ")";
+  if (to_us > 0 && to_us < kMaxDateUs) w += " AND day <= toDate(" + DateLiteral(to_us) + ")";
+  return w;
+}
+
+// FilterWhere() — filters on one dimension OR together (IN), different
+// dimensions AND together.
+std::string FilterWhere(const std::vector<Filter>& filters) {
+  std::string out;
+  std::vector<bool> done(filters.size(), false);
+  for (size_t i = 0; i < filters.size(); ++i) {
+    if (done[i]) continue;
+    std::string values;
+    for (size_t j = i; j < filters.size(); ++j) {
+      if (done[j] || !(filters[j].dim == filters[i].dim)) continue;
+      done[j] = true;
+      values += (values.empty() ? "" : ", ") + Quote(filters[j].value);
+    }
+    out += " AND " + DimensionSql(filters[i].dim) + " IN (" + values + ")";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Quote(std::string_view text) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '\'';
+  for (unsigned char c : text) {
+    if (c == '\\' || c == '\'') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '\'';
+  return out;
+}
+
+bool ValidIdentifier(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
+  }
+  return true;
+}
+
+std::string_view RecordColumns() { return kRecordColumns; }
+std::string_view TallyColumns() { return kTallyColumns; }
+std::string_view TallyUserColumns() { return kTallyUserColumns; }
+
+std::vector<std::string> SchemaStatements(const SchemaNames& n) {
+  auto table = [&](std::string_view name, std::string_view columns, std::string_view engine) {
+    return "CREATE TABLE IF NOT EXISTS " + Local(n, name) + " (" + std::string(columns) +
+           ") ENGINE = " + std::string(engine);
+  };
+  std::vector<std::string> s = {
+      "CREATE DATABASE IF NOT EXISTS " + n.database,
+      table("schema_version", "version UInt32, applied DateTime", "MergeTree ORDER BY version"),
+      table("records_local", kRecordColumns,
+            "MergeTree PARTITION BY day ORDER BY (service, endpoint, start_us)"),
+      table("tallies_local", kTallyColumns,
+            "MergeTree PARTITION BY day ORDER BY (service, endpoint, minute)"),
+      table("tally_users_local", kTallyUserColumns,
+            "MergeTree PARTITION BY day ORDER BY (service, minute)"),
+      table("functions_local",
+            "day Date, hour DateTime, service String, endpoint String, commit String, "
+            "unit String, function String, calls UInt64, self_cost UInt64, total_cost UInt64, "
+            "requests UInt64",
+            "MergeTree PARTITION BY day ORDER BY (service, endpoint, commit, hour, function)"),
+      table("effects_local",
+            "day Date, at_us Int64, service String, endpoint String, function String, "
+            "kind String, cause String, estimate Float64, lo Float64, hi Float64, alerted UInt8",
+            "MergeTree PARTITION BY day ORDER BY (service, endpoint, function, kind, at_us)"),
+      // An alert's later versions replace earlier ones (highest updated_us).
+      table("alerts_local",
+            "day Date, id Int64, key String, service String, endpoint String, kind String, "
+            "state String, opened_us Int64, updated_us Int64, body String",
+            "ReplacingMergeTree(updated_us) PARTITION BY day ORDER BY (key, id)"),
+      table("batches_local",
+            "sender String, sequence UInt64, records UInt32, tallies UInt32, applied DateTime",
+            "MergeTree ORDER BY (sender, sequence)"),
+      RollupView(n),
+  };
+  for (std::string_view t : {"records", "tallies", "tally_users", "functions", "effects", "alerts"})
+    s.push_back(Distributed(n, t, std::string(t) + "_local"));
+  s.push_back(Distributed(n, "rollup_minute", "rollup_minute_mv"));
+  return s;
+}
+
+Status ValidateQueryDimensions(const QuerySpec& spec) {
+  for (const DimensionRef& d : spec.group_by)
+    if (d.dim == Dimension::kFlag && d.flag.empty())
+      return InvalidArgument("a flag dimension needs a name (flag:NAME)");
+  for (const Filter& f : spec.filters)
+    if (f.dim.dim == Dimension::kFlag && f.dim.flag.empty())
+      return InvalidArgument("a flag filter needs a name (flag:NAME)");
+  return OkStatus();
+}
+
+std::string QuerySql(const SchemaNames& n, const QuerySpec& spec) {
+  std::string keys, group;
+  for (size_t i = 0; i < spec.group_by.size(); ++i) {
+    std::string k = "k" + std::to_string(i);
+    keys += DimensionSql(spec.group_by[i]) + " AS " + k + ", ";
+    group += (group.empty() ? "" : ", ") + k;
+  }
+  const int64_t step_us = BucketSeconds(spec.bucket) * 1'000'000;
+  std::string bucket =
+      step_us > 0 ? "intDiv(start_us, " + std::to_string(step_us) + ") * " + std::to_string(step_us)
+                  : "toInt64(0)";
+  keys += bucket + " AS bucket_us, ";
+  group += (group.empty() ? "" : ", ") + std::string("bucket_us");
+
+  std::string measures;
+  for (std::string_view m : kMeasures) {
+    std::string c(m), q = "q_" + std::string(m);
+    measures += ", count(" + c + "), avg(" + c + "), quantilesTDigest(0.5, 0.9, 0.99)(" + c +
+                ") AS " + q + ", " + q + "[1], " + q + "[2], " + q + "[3], sum(" + c +
+                " / sample_rate)";
+  }
+  // Each quantile array is a column (after avg()), then its elements. HAVING:
+  // grouped by constants only, ClickHouse answers one empty group, SQLite none.
+  return "SELECT " + keys + "count(), sum(1 / sample_rate)" + measures +
+         ", avg(db_us), avg(db_calls), avg(cache_us), avg(cache_calls)"
+         " FROM " +
+         Local(n, "records") + " WHERE " + TimeWhere(spec.from_us, spec.to_us) +
+         FilterWhere(spec.filters) + " GROUP BY " + group +
+         " HAVING count() > 0 FORMAT TabSeparated";
+}
+
+std::string BatchIdsSql(const SchemaNames& n,
+                        const std::vector<std::pair<std::string, uint64_t>>& ids) {
+  std::string list;
+  for (const auto& [sender, sequence] : ids)
+    list += (list.empty() ? "(" : ", (") + Quote(sender) + ", " + std::to_string(sequence) + ")";
+  return "SELECT sender, sequence FROM " + Local(n, "batches_local") +
+         " WHERE (sender, sequence) IN (" + list + ") FORMAT TabSeparated";
+}
+
+}  // namespace cpuledger::store::clickhouse

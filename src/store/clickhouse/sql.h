@@ -1,0 +1,86 @@
+// src/store/clickhouse/sql.h — every SQL text the ClickHouse store sends:
+// the schema and the statements built from validated value types.
+//
+//   std::vector<std::string> ddl = SchemaStatements({.database = "cpuledger"});
+//   std::string sql = QuerySql(names, spec);   // spec from store/query.h
+//
+// No user text reaches SQL except through Quote(), the one quoting function:
+// ClickHouse 18.16 has no server-side query parameters ({name:Type} came in
+// 19.x), so values are literals. Identifiers (database, cluster) are checked
+// by ValidIdentifier() and never quoted.
+//
+// The SQL is written for both ClickHouse 18.16 (Debian's, the cluster tests)
+// and current ClickHouse (chDB, tests/python/test_clickhouse_sql.py): no
+// toStartOfInterval, no query parameters, no TTL, no LowCardinality.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/query.h"
+
+namespace cpuledger::store::clickhouse {
+
+// kSchemaVersion — the version SchemaStatements() creates; stored in
+// schema_version on every shard.
+inline constexpr uint32_t kSchemaVersion = 1;
+
+// SchemaNames — where the tables live.
+struct SchemaNames {
+  std::string database = "cpuledger";
+  std::string cluster = "cpuledger";  // remote_servers name of the Distributed tables
+};
+
+// Quote() — `text` as a ClickHouse string literal: in single quotes, with
+// backslash, quote and every byte below 0x20 or 0x7f escaped (\\, \', \xHH).
+// Bytes above 0x7f pass through (the server keeps strings as bytes).
+std::string Quote(std::string_view text);
+
+// ValidIdentifier() — [A-Za-z_][A-Za-z0-9_]*, at most 64 bytes.
+bool ValidIdentifier(std::string_view name);
+
+// SchemaStatements() — the DDL, in order, each idempotent (IF NOT EXISTS);
+// run on every shard. REQUIRES: ValidIdentifier(database, cluster).
+//  Local tables (one shard's part, MergeTree partitioned by day):
+//   records_local       one row per sampled request
+//   tallies_local       one row per (worker tally, endpoint)
+//   tally_users_local   one row per worker tally: its HyperLogLog
+//   functions_local     function entities per hour (functions.h)
+//   effects_local, alerts_local   the detectors' tables (detection.h)
+//   batches_local       applied (sender, sequence) pairs
+//   rollup_minute_mv    materialized view of records_local into an
+//                       AggregatingMergeTree: count/sum states, quantile
+//                       states (quantilesTDigest) and distinct users
+//                       (uniqCombined) per minute and dimension tuple
+//   schema_version      versions applied
+//  Distributed tables over every shard, same names without _local / _mv:
+//   records, tallies, tally_users, functions, effects, alerts, rollup_minute.
+std::vector<std::string> SchemaStatements(const SchemaNames& names);
+
+// RecordColumns() — records_local's columns in RowBinary order (row_binary.h
+// writes exactly these).
+std::string_view RecordColumns();
+std::string_view TallyColumns();
+std::string_view TallyUserColumns();
+
+// QuerySql() — one SELECT answering `spec` over the Distributed records
+// table, FORMAT TabSeparated, one line per (group, bucket):
+//   keys..., bucket_us, samples, est_requests,
+//   then per measure (instructions, cycles, cpu_ns, wall_us): n, mean, p50, p90, p99, est_total,
+//   then db_us, db_calls, cache_us, cache_calls means.
+// REQUIRES: ValidateQueryDimensions(spec) OK. Ordering and limit are the
+// caller's (RankQueryRows in query.h), so every group is returned.
+std::string QuerySql(const SchemaNames& names, const QuerySpec& spec);
+
+// ValidateQueryDimensions() — RETURNS: InvalidArgument for a flag dimension
+// without a name.
+Status ValidateQueryDimensions(const QuerySpec& spec);
+
+// BatchIdsSql() — the (sender, sequence) pairs of `ids` already in
+// batches_local, FORMAT TabSeparated. REQUIRES: ids not empty.
+std::string BatchIdsSql(const SchemaNames& names,
+                        const std::vector<std::pair<std::string, uint64_t>>& ids);
+
+}  // namespace cpuledger::store::clickhouse

@@ -1,0 +1,48 @@
+// tests/cpp/store/clickhouse_sql_print.cc — prints the ClickHouse store's SQL
+// as JSON lines {"kind": "schema"|"query", "sql": ...}: the schema and one
+// query of every shape QuerySql() builds. tests/python/test_clickhouse_sql.py
+// runs them on a current ClickHouse (chDB); the cluster tests run them on 18.16.
+//
+//   clickhouse_sql_print [DATABASE [CLUSTER]]
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "store/clickhouse/sql.h"
+
+namespace ch = cpuledger::store::clickhouse;
+using cpuledger::store::Bucket;
+using cpuledger::store::Dimension;
+using cpuledger::store::QuerySpec;
+
+int main(int argc, char** argv) {
+  ch::SchemaNames names;
+  if (argc > 1) names.database = argv[1];
+  if (argc > 2) names.cluster = argv[2];
+  auto emit = [](const char* kind, const std::string& sql) {
+    std::cout << nlohmann::json{{"kind", kind}, {"sql", sql}}.dump() << "\n";
+  };
+  for (const std::string& s : ch::SchemaStatements(names)) emit("schema", s);
+
+  std::vector<QuerySpec> shapes(6);
+  shapes[1].group_by = {{Dimension::kEndpoint, ""}};
+  shapes[1].from_us = 1'764'892'800'000'000;  // 2025-12-05
+  shapes[1].to_us = shapes[1].from_us + 3'600'000'000;
+  shapes[2].group_by = {{Dimension::kFlag, "new_checkout"}, {Dimension::kStatus, ""}};
+  shapes[2].filters = {{{Dimension::kStatus, ""}, "200"}, {{Dimension::kStatus, ""}, "500"}};
+  shapes[3].group_by = {{Dimension::kService, ""}, {Dimension::kCommit, ""}};
+  shapes[3].bucket = Bucket::kMinute;
+  shapes[4].group_by = {{Dimension::kUser, ""}};
+  shapes[4].filters = {{{Dimension::kEndpoint, ""}, "it's a \\ 'hostile' \n value"},
+                       {{Dimension::kFlag, "f'; DROP TABLE x; --"}, ""}};
+  shapes[5].group_by = {{Dimension::kHost, ""},
+                        {Dimension::kRegion, ""},
+                        {Dimension::kCluster, ""},
+                        {Dimension::kMethod, ""}};
+  shapes[5].bucket = Bucket::kDay;
+  for (const QuerySpec& q : shapes) emit("query", ch::QuerySql(names, q));
+  emit("query", ch::BatchIdsSql(names, {{"sender-a", 1}, {"it's", 2}}));
+  return 0;
+}

@@ -1,0 +1,409 @@
+// tests/cpp/store/store_conformance_test.cc — the same batches and queries
+// on every Store backend give the same answers: SQLite (a temp file) and
+// ClickHouse (the two-shard 18.16 cluster that ctest's clickhouse_cluster
+// fixture starts, tests/clickhouse/cluster.py; CPULEDGER_CLICKHOUSE_CLUSTER
+// names its cluster.json).
+//
+// Counts, sums, means and the ranking are compared with the truth computed
+// here from the records (exact, up to float summation order); quantiles are
+// checked against the exact nearest-rank quantiles of each group's samples
+// within each backend's stated error: a rank error of max(2%, 1.5/n) (the
+// t-digest's) and 1% of value (the log histogram's).
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "store/clickhouse/clickhouse_store.h"
+#include "store/clickhouse/http.h"
+#include "store/store.h"
+#include "temp_dir.h"
+
+namespace cpuledger::store {
+namespace {
+
+using record::Batch;
+using record::RequestRecord;
+
+constexpr int64_t kMinuteUs = 60'000'000;
+// 2026-12-04 22:30 UTC: the data crosses midnight, so two day partitions.
+constexpr int64_t kStartUs = 1'796'423'400'000'000;
+constexpr int kMinutes = 180;
+
+// ---- the backends ----
+
+struct Backend {
+  virtual ~Backend() = default;
+  virtual Store& store() = 0;
+};
+
+struct SqliteBackend : Backend {
+  test_support::TempDir dir;
+  std::unique_ptr<Store> s;
+  SqliteBackend() {
+    Result<std::unique_ptr<Store>> r = OpenSqliteStore({.path = dir.File("ledger.sqlite")});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (r.ok()) s = std::move(*r);
+  }
+  Store& store() override { return *s; }
+};
+
+// ClickHouseBackend — a database of its own on the shared cluster, dropped after.
+struct ClickHouseBackend : Backend {
+  std::vector<clickhouse::ShardOptions> shards;
+  std::string database;
+  std::unique_ptr<Store> s;
+  ClickHouseBackend() {
+    const char* path = std::getenv("CPULEDGER_CLICKHOUSE_CLUSTER");
+    if (path == nullptr) return;
+    std::ifstream in(path);
+    nlohmann::json state = nlohmann::json::parse(in, nullptr, false);
+    if (state.is_discarded()) return;
+    for (const auto& url : state["http_urls"]) {
+      clickhouse::ShardOptions o;
+      o.url = url.get<std::string>();
+      shards.push_back(o);
+    }
+    static int serial = 0;  // one database per test: tests stay independent
+    database = "conformance_" + std::to_string(::getpid()) + "_" + std::to_string(++serial);
+    Result<std::unique_ptr<Store>> r = OpenClickHouseStore(
+        {.shards = shards, .database = database, .cluster = state["cluster"].get<std::string>()});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (r.ok()) s = std::move(*r);
+  }
+  ~ClickHouseBackend() override {
+    s.reset();
+    for (const auto& o : shards) {
+      clickhouse::ShardClient c(o);
+      c.Run("DROP DATABASE IF EXISTS " + database).status().IgnoreError();
+    }
+  }
+  Store& store() override { return *s; }
+};
+
+// ---- the data ----
+
+RequestRecord MakeRecord(std::mt19937_64& rng, int i) {
+  static const char* kServices[] = {"shop", "search"};
+  static const char* kEndpoints[] = {"cart", "checkout", "home", "it's \\ odd\t"};
+  static const char* kCommits[] = {"b7e41d0", "9f3c2a1"};
+  RequestRecord r;
+  std::uniform_int_distribution<int64_t> offset(0, kMinutes * kMinuteUs - 1);
+  r.set_start_time_unix_us(kStartUs + offset(rng));
+  r.set_service(kServices[i % 2]);
+  r.set_endpoint(kEndpoints[(i / 2) % 4]);
+  r.set_method(i % 7 == 0 ? "POST" : "GET");
+  r.set_status(i % 11 == 0 ? 500 : 200);
+  r.set_host("web-" + std::to_string(i % 5));
+  r.set_cluster(i % 3 == 0 ? "east-a" : "west-b");
+  r.set_region(i % 3 == 0 ? "us-east" : "us-west");
+  r.set_commit(kCommits[(i / 8) % 2]);
+  if (i % 4 != 0) (*r.mutable_flags())["new_checkout"] = i % 3 == 0 ? "on" : "off";
+  r.set_user("u" + std::to_string(i % 97));
+  r.set_sample_rate(i % 5 == 0 ? 0.5 : 0.01);
+  std::lognormal_distribution<double> cost(std::log(2e6), 0.8);
+  const uint64_t cpu_ns = static_cast<uint64_t>(cost(rng));
+  r.mutable_cpu()->set_cpu_ns(cpu_ns);
+  r.mutable_cpu()->set_counter_source(i % 3 == 0 ? "hardware" : "thread_cputime");
+  if (i % 3 == 0) {  // a PMU on a third of the hosts
+    r.mutable_cpu()->set_instructions(cpu_ns * 3 + static_cast<uint64_t>(i));
+    r.mutable_cpu()->set_cycles(cpu_ns * 2);
+  }
+  r.set_wall_us(cpu_ns / 1000 + 500 + static_cast<uint64_t>(i % 13) * 100);
+  r.mutable_db()->set_wall_us(static_cast<uint64_t>(i % 9) * 1000);
+  r.mutable_db()->set_calls(static_cast<uint32_t>(i % 4));
+  r.mutable_cache()->set_wall_us(static_cast<uint64_t>(i % 6) * 100);
+  r.mutable_cache()->set_calls(static_cast<uint32_t>(i % 3));
+  r.set_request_id("r" + std::to_string(i));
+  return r;
+}
+
+// Data — batches from four senders (so both shards get some) and the records.
+struct Data {
+  std::vector<Batch> batches;
+  std::vector<RequestRecord> records;
+};
+
+Data MakeData(int records, int per_batch) {
+  Data d;
+  std::mt19937_64 rng(17);
+  for (int i = 0; i < records; ++i) {
+    if (i % per_batch == 0) {
+      Batch b;
+      b.set_sender("sender-" + std::to_string((i / per_batch) % 4));
+      b.set_sequence(static_cast<uint64_t>(i / per_batch / 4 + 1));
+      d.batches.push_back(std::move(b));
+    }
+    RequestRecord r = MakeRecord(rng, i);
+    *d.batches.back().add_records() = r;
+    d.records.push_back(std::move(r));
+  }
+  return d;
+}
+
+// ---- the truth ----
+
+std::string KeyOf(const RequestRecord& r, const DimensionRef& d) {
+  switch (d.dim) {
+    case Dimension::kService:
+      return r.service();
+    case Dimension::kEndpoint:
+      return r.endpoint();
+    case Dimension::kMethod:
+      return r.method();
+    case Dimension::kStatus:
+      return std::to_string(r.status());
+    case Dimension::kHost:
+      return r.host();
+    case Dimension::kCluster:
+      return r.cluster();
+    case Dimension::kRegion:
+      return r.region();
+    case Dimension::kCommit:
+      return r.commit();
+    case Dimension::kFlag: {
+      auto it = r.flags().find(d.flag);
+      return it == r.flags().end() ? "" : it->second;
+    }
+    case Dimension::kUser:
+      return r.user();
+  }
+  return "";
+}
+
+bool Selected(const RequestRecord& r, const QuerySpec& q) {
+  if (r.start_time_unix_us() < q.from_us || r.start_time_unix_us() >= q.to_us) return false;
+  std::map<std::string, bool> matched;  // by dimension: any of its filters
+  for (const Filter& f : q.filters) {
+    bool& m = matched[DimensionName(f.dim)];
+    m = m || KeyOf(r, f.dim) == f.value;
+  }
+  return std::all_of(matched.begin(), matched.end(), [](const auto& m) { return m.second; });
+}
+
+// Group — one (keys, bucket)'s records.
+using GroupKey = std::pair<std::vector<std::string>, int64_t>;
+
+std::map<GroupKey, std::vector<const RequestRecord*>> GroupRecords(const Data& d,
+                                                                   const QuerySpec& q) {
+  std::map<GroupKey, std::vector<const RequestRecord*>> groups;
+  const int64_t step = BucketSeconds(q.bucket) * 1'000'000;
+  for (const RequestRecord& r : d.records) {
+    if (!Selected(r, q)) continue;
+    GroupKey k;
+    for (const DimensionRef& g : q.group_by) k.first.push_back(KeyOf(r, g));
+    k.second = step > 0 ? r.start_time_unix_us() / step * step : 0;
+    groups[k].push_back(&r);
+  }
+  return groups;
+}
+
+// ExpectQuantile() — `got` within the stated error of the q-quantile of `v`.
+void ExpectQuantile(std::vector<double> v, double q, double got, const std::string& what) {
+  ASSERT_FALSE(v.empty());
+  std::sort(v.begin(), v.end());
+  const double n = static_cast<double>(v.size());
+  const double delta = std::max(0.02, 1.5 / n);
+  auto at = [&](double p) {
+    double rank = std::ceil(std::clamp(p, 0.0, 1.0) * n) - 1;
+    return v[static_cast<size_t>(std::clamp(rank, 0.0, n - 1))];
+  };
+  EXPECT_GE(got, at(q - delta) * 0.99) << what << " p" << q * 100;
+  EXPECT_LE(got, at(q + delta) * 1.01) << what << " p" << q * 100;
+}
+
+void ExpectNear(double want, double got, const std::string& what) {
+  EXPECT_NEAR(got, want, std::abs(want) * 1e-9 + 1e-9) << what;
+}
+
+// ExpectAnswers() — the store's rows against the truth, row by row.
+void ExpectAnswers(Store& store, const Data& d, const QuerySpec& q, const std::string& name) {
+  Result<QueryResult> got = store.Query(q);
+  ASSERT_TRUE(got.ok()) << name << ": " << got.status().ToString();
+  auto groups = GroupRecords(d, q);
+  // The ranking is the shared rule (RankQueryRows), fed the exact totals.
+  std::vector<QueryRow> truth_rows;
+  for (const auto& [key, recs] : groups) {
+    QueryRow row;
+    row.keys = key.first;
+    row.bucket_start_us = key.second;
+    for (const RequestRecord* r : recs)
+      row.cpu_ns.est_total += r->cpu().cpu_ns() / r->sample_rate();
+    truth_rows.push_back(row);
+  }
+  QueryResult truth = RankQueryRows(truth_rows, q);
+  ASSERT_EQ(got->rows.size(), truth.rows.size()) << name;
+  EXPECT_EQ(got->truncated, truth.truncated) << name;
+  for (size_t i = 0; i < truth.rows.size(); ++i) {
+    const QueryRow& row = got->rows[i];
+    const std::string what = name + " row " + std::to_string(i);
+    ASSERT_EQ(row.keys, truth.rows[i].keys) << what;
+    ASSERT_EQ(row.bucket_start_us, truth.rows[i].bucket_start_us) << what;
+    const auto& recs = groups.at({row.keys, row.bucket_start_us});
+    EXPECT_EQ(row.samples, recs.size()) << what;
+    double est = 0, db = 0, db_calls = 0, cache = 0, cache_calls = 0;
+    for (const RequestRecord* r : recs) {
+      est += 1 / r->sample_rate();
+      db += r->db().wall_us();
+      db_calls += r->db().calls();
+      cache += r->cache().wall_us();
+      cache_calls += r->cache().calls();
+    }
+    const double n = static_cast<double>(recs.size());
+    ExpectNear(est, row.est_requests, what + " est_requests");
+    ExpectNear(db / n, row.db_us_mean, what + " db_us");
+    ExpectNear(db_calls / n, row.db_calls_mean, what + " db_calls");
+    ExpectNear(cache / n, row.cache_us_mean, what + " cache_us");
+    ExpectNear(cache_calls / n, row.cache_calls_mean, what + " cache_calls");
+
+    struct Measure {
+      const char* name;
+      const Distribution* got;
+      std::function<std::optional<double>(const RequestRecord&)> value;
+    };
+    const Measure measures[] = {
+        {"instructions", &row.instructions,
+         [](const RequestRecord& r) {
+           return r.cpu().has_instructions() ? std::optional<double>(r.cpu().instructions())
+                                             : std::nullopt;
+         }},
+        {"cycles", &row.cycles,
+         [](const RequestRecord& r) {
+           return r.cpu().has_cycles() ? std::optional<double>(r.cpu().cycles()) : std::nullopt;
+         }},
+        {"cpu_ns", &row.cpu_ns,
+         [](const RequestRecord& r) { return std::optional<double>(r.cpu().cpu_ns()); }},
+        {"wall_us", &row.wall_us,
+         [](const RequestRecord& r) { return std::optional<double>(r.wall_us()); }},
+    };
+    for (const Measure& m : measures) {
+      std::vector<double> values;
+      double sum = 0, est_total = 0;
+      for (const RequestRecord* r : recs)
+        if (std::optional<double> v = m.value(*r)) {
+          values.push_back(*v);
+          sum += *v;
+          est_total += *v / r->sample_rate();
+        }
+      const std::string mw = what + " " + m.name;
+      EXPECT_EQ(m.got->n, values.size()) << mw;
+      if (values.empty()) {
+        EXPECT_TRUE(std::isnan(m.got->mean)) << mw;
+        EXPECT_TRUE(std::isnan(m.got->p50)) << mw;
+        continue;
+      }
+      ExpectNear(sum / static_cast<double>(values.size()), m.got->mean, mw + " mean");
+      ExpectNear(est_total, m.got->est_total, mw + " est_total");
+      ExpectQuantile(values, 0.5, m.got->p50, mw);
+      ExpectQuantile(values, 0.9, m.got->p90, mw);
+      ExpectQuantile(values, 0.99, m.got->p99, mw);
+    }
+  }
+}
+
+// ---- the suite ----
+
+class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "sqlite") {
+      backend_ = std::make_unique<SqliteBackend>();
+    } else {
+      if (std::getenv("CPULEDGER_CLICKHOUSE_CLUSTER") == nullptr)
+        GTEST_SKIP() << "no ClickHouse cluster: ctest starts one (fixture clickhouse_cluster), "
+                        "or set CPULEDGER_CLICKHOUSE_CLUSTER to a tests/clickhouse/cluster.py "
+                        "cluster.json";
+      backend_ = std::make_unique<ClickHouseBackend>();
+    }
+    ASSERT_TRUE(HasStore());
+  }
+  bool HasStore() {
+    if (auto* s = dynamic_cast<SqliteBackend*>(backend_.get())) return s->s != nullptr;
+    if (auto* c = dynamic_cast<ClickHouseBackend*>(backend_.get())) return c->s != nullptr;
+    return false;
+  }
+  Store& store() { return backend_->store(); }
+
+  std::vector<AppendOutcome> Append(const std::vector<Batch>& batches) {
+    std::vector<const Batch*> ptrs;
+    for (const Batch& b : batches) ptrs.push_back(&b);
+    Result<std::vector<AppendOutcome>> out = store().AppendBatches(ptrs);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() ? *out : std::vector<AppendOutcome>{};
+  }
+
+  std::unique_ptr<Backend> backend_;
+};
+
+TEST_P(StoreConformanceTest, ReplayedBatchesAreStoredOnce) {
+  Data d = MakeData(400, 50);
+  std::vector<AppendOutcome> first = Append(d.batches);
+  ASSERT_EQ(first.size(), d.batches.size());
+  for (const AppendOutcome& o : first) {
+    EXPECT_FALSE(o.duplicate);
+    EXPECT_EQ(o.records, 50u);
+  }
+  // The same batches again, and one twice in one call: all duplicates.
+  std::vector<Batch> again = d.batches;
+  again.push_back(d.batches[0]);
+  for (const AppendOutcome& o : Append(again)) {
+    EXPECT_TRUE(o.duplicate);
+    EXPECT_EQ(o.records, 0u);
+  }
+  QuerySpec all;
+  Result<QueryResult> r = store().Query(all);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->rows.size(), 1u);
+  EXPECT_EQ(r->rows[0].samples, 400u);
+  Result<StoreStats> stats = store().Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats->raw_samples, 400u);
+}
+
+TEST_P(StoreConformanceTest, QueriesAnswerAlike) {
+  Data d = MakeData(3000, 250);
+  Append(d.batches);
+  const DimensionRef service{Dimension::kService, ""}, endpoint{Dimension::kEndpoint, ""},
+      commit{Dimension::kCommit, ""}, status{Dimension::kStatus, ""},
+      flag{Dimension::kFlag, "new_checkout"}, user{Dimension::kUser, ""},
+      host{Dimension::kHost, ""};
+  auto spec = [](std::vector<DimensionRef> group_by, std::vector<Filter> filters = {},
+                 Bucket bucket = Bucket::kNone, size_t limit = 1000) {
+    QuerySpec q;
+    q.group_by = std::move(group_by);
+    q.filters = std::move(filters);
+    q.bucket = bucket;
+    q.limit = limit;
+    return q;
+  };
+  std::vector<std::pair<std::string, QuerySpec>> queries = {
+      {"everything", spec({})},
+      {"by endpoint", spec({endpoint})},
+      {"by service and commit, per minute, limited",
+       spec({service, commit}, {}, Bucket::kMinute, 500)},
+      {"by flag, status 200 or 500", spec({flag, status}, {{status, "200"}, {status, "500"}})},
+      {"by user, top 5", spec({user}, {}, Bucket::kNone, 5)},
+      {"sub-minute edges, by host per hour", spec({host}, {}, Bucket::kHour)},
+      {"flag absent, odd endpoint", spec({service}, {{flag, ""}, {endpoint, "it's \\ odd\t"}})},
+      {"hostile filter value", spec({}, {{endpoint, "x') OR 1=1 --"}, {flag, "'"}})},
+  };
+  queries[5].second.from_us = kStartUs + 17 * kMinuteUs + 123'457;
+  queries[5].second.to_us = kStartUs + 151 * kMinuteUs + 999;
+  for (const auto& [name, q] : queries) ExpectAnswers(store(), d, q, name);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest, ::testing::Values("sqlite", "clickhouse"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace cpuledger::store

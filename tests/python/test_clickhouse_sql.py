@@ -1,0 +1,83 @@
+"""The ClickHouse store's SQL on a current ClickHouse (chDB, in process).
+
+The store's C++ builds every statement (src/store/clickhouse/sql.h); the
+printer binary built beside the C++ tests prints them, and here they run on
+chDB: the schema (with a remote_servers config naming the store's cluster, so
+the Distributed tables are created too) and every query shape. chDB has no
+other server to reach, so queries read the local tables (records_local) in
+place of the Distributed ones. The same statements run on ClickHouse 18.16 in
+the C++ conformance suite (tests/cpp/store/store_conformance_test.cc).
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import chdb
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PRINTER = Path(os.environ.get(
+    "CPULEDGER_CLICKHOUSE_SQL_PRINT", REPO / "build/tests/cpp/store/clickhouse_sql_print"))
+
+CONFIG = """<clickhouse><remote_servers><cpuledger><shard><replica>
+<host>127.0.0.1</host><port>9</port></replica></shard></cpuledger></remote_servers></clickhouse>
+"""
+
+
+def statements(database: str) -> list[dict]:
+    assert PRINTER.exists(), (
+        f"{PRINTER} is missing: build it (cmake --build build --target clickhouse_sql_print) "
+        "or point CPULEDGER_CLICKHOUSE_SQL_PRINT at it")
+    out = subprocess.run([str(PRINTER), database, "cpuledger"], capture_output=True, text=True,
+                         check=True).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.fixture
+def conn(tmp_path):
+    (tmp_path / "config.xml").write_text(CONFIG)
+    c = chdb.connect(f"file:{tmp_path / 'db'}?config-file={tmp_path / 'config.xml'}")
+    yield c
+    c.close()
+
+
+def test_schema_and_every_query_shape_run_on_current_clickhouse(conn):
+    sql = statements("ledger")
+    schema = [s["sql"] for s in sql if s["kind"] == "schema"]
+    queries = [s["sql"] for s in sql if s["kind"] == "query"]
+    assert len(schema) > 10 and len(queries) >= 6
+    for _ in range(2):  # idempotent: a second start changes nothing
+        for stmt in schema:
+            conn.query(stmt)
+    tables = conn.query("SELECT name FROM system.tables WHERE database = 'ledger' ORDER BY name",
+                        "CSV").bytes().decode().split()
+    for t in ["records", "records_local", "rollup_minute", "rollup_minute_mv", "batches_local",
+              "alerts", "effects", "functions", "tallies", "tally_users", "schema_version"]:
+        assert f'"{t}"' in tables
+
+    conn.query("""INSERT INTO ledger.records_local
+        (day, start_us, service, endpoint, status, flag_names, flag_values, user, sample_rate,
+         wall_us, instructions, cpu_ns, sender, sequence) VALUES
+        ('2025-12-05', 1764892800000000, 'shop', 'cart', 200, ['new_checkout'], ['on'], 'u1', 0.5,
+         900, 3000, 1000, 's', 1),
+        ('2025-12-05', 1764892860000000, 'shop', 'cart', 500, [], [], '', 1, 800, NULL, 2000, 's', 1)""")
+    for q in queries:
+        local = q.replace("ledger.records ", "ledger.records_local ")
+        conn.query(local, "TSV")  # raises with ClickHouse's message if it does not run
+
+    # Everything in one group: the Query columns as the C++ parser reads them.
+    everything = queries[0].replace("ledger.records ", "ledger.records_local ")
+    row = conn.query(everything, "TSV").bytes().decode().strip().split("\t")
+    assert row[1:3] == ["2", "3"]                       # samples, est_requests
+    assert row[3:5] == ["1", "3000"]                   # instructions n, mean (NULL skipped)
+    assert row[-4:] == ["0", "0", "0", "0"]            # db/cache means
+
+    # The engine keeps the minute rollups: states merge to the same answers.
+    merged = conn.query("""SELECT countMerge(samples), sumMerge(est_requests),
+        countIfMerge(instructions_n), sumMerge(cpu_ns_est),
+        quantilesTDigestIfMerge(0.5, 0.9, 0.99)(cpu_ns_q), uniqCombinedIfMerge(users)
+        FROM ledger.rollup_minute_mv""", "TSV").bytes().decode().strip().split("\t")
+    assert merged[:4] == ["2", "3", "1", "4000"]
+    assert merged[5] == "1"
