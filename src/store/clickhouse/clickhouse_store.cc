@@ -144,7 +144,8 @@ class ClickHouseStore final : public Store {
 
   Result<QueryResult> Query(const QuerySpec& spec) override {
     if (Status s = clickhouse::ValidateQueryDimensions(spec); !s.ok()) return s;
-    Result<std::string> body = shards_[0]->Run(clickhouse::QuerySql(names_, spec));
+    clickhouse::QueryPlan plan = clickhouse::QuerySql(names_, spec);
+    Result<std::string> body = shards_[0]->Run(plan.sql);
     if (!body.ok()) return body.status();
     std::vector<QueryRow> rows;
     for (const clickhouse::TsvRow& f : clickhouse::SplitTsv(*body)) {
@@ -153,7 +154,9 @@ class ClickHouseStore final : public Store {
                         " columns");
       rows.push_back(ParseRow(f, spec.group_by.size()));
     }
-    return RankQueryRows(std::move(rows), spec);
+    QueryResult result = RankQueryRows(std::move(rows), spec);
+    result.used_rollups = plan.used_rollups;
+    return result;
   }
 
   Result<std::vector<ServiceEfficiency>> Efficiency(const EfficiencySpec&) override {

@@ -35,7 +35,8 @@
 // by RankQueryRows, means over samples having the measure, NaN when none),
 // except quantiles: ClickHouse's t-digest (quantilesTDigest), whose rank
 // error is about 1% (not the log histogram's 1% relative value error).
-// Queries read raw records (used_rollups false).
+// Queries without user or flag dimensions read the engine's minute rollups
+// for whole minutes and raw records for the edges (sql.h, QuerySql).
 #pragma once
 
 #include <memory>

@@ -1,5 +1,6 @@
 #include "store/clickhouse/sql.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -37,32 +38,42 @@ std::string Distributed(const SchemaNames& n, std::string_view table, std::strin
          ", rand())";
 }
 
-std::string RollupView(const SchemaNames& n) {
-  std::string measures;
+constexpr std::string_view kRollupDims =
+    "day, service, endpoint, method, status, host, cluster, region, commit";
+
+// RollupStates() — the aggregate states of one rollup row, over records'
+// columns: the materialized view's and the raw edges' of a rollup query
+// (QuerySql), which UNION ALL needs identical.
+std::string RollupStates() {
+  std::string out = "countState() AS samples, sumState(1 / sample_rate) AS est_requests";
   for (std::string_view m : kMeasures) {
-    std::string v = "ifNull(" + std::string(m) + ", 0)";
-    std::string has = "isNotNull(" + std::string(m) + ")";
-    measures += ", countIfState(" + has + ") AS " + std::string(m) + "_n";
-    measures += ", sumState(toFloat64(" + v + ")) AS " + std::string(m) + "_sum";
-    measures += ", sumState(" + v + " / sample_rate) AS " + std::string(m) + "_est";
-    measures += ", quantilesTDigestIfState(0.5, 0.9, 0.99)(" + v + ", " + has + ") AS " +
-                std::string(m) + "_q";
+    std::string c(m), v = "ifNull(" + c + ", 0)", has = "isNotNull(" + c + ")";
+    out += ", countIfState(" + has + ") AS " + c + "_n";
+    out += ", sumState(toFloat64(" + v + ")) AS " + c + "_sum";
+    out += ", sumState(" + v + " / sample_rate) AS " + c + "_est";
+    out += ", quantilesTDigestIfState(0.5, 0.9, 0.99)(" + v + ", " + has + ") AS " + c + "_q";
   }
-  // A minute's rollup is the same whatever shard it was inserted on; the
-  // Distributed rollup_minute merges the states across shards at read.
+  return out +
+         ", sumState(db_us) AS db_us, sumState(toUInt64(db_calls)) AS db_calls,"
+         " sumState(cache_us) AS cache_us, sumState(toUInt64(cache_calls)) AS cache_calls,"
+         " uniqCombinedIfState(user, user != '') AS users";
+}
+
+// RollupSelect() — records grouped into rollup rows: the view's query.
+std::string RollupSelect(const std::string& from, const std::string& where) {
+  return "SELECT toDateTime(intDiv(start_us, 60000000) * 60) AS minute, " +
+         std::string(kRollupDims) + ", " + RollupStates() + " FROM " + from + where +
+         " GROUP BY minute, " + std::string(kRollupDims);
+}
+
+// A minute's rollup is the same whatever shard it was inserted on; the
+// Distributed rollup_minute merges the states across shards at read.
+std::string RollupView(const SchemaNames& n) {
   return "CREATE MATERIALIZED VIEW IF NOT EXISTS " + Local(n, "rollup_minute_mv") +
          " ENGINE = AggregatingMergeTree PARTITION BY day"
          " ORDER BY (service, endpoint, minute, method, status, host, cluster, region, commit)"
-         " AS SELECT toDateTime(intDiv(start_us, 60000000) * 60) AS minute, day, service,"
-         " endpoint, method, status, host, cluster, region, commit,"
-         " countState() AS samples, sumState(1 / sample_rate) AS est_requests" +
-         measures +
-         ", sumState(db_us) AS db_us, sumState(toUInt64(db_calls)) AS db_calls,"
-         " sumState(cache_us) AS cache_us, sumState(toUInt64(cache_calls)) AS cache_calls,"
-         " uniqCombinedIfState(user, user != '') AS users"
-         " FROM " +
-         Local(n, "records_local") +
-         " GROUP BY minute, day, service, endpoint, method, status, host, cluster, region, commit";
+         " AS " +
+         RollupSelect(Local(n, "records_local"), "");
 }
 
 // DimensionSql() — the column expression of a validated dimension.
@@ -218,20 +229,44 @@ Status ValidateQueryDimensions(const QuerySpec& spec) {
   return OkStatus();
 }
 
-std::string QuerySql(const SchemaNames& n, const QuerySpec& spec) {
+namespace {
+
+// Rollups hold no user and no flags: those queries read raw records.
+bool RollupsServe(const QuerySpec& spec) {
+  auto raw_only = [](const DimensionRef& d) {
+    return d.dim == Dimension::kUser || d.dim == Dimension::kFlag;
+  };
+  if (std::any_of(spec.group_by.begin(), spec.group_by.end(), raw_only)) return false;
+  return std::none_of(spec.filters.begin(), spec.filters.end(),
+                      [&](const Filter& f) { return raw_only(f.dim); });
+}
+
+// KeysAndGroup() — "expr AS k0, ..., bucket AS bucket_us, " and "k0, ..., bucket_us".
+std::pair<std::string, std::string> KeysAndGroup(const QuerySpec& spec, const std::string& us) {
   std::string keys, group;
   for (size_t i = 0; i < spec.group_by.size(); ++i) {
     std::string k = "k" + std::to_string(i);
     keys += DimensionSql(spec.group_by[i]) + " AS " + k + ", ";
-    group += (group.empty() ? "" : ", ") + k;
+    group += k + ", ";
   }
-  const int64_t step_us = BucketSeconds(spec.bucket) * 1'000'000;
-  std::string bucket =
-      step_us > 0 ? "intDiv(start_us, " + std::to_string(step_us) + ") * " + std::to_string(step_us)
-                  : "toInt64(0)";
-  keys += bucket + " AS bucket_us, ";
-  group += (group.empty() ? "" : ", ") + std::string("bucket_us");
+  const int64_t step = BucketSeconds(spec.bucket) * 1'000'000;
+  keys += step > 0 ? "intDiv(" + us + ", " + std::to_string(step) + ") * " + std::to_string(step)
+                   : std::string("toInt64(0)");
+  return {keys + " AS bucket_us, ", group + "bucket_us"};
+}
 
+constexpr int64_t kMinuteUs = 60'000'000;
+constexpr int64_t kMaxMinuteUs = 4'000'000'000LL * 1'000'000;  // DateTime's range, 2096
+
+int64_t CeilMinute(int64_t us) {
+  return us <= 0 ? 0 : std::min(kMaxMinuteUs, (us + kMinuteUs - 1) / kMinuteUs * kMinuteUs);
+}
+int64_t FloorMinute(int64_t us) {
+  return us <= 0 ? 0 : std::min(kMaxMinuteUs, us / kMinuteUs * kMinuteUs);
+}
+
+QueryPlan RawQuery(const SchemaNames& n, const QuerySpec& spec) {
+  auto [keys, group] = KeysAndGroup(spec, "start_us");
   std::string measures;
   for (std::string_view m : kMeasures) {
     std::string c(m), q = "q_" + std::string(m);
@@ -241,12 +276,51 @@ std::string QuerySql(const SchemaNames& n, const QuerySpec& spec) {
   }
   // Each quantile array is a column (after avg()), then its elements. HAVING:
   // grouped by constants only, ClickHouse answers one empty group, SQLite none.
-  return "SELECT " + keys + "count(), sum(1 / sample_rate)" + measures +
-         ", avg(db_us), avg(db_calls), avg(cache_us), avg(cache_calls)"
-         " FROM " +
-         Local(n, "records") + " WHERE " + TimeWhere(spec.from_us, spec.to_us) +
-         FilterWhere(spec.filters) + " GROUP BY " + group +
-         " HAVING count() > 0 FORMAT TabSeparated";
+  return {"SELECT " + keys + "count(), sum(1 / sample_rate)" + measures +
+              ", avg(db_us), avg(db_calls), avg(cache_us), avg(cache_calls)"
+              " FROM " +
+              Local(n, "records") + " WHERE " + TimeWhere(spec.from_us, spec.to_us) +
+              FilterWhere(spec.filters) + " GROUP BY " + group +
+              " HAVING count() > 0 FORMAT TabSeparated",
+          false};
+}
+
+// RollupQuery() — whole minutes from rollup_minute, the edges (before the
+// first whole minute, from the last on) from records as rollup rows, merged.
+QueryPlan RollupQuery(const SchemaNames& n, const QuerySpec& spec, int64_t lo, int64_t hi) {
+  std::string edges = " WHERE ((" + TimeWhere(spec.from_us, lo) + ") OR (" +
+                      TimeWhere(hi, spec.to_us) + "))" + FilterWhere(spec.filters);
+  std::string whole = "SELECT minute, " + std::string(kRollupDims) + ", samples, est_requests";
+  for (std::string_view m : kMeasures)
+    for (const char* part : {"_n", "_sum", "_est", "_q"}) whole += ", " + std::string(m) + part;
+  whole += ", db_us, db_calls, cache_us, cache_calls, users FROM " + Local(n, "rollup_minute") +
+           " WHERE minute >= toDateTime(" + std::to_string(lo / 1'000'000) +
+           ") AND minute < toDateTime(" + std::to_string(hi / 1'000'000) + ") AND day >= toDate(" +
+           DateLiteral(lo) + ") AND day <= toDate(" + DateLiteral(hi) + ")" +
+           FilterWhere(spec.filters);
+
+  auto [keys, group] = KeysAndGroup(spec, "toInt64(toUInt32(minute)) * 1000000");
+  std::string measures;
+  for (std::string_view m : kMeasures) {
+    std::string c(m), cnt = "n_" + c, q = "q_" + c;
+    measures += ", countIfMerge(" + c + "_n) AS " + cnt + ", sumMerge(" + c + "_sum) / " + cnt +
+                ", quantilesTDigestIfMerge(0.5, 0.9, 0.99)(" + c + "_q) AS " + q + ", " + q +
+                "[1], " + q + "[2], " + q + "[3], sumMerge(" + c + "_est)";
+  }
+  return {"SELECT " + keys + "countMerge(samples) AS n_samples, sumMerge(est_requests)" + measures +
+              ", sumMerge(db_us) / n_samples, sumMerge(db_calls) / n_samples,"
+              " sumMerge(cache_us) / n_samples, sumMerge(cache_calls) / n_samples FROM (" +
+              whole + " UNION ALL " + RollupSelect(Local(n, "records"), edges) + ") GROUP BY " +
+              group + " HAVING n_samples > 0 FORMAT TabSeparated",
+          true};
+}
+
+}  // namespace
+
+QueryPlan QuerySql(const SchemaNames& n, const QuerySpec& spec) {
+  const int64_t lo = CeilMinute(spec.from_us), hi = FloorMinute(spec.to_us);
+  if (!RollupsServe(spec) || lo >= hi) return RawQuery(n, spec);
+  return RollupQuery(n, spec, lo, hi);
 }
 
 std::string BatchIdsSql(const SchemaNames& n,

@@ -65,14 +65,26 @@ std::string_view RecordColumns();
 std::string_view TallyColumns();
 std::string_view TallyUserColumns();
 
-// QuerySql() — one SELECT answering `spec` over the Distributed records
-// table, FORMAT TabSeparated, one line per (group, bucket):
+// QueryPlan — the SELECT answering a QuerySpec, and whether it reads rollups.
+struct QueryPlan {
+  std::string sql;
+  bool used_rollups = false;
+};
+
+// QuerySql() — one SELECT answering `spec`, FORMAT TabSeparated, one line
+// per (group, bucket) that has samples:
 //   keys..., bucket_us, samples, est_requests,
-//   then per measure (instructions, cycles, cpu_ns, wall_us): n, mean, p50, p90, p99, est_total,
+//   then per measure (instructions, cycles, cpu_ns, wall_us):
+//     n, mean, [p50,p90,p99], p50, p90, p99, est_total,
 //   then db_us, db_calls, cache_us, cache_calls means.
-// REQUIRES: ValidateQueryDimensions(spec) OK. Ordering and limit are the
-// caller's (RankQueryRows in query.h), so every group is returned.
-std::string QuerySql(const SchemaNames& names, const QuerySpec& spec);
+// Queries without user or flag dimensions read the minute rollups for the
+// whole minutes of the range and raw records for its edges (exact to the
+// microsecond, as SQLite); others read raw records only. The rollups hold
+// every record inserted (the view is fed by the INSERT itself), so there is
+// no seal point. Ordering and limit are the caller's (RankQueryRows in
+// query.h), so every group is returned.
+// REQUIRES: ValidateQueryDimensions(spec) OK.
+QueryPlan QuerySql(const SchemaNames& names, const QuerySpec& spec);
 
 // ValidateQueryDimensions() — RETURNS: InvalidArgument for a flag dimension
 // without a name.

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   };
   for (const std::string& s : ch::SchemaStatements(names)) emit("schema", s);
 
-  std::vector<QuerySpec> shapes(6);
+  std::vector<QuerySpec> shapes(7);  // 0, 1, 3, 5, 6 read rollups; 2, 4 raw records
   shapes[1].group_by = {{Dimension::kEndpoint, ""}};
   shapes[1].from_us = 1'764'892'800'000'000;  // 2025-12-05
   shapes[1].to_us = shapes[1].from_us + 3'600'000'000;
@@ -42,7 +42,12 @@ int main(int argc, char** argv) {
                         {Dimension::kCluster, ""},
                         {Dimension::kMethod, ""}};
   shapes[5].bucket = Bucket::kDay;
-  for (const QuerySpec& q : shapes) emit("query", ch::QuerySql(names, q));
+  shapes[6].group_by = {{Dimension::kStatus, ""}};
+  shapes[6].filters = {{{Dimension::kService, ""}, "shop"}};
+  shapes[6].from_us = shapes[1].from_us + 1'234'567;  // sub-minute edges on both sides
+  shapes[6].to_us = shapes[1].to_us + 7'654'321;
+  shapes[6].bucket = Bucket::kHour;
+  for (const QuerySpec& q : shapes) emit("query", ch::QuerySql(names, q).sql);
   emit("query", ch::BatchIdsSql(names, {{"sender-a", 1}, {"it's", 2}}));
   return 0;
 }
