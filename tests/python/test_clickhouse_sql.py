@@ -29,7 +29,8 @@ CONFIG = """<clickhouse><remote_servers><cpuledger><shard><replica>
 def local(sql: str) -> str:
     """The query on this server's tables in place of the Distributed ones."""
     return (sql.replace("ledger.records ", "ledger.records_local ")
-               .replace("ledger.rollup_minute ", "ledger.rollup_minute_mv "))
+               .replace("ledger.rollup_minute ", "ledger.rollup_minute_mv ")
+               .replace("ledger.effects ", "ledger.effects_local "))
 
 
 def statements(database: str) -> list[dict]:
@@ -86,3 +87,10 @@ def test_schema_and_every_query_shape_run_on_current_clickhouse(conn):
         FROM ledger.rollup_minute_mv""", "TSV").bytes().decode().strip().split("\t")
     assert merged[:4] == ["2", "3", "1", "4000"]
     assert merged[5] == "1"
+
+    # Retention drops a day partition as system.parts names it.
+    parts = conn.query(local(queries[-1]), "TSV").bytes().decode().split()
+    assert parts[:2] == ["2025-12-05", "2"]
+    for stmt in (s["sql"] for s in sql if s["kind"] == "retention"):
+        conn.query(stmt)
+    assert conn.query("SELECT count() FROM ledger.records_local", "TSV").bytes().strip() == b"0"

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <limits>
+#include <map>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "store/clickhouse/row_binary.h"
@@ -109,8 +112,10 @@ constexpr size_t kQueryColumns = 3 + 4 * 7 + 4;  // beside the keys (QuerySql)
 
 class ClickHouseStore final : public Store {
  public:
-  ClickHouseStore(SchemaNames names, std::vector<std::unique_ptr<ShardClient>> shards)
-      : names_(std::move(names)), shards_(std::move(shards)) {}
+  ClickHouseStore(ClickHouseOptions options, std::vector<std::unique_ptr<ShardClient>> shards)
+      : options_(std::move(options)),
+        names_{.database = options_.database, .cluster = options_.cluster},
+        shards_(std::move(shards)) {}
 
   Status CreateSchema() {
     for (auto& shard : shards_) {
@@ -162,14 +167,38 @@ class ClickHouseStore final : public Store {
   Result<std::vector<ServiceEfficiency>> Efficiency(const EfficiencySpec&) override {
     return NotYet("Efficiency");
   }
-  Result<std::vector<DeployEntry>> Deploys(const std::string&) override {
-    return NotYet("Deploys");
+  Result<std::vector<DeployEntry>> Deploys(const std::string& service) override {
+    Result<std::string> body = shards_[0]->Run(clickhouse::DeploysSql(names_, service));
+    if (!body.ok()) return body.status();
+    std::vector<DeployEntry> out;
+    for (const clickhouse::TsvRow& f : clickhouse::SplitTsv(*body)) {
+      if (f.size() != 6) return Internal("unexpected Deploys answer");
+      out.push_back({clickhouse::Unescape(f[0]), clickhouse::Unescape(f[1]),
+                     clickhouse::Unescape(f[2]), clickhouse::TsvInt64(f[3]),
+                     clickhouse::TsvInt64(f[4]), clickhouse::TsvUInt64(f[5])});
+    }
+    return out;
   }
   Result<FunctionReport> Functions(const FunctionQuery&) override { return NotYet("Functions"); }
   Result<profile::CallTree> FunctionTree(const FunctionQuery&) override {
     return NotYet("FunctionTree");
   }
-  Result<uint64_t> ApplyRetention(int64_t) override { return NotYet("ApplyRetention"); }
+  Result<uint64_t> ApplyRetention(int64_t now_us) override {
+    uint64_t dropped = 0;
+    const std::pair<const char*, int64_t> tables[] = {
+        {"records_local", options_.raw_retention_us},
+        {"tallies_local", options_.tally_retention_us},
+        {"tally_users_local", options_.tally_retention_us},
+        {"functions_local", options_.profile_retention_us}};
+    for (auto& shard : shards_)
+      for (const auto& [table, keep_us] : tables) {
+        if (keep_us <= 0) continue;
+        Result<uint64_t> rows = DropDaysBefore(*shard, table, now_us - keep_us);
+        if (!rows.ok()) return rows.status();
+        if (std::string_view(table) == "records_local") dropped += *rows;
+      }
+    return dropped;
+  }
   Status Checkpoint() override { return OkStatus(); }  // the engine keeps its rollups
 
   Result<StoreStats> Stats() override {
@@ -194,18 +223,145 @@ class ClickHouseStore final : public Store {
     return stats;
   }
 
-  Result<SampleSet> Samples(const SampleQuery&) override { return NotYet("Samples"); }
+  Result<SampleSet> Samples(const SampleQuery& query) override {
+    Result<std::string> body =
+        shards_[0]->Run(clickhouse::SamplesSql(names_, query, query.max_samples + 1));
+    if (!body.ok()) return body.status();
+    std::vector<clickhouse::TsvRow> rows = clickhouse::SplitTsv(*body);
+    if (rows.size() > query.max_samples)
+      return ResourceExhausted("more than " + std::to_string(query.max_samples) +
+                               " samples in the range: narrow it");
+    return ToSampleSet(rows);
+  }
   Result<std::vector<FunctionMoments>> FunctionMomentsOf(const FunctionMomentsQuery&) override {
     return NotYet("FunctionMomentsOf");
   }
-  Status AppendEffects(std::span<const EffectRecord>) override { return NotYet("AppendEffects"); }
-  Result<std::vector<EffectRecord>> EffectHistory(const EffectHistoryQuery&) override {
-    return NotYet("EffectHistory");
+  Status AppendEffects(std::span<const EffectRecord> effects) override {
+    if (effects.empty()) return OkStatus();
+    RowBinary rows;
+    for (const EffectRecord& e : effects)
+      rows.Date(clickhouse::DayOf(e.at_us))
+          .Int64(e.at_us)
+          .String(e.service)
+          .String(e.endpoint)
+          .String(e.function)
+          .String(e.kind)
+          .String(e.cause)
+          .Float64(e.estimate)
+          .Float64(e.lo)
+          .Float64(e.hi)
+          .UInt8(e.alerted ? 1 : 0);
+    // Detection tables are small: they live on the first shard.
+    return shards_[0]->Insert("INSERT INTO " + names_.database + ".effects_local FORMAT RowBinary",
+                              rows.data());
+  }
+  Result<std::vector<EffectRecord>> EffectHistory(const EffectHistoryQuery& query) override {
+    Result<std::string> body = shards_[0]->Run(clickhouse::EffectHistorySql(names_, query));
+    if (!body.ok()) return body.status();
+    std::vector<EffectRecord> out;
+    for (const clickhouse::TsvRow& f : clickhouse::SplitTsv(*body)) {
+      if (f.size() != 6) return Internal("unexpected EffectHistory answer");
+      EffectRecord e;
+      e.at_us = clickhouse::TsvInt64(f[0]);
+      e.service = query.service;
+      e.endpoint = query.endpoint;
+      e.function = query.function;
+      e.kind = query.kind;
+      e.cause = clickhouse::Unescape(f[1]);
+      e.estimate = clickhouse::TsvDouble(f[2]);
+      e.lo = clickhouse::TsvDouble(f[3]);
+      e.hi = clickhouse::TsvDouble(f[4]);
+      e.alerted = clickhouse::TsvUInt64(f[5]) != 0;
+      out.push_back(std::move(e));
+    }
+    return out;
   }
   Result<UpsertOutcome> UpsertAlert(const Alert&) override { return NotYet("UpsertAlert"); }
   Result<std::vector<Alert>> Alerts(const AlertQuery&) override { return NotYet("Alerts"); }
 
  private:
+  // DropDaysBefore() — drops the shard's day partitions of `table` that end
+  // at or before `cutoff_us`. RETURNS: the rows dropped.
+  Result<uint64_t> DropDaysBefore(ShardClient& shard, const char* table, int64_t cutoff_us) {
+    const int64_t cutoff_day = cutoff_us / (86400LL * 1'000'000);  // the first day kept
+    Result<std::string> parts = shard.Run(clickhouse::PartitionsSql(names_, table));
+    if (!parts.ok()) return parts.status();
+    uint64_t rows = 0;
+    for (const clickhouse::TsvRow& f : clickhouse::SplitTsv(*parts)) {
+      if (f.size() != 2) return Internal("unexpected system.parts answer");
+      const std::string day = clickhouse::Unescape(f[0]);
+      std::tm tm{};
+      if (strptime(day.c_str(), "%Y-%m-%d", &tm) == nullptr) continue;  // not a day partition
+      if (timegm(&tm) / 86400 >= cutoff_day) continue;
+      if (Result<std::string> r = shard.Run(clickhouse::DropPartitionSql(names_, table, day));
+          !r.ok())
+        return r.status();
+      rows += clickhouse::TsvUInt64(f[1]);
+    }
+    return rows;
+  }
+
+  static SampleSet ToSampleSet(const std::vector<clickhouse::TsvRow>& rows) {
+    struct Row {
+      SampleSeries series;
+      int64_t start_us;
+      bool has_instructions;
+      double instructions, cpu_ns, rate;
+    };
+    std::vector<Row> raw;
+    std::map<std::string, std::pair<size_t, size_t>> counts;  // service -> (with, all)
+    for (const clickhouse::TsvRow& f : rows) {
+      if (f.size() != 15) continue;
+      Row r;
+      r.series = {clickhouse::Unescape(f[0]),
+                  clickhouse::Unescape(f[1]),
+                  clickhouse::Unescape(f[2]),
+                  clickhouse::Unescape(f[4]),
+                  clickhouse::Unescape(f[5]),
+                  clickhouse::Unescape(f[6]),
+                  clickhouse::Unescape(f[7]),
+                  static_cast<int>(clickhouse::TsvInt64(f[3])),
+                  {}};
+      std::vector<std::string> names = clickhouse::TsvStringArray(f[8]);
+      std::vector<std::string> values = clickhouse::TsvStringArray(f[9]);
+      for (size_t i = 0; i < names.size() && i < values.size(); ++i)
+        r.series.flags.emplace_back(std::move(names[i]), std::move(values[i]));
+      r.start_us = clickhouse::TsvInt64(f[10]);
+      r.has_instructions = clickhouse::TsvUInt64(f[11]) != 0;
+      r.instructions = clickhouse::TsvDouble(f[12]);
+      r.cpu_ns = clickhouse::TsvDouble(f[13]);
+      r.rate = clickhouse::TsvDouble(f[14]);
+      auto& [with, all] = counts[r.series.service];
+      with += r.has_instructions;
+      ++all;
+      raw.push_back(std::move(r));
+    }
+    // The unit per service, as SQLite's: instructions when at least half have them.
+    SampleSet out;
+    std::map<std::string, bool> instructions;
+    for (const auto& [service, n] : counts) {
+      out.units.emplace_back(service, CostUnit(n.first, n.second));
+      instructions[service] = out.units.back().second == std::string("instructions");
+    }
+    std::map<std::tuple<std::string, std::string, std::string, int, std::string, std::string,
+                        std::string, std::string, std::vector<std::pair<std::string, std::string>>>,
+             uint32_t>
+        index;
+    for (Row& r : raw) {
+      const bool use_instr = instructions[r.series.service];
+      if (use_instr && !r.has_instructions) continue;
+      const SampleSeries& s = r.series;
+      auto [it, added] =
+          index.try_emplace(std::tuple(s.service, s.endpoint, s.method, s.status, s.host, s.cluster,
+                                       s.region, s.commit, s.flags),
+                            static_cast<uint32_t>(out.series.size()));
+      if (added) out.series.push_back(r.series);
+      out.samples.push_back(
+          {it->second, r.start_us, use_instr ? r.instructions : r.cpu_ns, r.rate});
+    }
+    return out;
+  }
+
   size_t ShardOf(const std::string& sender) const {
     return XXH64(sender.data(), sender.size(), 0) % shards_.size();
   }
@@ -266,6 +422,7 @@ class ClickHouseStore final : public Store {
     return OkStatus();
   }
 
+  const ClickHouseOptions options_;
   const SchemaNames names_;
   std::vector<std::unique_ptr<ShardClient>> shards_;
 };
@@ -283,8 +440,7 @@ Result<std::unique_ptr<Store>> OpenClickHouseStore(const ClickHouseOptions& opti
   std::vector<std::unique_ptr<ShardClient>> shards;
   for (const clickhouse::ShardOptions& s : options.shards)
     shards.push_back(std::make_unique<ShardClient>(s));
-  auto store = std::make_unique<ClickHouseStore>(
-      SchemaNames{.database = options.database, .cluster = options.cluster}, std::move(shards));
+  auto store = std::make_unique<ClickHouseStore>(options, std::move(shards));
   if (Status s = store->CreateSchema(); !s.ok()) return s;
   return std::unique_ptr<Store>(std::move(store));
 }

@@ -27,9 +27,14 @@
 //     a call that failed between the two and is retried stores the rows twice
 //     (not guaranteed: exactly-once across a crash in that window).
 //  4. Rollups are kept by the engine in the INSERT that brings the records.
+// Deploys(): from the rollups (first/last sample start, sample count).
+// Samples(): as SQLite's (start order; ties in start order in any order).
+// Effects live on the first shard; the newest row per cause wins at read.
+// ApplyRetention(): drops day partitions on every shard, so it deletes a day
+// only once all of it is past the window (SQLite deletes to the microsecond).
 // Not implemented yet (they answer Unavailable, saying so): profiles and
-// function entities, Efficiency, Deploys, Samples, FunctionMomentsOf,
-// effects and alerts, ApplyRetention.
+// function entities (Functions, FunctionTree, FunctionMomentsOf),
+// Efficiency, UpsertAlert and Alerts.
 //
 // Query semantics: as sqlite_store.h's (exact time ranges, ordering and limit
 // by RankQueryRows, means over samples having the measure, NaN when none),
@@ -53,6 +58,11 @@ struct ClickHouseOptions {
   std::vector<clickhouse::ShardOptions> shards;  // one server per shard, in remote_servers order
   std::string database = "cpuledger";
   std::string cluster = "cpuledger";  // the remote_servers entry naming these shards
+  // ApplyRetention() drops whole UTC days (partitions) that ended before
+  // now - the window; <= 0: kept forever. Rollups are kept, as SQLite's.
+  int64_t raw_retention_us = 14LL * 86400 * 1'000'000;
+  int64_t profile_retention_us = 90LL * 86400 * 1'000'000;
+  int64_t tally_retention_us = 90LL * 86400 * 1'000'000;
 };
 
 // OpenClickHouseStore() — connects to every shard and creates the schema

@@ -56,7 +56,8 @@ std::string RollupStates() {
   return out +
          ", sumState(db_us) AS db_us, sumState(toUInt64(db_calls)) AS db_calls,"
          " sumState(cache_us) AS cache_us, sumState(toUInt64(cache_calls)) AS cache_calls,"
-         " uniqCombinedIfState(user, user != '') AS users";
+         " uniqCombinedIfState(user, user != '') AS users,"
+         " minState(start_us) AS first_us, maxState(start_us) AS last_us";
 }
 
 // RollupSelect() — records grouped into rollup rows: the view's query.
@@ -199,10 +200,11 @@ std::vector<std::string> SchemaStatements(const SchemaNames& n) {
             "unit String, function String, calls UInt64, self_cost UInt64, total_cost UInt64, "
             "requests UInt64",
             "MergeTree PARTITION BY day ORDER BY (service, endpoint, commit, hour, function)"),
-      table("effects_local",
-            "day Date, at_us Int64, service String, endpoint String, function String, "
-            "kind String, cause String, estimate Float64, lo Float64, hi Float64, alerted UInt8",
-            "MergeTree PARTITION BY day ORDER BY (service, endpoint, function, kind, at_us)"),
+      table(
+          "effects_local",
+          "day Date, at_us Int64, service String, endpoint String, function String, "
+          "kind String, cause String, estimate Float64, lo Float64, hi Float64, alerted UInt8",
+          "MergeTree PARTITION BY day ORDER BY (service, endpoint, function, kind, cause, at_us)"),
       // An alert's later versions replace earlier ones (highest updated_us).
       table("alerts_local",
             "day Date, id Int64, key String, service String, endpoint String, kind String, "
@@ -293,11 +295,11 @@ QueryPlan RollupQuery(const SchemaNames& n, const QuerySpec& spec, int64_t lo, i
   std::string whole = "SELECT minute, " + std::string(kRollupDims) + ", samples, est_requests";
   for (std::string_view m : kMeasures)
     for (const char* part : {"_n", "_sum", "_est", "_q"}) whole += ", " + std::string(m) + part;
-  whole += ", db_us, db_calls, cache_us, cache_calls, users FROM " + Local(n, "rollup_minute") +
-           " WHERE minute >= toDateTime(" + std::to_string(lo / 1'000'000) +
-           ") AND minute < toDateTime(" + std::to_string(hi / 1'000'000) + ") AND day >= toDate(" +
-           DateLiteral(lo) + ") AND day <= toDate(" + DateLiteral(hi) + ")" +
-           FilterWhere(spec.filters);
+  whole += ", db_us, db_calls, cache_us, cache_calls, users, first_us, last_us FROM " +
+           Local(n, "rollup_minute") + " WHERE minute >= toDateTime(" +
+           std::to_string(lo / 1'000'000) + ") AND minute < toDateTime(" +
+           std::to_string(hi / 1'000'000) + ") AND day >= toDate(" + DateLiteral(lo) +
+           ") AND day <= toDate(" + DateLiteral(hi) + ")" + FilterWhere(spec.filters);
 
   auto [keys, group] = KeysAndGroup(spec, "toInt64(toUInt32(minute)) * 1000000");
   std::string measures;
@@ -330,6 +332,46 @@ std::string BatchIdsSql(const SchemaNames& n,
     list += (list.empty() ? "(" : ", (") + Quote(sender) + ", " + std::to_string(sequence) + ")";
   return "SELECT sender, sequence FROM " + Local(n, "batches_local") +
          " WHERE (sender, sequence) IN (" + list + ") FORMAT TabSeparated";
+}
+
+std::string DeploysSql(const SchemaNames& n, const std::string& service) {
+  return "SELECT service, cluster, commit, minMerge(first_us) AS first, maxMerge(last_us),"
+         " countMerge(samples) FROM " +
+         Local(n, "rollup_minute") + (service.empty() ? "" : " WHERE service = " + Quote(service)) +
+         " GROUP BY service, cluster, commit ORDER BY first DESC, service, cluster, commit"
+         " FORMAT TabSeparated";
+}
+
+std::string SamplesSql(const SchemaNames& n, const SampleQuery& q, size_t limit) {
+  std::string where = TimeWhere(q.from_us, q.to_us);
+  if (q.service) where += " AND service = " + Quote(*q.service);
+  if (q.endpoint) where += " AND endpoint = " + Quote(*q.endpoint);
+  return "SELECT service, endpoint, method, status, host, cluster, region, commit, flag_names,"
+         " flag_values, start_us, isNotNull(instructions), ifNull(instructions, 0), cpu_ns,"
+         " sample_rate FROM " +
+         Local(n, "records") + " WHERE " + where + " ORDER BY start_us LIMIT " +
+         std::to_string(limit) + " FORMAT TabSeparated";
+}
+
+std::string EffectHistorySql(const SchemaNames& n, const EffectHistoryQuery& q) {
+  return "SELECT max(at_us) AS at, cause, argMax(estimate, at_us), argMax(lo, at_us),"
+         " argMax(hi, at_us), argMax(alerted, at_us) FROM " +
+         Local(n, "effects") + " WHERE service = " + Quote(q.service) +
+         " AND endpoint = " + Quote(q.endpoint) + " AND function = " + Quote(q.function) +
+         " AND kind = " + Quote(q.kind) + " GROUP BY cause HAVING at < " +
+         std::to_string(q.before_us) + " ORDER BY at DESC, cause LIMIT " + std::to_string(q.limit) +
+         " FORMAT TabSeparated";
+}
+
+std::string PartitionsSql(const SchemaNames& n, std::string_view table) {
+  return "SELECT partition, sum(rows) FROM system.parts WHERE active AND database = " +
+         Quote(n.database) + " AND table = " + Quote(table) +
+         " GROUP BY partition ORDER BY partition FORMAT TabSeparated";
+}
+
+std::string DropPartitionSql(const SchemaNames& n, std::string_view table,
+                             std::string_view partition) {
+  return "ALTER TABLE " + Local(n, table) + " DROP PARTITION " + Quote(partition);
 }
 
 }  // namespace cpuledger::store::clickhouse

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "store/detection.h"
 #include "store/query.h"
 
 namespace cpuledger::store::clickhouse {
@@ -94,5 +95,29 @@ Status ValidateQueryDimensions(const QuerySpec& spec);
 // batches_local, FORMAT TabSeparated. REQUIRES: ids not empty.
 std::string BatchIdsSql(const SchemaNames& names,
                         const std::vector<std::pair<std::string, uint64_t>>& ids);
+
+// DeploysSql() — service, cluster, commit, first and last start_us, samples
+// per (service, cluster, commit), from the rollups; newest first. `service`
+// empty: every service.
+std::string DeploysSql(const SchemaNames& names, const std::string& service);
+
+// SamplesSql() — the records of a SampleQuery in start order, at most
+// `limit` of them: service, endpoint, method, status, host, cluster, region,
+// commit, flag_names, flag_values, start_us, has_instructions, instructions,
+// cpu_ns, sample_rate.
+std::string SamplesSql(const SchemaNames& names, const SampleQuery& query, size_t limit);
+
+// EffectHistorySql() — the newest measurement per cause of one (service,
+// endpoint, function, kind), those before `before_us`, newest first: at_us,
+// cause, estimate, lo, hi, alerted. (AppendEffects() only inserts: the newest
+// row of a cause replaces the older ones at read.)
+std::string EffectHistorySql(const SchemaNames& names, const EffectHistoryQuery& query);
+
+// PartitionsSql() — this server's day partitions of `table` (a local table):
+// partition, rows. For retention by dropping whole days.
+std::string PartitionsSql(const SchemaNames& names, std::string_view table);
+// DropPartitionSql() — `partition` as PartitionsSql() printed it ("2026-12-05").
+std::string DropPartitionSql(const SchemaNames& names, std::string_view table,
+                             std::string_view partition);
 
 }  // namespace cpuledger::store::clickhouse

@@ -67,6 +67,21 @@ std::string Unescape(std::string_view f) {
   return out;
 }
 
+std::vector<std::string> TsvStringArray(std::string_view field) {
+  // TabSeparated escapes the array's text, whose strings are quoted and
+  // escaped in turn: unescape the field, then each element.
+  const std::string text = Unescape(field);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\'') continue;
+    size_t j = i + 1;
+    while (j < text.size() && text[j] != '\'') j += text[j] == '\\' ? 2 : 1;
+    out.push_back(Unescape(std::string_view(text).substr(i + 1, j - i - 1)));
+    i = j;
+  }
+  return out;
+}
+
 double TsvDouble(std::string_view f) {
   constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
   if (f == "\\N" || f == "nan" || f == "-nan") return kNaN;

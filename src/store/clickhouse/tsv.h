@@ -22,6 +22,9 @@ std::vector<TsvRow> SplitTsv(std::string_view body);
 // Unescape() — \t \n \r \b \f \0 \\ \' and \xHH as the bytes they stand for.
 std::string Unescape(std::string_view field);
 
+// TsvStringArray() — an Array(String) field (['a','b']) as its strings.
+std::vector<std::string> TsvStringArray(std::string_view field);
+
 // TsvDouble() — a number field; \N, nan, inf as such. Unparsable text: NaN.
 double TsvDouble(std::string_view field);
 // TsvUInt64() / TsvInt64() — integer fields; \N or unparsable text: 0.

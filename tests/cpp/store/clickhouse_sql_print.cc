@@ -49,5 +49,17 @@ int main(int argc, char** argv) {
   shapes[6].bucket = Bucket::kHour;
   for (const QuerySpec& q : shapes) emit("query", ch::QuerySql(names, q).sql);
   emit("query", ch::BatchIdsSql(names, {{"sender-a", 1}, {"it's", 2}}));
+  emit("query", ch::DeploysSql(names, ""));
+  emit("query", ch::DeploysSql(names, "shop"));
+  cpuledger::store::SampleQuery samples;
+  samples.service = "shop";
+  samples.endpoint = "it's";
+  emit("query", ch::SamplesSql(names, samples, 1000));
+  cpuledger::store::EffectHistoryQuery effects;
+  effects.service = "shop";
+  effects.kind = "rollout";
+  emit("query", ch::EffectHistorySql(names, effects));
+  emit("query", ch::PartitionsSql(names, "records_local"));
+  emit("retention", ch::DropPartitionSql(names, "records_local", "2025-12-05"));
   return 0;
 }

@@ -18,10 +18,12 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "store/clickhouse/clickhouse_store.h"
@@ -410,6 +412,124 @@ TEST_P(StoreConformanceTest, QueriesAnswerAlike) {
     ASSERT_TRUE(r.ok()) << name;
     EXPECT_EQ(r->used_rollups, !raw_only) << name;
   }
+}
+
+TEST_P(StoreConformanceTest, DeploysSamplesAndRetentionAlike) {
+  Data d = MakeData(1200, 200);
+  Append(d.batches);
+
+  // Deploys: per (service, cluster, commit), first and last start, newest first.
+  std::map<std::tuple<std::string, std::string, std::string>, DeployEntry> truth;
+  for (const RequestRecord& r : d.records) {
+    DeployEntry& e = truth[{r.service(), r.cluster(), r.commit()}];
+    if (e.samples == 0) {
+      e = {r.service(), r.cluster(), r.commit(), r.start_time_unix_us(), r.start_time_unix_us(), 0};
+    }
+    e.first_seen_us = std::min(e.first_seen_us, r.start_time_unix_us());
+    e.last_seen_us = std::max(e.last_seen_us, r.start_time_unix_us());
+    ++e.samples;
+  }
+  Result<std::vector<DeployEntry>> deploys = store().Deploys("shop");
+  ASSERT_TRUE(deploys.ok()) << deploys.status().ToString();
+  size_t shop = 0;
+  int64_t previous = std::numeric_limits<int64_t>::max();
+  for (const DeployEntry& e : *deploys) {
+    const DeployEntry& want = truth.at({e.service, e.cluster, e.commit});
+    EXPECT_EQ(e.service, "shop");
+    EXPECT_EQ(e.first_seen_us, want.first_seen_us);
+    EXPECT_EQ(e.last_seen_us, want.last_seen_us);
+    EXPECT_EQ(e.samples, want.samples);
+    EXPECT_LE(e.first_seen_us, previous);
+    previous = e.first_seen_us;
+    ++shop;
+  }
+  EXPECT_EQ(shop, static_cast<size_t>(std::count_if(truth.begin(), truth.end(), [](auto& t) {
+              return t.second.service == "shop";
+            })));
+
+  // Samples: one endpoint's, in start order, billed in cpu_ns (a third have
+  // instructions: fewer than half), with their dimensions.
+  SampleQuery sq;
+  sq.from_us = kStartUs + 10 * kMinuteUs;
+  sq.to_us = kStartUs + 100 * kMinuteUs;
+  sq.service = "search";
+  sq.endpoint = "it's \\ odd\t";
+  Result<SampleSet> samples = store().Samples(sq);
+  ASSERT_TRUE(samples.ok()) << samples.status().ToString();
+  std::vector<std::pair<int64_t, double>> want, got;
+  for (const RequestRecord& r : d.records)
+    if (r.service() == *sq.service && r.endpoint() == *sq.endpoint &&
+        r.start_time_unix_us() >= sq.from_us && r.start_time_unix_us() < sq.to_us)
+      want.emplace_back(r.start_time_unix_us(), static_cast<double>(r.cpu().cpu_ns()));
+  std::sort(want.begin(), want.end());
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(samples->UnitOf("search"), "cpu_ns");
+  for (const RecordBill& b : samples->samples) {
+    got.emplace_back(b.start_us, b.bill);
+    const SampleSeries& series = samples->series.at(b.series);
+    EXPECT_EQ(series.endpoint, *sq.endpoint);
+    for (const auto& [name, value] : series.flags) EXPECT_EQ(name, "new_checkout") << value;
+  }
+  EXPECT_TRUE(
+      std::is_sorted(got.begin(), got.end(), [](auto& a, auto& b) { return a.first < b.first; }));
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, want);
+  sq.max_samples = want.size() - 1;
+  EXPECT_EQ(store().Samples(sq).status().code(), StatusCode::kResourceExhausted);
+
+  // Retention at a midnight + 14 days: the first day's records go, the second's stay.
+  const int64_t midnight = (kStartUs / 86'400'000'000 + 1) * 86'400'000'000;
+  const int64_t before = std::count_if(d.records.begin(), d.records.end(),
+                                       [&](auto& r) { return r.start_time_unix_us() < midnight; });
+  ASSERT_GT(before, 0);
+  Result<uint64_t> dropped = store().ApplyRetention(midnight + 14 * 86'400'000'000);
+  ASSERT_TRUE(dropped.ok()) << dropped.status().ToString();
+  EXPECT_EQ(*dropped, static_cast<uint64_t>(before));
+  QuerySpec after;
+  after.group_by = {{Dimension::kUser, ""}};  // raw records only (rollups are kept)
+  Result<QueryResult> left = store().Query(after);
+  ASSERT_TRUE(left.ok());
+  uint64_t n = 0;
+  for (const QueryRow& row : left->rows) n += row.samples;
+  EXPECT_EQ(n, d.records.size() - static_cast<size_t>(before));
+}
+
+TEST_P(StoreConformanceTest, NewestEffectPerCauseWins) {
+  auto effect = [](int64_t at, const char* cause, double estimate) {
+    EffectRecord e;
+    e.at_us = at;
+    e.service = "shop";
+    e.endpoint = "cart";
+    e.kind = "rollout";
+    e.cause = cause;
+    e.estimate = estimate;
+    e.lo = estimate - 0.01;
+    e.hi = estimate + 0.01;
+    e.alerted = estimate > 0.05;
+    return e;
+  };
+  std::vector<EffectRecord> first = {effect(kStartUs, "commit a vs b", 0.02),
+                                     effect(kStartUs + 10, "commit b vs c", 0.07)};
+  ASSERT_TRUE(store().AppendEffects(first).ok());
+  std::vector<EffectRecord> second = {effect(kStartUs + 20, "commit a vs b", 0.03)};
+  ASSERT_TRUE(store().AppendEffects(second).ok());
+  EffectHistoryQuery q;
+  q.service = "shop";
+  q.endpoint = "cart";
+  q.kind = "rollout";
+  Result<std::vector<EffectRecord>> h = store().EffectHistory(q);
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  ASSERT_EQ(h->size(), 2u);
+  EXPECT_EQ((*h)[0].cause, "commit a vs b");
+  EXPECT_EQ((*h)[0].at_us, kStartUs + 20);
+  EXPECT_DOUBLE_EQ((*h)[0].estimate, 0.03);
+  EXPECT_EQ((*h)[1].cause, "commit b vs c");
+  EXPECT_TRUE((*h)[1].alerted);
+  q.before_us = kStartUs + 15;  // the newest of "a vs b" is later: only "b vs c"
+  h = store().EffectHistory(q);
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->size(), 1u);
+  EXPECT_EQ((*h)[0].cause, "commit b vs c");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest, ::testing::Values("sqlite", "clickhouse"),
