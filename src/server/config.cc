@@ -7,6 +7,7 @@
 
 #include "base/duration.h"
 #include "server/alert_sink.h"
+#include "store/clickhouse/sql.h"
 
 namespace cpuledger::server {
 namespace {
@@ -17,7 +18,8 @@ constexpr std::string_view kKnownKeys =
     "max_pending_batches, max_dimension_values, detect_every, detect_window, detect_confidence, "
     "detect_fdr, "
     "threshold_floor, thresholds, webhooks, webhook_token, webhook_attempts, webhook_backoff, "
-    "webhook_max_backoff";
+    "webhook_max_backoff, store, clickhouse_urls, clickhouse_user, clickhouse_password, "
+    "clickhouse_database, clickhouse_cluster";
 
 constexpr int64_t kSecondUs = 1'000'000;
 
@@ -25,6 +27,24 @@ bool HasSpace(std::string_view s) {
   for (char c : s)
     if (std::isspace(static_cast<unsigned char>(c))) return true;
   return false;
+}
+
+// CheckStore() — the store keys (store, clickhouse_*).
+Status CheckStore(const ServerConfig& c) {
+  if (c.store != "sqlite" && c.store != "clickhouse")
+    return InvalidArgument("store must be \"sqlite\" or \"clickhouse\", got \"" + c.store + "\"");
+  if (c.store != "clickhouse") return OkStatus();
+  if (c.clickhouse_urls.empty())
+    return InvalidArgument("store = \"clickhouse\" needs clickhouse_urls (one per shard)");
+  for (const std::string& url : c.clickhouse_urls)
+    if (url.rfind("http://", 0) != 0 || url.size() <= 7 || url.find('/', 7) != std::string::npos)
+      return InvalidArgument("clickhouse_urls: '" + url + "' must be http://host:port, no path");
+  for (const auto& [key, name] : {std::pair{"clickhouse_database", &c.clickhouse_database},
+                                  std::pair{"clickhouse_cluster", &c.clickhouse_cluster}})
+    if (!store::clickhouse::ValidIdentifier(*name))
+      return InvalidArgument(std::string(key) + " must be [A-Za-z_][A-Za-z0-9_]*, got '" + *name +
+                             "'");
+  return OkStatus();
 }
 
 // CheckRanges() — every check of one value, shared by the file loader (which
@@ -62,7 +82,7 @@ Status CheckRanges(const ServerConfig& c) {
   if (c.webhook_backoff_us < 1000) return InvalidArgument("webhook_backoff must be at least 1ms");
   if (c.webhook_max_backoff_us < c.webhook_backoff_us)
     return InvalidArgument("webhook_max_backoff must be at least webhook_backoff");
-  return OkStatus();
+  return CheckStore(c);
 }
 
 }  // namespace
@@ -91,6 +111,24 @@ Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
        : k == "data_dir" ? out.data_dir
        : k == "token"    ? out.token
                          : out.webhook_token) = *v;
+    } else if (k == "store" || k == "clickhouse_user" || k == "clickhouse_password" ||
+               k == "clickhouse_database" || k == "clickhouse_cluster") {
+      auto v = node.value<std::string>();
+      if (!v || node.type() != toml::node_type::string) return wrong(k, "a string");
+      (k == "store"                 ? out.store
+       : k == "clickhouse_user"     ? out.clickhouse_user
+       : k == "clickhouse_password" ? out.clickhouse_password
+       : k == "clickhouse_database" ? out.clickhouse_database
+                                    : out.clickhouse_cluster) = *v;
+    } else if (k == "clickhouse_urls") {
+      const toml::array* urls = node.as_array();
+      if (!urls) return wrong(k, "an array of URL strings");
+      out.clickhouse_urls.clear();
+      for (const toml::node& u : *urls) {
+        const auto* s = u.as_string();
+        if (!s) return wrong(k, "an array of URL strings");
+        out.clickhouse_urls.push_back(s->get());
+      }
     } else if (k == "port" || k == "http_threads" || k == "max_body_bytes" ||
                k == "max_pending_batches" || k == "max_dimension_values" ||
                k == "webhook_attempts") {

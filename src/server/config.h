@@ -18,6 +18,17 @@
 //                             # (endpoint, method, host, cluster, region, flag names,
 //                             # each flag's values); new ones beyond are stored as <other>
 //
+//   # where the books are kept: "sqlite" (default: <data_dir>/cpuledger.sqlite)
+//   # or "clickhouse" (in progress: src/store/clickhouse/clickhouse_store.h says
+//   # which calls it answers); the schema is created on first start
+//   store = "clickhouse"
+//   clickhouse_urls = ["http://10.0.0.1:8123", "http://10.0.0.2:8123"]  # one per shard,
+//                             # in the order of the cluster's remote_servers
+//   clickhouse_user = "cpuledger"       # empty (default): the server's default user
+//   clickhouse_password = "s3cret"      # sent with the user (HTTP basic authentication)
+//   clickhouse_database = "cpuledger"
+//   clickhouse_cluster = "cpuledger"    # the remote_servers entry of these shards
+//
 //   # regression detection, run inside the server
 //   detect_every = "5m"       # how often the detectors run; "off" (or "0") disables
 //   detect_window = "24h"     # the data each run looks at
@@ -58,8 +69,12 @@ namespace cpuledger::server {
 struct ServerConfig {
   std::string bind = "127.0.0.1";
   int port = 8750;
-  std::string data_dir;  // required: holds cpuledger.sqlite
-  std::string token;     // empty: no authentication
+  std::string data_dir;          // required: holds cpuledger.sqlite
+  std::string store = "sqlite";  // or "clickhouse"
+  std::vector<std::string> clickhouse_urls;
+  std::string clickhouse_user, clickhouse_password;
+  std::string clickhouse_database = "cpuledger", clickhouse_cluster = "cpuledger";
+  std::string token;  // empty: no authentication
   size_t max_body_bytes = 32u << 20;
   int http_threads = 8;
   int64_t header_timeout_us = 10'000'000;   // first byte of a request -> end of its headers

@@ -5,8 +5,29 @@
 #include <filesystem>
 
 #include "base/duration.h"
+#include "store/clickhouse/clickhouse_store.h"
 
 namespace cpuledger::server {
+namespace {
+
+store::ClickHouseOptions ClickHouseOptionsFrom(const ServerConfig& config) {
+  store::ClickHouseOptions o;
+  for (const std::string& url : config.clickhouse_urls) {
+    store::clickhouse::ShardOptions shard;
+    shard.url = url;
+    shard.user = config.clickhouse_user;
+    shard.password = config.clickhouse_password;
+    o.shards.push_back(shard);
+  }
+  o.database = config.clickhouse_database;
+  o.cluster = config.clickhouse_cluster;
+  o.raw_retention_us = config.raw_retention_us;
+  o.profile_retention_us = config.profile_retention_us;
+  o.tally_retention_us = config.tally_retention_us;
+  return o;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   Status valid = ValidateServerConfig(config);
@@ -26,7 +47,9 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   options.log = [](const std::string& line) {
     fprintf(stderr, "cpuledger serve: %s\n", line.c_str());
   };
-  Result<std::unique_ptr<store::Store>> store = store::OpenSqliteStore(options);
+  Result<std::unique_ptr<store::Store>> store =
+      config.store == "clickhouse" ? store::OpenClickHouseStore(ClickHouseOptionsFrom(config))
+                                   : store::OpenSqliteStore(options);
   if (!store.ok()) return store.status();
   s->store_ = std::move(*store);
   s->writer_ = std::make_unique<IngestWriter>(*s->store_, s->metrics_, config.max_pending_batches,

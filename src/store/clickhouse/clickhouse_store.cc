@@ -3,6 +3,8 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cmath>
 #include <ctime>
 #include <limits>
@@ -62,7 +64,8 @@ void AppendRecord(const record::RequestRecord& r, const record::Batch& batch, Ro
       .String("");  // profile: not stored yet
 }
 
-void AppendTally(const record::WorkerTally& t, RowBinary& counts, RowBinary& users) {
+void AppendTally(const record::WorkerTally& t, const record::Batch& batch, RowBinary& counts,
+                 RowBinary& users) {
   const int64_t us = t.minute_unix() * 1'000'000;
   auto head = [&](RowBinary& out) {
     out.Date(clickhouse::DayOf(us))
@@ -77,9 +80,11 @@ void AppendTally(const record::WorkerTally& t, RowBinary& counts, RowBinary& use
   for (const record::EndpointCount& e : t.endpoints()) {
     head(counts);
     counts.String(e.endpoint()).UInt64(e.requests()).UInt64(e.sampled());
+    counts.String(batch.sender()).UInt64(batch.sequence());
   }
   head(users);
   users.String(t.active_users_hll()).UInt8(static_cast<uint8_t>(t.hll_precision()));
+  users.String(batch.sender()).UInt64(batch.sequence());
 }
 
 // ParseRow() — one line of QuerySql()'s answer (its column order).
@@ -366,57 +371,133 @@ class ClickHouseStore final : public Store {
     return XXH64(sender.data(), sender.size(), 0) % shards_.size();
   }
 
-  // AppliedIds() — which of `ids` the shard's batches_local already holds.
-  Result<std::set<BatchId>> AppliedIds(size_t shard, const std::vector<BatchId>& ids) {
-    std::set<BatchId> applied;
-    if (ids.empty()) return applied;
+  // The tables a batch's rows go to, in insert order: records last, so a
+  // pending batch's records being all in says the rest are too... unless a
+  // table was partly written, which PendingRows() refuses.
+  static constexpr const char* kBatchTables[] = {"tallies_local", "tally_users_local",
+                                                 "records_local"};
+
+  // BatchRows() — the rows batch `b` puts into each of kBatchTables.
+  static std::array<size_t, 3> BatchRows(const record::Batch& b) {
+    size_t endpoints = 0;
+    for (const record::WorkerTally& t : b.tallies()) endpoints += t.endpoints_size();
+    return {endpoints, static_cast<size_t>(b.tallies_size()),
+            static_cast<size_t>(b.records_size())};
+  }
+
+  // BatchStates() — the state of each of `ids` the shard holds (1 applied, 0 pending).
+  Result<std::map<BatchId, int>> BatchStates(size_t shard, const std::vector<BatchId>& ids) {
+    std::map<BatchId, int> states;
+    if (ids.empty()) return states;
     Result<std::string> body = shards_[shard]->Run(clickhouse::BatchIdsSql(names_, ids));
     if (!body.ok()) return body.status();
     for (const clickhouse::TsvRow& f : clickhouse::SplitTsv(*body))
-      if (f.size() == 2) applied.emplace(clickhouse::Unescape(f[0]), clickhouse::TsvUInt64(f[1]));
-    return applied;
+      if (f.size() == 3)
+        states[{clickhouse::Unescape(f[0]), clickhouse::TsvUInt64(f[1])}] =
+            static_cast<int>(clickhouse::TsvUInt64(f[2]));
+    return states;
   }
 
+  // PendingRows() — for batches an earlier append left pending: per table,
+  // true when its rows are all in already (write none), false when none are.
+  // RETURNS: Internal when a table holds part of a batch (one INSERT over
+  // several days failed midway): not repaired automatically.
+  Result<std::map<BatchId, std::array<bool, 3>>> PendingRows(
+      size_t shard, const std::vector<const record::Batch*>& pending) {
+    std::map<BatchId, std::array<bool, 3>> done;
+    if (pending.empty()) return done;
+    std::vector<BatchId> ids;
+    for (const record::Batch* b : pending) ids.emplace_back(b->sender(), b->sequence());
+    for (size_t t = 0; t < 3; ++t) {
+      Result<std::string> body =
+          shards_[shard]->Run(clickhouse::StoredRowsSql(names_, kBatchTables[t], ids));
+      if (!body.ok()) return body.status();
+      std::map<BatchId, uint64_t> stored;
+      for (const clickhouse::TsvRow& f : clickhouse::SplitTsv(*body))
+        if (f.size() == 3)
+          stored[{clickhouse::Unescape(f[0]), clickhouse::TsvUInt64(f[1])}] =
+              clickhouse::TsvUInt64(f[2]);
+      for (const record::Batch* b : pending) {
+        const uint64_t have = stored[{b->sender(), b->sequence()}];
+        const uint64_t want = BatchRows(*b)[t];
+        if (have != 0 && have != want)
+          return Internal("batch (" + b->sender() + ", " + std::to_string(b->sequence()) +
+                          ") is partly stored in " + kBatchTables[t] + ": " + std::to_string(have) +
+                          " of " + std::to_string(want) + " rows");
+        done[{b->sender(), b->sequence()}][t] = have == want && want != 0;
+      }
+    }
+    return done;
+  }
+
+  // AppendToShard() — the batches at `indexes`, all of senders on `shard`:
+  // (1) their ids as pending, (2) their rows, (3) their ids as applied. A
+  // batch found pending (a failed earlier append) gets only the rows it lacks.
   Status AppendToShard(size_t shard, std::span<const record::Batch* const> batches,
                        const std::vector<size_t>& indexes, std::vector<AppendOutcome>& out) {
     std::vector<BatchId> ids;
     for (size_t i : indexes)
       if (!batches[i]->sender().empty())
         ids.emplace_back(batches[i]->sender(), batches[i]->sequence());
-    Result<std::set<BatchId>> applied = AppliedIds(shard, ids);
-    if (!applied.ok()) return applied.status();
+    Result<std::map<BatchId, int>> states = BatchStates(shard, ids);
+    if (!states.ok()) return states.status();
 
-    RowBinary records, tallies, users, batch_rows;
+    std::vector<size_t> taken;
+    std::vector<const record::Batch*> pending;
+    std::set<BatchId> seen;
+    for (size_t i : indexes) {
+      const record::Batch& b = *batches[i];
+      if (!b.sender().empty()) {
+        auto it = states->find({b.sender(), b.sequence()});
+        if ((it != states->end() && it->second == 1) ||
+            !seen.emplace(b.sender(), b.sequence()).second) {
+          out[i].duplicate = true;  // applied before, or earlier in this call
+          continue;
+        }
+        if (it != states->end()) pending.push_back(&b);
+      }
+      taken.push_back(i);
+    }
+    Result<std::map<BatchId, std::array<bool, 3>>> done = PendingRows(shard, pending);
+    if (!done.ok()) return done.status();
+
     const uint32_t now =
         clickhouse::SecondsOf(std::chrono::duration_cast<std::chrono::microseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count());
-    for (size_t i : indexes) {
+    RowBinary rows[3], pending_ids, applied_ids;
+    for (size_t i : taken) {
       const record::Batch& b = *batches[i];
-      if (!b.sender().empty() && !applied->emplace(b.sender(), b.sequence()).second) {
-        out[i].duplicate = true;  // applied before, or earlier in this call
-        continue;
-      }
-      for (const record::RequestRecord& r : b.records()) AppendRecord(r, b, records);
-      for (const record::WorkerTally& t : b.tallies()) AppendTally(t, tallies, users);
+      auto d = done->find({b.sender(), b.sequence()});
+      const std::array<bool, 3> skip = d == done->end() ? std::array<bool, 3>{} : d->second;
+      RowBinary scratch;  // a table's rows that are in already go nowhere
+      for (const record::WorkerTally& t : b.tallies())
+        AppendTally(t, b, skip[0] ? scratch : rows[0], skip[1] ? scratch : rows[1]);
+      for (const record::RequestRecord& r : b.records())
+        AppendRecord(r, b, skip[2] ? scratch : rows[2]);
       out[i].records = static_cast<size_t>(b.records_size());
       out[i].tallies = static_cast<size_t>(b.tallies_size());
-      if (!b.sender().empty())
-        batch_rows.String(b.sender())
+      if (b.sender().empty()) continue;
+      auto id = [&](RowBinary& to, uint8_t state) {
+        to.String(b.sender())
             .UInt64(b.sequence())
             .UInt32(static_cast<uint32_t>(b.records_size()))
             .UInt32(static_cast<uint32_t>(b.tallies_size()))
-            .DateTime(now);
+            .DateTime(now)
+            .UInt8(state);
+      };
+      if (d == done->end()) id(pending_ids, 0);
+      id(applied_ids, 1);
     }
-    // The ids go last: a batch counts as applied only once its rows are in.
-    const std::pair<const char*, const RowBinary*> inserts[] = {{"records_local", &records},
-                                                                {"tallies_local", &tallies},
-                                                                {"tally_users_local", &users},
-                                                                {"batches_local", &batch_rows}};
-    for (const auto& [table, rows] : inserts) {
-      if (rows->empty()) continue;
+    const std::pair<const char*, const RowBinary*> inserts[] = {{"batches_local", &pending_ids},
+                                                                {kBatchTables[0], &rows[0]},
+                                                                {kBatchTables[1], &rows[1]},
+                                                                {kBatchTables[2], &rows[2]},
+                                                                {"batches_local", &applied_ids}};
+    for (const auto& [table, data] : inserts) {
+      if (data->empty()) continue;
       Status s = shards_[shard]->Insert(
-          "INSERT INTO " + names_.database + "." + table + " FORMAT RowBinary", rows->data());
+          "INSERT INTO " + names_.database + "." + table + " FORMAT RowBinary", data->data());
       if (!s.ok()) return s;
     }
     return OkStatus();

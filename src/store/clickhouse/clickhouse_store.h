@@ -16,16 +16,20 @@
 // stay where they were): add shards with new senders in mind.
 //
 // Durability (numbered as store.h's; what differs from SQLite):
-//  1. AppendBatches() is not one transaction: per shard it inserts the
-//     records, then the tallies, then the batch ids, each one INSERT
-//     (atomic per partition, i.e. per UTC day). A failed call may have
-//     stored part of its batches.
+//  1. AppendBatches() is not one transaction. Per shard it inserts the
+//     batches' ids as pending, then their tallies, tally HyperLogLogs and
+//     records, then their ids as applied, each one INSERT (atomic per
+//     partition, i.e. per UTC day). A failed call may have stored part of
+//     its batches, which stay pending.
 //  2. When AppendBatches() returns OK, ClickHouse has written every row
 //     (fsync is ClickHouse's business: 18.16 does not fsync parts by default).
-//  3. A batch whose (sender, sequence) is already in batches_local is skipped:
-//     a replayed batch is counted once. The ids are written after the rows, so
-//     a call that failed between the two and is retried stores the rows twice
-//     (not guaranteed: exactly-once across a crash in that window).
+//  3. A batch whose (sender, sequence) is applied on its shard is skipped: a
+//     replayed batch is counted once. A pending batch (a call failed midway)
+//     gets only the tables it has no rows in yet: retries after a failure
+//     store each row once. Not guaranteed: a table holding part of a batch
+//     (one INSERT spanning several days failed between its days) is refused
+//     with Internal, not repaired. Two writers appending the same batch at
+//     the same moment may both store it (no lock: one writer per sender).
 //  4. Rollups are kept by the engine in the INSERT that brings the records.
 // Deploys(): from the rollups (first/last sample start, sample count).
 // Samples(): as SQLite's (start order; ties in start order in any order).

@@ -18,11 +18,13 @@ constexpr std::string_view kRecordColumns =
 
 constexpr std::string_view kTallyColumns =
     "day Date, minute DateTime, service String, host String, cluster String, region String, "
-    "commit String, sender String, endpoint String, requests UInt64, sampled UInt64";
+    "commit String, sender String, endpoint String, requests UInt64, sampled UInt64, "
+    "batch_sender String, batch_sequence UInt64";
 
 constexpr std::string_view kTallyUserColumns =
     "day Date, minute DateTime, service String, host String, cluster String, region String, "
-    "commit String, sender String, hll String, hll_precision UInt8";
+    "commit String, sender String, hll String, hll_precision UInt8, "
+    "batch_sender String, batch_sequence UInt64";
 
 // The measures of a QueryRow's Distributions, in QuerySql()'s column order.
 constexpr std::string_view kMeasures[] = {"instructions", "cycles", "cpu_ns", "wall_us"};
@@ -211,7 +213,8 @@ std::vector<std::string> SchemaStatements(const SchemaNames& n) {
             "state String, opened_us Int64, updated_us Int64, body String",
             "ReplacingMergeTree(updated_us) PARTITION BY day ORDER BY (key, id)"),
       table("batches_local",
-            "sender String, sequence UInt64, records UInt32, tallies UInt32, applied DateTime",
+            "sender String, sequence UInt64, records UInt32, tallies UInt32, applied DateTime, "
+            "state UInt8",
             "MergeTree ORDER BY (sender, sequence)"),
       RollupView(n),
   };
@@ -325,13 +328,32 @@ QueryPlan QuerySql(const SchemaNames& n, const QuerySpec& spec) {
   return RollupQuery(n, spec, lo, hi);
 }
 
-std::string BatchIdsSql(const SchemaNames& n,
-                        const std::vector<std::pair<std::string, uint64_t>>& ids) {
+namespace {
+
+std::string IdList(const std::vector<std::pair<std::string, uint64_t>>& ids) {
   std::string list;
   for (const auto& [sender, sequence] : ids)
     list += (list.empty() ? "(" : ", (") + Quote(sender) + ", " + std::to_string(sequence) + ")";
-  return "SELECT sender, sequence FROM " + Local(n, "batches_local") +
-         " WHERE (sender, sequence) IN (" + list + ") FORMAT TabSeparated";
+  return list;
+}
+
+}  // namespace
+
+std::string BatchIdsSql(const SchemaNames& n,
+                        const std::vector<std::pair<std::string, uint64_t>>& ids) {
+  return "SELECT sender, sequence, max(state) FROM " + Local(n, "batches_local") +
+         " WHERE (sender, sequence) IN (" + IdList(ids) +
+         ") GROUP BY sender, sequence FORMAT TabSeparated";
+}
+
+std::string StoredRowsSql(const SchemaNames& n, std::string_view table,
+                          const std::vector<std::pair<std::string, uint64_t>>& ids) {
+  const bool records = table == "records_local";
+  const std::string sender = records ? "sender" : "batch_sender";
+  const std::string sequence = records ? "sequence" : "batch_sequence";
+  return "SELECT " + sender + ", " + sequence + ", count() FROM " + Local(n, table) + " WHERE (" +
+         sender + ", " + sequence + ") IN (" + IdList(ids) + ") GROUP BY " + sender + ", " +
+         sequence + " FORMAT TabSeparated";
 }
 
 std::string DeploysSql(const SchemaNames& n, const std::string& service) {

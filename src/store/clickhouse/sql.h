@@ -91,10 +91,17 @@ QueryPlan QuerySql(const SchemaNames& names, const QuerySpec& spec);
 // without a name.
 Status ValidateQueryDimensions(const QuerySpec& spec);
 
-// BatchIdsSql() — the (sender, sequence) pairs of `ids` already in
-// batches_local, FORMAT TabSeparated. REQUIRES: ids not empty.
+// BatchIdsSql() — the (sender, sequence) pairs of `ids` in batches_local and
+// their state: 1 applied, 0 pending (an append that failed midway may have
+// stored some of the batch's rows), FORMAT TabSeparated. REQUIRES: ids not empty.
 std::string BatchIdsSql(const SchemaNames& names,
                         const std::vector<std::pair<std::string, uint64_t>>& ids);
+
+// StoredRowsSql() — per batch id of `ids`, the rows `table` (records_local,
+// tallies_local or tally_users_local) holds of it: sender, sequence, count.
+// Read for pending batches only: it scans the batch id columns.
+std::string StoredRowsSql(const SchemaNames& names, std::string_view table,
+                          const std::vector<std::pair<std::string, uint64_t>>& ids);
 
 // DeploysSql() — service, cluster, commit, first and last start_us, samples
 // per (service, cluster, commit), from the rollups; newest first. `service`

@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
   shapes[6].bucket = Bucket::kHour;
   for (const QuerySpec& q : shapes) emit("query", ch::QuerySql(names, q).sql);
   emit("query", ch::BatchIdsSql(names, {{"sender-a", 1}, {"it's", 2}}));
+  for (const char* table : {"records_local", "tallies_local", "tally_users_local"})
+    emit("query", ch::StoredRowsSql(names, table, {{"sender-a", 1}}));
   emit("query", ch::DeploysSql(names, ""));
   emit("query", ch::DeploysSql(names, "shop"));
   cpuledger::store::SampleQuery samples;

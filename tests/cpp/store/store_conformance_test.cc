@@ -532,6 +532,59 @@ TEST_P(StoreConformanceTest, NewestEffectPerCauseWins) {
   EXPECT_EQ((*h)[0].cause, "commit b vs c");
 }
 
+// A call that died after storing a batch's tallies (its id left pending):
+// the retry stores the rest, and each row once.
+TEST(ClickHouseStoreTest, APendingBatchGetsOnlyTheRowsItLacks) {
+  if (std::getenv("CPULEDGER_CLICKHOUSE_CLUSTER") == nullptr)
+    GTEST_SKIP() << "no ClickHouse cluster (ctest's clickhouse_cluster fixture starts one)";
+  ClickHouseBackend whole, torn;
+  ASSERT_TRUE(whole.s && torn.s);
+  Data d = MakeData(30, 30);
+  Batch& b = d.batches[0];
+  for (int t = 0; t < 2; ++t) {
+    record::WorkerTally* tally = b.add_tallies();
+    tally->set_minute_unix(kStartUs / 1'000'000 / 60 * 60 + 60 * t);
+    tally->set_service("shop");
+    tally->set_sender(b.sender());
+    for (const char* endpoint : {"cart", "home"}) {
+      record::EndpointCount* e = tally->add_endpoints();
+      e->set_endpoint(endpoint);
+      e->set_requests(100);
+      e->set_sampled(1);
+    }
+    tally->set_active_users_hll(std::string(16, '\x01'));
+    tally->set_hll_precision(4);
+  }
+  const Batch* one[] = {&b};
+  ASSERT_TRUE(whole.s->AppendBatches(one).ok());
+  for (const clickhouse::ShardOptions& o : whole.shards) {
+    clickhouse::ShardClient c(o);
+    ASSERT_TRUE(c.Run("INSERT INTO " + torn.database +
+                      ".batches_local SELECT sender, sequence, records, tallies, applied, 0 FROM " +
+                      whole.database + ".batches_local")
+                    .ok());
+    ASSERT_TRUE(c.Run("INSERT INTO " + torn.database + ".tallies_local SELECT * FROM " +
+                      whole.database + ".tallies_local")
+                    .ok());
+  }
+  Result<std::vector<AppendOutcome>> retry = torn.s->AppendBatches(one);
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_FALSE((*retry)[0].duplicate);
+  EXPECT_EQ((*retry)[0].records, 30u);
+  Result<StoreStats> stats = torn.s->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->raw_samples, 30u);
+  EXPECT_EQ(stats->tallies, 2u);
+  clickhouse::ShardClient first(whole.shards[0]);
+  Result<std::string> tally_rows =
+      first.Run("SELECT count() FROM " + torn.database + ".tallies FORMAT TabSeparated");
+  ASSERT_TRUE(tally_rows.ok());
+  EXPECT_EQ(*tally_rows, "4\n");  // two tallies of two endpoints, once
+  retry = torn.s->AppendBatches(one);
+  ASSERT_TRUE(retry.ok());
+  EXPECT_TRUE((*retry)[0].duplicate);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest, ::testing::Values("sqlite", "clickhouse"),
                          [](const auto& info) { return info.param; });
 
