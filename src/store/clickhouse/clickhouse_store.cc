@@ -371,9 +371,8 @@ class ClickHouseStore final : public Store {
     return XXH64(sender.data(), sender.size(), 0) % shards_.size();
   }
 
-  // The tables a batch's rows go to, in insert order: records last, so a
-  // pending batch's records being all in says the rest are too... unless a
-  // table was partly written, which PendingRows() refuses.
+  // The tables a batch's rows go to, in insert order. Each carries the batch
+  // id, so a pending batch's rows can be counted table by table.
   static constexpr const char* kBatchTables[] = {"tallies_local", "tally_users_local",
                                                  "records_local"};
 

@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <cctype>
+
 namespace cpuledger::store::clickhouse {
 
 namespace {
