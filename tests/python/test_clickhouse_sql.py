@@ -30,6 +30,7 @@ def local(sql: str) -> str:
     """The query on this server's tables in place of the Distributed ones."""
     return (sql.replace("ledger.records ", "ledger.records_local ")
                .replace("ledger.rollup_minute ", "ledger.rollup_minute_mv ")
+               .replace("ledger.rollup_minute_coarse ", "ledger.rollup_minute_coarse_mv ")
                .replace("ledger.effects ", "ledger.effects_local "))
 
 
@@ -60,7 +61,8 @@ def test_schema_and_every_query_shape_run_on_current_clickhouse(conn):
             conn.query(stmt)
     tables = conn.query("SELECT name FROM system.tables WHERE database = 'ledger' ORDER BY name",
                         "CSV").bytes().decode().split()
-    for t in ["records", "records_local", "rollup_minute", "rollup_minute_mv", "batches_local",
+    for t in ["records", "records_local", "rollup_minute", "rollup_minute_mv",
+              "rollup_minute_coarse", "rollup_minute_coarse_mv", "batches_local",
               "alerts", "effects", "functions", "tallies", "tally_users", "schema_version"]:
         assert f'"{t}"' in tables
 

@@ -40,8 +40,18 @@ std::string Distributed(const SchemaNames& n, std::string_view table, std::strin
          ", rand())";
 }
 
-constexpr std::string_view kRollupDims =
-    "day, service, endpoint, method, status, host, cluster, region, commit";
+// RollupTier — one materialized view of minute rollups: its Distributed
+// table, and the columns it groups by (beside the minute).
+struct RollupTier {
+  std::string_view table;  // the view is table + "_mv"
+  std::string_view dims;
+};
+// Every dimension; Deploys() and queries by host, cluster or region read it.
+constexpr RollupTier kFineTier = {
+    "rollup_minute", "day, service, endpoint, method, status, host, cluster, region, commit"};
+// Without host, cluster and region: ~hosts times fewer rows for the rest.
+constexpr RollupTier kCoarseTier = {"rollup_minute_coarse",
+                                    "day, service, endpoint, method, status, commit"};
 
 // RollupStates() — the aggregate states of one rollup row, over records'
 // columns: the materialized view's and the raw edges' of a rollup query
@@ -62,21 +72,22 @@ std::string RollupStates() {
          " minState(start_us) AS first_us, maxState(start_us) AS last_us";
 }
 
-// RollupSelect() — records grouped into rollup rows: the view's query.
-std::string RollupSelect(const std::string& from, const std::string& where) {
-  return "SELECT toDateTime(intDiv(start_us, 60000000) * 60) AS minute, " +
-         std::string(kRollupDims) + ", " + RollupStates() + " FROM " + from + where +
-         " GROUP BY minute, " + std::string(kRollupDims);
+// RollupSelect() — records grouped into a tier's rows: the view's query.
+std::string RollupSelect(const RollupTier& tier, const std::string& from,
+                         const std::string& where) {
+  return "SELECT toDateTime(intDiv(start_us, 60000000) * 60) AS minute, " + std::string(tier.dims) +
+         ", " + RollupStates() + " FROM " + from + where + " GROUP BY minute, " +
+         std::string(tier.dims);
 }
 
 // A minute's rollup is the same whatever shard it was inserted on; the
-// Distributed rollup_minute merges the states across shards at read.
-std::string RollupView(const SchemaNames& n) {
-  return "CREATE MATERIALIZED VIEW IF NOT EXISTS " + Local(n, "rollup_minute_mv") +
-         " ENGINE = AggregatingMergeTree PARTITION BY day"
-         " ORDER BY (service, endpoint, minute, method, status, host, cluster, region, commit)"
-         " AS " +
-         RollupSelect(Local(n, "records_local"), "");
+// tier's Distributed table merges the states across shards at read.
+std::string RollupView(const SchemaNames& n, const RollupTier& tier) {
+  std::string order(tier.dims.substr(tier.dims.find(", ") + 2));  // without day
+  order.insert(order.find(", endpoint") + 10, ", minute");
+  return "CREATE MATERIALIZED VIEW IF NOT EXISTS " + Local(n, std::string(tier.table) + "_mv") +
+         " ENGINE = AggregatingMergeTree PARTITION BY day ORDER BY (" + order + ") AS " +
+         RollupSelect(tier, Local(n, "records_local"), "");
 }
 
 // DimensionSql() — the column expression of a validated dimension.
@@ -216,11 +227,13 @@ std::vector<std::string> SchemaStatements(const SchemaNames& n) {
             "sender String, sequence UInt64, records UInt32, tallies UInt32, applied DateTime, "
             "state UInt8",
             "MergeTree ORDER BY (sender, sequence)"),
-      RollupView(n),
+      RollupView(n, kFineTier),
+      RollupView(n, kCoarseTier),
   };
   for (std::string_view t : {"records", "tallies", "tally_users", "functions", "effects", "alerts"})
     s.push_back(Distributed(n, t, std::string(t) + "_local"));
-  s.push_back(Distributed(n, "rollup_minute", "rollup_minute_mv"));
+  for (const RollupTier& tier : {kFineTier, kCoarseTier})
+    s.push_back(Distributed(n, tier.table, std::string(tier.table) + "_mv"));
   return s;
 }
 
@@ -292,17 +305,27 @@ QueryPlan RawQuery(const SchemaNames& n, const QuerySpec& spec) {
 
 // RollupQuery() — whole minutes from rollup_minute, the edges (before the
 // first whole minute, from the last on) from records as rollup rows, merged.
-QueryPlan RollupQuery(const SchemaNames& n, const QuerySpec& spec, int64_t lo, int64_t hi) {
-  std::string edges = " WHERE ((" + TimeWhere(spec.from_us, lo) + ") OR (" +
-                      TimeWhere(hi, spec.to_us) + "))" + FilterWhere(spec.filters);
-  std::string whole = "SELECT minute, " + std::string(kRollupDims) + ", samples, est_requests";
+QueryPlan RollupQuery(const SchemaNames& n, const QuerySpec& spec, const RollupTier& tier,
+                      int64_t lo, int64_t hi) {
+  // The raw edges that are not empty (none for a range of whole minutes;
+  // none past 2096, where Date and DateTime end: no record is kept there).
+  std::string edges;
+  if (spec.from_us < lo) edges = "(" + TimeWhere(spec.from_us, lo) + ")";
+  if (hi < spec.to_us && hi < kMaxMinuteUs)
+    edges += (edges.empty() ? "(" : " OR (") + TimeWhere(hi, spec.to_us) + ")";
+  const std::string raw =
+      edges.empty()
+          ? ""
+          : " UNION ALL " + RollupSelect(tier, Local(n, "records"),
+                                         " WHERE (" + edges + ")" + FilterWhere(spec.filters));
+  std::string whole = "SELECT minute, " + std::string(tier.dims) + ", samples, est_requests";
   for (std::string_view m : kMeasures)
     for (const char* part : {"_n", "_sum", "_est", "_q"}) whole += ", " + std::string(m) + part;
   whole += ", db_us, db_calls, cache_us, cache_calls, users, first_us, last_us FROM " +
-           Local(n, "rollup_minute") + " WHERE minute >= toDateTime(" +
-           std::to_string(lo / 1'000'000) + ") AND minute < toDateTime(" +
-           std::to_string(hi / 1'000'000) + ") AND day >= toDate(" + DateLiteral(lo) +
-           ") AND day <= toDate(" + DateLiteral(hi) + ")" + FilterWhere(spec.filters);
+           Local(n, tier.table) + " WHERE minute >= toDateTime(" + std::to_string(lo / 1'000'000) +
+           ") AND minute < toDateTime(" + std::to_string(hi / 1'000'000) + ") AND day >= toDate(" +
+           DateLiteral(lo) + ") AND day <= toDate(" + DateLiteral(hi) + ")" +
+           FilterWhere(spec.filters);
 
   auto [keys, group] = KeysAndGroup(spec, "toInt64(toUInt32(minute)) * 1000000");
   std::string measures;
@@ -315,8 +338,7 @@ QueryPlan RollupQuery(const SchemaNames& n, const QuerySpec& spec, int64_t lo, i
   return {"SELECT " + keys + "countMerge(samples) AS n_samples, sumMerge(est_requests)" + measures +
               ", sumMerge(db_us) / n_samples, sumMerge(db_calls) / n_samples,"
               " sumMerge(cache_us) / n_samples, sumMerge(cache_calls) / n_samples FROM (" +
-              whole + " UNION ALL " + RollupSelect(Local(n, "records"), edges) + ") GROUP BY " +
-              group + " HAVING n_samples > 0 FORMAT TabSeparated",
+              whole + raw + ") GROUP BY " + group + " HAVING n_samples > 0 FORMAT TabSeparated",
           true};
 }
 
@@ -325,7 +347,13 @@ QueryPlan RollupQuery(const SchemaNames& n, const QuerySpec& spec, int64_t lo, i
 QueryPlan QuerySql(const SchemaNames& n, const QuerySpec& spec) {
   const int64_t lo = CeilMinute(spec.from_us), hi = FloorMinute(spec.to_us);
   if (!RollupsServe(spec) || lo >= hi) return RawQuery(n, spec);
-  return RollupQuery(n, spec, lo, hi);
+  auto placed = [](const DimensionRef& d) {
+    return d.dim == Dimension::kHost || d.dim == Dimension::kCluster || d.dim == Dimension::kRegion;
+  };
+  const bool fine = std::any_of(spec.group_by.begin(), spec.group_by.end(), placed) ||
+                    std::any_of(spec.filters.begin(), spec.filters.end(),
+                                [&](const Filter& f) { return placed(f.dim); });
+  return RollupQuery(n, spec, fine ? kFineTier : kCoarseTier, lo, hi);
 }
 
 namespace {

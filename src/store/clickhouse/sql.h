@@ -53,11 +53,14 @@ bool ValidIdentifier(std::string_view name);
 //   batches_local       applied (sender, sequence) pairs
 //   rollup_minute_mv    materialized view of records_local into an
 //                       AggregatingMergeTree: count/sum states, quantile
-//                       states (quantilesTDigest) and distinct users
-//                       (uniqCombined) per minute and dimension tuple
+//                       states (quantilesTDigest), distinct users
+//                       (uniqCombined) and first/last start per minute and
+//                       dimension tuple
+//   rollup_minute_coarse_mv   the same without host, cluster and region
 //   schema_version      versions applied
 //  Distributed tables over every shard, same names without _local / _mv:
-//   records, tallies, tally_users, functions, effects, alerts, rollup_minute.
+//   records, tallies, tally_users, functions, effects, alerts, rollup_minute,
+//   rollup_minute_coarse.
 std::vector<std::string> SchemaStatements(const SchemaNames& names);
 
 // RecordColumns() — records_local's columns in RowBinary order (row_binary.h
@@ -78,8 +81,9 @@ struct QueryPlan {
 //   then per measure (instructions, cycles, cpu_ns, wall_us):
 //     n, mean, [p50,p90,p99], p50, p90, p99, est_total,
 //   then db_us, db_calls, cache_us, cache_calls means.
-// Queries without user or flag dimensions read the minute rollups for the
-// whole minutes of the range and raw records for its edges (exact to the
+// Queries without user or flag dimensions read the minute rollups (the
+// coarse ones unless host, cluster or region is asked for) for the whole
+// minutes of the range and raw records for its edges (exact to the
 // microsecond, as SQLite); others read raw records only. The rollups hold
 // every record inserted (the view is fed by the INSERT itself), so there is
 // no seal point. Ordering and limit are the caller's (RankQueryRows in
