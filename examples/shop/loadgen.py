@@ -33,7 +33,7 @@ CATEGORIES = ["kitchen", "garden", "books", "music", "toys", "outdoor", "office"
 
 # What a customer does next, and how often (weights).
 MIX = [
-    ("list", 30), ("product", 25), ("api", 10), ("home", 7), ("search", 7), ("cart", 6),
+    ("list", 35), ("product", 25), ("api", 8), ("home", 7), ("search", 7), ("cart", 6),
     ("add", 5), ("receipt", 4), ("checkout", 2), ("admin", 1),
 ]
 

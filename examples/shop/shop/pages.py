@@ -42,11 +42,11 @@ def product_list(request):
     if category:
         products = products.filter(category__slug=category)
     page = Paginator(products, PAGE_SIZE).get_page(request.GET.get("page"))
-    personalised = flag_is_active(request, "personalised_ranking")
-    history = ranking.recent_categories(request.user) if personalised else None
-    ranked = ranking.rank_for_user(list(page), history)
+    history = ranking.recent_categories(request.user)  # also for the "recently bought" panel
+    ranked = ranking.rank_for_user(list(page), history, flag_is_active(request, "personalised_ranking"))
     return render(request, "shop/product_list.html", {
-        "page": page, "products": ranked, "category": category, "categories": categories()})
+        "page": page, "products": ranked, "category": category, "categories": categories(),
+        "bought_from": [c for c in categories() if c.id in history]})
 
 
 def product_detail(request, id):

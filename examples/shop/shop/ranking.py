@@ -20,14 +20,14 @@ def recent_categories(user):
     return out
 
 
-def rank_for_user(products, history):
-    """The page's products, best first: by rating and price, and given a
-    history (personalised, even an empty one), by each product's affinity to every category,
-    weighted by what the customer bought there and decayed over many steps."""
+def rank_for_user(products, history, personalised):
+    """The page's products, best first: by rating and price, and when
+    personalised, by each product's affinity to every category, weighted by
+    what the customer bought there (`history`) and decayed over many steps."""
     scored = []
     for p in products:
         score = p.rating * 10 - p.price_cents / 5000
-        if history is not None:
+        if personalised:
             for category_id in range(1, CATEGORIES + 1):
                 units = history.get(category_id, 0) + 0.1
                 distance = 1 + abs(category_id - (p.category_id or 0))
