@@ -74,14 +74,14 @@ class Plan:
     # On a shared 2-core VM a request's CPU time drifts by several percent
     # from minute to minute as other work comes and goes; the demo's
     # regressions are tens of percent.
-    threshold_floor: float = 0.10
+    threshold_floor: float = 0.15
     max_seconds: float = 285  # the whole story, from the first request
 
     @classmethod
     def short(cls) -> "Plan":
         """The tests' story: fewer requests where it allows (A and C need
         only a baseline; B's and the flag's stages end when their alert opens)."""
-        return cls(users=60, a_requests=600, side_by_side_requests=300, c_requests=600, max_seconds=210)
+        return cls(users=60, a_requests=500, side_by_side_requests=250, c_requests=500, max_seconds=200)
 
 
 def free_port() -> int:
@@ -205,7 +205,8 @@ class Story:
             env=self.shop_env(release), stdout=open(log, "ab"), stderr=subprocess.STDOUT)
         build = Build(release, f"http://127.0.0.1:{port}", proc)
         self.builds.append(build)
-        wait_until(lambda: answers(build.url + "/login/"), 60, f"the shop at {release}", proc, log)
+        # Each worker warms itself before it serves (shop/warmup.py).
+        wait_until(lambda: answers(build.url + "/hello/"), 60, f"the shop at {release}", proc, log)
         return build
 
     def stop_build(self, build: Build) -> None:
@@ -298,23 +299,22 @@ class Story:
         self.out("  " + self.manage("join_beta", "--every", "2"))
         # At least as long as C's stages: C's comparison looks as far back
         # before C as it has seen after, and must find the flag on there.
-        flag_from = self.gen.total.sent
+        flag_from, flag_from_s = self.gen.total.sent, time.time()
         at_least = p.side_by_side_requests + p.c_requests
         self.drive(f"B, {FLAG} on for beta", p.flag_requests,
                    until=lambda: self.has_alert("flag", flag=FLAG) and self.gen.total.sent - flag_from >= at_least)
 
         step(self.out, f"commit C ({COMMITS['C']}) rolls out: a copy change in the footer")
         self.rollout(b, "C")
-        c_from = time.time()
         self.drive("C", p.c_requests)
-        self.result.efficiency["after"] = self.efficiency(c_from)
+        self.result.efficiency["after"] = self.efficiency(flag_from_s)
         self.wait_for_detector_runs(2)
 
     def efficiency(self, from_s: float) -> dict:
-        """The shop's CPU per active user during the peak minute since
-        `from_s` (the workers' tallies arrive within a second or two)."""
-        rows = self.get(f"/v1/query/efficiency?from={int(from_s)}&to={int(time.time()) + 1}"
-                        "&service=shop")["services"]
+        """The shop's CPU per active user during the peak minute of the
+        minutes from `from_s`'s to now's (tallies are kept per minute)."""
+        first, last = int(from_s) // 60 * 60, int(time.time()) // 60 * 60 + 60
+        rows = self.get(f"/v1/query/efficiency?from={first}&to={last}&service=shop")["services"]
         return rows[0] if rows else {}
 
     def wait_for_detector_runs(self, n: int) -> None:
@@ -374,8 +374,10 @@ def alert_text(a: dict, server_url: str, at: float) -> str:
         for i, f in enumerate(top[:3], 1):
             lines.append(f"      {i}) {short(f['function'])}  +{f['added'] / 1e6:.2f} ms"
                          if a.get("unit") == "cpu_ns" else f"      {i}) {short(f['function'])}  +{f['added']:.0f}")
-            if f.get("path"):
-                lines.append("         path: " + " > ".join(s.rpartition(":")[2] for s in f["path"]))
+            if f.get("path"):  # from the view down, as `cpuledger diff` shows it
+                names = [s.rpartition(":")[2] for s in f["path"]]
+                shown = names[names.index("_get_response") + 1:] if "_get_response" in names else names[-5:]
+                lines.append("         path: " + ("… > " if len(shown) < len(names) else "") + " > ".join(shown))
     lines.append(f"    dashboard: {server_url}/?page=alerts&id={a['id']}")
     return "\n".join(lines)
 
@@ -386,7 +388,9 @@ def efficiency_text(e: dict) -> str:
     unit = "ms CPU" if e.get("unit") == "cpu_ns" else e.get("unit", "")
     value = e.get("per_active_user", 0)
     shown = value / 1e6 if e.get("unit") == "cpu_ns" else value
-    return f"{shown:.2f} {unit} per active user (peak minute: {e.get('active_users', '?')} users)"
+    minute = time.strftime("%H:%M UTC", time.gmtime(e.get("peak_minute_unix", 0)))
+    return (f"{shown:.2f} {unit} per active user (peak minute {minute}: {e.get('requests', 0):.0f} requests "
+            f"from {e.get('active_users', 0):.0f} active users)")
 
 
 def main() -> int:
@@ -413,8 +417,8 @@ def main() -> int:
 def report(story: Story, result: Result) -> bool:
     out = story.out
     step(out, "efficiency: CPU per active user during the peak minute")
-    out(f"  after commit A:           {efficiency_text(result.efficiency.get('before', {}))}")
-    out(f"  after B, the flag and C:  {efficiency_text(result.efficiency.get('after', {}))}")
+    out(f"  commit A:                {efficiency_text(result.efficiency.get('before', {}))}")
+    out(f"  B, the flag on, then C:  {efficiency_text(result.efficiency.get('after', {}))}")
     cli = [story.cli]
     step(out, "CPU per request by endpoint and commit (`cpuledger report`)")
     subprocess.run(cli + ["report", "--server", story.url, "--group-by", "endpoint,commit", "--since", "1h"])

@@ -33,8 +33,8 @@ CATEGORIES = ["kitchen", "garden", "books", "music", "toys", "outdoor", "office"
 
 # What a customer does next, and how often (weights).
 MIX = [
-    ("list", 35), ("product", 25), ("api", 8), ("home", 7), ("search", 7), ("cart", 6),
-    ("add", 5), ("receipt", 4), ("checkout", 2), ("admin", 1),
+    ("list", 50), ("product", 20), ("api", 6), ("home", 5), ("search", 5), ("cart", 4),
+    ("add", 4), ("receipt", 3), ("checkout", 2), ("admin", 1),
 ]
 
 

@@ -17,17 +17,18 @@ def similar_products(product):
 
 def score_similarity(a, b):
     """Tags in common, and from release B the descriptions' shared character
-    trigrams too: a finer score at many times the cost."""
+    3- and 4-grams too: a finer score at many times the cost."""
     score = len(a.tag_set() & b.tag_set()) * 10.0
     if release.at_least("B"):
-        grams_a, grams_b = {}, {}
         text_a, text_b = a.description, b.description
-        for i in range(len(text_a) - 2):
-            grams_a[text_a[i:i + 3]] = grams_a.get(text_a[i:i + 3], 0) + 1
-        for i in range(len(text_b) - 2):
-            grams_b[text_b[i:i + 3]] = grams_b.get(text_b[i:i + 3], 0) + 1
-        shared = 0
-        for gram, n in grams_a.items():
-            shared += min(n, grams_b.get(gram, 0))
-        score += shared / (1 + len(text_a) + len(text_b))
+        for n in (3, 4):
+            grams_a, grams_b = {}, {}
+            for i in range(len(text_a) - n + 1):
+                grams_a[text_a[i:i + n]] = grams_a.get(text_a[i:i + n], 0) + 1
+            for i in range(len(text_b) - n + 1):
+                grams_b[text_b[i:i + n]] = grams_b.get(text_b[i:i + n], 0) + 1
+            shared = 0
+            for gram, count in grams_a.items():
+                shared += min(count, grams_b.get(gram, 0))
+            score += shared / (1 + len(text_a) + len(text_b))
     return score - abs(a.price_cents - b.price_cents) / 10000

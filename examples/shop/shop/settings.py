@@ -6,6 +6,7 @@ the integration tests and the benchmarks.
 Environment:
   SHOP_DB              path of the SQLite database (default: shop.sqlite3 here)
   SHOP_CACHE_DIR       the workers' shared cache (default: the database's path + ".cache")
+  SHOP_WARMUP          0: no in-process warm-up of each worker at boot (shop/warmup.py)
   SHOP_RELEASE         A, B or C: which build of the shop this is (release.py says
                        what each changed); the demo rolls them out one after another
   SHOP_MIDDLEWARE      none | cpuledger | prometheus | silk  (default cpuledger)
@@ -61,9 +62,9 @@ DATABASES = {
     }
 }
 
-# The cart lives in the session, and the session in a signed cookie: no
-# session row written per request.
-SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+# The cart lives in the session, and the session in the shared cache: no
+# session row written per request, and one session key per customer.
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 
 # Demo only: customers log in by the hundred at the start of a run, and the
 # default PBKDF2 (a million iterations) would cost seconds of CPU each.

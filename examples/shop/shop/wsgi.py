@@ -4,3 +4,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 application = get_wsgi_application()
+
+if os.environ.get("SHOP_WARMUP", "1") == "1":
+    from shop.warmup import warm
+
+    warm()
