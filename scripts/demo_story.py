@@ -34,7 +34,6 @@ import tempfile
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,19 +164,23 @@ class Story:
         with urllib.request.urlopen(self.url + path, timeout=30) as r:
             return json.loads(r.read())
 
-    def records(self) -> int:
-        """Records the server accepted so far (its /metrics)."""
+    def metric(self, series: str) -> int:
+        """One series of the server's /metrics, e.g. 'name{result="ok"}'."""
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:
             for line in r.read().decode().splitlines():
-                if line.startswith('cpuledger_ingest_records_total{result="accepted"}'):
+                if line.startswith(series + " "):
                     return int(float(line.split()[-1]))
         return 0
+
+    def records(self) -> int:
+        return self.metric('cpuledger_ingest_records_total{result="accepted"}')
 
     # -- the shop --------------------------------------------------------
 
     def shop_env(self, release: str) -> dict:
         return {**os.environ, "PYTHONPATH": str(SHOP), "DJANGO_SETTINGS_MODULE": "shop.settings",
-                "SHOP_DB": str(self.data / "shop.sqlite3"), "SHOP_RELEASE": release,
+                "SHOP_DB": str(self.data / "shop.sqlite3"), "SHOP_CACHE_DIR": str(self.data / "shop-cache"),
+                "SHOP_RELEASE": release, "SHOP_WARMUP": "1",
                 "CPULEDGER_SERVER_URL": self.url, "CPULEDGER_COMMIT": COMMITS[release],
                 "CPULEDGER_SAMPLE_RATE": "1", "CPULEDGER_PROFILE_RATE": str(self.plan.profile_rate),
                 "CPULEDGER_BATCH_MAX_DELAY_MS": "500", "CPULEDGER_SPOOL_DIR": str(self.data / "spool")}
@@ -283,32 +286,37 @@ class Story:
         return self.result
 
     def act(self, a: Build) -> None:
-        p = self.plan
-        step(self.out, f"commit A ({COMMITS['A']}): {p.users} customers sign in and shop")
+        step(self.out, f"commit A ({COMMITS['A']}): {self.plan.users} customers sign in and shop")
         self.gen.sign_in()
         a_from = time.time()
-        self.drive("A", p.a_requests)
+        self.drive("A", self.plan.a_requests)
         self.result.efficiency["before"] = self.efficiency(a_from)
+        b = self.roll_out_b(a)
+        flag_from = time.time()
+        self.turn_the_flag_on()
+        step(self.out, f"commit C ({COMMITS['C']}) rolls out: a copy change in the footer")
+        self.rollout(b, "C")
+        self.drive("C", self.plan.c_requests)
+        self.result.efficiency["after"] = self.efficiency(flag_from)
+        self.wait_for_detector_runs(2)
 
+    def roll_out_b(self, a: Build) -> Build:
         step(self.out, f"commit B ({COMMITS['B']}) rolls out: product pages score similar products "
                        "by their descriptions")
         b = self.rollout(a, "B")
-        self.drive("B", p.b_requests, until=lambda: self.has_alert("rollout", target_commit=COMMITS["B"]))
+        self.drive("B", self.plan.b_requests,
+                   until=lambda: self.has_alert("rollout", target_commit=COMMITS["B"]))
+        return b
 
-        step(self.out, f"the waffle flag {FLAG} (for the beta group) turns on for half the customers as they join beta")
+    def turn_the_flag_on(self) -> None:
+        step(self.out, f"the waffle flag {FLAG} (for the beta group) turns on for half the customers "
+                       "as they join beta")
         self.out("  " + self.manage("join_beta", "--every", "2"))
         # At least as long as C's stages: C's comparison looks as far back
-        # before C as it has seen after, and must find the flag on there.
-        flag_from, flag_from_s = self.gen.total.sent, time.time()
-        at_least = p.side_by_side_requests + p.c_requests
-        self.drive(f"B, {FLAG} on for beta", p.flag_requests,
-                   until=lambda: self.has_alert("flag", flag=FLAG) and self.gen.total.sent - flag_from >= at_least)
-
-        step(self.out, f"commit C ({COMMITS['C']}) rolls out: a copy change in the footer")
-        self.rollout(b, "C")
-        self.drive("C", p.c_requests)
-        self.result.efficiency["after"] = self.efficiency(flag_from_s)
-        self.wait_for_detector_runs(2)
+        # before C as it has seen after C, and must find the flag on there.
+        start, at_least = self.gen.total.sent, self.plan.side_by_side_requests + self.plan.c_requests
+        self.drive(f"B, {FLAG} on for beta", self.plan.flag_requests,
+                   until=lambda: self.has_alert("flag", flag=FLAG) and self.gen.total.sent - start >= at_least)
 
     def efficiency(self, from_s: float) -> dict:
         """The shop's CPU per active user during the peak minute of the
@@ -320,11 +328,7 @@ class Story:
     def wait_for_detector_runs(self, n: int) -> None:
         """Until the schedule ran the detectors `n` more times over all the data."""
         def runs() -> int:
-            with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:
-                for line in r.read().decode().splitlines():
-                    if line.startswith('cpuledger_detector_runs_total{result="ok"}'):
-                        return int(float(line.split()[-1]))
-            return 0
+            return self.metric('cpuledger_detector_runs_total{result="ok"}')
         want = runs() + n
         wait_until(lambda: runs() >= want, 120, "the detectors' next runs")
 

@@ -5,8 +5,8 @@ the integration tests and the benchmarks.
 
 Environment:
   SHOP_DB              path of the SQLite database (default: shop.sqlite3 here)
-  SHOP_CACHE_DIR       the workers' shared cache (default: the database's path + ".cache")
-  SHOP_WARMUP          0: no in-process warm-up of each worker at boot (shop/warmup.py)
+  SHOP_CACHE_DIR       a cache shared by the workers, in this directory (default: one per worker)
+  SHOP_WARMUP          1: each worker warms itself in-process before it serves (shop/warmup.py)
   SHOP_RELEASE         A, B or C: which build of the shop this is (release.py says
                        what each changed); the demo rolls them out one after another
   SHOP_MIDDLEWARE      none | cpuledger | prometheus | silk  (default cpuledger)
@@ -51,20 +51,15 @@ MIDDLEWARE = [
     "waffle.middleware.WaffleMiddleware",
 ]
 
-_db = os.environ.get("SHOP_DB", str(BASE_DIR / "shop.sqlite3"))
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": _db,
+        "NAME": os.environ.get("SHOP_DB", str(BASE_DIR / "shop.sqlite3")),
         # Several workers write (checkouts): wait for the lock, and take it
         # up front so a reader turned writer never deadlocks.
         "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
     }
 }
-
-# The cart lives in the session, and the session in the shared cache: no
-# session row written per request, and one session key per customer.
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 
 # Demo only: customers log in by the hundred at the start of a run, and the
 # default PBKDF2 (a million iterations) would cost seconds of CPU each.
@@ -80,14 +75,18 @@ TEMPLATES = [{
     ]},
 }]
 
-# One cache for all workers (and both builds during a rollout), as memcached
-# or Redis would be: waffle's flags are cached there too, so a flag turned on
-# reaches every worker at once.
-CACHES = {"default": {
-    "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-    "LOCATION": os.environ.get("SHOP_CACHE_DIR", _db + ".cache"),
-    "TIMEOUT": 3600,
-}}
+# With SHOP_CACHE_DIR (the demo sets it): one cache for all workers (and
+# both builds during a rollout), as memcached or Redis would be, holding the
+# sessions (one key per customer, the cart in it) and waffle's flags, so a
+# flag's change reaches every worker at once. Without: a cache per worker and
+# the session in a signed cookie, as the tests and benchmarks have it.
+if os.environ.get("SHOP_CACHE_DIR"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": os.environ["SHOP_CACHE_DIR"], "TIMEOUT": 3600}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 
 LOGGING = {
     "version": 1,
