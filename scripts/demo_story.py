@@ -61,26 +61,29 @@ class Plan:
     sequential test, every run, as soon as the evidence suffices."""
 
     users: int = 120
-    concurrency: int = 6
+    # No more requests in flight than a build has workers: during a rollout
+    # the two builds' workers then compete for the cores no more than one
+    # build's did before it (busier cores bill each request more CPU).
+    concurrency: int = 3
     workers: int = 3  # gunicorn workers per build
-    a_requests: int = 1200  # commit A alone
+    a_requests: int = 800  # commit A alone
     side_by_side_requests: int = 400  # each rollout: old and new build together
     b_requests: int = 4000  # B alone, at most: ends when B's alert opens
     flag_requests: int = 8000  # flag on, at most: ends when the flag's alert opens
-    c_requests: int = 1200  # C alone
+    c_requests: int = 800  # C alone
     profile_rate: float = 0.2  # of the sampled requests (every request is sampled)
     detect_every: str = "2s"
-    # On a shared 2-core VM a request's CPU time drifts by several percent
-    # from minute to minute as other work comes and goes; the demo's
-    # regressions are tens of percent.
-    threshold_floor: float = 0.15
+    # On a 2-core VM shared with other work a request's CPU time drifts by
+    # tens of percent from minute to minute as that work comes and goes; the
+    # demo's regressions are +60% and more.
+    threshold_floor: float = 0.30
     max_seconds: float = 285  # the whole story, from the first request
 
     @classmethod
     def short(cls) -> "Plan":
         """The tests' story: fewer requests where it allows (A and C need
         only a baseline; B's and the flag's stages end when their alert opens)."""
-        return cls(users=60, a_requests=500, side_by_side_requests=250, c_requests=500, max_seconds=200)
+        return cls(users=60, a_requests=500, side_by_side_requests=250, c_requests=500, max_seconds=230)
 
 
 def free_port() -> int:
@@ -200,16 +203,21 @@ class Story:
         self.manage("waffle_flag", FLAG, "--group", "beta", "--create")
 
     def start_build(self, release: str) -> Build:
+        """A build joins the pool once every worker has warmed itself
+        (shop/warmup.py): workers still booting would slow the first
+        requests of the new build, the very ones its comparison starts with."""
         port = free_port()
         log = self.data / f"gunicorn-{release}.log"
+        ready = self.data / f"ready-{release}"
+        ready.mkdir()
         proc = subprocess.Popen(
             [str(self.bin / "gunicorn"), "shop.wsgi", "-w", str(self.plan.workers), "-b", f"127.0.0.1:{port}",
              "--chdir", str(SHOP), "--graceful-timeout", "10", "--log-level", "warning"],
-            env=self.shop_env(release), stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+            env={**self.shop_env(release), "SHOP_READY_DIR": str(ready)},
+            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
         build = Build(release, f"http://127.0.0.1:{port}", proc)
         self.builds.append(build)
-        # Each worker warms itself before it serves (shop/warmup.py).
-        wait_until(lambda: answers(build.url + "/hello/"), 60, f"the shop at {release}", proc, log)
+        wait_until(lambda: len(list(ready.iterdir())) >= self.plan.workers, 120, f"the shop at {release}", proc, log)
         return build
 
     def stop_build(self, build: Build) -> None:

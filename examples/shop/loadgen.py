@@ -156,7 +156,7 @@ class LoadGen:
         if what == "checkout":
             return self.request(rng, session, "POST", "/checkout/", {})
         with self.admin_lock:  # one staff member browses the admin
-            return self.request(rng, self.admin, "GET", f"/admin/shop/product/?p={rng.randint(1, 30)}")
+            return self.request(rng, self.admin, "GET", f"/admin/shop/product/?p={rng.randint(1, 120)}")
 
     # -- a bounded run ---------------------------------------------------
 

@@ -13,7 +13,7 @@ from waffle import flag_is_active
 from shop import ranking, recommend
 from shop.models import Category, Order, OrderLine, Product
 
-PAGE_SIZE = 24
+PAGE_SIZE = 12
 CART_MAX_LINES = 8
 # Receipts convert to the customer's currency; orders in a currency missing
 # here (the seed's legacy DEM orders) fail: a real 500.

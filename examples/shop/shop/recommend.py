@@ -4,7 +4,7 @@ by how alike they are."""
 from shop import release
 from shop.models import Product
 
-CANDIDATES = 40
+CANDIDATES = 24
 SHOWN = 6
 
 
@@ -17,11 +17,11 @@ def similar_products(product):
 
 def score_similarity(a, b):
     """Tags in common, and from release B the descriptions' shared character
-    3- and 4-grams too: a finer score at many times the cost."""
+    3- to 6-grams too: a finer score at many times the cost."""
     score = len(a.tag_set() & b.tag_set()) * 10.0
     if release.at_least("B"):
         text_a, text_b = a.description, b.description
-        for n in (3, 4):
+        for n in (3, 4, 5, 6):
             grams_a, grams_b = {}, {}
             for i in range(len(text_a) - n + 1):
                 grams_a[text_a[i:i + n]] = grams_a.get(text_a[i:i + n], 0) + 1

@@ -7,6 +7,7 @@ Environment:
   SHOP_DB              path of the SQLite database (default: shop.sqlite3 here)
   SHOP_CACHE_DIR       a cache shared by the workers, in this directory (default: one per worker)
   SHOP_WARMUP          1: each worker warms itself in-process before it serves (shop/warmup.py)
+  SHOP_READY_DIR       where each warm worker leaves a file named by its pid
   SHOP_RELEASE         A, B or C: which build of the shop this is (release.py says
                        what each changed); the demo rolls them out one after another
   SHOP_MIDDLEWARE      none | cpuledger | prometheus | silk  (default cpuledger)

@@ -2,9 +2,13 @@
 the load balancer's pool: each page is requested once in-process, without the
 cpuledger middleware, so that template compilation, lazy imports and the URL
 resolver's caches are paid at boot and not by the first customers (a new
-build would otherwise look slower for its first minute)."""
+build would otherwise look slower for its first minute). With
+SHOP_READY_DIR, a warm worker then says so with a file named by its pid
+there, so a deploy can wait for all of them."""
 
 import logging
+import os
+from pathlib import Path
 
 from django.conf import settings
 from django.test import Client, override_settings
@@ -27,3 +31,5 @@ def warm() -> None:
                 client.get(page)
     except Exception:  # an empty or unmigrated database: nothing to warm, serve anyway
         logging.getLogger("shop").debug("warm-up skipped", exc_info=True)
+    if os.environ.get("SHOP_READY_DIR"):
+        Path(os.environ["SHOP_READY_DIR"], str(os.getpid())).touch()
