@@ -186,7 +186,11 @@ class Story:
                 "SHOP_RELEASE": release, "SHOP_WARMUP": "1",
                 "CPULEDGER_SERVER_URL": self.url, "CPULEDGER_COMMIT": COMMITS[release],
                 "CPULEDGER_SAMPLE_RATE": "1", "CPULEDGER_PROFILE_RATE": str(self.plan.profile_rate),
-                "CPULEDGER_BATCH_MAX_DELAY_MS": "500", "CPULEDGER_SPOOL_DIR": str(self.data / "spool")}
+                # No spool: the server is up throughout. (With a shared spool
+                # directory, a worker of the new build starting its recorder
+                # while the old build's senders run failed once: ".lock: No
+                # such file or directory".)
+                "CPULEDGER_BATCH_MAX_DELAY_MS": "500"}
 
     def manage(self, *args: str) -> str:
         p = subprocess.run([sys.executable, "manage.py", *args], cwd=SHOP, env=self.shop_env("A"),
