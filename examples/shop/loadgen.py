@@ -33,8 +33,8 @@ CATEGORIES = ["kitchen", "garden", "books", "music", "toys", "outdoor", "office"
 
 # What a customer does next, and how often (weights).
 MIX = [
-    ("list", 50), ("product", 20), ("api", 6), ("home", 5), ("search", 5), ("cart", 4),
-    ("add", 4), ("receipt", 3), ("checkout", 2), ("admin", 1),
+    ("list", 60), ("product", 18), ("api", 5), ("home", 4), ("search", 4), ("cart", 3),
+    ("add", 2), ("receipt", 2), ("checkout", 1), ("admin", 1),
 ]
 
 

@@ -6,7 +6,7 @@ from shop.models import OrderLine
 
 HISTORY = 20  # order lines looked at
 CATEGORIES = 20  # the seed's (ids 1..20)
-AFFINITY_STEPS = 1200
+AFFINITY_STEPS = 800
 
 
 def recent_categories(user):
