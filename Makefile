@@ -12,10 +12,10 @@ CMAKE_FLAGS ?=
 
 .PHONY: help bootstrap build build-cpp build-py build-asan test test-cpp test-asan test-py \
         test-fuzz test-package wheels test-wheels test-py-wheel test-browser \
-        bench demo format format-check clean
+        bench demo demo-fleet format format-check clean
 
 help:
-	@echo "make demo    — the cpuledger story on this machine"
+	@echo "make demo    — the cpuledger story on this machine: a Django shop, a rollout, a flag"
 	@echo "make test    — every test: C++ (plain and ASan+UBSan) and Python"
 	@echo "make bench   — the benchmarks (figures beside their targets)"
 	@echo "make build   — build/cpuledger and the Python package into .venv"
@@ -108,8 +108,14 @@ bench: build
 	@node bench/dashboard/page_data_bench.mjs --cpuledger $(BUILD)/cpuledger
 	@$(PY) bench/changepoints/changepoints_bench.py --cpuledger $(BUILD)/cpuledger
 
+# The story on the demo Django shop (scripts/demo_story.py); DEMO_ARGS=--keep
+# leaves the server and the shop running. demo-fleet: a simulated day of a
+# three-service fleet through the ingest API, the second act.
 demo: build
-	@scripts/demo
+	@scripts/demo $(DEMO_ARGS)
+
+demo-fleet: build
+	@scripts/demo --fleet
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')
