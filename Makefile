@@ -61,11 +61,12 @@ test-fuzz:
 
 # The dashboard (web/, bundled into build/cpuledger by `make build`) in
 # Debian's Chromium driven by playwright-core, against a real server holding a
-# simulated shop; screenshots of every page in build/browser-screenshots/.
+# simulated shop, and the demo story's two alert pages (its --short run, about
+# 5 min); screenshots of every page in build/browser-screenshots/.
 # Bounded: each test by --test-timeout, the whole run by timeout(1).
 test-browser:
 	@CPULEDGER=$(BUILD)/cpuledger SCREENSHOTS=$(BUILD)/browser-screenshots \
-	  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 900 node --test --test-timeout=300000 tests/browser/*.test.mjs
+	  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 1200 node --test --test-timeout=420000 tests/browser/*.test.mjs
 
 # Self-contained wheels for each supported CPython (scripts/build-wheels): the
 # cpuledger binary is built once, each interpreter compiles the native module.
@@ -86,11 +87,12 @@ test-py:
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
 
 # The Python suite again on CPython $(WHEEL_PY), against its wheel from dist/,
-# in its own venv (.venv-$(WHEEL_PY)) with the pinned requirements.
+# in its own venv (.venv-$(WHEEL_PY)) with the pinned requirements; the demo's
+# story (marker `story`, minutes of real load) runs once, in test-py.
 WHEEL_PY ?= 3.13
 test-py-wheel:
 	@scripts/wheel-venv $(WHEEL_PY)
-	@PATH="$(CURDIR)/.venv-$(WHEEL_PY)/bin:$$PATH" .venv-$(WHEEL_PY)/bin/python -m pytest -q
+	@PATH="$(CURDIR)/.venv-$(WHEEL_PY)/bin:$$PATH" .venv-$(WHEEL_PY)/bin/python -m pytest -q -m "not story"
 
 bench: build
 	@$(BUILD)/bench/counters_bench --benchmark_min_time=0.2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from conftest import ROOT, cpuledger_exe
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -19,6 +20,7 @@ import demo_story  # noqa: E402
 PLAN = demo_story.Plan.short()
 
 
+@pytest.mark.story
 def test_two_alerts_name_their_functions_and_c_does_not_alert(tmp_path):
     lines: list[str] = []
     story = demo_story.Story(cpuledger_exe(), PLAN, tmp_path, out=lines.append)
