@@ -186,14 +186,32 @@ TEST_F(RolloutTest, QuietEndpointsAccumulateEvidenceSequentially) {
   EXPECT_LE(first_alert, kRestart + 6 * kHour);
 }
 
-TEST_F(RolloutTest, PastTheHorizonAQuietEndpointIsATooFewSkip) {
+TEST_F(RolloutTest, PastTheHorizonTheSequentialVerdictIsFinal) {
+  // Looked at after its horizon, the quiet endpoints' comparison is the
+  // final look: a verdict on the whole horizon a side, not a skip.
   options_.sequential_horizon_us = 2 * kHour;
-  const std::vector<Finding> quiet = Findings(kRestart + 5 * kHour, "/quiet/");
+  for (const char* endpoint : {"/quiet/", "/quiet-noop/"}) {
+    const std::vector<Finding> quiet = Findings(kRestart + 5 * kHour, endpoint);
+    ASSERT_EQ(quiet.size(), 1u) << endpoint;
+    const Finding& f = quiet[0];
+    EXPECT_EQ(f.method.rfind("before/after, sequential", 0), 0u) << f.method;
+    EXPECT_TRUE(f.reason.empty()) << endpoint << ": " << f.reason;
+    EXPECT_EQ(f.to_us - f.from_us, 2 * 2 * kHour) << endpoint;  // the horizon a side
+    EXPECT_GE(f.samples_before, 300u);
+    EXPECT_GE(f.samples_after, 300u);
+  }
+  EXPECT_FALSE(Findings(kRestart + 5 * kHour, "/quiet-noop/")[0].alert);
+}
+
+TEST_F(RolloutTest, PastTheHorizonWithoutItsDataTheSequentialTestSaysItEnded) {
+  // The horizon (5 h) is longer than the data read before the rollout
+  // (10 h back from 6 h after it: 4 h): no shorter look is taken.
+  options_.sequential_horizon_us = 5 * kHour;
+  options_.window_us = 7 * kHour;
+  const std::vector<Finding> quiet = Findings(kRestart + 6 * kHour, "/quiet/");
   ASSERT_EQ(quiet.size(), 1u);
   EXPECT_FALSE(quiet[0].alert);
-  EXPECT_NE(quiet[0].reason.find("too few samples (540 before, 540 after in 3 h a side; need "
-                                 "1000 each before/after)"),
-            std::string::npos)
+  EXPECT_NE(quiet[0].reason.find("sequential test ended at 2026-01-01 11:00"), std::string::npos)
       << quiet[0].reason;
 }
 
