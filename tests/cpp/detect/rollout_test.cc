@@ -9,6 +9,7 @@
 #include <cmath>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 
 #include "detect/detect.h"
@@ -215,6 +216,31 @@ TEST_F(RolloutTest, PastTheHorizonWithoutItsDataTheSequentialTestSaysItEnded) {
       << quiet[0].reason;
 }
 
+// FillDrifting() — 10 hours of `endpoints` (a plain restart at kRestart),
+// every request's cost drifting by `per_hour` an hour (load, time of day).
+void FillDrifting(store::Store& st, std::span<const EndpointSpec> endpoints, double per_hour) {
+  std::mt19937_64 rng(9);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int64_t minute = 0; minute < 10 * 60; ++minute) {
+    record::Batch batch;
+    batch.set_sender("test");
+    batch.set_sequence(static_cast<uint64_t>(minute + 1));
+    for (const EndpointSpec& e : endpoints)
+      for (int i = 0; i < e.per_minute; ++i) {
+        const int64_t t = kT0 + minute * kMin + static_cast<int64_t>(u(rng) * 60e6);
+        record::RequestRecord r = Record(e, t, rng);
+        const double drift = 1 + per_hour * static_cast<double>(t - kT0) / kHour;
+        const auto cost =
+            static_cast<uint64_t>(static_cast<double>(r.cpu().instructions()) * drift);
+        r.mutable_cpu()->set_instructions(cost);
+        r.mutable_cpu()->set_cpu_ns(cost / 3);
+        *batch.add_records() = r;
+      }
+    const record::Batch* one[] = {&batch};
+    ASSERT_TRUE(st.AppendBatches(one).ok());
+  }
+}
+
 // Every endpoint of a service grows 2% costlier an hour (a drift in time:
 // load, time of day), and a plain restart changes one of them by 10%.
 // Before/after windows two hours apart read the drift as a 4% regression of
@@ -226,26 +252,7 @@ TEST(RolloutDriftTest, ADriftEveryEndpointSawIsNotARegression) {
   store::Store& st = **opened;
   const EndpointSpec endpoints[] = {
       {"/e1/", 40, 1.0}, {"/e2/", 40, 1.0}, {"/e3/", 40, 1.10}, {"/e4/", 40, 1.0}};
-  std::mt19937_64 rng(9);
-  std::uniform_real_distribution<double> u(0, 1);
-  for (int64_t minute = 0; minute < 10 * 60; ++minute) {
-    record::Batch batch;
-    batch.set_sender("test");
-    batch.set_sequence(static_cast<uint64_t>(minute + 1));
-    for (const EndpointSpec& e : endpoints)
-      for (int i = 0; i < e.per_minute; ++i) {
-        const int64_t t = kT0 + minute * kMin + static_cast<int64_t>(u(rng) * 60e6);
-        record::RequestRecord r = Record(e, t, rng);
-        const double drift = 1 + 0.02 * static_cast<double>(t - kT0) / kHour;
-        const auto cost =
-            static_cast<uint64_t>(static_cast<double>(r.cpu().instructions()) * drift);
-        r.mutable_cpu()->set_instructions(cost);
-        r.mutable_cpu()->set_cpu_ns(cost / 3);
-        *batch.add_records() = r;
-      }
-    const record::Batch* one[] = {&batch};
-    ASSERT_TRUE(st.AppendBatches(one).ok());
-  }
+  FillDrifting(st, endpoints, 0.02);
   DetectOptions options;
   options.now_us = kRestart + 4 * kHour;
   Result<DetectReport> report = RunDetectors(st, options);
@@ -264,6 +271,37 @@ TEST(RolloutDriftTest, ADriftEveryEndpointSawIsNotARegression) {
     } else {
       EXPECT_LT(f.effect.lo, 0);
       EXPECT_GT(f.effect.hi, 0);
+    }
+  }
+  EXPECT_EQ(judged, 4u);
+}
+
+// The same with the drift the other way (2% cheaper an hour) hiding a 4%
+// regression: the raw comparison sees about nothing, the drift-corrected one
+// 4%. Holm's gate judges the corrected effect, so the regression alerts and
+// its p-value says what its interval says.
+TEST(RolloutDriftTest, ARegressionHiddenByADriftTheOtherWayAlerts) {
+  TempDir dir;
+  auto opened = store::OpenSqliteStore({.path = dir.File("s.sqlite")});
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  store::Store& st = **opened;
+  const EndpointSpec endpoints[] = {
+      {"/e1/", 40, 1.0}, {"/e2/", 40, 1.0}, {"/e3/", 40, 1.04}, {"/e4/", 40, 1.0}};
+  FillDrifting(st, endpoints, -0.02);
+  DetectOptions options;
+  options.now_us = kRestart + 4 * kHour;
+  Result<DetectReport> report = RunDetectors(st, options);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  size_t judged = 0;
+  for (const Finding& f : report->evaluated) {
+    if (f.kind != "rollout") continue;
+    ++judged;
+    EXPECT_EQ(f.method.rfind("before/after, less a drift of -", 0), 0u) << f.method;
+    EXPECT_EQ(f.alert, f.endpoint == "/e3/") << f.endpoint << " " << f.effect.estimate;
+    if (f.endpoint == "/e3/") {
+      EXPECT_GT(f.effect.lo, 0.01);
+      EXPECT_LT(f.p_value, 1e-4);
+      EXPECT_LT(f.q_value, options.rollout_alpha);
     }
   }
   EXPECT_EQ(judged, 4u);

@@ -33,7 +33,7 @@ double Flat(int) { return 1.0; }
 double RiseThreeDaysAgo(int d) { return d >= kDays - 3 ? 1.10 : 1.0; }
 double RiseThreeWeeksAgo(int d) { return d >= 7 ? 1.10 : 1.0; }
 
-class TrendTest : public ::testing::Test {
+class TrendDetectorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto opened = store::OpenSqliteStore({.path = dir_.File("s.sqlite")});
@@ -98,7 +98,7 @@ class TrendTest : public ::testing::Test {
   std::unique_ptr<store::Store> store_;
 };
 
-TEST_F(TrendTest, ARecentRiseAlertsAndAFlatSeriesDoesNot) {
+TEST_F(TrendDetectorTest, ARecentRiseAlertsAndAFlatSeriesDoesNot) {
   Fill({{"/rising/", RiseThreeDaysAgo}, {"/flat/", Flat}}, 0, 200);
   const std::vector<Finding> all = Trends();
   const Finding* rising = Of(all, "/rising/");
@@ -116,7 +116,7 @@ TEST_F(TrendTest, ARecentRiseAlertsAndAFlatSeriesDoesNot) {
   EXPECT_TRUE(flat->reason.empty()) << flat->reason;  // judged, nothing to say
 }
 
-TEST_F(TrendTest, ARiseOlderThanTheRecentDaysDoesNotAlert) {
+TEST_F(TrendDetectorTest, ARiseOlderThanTheRecentDaysDoesNotAlert) {
   Fill({{"/old-rise/", RiseThreeWeeksAgo}}, 0, 200);
   const std::vector<Finding> all = Trends();
   const Finding* f = Of(all, "/old-rise/");
@@ -125,7 +125,7 @@ TEST_F(TrendTest, ARiseOlderThanTheRecentDaysDoesNotAlert) {
   EXPECT_NEAR(f->weekly_change, 0.0, 0.02);
 }
 
-TEST_F(TrendTest, TooFewDaysIsASkipSayingHowMany) {
+TEST_F(TrendDetectorTest, TooFewDaysIsASkipSayingHowMany) {
   Fill({{"/new/", Flat}}, kDays - 4, 200);
   const std::vector<Finding> all = Trends();
   const Finding* f = Of(all, "/new/");
@@ -134,7 +134,7 @@ TEST_F(TrendTest, TooFewDaysIsASkipSayingHowMany) {
   EXPECT_EQ(f->reason, "too few days (4 with data; need 6)");
 }
 
-TEST_F(TrendTest, AnEmptyStoreIsOneSkip) {
+TEST_F(TrendDetectorTest, AnEmptyStoreIsOneSkip) {
   const std::vector<Finding> all = Trends();
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].endpoint, "");
