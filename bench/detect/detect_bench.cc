@@ -879,10 +879,15 @@ void PrintDetails(const BenchResult& r) {
                 reg.service.c_str(), reg.endpoint.c_str(),
                 IsRolloutKind(reg.kind) ? reg.commit_to.c_str() : reg.flag.c_str(), o.side_a,
                 o.side_b);
+    // The detector's last word on it: its verdict, how it compared (method,
+    // samples a side, Holm's or BH's adjusted p) and, for a skip, why.
     if (o.closest)
-      std::printf("  last: %+.3f [%+.3f, %+.3f] thr %.3f%s%s", o.closest->effect.estimate,
-                  o.closest->effect.lo, o.closest->effect.hi, o.closest->threshold,
-                  o.closest->reason.empty() ? "" : " ", o.closest->reason.c_str());
+      std::printf("  last: %+.3f [%+.3f, %+.3f] thr %.3f q %.2g; %s n %llu/%llu%s%s",
+                  o.closest->effect.estimate, o.closest->effect.lo, o.closest->effect.hi,
+                  o.closest->threshold, o.closest->q_value, o.closest->method.c_str(),
+                  static_cast<unsigned long long>(o.closest->samples_before),
+                  static_cast<unsigned long long>(o.closest->samples_after),
+                  o.closest->reason.empty() ? "" : "; ", o.closest->reason.c_str());
     std::printf("\n");
   }
   std::printf("\nfalse alerts (detector)\n");

@@ -17,9 +17,9 @@ constexpr std::string_view kKnownKeys =
     "max_body_bytes, http_threads, header_timeout, request_timeout, "
     "max_pending_batches, max_dimension_values, detect_every, detect_window, detect_confidence, "
     "detect_fdr, "
-    "threshold_floor, thresholds, webhooks, webhook_token, webhook_attempts, webhook_backoff, "
-    "webhook_max_backoff, store, clickhouse_urls, clickhouse_user, clickhouse_password, "
-    "clickhouse_database, clickhouse_cluster";
+    "threshold_floor, thresholds, detect_windows, webhooks, webhook_token, webhook_attempts, "
+    "webhook_backoff, webhook_max_backoff, store, clickhouse_urls, clickhouse_user, "
+    "clickhouse_password, clickhouse_database, clickhouse_cluster";
 
 constexpr int64_t kSecondUs = 1'000'000;
 
@@ -44,6 +44,16 @@ Status CheckStore(const ServerConfig& c) {
     if (!store::clickhouse::ValidIdentifier(*name))
       return InvalidArgument(std::string(key) + " must be [A-Za-z_][A-Za-z0-9_]*, got '" + *name +
                              "'");
+  return OkStatus();
+}
+
+// CheckWindows() — one service's before/after windows ("" for every service's).
+Status CheckWindows(const std::string& service, const DetectWindows& w) {
+  const std::string name = service.empty() ? "detect_windows" : "detect_windows." + service;
+  if (w.samples < 1) return InvalidArgument(name + ": samples must be at least 1");
+  if (w.min_side_us <= 0) return InvalidArgument(name + ": min_side must be positive");
+  if (w.max_side_us < w.min_side_us)
+    return InvalidArgument(name + ": max_side must be at least min_side");
   return OkStatus();
 }
 
@@ -72,6 +82,9 @@ Status CheckRanges(const ServerConfig& c) {
                              " = " + std::to_string(value) +
                              " must be in (0, 10] (a relative change: 0.02 is 2%)");
   }
+  if (Status s = CheckWindows("", c.detect_windows); !s.ok()) return s;
+  for (const auto& [service, w] : c.detect_windows_by_service)
+    if (Status s = CheckWindows(service, w); !s.ok()) return s;
   for (const std::string& url : c.webhooks) {
     Result<WebhookUrl> parsed = ParseWebhookUrl(url);
     if (!parsed.ok()) return InvalidArgument("webhooks: " + parsed.status().message());
@@ -83,6 +96,50 @@ Status CheckRanges(const ServerConfig& c) {
   if (c.webhook_max_backoff_us < c.webhook_backoff_us)
     return InvalidArgument("webhook_max_backoff must be at least webhook_backoff");
   return CheckStore(c);
+}
+
+// ApplyWindowKey() — one key of a [detect_windows] table over `w`.
+// RETURNS: InvalidArgument naming the key (prefixed `name`).
+Status ApplyWindowKey(const std::string& name, std::string_view key, const toml::node& node,
+                      DetectWindows& w) {
+  if (key == "samples") {
+    auto v = node.value<int64_t>();
+    if (!v || node.type() != toml::node_type::integer || *v <= 0)
+      return InvalidArgument(name + ".samples must be a positive integer");
+    w.samples = static_cast<size_t>(*v);
+    return OkStatus();
+  }
+  if (key == "min_side" || key == "max_side") {
+    auto v = node.value<std::string>();
+    if (!v || node.type() != toml::node_type::string)
+      return InvalidArgument(name + "." + std::string(key) +
+                             " must be a duration string such as \"3h\"");
+    Result<int64_t> us = ParseDurationUs(*v);
+    if (!us.ok())
+      return InvalidArgument(name + "." + std::string(key) + ": " + us.status().message());
+    (key == "min_side" ? w.min_side_us : w.max_side_us) = *us;
+    return OkStatus();
+  }
+  return InvalidArgument(name + ": unknown key '" + std::string(key) +
+                         "' (known: samples, min_side, max_side, and a table per service)");
+}
+
+// LoadWindows() — a [detect_windows] table: its own keys for every service,
+// then one sub-table per service, starting from those.
+Status LoadWindows(const toml::table& table, ServerConfig& out) {
+  for (auto&& [key, node] : table)
+    if (!node.is_table())
+      if (Status s = ApplyWindowKey("detect_windows", key.str(), node, out.detect_windows); !s.ok())
+        return s;
+  for (auto&& [key, node] : table) {
+    if (!node.is_table()) continue;
+    const std::string service(key.str());
+    DetectWindows w = out.detect_windows;
+    for (auto&& [k, v] : *node.as_table())
+      if (Status s = ApplyWindowKey("detect_windows." + service, k.str(), v, w); !s.ok()) return s;
+    out.detect_windows_by_service[service] = w;
+  }
+  return OkStatus();
 }
 
 }  // namespace
@@ -208,6 +265,11 @@ Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
           out.thresholds[std::string(service.str()) + " " + std::string(endpoint.str())] = *v;
         }
       }
+    } else if (k == "detect_windows") {
+      const toml::table* windows = node.as_table();
+      if (!windows) return wrong(k, "a table: [detect_windows] then max_side = \"3h\"");
+      if (Status s = LoadWindows(*windows, out); !s.ok())
+        return InvalidArgument(where + s.message());
     } else {
       return InvalidArgument(where + "unknown key '" + std::string(k) +
                              "' (known: " + std::string(kKnownKeys) + ")");

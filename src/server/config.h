@@ -36,6 +36,15 @@
 //   detect_fdr = 0.05         # Benjamini-Hochberg level over flag and function tests, (0, 0.5]
 //   threshold_floor = 0.01    # no endpoint alerts on less than +1%, in [0, 1]
 //
+//   # a rollout's before/after windows: each side the narrowest width (whole
+//   # minutes) holding `samples` requests, within [min_side, max_side]
+//   [detect_windows]
+//   samples = 5000
+//   min_side = "10m"
+//   max_side = "3h"
+//   [detect_windows.batch]    # one service's own; keys it leaves out come
+//   max_side = "12h"          # from [detect_windows] (or the defaults)
+//
 //   # fixed thresholds per endpoint, replacing the learned ones:
 //   # [thresholds.<service>] then "<endpoint>" = relative change, in (0, 10]
 //   [thresholds.shop]
@@ -66,6 +75,14 @@
 
 namespace cpuledger::server {
 
+// DetectWindows — one service's before/after windows (the server hands them
+// to detect::BeforeAfterWindows): samples >= 1, 0 < min_side <= max_side.
+struct DetectWindows {
+  size_t samples = 5000;
+  int64_t min_side_us = 10LL * 60'000'000;
+  int64_t max_side_us = 3LL * 3'600'000'000;
+};
+
 struct ServerConfig {
   std::string bind = "127.0.0.1";
   int port = 8750;
@@ -94,6 +111,8 @@ struct ServerConfig {
   // "service endpoint" (one space; the form of detect::DetectOptions::thresholds)
   // -> fixed relative threshold.
   std::map<std::string, double> thresholds;
+  DetectWindows detect_windows;  // every service's, unless in detect_windows_by_service
+  std::map<std::string, DetectWindows> detect_windows_by_service;
 
   std::vector<std::string> webhooks;  // empty: alerts go to the log only
   std::string webhook_token;          // empty: no Authorization header

@@ -100,6 +100,12 @@ Result<detect::DetectReport> Server::Detect(int64_t now_us, int64_t window_us, s
   options.fdr = config_.detect_fdr;
   options.threshold_floor = config_.threshold_floor;
   options.thresholds = config_.thresholds;
+  auto windows = [](const DetectWindows& w) {
+    return detect::BeforeAfterWindows{w.samples, w.min_side_us, w.max_side_us};
+  };
+  options.before_after = windows(config_.detect_windows);
+  for (const auto& [service, w] : config_.detect_windows_by_service)
+    options.before_after_by_service[service] = windows(w);
   Result<detect::DetectReport> report = detect::RunDetectors(*store_, options);
   Result<std::vector<detect::Finding>> fresh =
       report.ok() ? detect::RecordRun(*store_, *report) : report.status();

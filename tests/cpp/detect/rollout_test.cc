@@ -9,6 +9,7 @@
 #include <cmath>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 
 #include "detect/detect.h"
@@ -186,15 +187,58 @@ TEST_F(RolloutTest, QuietEndpointsAccumulateEvidenceSequentially) {
   EXPECT_LE(first_alert, kRestart + 6 * kHour);
 }
 
-TEST_F(RolloutTest, PastTheHorizonAQuietEndpointIsATooFewSkip) {
+TEST_F(RolloutTest, PastTheHorizonTheSequentialVerdictIsFinal) {
+  // Looked at after its horizon, the quiet endpoints' comparison is the
+  // final look: a verdict on the whole horizon a side, not a skip.
   options_.sequential_horizon_us = 2 * kHour;
-  const std::vector<Finding> quiet = Findings(kRestart + 5 * kHour, "/quiet/");
+  for (const char* endpoint : {"/quiet/", "/quiet-noop/"}) {
+    const std::vector<Finding> quiet = Findings(kRestart + 5 * kHour, endpoint);
+    ASSERT_EQ(quiet.size(), 1u) << endpoint;
+    const Finding& f = quiet[0];
+    EXPECT_EQ(f.method.rfind("before/after, sequential", 0), 0u) << f.method;
+    EXPECT_TRUE(f.reason.empty()) << endpoint << ": " << f.reason;
+    EXPECT_EQ(f.to_us - f.from_us, 2 * 2 * kHour) << endpoint;  // the horizon a side
+    EXPECT_GE(f.samples_before, 300u);
+    EXPECT_GE(f.samples_after, 300u);
+  }
+  EXPECT_FALSE(Findings(kRestart + 5 * kHour, "/quiet-noop/")[0].alert);
+}
+
+TEST_F(RolloutTest, PastTheHorizonWithoutItsDataTheSequentialTestSaysItEnded) {
+  // The horizon (5 h) is longer than the data read before the rollout
+  // (10 h back from 6 h after it: 4 h): no shorter look is taken.
+  options_.sequential_horizon_us = 5 * kHour;
+  options_.window_us = 7 * kHour;
+  const std::vector<Finding> quiet = Findings(kRestart + 6 * kHour, "/quiet/");
   ASSERT_EQ(quiet.size(), 1u);
   EXPECT_FALSE(quiet[0].alert);
-  EXPECT_NE(quiet[0].reason.find("too few samples (540 before, 540 after in 3 h a side; need "
-                                 "1000 each before/after)"),
-            std::string::npos)
+  EXPECT_NE(quiet[0].reason.find("sequential test ended at 2026-01-01 11:00"), std::string::npos)
       << quiet[0].reason;
+}
+
+// FillDrifting() — 10 hours of `endpoints` (a plain restart at kRestart),
+// every request's cost drifting by `per_hour` an hour (load, time of day).
+void FillDrifting(store::Store& st, std::span<const EndpointSpec> endpoints, double per_hour) {
+  std::mt19937_64 rng(9);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int64_t minute = 0; minute < 10 * 60; ++minute) {
+    record::Batch batch;
+    batch.set_sender("test");
+    batch.set_sequence(static_cast<uint64_t>(minute + 1));
+    for (const EndpointSpec& e : endpoints)
+      for (int i = 0; i < e.per_minute; ++i) {
+        const int64_t t = kT0 + minute * kMin + static_cast<int64_t>(u(rng) * 60e6);
+        record::RequestRecord r = Record(e, t, rng);
+        const double drift = 1 + per_hour * static_cast<double>(t - kT0) / kHour;
+        const auto cost =
+            static_cast<uint64_t>(static_cast<double>(r.cpu().instructions()) * drift);
+        r.mutable_cpu()->set_instructions(cost);
+        r.mutable_cpu()->set_cpu_ns(cost / 3);
+        *batch.add_records() = r;
+      }
+    const record::Batch* one[] = {&batch};
+    ASSERT_TRUE(st.AppendBatches(one).ok());
+  }
 }
 
 // Every endpoint of a service grows 2% costlier an hour (a drift in time:
@@ -208,26 +252,7 @@ TEST(RolloutDriftTest, ADriftEveryEndpointSawIsNotARegression) {
   store::Store& st = **opened;
   const EndpointSpec endpoints[] = {
       {"/e1/", 40, 1.0}, {"/e2/", 40, 1.0}, {"/e3/", 40, 1.10}, {"/e4/", 40, 1.0}};
-  std::mt19937_64 rng(9);
-  std::uniform_real_distribution<double> u(0, 1);
-  for (int64_t minute = 0; minute < 10 * 60; ++minute) {
-    record::Batch batch;
-    batch.set_sender("test");
-    batch.set_sequence(static_cast<uint64_t>(minute + 1));
-    for (const EndpointSpec& e : endpoints)
-      for (int i = 0; i < e.per_minute; ++i) {
-        const int64_t t = kT0 + minute * kMin + static_cast<int64_t>(u(rng) * 60e6);
-        record::RequestRecord r = Record(e, t, rng);
-        const double drift = 1 + 0.02 * static_cast<double>(t - kT0) / kHour;
-        const auto cost =
-            static_cast<uint64_t>(static_cast<double>(r.cpu().instructions()) * drift);
-        r.mutable_cpu()->set_instructions(cost);
-        r.mutable_cpu()->set_cpu_ns(cost / 3);
-        *batch.add_records() = r;
-      }
-    const record::Batch* one[] = {&batch};
-    ASSERT_TRUE(st.AppendBatches(one).ok());
-  }
+  FillDrifting(st, endpoints, 0.02);
   DetectOptions options;
   options.now_us = kRestart + 4 * kHour;
   Result<DetectReport> report = RunDetectors(st, options);

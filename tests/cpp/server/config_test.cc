@@ -121,6 +121,39 @@ TEST_F(ConfigFile, AnIntegerFloorIsANumber) {
   EXPECT_EQ(config.threshold_floor, 0.0);
 }
 
+TEST_F(ConfigFile, DetectWindowsPerServiceStartFromTheSharedOnes) {
+  Status s = Load(R"(
+[detect_windows.batch]
+max_side = "12h"
+[detect_windows]
+samples = 2000
+min_side = "5m"
+)");
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(config.detect_windows.samples, 2000u);
+  EXPECT_EQ(config.detect_windows.min_side_us, 5LL * 60 * 1'000'000);
+  EXPECT_EQ(config.detect_windows.max_side_us, 3LL * 3600 * 1'000'000);  // the default
+  ASSERT_EQ(config.detect_windows_by_service.count("batch"), 1u);
+  const DetectWindows& batch = config.detect_windows_by_service.at("batch");
+  EXPECT_EQ(batch.samples, 2000u);  // from [detect_windows], written after it
+  EXPECT_EQ(batch.min_side_us, 5LL * 60 * 1'000'000);
+  EXPECT_EQ(batch.max_side_us, 12LL * 3600 * 1'000'000);
+}
+
+TEST_F(ConfigFile, BadDetectWindowsNameTheKey) {
+  EXPECT_NE(LoadError("detect_windows = 3\n").find("'detect_windows' must be a table"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[detect_windows]\nsamples = 0\n").find("detect_windows.samples"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[detect_windows]\nmax_sides = \"1h\"\n").find("unknown key 'max_sides'"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[detect_windows.shop]\nmax_side = 3\n").find("detect_windows.shop.max_side"),
+            std::string::npos);
+  EXPECT_NE(LoadError("[detect_windows.shop]\nmin_side = \"4h\"\n")
+                .find("detect_windows.shop: max_side must be at least min_side"),
+            std::string::npos);
+}
+
 TEST_F(ConfigFile, UnknownKeysAreErrorsListingTheKnownOnes) {
   const std::string m = LoadError("webhook = [\"http://x/\"]\n");
   EXPECT_NE(m.find("unknown key 'webhook'"), std::string::npos) << m;
