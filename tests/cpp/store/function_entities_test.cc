@@ -470,6 +470,54 @@ int64_t CountRows(const std::string& path, const std::string& table) {
   return QueryInt64(path, "SELECT count(*) FROM " + table);
 }
 
+// Profiles are kept per flag value too: the tree of flag F = on holds only
+// the requests that carried it, and the diff off -> on names the work the
+// flag adds; all requests together still answer as before.
+TEST_F(FunctionEntitiesTest, FlagValueSlicesHoldOnlyTheirRequests) {
+  record::Batch b;
+  for (int i = 0; i < 3; ++i) {
+    record::RequestRecord* r = b.add_records();
+    *r = Record(kT0Us + i * kUs, "shop", "/x/", "A");
+    (*r->mutable_flags())["new_feed"] = "off";
+    MakeTree(1, "cpu_ns", nullptr).ToProto(r->mutable_profile());
+  }
+  record::RequestRecord* on = b.add_records();
+  *on = Record(kT0Us + 5 * kUs, "shop", "/x/", "A");
+  (*on->mutable_flags())["new_feed"] = "on";
+  (*on->mutable_flags())["ranker"] = "b";
+  MakeTree(1, "cpu_ns", nullptr, /*slow=*/5000).ToProto(on->mutable_profile());
+  AddProfiled(&b, kT0Us + 6 * kUs, "A", 1);  // carries no flag
+  Append(b);
+
+  FunctionQuery off_q, on_q, ranker_q;
+  off_q.flag = on_q.flag = "new_feed";
+  off_q.flag_value = "off";
+  on_q.flag_value = "on";
+  ranker_q.flag = "ranker";
+  ranker_q.flag_value = "b";
+  Result<CallTree> off = store_->FunctionTree(off_q), with = store_->FunctionTree(on_q);
+  Result<CallTree> ranker = store_->FunctionTree(ranker_q), all = store_->FunctionTree({});
+  ASSERT_TRUE(off.ok() && with.ok() && ranker.ok() && all.ok());
+  EXPECT_EQ(off->requests(), 3u);
+  EXPECT_EQ(with->requests(), 1u);
+  EXPECT_EQ(ranker->requests(), 1u);
+  EXPECT_EQ(all->requests(), 5u);
+  EXPECT_EQ(PathSums(*with), PathSums(*ranker));
+  EXPECT_EQ(std::get<2>(PathSums(*with)[CallPathText({kView, kSlow})]), 5000u);
+  EXPECT_EQ(PathSums(*off).count(CallPathText({kView, kSlow})), 0u);
+  EXPECT_EQ(std::get<2>(PathSums(*all)[CallPathText({kView, kSlow})]), 5000u);
+
+  Result<std::vector<profile::FunctionDiff>> d = profile::DiffTrees(*off, *with);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_FALSE(d->empty());
+  EXPECT_EQ((*d)[0].function, kSlow);
+
+  FunctionQuery none;
+  none.flag = "new_feed";
+  none.flag_value = "maybe";
+  EXPECT_EQ(store_->FunctionTree(none)->requests(), 0u);
+}
+
 // An append keeps its profile sums as a delta row until a checkpoint folds
 // them into the hourly tables (sqlite_store.h, "Profile checkpoints"). A
 // copy of the file taken while the store is open, deltas unfolded, is what a
