@@ -17,7 +17,7 @@ constexpr std::string_view kKnownKeys =
     "max_pending_batches, max_dimension_values, detect_every, detect_window, detect_confidence, "
     "detect_fdr, "
     "threshold_floor, thresholds, webhooks, webhook_token, webhook_attempts, webhook_backoff, "
-    "webhook_max_backoff";
+    "webhook_max_backoff, profile_flags";
 
 constexpr int64_t kSecondUs = 1'000'000;
 
@@ -144,6 +144,16 @@ Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
         const auto* s = u.as_string();
         if (!s) return wrong(k, "an array of URL strings");
         out.webhooks.push_back(s->get());
+      }
+    } else if (k == "profile_flags") {
+      const toml::array* names = node.as_array();
+      if (!names) return wrong(k, "an array of flag names, e.g. [\"new_search\"]");
+      out.profile_flags.emplace();
+      for (const toml::node& n : *names) {
+        const auto* s = n.as_string();
+        if (!s || s->get().empty())
+          return wrong(k, "an array of flag names, e.g. [\"new_search\"]");
+        out.profile_flags->insert(s->get());
       }
     } else if (k == "thresholds") {
       const toml::table* services = node.as_table();

@@ -53,8 +53,9 @@ struct FunctionQuery {
   std::optional<std::string> endpoint;
   std::optional<std::string> commit;
   // Only the requests carrying feature flag `flag` with value `flag_value`
-  // (unset: all requests). NOTE: hours stored by a cpuledger older than the
-  // flag slices of call paths count the flag's requests but hold no paths.
+  // (unset: all requests). A flag outside SqliteOptions::profile_flags is
+  // InvalidArgument. NOTE: hours stored by a cpuledger older than the flag
+  // slices of call paths count the flag's requests but hold no paths.
   std::optional<std::string> flag = std::nullopt;
   std::string flag_value = {};
   size_t limit = 50;  // functions kept by Functions(), heaviest first

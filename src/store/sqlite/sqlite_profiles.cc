@@ -307,6 +307,10 @@ Result<profile::CallTree> BuildCallTree(const SliceSums& sums) {
 
 // FunctionTree(): the slice's rows read in one snapshot, then built into a tree.
 Result<profile::CallTree> SqliteStore::FunctionTree(const FunctionQuery& query) {
+  if (query.flag && options_.profile_flags && options_.profile_flags->count(*query.flag) == 0)
+    return InvalidArgument("flag " + *query.flag +
+                           " keeps no call paths of its own: add it to profile_flags in the "
+                           "server's config");
   if (Status s = Checkpoint(); !s.ok()) return s;
   ReadSession session(*readers_, catalog_);
   if (Status s = session.Begin(); !s.ok()) return s;

@@ -208,7 +208,8 @@ class SqliteStore final : public Store {
   static void SelfByFunction(const record::Profile& p, const ProfileShape& shape,
                              std::vector<double>& self);
   void AddToSlice(const record::RequestRecord& rec, int64_t hour, const ProfileShape& shape,
-                  const std::string& flag, const std::string& value, CallState& call);
+                  const std::string& flag, const std::string& value, bool with_paths,
+                  CallState& call);
   Status StoreTally(const record::WorkerTally& tally, CallState& call);
   Status WriteChunks(CallState& call);
   Status MergeLate(CallState& call);

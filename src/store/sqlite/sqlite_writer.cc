@@ -277,8 +277,10 @@ Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call
   if (!shape.ok()) return shape.status();
   const int64_t hour = FloorTo(rec.start_time_unix_us(), 3600 * kUs) / kUs;
   SelfByFunction(p, **shape, call.self_scratch);
-  AddToSlice(rec, hour, **shape, "", "", call);
-  for (const auto& [flag, value] : rec.flags()) AddToSlice(rec, hour, **shape, flag, value, call);
+  AddToSlice(rec, hour, **shape, "", "", /*with_paths=*/true, call);
+  const std::optional<std::set<std::string>>& profiled = options_.profile_flags;
+  for (const auto& [flag, value] : rec.flags())
+    AddToSlice(rec, hour, **shape, flag, value, !profiled || profiled->count(flag) > 0, call);
   return OkStatus();
 }
 
@@ -293,23 +295,26 @@ void SqliteStore::SelfByFunction(const record::Profile& p, const ProfileShape& s
         static_cast<double>(p.nodes(i).self_cost());
 }
 
-// AddToSlice(): the record's profiled requests, call-path sums and function
-// moments (call.self_scratch, from SelfByFunction()) added to one slice.
+// AddToSlice(): the record's profiled requests, function moments
+// (call.self_scratch, from SelfByFunction()) and, `with_paths`, call-path
+// sums added to one slice.
 void SqliteStore::AddToSlice(const record::RequestRecord& rec, int64_t hour,
                              const ProfileShape& shape, const std::string& flag,
-                             const std::string& value, CallState& call) {
+                             const std::string& value, bool with_paths, CallState& call) {
   const record::Profile& p = rec.profile();
   ProfileSums& sums = call.profiles;
   const int64_t slot =
       sums.rows.SlotOf(hour, profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(),
                                                          rec.commit(), p.unit(), flag, value)));
   sums.rows.slots[static_cast<size_t>(slot)].requests += p.requests() == 0 ? 1 : p.requests();
-  std::vector<ProfileSums::Path>& nodes = ProfileSums::SumsOf(
-      sums.path_sums_of, sums.path_sums, slot, shape, static_cast<size_t>(p.nodes_size()));
-  for (int i = 1; i < p.nodes_size(); ++i) {
-    const record::ProfileNode& n = p.nodes(i);
-    nodes[static_cast<size_t>(i)] +=
-        ProfileSums::Path{n.calls(), n.primitive_calls(), n.self_cost(), n.total_cost()};
+  if (with_paths) {
+    std::vector<ProfileSums::Path>& nodes = ProfileSums::SumsOf(
+        sums.path_sums_of, sums.path_sums, slot, shape, static_cast<size_t>(p.nodes_size()));
+    for (int i = 1; i < p.nodes_size(); ++i) {
+      const record::ProfileNode& n = p.nodes(i);
+      nodes[static_cast<size_t>(i)] +=
+          ProfileSums::Path{n.calls(), n.primitive_calls(), n.self_cost(), n.total_cost()};
+    }
   }
   const std::vector<double>& self = call.self_scratch;
   double total = 0;

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -898,6 +899,46 @@ TEST(FunctionEntitiesMigrationTest, VersionThreeRowsAreCarriedAndAnswerAsBefore)
   Result<CallTree> twice = (*migrated)->FunctionTree({});
   ASSERT_TRUE(twice.ok());
   EXPECT_EQ(twice->requests(), 12u);
+}
+
+// profile_flags limits the flags whose values keep call paths (each one
+// adds the profile to the sums again); the others still keep moments.
+TEST(FunctionEntitiesFlagsTest, OnlyTheProfiledFlagsKeepCallPaths) {
+  TempDir dir;
+  const std::string path = dir.File("ledger.sqlite");
+  Result<std::unique_ptr<Store>> s =
+      OpenSqliteStore({.path = path, .profile_flags = std::set<std::string>{"ranker"}});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  record::Batch b;
+  record::RequestRecord* r = b.add_records();
+  *r = Record(kT0Us, "shop", "/x/", "A");
+  (*r->mutable_flags())["new_feed"] = "on";
+  (*r->mutable_flags())["ranker"] = "b";
+  MakeTree(1, "cpu_ns", nullptr).ToProto(r->mutable_profile());
+  const record::Batch* batches[] = {&b};
+  ASSERT_TRUE((*s)->AppendBatches(batches).ok());
+
+  FunctionQuery ranker, feed;
+  ranker.flag = "ranker";
+  ranker.flag_value = "b";
+  feed.flag = "new_feed";
+  feed.flag_value = "on";
+  Result<CallTree> kept = (*s)->FunctionTree(ranker);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_EQ(PathSums(*kept), PathSums(*(*s)->FunctionTree({})));
+  Result<CallTree> refused = (*s)->FunctionTree(feed);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("profile_flags"), std::string::npos);
+
+  FunctionMomentsQuery moments;
+  moments.flag = "new_feed";
+  Result<std::vector<FunctionMoments>> m = (*s)->FunctionMomentsOf(moments);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_FALSE(m->empty());
+  for (const FunctionMoments& f : *m) EXPECT_EQ(f.flag_value, "on") << f.function;
+  // Two slices of paths (all requests, ranker=b) for the record's 6 paths.
+  EXPECT_EQ(CountRows(path, "path_costs"), 12);
 }
 
 }  // namespace
