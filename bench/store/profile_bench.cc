@@ -196,6 +196,17 @@ std::vector<RequestRecord> AppLikePool(size_t n, uint64_t seed, double* mean_pat
   return out;
 }
 
+// WithFlags() — `pool` with `flags` two-valued feature flags on every
+// record (on for a third of them, independently): since each flag value
+// keeps its own call-path sums, the case shows what flags cost the store.
+std::vector<RequestRecord> WithFlags(std::vector<RequestRecord> pool, int flags, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (RequestRecord& r : pool)
+    for (int f = 0; f < flags; ++f)
+      (*r.mutable_flags())["flag_" + std::to_string(f)] = rng() % 3 == 0 ? "on" : "off";
+  return pool;
+}
+
 // ---- the old schema, replayed ----
 
 // V3Peer — what schema version 3 wrote for the same records: one row per
@@ -585,7 +596,7 @@ void AppendFigures(const std::string& workload, const std::vector<RequestRecord>
 }  // namespace cpuledger::store
 
 // main() — every case, or those whose name contains the CASE argument
-// ("append", "bytes", "app-like").
+// ("append", "bytes", "app-like", "flags").
 int main(int argc, char** argv) {
   using namespace cpuledger::store;
   const bool quick = Quick();
@@ -616,6 +627,11 @@ int main(int argc, char** argv) {
   const std::vector<Case> cases = {
       {"append sim", [&] { AppendFigures("sim", sim, 2000, quick ? 10 : 120, &figures); }},
       {"append app-like", [&] { AppendFigures("app-like", app, 2000, quick ? 3 : 61, &figures); }},
+      {"append app-like flags",
+       [&] {
+         AppendFigures("app-like, 2 flags", WithFlags(app, 2, seed), 2000, quick ? 3 : 61,
+                       &figures);
+       }},
       // At 2,000/s the second 2 minutes of an hour: its rows exist already.
       {"bytes sim 2000", [&] { BytesFigures("sim", sim, 2000, quick ? 10 : 120, true, &figures); }},
       {"bytes sim 10", [&] { BytesFigures("sim", sim, 10, hour, true, &figures); }},

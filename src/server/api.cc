@@ -67,16 +67,22 @@ Status ParseTimeRange(const httplib::Request& req, int64_t* from_us, int64_t* to
   return OkStatus();
 }
 
-// ParseLimit() — limit=N in 1..100000; *limit unchanged without limit=.
-Status ParseLimit(const httplib::Request& req, size_t* limit) {
-  if (!req.has_param("limit")) return OkStatus();
-  const std::string text = req.get_param_value("limit");
+// ParseCount() — NAME=N in 1..max; *count unchanged without NAME=.
+Status ParseCount(const httplib::Request& req, const char* name, long max, size_t* count) {
+  if (!req.has_param(name)) return OkStatus();
+  const std::string text = req.get_param_value(name);
   char* end = nullptr;
   long v = std::strtol(text.c_str(), &end, 10);
-  if (end == text.c_str() || *end != '\0' || v <= 0 || v > 100000)
-    return InvalidArgument("limit '" + text + "' must be an integer in 1..100000");
-  *limit = static_cast<size_t>(v);
+  if (end == text.c_str() || *end != '\0' || v <= 0 || v > max)
+    return InvalidArgument(std::string(name) + " '" + text + "' must be an integer in 1.." +
+                           std::to_string(max));
+  *count = static_cast<size_t>(v);
   return OkStatus();
+}
+
+// ParseLimit() — limit=N in 1..100000; *limit unchanged without limit=.
+Status ParseLimit(const httplib::Request& req, size_t* limit) {
+  return ParseCount(req, "limit", 100000, limit);
 }
 
 Result<store::QuerySpec> ParseQuerySpec(const httplib::Request& req, store::Bucket default_bucket) {
@@ -116,14 +122,25 @@ Result<store::QuerySpec> ParseQuerySpec(const httplib::Request& req, store::Buck
   return spec;
 }
 
+// kTreeNodesShown — /v1/query/tree's default max_nodes=.
+constexpr size_t kTreeNodesShown = 20'000;
+
 // ParseFunctionQuery() — the time range, service=, endpoint=, commit= (exact,
-// each optional), limit= and sort=self|total.
-Result<store::FunctionQuery> ParseFunctionQuery(const httplib::Request& req) {
+// each optional), flag= with flag_value= (both or neither; a diff names its
+// flag values otherwise: flag_value_param false), limit= and sort=self|total.
+Result<store::FunctionQuery> ParseFunctionQuery(const httplib::Request& req,
+                                                bool flag_value_param = true) {
   store::FunctionQuery q;
   if (Status s = ParseTimeRange(req, &q.from_us, &q.to_us); !s.ok()) return s;
   if (req.has_param("service")) q.service = req.get_param_value("service");
   if (req.has_param("endpoint")) q.endpoint = req.get_param_value("endpoint");
   if (req.has_param("commit")) q.commit = req.get_param_value("commit");
+  if (flag_value_param && req.has_param("flag") != req.has_param("flag_value"))
+    return InvalidArgument("flag= and flag_value= go together: the requests carrying flag F = v");
+  if (flag_value_param && req.has_param("flag")) {
+    q.flag = req.get_param_value("flag");
+    q.flag_value = req.get_param_value("flag_value");
+  }
   if (Status s = ParseLimit(req, &q.limit); !s.ok()) return s;
   if (req.has_param("sort")) {
     Result<store::FunctionSort> sort = store::ParseFunctionSort(req.get_param_value("sort"));
@@ -270,8 +287,10 @@ Status SendProfileFile(const profile::CallTree& tree, const std::string& format,
 
 // HandleTree() — the slice's profiles merged into one call-path tree (the
 // flame graph's input; two of them, base and target, make a diff graph), as
-// JSON or, with format=, as a file in an export format (costs summed over
-// the profiled requests, as the tree holds them).
+// JSON trimmed to max_nodes= call paths (default kTreeNodesShown: a page
+// cannot draw more, and a real app's day can hold 200,000) or, with format=,
+// as a whole file in an export format (costs summed over the profiled
+// requests, as the tree holds them).
 void HandleTree(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
   Timed(ctx, res, [&]() -> Status {
     Result<store::FunctionQuery> query = ParseFunctionQuery(req);
@@ -280,37 +299,82 @@ void HandleTree(ApiContext& ctx, const httplib::Request& req, httplib::Response&
     if (!tree.ok()) return tree.status();
     const std::string format = req.has_param("format") ? req.get_param_value("format") : "json";
     if (format != "json") return SendProfileFile(*tree, format, res);
-    SendJson(res, 200, CallTreeJson(*query, *tree));
+    size_t max_nodes = kTreeNodesShown;
+    if (Status s =
+            ParseCount(req, "max_nodes", static_cast<long>(record::kMaxProfileNodes), &max_nodes);
+        !s.ok())
+      return s;
+    SendJson(res, 200, CallTreeJson(*query, *tree, max_nodes));
     return OkStatus();
   });
 }
 
-// HandleDiff() — DiffTrees(base commit's merged tree, target commit's),
-// ranked by added self cost per request (rank=self, the default: where the
-// new work runs, so a new helper outranks the callers it makes costlier) or
-// by added total cost (rank=total).
+// DiffSlices — the two slices a diff compares and how to name them.
+struct DiffSlices {
+  store::FunctionQuery base, target;
+  DiffSide base_side, target_side;
+};
+
+// ParseDiffSlices() — base_commit= and target_commit= (commit A against B),
+// or flag= with base_value= and target_value= (flag F = off against on,
+// within commit= if given), over ParseFunctionQuery()'s slice.
+Result<DiffSlices> ParseDiffSlices(const httplib::Request& req) {
+  const bool by_flag = req.has_param("flag");
+  if (by_flag && req.has_param("flag_value"))
+    return InvalidArgument("a flag diff takes base_value= and target_value=, not flag_value=");
+  const char* base_key = by_flag ? "base_value" : "base_commit";
+  const char* target_key = by_flag ? "target_value" : "target_commit";
+  if (!req.has_param(base_key) || !req.has_param(target_key))
+    return InvalidArgument(
+        "diff needs base_commit= and target_commit=, or flag= with base_value= and target_value=");
+  if (!by_flag && req.has_param("commit"))
+    return InvalidArgument("diff takes base_commit= and target_commit=, not commit=");
+  Result<store::FunctionQuery> query = ParseFunctionQuery(req, /*flag_value_param=*/!by_flag);
+  if (!query.ok()) return query.status();
+  DiffSlices d{*query, *query, {}, {}};
+  const std::string base = req.get_param_value(base_key);
+  const std::string target = req.get_param_value(target_key);
+  if (by_flag) {
+    const std::string flag = req.get_param_value("flag");
+    d.base.flag = d.target.flag = flag;
+    d.base.flag_value = base;
+    d.target.flag_value = target;
+    d.base_side = {query->commit.value_or(""), flag, base, 0};
+    d.target_side = {query->commit.value_or(""), flag, target, 0};
+  } else {
+    d.base.commit = base;
+    d.target.commit = target;
+    d.base_side = {base, "", "", 0};
+    d.target_side = {target, "", "", 0};
+  }
+  return d;
+}
+
+// SideName() — "commit 'abc'" or "flag new_feed = 'on'", for messages.
+std::string SideName(const DiffSide& side) {
+  if (side.flag.empty()) return "commit '" + side.commit + "'";
+  return "flag " + side.flag + " = '" + side.flag_value + "'";
+}
+
+// HandleDiff() — DiffTrees(base slice's merged tree, target's), ranked by
+// added self cost per request (rank=self, the default: where the new work
+// runs, so a new helper outranks the callers it makes costlier) or by added
+// total cost (rank=total).
 void HandleDiff(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
   Timed(ctx, res, [&]() -> Status {
-    if (req.has_param("commit"))
-      return InvalidArgument("diff takes base_commit= and target_commit=, not commit=");
-    Result<store::FunctionQuery> query = ParseFunctionQuery(req);
-    if (!query.ok()) return query.status();
-    const std::string base_commit = req.get_param_value("base_commit");
-    const std::string target_commit = req.get_param_value("target_commit");
-    if (!req.has_param("base_commit") || !req.has_param("target_commit"))
-      return InvalidArgument("diff needs base_commit= and target_commit=");
-    store::FunctionQuery base = *query, target = *query;
-    base.commit = base_commit;
-    target.commit = target_commit;
-    Result<profile::CallTree> before = ctx.store->FunctionTree(base);
+    Result<DiffSlices> slices = ParseDiffSlices(req);
+    if (!slices.ok()) return slices.status();
+    Result<profile::CallTree> before = ctx.store->FunctionTree(slices->base);
     if (!before.ok()) return before.status();
-    Result<profile::CallTree> after = ctx.store->FunctionTree(target);
+    Result<profile::CallTree> after = ctx.store->FunctionTree(slices->target);
     if (!after.ok()) return after.status();
-    for (const auto* side : {&*before, &*after})
-      if (side->requests() == 0)
-        return NotFound("no profiled requests of commit '" +
-                        (side == &*before ? base_commit : target_commit) +
-                        "' in the slice (time range, service, endpoint)");
+    slices->base_side.profiled_requests = before->requests();
+    slices->target_side.profiled_requests = after->requests();
+    for (const DiffSide* side : {&slices->base_side, &slices->target_side})
+      if (side->profiled_requests == 0)
+        return NotFound("no profiled requests of " + SideName(*side) +
+                        " in the slice (time range, service, endpoint" +
+                        (side->flag.empty() ? ")" : ", commit)"));
     if (before->unit() != after->unit())
       return InvalidArgument("the base profiles are in " + before->unit() +
                              " and the target's in " + after->unit() + "; cannot compare");
@@ -322,8 +386,8 @@ void HandleDiff(ApiContext& ctx, const httplib::Request& req, httplib::Response&
     options.max_paths = store::kFunctionTopPaths;
     Result<std::vector<profile::FunctionDiff>> diffs = profile::DiffTrees(*before, *after, options);
     if (!diffs.ok()) return diffs.status();
-    nlohmann::json body = DiffJson(after->unit(), {base_commit, before->requests()},
-                                   {target_commit, after->requests()}, *diffs, query->limit);
+    nlohmann::json body =
+        DiffJson(after->unit(), slices->base_side, slices->target_side, *diffs, slices->base.limit);
     body["rank"] = rank;
     SendJson(res, 200, body);
     return OkStatus();

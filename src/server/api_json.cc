@@ -1,5 +1,8 @@
 #include "server/api_json.h"
 
+#include <algorithm>
+#include <functional>
+
 namespace cpuledger::server {
 namespace {
 
@@ -127,12 +130,16 @@ nlohmann::json FunctionReportJson(const store::FunctionQuery& query,
 
 nlohmann::json DiffJson(const std::string& unit, const DiffSide& base, const DiffSide& target,
                         const std::vector<profile::FunctionDiff>& diffs, size_t limit) {
-  nlohmann::json out = {
-      {"unit", unit},
-      {"base", {{"commit", base.commit}, {"profiled_requests", base.profiled_requests}}},
-      {"target", {{"commit", target.commit}, {"profiled_requests", target.profiled_requests}}},
-      {"truncated", diffs.size() > limit},
-      {"functions", nlohmann::json::array()}};
+  auto side = [](const DiffSide& s) {
+    nlohmann::json j = {{"commit", s.commit}, {"profiled_requests", s.profiled_requests}};
+    if (!s.flag.empty()) j["flag"] = s.flag, j["flag_value"] = s.flag_value;
+    return j;
+  };
+  nlohmann::json out = {{"unit", unit},
+                        {"base", side(base)},
+                        {"target", side(target)},
+                        {"truncated", diffs.size() > limit},
+                        {"functions", nlohmann::json::array()}};
   for (size_t i = 0; i < diffs.size() && i < limit; ++i) {
     const profile::FunctionDiff& d = diffs[i];
     nlohmann::json j = FunctionJson(d.function);
@@ -158,12 +165,48 @@ nlohmann::json DiffJson(const std::string& unit, const DiffSide& base, const Dif
   return out;
 }
 
-nlohmann::json CallTreeJson(const store::FunctionQuery& query, const profile::CallTree& tree) {
+namespace {
+
+// KeptNodes() — the nodes a tree trimmed to `max_nodes` shows: the heaviest
+// by total cost, each with its parent (parents come before children, so one
+// forward pass sees a parent's verdict first).
+std::vector<bool> KeptNodes(const std::vector<profile::Node>& nodes, size_t max_nodes) {
+  std::vector<bool> kept(nodes.size(), true);
+  if (nodes.size() <= max_nodes + 1) return kept;
+  std::vector<uint64_t> totals;
+  totals.reserve(nodes.size() - 1);
+  for (size_t i = 1; i < nodes.size(); ++i) totals.push_back(nodes[i].total_cost);
+  std::nth_element(totals.begin(), totals.begin() + static_cast<std::ptrdiff_t>(max_nodes - 1),
+                   totals.end(), std::greater<>());
+  const uint64_t threshold = totals[max_nodes - 1];
+  size_t shown = 0;
+  for (size_t i = 1; i < nodes.size(); ++i) {
+    kept[i] = kept[nodes[i].parent] && nodes[i].total_cost >= threshold && shown < max_nodes;
+    shown += kept[i] ? 1 : 0;
+  }
+  return kept;
+}
+
+}  // namespace
+
+nlohmann::json CallTreeJson(const store::FunctionQuery& query, const profile::CallTree& tree,
+                            size_t max_nodes) {
   const std::vector<profile::Node>& nodes = tree.nodes();
+  const std::vector<bool> kept = KeptNodes(nodes, max_nodes);
+  // The cost of each kept node's trimmed children, shown as one frame.
+  std::vector<uint64_t> trimmed(nodes.size(), 0);
+  size_t shown = 0;
+  for (size_t i = 1; i < nodes.size(); ++i) {
+    if (kept[i])
+      ++shown;
+    else if (kept[nodes[i].parent])
+      trimmed[nodes[i].parent] += nodes[i].total_cost;
+  }
   // Parents come before children (CallTree's invariant), so one backward
   // pass can move each finished node into its parent's children.
   std::vector<nlohmann::json> built(nodes.size());
   for (size_t i = nodes.size(); i-- > 0;) {
+    if (!kept[i]) continue;
     nlohmann::json& j = built[i];
     if (i == profile::kRoot) {
       j["name"] = "all";
@@ -180,6 +223,11 @@ nlohmann::json CallTreeJson(const store::FunctionQuery& query, const profile::Ca
       j["total"] = n.total_cost;
     }
     if (!j.contains("children")) j["children"] = nlohmann::json::array();
+    if (trimmed[i] > 0)
+      j["children"].push_back({{"name", kTrimmedFrame},
+                               {"self", trimmed[i]},
+                               {"total", trimmed[i]},
+                               {"children", nlohmann::json::array()}});
     if (i != profile::kRoot) {
       nlohmann::json& siblings = built[nodes[i].parent]["children"];
       if (siblings.is_null()) siblings = nlohmann::json::array();
@@ -198,6 +246,7 @@ nlohmann::json CallTreeJson(const store::FunctionQuery& query, const profile::Ca
           {"from_us", query.from_us},
           {"to_us", query.to_us},
           {"nodes", nodes.empty() ? 0 : nodes.size() - 1},
+          {"nodes_shown", shown},
           {"root", std::move(root)}};
 }
 

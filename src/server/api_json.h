@@ -34,13 +34,16 @@ nlohmann::json DeploysJson(const std::vector<store::DeployEntry>& deploys);
 nlohmann::json FunctionReportJson(const store::FunctionQuery& query,
                                   const store::FunctionReport& report);
 
-// DiffSide — one side of a diff, for DiffJson().
+// DiffSide — one side of a diff, for DiffJson(): a commit, or a flag's value
+// (flag set; commit then the slice's commit, or "" for any).
 struct DiffSide {
   std::string commit;
+  std::string flag, flag_value;
   uint64_t profiled_requests = 0;
 };
 
-// DiffJson() — {"unit", "base": {commit, profiled_requests}, "target": {...},
+// DiffJson() — {"unit", "base": {commit, [flag, flag_value,] profiled_requests},
+// "target": {...},
 // "truncated", "functions": [{file, line, name, before_calls, after_calls,
 // before_self, after_self, before_total, after_total, delta_self,
 // delta_total, paths: [{path: [{file, line, name}], before_self, after_self,
@@ -55,6 +58,13 @@ nlohmann::json DiffJson(const std::string& unit, const DiffSide& base, const Dif
 // summed over the profiled requests (divide by profiled_requests for a per-
 // request figure); the root has name "all" and the tree's total. An empty
 // slice has profiled_requests 0 and a root without children.
-nlohmann::json CallTreeJson(const store::FunctionQuery& query, const profile::CallTree& tree);
+// At most `max_nodes` call paths are shown ("nodes_shown"; "nodes" counts the
+// tree's): the heaviest by total cost; the cost of the paths left out under a
+// shown node is one child named kTrimmedFrame, so every width stays right.
+nlohmann::json CallTreeJson(const store::FunctionQuery& query, const profile::CallTree& tree,
+                            size_t max_nodes);
+
+// kTrimmedFrame — the name of the frame standing for trimmed call paths.
+inline constexpr const char* kTrimmedFrame = "(smaller frames)";
 
 }  // namespace cpuledger::server

@@ -18,8 +18,8 @@ constexpr std::string_view kKnownKeys =
     "max_pending_batches, max_dimension_values, detect_every, detect_window, detect_confidence, "
     "detect_fdr, "
     "threshold_floor, thresholds, detect_windows, webhooks, webhook_token, webhook_attempts, "
-    "webhook_backoff, webhook_max_backoff, store, clickhouse_urls, clickhouse_user, "
-    "clickhouse_password, clickhouse_database, clickhouse_cluster";
+    "webhook_backoff, webhook_max_backoff, profile_flags, store, clickhouse_urls, "
+    "clickhouse_user, clickhouse_password, clickhouse_database, clickhouse_cluster";
 
 constexpr int64_t kSecondUs = 1'000'000;
 
@@ -239,6 +239,16 @@ Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
         const auto* s = u.as_string();
         if (!s) return wrong(k, "an array of URL strings");
         out.webhooks.push_back(s->get());
+      }
+    } else if (k == "profile_flags") {
+      const toml::array* names = node.as_array();
+      if (!names) return wrong(k, "an array of flag names, e.g. [\"new_search\"]");
+      out.profile_flags.emplace();
+      for (const toml::node& n : *names) {
+        const auto* s = n.as_string();
+        if (!s || s->get().empty())
+          return wrong(k, "an array of flag names, e.g. [\"new_search\"]");
+        out.profile_flags->insert(s->get());
       }
     } else if (k == "thresholds") {
       const toml::table* services = node.as_table();

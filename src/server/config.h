@@ -17,6 +17,9 @@
 //   max_dimension_values = 2000 # distinct values kept per service and dimension
 //                             # (endpoint, method, host, cluster, region, flag names,
 //                             # each flag's values); new ones beyond are stored as <other>
+//   profile_flags = ["new_search"] # flags whose values keep call paths (flame graphs and
+//                             # diffs by flag value); absent: every flag; [] none. Each
+//                             # flag a record carries adds its profile once more.
 //
 //   # where the books are kept: "sqlite" (default: <data_dir>/cpuledger.sqlite)
 //   # or "clickhouse" (in progress: src/store/clickhouse/clickhouse_store.h says
@@ -68,6 +71,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -115,7 +120,9 @@ struct ServerConfig {
   std::map<std::string, DetectWindows> detect_windows_by_service;
 
   std::vector<std::string> webhooks;  // empty: alerts go to the log only
-  std::string webhook_token;          // empty: no Authorization header
+  // store::SqliteOptions::profile_flags; unset: every flag.
+  std::optional<std::set<std::string>> profile_flags = std::nullopt;
+  std::string webhook_token;  // empty: no Authorization header
   int webhook_attempts = 6;
   int64_t webhook_backoff_us = 2'000'000;
   int64_t webhook_max_backoff_us = 60'000'000;

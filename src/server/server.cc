@@ -44,6 +44,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   options.profile_retention_us = config.profile_retention_us;
   options.tally_retention_us = config.tally_retention_us;
   options.max_dimension_values = config.max_dimension_values;
+  options.profile_flags = config.profile_flags;
   options.log = [](const std::string& line) {
     fprintf(stderr, "cpuledger serve: %s\n", line.c_str());
   };

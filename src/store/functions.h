@@ -3,9 +3,10 @@
 //
 // The tailer (SqliteStore::AppendBatches, in the records' transaction) adds
 // every profiled record's call-path tree into rows keyed by
-// (hour bucket of the start time, service, endpoint, commit, unit, call path):
+// (hour bucket of the start time, service, endpoint, commit, unit, call path),
+// once for all requests and once per value of each flag the record carries:
 // sums of calls, primitive calls, self cost and total cost. A separate row per
-// (hour, service, endpoint, commit, unit) counts the profiled requests (each
+// (hour, service, endpoint, commit, unit[, flag value]) counts the profiled requests (each
 // record adds its profile's `requests`, 0 read as 1). Per-request numbers are
 // those sums divided by the profiled requests of the slice.
 //
@@ -51,6 +52,12 @@ struct FunctionQuery {
   std::optional<std::string> service;                   // exact match; unset: any
   std::optional<std::string> endpoint;
   std::optional<std::string> commit;
+  // Only the requests carrying feature flag `flag` with value `flag_value`
+  // (unset: all requests). A flag outside SqliteOptions::profile_flags is
+  // InvalidArgument. NOTE: hours stored by a cpuledger older than the flag
+  // slices of call paths count the flag's requests but hold no paths.
+  std::optional<std::string> flag = std::nullopt;
+  std::string flag_value = {};
   size_t limit = 50;  // functions kept by Functions(), heaviest first
   FunctionSort sort = FunctionSort::kSelf;
 };

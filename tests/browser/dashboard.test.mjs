@@ -344,6 +344,30 @@ test("the diff colours the injected regression as added cost", async () => {
   await page.close();
 });
 
+test("a flag alert links to the diff of the flag's values, which colours the flag's work", async () => {
+  const { page, errors } = await open("?page=alerts&state=all");
+  await page.locator("#alerts tbody tr", { hasText: "/search/" }).first().locator("a").click();
+  await page.waitForURL(/id=\d+/);
+  await drawn(page);
+  await page.getByText("Profile diff new_search=off → on").click();
+  await page.waitForURL(/by=flag/);
+  await drawn(page);
+  await page.waitForSelector(".flame svg g.frame");
+  const load = (await frames(page)).find((f) => f.name === "search_load");
+  assert.ok(load, "search_load is drawn");
+  assert.equal(load.fill, "#e34a33", "search_load painted as grown");
+  assert.match(await page.locator("#deltas tbody tr").first().textContent(), /search_load/);
+  assert.match(await page.locator("h2", { hasText: "Diff" }).first().textContent(), /new_search=off → new_search=on/);
+  await shot(page, "profiles-diff-flag");
+  // The flame graph of one value: only the requests that carried it.
+  await page.goto(`${base}/?page=profiles&service=shop-web&endpoint=%2Fsearch%2F&flag=new_search&flag_value=on&${RANGE}`);
+  await drawn(page);
+  await page.waitForSelector(".flame svg g.frame");
+  assert.ok((await frames(page)).some((f) => f.name === "search_load"));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test("a fleet without a PMU is shown in CPU time, and says so", async () => {
   const nopmu = await startServer(1, ["--no-pmu"]);
   extraServers.push(nopmu);

@@ -147,3 +147,34 @@ def test_report_functions_prints_the_helper(server):
     p = subprocess.run([cpuledger_exe(), "report", "--functions", "--server", server.url, "--where", "host=h1"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "service=, endpoint= or commit=" in p.stderr
+
+
+def test_flag_diff_names_the_flags_work(server):
+    """Within commit A, requests with new_tax=on also run compute_tax: the
+    diff of the flag's values (API and `cpuledger diff --flag`) names it."""
+    http = server.http()
+    recs = []
+    for i, rec in enumerate(records("A", 12, 12, NOW_US - 10 * 60 * 1_000_000)):
+        on = i % 3 == 0
+        rec["flags"] = {"new_tax": "on" if on else "off"}
+        rec["profile"] = profile(i, with_tax=on)
+        recs.append(rec)
+    status, body = http.post_ndjson(recs)
+    assert status == 200, body
+    body = http.get_json("/v1/query/diff?" + urlencode(
+        {"since": "1h", "service": "shop", "commit": "A", "flag": "new_tax", "base_value": "off",
+         "target_value": "on"}))
+    assert body["base"] == {"commit": "A", "flag": "new_tax", "flag_value": "off", "profiled_requests": 8}
+    assert body["target"]["profiled_requests"] == 4
+    assert body["functions"][0]["name"] == "compute_tax"
+    assert body["functions"][0]["delta_self"] == TAX_COST
+    tree = http.get_json("/v1/query/tree?" + urlencode(
+        {"since": "1h", "service": "shop", "flag": "new_tax", "flag_value": "off"}))
+    assert tree["profiled_requests"] == 8
+    assert "compute_tax" not in json.dumps(tree["root"])
+
+    out = run_cli("diff", "--server", server.url, "--since", "1h", "--service", "shop", "--flag", "new_tax",
+                  "--commit", "A", "--base", "off", "--target", "on")
+    assert out.startswith("base new_tax=off (8 profiled requests) -> target new_tax=on (4 profiled requests)"), out
+    table = [line for line in out.splitlines() if line.strip().startswith("1 ")]
+    assert table and "compute_tax (shop/tax.py:7)" in table[0], out

@@ -182,11 +182,14 @@ export async function deploys(service?: string): Promise<Deploy[]> {
   }));
 }
 
-// Slice — which profiles: a time range and exact service/endpoint/commit.
+// Slice — which profiles: a time range, exact service/endpoint/commit, and
+// the requests carrying flag = flag_value (both or neither).
 export interface Slice extends TimeRange {
   service?: string;
   endpoint?: string;
   commit?: string;
+  flag?: string;
+  flag_value?: string;
 }
 
 export interface FunctionCost {

@@ -100,6 +100,9 @@ class StmtUse {
     sqlite3_bind_text(st_, i, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
   }
   void Bind(int i, const char* text) { Bind(i, std::string_view(text)); }
+  // Text is bound without a copy (SQLITE_STATIC): a temporary would dangle
+  // before the statement runs, so binding one does not compile.
+  void Bind(int i, std::string&& text) = delete;
   void BindBlob(int i, std::string_view blob) {
     sqlite3_bind_blob(st_, i, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC);
   }

@@ -115,14 +115,16 @@ struct SliceSums {
   std::unordered_map<int64_t, std::string> keys;  // function id -> key
 };
 
-// The slice's all-requests slices (?6: of one unit, or any when NULL).
+// The query's slices (?6: of one unit, or any when NULL; ?7 and ?8: the flag
+// and its value, '' and '' for all requests).
 constexpr const char* kSlices =
-    " slice IN (SELECT id FROM profile_slices WHERE flag = '' AND (?3 IS NULL OR service = ?3)"
+    " slice IN (SELECT id FROM profile_slices WHERE flag = ?7 AND flag_value = ?8"
+    " AND (?3 IS NULL OR service = ?3)"
     " AND (?4 IS NULL OR endpoint = ?4) AND (?5 IS NULL OR commit_id = ?5)"
     " AND (?6 IS NULL OR unit = ?6))";
 
-// BindSlice() — ?1 to ?5 of a statement over kSlices: the query's hours,
-// service, endpoint and commit.
+// BindSlice() — ?1 to ?5, ?7 and ?8 of a statement over kSlices: the query's
+// hours, service, endpoint, commit and flag value.
 void BindSlice(StmtUse& use, const FunctionQuery& query) {
   const auto [lo, hi] = HourBuckets(query.from_us, query.to_us);
   use.Bind(1, lo);
@@ -130,6 +132,8 @@ void BindSlice(StmtUse& use, const FunctionQuery& query) {
   BindOptional(use, 3, query.service);
   BindOptional(use, 4, query.endpoint);
   BindOptional(use, 5, query.commit);
+  use.Bind(7, query.flag ? std::string_view(*query.flag) : std::string_view(""));
+  use.Bind(8, query.flag ? std::string_view(query.flag_value) : std::string_view(""));
 }
 
 // ReadUnits() — the slice's units and their profiled requests, by unit.
@@ -303,6 +307,10 @@ Result<profile::CallTree> BuildCallTree(const SliceSums& sums) {
 
 // FunctionTree(): the slice's rows read in one snapshot, then built into a tree.
 Result<profile::CallTree> SqliteStore::FunctionTree(const FunctionQuery& query) {
+  if (query.flag && options_.profile_flags && options_.profile_flags->count(*query.flag) == 0)
+    return InvalidArgument("flag " + *query.flag +
+                           " keeps no call paths of its own: add it to profile_flags in the "
+                           "server's config");
   if (Status s = Checkpoint(); !s.ok()) return s;
   ReadSession session(*readers_, catalog_);
   if (Status s = session.Begin(); !s.ok()) return s;

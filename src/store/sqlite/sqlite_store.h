@@ -205,7 +205,10 @@ class SqliteStore final : public Store {
                     AppendOutcome& outcome);
   void Route(const StoredRecord& sample, CallState& call);
   Status AddProfile(const record::RequestRecord& rec, CallState& call);
-  void AddMoments(const record::RequestRecord& rec, int64_t hour, const ProfileShape& shape,
+  static void SelfByFunction(const record::Profile& p, const ProfileShape& shape,
+                             std::vector<double>& self);
+  void AddToSlice(const record::RequestRecord& rec, int64_t hour, const ProfileShape& shape,
+                  const std::string& flag, const std::string& value, bool with_paths,
                   CallState& call);
   Status StoreTally(const record::WorkerTally& tally, CallState& call);
   Status WriteChunks(CallState& call);

@@ -103,7 +103,7 @@ struct SqliteStore::CallState {
   std::array<std::map<TierKey, RollupAcc>, 3> late;  // samples of sealed buckets
   std::unordered_map<int64_t, DeploySeen> deploys;   // series -> seen
   ProfileSums profiles;
-  std::vector<double> self_scratch;                    // AddMoments(): self cost per function
+  std::vector<double> self_scratch;                    // SelfByFunction()'s answer
   FunctionIds batch_functions;                         // the ids of the batch's function table
   FunctionIds own_functions;                           // of a profile's own table
   record::RequestRecord guarded;                       // a record with values folded
@@ -261,8 +261,11 @@ void SqliteStore::Route(const StoredRecord& s, CallState& call) {
   }
 }
 
-// AddProfile(): every node of the record's profile adds to its call path's
-// sums, found through the profile's shape.
+// AddProfile(): the record's profile adds to its slice of all requests and
+// to the slice of each of its flags' values (so a flame graph or a diff can
+// be drawn for flag F = v): every node to its call path's sums, found through
+// the profile's shape, and the request's self cost per function to the
+// moments.
 Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call) {
   const record::Profile& p = rec.profile();
   FunctionIds* functions = &call.batch_functions;
@@ -273,54 +276,57 @@ Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call
   Result<const ProfileShape*> shape = shapes_.Find(p, *functions, profile_ids_);
   if (!shape.ok()) return shape.status();
   const int64_t hour = FloorTo(rec.start_time_unix_us(), 3600 * kUs) / kUs;
-  ProfileSums& sums = call.profiles;
-  const int64_t slot = sums.rows.SlotOf(
-      hour,
-      profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(), rec.commit(), p.unit(), "", "")));
-  std::vector<ProfileSums::Path>& nodes = ProfileSums::SumsOf(
-      sums.path_sums_of, sums.path_sums, slot, **shape, static_cast<size_t>(p.nodes_size()));
-  for (int i = 1; i < p.nodes_size(); ++i) {
-    const record::ProfileNode& n = p.nodes(i);
-    nodes[static_cast<size_t>(i)] +=
-        ProfileSums::Path{n.calls(), n.primitive_calls(), n.self_cost(), n.total_cost()};
-  }
-  AddMoments(rec, hour, **shape, call);
+  SelfByFunction(p, **shape, call.self_scratch);
+  AddToSlice(rec, hour, **shape, "", "", /*with_paths=*/true, call);
+  const std::optional<std::set<std::string>>& profiled = options_.profile_flags;
+  for (const auto& [flag, value] : rec.flags())
+    AddToSlice(rec, hour, **shape, flag, value, !profiled || profiled->count(flag) > 0, call);
   return OkStatus();
 }
 
-// AddMoments(): the record's self cost per function, added once to the
-// all-requests slice and once to the slice of each of its flags' values.
+// SelfByFunction(): the profile's self cost per function of its shape.
 // Functions that share a key (a profile may list one twice) are one function
 // of the shape, so a request's cost of a function is one observation.
-void SqliteStore::AddMoments(const record::RequestRecord& rec, int64_t hour,
-                             const ProfileShape& shape, CallState& call) {
-  const record::Profile& p = rec.profile();
-  std::vector<double>& self = call.self_scratch;
+void SqliteStore::SelfByFunction(const record::Profile& p, const ProfileShape& shape,
+                                 std::vector<double>& self) {
   self.assign(shape.functions.size(), 0.0);
-  double total = 0;
-  for (int i = 1; i < p.nodes_size(); ++i) {
-    const double cost = static_cast<double>(p.nodes(i).self_cost());
-    self[shape.node_function[static_cast<size_t>(i)]] += cost;
-    total += cost;
-  }
-  const uint64_t requests = p.requests() == 0 ? 1 : p.requests();
-  auto add = [&](const std::string& flag, const std::string& value) {
-    ProfileSums& sums = call.profiles;
-    const int64_t slot =
-        sums.rows.SlotOf(hour, profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(),
-                                                           rec.commit(), p.unit(), flag, value)));
-    sums.rows.slots[static_cast<size_t>(slot)].requests += requests;
-    std::vector<ProfileSums::Moments>& moments = ProfileSums::SumsOf(
-        sums.moment_sums_of, sums.moment_sums, slot, shape, shape.functions.size());
-    for (size_t f = 0; f < self.size(); ++f) {
-      const double cost = self[f];
-      if (cost == 0) continue;
-      const double share = cost / total;  // total >= cost > 0
-      moments[f] += ProfileSums::Moments{cost, cost * cost, share, share * share};
+  for (int i = 1; i < p.nodes_size(); ++i)
+    self[shape.node_function[static_cast<size_t>(i)]] +=
+        static_cast<double>(p.nodes(i).self_cost());
+}
+
+// AddToSlice(): the record's profiled requests, function moments
+// (call.self_scratch, from SelfByFunction()) and, `with_paths`, call-path
+// sums added to one slice.
+void SqliteStore::AddToSlice(const record::RequestRecord& rec, int64_t hour,
+                             const ProfileShape& shape, const std::string& flag,
+                             const std::string& value, bool with_paths, CallState& call) {
+  const record::Profile& p = rec.profile();
+  ProfileSums& sums = call.profiles;
+  const int64_t slot =
+      sums.rows.SlotOf(hour, profile_ids_.Slice(SliceKey(rec.service(), rec.endpoint(),
+                                                         rec.commit(), p.unit(), flag, value)));
+  sums.rows.slots[static_cast<size_t>(slot)].requests += p.requests() == 0 ? 1 : p.requests();
+  if (with_paths) {
+    std::vector<ProfileSums::Path>& nodes = ProfileSums::SumsOf(
+        sums.path_sums_of, sums.path_sums, slot, shape, static_cast<size_t>(p.nodes_size()));
+    for (int i = 1; i < p.nodes_size(); ++i) {
+      const record::ProfileNode& n = p.nodes(i);
+      nodes[static_cast<size_t>(i)] +=
+          ProfileSums::Path{n.calls(), n.primitive_calls(), n.self_cost(), n.total_cost()};
     }
-  };
-  add("", "");
-  for (const auto& [flag, value] : rec.flags()) add(flag, value);
+  }
+  const std::vector<double>& self = call.self_scratch;
+  double total = 0;
+  for (double cost : self) total += cost;
+  std::vector<ProfileSums::Moments>& moments = ProfileSums::SumsOf(
+      sums.moment_sums_of, sums.moment_sums, slot, shape, shape.functions.size());
+  for (size_t f = 0; f < self.size(); ++f) {
+    const double cost = self[f];
+    if (cost == 0) continue;
+    const double share = cost / total;  // total >= cost > 0
+    moments[f] += ProfileSums::Moments{cost, cost * cost, share, share * share};
+  }
 }
 
 Status SqliteStore::StoreTally(const record::WorkerTally& tally, CallState& call) {

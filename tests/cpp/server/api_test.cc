@@ -10,12 +10,16 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "base/duration.h"
+#include "profile/call_tree.h"
 #include "record/codec.h"
+#include "server/api_json.h"
+#include "server/static_assets.h"
 #include "temp_dir.h"
 
 namespace cpuledger::server {
@@ -276,6 +280,130 @@ TEST(ApiAuth, AnUnauthorizedBatchIsNotStoredAndHealthzNeedsNoToken) {
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
   EXPECT_EQ(health->body, "ok\n");
+}
+
+// ProfiledBatch() — `n` records of /cart/ at commit A whose profile is
+// view -> work (self `work` each); the first `with_flag` carry new_feed=on
+// and call extra (self 9000) from view, the others carry new_feed=off.
+std::string ProfiledBatch(int n, int with_flag, uint64_t sequence = 1) {
+  record::Batch b;
+  b.set_sender("w1");
+  b.set_sequence(sequence);
+  for (int i = 0; i < n; ++i) {
+    record::RequestRecord* r = b.add_records();
+    *r = Record(i);
+    r->set_commit("A");
+    const bool on = i < with_flag;
+    (*r->mutable_flags())["new_feed"] = on ? "on" : "off";
+    profile::CallTree t("cpu_ns", "test", "exact");
+    const profile::NodeId view = t.Child(profile::kRoot, t.Intern({"app.py", 1, "view"}));
+    const profile::NodeId work = t.Child(view, t.Intern({"app.py", 2, "work"}));
+    t.AddCall(work, 100, 100, true);
+    uint64_t extra_cost = 0;
+    if (on) {
+      extra_cost = 9000;
+      t.AddCall(t.Child(view, t.Intern({"app.py", 3, "extra"})), extra_cost, extra_cost, true);
+    }
+    t.AddCall(view, 10, 110 + extra_cost, true);
+    t.ToProto(r->mutable_profile());
+  }
+  return b.SerializeAsString();
+}
+
+// The profile routes slice by a flag's value: the tree of new_feed=on holds
+// its requests only, the diff off -> on names the function the flag adds.
+TEST(ApiProfiles, TreeAndDiffSliceByAFlagsValue) {
+  Api api;
+  ASSERT_EQ(api.Post("/v1/ingest", ProfiledBatch(6, 2), kProtobuf)->status, 200);
+
+  httplib::Result on = api.Get("/v1/query/tree?since=2h&flag=new_feed&flag_value=on");
+  ASSERT_TRUE(on);
+  ASSERT_EQ(on->status, 200) << on->body;
+  EXPECT_EQ(Json(on)["profiled_requests"], 2);
+  EXPECT_EQ(Json(on)["root"]["total"], 2 * (110 + 9000));
+  httplib::Result all = api.Get("/v1/query/tree?since=2h");
+  ASSERT_TRUE(all);
+  EXPECT_EQ(Json(all)["profiled_requests"], 6);
+
+  httplib::Result diff =
+      api.Get("/v1/query/diff?since=2h&flag=new_feed&base_value=off&target_value=on&commit=A");
+  ASSERT_TRUE(diff);
+  ASSERT_EQ(diff->status, 200) << diff->body;
+  const nlohmann::json d = Json(diff);
+  EXPECT_EQ(d["base"]["flag_value"], "off");
+  EXPECT_EQ(d["base"]["profiled_requests"], 4);
+  EXPECT_EQ(d["target"]["flag"], "new_feed");
+  EXPECT_EQ(d["target"]["commit"], "A");
+  ASSERT_FALSE(d["functions"].empty());
+  EXPECT_EQ(d["functions"][0]["name"], "extra");
+  EXPECT_DOUBLE_EQ(d["functions"][0]["delta_self"].get<double>(), 9000);
+
+  httplib::Result missing =
+      api.Get("/v1/query/diff?since=2h&flag=new_feed&base_value=off&target_value=maybe");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_NE(Error(missing).find("flag new_feed = 'maybe'"), std::string::npos) << missing->body;
+}
+
+// A tree trimmed by max_nodes keeps the heaviest paths and one frame for
+// the rest, so the widths still add up to the whole.
+TEST(ApiProfiles, ATreeTrimmedToMaxNodesKeepsItsWidths) {
+  Api api;
+  ASSERT_EQ(api.Post("/v1/ingest", ProfiledBatch(3, 1), kProtobuf)->status, 200);
+  httplib::Result whole = api.Get("/v1/query/tree?since=2h");
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(Json(whole)["nodes"], 3);
+  EXPECT_EQ(Json(whole)["nodes_shown"], 3);
+
+  httplib::Result res = api.Get("/v1/query/tree?since=2h&max_nodes=2");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const nlohmann::json t = Json(res);
+  EXPECT_EQ(t["nodes"], 3);
+  EXPECT_EQ(t["nodes_shown"], 2);
+  const nlohmann::json& view = t["root"]["children"][0];
+  EXPECT_EQ(view["name"], "view");
+  // extra (9000) kept; work (3 x 100) trimmed into one frame.
+  std::map<std::string, int64_t> children;
+  for (const nlohmann::json& c : view["children"])
+    children[c["name"].get<std::string>()] = c["total"].get<int64_t>();
+  EXPECT_EQ(children, (std::map<std::string, int64_t>{{"extra", 9000}, {kTrimmedFrame, 300}}));
+}
+
+TEST(ApiProfiles, EachBadProfileParameterIsA400NamingIt) {
+  Api api;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/v1/query/tree?flag=new_feed", "flag= and flag_value= go together"},
+      {"/v1/query/functions?flag_value=on", "flag= and flag_value= go together"},
+      {"/v1/query/tree?max_nodes=0", "max_nodes '0' must be an integer in 1..200000"},
+      {"/v1/query/tree?format=svg", "format 'svg'"},
+      {"/v1/query/diff?base_commit=A", "diff needs base_commit= and target_commit="},
+      {"/v1/query/diff?base_commit=A&target_commit=B&commit=C", "not commit="},
+      {"/v1/query/diff?flag=f&flag_value=on&base_value=a&target_value=b", "not flag_value="},
+      {"/v1/query/diff?flag=f&base_commit=A&target_commit=B", "base_value= and target_value="},
+  };
+  for (const auto& [path, needle] : cases) {
+    httplib::Result res = api.Get(path);
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 400) << path << ": " << res->body;
+    EXPECT_NE(Error(res).find(needle), std::string::npos) << path << ": " << res->body;
+  }
+}
+
+// The dashboard's files are served without the token (they hold no data);
+// the API behind them is not.
+TEST(ApiStatic, TheDashboardNeedsNoTokenAndItsDataDoes) {
+  Api api("s3cret");
+  httplib::Result page = api.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->get_header_value("Content-Type").find("text/html"), std::string::npos);
+  EXPECT_NE(page->body.find("<html"), std::string::npos);
+  const StaticAsset* index = FindStaticAsset("/");
+  ASSERT_NE(index, nullptr);
+  EXPECT_EQ(page->body, index->body);
+  EXPECT_EQ(api.Get("/v1/query/tree?since=1h")->status, 401);
+  EXPECT_EQ(api.Get("/no-such-file.js")->status, 401);  // not an asset: the API's rules
 }
 
 }  // namespace

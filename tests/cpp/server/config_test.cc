@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 #include <string>
 
 #include "server/alert_sink.h"
@@ -152,6 +153,18 @@ TEST_F(ConfigFile, BadDetectWindowsNameTheKey) {
   EXPECT_NE(LoadError("[detect_windows.shop]\nmin_side = \"4h\"\n")
                 .find("detect_windows.shop: max_side must be at least min_side"),
             std::string::npos);
+}
+
+// profile_flags: absent is every flag, [] none, a list those flags.
+TEST_F(ConfigFile, ProfileFlagsListTheFlagsThatKeepCallPaths) {
+  EXPECT_FALSE(config.profile_flags.has_value());
+  ASSERT_TRUE(Load("profile_flags = [\"new_search\", \"ranker\"]\n").ok());
+  EXPECT_EQ(config.profile_flags, (std::set<std::string>{"new_search", "ranker"}));
+  ASSERT_TRUE(Load("profile_flags = []\n").ok());
+  EXPECT_EQ(config.profile_flags, std::set<std::string>{});
+  EXPECT_NE(LoadError("profile_flags = \"new_search\"\n").find("'profile_flags' must be an array"),
+            std::string::npos);
+  EXPECT_NE(LoadError("profile_flags = [\"\"]\n").find("flag names"), std::string::npos);
 }
 
 TEST_F(ConfigFile, UnknownKeysAreErrorsListingTheKnownOnes) {

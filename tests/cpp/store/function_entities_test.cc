@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -470,6 +471,54 @@ int64_t CountRows(const std::string& path, const std::string& table) {
   return QueryInt64(path, "SELECT count(*) FROM " + table);
 }
 
+// Profiles are kept per flag value too: the tree of flag F = on holds only
+// the requests that carried it, and the diff off -> on names the work the
+// flag adds; all requests together still answer as before.
+TEST_F(FunctionEntitiesTest, FlagValueSlicesHoldOnlyTheirRequests) {
+  record::Batch b;
+  for (int i = 0; i < 3; ++i) {
+    record::RequestRecord* r = b.add_records();
+    *r = Record(kT0Us + i * kUs, "shop", "/x/", "A");
+    (*r->mutable_flags())["new_feed"] = "off";
+    MakeTree(1, "cpu_ns", nullptr).ToProto(r->mutable_profile());
+  }
+  record::RequestRecord* on = b.add_records();
+  *on = Record(kT0Us + 5 * kUs, "shop", "/x/", "A");
+  (*on->mutable_flags())["new_feed"] = "on";
+  (*on->mutable_flags())["ranker"] = "b";
+  MakeTree(1, "cpu_ns", nullptr, /*slow=*/5000).ToProto(on->mutable_profile());
+  AddProfiled(&b, kT0Us + 6 * kUs, "A", 1);  // carries no flag
+  Append(b);
+
+  FunctionQuery off_q, on_q, ranker_q;
+  off_q.flag = on_q.flag = "new_feed";
+  off_q.flag_value = "off";
+  on_q.flag_value = "on";
+  ranker_q.flag = "ranker";
+  ranker_q.flag_value = "b";
+  Result<CallTree> off = store_->FunctionTree(off_q), with = store_->FunctionTree(on_q);
+  Result<CallTree> ranker = store_->FunctionTree(ranker_q), all = store_->FunctionTree({});
+  ASSERT_TRUE(off.ok() && with.ok() && ranker.ok() && all.ok());
+  EXPECT_EQ(off->requests(), 3u);
+  EXPECT_EQ(with->requests(), 1u);
+  EXPECT_EQ(ranker->requests(), 1u);
+  EXPECT_EQ(all->requests(), 5u);
+  EXPECT_EQ(PathSums(*with), PathSums(*ranker));
+  EXPECT_EQ(std::get<2>(PathSums(*with)[CallPathText({kView, kSlow})]), 5000u);
+  EXPECT_EQ(PathSums(*off).count(CallPathText({kView, kSlow})), 0u);
+  EXPECT_EQ(std::get<2>(PathSums(*all)[CallPathText({kView, kSlow})]), 5000u);
+
+  Result<std::vector<profile::FunctionDiff>> d = profile::DiffTrees(*off, *with);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_FALSE(d->empty());
+  EXPECT_EQ((*d)[0].function, kSlow);
+
+  FunctionQuery none;
+  none.flag = "new_feed";
+  none.flag_value = "maybe";
+  EXPECT_EQ(store_->FunctionTree(none)->requests(), 0u);
+}
+
 // An append keeps its profile sums as a delta row until a checkpoint folds
 // them into the hourly tables (sqlite_store.h, "Profile checkpoints"). A
 // copy of the file taken while the store is open, deltas unfolded, is what a
@@ -850,6 +899,46 @@ TEST(FunctionEntitiesMigrationTest, VersionThreeRowsAreCarriedAndAnswerAsBefore)
   Result<CallTree> twice = (*migrated)->FunctionTree({});
   ASSERT_TRUE(twice.ok());
   EXPECT_EQ(twice->requests(), 12u);
+}
+
+// profile_flags limits the flags whose values keep call paths (each one
+// adds the profile to the sums again); the others still keep moments.
+TEST(FunctionEntitiesFlagsTest, OnlyTheProfiledFlagsKeepCallPaths) {
+  TempDir dir;
+  const std::string path = dir.File("ledger.sqlite");
+  Result<std::unique_ptr<Store>> s =
+      OpenSqliteStore({.path = path, .profile_flags = std::set<std::string>{"ranker"}});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  record::Batch b;
+  record::RequestRecord* r = b.add_records();
+  *r = Record(kT0Us, "shop", "/x/", "A");
+  (*r->mutable_flags())["new_feed"] = "on";
+  (*r->mutable_flags())["ranker"] = "b";
+  MakeTree(1, "cpu_ns", nullptr).ToProto(r->mutable_profile());
+  const record::Batch* batches[] = {&b};
+  ASSERT_TRUE((*s)->AppendBatches(batches).ok());
+
+  FunctionQuery ranker, feed;
+  ranker.flag = "ranker";
+  ranker.flag_value = "b";
+  feed.flag = "new_feed";
+  feed.flag_value = "on";
+  Result<CallTree> kept = (*s)->FunctionTree(ranker);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_EQ(PathSums(*kept), PathSums(*(*s)->FunctionTree({})));
+  Result<CallTree> refused = (*s)->FunctionTree(feed);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("profile_flags"), std::string::npos);
+
+  FunctionMomentsQuery moments;
+  moments.flag = "new_feed";
+  Result<std::vector<FunctionMoments>> m = (*s)->FunctionMomentsOf(moments);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_FALSE(m->empty());
+  for (const FunctionMoments& f : *m) EXPECT_EQ(f.flag_value, "on") << f.function;
+  // Two slices of paths (all requests, ranker=b) for the record's 6 paths.
+  EXPECT_EQ(CountRows(path, "path_costs"), 12);
 }
 
 }  // namespace

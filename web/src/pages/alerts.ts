@@ -105,7 +105,13 @@ async function detail(id: number): Promise<HTMLElement[]> {
       : lineChart(xs, lines, { title: `${unitName(unit)} per request (mean)`, fmt: (v) => cost(v, unit), markers }),
   );
 
-  const diffLink = a.baseCommit
+  // A flag whose reference is "unset" has no profiles of its own to diff against.
+  const diffLink = a.flag && a.flagReference
+    ? nav(
+        { page: "profiles", mode: "diff", by: "flag", service: a.service, endpoint: a.endpoint, flag: a.flag, base: a.flagReference, target: a.flagValue, from: String(from), to: String(to) },
+        `Profile diff ${a.flag}=${a.flagReference} → ${a.flagValue} →`,
+      )
+    : a.baseCommit
     ? nav(
         { page: "profiles", mode: "diff", service: a.service, endpoint: a.endpoint, base: a.baseCommit, target: a.targetCommit, from: String(from), to: String(to) },
         `Profile diff ${a.baseCommit} → ${a.targetCommit} →`,

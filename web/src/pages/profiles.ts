@@ -1,5 +1,6 @@
 // pages/profiles.ts — the flame graph of a slice (service, endpoint, commit,
-// time range), or the differential flame graph of two commits: absolute
+// flag value, time range), or the differential flame graph of two commits or
+// of two values of a flag (by=flag): absolute
 // (cost per request, right for rollouts) or proportional (share of each
 // side's total), a minimum delta below which frames stay grey, added and
 // removed frames in colours of their own, and a sortable table of deltas.
@@ -9,10 +10,14 @@ import { diffTree, DIFF_COLORS, drawFlame, fromTree, functionDeltas, FunctionDel
 import { current, param, update } from "../state";
 import { range, rangeControl } from "./common";
 
+// byFlag() — the diff compares two values of a flag, not two commits.
+const byFlag = () => param("by") === "flag";
+
 function sliceForm(): HTMLElement {
   const field = (name: string, placeholder: string) =>
     h("label", { class: "control" }, name + " ", h("input", { name, value: param(name), placeholder, size: 14 }));
   const diff = param("mode") === "diff";
+  const sides = diff && byFlag() ? ["flag value A", "flag value B"] : ["commit A", "commit B"];
   return h(
     "form",
     {
@@ -22,14 +27,17 @@ function sliceForm(): HTMLElement {
         e.preventDefault();
         const data = new FormData(e.target as HTMLFormElement);
         const changes: Record<string, string | undefined> = {};
-        for (const k of ["service", "endpoint", "commit", "base", "target"]) changes[k] = (data.get(k) as string | null)?.trim() || undefined;
+        for (const k of ["service", "endpoint", "commit", "flag", "flag_value", "base", "target"]) changes[k] = (data.get(k) as string | null)?.trim() || undefined;
         update(changes);
       },
     },
     field("service", "any"),
     field("endpoint", "any"),
-    diff ? field("base", "commit A") : field("commit", "any"),
-    diff ? field("target", "commit B") : null,
+    !diff || byFlag() ? field("commit", "any") : null,
+    !diff || byFlag() ? field("flag", diff ? "name" : "any") : null,
+    !diff ? field("flag_value", "value") : null,
+    diff ? field("base", sides[0]) : null,
+    diff ? field("target", sides[1]) : null,
     h("button", { type: "submit" }, "Show"),
   );
 }
@@ -44,6 +52,7 @@ function modeControls(): HTMLElement {
     { class: "controls" },
     rangeControl(),
     h("label", { class: "control" }, "View ", select("mode", diff ? "diff" : "flame", [["flame", "flame graph"], ["diff", "diff base → target"]], (v) => update({ mode: v === "diff" ? "diff" : undefined }))),
+    diff ? h("label", { class: "control" }, "Compare ", select("by", byFlag() ? "flag" : "commit", [["commit", "two commits"], ["flag", "two values of a flag"]], (v) => update({ by: v === "flag" ? "flag" : undefined, base: undefined, target: undefined }))) : null,
     diff ? h("label", { class: "control" }, "Scale ", select("norm", param("norm", "abs"), [["abs", "absolute, per request"], ["prop", "proportional, share of total"]], (v) => update({ norm: v }))) : null,
     diff ? h("label", { class: "control" }, "Min delta ", select("min", param("min", "1"), [["0", "0 %"], ["0.5", "0.5 %"], ["1", "1 %"], ["2", "2 %"], ["5", "5 %"]], (v) => update({ min: v }))) : null,
   );
@@ -77,7 +86,8 @@ export async function profilesPage(): Promise<HTMLElement[]> {
 }
 
 async function flameView(): Promise<HTMLElement[]> {
-  const slice = { ...range(), service: param("service"), endpoint: param("endpoint"), commit: param("commit") };
+  const flag = param("flag");
+  const slice = { ...range(), service: param("service"), endpoint: param("endpoint"), commit: param("commit"), ...(flag ? { flag, flag_value: param("flag_value") } : {}) };
   const t = await api.tree(slice);
   if (t.requests === 0)
     return [section("Flame graph", empty("No profiled requests in this slice.", "Widen the time range or the slice, or set PROFILE_RATE above 0 in the middleware settings (README: Settings)."))];
@@ -105,17 +115,29 @@ const COLUMNS: [keyof FunctionDelta, string][] = [
   ["status", "status"],
 ];
 
+// diffSides() — the two slices compared: commits, or a flag's two values
+// (within a commit when one is given).
+function diffSides(base: string, target: string): { common: api.Slice; b: api.Slice; t: api.Slice; name: (side: string) => string } {
+  const common = { ...range(), service: param("service"), endpoint: param("endpoint") };
+  if (!byFlag()) return { common, b: { ...common, commit: base }, t: { ...common, commit: target }, name: (side) => `commit ${side}` };
+  const flag = param("flag");
+  const within = { ...common, commit: param("commit") };
+  return { common: within, b: { ...within, flag, flag_value: base }, t: { ...within, flag, flag_value: target }, name: (side) => `${flag}=${side}` };
+}
+
 async function diffView(): Promise<HTMLElement[]> {
   const base = param("base");
   const target = param("target");
+  if (byFlag() && !param("flag")) return [section("Diff", empty("Name the flag whose values to compare.", "Fill flag, then its base value (e.g. off) and target value (e.g. on)."))];
   if (!base || !target) {
+    if (byFlag()) return [section("Diff", empty(`Pick the two values of ${param("flag")} to compare.`, "Fill base (e.g. off) and target (e.g. on) above."))];
     const deploys = await api.deploys(param("service") || undefined);
     return [section("Diff", empty("Pick the two commits to compare.", "Fill base and target above." + (deploys.length ? " Commits seen: " + [...new Set(deploys.map((d) => d.commit))].join(", ") : "")))];
   }
-  const common = { ...range(), service: param("service"), endpoint: param("endpoint") };
-  const [b, t] = await Promise.all([api.tree({ ...common, commit: base }), api.tree({ ...common, commit: target })]);
+  const sides = diffSides(base, target);
+  const [b, t] = await Promise.all([api.tree(sides.b), api.tree(sides.t)]);
   for (const [side, tree] of [[base, b], [target, t]] as const)
-    if (tree.requests === 0) return [section("Diff", empty(`No profiled requests of commit ${side} in this slice.`, "Widen the time range, or check the commit (the endpoint page lists the commits serving)."))];
+    if (tree.requests === 0) return [section("Diff", empty(`No profiled requests of ${sides.name(side)} in this slice.`, byFlag() ? "Widen the time range, or check the flag's values (the endpoint page breaks requests down by flag)." : "Widen the time range, or check the commit (the endpoint page lists the commits serving)."))];
   const prop = param("norm", "abs") === "prop";
   const scaleBase = prop ? b.root.total : b.requests;
   const scaleTarget = prop ? t.root.total : t.requests;
@@ -153,11 +175,11 @@ async function diffView(): Promise<HTMLElement[]> {
   );
   return [
     section(
-      `Diff ${base} → ${target}: ${b.requests} vs ${t.requests} profiled requests, ${prop ? "proportional" : "per request"}`,
+      `Diff ${sides.name(base)} → ${sides.name(target)}: ${b.requests} vs ${t.requests} profiled requests, ${prop ? "proportional" : "per request"}`,
       h("p", { class: "muted" }, `Width: target self cost (removed frames keep their base width). Colour: how the self cost moved; moves under ${minPct} % of the target's total stay grey.`),
       legend,
       graph,
-      h("p", { class: "links" }, exportLinks({ ...common, commit: base }, "base"), " · ", exportLinks({ ...common, commit: target }, "target"), " · ", nav({ page: "profiles", service: param("service"), endpoint: param("endpoint"), commit: target, since: param("since") || undefined, from: param("from") || undefined, to: param("to") || undefined }, "target's flame graph")),
+      h("p", { class: "links" }, exportLinks(sides.b, "base"), " · ", exportLinks(sides.t, "target"), " · ", nav({ page: "profiles", service: param("service"), endpoint: param("endpoint"), commit: sides.t.commit, flag: sides.t.flag, flag_value: sides.t.flag_value, since: param("since") || undefined, from: param("from") || undefined, to: param("to") || undefined }, "target's flame graph")),
     ),
     section("Functions by self-cost delta", deltaTable),
   ];
