@@ -504,7 +504,9 @@ class MinuteFeed {
 
 // DetectorRuns — what the detectors said over the run, and what it cost.
 struct DetectorRuns {
-  std::vector<Alert> alerts;                            // newly opened, every run
+  std::vector<Alert> alerts;    // newly opened, every run
+  std::vector<Alert> resolved;  // resolved by the detector (a later comparison)
+  size_t reopened = 0;          // of `alerts`, those that reopen a resolved one
   std::map<std::string, detect::Finding> last_finding;  // by Key(), latest run
   double ingest_s = 0, detect_s = 0;
   size_t runs = 0, tests = 0, skipped = 0;
@@ -522,11 +524,19 @@ bool DetectOnce(store::Store& st, int64_t start_unix_s, int minute, bool verbose
     std::cerr << "detect_bench: RunDetectors: " << report.status().message() << "\n";
     return false;
   }
-  Result<std::vector<detect::Finding>> fresh = detect::RecordRun(st, *report);
-  if (!fresh.ok()) {
-    std::cerr << "detect_bench: RecordRun: " << fresh.status().message() << "\n";
+  Result<std::vector<detect::AlertChange>> changes = detect::RecordRun(st, *report);
+  if (!changes.ok()) {
+    std::cerr << "detect_bench: RecordRun: " << changes.status().message() << "\n";
     return false;
   }
+  std::vector<detect::Finding> fresh_findings;  // opened (or reopened) by this run
+  for (const detect::AlertChange& c : *changes) {
+    if (c.state == "open") fresh_findings.push_back(c.finding);
+    if (c.change == "resolved")
+      out.resolved.push_back(FromFinding(c.finding, detect_options.now_us));
+    out.reopened += c.change == "reopened";
+  }
+  const std::vector<detect::Finding>* fresh = &fresh_findings;
   out.detect_s += std::chrono::duration<double>(Clock::now() - t0).count();
   ++out.runs;
   out.tests += report->tests;
@@ -918,7 +928,9 @@ struct SeedFigures {
   // Function level (issue 15's function engineer fills these in).
   Ratio function_recall;        // 0.5%-of-endpoint function regressions by a function alert; >= 60%
   Ratio new_function_recall;    // regressions through a function absent on side A; not measured yet
-  double resolve_events = NAN;  // alerts resolved by a later comparison; not measured yet
+  double resolve_events = NAN;  // alerts resolved by a later comparison, per day
+  double false_resolves = NAN;  // of them, of injected regressions (all still present), per day
+  double reopens = NAN;         // alerts reopened after a resolve, per day
 };
 
 // FiguresOf() — the SeedFigures of one scored run.
@@ -991,7 +1003,17 @@ std::optional<SeedFigures> RunSeed(const Args& args, uint64_t seed, bool print) 
     PrintTable(result);
     if (args.verbose) PrintDetails(result);
   }
-  return FiguresOf(seed, args.days, outcomes, det, tallies);
+  SeedFigures figures = FiguresOf(seed, args.days, outcomes, det, tallies);
+  // The simulator's regressions never go away: resolving one is a false resolve.
+  size_t false_resolves = 0;
+  for (const Alert& a : runs.resolved)
+    false_resolves +=
+        std::any_of(fleet.truth.regressions.begin(), fleet.truth.regressions.end(),
+                    [&](const sim::InjectedRegression& r) { return SameCause(a, r); });
+  figures.resolve_events = static_cast<double>(runs.resolved.size()) / args.days;
+  figures.false_resolves = static_cast<double>(false_resolves) / args.days;
+  figures.reopens = static_cast<double>(runs.reopened) / args.days;
+  return figures;
 }
 
 std::string RatioText(const Ratio& r) { return r.n ? Pct(r.k, r.n) : "-"; }
@@ -1028,7 +1050,11 @@ constexpr Figure kFigures[] = {
      [](const SeedFigures& f) { return Percent(f.function_recall); }, 60, false},
     {"new-function recall (%)", "-",
      [](const SeedFigures& f) { return Percent(f.new_function_recall); }, NAN, false},
-    {"resolve events", "-", [](const SeedFigures& f) { return f.resolve_events; }, NAN, false},
+    {"resolve events per day", "-", [](const SeedFigures& f) { return f.resolve_events; }, NAN,
+     false},
+    {"  false resolves per day", "0", [](const SeedFigures& f) { return f.false_resolves; }, 0,
+     true},
+    {"  reopens per day", "-", [](const SeedFigures& f) { return f.reopens; }, NAN, true},
     {"baseline false alerts per day", "-",
      [](const SeedFigures& f) { return f.base_false_per_day; }, NAN, true},
     {"baseline recall >=3%, >=5k (%)", "-",

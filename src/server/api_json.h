@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "profile/diff.h"
+#include "store/detection.h"
 #include "store/functions.h"
 #include "store/query.h"
 
@@ -56,5 +57,14 @@ nlohmann::json DiffJson(const std::string& unit, const DiffSide& base, const Dif
 // request figure); the root has name "all" and the tree's total. An empty
 // slice has profiled_requests 0 and a root without children.
 nlohmann::json CallTreeJson(const store::FunctionQuery& query, const profile::CallTree& tree);
+
+// AlertJson() — a stored alert: its finding (detect::ToJson form) with
+// "id", "state", "opened", "updated" (unix s) and "reopens" (the resolved
+// alert it reopens; 0 none).
+nlohmann::json AlertJson(const store::Alert& alert);
+
+// AlertEventsJson() — [{"at" (unix s), "state", "by", "note", "detail"
+// (the detector's comparison as JSON, or null)}], oldest first.
+nlohmann::json AlertEventsJson(const std::vector<store::AlertEvent>& events);
 
 }  // namespace cpuledger::server
