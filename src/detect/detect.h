@@ -188,9 +188,11 @@ struct DetectOptions {
 //    against those with its reference; when one of the two is no longer
 //    served at all (the flag turned off, or on for everyone) while the other
 //    has min_samples, the split is gone.
-// The verdict holds the alert's threshold: kGone when the interval no longer
-// clears it and the estimate lies below it (an alert barely over the line
-// does not flap), kPresent when the interval still clears it, kNone when no
+// The verdict: kGone when the estimate lies below the alert's threshold and
+// the whole interval below the alert's own lower bound (surely less than
+// the least the alert claimed: a still-present effect looked at run after
+// run almost never passes that), kPresent when the interval still clears
+// the threshold, kNone when no
 // comparison could be made (too few samples, nothing newer yet): a key the
 // run could not look at is never resolved for it.
 struct Recheck {

@@ -97,11 +97,13 @@ double DriftBetween(const store::SampleSet& set, const Endpoints& endpoints,
 }
 
 // Compare() — the comparison's effect of `b` against `a`, judged for the
-// lifecycle: gone when the interval no longer clears the threshold and the
-// estimate lies below it (a margin: an alert just over the line does not
-// flap), present when it still clears it.
+// lifecycle: gone when the estimate lies below the threshold and the whole
+// interval below the alert's own lower bound (`alert_lo`: the effect now is
+// surely smaller than the least the alert claimed; a still-present effect
+// looked at run after run almost never passes that, a rolled-back one does),
+// present when the interval still clears the threshold.
 Recheck::Verdict Compare(const DetectOptions& o, Finding& c, const std::vector<double>& a,
-                         const std::vector<double>& b, double log_drift) {
+                         const std::vector<double>& b, double log_drift, double alert_lo) {
   c.samples_before = a.size();
   c.samples_after = b.size();
   c.mean_before = MeanOf(a);
@@ -127,8 +129,8 @@ Recheck::Verdict Compare(const DetectOptions& o, Finding& c, const std::vector<d
   }
   c.alert = c.effect.lo > c.threshold;
   if (c.alert) return Recheck::Verdict::kPresent;
-  if (c.effect.estimate < c.threshold) return Recheck::Verdict::kGone;
-  c.reason = "the interval no longer clears the threshold, but the estimate is still above it";
+  if (c.effect.estimate < c.threshold && c.effect.hi < alert_lo) return Recheck::Verdict::kGone;
+  c.reason = "the interval no longer clears the threshold, but does not yet lie below the alert's";
   return Recheck::Verdict::kNone;
 }
 
@@ -136,7 +138,7 @@ Recheck::Verdict Compare(const DetectOptions& o, Finding& c, const std::vector<d
 // them: B, a rollback to A, a fix) against the alert's base side (commit A's
 // requests in the alert's window), less the service's drift.
 Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Finding& c,
-                                int64_t since_us) {
+                                int64_t since_us, double alert_lo) {
   const DetectOptions& o = run.options;
   const store::SampleSet& set = run.samples;
   auto it = endpoints.find(c.endpoint);
@@ -160,7 +162,7 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
     return Recheck::Verdict::kNone;
   }
   const double drift = DriftBetween(set, endpoints, c.endpoint, base, recent, o.min_samples);
-  return Compare(o, c, a, b, drift);
+  return Compare(o, c, a, b, drift, alert_lo);
 }
 
 // RecheckFlag() — the flag's split on the endpoint over the last hours:
@@ -168,7 +170,7 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
 // the two is no longer served at all while the other is, the split (and
 // its cost) is gone: the flag was turned off, or on for everyone.
 Recheck::Verdict RecheckFlag(const Run& run, const Endpoints& endpoints, Finding& c,
-                             int64_t since_us) {
+                             int64_t since_us, double alert_lo) {
   const DetectOptions& o = run.options;
   const store::SampleSet& set = run.samples;
   const Window recent{std::max(since_us, o.now_us - kFlagRecentUs), o.now_us + 1};
@@ -199,7 +201,7 @@ Recheck::Verdict RecheckFlag(const Run& run, const Endpoints& endpoints, Finding
                                : ": no request carries the reference any more");
     return Recheck::Verdict::kGone;
   }
-  return Compare(o, c, ref, value, 0);
+  return Compare(o, c, ref, value, 0, alert_lo);
 }
 
 // Look — one key to look at again: its alert, and since when the evidence counts.
@@ -253,8 +255,10 @@ Status RecheckAlerts(Run& run) {
     c.effect = {};
     auto it = index.find(c.service);
     const Endpoints& endpoints = it == index.end() ? kNone : it->second;
-    const Recheck::Verdict v = c.kind == "rollout" ? RecheckRollout(run, endpoints, c, l.since_us)
-                                                   : RecheckFlag(run, endpoints, c, l.since_us);
+    const double alert_lo = l.finding.effect.lo;
+    const Recheck::Verdict v = c.kind == "rollout"
+                                   ? RecheckRollout(run, endpoints, c, l.since_us, alert_lo)
+                                   : RecheckFlag(run, endpoints, c, l.since_us, alert_lo);
     run.report.rechecks.push_back({l.alert.id, l.alert.key, l.alert.state, std::move(c), v});
   }
   return OkStatus();
