@@ -38,7 +38,9 @@
 //
 // Usage: detect_bench [--days N] [--seed S | --seeds 1-10 | --seeds 6,7,9]
 //                     [--jobs J] [--json] [--interval-min M] [--profile-rate R]
-//                     [--cost-diurnal X] [--data-dir DIR] [--verbose]
+//                     [--cost-diurnal X] [--data-dir DIR] [--verbose] [--rollbacks]
+// --rollbacks rolls back every other endpoint rollout regression
+// (AddRollbacks) and counts how many of those alerts the detector resolved.
 #include <stdlib.h>
 
 #include <algorithm>
@@ -91,13 +93,14 @@ struct Args {
   double cost_diurnal = -1;
   std::string data_dir;  // empty: a temporary directory, removed at the end
   bool verbose = false;
+  bool rollbacks = false;  // roll back every other endpoint rollout regression (AddRollbacks)
 };
 
 void Usage() {
   std::cerr
       << "usage: detect_bench [--days N] [--seed S | --seeds 1-10 | --seeds 6,7,9] [--jobs J]\n"
          "                    [--json] [--interval-min M] [--profile-rate R]\n"
-         "                    [--cost-diurnal X] [--data-dir DIR] [--verbose]\n";
+         "                    [--cost-diurnal X] [--data-dir DIR] [--verbose] [--rollbacks]\n";
 }
 
 // ParseSeeds() — "1-10", "6,7,9" or a mix ("1-3,8"). RETURNS: empty on a bad list.
@@ -130,6 +133,8 @@ std::optional<Args> ParseArgs(int argc, char** argv) {
       a.json = true;
     } else if (arg == "--verbose") {
       a.verbose = true;
+    } else if (arg == "--rollbacks") {
+      a.rollbacks = true;
     } else if (arg == "--days" && (v = value())) {
       a.days = std::atoi(v);
     } else if (arg == "--seed" && (v = value())) {
@@ -504,7 +509,9 @@ class MinuteFeed {
 
 // DetectorRuns — what the detectors said over the run, and what it cost.
 struct DetectorRuns {
-  std::vector<Alert> alerts;                            // newly opened, every run
+  std::vector<Alert> alerts;    // newly opened, every run
+  std::vector<Alert> resolved;  // resolved by the detector (a later comparison)
+  size_t reopened = 0;          // of `alerts`, those that reopen a resolved one
   std::map<std::string, detect::Finding> last_finding;  // by Key(), latest run
   double ingest_s = 0, detect_s = 0;
   size_t runs = 0, tests = 0, skipped = 0;
@@ -522,11 +529,19 @@ bool DetectOnce(store::Store& st, int64_t start_unix_s, int minute, bool verbose
     std::cerr << "detect_bench: RunDetectors: " << report.status().message() << "\n";
     return false;
   }
-  Result<std::vector<detect::Finding>> fresh = detect::RecordRun(st, *report);
-  if (!fresh.ok()) {
-    std::cerr << "detect_bench: RecordRun: " << fresh.status().message() << "\n";
+  Result<std::vector<detect::AlertChange>> changes = detect::RecordRun(st, *report);
+  if (!changes.ok()) {
+    std::cerr << "detect_bench: RecordRun: " << changes.status().message() << "\n";
     return false;
   }
+  std::vector<detect::Finding> fresh_findings;  // opened (or reopened) by this run
+  for (const detect::AlertChange& c : *changes) {
+    if (c.state == "open") fresh_findings.push_back(c.finding);
+    if (c.change == "resolved")
+      out.resolved.push_back(FromFinding(c.finding, detect_options.now_us));
+    out.reopened += c.change == "reopened";
+  }
+  const std::vector<detect::Finding>* fresh = &fresh_findings;
   out.detect_s += std::chrono::duration<double>(Clock::now() - t0).count();
   ++out.runs;
   out.tests += report->tests;
@@ -923,8 +938,46 @@ struct SeedFigures {
   // Function level (issue 15's function engineer fills these in).
   Ratio function_recall;        // 0.5%-of-endpoint function regressions by a function alert; >= 60%
   Ratio new_function_recall;    // regressions through a function absent on side A; not measured yet
-  double resolve_events = NAN;  // alerts resolved by a later comparison; not measured yet
+  double resolve_events = NAN;  // alerts resolved by a later comparison, per day
+  double false_resolves = NAN;  // of them, of injected regressions (all still present), per day
+  double reopens = NAN;         // alerts reopened after a resolve, per day
+  Ratio rollbacks_resolved;  // --rollbacks: alerted rolled-back regressions the detector resolved
 };
+
+// AddRollbacks() — --rollbacks: every other endpoint-level rollout
+// regression rolled back 90 min after its spread (its commit replaced by
+// the one before it, over 10 min, undoing its cost) when the service
+// deploys nothing else from the regression until 45 min after the rollback. RETURNS: the rolled-back
+// regressions' "service|endpoint|commit_to".
+std::set<std::string> AddRollbacks(sim::DetectionFleet& fleet) {
+  std::set<std::string> out;
+  std::vector<sim::RolloutSpec> backs;
+  bool take = false;
+  for (const sim::InjectedRegression& r : fleet.truth.regressions) {
+    if (r.kind != "rollout" || !(take = !take)) continue;
+    const int64_t at = r.start_s + r.spread_s + 90 * 60;
+    bool clear = at + 3600 < fleet.config.duration_s;
+    const sim::RolloutSpec* spec = nullptr;
+    for (const sim::RolloutSpec& x : fleet.config.rollouts) {
+      if (x.service != r.service) continue;
+      if (x.to == r.commit_to) spec = &x;
+      if (x.at_s > r.start_s && x.at_s < at + 45 * 60) clear = false;
+    }
+    if (!clear || spec == nullptr) continue;
+    sim::RolloutSpec back;
+    back.service = r.service;
+    back.from = r.commit_to;
+    back.to = r.commit_from;
+    back.at_s = at;
+    back.spread_s = 600;
+    back.cost_factor = 1 / spec->cost_factor;
+    back.endpoints = spec->endpoints;
+    backs.push_back(back);
+    out.insert(r.service + "|" + r.endpoint + "|" + r.commit_to);
+  }
+  for (sim::RolloutSpec& b : backs) fleet.config.rollouts.push_back(std::move(b));
+  return out;
+}
 
 // FiguresOf() — the SeedFigures of one scored run.
 SeedFigures FiguresOf(uint64_t seed, int days, const std::vector<Outcome>& outcomes,
@@ -951,6 +1004,8 @@ SeedFigures FiguresOf(uint64_t seed, int days, const std::vector<Outcome>& outco
 // `print`, its full table (or JSON). RETURNS: nullopt on a store error.
 std::optional<SeedFigures> RunSeed(const Args& args, uint64_t seed, bool print) {
   sim::DetectionFleet fleet = sim::MakeDetectionFleet(seed, args.days);
+  const std::set<std::string> rolled_back =
+      args.rollbacks ? AddRollbacks(fleet) : std::set<std::string>{};
   if (args.profile_rate >= 0) fleet.config.profile_rate = args.profile_rate;
   if (args.cost_diurnal >= 0) fleet.config.cost_diurnal = args.cost_diurnal;
   const sim::FleetConfig& config = fleet.config;
@@ -996,7 +1051,27 @@ std::optional<SeedFigures> RunSeed(const Args& args, uint64_t seed, bool print) 
     PrintTable(result);
     if (args.verbose) PrintDetails(result);
   }
-  return FiguresOf(seed, args.days, outcomes, det, tallies);
+  SeedFigures figures = FiguresOf(seed, args.days, outcomes, det, tallies);
+  // The simulator's regressions never go away: resolving one is a false resolve.
+  size_t false_resolves = 0;
+  for (const Alert& a : runs.resolved)
+    false_resolves +=
+        std::any_of(fleet.truth.regressions.begin(), fleet.truth.regressions.end(),
+                    [&](const sim::InjectedRegression& r) {
+                      return SameCause(a, r) &&
+                             !rolled_back.count(r.service + "|" + r.endpoint + "|" + r.commit_to);
+                    });
+  for (const sim::InjectedRegression& r : fleet.truth.regressions) {
+    if (!rolled_back.count(r.service + "|" + r.endpoint + "|" + r.commit_to)) continue;
+    auto same = [&](const Alert& a) { return SameCause(a, r); };
+    if (std::none_of(runs.alerts.begin(), runs.alerts.end(), same)) continue;
+    ++figures.rollbacks_resolved.n;
+    figures.rollbacks_resolved.k += std::any_of(runs.resolved.begin(), runs.resolved.end(), same);
+  }
+  figures.resolve_events = static_cast<double>(runs.resolved.size()) / args.days;
+  figures.false_resolves = static_cast<double>(false_resolves) / args.days;
+  figures.reopens = static_cast<double>(runs.reopened) / args.days;
+  return figures;
 }
 
 std::string RatioText(const Ratio& r) { return r.n ? Pct(r.k, r.n) : "-"; }
@@ -1033,7 +1108,13 @@ constexpr Figure kFigures[] = {
      [](const SeedFigures& f) { return Percent(f.function_recall); }, 60, false},
     {"new-function recall (%)", "-",
      [](const SeedFigures& f) { return Percent(f.new_function_recall); }, NAN, false},
-    {"resolve events", "-", [](const SeedFigures& f) { return f.resolve_events; }, NAN, false},
+    {"resolve events per day", "-", [](const SeedFigures& f) { return f.resolve_events; }, NAN,
+     false},
+    {"  false resolves per day", "0", [](const SeedFigures& f) { return f.false_resolves; }, 0,
+     true},
+    {"  reopens per day", "-", [](const SeedFigures& f) { return f.reopens; }, NAN, true},
+    {"rolled back, resolved (%)", "-",
+     [](const SeedFigures& f) { return Percent(f.rollbacks_resolved); }, NAN, false},
     {"baseline false alerts per day", "-",
      [](const SeedFigures& f) { return f.base_false_per_day; }, NAN, true},
     {"baseline recall >=3%, >=5k (%)", "-",

@@ -152,9 +152,10 @@ std::optional<SeedResult> RunSeed(const Args& args, uint64_t seed) {
       std::cerr << "function_bench: detect: " << report.status().message() << "\n";
       return std::nullopt;
     }
-    Result<std::vector<detect::Finding>> fresh = detect::RecordRun(st, *report);
-    if (!fresh.ok()) return std::nullopt;
-    alerts.insert(alerts.end(), fresh->begin(), fresh->end());
+    Result<std::vector<detect::AlertChange>> changes = detect::RecordRun(st, *report);
+    if (!changes.ok()) return std::nullopt;
+    for (const detect::AlertChange& c : *changes)
+      if (c.state == "open") alerts.push_back(c.finding);
     if (args.verbose)
       for (const detect::Finding& f : report->evaluated)
         if (IsFunctionKind(f.kind)) last[f.endpoint + "|" + f.function + "|" + f.cause] = f;

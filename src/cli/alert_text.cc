@@ -78,9 +78,16 @@ std::string FindingsText(const nlohmann::json& findings) {
   for (const nlohmann::json& f : findings) {
     const nlohmann::json& e = f.at("effect");
     out << ++n << ". [" << f.value("kind", "") << "] " << Judged(f) << "\n";
-    if (f.contains("id"))
+    if (f.contains("id")) {
       out << "   alert #" << f["id"].get<int64_t>() << ", " << f.value("state", "") << ", opened "
-          << UtcMinute(static_cast<int64_t>(Num(f, "opened") * 1e6)) << "\n";
+          << UtcMinute(static_cast<int64_t>(Num(f, "opened") * 1e6));
+      if (f.value("state", "") != "open" && Num(f, "updated") > 0)
+        out << ", " << f.value("state", "") << " "
+            << UtcMinute(static_cast<int64_t>(Num(f, "updated") * 1e6));
+      if (f.value("reopens", int64_t{0}) != 0)
+        out << "; reopens alert #" << f.value("reopens", int64_t{0});
+      out << "\n";
+    }
     out << "   cause: " << f.value("cause", "") << " (" << f.value("method", "") << ")\n";
     if (f.contains("function_change")) {
       out << FunctionEffectText(f);

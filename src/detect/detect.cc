@@ -1,5 +1,5 @@
 // RunDetectors() and what every detector shares: thresholds, judging,
-// the Benjamini–Hochberg pass over function tests, and keeping the run.
+// the Benjamini–Hochberg pass over function tests (keeping the run: lifecycle.cc).
 #include "detect/detect.h"
 
 #include <algorithm>
@@ -110,43 +110,10 @@ Result<DetectReport> RunDetectors(store::Store& store, const DetectOptions& opti
   if (Status s = internal::DetectFlags(run); !s.ok()) return s;
   if (Status s = internal::JudgeFunctionTests(run); !s.ok()) return s;
   if (Status s = internal::DetectTrends(run); !s.ok()) return s;
+  if (Status s = internal::RecheckAlerts(run); !s.ok()) return s;
   std::stable_sort(report.alerts.begin(), report.alerts.end(),
                    [](const Finding& a, const Finding& b) { return a.effect.lo > b.effect.lo; });
   return report;
-}
-
-Result<std::vector<Finding>> RecordRun(store::Store& store, const DetectReport& report) {
-  std::vector<store::EffectRecord> effects;
-  for (const Finding& f : report.evaluated) {
-    if (!f.function.empty() || f.kind == "trend") continue;
-    effects.push_back({.at_us = report.ran_at_us,
-                       .service = f.service,
-                       .endpoint = f.endpoint,
-                       .function = "",
-                       .kind = f.kind,
-                       .cause = f.cause,
-                       .estimate = f.effect.estimate,
-                       .lo = f.effect.lo,
-                       .hi = f.effect.hi,
-                       .alerted = f.alert});
-  }
-  if (Status s = store.AppendEffects(effects); !s.ok()) return s;
-  std::vector<Finding> opened;
-  for (const Finding& f : report.alerts) {
-    store::Alert row{.id = 0,
-                     .key = f.Key(),
-                     .service = f.service,
-                     .endpoint = f.endpoint,
-                     .kind = f.kind,
-                     .state = "open",
-                     .opened_us = report.ran_at_us,
-                     .updated_us = report.ran_at_us,
-                     .body = ToJson(f).dump()};
-    Result<store::UpsertOutcome> out = store.UpsertAlert(row);
-    if (!out.ok()) return out.status();
-    if (out->opened) opened.push_back(f);
-  }
-  return opened;
 }
 
 }  // namespace cpuledger::detect

@@ -3,7 +3,7 @@
 //
 //   DetectOptions options;  options.now_us = NowUnixUs();
 //   Result<DetectReport> report = RunDetectors(*store, options);
-//   Result<std::vector<Finding>> opened = RecordRun(*store, *report);  // alerts to send
+//   Result<std::vector<AlertChange>> changes = RecordRun(*store, *report);  // to send
 //
 // What each detector compares (all effects are relative changes of the mean
 // CPU per request, side B against side A; see stats.h):
@@ -175,25 +175,80 @@ struct DetectOptions {
   }
 };
 
+// Recheck — a later look at a stored alert's key (endpoint + cause) by
+// this run, for the alert lifecycle (store/detection.h, AlertState). Only
+// "rollout" and "flag" alerts are looked at again; function and trend
+// alerts are resolved by hand.
+//  * rollout: the endpoint's requests now (whichever commit serves them: B,
+//    a rollback to A, a fix), over the last half-width of the alert's
+//    window (10 min to 3 h, after the alert's window), against commit A's
+//    requests in the alert's window, less the drift the service's other
+//    endpoints saw between the two (the median of 5 or more of them).
+//  * flag: the endpoint's requests of the last 2 h with the flag's value
+//    against those with its reference; when one of the two is no longer
+//    served at all (the flag turned off, or on for everyone) while the other
+//    has min_samples, the split is gone.
+// The verdict: kGone when the estimate lies below the alert's threshold and
+// the whole interval below the alert's own lower bound (surely less than
+// the least the alert claimed: a still-present effect looked at run after
+// run almost never passes that), kPresent when the interval still clears
+// the threshold, kNone when no
+// comparison could be made (too few samples, nothing newer yet): a key the
+// run could not look at is never resolved for it.
+struct Recheck {
+  enum class Verdict { kNone, kGone, kPresent };
+  int64_t alert_id = 0;
+  std::string key;
+  std::string state;   // the alert's state when looked at ("resolved": a reopen check)
+  Finding comparison;  // the comparison made (effect, samples, window); reason when none
+  Verdict verdict = Verdict::kNone;
+};
+
 struct DetectReport {
   int64_t ran_at_us = 0;
   std::vector<Finding> alerts;
   std::vector<Finding> skipped;
   size_t tests = 0;                // comparisons evaluated (alerted or not, skips excluded)
   std::vector<Finding> evaluated;  // every non-skipped comparison (alerted or not)
+  std::vector<Recheck> rechecks;   // live alerts looked at again, and resolved keys firing
 };
 
-// RunDetectors() — every detector once, over the window ending at now_us.
-// Reads only. RETURNS: the store's error if a read fails.
+// AlertChange — one change of a stored alert's lifecycle: what the webhooks
+// get, once per change (never again for an alert that did not change).
+struct AlertChange {
+  int64_t alert_id = 0;
+  std::string change;  // "opened", "reopened", "acknowledged", "resolved"
+  std::string state;   // the state it is in now
+  std::string by;      // "detector", "api" or a user's name
+  std::string note;
+  int64_t at_us = 0, opened_us = 0;
+  int64_t reopens = 0;        // "reopened": the resolved alert it follows
+  Finding finding;            // the alert's finding
+  nlohmann::json comparison;  // a resolve by the detector: the comparison that showed
+                              // the effect gone (ToJson(Finding)); else null
+};
+
+// RunDetectors() — every detector once, over the window ending at now_us,
+// then a look at the stored live alerts (Recheck). Reads only. RETURNS: the
+// store's error if a read fails.
 Result<DetectReport> RunDetectors(store::Store& store, const DetectOptions& options);
 
-// RecordRun() — keeps the run's effects (for learned thresholds) and upserts
-// its alerts (one open alert per Key()). RETURNS: the alerts newly opened.
-Result<std::vector<Finding>> RecordRun(store::Store& store, const DetectReport& report);
+// RecordRun() — keeps the run's effects (for learned thresholds) and its
+// alerts' lifecycle: resolves live alerts whose Recheck found the effect
+// gone; opens an alert per firing key without a live one (a key whose last
+// alert is resolved reopens only on evidence newer than the resolution:
+// a Recheck that finds the effect present, or, for kinds without one, a
+// comparison reaching past it); a firing key with a live alert only updates
+// its body. RETURNS: the changes made, for the webhooks.
+Result<std::vector<AlertChange>> RecordRun(store::Store& store, const DetectReport& report);
 
 // JSON — the API's and the CLI's form of a finding and a report.
 nlohmann::json ToJson(const Finding& f);
 nlohmann::json ToJson(const DetectReport& r);
+// ToJson(AlertChange) — the webhook payload: the alert as GET /v1/alerts
+// gives it (the finding, id, state, opened, reopens) and "change", "by",
+// "note", "at", and "comparison" for a resolve by the detector.
+nlohmann::json ToJson(const AlertChange& c);
 Result<Finding> FindingFromJson(const nlohmann::json& j);
 
 }  // namespace cpuledger::detect

@@ -43,6 +43,11 @@ Status DetectFlags(Run& run);
 Status DetectTrends(Run& run);
 // JudgeFunctionTests() — BH over run.function_tests, then the interval test.
 Status JudgeFunctionTests(Run& run);
+// RecheckAlerts() — a later look at each live alert's key, and at each
+// firing key whose alert was resolved (lifecycle.cc; detect.h, Recheck).
+Status RecheckAlerts(Run& run);
+// HasRecheckKind() — whether RecheckAlerts() looks again at alerts of `kind`.
+bool HasRecheckKind(const std::string& kind);
 
 // SetThreshold() — the endpoint's (or function's) threshold and where it came from: config
 // ("service endpoint"), else learned from its history of effects that did

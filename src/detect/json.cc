@@ -88,6 +88,20 @@ nlohmann::json ToJson(const DetectReport& r) {
           {"skipped", skipped}};
 }
 
+nlohmann::json ToJson(const AlertChange& c) {
+  nlohmann::json j = ToJson(c.finding);
+  j["id"] = c.alert_id;
+  j["state"] = c.state;
+  j["opened"] = static_cast<double>(c.opened_us) / 1e6;
+  j["reopens"] = c.reopens;
+  j["change"] = c.change;
+  j["by"] = c.by;
+  j["note"] = c.note;
+  j["at"] = static_cast<double>(c.at_us) / 1e6;
+  if (!c.comparison.is_null()) j["comparison"] = c.comparison;
+  return j;
+}
+
 Result<Finding> FindingFromJson(const nlohmann::json& j) {
   if (!j.is_object() || !j.contains("kind") || !j.contains("effect"))
     return InvalidArgument("not a finding: an object with kind and effect is expected");

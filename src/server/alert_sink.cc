@@ -31,11 +31,14 @@ std::string Percent(double x) {
   return buf;
 }
 
-// AlertLine() — one line a person can scan in the server log, then the whole
-// alert as compact JSON (`body`, what the webhooks get) so that nothing is
-// lost to the summary.
-std::string AlertLine(const detect::Finding& alert, const std::string& body) {
-  std::string line = "cpuledger alert:";
+// AlertLine() — one line a person can scan in the server log (the alert,
+// its change and by whom), then the whole payload as compact JSON (`body`,
+// what the webhooks get) so that nothing is lost to the summary.
+std::string AlertLine(const detect::AlertChange& change, const std::string& body) {
+  const detect::Finding& alert = change.finding;
+  std::string line = "cpuledger alert #" + std::to_string(change.alert_id) + " " + change.change;
+  if (!change.by.empty()) line += " by " + change.by;
+  line += ":";
   for (const std::string* part : {&alert.service, &alert.endpoint, &alert.function, &alert.cause})
     if (!part->empty()) line += " " + *part;
   const stats::Interval& e = alert.effect;
@@ -127,8 +130,10 @@ AlertSinkOptions AlertSinkOptionsFrom(const ServerConfig& config) {
 }
 
 std::string RenderPrometheus(const AlertSinkCounters& c) {
-  return PrometheusSample("cpuledger_alerts_total", "counter",
-                          "Alerts opened by the detectors and sent to the sinks.", c.alerts) +
+  return PrometheusSample(
+             "cpuledger_alerts_total", "counter",
+             "Alert changes (opened, reopened, acknowledged, resolved) sent to the sinks.",
+             c.alerts) +
          PrometheusLabelled("cpuledger_webhook_deliveries_total", "counter",
                             "Webhook deliveries (one alert to one URL) by outcome.", "result",
                             {{"delivered", c.delivered},
@@ -208,12 +213,13 @@ void AlertSinks::Log(std::string_view line) {
   }
 }
 
-void AlertSinks::Send(const detect::Finding& alert) {
+void AlertSinks::Send(const detect::AlertChange& change) {
   // Replace, not throw, on invalid UTF-8: a function name from a profile is
   // not worth losing the alert over.
   auto body = std::make_shared<AlertBody>();
-  body->json = detect::ToJson(alert).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  Log(AlertLine(alert, body->json));
+  body->json =
+      detect::ToJson(change).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  Log(AlertLine(change, body->json));
   std::string dropped_line;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -1,16 +1,21 @@
-// src/server/alert_sink.h — where the server's alerts go once the detectors
-// have opened them: one line each to the log, and a JSON POST to every
-// configured webhook, retried with back-off on a sender thread of its own.
+// src/server/alert_sink.h — where the changes of the server's alerts go
+// (opened, reopened, acknowledged, resolved: once per change, never again
+// for an alert that did not change): one line each to the log, and a JSON
+// POST to every configured webhook, retried with back-off on a sender
+// thread of its own.
 //
 //   AlertSinkOptions options;
 //   options.urls = {"http://hooks.internal:9000/cpuledger"};
 //   options.token = "s3cret";                 // Authorization: Bearer s3cret
 //   AlertSinks sinks(std::move(options));
-//   sinks.Send(finding);                       // never blocks the detector
+//   sinks.Send(change);                        // never blocks the detector
 //   AlertSinkCounters c = sinks.counters();   // for /metrics
 //   sinks.Stop();                              // or let it go out of scope
 //
-// A webhook gets detect::ToJson(alert), the same JSON as GET /v1/alerts.
+// A webhook gets detect::ToJson(change): the alert as GET /v1/alerts gives
+// it (finding, "id", "state", "opened", "reopens") with "change" (opened,
+// reopened, acknowledged, resolved), "by", "note", "at" (unix s) and, for a
+// resolve by the detector, "comparison" (the finding that showed it gone).
 //
 // Delivery, per alert and URL (each URL independently: a dead hook delays
 // nobody else's):
@@ -89,7 +94,7 @@ struct AlertSinkOptions {
 // AlertSinkCounters — totals since construction. Webhook counts are per
 // delivery (one alert to one URL), so with two URLs one alert counts twice.
 struct AlertSinkCounters {
-  uint64_t alerts = 0;     // Send() calls
+  uint64_t alerts = 0;     // Send() calls (alert changes)
   uint64_t delivered = 0;  // deliveries answered 2xx
   uint64_t retried = 0;    // tries after the first (each one counted)
   uint64_t failed = 0;     // deliveries given up: refused, or out of attempts
@@ -120,11 +125,11 @@ class AlertSinks {
   AlertSinks(const AlertSinks&) = delete;
   AlertSinks& operator=(const AlertSinks&) = delete;
 
-  // AlertSinks::Send() — logs one line for `alert` and queues the POST of
+  // AlertSinks::Send() — logs one line for `change` and queues the POST of
   // its JSON (detect::ToJson) to every URL. Returns at once; when the queue holds queue_capacity
   // alerts already, the POSTs are dropped (and counted) but the line is still logged. After Stop()
   // only the line is logged, and the deliveries count as dropped.
-  void Send(const detect::Finding& alert);
+  void Send(const detect::AlertChange& change);
 
   // AlertSinks::Stop() — gives queued deliveries their last try within
   // stop_grace, abandons the rest, joins the sender. Idempotent; thread-safe.

@@ -458,10 +458,32 @@ void HandleDetect(ApiContext& ctx, const httplib::Request& req, httplib::Respons
   });
 }
 
+// ParseAlertId() — the ID of /v1/alerts/ID (or of id=). RETURNS:
+// InvalidArgument for anything but a positive integer.
+Result<int64_t> ParseAlertId(std::string_view text) {
+  int64_t id = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || id <= 0)
+    return InvalidArgument("alert id '" + std::string(text.substr(0, 32)) +
+                           "' must be a positive integer");
+  return id;
+}
+
 // HandleAlerts() — stored alerts, newest first: since= | from=&to= (default
-// 7 days), service=, state=open|resolved, limit=.
+// 7 days), service=, state=open|acknowledged|resolved, limit=; or id= (that
+// one alert whenever it opened).
 void HandleAlerts(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
   Timed(ctx, res, [&]() -> Status {
+    nlohmann::json list = nlohmann::json::array();
+    if (req.has_param("id")) {
+      Result<int64_t> id = ParseAlertId(req.get_param_value("id"));
+      if (!id.ok()) return id.status();
+      Result<store::Alert> one = ctx.store->AlertById(*id);
+      if (!one.ok()) return one.status();
+      list.push_back(AlertJson(*one));
+      SendJson(res, 200, {{"alerts", list}});
+      return OkStatus();
+    }
     store::AlertQuery q;
     if (!req.has_param("since") && !req.has_param("from")) {
       q.from_us = NowUnixUs() - 7LL * 86'400'000'000;
@@ -471,25 +493,101 @@ void HandleAlerts(ApiContext& ctx, const httplib::Request& req, httplib::Respons
     if (req.has_param("service")) q.service = req.get_param_value("service");
     if (req.has_param("state")) {
       const std::string state = req.get_param_value("state");
-      if (state != "open" && state != "resolved")
-        return InvalidArgument("state '" + state + "' must be open or resolved");
+      if (!store::ParseAlertState(state))
+        return InvalidArgument("state '" + state + "' must be open, acknowledged or resolved");
       q.state = state;
     }
     if (Status s = ParseLimit(req, &q.limit); !s.ok()) return s;
     Result<std::vector<store::Alert>> rows = ctx.store->Alerts(q);
     if (!rows.ok()) return rows.status();
-    nlohmann::json list = nlohmann::json::array();
-    for (const store::Alert& a : *rows) {
-      nlohmann::json body = nlohmann::json::parse(a.body, nullptr, /*allow_exceptions=*/false);
-      if (body.is_discarded()) body = nlohmann::json::object();
-      body["id"] = a.id;
-      body["state"] = a.state;
-      body["opened"] = static_cast<double>(a.opened_us) / 1e6;
-      body["updated"] = static_cast<double>(a.updated_us) / 1e6;
-      list.push_back(std::move(body));
-    }
+    for (const store::Alert& a : *rows) list.push_back(AlertJson(a));
     SendJson(res, 200, {{"alerts", list}});
     return OkStatus();
+  });
+}
+
+constexpr std::string_view kAlertPrefix = "/v1/alerts/";
+
+// SendAlertWithEvents() — {"alert": AlertJson, "events": AlertEventsJson}.
+Status SendAlertWithEvents(ApiContext& ctx, const store::Alert& alert, httplib::Response& res) {
+  Result<std::vector<store::AlertEvent>> events = ctx.store->AlertEvents(alert.id);
+  if (!events.ok()) return events.status();
+  SendJson(res, 200, {{"alert", AlertJson(alert)}, {"events", AlertEventsJson(*events)}});
+  return OkStatus();
+}
+
+// HandleAlert() — GET /v1/alerts/ID: one alert with its events.
+void HandleAlert(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  Timed(ctx, res, [&]() -> Status {
+    Result<int64_t> id = ParseAlertId(std::string_view(req.path).substr(kAlertPrefix.size()));
+    if (!id.ok()) return id.status();
+    Result<store::Alert> alert = ctx.store->AlertById(*id);
+    if (!alert.ok()) return alert.status();
+    return SendAlertWithEvents(ctx, *alert, res);
+  });
+}
+
+// ParseTransition() — POST /v1/alerts/ID's body: {"state": "acknowledged" |
+// "resolved", "by": who (default "api"), "note": why (default "")}.
+Result<store::AlertTransition> ParseTransition(int64_t id, const std::string& text) {
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object())
+    return InvalidArgument(
+        "the body must be a JSON object: {\"state\": \"acknowledged\" or \"resolved\","
+        " \"by\": \"...\", \"note\": \"...\"}");
+  for (const char* key : {"state", "by", "note"})
+    if (j.contains(key) && !j[key].is_string())
+      return InvalidArgument(std::string(key) + " must be a string");
+  if (!j.contains("state")) return InvalidArgument("state is missing (acknowledged or resolved)");
+  const std::string state = j["state"].get<std::string>();
+  const std::optional<store::AlertState> to = store::ParseAlertState(state);
+  if (!to) return InvalidArgument("state '" + state + "' must be acknowledged or resolved");
+  store::AlertTransition t{.id = id,
+                           .to = *to,
+                           .at_us = NowUnixUs(),
+                           .by = j.value("by", "api"),
+                           .note = j.value("note", ""),
+                           .detail = ""};
+  if (t.by.empty()) t.by = "api";
+  if (t.by.size() > 200 || t.note.size() > 4000)
+    return InvalidArgument("by (200 bytes) or note (4000 bytes) is too long");
+  return t;
+}
+
+// HandleAlertTransition() — POST /v1/alerts/ID: acknowledge or resolve by
+// hand; 409 when the alert's state does not allow it (AlertTransitionRefusal);
+// the change goes to the webhooks.
+void HandleAlertTransition(ApiContext& ctx, const httplib::Request& req, httplib::Response& res) {
+  Timed(ctx, res, [&]() -> Status {
+    Result<int64_t> id = ParseAlertId(std::string_view(req.path).substr(kAlertPrefix.size()));
+    if (!id.ok()) return id.status();
+    Result<store::AlertTransition> t = ParseTransition(*id, req.body);
+    if (!t.ok()) return t.status();
+    Result<store::TransitionOutcome> out = ctx.store->TransitionAlert(*t);
+    if (!out.ok()) return out.status();
+    if (!out->applied) {
+      SendJson(res, 409,
+               {{"error", "alert " + std::to_string(*id) + " cannot become " +
+                              store::AlertStateName(t->to) + ": " + out->refusal},
+                {"state", out->alert.state}});
+      return OkStatus();
+    }
+    if (ctx.sinks != nullptr) {
+      Result<detect::Finding> f = detect::FindingFromJson(
+          nlohmann::json::parse(out->alert.body, nullptr, /*allow_exceptions=*/false));
+      detect::AlertChange change;
+      change.alert_id = out->alert.id;
+      change.change = out->alert.state;
+      change.state = out->alert.state;
+      change.by = t->by;
+      change.note = t->note;
+      change.at_us = t->at_us;
+      change.opened_us = out->alert.opened_us;
+      change.reopens = out->alert.reopens;
+      if (f.ok()) change.finding = std::move(*f);
+      ctx.sinks->Send(change);
+    }
+    return SendAlertWithEvents(ctx, out->alert, res);
   });
 }
 
@@ -511,6 +609,8 @@ const Route kRoutes[] = {
     {"GET", "/v1/query/tree", false, HandleTree},
     {"POST", "/v1/detect", false, HandleDetect},
     {"GET", "/v1/alerts", false, HandleAlerts},
+    {"GET", "/v1/alerts/", false, HandleAlert},  // a path ending in '/': /v1/alerts/ID
+    {"POST", "/v1/alerts/", false, HandleAlertTransition},
     {"GET", "/metrics", false, HandleMetrics},
     {"GET", "/healthz", true,
      [](ApiContext& c, const httplib::Request&, httplib::Response& r) {
@@ -627,7 +727,14 @@ http::HttpService MakeHttpService(ApiContext& context) {
   service.handle = [ctx](const httplib::Request& req, httplib::Response& res) {
     for (const Route& route : kRoutes) {
       const bool head_of_get = req.method == "HEAD" && std::string_view(route.method) == "GET";
-      if (req.path != route.path || (req.method != route.method && !head_of_get)) continue;
+      // A route path ending in '/' takes one more segment (an id) after it.
+      const std::string_view path = route.path;
+      const bool matches = path.back() == '/'
+                               ? req.path.size() > path.size() &&
+                                     req.path.compare(0, path.size(), path) == 0 &&
+                                     req.path.find('/', path.size()) == std::string::npos
+                               : req.path == path;
+      if (!matches || (req.method != route.method && !head_of_get)) continue;
       try {
         route.handler(*ctx, req, res);
       } catch (const std::exception& e) {  // a bug, not the client's fault: say so, keep serving

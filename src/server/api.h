@@ -13,7 +13,11 @@
 //                                 format=collapsed|speedscope|pprof|pstats: a file
 //   POST /v1/detect               since= & at= : runs every detector once
 //                                 (detect::ToJson of the report, + "opened")
-//   GET  /v1/alerts               since= | from=&to= & service= & state= & limit=
+//   GET  /v1/alerts               since= | from=&to= & service= & state= & limit=,
+//                                 or id= (one alert, whenever it opened)
+//   GET  /v1/alerts/ID            one alert and its events (the lifecycle)
+//   POST /v1/alerts/ID            {"state": "acknowledged"|"resolved", "by", "note"}:
+//                                 404 unknown id, 409 a transition not allowed
 //   GET  /healthz                 200 "ok" once the store is open (no token needed)
 //   GET  /metrics                 Prometheus text
 //   GET  /, /app.js, /app.css     the dashboard (static_assets.h; no token needed)

@@ -250,4 +250,29 @@ nlohmann::json CallTreeJson(const store::FunctionQuery& query, const profile::Ca
           {"root", std::move(root)}};
 }
 
+nlohmann::json AlertJson(const store::Alert& a) {
+  nlohmann::json body = nlohmann::json::parse(a.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object()) body = nlohmann::json::object();
+  body["id"] = a.id;
+  body["state"] = a.state;
+  body["opened"] = static_cast<double>(a.opened_us) / 1e6;
+  body["updated"] = static_cast<double>(a.updated_us) / 1e6;
+  body["reopens"] = a.reopens;
+  return body;
+}
+
+nlohmann::json AlertEventsJson(const std::vector<store::AlertEvent>& events) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const store::AlertEvent& e : events) {
+    nlohmann::json detail = nlohmann::json::parse(e.detail, nullptr, /*allow_exceptions=*/false);
+    if (detail.is_discarded()) detail = nullptr;
+    out.push_back({{"at", static_cast<double>(e.at_us) / 1e6},
+                   {"state", e.state},
+                   {"by", e.by},
+                   {"note", e.note},
+                   {"detail", detail}});
+  }
+  return out;
+}
+
 }  // namespace cpuledger::server

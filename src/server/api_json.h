@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "profile/diff.h"
+#include "store/detection.h"
 #include "store/functions.h"
 #include "store/query.h"
 
@@ -66,5 +67,14 @@ nlohmann::json CallTreeJson(const store::FunctionQuery& query, const profile::Ca
 
 // kTrimmedFrame — the name of the frame standing for trimmed call paths.
 inline constexpr const char* kTrimmedFrame = "(smaller frames)";
+
+// AlertJson() — a stored alert: its finding (detect::ToJson form) with
+// "id", "state", "opened", "updated" (unix s) and "reopens" (the resolved
+// alert it reopens; 0 none).
+nlohmann::json AlertJson(const store::Alert& alert);
+
+// AlertEventsJson() — [{"at" (unix s), "state", "by", "note", "detail"
+// (the detector's comparison as JSON, or null)}], oldest first.
+nlohmann::json AlertEventsJson(const std::vector<store::AlertEvent>& events);
 
 }  // namespace cpuledger::server

@@ -108,14 +108,16 @@ Result<detect::DetectReport> Server::Detect(int64_t now_us, int64_t window_us, s
   for (const auto& [service, w] : config_.detect_windows_by_service)
     options.before_after_by_service[service] = windows(w);
   Result<detect::DetectReport> report = detect::RunDetectors(*store_, options);
-  Result<std::vector<detect::Finding>> fresh =
+  Result<std::vector<detect::AlertChange>> changes =
       report.ok() ? detect::RecordRun(*store_, *report) : report.status();
-  if (!fresh.ok()) {
+  if (!changes.ok()) {
     metrics_.detect_failures.fetch_add(1, std::memory_order_relaxed);
-    return fresh.status();
+    return changes.status();
   }
-  for (const detect::Finding& f : *fresh) sinks_->Send(f);
-  if (opened != nullptr) *opened = fresh->size();
+  for (const detect::AlertChange& c : *changes) sinks_->Send(c);
+  if (opened != nullptr)
+    *opened = std::count_if(changes->begin(), changes->end(),
+                            [](const detect::AlertChange& c) { return c.state == "open"; });
   metrics_.detect_runs.fetch_add(1, std::memory_order_relaxed);
   return report;
 }

@@ -46,8 +46,8 @@ class Server {
 
   // Server::Detect() — one detector run over [now_us - window_us, now_us]
   // (window 0: the configured one): kept in the store (detect::RecordRun),
-  // and its newly opened alerts (*opened of them) sent to the log and the
-  // webhooks. Runs are serialized. Thread-safe.
+  // and its alert changes (opened, reopened, resolved; *opened of them
+  // opened or reopened) sent to the log and the webhooks. Runs are serialized. Thread-safe.
   Result<detect::DetectReport> Detect(int64_t now_us, int64_t window_us, size_t* opened);
 
  private:

@@ -12,6 +12,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -102,13 +103,87 @@ struct EffectHistoryQuery {
   size_t limit = 50;
 };
 
-// Alert — a stored alert. `key` de-duplicates: one open alert per key
-// (service + endpoint + function + cause). `body` is the detector's JSON.
+// AlertState — where an alert is in its lifecycle.
+//
+//   open ──► acknowledged ──► resolved
+//     └──────────────────────────┘
+//
+// Allowed: open -> acknowledged (someone is on it), open -> resolved and
+// acknowledged -> resolved (by hand, or by the detector when a later
+// comparison shows the effect gone). Nothing leaves resolved: a resolved
+// alert is history, and when its key fires again the detector opens a NEW
+// alert that names the old one (Alert::reopens), so an alert's events read
+// as one story and a reopen is counted, not hidden. Acknowledging twice, or
+// going back to open, would let one alert page twice; both are refused.
+enum class AlertState : uint8_t { kOpen, kAcknowledged, kResolved };
+
+// AlertStateName() — "open", "acknowledged", "resolved" (the stored and API form).
+inline const char* AlertStateName(AlertState s) {
+  switch (s) {
+    case AlertState::kOpen:
+      return "open";
+    case AlertState::kAcknowledged:
+      return "acknowledged";
+    case AlertState::kResolved:
+      return "resolved";
+  }
+  return "open";
+}
+
+// ParseAlertState() — the inverse of AlertStateName(); nullopt for anything else.
+inline std::optional<AlertState> ParseAlertState(std::string_view text) {
+  for (AlertState s : {AlertState::kOpen, AlertState::kAcknowledged, AlertState::kResolved})
+    if (text == AlertStateName(s)) return s;
+  return std::nullopt;
+}
+
+// AlertTransitionRefusal() — why `from` -> `to` is not allowed (the one
+// transition function: see AlertState); "" when it is.
+inline std::string AlertTransitionRefusal(AlertState from, AlertState to) {
+  if (from == AlertState::kResolved)
+    return "the alert is resolved; a resolved alert stays resolved (the detector opens a new one"
+           " if its key fires again)";
+  if (to == AlertState::kOpen) return "an alert cannot go back to open";
+  if (from == to) return std::string("the alert is already ") + AlertStateName(to);
+  return "";
+}
+
+// Alert — a stored alert. `key` de-duplicates: at most one alert per key
+// that is not resolved (service + endpoint + function + kind + cause).
+// `body` is the detector's JSON.
 struct Alert {
   int64_t id = 0;
-  std::string key, service, endpoint, kind, state;  // state "open" / "resolved"
+  std::string key, service, endpoint, kind, state;  // state: AlertStateName()
   int64_t opened_us = 0, updated_us = 0;
   std::string body;
+  int64_t reopens = 0;  // the resolved alert of the same key this one reopens; 0: none
+};
+
+// AlertEvent — one transition of an alert, kept in order (the first is its opening).
+struct AlertEvent {
+  int64_t alert_id = 0;
+  int64_t at_us = 0;
+  std::string state;   // the state entered: "open", "acknowledged", "resolved"
+  std::string by;      // "detector", "api", or the user's name
+  std::string note;    // free text; "" none
+  std::string detail;  // JSON: for the detector's resolve, the comparison that showed
+                       // the effect gone; "" none
+};
+
+// AlertTransition — a request to move alert `id` to `to` (TransitionAlert()).
+struct AlertTransition {
+  int64_t id = 0;
+  AlertState to = AlertState::kResolved;
+  int64_t at_us = 0;
+  std::string by, note, detail;  // as AlertEvent's
+};
+
+// TransitionOutcome — what TransitionAlert() did: `applied`, or `refusal`
+// (AlertTransitionRefusal()'s text) with the alert unchanged.
+struct TransitionOutcome {
+  Alert alert;  // as it is now
+  bool applied = false;
+  std::string refusal;
 };
 
 // AlertQuery — alerts opened in [from_us, to_us), newest first.
@@ -117,13 +192,14 @@ struct AlertQuery {
   int64_t to_us = std::numeric_limits<int64_t>::max();
   std::optional<std::string> service;
   std::optional<std::string> state;
+  std::optional<std::string> key;  // one key's alerts only
   size_t limit = 1000;
 };
 
 // UpsertOutcome — what UpsertAlert() did.
 struct UpsertOutcome {
   int64_t id = 0;
-  bool opened = false;  // true: a new alert; false: the open one with this key was updated
+  bool opened = false;  // true: a new alert; false: the live one with this key was updated
 };
 
 }  // namespace cpuledger::store

@@ -117,11 +117,22 @@ class Store {
   // effects, newest first. Thread-safe (writes serialize with appends).
   virtual Status AppendEffects(std::span<const EffectRecord> effects) = 0;
   virtual Result<std::vector<EffectRecord>> EffectHistory(const EffectHistoryQuery& query) = 0;
-  // Store::UpsertAlert() — opens an alert, or updates the body and
-  // updated_us of the open alert with the same key. Thread-safe.
+  // Store::UpsertAlert() — opens an alert (state open, with its first
+  // event: open by "detector" at updated_us; alert.reopens kept), or updates
+  // the body and updated_us of the live (open or acknowledged) alert with the
+  // same key. Thread-safe.
   virtual Result<UpsertOutcome> UpsertAlert(const Alert& alert) = 0;
   // Store::Alerts() — stored alerts, newest first. Thread-safe.
   virtual Result<std::vector<Alert>> Alerts(const AlertQuery& query) = 0;
+  // Store::AlertById() — one alert. RETURNS: NotFound for an unknown id.
+  virtual Result<Alert> AlertById(int64_t id) = 0;
+  // Store::TransitionAlert() — moves an alert to t.to and keeps the event,
+  // in one transaction, if AlertTransitionRefusal() allows it from the state
+  // it is in then; else nothing changes and the outcome says why.
+  // RETURNS: NotFound for an unknown id. Thread-safe.
+  virtual Result<TransitionOutcome> TransitionAlert(const AlertTransition& t) = 0;
+  // Store::AlertEvents() — one alert's events, oldest first. Thread-safe.
+  virtual Result<std::vector<AlertEvent>> AlertEvents(int64_t id) = 0;
 };
 
 // SqliteOptions — where and how long.

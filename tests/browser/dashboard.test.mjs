@@ -287,6 +287,41 @@ test("an alert opens its detail and its diff", async () => {
   await page.close();
 });
 
+test("an alert is acknowledged and resolved in the browser, and the state filter finds it", async () => {
+  const { page, errors } = await open("?page=alerts&state=open");
+  await page.locator("#alerts tbody tr", { hasText: "/checkout/" }).first().locator("a").click();
+  await page.waitForURL(/id=\d+/);
+  await drawn(page);
+  const id = new URL(page.url()).searchParams.get("id");
+  assert.equal(await page.locator("#alert-state").textContent(), "open");
+  assert.equal(await page.locator("#alert-events tbody tr").count(), 1);
+  await page.fill("#alert-note", "looking at checkout_render");
+  await page.click("#acknowledge");
+  await page.waitForSelector('#page[aria-busy="false"] #alert-state.state-acknowledged');
+  assert.equal(await page.locator("#acknowledge").count(), 0, "an acknowledged alert cannot be acknowledged again");
+  await page.click("#resolve");
+  await page.waitForSelector('#page[aria-busy="false"] #alert-state.state-resolved');
+  const events = await page.locator("#alert-events tbody tr").allTextContents();
+  assert.equal(events.length, 3);
+  assert.match(events[0], /open.*detector/);
+  assert.match(events[1], /acknowledged.*dashboard.*looking at checkout_render/);
+  assert.match(events[2], /resolved.*dashboard/);
+  assert.equal(await page.locator("#resolve").count(), 0);
+  await shot(page, "alert-resolved");
+  // The server agrees, and the list's state filter shows it under resolved only.
+  const res = await fetch(`${base}/v1/alerts/${id}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  assert.equal((await res.json()).alert.state, "resolved");
+  await page.goto(`${base}/?page=alerts&state=open`);
+  await drawn(page);
+  assert.equal(await page.locator(`#alerts a[href*="id=${id}"]`).count(), 0);
+  await page.selectOption("#state", "resolved");
+  await page.waitForURL(/state=resolved/);
+  await drawn(page);
+  assert.equal(await page.locator(`#alerts a[href*="id=${id}"]`).count(), 1);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test("the flame graph's widest child is the heaviest endpoint's view", async () => {
   // Independently of profiles: the records' estimated CPU by endpoint.
   const q = new URLSearchParams({ group_by: "endpoint", where: "service=shop-web", from: END - 7200, to: END });

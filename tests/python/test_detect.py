@@ -267,3 +267,26 @@ def test_the_same_alerts_at_any_time_of_day(tmp_path, hour):
     # (a 90% interval leaves the truth out one time in ten by design).
     rollout = next(a for a in alerts if a["kind"] == "rollout")
     assert 0.15 < rollout["effect"]["estimate"] < 0.25, rollout["effect"]
+
+
+def test_alerts_acknowledged_and_resolved_from_the_cli(detected):
+    """`cpuledger alerts --ack ID` / `--resolve ID`: each prints the new state,
+    is kept as an event, and goes to the webhook once; a second resolve is
+    refused (409) and changes nothing."""
+    server, hook, _ = detected
+    listed = json.loads(run("alerts", "--server", server.url, "--token", TOKEN, "--json").stdout)
+    rollout = next(a for a in listed["alerts"] if a["kind"] == "rollout")
+    alert_id = str(rollout["id"])
+    sent_before = len(hook.bodies)
+    ack = run("alerts", "--server", server.url, "--token", TOKEN, "--ack", alert_id, "--by", "ana",
+              "--note", "on it")
+    assert f"alert #{alert_id} is now acknowledged" in ack.stdout, ack.stdout
+    done = run("alerts", "--server", server.url, "--token", TOKEN, "--resolve", alert_id, "--note", "reverted")
+    assert f"alert #{alert_id} is now resolved" in done.stdout, done.stdout
+    again = run("alerts", "--server", server.url, "--token", TOKEN, "--resolve", alert_id, check=False)
+    assert again.returncode == 1 and "HTTP 409" in again.stderr, again.stderr
+    text = run("alerts", "--server", server.url, "--token", TOKEN, "--state", "resolved").stdout
+    assert f"alert #{alert_id}, resolved" in text, text
+    assert wait_for(lambda: len(hook.bodies) >= sent_before + 2)
+    changes = [(b["id"], b["change"], b["by"]) for b in hook.bodies[sent_before:]]
+    assert changes == [(int(alert_id), "acknowledged", "ana"), (int(alert_id), "resolved", "api")]

@@ -29,7 +29,7 @@ export class ApiError extends Error {
 
 export type Params = Record<string, string | string[] | undefined>;
 
-async function fetchAuthorized(path: string, params: Params): Promise<Response> {
+async function fetchAuthorized(path: string, params: Params, body?: unknown): Promise<Response> {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (v === undefined || v === "") continue;
@@ -38,7 +38,13 @@ async function fetchAuthorized(path: string, params: Params): Promise<Response> 
   const headers: Record<string, string> = {};
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers["Authorization"] = "Bearer " + token;
-  const res = await fetch(path + "?" + q.toString(), { headers });
+  const init: RequestInit = { headers };
+  if (body !== undefined) {
+    init.method = "POST";
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path + "?" + q.toString(), init);
   if (!res.ok) {
     const body = await res.json().catch(() => ({}));
     throw new ApiError(res.status, body.error ?? res.statusText);
@@ -260,7 +266,9 @@ export interface Culprit {
 // reference/value).
 export interface Alert {
   id: number;
-  state: string;
+  state: string; // open | acknowledged | resolved
+  updatedS: number;
+  reopens: number; // the resolved alert this one reopens; 0 none
   kind: string;
   service: string;
   endpoint: string;
@@ -295,6 +303,8 @@ function alert(j: any): Alert {
   return {
     id: j.id,
     state: j.state,
+    updatedS: j.updated ?? j.opened,
+    reopens: j.reopens ?? 0,
     kind: j.kind,
     service: j.service,
     endpoint: j.endpoint,
@@ -337,6 +347,34 @@ function alert(j: any): Alert {
 export async function alerts(args: { state?: string; service?: string; since?: string }): Promise<Alert[]> {
   const j = await get("/v1/alerts", { state: args.state, service: args.service, since: args.since ?? "30d", limit: "500" });
   return j.alerts.map(alert);
+}
+
+// AlertEvent — one change of an alert's lifecycle, oldest first.
+export interface AlertEvent {
+  atS: number;
+  state: string;
+  by: string; // "detector", "api" or a user's name
+  note: string;
+  detail: any; // the detector's comparison when it resolved the alert; null otherwise
+}
+
+function alertWithEvents(j: any): { alert: Alert; events: AlertEvent[] } {
+  return {
+    alert: alert(j.alert),
+    events: (j.events ?? []).map((e: any) => ({ atS: e.at, state: e.state, by: e.by, note: e.note ?? "", detail: e.detail ?? null })),
+  };
+}
+
+// alertDetail() — one alert and its events (GET /v1/alerts/ID).
+export async function alertDetail(id: number): Promise<{ alert: Alert; events: AlertEvent[] }> {
+  return alertWithEvents(await get(`/v1/alerts/${id}`, {}));
+}
+
+// transition() — acknowledge or resolve by hand (POST /v1/alerts/ID); an
+// ApiError with status 409 when the alert's state does not allow it.
+export async function transition(id: number, state: "acknowledged" | "resolved", note = ""): Promise<{ alert: Alert; events: AlertEvent[] }> {
+  const res = await fetchAuthorized(`/v1/alerts/${id}`, {}, { state, by: "dashboard", note });
+  return alertWithEvents(await res.json());
 }
 
 export const EXPORT_FORMATS = ["speedscope", "pprof", "pstats", "collapsed"] as const;

@@ -283,6 +283,11 @@ class ClickHouseStore final : public Store {
   }
   Result<UpsertOutcome> UpsertAlert(const Alert&) override { return NotYet("UpsertAlert"); }
   Result<std::vector<Alert>> Alerts(const AlertQuery&) override { return NotYet("Alerts"); }
+  Result<Alert> AlertById(int64_t) override { return NotYet("AlertById"); }
+  Result<TransitionOutcome> TransitionAlert(const AlertTransition&) override {
+    return NotYet("TransitionAlert");
+  }
+  Result<std::vector<AlertEvent>> AlertEvents(int64_t) override { return NotYet("AlertEvents"); }
 
  private:
   // DropDaysBefore() — drops the shard's day partitions of `table` that end

@@ -38,7 +38,8 @@
 // only once all of it is past the window (SQLite deletes to the microsecond).
 // Not implemented yet (they answer Unavailable, saying so): profiles and
 // function entities (Functions, FunctionTree, FunctionMomentsOf),
-// Efficiency, UpsertAlert and Alerts.
+// Efficiency, and the alerts (UpsertAlert, Alerts, AlertById,
+// TransitionAlert, AlertEvents).
 //
 // Query semantics: as sqlite_store.h's (exact time ranges, ordering and limit
 // by RankQueryRows, means over samples having the measure, NaN when none),

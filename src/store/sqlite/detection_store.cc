@@ -2,6 +2,7 @@
 // with their dimensions, function moments, effect history and alerts.
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include "store/sqlite/raw_chunk.h"
@@ -242,13 +243,70 @@ Result<std::vector<EffectRecord>> SqliteStore::EffectHistory(const EffectHistory
   return out;
 }
 
+namespace {
+
+constexpr const char* kAlertColumns =
+    "id, key, service, endpoint, kind, state, opened_us, updated_us, body, reopens";
+
+Alert AlertFromRow(StmtUse& u) {
+  Alert a;
+  a.id = u.Int64(0);
+  a.key = u.Text(1);
+  a.service = u.Text(2);
+  a.endpoint = u.Text(3);
+  a.kind = u.Text(4);
+  a.state = u.Text(5);
+  a.opened_us = u.Int64(6);
+  a.updated_us = u.Int64(7);
+  a.body = u.Text(8);
+  a.reopens = u.Int64(9);
+  return a;
+}
+
+// FindAlert() — alert `id` as `db` sees it; NotFound when there is none.
+Result<Alert> FindAlert(Db& db, int64_t id) {
+  Result<Stmt> st =
+      db.Prepare(std::string("SELECT ") + kAlertColumns + " FROM alerts WHERE id = ?1");
+  if (!st.ok()) return st.status();
+  StmtUse use(*st);
+  use.Bind(1, id);
+  std::optional<Alert> found;
+  Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+    found = AlertFromRow(u);
+    return OkStatus();
+  });
+  if (!s.ok()) return s;
+  if (!found) return NotFound("no alert " + std::to_string(id));
+  return *found;
+}
+
+// AppendEvent() — the next event of `e.alert_id` (seq one past its last).
+Status AppendEvent(Db& db, const AlertEvent& e) {
+  Result<Stmt> st = db.Prepare(
+      "INSERT INTO alert_events (alert_id, seq, at_us, state, by, note, detail)"
+      " VALUES (?1, (SELECT coalesce(max(seq) + 1, 0) FROM alert_events WHERE alert_id = ?1),"
+      " ?2, ?3, ?4, ?5, ?6)");
+  if (!st.ok()) return st.status();
+  StmtUse use(*st);
+  use.Bind(1, e.alert_id);
+  use.Bind(2, e.at_us);
+  use.Bind(3, e.state);
+  use.Bind(4, e.by);
+  use.Bind(5, e.note);
+  use.Bind(6, e.detail);
+  return use.Run();
+}
+
+}  // namespace
+
 Result<UpsertOutcome> SqliteStore::UpsertAlert(const Alert& alert) {
   std::lock_guard<std::mutex> lock(write_mu_);
   Txn txn(writer_);
   if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
   UpsertOutcome out;
   {
-    Result<Stmt> find = writer_.Prepare("SELECT id FROM alerts WHERE key = ?1 AND state = 'open'");
+    Result<Stmt> find =
+        writer_.Prepare("SELECT id FROM alerts WHERE key = ?1 AND state != 'resolved'");
     if (!find.ok()) return find.status();
     StmtUse use(*find);
     use.Bind(1, alert.key);
@@ -261,7 +319,7 @@ Result<UpsertOutcome> SqliteStore::UpsertAlert(const Alert& alert) {
   Result<Stmt> st = writer_.Prepare(
       out.id != 0 ? "UPDATE alerts SET body = ?2, updated_us = ?3 WHERE id = ?1"
                   : "INSERT INTO alerts (key, service, endpoint, kind, state, opened_us,"
-                    " updated_us, body) VALUES (?4, ?5, ?6, ?7, 'open', ?3, ?3, ?2)");
+                    " updated_us, body, reopens) VALUES (?4, ?5, ?6, ?7, 'open', ?3, ?3, ?2, ?8)");
   if (!st.ok()) return st.status();
   StmtUse use(*st);
   if (out.id != 0) use.Bind(1, out.id);
@@ -272,6 +330,7 @@ Result<UpsertOutcome> SqliteStore::UpsertAlert(const Alert& alert) {
     use.Bind(5, alert.service);
     use.Bind(6, alert.endpoint);
     use.Bind(7, alert.kind);
+    use.Bind(8, alert.reopens);
   }
   if (Status s = use.Run(); !s.ok()) return s;
   if (out.id == 0) {
@@ -279,6 +338,12 @@ Result<UpsertOutcome> SqliteStore::UpsertAlert(const Alert& alert) {
     if (!id.ok()) return id.status();
     out.id = *id;
     out.opened = true;
+    const std::string note =
+        alert.reopens != 0 ? "reopens alert " + std::to_string(alert.reopens) : "";
+    if (Status s = AppendEvent(writer_,
+                               AlertEvent{out.id, alert.updated_us, "open", "detector", note, ""});
+        !s.ok())
+      return s;
   }
   if (Status s = txn.Commit(); !s.ok()) return s;
   return out;
@@ -288,9 +353,10 @@ Result<std::vector<Alert>> SqliteStore::Alerts(const AlertQuery& query) {
   ReadSession session(*readers_, catalog_);
   if (Status s = session.Begin(); !s.ok()) return s;
   Result<Stmt> st = session.conn().db.Prepare(
-      "SELECT id, key, service, endpoint, kind, state, opened_us, updated_us, body FROM alerts"
-      " WHERE opened_us >= ?1 AND opened_us < ?2 AND (?3 IS NULL OR service = ?3)"
-      " AND (?4 IS NULL OR state = ?4) ORDER BY opened_us DESC, id DESC LIMIT ?5");
+      std::string("SELECT ") + kAlertColumns +
+      " FROM alerts WHERE opened_us >= ?1 AND opened_us < ?2 AND (?3 IS NULL OR service = ?3)"
+      " AND (?4 IS NULL OR state = ?4) AND (?6 IS NULL OR key = ?6)"
+      " ORDER BY opened_us DESC, id DESC LIMIT ?5");
   if (!st.ok()) return st.status();
   StmtUse use(*st);
   use.Bind(1, query.from_us);
@@ -298,19 +364,65 @@ Result<std::vector<Alert>> SqliteStore::Alerts(const AlertQuery& query) {
   BindOptional(use, 3, query.service);
   BindOptional(use, 4, query.state);
   use.Bind(5, static_cast<int64_t>(query.limit));
+  BindOptional(use, 6, query.key);
   std::vector<Alert> out;
   Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
-    Alert a;
-    a.id = u.Int64(0);
-    a.key = u.Text(1);
-    a.service = u.Text(2);
-    a.endpoint = u.Text(3);
-    a.kind = u.Text(4);
-    a.state = u.Text(5);
-    a.opened_us = u.Int64(6);
-    a.updated_us = u.Int64(7);
-    a.body = u.Text(8);
-    out.push_back(std::move(a));
+    out.push_back(AlertFromRow(u));
+    return OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<Alert> SqliteStore::AlertById(int64_t id) {
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  return FindAlert(session.conn().db, id);
+}
+
+Result<TransitionOutcome> SqliteStore::TransitionAlert(const AlertTransition& t) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Txn txn(writer_);
+  if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
+  Result<Alert> now = FindAlert(writer_, t.id);
+  if (!now.ok()) return now.status();
+  TransitionOutcome out;
+  out.alert = std::move(*now);
+  const std::optional<AlertState> from = ParseAlertState(out.alert.state);
+  if (!from)
+    return Internal("alert " + std::to_string(t.id) + " has state '" + out.alert.state + "'");
+  out.refusal = AlertTransitionRefusal(*from, t.to);
+  if (!out.refusal.empty()) return out;  // the transaction rolls back: nothing written
+  const std::string state = AlertStateName(t.to);
+  Result<Stmt> st = writer_.Prepare("UPDATE alerts SET state = ?2, updated_us = ?3 WHERE id = ?1");
+  if (!st.ok()) return st.status();
+  StmtUse use(*st);
+  use.Bind(1, t.id);
+  use.Bind(2, state);
+  use.Bind(3, t.at_us);
+  if (Status s = use.Run(); !s.ok()) return s;
+  if (Status s = AppendEvent(writer_, AlertEvent{t.id, t.at_us, state, t.by, t.note, t.detail});
+      !s.ok())
+    return s;
+  if (Status s = txn.Commit(); !s.ok()) return s;
+  out.alert.state = state;
+  out.alert.updated_us = t.at_us;
+  out.applied = true;
+  return out;
+}
+
+Result<std::vector<AlertEvent>> SqliteStore::AlertEvents(int64_t id) {
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  Result<Stmt> st = session.conn().db.Prepare(
+      "SELECT at_us, state, by, note, detail FROM alert_events WHERE alert_id = ?1 ORDER BY seq");
+  if (!st.ok()) return st.status();
+  StmtUse use(*st);
+  use.Bind(1, id);
+  std::vector<AlertEvent> out;
+  Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+    out.push_back(AlertEvent{id, u.Int64(0), std::string(u.Text(1)), std::string(u.Text(2)),
+                             std::string(u.Text(3)), std::string(u.Text(4))});
     return OkStatus();
   });
   if (!s.ok()) return s;

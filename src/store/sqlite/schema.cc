@@ -225,6 +225,20 @@ constexpr const char* kMigration6 =
     "DROP INDEX effects_by_subject;\n"
     "CREATE INDEX effects_by_function ON effects(service, endpoint, function, kind, at_us);\n";
 
+// Migration 7 — the alert lifecycle (store/detection.h, AlertState): one
+// live (open or acknowledged) alert per key instead of one open one, the
+// resolved alert an alert reopens, and every transition kept as an event.
+// Alerts already stored get their opening event.
+constexpr const char* kMigration7 =
+    "DROP INDEX alerts_open_key;\n"
+    "CREATE UNIQUE INDEX alerts_live_key ON alerts(key) WHERE state != 'resolved';\n"
+    "CREATE INDEX alerts_by_key ON alerts(key, id);\n"
+    "ALTER TABLE alerts ADD COLUMN reopens INTEGER NOT NULL DEFAULT 0;\n"
+    "CREATE TABLE alert_events (alert_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    " at_us INTEGER NOT NULL, state TEXT NOT NULL, by TEXT NOT NULL, note TEXT NOT NULL,"
+    " detail TEXT NOT NULL, PRIMARY KEY (alert_id, seq)) WITHOUT ROWID;\n"
+    "INSERT INTO alert_events SELECT id, 0, opened_us, 'open', 'detector', '', '' FROM alerts;\n";
+
 // Migration — the SQL of one version, then its C++ step (or nullptr).
 struct Migration {
   const char* sql;
@@ -243,7 +257,8 @@ namespace {
 // kMigrations[v - 1] upgrades user_version v - 1 to v.
 constexpr Migration kMigrations[] = {{kMigration1, nullptr}, {kMigration2, nullptr},
                                      {kMigration3, nullptr}, {kMigration4, CarryCallPaths},
-                                     {kMigration5, nullptr}, {kMigration6, nullptr}};
+                                     {kMigration5, nullptr}, {kMigration6, nullptr},
+                                     {kMigration7, nullptr}};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 }  // namespace

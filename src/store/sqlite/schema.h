@@ -76,6 +76,13 @@
 //                                  three tables above; a checkpoint folds and
 //                                  deletes them (sqlite_store.h)
 //
+// Version 7 adds the alert lifecycle (store/detection.h, AlertState):
+//   alerts.reopens                 the resolved alert of the same key this one
+//                                  reopens (0: none); at most one row per key
+//                                  in a state other than 'resolved'
+//   alert_events(alert_id, seq, at_us, state, by, note, detail)
+//                                  every transition, seq 0 the opening
+//
 // meta keys: sealed_minute / sealed_hour / sealed_day (unix seconds: every
 // bucket that starts before it is complete in its rollup table and nothing
 // at or after it is there); raw_samples, rollup_rows (all five tiers),
@@ -95,7 +102,7 @@ namespace cpuledger::store::sqlite {
 // kApplicationId — "CPLG", in the SQLite header of every store file.
 inline constexpr int32_t kApplicationId = 0x43504C47;
 // kSchemaVersion — PRAGMA user_version after Migrate().
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 
 // kVersion3ProfileTables — the CREATE TABLE statements of version 3's
 // function_entities, function_requests, function_moments and

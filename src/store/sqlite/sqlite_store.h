@@ -174,6 +174,9 @@ class SqliteStore final : public Store {
   Result<std::vector<EffectRecord>> EffectHistory(const EffectHistoryQuery& query) override;
   Result<UpsertOutcome> UpsertAlert(const Alert& alert) override;
   Result<std::vector<Alert>> Alerts(const AlertQuery& query) override;
+  Result<Alert> AlertById(int64_t id) override;
+  Result<TransitionOutcome> TransitionAlert(const AlertTransition& t) override;
+  Result<std::vector<AlertEvent>> AlertEvents(int64_t id) override;
 
   // SqliteStore::SealPoints() — the committed seal points (unix seconds) of
   // the minute, hour and day tiers. For tests and `doctor`.

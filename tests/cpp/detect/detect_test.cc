@@ -199,13 +199,13 @@ TEST_F(DetectTest, ExactlyTheTwoInjectedRegressionsWithTheirCulprits) {
 TEST_F(DetectTest, AlertsAreStoredOncePerKey) {
   Result<DetectReport> report = RunDetectors(*store_, options_);
   ASSERT_TRUE(report.ok());
-  Result<std::vector<Finding>> first = RecordRun(*store_, *report);
+  Result<std::vector<AlertChange>> first = RecordRun(*store_, *report);
   ASSERT_TRUE(first.ok()) << first.status().message();
   EXPECT_EQ(first->size(), 2u);
   options_.now_us += 5 * 60 * kUs;
   Result<DetectReport> again = RunDetectors(*store_, options_);
   ASSERT_TRUE(again.ok());
-  Result<std::vector<Finding>> second = RecordRun(*store_, *again);
+  Result<std::vector<AlertChange>> second = RecordRun(*store_, *again);
   ASSERT_TRUE(second.ok());
   EXPECT_TRUE(second->empty()) << "the same alerts must not open twice";
   Result<std::vector<store::Alert>> rows = store_->Alerts({});

@@ -139,8 +139,14 @@ AlertSinkOptions FastOptions(std::vector<std::string> urls, LogLines& log) {
   return o;
 }
 
-detect::Finding SampleAlert() {
-  detect::Finding f;
+// SampleAlert() — alert 7 opened by the detector.
+detect::AlertChange SampleAlert() {
+  detect::AlertChange change;
+  change.alert_id = 7;
+  change.change = "opened";
+  change.state = "open";
+  change.by = "detector";
+  detect::Finding& f = change.finding;
   f.kind = "rollout";
   f.service = "shop";
   f.endpoint = "/checkout/";
@@ -156,7 +162,7 @@ detect::Finding SampleAlert() {
   c.function = "cart.py:88:total";
   c.added = 1200.5;
   f.top_functions = {c};
-  return f;
+  return change;
 }
 
 TEST(AlertSinks, RetriesServerErrorsThenDeliversTheSameBodyWithTheToken) {
@@ -165,14 +171,14 @@ TEST(AlertSinks, RetriesServerErrorsThenDeliversTheSameBodyWithTheToken) {
   AlertSinkOptions o = FastOptions({hook.url()}, log);
   o.token = "hook-s3cret";
   AlertSinks sinks(std::move(o));
-  const detect::Finding alert = SampleAlert();
+  const detect::AlertChange alert = SampleAlert();
   sinks.Send(alert);
   ASSERT_TRUE(WaitFor([&] { return sinks.counters().delivered == 1; }));
 
   const std::vector<Received> got = hook.received();
   ASSERT_EQ(got.size(), 3u);
   for (const Received& r : got) {
-    EXPECT_EQ(nlohmann::json::parse(r.body), detect::ToJson(alert));  // as GET /v1/alerts
+    EXPECT_EQ(nlohmann::json::parse(r.body), detect::ToJson(alert));
     EXPECT_EQ(r.authorization, "Bearer hook-s3cret");
     EXPECT_EQ(r.content_type, "application/json");
   }
@@ -184,9 +190,49 @@ TEST(AlertSinks, RetriesServerErrorsThenDeliversTheSameBodyWithTheToken) {
   EXPECT_EQ(c.pending, 0u);
   // The log line names the alert for a person and carries the whole JSON.
   EXPECT_TRUE(
-      log.Contains("cpuledger alert: shop /checkout/ commit b7e41d0 vs 9f3c2a1 effect "
+      log.Contains("cpuledger alert #7 opened by detector: shop /checkout/ commit b7e41d0 vs "
+                   "9f3c2a1 effect "
                    "+3.10% [+2.00%, +4.20%]"));
   EXPECT_TRUE(log.Contains(detect::ToJson(alert).dump()));
+}
+
+TEST(AlertSinks, EachChangeIsOneDeliveryNamingTheAlertItsStateAndTheChange) {
+  Hook hook({200});
+  LogLines log;
+  AlertSinks sinks(FastOptions({hook.url()}, log));
+  const std::vector<std::pair<std::string, std::string>> changes = {
+      {"opened", "open"},
+      {"acknowledged", "acknowledged"},
+      {"resolved", "resolved"},
+      {"reopened", "open"}};
+  uint64_t sent = 0;
+  for (const auto& [change, state] : changes) {
+    detect::AlertChange c = SampleAlert();
+    c.change = change;
+    c.state = state;
+    c.by = change == "acknowledged" ? "ana" : "detector";
+    if (change == "reopened") c.alert_id = 8, c.reopens = 7;
+    if (change == "resolved") c.comparison = {{"effect", {{"estimate", 0.001}}}};
+    sinks.Send(c);
+    // One at a time: the order the hook sees is the order of the changes.
+    ++sent;
+    ASSERT_TRUE(WaitFor([&] { return sinks.counters().delivered == sent; }));
+  }
+  ASSERT_TRUE(WaitFor([&] { return sinks.counters().delivered == 4; }));
+  const std::vector<Received> got = hook.received();
+  ASSERT_EQ(got.size(), 4u);
+  for (size_t i = 0; i < got.size(); ++i) {
+    const nlohmann::json j = nlohmann::json::parse(got[i].body);
+    EXPECT_EQ(j["change"], changes[i].first);
+    EXPECT_EQ(j["state"], changes[i].second);
+    EXPECT_EQ(j["id"], i == 3 ? 8 : 7);
+    EXPECT_EQ(j["endpoint"], "/checkout/");
+  }
+  EXPECT_EQ(nlohmann::json::parse(got[1].body)["by"], "ana");
+  EXPECT_EQ(nlohmann::json::parse(got[2].body)["comparison"]["effect"]["estimate"], 0.001);
+  EXPECT_EQ(nlohmann::json::parse(got[3].body)["reopens"], 7);
+  EXPECT_TRUE(log.Contains("cpuledger alert #7 acknowledged by ana:"));
+  EXPECT_EQ(sinks.counters().alerts, 4u);
 }
 
 TEST(AlertSinks, ClientErrorFailsAtOnceWithoutRetries) {
@@ -245,8 +291,8 @@ TEST(AlertSinks, ADeadHookDoesNotHoldUpTheOthers) {
   o.stop_grace = 100ms;
   auto sinks = std::make_unique<AlertSinks>(std::move(o));
   for (int i = 0; i < 3; ++i) {
-    detect::Finding a = SampleAlert();
-    a.endpoint = "/e" + std::to_string(i);
+    detect::AlertChange a = SampleAlert();
+    a.finding.endpoint = "/e" + std::to_string(i);
     sinks->Send(a);
   }
   ASSERT_TRUE(WaitFor([&] { return sinks->counters().delivered == 3; }, 3000ms));
@@ -349,7 +395,7 @@ TEST(AlertSinks, WithoutUrlsItOnlyLogs) {
   AlertSinks sinks(std::move(o));
   EXPECT_EQ(sinks.url_count(), 0u);
   sinks.Send(SampleAlert());
-  EXPECT_TRUE(log.Contains("cpuledger alert: shop /checkout/"));
+  EXPECT_TRUE(log.Contains("cpuledger alert #7 opened by detector: shop /checkout/"));
   const AlertSinkCounters c = sinks.counters();
   EXPECT_EQ(c.alerts, 1u);
   EXPECT_EQ(c.dropped + c.pending + c.delivered, 0u);
@@ -362,7 +408,7 @@ TEST(AlertSinks, SendAfterStopLogsAndCountsADrop) {
   sinks.Stop();
   sinks.Send(SampleAlert());
   EXPECT_EQ(sinks.counters().dropped, 1u);
-  EXPECT_TRUE(log.Contains("cpuledger alert: shop"));
+  EXPECT_TRUE(log.Contains("cpuledger alert #7 opened by detector: shop"));
   EXPECT_EQ(hook.hits(), 0u);
 }
 
@@ -380,8 +426,8 @@ TEST(AlertSinks, InvalidUtf8IsReplacedNotThrown) {
   Hook hook({200});
   LogLines log;
   AlertSinks sinks(FastOptions({hook.url()}, log));
-  detect::Finding a = SampleAlert();
-  a.function = std::string("bad\xff name");
+  detect::AlertChange a = SampleAlert();
+  a.finding.function = std::string("bad\xff name");
   sinks.Send(a);
   ASSERT_TRUE(WaitFor([&] { return sinks.counters().delivered == 1; }));
   EXPECT_FALSE(nlohmann::json::parse(hook.received()[0].body).is_discarded());

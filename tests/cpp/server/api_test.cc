@@ -10,9 +10,12 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/duration.h"
@@ -30,7 +33,8 @@ constexpr const char* kProtobuf = "application/x-protobuf";
 // Api — a store, a writer, the service and an HTTP server on a free port.
 class Api {
  public:
-  explicit Api(std::string token = "", size_t max_pending = 16, size_t max_body_bytes = 0) {
+  explicit Api(std::string token = "", size_t max_pending = 16, size_t max_body_bytes = 0,
+               AlertSinks* sinks = nullptr) {
     store::SqliteOptions options;
     options.path = dir_.File("cpuledger.sqlite");
     Result<std::unique_ptr<store::Store>> opened = store::OpenSqliteStore(options);
@@ -43,6 +47,7 @@ class Api {
     context_.metrics = &metrics;
     context_.token = std::move(token);
     context_.max_body_bytes = max_body_bytes;
+    context_.sinks = sinks;
     http::HttpOptions http_options;
     http_options.port = 0;
     Result<std::unique_ptr<http::HttpServer>> http =
@@ -70,6 +75,8 @@ class Api {
     return n;
   }
 
+  store::Store& store() { return *store_; }
+  httplib::Client& client() { return *client_; }
   Metrics metrics;
 
  private:
@@ -207,7 +214,9 @@ TEST(ApiQuery, EachBadParameterIsA400NamingIt) {
       {"/v1/query/breakdown?where=nosuch%3Dx", "where"},
       {"/v1/query/timeseries?bucket=fortnight", "fortnight"},
       {"/v1/query/functions?sort=loudest", "loudest"},
-      {"/v1/alerts?state=closed", "state 'closed' must be open or resolved"},
+      {"/v1/alerts?state=closed", "state 'closed' must be open, acknowledged or resolved"},
+      {"/v1/alerts?id=x1", "alert id 'x1' must be a positive integer"},
+      {"/v1/alerts/0", "alert id '0' must be a positive integer"},
   };
   for (const Case& c : cases) {
     httplib::Result res = api.Get(c.path);
@@ -404,6 +413,171 @@ TEST(ApiStatic, TheDashboardNeedsNoTokenAndItsDataDoes) {
   EXPECT_EQ(page->body, index->body);
   EXPECT_EQ(api.Get("/v1/query/tree?since=1h")->status, 401);
   EXPECT_EQ(api.Get("/no-such-file.js")->status, 401);  // not an asset: the API's rules
+}
+
+// Hook — a webhook receiver on loopback that keeps every body it is sent.
+class Hook {
+ public:
+  Hook() {
+    server_.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(mu_);
+      bodies_.push_back(nlohmann::json::parse(req.body));
+      res.set_content("ok", "text/plain");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~Hook() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  std::vector<nlohmann::json> bodies() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bodies_;
+  }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<nlohmann::json> bodies_;
+};
+
+// OpenAlert() — a stored open alert as the detector opens one; its id.
+int64_t OpenAlert(store::Store& store, const std::string& endpoint) {
+  detect::Finding f;
+  f.kind = "rollout";
+  f.service = "shop";
+  f.endpoint = endpoint;
+  f.cause = "commit b vs a";
+  f.effect = {0.05, 0.03, 0.07, 0.9, true, ""};
+  f.alert = true;
+  Result<store::UpsertOutcome> out = store.UpsertAlert({.id = 0,
+                                                        .key = f.Key(),
+                                                        .service = f.service,
+                                                        .endpoint = f.endpoint,
+                                                        .kind = f.kind,
+                                                        .state = "open",
+                                                        .opened_us = NowUnixUs(),
+                                                        .updated_us = NowUnixUs(),
+                                                        .body = detect::ToJson(f).dump(),
+                                                        .reopens = 0});
+  EXPECT_TRUE(out.ok() && out->opened);
+  return out.ok() ? out->id : 0;
+}
+
+TEST(ApiAlerts, AcknowledgeThenResolveByHandEachKeptAsAnEventAndSentOnce) {
+  Hook hook;
+  AlertSinkOptions sink_options;
+  sink_options.urls = {hook.url()};
+  sink_options.log = [](std::string_view) {};
+  AlertSinks sinks(std::move(sink_options));
+  Api api("s3cret", 16, 0, &sinks);
+  const std::string auth = "Bearer s3cret";
+  const int64_t id = OpenAlert(api.store(), "/cart/");
+  const std::string path = "/v1/alerts/" + std::to_string(id);
+  auto post = [&](const std::string& body, const std::string& authorization) {
+    return api.client().Post(path, {{"Authorization", authorization}}, body, "application/json");
+  };
+
+  httplib::Result unauthorized = post(R"({"state": "acknowledged"})", "Bearer wrong");
+  ASSERT_TRUE(unauthorized);
+  EXPECT_EQ(unauthorized->status, 401);
+
+  httplib::Result ack = post(R"({"state": "acknowledged", "by": "ana", "note": "looking"})", auth);
+  ASSERT_TRUE(ack);
+  ASSERT_EQ(ack->status, 200) << ack->body;
+  EXPECT_EQ(Json(ack)["alert"]["state"], "acknowledged");
+  EXPECT_EQ(Json(ack)["alert"]["endpoint"], "/cart/");
+
+  httplib::Result twice = post(R"({"state": "acknowledged"})", auth);
+  ASSERT_TRUE(twice);
+  EXPECT_EQ(twice->status, 409);
+  EXPECT_NE(Error(twice).find("already acknowledged"), std::string::npos) << twice->body;
+
+  // The live alerts list finds it by its state; id= finds it whenever it opened.
+  httplib::Result acked = api.Get("/v1/alerts?state=acknowledged", auth);
+  ASSERT_TRUE(acked);
+  ASSERT_EQ(Json(acked)["alerts"].size(), 1u);
+  EXPECT_EQ(Json(acked)["alerts"][0]["id"], id);
+  httplib::Result by_id = api.Get("/v1/alerts?id=" + std::to_string(id), auth);
+  ASSERT_TRUE(by_id);
+  ASSERT_EQ(Json(by_id)["alerts"].size(), 1u);
+  EXPECT_EQ(Json(by_id)["alerts"][0]["state"], "acknowledged");
+
+  httplib::Result resolved = post(R"({"state": "resolved", "note": "fixed in c3"})", auth);
+  ASSERT_TRUE(resolved);
+  ASSERT_EQ(resolved->status, 200) << resolved->body;
+  const nlohmann::json events = Json(resolved)["events"];
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0]["state"], "open");
+  EXPECT_EQ(events[0]["by"], "detector");
+  EXPECT_EQ(events[1]["state"], "acknowledged");
+  EXPECT_EQ(events[1]["by"], "ana");
+  EXPECT_EQ(events[1]["note"], "looking");
+  EXPECT_EQ(events[2]["state"], "resolved");
+  EXPECT_EQ(events[2]["by"], "api");
+  EXPECT_EQ(events[2]["note"], "fixed in c3");
+
+  httplib::Result again = post(R"({"state": "acknowledged"})", auth);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 409);
+  EXPECT_EQ(Json(again)["state"], "resolved");
+
+  httplib::Result one = api.Get(path, auth);
+  ASSERT_TRUE(one);
+  ASSERT_EQ(one->status, 200);
+  EXPECT_EQ(Json(one)["alert"]["state"], "resolved");
+  EXPECT_EQ(Json(one)["events"].size(), 3u);
+
+  // One delivery per change, none for the refused ones.
+  sinks.Stop();
+  const std::vector<nlohmann::json> sent = hook.bodies();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0]["change"], "acknowledged");
+  EXPECT_EQ(sent[0]["by"], "ana");
+  EXPECT_EQ(sent[0]["id"], id);
+  EXPECT_EQ(sent[1]["change"], "resolved");
+  EXPECT_EQ(sent[1]["state"], "resolved");
+  EXPECT_EQ(sent[1]["endpoint"], "/cart/");
+}
+
+TEST(ApiAlerts, BadRequestsGetClear4xx) {
+  Api api;
+  const int64_t id = OpenAlert(api.store(), "/cart/");
+  const std::string path = "/v1/alerts/" + std::to_string(id);
+  struct Case {
+    std::string path, body;
+    int status;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {path, "{not json", 400, "must be a JSON object"},
+      {path, R"(["resolved"])", 400, "must be a JSON object"},
+      {path, R"({"note": "x"})", 400, "state is missing"},
+      {path, R"({"state": "closed"})", 400, "state 'closed' must be acknowledged or resolved"},
+      {path, R"({"state": "resolved", "by": 7})", 400, "by must be a string"},
+      {path, R"({"state": "open"})", 409, "cannot go back to open"},
+      {"/v1/alerts/999", R"({"state": "resolved"})", 404, "no alert 999"},
+      {"/v1/alerts/abc", R"({"state": "resolved"})", 400, "must be a positive integer"},
+  };
+  for (const Case& c : cases) {
+    httplib::Result res = api.Post(c.path, c.body, "application/json");
+    ASSERT_TRUE(res) << c.body;
+    EXPECT_EQ(res->status, c.status) << c.body << ": " << res->body;
+    EXPECT_NE(Error(res).find(c.needle), std::string::npos) << c.body << ": " << res->body;
+  }
+  httplib::Result missing = api.Get("/v1/alerts/999");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  // Nothing changed the alert.
+  httplib::Result one = api.Get(path);
+  ASSERT_TRUE(one);
+  EXPECT_EQ(Json(one)["alert"]["state"], "open");
+  EXPECT_EQ(Json(one)["events"].size(), 1u);
 }
 
 }  // namespace

@@ -99,6 +99,13 @@ class GatedStore final : public Store {
   Result<std::vector<store::Alert>> Alerts(const store::AlertQuery& q) override {
     return real_->Alerts(q);
   }
+  Result<store::Alert> AlertById(int64_t id) override { return real_->AlertById(id); }
+  Result<store::TransitionOutcome> TransitionAlert(const store::AlertTransition& t) override {
+    return real_->TransitionAlert(t);
+  }
+  Result<std::vector<store::AlertEvent>> AlertEvents(int64_t id) override {
+    return real_->AlertEvents(id);
+  }
 
  private:
   std::unique_ptr<Store> real_;

@@ -632,6 +632,12 @@ TEST(FunctionEntitiesRetentionTest, DeletesWholeHoursOfProfilesAndMinutesOfTalli
   "DROP INDEX effects_by_function; CREATE INDEX effects_by_subject ON " \
   "effects(service, endpoint, subject, kind, at_us);"
 
+// Version 7's alert lifecycle undone: no events, one open alert per key.
+#define ALERTS_BEFORE_V7                                                           \
+  "DROP TABLE alert_events; DROP INDEX alerts_live_key; DROP INDEX alerts_by_key;" \
+  "ALTER TABLE alerts DROP COLUMN reopens;"                                        \
+  "CREATE UNIQUE INDEX alerts_open_key ON alerts(key) WHERE state = 'open';"
+
 TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
   TempDir dir;
   const std::string path = dir.File("v1.sqlite");
@@ -646,7 +652,8 @@ TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
   const char* v1 =
       "DROP TABLE functions; DROP TABLE call_paths; DROP TABLE profile_slices;"
       "DROP TABLE profile_requests; DROP TABLE path_costs; DROP TABLE profile_deltas;"
-      "DROP TABLE effects; DROP TABLE function_moments; DROP TABLE alerts;" TALLIES_BEFORE_V6
+      "DROP TABLE effects; DROP TABLE function_moments; DROP TABLE alerts;"
+      "DROP TABLE alert_events;" TALLIES_BEFORE_V6
       "CREATE TABLE alerts (id INTEGER PRIMARY KEY, opened_us INTEGER NOT NULL,"
       " updated_us INTEGER NOT NULL, service TEXT NOT NULL, endpoint TEXT NOT NULL,"
       " cause TEXT NOT NULL, effect_json TEXT NOT NULL, status TEXT NOT NULL);"
@@ -683,7 +690,8 @@ TEST(FunctionEntitiesMigrationTest, AVersionOneFileGetsTheNewTables) {
                                                    .state = "open",
                                                    .opened_us = 1,
                                                    .updated_us = 1,
-                                                   .body = "{}"});
+                                                   .body = "{}",
+                                                   .reopens = 0});
   ASSERT_TRUE(alert.ok()) << alert.status().ToString();
   EXPECT_TRUE(alert->opened);
 }
@@ -742,7 +750,7 @@ struct V3Rows {
         std::string(
             "DROP TABLE functions; DROP TABLE call_paths; DROP TABLE profile_slices;"
             "DROP TABLE profile_requests; DROP TABLE path_costs; DROP TABLE profile_deltas;"
-            "DROP TABLE function_moments;" TALLIES_BEFORE_V6 EFFECTS_BEFORE_V6) +
+            "DROP TABLE function_moments;" TALLIES_BEFORE_V6 EFFECTS_BEFORE_V6 ALERTS_BEFORE_V7) +
         sqlite::kVersion3ProfileTables + "PRAGMA user_version = 3;";
     ASSERT_EQ(sqlite3_exec(db, v3.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
         << sqlite3_errmsg(db);
@@ -788,7 +796,7 @@ TEST(FunctionEntitiesMigrationTest, VersionFiveNamesBecomeTheGlossarys) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  const char* v5 = TALLIES_BEFORE_V6 EFFECTS_BEFORE_V6
+  const char* v5 = TALLIES_BEFORE_V6 EFFECTS_BEFORE_V6 ALERTS_BEFORE_V7
       "INSERT INTO tallies (service, minute, host, worker_id, cluster, region, commit_id,"
       " hll_precision) VALUES ('shop', 60, 'h1', 'w1', '', '', 'A', 12);"
       "INSERT INTO effects (at_us, service, endpoint, subject, kind, cause, estimate, lo, hi,"
@@ -810,6 +818,12 @@ TEST(FunctionEntitiesMigrationTest, VersionFiveNamesBecomeTheGlossarys) {
                        "SELECT count(*) FROM alerts WHERE body ="
                        " '{\"base_commit\":\"A\",\"target_commit\":\"B\"}'"),
             1);
+  // Version 7: the stored alert gets its opening event and no reopen.
+  EXPECT_EQ(QueryInt64(path,
+                       "SELECT count(*) FROM alert_events WHERE state = 'open' AND"
+                       " by = 'detector' AND seq = 0"),
+            1);
+  EXPECT_EQ(QueryInt64(path, "SELECT count(*) FROM alerts WHERE reopens = 0"), 1);
   EXPECT_EQ(QueryInt64(path, "PRAGMA user_version"), sqlite::kSchemaVersion);
 }
 

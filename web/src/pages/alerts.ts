@@ -1,11 +1,15 @@
-// pages/alerts.ts — the stored alerts (open / resolved / all) and one alert's
-// detail: effect with its interval against the threshold, sample counts, the
-// cause, the series around the change split by the cause's dimension, the
-// culprit functions, and a link to the profile diff of the two sides.
+// pages/alerts.ts — the stored alerts (open / acknowledged / resolved / all)
+// and one alert's detail: its state and the history of its changes with
+// Acknowledge / Resolve buttons, the effect with its interval against the
+// threshold, sample counts, the cause, the series around the change split by
+// the cause's dimension, the culprit functions, and a link to the profile
+// diff of the two sides.
 import * as api from "../api";
 import { lineChart, Marker, PALETTE } from "../charts";
 import { cost, empty, h, nav, num, pct, section, table, time, unitName } from "../dom";
 import { param, update } from "../state";
+
+const STATES = ["open", "acknowledged", "resolved", "all"];
 import { measure, noteUnit, unitOf } from "./common";
 
 const signed = (v: number) => (v >= 0 ? "+" : "") + (v * 100).toFixed(1) + " %";
@@ -23,7 +27,7 @@ async function list(): Promise<HTMLElement[]> {
     { class: "control" },
     "Show ",
     h("select", { id: "state", onchange: (e: Event) => update({ state: (e.target as HTMLSelectElement).value }) },
-      ...["open", "resolved", "all"].map((s) => h("option", { value: s, selected: s === state }, s))),
+      ...STATES.map((s) => h("option", { value: s, selected: s === state }, s))),
   );
   const head = h("div", { class: "toolbar" }, h("h1", {}, "Alerts"), control);
   if (all.length === 0)
@@ -37,7 +41,7 @@ async function list(): Promise<HTMLElement[]> {
         ["opened", "state", "kind", "service", "endpoint", "cause", "effect", "interval"],
         all.map((a) => [
           time(a.openedS),
-          a.state,
+          h("span", { class: `state state-${a.state}` }, a.state),
           a.kind,
           a.service,
           a.endpoint,
@@ -51,9 +55,57 @@ async function list(): Promise<HTMLElement[]> {
   ];
 }
 
+// lifecycle() — the alert's state, its changes so far, and the buttons that
+// move it on (those its state allows); a refusal (409) is shown beside them.
+function lifecycle(a: api.Alert, events: api.AlertEvent[]): HTMLElement {
+  const note = h("input", { type: "text", id: "alert-note", placeholder: "note (optional)", size: 40 }) as HTMLInputElement;
+  const problem = h("span", { class: "muted", id: "alert-action-error" });
+  const act = (state: "acknowledged" | "resolved") => async (e: Event) => {
+    (e.target as HTMLButtonElement).disabled = true;
+    try {
+      await api.transition(a.id, state, note.value.trim());
+      update({}, true); // draw the page again from the server's answer
+    } catch (err) {
+      problem.textContent = String((err as Error).message ?? err);
+      (e.target as HTMLButtonElement).disabled = false;
+    }
+  };
+  const buttons =
+    a.state === "resolved"
+      ? [h("p", { class: "muted" }, "Resolved alerts stay resolved; if the effect comes back the detector opens a new alert that names this one.")]
+      : [
+          note,
+          " ",
+          a.state === "open" ? h("button", { type: "button", id: "acknowledge", onclick: act("acknowledged") }, "Acknowledge") : null,
+          " ",
+          h("button", { type: "button", id: "resolve", onclick: act("resolved") }, "Resolve"),
+          " ",
+          problem,
+        ];
+  const history = table(
+    ["when", "state", "by", "note"],
+    events.map((e) => [time(e.atS), e.state, e.by, e.note]),
+    { id: "alert-events" },
+  );
+  return section(
+    "State",
+    h("p", {}, "This alert is ", h("strong", { id: "alert-state", class: `state state-${a.state}` }, a.state),
+      a.reopens ? [" (it reopens ", nav({ page: "alerts", id: String(a.reopens) }, `alert ${a.reopens}`), ")"] : null),
+    h("div", { class: "toolbar", id: "alert-actions" }, ...buttons),
+    history,
+  );
+}
+
 async function detail(id: number): Promise<HTMLElement[]> {
-  const a = (await api.alerts({ since: "365d" })).find((x) => x.id === id);
-  if (!a) return [section("Alert", empty(`No alert ${id}.`, "It may have aged out of the store; see the list."))];
+  let found: { alert: api.Alert; events: api.AlertEvent[] };
+  try {
+    found = await api.alertDetail(id);
+  } catch (e) {
+    if (e instanceof api.ApiError && e.status === 404)
+      return [section("Alert", empty(`No alert ${id}.`, "It may have aged out of the store; see the list."))];
+    throw e;
+  }
+  const a = found.alert;
   // The series around the change: the detector's window and as much again before.
   const span = Math.max(3600, a.toS - a.fromS);
   const from = Math.floor(a.fromS - span / 2);
@@ -82,8 +134,8 @@ async function detail(id: number): Promise<HTMLElement[]> {
     a.commits.length > 1 ? h("dd", {}, a.commits.join(", ")) : null,
     h("dt", {}, "Window"),
     h("dd", {}, `${time(a.fromS)} – ${time(a.toS)}`),
-    h("dt", {}, "State"),
-    h("dd", {}, `${a.state}, opened ${time(a.openedS)}`),
+    h("dt", {}, "Opened"),
+    h("dd", {}, `${time(a.openedS)}; ${a.state} since ${time(a.updatedS)}`),
   );
 
   const groups = [...new Set(series.rows.map((x) => x.keys[splitBy] ?? "all"))];
@@ -130,5 +182,12 @@ async function detail(id: number): Promise<HTMLElement[]> {
     h("p", { class: "links" }, diffLink),
   );
   const title = h("h1", {}, `${a.kind} alert: ${a.service} ${a.endpoint}`);
-  return [h("p", {}, nav({ page: "alerts" }, "← all alerts")), title, section("What changed", facts, a.reason ? h("p", { class: "muted" }, a.reason) : null), chart, culprits];
+  return [
+    h("p", {}, nav({ page: "alerts" }, "← all alerts")),
+    title,
+    lifecycle(a, found.events),
+    section("What changed", facts, a.reason ? h("p", { class: "muted" }, a.reason) : null),
+    chart,
+    culprits,
+  ];
 }

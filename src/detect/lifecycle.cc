@@ -1,0 +1,377 @@
+// The alert lifecycle on the detector's side: a later look at each live
+// alert's key (RecheckAlerts), and keeping a run (RecordRun): open, reopen,
+// resolve, each change returned for the webhooks.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "base/time_text.h"
+#include "detect/internal.h"
+
+namespace cpuledger::detect {
+namespace {
+
+// LatestOfKey() — the query for the newest alert of `key`.
+store::AlertQuery LatestOfKey(const std::string& key) {
+  store::AlertQuery q;
+  q.key = key;
+  q.limit = 1;
+  return q;
+}
+
+}  // namespace
+
+namespace internal {
+namespace {
+
+constexpr int64_t kMinuteUs = 60 * kUs;
+// A rollout's recent side: as wide as the alert's target side, within these.
+constexpr int64_t kMinRecentUs = 10 * kMinuteUs;
+constexpr int64_t kMaxRecentUs = 3 * 3600 * kUs;
+// The drift of a rollout's recheck is the median of this many other endpoints, at least.
+constexpr size_t kDriftEndpoints = 5;
+// A flag's recent split: the last two hours.
+constexpr int64_t kFlagRecentUs = 2 * 3600 * kUs;
+
+// Endpoints — one service's sample indices by endpoint (run.samples).
+using Endpoints = std::map<std::string, std::vector<uint32_t>>;
+
+std::map<std::string, Endpoints> IndexByEndpoint(const store::SampleSet& set,
+                                                 const std::set<std::string>& services) {
+  std::map<std::string, Endpoints> out;
+  for (uint32_t i = 0; i < set.samples.size(); ++i) {
+    const store::SampleSeries& s = set.series[set.samples[i].series];
+    if (services.count(s.service)) out[s.service][s.endpoint].push_back(i);
+  }
+  return out;
+}
+
+double MeanOf(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? 0 : sum / static_cast<double>(v.size());
+}
+
+// FlagValueOf() — the value of `flag` a series carries; "" without it.
+std::string FlagValueOf(const store::SampleSeries& s, const std::string& flag) {
+  for (const auto& [name, value] : s.flags)
+    if (name == flag) return value;
+  return "";
+}
+
+// MeanLog() — the mean log cost of `indices` in `w`, and how many.
+std::pair<double, size_t> MeanLog(const store::SampleSet& set, const std::vector<uint32_t>& indices,
+                                  const Window& w) {
+  double sum = 0;
+  size_t n = 0;
+  for (uint32_t i : indices) {
+    const store::RecordBill& b = set.samples[i];
+    if (w.Has(b.start_us) && b.bill > 0) sum += std::log(b.bill), ++n;
+  }
+  return {n == 0 ? 0 : sum / static_cast<double>(n), n};
+}
+
+// DriftBetween() — what moved the service's other endpoints between `base`
+// and `recent` (time of day, load): the median of their changes of mean log
+// cost, from kDriftEndpoints or more endpoints with `min_n` a side; 0
+// without them (fewer are too noisy a median to move a verdict by). A
+// rollout's base side may be hours older than now, and a night's lighter
+// requests must not pass for a fix.
+double DriftBetween(const store::SampleSet& set, const Endpoints& endpoints,
+                    const std::string& skip, const Window& base, const Window& recent,
+                    size_t min_n) {
+  std::vector<double> shifts;
+  for (const auto& [endpoint, indices] : endpoints) {
+    if (endpoint == skip) continue;
+    const auto [a, na] = MeanLog(set, indices, base);
+    const auto [b, nb] = MeanLog(set, indices, recent);
+    if (na >= min_n && nb >= min_n) shifts.push_back(b - a);
+  }
+  if (shifts.size() < kDriftEndpoints) return 0;
+  std::sort(shifts.begin(), shifts.end());
+  const size_t m = shifts.size();
+  return (shifts[(m - 1) / 2] + shifts[m / 2]) / 2;
+}
+
+// Compare() — the comparison's effect of `b` against `a`, judged for the
+// lifecycle: gone when the estimate lies below the threshold and the whole
+// interval below the alert's own lower bound (`alert_lo`: the effect now is
+// surely smaller than the least the alert claimed; a still-present effect
+// looked at run after run almost never passes that, a rolled-back one does),
+// present when the interval still clears the threshold.
+Recheck::Verdict Compare(const DetectOptions& o, Finding& c, const std::vector<double>& a,
+                         const std::vector<double>& b, double log_drift, double alert_lo) {
+  c.samples_before = a.size();
+  c.samples_after = b.size();
+  c.mean_before = MeanOf(a);
+  c.mean_after = MeanOf(b);
+  if (a.size() < o.min_samples || b.size() < o.min_samples) {
+    c.reason = "too few samples to look again (" + std::to_string(a.size()) + " base, " +
+               std::to_string(b.size()) + " now; need " + std::to_string(o.min_samples) + " each)";
+    return Recheck::Verdict::kNone;
+  }
+  c.effect = stats::ShiftInterval(a, b, o.confidence);
+  if (!c.effect.ok) {
+    c.reason = c.effect.reason;
+    return Recheck::Verdict::kNone;
+  }
+  if (log_drift != 0) {
+    auto less = [&](double e) { return std::expm1(std::log1p(e) - log_drift); };
+    c.effect.estimate = less(c.effect.estimate);
+    c.effect.lo = less(c.effect.lo);
+    c.effect.hi = less(c.effect.hi);
+    char text[64];
+    std::snprintf(text, sizeof text, ", less a drift of %+.1f%%", std::expm1(log_drift) * 100);
+    c.method += text;
+  }
+  c.alert = c.effect.lo > c.threshold;
+  if (c.alert) return Recheck::Verdict::kPresent;
+  if (c.effect.estimate < c.threshold && c.effect.hi < alert_lo) return Recheck::Verdict::kGone;
+  c.reason = "the interval no longer clears the threshold, but does not yet lie below the alert's";
+  return Recheck::Verdict::kNone;
+}
+
+// RecheckRollout() — the endpoint's requests now (whatever commit serves
+// them: B, a rollback to A, a fix) against the alert's base side (commit A's
+// requests in the alert's window), less the service's drift.
+Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Finding& c,
+                                int64_t since_us, double alert_lo) {
+  const DetectOptions& o = run.options;
+  const store::SampleSet& set = run.samples;
+  auto it = endpoints.find(c.endpoint);
+  const Window base{c.from_us, c.to_us};
+  const int64_t width = std::clamp((c.to_us - c.from_us) / 2, kMinRecentUs, kMaxRecentUs);
+  const Window recent{std::max({since_us, c.to_us, o.now_us - width}), o.now_us + 1};
+  std::vector<double> a, b;
+  if (it != endpoints.end()) {
+    for (uint32_t i : it->second) {
+      const store::RecordBill& v = set.samples[i];
+      if (base.Has(v.start_us) && set.series[v.series].commit == c.base_commit) a.push_back(v.bill);
+      if (recent.Has(v.start_us)) b.push_back(v.bill);
+    }
+  }
+  c.method = "recheck: the endpoint's requests since " + UtcMinute(recent.from_us) +
+             " against commit " + c.base_commit + "'s in the alert's window";
+  c.from_us = recent.from_us;
+  c.to_us = recent.to_us;
+  if (recent.from_us >= recent.to_us) {
+    c.reason = "nothing newer than the alert's window yet";
+    return Recheck::Verdict::kNone;
+  }
+  const double drift = DriftBetween(set, endpoints, c.endpoint, base, recent, o.min_samples);
+  return Compare(o, c, a, b, drift, alert_lo);
+}
+
+// RecheckFlag() — the flag's split on the endpoint over the last hours:
+// requests with the value against requests with the reference. When one of
+// the two is no longer served at all while the other is, the split (and
+// its cost) is gone: the flag was turned off, or on for everyone.
+Recheck::Verdict RecheckFlag(const Run& run, const Endpoints& endpoints, Finding& c,
+                             int64_t since_us, double alert_lo) {
+  const DetectOptions& o = run.options;
+  const store::SampleSet& set = run.samples;
+  const Window recent{std::max(since_us, o.now_us - kFlagRecentUs), o.now_us + 1};
+  std::vector<double> ref, value;
+  auto it = endpoints.find(c.endpoint);
+  if (it != endpoints.end()) {
+    for (uint32_t i : it->second) {
+      const store::RecordBill& v = set.samples[i];
+      if (!recent.Has(v.start_us)) continue;
+      const std::string carried = FlagValueOf(set.series[v.series], c.flag);
+      if (carried == c.flag_reference) ref.push_back(v.bill);
+      if (carried == c.flag_value) value.push_back(v.bill);
+    }
+  }
+  c.method = "recheck: the flag's split on the endpoint since " + UtcMinute(recent.from_us);
+  c.from_us = recent.from_us;
+  c.to_us = recent.to_us;
+  if (recent.from_us >= recent.to_us) {
+    c.reason = "nothing newer than the resolution yet";
+    return Recheck::Verdict::kNone;
+  }
+  const bool one_side_gone = (ref.empty() && value.size() >= o.min_samples) ||
+                             (value.empty() && ref.size() >= o.min_samples);
+  if (one_side_gone) {
+    c.samples_before = ref.size();
+    c.samples_after = value.size();
+    c.method += (value.empty() ? ": no request carries the value any more"
+                               : ": no request carries the reference any more");
+    return Recheck::Verdict::kGone;
+  }
+  return Compare(o, c, ref, value, 0, alert_lo);
+}
+
+// Look — one key to look at again: its alert, and since when the evidence counts.
+struct Look {
+  store::Alert alert;
+  Finding finding;
+  int64_t since_us = 0;
+};
+
+}  // namespace
+
+bool HasRecheckKind(const std::string& kind) { return kind == "rollout" || kind == "flag"; }
+
+Status RecheckAlerts(Run& run) {
+  std::vector<Look> looks;
+  for (const char* state : {"open", "acknowledged"}) {
+    store::AlertQuery q;
+    q.state = state;
+    q.limit = 100000;
+    Result<std::vector<store::Alert>> live = run.store.Alerts(q);
+    if (!live.ok()) return live.status();
+    for (store::Alert& a : *live)
+      if (HasRecheckKind(a.kind)) looks.push_back({std::move(a), {}, 0});
+  }
+  // A key firing again after its alert was resolved: evidence newer than the
+  // resolution decides whether it reopens (RecordRun()).
+  std::set<std::string> asked;
+  for (const Finding& f : run.report.alerts) {
+    if (!HasRecheckKind(f.kind) || !asked.insert(f.Key()).second) continue;
+    Result<std::vector<store::Alert>> latest = run.store.Alerts(LatestOfKey(f.Key()));
+    if (!latest.ok()) return latest.status();
+    if (!latest->empty() && latest->front().state == "resolved")
+      looks.push_back({latest->front(), {}, latest->front().updated_us});
+  }
+  std::set<std::string> services;
+  for (Look& l : looks) {
+    nlohmann::json body = nlohmann::json::parse(l.alert.body, nullptr, false);
+    Result<Finding> f = FindingFromJson(body);
+    if (!f.ok()) continue;  // an unreadable body: nothing to compare
+    l.finding = std::move(*f);
+    services.insert(l.finding.service);
+  }
+  const std::map<std::string, Endpoints> index = IndexByEndpoint(run.samples, services);
+  static const Endpoints kNone;
+  for (Look& l : looks) {
+    if (l.finding.kind.empty()) continue;
+    Finding c = l.finding;
+    c.alert = false;
+    c.reason.clear();
+    c.top_functions.clear();
+    c.effect = {};
+    auto it = index.find(c.service);
+    const Endpoints& endpoints = it == index.end() ? kNone : it->second;
+    const double alert_lo = l.finding.effect.lo;
+    const Recheck::Verdict v = c.kind == "rollout"
+                                   ? RecheckRollout(run, endpoints, c, l.since_us, alert_lo)
+                                   : RecheckFlag(run, endpoints, c, l.since_us, alert_lo);
+    run.report.rechecks.push_back({l.alert.id, l.alert.key, l.alert.state, std::move(c), v});
+  }
+  return OkStatus();
+}
+
+}  // namespace internal
+
+namespace {
+
+// ChangeOf() — an AlertChange of a stored alert whose body is `finding`'s JSON.
+AlertChange ChangeOf(const store::Alert& a, const Finding& f, std::string change, std::string by,
+                     std::string note, int64_t at_us) {
+  AlertChange c;
+  c.alert_id = a.id;
+  c.change = std::move(change);
+  c.state = a.state;
+  c.by = std::move(by);
+  c.note = std::move(note);
+  c.at_us = at_us;
+  c.opened_us = a.opened_us;
+  c.reopens = a.reopens;
+  c.finding = f;
+  return c;
+}
+
+std::string Percent(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%+.1f%%", 100 * x);
+  return buf;
+}
+
+// GoneNote() — the event's note for a resolve by the detector.
+std::string GoneNote(const Finding& c) {
+  if (!c.effect.ok) return "effect gone: " + c.method;
+  return "effect gone: " + Percent(c.effect.estimate) + " [" + Percent(c.effect.lo) + ", " +
+         Percent(c.effect.hi) + "] against a threshold of " + Percent(c.threshold) + " (" +
+         std::to_string(c.samples_before) + " base, " + std::to_string(c.samples_after) + " now)";
+}
+
+}  // namespace
+
+Result<std::vector<AlertChange>> RecordRun(store::Store& store, const DetectReport& report) {
+  std::vector<store::EffectRecord> effects;
+  for (const Finding& f : report.evaluated) {
+    if (!f.function.empty() || f.kind == "trend") continue;
+    effects.push_back({.at_us = report.ran_at_us,
+                       .service = f.service,
+                       .endpoint = f.endpoint,
+                       .function = "",
+                       .kind = f.kind,
+                       .cause = f.cause,
+                       .estimate = f.effect.estimate,
+                       .lo = f.effect.lo,
+                       .hi = f.effect.hi,
+                       .alerted = f.alert});
+  }
+  if (Status s = store.AppendEffects(effects); !s.ok()) return s;
+  std::vector<AlertChange> changes;
+  std::map<int64_t, const Recheck*> recheck_of;  // alert id -> this run's look at it
+  for (const Recheck& r : report.rechecks) {
+    recheck_of[r.alert_id] = &r;
+    if (r.state == "resolved" || r.verdict != Recheck::Verdict::kGone) continue;
+    Result<store::TransitionOutcome> out =
+        store.TransitionAlert({.id = r.alert_id,
+                               .to = store::AlertState::kResolved,
+                               .at_us = report.ran_at_us,
+                               .by = "detector",
+                               .note = GoneNote(r.comparison),
+                               .detail = ToJson(r.comparison).dump()});
+    if (!out.ok()) return out.status();
+    if (!out->applied) continue;  // resolved by hand meanwhile
+    Result<Finding> f = FindingFromJson(nlohmann::json::parse(out->alert.body, nullptr, false));
+    AlertChange c = ChangeOf(out->alert, f.ok() ? *f : r.comparison, "resolved", "detector",
+                             GoneNote(r.comparison), report.ran_at_us);
+    c.comparison = ToJson(r.comparison);
+    changes.push_back(std::move(c));
+  }
+  for (const Finding& f : report.alerts) {
+    Result<std::vector<store::Alert>> latest = store.Alerts(LatestOfKey(f.Key()));
+    if (!latest.ok()) return latest.status();
+    int64_t reopens = 0;
+    if (!latest->empty() && latest->front().state == "resolved") {
+      const store::Alert& old = latest->front();
+      auto it = recheck_of.find(old.id);
+      // With a recheck, only evidence newer than the resolution reopens
+      // (the alert's own window is the old evidence, seen again); without
+      // one, only a comparison that reaches past the resolution.
+      const bool again =
+          it != recheck_of.end()
+              ? it->second->state == "resolved" && it->second->verdict == Recheck::Verdict::kPresent
+              : !internal::HasRecheckKind(f.kind) && f.to_us > old.updated_us;
+      if (!again) continue;
+      reopens = old.id;
+    }
+    store::Alert row{.id = 0,
+                     .key = f.Key(),
+                     .service = f.service,
+                     .endpoint = f.endpoint,
+                     .kind = f.kind,
+                     .state = "open",
+                     .opened_us = report.ran_at_us,
+                     .updated_us = report.ran_at_us,
+                     .body = ToJson(f).dump(),
+                     .reopens = reopens};
+    Result<store::UpsertOutcome> out = store.UpsertAlert(row);
+    if (!out.ok()) return out.status();
+    if (!out->opened) continue;  // the live alert, updated: nothing to send
+    row.id = out->id;
+    changes.push_back(ChangeOf(row, f, reopens != 0 ? "reopened" : "opened", "detector",
+                               reopens != 0 ? "reopens alert " + std::to_string(reopens) : "",
+                               report.ran_at_us));
+  }
+  return changes;
+}
+
+}  // namespace cpuledger::detect

@@ -1,0 +1,291 @@
+// tests/cpp/detect/lifecycle_test.cc — the alert lifecycle over a small
+// constructed shop in a real SQLite store, fed minute by minute as the
+// server's writer would be, with the detectors run at chosen times:
+// an alert opens once, stays open without being sent again, resolves by
+// itself when a later comparison shows the effect gone (a rollback, a flag
+// turned off), is not resolved when the run could not look, and a key that
+// fires again on new evidence opens a new alert naming the old one.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "detect/detect.h"
+#include "store/store.h"
+#include "temp_dir.h"
+
+namespace cpuledger::detect {
+namespace {
+
+using cpuledger::test_support::TempDir;
+
+constexpr int64_t kUs = 1'000'000;
+constexpr int64_t kMinute = 60 * kUs;
+constexpr int64_t kHour = 60 * kMinute;
+constexpr int64_t kT0 = 1767225600LL * kUs;  // 2026-01-01T00:00:00Z
+
+// Shop — the constructed world: four endpoints of 30 requests a minute;
+// commit bbb makes /checkout/ 10% costlier; new_search=on (30% of
+// requests) makes /search/ 15% costlier until the flag is turned off.
+struct Shop {
+  // bbb serves while this says so (a rollout at 2 h, a rollback, ...).
+  std::function<bool(int64_t minute)> bbb = [](int64_t m) { return m >= 120; };
+  int64_t flag_off_minute = 270;  // from here every request carries new_search=off
+  std::function<bool(int64_t minute)> checkout_serves = [](int64_t) { return true; };
+};
+
+record::RequestRecord MakeRecord(const Shop& shop, const std::string& endpoint, double median,
+                                 int64_t minute, std::mt19937_64& rng) {
+  std::lognormal_distribution<double> noise(0, 0.15);
+  std::uniform_real_distribution<double> u(0, 1);
+  record::RequestRecord r;
+  r.set_service("shop");
+  r.set_endpoint(endpoint);
+  r.set_method("GET");
+  r.set_status(200);
+  r.set_host("web-1");
+  r.set_start_time_unix_us(kT0 + minute * kMinute + static_cast<int64_t>(u(rng) * 59e6));
+  r.set_sample_rate(1.0);
+  const bool bbb = shop.bbb(minute);
+  r.set_commit(bbb ? "bbb" : "aaa");
+  const bool on = minute < shop.flag_off_minute && u(rng) < 0.3;
+  if (endpoint == "/search/") (*r.mutable_flags())["new_search"] = on ? "on" : "off";
+  double cost = median * noise(rng);
+  if (endpoint == "/checkout/" && bbb) cost *= 1.10;
+  if (endpoint == "/search/" && on) cost *= 1.15;
+  record::CpuBill* bill = r.mutable_cpu();
+  bill->set_counter_source("hardware");
+  bill->set_instructions(static_cast<uint64_t>(cost));
+  bill->set_cpu_ns(static_cast<uint64_t>(cost / 3));
+  r.set_wall_us(static_cast<uint64_t>(cost / 1000) + 1);
+  return r;
+}
+
+class LifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = store::OpenSqliteStore({.path = dir_.File("s.sqlite")});
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    store_ = std::move(*opened);
+    options_.before_after.samples = 1000;  // ~34 minutes a side at 30 a minute
+  }
+
+  // FeedUntil() — the shop's minutes up to `t` (from kT0), appended in order.
+  void FeedUntil(int64_t t) {
+    const std::vector<std::pair<std::string, double>> endpoints = {
+        {"/checkout/", 40e6}, {"/search/", 25e6}, {"/home/", 8e6}, {"/cart/", 12e6}};
+    for (; kT0 + (fed_ + 1) * kMinute <= t; ++fed_) {
+      record::Batch batch;
+      batch.set_sender("test");
+      batch.set_sequence(static_cast<uint64_t>(fed_ + 1));
+      for (const auto& [name, median] : endpoints) {
+        if (name == "/checkout/" && !shop_.checkout_serves(fed_)) continue;
+        for (int i = 0; i < 30; ++i)
+          *batch.add_records() = MakeRecord(shop_, name, median, fed_, rng_);
+      }
+      const record::Batch* one[] = {&batch};
+      ASSERT_TRUE(store_->AppendBatches(one).ok());
+    }
+  }
+
+  // RunAt() — fed up to `t`, the detectors at `t`, the run kept: its changes.
+  std::vector<AlertChange> RunAt(int64_t t) {
+    FeedUntil(t);
+    options_.now_us = t;
+    Result<DetectReport> report = RunDetectors(*store_, options_);
+    EXPECT_TRUE(report.ok()) << report.status().message();
+    if (!report.ok()) return {};
+    Result<std::vector<AlertChange>> changes = RecordRun(*store_, *report);
+    EXPECT_TRUE(changes.ok()) << changes.status().message();
+    return changes.ok() ? *changes : std::vector<AlertChange>{};
+  }
+
+  // Text() — the changes, for failure messages.
+  static std::string Text(const std::vector<AlertChange>& changes) {
+    std::string out;
+    for (const AlertChange& c : changes)
+      out += "#" + std::to_string(c.alert_id) + " " + c.change + " " + c.finding.kind + " " +
+             c.finding.endpoint + " " + c.finding.function + " " + c.finding.cause + "; " + c.note +
+             "\n";
+    return out;
+  }
+
+  static const AlertChange* Find(const std::vector<AlertChange>& changes,
+                                 const std::string& endpoint) {
+    for (const AlertChange& c : changes)
+      if (c.finding.endpoint == endpoint && c.finding.function.empty()) return &c;
+    return nullptr;
+  }
+
+  std::vector<store::AlertEvent> Events(int64_t id) {
+    Result<std::vector<store::AlertEvent>> events = store_->AlertEvents(id);
+    EXPECT_TRUE(events.ok());
+    return events.ok() ? *events : std::vector<store::AlertEvent>{};
+  }
+
+  std::string State(int64_t id) {
+    Result<store::Alert> a = store_->AlertById(id);
+    EXPECT_TRUE(a.ok());
+    return a.ok() ? a->state : "";
+  }
+
+  TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  DetectOptions options_;
+  Shop shop_;
+  std::mt19937_64 rng_{7};
+  int64_t fed_ = 0;  // minutes appended so far
+};
+
+TEST_F(LifecycleTest, OpensOnceResolvesWhenTheEffectGoesAndReopensWhenItComesBack) {
+  // bbb from 2 h, rolled back at 5 h, rolled forward again at 7 h.
+  shop_.bbb = [](int64_t m) { return (m >= 120 && m < 300) || m >= 420; };
+
+  const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
+  const AlertChange* rollout = Find(first, "/checkout/");
+  const AlertChange* flag = Find(first, "/search/");
+  ASSERT_NE(rollout, nullptr);
+  ASSERT_NE(flag, nullptr);
+  for (const AlertChange& c : first) {
+    EXPECT_EQ(c.change, "opened");
+    EXPECT_EQ(c.state, "open");
+    EXPECT_EQ(c.by, "detector");
+  }
+  EXPECT_EQ(rollout->finding.kind, "rollout");
+  EXPECT_EQ(flag->finding.kind, "flag");
+  const int64_t rollout_id = rollout->alert_id;
+  const int64_t flag_id = flag->alert_id;
+
+  // Still there: nothing changes, nothing is sent again.
+  EXPECT_TRUE(RunAt(kT0 + 4 * kHour + 30 * kMinute).empty());
+  // Someone is on the rollout.
+  Result<store::TransitionOutcome> ack =
+      store_->TransitionAlert({.id = rollout_id,
+                               .to = store::AlertState::kAcknowledged,
+                               .at_us = kT0 + 4 * kHour + 31 * kMinute,
+                               .by = "ana",
+                               .note = "",
+                               .detail = ""});
+  ASSERT_TRUE(ack.ok() && ack->applied);
+
+  // 6 h: rolled back an hour ago, so /checkout/ costs what it did on aaa.
+  // The flag went off at 4:30: too few flag-on requests in the last 2 h to
+  // compare, so the flag alert is left as it is.
+  const std::vector<AlertChange> at6 = RunAt(kT0 + 6 * kHour);
+  ASSERT_EQ(at6.size(), 1u) << Text(at6);
+  EXPECT_EQ(at6[0].alert_id, rollout_id);
+  EXPECT_EQ(at6[0].change, "resolved");
+  EXPECT_EQ(at6[0].state, "resolved");
+  EXPECT_EQ(at6[0].by, "detector");
+  ASSERT_TRUE(at6[0].comparison.is_object());
+  EXPECT_LT(at6[0].comparison["effect"]["estimate"].get<double>(),
+            at6[0].comparison["threshold"].get<double>());
+  const std::vector<store::AlertEvent> events = Events(rollout_id);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].state, "open");
+  EXPECT_EQ(events[1].state, "acknowledged");
+  EXPECT_EQ(events[1].by, "ana");
+  EXPECT_EQ(events[2].state, "resolved");
+  EXPECT_EQ(events[2].by, "detector");
+  EXPECT_NE(events[2].note.find("effect gone"), std::string::npos) << events[2].note;
+  EXPECT_NE(events[2].detail.find("recheck"), std::string::npos) << events[2].detail;
+  EXPECT_EQ(State(flag_id), "open");
+
+  // 6:30: no request of the last 2 h carries new_search=on (off since 4:30).
+  const std::vector<AlertChange> flag_gone = RunAt(kT0 + 6 * kHour + 30 * kMinute);
+  ASSERT_EQ(flag_gone.size(), 1u) << Text(flag_gone);
+  EXPECT_EQ(flag_gone[0].alert_id, flag_id);
+  EXPECT_EQ(flag_gone[0].change, "resolved");
+  EXPECT_NE(flag_gone[0].note.find("no request carries the value"), std::string::npos)
+      << flag_gone[0].note;
+
+  // Both keys still fire (the rollout's windows are fixed, the flag's day
+  // still holds its flag-on requests), but that is the old evidence: no reopen.
+  const std::vector<AlertChange> at645 = RunAt(kT0 + 6 * kHour + 45 * kMinute);
+  EXPECT_TRUE(at645.empty()) << Text(at645);
+
+  // 8 h: bbb is back since 7 h and so is the cost: a new alert, naming the old.
+  const std::vector<AlertChange> at8 = RunAt(kT0 + 8 * kHour);
+  ASSERT_EQ(at8.size(), 1u) << Text(at8);
+  EXPECT_EQ(at8[0].change, "reopened");
+  EXPECT_EQ(at8[0].state, "open");
+  EXPECT_EQ(at8[0].reopens, rollout_id);
+  EXPECT_NE(at8[0].alert_id, rollout_id);
+  EXPECT_EQ(at8[0].finding.endpoint, "/checkout/");
+  EXPECT_EQ(State(rollout_id), "resolved");
+  EXPECT_EQ(State(at8[0].alert_id), "open");
+  EXPECT_NE(Events(at8[0].alert_id).at(0).note.find(std::to_string(rollout_id)), std::string::npos);
+
+  const std::vector<AlertChange> at830 = RunAt(kT0 + 8 * kHour + 30 * kMinute);
+  EXPECT_TRUE(at830.empty()) << Text(at830);
+}
+
+TEST_F(LifecycleTest, AKeyTheRunCouldNotLookAtStaysOpen) {
+  // /checkout/ stops serving at 4:40 (a maintenance page elsewhere): no
+  // comparison can be made, so nothing says the effect is gone.
+  shop_.checkout_serves = [](int64_t m) { return m < 280; };
+  const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
+  const AlertChange* rollout = Find(first, "/checkout/");
+  ASSERT_NE(rollout, nullptr);
+  EXPECT_TRUE(RunAt(kT0 + 6 * kHour).empty());
+  EXPECT_EQ(State(rollout->alert_id), "open");
+  ASSERT_EQ(Events(rollout->alert_id).size(), 1u);
+  // The run said why it could not look.
+  options_.now_us = kT0 + 6 * kHour;
+  Result<DetectReport> report = RunDetectors(*store_, options_);
+  ASSERT_TRUE(report.ok());
+  bool said = false;
+  for (const Recheck& r : report->rechecks)
+    if (r.alert_id == rollout->alert_id) {
+      said = true;
+      EXPECT_EQ(r.verdict, Recheck::Verdict::kNone);
+      EXPECT_NE(r.comparison.reason.find("too few samples"), std::string::npos)
+          << r.comparison.reason;
+    }
+  EXPECT_TRUE(said);
+}
+
+TEST_F(LifecycleTest, AStillPresentRegressionIsNotResolvedAndAHandResolveReopensOnNewEvidence) {
+  const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
+  const AlertChange* rollout = Find(first, "/checkout/");
+  ASSERT_NE(rollout, nullptr);
+  for (int64_t t = 5 * kHour; t <= 6 * kHour; t += 30 * kMinute)
+    EXPECT_TRUE(RunAt(kT0 + t).empty());
+  EXPECT_EQ(State(rollout->alert_id), "open");
+  // Resolved by hand while bbb still serves: the next run that has an
+  // after-resolution window of its own sees the cost, and reopens.
+  Result<store::TransitionOutcome> done =
+      store_->TransitionAlert({.id = rollout->alert_id,
+                               .to = store::AlertState::kResolved,
+                               .at_us = kT0 + 6 * kHour,
+                               .by = "api",
+                               .note = "thought so",
+                               .detail = ""});
+  ASSERT_TRUE(done.ok() && done->applied);
+  EXPECT_TRUE(RunAt(kT0 + 6 * kHour + 5 * kMinute).empty()) << "too little since the resolve";
+  const std::vector<AlertChange> later = RunAt(kT0 + 7 * kHour);
+  const AlertChange* again = Find(later, "/checkout/");
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->change, "reopened");
+  EXPECT_EQ(again->reopens, rollout->alert_id);
+}
+
+TEST(AlertState, OneTransitionFunction) {
+  using store::AlertState;
+  using store::AlertTransitionRefusal;
+  EXPECT_EQ(AlertTransitionRefusal(AlertState::kOpen, AlertState::kAcknowledged), "");
+  EXPECT_EQ(AlertTransitionRefusal(AlertState::kOpen, AlertState::kResolved), "");
+  EXPECT_EQ(AlertTransitionRefusal(AlertState::kAcknowledged, AlertState::kResolved), "");
+  EXPECT_NE(AlertTransitionRefusal(AlertState::kAcknowledged, AlertState::kAcknowledged), "");
+  EXPECT_NE(AlertTransitionRefusal(AlertState::kAcknowledged, AlertState::kOpen), "");
+  EXPECT_NE(AlertTransitionRefusal(AlertState::kResolved, AlertState::kOpen), "");
+  EXPECT_NE(AlertTransitionRefusal(AlertState::kResolved, AlertState::kAcknowledged), "");
+  EXPECT_NE(AlertTransitionRefusal(AlertState::kOpen, AlertState::kOpen), "");
+  EXPECT_EQ(store::ParseAlertState("acknowledged"), AlertState::kAcknowledged);
+  EXPECT_EQ(store::ParseAlertState("closed"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace cpuledger::detect
