@@ -241,7 +241,8 @@ def test_the_server_runs_the_detectors_on_its_schedule(tmp_path):
     finally:
         server.stop()
         hook.close()
-    assert "cpuledger alert:" in server.log.read_text()
+    # One log line per change: "cpuledger alert #N opened by detector: ...".
+    assert len(re.findall(r"cpuledger alert #\d+ opened by detector: ", server.log.read_text())) == 2
 
 
 @pytest.mark.parametrize("hour", [0, 6, 12, 18])
