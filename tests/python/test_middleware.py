@@ -223,8 +223,11 @@ def test_asgi_attributes_cpu_to_the_request_that_spent_it(tmp_path, cpl):
     # /light was in flight while /heavy burned CPU; a start-to-end
     # thread reading would bill it as much. Step metering bills it its own.
     assert heavy > 10 * light, (heavy, light)
-    # The child task's work is billed to /spawn.
-    assert by["/spawn"]["cpu_ns"]["mean"] > 0.1 * heavy
+    # The child task's work (10 burns, ~25x a bare request here) is billed to
+    # /spawn: well above /items, which does nothing. Not measured against
+    # /heavy: once, on a loaded VM, /heavy was billed 8x its usual CPU (236 ms
+    # against ~30 ms) while /spawn's 7.9 ms was as usual.
+    assert by["/spawn"]["cpu_ns"]["mean"] > 5 * by["/items/{item_id:int}"]["cpu_ns"]["mean"]
 
 
 def test_flask_under_wsgi(tmp_path, cpl):
