@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "base/percent_text.h"
 #include "base/time_text.h"
 #include "cli/table.h"
 
@@ -12,11 +13,6 @@ namespace {
 double Num(const nlohmann::json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_number() ? it->get<double>() : std::nan("");
-}
-
-std::string Percent(double v) {
-  if (!std::isfinite(v)) return "?";
-  return (v >= 0 ? "+" : "") + FixedDigits(v * 100, 1) + "%";
 }
 
 // "file:line:name" -> "name (file:line)"
@@ -58,10 +54,10 @@ std::string FunctionEffectText(const nlohmann::json& f) {
   std::ostringstream out;
   const double added = Num(c, "added_per_request");
   out << "   effect: " << (added >= 0 ? "+" : "-") << HumanCount(std::fabs(added)) << " " << unit
-      << " per request, " << Percent(Num(e, "estimate")) << " of the request; "
-      << ConfidenceText(Num(e, "confidence")) << " interval [" << Percent(Num(e, "lo")) << ", "
-      << Percent(Num(e, "hi")) << "]; threshold " << Percent(Num(f, "threshold")) << " ("
-      << f.value("threshold_source", "") << ")\n";
+      << " per request, " << SignedPercent(Num(e, "estimate")) << " of the request; "
+      << ConfidenceText(Num(e, "confidence")) << " interval [" << SignedPercent(Num(e, "lo"))
+      << ", " << SignedPercent(Num(e, "hi")) << "]; threshold "
+      << SignedPercent(Num(f, "threshold")) << " (" << f.value("threshold_source", "") << ")\n";
   out << "   function self cost " << HumanCount(Num(f, "mean_before")) << " -> "
       << HumanCount(Num(f, "mean_after")) << " " << unit << " per request"
       << (c.value("new", false) ? " (new: never ran on the base side)" : "") << "; "
@@ -93,10 +89,10 @@ std::string FindingsText(const nlohmann::json& findings) {
       out << FunctionEffectText(f);
       continue;
     }
-    out << "   effect: " << Percent(Num(e, "estimate")) << " CPU per request, "
-        << ConfidenceText(Num(e, "confidence")) << " interval [" << Percent(Num(e, "lo")) << ", "
-        << Percent(Num(e, "hi")) << "]; threshold " << Percent(Num(f, "threshold")) << " ("
-        << f.value("threshold_source", "") << ")\n";
+    out << "   effect: " << SignedPercent(Num(e, "estimate")) << " CPU per request, "
+        << ConfidenceText(Num(e, "confidence")) << " interval [" << SignedPercent(Num(e, "lo"))
+        << ", " << SignedPercent(Num(e, "hi")) << "]; threshold "
+        << SignedPercent(Num(f, "threshold")) << " (" << f.value("threshold_source", "") << ")\n";
     out << "   mean " << HumanCount(Num(f, "mean_before")) << " -> "
         << HumanCount(Num(f, "mean_after")) << " " << f.value("unit", "") << " per request; "
         << f.value("samples_before", uint64_t{0}) << " vs " << f.value("samples_after", uint64_t{0})

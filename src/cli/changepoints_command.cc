@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/percent_text.h"
 #include "base/status.h"
 #include "cli/commands.h"
 #include "cli/table.h"
@@ -146,10 +147,6 @@ std::string Number(double v) {
 
 std::string Signed(double v) { return (v > 0 ? "+" : "") + Number(v); }
 
-std::string Percent(double fraction) {
-  return (fraction > 0 ? "+" : "") + FixedDigits(100 * fraction, 1) + "%";
-}
-
 const char* Kind(const stats::ChangePoint& c) { return c.slope_change ? "trend" : "level"; }
 
 nlohmann::ordered_json ToJson(const Series& s, const stats::ChangePointResult& r) {
@@ -196,7 +193,7 @@ std::string Text(const Series& s, const stats::ChangePointResult& r) {
     std::vector<std::string> row = {std::to_string(c.index)};
     if (s.csv) row.push_back(s.times[c.index]);
     for (const std::string& cell : {Number(c.before), Number(c.after), Signed(c.size),
-                                    Percent(c.relative), std::string(Kind(c))})
+                                    SignedPercent(c.relative), std::string(Kind(c))})
       row.push_back(cell);
     t.rows.push_back(row);
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "base/percent_text.h"
 #include "detect/internal.h"
 
 namespace cpuledger::detect {
@@ -22,6 +23,14 @@ stats::Interval InvertEffect(const stats::Interval& e) {
   out.lo = inv(e.hi);
   out.hi = inv(e.lo);
   return out;
+}
+
+void SubtractDrift(Finding& f, double log_shift, const std::string& why) {
+  auto less = [&](double e) { return std::expm1(std::log1p(e) - log_shift); };
+  f.effect.estimate = less(f.effect.estimate);
+  f.effect.lo = less(f.effect.lo);
+  f.effect.hi = less(f.effect.hi);
+  f.method += ", less a drift of " + SignedPercent(std::expm1(log_shift)) + why;
 }
 
 Status SetThreshold(Run& run, Finding& f, double floor) {

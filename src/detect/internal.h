@@ -77,6 +77,10 @@ void AddFunctionTests(Run& run, const Finding& base,
 // InvertEffect() — the effect of A against B from B against A.
 stats::Interval InvertEffect(const stats::Interval& e);
 
+// SubtractDrift() — f's effect with a drift of `log_shift` (log scale)
+// taken out, and its method saying so (", less a drift of +1.2%" + why).
+void SubtractDrift(Finding& f, double log_shift, const std::string& why);
+
 inline constexpr int64_t kUs = 1'000'000;
 // A learned threshold needs this many past effects, and is capped here (an
 // endpoint that noisy needs a config threshold, not a learned one).

@@ -3,11 +3,11 @@
 // resolve, each change returned for the webhooks.
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <optional>
 #include <set>
 
+#include "base/percent_text.h"
 #include "base/time_text.h"
 #include "detect/internal.h"
 
@@ -118,15 +118,7 @@ Recheck::Verdict Compare(const DetectOptions& o, Finding& c, const std::vector<d
     c.reason = c.effect.reason;
     return Recheck::Verdict::kNone;
   }
-  if (log_drift != 0) {
-    auto less = [&](double e) { return std::expm1(std::log1p(e) - log_drift); };
-    c.effect.estimate = less(c.effect.estimate);
-    c.effect.lo = less(c.effect.lo);
-    c.effect.hi = less(c.effect.hi);
-    char text[64];
-    std::snprintf(text, sizeof text, ", less a drift of %+.1f%%", std::expm1(log_drift) * 100);
-    c.method += text;
-  }
+  if (log_drift != 0) SubtractDrift(c, log_drift, "");
   c.alert = c.effect.lo > c.threshold;
   if (c.alert) return Recheck::Verdict::kPresent;
   if (c.effect.estimate < c.threshold && c.effect.hi < alert_lo) return Recheck::Verdict::kGone;
@@ -284,18 +276,13 @@ AlertChange ChangeOf(const store::Alert& a, const Finding& f, std::string change
   return c;
 }
 
-std::string Percent(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%+.1f%%", 100 * x);
-  return buf;
-}
-
 // GoneNote() — the event's note for a resolve by the detector.
 std::string GoneNote(const Finding& c) {
   if (!c.effect.ok) return "effect gone: " + c.method;
-  return "effect gone: " + Percent(c.effect.estimate) + " [" + Percent(c.effect.lo) + ", " +
-         Percent(c.effect.hi) + "] against a threshold of " + Percent(c.threshold) + " (" +
-         std::to_string(c.samples_before) + " base, " + std::to_string(c.samples_after) + " now)";
+  return "effect gone: " + SignedPercent(c.effect.estimate) + " [" + SignedPercent(c.effect.lo) +
+         ", " + SignedPercent(c.effect.hi) + "] against a threshold of " +
+         SignedPercent(c.threshold) + " (" + std::to_string(c.samples_before) + " base, " +
+         std::to_string(c.samples_after) + " now)";
 }
 
 }  // namespace

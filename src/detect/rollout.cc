@@ -3,12 +3,12 @@
 // the same comparison on each function's cost (function tests).
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <optional>
 #include <set>
 #include <span>
 
+#include "base/percent_text.h"
 #include "base/time_text.h"
 #include "detect/internal.h"
 #include "stats/sequential.h"
@@ -375,14 +375,7 @@ Drift DriftOf(const Sides& sides, const std::string& endpoint, const Window& wa,
 // LessDrift() — the effect with the drift taken out (on the log scale).
 void LessDrift(Finding& f, const Drift& d) {
   if (d.endpoints == 0 || !f.effect.ok) return;
-  auto less = [&](double e) { return std::expm1(std::log1p(e) - d.log_shift); };
-  f.effect.estimate = less(f.effect.estimate);
-  f.effect.lo = less(f.effect.lo);
-  f.effect.hi = less(f.effect.hi);
-  char text[96];
-  std::snprintf(text, sizeof text, ", less a drift of %+.1f%% (median of %zu other endpoints)",
-                std::expm1(d.log_shift) * 100, d.endpoints);
-  f.method += text;
+  SubtractDrift(f, d.log_shift, " (median of " + std::to_string(d.endpoints) + " other endpoints)");
 }
 
 // Verdict — what TestEndpoint() made of one endpoint: a fixed-sample test
@@ -516,10 +509,8 @@ Status SequentialTest(Run& run, const Rollout& r, Finding f, const std::pair<Sid
   if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
   bool skipped = Judge(o, f);
   if (!f.alert && !final) {
-    char interval[64];
-    std::snprintf(interval, sizeof interval, "interval %+.1f%% to %+.1f%%", f.effect.lo * 100,
-                  f.effect.hi * 100);
-    f.reason = "accumulating evidence (" + HumanDelay(span_us) + " a side so far; " + interval +
+    f.reason = "accumulating evidence (" + HumanDelay(span_us) + " a side so far; interval " +
+               SignedPercent(f.effect.lo) + " to " + SignedPercent(f.effect.hi) +
                "); looking until " + until;
     skipped = true;
   }

@@ -6,10 +6,10 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <iostream>
 
 #include "base/delivery.h"
+#include "base/percent_text.h"
 #include "server/metrics.h"
 
 namespace cpuledger::server {
@@ -24,13 +24,6 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-// "+3.1%": effects are relative changes.
-std::string Percent(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%+.2f%%", 100 * x);
-  return buf;
-}
-
 // AlertLine() — one line a person can scan in the server log (the alert,
 // its change and by whom), then the whole payload as compact JSON (`body`,
 // what the webhooks get) so that nothing is lost to the summary.
@@ -43,7 +36,8 @@ std::string AlertLine(const detect::AlertChange& change, const std::string& body
     if (!part->empty()) line += " " + *part;
   const stats::Interval& e = alert.effect;
   if (std::isfinite(e.estimate) && std::isfinite(e.lo) && std::isfinite(e.hi))
-    line += " effect " + Percent(e.estimate) + " [" + Percent(e.lo) + ", " + Percent(e.hi) + "]";
+    line += " effect " + SignedPercent(e.estimate) + " [" + SignedPercent(e.lo) + ", " +
+            SignedPercent(e.hi) + "]";
   return line + " " + body;
 }
 

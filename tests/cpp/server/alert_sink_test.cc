@@ -192,7 +192,7 @@ TEST(AlertSinks, RetriesServerErrorsThenDeliversTheSameBodyWithTheToken) {
   EXPECT_TRUE(
       log.Contains("cpuledger alert #7 opened by detector: shop /checkout/ commit b7e41d0 vs "
                    "9f3c2a1 effect "
-                   "+3.10% [+2.00%, +4.20%]"));
+                   "+3.1% [+2.0%, +4.2%]"));
   EXPECT_TRUE(log.Contains(detect::ToJson(alert).dump()));
 }
 

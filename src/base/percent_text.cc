@@ -1,0 +1,15 @@
+#include "base/percent_text.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace cpuledger {
+
+std::string SignedPercent(double fraction, int digits) {
+  if (!std::isfinite(fraction)) return "?";
+  char text[48];
+  std::snprintf(text, sizeof text, "%+.*f%%", digits, 100 * fraction);
+  return text;
+}
+
+}  // namespace cpuledger
