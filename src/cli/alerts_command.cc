@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "base/url_text.h"
 #include "cli/alert_text.h"
 #include "cli/commands.h"
 #include "cli/http_client.h"

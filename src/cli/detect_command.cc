@@ -7,6 +7,7 @@
 
 #include "base/duration.h"
 #include "base/time_text.h"
+#include "base/url_text.h"
 #include "cli/alert_text.h"
 #include "cli/commands.h"
 #include "cli/http_client.h"

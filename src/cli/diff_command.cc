@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "base/url_text.h"
 #include "cli/commands.h"
 #include "cli/function_text.h"
 #include "cli/http_client.h"

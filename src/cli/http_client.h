@@ -33,7 +33,4 @@ class ServerClient {
   std::string url_;
 };
 
-// UrlEncode() — for query parameters.
-std::string UrlEncode(const std::string& text);
-
 }  // namespace cpuledger::cli

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "base/time_text.h"
+#include "base/url_text.h"
 #include "cli/commands.h"
 #include "cli/function_text.h"
 #include "cli/http_client.h"

@@ -2,28 +2,13 @@
 
 #include <httplib.h>
 
-#include <cctype>
+#include "base/url_text.h"
 
 namespace cpuledger::store::clickhouse {
 
 namespace {
 
 constexpr size_t kMaxIdle = 8;
-
-std::string UrlEncode(const std::string& text) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 // ServerError() — the first line of ClickHouse's "Code: N, e.displayText() = ..." answer.
 std::string ServerError(const std::string& body) {
