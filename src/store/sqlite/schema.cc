@@ -239,6 +239,12 @@ constexpr const char* kMigration7 =
     " detail TEXT NOT NULL, PRIMARY KEY (alert_id, seq)) WITHOUT ROWID;\n"
     "INSERT INTO alert_events SELECT id, 0, opened_us, 'open', 'detector', '', '' FROM alerts;\n";
 
+// Migration 8 — leases (Store::HoldLease): who runs the detector schedule
+// when several servers share a store.
+constexpr const char* kMigration8 =
+    "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+    " expires_us INTEGER NOT NULL) WITHOUT ROWID;\n";
+
 // Migration — the SQL of one version, then its C++ step (or nullptr).
 struct Migration {
   const char* sql;
@@ -258,7 +264,7 @@ namespace {
 constexpr Migration kMigrations[] = {{kMigration1, nullptr}, {kMigration2, nullptr},
                                      {kMigration3, nullptr}, {kMigration4, CarryCallPaths},
                                      {kMigration5, nullptr}, {kMigration6, nullptr},
-                                     {kMigration7, nullptr}};
+                                     {kMigration7, nullptr}, {kMigration8, nullptr}};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 }  // namespace
