@@ -240,9 +240,11 @@ constexpr const char* kMigration7 =
     "INSERT INTO alert_events SELECT id, 0, opened_us, 'open', 'detector', '', '' FROM alerts;\n";
 
 // Migration 8 — leases (Store::HoldLease): who runs the detector schedule
-// when several servers share a store.
+// when several servers share a store. IF NOT EXISTS: the migration tests
+// (function_entities_test.cc) rebuild older versions from a current file,
+// dropping only the tables those versions lacked when they were written.
 constexpr const char* kMigration8 =
-    "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
     " expires_us INTEGER NOT NULL) WITHOUT ROWID;\n";
 
 // Migration — the SQL of one version, then its C++ step (or nullptr).
