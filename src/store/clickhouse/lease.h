@@ -15,9 +15,10 @@
 // Guarantee: at most one instance holds a name at a time, provided
 //  - every claim timestamp is taken within the lease's order of arrival: two
 //    contenders for a free lease can both win one round only when the later
-//    claim to arrive carries the earlier timestamp (its clock lags the
-//    other's by more than the time between their claims); the next call of
-//    each sees the same oldest claim, so the split lasts one round at most;
+//    claim to arrive carries the earlier timestamp, or the same one and the
+//    smaller holder (its clock lags the other's by at least the time between
+//    their claims); the next call of each sees the same oldest claim, so the
+//    split lasts one round at most;
 //  - clocks agree within `skew` and the holder renews at least every
 //    ttl - skew (the server renews before each detector run, and its lease
 //    ttl is 3 detect_every: a run must end within 2 detect_every - skew);

@@ -767,3 +767,65 @@ TEST_P(StoreConformanceTest, LeaseIsTakenRenewedRefusedAndTakenOverAfterExpiry) 
 
 }  // namespace
 }  // namespace cpuledger::store
+
+namespace cpuledger::store {
+namespace {
+
+// SecondStore() — another Store on the same file or database: what a second
+// server sees.
+std::unique_ptr<Store> SecondStore(Backend& backend) {
+  if (auto* s = dynamic_cast<SqliteBackend*>(&backend)) {
+    Result<std::unique_ptr<Store>> r = OpenSqliteStore({.path = s->dir.File("ledger.sqlite")});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(*r) : nullptr;
+  }
+  auto& c = dynamic_cast<ClickHouseBackend&>(backend);
+  ClickHouseOptions o;
+  o.shards = c.shards;
+  o.database = c.database;
+  o.cluster = "cpuledger";
+  Result<std::unique_ptr<Store>> r = OpenClickHouseStore(o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(*r) : nullptr;
+}
+
+TEST_P(StoreConformanceTest, TwoServersShareOneLeaseAndSeeEachOthersAlerts) {
+  std::unique_ptr<Store> other = SecondStore(*backend_);
+  ASSERT_NE(other, nullptr);
+  constexpr int64_t kTtl = 3'000'000;
+  Result<bool> a = store().HoldLease("detector", "host-a:1:aa", kStartUs, kTtl);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_TRUE(*a);
+  Result<bool> b = other->HoldLease("detector", "host-b:2:bb", kStartUs + 1'000'000, kTtl);
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(*b);
+  b = other->HoldLease("detector", "host-b:2:bb", kStartUs + kTtl, kTtl);  // a never renewed
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(*b);
+  a = store().HoldLease("detector", "host-a:1:aa", kStartUs + kTtl + 1, kTtl);
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(*a);
+
+  // An alert one server opens, the other updates and resolves.
+  Result<UpsertOutcome> opened = store().UpsertAlert(MakeAlert("k", "shop", kStartUs, "{}"));
+  ASSERT_TRUE(opened.ok());
+  Result<UpsertOutcome> updated = other->UpsertAlert(MakeAlert("k", "shop", kStartUs + 5, "{}"));
+  ASSERT_TRUE(updated.ok());
+  EXPECT_FALSE(updated->opened);
+  EXPECT_EQ(updated->id, opened->id);
+  Result<TransitionOutcome> resolved = other->TransitionAlert({.id = opened->id,
+                                                               .to = AlertState::kResolved,
+                                                               .at_us = kStartUs + 9,
+                                                               .by = "api",
+                                                               .note = "",
+                                                               .detail = ""});
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_TRUE(resolved->applied);
+  Result<Alert> seen = store().AlertById(opened->id);
+  ASSERT_TRUE(seen.ok());
+  EXPECT_EQ(seen->state, "resolved");
+  EXPECT_EQ(seen->updated_us, kStartUs + 9);
+}
+
+}  // namespace
+}  // namespace cpuledger::store
