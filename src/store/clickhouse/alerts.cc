@@ -116,6 +116,7 @@ Result<int64_t> NewAlertId(ShardClient& shard, const SchemaNames& n, const Alert
   const int64_t second = std::max<int64_t>(0, a.updated_us / 1'000'000);
   int64_t id =
       (second << 20) | static_cast<int64_t>(XXH64(a.key.data(), a.key.size(), 0) & 0xFFFFF);
+  id = std::max<int64_t>(id, 1);  // ids are positive (the API refuses 0)
   for (int tries = 0; tries < 1000; ++tries, ++id) {
     Result<std::string> taken = shard.Run(AlertIdTakenSql(n, id));
     if (!taken.ok()) return taken.status();
