@@ -1,10 +1,10 @@
 #include "store/clickhouse/sql.h"
 
-#include "store/clickhouse/alerts.h"
-
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+
+#include "store/clickhouse/alerts.h"
 
 namespace cpuledger::store::clickhouse {
 
