@@ -77,6 +77,9 @@ std::string Metrics::RenderPrometheus(const store::StoreStats* stats) const {
           {{"ok", &queries}, {"error", &query_errors}});
   counter("cpuledger_detector_runs_total", "Runs of every detector (scheduled or on request).",
           "result", {{"ok", &detect_runs}, {"error", &detect_failures}});
+  out << PrometheusSample("cpuledger_detector_leader", "gauge",
+                          "1 while this server holds the detector lease (runs the schedule).",
+                          detector_leader.load(std::memory_order_relaxed));
   out << store_append_seconds.Render("cpuledger_store_append_seconds",
                                      "Time to commit one group of batches to the store.");
   out << query_seconds.Render("cpuledger_query_seconds", "Time to answer one query.");

@@ -62,6 +62,7 @@ struct Metrics {
   // Detector runs (the schedule's and /v1/detect's) by outcome.
   std::atomic<uint64_t> detect_runs{0};
   std::atomic<uint64_t> detect_failures{0};
+  std::atomic<uint64_t> detector_leader{0};  // 1 while this server holds the detector lease
   LatencyHistogram store_append_seconds;
   LatencyHistogram query_seconds;
 

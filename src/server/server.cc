@@ -1,8 +1,12 @@
 #include "server/server.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <random>
 
 #include "base/duration.h"
 #include "store/clickhouse/clickhouse_store.h"
@@ -26,6 +30,19 @@ store::ClickHouseOptions ClickHouseOptionsFrom(const ServerConfig& config) {
   o.tally_retention_us = config.tally_retention_us;
   return o;
 }
+
+// LeaseHolderId() — host:pid:random, unique per process even across a
+// restart that reuses the pid.
+std::string LeaseHolderId() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) snprintf(host, sizeof(host), "unknown");
+  char id[64];
+  snprintf(id, sizeof(id), ":%d:%08x", static_cast<int>(getpid()),
+           static_cast<unsigned>(std::random_device{}()));
+  return std::string(host) + id;
+}
+
+constexpr const char* kDetectorLease = "detector";
 
 }  // namespace
 
@@ -88,6 +105,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
   s->http_live_.store(s->http_.get());
   s->port_ = s->http_->port();
   Server* raw = s.get();
+  s->lease_holder_ = LeaseHolderId();
   if (config.detect_every_us > 0) s->scheduler_ = std::thread([raw] { raw->ScheduleLoop(); });
   return s;
 }
@@ -127,11 +145,29 @@ void Server::ScheduleLoop() {
   while (!schedule_cv_.wait_for(lock, std::chrono::microseconds(config_.detect_every_us),
                                 [this] { return stopping_; })) {
     lock.unlock();
-    Result<detect::DetectReport> r = Detect(NowUnixUs(), 0, nullptr);
-    if (!r.ok())
-      fprintf(stderr, "cpuledger: detector run failed: %s\n", r.status().message().c_str());
+    if (LeadsDetection()) {
+      Result<detect::DetectReport> r = Detect(NowUnixUs(), 0, nullptr);
+      if (!r.ok())
+        fprintf(stderr, "cpuledger: detector run failed: %s\n", r.status().message().c_str());
+    }
     lock.lock();
   }
+}
+
+bool Server::LeadsDetection() {
+  // Renewed before every run: a ttl of three periods survives two missed renewals.
+  Result<bool> held =
+      store_->HoldLease(kDetectorLease, lease_holder_, NowUnixUs(), 3 * config_.detect_every_us);
+  if (!held.ok())
+    fprintf(stderr, "cpuledger: detector lease: the store cannot tell (%s): run skipped\n",
+            held.status().message().c_str());
+  const bool leading = held.ok() && *held;
+  if (leading != leading_)
+    fprintf(stderr, "cpuledger: detector lease %s by %s\n", leading ? "taken" : "lost",
+            lease_holder_.c_str());
+  leading_ = leading;
+  metrics_.detector_leader.store(leading ? 1 : 0, std::memory_order_relaxed);
+  return leading;
 }
 
 void Server::Stop() {

@@ -11,12 +11,20 @@
 //
 // Start() binds before it returns, so a taken port is an error at start-up,
 // and /healthz answers 200 as soon as Start() has returned.
+//
+// Several servers may share one store (a ClickHouse cluster behind a
+// stateless ingest tier): the schedule runs only where the store's lease
+// "detector" is held (Store::HoldLease, holder "host:pid:random", ttl 3
+// detect_every), taken or renewed before each run; the others skip their
+// runs and take over once the holder has not renewed for a ttl. /metrics
+// says which one holds it (cpuledger_detector_leader); changes are logged.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "detect/detect.h"
@@ -53,6 +61,9 @@ class Server {
  private:
   Server() = default;
   void ScheduleLoop();  // the detector schedule's thread
+  // LeadsDetection() — takes or renews the detector lease; false (run
+  // skipped) when another server holds it or the store cannot tell.
+  bool LeadsDetection();
 
   ServerConfig config_;
   int port_ = 0;
@@ -68,8 +79,10 @@ class Server {
   std::mutex detect_mu_;  // one detector run at a time
   std::mutex schedule_mu_;
   std::condition_variable schedule_cv_;
-  bool stopping_ = false;  // guarded by schedule_mu_
-  std::thread scheduler_;  // runs while config_.detect_every_us > 0
+  bool stopping_ = false;     // guarded by schedule_mu_
+  std::thread scheduler_;     // runs while config_.detect_every_us > 0
+  std::string lease_holder_;  // this server in the detector lease: host:pid:random
+  bool leading_ = false;      // held the lease at the last try (scheduler thread only)
 };
 
 }  // namespace cpuledger::server

@@ -133,6 +133,18 @@ class Store {
   virtual Result<TransitionOutcome> TransitionAlert(const AlertTransition& t) = 0;
   // Store::AlertEvents() — one alert's events, oldest first. Thread-safe.
   virtual Result<std::vector<AlertEvent>> AlertEvents(int64_t id) = 0;
+
+  // ---- for several servers on one store ----
+
+  // Store::HoldLease() — takes lease `name` for `holder` until now_us +
+  // ttl_us when it is free or expired, or renews it when `holder` holds it;
+  // leaves another holder's unexpired lease alone. The detector schedule
+  // runs where this answers true (server.h). RETURNS: whether `holder` holds
+  // the lease now; the store's error when it cannot tell (treat as not held).
+  // NOTE: SQLite decides in one transaction; the ClickHouse store's weaker
+  // guarantee is in clickhouse/lease.h. Thread-safe.
+  virtual Result<bool> HoldLease(const std::string& name, const std::string& holder, int64_t now_us,
+                                 int64_t ttl_us) = 0;
 };
 
 // SqliteOptions — where and how long.

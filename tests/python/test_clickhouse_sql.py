@@ -96,3 +96,33 @@ def test_schema_and_every_query_shape_run_on_current_clickhouse(conn):
     for stmt in (s["sql"] for s in sql if s["kind"] == "retention"):
         conn.query(stmt)
     assert conn.query("SELECT count() FROM ledger.records_local", "TSV").bytes().strip() == b"0"
+
+
+def test_alert_and_lease_sql_run_on_current_clickhouse(conn):
+    sql = statements("ledger")
+    for stmt in (s["sql"] for s in sql if s["kind"] == "schema"):
+        conn.query(stmt)
+    every, live, by_id, taken, events, holder = [
+        s["sql"] for s in sql if s["kind"] == "detection"]
+    # Alert 42: opened, updated, then acknowledged (version 3); alert 7 resolved.
+    conn.query("""INSERT INTO ledger.alert_versions VALUES
+        (42, 1, 'k\\\\''', 'it''s', 'cart', 'rollout', 0, 100, 100, 'v1', 0),
+        (42, 2, 'k\\\\''', 'it''s', 'cart', 'rollout', 0, 100, 150, 'v2', 0),
+        (42, 3, 'k\\\\''', 'it''s', 'cart', 'rollout', 1, 100, 200, 'v2', 0),
+        (7, 1, 'k\\\\''', 'it''s', 'cart', 'rollout', 0, 50, 50, 'old', 0),
+        (7, 2, 'k\\\\''', 'it''s', 'cart', 'rollout', 2, 50, 60, 'old', 0)""")
+    conn.query("""INSERT INTO ledger.alert_events VALUES
+        (42, 200, 1, 'ana', 'on it', ''), (42, 100, 0, 'detector', '', '')""")
+    conn.query("""INSERT INTO ledger.leases VALUES
+        ('detector''', 'b', 900, 1900), ('detector''', 'a', 800, 1800),
+        ('detector''', 'c', 100, 999)""")
+
+    def rows(q):
+        return [r.split("\t") for r in conn.query(q, "TSV").bytes().decode().splitlines()]
+
+    assert [r[0] for r in rows(every)] == ["42", "7"]              # newest opened first
+    assert rows(by_id)[0][5:11] == ["1", "100", "200", "v2", "0", "3"]  # furthest state, newest body
+    assert [r[0] for r in rows(live)] == ["42"]                    # acknowledged, of that key
+    assert rows(taken) == [["1"]]
+    assert rows(events) == [["100", "0", "detector", "", ""], ["200", "1", "ana", "on it", ""]]
+    assert rows(holder) == [["a"]]                 # the oldest unexpired claim ('c' expired)

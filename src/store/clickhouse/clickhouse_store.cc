@@ -13,6 +13,8 @@
 #include <tuple>
 #include <utility>
 
+#include "store/clickhouse/alerts.h"
+#include "store/clickhouse/lease.h"
 #include "store/clickhouse/row_binary.h"
 #include "store/clickhouse/sql.h"
 #include "store/clickhouse/tsv.h"
@@ -281,13 +283,26 @@ class ClickHouseStore final : public Store {
     }
     return out;
   }
-  Result<UpsertOutcome> UpsertAlert(const Alert&) override { return NotYet("UpsertAlert"); }
-  Result<std::vector<Alert>> Alerts(const AlertQuery&) override { return NotYet("Alerts"); }
-  Result<Alert> AlertById(int64_t) override { return NotYet("AlertById"); }
-  Result<TransitionOutcome> TransitionAlert(const AlertTransition&) override {
-    return NotYet("TransitionAlert");
+  // The alerts and the lease live on the first shard (alerts.h, lease.h).
+  Result<UpsertOutcome> UpsertAlert(const Alert& a) override {
+    return clickhouse::UpsertAlert(*shards_[0], names_, a);
   }
-  Result<std::vector<AlertEvent>> AlertEvents(int64_t) override { return NotYet("AlertEvents"); }
+  Result<std::vector<Alert>> Alerts(const AlertQuery& q) override {
+    return clickhouse::Alerts(*shards_[0], names_, q);
+  }
+  Result<Alert> AlertById(int64_t id) override {
+    return clickhouse::AlertById(*shards_[0], names_, id);
+  }
+  Result<TransitionOutcome> TransitionAlert(const AlertTransition& t) override {
+    return clickhouse::TransitionAlert(*shards_[0], names_, t);
+  }
+  Result<std::vector<AlertEvent>> AlertEvents(int64_t id) override {
+    return clickhouse::AlertEvents(*shards_[0], names_, id);
+  }
+  Result<bool> HoldLease(const std::string& name, const std::string& holder, int64_t now_us,
+                         int64_t ttl_us) override {
+    return clickhouse::HoldLease(*shards_[0], names_, name, holder, now_us, ttl_us);
+  }
 
  private:
   // DropDaysBefore() — drops the shard's day partitions of `table` that end

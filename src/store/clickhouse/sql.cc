@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "store/clickhouse/alerts.h"
+
 namespace cpuledger::store::clickhouse {
 
 namespace {
@@ -234,6 +236,7 @@ std::vector<std::string> SchemaStatements(const SchemaNames& n) {
     s.push_back(Distributed(n, t, std::string(t) + "_local"));
   for (const RollupTier& tier : {kFineTier, kCoarseTier})
     s.push_back(Distributed(n, tier.table, std::string(tier.table) + "_mv"));
+  for (std::string& t : AlertSchemaStatements(n)) s.push_back(std::move(t));  // alerts.h
   return s;
 }
 

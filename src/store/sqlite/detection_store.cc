@@ -429,5 +429,39 @@ Result<std::vector<AlertEvent>> SqliteStore::AlertEvents(int64_t id) {
   return out;
 }
 
+// One IMMEDIATE transaction: the read of the current holder and the write
+// that takes or renews it cannot interleave with another server's.
+Result<bool> SqliteStore::HoldLease(const std::string& name, const std::string& holder,
+                                    int64_t now_us, int64_t ttl_us) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Txn txn(writer_);
+  if (Status s = txn.Begin(Txn::kImmediate); !s.ok()) return s;
+  Result<Stmt> st = writer_.Prepare(
+      "INSERT INTO leases (name, holder, expires_us) VALUES (?1, ?2, ?3)"
+      " ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_us = excluded.expires_us"
+      " WHERE leases.holder = excluded.holder OR leases.expires_us <= ?4");
+  if (!st.ok()) return st.status();
+  {
+    StmtUse use(*st);
+    use.Bind(1, name);
+    use.Bind(2, holder);
+    use.Bind(3, now_us + ttl_us);
+    use.Bind(4, now_us);
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  Result<Stmt> who = writer_.Prepare("SELECT holder FROM leases WHERE name = ?1");
+  if (!who.ok()) return who.status();
+  bool held = false;
+  StmtUse use(*who);
+  use.Bind(1, name);
+  Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+    held = u.Text(0) == holder;
+    return OkStatus();
+  });
+  if (!s.ok()) return s;
+  if (Status c = txn.Commit(); !c.ok()) return c;
+  return held;
+}
+
 }  // namespace sqlite
 }  // namespace cpuledger::store

@@ -239,6 +239,14 @@ constexpr const char* kMigration7 =
     " detail TEXT NOT NULL, PRIMARY KEY (alert_id, seq)) WITHOUT ROWID;\n"
     "INSERT INTO alert_events SELECT id, 0, opened_us, 'open', 'detector', '', '' FROM alerts;\n";
 
+// Migration 8 — leases (Store::HoldLease): who runs the detector schedule
+// when several servers share a store. IF NOT EXISTS: the migration tests
+// (function_entities_test.cc) rebuild older versions from a current file,
+// dropping only the tables those versions lacked when they were written.
+constexpr const char* kMigration8 =
+    "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+    " expires_us INTEGER NOT NULL) WITHOUT ROWID;\n";
+
 // Migration — the SQL of one version, then its C++ step (or nullptr).
 struct Migration {
   const char* sql;
@@ -258,7 +266,7 @@ namespace {
 constexpr Migration kMigrations[] = {{kMigration1, nullptr}, {kMigration2, nullptr},
                                      {kMigration3, nullptr}, {kMigration4, CarryCallPaths},
                                      {kMigration5, nullptr}, {kMigration6, nullptr},
-                                     {kMigration7, nullptr}};
+                                     {kMigration7, nullptr}, {kMigration8, nullptr}};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 }  // namespace

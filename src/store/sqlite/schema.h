@@ -102,7 +102,7 @@ namespace cpuledger::store::sqlite {
 // kApplicationId — "CPLG", in the SQLite header of every store file.
 inline constexpr int32_t kApplicationId = 0x43504C47;
 // kSchemaVersion — PRAGMA user_version after Migrate().
-inline constexpr int kSchemaVersion = 7;
+inline constexpr int kSchemaVersion = 8;
 
 // kVersion3ProfileTables — the CREATE TABLE statements of version 3's
 // function_entities, function_requests, function_moments and

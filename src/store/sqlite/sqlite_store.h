@@ -177,6 +177,8 @@ class SqliteStore final : public Store {
   Result<Alert> AlertById(int64_t id) override;
   Result<TransitionOutcome> TransitionAlert(const AlertTransition& t) override;
   Result<std::vector<AlertEvent>> AlertEvents(int64_t id) override;
+  Result<bool> HoldLease(const std::string& name, const std::string& holder, int64_t now_us,
+                         int64_t ttl_us) override;
 
   // SqliteStore::SealPoints() — the committed seal points (unix seconds) of
   // the minute, hour and day tiers. For tests and `doctor`.

@@ -106,6 +106,10 @@ class GatedStore final : public Store {
   Result<std::vector<store::AlertEvent>> AlertEvents(int64_t id) override {
     return real_->AlertEvents(id);
   }
+  Result<bool> HoldLease(const std::string& name, const std::string& holder, int64_t now_us,
+                         int64_t ttl_us) override {
+    return real_->HoldLease(name, holder, now_us, ttl_us);
+  }
 
  private:
   std::unique_ptr<Store> real_;

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "store/clickhouse/alerts.h"
+#include "store/clickhouse/lease.h"
 #include "store/clickhouse/sql.h"
 
 namespace ch = cpuledger::store::clickhouse;
@@ -63,5 +65,16 @@ int main(int argc, char** argv) {
   emit("query", ch::EffectHistorySql(names, effects));
   emit("query", ch::PartitionsSql(names, "records_local"));
   emit("retention", ch::DropPartitionSql(names, "records_local", "2025-12-05"));
+  // The alerts and the lease (alerts.h, lease.h), in this order.
+  cpuledger::store::AlertQuery alerts;
+  alerts.service = "it's";
+  alerts.state = "acknowledged";
+  alerts.key = "k\\'";
+  emit("detection", ch::AlertsSql(names, {}));
+  emit("detection", ch::AlertsSql(names, alerts, true));
+  emit("detection", ch::AlertByIdSql(names, 42));
+  emit("detection", ch::AlertIdTakenSql(names, 42));
+  emit("detection", ch::AlertEventsSql(names, 42));
+  emit("detection", ch::LeaseHolderSql(names, "detector'", 1'000));
   return 0;
 }

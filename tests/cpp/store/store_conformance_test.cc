@@ -590,3 +590,242 @@ INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest, ::testing::Values("sqli
 
 }  // namespace
 }  // namespace cpuledger::store
+
+// ---- alerts and the detector lease (appended: ids differ between backends,
+// so the answers are compared by what each alert is, not by its number) ----
+
+namespace cpuledger::store {
+namespace {
+
+Alert MakeAlert(const std::string& key, const std::string& service, int64_t at_us,
+                const std::string& body, int64_t reopens = 0) {
+  Alert a;
+  a.key = key;
+  a.service = service;
+  a.endpoint = "cart";
+  a.kind = "rollout";
+  a.updated_us = at_us;
+  a.body = body;
+  a.reopens = reopens;
+  return a;
+}
+
+std::vector<int64_t> Ids(const Result<std::vector<Alert>>& alerts) {
+  std::vector<int64_t> out;
+  if (alerts.ok())
+    for (const Alert& a : *alerts) out.push_back(a.id);
+  return out;
+}
+
+TEST_P(StoreConformanceTest, AlertsUpsertTransitionAndFilterAlike) {
+  // A key and body with every character SQL quoting must survive.
+  const std::string key = "shop|cart|it's \\ odd\t\n|rollout";
+  Result<UpsertOutcome> first = store().UpsertAlert(MakeAlert(key, "shop", kStartUs, "{\"v\":1}"));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(first->opened);
+  const int64_t id1 = first->id;
+  Result<UpsertOutcome> again =
+      store().UpsertAlert(MakeAlert(key, "shop", kStartUs + 10, "{\"v\":\"2\\t'\"}"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->opened);
+  EXPECT_EQ(again->id, id1);
+  Result<Alert> a1 = store().AlertById(id1);
+  ASSERT_TRUE(a1.ok()) << a1.status().ToString();
+  EXPECT_EQ(a1->key, key);
+  EXPECT_EQ(a1->state, "open");
+  EXPECT_EQ(a1->body, "{\"v\":\"2\\t'\"}");
+  EXPECT_EQ(a1->opened_us, kStartUs);
+  EXPECT_EQ(a1->updated_us, kStartUs + 10);
+
+  Result<UpsertOutcome> other =
+      store().UpsertAlert(MakeAlert("search|home||flag", "search", kStartUs + 20, "{}"));
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->opened);
+  const int64_t id2 = other->id;
+  EXPECT_NE(id2, id1);
+
+  auto move = [&](int64_t id, AlertState to, int64_t at, const char* by, const char* note = "",
+                  const char* detail = "") {
+    return store().TransitionAlert(
+        {.id = id, .to = to, .at_us = at, .by = by, .note = note, .detail = detail});
+  };
+  Result<TransitionOutcome> ack =
+      move(id1, AlertState::kAcknowledged, kStartUs + 30, "ana", "on it");
+  ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+  EXPECT_TRUE(ack->applied);
+  EXPECT_EQ(ack->alert.state, "acknowledged");
+  for (AlertState refused : {AlertState::kAcknowledged, AlertState::kOpen}) {
+    Result<TransitionOutcome> no = move(id1, refused, kStartUs + 31, "bob");
+    ASSERT_TRUE(no.ok());
+    EXPECT_FALSE(no->applied);
+    EXPECT_EQ(no->refusal, AlertTransitionRefusal(AlertState::kAcknowledged, refused));
+    EXPECT_EQ(no->alert.state, "acknowledged");
+    EXPECT_EQ(no->alert.updated_us, kStartUs + 30);
+  }
+  // The acknowledged alert is still the live one of its key: updated, not reopened.
+  Result<UpsertOutcome> live =
+      store().UpsertAlert(MakeAlert(key, "shop", kStartUs + 40, "{\"v\":3}"));
+  ASSERT_TRUE(live.ok());
+  EXPECT_FALSE(live->opened);
+  EXPECT_EQ(live->id, id1);
+  a1 = store().AlertById(id1);
+  ASSERT_TRUE(a1.ok());
+  EXPECT_EQ(a1->state, "acknowledged");
+  EXPECT_EQ(a1->body, "{\"v\":3}");
+
+  Result<TransitionOutcome> resolved =
+      move(id1, AlertState::kResolved, kStartUs + 50, "detector", "", "{\"after\":0.001}");
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_TRUE(resolved->applied);
+  Result<TransitionOutcome> stays = move(id1, AlertState::kAcknowledged, kStartUs + 51, "ana");
+  ASSERT_TRUE(stays.ok());
+  EXPECT_FALSE(stays->applied);
+  EXPECT_EQ(stays->refusal,
+            AlertTransitionRefusal(AlertState::kResolved, AlertState::kAcknowledged));
+  EXPECT_EQ(stays->alert.state, "resolved");
+
+  // The key fires again: a new alert naming the resolved one.
+  Result<UpsertOutcome> reopened =
+      store().UpsertAlert(MakeAlert(key, "shop", kStartUs + 60, "{\"v\":4}", id1));
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_TRUE(reopened->opened);
+  const int64_t id3 = reopened->id;
+  EXPECT_NE(id3, id1);
+  EXPECT_NE(id3, id2);
+  Result<Alert> a3 = store().AlertById(id3);
+  ASSERT_TRUE(a3.ok());
+  EXPECT_EQ(a3->reopens, id1);
+  EXPECT_EQ(a3->state, "open");
+  EXPECT_EQ(store().AlertById(id1)->state, "resolved");
+
+  Result<std::vector<AlertEvent>> events = store().AlertEvents(id1);
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  ASSERT_EQ(events->size(), 3u);  // oldest first; refusals left no trace
+  EXPECT_EQ((*events)[0].state, "open");
+  EXPECT_EQ((*events)[0].by, "detector");
+  EXPECT_EQ((*events)[0].at_us, kStartUs);
+  EXPECT_EQ((*events)[1].state, "acknowledged");
+  EXPECT_EQ((*events)[1].by, "ana");
+  EXPECT_EQ((*events)[1].note, "on it");
+  EXPECT_EQ((*events)[2].state, "resolved");
+  EXPECT_EQ((*events)[2].detail, "{\"after\":0.001}");
+  events = store().AlertEvents(id3);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].note, "reopens alert " + std::to_string(id1));
+
+  // Newest first, and every filter.
+  auto with = [](auto set) {
+    AlertQuery q;
+    set(q);
+    return q;
+  };
+  EXPECT_EQ(Ids(store().Alerts({})), (std::vector<int64_t>{id3, id2, id1}));
+  EXPECT_EQ(Ids(store().Alerts(with([](AlertQuery& q) { q.state = "open"; }))),
+            (std::vector<int64_t>{id3, id2}));
+  EXPECT_EQ(Ids(store().Alerts(with([](AlertQuery& q) { q.state = "resolved"; }))),
+            (std::vector<int64_t>{id1}));
+  EXPECT_TRUE(Ids(store().Alerts(with([](AlertQuery& q) { q.state = "acknowledged"; }))).empty());
+  EXPECT_EQ(Ids(store().Alerts(with([](AlertQuery& q) { q.service = "search"; }))),
+            (std::vector<int64_t>{id2}));
+  EXPECT_EQ(Ids(store().Alerts(with([&](AlertQuery& q) { q.key = key; }))),
+            (std::vector<int64_t>{id3, id1}));
+  EXPECT_EQ(Ids(store().Alerts(with([](AlertQuery& q) {
+              q.from_us = kStartUs + 10;
+              q.to_us = kStartUs + 60;
+            }))),
+            (std::vector<int64_t>{id2}));
+  EXPECT_EQ(Ids(store().Alerts(with([](AlertQuery& q) { q.limit = 2; }))),
+            (std::vector<int64_t>{id3, id2}));
+
+  const int64_t unknown = std::max({id1, id2, id3}) + 1'000'003;
+  EXPECT_EQ(store().AlertById(unknown).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(move(unknown, AlertState::kResolved, kStartUs, "ana").status().code(),
+            StatusCode::kNotFound);
+  Result<std::vector<AlertEvent>> none = store().AlertEvents(unknown);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_P(StoreConformanceTest, LeaseIsTakenRenewedRefusedAndTakenOverAfterExpiry) {
+  constexpr int64_t kTtl = 10'000'000;
+  auto hold = [&](const char* name, const char* holder, int64_t at) {
+    Result<bool> r = store().HoldLease(name, holder, kStartUs + at, kTtl);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() && *r;
+  };
+  EXPECT_TRUE(hold("detector", "a:1:x", 0));            // free: taken
+  EXPECT_TRUE(hold("detector", "a:1:x", 5'000'000));    // renewed: now until 15 s
+  EXPECT_FALSE(hold("detector", "b:2:y", 6'000'000));   // held by a
+  EXPECT_TRUE(hold("other", "b:2:y", 6'000'000));       // names are independent
+  EXPECT_FALSE(hold("detector", "b:2:y", 14'999'999));  // a's renewal still runs
+  EXPECT_TRUE(hold("detector", "b:2:y", 15'000'000));   // expired: taken over
+  EXPECT_FALSE(hold("detector", "a:1:x", 16'000'000));  // a came back: b holds it
+  EXPECT_TRUE(hold("detector", "b:2:y", 20'000'000));
+  EXPECT_FALSE(hold("detector", "a:1:x", 29'999'999));
+}
+
+}  // namespace
+}  // namespace cpuledger::store
+
+namespace cpuledger::store {
+namespace {
+
+// SecondStore() — another Store on the same file or database: what a second
+// server sees.
+std::unique_ptr<Store> SecondStore(Backend& backend) {
+  if (auto* s = dynamic_cast<SqliteBackend*>(&backend)) {
+    Result<std::unique_ptr<Store>> r = OpenSqliteStore({.path = s->dir.File("ledger.sqlite")});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(*r) : nullptr;
+  }
+  auto& c = dynamic_cast<ClickHouseBackend&>(backend);
+  ClickHouseOptions o;
+  o.shards = c.shards;
+  o.database = c.database;
+  o.cluster = "cpuledger";
+  Result<std::unique_ptr<Store>> r = OpenClickHouseStore(o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(*r) : nullptr;
+}
+
+TEST_P(StoreConformanceTest, TwoServersShareOneLeaseAndSeeEachOthersAlerts) {
+  std::unique_ptr<Store> other = SecondStore(*backend_);
+  ASSERT_NE(other, nullptr);
+  constexpr int64_t kTtl = 3'000'000;
+  Result<bool> a = store().HoldLease("detector", "host-a:1:aa", kStartUs, kTtl);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_TRUE(*a);
+  Result<bool> b = other->HoldLease("detector", "host-b:2:bb", kStartUs + 1'000'000, kTtl);
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(*b);
+  b = other->HoldLease("detector", "host-b:2:bb", kStartUs + kTtl, kTtl);  // a never renewed
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(*b);
+  a = store().HoldLease("detector", "host-a:1:aa", kStartUs + kTtl + 1, kTtl);
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(*a);
+
+  // An alert one server opens, the other updates and resolves.
+  Result<UpsertOutcome> opened = store().UpsertAlert(MakeAlert("k", "shop", kStartUs, "{}"));
+  ASSERT_TRUE(opened.ok());
+  Result<UpsertOutcome> updated = other->UpsertAlert(MakeAlert("k", "shop", kStartUs + 5, "{}"));
+  ASSERT_TRUE(updated.ok());
+  EXPECT_FALSE(updated->opened);
+  EXPECT_EQ(updated->id, opened->id);
+  Result<TransitionOutcome> resolved = other->TransitionAlert({.id = opened->id,
+                                                               .to = AlertState::kResolved,
+                                                               .at_us = kStartUs + 9,
+                                                               .by = "api",
+                                                               .note = "",
+                                                               .detail = ""});
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_TRUE(resolved->applied);
+  Result<Alert> seen = store().AlertById(opened->id);
+  ASSERT_TRUE(seen.ok());
+  EXPECT_EQ(seen->state, "resolved");
+  EXPECT_EQ(seen->updated_us, kStartUs + 9);
+}
+
+}  // namespace
+}  // namespace cpuledger::store
