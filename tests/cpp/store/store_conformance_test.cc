@@ -877,6 +877,30 @@ TEST_P(StoreConformanceTest, ProfileFlagsKeepPathsOfTheirFlagsOnly) {
   ExpectMoments(*moments, TruthMoments(d, mq), "new_checkout", "profile_flags");
 }
 
+TEST_P(StoreConformanceTest, ProfileRetentionDropsPastDays) {
+  Data d = MakeProfiledData(800, 100);
+  Append(d.batches);
+  // At a midnight + the 90-day window: the first day's profiles go (SQLite
+  // deletes whole hours, ClickHouse whole days: here the same), the second's stay.
+  const int64_t midnight = (kStartUs / 86'400'000'000 + 1) * 86'400'000'000;
+  ASSERT_TRUE(store().ApplyRetention(midnight + 90 * 86'400'000'000).ok());
+  const FunctionQuery shop{.service = "shop"};
+  Data kept;
+  for (const RequestRecord& r : d.records)
+    if (r.start_time_unix_us() >= midnight) kept.records.push_back(r);
+  const profile::CallTree truth = TruthTree(kept, shop);
+  ASSERT_GT(truth.requests(), 0u);
+  ASSERT_LT(truth.requests(), TruthTree(d, shop).requests());
+  Result<profile::CallTree> tree = store().FunctionTree(shop);
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->requests(), truth.requests());
+  EXPECT_EQ(PathSums(*tree), PathSums(truth));
+  const FunctionMomentsQuery mq = MomentsQuery("shop", "new_checkout");
+  Result<std::vector<FunctionMoments>> moments = store().FunctionMomentsOf(mq);
+  ASSERT_TRUE(moments.ok());
+  ExpectMoments(*moments, TruthMoments(kept, mq), "new_checkout", "after retention");
+}
+
 // TruthPeak — a service's peak minute as the metric defines it (query.h),
 // computed here from the records and tallies.
 struct TruthPeak {
