@@ -28,6 +28,7 @@ store::ClickHouseOptions ClickHouseOptionsFrom(const ServerConfig& config) {
   o.raw_retention_us = config.raw_retention_us;
   o.profile_retention_us = config.profile_retention_us;
   o.tally_retention_us = config.tally_retention_us;
+  o.profile_flags = config.profile_flags;
   return o;
 }
 

@@ -49,9 +49,9 @@ Result<FunctionSort> ParseFunctionSort(std::string_view text);
 struct FunctionQuery {
   int64_t from_us = 0;                                  // inclusive, unix microseconds
   int64_t to_us = std::numeric_limits<int64_t>::max();  // exclusive
-  std::optional<std::string> service;                   // exact match; unset: any
-  std::optional<std::string> endpoint;
-  std::optional<std::string> commit;
+  std::optional<std::string> service = std::nullopt;    // exact match; unset: any
+  std::optional<std::string> endpoint = std::nullopt;
+  std::optional<std::string> commit = std::nullopt;
   // Only the requests carrying feature flag `flag` with value `flag_value`
   // (unset: all requests). A flag outside SqliteOptions::profile_flags is
   // InvalidArgument. NOTE: hours stored by a cpuledger older than the flag

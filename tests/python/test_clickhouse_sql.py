@@ -31,7 +31,11 @@ def local(sql: str) -> str:
     return (sql.replace("ledger.records ", "ledger.records_local ")
                .replace("ledger.rollup_minute ", "ledger.rollup_minute_mv ")
                .replace("ledger.rollup_minute_coarse ", "ledger.rollup_minute_coarse_mv ")
-               .replace("ledger.effects ", "ledger.effects_local "))
+               .replace("ledger.effects ", "ledger.effects_local ")
+               .replace("ledger.profile_sums ", "ledger.profile_sums_local ")
+               .replace("ledger.efficiency_minute ", "ledger.efficiency_minute_mv ")
+               .replace("ledger.tallies ", "ledger.tallies_local ")
+               .replace("ledger.tally_users ", "ledger.tally_users_local "))
 
 
 def statements(database: str) -> list[dict]:
@@ -63,7 +67,8 @@ def test_schema_and_every_query_shape_run_on_current_clickhouse(conn):
                         "CSV").bytes().decode().split()
     for t in ["records", "records_local", "rollup_minute", "rollup_minute_mv",
               "rollup_minute_coarse", "rollup_minute_coarse_mv", "batches_local",
-              "alerts", "effects", "functions", "tallies", "tally_users", "schema_version"]:
+              "alerts", "effects", "profile_sums", "profile_sums_local", "efficiency_minute",
+              "efficiency_minute_mv", "tallies", "tally_users", "schema_version"]:
         assert f'"{t}"' in tables
 
     conn.query("""INSERT INTO ledger.records_local
@@ -126,3 +131,59 @@ def test_alert_and_lease_sql_run_on_current_clickhouse(conn):
     assert rows(taken) == [["1"]]
     assert rows(events) == [["100", "0", "detector", "", ""], ["200", "1", "ana", "on it", ""]]
     assert rows(holder) == [["a"]]                 # the oldest unexpired claim ('c' expired)
+
+
+def tsv(conn, sql: str) -> list[list[str]]:
+    out = conn.query(local(sql), "TSV").bytes().decode()
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def test_profile_sums_and_the_peak_minute_sums_on_current_clickhouse(conn):
+    sql = statements("ledger")
+    for stmt in (s["sql"] for s in sql if s["kind"] == "schema"):
+        conn.query(stmt)
+    queries = [s["sql"] for s in sql if s["kind"] == "query"]
+
+    # Two batches' rows of one slice and hour, and their markers: the engine
+    # sums the first (a zero-sum path stays: rows counts it), never the markers.
+    head = "'2025-12-05', '2025-12-05 00:00:00', 'shop', 'cart', 'c1', 'instructions', '', ''"
+    rows = []
+    for seq in (1, 2):
+        rows += [f"({head}, 1, 0, 0, '', 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, '', 0)",
+                 f"({head}, 2, 11, 0, 'app.py:1:view', 1, 0, 3, 3, 5, 9, 0, 0, 0, 0, '', 0)",
+                 f"({head}, 2, 12, 11, 'app.py:2:idle', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '', 0)",
+                 f"({head}, 3, 77, 0, 'app.py:1:view', 1, 0, 0, 0, 0, 0, 5, 25, 1, 1, '', 0)",
+                 "('2025-12-05', '2025-12-05 00:00:00', '', '', '', '', '', '', 0, 0, 0, '', 1, 0,"
+                 f" 0, 0, 0, 0, 0, 0, 0, 0, 's', {seq})"]
+    conn.query("INSERT INTO ledger.profile_sums_local VALUES " + ", ".join(rows))
+    conn.query("OPTIMIZE TABLE ledger.profile_sums_local FINAL")
+    assert conn.query("SELECT count() FROM ledger.profile_sums_local", "TSV").bytes() == b"6\n"
+
+    def first(prefix: str) -> str:
+        return next(q for q in queries if q.startswith(prefix))
+
+    assert tsv(conn, first("SELECT unit, sum(requests)")) == [["instructions", "6"]]
+    paths = sorted(tsv(conn, first("SELECT id, any(parent)")))
+    assert paths == [["11", "0", "app.py:1:view", "6", "6", "10", "18"],
+                     ["12", "11", "app.py:2:idle", "0", "0", "0", "0"]]
+    assert tsv(conn, first("SELECT service, endpoint, commit, unit, flag_value, sum(requests)")) \
+        == [["shop", "cart", "c1", "instructions", "", "6"]]
+    assert tsv(conn, first("SELECT service, endpoint, commit, unit, flag_value, function")) == [
+        ["shop", "cart", "c1", "instructions", "", "app.py:1:view", "10", "50", "2", "2"]]
+    marker = next(q for q in queries if "profile_sums_local WHERE (batch_sender" in q)
+    assert tsv(conn, marker) == []
+    assert tsv(conn, marker.replace("('sender-a', 1)", "('s', 2)")) == [["s", "2", "1"]]
+    # Every profile and efficiency read runs (the hostile slices included).
+    for q in queries:
+        conn.query(local(q), "TSV")
+
+    # The peak-minute sums kept by the engine from the records.
+    conn.query("""INSERT INTO ledger.records_local
+        (day, start_us, service, endpoint, sample_rate, instructions, cpu_ns, user) VALUES
+        ('2025-12-05', 1764892800000000, 'shop', 'cart', 0.5, 3000, 1000, 'u1'),
+        ('2025-12-05', 1764892810000000, 'shop', 'cart', 1, NULL, 2000, 'u2')""")
+    cells = tsv(conn, first("SELECT service, toUInt32(minute) AS m"))
+    assert cells == [["shop", "1764892800", "cart", "2", "1", "3", "2", "6000", "4000"]]
+    users = next(q for q in queries
+                 if q.startswith("SELECT uniqExact(user)") and "service = 'shop'" in q)
+    assert tsv(conn, users) == [["2"]]

@@ -15,9 +15,11 @@
 
 #include "store/clickhouse/alerts.h"
 #include "store/clickhouse/lease.h"
+#include "store/clickhouse/profiles.h"
 #include "store/clickhouse/row_binary.h"
 #include "store/clickhouse/sql.h"
 #include "store/clickhouse/tsv.h"
+#include "store/profile_sums.h"
 
 namespace cpuledger::store {
 namespace {
@@ -26,10 +28,6 @@ using clickhouse::RowBinary;
 using clickhouse::SchemaNames;
 using clickhouse::ShardClient;
 using BatchId = std::pair<std::string, uint64_t>;
-
-Status NotYet(const char* what) {
-  return Unavailable(std::string(what) + " is not implemented in the ClickHouse store yet");
-}
 
 void AppendRecord(const record::RequestRecord& r, const record::Batch& batch, RowBinary& out) {
   std::vector<std::pair<std::string, std::string>> flags(r.flags().begin(), r.flags().end());
@@ -63,7 +61,7 @@ void AppendRecord(const record::RequestRecord& r, const record::Batch& batch, Ro
       .String(r.request_id())
       .String(batch.sender())
       .UInt64(batch.sequence())
-      .String("");  // profile: not stored yet
+      .String("");  // profile: its sums are in profile_sums
 }
 
 void AppendTally(const record::WorkerTally& t, const record::Batch& batch, RowBinary& counts,
@@ -171,8 +169,8 @@ class ClickHouseStore final : public Store {
     return result;
   }
 
-  Result<std::vector<ServiceEfficiency>> Efficiency(const EfficiencySpec&) override {
-    return NotYet("Efficiency");
+  Result<std::vector<ServiceEfficiency>> Efficiency(const EfficiencySpec& spec) override {
+    return clickhouse::ReadEfficiency(*shards_[0], names_, spec);
   }
   Result<std::vector<DeployEntry>> Deploys(const std::string& service) override {
     Result<std::string> body = shards_[0]->Run(clickhouse::DeploysSql(names_, service));
@@ -186,9 +184,15 @@ class ClickHouseStore final : public Store {
     }
     return out;
   }
-  Result<FunctionReport> Functions(const FunctionQuery&) override { return NotYet("Functions"); }
-  Result<profile::CallTree> FunctionTree(const FunctionQuery&) override {
-    return NotYet("FunctionTree");
+  Result<FunctionReport> Functions(const FunctionQuery& query) override {
+    Result<profile::CallTree> tree = FunctionTree(query);
+    if (!tree.ok()) return tree.status();
+    if (tree->requests() == 0) return FunctionReport{};
+    return ReportFromTree(*tree, query);
+  }
+  Result<profile::CallTree> FunctionTree(const FunctionQuery& query) override {
+    if (Status s = CheckProfileFlag(options_.profile_flags, query); !s.ok()) return s;
+    return clickhouse::ReadFunctionTree(*shards_[0], names_, query);
   }
   Result<uint64_t> ApplyRetention(int64_t now_us) override {
     uint64_t dropped = 0;
@@ -196,7 +200,7 @@ class ClickHouseStore final : public Store {
         {"records_local", options_.raw_retention_us},
         {"tallies_local", options_.tally_retention_us},
         {"tally_users_local", options_.tally_retention_us},
-        {"functions_local", options_.profile_retention_us}};
+        {"profile_sums_local", options_.profile_retention_us}};
     for (auto& shard : shards_)
       for (const auto& [table, keep_us] : tables) {
         if (keep_us <= 0) continue;
@@ -240,8 +244,9 @@ class ClickHouseStore final : public Store {
                                " samples in the range: narrow it");
     return ToSampleSet(rows);
   }
-  Result<std::vector<FunctionMoments>> FunctionMomentsOf(const FunctionMomentsQuery&) override {
-    return NotYet("FunctionMomentsOf");
+  Result<std::vector<FunctionMoments>> FunctionMomentsOf(
+      const FunctionMomentsQuery& query) override {
+    return clickhouse::ReadFunctionMoments(*shards_[0], names_, query);
   }
   Status AppendEffects(std::span<const EffectRecord> effects) override {
     if (effects.empty()) return OkStatus();
@@ -392,16 +397,20 @@ class ClickHouseStore final : public Store {
   }
 
   // The tables a batch's rows go to, in insert order. Each carries the batch
-  // id, so a pending batch's rows can be counted table by table.
-  static constexpr const char* kBatchTables[] = {"tallies_local", "tally_users_local",
-                                                 "records_local"};
+  // id (profile_sums_local: on its marker rows, one per day), so a pending
+  // batch's rows can be counted table by table.
+  static constexpr size_t kTables = 4;
+  static constexpr const char* kBatchTables[kTables] = {"tallies_local", "tally_users_local",
+                                                        "records_local", "profile_sums_local"};
+  using TableFlags = std::array<bool, kTables>;
 
-  // BatchRows() — the rows batch `b` puts into each of kBatchTables.
-  static std::array<size_t, 3> BatchRows(const record::Batch& b) {
+  // BatchRows() — the rows batch `b` puts into each of kBatchTables that
+  // carry its id.
+  static std::array<size_t, kTables> BatchRows(const record::Batch& b) {
     size_t endpoints = 0;
     for (const record::WorkerTally& t : b.tallies()) endpoints += t.endpoints_size();
-    return {endpoints, static_cast<size_t>(b.tallies_size()),
-            static_cast<size_t>(b.records_size())};
+    return {endpoints, static_cast<size_t>(b.tallies_size()), static_cast<size_t>(b.records_size()),
+            clickhouse::ProfileDays(b)};
   }
 
   // BatchStates() — the state of each of `ids` the shard holds (1 applied, 0 pending).
@@ -421,13 +430,13 @@ class ClickHouseStore final : public Store {
   // true when its rows are all in already (write none), false when none are.
   // RETURNS: Internal when a table holds part of a batch (one INSERT over
   // several days failed midway): not repaired automatically.
-  Result<std::map<BatchId, std::array<bool, 3>>> PendingRows(
+  Result<std::map<BatchId, TableFlags>> PendingRows(
       size_t shard, const std::vector<const record::Batch*>& pending) {
-    std::map<BatchId, std::array<bool, 3>> done;
+    std::map<BatchId, TableFlags> done;
     if (pending.empty()) return done;
     std::vector<BatchId> ids;
     for (const record::Batch* b : pending) ids.emplace_back(b->sender(), b->sequence());
-    for (size_t t = 0; t < 3; ++t) {
+    for (size_t t = 0; t < kTables; ++t) {
       Result<std::string> body =
           shards_[shard]->Run(clickhouse::StoredRowsSql(names_, kBatchTables[t], ids));
       if (!body.ok()) return body.status();
@@ -477,23 +486,26 @@ class ClickHouseStore final : public Store {
       }
       taken.push_back(i);
     }
-    Result<std::map<BatchId, std::array<bool, 3>>> done = PendingRows(shard, pending);
+    Result<std::map<BatchId, TableFlags>> done = PendingRows(shard, pending);
     if (!done.ok()) return done.status();
 
     const uint32_t now =
         clickhouse::SecondsOf(std::chrono::duration_cast<std::chrono::microseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count());
-    RowBinary rows[3], pending_ids, applied_ids;
+    RowBinary rows[kTables], pending_ids, applied_ids;
     for (size_t i : taken) {
       const record::Batch& b = *batches[i];
       auto d = done->find({b.sender(), b.sequence()});
-      const std::array<bool, 3> skip = d == done->end() ? std::array<bool, 3>{} : d->second;
+      const TableFlags skip = d == done->end() ? TableFlags{} : d->second;
       RowBinary scratch;  // a table's rows that are in already go nowhere
       for (const record::WorkerTally& t : b.tallies())
         AppendTally(t, b, skip[0] ? scratch : rows[0], skip[1] ? scratch : rows[1]);
       for (const record::RequestRecord& r : b.records())
         AppendRecord(r, b, skip[2] ? scratch : rows[2]);
+      if (!skip[3])
+        if (Status s = clickhouse::AppendProfileRows(b, options_.profile_flags, rows[3]); !s.ok())
+          return s;
       out[i].records = static_cast<size_t>(b.records_size());
       out[i].tallies = static_cast<size_t>(b.tallies_size());
       if (b.sender().empty()) continue;
@@ -508,11 +520,10 @@ class ClickHouseStore final : public Store {
       if (d == done->end()) id(pending_ids, 0);
       id(applied_ids, 1);
     }
-    const std::pair<const char*, const RowBinary*> inserts[] = {{"batches_local", &pending_ids},
-                                                                {kBatchTables[0], &rows[0]},
-                                                                {kBatchTables[1], &rows[1]},
-                                                                {kBatchTables[2], &rows[2]},
-                                                                {"batches_local", &applied_ids}};
+    const std::pair<const char*, const RowBinary*> inserts[] = {
+        {"batches_local", &pending_ids}, {kBatchTables[0], &rows[0]},
+        {kBatchTables[1], &rows[1]},     {kBatchTables[2], &rows[2]},
+        {kBatchTables[3], &rows[3]},     {"batches_local", &applied_ids}};
     for (const auto& [table, data] : inserts) {
       if (data->empty()) continue;
       Status s = shards_[shard]->Insert(

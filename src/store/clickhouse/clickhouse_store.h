@@ -17,10 +17,10 @@
 //
 // Durability (numbered as store.h's; what differs from SQLite):
 //  1. AppendBatches() is not one transaction. Per shard it inserts the
-//     batches' ids as pending, then their tallies, tally HyperLogLogs and
-//     records, then their ids as applied, each one INSERT (atomic per
-//     partition, i.e. per UTC day). A failed call may have stored part of
-//     its batches, which stay pending.
+//     batches' ids as pending, then their tallies, tally HyperLogLogs,
+//     records and profile sums, then their ids as applied, each one INSERT
+//     (atomic per partition, i.e. per UTC day). A failed call may have
+//     stored part of its batches, which stay pending.
 //  2. When AppendBatches() returns OK, ClickHouse has written every row
 //     (fsync is ClickHouse's business: 18.16 does not fsync parts by default).
 //  3. A batch whose (sender, sequence) is applied on its shard is skipped: a
@@ -31,15 +31,35 @@
 //     with Internal, not repaired. Two writers appending the same batch at
 //     the same moment may both store it (no lock: one writer per sender).
 //  4. Rollups are kept by the engine in the INSERT that brings the records.
+//  5. Function entities (profile_sums, profiles.h) are summed per batch and
+//     inserted beside its records with a marker row per UTC day carrying
+//     the batch id, so (3) holds for them too: a retried batch stores its
+//     profile sums once. The engine (SummingMergeTree) sums the rows of
+//     different batches in the background; reads sum what is not merged yet.
 // Deploys(): from the rollups (first/last sample start, sample count).
 // Samples(): as SQLite's (start order; ties in start order in any order).
 // Effects live on the first shard; the newest row per cause wins at read.
 // ApplyRetention(): drops day partitions on every shard, so it deletes a day
-// only once all of it is past the window (SQLite deletes to the microsecond).
-// Not implemented yet (they answer Unavailable, saying so): profiles and
-// function entities (Functions, FunctionTree, FunctionMomentsOf),
-// Efficiency, and the alerts (UpsertAlert, Alerts, AlertById,
-// TransitionAlert, AlertEvents).
+// only once all of it is past the window (SQLite deletes to the microsecond);
+// profile sums by profile_retention_us (SQLite: whole hours), tallies by
+// tally_retention_us, rollups and efficiency_minute are kept.
+// Functions(), FunctionTree(), FunctionMomentsOf(): as SQLite's (per hour,
+// per flag value, profile_flags, the several-units InvalidArgument, the
+// same tree node order and ranking: store/profile_sums.h and functions.h),
+// keyed by hashes in place of interned ids: a function by XXH64 of its key,
+// a call path by XXH64 of (parent path, function); a 64-bit collision
+// (~n^2/2^65 for n paths) would merge two paths. Checkpoint() has nothing
+// to fold: the engine sums.
+// Efficiency(): as SQLite's (efficiency.h computes it for both) from
+// efficiency_minute (a view the engine keeps per minute, service and
+// endpoint) and the tallies; distinct user keys, when no tally has a
+// sketch, are counted exactly (uniqExact) over the raw records, with no
+// dimension cap folding them (SqliteOptions::max_dimension_values).
+// NOTE: a database made by schema version 1 gets efficiency_minute from the
+// first start of version 2 on: only records inserted after it.
+// The alerts (UpsertAlert, Alerts, AlertById, TransitionAlert, AlertEvents)
+// and HoldLease(): append-only tables on the first shard; alerts.h and
+// lease.h say what is not atomic there and what the lease guarantees.
 //
 // Query semantics: as sqlite_store.h's (exact time ranges, ordering and limit
 // by RankQueryRows, means over samples having the measure, NaN when none),
@@ -50,6 +70,8 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,6 +90,10 @@ struct ClickHouseOptions {
   int64_t raw_retention_us = 14LL * 86400 * 1'000'000;
   int64_t profile_retention_us = 90LL * 86400 * 1'000'000;
   int64_t tally_retention_us = 90LL * 86400 * 1'000'000;
+  // The flags whose values keep call-path sums of their own, as
+  // SqliteOptions::profile_flags (unset: every flag; function moments are
+  // kept per flag value for every flag regardless).
+  std::optional<std::set<std::string>> profile_flags = std::nullopt;
 };
 
 // OpenClickHouseStore() — connects to every shard and creates the schema

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "store/clickhouse/alerts.h"
+#include "store/profile_sums.h"
 
 namespace cpuledger::store::clickhouse {
 
@@ -26,6 +27,13 @@ constexpr std::string_view kTallyColumns =
 constexpr std::string_view kTallyUserColumns =
     "day Date, minute DateTime, service String, host String, cluster String, region String, "
     "commit String, sender String, hll String, hll_precision UInt8, "
+    "batch_sender String, batch_sequence UInt64";
+
+constexpr std::string_view kProfileSumColumns =
+    "day Date, hour DateTime, service String, endpoint String, commit String, unit String, "
+    "flag String, flag_value String, kind UInt8, id UInt64, parent UInt64, function String, "
+    "rows UInt64, requests UInt64, calls UInt64, primitive_calls UInt64, self_cost UInt64, "
+    "total_cost UInt64, sum Float64, sum_sq Float64, share_sum Float64, share_sq Float64, "
     "batch_sender String, batch_sequence UInt64";
 
 // The measures of a QueryRow's Distributions, in QuerySql()'s column order.
@@ -90,6 +98,21 @@ std::string RollupView(const SchemaNames& n, const RollupTier& tier) {
   return "CREATE MATERIALIZED VIEW IF NOT EXISTS " + Local(n, std::string(tier.table) + "_mv") +
          " ENGINE = AggregatingMergeTree PARTITION BY day ORDER BY (" + order + ") AS " +
          RollupSelect(tier, Local(n, "records_local"), "");
+}
+
+// EfficiencyView() — the sample sums of the peak-minute metric per minute,
+// service and endpoint (efficiency.h's EfficiencyCell).
+std::string EfficiencyView(const SchemaNames& n) {
+  return "CREATE MATERIALIZED VIEW IF NOT EXISTS " + Local(n, "efficiency_minute_mv") +
+         " ENGINE = SummingMergeTree((samples, instr_n, weight, instr_weight, instr_wsum,"
+         " cpu_ns_wsum)) PARTITION BY day ORDER BY (service, minute, endpoint) AS SELECT day,"
+         " toDateTime(intDiv(start_us, 60000000) * 60) AS minute, service, endpoint,"
+         " count() AS samples, countIf(isNotNull(instructions)) AS instr_n,"
+         " sum(1 / sample_rate) AS weight,"
+         " sumIf(1 / sample_rate, isNotNull(instructions)) AS instr_weight,"
+         " sum(ifNull(instructions, 0) / sample_rate) AS instr_wsum,"
+         " sum(cpu_ns / sample_rate) AS cpu_ns_wsum FROM " +
+         Local(n, "records_local") + " GROUP BY day, minute, service, endpoint";
 }
 
 // DimensionSql() — the column expression of a validated dimension.
@@ -195,6 +218,7 @@ bool ValidIdentifier(std::string_view name) {
 std::string_view RecordColumns() { return kRecordColumns; }
 std::string_view TallyColumns() { return kTallyColumns; }
 std::string_view TallyUserColumns() { return kTallyUserColumns; }
+std::string_view ProfileSumColumns() { return kProfileSumColumns; }
 
 std::vector<std::string> SchemaStatements(const SchemaNames& n) {
   auto table = [&](std::string_view name, std::string_view columns, std::string_view engine) {
@@ -210,30 +234,28 @@ std::vector<std::string> SchemaStatements(const SchemaNames& n) {
             "MergeTree PARTITION BY day ORDER BY (service, endpoint, minute)"),
       table("tally_users_local", kTallyUserColumns,
             "MergeTree PARTITION BY day ORDER BY (service, minute)"),
-      table("functions_local",
-            "day Date, hour DateTime, service String, endpoint String, commit String, "
-            "unit String, function String, calls UInt64, self_cost UInt64, total_cost UInt64, "
-            "requests UInt64",
-            "MergeTree PARTITION BY day ORDER BY (service, endpoint, commit, hour, function)"),
+      // `rows` (1 a row inserted) keeps a row whose sums are all 0 from being
+      // dropped by the merges; parent and function follow from id.
+      table("profile_sums_local", kProfileSumColumns,
+            "SummingMergeTree((rows, requests, calls, primitive_calls, self_cost, total_cost, "
+            "sum, sum_sq, share_sum, share_sq)) PARTITION BY day ORDER BY (service, endpoint, "
+            "commit, flag, flag_value, hour, unit, kind, id, batch_sender, batch_sequence)"),
       table(
           "effects_local",
           "day Date, at_us Int64, service String, endpoint String, function String, "
           "kind String, cause String, estimate Float64, lo Float64, hi Float64, alerted UInt8",
           "MergeTree PARTITION BY day ORDER BY (service, endpoint, function, kind, cause, at_us)"),
-      // An alert's later versions replace earlier ones (highest updated_us).
-      table("alerts_local",
-            "day Date, id Int64, key String, service String, endpoint String, kind String, "
-            "state String, opened_us Int64, updated_us Int64, body String",
-            "ReplacingMergeTree(updated_us) PARTITION BY day ORDER BY (key, id)"),
       table("batches_local",
             "sender String, sequence UInt64, records UInt32, tallies UInt32, applied DateTime, "
             "state UInt8",
             "MergeTree ORDER BY (sender, sequence)"),
       RollupView(n, kFineTier),
       RollupView(n, kCoarseTier),
+      EfficiencyView(n),
   };
-  for (std::string_view t : {"records", "tallies", "tally_users", "functions", "effects", "alerts"})
+  for (std::string_view t : {"records", "tallies", "tally_users", "profile_sums", "effects"})
     s.push_back(Distributed(n, t, std::string(t) + "_local"));
+  s.push_back(Distributed(n, "efficiency_minute", "efficiency_minute_mv"));
   for (const RollupTier& tier : {kFineTier, kCoarseTier})
     s.push_back(Distributed(n, tier.table, std::string(tier.table) + "_mv"));
   for (std::string& t : AlertSchemaStatements(n)) s.push_back(std::move(t));  // alerts.h
@@ -414,6 +436,110 @@ std::string EffectHistorySql(const SchemaNames& n, const EffectHistoryQuery& q) 
          " AND kind = " + Quote(q.kind) + " GROUP BY cause HAVING at < " +
          std::to_string(q.before_us) + " ORDER BY at DESC, cause LIMIT " + std::to_string(q.limit) +
          " FORMAT TabSeparated";
+}
+
+namespace {
+
+constexpr int64_t kMaxDateTimeS = 4'000'000'000LL;  // 2096, as kMaxMinuteUs
+
+// SecondsWhere() — `column` (a DateTime) in [lo_s, hi_s), with the days
+// around it so that ClickHouse reads only the partitions in range.
+std::string SecondsWhere(std::string_view column, int64_t lo_s, int64_t hi_s) {
+  std::string c(column), w = "1";
+  if (hi_s <= 0 || lo_s >= kMaxDateTimeS) return "0";  // nothing is kept there
+  if (lo_s > 0)
+    w = c + " >= toDateTime(" + std::to_string(lo_s) + ") AND day >= toDate(" +
+        DateLiteral(lo_s * 1'000'000) + ")";
+  if (hi_s < kMaxDateTimeS)
+    w += " AND " + c + " < toDateTime(" + std::to_string(hi_s) + ") AND day <= toDate(" +
+         DateLiteral(hi_s * 1'000'000) + ")";
+  return w;
+}
+
+// ProfileWhere() — the rows of `kind` in `slice`.
+std::string ProfileWhere(const ProfileSlice& slice, ProfileKind kind) {
+  const auto [lo, hi] = HourBuckets(slice.from_us, slice.to_us);
+  std::string w = " WHERE kind = " + std::to_string(static_cast<int>(kind)) + " AND " +
+                  SecondsWhere("hour", lo, hi) + " AND flag = " + Quote(slice.flag);
+  if (slice.flag_value) w += " AND flag_value = " + Quote(*slice.flag_value);
+  if (slice.service) w += " AND service = " + Quote(*slice.service);
+  if (slice.endpoint) w += " AND endpoint = " + Quote(*slice.endpoint);
+  if (slice.commit) w += " AND commit = " + Quote(*slice.commit);
+  if (slice.unit) w += " AND unit = " + Quote(*slice.unit);
+  return w;
+}
+
+// kTallyMinute — a tally's minute column floored to its minute (unix s), as
+// SQLite keeps it.
+constexpr std::string_view kTallyMinute = "intDiv(toUInt32(minute), 60) * 60";
+
+std::string TallyWhere(const std::string& service, int64_t lo_s, int64_t hi_s) {
+  std::string w = " WHERE " + std::string(kTallyMinute) + " >= " + std::to_string(lo_s) + " AND " +
+                  std::string(kTallyMinute) + " < " + std::to_string(hi_s);
+  if (!service.empty()) w += " AND service = " + Quote(service);
+  return w;
+}
+
+}  // namespace
+
+std::string ProfileUnitsSql(const SchemaNames& n, const ProfileSlice& slice) {
+  return "SELECT unit, sum(requests) FROM " + Local(n, "profile_sums") +
+         ProfileWhere(slice, ProfileKind::kRequests) +
+         " GROUP BY unit ORDER BY unit FORMAT TabSeparated";
+}
+
+std::string ProfilePathsSql(const SchemaNames& n, const ProfileSlice& slice, size_t limit) {
+  return "SELECT id, any(parent), any(function), sum(calls), sum(primitive_calls),"
+         " sum(self_cost), sum(total_cost) FROM " +
+         Local(n, "profile_sums") + ProfileWhere(slice, ProfileKind::kPath) +
+         " GROUP BY id LIMIT " + std::to_string(limit) + " FORMAT TabSeparated";
+}
+
+std::string MomentRequestsSql(const SchemaNames& n, const ProfileSlice& slice) {
+  return "SELECT service, endpoint, commit, unit, flag_value, sum(requests) FROM " +
+         Local(n, "profile_sums") + ProfileWhere(slice, ProfileKind::kRequests) +
+         " GROUP BY service, endpoint, commit, unit, flag_value FORMAT TabSeparated";
+}
+
+std::string MomentsSql(const SchemaNames& n, const ProfileSlice& slice) {
+  return "SELECT service, endpoint, commit, unit, flag_value, function, sum(sum), sum(sum_sq),"
+         " sum(share_sum), sum(share_sq) FROM " +
+         Local(n, "profile_sums") + ProfileWhere(slice, ProfileKind::kMoment) +
+         " GROUP BY service, endpoint, commit, unit, flag_value, function"
+         " ORDER BY service, endpoint, commit, unit, flag_value, function FORMAT TabSeparated";
+}
+
+std::string EfficiencySamplesSql(const SchemaNames& n, const std::string& service, int64_t lo_s,
+                                 int64_t hi_s) {
+  return "SELECT service, toUInt32(minute) AS m, endpoint, sum(samples), sum(instr_n),"
+         " sum(weight), sum(instr_weight), sum(instr_wsum), sum(cpu_ns_wsum) FROM " +
+         Local(n, "efficiency_minute") + " WHERE " + SecondsWhere("minute", lo_s, hi_s) +
+         (service.empty() ? "" : " AND service = " + Quote(service)) +
+         " GROUP BY service, m, endpoint FORMAT TabSeparated";
+}
+
+std::string TallyRequestsSql(const SchemaNames& n, const std::string& service, int64_t lo_s,
+                             int64_t hi_s) {
+  return "SELECT service, " + std::string(kTallyMinute) + " AS m, endpoint, sum(requests) FROM " +
+         Local(n, "tallies") + TallyWhere(service, lo_s, hi_s) +
+         " GROUP BY service, m, endpoint FORMAT TabSeparated";
+}
+
+std::string TallyServicesSql(const SchemaNames& n, const std::string& service, int64_t lo_s,
+                             int64_t hi_s) {
+  return "SELECT DISTINCT service FROM " + Local(n, "tally_users") +
+         TallyWhere(service, lo_s, hi_s) + " FORMAT TabSeparated";
+}
+
+std::string TallySketchesSql(const SchemaNames& n, const std::string& service, int64_t minute_s) {
+  return "SELECT hex(hll), hll_precision FROM " + Local(n, "tally_users") +
+         TallyWhere(service, minute_s, minute_s + 60) + " AND hll != '' FORMAT TabSeparated";
+}
+
+std::string DistinctUsersSql(const SchemaNames& n, const std::string& service, int64_t minute_s) {
+  return "SELECT uniqExact(user) FROM " + Local(n, "records") + " WHERE " +
+         TimeWhere(minute_s * 1'000'000, (minute_s + 60) * 1'000'000) +
+         " AND service = " + Quote(service) + " AND user != '' FORMAT TabSeparated";
 }
 
 std::string PartitionsSql(const SchemaNames& n, std::string_view table) {

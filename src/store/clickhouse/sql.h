@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,7 +27,10 @@ namespace cpuledger::store::clickhouse {
 
 // kSchemaVersion — the version SchemaStatements() creates; stored in
 // schema_version on every shard.
-inline constexpr uint32_t kSchemaVersion = 1;
+// Version 2: profile_sums and efficiency_minute (functions_local is no longer
+// written nor read), alert_versions, alert_events and leases (alerts_local is
+// no longer written nor read).
+inline constexpr uint32_t kSchemaVersion = 2;
 
 // SchemaNames — where the tables live.
 struct SchemaNames {
@@ -48,8 +52,12 @@ bool ValidIdentifier(std::string_view name);
 //   records_local       one row per sampled request
 //   tallies_local       one row per (worker tally, endpoint)
 //   tally_users_local   one row per worker tally: its HyperLogLog
-//   functions_local     function entities per hour (functions.h)
-//   effects_local, alerts_local   the detectors' tables (detection.h)
+//   profile_sums_local  function entities per hour (functions.h): a
+//                       SummingMergeTree of profiled requests, call-path sums
+//                       and function moments per slice (ProfileKind), and one
+//                       marker row per (batch, day) for exactly-once
+//   effects_local       the detectors' effects (detection.h); the alerts'
+//                       and the lease's tables: alerts.h, lease.h
 //   batches_local       applied (sender, sequence) pairs
 //   rollup_minute_mv    materialized view of records_local into an
 //                       AggregatingMergeTree: count/sum states, quantile
@@ -57,10 +65,13 @@ bool ValidIdentifier(std::string_view name);
 //                       (uniqCombined) and first/last start per minute and
 //                       dimension tuple
 //   rollup_minute_coarse_mv   the same without host, cluster and region
+//   efficiency_minute_mv      per (minute, service, endpoint) the sample sums
+//                       of the peak-minute metric (efficiency.h's
+//                       EfficiencyCell), a SummingMergeTree
 //   schema_version      versions applied
 //  Distributed tables over every shard, same names without _local / _mv:
-//   records, tallies, tally_users, functions, effects, alerts, rollup_minute,
-//   rollup_minute_coarse.
+//   records, tallies, tally_users, profile_sums, effects, rollup_minute,
+//   rollup_minute_coarse, efficiency_minute.
 std::vector<std::string> SchemaStatements(const SchemaNames& names);
 
 // RecordColumns() — records_local's columns in RowBinary order (row_binary.h
@@ -68,6 +79,63 @@ std::vector<std::string> SchemaStatements(const SchemaNames& names);
 std::string_view RecordColumns();
 std::string_view TallyColumns();
 std::string_view TallyUserColumns();
+std::string_view ProfileSumColumns();
+
+// ProfileKind — what a profile_sums row holds. Rows of one slice, hour,
+// kind and id are summed by the engine; marker rows carry their batch id
+// (others an empty sender), so they are never summed with another batch's.
+enum class ProfileKind : uint8_t {
+  kBatchMarker = 0,  // one per (batch, UTC day) of its profiled records
+  kRequests = 1,     // a slice's profiled requests (requests)
+  kPath = 2,         // a call path's sums (id = path hash, parent, function = key)
+  kMoment = 3,       // a function's moments (id = key hash, function = key)
+};
+
+// ProfileSlice — the profile_sums rows a read selects: the hours overlapping
+// [from_us, to_us) (HourBuckets), and the slice columns.
+struct ProfileSlice {
+  int64_t from_us = 0;
+  int64_t to_us = 0;
+  std::optional<std::string> service = std::nullopt;
+  std::optional<std::string> endpoint = std::nullopt;
+  std::optional<std::string> commit = std::nullopt;
+  std::string flag = {};                                 // "" the all-requests slices
+  std::optional<std::string> flag_value = std::nullopt;  // unset: every value of `flag`
+  std::optional<std::string> unit = std::nullopt;        // unset: every unit
+};
+
+// ProfileUnitsSql() — unit, profiled requests of the slice, by unit.
+std::string ProfileUnitsSql(const SchemaNames& names, const ProfileSlice& slice);
+// ProfilePathsSql() — id, parent, function key, calls, primitive_calls,
+// self_cost, total_cost per call path of the slice; at most `limit` paths.
+std::string ProfilePathsSql(const SchemaNames& names, const ProfileSlice& slice, size_t limit);
+// MomentRequestsSql() — service, endpoint, commit, unit, flag_value,
+// profiled requests per slice.
+std::string MomentRequestsSql(const SchemaNames& names, const ProfileSlice& slice);
+// MomentsSql() — service, endpoint, commit, unit, flag_value, function key,
+// sum, sum_sq, share_sum, share_sq per (slice, function), in that order.
+std::string MomentsSql(const SchemaNames& names, const ProfileSlice& slice);
+
+// The peak-minute metric's reads, over the minutes [lo_s, hi_s) (unix s;
+// `service` empty: every service):
+// EfficiencySamplesSql() — service, minute, endpoint, samples, instr_n,
+// weight, instr_weight, instr_wsum, cpu_ns_wsum (efficiency_minute).
+std::string EfficiencySamplesSql(const SchemaNames& names, const std::string& service, int64_t lo_s,
+                                 int64_t hi_s);
+// TallyRequestsSql() — service, minute, endpoint, requests (tallies).
+std::string TallyRequestsSql(const SchemaNames& names, const std::string& service, int64_t lo_s,
+                             int64_t hi_s);
+// TallyServicesSql() — the services with a tally in the minutes.
+std::string TallyServicesSql(const SchemaNames& names, const std::string& service, int64_t lo_s,
+                             int64_t hi_s);
+// TallySketchesSql() — hex(hll), hll_precision of one minute's tallies of
+// `service` that have a sketch.
+std::string TallySketchesSql(const SchemaNames& names, const std::string& service,
+                             int64_t minute_s);
+// DistinctUsersSql() — the distinct non-empty user keys of `service`'s
+// records that started in [minute_s, minute_s + 60).
+std::string DistinctUsersSql(const SchemaNames& names, const std::string& service,
+                             int64_t minute_s);
 
 // QueryPlan — the SELECT answering a QuerySpec, and whether it reads rollups.
 struct QueryPlan {
@@ -102,7 +170,8 @@ std::string BatchIdsSql(const SchemaNames& names,
                         const std::vector<std::pair<std::string, uint64_t>>& ids);
 
 // StoredRowsSql() — per batch id of `ids`, the rows `table` (records_local,
-// tallies_local or tally_users_local) holds of it: sender, sequence, count.
+// tallies_local, tally_users_local or profile_sums_local, whose rows with a
+// batch id are its markers) holds of it: sender, sequence, count.
 // Read for pending batches only: it scans the batch id columns.
 std::string StoredRowsSql(const SchemaNames& names, std::string_view table,
                           const std::vector<std::pair<std::string, uint64_t>>& ids);

@@ -7,7 +7,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "record/hll.h"
+#include "store/efficiency.h"
 #include "store/sqlite/raw_chunk.h"
 #include "store/sqlite/schema.h"
 
@@ -269,21 +269,6 @@ QueryRow MakeRow(AggGroup& g) {
 
 }  // namespace
 
-std::string FoldHllRegisters(std::string_view regs, int from, int to) {
-  const int d = from - to;
-  std::string out(size_t{1} << to, '\0');
-  for (size_t j = 0; j < regs.size(); ++j) {
-    const int r = static_cast<unsigned char>(regs[j]);
-    if (r == 0) continue;  // nothing was hashed to this register
-    const uint64_t dropped = j & ((uint64_t{1} << d) - 1);
-    // Leading zeros of the dropped bits (within d bits) + 1, or past them.
-    const int rank = dropped != 0 ? d - (64 - __builtin_clzll(dropped)) + 1 : d + r;
-    char& o = out[j >> d];
-    if (rank > static_cast<unsigned char>(o)) o = static_cast<char>(rank);
-  }
-  return out;
-}
-
 // ---- connections ----
 
 Result<std::unique_ptr<ReadConn>> ReadConn::Open(const std::string& path) {
@@ -484,44 +469,47 @@ QueryResult ToQueryResult(Aggregation agg, const QuerySpec& spec) {
 
 namespace {
 
-// UnitSums — some samples' CPU in the efficiency unit (instructions or cpu_ns).
-struct UnitSums {
-  double wsum = 0;      // sum of value / rate over samples having the unit's measure
-  double weight = 0;    // sum of 1 / rate over the same samples
-  double requests = 0;  // sum of 1 / rate over all samples
-  bool has_unit = false;
-  void Add(const UnitSums& o) {
-    wsum += o.wsum;
-    weight += o.weight;
-    requests += o.requests;
-    has_unit |= o.has_unit;
-  }
-};
-
-// ServiceData — one service's sample aggregates in the window.
-struct ServiceData {
-  uint64_t samples = 0, instr_n = 0;                                   // to choose the unit
-  std::map<int64_t, std::map<std::string, const RollupAcc*>> minutes;  // minute -> endpoint
-  std::map<std::string, std::vector<const RollupAcc*>> by_endpoint;
-};
-
-UnitSums UnitOf(const RollupAcc& a, bool instructions) {
-  UnitSums u;
-  u.requests = a.weight;
-  if (instructions) {
-    u.wsum = a.instr_wsum;
-    u.weight = a.instr_weight;
-    u.has_unit = a.instr_n > 0;
-  } else {
-    u.wsum = a.cpu_ns_wsum;
-    u.weight = a.weight;
-    u.has_unit = a.samples > 0;
-  }
-  return u;
+EfficiencyCell CellOf(const RollupAcc& a) {
+  return {a.samples, a.instr_n, a.weight, a.instr_weight, a.instr_wsum, a.cpu_ns_wsum};
 }
 
-double MeanPerRequest(const UnitSums& u) {
-  return u.has_unit && u.weight > 0 ? u.wsum / u.weight : 0;
+// ActiveUsers() — `eff`'s peak minute's active users: the merged HyperLogLogs
+// of its tallies, else (none) the distinct user keys of its samples.
+Status ActiveUsers(ReadSession& session, ServiceEfficiency& eff) {
+  ReadConn& c = session.conn();
+  if (eff.from_tallies) {
+    std::vector<HllSketch> sketches;
+    StmtUse use(c.tally_hll);
+    use.Bind(1, eff.service);
+    use.Bind(2, eff.peak_minute_unix);
+    for (;;) {
+      Result<bool> row = use.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      if (use.IsNull(0)) continue;
+      sketches.push_back({std::string(use.Blob(0)), static_cast<int>(use.Int64(1))});
+    }
+    if (!sketches.empty()) {
+      Result<double> users = MergedUsers(sketches);
+      if (!users.ok()) return users.status();
+      SetActiveUsers(*users, true, &eff);
+      return OkStatus();
+    }
+  }
+  // Distinct user keys of the peak minute's samples: an undercount.
+  AggSpec users;
+  users.group_by = {DimensionRef{Dimension::kUser, {}}};
+  users.filters = {Filter{DimensionRef{Dimension::kService, {}}, eff.service}};
+  users.from_us = eff.peak_minute_unix * kUs;
+  users.to_us = users.from_us + kMinuteUs;
+  users.histograms = false;
+  Result<Aggregation> u = session.Aggregate(users);
+  if (!u.ok()) return u.status();
+  double n = 0;
+  for (const AggGroup& g : u->groups)
+    if (!g.keys[0].empty()) n += 1;
+  SetActiveUsers(n, false, &eff);
+  return OkStatus();
 }
 
 }  // namespace
@@ -529,9 +517,7 @@ double MeanPerRequest(const UnitSums& u) {
 Result<std::vector<ServiceEfficiency>> ComputeEfficiency(ReadSession& session,
                                                          const EfficiencySpec& spec) {
   std::vector<ServiceEfficiency> out;
-  const int64_t lo_s =
-      CeilTo(std::clamp<int64_t>(spec.from_us, 0, kMaxUs), kMinuteUs) / kUs;  // first minute
-  const int64_t hi_s = CeilTo(std::clamp<int64_t>(spec.to_us, 0, kMaxUs), kMinuteUs) / kUs;
+  const auto [lo_s, hi_s] = EfficiencyMinutes(spec);
   if (lo_s >= hi_s) return out;
 
   AggSpec agg_spec;
@@ -546,14 +532,9 @@ Result<std::vector<ServiceEfficiency>> ComputeEfficiency(ReadSession& session,
   Result<Aggregation> agg = session.Aggregate(agg_spec);
   if (!agg.ok()) return agg.status();
 
-  std::map<std::string, ServiceData> services;
-  for (const AggGroup& g : agg->groups) {
-    ServiceData& sd = services[g.keys[0]];
-    sd.samples += g.acc.samples;
-    sd.instr_n += g.acc.instr_n;
-    sd.minutes[g.bucket_start_us / kUs][g.keys[1]] = &g.acc;
-    sd.by_endpoint[g.keys[1]].push_back(&g.acc);
-  }
+  std::map<std::string, ServiceWindow> services;
+  for (const AggGroup& g : agg->groups)
+    services[g.keys[0]].samples[g.bucket_start_us / kUs][g.keys[1]] = CellOf(g.acc);
 
   ReadConn& c = session.conn();
   // Services with tallies but no samples count too.
@@ -573,145 +554,20 @@ Result<std::vector<ServiceEfficiency>> ComputeEfficiency(ReadSession& session,
     }
   }
 
-  for (auto& [service, sd] : services) {
-    ServiceEfficiency eff;
-    eff.service = service;
-    eff.unit = CostUnit(sd.instr_n, sd.samples);
-    const bool instructions = eff.unit == "instructions";
-
+  for (auto& [service, window] : services) {
     // Tallies: minute -> endpoint -> unsampled requests.
-    std::map<int64_t, std::map<std::string, double>> tallies;
-    {
-      StmtUse use(c.tally_requests);
-      use.Bind(1, service);
-      use.Bind(2, lo_s);
-      use.Bind(3, hi_s);
-      for (;;) {
-        Result<bool> row = use.Step();
-        if (!row.ok()) return row.status();
-        if (!*row) break;
-        tallies[use.Int64(0)][std::string(use.Text(1))] += static_cast<double>(use.Int64(2));
-      }
+    StmtUse use(c.tally_requests);
+    use.Bind(1, service);
+    use.Bind(2, lo_s);
+    use.Bind(3, hi_s);
+    for (;;) {
+      Result<bool> row = use.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      window.tallies[use.Int64(0)][std::string(use.Text(1))] += static_cast<double>(use.Int64(2));
     }
-    std::map<std::string, double> window_mean;
-    for (const auto& [endpoint, accs] : sd.by_endpoint) {
-      UnitSums u;
-      for (const RollupAcc* a : accs) u.Add(UnitOf(*a, instructions));
-      window_mean[endpoint] = MeanPerRequest(u);
-    }
-    auto minute_sums = [&](int64_t minute, const std::string& endpoint) -> const RollupAcc* {
-      auto m = sd.minutes.find(minute);
-      if (m == sd.minutes.end()) return nullptr;
-      auto e = m->second.find(endpoint);
-      return e == m->second.end() ? nullptr : e->second;
-    };
-    // mean CPU per request of an endpoint in a minute: that minute's samples, else the window's.
-    auto mean_in = [&](int64_t minute, const std::string& endpoint) {
-      if (const RollupAcc* a = minute_sums(minute, endpoint)) {
-        UnitSums u = UnitOf(*a, instructions);
-        if (u.has_unit) return MeanPerRequest(u);
-      }
-      auto w = window_mean.find(endpoint);
-      return w == window_mean.end() ? 0.0 : w->second;
-    };
-
-    eff.from_tallies = !tallies.empty();
-    double best = -1;
-    if (eff.from_tallies) {
-      for (const auto& [minute, endpoints] : tallies) {
-        double cpu = 0;
-        for (const auto& [endpoint, requests] : endpoints)
-          cpu += requests * mean_in(minute, endpoint);
-        if (cpu > best) {
-          best = cpu;
-          eff.peak_minute_unix = minute;
-        }
-      }
-      for (const auto& [endpoint, requests] : tallies[eff.peak_minute_unix]) {
-        EndpointEfficiency e;
-        e.endpoint = endpoint;
-        e.requests = requests;
-        e.cpu_total = requests * mean_in(eff.peak_minute_unix, endpoint);
-        eff.requests += requests;
-        eff.cpu_total += e.cpu_total;
-        eff.endpoints.push_back(std::move(e));
-      }
-    } else {
-      for (const auto& [minute, endpoints] : sd.minutes) {
-        double cpu = 0;
-        for (const auto& [endpoint, acc] : endpoints) cpu += UnitOf(*acc, instructions).wsum;
-        if (cpu > best) {
-          best = cpu;
-          eff.peak_minute_unix = minute;
-        }
-      }
-      for (const auto& [endpoint, acc] : sd.minutes[eff.peak_minute_unix]) {
-        const UnitSums u = UnitOf(*acc, instructions);
-        EndpointEfficiency e;
-        e.endpoint = endpoint;
-        e.requests = u.requests;
-        e.cpu_total = u.wsum;
-        eff.requests += e.requests;
-        eff.cpu_total += e.cpu_total;
-        eff.endpoints.push_back(std::move(e));
-      }
-    }
-
-    // Active users in the peak minute: the merged HyperLogLogs of its tallies.
-    bool have_hll = false;
-    if (eff.from_tallies) {
-      std::vector<std::pair<std::string, int>> sketches;
-      {
-        StmtUse use(c.tally_hll);
-        use.Bind(1, service);
-        use.Bind(2, eff.peak_minute_unix);
-        for (;;) {
-          Result<bool> row = use.Step();
-          if (!row.ok()) return row.status();
-          if (!*row) break;
-          if (use.IsNull(0)) continue;
-          sketches.emplace_back(std::string(use.Blob(0)), static_cast<int>(use.Int64(1)));
-        }
-      }
-      if (!sketches.empty()) {
-        int precision = record::HyperLogLog::kMaxPrecision;
-        for (const auto& [regs, p] : sketches) precision = std::min(precision, p);
-        record::HyperLogLog merged(precision);
-        for (const auto& [regs, p] : sketches) {
-          const std::string folded = p == precision ? regs : FoldHllRegisters(regs, p, precision);
-          Result<record::HyperLogLog> h = record::HyperLogLog::FromRegisters(folded, precision);
-          if (!h.ok()) return IoError("corrupt tally HyperLogLog: " + h.status().message());
-          if (Status s = merged.Merge(*h); !s.ok()) return s;
-        }
-        eff.active_users = merged.Estimate();
-        have_hll = true;
-      }
-    }
-    if (!have_hll) {
-      // Distinct user keys of the peak minute's samples: an undercount.
-      eff.users_from_tallies = false;
-      AggSpec users;
-      users.group_by = {DimensionRef{Dimension::kUser, {}}};
-      users.filters = {Filter{DimensionRef{Dimension::kService, {}}, service}};
-      users.from_us = eff.peak_minute_unix * kUs;
-      users.to_us = users.from_us + kMinuteUs;
-      users.histograms = false;
-      Result<Aggregation> u = session.Aggregate(users);
-      if (!u.ok()) return u.status();
-      for (const AggGroup& g : u->groups)
-        if (!g.keys[0].empty()) eff.active_users += 1;
-    }
-
-    if (eff.active_users > 0) {
-      eff.per_active_user = eff.cpu_total / eff.active_users;
-      for (EndpointEfficiency& e : eff.endpoints)
-        e.per_active_user = e.cpu_total / eff.active_users;
-    }
-    std::sort(eff.endpoints.begin(), eff.endpoints.end(),
-              [](const EndpointEfficiency& a, const EndpointEfficiency& b) {
-                if (a.cpu_total != b.cpu_total) return a.cpu_total > b.cpu_total;
-                return a.endpoint < b.endpoint;
-              });
+    ServiceEfficiency eff = PeakMinute(service, window);
+    if (Status s = ActiveUsers(session, eff); !s.ok()) return s;
     out.push_back(std::move(eff));
   }
   return out;

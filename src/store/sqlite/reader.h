@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "base/status.h"
+#include "store/efficiency.h"    // FoldHllRegisters()
+#include "store/profile_sums.h"  // HourBuckets()
 #include "store/query.h"
 #include "store/sqlite/db.h"
 #include "store/sqlite/rollup.h"
@@ -145,10 +147,7 @@ QueryResult ToQueryResult(Aggregation agg, const QuerySpec& spec);
 Result<std::vector<ServiceEfficiency>> ComputeEfficiency(ReadSession& session,
                                                          const EfficiencySpec& spec);
 
-// FoldHllRegisters() — HyperLogLog registers at precision `from` as registers
-// at the lower precision `to` (REQUIRES: to <= from): the dropped index bits
-// become the first bits of the rank stream, the standard exact HLL fold.
-std::string FoldHllRegisters(std::string_view registers, int from, int to);
+using store::FoldHllRegisters;  // efficiency.h
 
 // FloorTo() / CeilTo() — to a multiple of `step` (> 0), correct for negatives.
 inline int64_t FloorTo(int64_t v, int64_t step) {
@@ -157,12 +156,5 @@ inline int64_t FloorTo(int64_t v, int64_t step) {
   return q * step;
 }
 inline int64_t CeilTo(int64_t v, int64_t step) { return -FloorTo(-v, step); }
-
-// HourBuckets() — [lo, hi) of the hour buckets (unix s) that overlap
-// [from_us, to_us): the per-hour tables' selection.
-inline std::pair<int64_t, int64_t> HourBuckets(int64_t from_us, int64_t to_us) {
-  constexpr int64_t kUs = 1'000'000;
-  return {FloorTo(from_us, 3600 * kUs) / kUs, to_us / kUs + (to_us % kUs > 0 ? 1 : 0)};
-}
 
 }  // namespace cpuledger::store::sqlite

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "record/codec.h"
+#include "store/profile_sums.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/sqlite/sqlite_store_internal.h"
 
@@ -102,19 +103,6 @@ Status SqliteStore::LoadProfileDeltas() {
 
 namespace {
 
-// SliceSums — a slice's profile as the file holds it: its units, the sums of
-// its call paths with every ancestor path, and the key of every function
-// those paths name. ReadSliceSums() fills it, BuildCallTree() reads it.
-struct SliceSums {
-  std::vector<std::pair<std::string, int64_t>> units;  // unit -> profiled requests
-  struct PathNode {
-    int64_t parent = 0, function = 0;
-    uint64_t calls = 0, primitive_calls = 0, self_cost = 0, total_cost = 0;
-  };
-  std::unordered_map<int64_t, PathNode> paths;    // path id -> its sums
-  std::unordered_map<int64_t, std::string> keys;  // function id -> key
-};
-
 // The query's slices (?6: of one unit, or any when NULL; ?7 and ?8: the flag
 // and its value, '' and '' for all requests).
 constexpr const char* kSlices =
@@ -189,9 +177,7 @@ Status ReadAncestors(Db& db, SliceSums& sums) {
   while (!todo.empty()) {
     const int64_t id = todo.back();
     todo.pop_back();
-    if (paths.size() > record::kMaxProfileNodes)
-      return InvalidArgument("the slice has more than " + std::to_string(record::kMaxProfileNodes) +
-                             " call paths; narrow it by time, service, endpoint or commit");
+    if (paths.size() > record::kMaxProfileNodes) return TooManyPaths();
     StmtUse use(*path_st);
     use.Bind(1, id);
     Result<bool> row = use.Step();
@@ -223,94 +209,18 @@ Result<SliceSums> ReadSliceSums(Db& db, const FunctionQuery& query) {
   SliceSums sums;
   if (Status s = ReadUnits(db, query, sums); !s.ok()) return s;
   if (sums.units.empty()) return sums;
-  if (sums.units.size() > 1) {
-    std::string names;
-    for (const auto& [unit, n] : sums.units) names += (names.empty() ? "" : ", ") + unit;
-    return InvalidArgument("the slice holds profiles in several units (" + names +
-                           "); narrow it by service, endpoint or commit to one unit");
-  }
+  if (Status s = OneUnit(sums.units); !s.ok()) return s;
   // The sums per path id, then every path's ancestors from call_paths.
   if (Status s = ReadPathSums(db, query, sums.units[0].first, sums); !s.ok()) return s;
   if (Status s = ReadAncestors(db, sums); !s.ok()) return s;
   return sums;
 }
 
-// BuildCallTree() — the tree of a slice read by ReadSliceSums(); an empty
-// tree (0 requests) when it has no profiles.
-Result<profile::CallTree> BuildCallTree(const SliceSums& sums) {
-  if (sums.units.empty()) {
-    profile::CallTree empty("", "store", "exact");
-    empty.set_requests(0);
-    return empty;
-  }
-  const std::unordered_map<int64_t, SliceSums::PathNode>& paths = sums.paths;
-  const std::unordered_map<int64_t, std::string>& keys = sums.keys;
-  // The tree, as a record::Profile, in the order of the paths' text (siblings
-  // by function key, each followed by its subtree): the order schema version 3
-  // gave, so every answer built on node order stays the same.
-  record::Profile p;
-  p.set_unit(sums.units[0].first);
-  p.set_source("store");
-  p.set_mode("exact");
-  p.set_requests(static_cast<uint64_t>(sums.units[0].second));
-  p.add_nodes();  // the root
-  // Siblings have distinct functions (call_paths is unique by parent and
-  // function) and functions distinct keys, so sorting by key gives one order
-  // whatever order the paths were read in.
-  std::vector<int64_t> roots;
-  std::unordered_map<int64_t, std::vector<int64_t>> children;  // path id -> its children
-  for (const auto& [id, n] : paths) (n.parent == 0 ? roots : children[n.parent]).push_back(id);
-  auto by_key = [&](int64_t a, int64_t b) {
-    return keys.at(paths.at(a).function) < keys.at(paths.at(b).function);
-  };
-  std::unordered_map<int64_t, uint32_t> function_index;  // function id -> index in p
-  // (path id, its node's parent index), depth first.
-  std::vector<std::pair<int64_t, uint32_t>> stack;
-  std::sort(roots.begin(), roots.end(), by_key);
-  for (auto it = roots.rbegin(); it != roots.rend(); ++it) stack.emplace_back(*it, 0);
-  while (!stack.empty()) {
-    const auto [id, parent_index] = stack.back();
-    stack.pop_back();
-    const SliceSums::PathNode& n = paths.at(id);
-    auto [fit, added] =
-        function_index.try_emplace(n.function, static_cast<uint32_t>(p.functions_size()));
-    if (added) {
-      Result<profile::Function> f = profile::ParseFunctionKey(keys.at(n.function));
-      if (!f.ok()) return IoError("stored " + f.status().message());
-      record::ProfileFunction* pf = p.add_functions();
-      pf->set_file(f->file);
-      pf->set_line(f->line);
-      pf->set_name(f->name);
-    }
-    const auto index = static_cast<uint32_t>(p.nodes_size());
-    record::ProfileNode* node = p.add_nodes();
-    node->set_parent(parent_index);
-    node->set_function(fit->second);
-    node->set_calls(n.calls);
-    node->set_primitive_calls(n.primitive_calls);
-    node->set_self_cost(n.self_cost);
-    node->set_total_cost(n.total_cost);
-    auto kids = children.find(id);
-    if (kids == children.end()) continue;
-    std::sort(kids->second.begin(), kids->second.end(), by_key);
-    for (auto it = kids->second.rbegin(); it != kids->second.rend(); ++it)
-      stack.emplace_back(*it, index);
-  }
-  Result<profile::CallTree> tree = profile::CallTree::FromProto(p);
-  if (!tree.ok())
-    return InvalidArgument("cannot rebuild the slice's call tree (narrow it): " +
-                           tree.status().message());
-  return tree;
-}
-
 }  // namespace
 
 // FunctionTree(): the slice's rows read in one snapshot, then built into a tree.
 Result<profile::CallTree> SqliteStore::FunctionTree(const FunctionQuery& query) {
-  if (query.flag && options_.profile_flags && options_.profile_flags->count(*query.flag) == 0)
-    return InvalidArgument("flag " + *query.flag +
-                           " keeps no call paths of its own: add it to profile_flags in the "
-                           "server's config");
+  if (Status s = CheckProfileFlag(options_.profile_flags, query); !s.ok()) return s;
   if (Status s = Checkpoint(); !s.ok()) return s;
   ReadSession session(*readers_, catalog_);
   if (Status s = session.Begin(); !s.ok()) return s;

@@ -1,12 +1,14 @@
 // tests/cpp/store/clickhouse_sql_print.cc — prints the ClickHouse store's SQL
 // as JSON lines {"kind": "schema"|"query", "sql": ...}: the schema and one
-// query of every shape QuerySql() builds. tests/python/test_clickhouse_sql.py
-// runs them on a current ClickHouse (chDB); the cluster tests run them on 18.16.
+// query of every shape QuerySql() and the profile and efficiency reads build.
+// tests/python/test_clickhouse_sql.py runs them on a current ClickHouse (chDB); the cluster tests
+// run them on 18.16.
 //
 //   clickhouse_sql_print [DATABASE [CLUSTER]]
 #include <nlohmann/json.hpp>
 
 #include <iostream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -63,6 +65,41 @@ int main(int argc, char** argv) {
   effects.service = "shop";
   effects.kind = "rollout";
   emit("query", ch::EffectHistorySql(names, effects));
+  // Function entities and moments: every slice shape, hostile values included.
+  for (const char* table : {"profile_sums_local"})
+    emit("query", ch::StoredRowsSql(names, table, {{"sender-a", 1}}));
+  std::vector<ch::ProfileSlice> slices(3);
+  slices[0].to_us = std::numeric_limits<int64_t>::max();  // every hour, all requests
+  slices[1] = {.from_us = shapes[1].from_us,
+               .to_us = shapes[1].to_us,
+               .service = "shop",
+               .endpoint = "it's",
+               .commit = "b7e41d0",
+               .flag = "f'; DROP TABLE x; --",
+               .flag_value = "on\\"};
+  slices[2] = {.from_us = shapes[1].from_us, .to_us = shapes[1].from_us + 1, .flag = "beta"};
+  for (ch::ProfileSlice s : slices) {
+    emit("query", ch::ProfileUnitsSql(names, s));
+    s.unit = "instructions";
+    emit("query", ch::ProfilePathsSql(names, s, 200'001));
+    s.unit.reset();
+    s.flag_value.reset();
+    emit("query", ch::MomentRequestsSql(names, s));
+    emit("query", ch::MomentsSql(names, s));
+  }
+  // The peak-minute metric: a window and one service, every service.
+  const int64_t lo = shapes[1].from_us / 1'000'000, hi = lo + 3600;
+  for (const std::string service : {"shop", ""}) {
+    emit("query", ch::EfficiencySamplesSql(names, service, lo, hi));
+    emit("query", ch::TallyRequestsSql(names, service, lo, hi));
+    emit("query", ch::TallyServicesSql(names, service, lo, hi));
+  }
+  emit("query", ch::EfficiencySamplesSql(names, "", 0, int64_t{1} << 42));  // past DateTime
+  for (const auto& [service, minute] : {std::pair<std::string, int64_t>{"it's", lo + 60},
+                                        std::pair<std::string, int64_t>{"shop", lo}}) {
+    emit("query", ch::TallySketchesSql(names, service, minute));
+    emit("query", ch::DistinctUsersSql(names, service, minute));
+  }
   emit("query", ch::PartitionsSql(names, "records_local"));
   emit("retention", ch::DropPartitionSql(names, "records_local", "2025-12-05"));
   // The alerts and the lease (alerts.h, lease.h), in this order.

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -21,11 +22,16 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "profile/call_tree.h"
+#include "record/codec.h"
+#include "record/hll.h"
 #include "store/clickhouse/clickhouse_store.h"
 #include "store/clickhouse/http.h"
 #include "store/store.h"
@@ -52,8 +58,9 @@ struct Backend {
 struct SqliteBackend : Backend {
   test_support::TempDir dir;
   std::unique_ptr<Store> s;
-  SqliteBackend() {
-    Result<std::unique_ptr<Store>> r = OpenSqliteStore({.path = dir.File("ledger.sqlite")});
+  explicit SqliteBackend(std::optional<std::set<std::string>> profile_flags = std::nullopt) {
+    Result<std::unique_ptr<Store>> r =
+        OpenSqliteStore({.path = dir.File("ledger.sqlite"), .profile_flags = profile_flags});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     if (r.ok()) s = std::move(*r);
   }
@@ -65,7 +72,7 @@ struct ClickHouseBackend : Backend {
   std::vector<clickhouse::ShardOptions> shards;
   std::string database;
   std::unique_ptr<Store> s;
-  ClickHouseBackend() {
+  explicit ClickHouseBackend(std::optional<std::set<std::string>> profile_flags = std::nullopt) {
     const char* path = std::getenv("CPULEDGER_CLICKHOUSE_CLUSTER");
     if (path == nullptr) return;
     std::ifstream in(path);
@@ -78,8 +85,11 @@ struct ClickHouseBackend : Backend {
     }
     static int serial = 0;  // one database per test: tests stay independent
     database = "conformance_" + std::to_string(::getpid()) + "_" + std::to_string(++serial);
-    Result<std::unique_ptr<Store>> r = OpenClickHouseStore(
-        {.shards = shards, .database = database, .cluster = state["cluster"].get<std::string>()});
+    Result<std::unique_ptr<Store>> r =
+        OpenClickHouseStore({.shards = shards,
+                             .database = database,
+                             .cluster = state["cluster"].get<std::string>(),
+                             .profile_flags = profile_flags});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     if (r.ok()) s = std::move(*r);
   }
@@ -530,6 +540,566 @@ TEST_P(StoreConformanceTest, NewestEffectPerCauseWins) {
   ASSERT_TRUE(h.ok());
   ASSERT_EQ(h->size(), 1u);
   EXPECT_EQ((*h)[0].cause, "commit b vs c");
+}
+
+// ---- profiles: function entities, moments and the peak-minute metric ----
+
+const profile::Function kView{"app/views.py", 10, "view"};
+const profile::Function kHelper{"app/helpers.py", 20, "helper"};
+const profile::Function kQuery{"db/query.py", 5, "run: query"};  // a name with a colon
+const profile::Function kSlow{"app/views.py", 99, "slow"};
+
+// TreeOf() — request i's profile: view -> helper -> query and view -> query
+// (a node that costs nothing on odd i), and view -> slow when `slow`.
+profile::CallTree TreeOf(int i, const std::string& unit, bool slow) {
+  profile::CallTree t(unit, "test", "exact");
+  const uint64_t k = static_cast<uint64_t>(i % 13) + 1;
+  const auto view = t.Child(profile::kRoot, t.Intern(kView));
+  const auto helper = t.Child(view, t.Intern(kHelper));
+  const auto q1 = t.Child(helper, t.Intern(kQuery));
+  const auto q2 = t.Child(view, t.Intern(kQuery));
+  t.AddCall(q1, 30 * k, 30 * k, true);
+  t.AddCall(helper, 20, 20 + 30 * k, true);
+  const uint64_t q2_cost = i % 2 == 0 ? 7 * k : 0;
+  if (q2_cost > 0) t.AddCall(q2, q2_cost, q2_cost, true);
+  const uint64_t slow_cost = slow ? 500 : 0;
+  if (slow) t.AddCall(t.Child(view, t.Intern(kSlow)), slow_cost, slow_cost, true);
+  t.AddCall(view, 100 + k, 100 + k + 20 + 30 * k + q2_cost + slow_cost, true);
+  return t;
+}
+
+// ProfiledData() — MakeData's records, four in five profiled: shop's in
+// instructions, search's in cpu_ns (two units), commit b7e41d0 calling a
+// slow helper on every third; some profiles standing for two requests or
+// saying 0 (read as 1); odd batches share their function tables. Tallies
+// (own senders): shop, two hosts, its first 30 minutes, minute 17 the
+// busiest by far; the hosts' sketches at precisions 14 and 12 overlap.
+Data MakeProfiledData(int records, int per_batch) {
+  Data d = MakeData(records, per_batch);
+  d.records.clear();
+  for (size_t b = 0; b < d.batches.size(); ++b) {
+    Batch& batch = d.batches[b];
+    for (RequestRecord& r : *batch.mutable_records()) {
+      const int i = std::stoi(r.request_id().substr(1));
+      if (i % 5 == 4) continue;
+      profile::CallTree t = TreeOf(i, r.service() == "shop" ? "instructions" : "cpu_ns",
+                                   r.commit() == "b7e41d0" && i % 3 == 0);
+      t.ToProto(r.mutable_profile());
+      if (i % 7 == 0) r.mutable_profile()->set_requests(2);
+      if (i % 7 == 3) r.mutable_profile()->set_requests(0);
+    }
+    for (const RequestRecord& r : batch.records()) d.records.push_back(r);
+    if (b % 2 == 1) record::ShareProfileFunctions(&batch);
+  }
+  for (int host = 0; host < 2; ++host) {
+    Batch b;
+    b.set_sender("tallies-" + std::to_string(host));
+    b.set_sequence(1);
+    for (int m = 0; m < 30; ++m) {
+      record::WorkerTally* t = b.add_tallies();
+      t->set_minute_unix(kStartUs / 1'000'000 + 60 * m);
+      t->set_service("shop");
+      t->set_host("web-" + std::to_string(host));
+      t->set_sender(b.sender());
+      for (const char* endpoint : {"cart", "checkout"}) {
+        record::EndpointCount* e = t->add_endpoints();
+        e->set_endpoint(endpoint);
+        e->set_requests(m == 17 ? 5000 : 100 + static_cast<uint64_t>(m));
+        e->set_sampled(1);
+      }
+      const int users = m == 17 ? 2000 : 40 + m;  // host 0 the first 60%, host 1 the last 60%
+      record::HyperLogLog h(host == 0 ? 14 : 12);
+      for (int u = host == 0 ? 0 : users * 2 / 5; u < (host == 0 ? users * 3 / 5 : users); ++u)
+        h.Add("user-" + std::to_string(m) + "-" + std::to_string(u));
+      t->set_active_users_hll(h.registers());
+      t->set_hll_precision(static_cast<uint32_t>(h.precision()));
+    }
+    d.batches.push_back(std::move(b));
+  }
+  return d;
+}
+
+bool HourSelected(const RequestRecord& r, int64_t from_us, int64_t to_us) {
+  constexpr int64_t kHourUs = 3'600'000'000;
+  const int64_t hour = r.start_time_unix_us() / kHourUs * kHourUs;
+  return hour < to_us && hour + kHourUs > from_us;
+}
+
+bool InSlice(const RequestRecord& r, const FunctionQuery& q) {
+  if (!r.has_profile() || !HourSelected(r, q.from_us, q.to_us)) return false;
+  if ((q.service && r.service() != *q.service) || (q.endpoint && r.endpoint() != *q.endpoint) ||
+      (q.commit && r.commit() != *q.commit))
+    return false;
+  if (!q.flag) return true;
+  auto it = r.flags().find(*q.flag);
+  return it != r.flags().end() && it->second == q.flag_value;
+}
+
+// TruthTree() — the slice's profiles merged here (requests 0 when none).
+profile::CallTree TruthTree(const Data& d, const FunctionQuery& q) {
+  std::optional<profile::CallTree> acc;
+  for (const RequestRecord& r : d.records) {
+    if (!InSlice(r, q)) continue;
+    Result<profile::CallTree> t = profile::CallTree::FromProto(r.profile());
+    EXPECT_TRUE(t.ok());
+    if (!acc) {
+      acc.emplace(t->unit(), "store", "exact");
+      acc->set_requests(0);
+    }
+    EXPECT_TRUE(acc->Merge(*t).ok());
+  }
+  if (!acc) {
+    profile::CallTree empty("", "store", "exact");
+    empty.set_requests(0);
+    return empty;
+  }
+  return *acc;
+}
+
+// PathSums() — per call path's text: calls, primitive calls, self and total cost.
+std::map<std::string, std::array<uint64_t, 4>> PathSums(const profile::CallTree& t) {
+  std::map<std::string, std::array<uint64_t, 4>> out;
+  for (profile::NodeId i = 1; i < t.nodes().size(); ++i) {
+    std::vector<profile::Function> path;
+    for (profile::FunctionId f : t.Path(i)) path.push_back(t.functions()[f]);
+    const profile::Node& n = t.nodes()[i];
+    std::array<uint64_t, 4>& s = out[CallPathText(path)];
+    s = {s[0] + n.calls, s[1] + n.primitive_calls, s[2] + n.self_cost, s[3] + n.total_cost};
+  }
+  return out;
+}
+
+// ExpectSameReport() — two reports alike, top paths included (`exact`:
+// their order too, which ties leave to node order).
+void ExpectSameReport(const FunctionReport& got, const FunctionReport& want, bool exact,
+                      const std::string& what) {
+  EXPECT_EQ(got.unit, want.unit) << what;
+  EXPECT_EQ(got.profiled_requests, want.profiled_requests) << what;
+  EXPECT_EQ(got.truncated, want.truncated) << what;
+  ASSERT_EQ(got.functions.size(), want.functions.size()) << what;
+  for (size_t i = 0; i < want.functions.size(); ++i) {
+    const FunctionCost &g = got.functions[i], &w = want.functions[i];
+    const std::string fw = what + " " + profile::FunctionKeyText(w.function);
+    EXPECT_EQ(g.function, w.function) << fw;
+    EXPECT_EQ(g.calls, w.calls) << fw;
+    EXPECT_EQ(g.primitive_calls, w.primitive_calls) << fw;
+    EXPECT_EQ(g.self, w.self) << fw;
+    EXPECT_EQ(g.total, w.total) << fw;
+    ASSERT_EQ(g.top_paths.size(), w.top_paths.size()) << fw;
+    for (size_t p = 0; p < w.top_paths.size(); ++p) {
+      EXPECT_EQ(g.top_paths[p].self, w.top_paths[p].self) << fw;
+      if (exact) {
+        EXPECT_EQ(CallPathText(g.top_paths[p].path), CallPathText(w.top_paths[p].path)) << fw;
+      }
+    }
+  }
+}
+
+// FunctionQueries() — slices of every kind over MakeProfiledData's records.
+std::vector<std::pair<std::string, FunctionQuery>> FunctionQueries() {
+  std::vector<std::pair<std::string, FunctionQuery>> q(6);
+  q[0] = {"shop", {.service = "shop"}};
+  q[1] = {"shop cart at b7e41d0", {.service = "shop", .endpoint = "cart", .commit = "b7e41d0"}};
+  q[2] = {"shop, new_checkout on", {.service = "shop", .flag = "new_checkout", .flag_value = "on"}};
+  q[3] = {"search, new_checkout off, hours 2 and 3",
+          {.from_us = kStartUs + 70 * kMinuteUs,
+           .to_us = kStartUs + 130 * kMinuteUs,
+           .service = "search",
+           .flag = "new_checkout",
+           .flag_value = "off"}};
+  q[4] = {
+      "search by total, top 2",
+      {.service = "search", .endpoint = "it's \\ odd\t", .limit = 2, .sort = FunctionSort::kTotal}};
+  q[5] = {"no such service", {.service = "none"}};
+  return q;
+}
+
+// Moments — (requests, sum, sum_sq, share_sum, share_sq) by
+// (service, endpoint, commit, unit, flag value, function).
+using MomentKey =
+    std::tuple<std::string, std::string, std::string, std::string, std::string, std::string>;
+using MomentSums = std::map<MomentKey, std::array<double, 5>>;
+
+MomentSums TruthMoments(const Data& d, const FunctionMomentsQuery& q) {
+  MomentSums out;
+  std::map<std::tuple<std::string, std::string, std::string, std::string, std::string>, double>
+      requests;
+  for (const RequestRecord& r : d.records) {
+    if (!r.has_profile() || !HourSelected(r, q.from_us, q.to_us)) continue;
+    if (q.service && r.service() != *q.service) continue;
+    std::string value;
+    if (q.flag) {
+      auto it = r.flags().find(*q.flag);
+      if (it == r.flags().end()) continue;
+      value = it->second;
+    }
+    const record::Profile& p = r.profile();
+    requests[{r.service(), r.endpoint(), r.commit(), p.unit(), value}] +=
+        p.requests() == 0 ? 1 : static_cast<double>(p.requests());
+    std::map<std::string, double> self;
+    double total = 0;
+    for (int i = 1; i < p.nodes_size(); ++i) {
+      const record::ProfileFunction& f = p.functions(static_cast<int>(p.nodes(i).function()));
+      self[profile::FunctionKeyText({f.file(), f.line(), f.name()})] += p.nodes(i).self_cost();
+      total += static_cast<double>(p.nodes(i).self_cost());
+    }
+    for (const auto& [key, cost] : self) {
+      if (cost == 0) continue;
+      std::array<double, 5>& m = out[{r.service(), r.endpoint(), r.commit(), p.unit(), value, key}];
+      const double share = cost / total;
+      m = {0, m[1] + cost, m[2] + cost * cost, m[3] + share, m[4] + share * share};
+    }
+  }
+  for (auto& [k, m] : out)
+    m[0] =
+        requests[{std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k), std::get<4>(k)}];
+  return out;
+}
+
+// MomentsQuery() — a FunctionMomentsQuery (no endpoint or commit).
+FunctionMomentsQuery MomentsQuery(std::optional<std::string> service,
+                                  std::optional<std::string> flag, int64_t from_us = 0,
+                                  int64_t to_us = std::numeric_limits<int64_t>::max()) {
+  FunctionMomentsQuery q;
+  q.from_us = from_us;
+  q.to_us = to_us;
+  q.service = std::move(service);
+  q.flag = std::move(flag);
+  return q;
+}
+
+void ExpectMoments(const std::vector<FunctionMoments>& got, const MomentSums& want,
+                   const std::string& flag, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  auto w = want.begin();
+  for (const FunctionMoments& m : got) {  // in key order
+    const MomentKey key{m.service, m.endpoint, m.commit, m.unit, m.flag_value, m.function};
+    ASSERT_EQ(key, w->first) << what;
+    EXPECT_EQ(m.flag, flag) << what;
+    EXPECT_EQ(m.requests, w->second[0]) << what;
+    ExpectNear(w->second[1], m.sum, what + " sum");
+    ExpectNear(w->second[2], m.sum_sq, what + " sum_sq");
+    ExpectNear(w->second[3], m.share_sum, what + " share_sum");
+    ExpectNear(w->second[4], m.share_sq, what + " share_sq");
+    ++w;
+  }
+}
+
+TEST_P(StoreConformanceTest, FunctionsAndTreesAnswerAlike) {
+  Data d = MakeProfiledData(1600, 100);
+  Append(d.batches);
+  // Both services: two units.
+  EXPECT_EQ(store().Functions({}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().FunctionTree({.endpoint = "cart"}).status().code(),
+            StatusCode::kInvalidArgument);
+  for (const auto& [name, q] : FunctionQueries()) {
+    const profile::CallTree truth = TruthTree(d, q);
+    Result<profile::CallTree> tree = store().FunctionTree(q);
+    ASSERT_TRUE(tree.ok()) << name << ": " << tree.status().ToString();
+    EXPECT_EQ(tree->requests(), truth.requests()) << name;
+    EXPECT_EQ(tree->unit(), truth.unit()) << name;
+    EXPECT_EQ(PathSums(*tree), PathSums(truth)) << name;
+    Result<FunctionReport> report = store().Functions(q);
+    ASSERT_TRUE(report.ok()) << name << ": " << report.status().ToString();
+    if (truth.requests() == 0) {
+      EXPECT_TRUE(report->functions.empty() && report->unit.empty()) << name;
+      continue;
+    }
+    EXPECT_GT(truth.requests(), 10u) << name;
+    ExpectSameReport(*report, ReportFromTree(truth, q), /*exact=*/false, name);
+  }
+  // The slow helper is commit b7e41d0's alone.
+  Result<FunctionReport> other = store().Functions({.service = "shop", .commit = "9f3c2a1"});
+  ASSERT_TRUE(other.ok());
+  for (const FunctionCost& c : other->functions) EXPECT_NE(c.function, kSlow);
+}
+
+TEST_P(StoreConformanceTest, FunctionMomentsAnswerAlike) {
+  Data d = MakeProfiledData(1600, 100);
+  Append(d.batches);
+  const std::vector<std::pair<std::string, FunctionMomentsQuery>> queries = {
+      {"shop", MomentsQuery("shop", std::nullopt)},
+      {"every service by new_checkout", MomentsQuery(std::nullopt, "new_checkout")},
+      {"search by new_checkout, hours 2 and 3",
+       MomentsQuery("search", "new_checkout", kStartUs + 70 * kMinuteUs,
+                    kStartUs + 130 * kMinuteUs)},
+  };
+  for (const auto& [name, q] : queries) {
+    Result<std::vector<FunctionMoments>> got = store().FunctionMomentsOf(q);
+    ASSERT_TRUE(got.ok()) << name << ": " << got.status().ToString();
+    const MomentSums want = TruthMoments(d, q);
+    EXPECT_GT(want.size(), 8u) << name;
+    ExpectMoments(*got, want, q.flag.value_or(""), name);
+  }
+}
+
+TEST_P(StoreConformanceTest, ReplayedBatchesCountProfilesOnce) {
+  Data d = MakeProfiledData(600, 100);
+  Append(d.batches);
+  for (const AppendOutcome& o : Append(d.batches)) EXPECT_TRUE(o.duplicate);
+  const FunctionQuery shop{.service = "shop"};
+  Result<profile::CallTree> tree = store().FunctionTree(shop);
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  const profile::CallTree truth = TruthTree(d, shop);
+  EXPECT_EQ(tree->requests(), truth.requests());
+  EXPECT_EQ(PathSums(*tree), PathSums(truth));
+  const FunctionMomentsQuery mq = MomentsQuery("shop", std::nullopt);
+  Result<std::vector<FunctionMoments>> moments = store().FunctionMomentsOf(mq);
+  ASSERT_TRUE(moments.ok());
+  ExpectMoments(*moments, TruthMoments(d, mq), "", "replayed");
+}
+
+TEST_P(StoreConformanceTest, ProfileFlagsKeepPathsOfTheirFlagsOnly) {
+  Data d = MakeProfiledData(400, 100);
+  std::unique_ptr<Backend> b;
+  if (GetParam() == "sqlite") {
+    b = std::make_unique<SqliteBackend>(std::set<std::string>{"beta"});
+  } else {
+    b = std::make_unique<ClickHouseBackend>(std::set<std::string>{"beta"});
+  }
+  std::vector<const Batch*> ptrs;
+  for (const Batch& batch : d.batches) ptrs.push_back(&batch);
+  ASSERT_TRUE(b->store().AppendBatches(ptrs).ok());
+  FunctionQuery q{.service = "shop", .flag = "new_checkout", .flag_value = "on"};
+  EXPECT_EQ(b->store().FunctionTree(q).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(b->store().Functions(q).status().code(), StatusCode::kInvalidArgument);
+  q.flag = "beta";  // kept, and no request has it
+  Result<profile::CallTree> none = b->store().FunctionTree(q);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->requests(), 0u);
+  Result<profile::CallTree> all = b->store().FunctionTree({.service = "shop"});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->requests(), TruthTree(d, {.service = "shop"}).requests());
+  // Moments are kept per value of every flag.
+  const FunctionMomentsQuery mq = MomentsQuery("shop", "new_checkout");
+  Result<std::vector<FunctionMoments>> moments = b->store().FunctionMomentsOf(mq);
+  ASSERT_TRUE(moments.ok());
+  ExpectMoments(*moments, TruthMoments(d, mq), "new_checkout", "profile_flags");
+}
+
+TEST_P(StoreConformanceTest, ProfileRetentionDropsPastDays) {
+  Data d = MakeProfiledData(800, 100);
+  Append(d.batches);
+  // At a midnight + the 90-day window: the first day's profiles go (SQLite
+  // deletes whole hours, ClickHouse whole days: here the same), the second's stay.
+  const int64_t midnight = (kStartUs / 86'400'000'000 + 1) * 86'400'000'000;
+  ASSERT_TRUE(store().ApplyRetention(midnight + 90 * 86'400'000'000).ok());
+  const FunctionQuery shop{.service = "shop"};
+  Data kept;
+  for (const RequestRecord& r : d.records)
+    if (r.start_time_unix_us() >= midnight) kept.records.push_back(r);
+  const profile::CallTree truth = TruthTree(kept, shop);
+  ASSERT_GT(truth.requests(), 0u);
+  ASSERT_LT(truth.requests(), TruthTree(d, shop).requests());
+  Result<profile::CallTree> tree = store().FunctionTree(shop);
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->requests(), truth.requests());
+  EXPECT_EQ(PathSums(*tree), PathSums(truth));
+  const FunctionMomentsQuery mq = MomentsQuery("shop", "new_checkout");
+  Result<std::vector<FunctionMoments>> moments = store().FunctionMomentsOf(mq);
+  ASSERT_TRUE(moments.ok());
+  ExpectMoments(*moments, TruthMoments(kept, mq), "new_checkout", "after retention");
+}
+
+// TruthPeak — a service's peak minute as the metric defines it (query.h),
+// computed here from the records and tallies.
+struct TruthPeak {
+  int64_t minute = 0;
+  double requests = 0, cpu_total = 0, users = 0;
+};
+
+TruthPeak PeakFromSamples(const Data& d, const std::string& service) {
+  std::map<int64_t, double> cpu;
+  for (const RequestRecord& r : d.records)
+    if (r.service() == service)
+      cpu[r.start_time_unix_us() / kMinuteUs * 60] += r.cpu().cpu_ns() / r.sample_rate();
+  TruthPeak t;
+  double best = -1;
+  for (const auto& [minute, c] : cpu)
+    if (c > best) {
+      best = c;
+      t.minute = minute;
+    }
+  std::set<std::string> users;
+  for (const RequestRecord& r : d.records)
+    if (r.service() == service && r.start_time_unix_us() / kMinuteUs * 60 == t.minute) {
+      t.requests += 1 / r.sample_rate();
+      t.cpu_total += r.cpu().cpu_ns() / r.sample_rate();
+      if (!r.user().empty()) users.insert(r.user());
+    }
+  t.users = static_cast<double>(users.size());
+  return t;
+}
+
+// PeakFromTallies() — shop's minute 17: tallied requests times each
+// endpoint's mean cpu_ns per request in that minute (else the window's).
+TruthPeak PeakFromTallies(const Data& d) {
+  TruthPeak t;
+  t.minute = kStartUs / 1'000'000 + 17 * 60;
+  for (const char* endpoint : {"cart", "checkout"}) {
+    double minute_sum = 0, minute_w = 0, window_sum = 0, window_w = 0;
+    for (const RequestRecord& r : d.records) {
+      if (r.service() != "shop" || r.endpoint() != endpoint) continue;
+      window_sum += r.cpu().cpu_ns() / r.sample_rate();
+      window_w += 1 / r.sample_rate();
+      if (r.start_time_unix_us() / kMinuteUs * 60 != t.minute) continue;
+      minute_sum += r.cpu().cpu_ns() / r.sample_rate();
+      minute_w += 1 / r.sample_rate();
+    }
+    const double mean = minute_w > 0 ? minute_sum / minute_w : window_sum / window_w;
+    t.requests += 2 * 5000;
+    t.cpu_total += 2 * 5000 * mean;
+  }
+  t.users = 2000;
+  return t;
+}
+
+TEST_P(StoreConformanceTest, EfficiencyAnswersAlike) {
+  Data d = MakeProfiledData(3000, 250);
+  Append(d.batches);
+  Result<std::vector<ServiceEfficiency>> got = store().Efficiency(
+      {.from_us = kStartUs, .to_us = kStartUs + kMinutes * kMinuteUs, .service = ""});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), 2u);
+  const ServiceEfficiency &search = (*got)[0], &shop = (*got)[1];
+  ASSERT_EQ(search.service, "search");
+  ASSERT_EQ(shop.service, "shop");
+
+  const TruthPeak s = PeakFromSamples(d, "search");  // no tallies: samples alone
+  EXPECT_EQ(search.unit, "cpu_ns");
+  EXPECT_FALSE(search.from_tallies);
+  EXPECT_FALSE(search.users_from_tallies);
+  EXPECT_EQ(search.peak_minute_unix, s.minute);
+  ExpectNear(s.requests, search.requests, "search requests");
+  ExpectNear(s.cpu_total, search.cpu_total, "search cpu");
+  EXPECT_EQ(search.active_users, s.users);
+  ExpectNear(s.cpu_total / s.users, search.per_active_user, "search per user");
+
+  const TruthPeak t = PeakFromTallies(d);
+  EXPECT_TRUE(shop.from_tallies);
+  EXPECT_TRUE(shop.users_from_tallies);
+  EXPECT_EQ(shop.peak_minute_unix, t.minute);
+  EXPECT_EQ(shop.requests, t.requests);
+  ExpectNear(t.cpu_total, shop.cpu_total, "shop cpu");
+  // HyperLogLog at precision 12 (the lower of the two): ~1.6% standard error.
+  EXPECT_NEAR(shop.active_users, t.users, 0.05 * t.users);
+  ASSERT_EQ(shop.endpoints.size(), 2u);
+  EXPECT_GE(shop.endpoints[0].cpu_total, shop.endpoints[1].cpu_total);
+  ExpectNear(shop.cpu_total / shop.active_users, shop.per_active_user, "shop per user");
+
+  // One service, and a window without a whole minute.
+  Result<std::vector<ServiceEfficiency>> one = store().Efficiency(
+      {.from_us = kStartUs, .to_us = kStartUs + kMinutes * kMinuteUs, .service = "shop"});
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].peak_minute_unix, t.minute);
+  Result<std::vector<ServiceEfficiency>> none =
+      store().Efficiency({.from_us = kStartUs + 1, .to_us = kStartUs + 59'000'000, .service = ""});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+// The ClickHouse store against the SQLite store on the same batches: the
+// same answers to every profile read (node order and tie order included),
+// the same merged sketches.
+TEST(ClickHouseStoreTest, ProfilesAndEfficiencyMatchSqlite) {
+  if (std::getenv("CPULEDGER_CLICKHOUSE_CLUSTER") == nullptr)
+    GTEST_SKIP() << "no ClickHouse cluster (ctest's clickhouse_cluster fixture starts one)";
+  SqliteBackend sqlite;
+  ClickHouseBackend ch;
+  ASSERT_TRUE(sqlite.s && ch.s);
+  Data d = MakeProfiledData(1600, 100);
+  std::vector<const Batch*> ptrs;
+  for (const Batch& b : d.batches) ptrs.push_back(&b);
+  ASSERT_TRUE(sqlite.s->AppendBatches(ptrs).ok());
+  ASSERT_TRUE(ch.s->AppendBatches(ptrs).ok());
+  for (const auto& [name, q] : FunctionQueries()) {
+    Result<profile::CallTree> a = sqlite.s->FunctionTree(q), b = ch.s->FunctionTree(q);
+    ASSERT_TRUE(a.ok() && b.ok()) << name;
+    record::Profile pa, pb;
+    a->ToProto(&pa);
+    b->ToProto(&pb);
+    EXPECT_EQ(pa.SerializeAsString(), pb.SerializeAsString()) << name;
+    Result<FunctionReport> ra = sqlite.s->Functions(q), rb = ch.s->Functions(q);
+    ASSERT_TRUE(ra.ok() && rb.ok()) << name;
+    ExpectSameReport(*rb, *ra, /*exact=*/true, name);
+  }
+  const FunctionMomentsQuery mq = MomentsQuery(std::nullopt, "new_checkout");
+  Result<std::vector<FunctionMoments>> ma = sqlite.s->FunctionMomentsOf(mq),
+                                       mb = ch.s->FunctionMomentsOf(mq);
+  ASSERT_TRUE(ma.ok() && mb.ok());
+  MomentSums want;
+  for (const FunctionMoments& m : *ma)
+    want[{m.service, m.endpoint, m.commit, m.unit, m.flag_value, m.function}] = {
+        m.requests, m.sum, m.sum_sq, m.share_sum, m.share_sq};
+  ExpectMoments(*mb, want, "new_checkout", "moments");
+  const EfficiencySpec spec{
+      .from_us = kStartUs, .to_us = kStartUs + kMinutes * kMinuteUs, .service = ""};
+  Result<std::vector<ServiceEfficiency>> ea = sqlite.s->Efficiency(spec),
+                                         eb = ch.s->Efficiency(spec);
+  ASSERT_TRUE(ea.ok() && eb.ok());
+  ASSERT_EQ(ea->size(), eb->size());
+  for (size_t i = 0; i < ea->size(); ++i) {
+    const ServiceEfficiency &a = (*ea)[i], &b = (*eb)[i];
+    EXPECT_EQ(b.service, a.service);
+    EXPECT_EQ(b.unit, a.unit);
+    EXPECT_EQ(b.peak_minute_unix, a.peak_minute_unix);
+    EXPECT_EQ(b.from_tallies, a.from_tallies);
+    EXPECT_EQ(b.users_from_tallies, a.users_from_tallies);
+    EXPECT_EQ(b.active_users, a.active_users) << a.service;  // the same registers merged
+    ExpectNear(a.requests, b.requests, a.service + " requests");
+    ExpectNear(a.cpu_total, b.cpu_total, a.service + " cpu");
+    ASSERT_EQ(b.endpoints.size(), a.endpoints.size());
+    for (size_t e = 0; e < a.endpoints.size(); ++e) {
+      EXPECT_EQ(b.endpoints[e].endpoint, a.endpoints[e].endpoint);
+      ExpectNear(a.endpoints[e].cpu_total, b.endpoints[e].cpu_total, a.service + " endpoint");
+    }
+  }
+}
+
+// A call that died after storing a batch's records and profile sums (its id
+// left pending): the retry stores neither again; one that died before the
+// profile sums stores them once.
+TEST(ClickHouseStoreTest, APendingBatchStoresItsProfilesOnce) {
+  if (std::getenv("CPULEDGER_CLICKHOUSE_CLUSTER") == nullptr)
+    GTEST_SKIP() << "no ClickHouse cluster (ctest's clickhouse_cluster fixture starts one)";
+  ClickHouseBackend whole, with_profiles, without_profiles;
+  ASSERT_TRUE(whole.s && with_profiles.s && without_profiles.s);
+  Data d = MakeProfiledData(100, 100);  // one batch, over midnight: two days of profiles
+  d.batches.resize(1);
+  const Batch* one[] = {&d.batches[0]};
+  ASSERT_TRUE(whole.s->AppendBatches(one).ok());
+  for (const clickhouse::ShardOptions& o : whole.shards) {
+    clickhouse::ShardClient c(o);
+    for (ClickHouseBackend* torn : {&with_profiles, &without_profiles}) {
+      ASSERT_TRUE(
+          c.Run("INSERT INTO " + torn->database +
+                ".batches_local SELECT sender, sequence, records, tallies, applied, 0 FROM " +
+                whole.database + ".batches_local")
+              .ok());
+      ASSERT_TRUE(c.Run("INSERT INTO " + torn->database + ".records_local SELECT * FROM " +
+                        whole.database + ".records_local")
+                      .ok());
+    }
+    ASSERT_TRUE(c.Run("INSERT INTO " + with_profiles.database +
+                      ".profile_sums_local SELECT * FROM " + whole.database + ".profile_sums_local")
+                    .ok());
+  }
+  const FunctionQuery shop{.service = "shop"};
+  const profile::CallTree truth = TruthTree(d, shop);
+  ASSERT_GT(truth.requests(), 0u);
+  for (ClickHouseBackend* torn : {&with_profiles, &without_profiles}) {
+    Result<std::vector<AppendOutcome>> retry = torn->s->AppendBatches(one);
+    ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+    EXPECT_FALSE((*retry)[0].duplicate);
+    Result<profile::CallTree> tree = torn->s->FunctionTree(shop);
+    ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+    EXPECT_EQ(tree->requests(), truth.requests()) << torn->database;
+    EXPECT_EQ(PathSums(*tree), PathSums(truth)) << torn->database;
+    Result<StoreStats> stats = torn->s->Stats();
+    ASSERT_TRUE(stats.ok());
+    EXPECT_EQ(stats->raw_samples, 100u);
+  }
 }
 
 // A call that died after storing a batch's tallies (its id left pending):
