@@ -12,6 +12,8 @@ As a module (pytest):
 
     with Cluster.start(tmp_path, shards=2) as cluster:
         cluster.http_urls  # ["http://127.0.0.1:PORT", ...]
+        cluster.kill(1)     # SIGKILL shard 1 (a crash)...
+        cluster.restart(1)  # ...and start it again on its ports and data dir
 
 From the command line (ctest's FIXTURES_SETUP / FIXTURES_CLEANUP):
 
@@ -163,18 +165,41 @@ class Cluster:
                 (d / "tmp").mkdir(parents=True, exist_ok=True)
                 (d / "config.xml").write_text(_config(d, http_ports[i], tcp_ports[i], remote))
                 (d / "users.xml").write_text(USERS)
-                with open(d / "stdout.log", "wb") as out:
-                    proc = subprocess.Popen(
-                        [SERVER, f"--config-file={d / 'config.xml'}"],
-                        cwd=d, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                        start_new_session=True)
-                cluster.pids.append(proc.pid)
+                cluster.pids.append(cluster._spawn(i))
             cluster._write_state()
             cluster._wait_ready()
         except BaseException:
             _stop_pids(cluster.pids)
             raise
         return cluster
+
+    def _spawn(self, i: int) -> int:
+        d = self.root / f"shard{i}"
+        with open(d / "stdout.log", "ab") as out:
+            proc = subprocess.Popen(
+                [SERVER, f"--config-file={d / 'config.xml'}"],
+                cwd=d, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        return proc.pid
+
+    def kill(self, i: int) -> None:
+        """SIGKILLs shard i's server (a crash: no shutdown) and reaps it."""
+        pid = self.pids[i]
+        if _is_clickhouse(pid):
+            os.kill(pid, signal.SIGKILL)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:  # not our child: wait for it to vanish
+                deadline = time.monotonic() + STOP_DEADLINE_S
+                while _is_clickhouse(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+
+    def restart(self, i: int) -> None:
+        """Starts shard i again on the same ports and data dir; returns when
+        it answers /ping."""
+        self.pids[i] = self._spawn(i)
+        self._write_state()
+        self._wait_ready()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_DEADLINE_S
