@@ -112,10 +112,15 @@ def _ping(url: str) -> bool:
 
 def _is_clickhouse(pid: int) -> bool:
     # A pid from a state file may have been reused: only signal our server.
+    # The task name, not cmdline: reading cmdline goes through the process's
+    # memory and came back empty now and then for a live server starting up
+    # on a loaded machine (a server taken for dead, then leaked by stop).
     try:
-        return b"clickhouse" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    name, state = stat[stat.find("(") + 1:stat.rfind(")")], stat[stat.rfind(")") + 2:][:1]
+    return name.startswith("clickhouse") and state != "Z"
 
 
 def _stop_pids(pids: list[int]) -> None:
