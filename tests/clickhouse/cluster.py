@@ -204,14 +204,15 @@ class Cluster:
         it answers /ping."""
         self.pids[i] = self._spawn(i)
         self._write_state()
-        self._wait_ready()
+        self._wait_ready([i])
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, shards: list[int] | None = None) -> None:
+        shards = list(range(len(self.pids))) if shards is None else shards
         deadline = time.monotonic() + START_DEADLINE_S
-        pending = list(self.http_urls)
+        pending = [self.http_urls[i] for i in shards]
         while pending:
             pending = [u for u in pending if not _ping(u)]
-            dead = [p for p in self.pids if not _is_clickhouse(p)]
+            dead = [self.pids[i] for i in shards if not _is_clickhouse(self.pids[i])]
             if dead or (pending and time.monotonic() > deadline):
                 why = f"exited: pids {dead}" if dead else f"no /ping in {START_DEADLINE_S}s"
                 raise RuntimeError(f"ClickHouse did not start ({why}):\n{self.log_tail()}")
