@@ -12,6 +12,7 @@
 
 #include "base/spool.h"
 #include "record/codec.h"
+#include "server/config.h"
 #include "temp_dir.h"
 
 namespace cpuledger::server {
@@ -146,6 +147,31 @@ TEST_F(StoreSpoolTest, OneServerPerDirectory) {
   Result<std::unique_ptr<StoreSpool>> second = StoreSpool::Open(dir_.path(), 1 << 20, nullptr);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+}
+
+// The spool's config keys (config.h), beside the spool they set up.
+TEST_F(StoreSpoolTest, ConfigKeysAreReadAndChecked) {
+  auto load = [&](const std::string& text, ServerConfig& c) {
+    WriteFile(dir_.File("c.toml"), text);
+    return LoadServerConfigFile(dir_.File("c.toml"), c);
+  };
+  ServerConfig c;
+  EXPECT_FALSE(c.spool.has_value());  // unset: on for ClickHouse only (server.cc)
+  ASSERT_TRUE(load("spool = false\nspool_dir = \"/srv/spool\"\nspool_max_bytes = 4096\n"
+                   "spool_slow_after = \"250ms\"\n",
+                   c)
+                  .ok());
+  EXPECT_EQ(c.spool, std::optional<bool>(false));
+  EXPECT_EQ(c.spool_dir, "/srv/spool");
+  EXPECT_EQ(c.spool_max_bytes, 4096u);
+  EXPECT_EQ(c.spool_slow_after_us, 250'000);
+  for (const char* bad : {"spool = \"yes\"\n", "spool_max_bytes = 0\n", "spool_dir = \"\"\n",
+                          "spool_slow_after = \"soon\"\n", "spool_slow_after = \"0s\"\n"}) {
+    ServerConfig before = c;
+    Status s = load(bad, c);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(c.spool_max_bytes, before.spool_max_bytes) << bad;
+  }
 }
 
 }  // namespace
