@@ -18,7 +18,7 @@
 #include "client/ingest_client.h"
 #include "client/process_functions.h"
 #include "client/recorder_testing.h"
-#include "client/spool.h"
+#include "base/spool.h"
 #include "client/tally.h"
 #include "record/codec.h"
 

@@ -19,7 +19,8 @@ constexpr std::string_view kKnownKeys =
     "detect_fdr, "
     "threshold_floor, thresholds, detect_windows, webhooks, webhook_token, webhook_attempts, "
     "webhook_backoff, webhook_max_backoff, profile_flags, store, clickhouse_urls, "
-    "clickhouse_user, clickhouse_password, clickhouse_database, clickhouse_cluster";
+    "clickhouse_user, clickhouse_password, clickhouse_database, clickhouse_cluster, spool, "
+    "spool_dir, spool_max_bytes, spool_slow_after";
 
 constexpr int64_t kSecondUs = 1'000'000;
 
@@ -63,6 +64,8 @@ Status CheckRanges(const ServerConfig& c) {
   if (c.detect_every_us != 0 && c.detect_every_us < kSecondUs)
     return InvalidArgument("detect_every must be at least 1s, or \"off\"");
   if (c.detect_window_us <= 0) return InvalidArgument("detect_window must be positive");
+  if (c.spool_slow_after_us <= 0 || c.spool_max_bytes == 0)
+    return InvalidArgument("spool_slow_after and spool_max_bytes must be positive");
   if (c.header_timeout_us < 100'000 || c.request_timeout_us < 100'000)
     return InvalidArgument("header_timeout and request_timeout must be at least 100ms");
   if (!(c.detect_confidence > 0.5 && c.detect_confidence < 1))
@@ -275,6 +278,28 @@ Status LoadServerConfigFile(const std::string& path, ServerConfig& config) {
           out.thresholds[std::string(service.str()) + " " + std::string(endpoint.str())] = *v;
         }
       }
+    } else if (k == "spool") {
+      auto v = node.value<bool>();
+      if (!v || node.type() != toml::node_type::boolean) return wrong(k, "true or false");
+      out.spool = *v;
+    } else if (k == "spool_dir") {
+      auto v = node.value<std::string>();
+      if (!v || node.type() != toml::node_type::string || v->empty())
+        return wrong(k, "a directory path");
+      out.spool_dir = *v;
+    } else if (k == "spool_max_bytes") {
+      auto v = node.value<int64_t>();
+      if (!v || node.type() != toml::node_type::integer || *v <= 0)
+        return wrong(k, "a positive integer");
+      out.spool_max_bytes = static_cast<uint64_t>(*v);
+    } else if (k == "spool_slow_after") {
+      auto v = node.value<std::string>();
+      if (!v || node.type() != toml::node_type::string)
+        return wrong(k, "a duration string such as \"2s\"");
+      Result<int64_t> parsed = ParseDurationUs(*v);
+      if (!parsed.ok())
+        return InvalidArgument(where + "spool_slow_after: " + parsed.status().message());
+      out.spool_slow_after_us = *parsed;
     } else if (k == "detect_windows") {
       const toml::table* windows = node.as_table();
       if (!windows) return wrong(k, "a table: [detect_windows] then max_side = \"3h\"");

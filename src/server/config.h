@@ -31,6 +31,12 @@
 //   clickhouse_password = "s3cret"      # sent with the user (HTTP basic authentication)
 //   clickhouse_database = "cpuledger"
 //   clickhouse_cluster = "cpuledger"    # the remote_servers entry of these shards
+//   # the server's spool (src/server/store_spool.h): batches acknowledged while
+//   # the store is down or slow wait here, and are replayed in order
+//   spool = true              # default: on for "clickhouse", off for "sqlite"
+//   spool_dir = "/var/lib/cpuledger/spool"  # default: <data_dir>/spool
+//   spool_max_bytes = 1073741824 # beyond it, 503 (the clients' spools keep the batches)
+//   spool_slow_after = "2s"   # a store write slower than this spools the next ones
 //
 //   # regression detection, run inside the server
 //   detect_every = "5m"       # how often the detectors run; "off" (or "0") disables
@@ -96,6 +102,10 @@ struct ServerConfig {
   std::vector<std::string> clickhouse_urls;
   std::string clickhouse_user, clickhouse_password;
   std::string clickhouse_database = "cpuledger", clickhouse_cluster = "cpuledger";
+  std::optional<bool> spool;  // unset: on for the ClickHouse store only
+  std::string spool_dir;      // empty: <data_dir>/spool
+  uint64_t spool_max_bytes = 1ull << 30;
+  int64_t spool_slow_after_us = 2'000'000;
   std::string token;  // empty: no authentication
   size_t max_body_bytes = 32u << 20;
   int http_threads = 8;

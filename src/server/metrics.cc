@@ -1,6 +1,9 @@
 #include "server/metrics.h"
 
+#include <algorithm>
 #include <sstream>
+
+#include "base/duration.h"
 
 namespace cpuledger::server {
 
@@ -45,6 +48,29 @@ std::string LatencyHistogram::Render(const std::string& name, const std::string&
   return out.str();
 }
 
+std::string Metrics::RenderSpool() const {
+  std::string out = PrometheusLabelled(
+      "cpuledger_store_spool_batches_total", "counter",
+      "Batches through the server's spool: acknowledged into it while the store was down or "
+      "slow, replayed into the store (duplicates: it had them already), dropped as damaged.",
+      "result",
+      {{"spooled", batches_spooled.load()},
+       {"replayed", spool_replayed.load()},
+       {"replayed_duplicate", spool_replayed_duplicate.load()},
+       {"dropped_damaged", spool_dropped_damaged.load()}});
+  out += PrometheusSample("cpuledger_store_spool_batches", "gauge",
+                          "Acknowledged batches waiting in the spool for the store.",
+                          spool_batches.load());
+  out += PrometheusSample("cpuledger_store_spool_bytes", "gauge", "Size of the spool on disk.",
+                          spool_bytes.load());
+  const int64_t oldest = spool_oldest_unix_us.load();
+  const int64_t age_us = oldest > 0 ? std::max<int64_t>(0, NowUnixUs() - oldest) : 0;
+  out += PrometheusSample("cpuledger_store_spool_oldest_age_seconds", "gauge",
+                          "Age of the oldest spooled batch (0: the spool is empty).",
+                          static_cast<uint64_t>(age_us / 1'000'000));
+  return out;
+}
+
 std::string Metrics::RenderPrometheus(const store::StoreStats* stats) const {
   std::ostringstream out;
   auto counter =
@@ -83,6 +109,7 @@ std::string Metrics::RenderPrometheus(const store::StoreStats* stats) const {
   out << store_append_seconds.Render("cpuledger_store_append_seconds",
                                      "Time to commit one group of batches to the store.");
   out << query_seconds.Render("cpuledger_query_seconds", "Time to answer one query.");
+  out << RenderSpool();
   if (stats) {
     out << PrometheusSample("cpuledger_store_raw_samples", "gauge", "Raw sampled requests kept.",
                             stats->raw_samples);

@@ -63,11 +63,21 @@ struct Metrics {
   std::atomic<uint64_t> detect_runs{0};
   std::atomic<uint64_t> detect_failures{0};
   std::atomic<uint64_t> detector_leader{0};  // 1 while this server holds the detector lease
+  // The server's spool (store_spool.h), set by the IngestWriter.
+  std::atomic<uint64_t> batches_spooled{0};           // acknowledged into the spool
+  std::atomic<uint64_t> spool_replayed{0};            // spooled batches the store took since
+  std::atomic<uint64_t> spool_replayed_duplicate{0};  // ... of which it had already
+  std::atomic<uint64_t> spool_dropped_damaged{0};     // entries that could not be read back
+  std::atomic<uint64_t> spool_batches{0};             // gauge: waiting in the spool
+  std::atomic<uint64_t> spool_bytes{0};               // gauge
+  std::atomic<int64_t> spool_oldest_unix_us{0};       // gauge: 0 when empty
   LatencyHistogram store_append_seconds;
   LatencyHistogram query_seconds;
 
   // Metrics::RenderPrometheus() — text exposition format 0.0.4.
   std::string RenderPrometheus(const store::StoreStats* stats) const;
+  // Metrics::RenderSpool() — the spool's lines of RenderPrometheus().
+  std::string RenderSpool() const;
 };
 
 }  // namespace cpuledger::server

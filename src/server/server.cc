@@ -45,6 +45,15 @@ std::string LeaseHolderId() {
 
 constexpr const char* kDetectorLease = "detector";
 
+// OpenSpool() — the server's spool (store_spool.h), or nullptr when it is off.
+Result<std::unique_ptr<StoreSpool>> OpenSpool(const ServerConfig& config) {
+  if (!config.spool.value_or(config.store == "clickhouse")) return std::unique_ptr<StoreSpool>();
+  const std::string dir = config.spool_dir.empty()
+                              ? (std::filesystem::path(config.data_dir) / "spool").string()
+                              : config.spool_dir;
+  return StoreSpool::Open(dir, config.spool_max_bytes, nullptr);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
@@ -71,8 +80,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerConfig& config) {
                                    : store::OpenSqliteStore(options);
   if (!store.ok()) return store.status();
   s->store_ = std::move(*store);
-  s->writer_ = std::make_unique<IngestWriter>(*s->store_, s->metrics_, config.max_pending_batches,
-                                              config.retention_every_us);
+  Result<std::unique_ptr<StoreSpool>> spool = OpenSpool(config);
+  if (!spool.ok()) return spool.status();
+  s->writer_ = std::make_unique<IngestWriter>(
+      *s->store_, s->metrics_, config.max_pending_batches, config.retention_every_us,
+      std::move(*spool), SpoolPolicy{.slow_after_us = config.spool_slow_after_us});
   s->sinks_ = std::make_unique<AlertSinks>(AlertSinkOptionsFrom(config));
   s->context_.store = s->store_.get();
   s->context_.writer = s->writer_.get();

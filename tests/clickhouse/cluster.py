@@ -12,6 +12,8 @@ As a module (pytest):
 
     with Cluster.start(tmp_path, shards=2) as cluster:
         cluster.http_urls  # ["http://127.0.0.1:PORT", ...]
+        cluster.kill(1)     # SIGKILL shard 1 (a crash)...
+        cluster.restart(1)  # ...and start it again on its ports and data dir
 
 From the command line (ctest's FIXTURES_SETUP / FIXTURES_CLEANUP):
 
@@ -110,10 +112,15 @@ def _ping(url: str) -> bool:
 
 def _is_clickhouse(pid: int) -> bool:
     # A pid from a state file may have been reused: only signal our server.
+    # The task name, not cmdline: reading cmdline goes through the process's
+    # memory and came back empty now and then for a live server starting up
+    # on a loaded machine (a server taken for dead, then leaked by stop).
     try:
-        return b"clickhouse" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    name, state = stat[stat.find("(") + 1:stat.rfind(")")], stat[stat.rfind(")") + 2:][:1]
+    return name.startswith("clickhouse") and state != "Z"
 
 
 def _stop_pids(pids: list[int]) -> None:
@@ -163,12 +170,7 @@ class Cluster:
                 (d / "tmp").mkdir(parents=True, exist_ok=True)
                 (d / "config.xml").write_text(_config(d, http_ports[i], tcp_ports[i], remote))
                 (d / "users.xml").write_text(USERS)
-                with open(d / "stdout.log", "wb") as out:
-                    proc = subprocess.Popen(
-                        [SERVER, f"--config-file={d / 'config.xml'}"],
-                        cwd=d, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                        start_new_session=True)
-                cluster.pids.append(proc.pid)
+                cluster.pids.append(cluster._spawn(i))
             cluster._write_state()
             cluster._wait_ready()
         except BaseException:
@@ -176,12 +178,41 @@ class Cluster:
             raise
         return cluster
 
-    def _wait_ready(self) -> None:
+    def _spawn(self, i: int) -> int:
+        d = self.root / f"shard{i}"
+        with open(d / "stdout.log", "ab") as out:
+            proc = subprocess.Popen(
+                [SERVER, f"--config-file={d / 'config.xml'}"],
+                cwd=d, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        return proc.pid
+
+    def kill(self, i: int) -> None:
+        """SIGKILLs shard i's server (a crash: no shutdown) and reaps it."""
+        pid = self.pids[i]
+        if _is_clickhouse(pid):
+            os.kill(pid, signal.SIGKILL)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:  # not our child: wait for it to vanish
+                deadline = time.monotonic() + STOP_DEADLINE_S
+                while _is_clickhouse(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+
+    def restart(self, i: int) -> None:
+        """Starts shard i again on the same ports and data dir; returns when
+        it answers /ping."""
+        self.pids[i] = self._spawn(i)
+        self._write_state()
+        self._wait_ready([i])
+
+    def _wait_ready(self, shards: list[int] | None = None) -> None:
+        shards = list(range(len(self.pids))) if shards is None else shards
         deadline = time.monotonic() + START_DEADLINE_S
-        pending = list(self.http_urls)
+        pending = [self.http_urls[i] for i in shards]
         while pending:
             pending = [u for u in pending if not _ping(u)]
-            dead = [p for p in self.pids if not _is_clickhouse(p)]
+            dead = [self.pids[i] for i in shards if not _is_clickhouse(self.pids[i])]
             if dead or (pending and time.monotonic() > deadline):
                 why = f"exited: pids {dead}" if dead else f"no /ping in {START_DEADLINE_S}s"
                 raise RuntimeError(f"ClickHouse did not start ({why}):\n{self.log_tail()}")

@@ -1,5 +1,5 @@
-// Tests for src/client/spool.h: naming, atomic files, locks, adoption, bounds.
-#include "client/spool.h"
+// Tests for src/base/spool.h: naming, atomic files, locks, adoption, bounds.
+#include "base/spool.h"
 
 #include <gtest/gtest.h>
 

@@ -1,21 +1,26 @@
 // tests/cpp/server/ingest_writer_test.cc — IngestWriter against a real SQLite
-// store: group commit from many threads, the bounded queue, and health.
+// store: group commit from many threads, the bounded queue, and health; with
+// a real StoreSpool directory: spooling while the store is unavailable or
+// slow, replay in order, restarts, the cap.
 //
-// GatedStore wraps the real store to do what a disk does on a bad day: fail
-// writes, or take its time (a gate the test opens). Everything else is the
-// real store's.
+// GatedStore wraps the real store to do what a disk (or a remote store) does
+// on a bad day: fail writes, answer Unavailable, or take its time (a gate the
+// test opens). Everything else is the real store's, de-duplication included.
 #include "server/ingest_writer.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "base/duration.h"
 #include "record/codec.h"
+#include "server/store_spool.h"
 #include "store/store.h"
 #include "temp_dir.h"
 
@@ -29,6 +34,7 @@ class GatedStore final : public Store {
   explicit GatedStore(std::unique_ptr<Store> real) : real_(std::move(real)) {}
 
   std::atomic<bool> fail{false};
+  std::atomic<bool> unavailable{false};  // as ClickHouse down: Unavailable, nothing stored
 
   // Close() / Open(): appends wait at the gate while it is closed.
   void Close() {
@@ -58,9 +64,23 @@ class GatedStore final : public Store {
       --waiting_;
     }
     if (fail) return IoError("database or disk is full");
-    return real_->AppendBatches(batches);
+    if (unavailable) return Unavailable("ClickHouse at http://127.0.0.1:1 cannot be reached");
+    Result<std::vector<store::AppendOutcome>> out = real_->AppendBatches(batches);
+    if (out.ok()) {
+      std::lock_guard lock(mu_);
+      for (size_t i = 0; i < batches.size(); ++i)
+        if (!(*out)[i].duplicate)
+          stored_.emplace_back(batches[i]->sender(), batches[i]->sequence());
+    }
+    return out;
+  }
+  // Stored(): (sender, sequence) of every batch stored (not duplicate), in order.
+  std::vector<std::pair<std::string, uint64_t>> Stored() {
+    std::lock_guard lock(mu_);
+    return stored_;
   }
   Status Checkpoint() override {
+    if (unavailable) return Unavailable("ClickHouse at http://127.0.0.1:1 cannot be reached");
     return fail ? IoError("database or disk is full") : real_->Checkpoint();
   }
   Result<uint64_t> ApplyRetention(int64_t now_us) override { return real_->ApplyRetention(now_us); }
@@ -117,6 +137,7 @@ class GatedStore final : public Store {
   std::condition_variable cv_;
   bool closed_ = false;
   int waiting_ = 0;
+  std::vector<std::pair<std::string, uint64_t>> stored_;  // guarded by mu_
 };
 
 // OneBatch() — `records` records from `sender`, sequence `seq`, decoded as the server does.
@@ -211,6 +232,158 @@ TEST_F(IngestWriterTest, FailingWritesMakeItUnhealthyUntilOneSucceeds) {
   health = writer.Health();
   EXPECT_TRUE(health.writable);
   EXPECT_TRUE(health.reason.empty());
+}
+
+// --- with the server's spool ---
+
+// WaitFor() — polls `done` until it holds or the deadline passes.
+template <typename F>
+bool WaitFor(F done, std::chrono::seconds deadline = std::chrono::seconds(20)) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+class SpoolingWriterTest : public IngestWriterTest {
+ protected:
+  std::unique_ptr<StoreSpool> OpenSpool(uint64_t max_bytes = 64 << 20) {
+    Result<std::unique_ptr<StoreSpool>> s =
+        StoreSpool::Open(dir_.File("spool"), max_bytes, nullptr);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+  std::unique_ptr<IngestWriter> Writer(uint64_t max_bytes = 64 << 20, SpoolPolicy policy = {}) {
+    policy.min_backoff_us = 1'000;  // the test's store recovers at once
+    policy.max_backoff_us = 20'000;
+    return std::make_unique<IngestWriter>(*store_, metrics_, 256, 3'600'000'000,
+                                          OpenSpool(max_bytes), policy);
+  }
+  uint64_t RawSamples() {
+    Result<store::StoreStats> stats = store_->Stats();
+    EXPECT_TRUE(stats.ok());
+    return stats.ok() ? stats->raw_samples : 0;
+  }
+  // ExpectEachOnceInOrder() — every sender's sequences 1..n stored once, ascending.
+  void ExpectEachOnceInOrder(int senders, uint64_t n) {
+    std::map<std::string, std::vector<uint64_t>> by_sender;
+    for (const auto& [sender, seq] : store_->Stored()) by_sender[sender].push_back(seq);
+    ASSERT_EQ(by_sender.size(), static_cast<size_t>(senders));
+    std::vector<uint64_t> want;
+    for (uint64_t seq = 1; seq <= n; ++seq) want.push_back(seq);
+    for (const auto& [sender, seqs] : by_sender) EXPECT_EQ(seqs, want) << sender;
+  }
+};
+
+TEST_F(SpoolingWriterTest, AnUnavailableStoreIsSpooledAndReplayedInOrderOnce) {
+  std::unique_ptr<IngestWriter> writer = Writer();
+  ASSERT_TRUE(writer->Submit(OneBatch("sender-0", 1, 5)).ok());  // direct
+  store_->unavailable = true;
+  std::vector<std::thread> threads;
+  std::atomic<int> acknowledged{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (uint64_t seq = t == 0 ? 2 : 1; seq <= 10; ++seq) {
+        Result<store::AppendOutcome> out =
+            writer->Submit(OneBatch("sender-" + std::to_string(t), seq, 5));
+        if (out.ok() && out->records == 5 && !out->duplicate) ++acknowledged;
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(acknowledged.load(), 39);  // every batch acknowledged while the store is down
+  EXPECT_EQ(RawSamples(), 5u);
+  EXPECT_EQ(metrics_.batches_spooled.load(), 39u);
+  EXPECT_EQ(metrics_.spool_batches.load(), 39u);
+  EXPECT_GT(metrics_.spool_bytes.load(), 0u);
+  EXPECT_GT(metrics_.spool_oldest_unix_us.load(), 0);
+  const WriteHealth down = writer->Health();
+  EXPECT_FALSE(down.writable);
+  EXPECT_EQ(down.reason.rfind("store unavailable, 39 batches spooled (last error: ClickHouse", 0),
+            0u)
+      << down.reason;
+
+  store_->unavailable = false;
+  ASSERT_TRUE(WaitFor([&] { return metrics_.spool_batches.load() == 0; }));
+  EXPECT_EQ(RawSamples(), 200u);
+  EXPECT_EQ(metrics_.spool_replayed.load(), 39u);
+  EXPECT_EQ(metrics_.spool_replayed_duplicate.load(), 0u);
+  EXPECT_EQ(metrics_.spool_oldest_unix_us.load(), 0);
+  EXPECT_TRUE(writer->Health().writable);
+  ExpectEachOnceInOrder(4, 10);
+  // Back to direct writes: a resent batch is a duplicate again.
+  Result<store::AppendOutcome> again = writer->Submit(OneBatch("sender-2", 7, 5));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+}
+
+TEST_F(SpoolingWriterTest, NewBatchesGoBehindTheSpoolUntilItIsReplayed) {
+  std::unique_ptr<IngestWriter> writer = Writer();
+  store_->unavailable = true;
+  ASSERT_TRUE(writer->Submit(OneBatch("s", 1, 1)).ok());
+  store_->Close();  // the replay's next attempt waits at the gate...
+  store_->WaitForWaiter();
+  store_->unavailable = false;  // ...and will find the store back
+  // ...while batch 2 arrives: it must not overtake batch 1.
+  ASSERT_TRUE(writer->Submit(OneBatch("s", 2, 1)).ok());
+  EXPECT_EQ(metrics_.batches_spooled.load(), 2u);
+  store_->Open();
+  ASSERT_TRUE(WaitFor([&] { return metrics_.spool_batches.load() == 0; }));
+  ExpectEachOnceInOrder(1, 2);
+}
+
+TEST_F(SpoolingWriterTest, ARestartReplaysTheSpoolFirstAndSkipsWhatTheStoreHas) {
+  store_->unavailable = true;
+  {
+    std::unique_ptr<IngestWriter> writer = Writer();
+    for (uint64_t seq = 1; seq <= 5; ++seq) ASSERT_TRUE(writer->Submit(OneBatch("s", seq, 2)).ok());
+  }  // a stop with the store down: the spool stays on disk
+  EXPECT_EQ(RawSamples(), 0u);
+  // As if a crash came between the store's OK for batch 1 and its Pop().
+  store_->unavailable = false;
+  record::ArenaBatch first = OneBatch("s", 1, 2);
+  const record::Batch* one[] = {first.batch};
+  ASSERT_TRUE(store_->AppendBatches(one).ok());
+
+  std::unique_ptr<IngestWriter> writer = Writer();
+  ASSERT_TRUE(writer->Submit(OneBatch("s", 6, 2)).ok());  // behind the 5 spooled
+  ASSERT_TRUE(WaitFor([&] { return metrics_.spool_batches.load() == 0; }));
+  EXPECT_EQ(RawSamples(), 12u);
+  EXPECT_EQ(metrics_.spool_replayed_duplicate.load(), 1u);
+  ExpectEachOnceInOrder(1, 6);
+}
+
+TEST_F(SpoolingWriterTest, AFullSpoolRefusesSoTheClientKeepsTheBatch) {
+  const uint64_t one = OneBatch("s", 1, 3).batch->SerializeAsString().size();
+  std::unique_ptr<IngestWriter> writer = Writer(one + one / 2);
+  store_->unavailable = true;
+  ASSERT_TRUE(writer->Submit(OneBatch("s", 1, 3)).ok());
+  Result<store::AppendOutcome> refused = writer->Submit(OneBatch("s", 2, 3));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  store_->unavailable = false;
+  ASSERT_TRUE(WaitFor([&] { return metrics_.spool_batches.load() == 0; }));
+  ASSERT_TRUE(writer->Submit(OneBatch("s", 2, 3)).ok());  // the client's retry
+  ExpectEachOnceInOrder(1, 2);
+}
+
+TEST_F(SpoolingWriterTest, ASlowStoreWriteSpoolsTheNextGroups) {
+  // Every write is slower than 1 us: each direct write sends the next group to the spool.
+  std::unique_ptr<IngestWriter> writer = Writer(64 << 20, SpoolPolicy{.slow_after_us = 1});
+  for (uint64_t seq = 1; seq <= 6; ++seq) ASSERT_TRUE(writer->Submit(OneBatch("s", seq, 1)).ok());
+  EXPECT_GE(metrics_.batches_spooled.load(), 1u);
+  ASSERT_TRUE(WaitFor([&] { return metrics_.spool_batches.load() == 0; }));
+  ExpectEachOnceInOrder(1, 6);
+}
+
+TEST_F(SpoolingWriterTest, OtherStoreErrorsAreNotSpooled) {
+  std::unique_ptr<IngestWriter> writer = Writer();
+  store_->fail = true;  // a full disk: the spool is on it too
+  Result<store::AppendOutcome> out = writer->Submit(OneBatch("s", 1, 1));
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kIo);
+  EXPECT_EQ(metrics_.batches_spooled.load(), 0u);
 }
 
 }  // namespace

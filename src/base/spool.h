@@ -1,5 +1,7 @@
-// src/client/spool.h — the disk spool: batches the server did not take, kept
-// in order until it does.
+// src/base/spool.h — the disk spool: batches the next hop did not take, kept
+// in order until it does. Two users: the recorder (src/client), for batches
+// the server refused, and the server (src/server/store_spool.h), for batches
+// it acknowledged while its store was down.
 //
 // Layout: <root>/<sender_id>/ holds one file per batch, named
 //   <sequence, 20 digits>-<records>-<dropped_records>.batch
@@ -26,7 +28,8 @@
 //   Result<std::string> oldest = spool->ReadFront();   // POST it...
 //   spool->PopFront();                                   // ...after a 200
 //
-// Thread-safety: none; the recorder's sender thread owns its Spool.
+// Thread-safety: none; its owner serializes the calls (the recorder's sender
+// thread; the server's StoreSpool under its mutex).
 #pragma once
 
 #include <cstdint>
@@ -37,9 +40,9 @@
 #include <vector>
 
 #include "base/status.h"
-#include "client/unique_fd.h"
+#include "base/unique_fd.h"
 
-namespace cpuledger::client {
+namespace cpuledger {
 
 // SpoolEntry — one batch file.
 struct SpoolEntry {
@@ -81,6 +84,8 @@ class Spool {
   uint64_t max_bytes() const { return max_bytes_; }
   // Spool::front() — the oldest entry. REQUIRES: !empty().
   const SpoolEntry& front() const { return entries_.front(); }
+  // Spool::at() — the i-th oldest entry. REQUIRES: i < size().
+  const SpoolEntry& at(size_t i) const { return entries_[i]; }
   // Spool::own_dir() — <root>/<sender_id>.
   const std::string& own_dir() const { return dirs_.front().path; }
   // Spool::max_own_sequence() — the highest sequence found in the own
@@ -98,7 +103,9 @@ class Spool {
   // Spool::ReadFront() — the bytes of the oldest entry.
   // RETURNS: Io when it cannot be read (the caller should PopFront() it).
   // REQUIRES: !empty().
-  Result<std::string> ReadFront() const;
+  Result<std::string> ReadFront() const { return Read(0); }
+  // Spool::Read() — the bytes of the i-th oldest entry. REQUIRES: i < size().
+  Result<std::string> Read(size_t i) const;
 
   // Spool::PopFront() — deletes the oldest entry's file (after the server
   // took it, or refused it for good). An adopted directory is removed with
@@ -127,4 +134,4 @@ class Spool {
   uint64_t max_own_sequence_ = 0;
 };
 
-}  // namespace cpuledger::client
+}  // namespace cpuledger

@@ -1,4 +1,4 @@
-// src/client/unique_fd.h — a file descriptor that closes itself (RAII), and
+// src/base/unique_fd.h — a file descriptor that closes itself (RAII), and
 // the flock() lock file the spool uses to tell live senders from dead ones.
 //
 //   Result<UniqueFd> lock = LockFile("/var/spool/cpuledger/web-1/.lock");
@@ -22,7 +22,7 @@
 
 #include "base/status.h"
 
-namespace cpuledger::client {
+namespace cpuledger {
 
 // UniqueFd — owns one descriptor; -1 when empty. Move-only.
 class UniqueFd {
@@ -70,4 +70,4 @@ inline Result<UniqueFd> LockFile(const std::string& path) {
   return fd;
 }
 
-}  // namespace cpuledger::client
+}  // namespace cpuledger

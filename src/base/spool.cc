@@ -1,4 +1,4 @@
-#include "client/spool.h"
+#include "base/spool.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <system_error>
 
-namespace cpuledger::client {
+namespace cpuledger {
 namespace {
 
 namespace fs = std::filesystem;
@@ -213,8 +213,8 @@ Status Spool::Append(uint64_t sequence, uint64_t records, uint64_t dropped,
   return OkStatus();
 }
 
-Result<std::string> Spool::ReadFront() const {
-  const SpoolEntry& e = entries_.front();
+Result<std::string> Spool::Read(size_t i) const {
+  const SpoolEntry& e = entries_[i];
   UniqueFd fd(::open(e.path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return IoError(Errno("cannot open spooled batch " + e.path));
   std::string out;
@@ -246,4 +246,4 @@ void Spool::CloseInheritedLocks() {
   for (Dir& dir : dirs_) dir.lock.Reset();
 }
 
-}  // namespace cpuledger::client
+}  // namespace cpuledger
