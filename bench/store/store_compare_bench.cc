@@ -28,7 +28,7 @@
 // data under 1 s" (issue 16), so p99 <= 1000 ms.
 //
 // Usage: store_compare_bench --cpuledger PATH [--records 10000000]
-//          [--serve-records 1000000] [--runs 11] [--query-budget 20]
+//          [--serve-records 500000] [--runs 11] [--query-budget 20]
 //          [--ingest-budget 600] [--hosts 1000] [--host-rps 500]
 // REQUIRES: clickhouse-server (scripts/bootstrap) and python3 on PATH.
 #include <netinet/in.h>
@@ -85,7 +85,7 @@ void OnSignal(int) { g_interrupted = true; }
 struct Options {
   std::string cpuledger;
   uint64_t records = 10'000'000;
-  uint64_t serve_records = 1'000'000;
+  uint64_t serve_records = 500'000;
   int runs = 11;
   double query_budget_s = 20;
   double ingest_budget_s = 600;
@@ -472,11 +472,13 @@ Result<ClickHouseBytes> MergeAndMeasure(const std::vector<std::string>& urls) {
   return out;
 }
 
-Status DropDatabase(const std::vector<std::string>& urls, const char* database) {
+// DetachDatabase() — takes `database` out of the servers' work (merges, the
+// caches) at once; its files go with the temp dir. DROP would delete the
+// serve pass's tens of thousands of part files first, minutes on a busy disk.
+Status DetachDatabase(const std::vector<std::string>& urls, const char* database) {
   for (const std::string& url : urls) {
-    store::clickhouse::ShardClient shard(Shard(url));
-    if (Result<std::string> r = shard.Run("DROP DATABASE IF EXISTS " + std::string(database));
-        !r.ok())
+    store::clickhouse::ShardClient shard(Shard(url, std::chrono::minutes(5)));
+    if (Result<std::string> r = shard.Run("DETACH DATABASE " + std::string(database)); !r.ok())
       return r.status();
   }
   return OkStatus();
@@ -597,92 +599,97 @@ struct Stores {
   std::unique_ptr<store::Store> sqlite, clickhouse;
 };
 
-Status Run(const Options& o) {
-  TempRoot root;
-  std::printf("scratch dir %s; starting a 2-shard ClickHouse cluster ...\n", root.path().c_str());
-  std::fflush(stdout);
-  Result<std::unique_ptr<Cluster>> cluster = Cluster::Start(root.path() / "clickhouse");
-  if (!cluster.ok()) return cluster.status();
-  const std::vector<std::string>& urls = (*cluster)->urls();
-
-  const std::string sqlite_path = (root.path() / "sqlite" / "cpuledger.sqlite").string();
-  fs::create_directories(root.path() / "sqlite");
+Result<Stores> OpenStores(const std::string& sqlite_path, const std::vector<std::string>& urls) {
   Stores stores;
-  {
-    Result<std::unique_ptr<store::Store>> s = store::OpenSqliteStore({.path = sqlite_path});
-    if (!s.ok()) return s.status();
-    stores.sqlite = std::move(*s);
-    store::ClickHouseOptions options;
-    for (const std::string& url : urls) options.shards.push_back(Shard(url));
-    options.database = kDatabase;
-    Result<std::unique_ptr<store::Store>> c = store::OpenClickHouseStore(options);
-    if (!c.ok()) return c.status();
-    stores.clickhouse = std::move(*c);
-  }
+  Result<std::unique_ptr<store::Store>> s = store::OpenSqliteStore({.path = sqlite_path});
+  if (!s.ok()) return s.status();
+  stores.sqlite = std::move(*s);
+  store::ClickHouseOptions options;
+  for (const std::string& url : urls) options.shards.push_back(Shard(url));
+  options.database = kDatabase;
+  Result<std::unique_ptr<store::Store>> c = store::OpenClickHouseStore(options);
+  if (!c.ok()) return c.status();
+  stores.clickhouse = std::move(*c);
+  return stores;
+}
 
-  const int64_t end_s = DayEnd();
-  std::printf("1. in process: %s simulated records (one day) into both stores ...\n",
-              Thousands(static_cast<double>(o.records)).c_str());
-  std::fflush(stdout);
-  Result<IngestFigures> ingest = IngestInProcess(o, end_s, *stores.sqlite, *stores.clickhouse);
-  if (!ingest.ok()) return ingest.status();
-  const double n = static_cast<double>(ingest->records);
-  if (ingest->bounded)
-    std::printf("  stopped by --ingest-budget %.0f s at %s records\n", o.ingest_budget_s,
-                Thousands(n).c_str());
+// Serve — both backends' serve passes.
+struct Serve {
+  ServeFigures sqlite, clickhouse;
+};
 
-  const uint64_t serve_records = ingest->serve_records;
+Result<Serve> ServePasses(const Options& o, const fs::path& root,
+                          const std::vector<std::string>& urls, const IngestFigures& ingest) {
   std::printf("2. through cpuledger serve: %s records, %d connections, into each backend ...\n",
-              Thousands(static_cast<double>(serve_records)).c_str(), kServeSenders);
+              Thousands(static_cast<double>(ingest.serve_records)).c_str(), kServeSenders);
   std::fflush(stdout);
-  Result<ServeFigures> serve_sqlite =
-      IngestThroughServe(o, root.path() / "serve-sqlite", "", ingest->serve_bodies, serve_records);
-  if (!serve_sqlite.ok()) return serve_sqlite.status();
-  fs::remove_all(root.path() / "serve-sqlite");
-  Result<ServeFigures> serve_ch = IngestThroughServe(o, root.path() / "serve-clickhouse",
-                                                     ClickHouseConfig(urls, kServeDatabase),
-                                                     ingest->serve_bodies, serve_records);
-  if (!serve_ch.ok()) return serve_ch.status();
-  ingest->serve_bodies = {};
-  if (Status s = DropDatabase(urls, kServeDatabase); !s.ok()) return s;
+  Result<ServeFigures> sqlite =
+      IngestThroughServe(o, root / "serve-sqlite", "", ingest.serve_bodies, ingest.serve_records);
+  if (!sqlite.ok()) return sqlite.status();
+  fs::remove_all(root / "serve-sqlite");
+  Result<ServeFigures> clickhouse =
+      IngestThroughServe(o, root / "serve-clickhouse", ClickHouseConfig(urls, kServeDatabase),
+                         ingest.serve_bodies, ingest.serve_records);
+  if (!clickhouse.ok()) return clickhouse.status();
+  if (Status s = DetachDatabase(urls, kServeDatabase); !s.ok()) return s;
+  return Serve{*sqlite, *clickhouse};
+}
 
+// Bytes — bytes on disk of each backend's in-process store.
+struct Bytes {
+  uint64_t sqlite = 0;
+  ClickHouseBytes clickhouse;
+  double merge_s = 0;  // OPTIMIZE FINAL's time
+};
+
+// MeasureBytes() — closes and reopens the SQLite store (closing checkpoints
+// its WAL into the file); merges ClickHouse's parts.
+Result<Bytes> MeasureBytes(const std::string& sqlite_path, const std::vector<std::string>& urls,
+                           Stores& stores) {
   std::printf("3. bytes on disk (ClickHouse: OPTIMIZE FINAL first) ...\n");
   std::fflush(stdout);
-  stores.sqlite.reset();  // closing checkpoints the WAL into the file
-  const uint64_t sqlite_bytes = SqliteBytes(sqlite_path);
-  {
-    Result<std::unique_ptr<store::Store>> s = store::OpenSqliteStore({.path = sqlite_path});
-    if (!s.ok()) return s.status();
-    stores.sqlite = std::move(*s);
-  }
+  Bytes b;
+  stores.sqlite.reset();
+  b.sqlite = SqliteBytes(sqlite_path);
+  Result<std::unique_ptr<store::Store>> s = store::OpenSqliteStore({.path = sqlite_path});
+  if (!s.ok()) return s.status();
+  stores.sqlite = std::move(*s);
   const auto m0 = Clock::now();
-  Result<ClickHouseBytes> ch_bytes = MergeAndMeasure(urls);
-  if (!ch_bytes.ok()) return ch_bytes.status();
-  const double merge_s = SecondsSince(m0);
+  Result<ClickHouseBytes> ch = MergeAndMeasure(urls);
+  if (!ch.ok()) return ch.status();
+  b.clickhouse = *ch;
+  b.merge_s = SecondsSince(m0);
+  return b;
+}
 
-  std::printf("4. queries (%d runs each after a warm-up, at most %.0f s a shape) ...\n", o.runs,
-              o.query_budget_s);
-  std::fflush(stdout);
-  const Fleet need = FleetNeed(o);
+std::vector<Row> IngestAndBytesRows(double n, const IngestFigures& ingest, const Serve& serve,
+                                    const Bytes& bytes, const Fleet& need) {
   std::vector<Row> rows;
-  rows.push_back(IngestRow("ingest, in process (AppendBatches)", n / ingest->clickhouse_s,
-                           n / ingest->sqlite_s, need));
-  Row serve_row = IngestRow("ingest, 1 cpuledger serve, 8 connections", serve_ch->records_per_s,
-                            serve_sqlite->records_per_s, need);
-  rows.push_back(serve_row);
+  rows.push_back(IngestRow("ingest, in process (AppendBatches)", n / ingest.clickhouse_s,
+                           n / ingest.sqlite_s, need));
+  rows.push_back(IngestRow("ingest, 1 cpuledger serve, 8 connections",
+                           serve.clickhouse.records_per_s, serve.sqlite.records_per_s, need));
   rows.push_back(
       {"  ack per POST of 1000 records",
-       Format("p50 %.0f ms, p99 %.0f ms", serve_ch->ack_p50_ms, serve_ch->ack_p99_ms),
-       Format("p50 %.0f ms, p99 %.0f ms", serve_sqlite->ack_p50_ms, serve_sqlite->ack_p99_ms),
+       Format("p50 %.0f ms, p99 %.0f ms", serve.clickhouse.ack_p50_ms, serve.clickhouse.ack_p99_ms),
+       Format("p50 %.0f ms, p99 %.0f ms", serve.sqlite.ack_p50_ms, serve.sqlite.ack_p99_ms),
        "(info)", ""});
-  const double ch_bpr = static_cast<double>(ch_bytes->total) / n;
-  const double sq_bpr = static_cast<double>(sqlite_bytes) / n;
+  const double ch_bpr = static_cast<double>(bytes.clickhouse.total) / n;
+  const double sq_bpr = static_cast<double>(bytes.sqlite) / n;
   rows.push_back({"bytes a record on disk, all tables",
                   Format("%.1f B ", ch_bpr) + Ratio(ch_bpr, sq_bpr), Format("%.1f B", sq_bpr),
                   "(info: sizing below)", ""});
   rows.push_back({"  of which the records table",
-                  Format("%.1f B", static_cast<double>(ch_bytes->records_table) / n), "-", "(info)",
-                  ""});
+                  Format("%.1f B", static_cast<double>(bytes.clickhouse.records_table) / n), "-",
+                  "(info)", ""});
+  return rows;
+}
+
+Result<std::vector<Row>> QueryRows(const Options& o, int64_t end_s, Stores& stores) {
+  std::printf("4. queries (%d runs each after a warm-up, at most %.0f s a shape) ...\n", o.runs,
+              o.query_budget_s);
+  std::fflush(stdout);
+  std::vector<Row> rows;
   for (const Shape& shape : QueryShapes(end_s)) {
     Result<Latency> ch = Measure(*stores.clickhouse, shape.spec, o);
     if (!ch.ok()) return ch.status();
@@ -700,25 +707,32 @@ Status Run(const Options& o) {
                 Thousands(static_cast<double>(ch->samples)).c_str());
     std::fflush(stdout);
   }
-  PrintTable(rows);
+  return rows;
+}
 
+void PrintNotes(double n, const IngestFigures& ingest, const Bytes& bytes) {
   std::printf(
       "\n%s plain request records (no tallies, no profiles) over one simulated day; the same "
       "records in both stores.\nIn process: AppendBatches() of %zu batches of 1000; generating "
       "them took %.0f s more (not counted).\nServe: the first %s records, %d connections posting "
       "protobuf at once to one `cpuledger serve`; ClickHouse and the server share this machine.\n"
       "ClickHouse rows per shard: ",
-      Thousands(n).c_str(), kGroup, ingest->generate_s,
-      Thousands(static_cast<double>(serve_records)).c_str(), kServeSenders);
-  for (uint64_t r : ch_bytes->rows_per_shard)
+      Thousands(n).c_str(), kGroup, ingest.generate_s,
+      Thousands(static_cast<double>(ingest.serve_records)).c_str(), kServeSenders);
+  for (uint64_t r : bytes.clickhouse.rows_per_shard)
     std::printf("%s ", Thousands(static_cast<double>(r)).c_str());
   std::printf(
       "(OPTIMIZE FINAL took %.0f s). Query latency: (N) = runs counted; p99 of few runs "
       "is their max.\n",
-      merge_s);
+      bytes.merge_s);
+}
 
-  // What a fleet needs, from the figures above.
-  const double per_instance = serve_ch->records_per_s;
+// PrintSizing() — what the fleet of --hosts needs, from the figures measured.
+void PrintSizing(const Options& o, const Fleet& need, double n, const Serve& serve,
+                 const Bytes& bytes) {
+  const double ch_bpr = static_cast<double>(bytes.clickhouse.total) / n;
+  const double sq_bpr = static_cast<double>(bytes.sqlite) / n;
+  const double per_instance = serve.clickhouse.records_per_s;
   std::printf(
       "\nsizing: %d web hosts x %.0f requests/s at peak x 1%% sampling = %s records/s at peak, "
       "%s records a day (mean = %.2f x peak)\n",
@@ -732,6 +746,46 @@ Status Run(const Options& o) {
       std::ceil(need.peak_records_per_s / std::max(per_instance, 1.0)));
   std::printf("  SQLite:     %.0f B a record -> %.1f GB a day on disk (one file, one writer)\n",
               sq_bpr, need.records_per_day * sq_bpr / 1e9);
+}
+
+Status Run(const Options& o) {
+  TempRoot root;
+  std::printf("scratch dir %s; starting a 2-shard ClickHouse cluster ...\n", root.path().c_str());
+  std::fflush(stdout);
+  Result<std::unique_ptr<Cluster>> cluster = Cluster::Start(root.path() / "clickhouse");
+  if (!cluster.ok()) return cluster.status();
+  const std::vector<std::string>& urls = (*cluster)->urls();
+  fs::create_directories(root.path() / "sqlite");
+  const std::string sqlite_path = (root.path() / "sqlite" / "cpuledger.sqlite").string();
+  Result<Stores> stores = OpenStores(sqlite_path, urls);
+  if (!stores.ok()) return stores.status();
+
+  const int64_t end_s = DayEnd();
+  std::printf("1. in process: %s simulated records (one day) into both stores ...\n",
+              Thousands(static_cast<double>(o.records)).c_str());
+  std::fflush(stdout);
+  Result<IngestFigures> ingest = IngestInProcess(o, end_s, *stores->sqlite, *stores->clickhouse);
+  if (!ingest.ok()) return ingest.status();
+  const double n = static_cast<double>(ingest->records);
+  if (ingest->bounded)
+    std::printf("  stopped by --ingest-budget %.0f s at %s records\n", o.ingest_budget_s,
+                Thousands(n).c_str());
+  Result<Serve> serve = ServePasses(o, root.path(), urls, *ingest);
+  if (!serve.ok()) return serve.status();
+  ingest->serve_bodies = {};
+  Result<Bytes> bytes = MeasureBytes(sqlite_path, urls, *stores);
+  if (!bytes.ok()) return bytes.status();
+  Result<std::vector<Row>> queries = QueryRows(o, end_s, *stores);
+  if (!queries.ok()) return queries.status();
+
+  const Fleet need = FleetNeed(o);
+  std::vector<Row> rows = IngestAndBytesRows(n, *ingest, *serve, *bytes, need);
+  rows.insert(rows.end(), queries->begin(), queries->end());
+  PrintTable(rows);
+  PrintNotes(n, *ingest, *bytes);
+  PrintSizing(o, need, n, *serve, *bytes);
+  std::printf("stopping the servers and removing %s ...\n", root.path().c_str());
+  std::fflush(stdout);  // the figures before the slow clean-up
   return OkStatus();
 }
 
