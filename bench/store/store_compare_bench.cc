@@ -437,6 +437,7 @@ uint64_t SqliteBytes(const std::string& path) {
 
 struct ClickHouseBytes {
   uint64_t total = 0, records_table = 0;
+  uint64_t rollup_rows = 0, coarse_rollup_rows = 0;  // the minute rollups' rows, merged
   std::vector<uint64_t> rows_per_shard;
 };
 
@@ -459,12 +460,15 @@ Result<ClickHouseBytes> MergeAndMeasure(const std::vector<std::string>& urls) {
     }
     Result<std::string> bytes = shard.Run(
         "SELECT sum(bytes_on_disk), sumIf(bytes_on_disk, table = 'records_local'), "
-        "sumIf(rows, table = 'records_local')" +
+        "sumIf(rows, table = 'records_local'), sumIf(rows, table = '.inner.rollup_minute_mv'), "
+        "sumIf(rows, table = '.inner.rollup_minute_coarse_mv')" +
         where + " FORMAT TSV");
     if (!bytes.ok()) return bytes.status();
     std::istringstream fields(*bytes);
-    uint64_t total = 0, records_table = 0, rows = 0;
-    fields >> total >> records_table >> rows;
+    uint64_t total = 0, records_table = 0, rows = 0, rollup = 0, coarse = 0;
+    fields >> total >> records_table >> rows >> rollup >> coarse;
+    out.rollup_rows += rollup;
+    out.coarse_rollup_rows += coarse;
     out.total += total;
     out.records_table += records_table;
     out.rows_per_shard.push_back(rows);
@@ -722,9 +726,10 @@ void PrintNotes(double n, const IngestFigures& ingest, const Bytes& bytes) {
   for (uint64_t r : bytes.clickhouse.rows_per_shard)
     std::printf("%s ", Thousands(static_cast<double>(r)).c_str());
   std::printf(
-      "(OPTIMIZE FINAL took %.0f s). Query latency: (N) = runs counted; p99 of few runs "
-      "is their max.\n",
-      bytes.merge_s);
+      "(OPTIMIZE FINAL took %.0f s); minute rollup rows %s, coarse (no host, cluster, region) "
+      "%s.\nQuery latency: (N) = runs counted; p99 of few runs is their max.\n",
+      bytes.merge_s, Thousands(static_cast<double>(bytes.clickhouse.rollup_rows)).c_str(),
+      Thousands(static_cast<double>(bytes.clickhouse.coarse_rollup_rows)).c_str());
 }
 
 // PrintSizing() — what the fleet of --hosts needs, from the figures measured.
