@@ -6,7 +6,7 @@
 // (tests/clickhouse/cluster.py) and a SQLite store, in one temp dir that is
 // removed at exit; the servers it starts are stopped on every exit path,
 // SIGINT and SIGTERM included. The data: the simulator's records (src/sim:
-// 3 services, 11 endpoints, 48 hosts, 3 commits, 2 flags, 200k users) over
+// 3 services, 11 endpoints, 48 hosts, 5 commits, 2 flags, 200k users) over
 // one day ending at the last 15:00 UTC, streamed (never all in memory) as
 // batches of 1000 from 32 senders. Plain request records only: no worker
 // tallies, no profiles (the ClickHouse store keeps no function entities yet).
@@ -26,6 +26,9 @@
 // Targets: ingest, a fleet of --hosts web hosts at --host-rps requests/s
 // at 1% sampling; queries, none in issue 17: the dashboard's "each page's
 // data under 1 s" (issue 16), so p99 <= 1000 ms.
+// Run time at 10M: ~8 min on a loaded 2-core VM, then a few more minutes
+// deleting ClickHouse's part files; --ingest-budget stops step 1 early (and
+// says so) should the stores be slower than that.
 //
 // Usage: store_compare_bench --cpuledger PATH [--records 10000000]
 //          [--serve-records 500000] [--runs 11] [--query-budget 20]
