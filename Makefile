@@ -98,6 +98,7 @@ bench: build
 	@$(BUILD)/bench/counters_bench --benchmark_min_time=0.2
 	@$(BUILD)/bench/client_bench --benchmark_min_time=0.2
 	@$(BUILD)/bench/store/store_bench
+	@$(BUILD)/bench/store/store_compare_bench --cpuledger $(BUILD)/cpuledger
 	@$(BUILD)/bench/ingest_bench $(BUILD)/cpuledger
 	@$(PY) bench/ingest/profiled_ingest_bench.py --cpuledger $(BUILD)/cpuledger
 	@$(PY) bench/ingest/slow_client_bench.py --cpuledger $(BUILD)/cpuledger
