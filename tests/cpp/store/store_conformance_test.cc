@@ -29,6 +29,7 @@
 #include <tuple>
 #include <vector>
 
+#include "backends.h"
 #include "profile/call_tree.h"
 #include "record/codec.h"
 #include "record/hll.h"
@@ -48,60 +49,9 @@ constexpr int64_t kMinuteUs = 60'000'000;
 constexpr int64_t kStartUs = 1'796'423'400'000'000;
 constexpr int kMinutes = 180;
 
-// ---- the backends ----
-
-struct Backend {
-  virtual ~Backend() = default;
-  virtual Store& store() = 0;
-};
-
-struct SqliteBackend : Backend {
-  test_support::TempDir dir;
-  std::unique_ptr<Store> s;
-  explicit SqliteBackend(std::optional<std::set<std::string>> profile_flags = std::nullopt) {
-    Result<std::unique_ptr<Store>> r =
-        OpenSqliteStore({.path = dir.File("ledger.sqlite"), .profile_flags = profile_flags});
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    if (r.ok()) s = std::move(*r);
-  }
-  Store& store() override { return *s; }
-};
-
-// ClickHouseBackend — a database of its own on the shared cluster, dropped after.
-struct ClickHouseBackend : Backend {
-  std::vector<clickhouse::ShardOptions> shards;
-  std::string database;
-  std::unique_ptr<Store> s;
-  explicit ClickHouseBackend(std::optional<std::set<std::string>> profile_flags = std::nullopt) {
-    const char* path = std::getenv("CPULEDGER_CLICKHOUSE_CLUSTER");
-    if (path == nullptr) return;
-    std::ifstream in(path);
-    nlohmann::json state = nlohmann::json::parse(in, nullptr, false);
-    if (state.is_discarded()) return;
-    for (const auto& url : state["http_urls"]) {
-      clickhouse::ShardOptions o;
-      o.url = url.get<std::string>();
-      shards.push_back(o);
-    }
-    static int serial = 0;  // one database per test: tests stay independent
-    database = "conformance_" + std::to_string(::getpid()) + "_" + std::to_string(++serial);
-    Result<std::unique_ptr<Store>> r =
-        OpenClickHouseStore({.shards = shards,
-                             .database = database,
-                             .cluster = state["cluster"].get<std::string>(),
-                             .profile_flags = profile_flags});
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    if (r.ok()) s = std::move(*r);
-  }
-  ~ClickHouseBackend() override {
-    s.reset();
-    for (const auto& o : shards) {
-      clickhouse::ShardClient c(o);
-      c.Run("DROP DATABASE IF EXISTS " + database).status().IgnoreError();
-    }
-  }
-  Store& store() override { return *s; }
-};
+using test_support::Backend;
+using test_support::ClickHouseBackend;
+using test_support::SqliteBackend;
 
 // ---- the data ----
 
@@ -331,10 +281,8 @@ class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
     if (GetParam() == "sqlite") {
       backend_ = std::make_unique<SqliteBackend>();
     } else {
-      if (std::getenv("CPULEDGER_CLICKHOUSE_CLUSTER") == nullptr)
-        GTEST_SKIP() << "no ClickHouse cluster: ctest starts one (fixture clickhouse_cluster), "
-                        "or set CPULEDGER_CLICKHOUSE_CLUSTER to a tests/clickhouse/cluster.py "
-                        "cluster.json";
+      if (!test_support::ClickHouseClusterConfigured())
+        GTEST_SKIP() << test_support::kNoClusterMessage;
       backend_ = std::make_unique<ClickHouseBackend>();
     }
     ASSERT_TRUE(HasStore());
