@@ -230,3 +230,16 @@ def test_hour_minute_and_raw_parts_count_each_record_once(conn):
     (row,) = answer(9)  # [01:00, 03:00): hour rollups only
     assert "rollup_minute" not in queries[9] and "ledger.records" not in queries[9]
     assert row[:3] == ["b7e41d0", "0", "2"]
+
+
+def test_hour_rollups_start_is_read_from_schema_version(conn):
+    """HourRollupsFromSql(): the lowest version and when version 3 came; a
+    database created at version 3 answers 3 (its hour rollups hold everything)."""
+    sql = statements("ledger")
+    for stmt in (s["sql"] for s in sql if s["kind"] == "schema"):
+        conn.query(stmt)
+    (query,) = [s["sql"] for s in sql if s["kind"] == "query" and "minIf(applied" in s["sql"]]
+    conn.query("INSERT INTO ledger.schema_version VALUES (3, toDateTime(1764896400))")
+    assert conn.query(query, "TSV").bytes().decode().split() == ["3", "1764896400"]
+    conn.query("INSERT INTO ledger.schema_version VALUES (2, toDateTime(1764892800))")
+    assert conn.query(query, "TSV").bytes().decode().split() == ["2", "1764896400"]
