@@ -31,6 +31,8 @@ def local(sql: str) -> str:
     return (sql.replace("ledger.records ", "ledger.records_local ")
                .replace("ledger.rollup_minute ", "ledger.rollup_minute_mv ")
                .replace("ledger.rollup_minute_coarse ", "ledger.rollup_minute_coarse_mv ")
+               .replace("ledger.rollup_hour ", "ledger.rollup_hour_mv ")
+               .replace("ledger.rollup_hour_coarse ", "ledger.rollup_hour_coarse_mv ")
                .replace("ledger.effects ", "ledger.effects_local ")
                .replace("ledger.profile_sums ", "ledger.profile_sums_local ")
                .replace("ledger.efficiency_minute ", "ledger.efficiency_minute_mv ")
@@ -66,8 +68,9 @@ def test_schema_and_every_query_shape_run_on_current_clickhouse(conn):
     tables = conn.query("SELECT name FROM system.tables WHERE database = 'ledger' ORDER BY name",
                         "CSV").bytes().decode().split()
     for t in ["records", "records_local", "rollup_minute", "rollup_minute_mv",
-              "rollup_minute_coarse", "rollup_minute_coarse_mv", "batches_local",
-              "alerts", "effects", "profile_sums", "profile_sums_local", "efficiency_minute",
+              "rollup_minute_coarse", "rollup_minute_coarse_mv", "rollup_hour", "rollup_hour_mv",
+              "rollup_hour_coarse", "rollup_hour_coarse_mv", "batches_local",
+              "alert_versions", "effects", "profile_sums", "profile_sums_local", "efficiency_minute",
               "efficiency_minute_mv", "tallies", "tally_users", "schema_version"]:
         assert f'"{t}"' in tables
 
@@ -187,3 +190,56 @@ def test_profile_sums_and_the_peak_minute_sums_on_current_clickhouse(conn):
     users = next(q for q in queries
                  if q.startswith("SELECT uniqExact(user)") and "service = 'shop'" in q)
     assert tsv(conn, users) == [["2"]]
+
+
+def test_hour_minute_and_raw_parts_count_each_record_once(conn):
+    """Queries 7-10 of the printer read hour rollups for whole hours, minute
+    rollups for the other whole minutes and raw records for the sub-minute
+    edges of 2025-12-05 00:00:01.234567 .. 03:02:07.654321: every record in
+    the range counted once, none outside it."""
+    sql = statements("ledger")
+    for stmt in (s["sql"] for s in sql if s["kind"] == "schema"):
+        conn.query(stmt)
+    queries = [s["sql"] for s in sql if s["kind"] == "query"]
+    day = 1764892800000000
+    at = {  # offset from midnight (us): in the range of queries 7, 8 and 10
+        1_000_000: False, 1_234_566: False, 1_234_567: True, 1_800_000_000: True,
+        3_599_999_999: True, 3_600_000_000: True, 10_799_999_999: True,
+        10_800_000_000: True, 10_927_654_320: True, 10_927_654_321: False,
+    }
+    rows = ", ".join(
+        f"('2025-12-05', {day + t}, 'shop', 'cart', 200, 'web-{i % 2}', 'b7e41d0', 0.25, {t % 997})"
+        for i, t in enumerate(at))
+    conn.query("INSERT INTO ledger.records_local (day, start_us, service, endpoint, status, host,"
+               f" commit, sample_rate, cpu_ns) VALUES {rows}")
+    inside = [t for t, x in at.items() if x]
+
+    def answer(i):
+        out = conn.query(local(queries[i]), "TSV").bytes().decode().strip()
+        return [line.split("\t") for line in out.splitlines()]
+
+    for i in (7, 10):  # by service
+        assert "rollup_hour_coarse" in queries[i] and "rollup_minute_coarse" in queries[i]
+        (row,) = answer(i)
+        assert row[:4] == ["shop", "0", str(len(inside)), str(4 * len(inside))]
+        assert float(row[4 + 3 * 7 - 1]) == 4 * sum(t % 997 for t in inside)  # cpu_ns est_total
+    by_host = answer(8)  # fine tier, one day bucket
+    assert "ledger.rollup_hour " in queries[8]
+    assert sorted(int(r[2]) for r in by_host) == sorted(
+        sum(1 for i, (t, x) in enumerate(at.items()) if x and i % 2 == h) for h in (0, 1))
+    (row,) = answer(9)  # [01:00, 03:00): hour rollups only
+    assert "rollup_minute" not in queries[9] and "ledger.records" not in queries[9]
+    assert row[:3] == ["b7e41d0", "0", "2"]
+
+
+def test_hour_rollups_start_is_read_from_schema_version(conn):
+    """HourRollupsFromSql(): the lowest version and when version 3 came; a
+    database created at version 3 answers 3 (its hour rollups hold everything)."""
+    sql = statements("ledger")
+    for stmt in (s["sql"] for s in sql if s["kind"] == "schema"):
+        conn.query(stmt)
+    (query,) = [s["sql"] for s in sql if s["kind"] == "query" and "minIf(applied" in s["sql"]]
+    conn.query("INSERT INTO ledger.schema_version VALUES (3, toDateTime(1764896400))")
+    assert conn.query(query, "TSV").bytes().decode().split() == ["3", "1764896400"]
+    conn.query("INSERT INTO ledger.schema_version VALUES (2, toDateTime(1764892800))")
+    assert conn.query(query, "TSV").bytes().decode().split() == ["2", "1764896400"]

@@ -135,6 +135,14 @@ class ClickHouseStore final : public Store {
                        std::to_string(clickhouse::kSchemaVersion) + ", now())");
         if (!r.ok()) return r.status();
       }
+      Result<std::string> hours = shard->Run(clickhouse::HourRollupsFromSql(names_));
+      if (!hours.ok()) return hours.status();
+      std::vector<clickhouse::TsvRow> row = clickhouse::SplitTsv(*hours);
+      if (row.size() != 1 || row[0].size() != 2)
+        return Internal("ClickHouse answered an odd schema_version summary");
+      hours_from_us_ =
+          std::max(hours_from_us_, clickhouse::HourRollupsFrom(clickhouse::TsvUInt64(row[0][0]),
+                                                               clickhouse::TsvUInt64(row[0][1])));
     }
     return OkStatus();
   }
@@ -154,7 +162,7 @@ class ClickHouseStore final : public Store {
 
   Result<QueryResult> Query(const QuerySpec& spec) override {
     if (Status s = clickhouse::ValidateQueryDimensions(spec); !s.ok()) return s;
-    clickhouse::QueryPlan plan = clickhouse::QuerySql(names_, spec);
+    clickhouse::QueryPlan plan = clickhouse::QuerySql(names_, spec, hours_from_us_);
     Result<std::string> body = shards_[0]->Run(plan.sql);
     if (!body.ok()) return body.status();
     std::vector<QueryRow> rows;
@@ -536,6 +544,8 @@ class ClickHouseStore final : public Store {
   const ClickHouseOptions options_;
   const SchemaNames names_;
   std::vector<std::unique_ptr<ShardClient>> shards_;
+  // Since when every shard's hour rollups are whole (HourRollupsFrom()).
+  int64_t hours_from_us_ = 0;
 };
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <initializer_list>
+#include <utility>
 
 #include "store/clickhouse/alerts.h"
 #include "store/profile_sums.h"
@@ -50,18 +52,26 @@ std::string Distributed(const SchemaNames& n, std::string_view table, std::strin
          ", rand())";
 }
 
-// RollupTier — one materialized view of minute rollups: its Distributed
-// table, and the columns it groups by (beside the minute).
+// RollupTier — one materialized view of rollups: its Distributed table, its
+// time column (the start of the row's minute or hour) and the columns it
+// groups by beside it.
 struct RollupTier {
   std::string_view table;  // the view is table + "_mv"
   std::string_view dims;
+  std::string_view unit;  // "minute" or "hour", the time column's name
+  int64_t seconds;        // 60 or 3600
 };
-// Every dimension; Deploys() and queries by host, cluster or region read it.
-constexpr RollupTier kFineTier = {
-    "rollup_minute", "day, service, endpoint, method, status, host, cluster, region, commit"};
+constexpr std::string_view kFineDims =
+    "day, service, endpoint, method, status, host, cluster, region, commit";
 // Without host, cluster and region: ~hosts times fewer rows for the rest.
-constexpr RollupTier kCoarseTier = {"rollup_minute_coarse",
-                                    "day, service, endpoint, method, status, commit"};
+constexpr std::string_view kCoarseDims = "day, service, endpoint, method, status, commit";
+// Every dimension; Deploys() and queries by host, cluster or region read it.
+constexpr RollupTier kFineTier = {"rollup_minute", kFineDims, "minute", 60};
+constexpr RollupTier kCoarseTier = {"rollup_minute_coarse", kCoarseDims, "minute", 60};
+// The same per hour: a day is ~24 rows a group instead of ~1,440, and the
+// quantile states' merge, most of a day-long query's time, shrinks with it.
+constexpr RollupTier kFineHourTier = {"rollup_hour", kFineDims, "hour", 3600};
+constexpr RollupTier kCoarseHourTier = {"rollup_hour_coarse", kCoarseDims, "hour", 3600};
 
 // RollupStates() — the aggregate states of one rollup row, over records'
 // columns: the materialized view's and the raw edges' of a rollup query
@@ -85,16 +95,18 @@ std::string RollupStates() {
 // RollupSelect() — records grouped into a tier's rows: the view's query.
 std::string RollupSelect(const RollupTier& tier, const std::string& from,
                          const std::string& where) {
-  return "SELECT toDateTime(intDiv(start_us, 60000000) * 60) AS minute, " + std::string(tier.dims) +
-         ", " + RollupStates() + " FROM " + from + where + " GROUP BY minute, " +
+  const std::string unit(tier.unit);
+  return "SELECT toDateTime(intDiv(start_us, " + std::to_string(tier.seconds * 1'000'000) + ") * " +
+         std::to_string(tier.seconds) + ") AS " + unit + ", " + std::string(tier.dims) + ", " +
+         RollupStates() + " FROM " + from + where + " GROUP BY " + unit + ", " +
          std::string(tier.dims);
 }
 
-// A minute's rollup is the same whatever shard it was inserted on; the
-// tier's Distributed table merges the states across shards at read.
+// A rollup row is the same whatever shard it was inserted on; the tier's
+// Distributed table merges the states across shards at read.
 std::string RollupView(const SchemaNames& n, const RollupTier& tier) {
   std::string order(tier.dims.substr(tier.dims.find(", ") + 2));  // without day
-  order.insert(order.find(", endpoint") + 10, ", minute");
+  order.insert(order.find(", endpoint") + 10, ", " + std::string(tier.unit));
   return "CREATE MATERIALIZED VIEW IF NOT EXISTS " + Local(n, std::string(tier.table) + "_mv") +
          " ENGINE = AggregatingMergeTree PARTITION BY day ORDER BY (" + order + ") AS " +
          RollupSelect(tier, Local(n, "records_local"), "");
@@ -252,11 +264,13 @@ std::vector<std::string> SchemaStatements(const SchemaNames& n) {
       RollupView(n, kFineTier),
       RollupView(n, kCoarseTier),
       EfficiencyView(n),
+      RollupView(n, kFineHourTier),
+      RollupView(n, kCoarseHourTier),
   };
   for (std::string_view t : {"records", "tallies", "tally_users", "profile_sums", "effects"})
     s.push_back(Distributed(n, t, std::string(t) + "_local"));
   s.push_back(Distributed(n, "efficiency_minute", "efficiency_minute_mv"));
-  for (const RollupTier& tier : {kFineTier, kCoarseTier})
+  for (const RollupTier& tier : {kFineTier, kCoarseTier, kFineHourTier, kCoarseHourTier})
     s.push_back(Distributed(n, tier.table, std::string(tier.table) + "_mv"));
   for (std::string& t : AlertSchemaStatements(n)) s.push_back(std::move(t));  // alerts.h
   return s;
@@ -307,6 +321,10 @@ int64_t CeilMinute(int64_t us) {
 int64_t FloorMinute(int64_t us) {
   return us <= 0 ? 0 : std::min(kMaxMinuteUs, us / kMinuteUs * kMinuteUs);
 }
+// On whole minutes (CeilMinute's, FloorMinute's), so within DateTime's range.
+constexpr int64_t kHourUs = 3'600'000'000;
+int64_t CeilHour(int64_t us) { return us <= 0 ? 0 : (us + kHourUs - 1) / kHourUs * kHourUs; }
+int64_t FloorHour(int64_t us) { return us <= 0 ? 0 : us / kHourUs * kHourUs; }
 
 QueryPlan RawQuery(const SchemaNames& n, const QuerySpec& spec) {
   auto [keys, group] = KeysAndGroup(spec, "start_us");
@@ -328,29 +346,58 @@ QueryPlan RawQuery(const SchemaNames& n, const QuerySpec& spec) {
           false};
 }
 
-// RollupQuery() — whole minutes from rollup_minute, the edges (before the
-// first whole minute, from the last on) from records as rollup rows, merged.
+// RollupRows() — `tier`'s rows (its time column as `minute`) in the
+// [lo, hi) ranges of `spans` (unix us, on the tier's boundaries), or "" when
+// every span is empty.
+std::string RollupRows(const SchemaNames& n, const QuerySpec& spec, const RollupTier& tier,
+                       std::initializer_list<std::pair<int64_t, int64_t>> spans) {
+  const std::string unit(tier.unit);
+  std::string where;
+  int64_t first = 0, last = 0;
+  for (auto [lo, hi] : spans) {
+    if (lo >= hi) continue;
+    if (where.empty()) first = lo;
+    last = hi;
+    where += (where.empty() ? "(" : " OR (") + unit + " >= toDateTime(" +
+             std::to_string(lo / 1'000'000) + ") AND " + unit + " < toDateTime(" +
+             std::to_string(hi / 1'000'000) + "))";
+  }
+  if (where.empty()) return "";
+  std::string out =
+      "SELECT " + unit + " AS minute, " + std::string(tier.dims) + ", samples, est_requests";
+  for (std::string_view m : kMeasures)
+    for (const char* part : {"_n", "_sum", "_est", "_q"}) out += ", " + std::string(m) + part;
+  return out + ", db_us, db_calls, cache_us, cache_calls, users, first_us, last_us FROM " +
+         Local(n, tier.table) + " WHERE (" + where + ") AND day >= toDate(" + DateLiteral(first) +
+         ") AND day <= toDate(" + DateLiteral(last) + ")" + FilterWhere(spec.filters);
+}
+
+// RollupQuery() — the whole hours [hour_lo, hour_hi) from the hour tier (none
+// when hour_lo >= hour_hi), the other whole minutes of [lo, hi) from the
+// minute tier, the edges (before the first whole minute, from the last on)
+// from records as minute rollup rows; merged.
 QueryPlan RollupQuery(const SchemaNames& n, const QuerySpec& spec, const RollupTier& tier,
-                      int64_t lo, int64_t hi) {
+                      const RollupTier& hour_tier, int64_t lo, int64_t hi, int64_t hour_lo,
+                      int64_t hour_hi) {
   // The raw edges that are not empty (none for a range of whole minutes;
   // none past 2096, where Date and DateTime end: no record is kept there).
   std::string edges;
   if (spec.from_us < lo) edges = "(" + TimeWhere(spec.from_us, lo) + ")";
   if (hi < spec.to_us && hi < kMaxMinuteUs)
     edges += (edges.empty() ? "(" : " OR (") + TimeWhere(hi, spec.to_us) + ")";
-  const std::string raw =
-      edges.empty()
-          ? ""
-          : " UNION ALL " + RollupSelect(tier, Local(n, "records"),
-                                         " WHERE (" + edges + ")" + FilterWhere(spec.filters));
-  std::string whole = "SELECT minute, " + std::string(tier.dims) + ", samples, est_requests";
-  for (std::string_view m : kMeasures)
-    for (const char* part : {"_n", "_sum", "_est", "_q"}) whole += ", " + std::string(m) + part;
-  whole += ", db_us, db_calls, cache_us, cache_calls, users, first_us, last_us FROM " +
-           Local(n, tier.table) + " WHERE minute >= toDateTime(" + std::to_string(lo / 1'000'000) +
-           ") AND minute < toDateTime(" + std::to_string(hi / 1'000'000) + ") AND day >= toDate(" +
-           DateLiteral(lo) + ") AND day <= toDate(" + DateLiteral(hi) + ")" +
-           FilterWhere(spec.filters);
+  std::vector<std::string> parts;
+  if (hour_lo < hour_hi) {
+    parts.push_back(RollupRows(n, spec, hour_tier, {{hour_lo, hour_hi}}));
+    std::string minutes = RollupRows(n, spec, tier, {{lo, hour_lo}, {hour_hi, hi}});
+    if (!minutes.empty()) parts.push_back(std::move(minutes));
+  } else {
+    parts.push_back(RollupRows(n, spec, tier, {{lo, hi}}));
+  }
+  if (!edges.empty())
+    parts.push_back(RollupSelect(tier, Local(n, "records"),
+                                 " WHERE (" + edges + ")" + FilterWhere(spec.filters)));
+  std::string from;
+  for (const std::string& p : parts) from += (from.empty() ? "" : " UNION ALL ") + p;
 
   auto [keys, group] = KeysAndGroup(spec, "toInt64(toUInt32(minute)) * 1000000");
   std::string measures;
@@ -363,13 +410,13 @@ QueryPlan RollupQuery(const SchemaNames& n, const QuerySpec& spec, const RollupT
   return {"SELECT " + keys + "countMerge(samples) AS n_samples, sumMerge(est_requests)" + measures +
               ", sumMerge(db_us) / n_samples, sumMerge(db_calls) / n_samples,"
               " sumMerge(cache_us) / n_samples, sumMerge(cache_calls) / n_samples FROM (" +
-              whole + raw + ") GROUP BY " + group + " HAVING n_samples > 0 FORMAT TabSeparated",
+              from + ") GROUP BY " + group + " HAVING n_samples > 0 FORMAT TabSeparated",
           true};
 }
 
 }  // namespace
 
-QueryPlan QuerySql(const SchemaNames& n, const QuerySpec& spec) {
+QueryPlan QuerySql(const SchemaNames& n, const QuerySpec& spec, int64_t hours_from_us) {
   const int64_t lo = CeilMinute(spec.from_us), hi = FloorMinute(spec.to_us);
   if (!RollupsServe(spec) || lo >= hi) return RawQuery(n, spec);
   auto placed = [](const DimensionRef& d) {
@@ -378,7 +425,28 @@ QueryPlan QuerySql(const SchemaNames& n, const QuerySpec& spec) {
   const bool fine = std::any_of(spec.group_by.begin(), spec.group_by.end(), placed) ||
                     std::any_of(spec.filters.begin(), spec.filters.end(),
                                 [&](const Filter& f) { return placed(f.dim); });
-  return RollupQuery(n, spec, fine ? kFineTier : kCoarseTier, lo, hi);
+  // Hour rows fit a bucket only when the bucket is whole hours (or none).
+  const int64_t step = BucketSeconds(spec.bucket);
+  int64_t hour_lo = 0, hour_hi = 0;
+  if (step % 3600 == 0) {
+    hour_lo = std::max(CeilHour(lo), CeilHour(hours_from_us));
+    hour_hi = FloorHour(hi);
+  }
+  return RollupQuery(n, spec, fine ? kFineTier : kCoarseTier,
+                     fine ? kFineHourTier : kCoarseHourTier, lo, hi, hour_lo, hour_hi);
+}
+
+std::string HourRollupsFromSql(const SchemaNames& n) {
+  return "SELECT min(version), toUInt32(minIf(applied, version >= 3)) FROM " +
+         Local(n, "schema_version") + " FORMAT TabSeparated";
+}
+
+int64_t HourRollupsFrom(uint64_t lowest_version, uint64_t v3_applied_s) {
+  if (lowest_version >= 3) return 0;
+  // The view was created before version 3's row was inserted: the records of
+  // the hours after that row were all inserted after the view (but for ones
+  // stamped in the future by their sender's clock).
+  return CeilHour(static_cast<int64_t>(v3_applied_s) * 1'000'000);
 }
 
 namespace {

@@ -30,7 +30,12 @@ namespace cpuledger::store::clickhouse {
 // Version 2: profile_sums and efficiency_minute (functions_local is no longer
 // written nor read), alert_versions, alert_events and leases (alerts_local is
 // no longer written nor read).
-inline constexpr uint32_t kSchemaVersion = 2;
+// Version 3: rollup_hour and rollup_hour_coarse, the minute rollups per hour.
+// A view sees only the records inserted after it was created, so on a
+// database created at an older version the hour rollups start at the first
+// whole hour after version 3 was applied (HourRollupsFromSql()); QuerySql()
+// reads the minute rollups before it, so answers are whole either way.
+inline constexpr uint32_t kSchemaVersion = 3;
 
 // SchemaNames — where the tables live.
 struct SchemaNames {
@@ -65,13 +70,14 @@ bool ValidIdentifier(std::string_view name);
 //                       (uniqCombined) and first/last start per minute and
 //                       dimension tuple
 //   rollup_minute_coarse_mv   the same without host, cluster and region
+//   rollup_hour_mv, rollup_hour_coarse_mv   the same two per hour
 //   efficiency_minute_mv      per (minute, service, endpoint) the sample sums
 //                       of the peak-minute metric (efficiency.h's
 //                       EfficiencyCell), a SummingMergeTree
 //   schema_version      versions applied
 //  Distributed tables over every shard, same names without _local / _mv:
 //   records, tallies, tally_users, profile_sums, effects, rollup_minute,
-//   rollup_minute_coarse, efficiency_minute.
+//   rollup_minute_coarse, rollup_hour, rollup_hour_coarse, efficiency_minute.
 std::vector<std::string> SchemaStatements(const SchemaNames& names);
 
 // RecordColumns() — records_local's columns in RowBinary order (row_binary.h
@@ -149,15 +155,29 @@ struct QueryPlan {
 //   then per measure (instructions, cycles, cpu_ns, wall_us):
 //     n, mean, [p50,p90,p99], p50, p90, p99, est_total,
 //   then db_us, db_calls, cache_us, cache_calls means.
-// Queries without user or flag dimensions read the minute rollups (the
-// coarse ones unless host, cluster or region is asked for) for the whole
-// minutes of the range and raw records for its edges (exact to the
-// microsecond, as SQLite); others read raw records only. The rollups hold
-// every record inserted (the view is fed by the INSERT itself), so there is
-// no seal point. Ordering and limit are the caller's (RankQueryRows in
-// query.h), so every group is returned.
+// Queries without user or flag dimensions read rollups (the coarse ones
+// unless host, cluster or region is asked for): the hour rollups for the
+// whole hours of the range from `hours_from_us` on when the bucket is none or
+// whole hours, the minute rollups for its other whole minutes, and raw
+// records for its edges (exact to the microsecond, as SQLite); others read
+// raw records only. Counts and sums are exact whatever the tiers; quantiles
+// are t-digest merges, so their error does not depend on the tiers either.
+// The rollups hold every record inserted after their view was created (the
+// view is fed by the INSERT itself), so there is no seal point; pass as
+// `hours_from_us` the start of the hour rollups (HourRollupsFrom()).
+// Ordering and limit are the caller's (RankQueryRows in query.h), so every
+// group is returned.
 // REQUIRES: ValidateQueryDimensions(spec) OK.
-QueryPlan QuerySql(const SchemaNames& names, const QuerySpec& spec);
+QueryPlan QuerySql(const SchemaNames& names, const QuerySpec& spec, int64_t hours_from_us = 0);
+
+// HourRollupsFromSql() — on one shard: the lowest schema version applied and
+// when version 3 was (unix s), FORMAT TabSeparated; HourRollupsFrom() reads
+// its answer.
+std::string HourRollupsFromSql(const SchemaNames& names);
+// HourRollupsFrom() — since when (unix us) the shard's hour rollups hold
+// every record: 0 for a database created at version 3 or later, else the
+// first whole hour after version 3 was applied.
+int64_t HourRollupsFrom(uint64_t lowest_version, uint64_t v3_applied_s);
 
 // ValidateQueryDimensions() — RETURNS: InvalidArgument for a flag dimension
 // without a name.

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   };
   for (const std::string& s : ch::SchemaStatements(names)) emit("schema", s);
 
-  std::vector<QuerySpec> shapes(7);  // 0, 1, 3, 5, 6 read rollups; 2, 4 raw records
+  std::vector<QuerySpec> shapes(11);  // 2 and 4 read raw records only, the others rollups
   shapes[1].group_by = {{Dimension::kEndpoint, ""}};
   shapes[1].from_us = 1'764'892'800'000'000;  // 2025-12-05
   shapes[1].to_us = shapes[1].from_us + 3'600'000'000;
@@ -51,12 +51,29 @@ int main(int argc, char** argv) {
   shapes[6].from_us = shapes[1].from_us + 1'234'567;  // sub-minute edges on both sides
   shapes[6].to_us = shapes[1].to_us + 7'654'321;
   shapes[6].bucket = Bucket::kHour;
-  for (const QuerySpec& q : shapes) emit("query", ch::QuerySql(names, q).sql);
+  // Hour rollups for [01:00, 03:00), minute rollups for [00:01, 01:00) and
+  // [03:00, 03:02), raw records for the sub-minute edges (coarse tier; 8 the
+  // fine tier per day; 9 whole hours only; 10 as 7 with the hour rollups
+  // starting at 02:00, as on a database created at version 2).
+  shapes[7].group_by = {{Dimension::kService, ""}};
+  shapes[7].from_us = shapes[6].from_us;
+  shapes[7].to_us = shapes[1].from_us + 3 * 3'600'000'000 + 127'654'321;
+  shapes[8] = shapes[7];
+  shapes[8].group_by = {{Dimension::kHost, ""}};
+  shapes[8].bucket = Bucket::kDay;
+  shapes[9].group_by = {{Dimension::kCommit, ""}};
+  shapes[9].from_us = shapes[1].to_us;
+  shapes[9].to_us = shapes[1].from_us + 3 * 3'600'000'000;
+  shapes[10] = shapes[7];
+  const int64_t hours_from = shapes[1].from_us + 5'400'000'000;  // 01:30: the view's from 02:00
+  for (size_t i = 0; i < shapes.size(); ++i)
+    emit("query", ch::QuerySql(names, shapes[i], i == 10 ? hours_from : 0).sql);
   emit("query", ch::BatchIdsSql(names, {{"sender-a", 1}, {"it's", 2}}));
   for (const char* table : {"records_local", "tallies_local", "tally_users_local"})
     emit("query", ch::StoredRowsSql(names, table, {{"sender-a", 1}}));
   emit("query", ch::DeploysSql(names, ""));
   emit("query", ch::DeploysSql(names, "shop"));
+  emit("query", ch::HourRollupsFromSql(names));
   cpuledger::store::SampleQuery samples;
   samples.service = "shop";
   samples.endpoint = "it's";

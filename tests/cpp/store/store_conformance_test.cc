@@ -1345,5 +1345,63 @@ TEST_P(StoreConformanceTest, TwoServersShareOneLeaseAndSeeEachOthersAlerts) {
   EXPECT_EQ(seen->updated_us, kStartUs + 9);
 }
 
+// Hour boundaries crossed with sub-minute edges: ClickHouse answers from hour
+// rollups, minute rollups and raw records at once (sql.h QuerySql); records
+// on the first and last microsecond of hours, minutes and the range must be
+// counted once, exactly, as SQLite does from its records.
+TEST_P(StoreConformanceTest, QueriesAcrossHoursWithSubMinuteEdgesAreExact) {
+  constexpr int64_t kHourUs = 60 * kMinuteUs;
+  Data d = MakeData(2000, 250);
+  const int64_t hour = (kStartUs / kHourUs + 1) * kHourUs;  // the data's first whole hour
+  const int64_t from = hour - 23 * kMinuteUs - 1'500'000,
+                to = hour + 2 * kHourUs + 11 * kMinuteUs + 250'001;
+  ASSERT_LT(to, kStartUs + kMinutes * kMinuteUs);
+  Batch edges;
+  edges.set_sender("sender-edges");
+  edges.set_sequence(1);
+  std::mt19937_64 rng(29);
+  int i = 0;
+  for (int64_t at : {from - 1, from, hour - kMinuteUs - 1, hour - 1, hour, hour + kHourUs - 1,
+                     hour + kHourUs, hour + 2 * kHourUs - 1, hour + 2 * kHourUs,
+                     hour + 2 * kHourUs + 11 * kMinuteUs, to - 1, to}) {
+    RequestRecord r = MakeRecord(rng, i++);
+    r.set_start_time_unix_us(at);
+    *edges.add_records() = r;
+    d.records.push_back(std::move(r));
+  }
+  d.batches.push_back(std::move(edges));
+  Append(d.batches);
+
+  const DimensionRef endpoint{Dimension::kEndpoint, ""}, host{Dimension::kHost, ""},
+      commit{Dimension::kCommit, ""}, service{Dimension::kService, ""};
+  auto spec = [](std::vector<DimensionRef> group_by, int64_t lo, int64_t hi,
+                 Bucket bucket = Bucket::kNone, std::vector<Filter> filters = {}) {
+    QuerySpec q;
+    q.group_by = std::move(group_by);
+    q.filters = std::move(filters);
+    q.from_us = lo;
+    q.to_us = hi;
+    q.bucket = bucket;
+    q.limit = 1000;
+    return q;
+  };
+  const std::vector<std::pair<std::string, QuerySpec>> queries = {
+      {"by endpoint", spec({endpoint}, from, to)},
+      {"by host, per hour", spec({host}, from, to, Bucket::kHour)},
+      {"by service, per day, one commit",
+       spec({service}, from, to, Bucket::kDay, {{commit, "b7e41d0"}})},
+      {"by commit, per minute", spec({commit}, from, to, Bucket::kMinute)},
+      {"whole hours, by endpoint", spec({endpoint}, hour, hour + 2 * kHourUs)},
+      {"whole minutes across an hour", spec({}, hour - 7 * kMinuteUs, hour + kHourUs + kMinuteUs)},
+  };
+  for (const auto& [name, q] : queries) {
+    ExpectAnswers(store(), d, q, name);
+    if (GetParam() != "clickhouse") continue;
+    Result<QueryResult> r = store().Query(q);
+    ASSERT_TRUE(r.ok()) << name;
+    EXPECT_TRUE(r->used_rollups) << name;
+  }
+}
+
 }  // namespace
 }  // namespace cpuledger::store
