@@ -145,15 +145,20 @@ TEST_F(ClientRecorder, BatchesBySize) {
   RecorderOptions o = Options();
   o.batch_max_records = 10;
   o.batch_max_delay = 60s;  // only size can trigger
-  // The sender going to sleep with the last 5 queued is the event that shows
-  // the partial batch waits for its age (it follows every full batch's send).
+  // The sender going to sleep with the last 5 queued once all 25 are in is
+  // the event that shows the partial batch waits for its age (it follows
+  // every full batch's send). Before all are in, 5 queued can also be a
+  // moment between the full batches on a loaded machine; a sleep that saw
+  // it then ends within the recorder's idle wake (1 s) and reports again.
+  std::atomic<bool> submitted_all{false};
   std::atomic<bool> waits_with_five{false};
   testing::RecorderHooks hooks = FastHooks();
   hooks.on_sender_wait = [&](size_t queued) {
-    if (queued == 5) waits_with_five = true;
+    if (queued == 5 && submitted_all) waits_with_five = true;
   };
   std::unique_ptr<Recorder> rec = StartRecorder(o, hooks);
   SubmitRange(*rec, 0, 25);
+  submitted_all = true;
   ASSERT_TRUE(IngestTestServer::WaitFor([&] { return waits_with_five.load(); }));
   std::vector<IngestTestServer::Stored> stored = server_.stored();
   ASSERT_EQ(stored.size(), 2u);
