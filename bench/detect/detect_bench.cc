@@ -947,8 +947,8 @@ struct SeedFigures {
 // AddRollbacks() — --rollbacks: every other endpoint-level rollout
 // regression rolled back 90 min after its spread (its commit replaced by
 // the one before it, over 10 min, undoing its cost) when the service
-// deploys nothing else from the regression until 45 min after the rollback. RETURNS: the rolled-back
-// regressions' "service|endpoint|commit_to".
+// deploys nothing else from the regression until 45 min after the rollback. RETURNS: the
+// rolled-back regressions' "service|endpoint|commit_to".
 std::set<std::string> AddRollbacks(sim::DetectionFleet& fleet) {
   std::set<std::string> out;
   std::vector<sim::RolloutSpec> backs;

@@ -14,11 +14,11 @@
 #include <vector>
 
 #include "base/duration.h"
+#include "base/spool.h"
 #include "client/error_log.h"
 #include "client/ingest_client.h"
 #include "client/process_functions.h"
 #include "client/recorder_testing.h"
-#include "base/spool.h"
 #include "client/tally.h"
 #include "record/codec.h"
 
