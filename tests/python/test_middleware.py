@@ -33,13 +33,15 @@ def get(url, headers=None):
 
 def wait_http(url, proc, timeout=60, log: Path | None = None):
     """Bounded poll until `url` answers (any HTTP status); `log`, the server's
-    output, goes into the error if it exits first."""
+    output, goes into the error if it exits first. A request that reached the
+    app is waited for, not retried: tests count the probe as one request, and
+    a loaded machine can take seconds to answer it (a retry recorded twice)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"app server exited {proc.returncode}: {log.read_text() if log else ''}")
         try:
-            urllib.request.urlopen(url, timeout=1)
+            urllib.request.urlopen(url, timeout=30)
             return
         except urllib.error.HTTPError:
             return
