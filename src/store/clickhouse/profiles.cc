@@ -4,6 +4,7 @@
 
 #include <map>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -255,8 +256,11 @@ namespace {
 
 // Each answer's rows point into the body they were read from: one body a read.
 
-// SliceOf() — the rows of a FunctionQuery's slice, as SQLite selects them.
-ProfileSlice SliceOf(const FunctionQuery& q) {
+// SliceOf() — the rows of a query's slice, as SQLite selects them: a
+// FunctionQuery's (one flag value) or a FunctionMomentsQuery's (every value
+// of its flag).
+template <typename Query>
+ProfileSlice SliceOf(const Query& q) {
   ProfileSlice s;
   s.from_us = q.from_us;
   s.to_us = q.to_us;
@@ -264,7 +268,9 @@ ProfileSlice SliceOf(const FunctionQuery& q) {
   s.endpoint = q.endpoint;
   s.commit = q.commit;
   s.flag = q.flag.value_or("");
-  s.flag_value = q.flag ? q.flag_value : std::string();
+  if constexpr (std::is_same_v<Query, FunctionQuery>) {
+    s.flag_value = q.flag ? q.flag_value : std::string();
+  }
   return s;
 }
 
@@ -327,13 +333,7 @@ Result<profile::CallTree> ReadFunctionTree(ShardClient& shard, const SchemaNames
 Result<std::vector<FunctionMoments>> ReadFunctionMoments(ShardClient& shard,
                                                          const SchemaNames& names,
                                                          const FunctionMomentsQuery& query) {
-  ProfileSlice slice;
-  slice.from_us = query.from_us;
-  slice.to_us = query.to_us;
-  slice.service = query.service;
-  slice.endpoint = query.endpoint;
-  slice.commit = query.commit;
-  slice.flag = query.flag.value_or("");
+  const ProfileSlice slice = SliceOf(query);
   using Key = std::tuple<std::string, std::string, std::string, std::string, std::string>;
   std::map<Key, double> requests;
   std::string body;
