@@ -332,7 +332,9 @@ function alert(j: any): Alert {
       after: c.after,
       added: c.added,
     })),
-    explainedShare: j.explained_share ?? null,
+    // A function-level alert is one function's own test: there is no split
+    // of the endpoint's added cost to explain (the detector leaves it 0).
+    explainedShare: String(j.kind ?? "").startsWith("function-") ? null : (j.explained_share ?? null),
     // Stored alerts say base_commit/target_commit since store schema 6; older
     // bodies and fresh detector output may still say base_commit/after.
     baseCommit: j.base_commit ?? "",
