@@ -42,7 +42,9 @@
 //  * function-rollout / function-flag — the same comparisons on each
 //    function's share of its requests' profiled cost (store FunctionMoments;
 //    the share is free of the whole request's swings), rollouts over the
-//    widest before/after sides. A function that appears (base zero) or grows
+//    widest before/after sides, flags over the window's commits together
+//    (a commit's hours hold too few profiles; the flag's arms are weighted
+//    to the same commit mix). A function that appears (base zero) or grows
 //    is tested; its effect is the cost it added as a share of the request
 //    (absolute per request in top_functions), net of cost moved from other
 //    functions, and functions rising together with others (a population
@@ -97,7 +99,7 @@ struct Finding {
   // with; "" is unset (a request without the flag, or with it sent empty).
   // One rule at both levels: flag_reference is the flag's most common value
   // (endpoint level: by requests of the endpoint; function level: by
-  // profiled requests of the service and commit), but "" only for a flag
+  // profiled requests of the service), but "" only for a flag
   // with a single set value; "" is never the flag_value tested.
   // NOTE: the store keeps function moments only for values a request
   // carries, so at function level "" holds only flags sent empty, and a

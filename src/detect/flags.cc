@@ -1,6 +1,7 @@
 // The flag detector: for every flag and value seen in the window, requests
 // with that value against requests with the flag's reference value, within
-// one endpoint and commit (the commits' shifts pooled by inverse variance);
+// one endpoint and commit (the commits' shifts pooled by inverse variance;
+// function tests: the commits' moments summed, PoolCommits());
 // Benjamini–Hochberg over every test of the run.
 #include <algorithm>
 #include <cmath>
@@ -226,8 +227,107 @@ Status JudgeFlagTests(Run& run, std::vector<FlagTest>& tests) {
   return OkStatus();
 }
 
+// ValueRows — one service's function moments by commit, then by flag value.
+using ValueRows = std::map<std::string, std::vector<store::FunctionMoments>>;
+using CommitRows = std::map<std::string, ValueRows>;
+
+// PooledArms — one flag value's rows and its reference's, each summed over
+// the commits that hold both (commit ""), and those commits.
+struct PooledArms {
+  std::vector<store::FunctionMoments> ref, value;
+  std::vector<std::string> commits;
+};
+
+// Scaled() — `m` with its sums weighted by `w`.
+store::FunctionMoments Scaled(store::FunctionMoments m, double w) {
+  m.sum *= w;
+  m.sum_sq *= w;
+  m.share_sum *= w;
+  m.share_sq *= w;
+  m.requests *= w;
+  return m;
+}
+
+// PoolCommits() — the function moments of `value` and of `ref`, summed
+// over every commit that served both: one commit lasts hours and holds
+// too few profiles to see 0.5% of a request, the day's commits together
+// do. Users are split by the flag, not by commit, so both arms hold the
+// same commits; but where the arms' commit mix differs (a flag ramped up
+// while a rollout changed a function), the value's arm is reweighted to
+// the reference's mix per endpoint, so a commit's change is not billed to
+// the flag, and scaled to its effective size (Kish), so the reweighting
+// does not pass for more profiles than there are.
+PooledArms PoolCommits(const CommitRows& by_commit, const std::string& ref,
+                       const std::string& value) {
+  // endpoint -> commit -> profiled requests (reference arm, value arm)
+  std::map<std::string, std::map<std::string, std::pair<double, double>>> counts;
+  PooledArms out;
+  for (const auto& [commit, values] : by_commit) {
+    auto r = values.find(ref), v = values.find(value);
+    if (r == values.end() || v == values.end()) continue;
+    out.commits.push_back(commit);
+    for (const auto& m : r->second)
+      counts[m.endpoint][commit].first = std::max(counts[m.endpoint][commit].first, m.requests);
+    for (const auto& m : v->second)
+      counts[m.endpoint][commit].second = std::max(counts[m.endpoint][commit].second, m.requests);
+  }
+  std::map<std::pair<std::string, std::string>, double> weight;  // (endpoint, commit) -> value's
+  for (const auto& [endpoint, per_commit] : counts) {
+    double n_ref = 0, n_value = 0;
+    for (const auto& [commit, n] : per_commit)
+      if (n.first > 0 && n.second > 0) n_ref += n.first, n_value += n.second;
+    double sw = 0, sw2 = 0;
+    for (const auto& [commit, n] : per_commit) {
+      if (n.first <= 0 || n.second <= 0) continue;
+      const double w = n.first / n_ref * n_value / n.second;
+      weight[{endpoint, commit}] = w;
+      sw += w * n.second;
+      sw2 += w * w * n.second;
+    }
+    const double kish = sw2 > 0 ? sw / sw2 : 0;  // effective size / sum of weights
+    for (auto& [key, w] : weight)
+      if (key.first == endpoint) w *= kish;
+  }
+  // Sum each (endpoint, function) over the commits; `requests` is the
+  // endpoint's pooled total, whether or not the function ran in each commit.
+  auto pool = [&](const std::string& arm, bool is_value) {
+    std::map<std::pair<std::string, std::string>, store::FunctionMoments> sums;
+    std::map<std::string, double> requests;
+    for (const auto& [commit, values] : by_commit) {
+      auto rows = values.find(arm);
+      if (rows == values.end()) continue;
+      std::map<std::string, double> seen;  // endpoint -> its requests in this commit
+      for (const store::FunctionMoments& m : rows->second) {
+        auto w = weight.find({m.endpoint, commit});
+        if (w == weight.end()) continue;  // the commit lacks the other arm here
+        const store::FunctionMoments s = Scaled(m, is_value ? w->second : 1.0);
+        seen[m.endpoint] = std::max(seen[m.endpoint], s.requests);
+        auto [it, added] = sums.try_emplace({m.endpoint, m.function}, s);
+        if (!added) {
+          it->second.sum += s.sum;
+          it->second.sum_sq += s.sum_sq;
+          it->second.share_sum += s.share_sum;
+          it->second.share_sq += s.share_sq;
+        }
+      }
+      for (const auto& [endpoint, n] : seen) requests[endpoint] += n;
+    }
+    std::vector<store::FunctionMoments> rows;
+    for (auto& [key, m] : sums) {
+      m.commit.clear();
+      m.requests = requests[key.first];
+      rows.push_back(std::move(m));
+    }
+    return rows;
+  };
+  out.ref = pool(ref, false);
+  out.value = pool(value, true);
+  return out;
+}
+
 // AddFlagFunctionTests() — the function tests of every flag in `data`: the
-// function moments split by the flag's values, within each (service, commit).
+// function moments split by the flag's values, per service, pooled over
+// the window's commits (PoolCommits).
 Status AddFlagFunctionTests(Run& run, const Window& window, const FlagData& data) {
   std::set<std::string> flags;
   for (const auto& [key, strata] : data) flags.insert(std::get<2>(key));
@@ -240,33 +340,38 @@ Status AddFlagFunctionTests(Run& run, const Window& window, const FlagData& data
                                      .commit = std::nullopt,
                                      .flag = flag});
     if (!rows.ok()) return rows.status();
-    // (service, commit) -> value -> rows; the reference by each value's profiled requests.
-    std::map<std::pair<std::string, std::string>,
-             std::map<std::string, std::vector<store::FunctionMoments>>>
-        split;
-    for (store::FunctionMoments& m : *rows)
-      split[{m.service, m.commit}][m.flag_value].push_back(std::move(m));
-    for (const auto& [sc, values] : split) {
-      std::map<std::string, double> requests;  // value -> profiled requests
-      for (const auto& [value, list] : values)
-        for (const auto& m : list) requests[value] = std::max(requests[value], m.requests);
+    std::map<std::string, CommitRows> split;  // service -> commit -> value -> rows
+    for (store::FunctionMoments& m : *rows) {
+      std::string service = m.service, commit = m.commit, value = m.flag_value;
+      split[service][commit][value].push_back(std::move(m));
+    }
+    for (const auto& [service, by_commit] : split) {
+      // The reference by each value's profiled requests (per commit, its
+      // busiest endpoint's), over the commits.
+      std::map<std::string, double> requests;
+      for (const auto& [commit, values] : by_commit)
+        for (const auto& [value, list] : values) {
+          double most = 0;
+          for (const auto& m : list) most = std::max(most, m.requests);
+          requests[value] += most;
+        }
       const std::string ref = ReferenceValue(requests);
-      auto ref_rows = values.find(ref);
-      if (ref_rows == values.end()) continue;  // no value has a profiled request
-      for (const auto& [value, list] : values) {
+      for (const auto& [value, n] : requests) {
         if (!IsTreatment(value, ref)) continue;
+        const PooledArms arms = PoolCommits(by_commit, ref, value);
+        if (arms.commits.empty()) continue;
         Finding base;
         base.kind = "function-flag";
-        base.service = sc.first;
-        base.base_commit = base.target_commit = sc.second;
+        base.service = service;
+        base.commits = arms.commits;
         base.flag = flag;
         base.flag_value = value;
         base.flag_reference = ref;
         base.cause = FlagCause(flag, value, ref);
-        base.method = "flag split";
+        base.method = "flag split, pooled over commits";
         base.from_us = window.from_us;
         base.to_us = window.to_us;
-        AddFunctionTests(run, base, ref_rows->second, list);
+        AddFunctionTests(run, base, arms.ref, arms.value);
       }
     }
   }

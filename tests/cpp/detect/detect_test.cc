@@ -361,6 +361,103 @@ TEST(FlagReferenceTest, TheMostCommonSetValueAtBothLevels) {
                         {"function-flag svc/slow.py:40:slow_fn flag late_flag=on vs off"}));
 }
 
+// CommitFlagRecord() — one profiled request of svc /x/ at `t`: four
+// commits of 3 h each (c1..c4); flag "f" on for `exposure` of the users;
+// `render_factor` on render()'s own cost and `flag_added` (a share of the
+// request) in render() for flag-on requests.
+record::RequestRecord CommitFlagRecord(int64_t t, double exposure, double render_factor,
+                                       double flag_added, std::mt19937_64& rng) {
+  std::lognormal_distribution<double> noise(0, 0.25), frame(0, 0.15);
+  std::uniform_real_distribution<double> u(0, 1);
+  record::RequestRecord r;
+  r.set_service("svc");
+  r.set_endpoint("/x/");
+  r.set_method("GET");
+  r.set_status(200);
+  r.set_host("svc-1");
+  r.set_commit("c" + std::to_string(1 + (t - kT0) / (3 * kHour)));
+  r.set_start_time_unix_us(t);
+  r.set_sample_rate(1.0);
+  const bool on = u(rng) < exposure;
+  (*r.mutable_flags())["f"] = on ? "on" : "off";
+  const double base = 20e6 * noise(rng);
+  const double load = base * 0.45 * frame(rng), self = base * 0.20 * frame(rng);
+  const double render = base * 0.35 * frame(rng) * render_factor + (on ? base * flag_added : 0);
+  const double total = load + self + render;
+  record::CpuBill* bill = r.mutable_cpu();
+  bill->set_counter_source("hardware");
+  bill->set_instructions(static_cast<uint64_t>(total));
+  bill->set_cpu_ns(static_cast<uint64_t>(total / 3));
+  r.set_wall_us(static_cast<uint64_t>(total / 1000) + 1);
+  profile::CallTree tree("instructions", "hardware", "fast");
+  const auto view = tree.Child(profile::kRoot, tree.Intern({"svc/views.py", 10, "view"}));
+  const auto l = tree.Child(view, tree.Intern({"svc/models.py", 20, "load"}));
+  const auto rd = tree.Child(view, tree.Intern({"svc/render.py", 30, "render"}));
+  auto n = [](double x) { return static_cast<uint64_t>(x); };
+  tree.AddCall(l, n(load), n(load), true);
+  tree.AddCall(rd, n(render), n(render), true);
+  tree.AddCall(view, n(self), n(total), true);
+  tree.ToProto(r.mutable_profile());
+  return r;
+}
+
+// RunOnCommitFlags() — 12 h of CommitFlagRecord()s, 10 a minute, and the
+// detectors at the end. `exposure(commit index 0..3)`, `render_factor(i)`.
+DetectReport RunOnCommitFlags(const std::function<double(int)>& exposure,
+                              const std::function<double(int)>& render_factor, double flag_added) {
+  TempDir dir;
+  auto opened = store::OpenSqliteStore({.path = dir.File("s.sqlite")});
+  EXPECT_TRUE(opened.ok()) << opened.status().message();
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> u(0, 1);
+  AppendMinutes(**opened, 12 * 60, [&](int64_t minute, record::Batch& batch) {
+    const int commit = static_cast<int>(minute / 180);
+    for (int i = 0; i < 10; ++i)
+      *batch.add_records() =
+          CommitFlagRecord(kT0 + minute * 60 * kUs + static_cast<int64_t>(u(rng) * 60e6),
+                           exposure(commit), render_factor(commit), flag_added, rng);
+  });
+  DetectOptions options;
+  options.now_us = kT0 + 12 * kHour;
+  Result<DetectReport> report = RunDetectors(**opened, options);
+  EXPECT_TRUE(report.ok()) << report.status().message();
+  return report.ok() ? std::move(*report) : DetectReport{};
+}
+
+// A flag's function tests pool the window's commits: one alert for the
+// flag's added cost in render(), tested on the profiles of all four
+// commits together, not per commit.
+TEST(FunctionFlagTest, TestsPoolTheWindowsCommits) {
+  const DetectReport report = RunOnCommitFlags([](int) { return 0.3; }, [](int) { return 1.0; },
+                                               /*flag_added=*/0.02);
+  std::vector<const Finding*> render;
+  for (const Finding& f : report.evaluated)
+    if (f.kind == "function-flag" && f.function == "svc/render.py:30:render") render.push_back(&f);
+  ASSERT_EQ(render.size(), 1u);
+  EXPECT_TRUE(render[0]->alert);
+  EXPECT_EQ(render[0]->commits, (std::vector<std::string>{"c1", "c2", "c3", "c4"}));
+  EXPECT_EQ(render[0]->cause, "flag f=on vs off");
+  // All four commits' profiled requests (7,200 in all), not one commit's 1,800.
+  EXPECT_GT(render[0]->samples_before + render[0]->samples_after, 6000u);
+}
+
+// A flag ramped from 10% to 70% of users while commit c3 made render()
+// 30% costlier for everyone: most flag-on profiles come from c3 and c4,
+// but the flag changed nothing. Its arms are weighted to one commit mix, so
+// no function-flag alert bills render()'s growth to the flag.
+TEST(FunctionFlagTest, ARampDuringARolloutIsNotBilledToTheFlag) {
+  const DetectReport report =
+      RunOnCommitFlags([](int c) { return c < 2 ? 0.1 : 0.7; },
+                       [](int c) { return c < 2 ? 1.0 : 1.3; }, /*flag_added=*/0);
+  size_t tested = 0;
+  for (const Finding& f : report.evaluated)
+    if (f.kind == "function-flag") {
+      ++tested;
+      EXPECT_FALSE(f.alert) << f.function << " " << f.cause << " " << f.effect.estimate;
+    }
+  EXPECT_GT(tested, 0u);
+}
+
 // A rollout whose requests come slowly is judged on wider windows (as wide
 // as it takes to hold `samples` a side, up to the widest) instead of
 // skipped; until its after-window has passed it says what it waits for, in
