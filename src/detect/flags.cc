@@ -371,7 +371,7 @@ Status AddFlagFunctionTests(Run& run, const Window& window, const FlagData& data
         base.method = "flag split, pooled over commits";
         base.from_us = window.from_us;
         base.to_us = window.to_us;
-        AddFunctionTests(run, base, arms.ref, arms.value);
+        AddFunctionTests(run, base, arms.ref, arms.value, window.from_us);
       }
     }
   }

@@ -177,12 +177,11 @@ stats::Interval ShareInterval(const FunctionChange& c, double confidence) {
 
 // WentAway() — a rollout's function change no longer seen on the target
 // commit in the latest two whole hours (when the target side is longer):
-// its interval there lies below the threshold. The target side starts
-// where rollout.cc puts it, a widest side after the finding's from_us.
+// its interval there lies below the threshold.
 Result<bool> WentAway(Run& run, const FunctionTest& t, const Finding& f) {
   if (f.kind != "function-rollout" || t.base == nullptr) return false;
   constexpr int64_t kHourUs = 3600 * kUs;
-  const int64_t target_from = f.from_us + run.options.WidestSideUs();
+  const int64_t target_from = t.target_from_us;
   const int64_t recent_from = (run.options.now_us - 2 * kHourUs) / kHourUs * kHourUs;
   if (recent_from < target_from + kHourUs) return false;
   store::FunctionMomentsQuery q;
@@ -213,7 +212,7 @@ std::string MovedText(const std::vector<std::string>& moved) {
 
 void AddFunctionTests(Run& run, const Finding& base,
                       const std::vector<store::FunctionMoments>& a_rows,
-                      const std::vector<store::FunctionMoments>& b_rows) {
+                      const std::vector<store::FunctionMoments>& b_rows, int64_t target_from_us) {
   const DetectOptions& o = run.options;
   std::map<std::string, std::string> units;
   const std::map<std::string, EndpointProfiles> a = ByEndpoint(a_rows, &units);
@@ -224,7 +223,7 @@ void AddFunctionTests(Run& run, const Finding& base,
     auto shared_a = std::make_shared<const EndpointProfiles>(side_a);
     for (FunctionChange& c : CompareFunctions(side_a, bit->second, ChangeOptions(o))) {
       if (!c.tested) continue;
-      FunctionTest t{base, {}, shared_a};
+      FunctionTest t{base, {}, shared_a, target_from_us};
       Finding& f = t.finding;
       f.endpoint = endpoint;
       f.function = c.function;
@@ -235,9 +234,8 @@ void AddFunctionTests(Run& run, const Finding& base,
       f.samples_after = static_cast<uint64_t>(bit->second.requests);
       f.mean_before = c.before;
       f.mean_after = c.after;
-      f.p_value = c.se > 0       ? 2 * (1 - stats::NormalCdf(std::fabs(c.share / c.se)))
-                  : c.share != 0 ? 0
-                                 : 1;
+      // One-sided: only a function that added cost may alert.
+      f.p_value = c.se > 0 ? 1 - stats::NormalCdf(c.share / c.se) : c.share > 0 ? 0 : 1;
       f.effect = ShareInterval(c, o.confidence);
       SetFunctionThreshold(o, f);
       f.top_functions = {{c.function, {}, c.before, c.after, c.added}};
@@ -247,21 +245,28 @@ void AddFunctionTests(Run& run, const Finding& base,
   }
 }
 
-Status JudgeFunctionTests(Run& run) {
+namespace {
+
+// JudgeFamily() — Benjamini–Hochberg over one cause's function tests (the
+// `family`, indices into run.function_tests): BH picks the discoveries;
+// each must also clear the threshold with its lower bound at the
+// FCR-adjusted level (one-sided, as the p-values), since a marginal
+// interval picked out of many would cover too little.
+Status JudgeFamily(Run& run, const std::vector<size_t>& family) {
   const DetectOptions& o = run.options;
   std::vector<FunctionTest>& tests = run.function_tests;
   std::vector<double> p;
-  p.reserve(tests.size());
-  for (const FunctionTest& t : tests) p.push_back(t.finding.p_value);
-  // BH picks the discoveries; each must also clear the threshold with its
-  // whole interval, at the FCR-adjusted level: function tests are many, and
-  // a marginal interval picked out of them would cover too little.
-  const stats::FdrSelection chosen = stats::SelectByFdr(p, o.fdr, o.confidence);
-  for (size_t i = 0; i < tests.size(); ++i) tests[i].finding.q_value = chosen.q[i];
-  run.report.tests += tests.size();
-  for (size_t i = 0; i < tests.size(); ++i) {
-    Finding& f = tests[i].finding;
-    if (!chosen.selected[i]) {
+  p.reserve(family.size());
+  for (size_t i : family) p.push_back(tests[i].finding.p_value);
+  // One-sided at level 1 - alpha is the lower bound of a two-sided
+  // interval at 1 - 2 alpha: `confidence` (two-sided) is 1 - 2 alpha.
+  const double one_sided = (1 + o.confidence) / 2;
+  const stats::FdrSelection chosen = stats::SelectByFdr(p, o.fdr, one_sided);
+  for (size_t k = 0; k < family.size(); ++k) {
+    FunctionTest& t = tests[family[k]];
+    Finding& f = t.finding;
+    f.q_value = chosen.q[k];
+    if (!chosen.selected[k]) {
       run.report.evaluated.push_back(f);
       continue;
     }
@@ -269,9 +274,9 @@ Status JudgeFunctionTests(Run& run) {
     if (std::find(run.alerted_causes.begin(), run.alerted_causes.end(), cause) !=
         run.alerted_causes.end())
       continue;  // the endpoint's alert names this function already
-    f.effect = ShareInterval(tests[i].change, chosen.selected_confidence);
+    f.effect = ShareInterval(t.change, 2 * chosen.selected_confidence - 1);
     if (f.effect.ok && f.effect.lo > f.threshold) {
-      Result<bool> gone = WentAway(run, tests[i], f);
+      Result<bool> gone = WentAway(run, t, f);
       if (!gone.ok()) return gone.status();
       f.alert = !*gone;
       if (*gone) f.reason = "went away: not seen in the latest hours";
@@ -279,6 +284,25 @@ Status JudgeFunctionTests(Run& run) {
     if (f.alert) run.report.alerts.push_back(f);
     run.report.evaluated.push_back(f);
   }
+  return OkStatus();
+}
+
+}  // namespace
+
+// JudgeFunctionTests() — each cause's function tests are one family, as a
+// rollout's endpoint tests are (a rollout or a flag that changed nothing
+// pages nobody, 95% of the time, however many functions its service has),
+// not one family for the whole run: the run re-tests every rollout and
+// flag of its window, and their number would set the bar for each.
+Status JudgeFunctionTests(Run& run) {
+  std::map<std::string, std::vector<size_t>> families;  // service|cause -> tests
+  for (size_t i = 0; i < run.function_tests.size(); ++i) {
+    const Finding& f = run.function_tests[i].finding;
+    families[f.service + "|" + f.cause].push_back(i);
+  }
+  run.report.tests += run.function_tests.size();
+  for (const auto& [cause, family] : families)
+    if (Status s = JudgeFamily(run, family); !s.ok()) return s;
   return OkStatus();
 }
 

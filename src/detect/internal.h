@@ -17,6 +17,7 @@ struct FunctionTest {
                           // as a share of the request; top_functions holds the function itself
   FunctionChange change;  // function_tests.h
   std::shared_ptr<const EndpointProfiles> base;  // its endpoint's base side, to look again
+  int64_t target_from_us = 0;                    // where its target side starts
 };
 
 // Window — [from_us, to_us).
@@ -41,7 +42,7 @@ struct Run {
 Status DetectRollouts(Run& run);
 Status DetectFlags(Run& run);
 Status DetectTrends(Run& run);
-// JudgeFunctionTests() — BH over run.function_tests, then the interval test.
+// JudgeFunctionTests() — BH over each cause's function tests, then the interval test.
 Status JudgeFunctionTests(Run& run);
 // RecheckAlerts() — a later look at each live alert's key, and at each
 // firing key whose alert was resolved (lifecycle.cc; detect.h, Recheck).
@@ -69,10 +70,11 @@ Status FlagRootCause(Run& run, Finding& f);
 
 // AddFunctionTests() — one test per function of each endpoint with cost on
 // either side (moments rows of side A and side B; function_tests.h), using
-// `base` for the finding's kind, service, cause, commits and window.
+// `base` for the finding's kind, service, cause, commits and window;
+// `target_from_us`: where side B starts.
 void AddFunctionTests(Run& run, const Finding& base,
                       const std::vector<store::FunctionMoments>& a_rows,
-                      const std::vector<store::FunctionMoments>& b_rows);
+                      const std::vector<store::FunctionMoments>& b_rows, int64_t target_from_us);
 
 // InvertEffect() — the effect of A against B from B against A.
 stats::Interval InvertEffect(const stats::Interval& e);

@@ -296,13 +296,17 @@ struct Rollout {
   int64_t next_us = INT64_MAX;  // when the next commit came; INT64_MAX: none yet
   Window overlap;               // the minutes both served
   bool overlap_judged = false;  // closed (A gone, or the next came) and long enough
-  Window before, after;         // an hour a side (function tests use these)
   Window widest_before, widest_after;
+  Window function_before, function_after;  // the function tests' sides
 };
 
-// kFunctionSideUs — each side of the function tests (moments are kept per
-// hour, finer windows would not select less).
-constexpr int64_t kFunctionSideUs = 3600 * kUs;
+// kFunctionWidestUs — the widest a side of a rollout's function tests may
+// be: commit A's life before B's first request, against B's life until the
+// next commit (so far), each up to this. Profiles are few (a few percent of
+// sampled requests) and a 0.5%-of-the-request change needs thousands a
+// side; a function's share of its request is steady across hours (it is
+// free of the request's swings), so wide sides cost little drift.
+constexpr int64_t kFunctionWidestUs = 6 * 3600 * kUs;
 
 Rollout MakeRollout(const std::string& service, const std::vector<CommitSpan>& commits, size_t i,
                     const DetectOptions& o) {
@@ -319,8 +323,8 @@ Rollout MakeRollout(const std::string& service, const std::vector<CommitSpan>& c
   // next one came).
   r.overlap_judged = (a.last_us < o.now_us - kGoneAfterUs || next_us <= o.now_us) &&
                      r.overlap.to_us - r.overlap.from_us >= o.min_overlap_us;
-  r.before = {b.first_us - kFunctionSideUs, b.first_us};
-  r.after = {b.first_us, std::min(b.first_us + kFunctionSideUs, end)};
+  r.function_before = {std::max(a.first_us, b.first_us - kFunctionWidestUs), b.first_us};
+  r.function_after = {b.first_us, std::min(b.first_us + kFunctionWidestUs, end)};
   r.widest_before = {b.first_us - widest, b.first_us};
   r.widest_after = {b.first_us, std::min(b.first_us + widest, end)};
   return r;
@@ -570,9 +574,8 @@ Status DetectSequential(Run& run, const Rollout& r, const std::vector<uint32_t>&
   return OkStatus();
 }
 
-// AddRolloutFunctionTests() — the function tests over the widest sides (a
-// function's share is steady enough across hours, and profiles are few:
-// an hour a side holds too few to see 0.5% of a request).
+// AddRolloutFunctionTests() — the function tests over commit A's life
+// against commit B's (kFunctionWidestUs).
 Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoint_base) {
   auto moments = [&](const Window& w, const std::string& commit) {
     store::FunctionMomentsQuery q;
@@ -582,16 +585,16 @@ Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoi
     q.commit = commit;
     return run.store.FunctionMomentsOf(q);
   };
-  Result<std::vector<store::FunctionMoments>> ma = moments(r.widest_before, r.a.commit);
+  Result<std::vector<store::FunctionMoments>> ma = moments(r.function_before, r.a.commit);
   if (!ma.ok()) return ma.status();
-  Result<std::vector<store::FunctionMoments>> mb = moments(r.widest_after, r.b.commit);
+  Result<std::vector<store::FunctionMoments>> mb = moments(r.function_after, r.b.commit);
   if (!mb.ok()) return mb.status();
   Finding base = endpoint_base;
   base.kind = "function-rollout";
   base.method = "before/after";
-  base.from_us = r.widest_before.from_us;
-  base.to_us = r.widest_after.to_us;
-  AddFunctionTests(run, base, *ma, *mb);
+  base.from_us = r.function_before.from_us;
+  base.to_us = r.function_after.to_us;
+  AddFunctionTests(run, base, *ma, *mb, r.function_after.from_us);
   return OkStatus();
 }
 
