@@ -41,15 +41,17 @@
 //    of the discoveries at the FCR-adjusted level.
 //  * function-rollout / function-flag — the same comparisons on each
 //    function's share of its requests' profiled cost (store FunctionMoments;
-//    the share is free of the whole request's swings), rollouts over the
-//    widest before/after sides, flags over the window's commits together
+//    the share is free of the whole request's swings), rollouts over
+//    commit A's life before B against B's life (up to 6 h a side: profiles
+//    are few), flags over the window's commits together
 //    (a commit's hours hold too few profiles; the flag's arms are weighted
 //    to the same commit mix). A function that appears (base zero) or grows
 //    is tested; its effect is the cost it added as a share of the request
 //    (absolute per request in top_functions), net of cost moved from other
 //    functions, and functions rising together with others (a population
-//    shift) are not tested (function_tests.h). BH over every function test
-//    of the run, then the discoveries' intervals against the endpoint's
+//    shift) are not tested (function_tests.h). One-sided tests (only added
+//    cost alerts), BH over each cause's function tests (a rollout's, a
+//    flag value's), then the discoveries' lower bounds against the endpoint's
 //    configured threshold or function_threshold_floor, both as shares of
 //    the request; a rollout's change no longer seen in the latest hours
 //    does not alert. Reported only where the endpoint total did not
