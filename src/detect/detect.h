@@ -37,8 +37,9 @@
 //    requests with the value against requests with the flag's reference
 //    value (its most common set value; "unset" only for a flag with one set
 //    value), within each commit, the commits' shifts pooled by inverse
-//    variance. Benjamini–Hochberg over all flag tests of the run; intervals
-//    of the discoveries at the FCR-adjusted level.
+//    variance. Benjamini–Hochberg over each flag value's endpoint tests (one
+//    family, as a rollout's); intervals of the discoveries at the
+//    FCR-adjusted level.
 //  * function-rollout / function-flag — the same comparisons on each
 //    function's share of its requests' profiled cost (store FunctionMoments;
 //    the share is free of the whole request's swings), rollouts over

@@ -2,7 +2,7 @@
 // with that value against requests with the flag's reference value, within
 // one endpoint and commit (the commits' shifts pooled by inverse variance;
 // function tests: the commits' moments summed, PoolCommits());
-// Benjamini–Hochberg over every test of the run.
+// Benjamini–Hochberg over each flag value's tests.
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -194,18 +194,20 @@ std::vector<FlagTest> MakeFlagTests(Run& run, const Window& window, const FlagDa
   return tests;
 }
 
-// JudgeFlagTests() — Benjamini–Hochberg over every flag test of the run;
-// the discoveries' intervals at the FCR-adjusted level, turned to face the
-// costlier side, then judged against the threshold.
-Status JudgeFlagTests(Run& run, std::vector<FlagTest>& tests) {
+// JudgeFamily() — Benjamini–Hochberg over one flag value's tests (the
+// `family`: its endpoints, indices into `tests`); the discoveries'
+// intervals at the FCR-adjusted level, turned to face the costlier side,
+// then judged against the threshold.
+Status JudgeFamily(Run& run, std::vector<FlagTest>& tests, const std::vector<size_t>& family) {
   const DetectOptions& o = run.options;
   std::vector<double> p;
-  for (const FlagTest& t : tests) p.push_back(t.finding.p_value);
+  for (size_t i : family) p.push_back(tests[i].finding.p_value);
   const stats::FdrSelection chosen = stats::SelectByFdr(p, o.fdr, o.confidence);
-  for (size_t i = 0; i < tests.size(); ++i) {
+  for (size_t k = 0; k < family.size(); ++k) {
+    const size_t i = family[k];
     Finding& f = tests[i].finding;
-    f.q_value = chosen.q[i];
-    const bool discovered = chosen.selected[i];
+    f.q_value = chosen.q[k];
+    const bool discovered = chosen.selected[k];
     f.effect =
         PooledInterval(tests[i].pooled, discovered ? chosen.selected_confidence : o.confidence);
     if (f.effect.estimate < 0) {
@@ -224,6 +226,22 @@ Status JudgeFlagTests(Run& run, std::vector<FlagTest>& tests) {
     }
     File(run, std::move(f), skipped);
   }
+  return OkStatus();
+}
+
+// JudgeFlagTests() — each flag value's endpoint tests are one family, as a
+// rollout's are: a flag that changed nothing pages nobody, 95% of the
+// time, however many endpoints carry it. Not one family for the run: the
+// run tests every flag of its window, and their number would set the bar
+// for each (a quiet endpoint's flag then waits days for enough samples).
+Status JudgeFlagTests(Run& run, std::vector<FlagTest>& tests) {
+  std::map<std::string, std::vector<size_t>> families;  // service|flag=value -> tests
+  for (size_t i = 0; i < tests.size(); ++i) {
+    const Finding& f = tests[i].finding;
+    families[f.service + "|" + f.flag + "=" + f.flag_value].push_back(i);
+  }
+  for (const auto& [key, family] : families)
+    if (Status s = JudgeFamily(run, tests, family); !s.ok()) return s;
   return OkStatus();
 }
 
