@@ -234,6 +234,18 @@ double ExpectedFunctionShare(const EndpointSpec& ep, const std::string& function
   return share / (1 + extra);
 }
 
+std::string AddNewHelper(EndpointSpec& ep, const std::string& name) {
+  int logic = 0;
+  for (size_t i = 0; i < ep.calls.size(); ++i)
+    if (ep.calls[i].file.find("/logic.py") != std::string::npos) {
+      logic = static_cast<int>(i);
+      break;
+    }
+  CallSpec c{ep.calls[logic].file, ep.calls[logic].line + 200, name, logic, 0.0, false};
+  ep.calls.push_back(c);
+  return FunctionKey(c);
+}
+
 namespace {
 
 // BaseConfig() — the fleet's traffic, sampling and profiling, without services.

@@ -88,4 +88,16 @@ DetectionFleet MakeDetectionFleet(uint64_t seed, int days);
 // effect; 0 when it has no such frame.
 double ExpectedFunctionShare(const EndpointSpec& endpoint, const std::string& function);
 
+// AddNewHelper() — adds to `endpoint` a helper that its code so far never
+// runs: a frame named `name` of weight 0 under the endpoint's logic (its
+// first frame in a "/logic.py" file, as MakeDetectionFleet's call trees
+// have; else its first frame), 200 lines below it. It costs nothing until
+// an effect names it as its culprit (RolloutSpec::culprit, FlagSpec::culprit),
+// from then on the effect's added cost: new code.
+// RETURNS: its FunctionKey().
+// REQUIRES: `endpoint` has calls.
+// NOTE: the frame is in every profile of the endpoint, with self cost 0 on
+// the requests no effect reaches.
+std::string AddNewHelper(EndpointSpec& endpoint, const std::string& name);
+
 }  // namespace cpuledger::sim
