@@ -474,9 +474,16 @@ void AddMixShifts(Gen& g, FleetConfig& c, int days) {
 
 }  // namespace
 
+FleetConfig MakeDetectionServices(uint64_t seed, int days) {
+  Gen g(seed);
+  FleetConfig c = BaseConfig(seed, std::max(days, 1));
+  AddServices(g, c);
+  return c;
+}
+
 DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
   days = std::max(days, 1);
-  Gen g(seed);
+  Gen g(seed);  // draws the services as MakeDetectionServices() does, then the rest
   DetectionFleet out;
   out.config = BaseConfig(seed, days);
   AddServices(g, out.config);

@@ -94,6 +94,11 @@ struct DetectionFleet {
 // simulating; the truth stays valid (sizes are relative).
 DetectionFleet MakeDetectionFleet(uint64_t seed, int days);
 
+// MakeDetectionServices() — the same seed's fleet before anything is
+// injected: its services and call trees (the drawn ones: no new functions),
+// traffic, sampling and profiling; no rollouts, flags or mix shifts.
+FleetConfig MakeDetectionServices(uint64_t seed, int days);
+
 // ExpectedFunctionShare() — the model's share of `endpoint`'s mean cost per
 // request spent in `function`'s self cost (all of its frames), before any
 // effect; 0 when it has no such frame.

@@ -139,12 +139,9 @@ FunctionFleet MakeFunctionFleet(uint64_t seed, int hours) {
   hours = std::max(hours, 8);
   Gen g(seed);
   FunctionFleet out;
-  out.config = MakeDetectionFleet(seed, 1).config;
+  out.config = MakeDetectionServices(seed, 1);
   FleetConfig& c = out.config;
   c.duration_s = hours * kHour;
-  c.rollouts.clear();
-  c.flags.clear();
-  c.mix_shifts.clear();
   const std::vector<std::pair<std::string, double>> deck_cards = {
       {"new-function", 0.005},   {"new-function", 0.02}, {"grown-function", 0.005},
       {"grown-function", 0.005}, {"cost-shift", 0.02},   {"noop", 0}};
