@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -133,11 +134,13 @@ std::vector<CallSpec> MakeCalls(Gen& g, const std::string& service, const std::s
   return calls;
 }
 
-// Endpoint-specific helper frames (the culprit and subject candidates).
+// Endpoint-specific helper frames (the culprit and subject candidates);
+// not the new helpers (weight 0: they cost nothing until their rollout).
 std::vector<std::string> HelperKeys(const EndpointSpec& ep) {
   std::vector<std::string> keys;
   for (const CallSpec& c : ep.calls)
-    if (c.file.find("/logic.py") != std::string::npos) keys.push_back(FunctionKey(c));
+    if (c.file.find("/logic.py") != std::string::npos && c.weight > 0)
+      keys.push_back(FunctionKey(c));
   return keys;
 }
 
@@ -234,6 +237,18 @@ double ExpectedFunctionShare(const EndpointSpec& ep, const std::string& function
   return share / (1 + extra);
 }
 
+std::string AddNewHelper(EndpointSpec& ep, const std::string& name) {
+  int logic = 0;
+  for (size_t i = 0; i < ep.calls.size(); ++i)
+    if (ep.calls[i].file.find("/logic.py") != std::string::npos) {
+      logic = static_cast<int>(i);
+      break;
+    }
+  CallSpec c{ep.calls[logic].file, ep.calls[logic].line + 200, name, logic, 0.0, false};
+  ep.calls.push_back(c);
+  return FunctionKey(c);
+}
+
 namespace {
 
 // BaseConfig() — the fleet's traffic, sampling and profiling, without services.
@@ -316,20 +331,23 @@ struct Card {
   double size;
 };
 
-bool IsFunctionKind(const std::string& kind) { return kind.rfind("function", 0) == 0; }
-
 // Inject() — the card's regression on endpoint `ep`, into the rollout's or
 // flag's spec and its ground truth: an endpoint regression adds its cost in
-// one helper (the culprit), a function regression multiplies one helper's
-// own cost (the subject) by what makes the endpoint card.size costlier.
+// one helper (the culprit); a new function is a helper added to `ep` that
+// carries the added cost; a grown function multiplies one helper's own
+// cost (the subject) by what makes the endpoint card.size costlier.
 template <typename Spec>
-void Inject(Gen& g, const Card& card, const EndpointSpec& ep, Spec& spec,
-            InjectedRegression& truth) {
-  if (!IsFunctionKind(card.kind)) {
+void Inject(Gen& g, const Card& card, EndpointSpec& ep, Spec& spec, InjectedRegression& truth) {
+  if (card.kind == "rollout" || card.kind == "flag") {
     spec.cost_factor = 1 + card.size;
     spec.culprit = truth.function = Culprit(g, ep);
     truth.endpoint_change = card.size;
     truth.function_change = card.size / ExpectedFunctionShare(ep, spec.culprit);
+  } else if (card.kind == "new-function-rollout") {
+    spec.cost_factor = 1 + card.size;
+    spec.culprit = truth.function = AddNewHelper(ep, "new_helper_" + truth.commit_to);
+    truth.endpoint_change = card.size;
+    truth.function_change = std::numeric_limits<double>::infinity();  // from no cost at all
   } else {
     spec.function = truth.function = FunctionTarget(g, ep);
     const double share = ExpectedFunctionShare(ep, spec.function);
@@ -340,19 +358,22 @@ void Inject(Gen& g, const Card& card, const EndpointSpec& ep, Spec& spec,
 }
 
 // InjectRolloutRegressions() — half the eligible rollouts regress an
-// endpoint, a sixth a function, the rest nothing; the rollouts without an
-// effect are the truth's no-ops.
+// endpoint, a sixth grow a function, a sixth add a new one, the rest
+// nothing; the rollouts without an effect are the truth's no-ops.
 void InjectRolloutRegressions(Gen& g, Picker& picker, const std::vector<Slot>& eligible,
                               DetectionFleet& out) {
   FleetConfig& c = out.config;
   std::vector<Card> deck;
   const size_t n_endpoint = (eligible.size() + 1) / 2;
   const size_t n_function = eligible.size() / 6;
+  const size_t n_new_function = eligible.size() / 6;
   for (size_t i = 0; i < eligible.size(); ++i) {
     if (i < n_endpoint)
       deck.push_back({"rollout", kSizes[i % std::size(kSizes)]});
     else if (i < n_endpoint + n_function)
       deck.push_back({"function-rollout", kFunctionSize});
+    else if (i < n_endpoint + n_function + n_new_function)
+      deck.push_back({"new-function-rollout", kFunctionSize});
     else
       deck.push_back({"", 0});
   }
@@ -364,7 +385,7 @@ void InjectRolloutRegressions(Gen& g, Picker& picker, const std::vector<Slot>& e
     RolloutSpec& r = c.rollouts[eligible[i].rollout];
     const size_t s = eligible[i].service;
     const size_t e = card.kind == "rollout" ? picker.Pick(s) : picker.Pick(s, 5);
-    const EndpointSpec& ep = c.services[s].endpoints[e];
+    EndpointSpec& ep = c.services[s].endpoints[e];
     InjectedRegression truth;
     truth.kind = card.kind;
     truth.service = r.service;
@@ -400,7 +421,7 @@ void AddFlags(Gen& g, Picker& picker, DetectionFleet& out) {
   g.Shuffle(deck);
   for (size_t i = 0; i < std::size(kFlagNames); ++i) {
     const size_t s = i % c.services.size();
-    const ServiceSpec& service = c.services[s];
+    ServiceSpec& service = c.services[s];
     const Card& card = deck[i];
     FlagSpec f;
     f.name = kFlagNames[i];
@@ -411,7 +432,7 @@ void AddFlags(Gen& g, Picker& picker, DetectionFleet& out) {
     const size_t target = card.kind == "function-flag" ? picker.Pick(s, 5)
                           : card.kind == "flag"        ? picker.Pick(s)
                                                        : static_cast<size_t>(g.Int(0, 9));
-    const EndpointSpec& ep = service.endpoints[target];
+    EndpointSpec& ep = service.endpoints[target];
     f.scope = {ep.name};
     for (int extra = g.Int(0, 2); extra > 0; --extra) {
       const std::string& other = service.endpoints[static_cast<size_t>(g.Int(0, 9))].name;
@@ -453,9 +474,16 @@ void AddMixShifts(Gen& g, FleetConfig& c, int days) {
 
 }  // namespace
 
+FleetConfig MakeDetectionServices(uint64_t seed, int days) {
+  Gen g(seed);
+  FleetConfig c = BaseConfig(seed, std::max(days, 1));
+  AddServices(g, c);
+  return c;
+}
+
 DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
   days = std::max(days, 1);
-  Gen g(seed);
+  Gen g(seed);  // draws the services as MakeDetectionServices() does, then the rest
   DetectionFleet out;
   out.config = BaseConfig(seed, days);
   AddServices(g, out.config);

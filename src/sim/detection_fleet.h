@@ -21,11 +21,19 @@
 //  * "rollout": a rollout makes one endpoint 1, 2, 3, 5 or 10% costlier; the
 //    added cost lands on one endpoint-specific function (the culprit).
 //  * "function-rollout": a rollout multiplies one function's self cost by
-//    1 + 0.5% / (its share of the endpoint): worth 0.5% of the endpoint.
-//  * "flag" / "function-flag": the same on the flag-on requests of one endpoint.
+//    1 + 0.5% / (its share of the endpoint): worth 0.5% of the endpoint (a
+//    grown function).
+//  * "new-function-rollout": a rollout adds a helper that did not run
+//    before (AddNewHelper(): a frame of weight 0 under the endpoint's
+//    logic) costing 0.5% of the endpoint's request: new code.
+//  * "flag" / "function-flag": as "rollout" / "function-rollout", on the
+//    flag-on requests of one endpoint.
 //  * no-ops: rollouts with no effect, flags with no effect, and mix shifts.
+// Function kinds land on one of the service's five busiest endpoints.
 // Rollouts get regressions only when the run holds 2 h before them and 2 h
-// after their spread; the rest are no-ops.
+// after their spread (24-27 of the ~30 a day): half regress an endpoint, a sixth
+// grow a function, a sixth add a new one; the rest are no-ops. Of the 20
+// flags, 8 regress an endpoint and 4 a function.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +46,9 @@ namespace cpuledger::sim {
 
 // InjectedRegression — one regression put into the fleet.
 struct InjectedRegression {
-  std::string kind;  // "rollout", "flag", "function-rollout", "function-flag"
+  // "rollout", "flag" (endpoint kinds); "function-rollout", "function-flag",
+  // "new-function-rollout" (function kinds).
+  std::string kind;
   std::string service, endpoint;
   // function kinds: the subject; endpoint kinds: the culprit that carries the
   // added cost in profiles. As FunctionKey(): "file:line:name".
@@ -49,7 +59,8 @@ struct InjectedRegression {
   double size = 0;
   // The true relative change of the endpoint's mean cost per request (flags:
   // of the flag-on requests against the flag-off ones), and of the
-  // function's self cost per request (from the model's expected shares).
+  // function's self cost per request (from the model's expected shares;
+  // +infinity for a new function, which cost nothing before).
   double endpoint_change = 0;
   double function_change = 0;
   int64_t start_s = 0;   // offset into the run: the first host switches / the flag appears
@@ -83,9 +94,26 @@ struct DetectionFleet {
 // simulating; the truth stays valid (sizes are relative).
 DetectionFleet MakeDetectionFleet(uint64_t seed, int days);
 
+// MakeDetectionServices() — the same seed's fleet before anything is
+// injected: its services and call trees (the drawn ones: no new functions),
+// traffic, sampling and profiling; no rollouts, flags or mix shifts.
+FleetConfig MakeDetectionServices(uint64_t seed, int days);
+
 // ExpectedFunctionShare() — the model's share of `endpoint`'s mean cost per
 // request spent in `function`'s self cost (all of its frames), before any
 // effect; 0 when it has no such frame.
 double ExpectedFunctionShare(const EndpointSpec& endpoint, const std::string& function);
+
+// AddNewHelper() — adds to `endpoint` a helper that its code so far never
+// runs: a frame named `name` of weight 0 under the endpoint's logic (its
+// first frame in a "/logic.py" file, as MakeDetectionFleet's call trees
+// have; else its first frame), 200 lines below it. It costs nothing until
+// an effect names it as its culprit (RolloutSpec::culprit, FlagSpec::culprit),
+// from then on the effect's added cost: new code.
+// RETURNS: its FunctionKey().
+// REQUIRES: `endpoint` has calls.
+// NOTE: the frame is in every profile of the endpoint, with self cost 0 on
+// the requests no effect reaches.
+std::string AddNewHelper(EndpointSpec& endpoint, const std::string& name);
 
 }  // namespace cpuledger::sim

@@ -55,19 +55,6 @@ std::vector<size_t> Helpers(const EndpointSpec& ep) {
   return out;
 }
 
-// NewFrame() — a helper the base commit never runs, under the endpoint's logic.
-std::string NewFrame(EndpointSpec& ep, const std::string& name) {
-  int logic = 0;
-  for (size_t i = 0; i < ep.calls.size(); ++i)
-    if (ep.calls[i].file.find("/logic.py") != std::string::npos) {
-      logic = static_cast<int>(i);
-      break;
-    }
-  CallSpec c{ep.calls[logic].file, ep.calls[logic].line + 200, name, logic, 0.0, false};
-  ep.calls.push_back(c);
-  return FunctionKey(c);
-}
-
 // HelperFitting() — a helper whose share is 3-20% (a 0.5% change is then a
 // 2.5-17% change of it), else the largest.
 size_t HelperFitting(Gen& g, const EndpointSpec& ep) {
@@ -90,7 +77,7 @@ void Apply(Gen& g, const std::string& kind, double size, EndpointSpec& ep, Rollo
            FunctionCase& c) {
   r.endpoints = {ep.name};
   if (kind == "new-function") {
-    r.culprit = c.function = NewFrame(ep, "new_helper_" + r.to);
+    r.culprit = c.function = AddNewHelper(ep, "new_helper_" + r.to);
     r.cost_factor = 1 + size;
   } else if (kind == "grown-function") {
     r.function = c.function = FunctionKey(ep.calls[HelperFitting(g, ep)]);
@@ -107,7 +94,7 @@ void Apply(Gen& g, const std::string& kind, double size, EndpointSpec& ep, Rollo
     for (size_t i : Helpers(ep))
       if (i != from) others.push_back(i);
     if (others.empty() || g.Uniform(0, 1) < 0.5)
-      r.culprit = NewFrame(ep, ep.calls[from].name + "_part");  // a split or rename
+      r.culprit = AddNewHelper(ep, ep.calls[from].name + "_part");  // a split or rename
     else
       r.culprit = FunctionKey(ep.calls[others[static_cast<size_t>(
           g.Int(0, static_cast<int>(others.size()) - 1))]]);  // inlined into another
@@ -152,12 +139,9 @@ FunctionFleet MakeFunctionFleet(uint64_t seed, int hours) {
   hours = std::max(hours, 8);
   Gen g(seed);
   FunctionFleet out;
-  out.config = MakeDetectionFleet(seed, 1).config;
+  out.config = MakeDetectionServices(seed, 1);
   FleetConfig& c = out.config;
   c.duration_s = hours * kHour;
-  c.rollouts.clear();
-  c.flags.clear();
-  c.mix_shifts.clear();
   const std::vector<std::pair<std::string, double>> deck_cards = {
       {"new-function", 0.005},   {"new-function", 0.02}, {"grown-function", 0.005},
       {"grown-function", 0.005}, {"cost-shift", 0.02},   {"noop", 0}};

@@ -6,12 +6,12 @@
 //   for (const FunctionCase& c : fleet.cases) ...
 //
 // The services, endpoints, call trees, traffic, sampling and profiling are
-// the detection fleet's (detection_fleet.h) for the same seed; its rollouts,
-// flags and mix shifts are replaced by these, each on one of a service's
-// five busiest endpoints:
+// the detection fleet's before its injections (MakeDetectionServices(),
+// detection_fleet.h) for the same seed; instead of its rollouts, flags and
+// mix shifts come these, each on one of a service's five busiest endpoints:
 //  * "new-function": a rollout adds a helper that did not run before (a
-//    frame of weight 0 under the endpoint's logic) costing `size` of the
-//    endpoint's request (0.5% or 2%).
+//    frame of weight 0 under the endpoint's logic, AddNewHelper()) costing
+//    `size` of the endpoint's request (0.5% or 2%).
 //  * "grown-function": a rollout makes one helper cost 0.5% of the request more.
 //  * "cost-shift": a rollout moves `size` (2%) of the request from one
 //    helper to another function (a new one: a split or rename; or an

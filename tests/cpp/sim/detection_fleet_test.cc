@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "sim/detection_fleet.h"
 
@@ -38,18 +39,22 @@ struct Moments {
 TEST(DetectionFleetTest, ShapeIsWhatTheIssueAsks) {
   const DetectionFleet f = MakeDetectionFleet(3, 2);
   const FleetConfig& c = f.config;
-  size_t endpoints = 0;
+  size_t endpoints = 0, new_helpers = 0;
   for (const ServiceSpec& s : c.services) {
     endpoints += s.endpoints.size();
     for (const EndpointSpec& e : s.endpoints) {
+      // The drawn call tree; the new functions' frames (weight 0) come on top.
+      const size_t drawn = static_cast<size_t>(std::count_if(
+          e.calls.begin(), e.calls.end(), [](const CallSpec& x) { return x.weight > 0; }));
+      new_helpers += e.calls.size() - drawn;
       EXPECT_GE(e.cpu_sigma, 0.2);
       EXPECT_LE(e.cpu_sigma, 0.3);
       EXPECT_GE(e.slow_mode_share, 0.05);
       EXPECT_LE(e.slow_mode_share, 0.15);
       EXPECT_GE(e.slow_mode_factor, 2.0);
       EXPECT_LE(e.slow_mode_factor, 5.0);
-      EXPECT_GE(e.calls.size(), 10u);
-      EXPECT_LE(e.calls.size(), 16u);
+      EXPECT_GE(drawn, 10u);
+      EXPECT_LE(drawn, 16u);
     }
   }
   EXPECT_EQ(c.services.size(), 5u);
@@ -64,6 +69,38 @@ TEST(DetectionFleetTest, ShapeIsWhatTheIssueAsks) {
   EXPECT_EQ(sizes["flag"], (std::set<double>{0.01, 0.02, 0.03, 0.05, 0.10}));
   EXPECT_EQ(sizes["function-rollout"], std::set<double>{0.005});
   EXPECT_EQ(sizes["function-flag"], std::set<double>{0.005});
+  EXPECT_EQ(sizes["new-function-rollout"], std::set<double>{0.005});
+  std::map<std::string, size_t> counts;
+  for (const InjectedRegression& r : f.truth.regressions) ++counts[r.kind];
+  EXPECT_EQ(counts["new-function-rollout"], counts["function-rollout"]);
+  EXPECT_GE(counts["new-function-rollout"], 6u);
+  EXPECT_EQ(new_helpers, counts["new-function-rollout"]);
+  // A new function: a frame of weight 0 under its endpoint's logic, and its
+  // rollout's culprit (no cost before it, 0.5% of the request after).
+  for (const InjectedRegression& r : f.truth.regressions) {
+    if (r.kind != "new-function-rollout") continue;
+    SCOPED_TRACE(r.service + " " + r.endpoint + " " + r.function);
+    const ServiceSpec& s = *std::find_if(c.services.begin(), c.services.end(),
+                                         [&](const ServiceSpec& x) { return x.name == r.service; });
+    const EndpointSpec& e =
+        *std::find_if(s.endpoints.begin(), s.endpoints.end(),
+                      [&](const EndpointSpec& x) { return x.name == r.endpoint; });
+    const auto frame = std::find_if(e.calls.begin(), e.calls.end(), [&](const CallSpec& x) {
+      return FunctionKey(x) == r.function;
+    });
+    ASSERT_NE(frame, e.calls.end());
+    EXPECT_EQ(frame->weight, 0.0);
+    ASSERT_GE(frame->parent, 0);
+    EXPECT_NE(e.calls[static_cast<size_t>(frame->parent)].name.find("_logic"), std::string::npos);
+    EXPECT_EQ(ExpectedFunctionShare(e, r.function), 0.0);
+    EXPECT_TRUE(std::isinf(r.function_change));
+    const auto roll = std::find_if(c.rollouts.begin(), c.rollouts.end(),
+                                   [&](const RolloutSpec& x) { return x.to == r.commit_to; });
+    ASSERT_NE(roll, c.rollouts.end());
+    EXPECT_EQ(roll->culprit, r.function);
+    EXPECT_DOUBLE_EQ(roll->cost_factor, 1.005);
+    EXPECT_EQ(roll->endpoints, std::vector<std::string>{r.endpoint});
+  }
   size_t noop_rollouts = 0, noop_flags = 0;
   for (const NoopChange& n : f.truth.noops) (n.kind == "rollout" ? noop_rollouts : noop_flags)++;
   EXPECT_GE(noop_rollouts, 10u);
@@ -101,6 +138,7 @@ TEST(DetectionFleetTest, GroundTruthHoldsInTheRecords) {
   std::map<std::string, Moments> by_flag;       // "service endpoint flag value"
   std::map<std::string, Moments> fn_by_commit;  // "service endpoint commit function"
   std::map<std::string, Moments> fn_by_flag;    // "service endpoint flag value function"
+  std::map<std::string, Moments> fn_share;      // as fn_by_commit: its share of the bill
   std::set<std::string> watched;                // functions of interest
   for (const InjectedRegression& r : f.truth.regressions) watched.insert(r.function);
   std::map<std::string, int64_t> peak_counts;  // per endpoint, 13:00-15:00
@@ -128,6 +166,7 @@ TEST(DetectionFleetTest, GroundTruthHoldsInTheRecords) {
       for (const std::string& key : watched) {
         const double x = self.count(key) ? self[key] : 0.0;
         if (!any_on) fn_by_commit[ep + " " + r.commit() + " " + key].Add(x);
+        if (!any_on) fn_share[ep + " " + r.commit() + " " + key].Add(x / bill);
         for (const auto& [flag, value] : r.flags())
           fn_by_flag[ep + " " + flag + " " + value + " " + key].Add(x);
       }
@@ -144,7 +183,18 @@ TEST(DetectionFleetTest, GroundTruthHoldsInTheRecords) {
     // The endpoint, on its own commit or flag. Function kinds are 0.5%
     // by the model's expected share (slack for the split's noise).
     const double slack = r.kind.rfind("function", 0) == 0 ? 0.002 : 0.0005;
-    if (r.kind.find("rollout") != std::string::npos) {
+    if (r.kind == "new-function-rollout") {
+      // New code: no cost at all before; after, exactly its share of the
+      // bill (its rollout is the last effect on its own commit's requests).
+      EXPECT_TRUE(WithinSe(by_commit[ep + " " + r.commit_from], by_commit[ep + " " + r.commit_to],
+                           1 + r.endpoint_change, slack));
+      const Moments& before = fn_share[ep + " " + r.commit_from + " " + r.function];
+      const Moments& after = fn_share[ep + " " + r.commit_to + " " + r.function];
+      EXPECT_GT(before.n, 10);
+      EXPECT_EQ(before.sum, 0.0);
+      EXPECT_GT(after.n, 10);
+      EXPECT_NEAR(after.Mean(), r.size / (1 + r.size), 1e-4);
+    } else if (r.kind.find("rollout") != std::string::npos) {
       EXPECT_TRUE(WithinSe(by_commit[ep + " " + r.commit_from], by_commit[ep + " " + r.commit_to],
                            1 + r.endpoint_change, slack));
       EXPECT_TRUE(WithinSe(fn_by_commit[ep + " " + r.commit_from + " " + r.function],
