@@ -128,7 +128,11 @@ Recheck::Verdict Compare(const DetectOptions& o, Finding& c, const std::vector<d
 
 // RecheckRollout() — the endpoint's requests now (whatever commit serves
 // them: B, a rollback to A, a fix) against the alert's base side (commit A's
-// requests in the alert's window), less the service's drift.
+// requests in the alert's window), less the service's drift. Gone only once
+// another commit serves most of them: code that was not replaced did not
+// stop costing more, and a comparison hours apart, looked at every run,
+// now and then reads a drift the other endpoints did not share as a fix
+// (detect_bench: every resolve of a regression still served was one).
 Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Finding& c,
                                 int64_t since_us, double alert_lo) {
   const DetectOptions& o = run.options;
@@ -138,11 +142,13 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
   const int64_t width = std::clamp((c.to_us - c.from_us) / 2, kMinRecentUs, kMaxRecentUs);
   const Window recent{std::max({since_us, c.to_us, o.now_us - width}), o.now_us + 1};
   std::vector<double> a, b;
+  size_t on_target = 0;  // recent requests still served by the alert's target commit
   if (it != endpoints.end()) {
     for (uint32_t i : it->second) {
       const store::RecordBill& v = set.samples[i];
-      if (base.Has(v.start_us) && set.series[v.series].commit == c.base_commit) a.push_back(v.bill);
-      if (recent.Has(v.start_us)) b.push_back(v.bill);
+      const std::string& commit = set.series[v.series].commit;
+      if (base.Has(v.start_us) && commit == c.base_commit) a.push_back(v.bill);
+      if (recent.Has(v.start_us)) b.push_back(v.bill), on_target += commit == c.target_commit;
     }
   }
   c.method = "recheck: the endpoint's requests since " + UtcMinute(recent.from_us) +
@@ -154,7 +160,14 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
     return Recheck::Verdict::kNone;
   }
   const double drift = DriftBetween(set, endpoints, c.endpoint, base, recent, o.min_samples);
-  return Compare(o, c, a, b, drift, alert_lo);
+  const Recheck::Verdict verdict = Compare(o, c, a, b, drift, alert_lo);
+  if (verdict == Recheck::Verdict::kGone && 2 * on_target >= b.size()) {
+    c.reason = "commit " + c.target_commit +
+               " still serves most of the endpoint's requests: resolved by itself only once "
+               "another commit (a rollback, a fix) replaces it";
+    return Recheck::Verdict::kNone;
+  }
+  return verdict;
 }
 
 // RecheckFlag() — the flag's split on the endpoint over the last hours:

@@ -34,6 +34,8 @@ struct Shop {
   std::function<bool(int64_t minute)> bbb = [](int64_t m) { return m >= 120; };
   int64_t flag_off_minute = 270;  // from here every request carries new_search=off
   std::function<bool(int64_t minute)> checkout_serves = [](int64_t) { return true; };
+  // /checkout/ costs 10% more while this says so; unset: whenever bbb serves.
+  std::function<bool(int64_t minute)> checkout_costlier;
 };
 
 record::RequestRecord MakeRecord(const Shop& shop, const std::string& endpoint, double median,
@@ -53,7 +55,8 @@ record::RequestRecord MakeRecord(const Shop& shop, const std::string& endpoint, 
   const bool on = minute < shop.flag_off_minute && u(rng) < 0.3;
   if (endpoint == "/search/") (*r.mutable_flags())["new_search"] = on ? "on" : "off";
   double cost = median * noise(rng);
-  if (endpoint == "/checkout/" && bbb) cost *= 1.10;
+  const bool costlier = shop.checkout_costlier ? shop.checkout_costlier(minute) : bbb;
+  if (endpoint == "/checkout/" && costlier) cost *= 1.10;
   if (endpoint == "/search/" && on) cost *= 1.15;
   record::CpuBill* bill = r.mutable_cpu();
   bill->set_counter_source("hardware");
@@ -97,6 +100,7 @@ class LifecycleTest : public ::testing::Test {
     Result<DetectReport> report = RunDetectors(*store_, options_);
     EXPECT_TRUE(report.ok()) << report.status().message();
     if (!report.ok()) return {};
+    last_ = *report;
     Result<std::vector<AlertChange>> changes = RecordRun(*store_, *report);
     EXPECT_TRUE(changes.ok()) << changes.status().message();
     return changes.ok() ? *changes : std::vector<AlertChange>{};
@@ -135,6 +139,7 @@ class LifecycleTest : public ::testing::Test {
   std::unique_ptr<store::Store> store_;
   DetectOptions options_;
   Shop shop_;
+  DetectReport last_;  // RunAt()'s report
   std::mt19937_64 rng_{7};
   int64_t fed_ = 0;  // minutes appended so far
 };
@@ -270,6 +275,28 @@ TEST_F(LifecycleTest, AStillPresentRegressionIsNotResolvedAndAHandResolveReopens
   ASSERT_NE(again, nullptr);
   EXPECT_EQ(again->change, "reopened");
   EXPECT_EQ(again->reopens, rollout->alert_id);
+}
+
+// The cost went back down at 5 h while bbb still serves every request (a
+// cache warmed up, or the drift of a comparison hours apart): the code that
+// brought it was not replaced, so the detector does not resolve the alert;
+// its recheck says why. (A rollback resolves: the test above.)
+TEST_F(LifecycleTest, NotResolvedByItselfWhileTheTargetCommitStillServes) {
+  shop_.checkout_costlier = [](int64_t m) { return m >= 120 && m < 300; };
+  shop_.flag_off_minute = 100000;  // the flag stays: only the rollout's alert is looked at
+  const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
+  const AlertChange* rollout = Find(first, "/checkout/");
+  ASSERT_NE(rollout, nullptr);
+  size_t said = 0;
+  for (int64_t t = 6 * kHour; t <= 8 * kHour; t += 30 * kMinute) {
+    const std::vector<AlertChange> changes = RunAt(kT0 + t);
+    EXPECT_TRUE(changes.empty()) << Text(changes);
+    for (const Recheck& r : last_.rechecks)
+      said += r.alert_id == rollout->alert_id &&
+              r.comparison.reason.find("bbb still serves") != std::string::npos;
+  }
+  EXPECT_GT(said, 0u) << "no recheck found the cost gone and held back for bbb";
+  EXPECT_EQ(State(rollout->alert_id), "open");
 }
 
 TEST(AlertState, OneTransitionFunction) {
