@@ -286,6 +286,26 @@ TEST_F(DetectTest, TooFewSamplesIsASkipWithItsReason) {
   EXPECT_EQ(rollout_skips, 4u);  // three shop endpoints, one accounts endpoint
 }
 
+// SvcRecord() — a request of svc /x/ on `commit` at `t` costing `total`
+// instructions (its flags and profile are the caller's).
+record::RequestRecord SvcRecord(int64_t t, const std::string& commit, double total) {
+  record::RequestRecord r;
+  r.set_service("svc");
+  r.set_endpoint("/x/");
+  r.set_method("GET");
+  r.set_status(200);
+  r.set_host("svc-1");
+  r.set_commit(commit);
+  r.set_start_time_unix_us(t);
+  r.set_sample_rate(1.0);
+  record::CpuBill* bill = r.mutable_cpu();
+  bill->set_counter_source("hardware");
+  bill->set_instructions(static_cast<uint64_t>(total));
+  bill->set_cpu_ns(static_cast<uint64_t>(total / 3));
+  r.set_wall_us(static_cast<uint64_t>(total / 1000) + 1);
+  return r;
+}
+
 // A flag that appears mid-window: the requests from before it carry it
 // unset (an explicit "", as a client that always sends every flag would),
 // and they outnumber each set value. The flag's reference is its most
@@ -298,23 +318,10 @@ record::RequestRecord LateFlagRecord(int64_t t, std::mt19937_64& rng) {
   constexpr int64_t kFlagFrom = kT0 + 8 * kHour;
   std::lognormal_distribution<double> noise(0, 0.25);
   std::uniform_real_distribution<double> u(0, 1);
-  record::RequestRecord r;
-  r.set_service("svc");
-  r.set_endpoint("/x/");
-  r.set_method("GET");
-  r.set_status(200);
-  r.set_host("svc-1");
-  r.set_commit("c1");
-  r.set_start_time_unix_us(t);
-  r.set_sample_rate(1.0);
   const bool on = t >= kFlagFrom && u(rng) < 0.3;
-  (*r.mutable_flags())["late_flag"] = t < kFlagFrom ? "" : on ? "on" : "off";
   const double total = 20e6 * noise(rng);
-  record::CpuBill* bill = r.mutable_cpu();
-  bill->set_counter_source("hardware");
-  bill->set_instructions(static_cast<uint64_t>(total));
-  bill->set_cpu_ns(static_cast<uint64_t>(total / 3));
-  r.set_wall_us(static_cast<uint64_t>(total / 1000) + 1);
+  record::RequestRecord r = SvcRecord(t, "c1", total);
+  (*r.mutable_flags())["late_flag"] = t < kFlagFrom ? "" : on ? "on" : "off";
   profile::CallTree tree("instructions", "hardware", "fast");
   const auto view = tree.Child(profile::kRoot, tree.Intern({"svc/views.py", 10, "view"}));
   const auto load = tree.Child(view, tree.Intern({"svc/models.py", 20, "load"}));
@@ -369,26 +376,13 @@ record::RequestRecord CommitFlagRecord(int64_t t, double exposure, double render
                                        double flag_added, std::mt19937_64& rng) {
   std::lognormal_distribution<double> noise(0, 0.25), frame(0, 0.15);
   std::uniform_real_distribution<double> u(0, 1);
-  record::RequestRecord r;
-  r.set_service("svc");
-  r.set_endpoint("/x/");
-  r.set_method("GET");
-  r.set_status(200);
-  r.set_host("svc-1");
-  r.set_commit("c" + std::to_string(1 + (t - kT0) / (3 * kHour)));
-  r.set_start_time_unix_us(t);
-  r.set_sample_rate(1.0);
   const bool on = u(rng) < exposure;
-  (*r.mutable_flags())["f"] = on ? "on" : "off";
   const double base = 20e6 * noise(rng);
   const double load = base * 0.45 * frame(rng), self = base * 0.20 * frame(rng);
   const double render = base * 0.35 * frame(rng) * render_factor + (on ? base * flag_added : 0);
   const double total = load + self + render;
-  record::CpuBill* bill = r.mutable_cpu();
-  bill->set_counter_source("hardware");
-  bill->set_instructions(static_cast<uint64_t>(total));
-  bill->set_cpu_ns(static_cast<uint64_t>(total / 3));
-  r.set_wall_us(static_cast<uint64_t>(total / 1000) + 1);
+  record::RequestRecord r = SvcRecord(t, "c" + std::to_string(1 + (t - kT0) / (3 * kHour)), total);
+  (*r.mutable_flags())["f"] = on ? "on" : "off";
   profile::CallTree tree("instructions", "hardware", "fast");
   const auto view = tree.Child(profile::kRoot, tree.Intern({"svc/views.py", 10, "view"}));
   const auto l = tree.Child(view, tree.Intern({"svc/models.py", 20, "load"}));
