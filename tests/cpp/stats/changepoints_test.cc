@@ -368,5 +368,94 @@ TEST(StatsChangePoints, DailyDataWithAWeekAndAYear) {
   }
 }
 
+// Growth by a steady factor (a user base compounding 2% a week) is a
+// steepening curve: on its own scale a staircase of changes, in logs one
+// trend. Multiplicative noise, as such series have.
+TEST(StatsChangePoints, ExponentialGrowthHasNoChanges) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    Gaussian g(1000 + seed);
+    std::vector<double> v(200);
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = 1000 * std::exp(0.015 * static_cast<double>(i)) * (1 + 0.02 * g());
+    const ChangePointResult r = DetectChangePoints(v);
+    SCOPED_TRACE(Describe(r));
+    EXPECT_TRUE(r.changes.empty()) << seed;
+    EXPECT_TRUE(r.multiplicative) << seed;
+    // The noise scale on the input's scale: 2% of the median value.
+    EXPECT_NEAR(r.noise_scale / (1000 * std::exp(0.015 * 100)), 0.02, 0.006) << seed;
+  }
+}
+
+// A jump in a compounding series is found, and reported on the input's
+// scale: before and after are values, relative is the jump's share.
+TEST(StatsChangePoints, JumpInExponentialGrowthOnTheInputsScale) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    Gaussian g(1100 + seed);
+    std::vector<double> v(200);
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = 1000 * std::exp(0.015 * static_cast<double>(i)) * (1 + 0.02 * g()) *
+             (i >= 120 ? 1.3 : 1.0);
+    const ChangePointResult r = DetectChangePoints(v);
+    SCOPED_TRACE(Describe(r));
+    ASSERT_EQ(r.changes.size(), 1u) << seed;
+    EXPECT_TRUE(r.multiplicative) << seed;
+    const ChangePoint& c = r.changes[0];
+    EXPECT_NEAR(static_cast<double>(c.index), 120, 1) << seed;
+    EXPECT_NEAR(c.relative, 0.3, 0.05) << seed;
+    EXPECT_NEAR(c.before, 1000 * std::exp(0.015 * 119), 0.05 * c.before) << seed;
+    EXPECT_DOUBLE_EQ(c.size, c.after - c.before);
+  }
+}
+
+// A series that is not all positive is fitted on its own scale.
+TEST(StatsChangePoints, SeriesWithZerosOrNegativesIsNotMultiplicative) {
+  Gaussian g(1200);
+  std::vector<double> v = g.Series(100, 0, 1);
+  for (size_t i = 50; i < v.size(); ++i) v[i] += 5;
+  const ChangePointResult r = DetectChangePoints(v);
+  EXPECT_FALSE(r.multiplicative);
+  ASSERT_EQ(r.changes.size(), 1u) << Describe(r);
+  EXPECT_NEAR(static_cast<double>(r.changes[0].index), 50, 1);
+}
+
+// A random walk of small steps seen through noise, and an AR(1) near 1:
+// the level strays far, but nothing is abrupt, and annotators mark no
+// change in such series.
+TEST(StatsChangePoints, WanderIsNotAChange) {
+  int walk_clean = 0, ar_clean = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Gaussian g(1300 + seed);
+    std::vector<double> walk(300);
+    double level = 100;
+    for (double& x : walk) {
+      level += 0.3 * g();
+      x = level + g();
+    }
+    walk_clean += DetectChangePoints(walk).changes.empty();
+    std::vector<double> ar = Ar1(g, 300, 0.95);
+    for (double& x : ar) x += 100;
+    ar_clean += DetectChangePoints(ar).changes.empty();
+  }
+  EXPECT_GE(walk_clean, 18);
+  EXPECT_GE(ar_clean, 18);
+}
+
+// An abrupt shift in a wandering series is still a change.
+TEST(StatsChangePoints, AbruptShiftInAWanderIsFound) {
+  int found = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Gaussian g(1400 + seed);
+    std::vector<double> v(300);
+    double level = 100;
+    for (size_t i = 0; i < v.size(); ++i) {
+      level += 0.3 * g();
+      v[i] = level + g() + (i >= 180 ? 8 : 0);
+    }
+    const ChangePointResult r = DetectChangePoints(v);
+    for (const ChangePoint& c : r.changes) found += c.index >= 178 && c.index <= 182;
+  }
+  EXPECT_GE(found, 18);
+}
+
 }  // namespace
 }  // namespace cpuledger::stats
