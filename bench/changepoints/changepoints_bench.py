@@ -3,8 +3,8 @@ ruptures' Binseg and Pelt on generated series shaped like the daily and hourly
 metrics a CPU-per-request monitor sees, each with its ground truth (issue 15,
 item 1).
 
-Families (each series 60-1000 points unless said otherwise, noise scale 1-5% of a level drawn
-between 1e3 and 1e7; "sigma" below is that noise scale):
+Families (each series 60-1000 points unless said otherwise, noise scale 1-5%
+of a level drawn between 1e3 and 1e7; "sigma" below is that noise scale):
   no_change        nothing happens
   trend_no_change  a steady linear trend (3-15 sigma end to end), no change
   level_shift      1-3 shifts of 2.5-6 sigma

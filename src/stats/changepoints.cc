@@ -1036,6 +1036,16 @@ ChangePoint ToInputScale(ChangePoint cp) {
   return cp;
 }
 
+// MidGap() — where to report a level change whose first points are
+// missing: it happened somewhere in the gap, and the gap's middle is the
+// place nearest to wherever it was, so the new segment is not cut short by
+// the gap (nor the old one stretched over it).
+size_t MidGap(std::span<const double> values, size_t index) {
+  size_t gap = 0;
+  while (gap < index && !std::isfinite(values[index - 1 - gap])) ++gap;
+  return index - gap / 2;
+}
+
 }  // namespace
 
 ChangePointResult DetectChangePoints(std::span<const double> values,
@@ -1081,7 +1091,8 @@ ChangePointResult DetectChangePoints(std::span<const double> values,
   result.outliers = fit.outliers;
   if (!fit.fitted) return result;
   for (size_t s = 1; s < fit.fit.segments.size(); ++s) {
-    const ChangePoint cp = Report(fit, s, mid_index);
+    ChangePoint cp = Report(fit, s, mid_index);
+    if (!cp.slope_change) cp.index = MidGap(values, cp.index);
     result.changes.push_back(result.multiplicative ? ToInputScale(cp) : cp);
   }
   return result;

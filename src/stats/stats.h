@@ -143,7 +143,9 @@ struct ChangePointOptions {
 };
 
 // ChangePoint — a change between index-1 and index (index = the first point
-// of the new segment, in the input's indexing, missing values included).
+// of the new segment, in the input's indexing, missing values included). A
+// change of level whose first points are missing happened somewhere in that
+// gap: index is then the gap's middle (a missing point).
 // Levels are those of the deseasonalised series (a cycle's average level).
 // A slope change is located at its vertex, the point the two lines share:
 // index is the point after it, before/after the fitted values at the vertex

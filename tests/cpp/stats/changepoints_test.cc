@@ -211,12 +211,12 @@ TEST(StatsChangePoints, MissingValuesKeepTheirIndices) {
   ASSERT_EQ(r.changes.size(), 1u) << Describe(r);
   EXPECT_NEAR(static_cast<double>(r.changes[0].index), 60, 1);
 
-  // The first points of the new level missing: the change is reported at the
-  // first point present after it.
+  // The first points of the new level missing: the change happened somewhere
+  // in the gap, and is reported in its middle.
   v[60] = v[61] = kNaN;
   const ChangePointResult gap = DetectChangePoints(v);
   ASSERT_EQ(gap.changes.size(), 1u) << Describe(gap);
-  EXPECT_EQ(gap.changes[0].index, 62u);
+  EXPECT_EQ(gap.changes[0].index, 61u);
 
   // Every other point missing: still the same indexing.
   std::vector<double> sparse = g.Series(120, 100, 1);
@@ -366,6 +366,25 @@ TEST(StatsChangePoints, DailyDataWithAWeekAndAYear) {
     EXPECT_NEAR(r.second_season, 365, 10) << seed;
     EXPECT_TRUE(r.changes.empty()) << seed;
   }
+}
+
+// A shift inside a long gap is reported in the gap's middle: a gap does not
+// cut the new segment short (the first point present after it would, by
+// half the gap on average).
+TEST(StatsChangePoints, GapDoesNotCutASegmentShort) {
+  int in_the_middle = 0;
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    Gaussian g(1500 + seed);
+    std::vector<double> v = g.Series(150, 100, 1);
+    for (size_t i = 90; i < v.size(); ++i) v[i] += 5;
+    for (size_t i = 80; i < 100; ++i) v[i] = kNaN;  // the change at 90, unseen
+    const ChangePointResult r = DetectChangePoints(v);
+    ASSERT_EQ(r.changes.size(), 1u) << seed << ": " << Describe(r);
+    EXPECT_NEAR(r.changes[0].size, 5, 0.8) << seed;
+    // Once in a while the fit puts the change a point after the gap.
+    in_the_middle += r.changes[0].index == 90;
+  }
+  EXPECT_GE(in_the_middle, 8);
 }
 
 // Growth by a steady factor (a user base compounding 2% a week) is a
