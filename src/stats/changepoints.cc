@@ -768,6 +768,7 @@ Filtered LocalLevel(const std::vector<double>& x, const std::vector<std::vector<
   return out;
 }
 
+// Dot() — the inner product of two columns of the same length.
 double Dot(const std::vector<double>& a, const std::vector<double>& b) {
   return std::inner_product(a.begin(), a.end(), b.begin(), 0.0);
 }

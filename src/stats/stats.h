@@ -209,8 +209,8 @@ struct ChangePointResult {
 // factor is one trend, not a staircase.
 // What it finds without tuning: pure noise of 30 to 2000 points gives no
 // change (Gaussian, 300 seeds); a shift lasting the last 5 of 28 points is
-// found 81% of the time at 3 noise scales and 97% at 4 (90% and 99% in 200
-// points). bench/changepoints scores it against ruptures' Binseg and Pelt on
+// found 76% of the time at 3 noise scales and 94% at 4 (88% and 99% in 200
+// points; 200 seeds). bench/changepoints scores it against ruptures' Binseg and Pelt on
 // fourteen families of generated series (shifts, kinks, trends, weekly and
 // yearly seasons, holidays, heavy tails, outliers, gaps, exponential
 // growth, wander, short series, counts).
@@ -219,9 +219,10 @@ struct ChangePointResult {
 // there is no change (1000 points: ~5 ms a fit); a call makes two to six
 // fits (twice that when the noise is autocorrelated), five more per season
 // tried, and the season search is O(n * min(n/2, 2000)); all of it twice
-// for a series of positive values (once in logs); the wander models are
-// O(n) each, 38 of them per change found: 1000 points took 20-120 ms (the
-// CLI, on a loaded 2-core VM).
+// for a series of positive values (once in logs); when a wander model
+// wins, 38 of them, O(n * changes^2) each, per change found and round:
+// 1000 points with a shift took ~55 ms, a 1000-point random walk ~400 ms
+// (the CLI, on a loaded 2-core VM).
 ChangePointResult DetectChangePoints(std::span<const double> values,
                                      const ChangePointOptions& options = {});
 
