@@ -1,6 +1,7 @@
 // src/stats/changepoints.cc — DetectChangePoints(): PELT over level and
-// linear-trend segments, on a deseasonalised series with outliers and
-// excursions set aside.
+// linear-trend segments, on a deseasonalised series (or its logs) with
+// outliers and excursions set aside; in a series that wanders, only the
+// abrupt changes.
 //
 // The pipeline, and why each step is there:
 //  1. Seasons (ChooseSeasons): the period at which the series, less a
@@ -27,6 +28,16 @@
 //     underestimates would otherwise turn noise into changes), and 3-4 are
 //     repeated until the scale and the outliers settle. When the residuals
 //     are autocorrelated the whole is redone with a larger penalty.
+//  6. Wander (PreferWander): a series can stray far with nothing abrupt (a
+//     random walk seen through noise, an AR(1) near 1: an exchange rate, a
+//     temperature anomaly), and PELT cuts it into changes where annotators
+//     mark none. When such a model without changes scores better than the
+//     changes do, only the changes that are abrupt against it (a step there
+//     pays for itself on top of the wander) are kept.
+//  7. Logs (DetectChangePoints): a series of positive values is also fitted
+//     in logs, and the logs win when they score better on the same footing
+//     (the Jacobian added): growth by a steady factor is one trend in logs
+//     but a steepening curve, a staircase of changes, on its own scale.
 // Steps 3-5 run in units of the noise scale, so the penalty is a number of
 // noise variances.
 #include <algorithm>
@@ -542,6 +553,7 @@ struct Robust {
   // (present * log(residual variance)), an outlier's residual counted as
   // kOutlierCut noise scales, plus the penalties of the changes and slopes.
   double score = std::numeric_limits<double>::infinity();
+  double season_cost = 0;  // the part of score that pays for the seasons removed
 };
 
 // NoiseScale() — step 2: the MAD of second differences, which cancel levels,
@@ -707,12 +719,236 @@ Robust ChooseSeasons(std::vector<double>& grid, double mid_index, size_t min_seg
                                           std::log(static_cast<double>(present));
     if (!r.fitted || (best.fitted && r.score + cost >= best.score)) break;
     r.score += cost;
+    r.season_cost = cost;
     season_cost = cost;
     best = std::move(r);
     grid = std::move(candidate);
     *kept = period;
   }
   return best;
+}
+
+// ---- wander: a random walk observed with noise, as the alternative ----
+
+// Filtered — a local-level Kalman filter's output for several columns at
+// once (the gains do not depend on the data): each column's standardised
+// one-step prediction errors (the first point, which sets the level, has
+// none) and the sum of the log prediction variances.
+struct Filtered {
+  std::vector<std::vector<double>> errors;
+  double log_det = 0;
+};
+
+// LocalLevel() — filters each column through the model "a level that walks
+// by ratio noise variances per index step, observed with unit noise"
+// (x: the points' indices, so a gap lets the level walk further). The
+// standardised errors are GLS-whitened: regressing them on a regressor's
+// own errors is the GLS fit of that regressor under the model.
+// COST: O(points * columns).
+Filtered LocalLevel(const std::vector<double>& x, const std::vector<std::vector<double>>& columns,
+                    double ratio) {
+  Filtered out;
+  const size_t m = x.size();
+  out.errors.assign(columns.size(), std::vector<double>(m > 0 ? m - 1 : 0));
+  if (m < 2) return out;
+  std::vector<double> level(columns.size());
+  for (size_t c = 0; c < columns.size(); ++c) level[c] = columns[c][0];
+  double p = 1;  // the level's variance after the first point: that point's noise
+  for (size_t i = 1; i < m; ++i) {
+    const double predicted = p + ratio * (x[i] - x[i - 1]);
+    const double f = predicted + 1, gain = predicted / f, root = std::sqrt(f);
+    out.log_det += std::log(f);
+    for (size_t c = 0; c < columns.size(); ++c) {
+      const double v = columns[c][i] - level[c];
+      out.errors[c][i - 1] = v / root;
+      level[c] += gain * v;
+    }
+    p = predicted / f;
+  }
+  return out;
+}
+
+// Dot() — the inner product of two columns of the same length.
+double Dot(const std::vector<double>& a, const std::vector<double>& b) {
+  return std::inner_product(a.begin(), a.end(), b.begin(), 0.0);
+}
+
+// Residualise() — `v` less its least-squares projection on `w`.
+void Residualise(std::vector<double>& v, const std::vector<double>& w) {
+  const double ww = Dot(w, w);
+  if (!(ww > 0)) return;
+  const double beta = Dot(v, w) / ww;
+  for (size_t i = 0; i < v.size(); ++i) v[i] -= beta * w[i];
+}
+
+// Wander — the best fit without changes of a series that wanders: a random
+// walk observed with noise, or an AR(1) around a level.
+struct Wander {
+  double score = std::numeric_limits<double>::infinity();  // on Robust::score's footing
+  bool walk = true;                                        // a walk (ratio) or an AR(1) (phi)
+  double ratio = 0;    // the walk's step variance / the noise variance
+  double phi = 0;      // the AR(1) coefficient
+  bool drift = false;  // a steady drift (a trend) was fitted too
+};
+
+// Whitened — columns whitened under a Wander model, their nuisance (the
+// level, the drift) projected out: least squares on them is GLS under it.
+struct Whitened {
+  std::vector<std::vector<double>> errors;
+  double log_det = 0;  // the sum of the log prediction variances (unit noise)
+};
+
+// Whiten() — the columns (each over the kept points x) under the model.
+// A walk: the Kalman filter's standardised errors (the first point sets the
+// level). An AR(1): quasi-differences c[i] - phi c[i-1] (a gap is read as
+// one step), the first point scaled to the innovations' variance, the level
+// projected out.
+Whitened Whiten(const Wander& w, const std::vector<double>& x,
+                std::vector<std::vector<double>> columns) {
+  Whitened out;
+  columns.push_back(x);  // the drift's regressor
+  if (w.walk) {
+    Filtered f = LocalLevel(x, columns, w.ratio);
+    out.errors = std::move(f.errors);
+    out.log_det = f.log_det;
+  } else {
+    columns.push_back(std::vector<double>(x.size(), 1.0));  // the level's
+    const double first = std::sqrt(1 - w.phi * w.phi);
+    for (std::vector<double>& c : columns) {
+      std::vector<double> e(c.size());
+      e[0] = first * c[0];
+      for (size_t i = 1; i < c.size(); ++i) e[i] = c[i] - w.phi * c[i - 1];
+      out.errors.push_back(std::move(e));
+    }
+    out.log_det = -std::log(1 - w.phi * w.phi);
+    std::vector<double> level = std::move(out.errors.back());
+    out.errors.pop_back();
+    for (std::vector<double>& e : out.errors) Residualise(e, level);
+  }
+  std::vector<double> drift = std::move(out.errors.back());
+  out.errors.pop_back();
+  if (w.drift)
+    for (std::vector<double>& e : out.errors) Residualise(e, drift);
+  return out;
+}
+
+// WanderScore() — the wander model w's score on Score()'s footing over the
+// fit's kept points, with `steps` as more regressors: BIC with the variance
+// estimated, the log prediction variances (which make a walk pay for its
+// freedom), log(points) for the walk's ratio or the AR's phi, and half a
+// change's penalty for a drift, as for a slope. COST: O(points * steps^2).
+double WanderScore(const Robust& r, const Wander& w, const std::vector<std::vector<double>>& steps,
+                   size_t present, double penalty) {
+  std::vector<std::vector<double>> columns{r.kept_y};
+  columns.insert(columns.end(), steps.begin(), steps.end());
+  Whitened f = Whiten(w, r.kept_x, std::move(columns));
+  // Gram-Schmidt: each step less its projection on the earlier ones, then
+  // the series less its projection on them all.
+  for (size_t c = 1; c < f.errors.size(); ++c) {
+    for (size_t d = 1; d < c; ++d) Residualise(f.errors[c], f.errors[d]);
+    Residualise(f.errors[0], f.errors[c]);
+  }
+  const double sse = Dot(f.errors[0], f.errors[0]);
+  const double outlier_rss = static_cast<double>(r.outliers) * kOutlierCut * kOutlierCut;
+  const double rss = (sse + outlier_rss) * r.sigma * r.sigma;  // as in Score()
+  const double m = static_cast<double>(present);
+  return m * std::log(rss / m) + f.log_det + std::log(m) + (w.drift ? penalty / 2 : 0);
+}
+
+// BestWander() — the wander model with the least WanderScore(): walks of
+// ratio 1e-4 to 100 by half decades and AR(1)s of phi 0.5 to 0.98, each with
+// and without a drift.
+Wander BestWander(const Robust& r, const std::vector<std::vector<double>>& steps, size_t present,
+                  double penalty) {
+  Wander best;
+  if (r.kept_x.size() < 3 + steps.size()) return best;
+  std::vector<Wander> models;
+  for (double ratio = 1e-4; ratio < 200; ratio *= std::sqrt(10.0))
+    models.push_back({.ratio = ratio});
+  for (double phi : {0.5, 0.7, 0.8, 0.9, 0.95, 0.98}) models.push_back({.walk = false, .phi = phi});
+  for (Wander w : models)
+    for (bool drift : {false, true}) {
+      w.drift = drift;
+      w.score = WanderScore(r, w, steps, present, penalty);
+      if (w.score < best.score) best = w;
+    }
+  return best;
+}
+
+// StepAt() — the regressor of change s of the fit: a step at its place, or
+// a bend when a trend segment is beside it.
+std::vector<double> StepAt(const Robust& r, size_t s) {
+  const double at = r.kept_x[r.fit.segments[s].begin];
+  const bool bend = r.fit.segments[s - 1].linear || r.fit.segments[s].linear;
+  std::vector<double> step(r.kept_x.size());
+  for (size_t i = 0; i < step.size(); ++i)
+    step[i] = r.kept_x[i] < at ? 0 : (bend ? r.kept_x[i] - at + 1 : 1);
+  return step;
+}
+
+// AbruptChanges() — the fit's changes (by segment) that stand out from the
+// wander: with the others in the model, each one's step lowers the best
+// wander model's score by more than a change's penalty. Each model is
+// fitted on its own (a walk cannot win by absorbing a real step), and the
+// others are in it (two steps that cancel, up then down, each need the
+// other). Weak ones are dropped together and the rest retested.
+std::vector<size_t> AbruptChanges(const Robust& r, size_t present, double penalty) {
+  std::vector<size_t> kept;
+  for (size_t s = 1; s < r.fit.segments.size(); ++s) kept.push_back(s);
+  for (int round = 0; round < kMaxRounds && !kept.empty(); ++round) {
+    std::vector<std::vector<double>> steps;
+    for (size_t s : kept) steps.push_back(StepAt(r, s));
+    const double with_all = BestWander(r, steps, present, penalty).score;
+    std::vector<size_t> strong;
+    for (size_t k = 0; k < kept.size(); ++k) {
+      std::vector<std::vector<double>> others = steps;
+      others.erase(others.begin() + static_cast<std::ptrdiff_t>(k));
+      if (BestWander(r, others, present, penalty).score - with_all > penalty)
+        strong.push_back(kept[k]);
+    }
+    if (strong.size() == kept.size()) break;
+    kept = std::move(strong);
+  }
+  return kept;
+}
+
+// Refit() — the fit's kept points segmented at the given segment starts only
+// (each piece a level or a line as Cost() prefers).
+Fit Refit(const Robust& r, const std::vector<size_t>& starts, double penalty) {
+  const SegmentCosts costs(r.kept_x, r.kept_y, penalty / 2);
+  Fit fit;
+  for (size_t k = 0; k < starts.size(); ++k) {
+    const size_t end = k + 1 < starts.size() ? starts[k + 1] : r.kept_x.size();
+    fit.segments.push_back(costs.Piece(starts[k], end));
+    fit.sse += fit.segments.back().sse;
+    fit.parameters += fit.segments.back().linear ? 3 : 2;
+  }
+  fit.parameters -= 1;
+  return fit;
+}
+
+// PreferWander() — step 6: when a wander model (BestWander()) explains the
+// kept points better than the fit's changes do, keeps only the changes that
+// are abrupt against it and refits the segments between them.
+void PreferWander(Robust& r, size_t present, double penalty) {
+  if (!r.fitted || r.fit.segments.size() < 2) return;
+  const Wander w = BestWander(r, {}, present, penalty);
+  // The changes' fit is scored at the plain penalty (not the one raised for
+  // autocorrelated noise) and with AR(1) residuals too (one parameter
+  // more), so that the walk wins for wandering, not merely for modelling the
+  // autocorrelation of the noise around real shifts.
+  const double rho = std::clamp(ResidualLag1(r), 0.0, 0.99);
+  const double m = static_cast<double>(present);
+  const double plain = Score(r, present, penalty) + r.season_cost;
+  const double changes_score = std::min(plain, plain + m * std::log(1 - rho * rho) + std::log(m));
+  // The walk must win clearly, by log(points) (BIC's price of one parameter
+  // more): in a near tie the changes stand.
+  if (!(w.score + r.season_cost + std::log(m) < changes_score)) return;
+  std::vector<size_t> starts{0};
+  for (size_t s : AbruptChanges(r, present, penalty)) starts.push_back(r.fit.segments[s].begin);
+  if (starts.size() == r.fit.segments.size()) return;
+  r.fit = Refit(r, starts, penalty);
+  r.score = w.score + r.season_cost;
 }
 
 // Report() — the change between two fitted segments on the input's scale. A
@@ -754,12 +990,68 @@ ChangePoint Report(const Robust& r, size_t s, double mid_index) {
   return cp;
 }
 
+// FitSeries() — steps 1-5 of a grid (the input, or its logs): the seasons
+// asked for or those that pay for themselves (recorded in `result`), then
+// the changes, of which only the abrupt ones are kept when the series
+// wanders. `grid` becomes the deseasonalised series.
+Robust FitSeries(std::vector<double>& grid, double mid_index, double penalty, size_t present,
+                 const ChangePointOptions& options, ChangePointResult& result) {
+  const size_t min_segment = std::max<size_t>(2, options.min_segment);
+  Robust fit;
+  if (options.season == 0) {
+    fit = ChooseSeasons(grid, mid_index, min_segment, penalty, present, result);
+  } else {
+    const size_t period = options.season > 0 ? static_cast<size_t>(options.season) : 0;
+    if (period >= 2 && grid.size() >= 2 * period) {
+      fit = FitWithoutSeason(grid, period, mid_index, min_segment, penalty);
+      result.season = options.season;
+    } else {
+      fit = FitGrid(grid, mid_index, min_segment, penalty);
+    }
+  }
+  PreferWander(fit, present, penalty);
+  return fit;
+}
+
+// SumOfLogs() — the sum of log(v) over the present values; NaN unless every
+// present value is positive (then logs are no option).
+double SumOfLogs(const std::vector<double>& grid) {
+  double sum = 0;
+  for (double v : grid) {
+    if (!std::isfinite(v)) continue;
+    if (!(v > 0)) return kNaN;
+    sum += std::log(v);
+  }
+  return sum;
+}
+
+// ToInputScale() — a change found in the logs, on the input's scale: levels
+// exponentiated, slopes as the level's rate of change there.
+ChangePoint ToInputScale(ChangePoint cp) {
+  cp.slope_before *= std::exp(cp.before);
+  cp.slope_after *= std::exp(cp.after);
+  cp.before = std::exp(cp.before);
+  cp.after = std::exp(cp.after);
+  cp.size = cp.after - cp.before;
+  cp.relative = cp.size / cp.before;
+  return cp;
+}
+
+// MidGap() — where to report a level change whose first points are
+// missing: it happened somewhere in the gap, and the gap's middle is the
+// place nearest to wherever it was, so the new segment is not cut short by
+// the gap (nor the old one stretched over it).
+size_t MidGap(std::span<const double> values, size_t index) {
+  size_t gap = 0;
+  while (gap < index && !std::isfinite(values[index - 1 - gap])) ++gap;
+  return index - gap / 2;
+}
+
 }  // namespace
 
 ChangePointResult DetectChangePoints(std::span<const double> values,
                                      const ChangePointOptions& options) {
   ChangePointResult result;
-  const size_t min_segment = std::max<size_t>(2, options.min_segment);
   std::vector<double> grid(values.begin(), values.end());
   for (double& v : grid)
     if (!std::isfinite(v)) {
@@ -773,25 +1065,37 @@ ChangePointResult DetectChangePoints(std::span<const double> values,
       options.penalty > 0 ? options.penalty
                           : kPenaltyPerLogN * std::log(static_cast<double>(present)) + kPenaltyBase;
 
-  // 1. Seasons: the one asked for, or those that pay for themselves.
-  Robust fit;
-  if (options.season == 0) {
-    fit = ChooseSeasons(grid, mid_index, min_segment, penalty, present, result);
-  } else {
-    const size_t period = options.season > 0 ? static_cast<size_t>(options.season) : 0;
-    if (period >= 2 && grid.size() >= 2 * period) {
-      fit = FitWithoutSeason(grid, period, mid_index, min_segment, penalty);
-      result.season = options.season;
-    } else {
-      fit = FitGrid(grid, mid_index, min_segment, penalty);
+  // 1-5 on the values as they are, and on their logs when all are positive:
+  // a series that grows by a steady factor (compounding) is one trend in
+  // logs but a steepening curve, cut into many changes, as it is. The logs
+  // win when their score, less the Jacobian of the log (2 sum log y: the
+  // two scores are then likelihoods of the same data), is lower by more
+  // than one change's penalty, so a series that is as well fitted either
+  // way keeps its own scale.
+  std::vector<double> logs = grid;
+  Robust fit = FitSeries(grid, mid_index, penalty, present, options, result);
+  const double jacobian = 2 * SumOfLogs(logs);
+  if (std::isfinite(jacobian) && fit.fitted) {
+    for (double& v : logs) v = std::log(v);
+    ChangePointResult log_result;
+    log_result.missing = result.missing;
+    Robust log_fit = FitSeries(logs, mid_index, penalty, present, options, log_result);
+    if (log_fit.fitted && log_fit.score + jacobian + penalty < fit.score) {
+      result = std::move(log_result);
+      result.multiplicative = true;
+      fit = std::move(log_fit);
     }
   }
-  // 2-5. Done by FitGrid(); report the changes.
+  // Report the changes.
   result.noise_scale = fit.sigma;
+  if (result.multiplicative) result.noise_scale *= std::exp(fit.centre);
   result.outliers = fit.outliers;
   if (!fit.fitted) return result;
-  for (size_t s = 1; s < fit.fit.segments.size(); ++s)
-    result.changes.push_back(Report(fit, s, mid_index));
+  for (size_t s = 1; s < fit.fit.segments.size(); ++s) {
+    ChangePoint cp = Report(fit, s, mid_index);
+    if (!cp.slope_change) cp.index = MidGap(values, cp.index);
+    result.changes.push_back(result.multiplicative ? ToInputScale(cp) : cp);
+  }
   return result;
 }
 

@@ -211,12 +211,12 @@ TEST(StatsChangePoints, MissingValuesKeepTheirIndices) {
   ASSERT_EQ(r.changes.size(), 1u) << Describe(r);
   EXPECT_NEAR(static_cast<double>(r.changes[0].index), 60, 1);
 
-  // The first points of the new level missing: the change is reported at the
-  // first point present after it.
+  // The first points of the new level missing: the change happened somewhere
+  // in the gap, and is reported in its middle.
   v[60] = v[61] = kNaN;
   const ChangePointResult gap = DetectChangePoints(v);
   ASSERT_EQ(gap.changes.size(), 1u) << Describe(gap);
-  EXPECT_EQ(gap.changes[0].index, 62u);
+  EXPECT_EQ(gap.changes[0].index, 61u);
 
   // Every other point missing: still the same indexing.
   std::vector<double> sparse = g.Series(120, 100, 1);
@@ -366,6 +366,114 @@ TEST(StatsChangePoints, DailyDataWithAWeekAndAYear) {
     EXPECT_NEAR(r.second_season, 365, 10) << seed;
     EXPECT_TRUE(r.changes.empty()) << seed;
   }
+}
+
+// A shift inside a long gap is reported in the gap's middle: a gap does not
+// cut the new segment short (the first point present after it would, by
+// half the gap on average).
+TEST(StatsChangePoints, GapDoesNotCutASegmentShort) {
+  int in_the_middle = 0;
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    Gaussian g(1500 + seed);
+    std::vector<double> v = g.Series(150, 100, 1);
+    for (size_t i = 90; i < v.size(); ++i) v[i] += 5;
+    for (size_t i = 80; i < 100; ++i) v[i] = kNaN;  // the change at 90, unseen
+    const ChangePointResult r = DetectChangePoints(v);
+    ASSERT_EQ(r.changes.size(), 1u) << seed << ": " << Describe(r);
+    EXPECT_NEAR(r.changes[0].size, 5, 0.8) << seed;
+    // Once in a while the fit puts the change a point after the gap.
+    in_the_middle += r.changes[0].index == 90;
+  }
+  EXPECT_GE(in_the_middle, 8);
+}
+
+// Growth by a steady factor (a user base compounding 2% a week) is a
+// steepening curve: on its own scale a staircase of changes, in logs one
+// trend. Multiplicative noise, as such series have.
+TEST(StatsChangePoints, ExponentialGrowthHasNoChanges) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    Gaussian g(1000 + seed);
+    std::vector<double> v(200);
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = 1000 * std::exp(0.015 * static_cast<double>(i)) * (1 + 0.02 * g());
+    const ChangePointResult r = DetectChangePoints(v);
+    SCOPED_TRACE(Describe(r));
+    EXPECT_TRUE(r.changes.empty()) << seed;
+    EXPECT_TRUE(r.multiplicative) << seed;
+    // The noise scale on the input's scale: 2% of the median value.
+    EXPECT_NEAR(r.noise_scale / (1000 * std::exp(0.015 * 100)), 0.02, 0.006) << seed;
+  }
+}
+
+// A jump in a compounding series is found, and reported on the input's
+// scale: before and after are values, relative is the jump's share.
+TEST(StatsChangePoints, JumpInExponentialGrowthOnTheInputsScale) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    Gaussian g(1100 + seed);
+    std::vector<double> v(200);
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = 1000 * std::exp(0.015 * static_cast<double>(i)) * (1 + 0.02 * g()) *
+             (i >= 120 ? 1.3 : 1.0);
+    const ChangePointResult r = DetectChangePoints(v);
+    SCOPED_TRACE(Describe(r));
+    ASSERT_EQ(r.changes.size(), 1u) << seed;
+    EXPECT_TRUE(r.multiplicative) << seed;
+    const ChangePoint& c = r.changes[0];
+    EXPECT_NEAR(static_cast<double>(c.index), 120, 1) << seed;
+    EXPECT_NEAR(c.relative, 0.3, 0.05) << seed;
+    EXPECT_NEAR(c.before, 1000 * std::exp(0.015 * 119), 0.05 * c.before) << seed;
+    EXPECT_DOUBLE_EQ(c.size, c.after - c.before);
+  }
+}
+
+// A series that is not all positive is fitted on its own scale.
+TEST(StatsChangePoints, SeriesWithZerosOrNegativesIsNotMultiplicative) {
+  Gaussian g(1200);
+  std::vector<double> v = g.Series(100, 0, 1);
+  for (size_t i = 50; i < v.size(); ++i) v[i] += 5;
+  const ChangePointResult r = DetectChangePoints(v);
+  EXPECT_FALSE(r.multiplicative);
+  ASSERT_EQ(r.changes.size(), 1u) << Describe(r);
+  EXPECT_NEAR(static_cast<double>(r.changes[0].index), 50, 1);
+}
+
+// A random walk of small steps seen through noise, and an AR(1) near 1:
+// the level strays far, but nothing is abrupt, and annotators mark no
+// change in such series.
+TEST(StatsChangePoints, WanderIsNotAChange) {
+  int walk_clean = 0, ar_clean = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Gaussian g(1300 + seed);
+    std::vector<double> walk(300);
+    double level = 100;
+    for (double& x : walk) {
+      level += 0.3 * g();
+      x = level + g();
+    }
+    walk_clean += DetectChangePoints(walk).changes.empty();
+    std::vector<double> ar = Ar1(g, 300, 0.95);
+    for (double& x : ar) x += 100;
+    ar_clean += DetectChangePoints(ar).changes.empty();
+  }
+  EXPECT_GE(walk_clean, 18);
+  EXPECT_GE(ar_clean, 18);
+}
+
+// An abrupt shift in a wandering series is still a change.
+TEST(StatsChangePoints, AbruptShiftInAWanderIsFound) {
+  int found = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Gaussian g(1400 + seed);
+    std::vector<double> v(300);
+    double level = 100;
+    for (size_t i = 0; i < v.size(); ++i) {
+      level += 0.3 * g();
+      v[i] = level + g() + (i >= 180 ? 8 : 0);
+    }
+    const ChangePointResult r = DetectChangePoints(v);
+    for (const ChangePoint& c : r.changes) found += c.index >= 178 && c.index <= 182;
+  }
+  EXPECT_GE(found, 18);
 }
 
 }  // namespace
