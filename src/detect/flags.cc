@@ -266,6 +266,70 @@ store::FunctionMoments Scaled(store::FunctionMoments m, double w) {
   return m;
 }
 
+// Weights — per (endpoint, commit), the weight of the value arm's moments.
+using Weights = std::map<std::pair<std::string, std::string>, double>;
+
+// ValueWeights() — from each (endpoint, commit)'s profiled requests
+// (reference arm, value arm): the value arm reweighted to the reference
+// arm's commit mix, then scaled to its Kish effective size, per endpoint.
+Weights ValueWeights(
+    const std::map<std::string, std::map<std::string, std::pair<double, double>>>& counts) {
+  Weights out;
+  for (const auto& [endpoint, per_commit] : counts) {
+    double n_ref = 0, n_value = 0;
+    for (const auto& [commit, n] : per_commit)
+      if (n.first > 0 && n.second > 0) n_ref += n.first, n_value += n.second;
+    std::map<std::string, double> w;  // commit -> weight
+    double sw = 0, sw2 = 0;
+    for (const auto& [commit, n] : per_commit) {
+      if (n.first <= 0 || n.second <= 0) continue;
+      const double x = n.first / n_ref * n_value / n.second;
+      w[commit] = x;
+      sw += x * n.second;
+      sw2 += x * x * n.second;
+    }
+    const double kish = sw2 > 0 ? sw / sw2 : 0;  // effective size / sum of weights
+    for (const auto& [commit, x] : w) out[{endpoint, commit}] = x * kish;
+  }
+  return out;
+}
+
+// SumArm() — one arm's rows summed per (endpoint, function) over the
+// commits `weights` holds, each weighted (the reference arm: 1); a row's
+// `requests` is its endpoint's pooled total, whether or not the function
+// ran in each commit.
+std::vector<store::FunctionMoments> SumArm(const CommitRows& by_commit, const std::string& arm,
+                                           const Weights& weights, bool weighted) {
+  std::map<std::pair<std::string, std::string>, store::FunctionMoments> sums;
+  std::map<std::string, double> requests;  // endpoint -> pooled profiled requests
+  for (const auto& [commit, values] : by_commit) {
+    auto rows = values.find(arm);
+    if (rows == values.end()) continue;
+    std::map<std::string, double> seen;  // endpoint -> its requests in this commit
+    for (const store::FunctionMoments& m : rows->second) {
+      auto w = weights.find({m.endpoint, commit});
+      if (w == weights.end()) continue;  // the commit lacks the other arm here
+      const store::FunctionMoments s = Scaled(m, weighted ? w->second : 1.0);
+      seen[m.endpoint] = std::max(seen[m.endpoint], s.requests);
+      auto [it, added] = sums.try_emplace({m.endpoint, m.function}, s);
+      if (!added) {
+        it->second.sum += s.sum;
+        it->second.sum_sq += s.sum_sq;
+        it->second.share_sum += s.share_sum;
+        it->second.share_sq += s.share_sq;
+      }
+    }
+    for (const auto& [endpoint, n] : seen) requests[endpoint] += n;
+  }
+  std::vector<store::FunctionMoments> out;
+  for (auto& [key, m] : sums) {
+    m.commit.clear();
+    m.requests = requests[key.first];
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 // PoolCommits() — the function moments of `value` and of `ref`, summed
 // over every commit that served both: one commit lasts hours and holds
 // too few profiles to see 0.5% of a request, the day's commits together
@@ -274,7 +338,7 @@ store::FunctionMoments Scaled(store::FunctionMoments m, double w) {
 // while a rollout changed a function), the value's arm is reweighted to
 // the reference's mix per endpoint, so a commit's change is not billed to
 // the flag, and scaled to its effective size (Kish), so the reweighting
-// does not pass for more profiles than there are.
+// does not pass for more profiles than there are (ValueWeights).
 PooledArms PoolCommits(const CommitRows& by_commit, const std::string& ref,
                        const std::string& value) {
   // endpoint -> commit -> profiled requests (reference arm, value arm)
@@ -289,57 +353,9 @@ PooledArms PoolCommits(const CommitRows& by_commit, const std::string& ref,
     for (const auto& m : v->second)
       counts[m.endpoint][commit].second = std::max(counts[m.endpoint][commit].second, m.requests);
   }
-  std::map<std::pair<std::string, std::string>, double> weight;  // (endpoint, commit) -> value's
-  for (const auto& [endpoint, per_commit] : counts) {
-    double n_ref = 0, n_value = 0;
-    for (const auto& [commit, n] : per_commit)
-      if (n.first > 0 && n.second > 0) n_ref += n.first, n_value += n.second;
-    double sw = 0, sw2 = 0;
-    for (const auto& [commit, n] : per_commit) {
-      if (n.first <= 0 || n.second <= 0) continue;
-      const double w = n.first / n_ref * n_value / n.second;
-      weight[{endpoint, commit}] = w;
-      sw += w * n.second;
-      sw2 += w * w * n.second;
-    }
-    const double kish = sw2 > 0 ? sw / sw2 : 0;  // effective size / sum of weights
-    for (auto& [key, w] : weight)
-      if (key.first == endpoint) w *= kish;
-  }
-  // Sum each (endpoint, function) over the commits; `requests` is the
-  // endpoint's pooled total, whether or not the function ran in each commit.
-  auto pool = [&](const std::string& arm, bool is_value) {
-    std::map<std::pair<std::string, std::string>, store::FunctionMoments> sums;
-    std::map<std::string, double> requests;
-    for (const auto& [commit, values] : by_commit) {
-      auto rows = values.find(arm);
-      if (rows == values.end()) continue;
-      std::map<std::string, double> seen;  // endpoint -> its requests in this commit
-      for (const store::FunctionMoments& m : rows->second) {
-        auto w = weight.find({m.endpoint, commit});
-        if (w == weight.end()) continue;  // the commit lacks the other arm here
-        const store::FunctionMoments s = Scaled(m, is_value ? w->second : 1.0);
-        seen[m.endpoint] = std::max(seen[m.endpoint], s.requests);
-        auto [it, added] = sums.try_emplace({m.endpoint, m.function}, s);
-        if (!added) {
-          it->second.sum += s.sum;
-          it->second.sum_sq += s.sum_sq;
-          it->second.share_sum += s.share_sum;
-          it->second.share_sq += s.share_sq;
-        }
-      }
-      for (const auto& [endpoint, n] : seen) requests[endpoint] += n;
-    }
-    std::vector<store::FunctionMoments> rows;
-    for (auto& [key, m] : sums) {
-      m.commit.clear();
-      m.requests = requests[key.first];
-      rows.push_back(std::move(m));
-    }
-    return rows;
-  };
-  out.ref = pool(ref, false);
-  out.value = pool(value, true);
+  const Weights weights = ValueWeights(counts);
+  out.ref = SumArm(by_commit, ref, weights, /*weighted=*/false);
+  out.value = SumArm(by_commit, value, weights, /*weighted=*/true);
   return out;
 }
 
