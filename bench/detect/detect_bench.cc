@@ -954,6 +954,15 @@ void PrintDetails(const BenchResult& r) {
     if (rc.ok) std::printf("; records say %+.3f (n %.0f/%.0f)", rc.change, rc.n_a, rc.n_b);
     std::printf("\n");
   }
+  std::printf("\nresolved by the detector (minute of the run; the recheck that resolved it)\n");
+  for (const Alert& a : r.runs.resolved)
+    std::printf("  %5lld %-9s %-12s %-26s %s %s (%s, n %llu/%llu) %+.3f [%+.3f, %+.3f] thr %.3f\n",
+                static_cast<long long>((a.at_us / kUs - r.fleet.config.start_unix_s) / 60),
+                a.kind.c_str(), a.service.c_str(), a.endpoint.c_str(), a.function.c_str(),
+                a.cause.c_str(), a.method.c_str(),
+                static_cast<unsigned long long>(a.samples_before),
+                static_cast<unsigned long long>(a.samples_after), a.estimate, a.lo, a.hi,
+                a.threshold);
 }
 
 // Ratio — k of n; n == 0 is "not measured" (printed "-").

@@ -12,4 +12,8 @@ std::string SignedPercent(double fraction, int digits) {
   return text;
 }
 
+std::string SignedPercentInterval(double estimate, double lo, double hi) {
+  return SignedPercent(estimate) + " [" + SignedPercent(lo) + ", " + SignedPercent(hi) + "]";
+}
+
 }  // namespace cpuledger

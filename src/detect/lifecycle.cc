@@ -126,13 +126,73 @@ Recheck::Verdict Compare(const DetectOptions& o, Finding& c, const std::vector<d
   return Recheck::Verdict::kNone;
 }
 
+// Replacer — the commit serving most of a rollout alert's recent requests
+// when that is not the alert's target commit, and where the target stopped.
+struct Replacer {
+  std::string commit;     // "" while the target still serves most recent requests
+  int64_t switch_us = 0;  // the target's last request on the endpoint
+};
+
+Replacer ReplacerOf(const store::SampleSet& set, const std::vector<uint32_t>& indices,
+                    const std::string& target, const Window& recent) {
+  std::map<std::string, size_t> served;
+  size_t total = 0;
+  Replacer out;
+  for (uint32_t i : indices) {
+    const store::RecordBill& v = set.samples[i];
+    const std::string& commit = set.series[v.series].commit;
+    if (commit == target) out.switch_us = std::max(out.switch_us, v.start_us);
+    if (recent.Has(v.start_us)) ++served[commit], ++total;
+  }
+  if (2 * served[target] >= total) return {};
+  size_t most = 0;
+  for (const auto& [commit, n] : served)
+    if (commit != target && n > most) most = n, out.commit = commit;
+  return out;
+}
+
+// DropAtSwitch() — the replacing commit's own comparison with the target:
+// its requests against the target's last ones, `width` either side of the
+// switch, less the service's drift across it. A rollback or a fix shows a
+// drop; a next commit that carries the regression on shows none, however
+// far it has drifted from the alert's base side since.
+Finding DropAtSwitch(const Run& run, const Endpoints& endpoints, const Finding& alert,
+                     const Replacer& r, int64_t width) {
+  const DetectOptions& o = run.options;
+  const store::SampleSet& set = run.samples;
+  const Window before{r.switch_us - width, r.switch_us + 1};
+  const Window around{r.switch_us - width, r.switch_us + width};
+  std::vector<double> a, b;
+  for (uint32_t i : endpoints.at(alert.endpoint)) {
+    const store::RecordBill& v = set.samples[i];
+    const std::string& commit = set.series[v.series].commit;
+    if (commit == alert.target_commit && before.Has(v.start_us)) a.push_back(v.bill);
+    if (commit == r.commit && around.Has(v.start_us)) b.push_back(v.bill);
+  }
+  Finding d = alert;
+  d.samples_before = a.size();
+  d.samples_after = b.size();
+  d.effect = {};
+  if (a.size() < o.min_samples || b.size() < o.min_samples) {
+    d.reason = "too few requests around the switch to commit " + r.commit;
+    return d;
+  }
+  d.effect = stats::ShiftInterval(a, b, o.confidence);
+  const Window after{r.switch_us, r.switch_us + width};
+  const double drift = DriftBetween(set, endpoints, alert.endpoint, before, after, o.min_samples);
+  if (d.effect.ok && drift != 0) SubtractDrift(d, drift, "");
+  return d;
+}
+
 // RecheckRollout() — the endpoint's requests now (whatever commit serves
 // them: B, a rollback to A, a fix) against the alert's base side (commit A's
 // requests in the alert's window), less the service's drift. Gone only once
-// another commit serves most of them: code that was not replaced did not
-// stop costing more, and a comparison hours apart, looked at every run,
-// now and then reads a drift the other endpoints did not share as a fix
-// (detect_bench: every resolve of a regression still served was one).
+// another commit serves most of them and its own comparison with B at the
+// switch shows a drop (DropAtSwitch): code that was not replaced did not
+// stop costing more, a next commit that carries it on did not either, and a
+// comparison hours apart, looked at every run, now and then reads a drift
+// the other endpoints did not share as a fix (detect_bench: every resolve
+// of a regression still served was one).
 Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Finding& c,
                                 int64_t since_us, double alert_lo) {
   const DetectOptions& o = run.options;
@@ -142,15 +202,15 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
   const int64_t width = std::clamp((c.to_us - c.from_us) / 2, kMinRecentUs, kMaxRecentUs);
   const Window recent{std::max({since_us, c.to_us, o.now_us - width}), o.now_us + 1};
   std::vector<double> a, b;
-  size_t on_target = 0;  // recent requests still served by the alert's target commit
   if (it != endpoints.end()) {
     for (uint32_t i : it->second) {
       const store::RecordBill& v = set.samples[i];
       const std::string& commit = set.series[v.series].commit;
       if (base.Has(v.start_us) && commit == c.base_commit) a.push_back(v.bill);
-      if (recent.Has(v.start_us)) b.push_back(v.bill), on_target += commit == c.target_commit;
+      if (recent.Has(v.start_us)) b.push_back(v.bill);
     }
   }
+  const Finding alert = c;
   c.method = "recheck: the endpoint's requests since " + UtcMinute(recent.from_us) +
              " against commit " + c.base_commit + "'s in the alert's window";
   c.from_us = recent.from_us;
@@ -161,19 +221,51 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
   }
   const double drift = DriftBetween(set, endpoints, c.endpoint, base, recent, o.min_samples);
   const Recheck::Verdict verdict = Compare(o, c, a, b, drift, alert_lo);
-  if (verdict == Recheck::Verdict::kGone && 2 * on_target >= b.size()) {
+  if (verdict != Recheck::Verdict::kGone) return verdict;
+  const Replacer r = ReplacerOf(set, it->second, c.target_commit, recent);
+  if (r.commit.empty()) {
     c.reason = "commit " + c.target_commit +
                " still serves most of the endpoint's requests: resolved by itself only once "
                "another commit (a rollback, a fix) replaces it";
     return Recheck::Verdict::kNone;
   }
+  const Finding drop = DropAtSwitch(run, endpoints, alert, r, width);
+  const std::string drop_text =
+      "commit " + r.commit + " against " + c.target_commit + " at " + UtcMinute(r.switch_us);
+  if (!drop.effect.ok || drop.effect.hi >= 0) {
+    c.reason = drop.effect.ok ? drop_text + " shows no drop (" +
+                                    SignedPercentInterval(drop.effect.estimate, drop.effect.lo,
+                                                          drop.effect.hi) +
+                                    "): it carries the cost on"
+                              : drop.reason;
+    return Recheck::Verdict::kNone;
+  }
+  c.method += "; " + drop_text + ": " +
+              SignedPercentInterval(drop.effect.estimate, drop.effect.lo, drop.effect.hi);
   return verdict;
 }
 
+// MostServed() — the commit serving most of `indices`' requests in `w`; "" for none.
+std::string MostServed(const store::SampleSet& set, const std::vector<uint32_t>& indices,
+                       const Window& w) {
+  std::map<std::string, size_t> served;
+  for (uint32_t i : indices)
+    if (w.Has(set.samples[i].start_us)) ++served[set.series[set.samples[i].series].commit];
+  std::string out;
+  size_t most = 0;
+  for (const auto& [commit, n] : served)
+    if (n > most) most = n, out = commit;
+  return out;
+}
+
 // RecheckFlag() — the flag's split on the endpoint over the last hours:
-// requests with the value against requests with the reference. When one of
-// the two is no longer served at all while the other is, the split (and
-// its cost) is gone: the flag was turned off, or on for everyone.
+// requests with the value against requests with the reference. Gone when
+// no request carries the value any more while the reference is served (the
+// flag turned off), or when the split reads gone under a commit other than
+// the one that served it at the alert (a fix). The value on for everyone is
+// not gone: its cost is now in every request. Nor is a split that reads
+// gone under the same code: looked at every run, a 2-hour split now and
+// then does.
 Recheck::Verdict RecheckFlag(const Run& run, const Endpoints& endpoints, Finding& c,
                              int64_t since_us, double alert_lo) {
   const DetectOptions& o = run.options;
@@ -181,15 +273,16 @@ Recheck::Verdict RecheckFlag(const Run& run, const Endpoints& endpoints, Finding
   const Window recent{std::max(since_us, o.now_us - kFlagRecentUs), o.now_us + 1};
   std::vector<double> ref, value;
   auto it = endpoints.find(c.endpoint);
-  if (it != endpoints.end()) {
-    for (uint32_t i : it->second) {
-      const store::RecordBill& v = set.samples[i];
-      if (!recent.Has(v.start_us)) continue;
-      const std::string carried = FlagValueOf(set.series[v.series], c.flag);
-      if (carried == c.flag_reference) ref.push_back(v.bill);
-      if (carried == c.flag_value) value.push_back(v.bill);
-    }
+  static const std::vector<uint32_t> kNoRequests;
+  const std::vector<uint32_t>& indices = it == endpoints.end() ? kNoRequests : it->second;
+  for (uint32_t i : indices) {
+    const store::RecordBill& v = set.samples[i];
+    if (!recent.Has(v.start_us)) continue;
+    const std::string carried = FlagValueOf(set.series[v.series], c.flag);
+    if (carried == c.flag_reference) ref.push_back(v.bill);
+    if (carried == c.flag_value) value.push_back(v.bill);
   }
+  const std::string alert_commit = MostServed(set, indices, Window{c.from_us, c.to_us});
   c.method = "recheck: the flag's split on the endpoint since " + UtcMinute(recent.from_us);
   c.from_us = recent.from_us;
   c.to_us = recent.to_us;
@@ -197,16 +290,26 @@ Recheck::Verdict RecheckFlag(const Run& run, const Endpoints& endpoints, Finding
     c.reason = "nothing newer than the resolution yet";
     return Recheck::Verdict::kNone;
   }
-  const bool one_side_gone = (ref.empty() && value.size() >= o.min_samples) ||
-                             (value.empty() && ref.size() >= o.min_samples);
-  if (one_side_gone) {
-    c.samples_before = ref.size();
-    c.samples_after = value.size();
-    c.method += (value.empty() ? ": no request carries the value any more"
-                               : ": no request carries the reference any more");
+  c.samples_before = ref.size();
+  c.samples_after = value.size();
+  if (value.empty() && ref.size() >= o.min_samples) {
+    c.method += ": no request carries the value any more";
     return Recheck::Verdict::kGone;
   }
-  return Compare(o, c, ref, value, 0, alert_lo);
+  if (ref.empty() && value.size() >= o.min_samples) {
+    c.reason = "every request carries " + c.flag + "=" + c.flag_value +
+               " now: its cost is in every request, not gone";
+    return Recheck::Verdict::kNone;
+  }
+  const Recheck::Verdict verdict = Compare(o, c, ref, value, 0, alert_lo);
+  const std::string now_commit = MostServed(set, indices, recent);
+  if (verdict == Recheck::Verdict::kGone && now_commit == alert_commit) {
+    c.reason = "commit " + now_commit +
+               " served the split at the alert and still serves: resolved by itself only once "
+               "the flag is turned off or another commit (a fix) serves";
+    return Recheck::Verdict::kNone;
+  }
+  return verdict;
 }
 
 // Look — one key to look at again: its alert, and since when the evidence counts.
@@ -292,10 +395,9 @@ AlertChange ChangeOf(const store::Alert& a, const Finding& f, std::string change
 // GoneNote() — the event's note for a resolve by the detector.
 std::string GoneNote(const Finding& c) {
   if (!c.effect.ok) return "effect gone: " + c.method;
-  return "effect gone: " + SignedPercent(c.effect.estimate) + " [" + SignedPercent(c.effect.lo) +
-         ", " + SignedPercent(c.effect.hi) + "] against a threshold of " +
-         SignedPercent(c.threshold) + " (" + std::to_string(c.samples_before) + " base, " +
-         std::to_string(c.samples_after) + " now)";
+  return "effect gone: " + SignedPercentInterval(c.effect.estimate, c.effect.lo, c.effect.hi) +
+         " against a threshold of " + SignedPercent(c.threshold) + " (" +
+         std::to_string(c.samples_before) + " base, " + std::to_string(c.samples_after) + " now)";
 }
 
 }  // namespace

@@ -36,8 +36,7 @@ std::string AlertLine(const detect::AlertChange& change, const std::string& body
     if (!part->empty()) line += " " + *part;
   const stats::Interval& e = alert.effect;
   if (std::isfinite(e.estimate) && std::isfinite(e.lo) && std::isfinite(e.hi))
-    line += " effect " + SignedPercent(e.estimate) + " [" + SignedPercent(e.lo) + ", " +
-            SignedPercent(e.hi) + "]";
+    line += " effect " + SignedPercentInterval(e.estimate, e.lo, e.hi);
   return line + " " + body;
 }
 
