@@ -90,10 +90,7 @@ double DriftBetween(const store::SampleSet& set, const Endpoints& endpoints,
     const auto [b, nb] = MeanLog(set, indices, recent);
     if (na >= min_n && nb >= min_n) shifts.push_back(b - a);
   }
-  if (shifts.size() < kDriftEndpoints) return 0;
-  std::sort(shifts.begin(), shifts.end());
-  const size_t m = shifts.size();
-  return (shifts[(m - 1) / 2] + shifts[m / 2]) / 2;
+  return shifts.size() < kDriftEndpoints ? 0 : stats::Median(std::move(shifts));
 }
 
 // Compare() — the comparison's effect of `b` against `a`, judged for the

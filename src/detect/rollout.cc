@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numbers>
 #include <optional>
 #include <set>
 #include <span>
@@ -346,6 +347,7 @@ Finding RolloutFinding(const Rollout& r, const std::string& unit) {
 struct Drift {
   double log_shift = 0;  // median over the other endpoints of mean log B - mean log A
   size_t endpoints = 0;  // how many other endpoints it is the median of (0: none applied)
+  double spread = 0;     // how far one endpoint's own drift strays from it (robust SD)
 };
 
 // DriftOf() — before/after compares different hours: whatever changed all
@@ -371,9 +373,25 @@ Drift DriftOf(const Sides& sides, const std::string& endpoint, const Window& wa,
       shifts.push_back(sb / static_cast<double>(nb) - sa / static_cast<double>(na));
   }
   if (shifts.size() < 3) return {};
-  std::sort(shifts.begin(), shifts.end());
-  const size_t m = shifts.size();
-  return {(shifts[(m - 1) / 2] + shifts[m / 2]) / 2, m};
+  const double median = stats::Median(shifts);
+  std::vector<double> deviations;
+  for (double x : shifts) deviations.push_back(std::abs(x - median));
+  // 1.4826 MAD: the standard deviation, were the drifts normal.
+  return {median, shifts.size(), 1.4826 * stats::Median(deviations)};
+}
+
+// DriftCorrectedPValue() — the two-sided p-value of the effect less the
+// drift, against no change. The drift an endpoint saw is not the median of
+// the others' but one draw around it: its spread, and the median's own
+// error, join the effect's sampling error.
+double DriftCorrectedPValue(const stats::Interval& raw, const Drift& d, double confidence) {
+  const double z = stats::NormalQuantile(0.5 + confidence / 2);
+  const double se = (std::log1p(raw.hi) - std::log1p(raw.lo)) / (2 * z);
+  const double m = static_cast<double>(d.endpoints);
+  const double var = se * se + d.spread * d.spread * (1 + std::numbers::pi / (2 * m));
+  if (var <= 0) return 1;
+  const double shift = std::log1p(raw.estimate) - d.log_shift;
+  return 2 * (1 - stats::NormalCdf(std::abs(shift) / std::sqrt(var)));
 }
 
 // LessDrift() — the effect with the drift taken out (on the log scale).
@@ -457,12 +475,17 @@ Result<Verdict> TestEndpoint(Run& run, const Rollout& r, Finding f,
   f.mean_after = Mean(costs_b);
   f.effect = stats::ShiftInterval(costs_a, costs_b, o.confidence);
   f.p_value = stats::MannWhitneyPValue(costs_a, costs_b);
-  // Holm's gate reads the raw rank test, not the drift-corrected effect:
-  // the other endpoints' median drift is not each endpoint's own (their slow
-  // modes follow load unequally), so a corrected effect alone is no
-  // evidence; an alert needs both (detect_bench seed 2: judging the
-  // corrected effect alone doubled the false alerts).
-  if (f.method == "before/after") LessDrift(f, DriftOf(all, f.endpoint, t.a, t.b, o.min_samples));
+  // Before/after: Holm's gate reads the effect less the drift, with the
+  // drift's spread in its error. The other endpoints' median drift is not
+  // each endpoint's own (their slow modes follow load unequally): judged as
+  // if it were, false alerts doubled (detect_bench seed 2); the raw test
+  // instead misses a regression whose hours got cheaper everywhere else.
+  if (f.method == "before/after") {
+    const Drift drift = DriftOf(all, f.endpoint, t.a, t.b, o.min_samples);
+    if (drift.endpoints > 0 && f.effect.ok)
+      f.p_value = DriftCorrectedPValue(f.effect, drift, o.confidence);
+    LessDrift(f, drift);
+  }
   if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
   t.finding = std::move(f);
   return Verdict{std::move(t), false};
@@ -574,21 +597,81 @@ Status DetectSequential(Run& run, const Rollout& r, const std::vector<uint32_t>&
   return OkStatus();
 }
 
+// FlagEvents — per endpoint, when a flag started or stopped showing on its
+// requests within the data read (not at its edges).
+using FlagEvents = std::map<std::string, std::vector<int64_t>>;
+
+// kFlagEventMarginUs — a flag first seen this soon after the data's start
+// (or last seen this close to now) was there all along.
+constexpr int64_t kFlagEventMarginUs = 15 * 60 * kUs;
+
+FlagEvents FlagEventsOf(const store::SampleSet& set, const std::vector<uint32_t>& of_service,
+                        int64_t data_from_us, int64_t now_us) {
+  std::map<std::pair<std::string, std::string>, std::pair<int64_t, int64_t>> seen;
+  for (uint32_t i : of_service) {
+    const store::SampleSeries& s = set.series[set.samples[i].series];
+    const int64_t t = set.samples[i].start_us;
+    for (const auto& [flag, value] : s.flags) {
+      auto [it, fresh] = seen.try_emplace({s.endpoint, flag}, t, t);
+      if (!fresh) it->second = {std::min(it->second.first, t), std::max(it->second.second, t)};
+    }
+  }
+  FlagEvents out;
+  for (const auto& [key, span] : seen) {
+    if (span.first > data_from_us + kFlagEventMarginUs) out[key.first].push_back(span.first);
+    if (span.second < now_us - kFlagEventMarginUs) out[key.first].push_back(span.second);
+  }
+  return out;
+}
+
+// CutAtFlagEvents() — a rollout's function sides for one endpoint, cut at
+// the flags that started or stopped within them: a flag turned on within a
+// side would pass its cost for the rollout's.
+std::pair<Window, Window> CutAtFlagEvents(const Rollout& r, const std::vector<int64_t>& events) {
+  Window before = r.function_before, after = r.function_after;
+  for (int64_t t : events) {
+    if (t < r.b.first_us) before.from_us = std::max(before.from_us, t);
+    if (t > r.b.first_us) after.to_us = std::min(after.to_us, t);
+  }
+  return {before, after};
+}
+
 // AddRolloutFunctionTests() — the function tests over commit A's life
-// against commit B's (kFunctionWidestUs).
-Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoint_base) {
-  auto moments = [&](const Window& w, const std::string& commit) {
+// against commit B's (kFunctionWidestUs), each endpoint's sides cut at its
+// flag events.
+Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoint_base,
+                               const FlagEvents& flag_events) {
+  auto moments = [&](const Window& w, const std::string& commit,
+                     const std::optional<std::string>& endpoint) {
     store::FunctionMomentsQuery q;
     q.from_us = w.from_us;
     q.to_us = w.to_us;
     q.service = r.service;
+    q.endpoint = endpoint;
     q.commit = commit;
     return run.store.FunctionMomentsOf(q);
   };
-  Result<std::vector<store::FunctionMoments>> ma = moments(r.function_before, r.a.commit);
+  Result<std::vector<store::FunctionMoments>> ma =
+      moments(r.function_before, r.a.commit, std::nullopt);
   if (!ma.ok()) return ma.status();
-  Result<std::vector<store::FunctionMoments>> mb = moments(r.function_after, r.b.commit);
+  Result<std::vector<store::FunctionMoments>> mb =
+      moments(r.function_after, r.b.commit, std::nullopt);
   if (!mb.ok()) return mb.status();
+  for (const auto& [endpoint, events] : flag_events) {
+    const auto [before, after] = CutAtFlagEvents(r, events);
+    if (before.from_us == r.function_before.from_us && after.to_us == r.function_after.to_us)
+      continue;
+    auto of_endpoint = [&](const store::FunctionMoments& m) { return m.endpoint == endpoint; };
+    std::erase_if(*ma, of_endpoint);
+    std::erase_if(*mb, of_endpoint);
+    if (before.from_us >= before.to_us || after.from_us >= after.to_us) continue;
+    Result<std::vector<store::FunctionMoments>> ea = moments(before, r.a.commit, endpoint);
+    if (!ea.ok()) return ea.status();
+    Result<std::vector<store::FunctionMoments>> eb = moments(after, r.b.commit, endpoint);
+    if (!eb.ok()) return eb.status();
+    ma->insert(ma->end(), ea->begin(), ea->end());
+    mb->insert(mb->end(), eb->begin(), eb->end());
+  }
   Finding base = endpoint_base;
   base.kind = "function-rollout";
   base.method = "before/after";
@@ -600,7 +683,8 @@ Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoi
 
 // DetectRollout() — every endpoint of one rollout, judged together, then
 // the quiet ones' sequential tests and the function tests.
-Status DetectRollout(Run& run, const Rollout& r, const std::vector<uint32_t>& of_service) {
+Status DetectRollout(Run& run, const Rollout& r, const std::vector<uint32_t>& of_service,
+                     const FlagEvents& flag_events) {
   const store::SampleSet& set = run.samples;
   Sides side_by_side;
   if (r.overlap_judged)
@@ -625,7 +709,7 @@ Status DetectRollout(Run& run, const Rollout& r, const std::vector<uint32_t>& of
   if (Status s = JudgeRollout(run, tested); !s.ok()) return s;
   if (Status s = DetectSequential(run, r, of_service, base, quiet, before_after.size()); !s.ok())
     return s;
-  return AddRolloutFunctionTests(run, r, base);
+  return AddRolloutFunctionTests(run, r, base, flag_events);
 }
 
 }  // namespace
@@ -643,12 +727,15 @@ Status DetectRollouts(Run& run) {
     std::stable_sort(indices.begin(), indices.end(), [&](uint32_t x, uint32_t y) {
       return run.samples.samples[x].start_us < run.samples.samples[y].start_us;
     });
+  const int64_t data_from_us = o.now_us - o.window_us - o.WidestSideUs();
   for (const auto& [service, commits] : CommitsByService(*deploys)) {
+    const FlagEvents flag_events =
+        FlagEventsOf(run.samples, by_service[service], data_from_us, o.now_us);
     for (size_t i = 1; i < commits.size(); ++i) {
       const CommitSpan& b = commits[i];
       if (b.first_us < o.now_us - o.window_us || b.first_us > o.now_us) continue;
       const Rollout r = MakeRollout(service, commits, i, o);
-      if (Status s = DetectRollout(run, r, by_service[service]); !s.ok()) return s;
+      if (Status s = DetectRollout(run, r, by_service[service], flag_events); !s.ok()) return s;
     }
   }
   return OkStatus();

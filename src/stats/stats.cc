@@ -191,6 +191,18 @@ double NormalCdf(double x) {
   return bm::cdf(Normal(), x);
 }
 
+double Median(std::vector<double> values) {
+  if (values.empty()) return kNaN;
+  const size_t m = values.size();
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(m / 2),
+                   values.end());
+  const double upper = values[m / 2];
+  if (m % 2 == 1) return upper;
+  return (*std::max_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(m / 2)) +
+          upper) /
+         2;
+}
+
 double StudentTQuantile(double p, double df) {
   if (!(df > 0)) return kNaN;
   if (df > kNormalDf) return NormalQuantile(p);

@@ -32,6 +32,10 @@ double NormalCdf(double x);
 double StudentTQuantile(double p, double df);  // df > 0
 double StudentTCdf(double x, double df);
 
+// Median() — the middle value (the mean of the two middle ones for an even
+// count); NaN for none.
+double Median(std::vector<double> values);
+
 // Moments — count, mean and sum of squared deviations (Welford), mergeable.
 struct Moments {
   double n = 0, mean = 0, m2 = 0;

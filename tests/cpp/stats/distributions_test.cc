@@ -108,5 +108,12 @@ TEST(StatsMoments, FromSums) {
   EXPECT_EQ(Moments::FromSums(0, 0, 0).n, 0);
 }
 
+TEST(StatsMedian, OddEvenAndEmpty) {
+  EXPECT_DOUBLE_EQ(Median({3, 1, 2}), 2);
+  EXPECT_DOUBLE_EQ(Median({4, 1, 3, 2}), 2.5);
+  EXPECT_DOUBLE_EQ(Median({-1}), -1);
+  EXPECT_TRUE(std::isnan(Median({})));
+}
+
 }  // namespace
 }  // namespace cpuledger::stats
