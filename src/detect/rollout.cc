@@ -597,8 +597,9 @@ Status DetectSequential(Run& run, const Rollout& r, const std::vector<uint32_t>&
   return OkStatus();
 }
 
-// FlagEvents — per endpoint, when a flag started or stopped showing on its
-// requests within the data read (not at its edges).
+// FlagEvents — per endpoint, when a flag's value started or stopped showing
+// on its requests within the data read (not at its edges): a flag turned on
+// for some, or off for all. (A ramp of a value already served is no event.)
 using FlagEvents = std::map<std::string, std::vector<int64_t>>;
 
 // kFlagEventMarginUs — a flag first seen this soon after the data's start
@@ -607,12 +608,13 @@ constexpr int64_t kFlagEventMarginUs = 15 * 60 * kUs;
 
 FlagEvents FlagEventsOf(const store::SampleSet& set, const std::vector<uint32_t>& of_service,
                         int64_t data_from_us, int64_t now_us) {
+  // (endpoint, "flag=value") -> first and last seen
   std::map<std::pair<std::string, std::string>, std::pair<int64_t, int64_t>> seen;
   for (uint32_t i : of_service) {
     const store::SampleSeries& s = set.series[set.samples[i].series];
     const int64_t t = set.samples[i].start_us;
     for (const auto& [flag, value] : s.flags) {
-      auto [it, fresh] = seen.try_emplace({s.endpoint, flag}, t, t);
+      auto [it, fresh] = seen.try_emplace({s.endpoint, flag + "=" + value}, t, t);
       if (!fresh) it->second = {std::min(it->second.first, t), std::max(it->second.second, t)};
     }
   }
@@ -626,12 +628,15 @@ FlagEvents FlagEventsOf(const store::SampleSet& set, const std::vector<uint32_t>
 
 // CutAtFlagEvents() — a rollout's function sides for one endpoint, cut at
 // the flags that started or stopped within them: a flag turned on within a
-// side would pass its cost for the rollout's.
+// side would pass its cost for the rollout's. Profiles are kept by the hour,
+// so the hour of the event is left out of both.
 std::pair<Window, Window> CutAtFlagEvents(const Rollout& r, const std::vector<int64_t>& events) {
+  constexpr int64_t kHourUs = 3600 * kUs;
   Window before = r.function_before, after = r.function_after;
   for (int64_t t : events) {
-    if (t < r.b.first_us) before.from_us = std::max(before.from_us, t);
-    if (t > r.b.first_us) after.to_us = std::min(after.to_us, t);
+    const int64_t hour = t / kHourUs * kHourUs;
+    if (t < r.b.first_us) before.from_us = std::max(before.from_us, hour + kHourUs);
+    if (t > r.b.first_us) after.to_us = std::min(after.to_us, hour);
   }
   return {before, after};
 }

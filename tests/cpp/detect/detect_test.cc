@@ -396,9 +396,11 @@ record::RequestRecord CommitFlagRecord(int64_t t, double exposure, double render
 }
 
 // RunOnCommitFlags() — 12 h of CommitFlagRecord()s, 10 a minute, and the
-// detectors at the end. `exposure(commit index 0..3)`, `render_factor(i)`.
+// detectors at the end. `exposure(commit index 0..3)`, `render_factor(i)`;
+// before `flag_from_minute` every request carries f=off.
 DetectReport RunOnCommitFlags(const std::function<double(int)>& exposure,
-                              const std::function<double(int)>& render_factor, double flag_added) {
+                              const std::function<double(int)>& render_factor, double flag_added,
+                              int64_t flag_from_minute = 0) {
   TempDir dir;
   auto opened = store::OpenSqliteStore({.path = dir.File("s.sqlite")});
   EXPECT_TRUE(opened.ok()) << opened.status().message();
@@ -407,9 +409,9 @@ DetectReport RunOnCommitFlags(const std::function<double(int)>& exposure,
   AppendMinutes(**opened, 12 * 60, [&](int64_t minute, record::Batch& batch) {
     const int commit = static_cast<int>(minute / 180);
     for (int i = 0; i < 10; ++i)
-      *batch.add_records() =
-          CommitFlagRecord(kT0 + minute * 60 * kUs + static_cast<int64_t>(u(rng) * 60e6),
-                           exposure(commit), render_factor(commit), flag_added, rng);
+      *batch.add_records() = CommitFlagRecord(
+          kT0 + minute * 60 * kUs + static_cast<int64_t>(u(rng) * 60e6),
+          minute < flag_from_minute ? 0 : exposure(commit), render_factor(commit), flag_added, rng);
   });
   DetectOptions options;
   options.now_us = kT0 + 12 * kHour;
@@ -450,6 +452,24 @@ TEST(FunctionFlagTest, ARampDuringARolloutIsNotBilledToTheFlag) {
       EXPECT_FALSE(f.alert) << f.function << " " << f.cause << " " << f.effect.estimate;
     }
   EXPECT_GT(tested, 0u);
+}
+
+// Flag f turned on for 30% at 7:30, in the middle of commit c3's life,
+// adding 8% of the request in render(). The rollouts around it (c2 -> c3
+// at 6 h, c3 -> c4 at 9 h) did nothing: their function sides are cut at the
+// flag's start, so render()'s growth is billed to the flag alone.
+TEST(FunctionRolloutTest, AFlagTurnedOnWithinASideIsNotBilledToTheRollout) {
+  const DetectReport report = RunOnCommitFlags([](int) { return 0.3; }, [](int) { return 1.0; },
+                                               /*flag_added=*/0.08, /*flag_from_minute=*/450);
+  size_t flag_alerts = 0, rollout_tests = 0;
+  for (const Finding& f : report.alerts) flag_alerts += f.flag == "f";
+  for (const Finding& f : report.evaluated) {
+    if (f.kind != "function-rollout") continue;
+    ++rollout_tests;
+    EXPECT_FALSE(f.alert) << f.function << " " << f.cause << " " << f.effect.estimate;
+  }
+  EXPECT_GT(rollout_tests, 0u);
+  EXPECT_GE(flag_alerts, 1u) << "the flag's cost is billed to the flag";
 }
 
 // A rollout whose requests come slowly is judged on wider windows (as wide

@@ -276,5 +276,33 @@ TEST(RolloutDriftTest, ADriftEveryEndpointSawIsNotARegression) {
   EXPECT_EQ(judged, 4u);
 }
 
+// Every endpoint gets 2% cheaper an hour (the evening's lighter requests)
+// and a plain restart makes one 5% costlier: the drift hides most of it
+// from a raw before/after comparison (about +1%), so Holm's gate reads the
+// effect less the drift, with the drift's spread in its error, and the
+// regression alerts; the endpoints that only followed the drift do not.
+TEST(RolloutDriftTest, ARegressionHiddenByADriftDownIsCaught) {
+  TempDir dir;
+  auto opened = store::OpenSqliteStore({.path = dir.File("s.sqlite")});
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  store::Store& st = **opened;
+  const EndpointSpec endpoints[] = {
+      {"/e1/", 40, 1.0}, {"/e2/", 40, 1.0}, {"/e3/", 40, 1.05}, {"/e4/", 40, 1.0}};
+  FillDrifting(st, endpoints, -0.02);
+  DetectOptions options;
+  options.now_us = kRestart + 4 * kHour;
+  Result<DetectReport> report = RunDetectors(st, options);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  size_t judged = 0;
+  for (const Finding& f : report->evaluated) {
+    if (f.kind != "rollout") continue;
+    ++judged;
+    EXPECT_EQ(f.method.rfind("before/after, less a drift of -", 0), 0u) << f.method;
+    EXPECT_EQ(f.alert, f.endpoint == "/e3/")
+        << f.endpoint << " " << f.effect.estimate << " q " << f.q_value;
+  }
+  EXPECT_EQ(judged, 4u);
+}
+
 }  // namespace
 }  // namespace cpuledger::detect
