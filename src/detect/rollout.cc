@@ -347,7 +347,9 @@ Finding RolloutFinding(const Rollout& r, const std::string& unit) {
 struct Drift {
   double log_shift = 0;  // median over the other endpoints of mean log B - mean log A
   size_t endpoints = 0;  // how many other endpoints it is the median of (0: none applied)
-  double spread = 0;     // how far one endpoint's own drift strays from it (robust SD)
+  // The variance of one endpoint's own drift about the median (the spread
+  // of the others' beyond their sampling error), and of the median itself.
+  double own_var = 0, median_var = 0;
 };
 
 // DriftOf() — before/after compares different hours: whatever changed all
@@ -358,37 +360,40 @@ struct Drift {
 // count). Needs 3 other endpoints with `min_n` a side.
 Drift DriftOf(const Sides& sides, const std::string& endpoint, const Window& wa, const Window& wb,
               size_t min_n) {
-  std::vector<double> shifts;
+  std::vector<double> shifts, sampling_vars;
   for (const auto& [other, pair] : sides) {
     if (other == endpoint) continue;
-    double sa = 0, sb = 0;
-    size_t na = 0, nb = 0;
+    stats::Moments a, b;
     for (size_t i = 0; i < pair.first.at_us.size(); ++i)
       if (wa.Has(pair.first.at_us[i]) && pair.first.cost[i] > 0)
-        sa += std::log(pair.first.cost[i]), ++na;
+        a.Add(std::log(pair.first.cost[i]));
     for (size_t i = 0; i < pair.second.at_us.size(); ++i)
       if (wb.Has(pair.second.at_us[i]) && pair.second.cost[i] > 0)
-        sb += std::log(pair.second.cost[i]), ++nb;
-    if (na >= min_n && nb >= min_n)
-      shifts.push_back(sb / static_cast<double>(nb) - sa / static_cast<double>(na));
+        b.Add(std::log(pair.second.cost[i]));
+    if (a.n < static_cast<double>(min_n) || b.n < static_cast<double>(min_n)) continue;
+    shifts.push_back(b.mean - a.mean);
+    sampling_vars.push_back(a.variance() / a.n + b.variance() / b.n);
   }
   if (shifts.size() < 3) return {};
   const double median = stats::Median(shifts);
   std::vector<double> deviations;
   for (double x : shifts) deviations.push_back(std::abs(x - median));
   // 1.4826 MAD: the standard deviation, were the drifts normal.
-  return {median, shifts.size(), 1.4826 * stats::Median(deviations)};
+  const double spread = 1.4826 * stats::Median(deviations);
+  const double sampling = stats::Median(sampling_vars);
+  const double m = static_cast<double>(shifts.size());
+  return {median, shifts.size(), std::max(0.0, spread * spread - sampling),
+          std::numbers::pi / 2 * std::max(spread * spread, sampling) / m};
 }
 
 // DriftCorrectedPValue() — the two-sided p-value of the effect less the
 // drift, against no change. The drift an endpoint saw is not the median of
-// the others' but one draw around it: its spread, and the median's own
+// the others' but one draw around it: its own spread, and the median's
 // error, join the effect's sampling error.
 double DriftCorrectedPValue(const stats::Interval& raw, const Drift& d, double confidence) {
   const double z = stats::NormalQuantile(0.5 + confidence / 2);
   const double se = (std::log1p(raw.hi) - std::log1p(raw.lo)) / (2 * z);
-  const double m = static_cast<double>(d.endpoints);
-  const double var = se * se + d.spread * d.spread * (1 + std::numbers::pi / (2 * m));
+  const double var = se * se + d.own_var + d.median_var;
   if (var <= 0) return 1;
   const double shift = std::log1p(raw.estimate) - d.log_shift;
   return 2 * (1 - stats::NormalCdf(std::abs(shift) / std::sqrt(var)));
