@@ -180,6 +180,58 @@ TEST(CompareFunctions, UniformlyCostlierRequestsMoveNoShare) {
   for (const FunctionChange& c : changes) EXPECT_FALSE(Clears(c, 0.0025)) << c.function;
 }
 
+// ManyRequests() — `n` profiled requests of 24 functions f00..f23 with
+// base costs 2..8, each times `factor[i]`, plus `added` in f07.
+std::vector<Request> ManyRequests(const std::vector<double>& factor, double added, int n,
+                                  uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> z(0, 1);
+  std::vector<Request> out;
+  for (int i = 0; i < n; ++i) {
+    const double scale = std::exp(0.3 * z(rng));
+    Request r;
+    for (size_t f = 0; f < factor.size(); ++f) {
+      const double base = 2 + static_cast<double>(f % 7);
+      const std::string name = (f < 10 ? "f0" : "f") + std::to_string(f);
+      r[name] = (base * factor[f] + (f == 7 ? added : 0)) * scale * std::exp(0.1 * z(rng));
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// Hours apart, every function's share drifted a little (a mix that moves
+// with the time of day), and f07 grew by 0.5% of the request (the request
+// costs ~115). Many functions rise beyond chance, but by a spread the
+// inflation measures; f07's growth stands beyond it and is tested, sized.
+TEST(CompareFunctions, AGrowthStandsOutOfADriftSpreadOverManyFunctions) {
+  std::mt19937_64 rng(21);
+  std::normal_distribution<double> z(0, 1);
+  std::vector<double> drift(24);
+  for (double& d : drift) d = std::exp(0.01 * z(rng));
+  const auto changes = CompareFunctions(Side(ManyRequests(std::vector<double>(24, 1), 0, 3000, 22)),
+                                        Side(ManyRequests(drift, 0.58, 3000, 23)), {});
+  const FunctionChange* f07 = Find(changes, "f07");
+  ASSERT_NE(f07, nullptr);
+  ASSERT_TRUE(f07->tested) << f07->reason;
+  EXPECT_NEAR(f07->share, 0.005, 0.002);
+  EXPECT_TRUE(Clears(*f07, 0.003)) << f07->share << " se " << f07->se;
+  size_t clearing = 0;
+  for (const FunctionChange& c : changes) clearing += Clears(c, 0.003);
+  EXPECT_EQ(clearing, 1u);
+}
+
+// ~300 profiled requests a side, every function 11-31% costlier at once
+// (issue 15's mix shift): no function clears the threshold.
+TEST(CompareFunctions, EveryFunctionCostlierAtOnceClearsNothing) {
+  std::vector<double> heavier(24);
+  for (size_t f = 0; f < heavier.size(); ++f)
+    heavier[f] = 1.11 + 0.20 * static_cast<double>(f) / 23;
+  const auto changes = CompareFunctions(Side(ManyRequests(std::vector<double>(24, 1), 0, 300, 24)),
+                                        Side(ManyRequests(heavier, 0, 300, 25)), {});
+  for (const FunctionChange& c : changes) EXPECT_FALSE(Clears(c, 0.0025)) << c.function;
+}
+
 TEST(CompareFunctions, TooFewRequestsTestNothing) {
   Costs after;
   after.helper = 20;
