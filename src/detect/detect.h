@@ -24,7 +24,10 @@
 //    effect is the rank-based shift (stats::ShiftInterval). A rollout's
 //    endpoint tests are one family: Holm's step-down at rollout_alpha gates
 //    each alert, so a rollout that changed nothing pages nobody, 95% of
-//    the time, however many endpoints its service has.
+//    the time, however many endpoints its service has. Before/after's gate
+//    reads the effect less the other endpoints' median drift, with that
+//    drift's uncertainty (their spread beyond sampling, the median's error)
+//    in its error.
 //  * rollout, sequential — an endpoint too quiet for that (fewer than
 //    2 * min_samples a side in the widest windows) is looked at every run
 //    for sequential_horizon_us after B's first request: every request of B
@@ -44,11 +47,13 @@
 //    function's share of its requests' profiled cost (store FunctionMoments;
 //    the share is free of the whole request's swings), rollouts over
 //    commit A's life before B against B's life (up to 6 h a side: profiles
-//    are few), flags over the window's commits together
+//    are few; cut where a flag value started or stopped showing on the
+//    endpoint), flags over the window's commits together
 //    (a commit's hours hold too few profiles; the flag's arms are weighted
 //    to the same commit mix). A function that appears (base zero) or grows
 //    is tested; its effect is the cost it added as a share of the request
 //    (absolute per request in top_functions), net of cost moved from other
+//    functions, with every error widened by a shift spread over many
 //    functions, and functions rising together with others (a population
 //    shift) are not tested (function_tests.h). One-sided tests (only added
 //    cost alerts), BH over each cause's function tests (a rollout's, a
