@@ -7,6 +7,7 @@
 // fires again on new evidence opens a new alert naming the old one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <random>
 #include <string>
@@ -127,6 +128,28 @@ class LifecycleTest : public ::testing::Test {
     for (const AlertChange& c : changes)
       if (c.finding.endpoint == endpoint && c.finding.function.empty()) return &c;
     return nullptr;
+  }
+
+  // QuietReasons() — runs every 30 min from `from` to `to` (from kT0),
+  // each expected to change nothing: what each run's recheck of alert `id`
+  // said (its reason).
+  std::vector<std::string> QuietReasons(int64_t id, int64_t from, int64_t to) {
+    std::vector<std::string> reasons;
+    for (int64_t t = from; t <= to; t += 30 * kMinute) {
+      const std::vector<AlertChange> changes = RunAt(kT0 + t);
+      EXPECT_TRUE(changes.empty()) << Text(changes);
+      for (const Recheck& r : last_.rechecks)
+        if (r.alert_id == id) reasons.push_back(r.comparison.reason);
+    }
+    return reasons;
+  }
+
+  static size_t CountSaying(const std::vector<std::string>& reasons,
+                            std::initializer_list<const char*> words) {
+    return std::count_if(reasons.begin(), reasons.end(), [&](const std::string& r) {
+      return std::all_of(words.begin(), words.end(),
+                         [&](const char* w) { return r.find(w) != std::string::npos; });
+    });
   }
 
   std::vector<store::AlertEvent> Events(int64_t id) {
@@ -293,15 +316,9 @@ TEST_F(LifecycleTest, NotResolvedByItselfWhileTheTargetCommitStillServes) {
   const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
   const AlertChange* rollout = Find(first, "/checkout/");
   ASSERT_NE(rollout, nullptr);
-  size_t said = 0;
-  for (int64_t t = 6 * kHour; t <= 8 * kHour; t += 30 * kMinute) {
-    const std::vector<AlertChange> changes = RunAt(kT0 + t);
-    EXPECT_TRUE(changes.empty()) << Text(changes);
-    for (const Recheck& r : last_.rechecks)
-      said += r.alert_id == rollout->alert_id &&
-              r.comparison.reason.find("bbb still serves") != std::string::npos;
-  }
-  EXPECT_GT(said, 0u) << "no recheck found the cost gone and held back for bbb";
+  const std::vector<std::string> said = QuietReasons(rollout->alert_id, 6 * kHour, 8 * kHour);
+  EXPECT_GT(CountSaying(said, {"bbb still serves"}), 0u)
+      << "no recheck found the cost gone and held back for bbb";
   EXPECT_EQ(State(rollout->alert_id), "open");
 }
 
@@ -316,16 +333,9 @@ TEST_F(LifecycleTest, NotResolvedWhenTheNextCommitCarriesTheCostOn) {
   const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
   const AlertChange* rollout = Find(first, "/checkout/");
   ASSERT_NE(rollout, nullptr);
-  size_t said = 0;
-  for (int64_t t = 7 * kHour; t <= 9 * kHour; t += 30 * kMinute) {
-    const std::vector<AlertChange> changes = RunAt(kT0 + t);
-    EXPECT_TRUE(changes.empty()) << Text(changes);
-    for (const Recheck& r : last_.rechecks)
-      said += r.alert_id == rollout->alert_id &&
-              r.comparison.reason.find("commit ccc against bbb") != std::string::npos &&
-              r.comparison.reason.find("carries the cost on") != std::string::npos;
-  }
-  EXPECT_GT(said, 0u) << "no recheck found the cost gone and held back for ccc";
+  const std::vector<std::string> said = QuietReasons(rollout->alert_id, 7 * kHour, 9 * kHour);
+  EXPECT_GT(CountSaying(said, {"commit ccc against bbb", "carries the cost on"}), 0u)
+      << "no recheck found the cost gone and held back for ccc";
   EXPECT_EQ(State(rollout->alert_id), "open");
 }
 
@@ -358,18 +368,11 @@ TEST_F(LifecycleTest, AFlagIsNotResolvedUnderTheSameCodeNorWhenOnForEveryone) {
   const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
   const AlertChange* flag = Find(first, "/search/");
   ASSERT_NE(flag, nullptr);
-  size_t same_code = 0, everyone = 0;
-  for (int64_t t = 6 * kHour; t <= 10 * kHour; t += 30 * kMinute) {
-    const std::vector<AlertChange> changes = RunAt(kT0 + t);
-    EXPECT_TRUE(changes.empty()) << Text(changes);
-    for (const Recheck& r : last_.rechecks) {
-      if (r.alert_id != flag->alert_id) continue;
-      same_code += r.comparison.reason.find("still serves") != std::string::npos;
-      everyone += r.comparison.reason.find("every request carries") != std::string::npos;
-    }
-  }
-  EXPECT_GT(same_code, 0u) << "no recheck found the split gone and held back for bbb";
-  EXPECT_GT(everyone, 0u) << "no recheck saw the value on for everyone";
+  const std::vector<std::string> said = QuietReasons(flag->alert_id, 6 * kHour, 10 * kHour);
+  EXPECT_GT(CountSaying(said, {"still serves"}), 0u)
+      << "no recheck found the split gone and held back for bbb";
+  EXPECT_GT(CountSaying(said, {"every request carries"}), 0u)
+      << "no recheck saw the value on for everyone";
   EXPECT_EQ(State(flag->alert_id), "open");
 }
 
