@@ -24,10 +24,7 @@
 //    effect is the rank-based shift (stats::ShiftInterval). A rollout's
 //    endpoint tests are one family: Holm's step-down at rollout_alpha gates
 //    each alert, so a rollout that changed nothing pages nobody, 95% of
-//    the time, however many endpoints its service has. Before/after's gate
-//    reads the effect less the other endpoints' median drift, with that
-//    drift's uncertainty (their spread beyond sampling, the median's error)
-//    in its error.
+//    the time, however many endpoints its service has.
 //  * rollout, sequential — an endpoint too quiet for that (fewer than
 //    2 * min_samples a side in the widest windows) is looked at every run
 //    for sequential_horizon_us after B's first request: every request of B
@@ -53,7 +50,6 @@
 //    to the same commit mix). A function that appears (base zero) or grows
 //    is tested; its effect is the cost it added as a share of the request
 //    (absolute per request in top_functions), net of cost moved from other
-//    functions, with every error widened by a shift spread over many
 //    functions, and functions rising together with others (a population
 //    shift) are not tested (function_tests.h). One-sided tests (only added
 //    cost alerts), BH over each cause's function tests (a rollout's, a

@@ -57,34 +57,10 @@ std::vector<Pair> PairUp(const EndpointProfiles& base, const EndpointProfiles& t
   return out;
 }
 
-// Established() — a function run on both sides, above the smallest share tested.
-bool Established(const Pair& p, double min_share) {
-  return p.a.share >= min_share && p.b.cost > 0 && p.se() > 0;
-}
-
-// Inflate() — every function's variance times the spread of the
-// established functions' z-scores beyond chance (median z^2 over 0.4549,
-// the chi-square(1) median; at least 1), with enough of them to tell.
-void Inflate(std::vector<Pair>& pairs, const FunctionChangeOptions& o) {
-  std::vector<double> z2;
-  for (const Pair& p : pairs)
-    if (Established(p, o.min_share)) z2.push_back(std::pow(p.delta() / p.se(), 2));
-  if (z2.size() < o.min_functions_inflation) return;
-  const double inflation = std::max(1.0, stats::Median(std::move(z2)) / 0.4549364231);
-  for (Pair& p : pairs) p.a.var *= inflation, p.b.var *= inflation;
-}
-
-// RiseZ() — the z a rise must pass to be beyond chance among the
-// established functions, family-wise at rise_alpha.
-double RiseZ(const std::vector<Pair>& pairs, const FunctionChangeOptions& o) {
-  double m = 0;
-  for (const Pair& p : pairs) m += Established(p, o.min_share);
-  return stats::NormalQuantile(1 - o.rise_alpha / std::max(m, 1.0));
-}
-
-// Rising() — whether an established function rose in share with z above `z`.
+// Rising() — whether a function present on both sides rose in share with
+// z above `z`.
 bool Rising(const Pair& p, double min_share, double z) {
-  return Established(p, min_share) && p.delta() / p.se() > z;
+  return p.a.share >= min_share && p.se() > 0 && p.delta() / p.se() > z;
 }
 
 // RisingCount() — how many functions present on both sides are Rising():
@@ -124,14 +100,12 @@ void NetChange(const std::vector<Pair>& pairs, size_t fi, const FunctionChangeOp
 std::vector<FunctionChange> CompareFunctions(const EndpointProfiles& base,
                                              const EndpointProfiles& target,
                                              const FunctionChangeOptions& options) {
-  std::vector<Pair> pairs = PairUp(base, target);
-  Inflate(pairs, options);
-  const double rise_z = RiseZ(pairs, options);
+  const std::vector<Pair> pairs = PairUp(base, target);
   const bool enough =
       base.requests >= options.min_requests && target.requests >= options.min_requests;
   const bool enough_new =
       base.requests >= options.min_requests_new && target.requests >= options.min_requests_new;
-  const bool population = enough && RisingCount(pairs, options.min_share, rise_z) >= 2;
+  const bool population = enough && RisingCount(pairs, options.min_share, options.rise_z) >= 2;
   const double base_cost = base.MeanCost();
   std::vector<FunctionChange> out;
   for (size_t i = 0; i < pairs.size(); ++i) {
@@ -145,7 +119,7 @@ std::vector<FunctionChange> CompareFunctions(const EndpointProfiles& base,
       c.reason = "too few profiled requests";
     } else if (std::max(p.a.share, p.b.share) < options.min_share) {
       c.reason = "below the smallest share tested";
-    } else if (population && Rising(p, options.min_share, rise_z)) {
+    } else if (population && Rising(p, options.min_share, options.rise_z)) {
       c.reason = "population shift: several functions rose at once";
     } else {
       c.tested = true;

@@ -24,10 +24,6 @@
 //    slow-mode requests, another time of day), not one function. Those
 //    functions are not tested (the endpoint-level test judges the whole
 //    request); a new function still is: a population does not add code.
-//    A shift spread over many functions shows as their z-scores spreading
-//    wider than chance: the inflation (genomic control's, median z^2 over
-//    its null median) widens every function's error by as much, so one
-//    function's growth stands out only beyond what the rest moved.
 #pragma once
 
 #include <string>
@@ -60,12 +56,7 @@ struct FunctionChangeOptions {
   double min_share = 0.002;  // a function below this share on both sides is not tested
   double shift_z = 3;        // a function "lost share beyond proportion" at this z
   double shift_part = 0.25;  // ... and by at least this part of f's gain
-  // population shift: two functions rising beyond proportion, each beyond
-  // chance among the endpoint's functions (family-wise at this level)
-  double rise_alpha = 0.05;
-  // With this many functions or more, their z-scores' own spread is
-  // measured, and a spread beyond chance widens every function's error.
-  size_t min_functions_inflation = 8;
+  double rise_z = 2;         // population shift: two functions rising beyond proportion at this z
 };
 
 // FunctionChange — one function's change, target against base.

@@ -200,27 +200,6 @@ std::vector<Request> ManyRequests(const std::vector<double>& factor, double adde
   return out;
 }
 
-// Hours apart, every function's share drifted a little (a mix that moves
-// with the time of day), and f07 grew by 0.5% of the request (the request
-// costs ~115). Many functions rise beyond chance, but by a spread the
-// inflation measures; f07's growth stands beyond it and is tested, sized.
-TEST(CompareFunctions, AGrowthStandsOutOfADriftSpreadOverManyFunctions) {
-  std::mt19937_64 rng(21);
-  std::normal_distribution<double> z(0, 1);
-  std::vector<double> drift(24);
-  for (double& d : drift) d = std::exp(0.01 * z(rng));
-  const auto changes = CompareFunctions(Side(ManyRequests(std::vector<double>(24, 1), 0, 3000, 22)),
-                                        Side(ManyRequests(drift, 0.58, 3000, 23)), {});
-  const FunctionChange* f07 = Find(changes, "f07");
-  ASSERT_NE(f07, nullptr);
-  ASSERT_TRUE(f07->tested) << f07->reason;
-  EXPECT_NEAR(f07->share, 0.005, 0.002);
-  EXPECT_TRUE(Clears(*f07, 0.003)) << f07->share << " se " << f07->se;
-  size_t clearing = 0;
-  for (const FunctionChange& c : changes) clearing += Clears(c, 0.003);
-  EXPECT_EQ(clearing, 1u);
-}
-
 // ~300 profiled requests a side, every function 11-31% costlier at once
 // (issue 15's mix shift): no function clears the threshold.
 TEST(CompareFunctions, EveryFunctionCostlierAtOnceClearsNothing) {
