@@ -573,30 +573,36 @@ Status DetectSequential(Run& run, const Rollout& r, const std::vector<uint32_t>&
 }
 
 // FlagEvents — per endpoint, when a flag's value started or stopped showing
-// on its requests within the data read (not at its edges): a flag turned on
-// for some, or off for all. (A ramp of a value already served is no event.)
+// on its requests while the endpoint served: a flag turned on for some, or
+// off for all. (A ramp of a value already served is no event.)
 using FlagEvents = std::map<std::string, std::vector<int64_t>>;
 
-// kFlagEventMarginUs — a flag first seen this soon after the data's start
-// (or last seen this close to now) was there all along.
+// kFlagEventMarginUs — a value first seen this soon after the endpoint's
+// first request read (or last seen this close to its last) was there all
+// along.
 constexpr int64_t kFlagEventMarginUs = 15 * 60 * kUs;
 
-FlagEvents FlagEventsOf(const store::SampleSet& set, const std::vector<uint32_t>& of_service,
-                        int64_t data_from_us, int64_t now_us) {
-  // (endpoint, "flag=value") -> first and last seen
-  std::map<std::pair<std::string, std::string>, std::pair<int64_t, int64_t>> seen;
+FlagEvents FlagEventsOf(const store::SampleSet& set, const std::vector<uint32_t>& of_service) {
+  using Span = std::pair<int64_t, int64_t>;  // first and last seen
+  auto widen = [](std::map<std::string, Span>& spans, const std::string& key, int64_t t) {
+    auto [it, fresh] = spans.try_emplace(key, t, t);
+    if (!fresh) it->second = {std::min(it->second.first, t), std::max(it->second.second, t)};
+  };
+  std::map<std::string, Span> served;                        // endpoint -> its requests
+  std::map<std::string, std::map<std::string, Span>> shown;  // endpoint -> "flag=value" -> span
   for (uint32_t i : of_service) {
     const store::SampleSeries& s = set.series[set.samples[i].series];
     const int64_t t = set.samples[i].start_us;
-    for (const auto& [flag, value] : s.flags) {
-      auto [it, fresh] = seen.try_emplace({s.endpoint, flag + "=" + value}, t, t);
-      if (!fresh) it->second = {std::min(it->second.first, t), std::max(it->second.second, t)};
-    }
+    widen(served, s.endpoint, t);
+    for (const auto& [flag, value] : s.flags) widen(shown[s.endpoint], flag + "=" + value, t);
   }
   FlagEvents out;
-  for (const auto& [key, span] : seen) {
-    if (span.first > data_from_us + kFlagEventMarginUs) out[key.first].push_back(span.first);
-    if (span.second < now_us - kFlagEventMarginUs) out[key.first].push_back(span.second);
+  for (const auto& [endpoint, values] : shown) {
+    const Span& all = served[endpoint];
+    for (const auto& [value, span] : values) {
+      if (span.first > all.first + kFlagEventMarginUs) out[endpoint].push_back(span.first);
+      if (span.second < all.second - kFlagEventMarginUs) out[endpoint].push_back(span.second);
+    }
   }
   return out;
 }
@@ -707,10 +713,8 @@ Status DetectRollouts(Run& run) {
     std::stable_sort(indices.begin(), indices.end(), [&](uint32_t x, uint32_t y) {
       return run.samples.samples[x].start_us < run.samples.samples[y].start_us;
     });
-  const int64_t data_from_us = o.now_us - o.window_us - o.WidestSideUs();
   for (const auto& [service, commits] : CommitsByService(*deploys)) {
-    const FlagEvents flag_events =
-        FlagEventsOf(run.samples, by_service[service], data_from_us, o.now_us);
+    const FlagEvents flag_events = FlagEventsOf(run.samples, by_service[service]);
     for (size_t i = 1; i < commits.size(); ++i) {
       const CommitSpan& b = commits[i];
       if (b.first_us < o.now_us - o.window_us || b.first_us > o.now_us) continue;

@@ -466,6 +466,11 @@ TEST(FunctionRolloutTest, AFlagTurnedOnWithinASideIsNotBilledToTheRollout) {
   for (const Finding& f : report.evaluated) {
     if (f.kind != "function-rollout") continue;
     ++rollout_tests;
+    // f=off showed from the first request on: no event, c1's whole life
+    // (1,800 profiles) is c2's base side.
+    if (f.cause == "commit c2 vs c1") {
+      EXPECT_GT(f.samples_before, 1700u) << f.function;
+    }
     EXPECT_FALSE(f.alert) << f.function << " " << f.cause << " " << f.effect.estimate;
   }
   EXPECT_GT(rollout_tests, 0u);
