@@ -123,6 +123,25 @@ Recheck::Verdict Compare(const DetectOptions& o, Finding& c, const std::vector<d
   return Recheck::Verdict::kNone;
 }
 
+// ServedIn() — how many of `indices`' requests each commit served in `w`.
+std::map<std::string, size_t> ServedIn(const store::SampleSet& set,
+                                       const std::vector<uint32_t>& indices, const Window& w) {
+  std::map<std::string, size_t> served;
+  for (uint32_t i : indices)
+    if (w.Has(set.samples[i].start_us)) ++served[set.series[set.samples[i].series].commit];
+  return served;
+}
+
+// MostServed() — the commit of `served` with the most requests, other than
+// `skip`; "" for none.
+std::string MostServed(const std::map<std::string, size_t>& served, const std::string& skip = "") {
+  std::string out;
+  size_t most = 0;
+  for (const auto& [commit, n] : served)
+    if (commit != skip && n > most) most = n, out = commit;
+  return out;
+}
+
 // Replacer — the commit serving most of a rollout alert's recent requests
 // when that is not the alert's target commit, and where the target stopped.
 struct Replacer {
@@ -132,19 +151,14 @@ struct Replacer {
 
 Replacer ReplacerOf(const store::SampleSet& set, const std::vector<uint32_t>& indices,
                     const std::string& target, const Window& recent) {
-  std::map<std::string, size_t> served;
+  std::map<std::string, size_t> served = ServedIn(set, indices, recent);
   size_t total = 0;
-  Replacer out;
-  for (uint32_t i : indices) {
-    const store::RecordBill& v = set.samples[i];
-    const std::string& commit = set.series[v.series].commit;
-    if (commit == target) out.switch_us = std::max(out.switch_us, v.start_us);
-    if (recent.Has(v.start_us)) ++served[commit], ++total;
-  }
+  for (const auto& [commit, n] : served) total += n;
   if (2 * served[target] >= total) return {};
-  size_t most = 0;
-  for (const auto& [commit, n] : served)
-    if (commit != target && n > most) most = n, out.commit = commit;
+  Replacer out{MostServed(served, target), 0};
+  for (uint32_t i : indices)
+    if (set.series[set.samples[i].series].commit == target)
+      out.switch_us = std::max(out.switch_us, set.samples[i].start_us);
   return out;
 }
 
@@ -242,19 +256,6 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
   return verdict;
 }
 
-// MostServed() — the commit serving most of `indices`' requests in `w`; "" for none.
-std::string MostServed(const store::SampleSet& set, const std::vector<uint32_t>& indices,
-                       const Window& w) {
-  std::map<std::string, size_t> served;
-  for (uint32_t i : indices)
-    if (w.Has(set.samples[i].start_us)) ++served[set.series[set.samples[i].series].commit];
-  std::string out;
-  size_t most = 0;
-  for (const auto& [commit, n] : served)
-    if (n > most) most = n, out = commit;
-  return out;
-}
-
 // RecheckFlag() — the flag's split on the endpoint over the last hours:
 // requests with the value against requests with the reference. Gone when
 // no request carries the value any more while the reference is served (the
@@ -279,7 +280,7 @@ Recheck::Verdict RecheckFlag(const Run& run, const Endpoints& endpoints, Finding
     if (carried == c.flag_reference) ref.push_back(v.bill);
     if (carried == c.flag_value) value.push_back(v.bill);
   }
-  const std::string alert_commit = MostServed(set, indices, Window{c.from_us, c.to_us});
+  const Window alert_window{c.from_us, c.to_us};
   c.method = "recheck: the flag's split on the endpoint since " + UtcMinute(recent.from_us);
   c.from_us = recent.from_us;
   c.to_us = recent.to_us;
@@ -299,8 +300,9 @@ Recheck::Verdict RecheckFlag(const Run& run, const Endpoints& endpoints, Finding
     return Recheck::Verdict::kNone;
   }
   const Recheck::Verdict verdict = Compare(o, c, ref, value, 0, alert_lo);
-  const std::string now_commit = MostServed(set, indices, recent);
-  if (verdict == Recheck::Verdict::kGone && now_commit == alert_commit) {
+  if (verdict != Recheck::Verdict::kGone) return verdict;
+  const std::string now_commit = MostServed(ServedIn(set, indices, recent));
+  if (now_commit == MostServed(ServedIn(set, indices, alert_window))) {
     c.reason = "commit " + now_commit +
                " served the split at the alert and still serves: resolved by itself only once "
                "the flag is turned off or another commit (a fix) serves";

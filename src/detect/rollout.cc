@@ -714,12 +714,13 @@ Status DetectRollouts(Run& run) {
       return run.samples.samples[x].start_us < run.samples.samples[y].start_us;
     });
   for (const auto& [service, commits] : CommitsByService(*deploys)) {
-    const FlagEvents flag_events = FlagEventsOf(run.samples, by_service[service]);
+    std::optional<FlagEvents> flag_events;  // read once, for a service with a rollout to test
     for (size_t i = 1; i < commits.size(); ++i) {
       const CommitSpan& b = commits[i];
       if (b.first_us < o.now_us - o.window_us || b.first_us > o.now_us) continue;
+      if (!flag_events) flag_events = FlagEventsOf(run.samples, by_service[service]);
       const Rollout r = MakeRollout(service, commits, i, o);
-      if (Status s = DetectRollout(run, r, by_service[service], flag_events); !s.ok()) return s;
+      if (Status s = DetectRollout(run, r, by_service[service], *flag_events); !s.ok()) return s;
     }
   }
   return OkStatus();
