@@ -47,59 +47,38 @@ std::string FlagCause(const std::string& flag, const std::string& value, const s
 // (a commit can change both arms), and the strata are combined.
 using Arms = std::map<std::string, std::vector<double>>;  // value -> costs
 
-// kMinStratum — arms smaller than this in a commit are left out of the test.
-constexpr size_t kMinStratum = 20;
-
-// Pooled — a per-commit stratified shift: log-scale estimate and standard
-// error, combined by inverse variance (each commit's Hodges–Lehmann shift
-// and its rank interval's half-width at one sigma).
+// Pooled — the per-commit strata's pooled shift (stats::PoolShifts), with
+// the counts and sums of the commits it combined.
 struct Pooled {
-  double log_shift = 0, se = 0;
+  stats::PooledShift shift;
   size_t n_ref = 0, n_value = 0;
   double sum_ref = 0, sum_value = 0;
   std::vector<std::string> commits;
-  bool ok() const { return se > 0; }
+  bool ok() const { return shift.ok(); }
 };
 
 Pooled PoolStrata(const std::map<std::string, Arms>& strata, const std::string& ref,
                   const std::string& value) {
-  constexpr double kOneSigma = 0.682689492137086;
-  Pooled p;
-  double w_sum = 0, we_sum = 0;
+  std::vector<stats::StratumPair> pairs;
+  std::vector<std::string> commits;
   for (const auto& [commit, arms] : strata) {
     auto r = arms.find(ref), v = arms.find(value);
     if (r == arms.end() || v == arms.end() || r->second.size() < kMinStratum ||
         v->second.size() < kMinStratum)
       continue;
-    const stats::Interval e = stats::ShiftInterval(r->second, v->second, kOneSigma);
-    if (!e.ok) continue;
-    const double half = (std::log1p(e.hi) - std::log1p(e.lo)) / 2;
-    if (!(half > 0)) continue;
-    const double w = 1 / (half * half);
-    w_sum += w;
-    we_sum += w * std::log1p(e.estimate);
-    p.n_ref += r->second.size();
-    p.n_value += v->second.size();
-    for (double x : r->second) p.sum_ref += x;
-    for (double x : v->second) p.sum_value += x;
-    p.commits.push_back(commit);
+    pairs.push_back({r->second, v->second});
+    commits.push_back(commit);
   }
-  if (w_sum > 0) {
-    p.log_shift = we_sum / w_sum;
-    p.se = 1 / std::sqrt(w_sum);
+  Pooled p;
+  p.shift = stats::PoolShifts(pairs);
+  for (size_t i : p.shift.used) {
+    p.n_ref += pairs[i].a.size();
+    p.n_value += pairs[i].b.size();
+    for (double x : pairs[i].a) p.sum_ref += x;
+    for (double x : pairs[i].b) p.sum_value += x;
+    p.commits.push_back(commits[i]);
   }
   return p;
-}
-
-stats::Interval PooledInterval(const Pooled& p, double confidence) {
-  const double z = stats::NormalQuantile(0.5 + confidence / 2);
-  stats::Interval e;
-  e.ok = true;
-  e.confidence = confidence;
-  e.estimate = std::expm1(p.log_shift);
-  e.lo = std::expm1(p.log_shift - z * p.se);
-  e.hi = std::expm1(p.log_shift + z * p.se);
-  return e;
 }
 
 // FlagTest — one comparison, before BH.
@@ -187,7 +166,7 @@ std::vector<FlagTest> MakeFlagTests(Run& run, const Window& window, const FlagDa
       }
       f.mean_before = pooled.sum_ref / static_cast<double>(pooled.n_ref);
       f.mean_after = pooled.sum_value / static_cast<double>(pooled.n_value);
-      f.p_value = 2 * (1 - stats::NormalCdf(std::fabs(pooled.log_shift / pooled.se)));
+      f.p_value = pooled.shift.PValue();
       tests.push_back({std::move(f), pooled});
     }
   }
@@ -208,8 +187,7 @@ Status JudgeFamily(Run& run, std::vector<FlagTest>& tests, const std::vector<siz
     Finding& f = tests[i].finding;
     f.q_value = chosen.q[k];
     const bool discovered = chosen.selected[k];
-    f.effect =
-        PooledInterval(tests[i].pooled, discovered ? chosen.selected_confidence : o.confidence);
+    f.effect = tests[i].pooled.shift.At(discovered ? chosen.selected_confidence : o.confidence);
     if (f.effect.estimate < 0) {
       // The reference is the costlier side: the change to judge is to it.
       f.effect = InvertEffect(f.effect);

@@ -88,5 +88,8 @@ inline constexpr int64_t kUs = 1'000'000;
 // endpoint that noisy needs a config threshold, not a learned one).
 inline constexpr size_t kMinHistory = 5;
 inline constexpr double kMaxLearnedThreshold = 0.25;
+// A stratified test (per commit, per flag value) leaves out a stratum with
+// fewer requests than this on either side: too few for its own interval.
+inline constexpr size_t kMinStratum = 20;
 
 }  // namespace cpuledger::detect::internal

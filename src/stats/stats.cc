@@ -344,6 +344,47 @@ Interval ShiftInterval(std::span<const double> a, std::span<const double> b, dou
   return r;
 }
 
+PooledShift PoolShifts(std::span<const StratumPair> strata) {
+  constexpr double kOneSigma = 0.682689492137086;
+  PooledShift out;
+  double w_sum = 0, we_sum = 0;
+  for (size_t i = 0; i < strata.size(); ++i) {
+    const Interval e = ShiftInterval(strata[i].a, strata[i].b, kOneSigma);
+    if (!e.ok) continue;
+    const double half = (std::log1p(e.hi) - std::log1p(e.lo)) / 2;
+    if (!(half > 0)) continue;
+    const double w = 1 / (half * half);
+    w_sum += w;
+    we_sum += w * std::log1p(e.estimate);
+    out.used.push_back(i);
+  }
+  if (w_sum > 0) {
+    out.log_shift = we_sum / w_sum;
+    out.se = 1 / std::sqrt(w_sum);
+  }
+  return out;
+}
+
+Interval PooledShift::At(double confidence) const {
+  Interval e;
+  if (!ok()) {
+    e.reason = "no stratum with a shift to pool";
+    return e;
+  }
+  const double z = NormalQuantile(0.5 + confidence / 2);
+  e.ok = true;
+  e.confidence = confidence;
+  e.estimate = std::expm1(log_shift);
+  e.lo = std::expm1(log_shift - z * se);
+  e.hi = std::expm1(log_shift + z * se);
+  return e;
+}
+
+double PooledShift::PValue() const {
+  if (!ok()) return 1;
+  return 2 * (1 - NormalCdf(std::fabs(log_shift / se)));
+}
+
 // ---- tests ----
 
 double MannWhitneyPValue(std::span<const double> a, std::span<const double> b) {

@@ -88,6 +88,29 @@ Interval BootstrapMeanRatio(std::span<const double> a, std::span<const double> b
 // RETURNS: !ok when either side has fewer than 2 positive values.
 Interval ShiftInterval(std::span<const double> a, std::span<const double> b, double confidence);
 
+// StratumPair — one stratum's two samples (requests alike in what else
+// sets their cost: a commit, a flag's value), compared within it only.
+struct StratumPair {
+  std::span<const double> a, b;
+};
+
+// PooledShift — one log-scale shift of b against a across strata.
+struct PooledShift {
+  double log_shift = 0, se = 0;
+  std::vector<size_t> used;  // the strata combined (indices into the input)
+  bool ok() const { return se > 0; }
+  Interval At(double confidence) const;  // normal, as exp(shift) - 1
+  double PValue() const;                 // two-sided, of no shift
+};
+
+// PoolShifts() — the strata's Hodges–Lehmann shifts (ShiftInterval),
+// combined by inverse variance, each variance from its rank interval's
+// half-width at one sigma. A shift of the mix between strata (more
+// requests of the costlier kind on one side) moves no stratum's shift, so
+// it is not read as a change of cost. A stratum whose interval is not ok
+// (or has no width) is left out; !ok() when none is left.
+PooledShift PoolShifts(std::span<const StratumPair> strata);
+
 // MannWhitneyPValue() — two-sided p-value of the Mann–Whitney U test
 // (normal approximation with tie and continuity correction). NaN is skipped.
 // 1 when a side is empty or every value is equal. COST: O((n+m) log(n+m)).

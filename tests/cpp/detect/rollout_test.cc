@@ -6,6 +6,7 @@
 // hours and stays silent on a no-op however often it is looked at.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <random>
@@ -27,17 +28,22 @@ constexpr int64_t kHour = 3600 * kUs;
 constexpr int64_t kT0 = 1767225600LL * kUs;    // 2026-01-01T00:00:00Z
 constexpr int64_t kRestart = kT0 + 6 * kHour;  // "a" -> "b", every host at once
 
-// EndpointSpec — name, requests a minute, and the cost factor commit b brings.
+// EndpointSpec — name, requests a minute, the cost factor commit b brings,
+// how much a request's cost varies (a lognormal's sigma), and the share of
+// requests with flag "beta" on (1.5 times the cost) before and after the
+// restart (no flag when both are 0).
 struct EndpointSpec {
   const char* name;
   int per_minute;
   double factor;
+  double noise = 0.25;
+  double beta_before = 0, beta_after = 0;
 };
 constexpr EndpointSpec kEndpoints[] = {
     {"/busy/", 200, 1.10}, {"/quiet/", 3, 1.10}, {"/quiet-noop/", 3, 1.0}};
 
 record::RequestRecord Record(const EndpointSpec& e, int64_t t, std::mt19937_64& rng) {
-  std::lognormal_distribution<double> noise(0, 0.25);
+  std::lognormal_distribution<double> noise(0, e.noise);
   record::RequestRecord r;
   r.set_service("svc");
   r.set_endpoint(e.name);
@@ -48,7 +54,13 @@ record::RequestRecord Record(const EndpointSpec& e, int64_t t, std::mt19937_64& 
   r.set_commit(b ? "b" : "a");
   r.set_start_time_unix_us(t);
   r.set_sample_rate(1.0);
-  const double cost = 10e6 * noise(rng) * (b ? e.factor : 1.0);
+  double cost = 10e6 * noise(rng) * (b ? e.factor : 1.0);
+  if (e.beta_before > 0 || e.beta_after > 0) {
+    const bool on =
+        std::uniform_real_distribution<double>(0, 1)(rng) < (b ? e.beta_after : e.beta_before);
+    (*r.mutable_flags())["beta"] = on ? "on" : "off";
+    if (on) cost *= 1.5;
+  }
   record::CpuBill* bill = r.mutable_cpu();
   bill->set_counter_source("hardware");
   bill->set_instructions(static_cast<uint64_t>(cost));
@@ -241,25 +253,35 @@ void FillDrifting(store::Store& st, std::span<const EndpointSpec> endpoints, dou
   }
 }
 
-// DriftingRollout() — the rollout findings, 4 h after the restart, of four
-// endpoints of 40 requests a minute drifting by `per_hour` an hour, where
-// the restart makes /e3/ `e3_factor` costlier.
-std::vector<Finding> DriftingRollout(double per_hour, double e3_factor) {
+// RolloutFindings() — the rollout findings (evaluated, then skipped) at
+// `now_us` of `endpoints` drifting by `per_hour` an hour.
+std::vector<Finding> RolloutFindings(std::span<const EndpointSpec> endpoints, double per_hour,
+                                     int64_t now_us) {
   TempDir dir;
   auto opened = store::OpenSqliteStore({.path = dir.File("s.sqlite")});
   EXPECT_TRUE(opened.ok()) << opened.status().message();
   if (!opened.ok()) return {};
-  const EndpointSpec endpoints[] = {
-      {"/e1/", 40, 1.0}, {"/e2/", 40, 1.0}, {"/e3/", 40, e3_factor}, {"/e4/", 40, 1.0}};
   FillDrifting(**opened, endpoints, per_hour);
   DetectOptions options;
-  options.now_us = kRestart + 4 * kHour;
+  options.now_us = now_us;
   Result<DetectReport> report = RunDetectors(**opened, options);
   EXPECT_TRUE(report.ok()) << report.status().message();
   std::vector<Finding> out;
   if (report.ok())
-    for (const Finding& f : report->evaluated)
-      if (f.kind == "rollout") out.push_back(f);
+    for (const auto* list : {&report->evaluated, &report->skipped})
+      for (const Finding& f : *list)
+        if (f.kind == "rollout") out.push_back(f);
+  return out;
+}
+
+// DriftingRollout() — the rollout findings judged 4 h after the restart, of
+// four endpoints of 40 requests a minute drifting by `per_hour` an hour,
+// where the restart makes /e3/ `e3_factor` costlier.
+std::vector<Finding> DriftingRollout(double per_hour, double e3_factor) {
+  const EndpointSpec endpoints[] = {
+      {"/e1/", 40, 1.0}, {"/e2/", 40, 1.0}, {"/e3/", 40, e3_factor}, {"/e4/", 40, 1.0}};
+  std::vector<Finding> out = RolloutFindings(endpoints, per_hour, kRestart + 4 * kHour);
+  std::erase_if(out, [](const Finding& f) { return !f.reason.empty(); });
   return out;
 }
 
@@ -283,6 +305,46 @@ TEST(RolloutDriftTest, ADriftEveryEndpointSawIsNotARegression) {
       EXPECT_GT(f.effect.hi, 0);
     }
   }
+}
+
+// A quiet endpoint of very steady cost doubles at a restart. A handful of
+// requests a side cannot carry the sequential test's normal error: it
+// waits for 30 a side, then alerts.
+TEST(RolloutSequentialTest, AHandfulOfRequestsIsNotJudged) {
+  const EndpointSpec endpoints[] = {{"/steady/", 1, 2.0, 0.02}, {"/busy/", 200, 1.0}};
+  auto steady = [&](int64_t now_us) {
+    std::vector<Finding> out = RolloutFindings(endpoints, 0, now_us);
+    std::erase_if(out, [](const Finding& f) { return f.endpoint != "/steady/"; });
+    EXPECT_EQ(out.size(), 1u);
+    return out.empty() ? Finding{} : out[0];
+  };
+  const Finding early = steady(kRestart + 5 * kMin);
+  EXPECT_FALSE(early.alert);
+  EXPECT_LT(early.samples_after, 30u);
+  EXPECT_NE(early.reason.find("too few samples to accumulate yet"), std::string::npos)
+      << early.reason;
+  const Finding later = steady(kRestart + 40 * kMin);
+  EXPECT_TRUE(later.alert) << later.reason;
+  EXPECT_GE(later.samples_after, 30u);
+}
+
+// A no-op restart while a flag that makes /e3/ 1.5 times dearer goes from
+// 10% of its requests to 60%: before/after holds the flag's values on both
+// sides, so compared as one population it reads the change of mix as a
+// regression of the commit. Compared within each value, it reads none.
+TEST(RolloutStrataTest, AFlagRampingAcrossTheRestartIsNotBilledToTheCommit) {
+  const EndpointSpec endpoints[] = {
+      {"/e1/", 40, 1.0}, {"/e2/", 40, 1.0}, {"/e3/", 40, 1.0, 0.25, 0.1, 0.6}, {"/e4/", 40, 1.0}};
+  const std::vector<Finding> findings = RolloutFindings(endpoints, 0, kRestart + 4 * kHour);
+  const auto e3 = std::find_if(findings.begin(), findings.end(),
+                               [](const Finding& f) { return f.endpoint == "/e3/"; });
+  ASSERT_NE(e3, findings.end());
+  EXPECT_FALSE(e3->alert) << e3->effect.estimate;
+  EXPECT_EQ(e3->method.rfind("before/after", 0), 0u) << e3->method;
+  EXPECT_NE(e3->method.find(", within 2 flag strata"), std::string::npos) << e3->method;
+  EXPECT_LT(e3->effect.lo, 0);
+  EXPECT_GT(e3->effect.hi, 0);
+  EXPECT_GE(e3->samples_before, 5000u);
 }
 
 }  // namespace

@@ -194,6 +194,39 @@ TEST(StatsShiftInterval, SkipsNonPositiveValuesAndNeedsTwoPerSide) {
   EXPECT_FALSE(ShiftInterval(a, b, 1.5).ok);
 }
 
+// Two kinds of request, 1,000 and 3,000 units, both 5% dearer on side b,
+// where b also holds five times the share of the dear kind (a flag turned
+// on for more users): the strata's pooled shift reads the 5%, the plain
+// rank shift over the mix reads far more. A stratum of one request a side
+// has no interval and is left out.
+TEST(StatsPoolShifts, AShiftOfTheMixIsNotAShiftOfCost) {
+  test_util::Gaussian g(8);
+  const std::vector<double> cheap_a = LogNormal(g, 900, 1000, 0.3);
+  const std::vector<double> dear_a = LogNormal(g, 100, 3000, 0.3);
+  std::vector<double> cheap_b = LogNormal(g, 500, 1000 * 1.05, 0.3);
+  std::vector<double> dear_b = LogNormal(g, 500, 3000 * 1.05, 0.3);
+  const std::vector<double> lone_a = {5000}, lone_b = {9000};
+  const StratumPair strata[] = {{cheap_a, cheap_b}, {dear_a, dear_b}, {lone_a, lone_b}};
+  const PooledShift pooled = PoolShifts(strata);
+  ASSERT_TRUE(pooled.ok());
+  EXPECT_EQ(pooled.used, (std::vector<size_t>{0, 1}));
+  const Interval e = pooled.At(0.90);
+  ASSERT_TRUE(e.ok);
+  EXPECT_LT(e.lo, 0.05);
+  EXPECT_GT(e.hi, 0.05);
+  EXPECT_LT(e.hi - e.lo, 0.07);  // 2 * 1.645 * about 0.015
+  EXPECT_LT(pooled.PValue(), 1e-3);
+
+  std::vector<double> all_a = cheap_a, all_b = cheap_b;
+  all_a.insert(all_a.end(), dear_a.begin(), dear_a.end());
+  all_b.insert(all_b.end(), dear_b.begin(), dear_b.end());
+  EXPECT_GT(ShiftInterval(all_a, all_b, 0.90).lo, 0.20);  // the mix, read as cost
+
+  EXPECT_FALSE(PoolShifts(std::span<const StratumPair>(strata + 2, 1)).ok());
+  EXPECT_FALSE(PoolShifts({}).At(0.9).ok);
+  EXPECT_EQ(PoolShifts({}).PValue(), 1);
+}
+
 // 200 seeded experiments with a known multiplicative change of +10%: the
 // 90% interval must cover it about 90% of the time (binomial sd ~2%).
 TEST(StatsShiftInterval, CoverageBySimulation) {
