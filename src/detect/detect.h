@@ -21,15 +21,18 @@
 //    windows are complete (A gone, or the after-window passed), so a
 //    comparison is not looked at again and again while it fills; requests
 //    carrying a flag value the other side never carries are left out. The
-//    effect is the rank-based shift (stats::ShiftInterval). A rollout's
+//    effect is the rank-based shift (stats::ShiftInterval), within flag
+//    strata when the requests carry several values of the endpoint's flags
+//    (stats::PoolShifts): a flag on for more of one side's requests is a
+//    change of mix, not of the commit's cost. A rollout's
 //    endpoint tests are one family: Holm's step-down at rollout_alpha gates
 //    each alert, so a rollout that changed nothing pages nobody, 95% of
 //    the time, however many endpoints its service has.
 //  * rollout, sequential — an endpoint too quiet for that (fewer than
 //    2 * min_samples a side in the widest windows) is looked at every run
 //    for sequential_horizon_us after B's first request: every request of B
-//    and later commits since then against the same span just before it
-//    (mirror windows), with an always-valid interval
+//    since then against A's in the same span just before it (mirror
+//    windows), with an always-valid interval
 //    (stats::MixtureConfidenceSequence at rollout_alpha shared among the
 //    rollout's endpoints) that may be looked at as often as the detectors
 //    run; it alerts as soon as that interval clears the threshold.
@@ -148,7 +151,7 @@ struct DetectOptions {
   int64_t min_overlap_us = 10LL * 60 * 1'000'000;                     // below it: before/after
   // Low traffic: how long after B's first request the sequential test looks
   // (each mirror window grows to this), and the effect (log scale) it is tuned for.
-  int64_t sequential_horizon_us = 12LL * 3600 * 1'000'000;
+  int64_t sequential_horizon_us = 24LL * 3600 * 1'000'000;
   double sequential_tau = 0.03;
   double confidence = 0.90;       // two-sided
   double fdr = 0.05;              // Benjamini–Hochberg level for flag and function tests
@@ -179,6 +182,10 @@ struct DetectOptions {
       widest = std::max({widest, w.max_side_us, w.min_side_us});
     return widest;
   }
+  // DetectOptions::ReadBackUs() — how far back from now the detectors read:
+  // the window, and before its oldest rollout the widest before-window or a
+  // whole sequential horizon (mirror windows), whichever is longer.
+  int64_t ReadBackUs() const { return window_us + std::max(WidestSideUs(), sequential_horizon_us); }
 };
 
 // Recheck — a later look at a stored alert's key (endpoint + cause) by
