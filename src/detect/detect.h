@@ -151,7 +151,7 @@ struct DetectOptions {
   int64_t min_overlap_us = 10LL * 60 * 1'000'000;                     // below it: before/after
   // Low traffic: how long after B's first request the sequential test looks
   // (each mirror window grows to this), and the effect (log scale) it is tuned for.
-  int64_t sequential_horizon_us = 24LL * 3600 * 1'000'000;
+  int64_t sequential_horizon_us = 12LL * 3600 * 1'000'000;
   double sequential_tau = 0.03;
   double confidence = 0.90;       // two-sided
   double fdr = 0.05;              // Benjamini–Hochberg level for flag and function tests
@@ -182,10 +182,6 @@ struct DetectOptions {
       widest = std::max({widest, w.max_side_us, w.min_side_us});
     return widest;
   }
-  // DetectOptions::ReadBackUs() — how far back from now the detectors read:
-  // the window, and before its oldest rollout the widest before-window or a
-  // whole sequential horizon (mirror windows), whichever is longer.
-  int64_t ReadBackUs() const { return window_us + std::max(WidestSideUs(), sequential_horizon_us); }
 };
 
 // Recheck — a later look at a stored alert's key (endpoint + cause) by

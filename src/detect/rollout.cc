@@ -602,10 +602,24 @@ Status DetectSequential(Run& run, const Rollout& r, const std::vector<uint32_t>&
                         size_t family) {
   const DetectOptions& o = run.options;
   if (endpoints.empty()) return OkStatus();
-  // The data read reaches a whole horizon before the oldest rollout looked
-  // at (DetectOptions::ReadBackUs), so the mirror windows are always whole.
-  const int64_t span = std::min(o.now_us + 1 - r.b.first_us, o.sequential_horizon_us);
+  const int64_t read_from = o.now_us - o.window_us - o.WidestSideUs();
+  const int64_t span =
+      std::min({o.now_us + 1 - r.b.first_us, o.sequential_horizon_us, r.b.first_us - read_from});
   if (span <= 0) return OkStatus();
+  const bool past = o.now_us + 1 - r.b.first_us > o.sequential_horizon_us;
+  if (past && span < o.sequential_horizon_us) {
+    // The final verdict was filed while its whole horizon was in the data
+    // read; a shorter look now would be one more chance of a false alert.
+    for (const std::string& endpoint : endpoints) {
+      Finding f = base;
+      f.endpoint = endpoint;
+      f.method = "before/after, sequential";
+      f.reason = "sequential test ended at " + UtcMinute(r.b.first_us + o.sequential_horizon_us) +
+                 " (its horizon); its mirror windows are older than the data read now";
+      File(run, std::move(f), /*skipped=*/true);
+    }
+    return OkStatus();
+  }
   const store::SampleSet& set = run.samples;
   // Commit A's requests against commit B's only: a regression that came
   // with the commit before A or after B is not this rollout's.

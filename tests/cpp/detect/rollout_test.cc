@@ -216,6 +216,18 @@ TEST_F(RolloutTest, PastTheHorizonTheSequentialVerdictIsFinal) {
   EXPECT_FALSE(Findings(kRestart + 5 * kHour, "/quiet-noop/")[0].alert);
 }
 
+TEST_F(RolloutTest, PastTheHorizonWithoutItsDataTheSequentialTestSaysItEnded) {
+  // The horizon (5 h) is longer than the data read before the rollout
+  // (10 h back from 6 h after it: 4 h): no shorter look is taken.
+  options_.sequential_horizon_us = 5 * kHour;
+  options_.window_us = 7 * kHour;
+  const std::vector<Finding> quiet = Findings(kRestart + 6 * kHour, "/quiet/");
+  ASSERT_EQ(quiet.size(), 1u);
+  EXPECT_FALSE(quiet[0].alert);
+  EXPECT_NE(quiet[0].reason.find("sequential test ended at 2026-01-01 11:00"), std::string::npos)
+      << quiet[0].reason;
+}
+
 // FillDrifting() — 10 hours of `endpoints` (a plain restart at kRestart),
 // every request's cost drifting by `per_hour` an hour (load, time of day).
 void FillDrifting(store::Store& st, std::span<const EndpointSpec> endpoints, double per_hour) {
