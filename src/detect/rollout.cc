@@ -188,6 +188,15 @@ struct Comparison {
   stats::PooledShift pooled;
   size_t strata = 0;
   bool stratified() const { return strata > 1; }
+  // The effect at `confidence` and the p-value: pooled, or the rank test's.
+  stats::Interval Effect(double confidence) const {
+    return stratified() ? pooled.At(confidence) : stats::ShiftInterval(a, b, confidence);
+  }
+  double PValue() const { return stratified() ? pooled.PValue() : stats::MannWhitneyPValue(a, b); }
+  // MethodText() — what a finding's method adds: the strata, when pooled.
+  std::string MethodText() const {
+    return stratified() ? ", within " + std::to_string(pooled.used.size()) + " flag strata" : "";
+  }
 };
 
 Comparison Compare(const Side& a, const Window& wa, const Side& b, const Window& wb) {
@@ -225,11 +234,6 @@ OneSigma OneSigmaOf(const Comparison& c) {
   const stats::Interval one = stats::ShiftInterval(c.a, c.b, kOneSigma);
   if (!one.ok) return {};
   return {std::log1p(one.estimate), (std::log1p(one.hi) - std::log1p(one.lo)) / 2, true};
-}
-
-// StrataText() — how a stratified comparison says so in its method.
-std::string StrataText(const Comparison& c) {
-  return ", within " + std::to_string(c.pooled.used.size()) + " flag strata";
 }
 
 // BeforeAfter — the windows of one endpoint's before/after comparison:
@@ -506,13 +510,8 @@ Result<Verdict> TestEndpoint(Run& run, const Rollout& r, Finding f,
   f.samples_after = compared.b.size();
   f.mean_before = Mean(compared.a);
   f.mean_after = Mean(compared.b);
-  if (compared.stratified()) {
-    f.effect = compared.pooled.At(o.confidence);
-    f.p_value = compared.pooled.PValue();
-  } else {
-    f.effect = stats::ShiftInterval(compared.a, compared.b, o.confidence);
-    f.p_value = stats::MannWhitneyPValue(compared.a, compared.b);
-  }
+  f.effect = compared.Effect(o.confidence);
+  f.p_value = compared.PValue();
   // Holm's gate reads the raw rank test, not the drift-corrected effect:
   // the other endpoints' median drift is not each endpoint's own (their slow
   // modes follow load unequally), so a corrected effect alone is no
@@ -520,7 +519,7 @@ Result<Verdict> TestEndpoint(Run& run, const Rollout& r, Finding f,
   // corrected effect alone doubled the false alerts; seeds 71-76: with the
   // drift's spread in its error, recall fell and false alerts did not).
   if (f.method == "before/after") LessDrift(f, DriftOf(all, f.endpoint, t.a, t.b, o.min_samples));
-  if (compared.stratified()) f.method += StrataText(compared);
+  f.method += compared.MethodText();
   if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
   t.finding = std::move(f);
   return Verdict{std::move(t), false};
@@ -572,10 +571,9 @@ Status SequentialTest(Run& run, const Rollout& r, Finding f, const std::pair<Sid
     cs.reason = "no spread in the costs";
   }
   f.effect = cs;
-  f.p_value = compared.stratified() ? compared.pooled.PValue()
-                                    : stats::MannWhitneyPValue(compared.a, compared.b);
+  f.p_value = compared.PValue();
   LessDrift(f, drift);
-  if (compared.stratified()) f.method += StrataText(compared);
+  f.method += compared.MethodText();
   if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
   bool skipped = Judge(o, f);
   if (!f.alert && !final) {
