@@ -266,6 +266,8 @@ struct Alert {
   int64_t at_us = 0, from_us = 0, to_us = 0;
   double estimate = 0, lo = 0, hi = 0, threshold = 0;
   uint64_t samples_before = 0, samples_after = 0;
+  std::string resolve_note;    // a resolve's: the recheck that resolved it
+  bool still_present = false;  // a resolve's: of a regression the fleet still serves
 };
 
 Alert FromFinding(const detect::Finding& f, int64_t at_us) {
@@ -549,8 +551,10 @@ bool DetectOnce(store::Store& st, int64_t start_unix_s, int minute, bool verbose
   std::vector<detect::Finding> fresh_findings;  // opened (or reopened) by this run
   for (const detect::AlertChange& c : *changes) {
     if (c.state == "open") fresh_findings.push_back(c.finding);
-    if (c.change == "resolved")
+    if (c.change == "resolved") {
       out.resolved.push_back(FromFinding(c.finding, detect_options.now_us));
+      out.resolved.back().resolve_note = c.note + "; " + c.comparison.value("method", "");
+    }
     out.reopened += c.change == "reopened";
   }
   const std::vector<detect::Finding>* fresh = &fresh_findings;
@@ -956,14 +960,19 @@ void PrintDetails(const BenchResult& r) {
     if (rc.ok) std::printf("; records say %+.3f (n %.0f/%.0f)", rc.change, rc.n_a, rc.n_b);
     std::printf("\n");
   }
-  std::printf("\nresolved by the detector (minute of the run; the recheck that resolved it)\n");
+  std::printf(
+      "\nresolved by the detector (F = a regression still served; minute of the run; the alert; "
+      "the recheck that resolved it)\n");
   for (const Alert& a : r.runs.resolved)
     std::printf(
-        "  %5lld %-9s %-12s %-26s %s %s (%s, n %llu/%llu) %+.3f [%+.3f, %+.3f] thr %.3f\n",
+        "  %c %5lld %-9s %-12s %-26s %s %s (%s, n %llu/%llu) %+.3f [%+.3f, %+.3f] thr %.3f\n"
+        "            resolved: %s\n",
+        a.still_present ? 'F' : ' ',
         static_cast<long long>((a.at_us / kUs - r.fleet.config.start_unix_s) / 60), a.kind.c_str(),
         a.service.c_str(), a.endpoint.c_str(), a.function.c_str(), a.cause.c_str(),
         a.method.c_str(), static_cast<unsigned long long>(a.samples_before),
-        static_cast<unsigned long long>(a.samples_after), a.estimate, a.lo, a.hi, a.threshold);
+        static_cast<unsigned long long>(a.samples_after), a.estimate, a.lo, a.hi, a.threshold,
+        a.resolve_note.c_str());
 }
 
 // Ratio — k of n; n == 0 is "not measured" (printed "-").
@@ -1087,6 +1096,15 @@ std::optional<SeedFigures> RunSeed(const Args& args, uint64_t seed, bool print) 
     if (!IngestAndDetect(args, config.start_unix_s, **opened, feed, runs)) return std::nullopt;
     generate_s = feed.Finish();
   }
+  // The simulator's regressions never go away unless rolled back: resolving
+  // one still served is a false resolve.
+  for (Alert& a : runs.resolved)
+    a.still_present =
+        std::any_of(fleet.truth.regressions.begin(), fleet.truth.regressions.end(),
+                    [&](const sim::InjectedRegression& r) {
+                      return SameCause(a, r) &&
+                             !rolled_back.count(r.service + "|" + r.endpoint + "|" + r.commit_to);
+                    });
 
   std::vector<Outcome> outcomes = MakeOutcomes(fleet.truth, books, runs.last_finding);
   std::vector<Alert> baseline_alerts;
@@ -1105,15 +1123,8 @@ std::optional<SeedFigures> RunSeed(const Args& args, uint64_t seed, bool print) 
     if (args.verbose) PrintDetails(result);
   }
   SeedFigures figures = FiguresOf(seed, args.days, outcomes, det, tallies);
-  // The simulator's regressions never go away: resolving one is a false resolve.
-  size_t false_resolves = 0;
-  for (const Alert& a : runs.resolved)
-    false_resolves +=
-        std::any_of(fleet.truth.regressions.begin(), fleet.truth.regressions.end(),
-                    [&](const sim::InjectedRegression& r) {
-                      return SameCause(a, r) &&
-                             !rolled_back.count(r.service + "|" + r.endpoint + "|" + r.commit_to);
-                    });
+  const size_t false_resolves = std::count_if(runs.resolved.begin(), runs.resolved.end(),
+                                              [](const Alert& a) { return a.still_present; });
   for (const sim::InjectedRegression& r : fleet.truth.regressions) {
     if (!rolled_back.count(r.service + "|" + r.endpoint + "|" + r.commit_to)) continue;
     auto same = [&](const Alert& a) { return SameCause(a, r); };
