@@ -268,6 +268,8 @@ struct Alert {
   uint64_t samples_before = 0, samples_after = 0;
   std::string resolve_note;    // a resolve's: the recheck that resolved it
   bool still_present = false;  // a resolve's: of a regression the fleet still serves
+  std::string still_served;    // then: "still served: <its kind> <size>; "
+  int64_t recheck_from_us = 0, recheck_to_us = 0;  // a resolve's: the recheck's window
 };
 
 Alert FromFinding(const detect::Finding& f, int64_t at_us) {
@@ -553,7 +555,12 @@ bool DetectOnce(store::Store& st, int64_t start_unix_s, int minute, bool verbose
     if (c.state == "open") fresh_findings.push_back(c.finding);
     if (c.change == "resolved") {
       out.resolved.push_back(FromFinding(c.finding, detect_options.now_us));
-      out.resolved.back().resolve_note = c.note + "; " + c.comparison.value("method", "");
+      Alert& resolved = out.resolved.back();
+      resolved.resolve_note = c.note + "; " + c.comparison.value("method", "");
+      if (Result<detect::Finding> recheck = detect::FindingFromJson(c.comparison); recheck.ok()) {
+        resolved.recheck_from_us = recheck->from_us;
+        resolved.recheck_to_us = recheck->to_us;
+      }
     }
     out.reopened += c.change == "reopened";
   }
@@ -963,16 +970,24 @@ void PrintDetails(const BenchResult& r) {
   std::printf(
       "\nresolved by the detector (F = a regression still served; minute of the run; the alert; "
       "the recheck that resolved it)\n");
-  for (const Alert& a : r.runs.resolved)
+  for (const Alert& a : r.runs.resolved) {
     std::printf(
         "  %c %5lld %-9s %-12s %-26s %s %s (%s, n %llu/%llu) %+.3f [%+.3f, %+.3f] thr %.3f\n"
-        "            resolved: %s\n",
+        "            %sresolved: %s\n",
         a.still_present ? 'F' : ' ',
         static_cast<long long>((a.at_us / kUs - r.fleet.config.start_unix_s) / 60), a.kind.c_str(),
         a.service.c_str(), a.endpoint.c_str(), a.function.c_str(), a.cause.c_str(),
         a.method.c_str(), static_cast<unsigned long long>(a.samples_before),
         static_cast<unsigned long long>(a.samples_after), a.estimate, a.lo, a.hi, a.threshold,
-        a.resolve_note.c_str());
+        a.still_served.c_str(), a.resolve_note.c_str());
+    Alert over_recheck = a;
+    over_recheck.from_us = a.recheck_from_us;
+    over_recheck.to_us = a.recheck_to_us;
+    const Recheck rc = RecheckAlert(over_recheck, r.books, r.fleet.config.start_unix_s);
+    if (rc.ok)
+      std::printf("            records over the recheck's window say %+.3f (n %.0f/%.0f)\n",
+                  rc.change, rc.n_a, rc.n_b);
+  }
 }
 
 // Ratio — k of n; n == 0 is "not measured" (printed "-").
@@ -1099,12 +1114,13 @@ std::optional<SeedFigures> RunSeed(const Args& args, uint64_t seed, bool print) 
   // The simulator's regressions never go away unless rolled back: resolving
   // one still served is a false resolve.
   for (Alert& a : runs.resolved)
-    a.still_present =
-        std::any_of(fleet.truth.regressions.begin(), fleet.truth.regressions.end(),
-                    [&](const sim::InjectedRegression& r) {
-                      return SameCause(a, r) &&
-                             !rolled_back.count(r.service + "|" + r.endpoint + "|" + r.commit_to);
-                    });
+    for (const sim::InjectedRegression& r : fleet.truth.regressions)
+      if (SameCause(a, r) && !rolled_back.count(r.service + "|" + r.endpoint + "|" + r.commit_to)) {
+        char size[32];
+        std::snprintf(size, sizeof size, "%.1f%%", r.size * 100);
+        a.still_present = true;
+        a.still_served = "still served: " + r.kind + " " + size + "; ";
+      }
 
   std::vector<Outcome> outcomes = MakeOutcomes(fleet.truth, books, runs.last_finding);
   std::vector<Alert> baseline_alerts;

@@ -187,7 +187,11 @@ Status JudgeFamily(Run& run, std::vector<FlagTest>& tests, const std::vector<siz
     Finding& f = tests[i].finding;
     f.q_value = chosen.q[k];
     const bool discovered = chosen.selected[k];
-    f.effect = tests[i].pooled.shift.At(discovered ? chosen.selected_confidence : o.confidence);
+    // Always-valid: a flag's split is looked at again every run, for as
+    // long as the flag lives, and a fixed-sample interval would let a flag
+    // that changed nothing through on one look in twenty.
+    f.effect = tests[i].pooled.shift.SequenceAt(
+        discovered ? chosen.selected_confidence : o.confidence, o.sequential_tau);
     if (f.effect.estimate < 0) {
       // The reference is the costlier side: the change to judge is to it.
       f.effect = InvertEffect(f.effect);

@@ -93,34 +93,46 @@ double DriftBetween(const store::SampleSet& set, const Endpoints& endpoints,
   return shifts.size() < kDriftEndpoints ? 0 : stats::Median(std::move(shifts));
 }
 
-// Compare() — the comparison's effect of `b` against `a`, judged for the
-// lifecycle: gone when the estimate lies below the threshold and the whole
-// interval below the alert's own lower bound (`alert_lo`: the effect now is
-// surely smaller than the least the alert claimed; a still-present effect
-// looked at run after run almost never passes that, a rolled-back one does),
-// present when the interval still clears the threshold.
-Recheck::Verdict Compare(const DetectOptions& o, Finding& c, const std::vector<double>& a,
-                         const std::vector<double>& b, double log_drift, double alert_lo) {
+// EnoughToLook() — `a` and `b`'s counts and means into `c`; false, with
+// the reason, when a side has fewer than min_samples.
+bool EnoughToLook(const DetectOptions& o, Finding& c, const std::vector<double>& a,
+                  const std::vector<double>& b) {
   c.samples_before = a.size();
   c.samples_after = b.size();
   c.mean_before = MeanOf(a);
   c.mean_after = MeanOf(b);
-  if (a.size() < o.min_samples || b.size() < o.min_samples) {
-    c.reason = "too few samples to look again (" + std::to_string(a.size()) + " base, " +
-               std::to_string(b.size()) + " now; need " + std::to_string(o.min_samples) + " each)";
-    return Recheck::Verdict::kNone;
-  }
-  c.effect = stats::ShiftInterval(a, b, o.confidence);
+  if (a.size() >= o.min_samples && b.size() >= o.min_samples) return true;
+  c.reason = "too few samples to look again (" + std::to_string(a.size()) + " base, " +
+             std::to_string(b.size()) + " now; need " + std::to_string(o.min_samples) + " each)";
+  return false;
+}
+
+// VerdictOf() — c.effect judged for the lifecycle: gone when the estimate
+// lies below the threshold and the whole interval below the alert's own
+// lower bound (`alert_lo`: the effect now is surely smaller than the least
+// the alert claimed; a still-present effect looked at run after run almost
+// never passes that, a rolled-back one does), present when the interval
+// still clears the threshold.
+Recheck::Verdict VerdictOf(Finding& c, double alert_lo) {
   if (!c.effect.ok) {
     c.reason = c.effect.reason;
     return Recheck::Verdict::kNone;
   }
-  if (log_drift != 0) SubtractDrift(c, log_drift, "");
   c.alert = c.effect.lo > c.threshold;
   if (c.alert) return Recheck::Verdict::kPresent;
   if (c.effect.estimate < c.threshold && c.effect.hi < alert_lo) return Recheck::Verdict::kGone;
   c.reason = "the interval no longer clears the threshold, but does not yet lie below the alert's";
   return Recheck::Verdict::kNone;
+}
+
+// Compare() — the effect of `b` against `a` (rank interval), less
+// `log_drift`, judged by VerdictOf().
+Recheck::Verdict Compare(const DetectOptions& o, Finding& c, const std::vector<double>& a,
+                         const std::vector<double>& b, double log_drift, double alert_lo) {
+  if (!EnoughToLook(o, c, a, b)) return Recheck::Verdict::kNone;
+  c.effect = stats::ShiftInterval(a, b, o.confidence);
+  if (c.effect.ok && log_drift != 0) SubtractDrift(c, log_drift, "");
+  return VerdictOf(c, alert_lo);
 }
 
 // ServedIn() — how many of `indices`' requests each commit served in `w`.
@@ -256,11 +268,45 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
   return verdict;
 }
 
+// SplitUnder() — the flag's split among `commit`'s requests since it began
+// serving the endpoint (or since `since_us`), judged on an always-valid
+// interval: the last two hours' split, looked at every run, now and then
+// reads a still-present cost as gone (detect_bench: each resolve of a flag
+// regression still served was one); the new commit's whole split grows run
+// by run, and the sequence's error holds over all the looks.
+Recheck::Verdict SplitUnder(const Run& run, const std::vector<uint32_t>& indices, Finding& c,
+                            const std::string& commit, int64_t since_us, double alert_lo) {
+  const store::SampleSet& set = run.samples;
+  int64_t first_us = run.options.now_us;
+  for (uint32_t i : indices)
+    if (set.series[set.samples[i].series].commit == commit)
+      first_us = std::min(first_us, set.samples[i].start_us);
+  const Window under{std::max(since_us, first_us), run.options.now_us + 1};
+  std::vector<double> ref, value;
+  for (uint32_t i : indices) {
+    const store::RecordBill& v = set.samples[i];
+    const store::SampleSeries& series = set.series[v.series];
+    if (series.commit != commit || !under.Has(v.start_us)) continue;
+    const std::string carried = FlagValueOf(series, c.flag);
+    if (carried == c.flag_reference) ref.push_back(v.bill);
+    if (carried == c.flag_value) value.push_back(v.bill);
+  }
+  c.method = "recheck: the flag's split under commit " + commit + " since " +
+             UtcMinute(under.from_us) + ", always-valid";
+  c.from_us = under.from_us;
+  c.to_us = under.to_us;
+  if (!EnoughToLook(run.options, c, ref, value)) return Recheck::Verdict::kNone;
+  const stats::StratumPair one[] = {{ref, value}};
+  c.effect = stats::PoolShifts(one).SequenceAt(run.options.confidence, run.options.sequential_tau);
+  return VerdictOf(c, alert_lo);
+}
+
 // RecheckFlag() — the flag's split on the endpoint over the last hours:
 // requests with the value against requests with the reference. Gone when
 // no request carries the value any more while the reference is served (the
 // flag turned off), or when the split reads gone under a commit other than
-// the one that served it at the alert (a fix). The value on for everyone is
+// the one that served it at the alert (a fix), and that commit's whole split
+// agrees (SplitUnder). The value on for everyone is
 // not gone: its cost is now in every request. Nor is a split that reads
 // gone under the same code: looked at every run, a 2-hour split now and
 // then does.
@@ -308,7 +354,7 @@ Recheck::Verdict RecheckFlag(const Run& run, const Endpoints& endpoints, Finding
                "the flag is turned off or another commit (a fix) serves";
     return Recheck::Verdict::kNone;
   }
-  return verdict;
+  return SplitUnder(run, indices, c, now_commit, since_us, alert_lo);
 }
 
 // Look — one key to look at again: its alert, and since when the evidence counts.

@@ -10,6 +10,7 @@
 #include <boost/math/distributions/students_t.hpp>
 #include <boost/math/policies/policy.hpp>
 
+#include "stats/sequential.h"
 #include "stats/stats.h"
 
 namespace cpuledger::stats {
@@ -377,6 +378,16 @@ Interval PooledShift::At(double confidence) const {
   e.estimate = std::expm1(log_shift);
   e.lo = std::expm1(log_shift - z * se);
   e.hi = std::expm1(log_shift + z * se);
+  return e;
+}
+
+Interval PooledShift::SequenceAt(double confidence, double tau) const {
+  if (!ok()) return At(confidence);
+  Interval e = MixtureConfidenceSequence(log_shift, se * se, 1 - confidence, tau);
+  if (!e.ok) return e;
+  e.estimate = std::expm1(e.estimate);
+  e.lo = std::expm1(e.lo);
+  e.hi = std::expm1(e.hi);
   return e;
 }
 

@@ -100,7 +100,10 @@ struct PooledShift {
   std::vector<size_t> used;  // the strata combined (indices into the input)
   bool ok() const { return se > 0; }
   Interval At(double confidence) const;  // normal, as exp(shift) - 1
-  double PValue() const;                 // two-sided, of no shift
+  // SequenceAt() — At()'s always-valid counterpart (MixtureConfidenceSequence,
+  // sequential.h): for a shift looked at again every run as its data grow.
+  Interval SequenceAt(double confidence, double tau) const;
+  double PValue() const;  // two-sided, of no shift
 };
 
 // PoolShifts() — the strata's Hodges–Lehmann shifts (ShiftInterval),

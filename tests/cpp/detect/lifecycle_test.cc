@@ -376,6 +376,27 @@ TEST_F(LifecycleTest, AFlagIsNotResolvedUnderTheSameCodeNorWhenOnForEveryone) {
   EXPECT_EQ(State(flag->alert_id), "open");
 }
 
+// ccc replaces bbb at 5 h and fixes new_search=on's cost: the flag's alert
+// resolves, on ccc's own split since it began serving (an always-valid
+// interval, looked at every run), and the resolve says so.
+TEST_F(LifecycleTest, AFlagFixedByTheNextCommitResolvesOnThatCommitsWholeSplit) {
+  shop_.ccc = [](int64_t m) { return m >= 300; };
+  shop_.flag_off_minute = 100000;
+  shop_.search_costlier = [](int64_t m) { return m < 300; };
+  const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
+  const AlertChange* flag = Find(first, "/search/");
+  ASSERT_NE(flag, nullptr);
+  int64_t resolved_at = 0;
+  for (int64_t t = 5 * kHour; t <= 10 * kHour && resolved_at == 0; t += 30 * kMinute)
+    for (const AlertChange& c : RunAt(kT0 + t))
+      if (c.alert_id == flag->alert_id && c.change == "resolved") resolved_at = t;
+  ASSERT_GT(resolved_at, 0) << "the fixed flag's alert never resolved";
+  const std::vector<store::AlertEvent> events = Events(flag->alert_id);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_NE(events[1].detail.find("under commit ccc since 2026-01-01 05:00 UTC"), std::string::npos)
+      << events[1].detail;
+}
+
 TEST(AlertState, OneTransitionFunction) {
   using store::AlertState;
   using store::AlertTransitionRefusal;

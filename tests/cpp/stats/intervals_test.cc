@@ -227,6 +227,26 @@ TEST(StatsPoolShifts, AShiftOfTheMixIsNotAShiftOfCost) {
   EXPECT_EQ(PoolShifts({}).PValue(), 1);
 }
 
+// The always-valid interval of a pooled shift: around the same estimate as
+// the fixed-sample one, wider (it pays for every later look), at the
+// confidence asked for; nothing to pool stays !ok.
+TEST(StatsPoolShifts, TheSequenceIntervalIsTheFixedOneWidened) {
+  test_util::Gaussian g(9);
+  const std::vector<double> a = LogNormal(g, 2000, 1000, 0.3);
+  const std::vector<double> b = LogNormal(g, 2000, 1000 * 1.03, 0.3);
+  const StratumPair one[] = {{a, b}};
+  const PooledShift pooled = PoolShifts(one);
+  const Interval fixed = pooled.At(0.90), always = pooled.SequenceAt(0.90, 0.03);
+  ASSERT_TRUE(fixed.ok);
+  ASSERT_TRUE(always.ok);
+  EXPECT_DOUBLE_EQ(always.estimate, fixed.estimate);
+  EXPECT_DOUBLE_EQ(always.confidence, 0.90);
+  EXPECT_LT(always.lo, fixed.lo);
+  EXPECT_GT(always.hi, fixed.hi);
+  EXPECT_GT(always.hi - always.lo, 1.3 * (fixed.hi - fixed.lo));
+  EXPECT_FALSE(PoolShifts({}).SequenceAt(0.90, 0.03).ok);
+}
+
 // 200 seeded experiments with a known multiplicative change of +10%: the
 // 90% interval must cover it about 90% of the time (binomial sd ~2%).
 TEST(StatsShiftInterval, CoverageBySimulation) {
