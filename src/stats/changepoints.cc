@@ -33,14 +33,12 @@
 //     temperature anomaly), and PELT cuts it into changes where annotators
 //     mark none. When such a model without changes scores better than the
 //     changes do, only the changes that are abrupt against it (a step there
-//     pays for itself on top of the wander) are kept. Not below 35 points,
+//     pays for itself on top of the wander) are kept. Not below 30 points,
 //     where a walk passes for one clear shift as well as the shift does.
-//  7. Scales (DetectChangePoints): a series of positive values is also
-//     fitted in logs, and counts (non-negative integers) on Anscombe's root
-//     scale; another scale wins when it scores better on the same footing
+//  7. Logs (DetectChangePoints): a series of positive values is also fitted
+//     in logs, and the logs win when they score better on the same footing
 //     (the Jacobian added): growth by a steady factor is one trend in logs
-//     but a steepening curve, a staircase of changes, on its own scale, and
-//     Poisson noise, which grows with the rate, is steady on the root scale.
+//     but a steepening curve, a staircase of changes, on its own scale.
 // Steps 3-5 run in units of the noise scale, so the penalty is a number of
 // noise variances.
 #include <algorithm>
@@ -80,9 +78,9 @@ constexpr double kMaxWanderFactor = 4;
 // Fewest present points for the wander alternative (PreferWander()): in
 // fewer, a random walk explains one clear shift about as well as the shift
 // does (one big step among a few small ones), and the shift was dropped
-// (bench/changepoints' `short` family, 20-60 points; 35 was where the
-// `random_walk` family's short walks began to pay for it, seeds 1-3).
-constexpr size_t kMinWanderPoints = 35;
+// (bench/changepoints' `short` family, 20-60 points; seeds 1-3: 30 kept
+// every shift that 35 kept, without 35's cost to short walks).
+constexpr size_t kMinWanderPoints = 30;
 // Periods at least this long are smoothed to kHarmonics harmonics
 // (SmoothCycle()): they are slow waves (a year of days or weeks), not a
 // weekday pattern.
@@ -1022,79 +1020,28 @@ Robust FitSeries(std::vector<double>& grid, double mid_index, double penalty, si
   return fit;
 }
 
-// Scale — what a series is fitted on: its values, their logs (growth by a
-// steady factor is one trend in logs), or Anscombe's 2 sqrt(v + 3/8) for
-// counts (Poisson noise, whose variance is its mean, has unit variance there,
-// so a rise of the rate does not read as a rise of the noise).
-enum class Scale { kInput, kLog, kCounts };
-
-// IsCount() — a non-negative integer.
-bool IsCount(double v) { return v >= 0 && v == std::floor(v); }
-
-// Jacobian() — what turns a fit's score on `scale` into a score of the
-// input values themselves (-2 log |d scale / dv| summed over the present
-// values): 2 log v for logs, log(v + 3/8) for Anscombe's root. NaN when
-// the scale does not apply: logs need every value positive, the root every
-// value a count.
-double Jacobian(const std::vector<double>& grid, Scale scale) {
+// SumOfLogs() — the sum of log(v) over the present values; NaN unless every
+// present value is positive (then logs are no option).
+double SumOfLogs(const std::vector<double>& grid) {
   double sum = 0;
   for (double v : grid) {
     if (!std::isfinite(v)) continue;
-    switch (scale) {
-      case Scale::kInput:
-        break;
-      case Scale::kLog:
-        if (!(v > 0)) return kNaN;
-        sum += 2 * std::log(v);
-        break;
-      case Scale::kCounts:
-        if (!IsCount(v)) return kNaN;
-        sum += std::log(v + 0.375);
-        break;
-    }
+    if (!(v > 0)) return kNaN;
+    sum += std::log(v);
   }
   return sum;
 }
 
-// ToScale() — a present value on `scale`; FromScale() — back; and Slope()
-// — d value / d scaled at a scaled value, to carry slopes and the noise
-// scale back to the input's scale.
-double ToScale(double v, Scale scale) {
-  if (scale == Scale::kLog) return std::log(v);
-  if (scale == Scale::kCounts) return 2 * std::sqrt(v + 0.375);
-  return v;
-}
-double FromScale(double y, Scale scale) {
-  if (scale == Scale::kLog) return std::exp(y);
-  if (scale == Scale::kCounts) return 0.25 * y * y - 0.375;
-  return y;
-}
-double Slope(double y, Scale scale) {
-  if (scale == Scale::kLog) return std::exp(y);
-  if (scale == Scale::kCounts) return 0.5 * y;
-  return 1;
-}
-
-// ToInputScale() — a change found on `scale`, on the input's scale: levels
-// mapped back, slopes as the level's rate of change there.
-ChangePoint ToInputScale(ChangePoint cp, Scale scale) {
-  if (scale == Scale::kInput) return cp;
-  cp.slope_before *= Slope(cp.before, scale);
-  cp.slope_after *= Slope(cp.after, scale);
-  cp.before = FromScale(cp.before, scale);
-  cp.after = FromScale(cp.after, scale);
+// ToInputScale() — a change found in the logs, on the input's scale: levels
+// exponentiated, slopes as the level's rate of change there.
+ChangePoint ToInputScale(ChangePoint cp) {
+  cp.slope_before *= std::exp(cp.before);
+  cp.slope_after *= std::exp(cp.after);
+  cp.before = std::exp(cp.before);
+  cp.after = std::exp(cp.after);
   cp.size = cp.after - cp.before;
-  cp.relative = cp.before != 0 ? cp.size / std::fabs(cp.before) : 0;
+  cp.relative = cp.size / cp.before;
   return cp;
-}
-
-// FitOnScale() — FitSeries() of the present values mapped to `scale`
-// (what it saw, the seasons, recorded in `result`).
-Robust FitOnScale(std::vector<double> grid, Scale scale, double mid_index, double penalty,
-                  size_t present, const ChangePointOptions& options, ChangePointResult& result) {
-  for (double& v : grid)
-    if (std::isfinite(v)) v = ToScale(v, scale);
-  return FitSeries(grid, mid_index, penalty, present, options, result);
 }
 
 // MidGap() — where to report a level change whose first points are
@@ -1125,39 +1072,36 @@ ChangePointResult DetectChangePoints(std::span<const double> values,
       options.penalty > 0 ? options.penalty
                           : kPenaltyPerLogN * std::log(static_cast<double>(present)) + kPenaltyBase;
 
-  // 1-5 on the values as they are, and on each other scale that applies
-  // (Scale): a series that grows by a steady factor (compounding) is one
-  // trend in logs but a steepening curve, cut into many changes, as it is;
-  // counts have noise that grows with their rate. Another scale wins when
-  // its score plus its Jacobian (the scores are then likelihoods of the
-  // same data) is lower by more than one change's penalty, so a series that
-  // is as well fitted either way keeps its own scale.
-  Robust fit = FitOnScale(grid, Scale::kInput, mid_index, penalty, present, options, result);
-  double best = fit.score;
-  Scale scale = Scale::kInput;
-  for (Scale other : {Scale::kLog, Scale::kCounts}) {
-    const double jacobian = Jacobian(grid, other);
-    if (!std::isfinite(jacobian) || !fit.fitted) continue;
-    ChangePointResult other_result;
-    other_result.missing = result.missing;
-    Robust other_fit = FitOnScale(grid, other, mid_index, penalty, present, options, other_result);
-    if (other_fit.fitted && other_fit.score + jacobian + penalty < best) {
-      best = other_fit.score + jacobian;
-      result = std::move(other_result);
-      fit = std::move(other_fit);
-      scale = other;
+  // 1-5 on the values as they are, and on their logs when all are positive:
+  // a series that grows by a steady factor (compounding) is one trend in
+  // logs but a steepening curve, cut into many changes, as it is. The logs
+  // win when their score, less the Jacobian of the log (2 sum log y: the
+  // two scores are then likelihoods of the same data), is lower by more
+  // than one change's penalty, so a series that is as well fitted either
+  // way keeps its own scale.
+  std::vector<double> logs = grid;
+  Robust fit = FitSeries(grid, mid_index, penalty, present, options, result);
+  const double jacobian = 2 * SumOfLogs(logs);
+  if (std::isfinite(jacobian) && fit.fitted) {
+    for (double& v : logs) v = std::log(v);
+    ChangePointResult log_result;
+    log_result.missing = result.missing;
+    Robust log_fit = FitSeries(logs, mid_index, penalty, present, options, log_result);
+    if (log_fit.fitted && log_fit.score + jacobian + penalty < fit.score) {
+      result = std::move(log_result);
+      result.multiplicative = true;
+      fit = std::move(log_fit);
     }
   }
-  result.multiplicative = scale == Scale::kLog;
-  result.counts = scale == Scale::kCounts;
   // Report the changes.
-  result.noise_scale = fit.sigma * Slope(fit.centre, scale);
+  result.noise_scale = fit.sigma;
+  if (result.multiplicative) result.noise_scale *= std::exp(fit.centre);
   result.outliers = fit.outliers;
   if (!fit.fitted) return result;
   for (size_t s = 1; s < fit.fit.segments.size(); ++s) {
     ChangePoint cp = Report(fit, s, mid_index);
     if (!cp.slope_change) cp.index = MidGap(values, cp.index);
-    result.changes.push_back(ToInputScale(cp, scale));
+    result.changes.push_back(result.multiplicative ? ToInputScale(cp) : cp);
   }
   return result;
 }

@@ -206,11 +206,6 @@ struct ChangePointResult {
   // trend in logs). Changes are still reported on the input's scale;
   // noise_scale is then the relative noise times the median value.
   bool multiplicative = false;
-  // counts — the fit was made on Anscombe's 2 sqrt(value + 3/8): every value
-  // is a non-negative integer and that scale fitted better (Poisson noise
-  // grows with the rate; there it is steady). Changes are still reported on
-  // the input's scale; noise_scale is then the noise at the median value.
-  bool counts = false;
 };
 
 // DetectChangePoints() — optimal partitioning by PELT with a robust
@@ -236,13 +231,10 @@ struct ChangePointResult {
 // (a random walk seen through noise, or an AR(1) of phi up to 0.98, with or
 // without a drift) scores better than the changes, only changes that are
 // abrupt against it are kept, so a series that strays is not cut up
-// (from 35 present points: in fewer a walk passes for one clear shift).
+// (from 30 present points: in fewer a walk passes for one clear shift).
 // Growth: a series of positive values is fitted in logs too, and reported
 // from them (multiplicative) when they fit better, so growth by a steady
 // factor is one trend, not a staircase.
-// Counts: a series of non-negative integers is fitted on Anscombe's root
-// scale 2 sqrt(v + 3/8) too, and reported from it (counts) when it fits
-// better: Poisson noise grows with the rate, and is steady there.
 // What it finds without tuning: pure noise of 30 to 2000 points gives no
 // change (Gaussian, 300 seeds); a shift lasting the last 5 of 28 points is
 // found 76% of the time at 3 noise scales and 94% at 4 (88% and 99% in 200
@@ -255,9 +247,8 @@ struct ChangePointResult {
 // there is no change (1000 points: ~5 ms a fit); a call makes two to six
 // fits (twice that when the noise is autocorrelated), five more per season
 // tried, and the season search is O(n * min(n/2, 2000)); all of it twice
-// for a series of positive values (once in logs), and again for counts
-// (on the root scale); when a wander model wins, 38 of them,
-// O(n * changes^2) each, per change found and round:
+// for a series of positive values (once in logs); when a wander model
+// wins, 38 of them, O(n * changes^2) each, per change found and round:
 // 1000 points with a shift took ~55 ms, a 1000-point random walk ~400 ms
 // (the CLI, on a loaded 2-core VM).
 ChangePointResult DetectChangePoints(std::span<const double> values,
