@@ -33,7 +33,8 @@
 //     temperature anomaly), and PELT cuts it into changes where annotators
 //     mark none. When such a model without changes scores better than the
 //     changes do, only the changes that are abrupt against it (a step there
-//     pays for itself on top of the wander) are kept.
+//     pays for itself on top of the wander) are kept. Not below 30 points,
+//     where a walk passes for one clear shift as well as the shift does.
 //  7. Logs (DetectChangePoints): a series of positive values is also fitted
 //     in logs, and the logs win when they score better on the same footing
 //     (the Jacobian added): growth by a steady factor is one trend in logs
@@ -74,6 +75,12 @@ constexpr size_t kMaxPeriod = 2000;
 constexpr int kBackfitRounds = 4;
 // The most the penalty grows for autocorrelated noise (FitGrid()).
 constexpr double kMaxWanderFactor = 4;
+// Fewest present points for the wander alternative (PreferWander()): in
+// fewer, a random walk explains one clear shift about as well as the shift
+// does (one big step among a few small ones), and the shift was dropped
+// (bench/changepoints' `short` family, 20-60 points; seeds 1-3: 30 kept
+// every shift that 35 kept, without 35's cost to short walks).
+constexpr size_t kMinWanderPoints = 30;
 // Periods at least this long are smoothed to kHarmonics harmonics
 // (SmoothCycle()): they are slow waves (a year of days or weeks), not a
 // weekday pattern.
@@ -931,7 +938,7 @@ Fit Refit(const Robust& r, const std::vector<size_t>& starts, double penalty) {
 // kept points better than the fit's changes do, keeps only the changes that
 // are abrupt against it and refits the segments between them.
 void PreferWander(Robust& r, size_t present, double penalty) {
-  if (!r.fitted || r.fit.segments.size() < 2) return;
+  if (!r.fitted || r.fit.segments.size() < 2 || present < kMinWanderPoints) return;
   const Wander w = BestWander(r, {}, present, penalty);
   // The changes' fit is scored at the plain penalty (not the one raised for
   // autocorrelated noise) and with AR(1) residuals too (one parameter

@@ -233,7 +233,8 @@ struct ChangePointResult {
 // (1 + rho) / (1 - rho) (at most 4x). Wander: when a model without changes
 // (a random walk seen through noise, or an AR(1) of phi up to 0.98, with or
 // without a drift) scores better than the changes, only changes that are
-// abrupt against it are kept, so a series that strays is not cut up.
+// abrupt against it are kept, so a series that strays is not cut up
+// (from 30 present points: in fewer a walk passes for one clear shift).
 // Growth: a series of positive values is fitted in logs too, and reported
 // from them (multiplicative) when they fit better, so growth by a steady
 // factor is one trend, not a staircase.
