@@ -11,7 +11,6 @@
 #include "base/percent_text.h"
 #include "base/time_text.h"
 #include "detect/internal.h"
-#include "stats/sequential.h"
 
 namespace cpuledger::detect::internal {
 namespace {
@@ -225,15 +224,15 @@ Comparison Compare(const Side& a, const Window& wa, const Side& b, const Window&
 // pooled one, or for one stratum the rank interval's half-width at one
 // sigma (se 0 when the costs do not spread). !ok: too few to compare.
 struct OneSigma {
-  double log_shift = 0, se = 0;
+  stats::PooledShift shift;
   bool ok = false;
 };
 OneSigma OneSigmaOf(const Comparison& c) {
-  if (c.stratified()) return {c.pooled.log_shift, c.pooled.se, c.pooled.ok()};
+  if (c.stratified()) return {c.pooled, c.pooled.ok()};
   constexpr double kOneSigma = 0.682689492137086;
   const stats::Interval one = stats::ShiftInterval(c.a, c.b, kOneSigma);
   if (!one.ok) return {};
-  return {std::log1p(one.estimate), (std::log1p(one.hi) - std::log1p(one.lo)) / 2, true};
+  return {{std::log1p(one.estimate), (std::log1p(one.hi) - std::log1p(one.lo)) / 2, {}}, true};
 }
 
 // BeforeAfter — the windows of one endpoint's before/after comparison:
@@ -561,16 +560,8 @@ Status SequentialTest(Run& run, const Rollout& r, Finding f, const std::pair<Sid
     File(run, std::move(f), /*skipped=*/true);
     return OkStatus();
   }
-  stats::Interval cs =
-      stats::MixtureConfidenceSequence(one.log_shift, one.se * one.se, alpha, o.sequential_tau);
-  if (cs.ok) {
-    cs.estimate = std::expm1(cs.estimate);
-    cs.lo = std::expm1(cs.lo);
-    cs.hi = std::expm1(cs.hi);
-  } else {
-    cs.reason = "no spread in the costs";
-  }
-  f.effect = cs;
+  f.effect = one.shift.SequenceAt(1 - alpha, o.sequential_tau);
+  if (!f.effect.ok) f.effect.reason = "no spread in the costs";
   f.p_value = compared.PValue();
   LessDrift(f, drift);
   f.method += compared.MethodText();
