@@ -266,9 +266,10 @@ struct Alert {
   int64_t at_us = 0, from_us = 0, to_us = 0;
   double estimate = 0, lo = 0, hi = 0, threshold = 0;
   uint64_t samples_before = 0, samples_after = 0;
-  std::string resolve_note;    // a resolve's: the recheck that resolved it
-  bool still_present = false;  // a resolve's: of a regression the fleet still serves
-  std::string still_served;    // then: "still served: <its kind> <size>; "
+  std::string resolve_note;  // a resolve's: the recheck that resolved it
+  std::string still_served;  // a resolve's, of a regression the fleet still serves:
+                             // "still served: <its kind> <size>; "
+  bool still_present() const { return !still_served.empty(); }
   int64_t recheck_from_us = 0, recheck_to_us = 0;  // a resolve's: the recheck's window
 };
 
@@ -974,7 +975,7 @@ void PrintDetails(const BenchResult& r) {
     std::printf(
         "  %c %5lld %-9s %-12s %-26s %s %s (%s, n %llu/%llu) %+.3f [%+.3f, %+.3f] thr %.3f\n"
         "            %sresolved: %s\n",
-        a.still_present ? 'F' : ' ',
+        a.still_present() ? 'F' : ' ',
         static_cast<long long>((a.at_us / kUs - r.fleet.config.start_unix_s) / 60), a.kind.c_str(),
         a.service.c_str(), a.endpoint.c_str(), a.function.c_str(), a.cause.c_str(),
         a.method.c_str(), static_cast<unsigned long long>(a.samples_before),
@@ -1118,7 +1119,6 @@ std::optional<SeedFigures> RunSeed(const Args& args, uint64_t seed, bool print) 
       if (SameCause(a, r) && !rolled_back.count(r.service + "|" + r.endpoint + "|" + r.commit_to)) {
         char size[32];
         std::snprintf(size, sizeof size, "%.1f%%", r.size * 100);
-        a.still_present = true;
         a.still_served = "still served: " + r.kind + " " + size + "; ";
       }
 
@@ -1140,7 +1140,7 @@ std::optional<SeedFigures> RunSeed(const Args& args, uint64_t seed, bool print) 
   }
   SeedFigures figures = FiguresOf(seed, args.days, outcomes, det, tallies);
   const size_t false_resolves = std::count_if(runs.resolved.begin(), runs.resolved.end(),
-                                              [](const Alert& a) { return a.still_present; });
+                                              [](const Alert& a) { return a.still_present(); });
   for (const sim::InjectedRegression& r : fleet.truth.regressions) {
     if (!rolled_back.count(r.service + "|" + r.endpoint + "|" + r.commit_to)) continue;
     auto same = [&](const Alert& a) { return SameCause(a, r); };
