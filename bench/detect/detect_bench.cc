@@ -44,8 +44,11 @@
 // Usage: detect_bench [--days N] [--seed S | --seeds 1-10 | --seeds 6,7,9]
 //                     [--jobs J] [--json] [--interval-min M] [--profile-rate R]
 //                     [--cost-diurnal X] [--data-dir DIR] [--verbose] [--rollbacks]
+//                     [--trace ENDPOINT]
 // --rollbacks rolls back every other endpoint rollout regression
 // (AddRollbacks) and counts how many of those alerts the detector resolved.
+// --trace ENDPOINT prints every finding on that endpoint at every run (with
+// --seed): how a verdict came about, look by look.
 #include <stdlib.h>
 
 #include <algorithm>
@@ -99,13 +102,15 @@ struct Args {
   std::string data_dir;  // empty: a temporary directory, removed at the end
   bool verbose = false;
   bool rollbacks = false;  // roll back every other endpoint rollout regression (AddRollbacks)
+  std::string trace;       // an endpoint whose every finding, every run, goes to stderr
 };
 
 void Usage() {
   std::cerr
       << "usage: detect_bench [--days N] [--seed S | --seeds 1-10 | --seeds 6,7,9] [--jobs J]\n"
          "                    [--json] [--interval-min M] [--profile-rate R]\n"
-         "                    [--cost-diurnal X] [--data-dir DIR] [--verbose] [--rollbacks]\n";
+         "                    [--cost-diurnal X] [--data-dir DIR] [--verbose] [--rollbacks]\n"
+         "                    [--trace ENDPOINT]\n";
 }
 
 // ParseSeeds() — "1-10", "6,7,9" or a mix ("1-3,8"). RETURNS: empty on a bad list.
@@ -158,6 +163,8 @@ std::optional<Args> ParseArgs(int argc, char** argv) {
       a.cost_diurnal = std::atof(v);
     } else if (arg == "--data-dir" && (v = value())) {
       a.data_dir = v;
+    } else if (arg == "--trace" && (v = value())) {
+      a.trace = v;
     } else {
       return std::nullopt;
     }
@@ -534,9 +541,18 @@ struct DetectorRuns {
   size_t runs = 0, tests = 0, skipped = 0;
 };
 
+// Trace() — --trace: one finding of one run, on one line.
+void Trace(const detect::Finding& f, int minute) {
+  std::cerr << "trace +" << (minute + 1) / 60.0 << " h: " << f.kind << " " << f.cause << " "
+            << f.function << " (" << f.method << ", n " << f.samples_before << "/"
+            << f.samples_after << ") " << f.effect.estimate << " [" << f.effect.lo << ", "
+            << f.effect.hi << "] p " << f.p_value << (f.alert ? " ALERT " : " ") << f.reason
+            << "\n";
+}
+
 // DetectOnce() — the detectors as the server's scheduler runs them, at the
 // end of `minute`. RETURNS: false (said on stderr) on a store error.
-bool DetectOnce(store::Store& st, int64_t start_unix_s, int minute, bool verbose,
+bool DetectOnce(store::Store& st, int64_t start_unix_s, int minute, const Args& args,
                 DetectorRuns& out) {
   const auto t0 = Clock::now();
   detect::DetectOptions detect_options;
@@ -573,8 +589,11 @@ bool DetectOnce(store::Store& st, int64_t start_unix_s, int minute, bool verbose
   for (const detect::Finding& f : *fresh)
     out.alerts.push_back(FromFinding(f, detect_options.now_us));
   for (const auto* list : {&report->evaluated, &report->skipped, &report->alerts})
-    for (const detect::Finding& f : *list) out.last_finding[f.Key()] = f;
-  if (verbose)
+    for (const detect::Finding& f : *list) {
+      out.last_finding[f.Key()] = f;
+      if (!args.trace.empty() && f.endpoint == args.trace) Trace(f, minute);
+    }
+  if (args.verbose)
     std::cerr << "run " << out.runs << " at +" << (minute + 1) / 60.0 << " h: " << report->tests
               << " tests, " << report->skipped.size() << " skipped, " << fresh->size()
               << " opened\n";
@@ -598,7 +617,7 @@ bool IngestAndDetect(const Args& args, int64_t start_unix_s, store::Store& st, M
     }
     out.ingest_s += std::chrono::duration<double>(Clock::now() - t0).count();
     if ((minute + 1) % args.interval_min != 0) continue;
-    if (!DetectOnce(st, start_unix_s, minute, args.verbose, out)) return false;
+    if (!DetectOnce(st, start_unix_s, minute, args, out)) return false;
   }
 }
 

@@ -33,9 +33,12 @@
 //    for sequential_horizon_us after B's first request: every request of B
 //    since then against A's in the same span just before it (mirror
 //    windows), with an always-valid interval
-//    (stats::MixtureConfidenceSequence at rollout_alpha shared among the
-//    rollout's endpoints) that may be looked at as often as the detectors
-//    run; it alerts as soon as that interval clears the threshold.
+//    (stats::MixtureConfidenceSequence at half of rollout_alpha shared
+//    among the rollout's endpoints) that may be looked at as often as the
+//    detectors run; it alerts as soon as that interval clears the
+//    threshold. The last look (at the horizon, or on B's whole life once B
+//    left the fleet) sees data that no longer change and is judged once on
+//    the fixed-sample interval at the other half.
 //  * flag — for every flag and value seen in the window, per endpoint:
 //    requests with the value against requests with the flag's reference
 //    value (its most common set value; "unset" only for a flag with one set

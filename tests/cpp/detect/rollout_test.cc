@@ -228,9 +228,11 @@ TEST_F(RolloutTest, PastTheHorizonWithoutItsDataTheSequentialTestSaysItEnded) {
       << quiet[0].reason;
 }
 
-// FillDrifting() — 10 hours of `endpoints` (a plain restart at kRestart),
-// every request's cost drifting by `per_hour` an hour (load, time of day).
-void FillDrifting(store::Store& st, std::span<const EndpointSpec> endpoints, double per_hour) {
+// FillDrifting() — 10 hours of `endpoints` (a plain restart at kRestart,
+// and from `c_from_us` commit "c", as costly as b), every request's cost
+// drifting by `per_hour` an hour (load, time of day).
+void FillDrifting(store::Store& st, std::span<const EndpointSpec> endpoints, double per_hour,
+                  int64_t c_from_us) {
   std::mt19937_64 rng(9);
   std::uniform_real_distribution<double> u(0, 1);
   for (int64_t minute = 0; minute < 10 * 60; ++minute) {
@@ -241,6 +243,7 @@ void FillDrifting(store::Store& st, std::span<const EndpointSpec> endpoints, dou
       for (int i = 0; i < e.per_minute; ++i) {
         const int64_t t = kT0 + minute * kMin + static_cast<int64_t>(u(rng) * 60e6);
         record::RequestRecord r = Record(e, t, rng);
+        if (t >= c_from_us) r.set_commit("c");
         const double drift = 1 + per_hour * static_cast<double>(t - kT0) / kHour;
         const auto cost =
             static_cast<uint64_t>(static_cast<double>(r.cpu().instructions()) * drift);
@@ -254,14 +257,14 @@ void FillDrifting(store::Store& st, std::span<const EndpointSpec> endpoints, dou
 }
 
 // RolloutFindings() — the rollout findings (evaluated, then skipped) at
-// `now_us` of `endpoints` drifting by `per_hour` an hour.
+// `now_us` of `endpoints` drifting by `per_hour` an hour, commit c from `c_from_us`.
 std::vector<Finding> RolloutFindings(std::span<const EndpointSpec> endpoints, double per_hour,
-                                     int64_t now_us) {
+                                     int64_t now_us, int64_t c_from_us = INT64_MAX) {
   TempDir dir;
   auto opened = store::OpenSqliteStore({.path = dir.File("s.sqlite")});
   EXPECT_TRUE(opened.ok()) << opened.status().message();
   if (!opened.ok()) return {};
-  FillDrifting(**opened, endpoints, per_hour);
+  FillDrifting(**opened, endpoints, per_hour, c_from_us);
   DetectOptions options;
   options.now_us = now_us;
   Result<DetectReport> report = RunDetectors(**opened, options);
@@ -326,6 +329,40 @@ TEST(RolloutSequentialTest, AHandfulOfRequestsIsNotJudged) {
   const Finding later = steady(kRestart + 40 * kMin);
   EXPECT_TRUE(later.alert) << later.reason;
   EXPECT_GE(later.samples_after, 30u);
+}
+
+// A quiet endpoint 4% costlier under b, which commit c replaces 3 hours
+// later: b's few hundred requests a side never clear the always-valid
+// interval, and will not grow. Once b is gone, the last look judges b's whole
+// life (against as long of a before it) on the fixed-sample interval, once.
+TEST(RolloutSequentialTest, ABuildReplacedWithinHoursGetsALastFixedSampleLook) {
+  const EndpointSpec endpoints[] = {{"/quiet/", 3, 1.04}, {"/busy/", 200, 1.0}};
+  const int64_t c_from = kRestart + 3 * kHour;
+  auto quiet = [&](int64_t now_us) {
+    std::vector<Finding> out = RolloutFindings(endpoints, 0, now_us, c_from);
+    std::erase_if(out, [](const Finding& f) {
+      return f.endpoint != "/quiet/" || f.cause != "commit b vs a";
+    });
+    EXPECT_EQ(out.size(), 1u);
+    return out.empty() ? Finding{} : out[0];
+  };
+  const Finding during = quiet(c_from);
+  EXPECT_FALSE(during.alert) << during.method << " " << during.effect.lo << " "
+                             << during.effect.estimate << " n " << during.samples_after;
+  EXPECT_NE(during.reason.find("accumulating evidence"), std::string::npos) << during.reason;
+  const Finding last = quiet(c_from + kHour);
+  EXPECT_TRUE(last.alert) << last.reason << " " << last.effect.lo;
+  EXPECT_EQ(last.method, "before/after, sequential, last look");
+  // b's whole life (its first and last request are within a minute of the
+  // restarts), and as long a side before it.
+  EXPECT_LT(std::abs(last.to_us - c_from), kMin);
+  EXPECT_LT(std::abs((last.from_us + last.to_us) / 2 - kRestart), kMin);
+  EXPECT_LT(last.effect.lo, 0.04);
+  EXPECT_GT(last.effect.hi, 0.04);
+  // Looked at again later: the same data, the same verdict.
+  const Finding again = quiet(c_from + 2 * kHour);
+  EXPECT_EQ(again.effect.estimate, last.effect.estimate);
+  EXPECT_TRUE(again.alert);
 }
 
 // A no-op restart while a flag that makes /e3/ 1.5 times dearer goes from
