@@ -48,6 +48,8 @@ std::map<std::string, std::vector<CommitSpan>> CommitsByService(
 // kGoneAfterUs — a commit with no sample for this long has left the fleet.
 constexpr int64_t kGoneAfterUs = 5 * 60 * kUs;
 
+bool LeftTheFleet(const CommitSpan& c, int64_t now_us) { return c.last_us < now_us - kGoneAfterUs; }
+
 // Side — one commit's requests of one endpoint: when each started, its
 // cost, and its flag stratum (the values it carries of the endpoint's flags).
 struct Side {
@@ -380,7 +382,7 @@ Rollout MakeRollout(const std::string& service, const std::vector<CommitSpan>& c
   // again while a window fills would multiply the chances of a false
   // alert. Side by side is complete once the old commit is gone (or the
   // next one came).
-  r.overlap_judged = (a.last_us < o.now_us - kGoneAfterUs || next_us <= o.now_us) &&
+  r.overlap_judged = (LeftTheFleet(a, o.now_us) || next_us <= o.now_us) &&
                      r.overlap.to_us - r.overlap.from_us >= o.min_overlap_us;
   r.function_before = {std::max(a.first_us, b.first_us - kFunctionWidestUs), b.first_us};
   r.function_after = {b.first_us, std::min(b.first_us + kFunctionWidestUs, end)};
@@ -535,9 +537,9 @@ constexpr size_t kMinSequentialSamples = 30;
 // horizon, or B's whole life when B left the fleet sooner (its data will
 // not grow any more).
 int64_t FinalSpanUs(const Rollout& r, const DetectOptions& o) {
-  const bool gone = r.b.last_us < o.now_us - kGoneAfterUs;
-  return gone ? std::min(o.sequential_horizon_us, r.b.last_us + 1 - r.b.first_us)
-              : o.sequential_horizon_us;
+  return LeftTheFleet(r.b, o.now_us)
+             ? std::min(o.sequential_horizon_us, r.b.last_us + 1 - r.b.first_us)
+             : o.sequential_horizon_us;
 }
 
 // SequentialTest() — a quiet endpoint's evidence, accumulated: B's requests
