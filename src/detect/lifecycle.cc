@@ -268,6 +268,24 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
   return verdict;
 }
 
+// FlagSplit() — the bills of the requests in `indices` that `keep` admits,
+// split by the alert's flag: those carrying its reference value, and those
+// carrying its value.
+template <typename Keep>
+std::pair<std::vector<double>, std::vector<double>> FlagSplit(const store::SampleSet& set,
+                                                              const std::vector<uint32_t>& indices,
+                                                              const Finding& c, Keep keep) {
+  std::pair<std::vector<double>, std::vector<double>> out;
+  for (uint32_t i : indices) {
+    const store::RecordBill& v = set.samples[i];
+    if (!keep(v)) continue;
+    const std::string carried = FlagValueOf(set.series[v.series], c.flag);
+    if (carried == c.flag_reference) out.first.push_back(v.bill);
+    if (carried == c.flag_value) out.second.push_back(v.bill);
+  }
+  return out;
+}
+
 // SplitUnder() — the flag's split among `commit`'s requests since it began
 // serving the endpoint (or since `since_us`), judged on an always-valid
 // interval: the last two hours' split, looked at every run, now and then
@@ -282,15 +300,9 @@ Recheck::Verdict SplitUnder(const Run& run, const std::vector<uint32_t>& indices
     if (set.series[set.samples[i].series].commit == commit)
       first_us = std::min(first_us, set.samples[i].start_us);
   const Window under{std::max(since_us, first_us), run.options.now_us + 1};
-  std::vector<double> ref, value;
-  for (uint32_t i : indices) {
-    const store::RecordBill& v = set.samples[i];
-    const store::SampleSeries& series = set.series[v.series];
-    if (series.commit != commit || !under.Has(v.start_us)) continue;
-    const std::string carried = FlagValueOf(series, c.flag);
-    if (carried == c.flag_reference) ref.push_back(v.bill);
-    if (carried == c.flag_value) value.push_back(v.bill);
-  }
+  const auto [ref, value] = FlagSplit(set, indices, c, [&](const store::RecordBill& v) {
+    return set.series[v.series].commit == commit && under.Has(v.start_us);
+  });
   c.method = "recheck: the flag's split under commit " + commit + " since " +
              UtcMinute(under.from_us) + ", always-valid";
   c.from_us = under.from_us;
@@ -315,17 +327,11 @@ Recheck::Verdict RecheckFlag(const Run& run, const Endpoints& endpoints, Finding
   const DetectOptions& o = run.options;
   const store::SampleSet& set = run.samples;
   const Window recent{std::max(since_us, o.now_us - kFlagRecentUs), o.now_us + 1};
-  std::vector<double> ref, value;
   auto it = endpoints.find(c.endpoint);
   static const std::vector<uint32_t> kNoRequests;
   const std::vector<uint32_t>& indices = it == endpoints.end() ? kNoRequests : it->second;
-  for (uint32_t i : indices) {
-    const store::RecordBill& v = set.samples[i];
-    if (!recent.Has(v.start_us)) continue;
-    const std::string carried = FlagValueOf(set.series[v.series], c.flag);
-    if (carried == c.flag_reference) ref.push_back(v.bill);
-    if (carried == c.flag_value) value.push_back(v.bill);
-  }
+  const auto [ref, value] = FlagSplit(
+      set, indices, c, [&](const store::RecordBill& v) { return recent.Has(v.start_us); });
   const Window alert_window{c.from_us, c.to_us};
   c.method = "recheck: the flag's split on the endpoint since " + UtcMinute(recent.from_us);
   c.from_us = recent.from_us;
