@@ -256,8 +256,10 @@ int Run(const Args& args) {
   // A row without a target says "-", not MET.
   auto row = [](const char* name, double worst, double median, const std::string& pooled,
                 const char* target, bool met) {
+    const bool has_target = *target != '\0';
+    const char* verdict = !has_target ? "" : met ? "MET" : "NOT MET";
     std::printf("%-44s %-8.2f %-8.2f %-8s %s %s\n", name, worst, median, pooled.c_str(),
-                *target ? target : "-", !*target ? "" : met ? "MET" : "NOT MET");
+                has_target ? target : "-", verdict);
   };
   const double worst_recall = Quantile(recall, true, false);
   row("0.5% function recall (new + grown)", worst_recall, Quantile(recall, true, true),
