@@ -19,7 +19,10 @@
 //    one side. Side by side is preferred when it holds at least half the
 //    requests before/after would: it cancels that drift. Judged once the
 //    windows are complete (A gone, or the after-window passed), so a
-//    comparison is not looked at again and again while it fills; requests
+//    comparison is not looked at again and again while it fills; before/
+//    after has a second look on windows holding twice the samples once
+//    those are complete (a narrower interval for a small regression on a
+//    noisy endpoint), the two looks sharing the error (half each); requests
 //    carrying a flag value the other side never carries are left out. The
 //    effect is the rank-based shift (stats::ShiftInterval), within flag
 //    strata when the requests carry several values of the endpoint's flags
@@ -138,8 +141,9 @@ struct Finding {
 
 // BeforeAfterWindows — how wide a before/after comparison's windows are:
 // the narrowest equal widths a side, in whole minutes, holding `samples`
-// requests on each side; never below min_side_us nor above max_side_us (at
-// the widest, 2 * min_samples a side are enough to judge).
+// requests on each side (the first look; the second holds twice that);
+// never below min_side_us nor above max_side_us (at the widest,
+// 2 * min_samples a side are enough to judge).
 struct BeforeAfterWindows {
   size_t samples = 5000;
   int64_t min_side_us = 10LL * 60 * 1'000'000;
