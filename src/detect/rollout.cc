@@ -307,8 +307,8 @@ BeforeAfter ChooseBeforeAfter(const Side& a, const Side& b, int64_t b_first_us, 
 // that, whose interval is narrower by about a square root of two: a
 // regression of a few percent on a noisy endpoint that the first look's
 // interval straddles the threshold with shows in the second (detect_bench
-// seeds 115-122: recall of 3% regressions on busy endpoints rose from
-// 87.5% to 100% on the worst seed). The looks share the error (Bonferroni:
+// seeds 115-130: 3% regressions on busy endpoints missed, 5 -> 1; false
+// alerts, 14 -> 13). The looks share the error (Bonferroni:
 // each at half of it), so the two together alert no more often on a change
 // that did nothing than one look at the whole error. An endpoint whose
 // windows are the narrowest allowed for both, or the widest for both, has
