@@ -103,6 +103,13 @@ class RolloutTest : public ::testing::Test {
     return out;
   }
 
+  // Busy() — /busy/'s one rollout finding at `now_us`.
+  Finding Busy(int64_t now_us) {
+    const std::vector<Finding> busy = Findings(now_us, "/busy/");
+    EXPECT_EQ(busy.size(), 1u);
+    return busy.empty() ? Finding{} : busy[0];
+  }
+
   TempDir dir_;
   std::unique_ptr<store::Store> store_;
   DetectOptions options_;
@@ -110,9 +117,7 @@ class RolloutTest : public ::testing::Test {
 
 TEST_F(RolloutTest, ABusyEndpointIsJudgedMinutesAfterAPlainRestart) {
   // 5000 a side at 200 a minute: 25 minutes a side.
-  const std::vector<Finding> busy = Findings(kRestart + 40 * kMin, "/busy/");
-  ASSERT_EQ(busy.size(), 1u);
-  const Finding& f = busy[0];
+  const Finding f = Busy(kRestart + 40 * kMin);
   EXPECT_TRUE(f.alert) << f.reason;
   EXPECT_EQ(f.method, "before/after, first of two looks");
   // Centred on the first request of b (a moment after the restart), whole minutes.
@@ -127,10 +132,8 @@ TEST_F(RolloutTest, ABusyEndpointIsJudgedMinutesAfterAPlainRestart) {
 
 TEST_F(RolloutTest, ASecondLookOnTwiceTheSamplesHasANarrowerInterval) {
   // 10,000 a side at 200 a minute: 50 minutes a side, complete at 51.
-  const Finding first = Findings(kRestart + 40 * kMin, "/busy/").at(0);
-  const std::vector<Finding> busy = Findings(kRestart + 60 * kMin, "/busy/");
-  ASSERT_EQ(busy.size(), 1u);
-  const Finding& f = busy[0];
+  const Finding first = Busy(kRestart + 40 * kMin);
+  const Finding f = Busy(kRestart + 60 * kMin);
   EXPECT_TRUE(f.alert) << f.reason;
   EXPECT_EQ(f.method, "before/after, second of two looks");
   EXPECT_GE(f.from_us, kRestart - 51 * kMin);
