@@ -593,6 +593,11 @@ bool DetectOnce(store::Store& st, int64_t start_unix_s, int minute, const Args& 
       out.last_finding[f.Key()] = f;
       if (!args.trace.empty() && f.endpoint == args.trace) Trace(f, minute);
     }
+  for (const detect::Recheck& r : report->rechecks)
+    if (!args.trace.empty() && r.comparison.endpoint == args.trace) {
+      std::cerr << "trace recheck of alert " << r.alert_id << " (" << r.state << "): ";
+      Trace(r.comparison, minute);
+    }
   if (args.verbose)
     std::cerr << "run " << out.runs << " at +" << (minute + 1) / 60.0 << " h: " << report->tests
               << " tests, " << report->skipped.size() << " skipped, " << fresh->size()
@@ -1165,7 +1170,11 @@ std::optional<SeedFigures> RunSeed(const Args& args, uint64_t seed, bool print) 
     auto same = [&](const Alert& a) { return SameCause(a, r); };
     if (std::none_of(runs.alerts.begin(), runs.alerts.end(), same)) continue;
     ++figures.rollbacks_resolved.n;
-    figures.rollbacks_resolved.k += std::any_of(runs.resolved.begin(), runs.resolved.end(), same);
+    const bool resolved = std::any_of(runs.resolved.begin(), runs.resolved.end(), same);
+    figures.rollbacks_resolved.k += resolved;
+    if (args.verbose)
+      std::cerr << "rolled back " << r.service << " " << r.endpoint << " " << r.commit_to << ": "
+                << (resolved ? "resolved" : "NOT resolved") << "\n";
   }
   figures.resolve_events = static_cast<double>(runs.resolved.size()) / args.days;
   figures.false_resolves = static_cast<double>(false_resolves) / args.days;
