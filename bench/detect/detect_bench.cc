@@ -47,8 +47,9 @@
 //                     [--trace ENDPOINT]
 // --rollbacks rolls back every other endpoint rollout regression
 // (AddRollbacks) and counts how many of those alerts the detector resolved.
-// --trace ENDPOINT prints every finding on that endpoint at every run (with
-// --seed): how a verdict came about, look by look.
+// --trace ENDPOINT prints every finding on that endpoint, and every recheck of
+// its alerts, at every run (with --seed): how a verdict or a resolve came
+// about, look by look.
 #include <stdlib.h>
 
 #include <algorithm>
