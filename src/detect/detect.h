@@ -200,17 +200,21 @@ struct DetectOptions {
 //    window (10 min to 3 h, after the alert's window), against commit A's
 //    requests in the alert's window, less the drift the service's other
 //    endpoints saw between the two (the median of 5 or more of them).
-//    Gone only once another commit serves most of those requests and its
-//    own comparison with B at the switch (B's last requests against its
-//    own, less the drift) shows a drop: a next commit carrying B's cost on
-//    does not resolve it.
+//    Gone only once another commit serves most of those requests and the
+//    commit that took over from B at the switch (a rollback, a fix) shows
+//    a drop there that may be the whole effect (B's last requests against
+//    its first, less the drift; the interval reaching back to the alert's
+//    estimate): a next commit carrying B's cost on, or part of it, does not
+//    resolve it. With that drop, the effect now need only be surely smaller
+//    than the least the alert claimed: a drift of hours since is not B's.
 //  * flag: the endpoint's requests of the last 2 h with the flag's value
 //    against those with its reference. Gone when no request carries the
 //    value any more (the flag turned off), or when the split reads gone
 //    under another commit than the one that served it at the alert (a
 //    fix). The value on for everyone is not gone: its cost is everywhere.
-// The verdict: kGone when the estimate lies below the alert's threshold and
-// the whole interval below the alert's own lower bound (surely less than
+// The verdict (a rollout's gone: as said above): kGone when the estimate
+// lies below the alert's threshold and the whole interval below the
+// alert's own lower bound (surely less than
 // the least the alert claimed: a still-present effect looked at run after
 // run almost never passes that), kPresent when the interval still clears
 // the threshold, kNone when no

@@ -154,23 +154,33 @@ std::string MostServed(const std::map<std::string, size_t>& served, const std::s
   return out;
 }
 
-// Replacer — the commit serving most of a rollout alert's recent requests
-// when that is not the alert's target commit, and where the target stopped.
+// Replacer — the commit that took over from a rollout alert's target once
+// the target no longer serves most of the endpoint's recent requests, and
+// where the target stopped.
 struct Replacer {
   std::string commit;     // "" while the target still serves most recent requests
   int64_t switch_us = 0;  // the target's last request on the endpoint
 };
 
+// ReplacerOf() — the commit serving most of the endpoint's requests `width`
+// either side of the target's last one: what replaced it there (a rollback,
+// a fix), not whichever commit serves now, which a later rollout may have
+// brought hours after (detect_bench --rollbacks: a rolled-back regression's
+// alert never resolved once the next rollout came, too few requests of the
+// newest commit at the rollback).
 Replacer ReplacerOf(const store::SampleSet& set, const std::vector<uint32_t>& indices,
-                    const std::string& target, const Window& recent) {
+                    const std::string& target, const Window& recent, int64_t width) {
   std::map<std::string, size_t> served = ServedIn(set, indices, recent);
   size_t total = 0;
   for (const auto& [commit, n] : served) total += n;
   if (2 * served[target] >= total) return {};
-  Replacer out{MostServed(served, target), 0};
+  Replacer out;
   for (uint32_t i : indices)
     if (set.series[set.samples[i].series].commit == target)
       out.switch_us = std::max(out.switch_us, set.samples[i].start_us);
+  out.commit =
+      MostServed(ServedIn(set, indices, {out.switch_us - width, out.switch_us + width}), target);
+  if (out.commit.empty()) out.commit = MostServed(served, target);  // no request near the switch
   return out;
 }
 
@@ -210,15 +220,17 @@ Finding DropAtSwitch(const Run& run, const Endpoints& endpoints, const Finding& 
 // RecheckRollout() — the endpoint's requests now (whatever commit serves
 // them: B, a rollback to A, a fix) against the alert's base side (commit A's
 // requests in the alert's window), less the service's drift. Gone only once
-// another commit serves most of them and its own comparison with B at the
-// switch shows a drop that may be the whole effect (DropAtSwitch): code that
-// was not replaced did not stop costing more, a next commit that carries it
-// on did not either, one that surely removed only part of it did not, and a
-// comparison hours apart, looked at every run, now and then reads a drift
-// the other endpoints did not share as a fix (detect_bench: every resolve
-// of a regression still served was one).
+// another commit serves most of them, the commit that took over at the
+// switch shows a drop there that may be the whole effect (DropAtSwitch), and
+// the effect now is surely smaller than the least the alert claimed
+// (`alerted`: the alert's effect): code that was not replaced did not stop
+// costing more, a next commit that carries it on did not either, one that
+// surely removed only part of it did not, and a comparison hours apart,
+// looked at every run, now and then reads a drift the other endpoints did
+// not share as a fix (detect_bench: every resolve of a regression still
+// served was one).
 Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Finding& c,
-                                int64_t since_us, double alert_lo, double alert_estimate) {
+                                int64_t since_us, const stats::Interval& alerted) {
   const DetectOptions& o = run.options;
   const store::SampleSet& set = run.samples;
   auto it = endpoints.find(c.endpoint);
@@ -244,40 +256,47 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
     return Recheck::Verdict::kNone;
   }
   const double drift = DriftBetween(set, endpoints, c.endpoint, base, recent, o.min_samples);
-  const Recheck::Verdict verdict = Compare(o, c, a, b, drift, alert_lo);
-  if (verdict != Recheck::Verdict::kGone) return verdict;
-  const Replacer r = ReplacerOf(set, it->second, c.target_commit, recent);
+  const Recheck::Verdict now = Compare(o, c, a, b, drift, alerted.lo);
+  // Hours apart, the drift taken out is the other endpoints' and not quite
+  // this one's: a rolled-back +10% read +2.4% [+1.6%, +3.2%] now (seed 123).
+  // So with the drop at the switch below, it is enough that the effect now
+  // is surely smaller than the least the alert claimed.
+  if (!c.effect.ok || c.effect.hi >= alerted.lo) return now;
+  const Recheck::Verdict undecided = now == Recheck::Verdict::kGone ? Recheck::Verdict::kNone : now;
+  const Replacer r = ReplacerOf(set, it->second, c.target_commit, recent, width);
   if (r.commit.empty()) {
     c.reason = "commit " + c.target_commit +
                " still serves most of the endpoint's requests: resolved by itself only once "
                "another commit (a rollback, a fix) replaces it";
-    return Recheck::Verdict::kNone;
+    return undecided;
   }
   const Finding drop = DropAtSwitch(run, endpoints, alert, r, width);
   const std::string drop_text =
       "commit " + r.commit + " against " + c.target_commit + " at " + UtcMinute(r.switch_us);
   if (!drop.effect.ok) {
     c.reason = drop.reason;
-    return Recheck::Verdict::kNone;
+    return undecided;
   }
   const std::string drop_interval =
       SignedPercentInterval(drop.effect.estimate, drop.effect.lo, drop.effect.hi);
   if (drop.effect.hi >= 0) {
     c.reason = drop_text + " shows no drop (" + drop_interval + "): it carries the cost on";
-    return Recheck::Verdict::kNone;
+    return undecided;
   }
   // A drop that surely falls short of the alert's effect removed part of the
   // cost at most, or is a drift at the switch (detect_bench seed 118: a
   // next commit carrying a 2% regression on read -1.3% [-1.8%, -0.7%] at
   // the switch, its alert +2.6%).
-  const double back = 1 / (1 + alert_estimate) - 1;
+  const double back = 1 / (1 + alerted.estimate) - 1;
   if (drop.effect.lo > back) {
-    c.reason = drop_text + " shows a drop short of the alert's " + SignedPercent(alert_estimate) +
+    c.reason = drop_text + " shows a drop short of the alert's " + SignedPercent(alerted.estimate) +
                " (" + drop_interval + "): part of the cost at most";
-    return Recheck::Verdict::kNone;
+    return undecided;
   }
   c.method += "; " + drop_text + ": " + drop_interval;
-  return verdict;
+  c.alert = false;
+  c.reason.clear();
+  return Recheck::Verdict::kGone;
 }
 
 // FlagSplit() — the bills of the requests in `indices` that `keep` admits,
@@ -426,11 +445,9 @@ Status RecheckAlerts(Run& run) {
     c.effect = {};
     auto it = index.find(c.service);
     const Endpoints& endpoints = it == index.end() ? kNone : it->second;
-    const double alert_lo = l.finding.effect.lo;
     const Recheck::Verdict v =
-        c.kind == "rollout"
-            ? RecheckRollout(run, endpoints, c, l.since_us, alert_lo, l.finding.effect.estimate)
-            : RecheckFlag(run, endpoints, c, l.since_us, alert_lo);
+        c.kind == "rollout" ? RecheckRollout(run, endpoints, c, l.since_us, l.finding.effect)
+                            : RecheckFlag(run, endpoints, c, l.since_us, l.finding.effect.lo);
     run.report.rechecks.push_back({l.alert.id, l.alert.key, l.alert.state, std::move(c), v});
   }
   return OkStatus();

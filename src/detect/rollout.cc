@@ -317,10 +317,8 @@ struct BeforeAfterLook {
   BeforeAfter windows;
   size_t first_n = 0;  // the first look's requests, on its smaller side
   int number = 1;      // which look `windows` are
-  int looks = 1;       // how many looks the endpoint has: 1 or 2
-
-  // Share() — the part of the error this look may spend.
-  double Share() const { return 1.0 / looks; }
+  int looks = 1;       // how many looks the endpoint has (1 or 2); each spends 1 / looks of
+                       // the error
 };
 
 BeforeAfterLook ChooseLook(const Side& a, const Side& b, int64_t b_first_us, int64_t next_us,
@@ -530,7 +528,7 @@ Result<Verdict> TestEndpoint(Run& run, const Rollout& r, Finding f,
     f.method = "before/after";
     if (look.looks == 2)
       f.method += look.number == 1 ? ", first of two looks" : ", second of two looks";
-    share = look.Share();
+    share = 1.0 / look.looks;
     t.a = c.before;
     t.b = c.after;
     compared = Compare(before_after.first, t.a, before_after.second, t.b);
