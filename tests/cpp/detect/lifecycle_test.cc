@@ -144,6 +144,26 @@ class LifecycleTest : public ::testing::Test {
     return reasons;
   }
 
+  // ResolvedAt() — /checkout/'s rollout alert opened at 4 h, then the run
+  // at `t` (from kT0), expected to resolve it and nothing else, on `drop`
+  // (the switch comparison the resolve names). RETURNS: the resolve.
+  AlertChange ResolvedAt(int64_t t, const std::string& drop) {
+    shop_.flag_off_minute = 100000;  // the flag stays: only the rollout's alert is looked at
+    const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
+    const AlertChange* rollout = Find(first, "/checkout/");
+    EXPECT_NE(rollout, nullptr);
+    if (rollout == nullptr) return {};
+    const std::vector<AlertChange> later = RunAt(kT0 + t);
+    EXPECT_EQ(later.size(), 1u) << Text(later);
+    if (later.size() != 1 || !later[0].comparison.is_object()) return {};
+    EXPECT_EQ(later[0].alert_id, rollout->alert_id);
+    EXPECT_EQ(later[0].change, "resolved");
+    EXPECT_EQ(Events(rollout->alert_id).size(), 2u);
+    EXPECT_NE(later[0].comparison.value("method", "").find(drop), std::string::npos)
+        << later[0].comparison.dump();
+    return later[0];
+  }
+
   static size_t CountSaying(const std::vector<std::string>& reasons,
                             std::initializer_list<const char*> words) {
     return std::count_if(reasons.begin(), reasons.end(), [&](const std::string& r) {
@@ -367,17 +387,7 @@ TEST_F(LifecycleTest, NotResolvedByAPartialFix) {
 TEST_F(LifecycleTest, AFixCommitResolves) {
   shop_.ccc = [](int64_t m) { return m >= 300; };
   shop_.checkout_factor = [](int64_t m) { return m >= 120 && m < 300 ? 1.10 : 1.0; };
-  shop_.flag_off_minute = 100000;
-  const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
-  const AlertChange* rollout = Find(first, "/checkout/");
-  ASSERT_NE(rollout, nullptr);
-  const std::vector<AlertChange> at6 = RunAt(kT0 + 6 * kHour);
-  ASSERT_EQ(at6.size(), 1u) << Text(at6);
-  EXPECT_EQ(at6[0].alert_id, rollout->alert_id);
-  EXPECT_EQ(at6[0].change, "resolved");
-  const std::vector<store::AlertEvent> events = Events(rollout->alert_id);
-  ASSERT_EQ(events.size(), 2u);
-  EXPECT_NE(events[1].detail.find("commit ccc against bbb"), std::string::npos) << events[1].detail;
+  ResolvedAt(6 * kHour, "commit ccc against bbb");
 }
 
 // bbb is rolled back to aaa at 5 h and ccc (no costlier) rolls out at 6 h;
@@ -388,17 +398,7 @@ TEST_F(LifecycleTest, AFixCommitResolves) {
 TEST_F(LifecycleTest, ARollbackResolvesAfterTheNextRolloutToo) {
   shop_.bbb = [](int64_t m) { return m >= 120 && m < 300; };
   shop_.ccc = [](int64_t m) { return m >= 360; };
-  shop_.flag_off_minute = 100000;
-  const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
-  const AlertChange* rollout = Find(first, "/checkout/");
-  ASSERT_NE(rollout, nullptr);
-  const std::vector<AlertChange> at8 = RunAt(kT0 + 8 * kHour);
-  ASSERT_EQ(at8.size(), 1u) << Text(at8);
-  EXPECT_EQ(at8[0].alert_id, rollout->alert_id);
-  EXPECT_EQ(at8[0].change, "resolved");
-  const std::vector<store::AlertEvent> events = Events(rollout->alert_id);
-  ASSERT_EQ(events.size(), 2u);
-  EXPECT_NE(events[1].detail.find("commit aaa against bbb"), std::string::npos) << events[1].detail;
+  ResolvedAt(8 * kHour, "commit aaa against bbb");
 }
 
 // bbb is rolled back at 5 h; from 6 h 30 /checkout/ costs 3% more for a
@@ -412,19 +412,11 @@ TEST_F(LifecycleTest, ARollbackResolvesThoughTheEndpointDriftedSince) {
   shop_.checkout_factor = [](int64_t m) {
     return m >= 120 && m < 300 ? 1.10 : m >= 390 ? 1.03 : 1.0;
   };
-  shop_.flag_off_minute = 100000;
-  const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
-  const AlertChange* rollout = Find(first, "/checkout/");
-  ASSERT_NE(rollout, nullptr);
-  const std::vector<AlertChange> at8 = RunAt(kT0 + 8 * kHour);
-  ASSERT_EQ(at8.size(), 1u) << Text(at8);
-  EXPECT_EQ(at8[0].change, "resolved");
-  ASSERT_TRUE(at8[0].comparison.is_object());
-  EXPECT_GT(at8[0].comparison["effect"]["lo"].get<double>(),
-            at8[0].comparison["threshold"].get<double>())
+  const AlertChange resolve = ResolvedAt(8 * kHour, "commit aaa against bbb");
+  ASSERT_TRUE(resolve.comparison.is_object());
+  EXPECT_GT(resolve.comparison["effect"]["lo"].get<double>(),
+            resolve.comparison["threshold"].get<double>())
       << "the endpoint's later 3% should still read above the threshold";
-  EXPECT_NE(at8[0].comparison["method"].get<std::string>().find("commit aaa against bbb"),
-            std::string::npos);
 }
 
 // new_search=on stops costing more at 5 h while bbb still serves the
