@@ -8,7 +8,9 @@
 // What each detector compares (all effects are relative changes of the mean
 // CPU per request, side B against side A; see stats.h):
 //  * rollout — for each commit B first seen in the window and the commit A
-//    it replaced (deploy log): per endpoint, A's and B's requests in the
+//    it replaced (deploy log: the newest commit first seen before B that
+//    still served when B came, so after a rollback the commit rolled back
+//    to): per endpoint, A's and B's requests in the
 //    minutes when both served (side-by-side, a mixed fleet during the
 //    rollout), or A's requests just before B's first against B's just after
 //    (before/after). Before/after windows scale with traffic: the narrowest
@@ -262,7 +264,8 @@ Result<DetectReport> RunDetectors(store::Store& store, const DetectOptions& opti
 // alerts' lifecycle: resolves live alerts whose Recheck found the effect
 // gone; opens an alert per firing key without a live one (a key whose last
 // alert is resolved reopens only on evidence newer than the resolution:
-// a Recheck that finds the effect present, or, for kinds without one, a
+// a Recheck that finds the effect present (a rollout's: in commit B's own
+// requests since, so only B coming back reopens it), or, for kinds without one, a
 // comparison reaching past it); a firing key with a live alert only updates
 // its body. RETURNS: the changes made, for the webhooks.
 Result<std::vector<AlertChange>> RecordRun(store::Store& store, const DetectReport& report);

@@ -228,7 +228,11 @@ Finding DropAtSwitch(const Run& run, const Endpoints& endpoints, const Finding& 
 // surely removed only part of it did not, and a comparison hours apart,
 // looked at every run, now and then reads a drift the other endpoints did
 // not share as a fix (detect_bench: every resolve of a regression still
-// served was one).
+// served was one). A reopen check (`since_us`: when the alert was
+// resolved; 0 for a live alert) reads commit B's requests alone: only B
+// coming back reopens its alert, and another commit's cost on the endpoint
+// is that commit's own rollout alert (detect_bench --rollbacks: rolled-back
+// alerts reopened on the next regression of the same endpoint).
 Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Finding& c,
                                 int64_t since_us, const stats::Interval& alerted) {
   const DetectOptions& o = run.options;
@@ -237,18 +241,22 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
   const Window base{c.from_us, c.to_us};
   const int64_t width = std::clamp((c.to_us - c.from_us) / 2, kMinRecentUs, kMaxRecentUs);
   const Window recent{std::max({since_us, c.to_us, o.now_us - width}), o.now_us + 1};
+  const bool reopen_check = since_us > 0;
   std::vector<double> a, b;
   if (it != endpoints.end()) {
     for (uint32_t i : it->second) {
       const store::RecordBill& v = set.samples[i];
       const std::string& commit = set.series[v.series].commit;
       if (base.Has(v.start_us) && commit == c.base_commit) a.push_back(v.bill);
-      if (recent.Has(v.start_us)) b.push_back(v.bill);
+      if (recent.Has(v.start_us) && (!reopen_check || commit == c.target_commit))
+        b.push_back(v.bill);
     }
   }
   const Finding alert = c;
-  c.method = "recheck: the endpoint's requests since " + UtcMinute(recent.from_us) +
-             " against commit " + c.base_commit + "'s in the alert's window";
+  c.method = "recheck: " +
+             (reopen_check ? "commit " + c.target_commit + "'s" : std::string("the endpoint's")) +
+             " requests since " + UtcMinute(recent.from_us) + " against commit " + c.base_commit +
+             "'s in the alert's window";
   c.from_us = recent.from_us;
   c.to_us = recent.to_us;
   if (recent.from_us >= recent.to_us) {

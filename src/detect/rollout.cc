@@ -406,9 +406,21 @@ struct Rollout {
 // free of the request's swings), so wide sides cost little drift.
 constexpr int64_t kFunctionWidestUs = 6 * 3600 * kUs;
 
+// ReplacedIndex() — the commit commits[i] replaced: of those first seen
+// before it, the newest still serving when it came. After a rollback that
+// is the commit rolled back to, not the rolled-back one first seen since
+// (its requests end hours before: the next rollout read against them was
+// compared across those hours, and its own cost went unseen). The one
+// before it when none still serves (a gap in traffic).
+size_t ReplacedIndex(const std::vector<CommitSpan>& commits, size_t i) {
+  for (size_t j = i; j-- > 0;)
+    if (!LeftTheFleet(commits[j], commits[i].first_us)) return j;
+  return i - 1;
+}
+
 Rollout MakeRollout(const std::string& service, const std::vector<CommitSpan>& commits, size_t i,
                     const DetectOptions& o) {
-  const CommitSpan& a = commits[i - 1];
+  const CommitSpan& a = commits[ReplacedIndex(commits, i)];
   const CommitSpan& b = commits[i];
   const int64_t next_us = i + 1 < commits.size() ? commits[i + 1].first_us : INT64_MAX;
   Rollout r{service, a, b, next_us, {}, false, {}, {}, {}, {}};

@@ -419,6 +419,23 @@ TEST_F(LifecycleTest, ARollbackResolvesThoughTheEndpointDriftedSince) {
       << "the endpoint's later 3% should still read above the threshold";
 }
 
+// bbb is rolled back at 5 h and its alert resolves at 6 h; from 6 h 30 ccc
+// makes /checkout/ 10% costlier by itself. bbb's key still fires (its
+// windows are fixed), but bbb does not serve again: ccc's cost is ccc's
+// own alert, against aaa (what ccc replaced; bbb was first seen before it,
+// but gone since 5 h), and bbb's stays resolved.
+TEST_F(LifecycleTest, AnotherCommitsCostIsItsOwnAlertNotAReopen) {
+  shop_.bbb = [](int64_t m) { return m >= 120 && m < 300; };
+  shop_.ccc = [](int64_t m) { return m >= 390; };
+  shop_.checkout_factor = [](int64_t m) { return (m >= 120 && m < 300) || m >= 390 ? 1.10 : 1.0; };
+  const AlertChange resolve = ResolvedAt(6 * kHour, "commit aaa against bbb");
+  const std::vector<AlertChange> at8 = RunAt(kT0 + 8 * kHour);
+  ASSERT_EQ(at8.size(), 1u) << Text(at8);
+  EXPECT_EQ(at8[0].change, "opened");
+  EXPECT_EQ(at8[0].finding.cause, "commit ccc vs aaa");
+  EXPECT_EQ(State(resolve.alert_id), "resolved");
+}
+
 // new_search=on stops costing more at 5 h while bbb still serves the
 // split, then is turned on for everyone at 7 h: neither resolves the flag's
 // alert (the same code; the value's cost now in every request).
