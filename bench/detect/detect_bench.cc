@@ -1047,7 +1047,8 @@ struct SeedFigures {
 
 // AddRollbacks() — --rollbacks: every other endpoint-level rollout
 // regression rolled back 90 min after its spread (its commit replaced by
-// the one before it, over 10 min, undoing its cost) when the service
+// the one before it, over 10 min, undoing its cost on the culprit it was
+// added to: the profiles are the old commit's again) when the service
 // deploys nothing else from the regression until 45 min after the rollback. RETURNS: the
 // rolled-back regressions' "service|endpoint|commit_to".
 std::set<std::string> AddRollbacks(sim::DetectionFleet& fleet) {
@@ -1072,6 +1073,7 @@ std::set<std::string> AddRollbacks(sim::DetectionFleet& fleet) {
     back.at_s = at;
     back.spread_s = 600;
     back.cost_factor = 1 / spec->cost_factor;
+    back.culprit = spec->culprit;  // takes the added cost off where it landed
     back.endpoints = spec->endpoints;
     backs.push_back(back);
     out.insert(r.service + "|" + r.endpoint + "|" + r.commit_to);
