@@ -110,7 +110,7 @@ Result<DetectReport> RunDetectors(store::Store& store, const DetectOptions& opti
   report.ran_at_us = options.now_us;
   internal::Run run{store, options, report, {}, {}, {}};
   store::SampleQuery window;
-  window.from_us = options.now_us - options.window_us - options.WidestSideUs();
+  window.from_us = options.ReadFromUs();
   window.to_us = options.now_us + 1;
   Result<store::SampleSet> samples = store.Samples(window);
   if (!samples.ok()) return samples.status();

@@ -191,6 +191,10 @@ struct DetectOptions {
       widest = std::max({widest, w.max_side_us, w.min_side_us});
     return widest;
   }
+  // DetectOptions::ReadFromUs() — the earliest request a run reads: the
+  // window and the widest before-side ahead of it. Flag events are known
+  // from there on only, so no comparison reaches further back.
+  int64_t ReadFromUs() const { return now_us - window_us - WidestSideUs(); }
 };
 
 // Recheck — a later look at a stored alert's key (endpoint + cause) by

@@ -217,6 +217,44 @@ Finding DropAtSwitch(const Run& run, const Endpoints& endpoints, const Finding& 
   return d;
 }
 
+// SwitchCheck — whether the commit that took over from a rollout alert's
+// target shows the whole drop at the switch; `text` says why not, or is the
+// comparison that shows it.
+struct SwitchCheck {
+  bool whole_drop = false;
+  std::string text;
+};
+
+// CheckSwitch() — the replacer of the alert's target (ReplacerOf) and its
+// drop at the switch (DropAtSwitch), which must reach back as far as the
+// alert's estimate (`alerted`): a drop that surely falls short of it removed
+// part of the cost at most, or is a drift at the switch (detect_bench seed
+// 118: a next commit carrying a 2% regression on read -1.3% [-1.8%, -0.7%]
+// at the switch, its alert +2.6%).
+SwitchCheck CheckSwitch(const Run& run, const Endpoints& endpoints, const Finding& alert,
+                        const stats::Interval& alerted, const Window& recent, int64_t width) {
+  const std::string& target = alert.target_commit;
+  const Replacer r = ReplacerOf(run.samples, endpoints.at(alert.endpoint), target, recent, width);
+  if (r.commit.empty())
+    return {false, "commit " + target +
+                       " still serves most of the endpoint's requests: resolved by itself only "
+                       "once another commit (a rollback, a fix) replaces it"};
+  const Finding drop = DropAtSwitch(run, endpoints, alert, r, width);
+  if (!drop.effect.ok) return {false, drop.reason};
+  const std::string drop_text =
+      "commit " + r.commit + " against " + target + " at " + UtcMinute(r.switch_us);
+  const std::string interval =
+      SignedPercentInterval(drop.effect.estimate, drop.effect.lo, drop.effect.hi);
+  if (drop.effect.hi >= 0)
+    return {false, drop_text + " shows no drop (" + interval + "): it carries the cost on"};
+  const double back = 1 / (1 + alerted.estimate) - 1;
+  if (drop.effect.lo > back)
+    return {false, drop_text + " shows a drop short of the alert's " +
+                       SignedPercent(alerted.estimate) + " (" + interval +
+                       "): part of the cost at most"};
+  return {true, drop_text + ": " + interval};
+}
+
 // RecheckRollout() — the endpoint's requests now (whatever commit serves
 // them: B, a rollback to A, a fix) against the alert's base side (commit A's
 // requests in the alert's window), less the service's drift. Gone only once
@@ -271,37 +309,12 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
   // is surely smaller than the least the alert claimed.
   if (!c.effect.ok || c.effect.hi >= alerted.lo) return now;
   const Recheck::Verdict undecided = now == Recheck::Verdict::kGone ? Recheck::Verdict::kNone : now;
-  const Replacer r = ReplacerOf(set, it->second, c.target_commit, recent, width);
-  if (r.commit.empty()) {
-    c.reason = "commit " + c.target_commit +
-               " still serves most of the endpoint's requests: resolved by itself only once "
-               "another commit (a rollback, a fix) replaces it";
+  const SwitchCheck at_switch = CheckSwitch(run, endpoints, alert, alerted, recent, width);
+  if (!at_switch.whole_drop) {
+    c.reason = at_switch.text;
     return undecided;
   }
-  const Finding drop = DropAtSwitch(run, endpoints, alert, r, width);
-  const std::string drop_text =
-      "commit " + r.commit + " against " + c.target_commit + " at " + UtcMinute(r.switch_us);
-  if (!drop.effect.ok) {
-    c.reason = drop.reason;
-    return undecided;
-  }
-  const std::string drop_interval =
-      SignedPercentInterval(drop.effect.estimate, drop.effect.lo, drop.effect.hi);
-  if (drop.effect.hi >= 0) {
-    c.reason = drop_text + " shows no drop (" + drop_interval + "): it carries the cost on";
-    return undecided;
-  }
-  // A drop that surely falls short of the alert's effect removed part of the
-  // cost at most, or is a drift at the switch (detect_bench seed 118: a
-  // next commit carrying a 2% regression on read -1.3% [-1.8%, -0.7%] at
-  // the switch, its alert +2.6%).
-  const double back = 1 / (1 + alerted.estimate) - 1;
-  if (drop.effect.lo > back) {
-    c.reason = drop_text + " shows a drop short of the alert's " + SignedPercent(alerted.estimate) +
-               " (" + drop_interval + "): part of the cost at most";
-    return undecided;
-  }
-  c.method += "; " + drop_text + ": " + drop_interval;
+  c.method += "; " + at_switch.text;
   c.alert = false;
   c.reason.clear();
   return Recheck::Verdict::kGone;

@@ -433,7 +433,10 @@ Rollout MakeRollout(const std::string& service, const std::vector<CommitSpan>& c
   // next one came).
   r.overlap_judged = (LeftTheFleet(a, o.now_us) || next_us <= o.now_us) &&
                      r.overlap.to_us - r.overlap.from_us >= o.min_overlap_us;
-  r.function_before = {std::max(a.first_us, b.first_us - kFunctionWidestUs), b.first_us};
+  // Not past the requests read: a flag turned on before them is no event
+  // seen, and would pass its cost for B's.
+  r.function_before = {std::max({a.first_us, b.first_us - kFunctionWidestUs, o.ReadFromUs()}),
+                       b.first_us};
   r.function_after = {b.first_us, std::min(b.first_us + kFunctionWidestUs, end)};
   r.widest_before = {b.first_us - widest, b.first_us};
   r.widest_after = {b.first_us, std::min(b.first_us + widest, end)};

@@ -221,14 +221,21 @@ TEST(CompareFunctions, TooFewRequestsTestNothing) {
 
 // Through the detectors and a real store: a rollout at 2 h adds a helper
 // worth 3% of the request on one endpoint; in the "went away" world the
-// helper's cost is gone from 4 h on (a warm-up, a cache filling).
+// helper's cost is gone from 4 h on (a warm-up, a cache filling); in the
+// "early flag" world a flag turned on for every request at 30 min makes
+// `load` 40% costlier, before the first request the detectors read.
+struct World {
+  bool went_away = false;
+  bool early_flag = false;
+};
+
 class RolloutWorld : public ::testing::Test {
  protected:
   static constexpr int64_t kUs = 1'000'000;
   static constexpr int64_t kT0 = 1767225600LL * kUs;  // 2026-01-01T00:00:00Z
   static constexpr int64_t kHour = 3600 * kUs;
 
-  record::RequestRecord Make(int64_t t, bool went_away, std::mt19937_64& rng) {
+  record::RequestRecord Make(int64_t t, World world, std::mt19937_64& rng) {
     // Requests swing widely (the endpoint level cannot see 3%); shares do not.
     std::lognormal_distribution<double> noise(0, 0.6), frame(0, 0.1);
     const bool b = t >= kT0 + 2 * kHour;
@@ -242,7 +249,9 @@ class RolloutWorld : public ::testing::Test {
     r.set_sample_rate(1.0);
     r.set_commit(b ? "bbb" : "aaa");
     const double base = 1e6 * noise(rng);
-    const bool helper = b && !(went_away && t >= kT0 + 4 * kHour);
+    const bool helper = b && !(world.went_away && t >= kT0 + 4 * kHour);
+    const bool flag_on = world.early_flag && t >= kT0 + kHour / 2;
+    if (flag_on) (*r.mutable_flags())["fast_load"] = "on";
     profile::CallTree tree("instructions", "hardware", "fast");
     const auto view = tree.Child(profile::kRoot, tree.Intern({"shop/views.py", 10, "view"}));
     uint64_t total = 0;
@@ -252,7 +261,7 @@ class RolloutWorld : public ::testing::Test {
       tree.AddCall(n, c, c, true);
       total += c;
     };
-    leaf("load", 20, base * 0.5);
+    leaf("load", 20, base * (flag_on ? 0.7 : 0.5));
     leaf("render", 30, base * 0.3);
     if (helper) leaf("new_helper", 40, base * 0.03);
     const auto self = static_cast<uint64_t>(base * 0.2);
@@ -265,8 +274,9 @@ class RolloutWorld : public ::testing::Test {
     return r;
   }
 
-  // Run() — 7 hours of one request a 10 s, the detectors at 7 h.
-  std::vector<Finding> Run(bool went_away) {
+  // Run() — 7 hours of one request a 10 s, the detectors at 7 h reading
+  // from 1 h on (a 5 h window, before/after sides of at most 1 h).
+  std::vector<Finding> Run(World world) {
     test_support::TempDir dir;
     store::SqliteOptions options;
     options.path = dir.File("s.db");
@@ -278,12 +288,14 @@ class RolloutWorld : public ::testing::Test {
       batch.set_sender("t");
       batch.set_sequence(static_cast<uint64_t>(hour + 1));
       for (int64_t t = kT0 + hour * kHour; t < kT0 + (hour + 1) * kHour; t += 5 * kUs)
-        *batch.add_records() = Make(t, went_away, rng);
+        *batch.add_records() = Make(t, world, rng);
       const record::Batch* one[] = {&batch};
       EXPECT_TRUE((*opened)->AppendBatches(one).ok());
     }
     DetectOptions o;
     o.now_us = kT0 + 7 * kHour;
+    o.window_us = 5 * kHour;
+    o.before_after.max_side_us = kHour;
     auto report = RunDetectors(**opened, o);
     EXPECT_TRUE(report.ok());
     std::vector<Finding> fn;
@@ -296,7 +308,7 @@ class RolloutWorld : public ::testing::Test {
 };
 
 TEST_F(RolloutWorld, ChangeThatStaysAlertsNamingTheNewFunction) {
-  const std::vector<Finding> alerts = Run(/*went_away=*/false);
+  const std::vector<Finding> alerts = Run({});
   ASSERT_FALSE(alerts.empty());
   EXPECT_EQ(alerts.front().function, "shop/logic.py:40:new_helper");
   EXPECT_EQ(alerts.front().mean_before, 0);
@@ -305,7 +317,16 @@ TEST_F(RolloutWorld, ChangeThatStaysAlertsNamingTheNewFunction) {
 }
 
 TEST_F(RolloutWorld, ChangeThatWentAwayDoesNotAlert) {
-  EXPECT_TRUE(Run(/*went_away=*/true).empty());
+  EXPECT_TRUE(Run({.went_away = true}).empty());
+}
+
+// Commit A's side reached back to 0 h, past the flag event the detectors
+// can see: with its first 30 min unflagged, `load` read as grown by B too
+// (+2% of the request), and the helper went unnamed.
+TEST_F(RolloutWorld, FlagTurnedOnBeforeTheRequestsReadIsNotTheRollouts) {
+  const std::vector<Finding> alerts = Run({.early_flag = true});
+  ASSERT_FALSE(alerts.empty());
+  for (const Finding& f : alerts) EXPECT_EQ(f.function, "shop/logic.py:40:new_helper");
 }
 
 }  // namespace
