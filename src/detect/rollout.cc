@@ -665,10 +665,9 @@ Status DetectSequential(Run& run, const Rollout& r, const std::vector<uint32_t>&
                         size_t family) {
   const DetectOptions& o = run.options;
   if (endpoints.empty()) return OkStatus();
-  const int64_t read_from = o.now_us - o.window_us - o.WidestSideUs();
   const int64_t final_span = FinalSpanUs(r, o);
   const int64_t span =
-      std::min({o.now_us + 1 - r.b.first_us, final_span, r.b.first_us - read_from});
+      std::min({o.now_us + 1 - r.b.first_us, final_span, r.b.first_us - o.ReadFromUs()});
   if (span <= 0) return OkStatus();
   const bool past = o.now_us + 1 - r.b.first_us > final_span;
   if (past && span < final_span) {
