@@ -31,7 +31,7 @@ struct Run {
   store::Store& store;
   const DetectOptions& options;
   DetectReport& report;
-  store::SampleSet samples;  // every service, [now - window - WidestSideUs(), now]
+  store::SampleSet samples;  // every service, [ReadFromUs(), now]
   std::vector<FunctionTest> function_tests;
   // Endpoint-level alerts' (service, endpoint, cause): a function-level
   // finding with the same is folded into that alert.

@@ -274,7 +274,7 @@ class RolloutWorld : public ::testing::Test {
     return r;
   }
 
-  // Run() — 7 hours of one request a 10 s, the detectors at 7 h reading
+  // Run() — 7 hours of one request every 5 s, the detectors at 7 h reading
   // from 1 h on (a 5 h window, before/after sides of at most 1 h).
   std::vector<Finding> Run(World world) {
     test_support::TempDir dir;
@@ -321,8 +321,8 @@ TEST_F(RolloutWorld, ChangeThatWentAwayDoesNotAlert) {
 }
 
 // Commit A's side reached back to 0 h, past the flag event the detectors
-// can see: with its first 30 min unflagged, `load` read as grown by B too
-// (+2% of the request), and the helper went unnamed.
+// can see: its first 30 min unflagged, `load` rose beside the helper, and
+// no alert named the helper.
 TEST_F(RolloutWorld, FlagTurnedOnBeforeTheRequestsReadIsNotTheRollouts) {
   const std::vector<Finding> alerts = Run({.early_flag = true});
   ASSERT_FALSE(alerts.empty());
