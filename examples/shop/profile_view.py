@@ -2,7 +2,7 @@
 as a seeded customer) a number of times: a script to profile a view locally.
 
     python manage.py migrate && python manage.py seed_shop
-    SHOP_RELEASE=B python -m cpuledger.profile -s cpu -o item.pstats -f pstats profile_view.py /item/5/ 50
+    SHOP_RELEASE=B python -m cpuledger.profile -s apportioned -o item.pstats -f pstats profile_view.py /item/5/ 50
 
 Environment as for the shop (shop/settings.py); the cpuledger middleware is
 off here unless SHOP_MIDDLEWARE says otherwise.

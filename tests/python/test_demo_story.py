@@ -68,7 +68,7 @@ def test_a_view_profiled_locally_as_the_readme_says(tmp_path):
     for args in (["manage.py", "migrate", "-v0"], ["manage.py", "seed_shop"]):
         subprocess.run([sys.executable, *args], cwd=shop, env=env, check=True, capture_output=True, timeout=300)
     out = tmp_path / "item.pstats"
-    run = subprocess.run([sys.executable, "-m", "cpuledger.profile", "-s", "cpu", "-o", str(out), "-f", "pstats",
+    run = subprocess.run([sys.executable, "-m", "cpuledger.profile", "-s", "apportioned", "-o", str(out), "-f", "pstats",
                           "profile_view.py", "/item/5/", "50"],
                          cwd=shop, env={**env, "SHOP_RELEASE": "B"}, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "50 x /item/5/: 200" in run.stdout, (run.stdout, run.stderr[-2000:])
