@@ -266,20 +266,21 @@ SwitchCheck CheckSwitch(const Run& run, const Endpoints& endpoints, const Findin
 // surely removed only part of it did not, and a comparison hours apart,
 // looked at every run, now and then reads a drift the other endpoints did
 // not share as a fix (detect_bench: every resolve of a regression still
-// served was one). A reopen check (`since_us`: when the alert was
-// resolved; 0 for a live alert) reads commit B's requests alone: only B
+// served was one). A reopen check (`resolved_us`: when the alert was
+// resolved; none for a live alert) reads commit B's requests alone: only B
 // coming back reopens its alert, and another commit's cost on the endpoint
 // is that commit's own rollout alert (detect_bench --rollbacks: rolled-back
 // alerts reopened on the next regression of the same endpoint).
 Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Finding& c,
-                                int64_t since_us, const stats::Interval& alerted) {
+                                std::optional<int64_t> resolved_us,
+                                const stats::Interval& alerted) {
   const DetectOptions& o = run.options;
   const store::SampleSet& set = run.samples;
   auto it = endpoints.find(c.endpoint);
   const Window base{c.from_us, c.to_us};
   const int64_t width = std::clamp((c.to_us - c.from_us) / 2, kMinRecentUs, kMaxRecentUs);
-  const Window recent{std::max({since_us, c.to_us, o.now_us - width}), o.now_us + 1};
-  const bool reopen_check = since_us > 0;
+  const Window recent{std::max({resolved_us.value_or(0), c.to_us, o.now_us - width}), o.now_us + 1};
+  const bool reopen_check = resolved_us.has_value();
   std::vector<double> a, b;
   if (it != endpoints.end()) {
     for (uint32_t i : it->second) {
@@ -339,19 +340,20 @@ std::pair<std::vector<double>, std::vector<double>> FlagSplit(const store::Sampl
 }
 
 // SplitUnder() — the flag's split among `commit`'s requests since it began
-// serving the endpoint (or since `since_us`), judged on an always-valid
+// serving the endpoint (or since the alert was resolved), judged on an always-valid
 // interval: the last two hours' split, looked at every run, now and then
 // reads a still-present cost as gone (detect_bench: each resolve of a flag
 // regression still served was one); the new commit's whole split grows run
 // by run, and the sequence's error holds over all the looks.
 Recheck::Verdict SplitUnder(const Run& run, const std::vector<uint32_t>& indices, Finding& c,
-                            const std::string& commit, int64_t since_us, double alert_lo) {
+                            const std::string& commit, std::optional<int64_t> resolved_us,
+                            double alert_lo) {
   const store::SampleSet& set = run.samples;
   int64_t first_us = run.options.now_us;
   for (uint32_t i : indices)
     if (set.series[set.samples[i].series].commit == commit)
       first_us = std::min(first_us, set.samples[i].start_us);
-  const Window under{std::max(since_us, first_us), run.options.now_us + 1};
+  const Window under{std::max(resolved_us.value_or(0), first_us), run.options.now_us + 1};
   const auto [ref, value] = FlagSplit(set, indices, c, [&](const store::RecordBill& v) {
     return set.series[v.series].commit == commit && under.Has(v.start_us);
   });
@@ -375,10 +377,10 @@ Recheck::Verdict SplitUnder(const Run& run, const std::vector<uint32_t>& indices
 // gone under the same code: looked at every run, a 2-hour split now and
 // then does.
 Recheck::Verdict RecheckFlag(const Run& run, const Endpoints& endpoints, Finding& c,
-                             int64_t since_us, double alert_lo) {
+                             std::optional<int64_t> resolved_us, double alert_lo) {
   const DetectOptions& o = run.options;
   const store::SampleSet& set = run.samples;
-  const Window recent{std::max(since_us, o.now_us - kFlagRecentUs), o.now_us + 1};
+  const Window recent{std::max(resolved_us.value_or(0), o.now_us - kFlagRecentUs), o.now_us + 1};
   auto it = endpoints.find(c.endpoint);
   static const std::vector<uint32_t> kNoRequests;
   const std::vector<uint32_t>& indices = it == endpoints.end() ? kNoRequests : it->second;
@@ -412,14 +414,15 @@ Recheck::Verdict RecheckFlag(const Run& run, const Endpoints& endpoints, Finding
                "the flag is turned off or another commit (a fix) serves";
     return Recheck::Verdict::kNone;
   }
-  return SplitUnder(run, indices, c, now_commit, since_us, alert_lo);
+  return SplitUnder(run, indices, c, now_commit, resolved_us, alert_lo);
 }
 
-// Look — one key to look at again: its alert, and since when the evidence counts.
+// Look — one key to look at again: its alert, and for a resolved one when
+// (only evidence newer than that may reopen it).
 struct Look {
   store::Alert alert;
   Finding finding;
-  int64_t since_us = 0;
+  std::optional<int64_t> resolved_us;
 };
 
 }  // namespace
@@ -435,7 +438,7 @@ Status RecheckAlerts(Run& run) {
     Result<std::vector<store::Alert>> live = run.store.Alerts(q);
     if (!live.ok()) return live.status();
     for (store::Alert& a : *live)
-      if (HasRecheckKind(a.kind)) looks.push_back({std::move(a), {}, 0});
+      if (HasRecheckKind(a.kind)) looks.push_back({std::move(a), {}, std::nullopt});
   }
   // A key firing again after its alert was resolved: evidence newer than the
   // resolution decides whether it reopens (RecordRun()).
@@ -467,8 +470,8 @@ Status RecheckAlerts(Run& run) {
     auto it = index.find(c.service);
     const Endpoints& endpoints = it == index.end() ? kNone : it->second;
     const Recheck::Verdict v =
-        c.kind == "rollout" ? RecheckRollout(run, endpoints, c, l.since_us, l.finding.effect)
-                            : RecheckFlag(run, endpoints, c, l.since_us, l.finding.effect.lo);
+        c.kind == "rollout" ? RecheckRollout(run, endpoints, c, l.resolved_us, l.finding.effect)
+                            : RecheckFlag(run, endpoints, c, l.resolved_us, l.finding.effect.lo);
     run.report.rechecks.push_back({l.alert.id, l.alert.key, l.alert.state, std::move(c), v});
   }
   return OkStatus();
