@@ -37,11 +37,12 @@ class Counters:
 class Profiler:
     """A cProfile whose timer is a CPU counter, with full call paths.
 
-    source: "auto" | "instructions" | "cycles" | "cpu" | "wall" (TSC), each
-    read per frame; or "apportioned": frames timed by the TSC, costed at export
-    with a CPU figure from the thread's real counter (own_cost, or the
-    request's bill less its db and cache spans in Recorder.submit) shared in
-    proportion to their ticks.
+    source: "instructions" | "cycles" | "cpu" | "wall" (TSC), each read per
+    frame; or "apportioned": frames timed by the TSC, costed at export with a
+    CPU figure from the thread's real counter (own_cost, or the request's bill
+    less its db and cache spans in Recorder.submit) shared in proportion to
+    their ticks; or "auto": instructions where a PMU is there, else
+    apportioned (a CPU-time read per frame would be a system call).
     mode: "exact" (PyEval_SetProfile, cProfile-equal counts, builtins included)
     | "fast" (Python frames only, builtins folded into their callers; fed by
     the PEP 523 eval-frame hook on 3.11-3.13, sys.monitoring later: fast_hook).

@@ -6,12 +6,14 @@ runs script.py as ``__main__`` (sys.argv set as the script sees it) under the
 native profiler (``cpuledger._native.Profiler``) and prints a pstats-like
 table sorted by total cost, or writes OUT in FORMAT. SOURCE is what the
 costs count: ``instructions`` (hardware PMU), ``cycles``, ``cpu`` (thread CPU
-ns), ``wall`` (TSC ticks), ``auto`` (instructions where a PMU is there, CPU
-ns otherwise), each read at every call, or ``apportioned`` (the run's CPU in
-``auto``'s unit, from two counter reads, shared over TSC-timed calls). MODE is ``exact`` (the default: cProfile-equal call counts,
-C builtins included) or ``fast`` (Python frames only, builtins folded into
-their callers; the PEP 523 eval-frame hook on CPython 3.11-3.13,
-sys.monitoring after).
+ns), ``wall`` (TSC ticks), each read at every call, ``apportioned`` (the
+run's CPU, instructions or CPU ns, from two counter reads, shared over
+TSC-timed calls) or ``auto`` (the default: instructions read at every call
+where a PMU is there, else apportioned, since reading CPU time without a PMU
+is a system call that costs more than many calls it would time). MODE is
+``exact`` (the default: cProfile-equal call counts, C builtins included) or
+``fast`` (Python frames only, builtins folded into their callers; the PEP 523
+eval-frame hook on CPython 3.11-3.13, sys.monitoring after).
 
 The small Python API:
 

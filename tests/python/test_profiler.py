@@ -568,6 +568,18 @@ def test_bad_arguments():
         cp.Profiler("instructions")
 
 
+def test_auto_source_reads_per_call_only_where_that_is_cheap():
+    """auto: instructions read at every call with a PMU (rdpmc), else apportioned:
+    without one a CPU-time read is a system call dearer than the calls it times."""
+    p = cp.Profiler("auto")
+    cp.runcall(p, programs.run_fib)
+    if _native.Counters().source == "hardware":
+        assert p.source == "hardware" and p.unit == "instructions"
+    else:
+        assert p.source.startswith("apportioned/") and p.unit == "cpu_ns"
+        assert p.own_cost > 0 and sum(n.self_cost for n in cp.nodes(p)) == p.own_cost
+
+
 def test_wall_source_and_clear():
     p = cp.Profiler("wall")
     assert p.source in ("tsc", "monotonic_raw") and p.unit == "tsc"

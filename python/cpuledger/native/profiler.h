@@ -87,9 +87,9 @@ class Profile;
 
 namespace cpuledger::python {
 
-// ClockSource — what the user asked to count in ("auto" picks instructions
-// where a PMU is there, CPU ns otherwise; "apportioned": the thread's CPU in
-// that same unit, shared over TSC-timed frames — see the banner).
+// ClockSource — what the user asked to count in ("auto": instructions read
+// per frame where a PMU is there, else "apportioned": the thread's CPU in
+// the bill's unit, shared over TSC-timed frames — see the banner).
 enum class ClockSource : uint8_t { kAuto, kInstructions, kCycles, kCpu, kWall, kApportioned };
 
 // Mode — which hook feeds the profile.
