@@ -27,7 +27,10 @@
 // at least 5000 sampled requests — rollouts: the endpoint's requests on the
 // old commit in [start - 2 h, start + spread) and on the new one in
 // [start, start + spread + 2 h); flags: flag-on and flag-off requests of the
-// endpoint in the 24 h after the flag appears.
+// endpoint in the 24 h after the flag appears. The <5k figure is "caught
+// within 24 h" over the regressions that began at least 24 h before the
+// run's end (with --days 2, the first day's); the younger ones have not had
+// their 24 h, and a row beside it counts them in too.
 //
 // The BASELINE, scored the same way: for every commit's first appearance,
 // per endpoint of its service, the mean cost per request in the 2 h after
@@ -1032,7 +1035,11 @@ struct SeedFigures {
   double base_false_per_day = NAN;      // the fixed +5% baseline
   Ratio recall_heavy;                   // >=3% endpoint regressions, >=5k/side; target >= 95%
   Ratio base_recall_heavy;              // the baseline on the same
-  Ratio recall_light_24h;               // >=3%, <5k/side, caught within 24 h; target >= 80%
+  // >=3%, <5k/side, caught within 24 h; target >= 80%. Only regressions
+  // that began at least 24 h before the run's end are scored: one that
+  // began later has not had its 24 h (it is left out, not missed).
+  Ratio recall_light_24h;
+  Ratio recall_light_by_end;  // every >=3% <5k/side one, caught by the run's end (within 24 h)
   // Function level (0.5% of the endpoint; see the header for what counts).
   Ratio function_recall;           // grown functions, named by a function alert or first
                                    // culprit of an endpoint alert; target >= 60%
@@ -1097,10 +1104,15 @@ SeedFigures FiguresOf(uint64_t seed, int days, const std::vector<Outcome>& outco
   f.function_recall = {t.fn_named.det, t.fn.n};
   f.function_recall_by_alert = {t.fn_by_function.det, t.fn.n};
   f.new_function_recall = {t.new_fn_named.det, t.new_fn.n};
+  constexpr int64_t kDayS = 86400;
   for (const Outcome& o : outcomes) {
     if (IsFunctionKind(o.truth->kind) || o.heavy || o.truth->size < 0.03 - 1e-9) continue;
+    const bool in_a_day = o.caught && o.delay_s >= 0 && o.delay_s <= kDayS;
+    ++f.recall_light_by_end.n;
+    f.recall_light_by_end.k += in_a_day;
+    if (o.truth->start_s + kDayS > days * kDayS) continue;  // its 24 h not over at the end
     ++f.recall_light_24h.n;
-    f.recall_light_24h.k += o.caught && o.delay_s >= 0 && o.delay_s <= 86400;
+    f.recall_light_24h.k += in_a_day;
   }
   return f;
 }
@@ -1215,6 +1227,8 @@ constexpr Figure kFigures[] = {
      [](const SeedFigures& f) { return Percent(f.recall_heavy); }, 95, false},
     {"recall >=3%, <5k/side, 24 h (%)", ">= 80",
      [](const SeedFigures& f) { return Percent(f.recall_light_24h); }, 80, false},
+    {"  <5k, also those < 24 h old (%)", "-",
+     [](const SeedFigures& f) { return Percent(f.recall_light_by_end); }, NAN, false},
     {"function-level recall, grown (%)", ">= 60",
      [](const SeedFigures& f) { return Percent(f.function_recall); }, 60, false},
     {"  grown, by a function alert (%)", "-",
@@ -1288,6 +1302,7 @@ int RunSeeds(const Args& args) {
       std::cerr << "detect_bench: seed " << f.seed << " done: false/day " << Number(f.false_per_day)
                 << " (function " << Number(f.false_per_day_function) << "), >=3% >=5k "
                 << RatioText(f.recall_heavy) << ", >=3% <5k 24 h " << RatioText(f.recall_light_24h)
+                << " (with the younger: " << RatioText(f.recall_light_by_end) << ")"
                 << ", grown function " << RatioText(f.function_recall) << ", new function "
                 << RatioText(f.new_function_recall) << ", baseline false/day "
                 << Number(f.base_false_per_day) << "\n";
