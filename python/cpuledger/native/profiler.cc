@@ -386,7 +386,7 @@ bool Profiler::OpenClock(std::string* why) {
   // system call (0.25-0.6 us), dearer than many calls it would time, and
   // the calibrated correction for it varied +-20% between runs, enough to
   // take a function's whole self cost (CPython 3.13, the shop's
-  // score_similarity: 0-1.9 s over eight runs, apportioned 0.8-1.2 s).
+  // score_similarity: 0-1.9 s over eleven runs, apportioned 0.8-1.2 s).
   if (requested_ == ClockSource::kAuto && !hardware) requested_ = ClockSource::kApportioned;
   if (requested_ == ClockSource::kWall || requested_ == ClockSource::kApportioned) {
 #if defined(__x86_64__) || defined(__i386__)
