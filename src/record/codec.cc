@@ -139,18 +139,21 @@ Result<ArenaBatch> DecodeBatchOnArena(Encoding encoding, std::string_view body) 
 
 namespace {
 
-// FunctionRef — a function table entry by value, to find its duplicates.
+// FunctionRef — a function table entry by value, to find its duplicates
+// (two versions of a function, from hosts on two commits, are two entries).
 struct FunctionRef {
   std::string_view file, name;
   uint32_t line = 0;
+  uint64_t code_hash = 0;
   bool operator==(const FunctionRef&) const = default;
 };
 
-// FunctionRefHash — XXH3 seeded with the line, over the file, then over
-// the name seeded with that: a few times faster than std::hash on paths.
+// FunctionRefHash — XXH3 seeded with the line and code hash, over the
+// file, then over the name seeded with that: a few times faster than
+// std::hash on paths.
 struct FunctionRefHash {
   size_t operator()(const FunctionRef& f) const {
-    const uint64_t h = XXH3_64bits_withSeed(f.file.data(), f.file.size(), f.line);
+    const uint64_t h = XXH3_64bits_withSeed(f.file.data(), f.file.size(), f.line ^ f.code_hash);
     return static_cast<size_t>(XXH3_64bits_withSeed(f.name.data(), f.name.size(), h));
   }
 };
@@ -162,7 +165,7 @@ void ShareProfileFunctions(Batch* batch) {
   // table grows (each entry is a message of its own).
   std::unordered_map<FunctionRef, uint32_t, FunctionRefHash> index;
   const auto ref = [](const ProfileFunction& f) {
-    return FunctionRef{f.file(), f.name(), f.line()};
+    return FunctionRef{f.file(), f.name(), f.line(), f.code_hash()};
   };
   for (int i = 0; i < batch->functions_size(); ++i)
     index.try_emplace(ref(batch->functions(i)), static_cast<uint32_t>(i));

@@ -765,6 +765,28 @@ TEST(RecordShare, ListsEachFunctionOnceAndKeepsEveryPath) {
   EXPECT_TRUE(Equal(*decoded, b));
 }
 
+TEST(RecordShare, TwoVersionsOfAFunctionStayTwoEntries) {
+  // Hosts on two commits in one batch: the same file:line:name with two code
+  // hashes is two functions, each profile keeping its own.
+  Batch b;
+  for (uint64_t code : {11u, 22u, 11u}) {
+    RequestRecord r = ValidRecord();
+    for (ProfileFunction& f : *r.mutable_profile()->mutable_functions()) f.set_code_hash(code);
+    *b.add_records() = r;
+  }
+  ShareProfileFunctions(&b);
+  const int per_version = ValidProfile().functions_size();
+  EXPECT_EQ(b.functions_size(), 2 * per_version);
+  for (int i = 0; i < b.records_size(); ++i) {
+    const Profile& p = b.records(i).profile();
+    const uint64_t want = i == 1 ? 22u : 11u;
+    for (int n = 1; n < p.nodes_size(); ++n)
+      EXPECT_EQ(ProfileFunctions(b, p).Get(static_cast<int>(p.nodes(n).function())).code_hash(),
+                want)
+          << i << " " << n;
+  }
+}
+
 TEST(RecordShare, NodesMustIndexTheBatchTable) {
   Batch b;
   *b.add_records() = SharedRecord(&b);
