@@ -83,6 +83,20 @@ struct FunctionMoments {
   double share_sum = 0, share_sq = 0;
 };
 
+// FunctionCodesQuery — the code one commit of a service ran.
+struct FunctionCodesQuery {
+  std::string service, commit;
+};
+
+// FunctionCode — one function's code hash on that commit
+// (record.ProfileFunction.code_hash), as its profiles carried it: a
+// rollout's functions whose hash differs from the commit before, or that
+// the commit before never ran, are the ones it changed.
+struct FunctionCode {
+  std::string function;  // "file:line:name"
+  uint64_t code_hash = 0;
+};
+
 // EffectRecord — one measured effect, kept so each endpoint's (and
 // function's) threshold can be learned from its own history of noise. The
 // store keeps the newest per (service, endpoint, function, kind, cause).

@@ -113,6 +113,10 @@ class Store {
   // requests, sum and sum of squares of its self cost per request. Thread-safe.
   virtual Result<std::vector<FunctionMoments>> FunctionMomentsOf(
       const FunctionMomentsQuery& query) = 0;
+  // Store::FunctionCodesOf() — each function with a known code hash (not 0)
+  // in the commit's profiles still kept, once (the latest hash, should one
+  // commit have carried two), in function order. Thread-safe.
+  virtual Result<std::vector<FunctionCode>> FunctionCodesOf(const FunctionCodesQuery& query) = 0;
   // Store::AppendEffects() / EffectHistory() — the detectors' measured
   // effects, newest first. Thread-safe (writes serialize with appends).
   virtual Status AppendEffects(std::span<const EffectRecord> effects) = 0;

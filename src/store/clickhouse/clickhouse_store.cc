@@ -256,6 +256,9 @@ class ClickHouseStore final : public Store {
       const FunctionMomentsQuery& query) override {
     return clickhouse::ReadFunctionMoments(*shards_[0], names_, query);
   }
+  Result<std::vector<FunctionCode>> FunctionCodesOf(const FunctionCodesQuery&) override {
+    return std::vector<FunctionCode>{};  // TODO(code hashes): stored and read
+  }
   Status AppendEffects(std::span<const EffectRecord> effects) override {
     if (effects.empty()) return OkStatus();
     RowBinary rows;

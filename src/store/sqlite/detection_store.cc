@@ -98,6 +98,10 @@ Result<SampleSet> SqliteStore::Samples(const SampleQuery& query) {
   return out;
 }
 
+Result<std::vector<FunctionCode>> SqliteStore::FunctionCodesOf(const FunctionCodesQuery&) {
+  return std::vector<FunctionCode>{};  // TODO(code hashes): stored and read
+}
+
 Result<std::vector<FunctionMoments>> SqliteStore::FunctionMomentsOf(
     const FunctionMomentsQuery& query) {
   if (Status s = Checkpoint(); !s.ok()) return s;

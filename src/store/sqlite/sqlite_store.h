@@ -170,6 +170,7 @@ class SqliteStore final : public Store {
   Result<SampleSet> Samples(const SampleQuery& query) override;
   Result<std::vector<FunctionMoments>> FunctionMomentsOf(
       const FunctionMomentsQuery& query) override;
+  Result<std::vector<FunctionCode>> FunctionCodesOf(const FunctionCodesQuery& query) override;
   Status AppendEffects(std::span<const EffectRecord> effects) override;
   Result<std::vector<EffectRecord>> EffectHistory(const EffectHistoryQuery& query) override;
   Result<UpsertOutcome> UpsertAlert(const Alert& alert) override;

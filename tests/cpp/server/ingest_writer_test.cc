@@ -106,6 +106,10 @@ class GatedStore final : public Store {
       const store::FunctionMomentsQuery& q) override {
     return real_->FunctionMomentsOf(q);
   }
+  Result<std::vector<store::FunctionCode>> FunctionCodesOf(
+      const store::FunctionCodesQuery& q) override {
+    return real_->FunctionCodesOf(q);
+  }
   Status AppendEffects(std::span<const store::EffectRecord> e) override {
     return real_->AppendEffects(e);
   }
