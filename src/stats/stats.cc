@@ -483,9 +483,45 @@ std::vector<double> BenjaminiHochberg(std::span<const double> p_values) {
   return q;
 }
 
-FdrSelection SelectByFdr(std::span<const double> p_values, double fdr, double confidence) {
+double FdrSelection::ConfidenceOf(size_t i) const {
+  if (weights.empty() || discoveries == 0) return selected_confidence;
+  const double m = static_cast<double>(q.size());
+  return std::max(confidence, 1.0 - fdr * static_cast<double>(discoveries) * weights[i] / m);
+}
+
+namespace {
+
+// MeanOneWeights() — `weights` scaled to mean 1; empty when they are empty,
+// of another size than the tests, negative or all 0 (no weighting, then).
+std::vector<double> MeanOneWeights(std::span<const double> weights, size_t tests) {
+  if (weights.size() != tests || tests == 0) return {};
+  double sum = 0;
+  for (double w : weights) {
+    if (!(w >= 0) || !std::isfinite(w)) return {};
+    sum += w;
+  }
+  if (sum <= 0) return {};
+  std::vector<double> out(weights.begin(), weights.end());
+  for (double& w : out) w *= static_cast<double>(tests) / sum;
+  return out;
+}
+
+}  // namespace
+
+FdrSelection SelectByFdr(std::span<const double> p_values, double fdr, double confidence,
+                         std::span<const double> weights) {
   FdrSelection out;
-  out.q = BenjaminiHochberg(p_values);
+  out.fdr = fdr;
+  out.confidence = confidence;
+  out.weights = MeanOneWeights(weights, p_values.size());
+  if (out.weights.empty()) {
+    out.q = BenjaminiHochberg(p_values);
+  } else {
+    std::vector<double> weighted(p_values.size());
+    for (size_t i = 0; i < p_values.size(); ++i)
+      weighted[i] = out.weights[i] > 0 ? p_values[i] / out.weights[i] : 1.0;
+    out.q = BenjaminiHochberg(weighted);
+  }
   out.selected.resize(out.q.size());
   for (size_t i = 0; i < out.q.size(); ++i) {
     out.selected[i] = out.q[i] <= fdr;

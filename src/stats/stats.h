@@ -138,6 +138,14 @@ struct FdrSelection {
   // selected_confidence — 1 - fdr * discoveries / tests, never below the
   // `confidence` asked for; that confidence when nothing is selected.
   double selected_confidence = 0;
+  // ConfidenceOf() — test i's level with weights (SelectByFdr()): 1 - fdr *
+  // discoveries * w_i / tests, never below the `confidence` asked for;
+  // selected_confidence without.
+  double ConfidenceOf(size_t i) const;
+
+  std::vector<double> weights;  // as given, scaled to mean 1; empty: none given
+  double confidence = 0;        // as asked
+  double fdr = 0;
 };
 
 // SelectByFdr() — Benjamini–Hochberg at level `fdr` over `p_values`, and the
@@ -146,7 +154,15 @@ struct FdrSelection {
 // their true value in at most a share fdr of them, where intervals at the
 // nominal level picked out of many would cover too little. NaN reads as 1.
 // Used by every detector that selects by FDR (flag and function tests).
-FdrSelection SelectByFdr(std::span<const double> p_values, double fdr, double confidence);
+//
+// With `weights` (one per test, >= 0, scaled here to mean 1; empty: all 1),
+// the weighted BH of Genovese, Roeder & Wasserman (2006): BH over p_i / w_i,
+// which keeps the FDR at `fdr` while the tests more likely to be real (a
+// function whose code changed) get more of it; a selected test's interval
+// is then at 1 - fdr R w_i / m (ConfidenceOf()), the level its selection
+// implies. A weight of 0 is never selected.
+FdrSelection SelectByFdr(std::span<const double> p_values, double fdr, double confidence,
+                         std::span<const double> weights = {});
 
 // Holm() — Holm–Bonferroni adjusted p-values, in input order: rejecting
 // those <= alpha keeps the chance of any false rejection in the family at

@@ -161,5 +161,39 @@ TEST(StatsSelectByFdr, DiscoveriesAndTheirLevel) {
   EXPECT_EQ(empty.selected_confidence, 0.90);
 }
 
+// Weighted BH: the same p-values, with the weight on the tests thought
+// likely to be real. Test 6 (p 0.0298) is not selected unweighted; with
+// weight 4 of a mean-1 family it is, at its own wider level.
+TEST(StatsSelectByFdr, WeightsSpendTheLevelWhereTheyPoint) {
+  const std::vector<double> p = {0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344,
+                                 0.0459, 0.3240, 0.4262, 0.5719, 0.6528, 0.7590, 1.000};
+  std::vector<double> w(p.size(), 1.0);
+  EXPECT_EQ(SelectByFdr(p, 0.05, 0.90, w).q, BenjaminiHochberg(p));  // all equal: plain BH
+
+  // Weights scale to mean 1 (they sum to 11 here, so by 15 / 11): test 6's
+  // p / w = 0.0298 / 5.45 = 0.0055, the others' p / 0.68.
+  std::fill(w.begin(), w.end(), 0.5);
+  w[6] = 4;
+  const FdrSelection chosen = SelectByFdr(p, 0.05, 0.90, w);
+  ASSERT_EQ(chosen.weights.size(), p.size());
+  EXPECT_NEAR(chosen.weights[6], 4 * 15.0 / 11, 1e-12);
+  EXPECT_TRUE(chosen.selected[6]);
+  EXPECT_TRUE(chosen.selected[0]);
+  EXPECT_TRUE(chosen.selected[3]);
+  EXPECT_FALSE(chosen.selected[4]);  // 0.0201 / 0.68 = 0.029: BH's 6th, above 0.05 * 6 / 15
+  // Its interval is at 1 - fdr R w / m, narrower than an unweighted one's.
+  const double r = static_cast<double>(chosen.discoveries);
+  EXPECT_NEAR(chosen.ConfidenceOf(6), std::max(0.90, 1 - 0.05 * r * chosen.weights[6] / 15), 1e-12);
+  EXPECT_GT(chosen.ConfidenceOf(0), chosen.ConfidenceOf(6));
+
+  // Weight 0 is never selected; bad weights mean none.
+  w.assign(p.size(), 1.0);
+  w[0] = 0;
+  EXPECT_FALSE(SelectByFdr(p, 0.05, 0.90, w).selected[0]);
+  w[0] = -1;
+  EXPECT_TRUE(SelectByFdr(p, 0.05, 0.90, w).weights.empty());
+  EXPECT_TRUE(SelectByFdr(p, 0.05, 0.90, std::vector<double>{1, 2}).weights.empty());
+}
+
 }  // namespace
 }  // namespace cpuledger::stats
