@@ -225,6 +225,10 @@ def test_submit_shares_out_the_bill_less_db_and_cache(capture, mode):
     r, p = submit_profiled(capture, mode, request_body)
     prof = r.profile
     assert prof.unit == p.unit and prof.source == p.source and prof.mode == p.mode
+    # The batch's table (the recorder sends it shared) keeps each Python
+    # function's code hash, and no builtin has one.
+    assert capture.shared == 1
+    assert all((f.code_hash != 0) == (f.file != "~") for f in prof.functions)
     field = bill_field(prof.unit)
     left_out = p.excluded_cost
     assert profile_total(prof) == getattr(r.cpu, field) - left_out

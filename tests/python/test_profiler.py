@@ -13,6 +13,7 @@ import gc
 import io
 import json
 import marshal
+import os
 import pstats
 import subprocess
 import sys
@@ -587,6 +588,110 @@ def test_wall_source_and_clear():
     assert cp.nodes(p)[0].total_cost > 0
     p.clear()
     assert p.stats() == []
+
+
+# --- code hashes: the same code, the same hash, at any line and in any process ------------
+
+HASHED_SOURCE = '''
+def handler(x):
+    total = 0
+    for ch in str(x):
+        if ch in {"a", "b", "c", "d", "e", "f", "g", "h"}:
+            total += ord(ch)
+    return total + 1, (1.5, b"raw", None, 2**70), lambda y: y * 2
+'''
+
+
+def compiled(source: str, blank_lines: int = 0, name: str = "handler"):
+    """`name` from `source` compiled `blank_lines` lines further down its file."""
+    ns: dict = {}
+    exec(compile("\n" * blank_lines + source, "app/views.py", "exec"), ns)
+    return ns[name]
+
+
+def profiled_functions(record_pb2, fn, *args, mode: str = "exact") -> list:
+    """The record.ProfileFunction entries of one profiled call, as encoded."""
+    p = cp.Profiler("cpu", mode)
+    cp.runcall(p, fn, *args)
+    prof = record_pb2.Profile()
+    prof.ParseFromString(p.tree_bytes())
+    return list(prof.functions)
+
+
+def code_hash(record_pb2, fn, *args, mode: str = "exact") -> int:
+    code = fn.__code__
+    [f] = [f for f in profiled_functions(record_pb2, fn, *args, mode=mode)
+           if (f.name, f.line) == (code.co_name, code.co_firstlineno)]
+    return f.code_hash
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_code_hash_is_the_same_at_another_line(record_pb2, mode):
+    # The function moved down its file: the line differs, the hash does not,
+    # even when one copy ran long enough to be specialized (3.11+ quickening).
+    here, moved = compiled(HASHED_SOURCE), compiled(HASHED_SOURCE, blank_lines=40)
+    for _ in range(2000):
+        here("abc-xyz")
+    assert moved.__code__.co_firstlineno == here.__code__.co_firstlineno + 40
+    h = code_hash(record_pb2, here, "abc", mode=mode)
+    assert h != 0
+    assert code_hash(record_pb2, moved, "abc", mode=mode) == h
+
+
+def test_code_hash_changes_with_the_code(record_pb2):
+    base = code_hash(record_pb2, compiled(HASHED_SOURCE), "a")
+    edits = {
+        "a constant": HASHED_SOURCE.replace("total + 1", "total + 2"),
+        "a set member": HASHED_SOURCE.replace('"h"}', '"z"}'),
+        "a nested function": HASHED_SOURCE.replace("y * 2", "y * 3"),
+        "a local's name": HASHED_SOURCE.replace("ch", "c"),
+        "a loop": HASHED_SOURCE.replace(
+            "    return", "    while total < 0:\n        total -= 1\n    return"),
+        "a float": HASHED_SOURCE.replace("1.5", "-1.5"),
+        "a big int": HASHED_SOURCE.replace("2**70", "2**71"),
+    }
+    hashes = {what: code_hash(record_pb2, compiled(src), "a") for what, src in edits.items()}
+    assert all(h not in (0, base) for h in hashes.values()), hashes
+    assert len(set(hashes.values())) == len(edits), hashes
+
+
+def test_builtins_have_no_code_hash(record_pb2):
+    functions = profiled_functions(record_pb2, compiled(HASHED_SOURCE), "abc")
+    builtins = [f for f in functions if f.file == "~"]
+    assert {f.name for f in builtins} >= {"<built-in method builtins.ord>"}
+    assert all(f.code_hash == 0 for f in builtins)
+    assert all(f.code_hash != 0 for f in functions if f.file != "~")
+
+
+HASH_IN_SUBPROCESS = f'''
+import sys
+sys.path.insert(0, {str(HERE)!r})
+from test_profiler import HASHED_SOURCE, compiled
+from cpuledger import profile as cp
+fn = compiled(HASHED_SOURCE)
+p = cp.Profiler("cpu", "exact")
+cp.runcall(p, fn, "abc")
+print(p.tree_bytes().hex())
+print(list(next(c for c in fn.__code__.co_consts if isinstance(c, frozenset))))
+'''
+
+
+def test_code_hash_is_the_same_under_another_hash_seed(record_pb2):
+    # String hashes, so a frozenset constant's iteration order, follow
+    # PYTHONHASHSEED: a host started with another seed hashes the code alike.
+    seen = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        r = subprocess.run([sys.executable, "-c", HASH_IN_SUBPROCESS], env=env, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120, check=False)
+        assert r.returncode == 0, r.stderr
+        encoded, order = r.stdout.splitlines()
+        prof = record_pb2.Profile()
+        prof.ParseFromString(bytes.fromhex(encoded))
+        [f] = [f for f in prof.functions if f.name == "handler"]
+        seen.append((f.code_hash, order))
+    assert seen[0][1] != seen[1][1]  # the set's order did differ
+    assert seen[0][0] == seen[1][0] == code_hash(record_pb2, compiled(HASHED_SOURCE), "abc") != 0
 
 
 # --- the CLI ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include "client/process_functions.h"
 #include "counters/counters.h"
 #include "counters/thread_counters.h"
+#include "native/code_hash.h"
 #include "native/eval_frame.h"
 #include "native/monitoring.h"
 #include "record/codec.h"
@@ -198,8 +199,10 @@ void PutField(std::string& out, uint32_t field, std::string_view bytes, bool alw
 }
 
 // EncodeFunction() — one Profile.functions entry (tag included), named as
-// cProfile names it. EncodeFunctionBody(): the record.ProfileFunction's
-// bytes; EncodeFunction(): as a Profile.functions field.
+// cProfile names it, with a Python function's CodeHash() (code_hash.h; 0,
+// left out, for a builtin or when it cannot be computed).
+// EncodeFunctionBody(): the record.ProfileFunction's bytes; EncodeFunction():
+// as a Profile.functions field. COST: CodeHash()'s, so both are cached.
 std::string EncodeFunctionBody(const FunctionEntry& f) {
   std::string body;
   if (f.code == nullptr) {
@@ -212,6 +215,8 @@ std::string EncodeFunctionBody(const FunctionEntry& f) {
     PutField(body, record::ProfileFunction::kLineFieldNumber,
              static_cast<uint64_t>(std::max(code->co_firstlineno, 0)));
     PutField(body, record::ProfileFunction::kNameFieldNumber, Truncated(name.empty() ? "?" : name));
+    const SavedError saved;  // an exception in flight stays as it was
+    PutField(body, record::ProfileFunction::kCodeHashFieldNumber, CodeHash(code));
   }
   return body;
 }
@@ -262,12 +267,24 @@ void AppendFunction(std::string& out, const FunctionEntry& f) {
   out.append(cached != nullptr ? cached->field : EncodeFunction(f));
 }
 
-// SharedId() — f's ProcessFunctions id, added on first use. RETURNS: none
-// past the cache's or the table's bound.
+// FieldBody() — the ProfileFunction within an EncodeFunction() field: past
+// its tag (one byte: Profile.functions is field 4) and its length varint.
+std::string_view FieldBody(std::string_view field) {
+  static_assert(record::Profile::kFunctionsFieldNumber < 16);
+  size_t i = 1;
+  while (static_cast<unsigned char>(field[i++]) & 0x80) {
+  }
+  return field.substr(i);
+}
+
+// SharedId() — f's ProcessFunctions id, added on first use (the body taken
+// from the cached field: not encoded, nor its code hashed, twice). RETURNS:
+// none past the cache's or the table's bound.
 std::optional<uint32_t> SharedId(const FunctionEntry& f) {
   EncodedFunction* cached = CachedFunction(f);
   if (cached == nullptr) return std::nullopt;
-  if (!cached->id) cached->id = client::ProcessFunctions::Get().Add(EncodeFunctionBody(f));
+  if (!cached->id)
+    cached->id = client::ProcessFunctions::Get().Add(std::string(FieldBody(cached->field)));
   return cached->id;
 }
 
