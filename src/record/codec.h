@@ -17,7 +17,8 @@
 //     {wall_us, calls, cpu_ns, ...}), multiplex_scale, user_ns, kernel_ns, and
 //     span CPU as db_cpu_ns, db_instructions, cache_cpu_ns, ... Unknown
 //     fields are ignored. profile (optional): {unit, source, mode, functions:
-//     [{file, line, name}], nodes: [{parent, function, calls, primitive_calls,
+//     [{file, line, name, code_hash (an integer or its decimal string; written
+//     as the string)}], nodes: [{parent, function, calls, primitive_calls,
 //     self_cost, total_cost}], builtins_folded, overhead_per_event, requests,
 //     functions_in_batch (nodes index the batch line's functions instead)}.
 //   tally lines: {"type": "tally", minute_unix, service, host, cluster,

@@ -307,6 +307,24 @@ Status ProfileWrongType(std::string_view list, size_t i, std::string_view key,
   return WrongType({"profile", item, key}, want, v);
 }
 
+// ReadCodeHash() — a ProfileFunction.code_hash: a JSON integer, or its
+// decimal string (JavaScript and other readers that hold numbers as doubles
+// keep integers exactly only up to 2^53). Not a float: a hash that went
+// through one has lost its low bits.
+Status ReadCodeHash(const Json& v, const FieldName& f, uint64_t* out) {
+  constexpr std::string_view kWant =
+      "an integer in [0, 18446744073709551615] or its decimal string";
+  if (v.is_string()) {
+    const std::string& s = v.get_ref<const std::string&>();
+    const auto [end, error] = std::from_chars(s.data(), s.data() + s.size(), *out);
+    if (!s.empty() && error == std::errc() && end == s.data() + s.size()) return OkStatus();
+    return InvalidArgument("field '" + f.str() + "' must be " + std::string(kWant) + ", got " +
+                           Quote(s));
+  }
+  if (v.is_number_integer() && AsUint64(v, out)) return OkStatus();  // unsigned or >= 0
+  return WrongType(f, kWant, v);
+}
+
 // ReadProfileFunction() — item i of a function table; `owner` is "profile"
 // for a profile's own table, "" for the batch line's.
 Status ReadProfileFunction(const Json& v, std::string_view owner, size_t i, ProfileFunction* f) {
@@ -324,6 +342,10 @@ Status ReadProfileFunction(const Json& v, std::string_view owner, size_t i, Prof
       if (!AsUint64(value, &u) || u > UINT32_MAX)
         return WrongType({owner, item, key}, "an integer in [0, 4294967295]", value);
       f->set_line(static_cast<uint32_t>(u));
+    } else if (key == "code_hash") {
+      uint64_t u = 0;
+      CL_RETURN_IF_ERROR(ReadCodeHash(value, {owner, item, key}, &u));
+      f->set_code_hash(u);
     }
   }
   return OkStatus();
@@ -703,8 +725,12 @@ void PutString(std::string_view key, const std::string& value, OrderedJson& out)
 
 OrderedJson FunctionsToJson(const google::protobuf::RepeatedPtrField<ProfileFunction>& table) {
   OrderedJson out = OrderedJson::array();
-  for (const ProfileFunction& f : table)
-    out.push_back({{"file", f.file()}, {"line", f.line()}, {"name", f.name()}});
+  for (const ProfileFunction& f : table) {
+    OrderedJson& item =
+        out.emplace_back(OrderedJson{{"file", f.file()}, {"line", f.line()}, {"name", f.name()}});
+    // A string: exact for every reader (see ReadCodeHash()); absent when unknown.
+    if (f.code_hash() != 0) item["code_hash"] = std::to_string(f.code_hash());
+  }
   return out;
 }
 

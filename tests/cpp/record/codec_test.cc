@@ -42,6 +42,7 @@ Profile ValidProfile() {
   view->set_file("app.py");
   view->set_line(12);
   view->set_name("view");
+  view->set_code_hash(0xF00D'FACE'1234'5679);  // past 2^53: exact only as a string in JSON
   ProfileFunction* helper = p.add_functions();
   helper->set_file("app.py");
   helper->set_line(30);
@@ -1493,6 +1494,59 @@ TEST(RecordNdjson, ProfileWrongTypes) {
   p["requests"] = -2;
   EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)),
             "line 1: field 'profile.requests' must be a non-negative integer, got -2");
+}
+
+TEST(RecordNdjson, ProfileCodeHash) {
+  // A JSON integer or its decimal string; written back as the string (all
+  // 64 bits, for readers whose numbers are doubles), and only when known.
+  for (const json& given : {json(18446744073709551615u), json("18446744073709551615")}) {
+    json p = ProfileJson();
+    p["functions"][0]["code_hash"] = given;
+    Result<Batch> batch = DecodeRecordWith("profile", p);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    EXPECT_EQ(batch->records(0).profile().functions(0).code_hash(), UINT64_MAX) << given;
+    const json line = json::parse(EncodeNdjson(*batch));
+    EXPECT_EQ(line.at("profile").at("functions").at(0).at("code_hash"), "18446744073709551615");
+    Result<Batch> again = DecodeLine(line);
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_TRUE(Equal(*again, *batch));
+  }
+  json p = ProfileJson();
+  p["functions"][0]["code_hash"] = 0;
+  Result<Batch> unknown = DecodeRecordWith("profile", p);
+  ASSERT_TRUE(unknown.ok()) << unknown.status().ToString();
+  EXPECT_EQ(unknown->records(0).profile().functions(0).code_hash(), 0u);
+  EXPECT_FALSE(json::parse(EncodeNdjson(*unknown))
+                   .at("profile")
+                   .at("functions")
+                   .at(0)
+                   .contains("code_hash"));
+}
+
+TEST(RecordNdjson, ProfileCodeHashWrongValues) {
+  const std::string field =
+      "line 1: field 'profile.functions[0].code_hash' must be an integer in "
+      "[0, 18446744073709551615] or its decimal string, got ";
+  const std::pair<json, std::string> cases[] = {
+      {-1, "-1"},         {1.5, "1.5"},
+      {1e19, "1e+19"},  // a float, however whole: a hash in one has lost bits
+      {true, "boolean"},  {json::array(), "array"},
+      {"", "''"},         {"-1", "'-1'"},
+      {"+1", "'+1'"},     {" 1", "' 1'"},
+      {"0x10", "'0x10'"}, {"18446744073709551616", "'18446744073709551616'"},
+  };
+  for (const auto& [value, got] : cases) {
+    json p = ProfileJson();
+    p["functions"][0]["code_hash"] = value;
+    EXPECT_EQ(ErrorOf(DecodeRecordWith("profile", p)), field + got) << value;
+  }
+  // The batch line's table, likewise.
+  const json id = {{"type", "batch"},
+                   {"sender", "web-17:4242"},
+                   {"functions", {{{"file", "a.py"}, {"name", "f"}, {"code_hash", "x"}}}}};
+  EXPECT_EQ(ErrorOf(DecodeBatch(Encoding::kNdjson, Lines({id.dump(), BaseLine().dump()}))),
+            "line 1: field 'functions[0].code_hash' must be an integer in "
+            "[0, 18446744073709551615] or its decimal string, got 'x'");
 }
 
 TEST(RecordNdjson, ProfileIsValidated) {
