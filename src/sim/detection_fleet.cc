@@ -481,6 +481,29 @@ FleetConfig MakeDetectionServices(uint64_t seed, int days) {
   return c;
 }
 
+// AddChangedCode() — the code each rollout changed: the function its
+// regression, if any, lies in, and 2-10 other functions of its service
+// that cost no more for it (most of what a commit changes). Drawn from a
+// stream of its own: the rest of the fleet is what it was without them.
+void AddChangedCode(uint64_t seed, FleetConfig& c) {
+  c.with_code_hashes = true;
+  Gen g(seed ^ 0xc0dec0deull);
+  for (RolloutSpec& r : c.rollouts) {
+    std::vector<std::string> keys;  // the service's functions
+    for (const ServiceSpec& s : c.services)
+      if (s.name == r.service)
+        for (const EndpointSpec& ep : s.endpoints)
+          for (const CallSpec& call : ep.calls) keys.push_back(FunctionKey(call));
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    g.Shuffle(keys);
+    keys.resize(std::min(keys.size(), static_cast<size_t>(g.Int(2, 10))));
+    r.changed = std::move(keys);
+    for (const std::string* f : {&r.culprit, &r.function})
+      if (!f->empty()) r.changed.push_back(*f);
+  }
+}
+
 DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
   days = std::max(days, 1);
   Gen g(seed);  // draws the services as MakeDetectionServices() does, then the rest
@@ -492,6 +515,7 @@ DetectionFleet MakeDetectionFleet(uint64_t seed, int days) {
   InjectRolloutRegressions(g, picker, eligible, out);
   AddFlags(g, picker, out);
   AddMixShifts(g, out.config, days);
+  AddChangedCode(seed, out.config);
   out.truth.mix_shifts = out.config.mix_shifts;
   std::stable_sort(out.truth.regressions.begin(), out.truth.regressions.end(),
                    [](const InjectedRegression& a, const InjectedRegression& b) {

@@ -30,6 +30,9 @@
 //    flag-on requests of one endpoint.
 //  * no-ops: rollouts with no effect, flags with no effect, and mix shifts.
 // Function kinds land on one of the service's five busiest endpoints.
+// Every rollout changes the code (a new code hash in profiles) of the
+// function its regression lies in, if any, and of 2-10 other functions of
+// its service chosen at random, which cost what they cost before.
 // Rollouts get regressions only when the run holds 2 h before them and 2 h
 // after their spread (24-27 of the ~30 a day): half regress an endpoint, a sixth
 // grow a function, a sixth add a new one; the rest are no-ops. Of the 20

@@ -53,6 +53,18 @@ std::vector<int> FramesOf(const std::vector<CallSpec>& calls, const std::string&
   return frames;
 }
 
+// CodeHash() — a stand-in for a function's code hash: FNV-1a over its key,
+// mixed with its version (splitmix64's finalizer); never 0 ("unknown").
+uint64_t CodeHash(const std::string& key, uint64_t version) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ULL;
+  h += (version + 1) * 0x9e3779b97f4a7c15ULL;
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+  h ^= h >> 31;
+  return h == 0 ? 1 : h;
+}
+
 // kFrameSigma — lognormal noise of one frame's share of a request's cost.
 constexpr double kFrameSigma = 0.15;
 
@@ -191,6 +203,7 @@ FleetSimulator::FleetSimulator(FleetConfig config) : config_(std::move(config)) 
     for (const EndpointSpec& ep : service.endpoints) {
       EndpointState st = ResolveEffects(s, ep);
       BuildProfileSkeleton(ep, st);
+      if (config_.with_code_hashes) AddCodeHashes(s, st);
       endpoints_[s].push_back(std::move(st));
     }
   }
@@ -267,6 +280,27 @@ void FleetSimulator::BuildProfileSkeleton(const EndpointSpec& ep, EndpointState&
     st.profile.set_mode("fast");
     st.profile.set_builtins_folded(true);
     st.profile.set_requests(1);
+  }
+}
+
+// AddCodeHashes() — each function's hash at each chain position: one per
+// version, a new version from each rollout that lists it as changed.
+void FleetSimulator::AddCodeHashes(size_t service, EndpointState& st) const {
+  const std::vector<size_t>& chain = chains_[service];
+  st.code_hashes.assign(chain.size() + 1, {});
+  for (const record::ProfileFunction& f : st.profile.functions()) {
+    const std::string key = profile::FunctionKeyText(f.file(), f.line(), f.name());
+    uint64_t version = 0;
+    for (size_t position = 0; position <= chain.size(); ++position) {
+      if (position > 0) {
+        const std::vector<std::string>& changed = config_.rollouts[chain[position - 1]].changed;
+        if (std::find_if(changed.begin(), changed.end(), [&](const std::string& c) {
+              return c == key || c == f.name();
+            }) != changed.end())
+          version = position;
+      }
+      st.code_hashes[position].push_back(CodeHash(key, version));
+    }
   }
 }
 
@@ -427,7 +461,7 @@ bool FleetSimulator::SimulateRequest(Minute& m, Host& h, const EndpointSpec& ep,
     for (const Effect* effect : m.effects) cpu_ms *= effect->cost_factor;
   }
   const uint64_t cpu_ns = FillCosts(m, ep, cpu_ms, *r);
-  if (profiled) FillProfile(m, st, cpu_ms, cpu_ns, *r);
+  if (profiled) FillProfile(m, h, st, cpu_ms, cpu_ns, *r);
   FillDimensions(m, h, ep, user, *r);
   return true;
 }
@@ -531,14 +565,19 @@ uint64_t FleetSimulator::FillCosts(Minute& m, const EndpointSpec& ep, double cpu
 
 // FillProfile() — the endpoint's profile skeleton with m.frames as self
 // costs, in the bill's unit, so its self costs sum to the bill.
-void FleetSimulator::FillProfile(const Minute& m, const EndpointState& st, double cpu_ms,
-                                 uint64_t cpu_ns, record::RequestRecord& r) {
+void FleetSimulator::FillProfile(const Minute& m, const Host& h, const EndpointState& st,
+                                 double cpu_ms, uint64_t cpu_ns, record::RequestRecord& r) {
   ++profiled_;
   const double billed =
       config_.with_pmu ? static_cast<double>(r.cpu().instructions()) : static_cast<double>(cpu_ns);
   const double per_ms = cpu_ms > 0 ? billed / cpu_ms : 0;
   record::Profile* p = r.mutable_profile();
   *p = st.profile;
+  if (!st.code_hashes.empty()) {
+    const std::vector<uint64_t>& code = st.code_hashes[static_cast<size_t>(h.position)];
+    for (int f = 0; f < p->functions_size(); ++f)
+      p->mutable_functions(f)->set_code_hash(code[static_cast<size_t>(f)]);
+  }
   for (size_t f = m.frames.size(); f-- > 0;) {
     record::ProfileNode* node = p->mutable_nodes(static_cast<int>(f) + 1);
     const uint64_t self = static_cast<uint64_t>(std::llround(m.frames[f] * per_ms));

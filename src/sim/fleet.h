@@ -114,6 +114,10 @@ struct RolloutSpec {
   std::string culprit;           // as FlagSpec's: where cost_factor's added cost lands
   std::string function;          // as FlagSpec's: whose self cost function_factor multiplies
   double function_factor = 1.0;  // on the new commit (and every later one) of `endpoints`
+  // The functions whose code the new commit changed (FunctionKey()s or bare
+  // names): their code hash in profiles changes from this commit on
+  // (FleetConfig::with_code_hashes).
+  std::vector<std::string> changed;
 };
 
 // MixShift — from at_s on, the endpoint receives traffic_factor times its
@@ -135,6 +139,8 @@ struct FleetConfig {
   bool with_pmu = true;               // records carry instructions and cycles
   double profile_rate = 0;            // share of sampled requests (of endpoints with calls)
                                       // that carry a record.Profile
+  bool with_code_hashes = false;      // profiles' functions carry a code hash, one per version
+                                      // of each function (RolloutSpec::changed)
   double cost_diurnal = 0;            // slow-mode share *= 1 + cost_diurnal * (traffic's
                                       // diurnal shape, in [-1, 1]): costs drift with load
   std::vector<ServiceSpec> services;  // empty: a default shop of three services
@@ -189,12 +195,16 @@ class FleetSimulator {
     std::vector<double> weights;          // per frame, normalised to sum to 1
     double slow_weight = 0;               // sum of the slow frames' weights
     record::Profile profile;              // functions and node skeleton (costs unset)
+    // Per position in the service's rollout chain, the code hash of each of
+    // profile's functions (with_code_hashes; else empty).
+    std::vector<std::vector<uint64_t>> code_hashes;
   };
 
   // The constructor's phases: an endpoint's flags, rollouts and mix shifts
   // resolved to effects on its frames; its profile skeleton and frame weights.
   EndpointState ResolveEffects(size_t service, const EndpointSpec& ep) const;
   void BuildProfileSkeleton(const EndpointSpec& ep, EndpointState& st) const;
+  void AddCodeHashes(size_t service, EndpointState& st) const;
 
   // NextMinute()'s phases. Minute: the minute's draws and its batch; Host:
   // one host's dimensions and worker tally. The draws are made in one fixed
@@ -211,8 +221,8 @@ class FleetSimulator {
   double SplitOverFrames(Minute& m, const EndpointSpec& ep, const EndpointState& st, bool slow,
                          double cpu_ms);
   uint64_t FillCosts(Minute& m, const EndpointSpec& ep, double cpu_ms, record::RequestRecord& r);
-  void FillProfile(const Minute& m, const EndpointState& st, double cpu_ms, uint64_t cpu_ns,
-                   record::RequestRecord& r);
+  void FillProfile(const Minute& m, const Host& h, const EndpointState& st, double cpu_ms,
+                   uint64_t cpu_ns, record::RequestRecord& r);
   void FillDimensions(Minute& m, const Host& h, const EndpointSpec& ep, const std::string& user,
                       record::RequestRecord& r);
 

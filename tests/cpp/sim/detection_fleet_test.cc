@@ -129,6 +129,55 @@ TEST(DetectionFleetTest, ShapeIsWhatTheIssueAsks) {
 
 // One simulated day, measured: each injected regression moves the right
 // endpoint (or function) by its size on its commit or flag; nothing else moves.
+// Profiles carry one code hash per version of a function: a rollout gives
+// a new one to the functions it changed (its regression's among them) and
+// to no other.
+TEST(DetectionFleetTest, ARolloutChangesTheCodeHashOfWhatItChangedOnly) {
+  DetectionFleet f = MakeDetectionFleet(7, 1);
+  f.config.duration_s = 10 * 3600;
+  std::map<std::string, std::set<uint64_t>> hashes;  // "service commit function"
+  FleetSimulator sim(f.config);
+  while (std::optional<record::Batch> b = sim.NextMinute())
+    for (const record::RequestRecord& r : b->records())
+      for (const record::ProfileFunction& fn : r.profile().functions()) {
+        EXPECT_NE(fn.code_hash(), 0u);
+        hashes[r.service() + " " + r.commit() + " " + fn.file() + ":" + std::to_string(fn.line()) +
+               ":" + fn.name()]
+            .insert(fn.code_hash());
+      }
+  for (const auto& [key, set] : hashes) EXPECT_EQ(set.size(), 1u) << key;
+
+  size_t compared = 0, changed = 0;
+  for (const RolloutSpec& r : f.config.rollouts) {
+    if (r.at_s + r.spread_s >= f.config.duration_s) continue;
+    EXPECT_GE(r.changed.size(), 2u);
+    for (const auto& [key, set] : hashes) {
+      const std::string prefix = r.service + " " + r.from + " ";
+      if (key.rfind(prefix, 0) != 0) continue;
+      const std::string function = key.substr(prefix.size());
+      auto after = hashes.find(r.service + " " + r.to + " " + function);
+      if (after == hashes.end()) continue;
+      const std::string name = function.substr(function.find(':', function.find(':') + 1) + 1);
+      const bool listed = std::count(r.changed.begin(), r.changed.end(), function) +
+                              std::count(r.changed.begin(), r.changed.end(), name) >
+                          0;
+      EXPECT_EQ(*set.begin() != *after->second.begin(), listed) << r.to << " " << function;
+      ++compared;
+      changed += listed;
+    }
+  }
+  EXPECT_GT(compared, 100u);
+  EXPECT_GT(changed, 5u);
+  for (const InjectedRegression& r : f.truth.regressions) {
+    if (r.kind.find("rollout") == std::string::npos) continue;
+    for (const RolloutSpec& spec : f.config.rollouts) {
+      if (spec.to != r.commit_to) continue;
+      EXPECT_NE(std::find(spec.changed.begin(), spec.changed.end(), r.function), spec.changed.end())
+          << r.function;
+    }
+  }
+}
+
 TEST(DetectionFleetTest, GroundTruthHoldsInTheRecords) {
   DetectionFleet f = MakeDetectionFleet(5, 1);
   f.config.cost_diurnal = 0;  // costs independent of the hour: commits can be compared whole
