@@ -169,6 +169,9 @@ struct DetectOptions {
   size_t min_profiled = 200;      // per side, function level
   double threshold_floor = 0.01;  // endpoint level
   double function_threshold_floor = 0.0025;  // function level, as a share of the request
+  // changed_code_share — of a rollout's function tests' FDR level, the share
+  // spent on the functions whose code it changed (function_tests.cc).
+  double changed_code_share = 0.8;
   double min_function_share = 0.002;  // a function below this share of its endpoint is not tested
   double max_interval_width = 0.5;    // a wider interval is "too wide": skipped
   size_t top_functions = 5;

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "detect/internal.h"
+#include "profile/function_key.h"
 
 namespace cpuledger::detect {
 
@@ -132,6 +133,39 @@ std::vector<FunctionChange> CompareFunctions(const EndpointProfiles& base,
 }
 
 namespace internal {
+
+namespace {
+
+// FileAndName() — a function key's file and name, ("", key) if it has no line.
+std::pair<std::string, std::string> FileAndName(const std::string& key) {
+  Result<profile::Function> f = profile::ParseFunctionKey(key);
+  if (!f.ok()) return {"", key};
+  return {f->file, f->name};
+}
+
+}  // namespace
+
+CodeDiff::CodeDiff(const std::vector<store::FunctionCode>& before,
+                   const std::vector<store::FunctionCode>& after) {
+  // Without both sides' code nothing is known: an old sender sends none.
+  if (before.empty() || after.empty()) return;
+  for (const store::FunctionCode& c : before) {
+    before_[c.function] = c.code_hash;
+    auto [file, name] = FileAndName(c.function);
+    before_code_.emplace(std::move(file), std::move(name), c.code_hash);
+  }
+  for (const store::FunctionCode& c : after) after_[c.function] = c.code_hash;
+}
+
+CodeChange CodeDiff::Of(const std::string& function) const {
+  auto it = after_.find(function);
+  if (it == after_.end()) return CodeChange::kUnknown;
+  auto was = before_.find(function);
+  if (was != before_.end() && was->second == it->second) return CodeChange::kSame;
+  auto [file, name] = FileAndName(function);
+  return before_code_.contains({file, name, it->second}) ? CodeChange::kSame : CodeChange::kChanged;
+}
+
 namespace {
 
 // ByEndpoint() — one side's rows as EndpointProfiles, per endpoint.
@@ -212,7 +246,8 @@ std::string MovedText(const std::vector<std::string>& moved) {
 
 void AddFunctionTests(Run& run, const Finding& base,
                       const std::vector<store::FunctionMoments>& a_rows,
-                      const std::vector<store::FunctionMoments>& b_rows, int64_t target_from_us) {
+                      const std::vector<store::FunctionMoments>& b_rows, int64_t target_from_us,
+                      const CodeDiff& code) {
   const DetectOptions& o = run.options;
   std::map<std::string, std::string> units;
   const std::map<std::string, EndpointProfiles> a = ByEndpoint(a_rows, &units);
@@ -230,6 +265,8 @@ void AddFunctionTests(Run& run, const Finding& base,
       f.unit = units[endpoint];
       f.method += c.is_new ? ", new function" : ", share of the request";
       if (!c.moved_from.empty()) f.method += ", net of cost moved from " + MovedText(c.moved_from);
+      t.code = code.Of(c.function);
+      if (t.code == CodeChange::kChanged) f.method += ", code changed";
       f.samples_before = static_cast<uint64_t>(side_a.requests);
       f.samples_after = static_cast<uint64_t>(bit->second.requests);
       f.mean_before = c.before;
@@ -247,11 +284,32 @@ void AddFunctionTests(Run& run, const Finding& base,
 
 namespace {
 
+// CodeWeights() — a family's BH weights: `changed_code_share` of them on
+// the functions whose code the rollout changed, the rest on the others,
+// evenly within each. A regression is mostly a change of the code that
+// grew, and a rollout changes a few functions of hundreds, so this buys
+// them most of the family's level. None (all equal) when the code is not
+// known, or the rollout changed all or none of them.
+std::vector<double> CodeWeights(const Run& run, const std::vector<size_t>& family) {
+  const double m = static_cast<double>(family.size());
+  double changed = 0;
+  for (size_t i : family) changed += run.function_tests[i].code == CodeChange::kChanged;
+  if (changed == 0 || changed == m) return {};
+  const double share = run.options.changed_code_share;
+  std::vector<double> w;
+  w.reserve(family.size());
+  for (size_t i : family)
+    w.push_back(run.function_tests[i].code == CodeChange::kChanged
+                    ? share * m / changed
+                    : (1 - share) * m / (m - changed));
+  return w;
+}
+
 // JudgeFamily() — Benjamini–Hochberg over one cause's function tests (the
-// `family`, indices into run.function_tests): BH picks the discoveries;
-// each must also clear the threshold with its lower bound at the
-// FCR-adjusted level (one-sided, as the p-values), since a marginal
-// interval picked out of many would cover too little.
+// `family`, indices into run.function_tests), weighted by CodeWeights():
+// BH picks the discoveries; each must also clear the threshold with its
+// lower bound at its FCR-adjusted level (one-sided, as the p-values), since
+// a marginal interval picked out of many would cover too little.
 Status JudgeFamily(Run& run, const std::vector<size_t>& family) {
   const DetectOptions& o = run.options;
   std::vector<FunctionTest>& tests = run.function_tests;
@@ -261,7 +319,8 @@ Status JudgeFamily(Run& run, const std::vector<size_t>& family) {
   // One-sided at level 1 - alpha is the lower bound of a two-sided
   // interval at 1 - 2 alpha: `confidence` (two-sided) is 1 - 2 alpha.
   const double one_sided = (1 + o.confidence) / 2;
-  const stats::FdrSelection chosen = stats::SelectByFdr(p, o.fdr, one_sided);
+  const stats::FdrSelection chosen =
+      stats::SelectByFdr(p, o.fdr, one_sided, CodeWeights(run, family));
   for (size_t k = 0; k < family.size(); ++k) {
     FunctionTest& t = tests[family[k]];
     Finding& f = t.finding;
@@ -274,7 +333,7 @@ Status JudgeFamily(Run& run, const std::vector<size_t>& family) {
     if (std::find(run.alerted_causes.begin(), run.alerted_causes.end(), cause) !=
         run.alerted_causes.end())
       continue;  // the endpoint's alert names this function already
-    f.effect = ShareInterval(t.change, 2 * chosen.selected_confidence - 1);
+    f.effect = ShareInterval(t.change, 2 * chosen.ConfidenceOf(k) - 1);
     if (f.effect.ok && f.effect.lo > f.threshold) {
       Result<bool> gone = WentAway(run, t, f);
       if (!gone.ok()) return gone.status();

@@ -1,14 +1,38 @@
 // src/detect/internal.h — what the detector files share; not an API.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "detect/detect.h"
 #include "detect/function_tests.h"
 
 namespace cpuledger::detect::internal {
+
+// CodeChange — whether a rollout changed a function's code, as its
+// profiles' code hashes tell (unknown: a builtin, or a sender without them).
+enum class CodeChange { kUnknown, kSame, kChanged };
+
+// CodeDiff — a rollout's two commits' code (store::FunctionCodesOf()), to
+// tell the functions it changed: another hash than on the commit before, or
+// none there. The same name and hash at another line of its file is the
+// same code moved (lines added above it), not a change.
+class CodeDiff {
+ public:
+  CodeDiff() = default;  // nothing known: every function kUnknown
+  CodeDiff(const std::vector<store::FunctionCode>& before,
+           const std::vector<store::FunctionCode>& after);
+  CodeChange Of(const std::string& function) const;
+
+ private:
+  std::map<std::string, uint64_t> before_, after_;                        // function -> code hash
+  std::set<std::tuple<std::string, std::string, uint64_t>> before_code_;  // file, name, hash
+};
 
 // FunctionTest — one function-level comparison, judged together with all
 // others of the run (Benjamini–Hochberg) before it may alert.
@@ -18,6 +42,7 @@ struct FunctionTest {
   FunctionChange change;  // function_tests.h
   std::shared_ptr<const EndpointProfiles> base;  // its endpoint's base side, to look again
   int64_t target_from_us = 0;                    // where its target side starts
+  CodeChange code = CodeChange::kUnknown;        // rollouts: whether it changed the function
 };
 
 // Window — [from_us, to_us).
@@ -71,10 +96,12 @@ Status FlagRootCause(Run& run, Finding& f);
 // AddFunctionTests() — one test per function of each endpoint with cost on
 // either side (moments rows of side A and side B; function_tests.h), using
 // `base` for the finding's kind, service, cause, commits and window;
-// `target_from_us`: where side B starts.
+// `target_from_us`: where side B starts; `code`: which functions a rollout
+// changed (a flag changes no code).
 void AddFunctionTests(Run& run, const Finding& base,
                       const std::vector<store::FunctionMoments>& a_rows,
-                      const std::vector<store::FunctionMoments>& b_rows, int64_t target_from_us);
+                      const std::vector<store::FunctionMoments>& b_rows, int64_t target_from_us,
+                      const CodeDiff& code = {});
 
 // InvertEffect() — the effect of A against B from B against A.
 stats::Interval InvertEffect(const stats::Interval& e);

@@ -791,12 +791,18 @@ Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoi
     ma->insert(ma->end(), ea->begin(), ea->end());
     mb->insert(mb->end(), eb->begin(), eb->end());
   }
+  Result<std::vector<store::FunctionCode>> code_a =
+      run.store.FunctionCodesOf({r.service, r.a.commit});
+  if (!code_a.ok()) return code_a.status();
+  Result<std::vector<store::FunctionCode>> code_b =
+      run.store.FunctionCodesOf({r.service, r.b.commit});
+  if (!code_b.ok()) return code_b.status();
   Finding base = endpoint_base;
   base.kind = "function-rollout";
   base.method = "before/after";
   base.from_us = r.function_before.from_us;
   base.to_us = r.function_after.to_us;
-  AddFunctionTests(run, base, *ma, *mb, r.function_after.from_us);
+  AddFunctionTests(run, base, *ma, *mb, r.function_after.from_us, CodeDiff(*code_a, *code_b));
   return OkStatus();
 }
 
