@@ -98,8 +98,25 @@ Result<SampleSet> SqliteStore::Samples(const SampleQuery& query) {
   return out;
 }
 
-Result<std::vector<FunctionCode>> SqliteStore::FunctionCodesOf(const FunctionCodesQuery&) {
-  return std::vector<FunctionCode>{};  // TODO(code hashes): stored and read
+// FunctionCodesOf(): the rows are written in the append's transaction (no
+// checkpoint to wait for); key order is bytewise, as std::string's.
+Result<std::vector<FunctionCode>> SqliteStore::FunctionCodesOf(const FunctionCodesQuery& query) {
+  ReadSession session(*readers_, catalog_);
+  if (Status s = session.Begin(); !s.ok()) return s;
+  Result<Stmt> st = session.conn().db.Prepare(
+      "SELECT f.key, c.code_hash FROM function_codes c JOIN functions f ON f.id = c.function"
+      " WHERE c.service = ?1 AND c.commit_id = ?2 ORDER BY f.key");
+  if (!st.ok()) return st.status();
+  StmtUse use(*st);
+  use.Bind(1, std::string_view(query.service));
+  use.Bind(2, std::string_view(query.commit));
+  std::vector<FunctionCode> out;
+  Status s = ForEachRow(use, [&](StmtUse& u) -> Status {
+    out.push_back({std::string(u.Text(0)), static_cast<uint64_t>(u.Int64(1))});
+    return OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 Result<std::vector<FunctionMoments>> SqliteStore::FunctionMomentsOf(

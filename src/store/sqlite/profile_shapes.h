@@ -43,6 +43,9 @@ class FunctionIds {
   // FunctionIds::Of() — the id of entry `index` (in range: validated).
   int64_t Of(uint32_t index, ProfileInterner& ids);
 
+  // FunctionIds::table() — the table of the last Reset(). REQUIRES: Reset() called.
+  const Table& table() const { return *table_; }
+
  private:
   const Table* table_ = nullptr;
   std::vector<int64_t> ids_;  // per entry; 0: not interned yet

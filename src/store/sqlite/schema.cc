@@ -247,6 +247,15 @@ constexpr const char* kMigration8 =
     "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
     " expires_us INTEGER NOT NULL) WITHOUT ROWID;\n";
 
+// Migration 9 — each function's code hash per (service, commit)
+// (Store::FunctionCodesOf). IF NOT EXISTS, as migration 8. No index on
+// last_hour: only retention reads it, and the table is bounded by code base
+// times commits kept.
+constexpr const char* kMigration9 =
+    "CREATE TABLE IF NOT EXISTS function_codes (service TEXT NOT NULL,"
+    " commit_id TEXT NOT NULL, function INTEGER NOT NULL, code_hash INTEGER NOT NULL,"
+    " last_hour INTEGER NOT NULL, PRIMARY KEY (service, commit_id, function)) WITHOUT ROWID;\n";
+
 // Migration — the SQL of one version, then its C++ step (or nullptr).
 struct Migration {
   const char* sql;
@@ -263,10 +272,10 @@ namespace {
 #undef CPULEDGER_V3_MOMENT_TABLES
 
 // kMigrations[v - 1] upgrades user_version v - 1 to v.
-constexpr Migration kMigrations[] = {{kMigration1, nullptr}, {kMigration2, nullptr},
-                                     {kMigration3, nullptr}, {kMigration4, CarryCallPaths},
-                                     {kMigration5, nullptr}, {kMigration6, nullptr},
-                                     {kMigration7, nullptr}, {kMigration8, nullptr}};
+constexpr Migration kMigrations[] = {
+    {kMigration1, nullptr},        {kMigration2, nullptr}, {kMigration3, nullptr},
+    {kMigration4, CarryCallPaths}, {kMigration5, nullptr}, {kMigration6, nullptr},
+    {kMigration7, nullptr},        {kMigration8, nullptr}, {kMigration9, nullptr}};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 }  // namespace

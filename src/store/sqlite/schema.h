@@ -83,6 +83,16 @@
 //   alert_events(alert_id, seq, at_us, state, by, note, detail)
 //                                  every transition, seq 0 the opening
 //
+// Version 8 adds leases(name, holder, expires_us) (Store::HoldLease).
+//
+// Version 9 adds (Store::FunctionCodesOf):
+//   function_codes(service, commit_id, function, code_hash, last_hour)
+//                                  per (service, commit, function id) the
+//                                  function's code hash (ProfileFunction.
+//                                  code_hash, never 0 here, stored as the
+//                                  int64 of the same bits) and the newest
+//                                  hour (unix s) a profile carried it
+//
 // meta keys: sealed_minute / sealed_hour / sealed_day (unix seconds: every
 // bucket that starts before it is complete in its rollup table and nothing
 // at or after it is there); raw_samples, rollup_rows (all five tiers),
@@ -102,7 +112,7 @@ namespace cpuledger::store::sqlite {
 // kApplicationId — "CPLG", in the SQLite header of every store file.
 inline constexpr int32_t kApplicationId = 0x43504C47;
 // kSchemaVersion — PRAGMA user_version after Migrate().
-inline constexpr int kSchemaVersion = 8;
+inline constexpr int kSchemaVersion = 9;
 
 // kVersion3ProfileTables — the CREATE TABLE statements of version 3's
 // function_entities, function_requests, function_moments and

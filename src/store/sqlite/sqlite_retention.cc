@@ -89,6 +89,8 @@ Result<uint64_t> SqliteStore::ApplyRetention(int64_t now_us) {
     if (Status s = set("raw_samples", raw_left); !s.ok()) return s;
   if (*tallies > 0)
     if (Status s = set("tallies", tallies_left); !s.ok()) return s;
+  // What the writer remembers of function_codes may be gone now.
+  codes_stored_.Clear();
   if (Status s = txn.Commit(); !s.ok()) return s;
   raw_samples_ = raw_left;
   tallies_ = tallies_left;
@@ -127,8 +129,9 @@ Result<uint64_t> SqliteStore::DeleteRawSamples(int64_t before_us) {
 }
 
 // DeleteProfiles(): whole hours only, so a kept hour keeps all its profiles
-// and moments and their request counts agree. The interned ids stay: they
-// are bounded by the code base, not by time.
+// and moments and their request counts agree; a function code goes with the
+// last hour it was seen in. The interned ids stay: they are bounded by the
+// code base, not by time.
 Status SqliteStore::DeleteProfiles(int64_t before_us) {
   if (before_us <= 0) return OkStatus();
   const int64_t before_hour = FloorTo(before_us, 3600 * kUs) / kUs;
@@ -139,7 +142,11 @@ Status SqliteStore::DeleteProfiles(int64_t before_us) {
     use.Bind(1, before_hour);
     if (Status s = use.Run(); !s.ok()) return s;
   }
-  return OkStatus();
+  Result<Stmt> del = writer_.Prepare("DELETE FROM function_codes WHERE last_hour < ?1");
+  if (!del.ok()) return del.status();
+  StmtUse use(*del);
+  use.Bind(1, before_hour);
+  return use.Run();
 }
 
 // DeleteTallies(): whole minutes, both tally tables. RETURNS: the `tallies`

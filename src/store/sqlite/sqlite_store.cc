@@ -103,6 +103,13 @@ std::vector<std::pair<Stmt*, std::string>> SqliteStore::WriterSql(WriterStatemen
        "INSERT INTO profile_requests (bucket, slice, requests) VALUES (?1, ?2, ?3)"
        " ON CONFLICT (bucket, slice) DO UPDATE SET requests = requests + excluded.requests"},
       {&w.delta_insert, "INSERT INTO profile_deltas (delta) VALUES (?1)"},
+      // The hash of the newest hour wins; within an hour, the one written last.
+      {&w.function_code_upsert,
+       "INSERT INTO function_codes (service, commit_id, function, code_hash, last_hour)"
+       " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (service, commit_id, function)"
+       " DO UPDATE SET code_hash = CASE WHEN excluded.last_hour >= last_hour"
+       " THEN excluded.code_hash ELSE code_hash END,"
+       " last_hour = max(last_hour, excluded.last_hour)"},
       {&w.meta_set, "UPDATE meta SET value = ?2 WHERE key = ?1"},
   };
   for (Tier t : kAllTiers) {

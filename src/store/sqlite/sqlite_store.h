@@ -95,6 +95,19 @@
 // checkpoint first, so they always see every committed profile; opening a
 // file folds the deltas a crash left.
 //
+// FunctionCodesOf(): an append records, in its transaction, each function
+// with a code hash (not 0) of its profiled records as a function_codes row
+// per (service, commit, function id) with the newest hour it was seen in.
+// "The latest hash" of a commit that carried two is one seen in the newest
+// hour it was seen in (two versions within one hour: the one an append
+// noted last; the append noted each entry of its batch's table once an
+// hour). COST: per profiled record, a
+// look at each node's table entry (an array check) and a hash lookup per
+// function new to the (service, commit) and hour in the call; the call then
+// upserts only the rows whose hash or hour the file does not hold yet (the
+// writer remembers what it wrote, up to kMaxCodesKept rows): at steady state
+// a call writes nothing but in the first call of each hour.
+//
 // Deploys(): first/last seen are sample start times; the samples count is
 // records only (tallies do not move the deploy log). Newest first = by
 // first_seen_us descending.
@@ -103,7 +116,8 @@
 // started before now_us - raw_retention_us, but never samples after the
 // minute seal point (they are the only copy of the open buckets); the hours
 // of path costs, function moments and profiled request counts that ended
-// before now_us - profile_retention_us; and the worker tallies (both tables)
+// before now_us - profile_retention_us, and the function codes last seen in
+// those hours; and the worker tallies (both tables)
 // of the minutes before now_us - tally_retention_us. Rollups, series, the
 // deploy log and the interned functions, paths and slices (bounded by the
 // code base, not by time) are kept.
@@ -190,6 +204,15 @@ class SqliteStore final : public Store {
   struct CallState;
   struct DeploySeen;
   struct ProfileSums;
+  // CodeSeen — a function's code hash in a (service, commit) and the newest
+  // hour (unix s) it was seen in.
+  struct CodeSeen {
+    uint64_t hash = 0;
+    int64_t hour = 0;
+  };
+  // kMaxCodesKept — past this many rows, the writer forgets which function
+  // codes the file holds (and rewrites them once).
+  static constexpr size_t kMaxCodesKept = 1 << 16;
   // (bucket start, series) -> rollup of the samples in it.
   using OpenBuckets = std::map<int64_t, std::unordered_map<int64_t, RollupAcc>>;
   using TierKey = std::pair<int64_t, int64_t>;  // (bucket start s, series)
@@ -216,6 +239,14 @@ class SqliteStore final : public Store {
   void AddToSlice(const record::RequestRecord& rec, int64_t hour, const ProfileShape& shape,
                   const std::string& flag, const std::string& value, bool with_paths,
                   CallState& call);
+  // Function codes: the code hashes of a profiled record's functions noted
+  // in `call` (`marks`: per entry of its function table, the (group, hour)
+  // noted last), the noted rows the file lacks upserted, then remembered.
+  int64_t CodeGroup(std::string_view service, std::string_view commit);
+  void NoteCodes(const record::RequestRecord& rec, int64_t hour, FunctionIds& functions,
+                 std::vector<std::pair<int64_t, int64_t>>& marks, CallState& call);
+  Status WriteFunctionCodes(CallState& call);
+  void RememberFunctionCodes(const CallState& call);
   Status StoreTally(const record::WorkerTally& tally, CallState& call);
   Status WriteChunks(CallState& call);
   Status MergeLate(CallState& call);
@@ -259,6 +290,11 @@ class SqliteStore final : public Store {
   size_t pending_deltas_ = 0;     // rows in profile_deltas
   ProfileDelta delta_scratch_;    // WriteProfileDelta()'s, kept for capacity
   std::string delta_bytes_;
+  // Function codes: (service, commit) -> a group id (dense from 0), its
+  // names by id, and per (group, function id) what the file holds.
+  std::map<std::string, std::map<std::string, int64_t, std::less<>>, std::less<>> code_groups_;
+  std::vector<std::pair<std::string, std::string>> code_group_names_;
+  PairMap<CodeSeen> codes_stored_;
 };
 
 }  // namespace cpuledger::store::sqlite

@@ -34,6 +34,7 @@ struct SqliteStore::WriterStatements {
   Stmt tally_endpoint, tally_get, tally_insert, tally_update;
   Stmt deploy_upsert;
   Stmt path_cost_upsert, moment_upsert, profile_requests_upsert, delta_insert;
+  Stmt function_code_upsert;
   Stmt meta_set;
 };
 

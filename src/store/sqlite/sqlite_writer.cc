@@ -103,9 +103,15 @@ struct SqliteStore::CallState {
   std::array<std::map<TierKey, RollupAcc>, 3> late;  // samples of sealed buckets
   std::unordered_map<int64_t, DeploySeen> deploys;   // series -> seen
   ProfileSums profiles;
-  std::vector<double> self_scratch;                    // SelfByFunction()'s answer
-  FunctionIds batch_functions;                         // the ids of the batch's function table
-  FunctionIds own_functions;                           // of a profile's own table
+  std::vector<double> self_scratch;  // SelfByFunction()'s answer
+  FunctionIds batch_functions;       // the ids of the batch's function table
+  FunctionIds own_functions;         // of a profile's own table
+  // Function codes: per (group, function id) the newest hash noted, the
+  // (group, hour) each table entry was noted for last (NoteCodes), and the
+  // rows WriteFunctionCodes() wrote: (group, function id, what).
+  PairMap<CodeSeen> codes;
+  std::vector<std::pair<int64_t, int64_t>> batch_code_marks, own_code_marks;
+  std::vector<std::tuple<int64_t, int64_t, CodeSeen>> codes_written;
   record::RequestRecord guarded;                       // a record with values folded
   std::set<std::string> senders;                       // senders to prune
   std::set<std::pair<std::string, uint64_t>> applied;  // (sender, sequence) in this call
@@ -123,6 +129,11 @@ Result<std::vector<AppendOutcome>> SqliteStore::AppendBatches(
     if (Status s = RebuildOpenBuckets(); !s.ok()) return s;
   }
   shapes_.TrimToBound();
+  if (codes_stored_.size() > kMaxCodesKept || code_group_names_.size() > kMaxCodesKept) {
+    codes_stored_.Clear();  // what the file holds is written again, once
+    code_groups_.clear();
+    code_group_names_.clear();
+  }
   Result<std::vector<AppendOutcome>> out = AppendInTransaction(batches);
   if (out.ok()) {
     catalog_.Extend(interner_.Commit());
@@ -156,11 +167,13 @@ Result<std::vector<AppendOutcome>> SqliteStore::AppendInTransaction(
   if (Status s = WriteSeries(); !s.ok()) return s;
   if (Status s = WriteDeploys(call); !s.ok()) return s;
   if (Status s = profile_ids_.WritePending(); !s.ok()) return s;
+  if (Status s = WriteFunctionCodes(call); !s.ok()) return s;
   call.profiles.Fold();
   if (Status s = WriteProfileDelta(call.profiles.rows); !s.ok()) return s;
   if (Status s = PruneApplied(call); !s.ok()) return s;
   if (Status s = WriteMeta(call); !s.ok()) return s;
   if (Status s = txn.Commit(); !s.ok()) return s;
+  RememberFunctionCodes(call);
   if (!call.profiles.rows.empty()) {
     pending_profiles_.Add(call.profiles.rows);
     ++pending_deltas_;
@@ -196,6 +209,7 @@ Status SqliteStore::ApplyBatch(const record::Batch& batch, size_t b, CallState& 
   }
 
   call.batch_functions.Reset(&batch.functions());
+  call.batch_code_marks.assign(static_cast<size_t>(batch.functions_size()), {-1, 0});
   for (int r = 0; r < batch.records_size(); ++r) {
     // Checked once, where the batch crossed into the server (DecodeBatch).
     const record::RequestRecord* stored = &batch.records(r);
@@ -269,13 +283,17 @@ void SqliteStore::Route(const StoredRecord& s, CallState& call) {
 Status SqliteStore::AddProfile(const record::RequestRecord& rec, CallState& call) {
   const record::Profile& p = rec.profile();
   FunctionIds* functions = &call.batch_functions;
+  std::vector<std::pair<int64_t, int64_t>>* marks = &call.batch_code_marks;
   if (!p.functions_in_batch()) {
     functions = &call.own_functions;
     functions->Reset(&p.functions());
+    marks = &call.own_code_marks;
+    marks->assign(static_cast<size_t>(p.functions_size()), {-1, 0});
   }
   Result<const ProfileShape*> shape = shapes_.Find(p, *functions, profile_ids_);
   if (!shape.ok()) return shape.status();
   const int64_t hour = FloorTo(rec.start_time_unix_us(), 3600 * kUs) / kUs;
+  NoteCodes(rec, hour, *functions, *marks, call);
   SelfByFunction(p, **shape, call.self_scratch);
   AddToSlice(rec, hour, **shape, "", "", /*with_paths=*/true, call);
   const std::optional<std::set<std::string>>& profiled = options_.profile_flags;
@@ -327,6 +345,79 @@ void SqliteStore::AddToSlice(const record::RequestRecord& rec, int64_t hour,
     const double share = cost / total;  // total >= cost > 0
     moments[f] += ProfileSums::Moments{cost, cost * cost, share, share * share};
   }
+}
+
+int64_t SqliteStore::CodeGroup(std::string_view service, std::string_view commit) {
+  auto by_service = code_groups_.find(service);
+  if (by_service == code_groups_.end())
+    by_service =
+        code_groups_.emplace(std::string(service), std::map<std::string, int64_t, std::less<>>())
+            .first;
+  auto it = by_service->second.find(commit);
+  if (it != by_service->second.end()) return it->second;
+  const auto id = static_cast<int64_t>(code_group_names_.size());
+  by_service->second.emplace(std::string(commit), id);
+  code_group_names_.emplace_back(service, commit);
+  return id;
+}
+
+// NoteCodes(): a batch's profiles name the same table entries over and over;
+// an entry already noted for the record's (service, commit) at this hour or
+// later is skipped with one array check, so the hash lookups are per distinct
+// function, (service, commit) and hour of the call. The nodes (not the whole
+// table) say which entries are the record's: a batch's table holds the
+// functions of every commit in it.
+void SqliteStore::NoteCodes(const record::RequestRecord& rec, int64_t hour, FunctionIds& functions,
+                            std::vector<std::pair<int64_t, int64_t>>& marks, CallState& call) {
+  const record::Profile& p = rec.profile();
+  const FunctionIds::Table& table = functions.table();
+  const int64_t group = CodeGroup(rec.service(), rec.commit());
+  for (int i = 1; i < p.nodes_size(); ++i) {
+    const uint32_t entry = p.nodes(i).function();  // in range: validated
+    std::pair<int64_t, int64_t>& mark = marks[entry];
+    if (mark.first == group && mark.second >= hour) continue;
+    mark = {group, hour};
+    const uint64_t hash = table.Get(static_cast<int>(entry)).code_hash();
+    if (hash == 0) continue;  // unknown: a builtin, or an older sender
+    auto [seen, added] = call.codes.TryEmplace(group, functions.Of(entry, profile_ids_));
+    if (added || hour >= seen->hour) *seen = {hash, hour};
+  }
+}
+
+// WriteFunctionCodes(): one upsert per noted row the file does not hold yet,
+// in key order (the B-tree is walked forward).
+Status SqliteStore::WriteFunctionCodes(CallState& call) {
+  std::vector<std::tuple<int64_t, int64_t, CodeSeen>>& rows = call.codes_written;
+  call.codes.ForEach([&](int64_t group, int64_t function, const CodeSeen& c) {
+    const CodeSeen* have = codes_stored_.Find(group, function);
+    if (have != nullptr && (c.hour < have->hour || (c.hour == have->hour && c.hash == have->hash)))
+      return;  // the upsert would change nothing
+    rows.emplace_back(group, function, c);
+  });
+  auto names = [&](int64_t group) -> const std::pair<std::string, std::string>& {
+    return code_group_names_[static_cast<size_t>(group)];
+  };
+  std::sort(rows.begin(), rows.end(), [&](const auto& a, const auto& b) {
+    return std::tie(names(std::get<0>(a)), std::get<1>(a)) <
+           std::tie(names(std::get<0>(b)), std::get<1>(b));
+  });
+  for (const auto& [group, function, c] : rows) {
+    StmtUse use(stmts_->function_code_upsert);
+    use.Bind(1, std::string_view(names(group).first));
+    use.Bind(2, std::string_view(names(group).second));
+    use.Bind(3, function);
+    use.Bind(4, static_cast<int64_t>(c.hash));  // the same 64 bits
+    use.Bind(5, c.hour);
+    if (Status s = use.Run(); !s.ok()) return s;
+  }
+  return OkStatus();
+}
+
+// RememberFunctionCodes(): after the commit. Every row written was at least
+// as new as the one remembered, so it is what the file holds now.
+void SqliteStore::RememberFunctionCodes(const CallState& call) {
+  for (const auto& [group, function, c] : call.codes_written)
+    *codes_stored_.TryEmplace(group, function).first = c;
 }
 
 Status SqliteStore::StoreTally(const record::WorkerTally& tally, CallState& call) {

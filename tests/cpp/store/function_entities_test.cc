@@ -20,6 +20,7 @@
 
 #include "profile/call_tree.h"
 #include "profile/diff.h"
+#include "profile/function_key.h"
 #include "record/codec.h"
 #include "store/functions.h"
 #include "store/sqlite/schema.h"
@@ -825,6 +826,39 @@ TEST(FunctionEntitiesMigrationTest, VersionFiveNamesBecomeTheGlossarys) {
             1);
   EXPECT_EQ(QueryInt64(path, "SELECT count(*) FROM alerts WHERE reopens = 0"), 1);
   EXPECT_EQ(QueryInt64(path, "PRAGMA user_version"), sqlite::kSchemaVersion);
+}
+
+// Version 9 adds function_codes: a version 8 file opens and stores them.
+TEST(FunctionEntitiesMigrationTest, AVersionEightFileGetsFunctionCodes) {
+  TempDir dir;
+  const std::string path = dir.File("v8.sqlite");
+  {
+    Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = path});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE function_codes; PRAGMA user_version = 8;", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  Result<std::unique_ptr<Store>> s = OpenSqliteStore({.path = path});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(QueryInt64(path, "PRAGMA user_version"), sqlite::kSchemaVersion);
+  record::Batch b;
+  record::RequestRecord* r = b.add_records();
+  *r = Record(kT0Us, "shop", "/x/", "A");
+  MakeTree(1, "cpu_ns", nullptr).ToProto(r->mutable_profile());
+  r->mutable_profile()->mutable_functions(0)->set_code_hash(42);  // kView, interned first
+  const record::Batch* batches[] = {&b};
+  ASSERT_TRUE((*s)->AppendBatches(batches).ok());
+  Result<std::vector<FunctionCode>> codes = (*s)->FunctionCodesOf({"shop", "A"});
+  ASSERT_TRUE(codes.ok()) << codes.status().ToString();
+  ASSERT_EQ(codes->size(), 1u);
+  EXPECT_EQ((*codes)[0].function, profile::FunctionKeyText(kView.file, kView.line, kView.name));
+  EXPECT_EQ((*codes)[0].code_hash, 42u);
 }
 
 TEST(FunctionEntitiesMigrationTest, VersionThreeRowsAreCarriedAndAnswerAsBefore) {
