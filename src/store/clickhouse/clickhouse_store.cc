@@ -208,7 +208,8 @@ class ClickHouseStore final : public Store {
         {"records_local", options_.raw_retention_us},
         {"tallies_local", options_.tally_retention_us},
         {"tally_users_local", options_.tally_retention_us},
-        {"profile_sums_local", options_.profile_retention_us}};
+        {"profile_sums_local", options_.profile_retention_us},
+        {"function_codes_local", options_.profile_retention_us}};
     for (auto& shard : shards_)
       for (const auto& [table, keep_us] : tables) {
         if (keep_us <= 0) continue;
@@ -256,8 +257,8 @@ class ClickHouseStore final : public Store {
       const FunctionMomentsQuery& query) override {
     return clickhouse::ReadFunctionMoments(*shards_[0], names_, query);
   }
-  Result<std::vector<FunctionCode>> FunctionCodesOf(const FunctionCodesQuery&) override {
-    return std::vector<FunctionCode>{};  // TODO(code hashes): stored and read
+  Result<std::vector<FunctionCode>> FunctionCodesOf(const FunctionCodesQuery& query) override {
+    return clickhouse::ReadFunctionCodes(*shards_[0], names_, query);
   }
   Status AppendEffects(std::span<const EffectRecord> effects) override {
     if (effects.empty()) return OkStatus();
@@ -504,7 +505,7 @@ class ClickHouseStore final : public Store {
         clickhouse::SecondsOf(std::chrono::duration_cast<std::chrono::microseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count());
-    RowBinary rows[kTables], pending_ids, applied_ids;
+    RowBinary rows[kTables], codes, pending_ids, applied_ids;
     for (size_t i : taken) {
       const record::Batch& b = *batches[i];
       auto d = done->find({b.sender(), b.sequence()});
@@ -517,6 +518,8 @@ class ClickHouseStore final : public Store {
       if (!skip[3])
         if (Status s = clickhouse::AppendProfileRows(b, options_.profile_flags, rows[3]); !s.ok())
           return s;
+      // No batch id, so no skip: a retried batch's rows answer the same.
+      clickhouse::AppendFunctionCodeRows(b, codes);
       out[i].records = static_cast<size_t>(b.records_size());
       out[i].tallies = static_cast<size_t>(b.tallies_size());
       if (b.sender().empty()) continue;
@@ -534,7 +537,8 @@ class ClickHouseStore final : public Store {
     const std::pair<const char*, const RowBinary*> inserts[] = {
         {"batches_local", &pending_ids}, {kBatchTables[0], &rows[0]},
         {kBatchTables[1], &rows[1]},     {kBatchTables[2], &rows[2]},
-        {kBatchTables[3], &rows[3]},     {"batches_local", &applied_ids}};
+        {kBatchTables[3], &rows[3]},     {"function_codes_local", &codes},
+        {"batches_local", &applied_ids}};
     for (const auto& [table, data] : inserts) {
       if (data->empty()) continue;
       Status s = shards_[shard]->Insert(

@@ -36,13 +36,18 @@
 //     the batch id, so (3) holds for them too: a retried batch stores its
 //     profile sums once. The engine (SummingMergeTree) sums the rows of
 //     different batches in the background; reads sum what is not merged yet.
+//  6. Function codes (function_codes, FunctionCodesOf()) are inserted beside
+//     the profile sums, deduplicated per batch, without a batch id: a row
+//     stored twice answers the same, so a retried batch writes them again.
 // Deploys(): from the rollups (first/last sample start, sample count).
 // Samples(): as SQLite's (start order; ties in start order in any order).
 // Effects live on the first shard; the newest row per cause wins at read.
 // ApplyRetention(): drops day partitions on every shard, so it deletes a day
 // only once all of it is past the window (SQLite deletes to the microsecond);
-// profile sums by profile_retention_us (SQLite: whole hours), tallies by
-// tally_retention_us, rollups and efficiency_minute are kept.
+// profile sums and function codes by profile_retention_us (SQLite: whole
+// hours; a function code lives in the day of the newest record of a batch
+// that carried it), tallies by tally_retention_us, rollups and
+// efficiency_minute are kept.
 // Functions(), FunctionTree(), FunctionMomentsOf(): as SQLite's (per hour,
 // per flag value, profile_flags, the several-units InvalidArgument, the
 // same tree node order and ranking: store/profile_sums.h and functions.h),
@@ -50,6 +55,9 @@
 // a call path by XXH64 of (parent path, function); a 64-bit collision
 // (~n^2/2^65 for n paths) would merge two paths. Checkpoint() has nothing
 // to fold: the engine sums.
+// FunctionCodesOf(): the hash of the newest record start that carried it
+// (SQLite: one seen in the newest hour; ties: either), across shards through
+// the Distributed table.
 // Efficiency(): as SQLite's (efficiency.h computes it for both) from
 // efficiency_minute (a view the engine keeps per minute, service and
 // endpoint) and the tallies; distinct user keys, when no tally has a

@@ -250,6 +250,103 @@ Status AppendProfileRows(const record::Batch& batch,
   return OkStatus();
 }
 
+namespace {
+
+// BatchCodes — a batch's function codes per (service, commit) and key.
+class BatchCodes {
+ public:
+  explicit BatchCodes(const record::Batch& batch)
+      : batch_(batch), batch_marks_(static_cast<size_t>(batch.functions_size())) {}
+
+  void Add(const record::RequestRecord& rec);
+  void Write(RowBinary& out) const;
+
+ private:
+  struct Code {
+    uint64_t hash = 0;
+    int64_t seen_us = 0;
+  };
+  // Mark — the group an entry of a table was noted for last, and its code
+  // there (nullptr: the entry's hash is 0).
+  struct Mark {
+    int group = -1;
+    Code* code = nullptr;
+  };
+
+  int GroupOf(const record::RequestRecord& rec);
+
+  const record::Batch& batch_;
+  std::map<std::pair<std::string_view, std::string_view>, int> groups_;  // into the batch
+  std::vector<std::pair<std::string_view, std::string_view>> group_names_;
+  std::vector<std::map<std::string, Code, std::less<>>> codes_;  // per group, by key
+  std::vector<Mark> batch_marks_, own_marks_;
+  std::string key_;  // Add()'s buffer, kept for its capacity
+};
+
+int BatchCodes::GroupOf(const record::RequestRecord& rec) {
+  auto [it, added] =
+      groups_.try_emplace({rec.service(), rec.commit()}, static_cast<int>(group_names_.size()));
+  if (added) {
+    group_names_.push_back(it->first);
+    codes_.emplace_back();
+  }
+  return it->second;
+}
+
+// Add(): an entry already noted for the record's (service, commit) costs one
+// array check (and, on a newer record, a store through the mark's pointer:
+// map nodes stay put); the nodes (not the whole table) say which entries are
+// the record's.
+void BatchCodes::Add(const record::RequestRecord& rec) {
+  const record::Profile& p = rec.profile();
+  const auto& table = record::ProfileFunctions(batch_, p);
+  std::vector<Mark>* marks = &batch_marks_;
+  if (!p.functions_in_batch()) {
+    marks = &own_marks_;
+    marks->assign(static_cast<size_t>(table.size()), Mark{});
+  }
+  const int group = GroupOf(rec);
+  const int64_t at = rec.start_time_unix_us();
+  for (int i = 1; i < p.nodes_size(); ++i) {
+    const uint32_t entry = p.nodes(i).function();
+    if (entry >= marks->size()) continue;  // refused by DecodeBatch
+    Mark& mark = (*marks)[entry];
+    const record::ProfileFunction& f = table.Get(static_cast<int>(entry));
+    if (mark.group != group) {
+      mark = {group, nullptr};
+      if (f.code_hash() == 0) continue;  // unknown: a builtin, or an older sender
+      key_.clear();
+      profile::AppendFunctionKey(&key_, f.file(), f.line(), f.name());
+      std::map<std::string, Code, std::less<>>& codes = codes_[static_cast<size_t>(group)];
+      auto it = codes.find(std::string_view(key_));
+      if (it == codes.end()) it = codes.emplace(key_, Code{f.code_hash(), at}).first;
+      mark.code = &it->second;
+    }
+    // Two entries of one key (two versions) share the code: the newer record's wins.
+    if (mark.code != nullptr && at >= mark.code->seen_us) *mark.code = {f.code_hash(), at};
+  }
+}
+
+void BatchCodes::Write(RowBinary& out) const {
+  for (size_t g = 0; g < codes_.size(); ++g)
+    for (const auto& [key, code] : codes_[g])
+      out.Date(DayOf(code.seen_us))
+          .String(group_names_[g].first)
+          .String(group_names_[g].second)
+          .String(key)
+          .UInt64(code.hash)
+          .UInt64(code.seen_us <= 0 ? 0 : static_cast<uint64_t>(code.seen_us));
+}
+
+}  // namespace
+
+void AppendFunctionCodeRows(const record::Batch& batch, RowBinary& out) {
+  BatchCodes codes(batch);
+  for (const record::RequestRecord& r : batch.records())
+    if (r.has_profile()) codes.Add(r);
+  codes.Write(out);
+}
+
 // ---- reads ----
 
 namespace {
@@ -328,6 +425,17 @@ Result<profile::CallTree> ReadFunctionTree(ShardClient& shard, const SchemaNames
     n.total_cost = TsvUInt64(f[6]);
   }
   return BuildCallTree(sums);
+}
+
+Result<std::vector<FunctionCode>> ReadFunctionCodes(ShardClient& shard, const SchemaNames& names,
+                                                    const FunctionCodesQuery& query) {
+  std::string body;
+  Result<std::vector<TsvRow>> rows = Rows(shard, FunctionCodesSql(names, query), 2, &body);
+  if (!rows.ok()) return rows.status();
+  std::vector<FunctionCode> out;
+  out.reserve(rows->size());
+  for (const TsvRow& f : *rows) out.push_back({Unescape(f[0]), TsvUInt64(f[1])});
+  return out;
 }
 
 Result<std::vector<FunctionMoments>> ReadFunctionMoments(ShardClient& shard,

@@ -47,6 +47,20 @@ size_t ProfileDays(const record::Batch& batch);
 Status AppendProfileRows(const record::Batch& batch,
                          const std::optional<std::set<std::string>>& profile_flags, RowBinary& out);
 
+// AppendFunctionCodeRows() — `batch`'s function_codes rows
+// (FunctionCodeColumns() order) onto `out`: one per (service, commit,
+// function key) whose profiles carried a code hash (not 0), the hash of the
+// newest record (ties: the later in the batch) and that record's start.
+// They carry no batch id: a row stored twice answers the same.
+// REQUIRES: the batch validated (DecodeBatch: node function indices in range).
+// COST: per profiled record, an array check per node and a hash lookup per
+// distinct function new to its (service, commit) in the batch.
+void AppendFunctionCodeRows(const record::Batch& batch, RowBinary& out);
+
+// ReadFunctionCodes() — FunctionCodesOf() (store.h) read through `shard`.
+Result<std::vector<FunctionCode>> ReadFunctionCodes(ShardClient& shard, const SchemaNames& names,
+                                                    const FunctionCodesQuery& query);
+
 // ReadFunctionTree() — FunctionTree() (store.h) read through `shard`.
 // RETURNS: as Store::FunctionTree; Internal for an answer of the wrong shape.
 Result<profile::CallTree> ReadFunctionTree(ShardClient& shard, const SchemaNames& names,

@@ -38,6 +38,10 @@ constexpr std::string_view kProfileSumColumns =
     "total_cost UInt64, sum Float64, sum_sq Float64, share_sum Float64, share_sq Float64, "
     "batch_sender String, batch_sequence UInt64";
 
+constexpr std::string_view kFunctionCodeColumns =
+    "day Date, service String, commit String, function String, code_hash UInt64, "
+    "seen_us UInt64";
+
 // The measures of a QueryRow's Distributions, in QuerySql()'s column order.
 constexpr std::string_view kMeasures[] = {"instructions", "cycles", "cpu_ns", "wall_us"};
 
@@ -231,6 +235,7 @@ std::string_view RecordColumns() { return kRecordColumns; }
 std::string_view TallyColumns() { return kTallyColumns; }
 std::string_view TallyUserColumns() { return kTallyUserColumns; }
 std::string_view ProfileSumColumns() { return kProfileSumColumns; }
+std::string_view FunctionCodeColumns() { return kFunctionCodeColumns; }
 
 std::vector<std::string> SchemaStatements(const SchemaNames& n) {
   auto table = [&](std::string_view name, std::string_view columns, std::string_view engine) {
@@ -252,6 +257,10 @@ std::vector<std::string> SchemaStatements(const SchemaNames& n) {
             "SummingMergeTree((rows, requests, calls, primitive_calls, self_cost, total_cost, "
             "sum, sum_sq, share_sum, share_sq)) PARTITION BY day ORDER BY (service, endpoint, "
             "commit, flag, flag_value, hour, unit, kind, id, batch_sender, batch_sequence)"),
+      // The version column must be unsigned in 18.16. The engine keeps one
+      // row per key and day (partition); reads take the newest across them.
+      table("function_codes_local", kFunctionCodeColumns,
+            "ReplacingMergeTree(seen_us) PARTITION BY day ORDER BY (service, commit, function)"),
       table(
           "effects_local",
           "day Date, at_us Int64, service String, endpoint String, function String, "
@@ -267,7 +276,8 @@ std::vector<std::string> SchemaStatements(const SchemaNames& n) {
       RollupView(n, kFineHourTier),
       RollupView(n, kCoarseHourTier),
   };
-  for (std::string_view t : {"records", "tallies", "tally_users", "profile_sums", "effects"})
+  for (std::string_view t :
+       {"records", "tallies", "tally_users", "profile_sums", "function_codes", "effects"})
     s.push_back(Distributed(n, t, std::string(t) + "_local"));
   s.push_back(Distributed(n, "efficiency_minute", "efficiency_minute_mv"));
   for (const RollupTier& tier : {kFineTier, kCoarseTier, kFineHourTier, kCoarseHourTier})
@@ -494,6 +504,12 @@ std::string SamplesSql(const SchemaNames& n, const SampleQuery& q, size_t limit)
          " sample_rate FROM " +
          Local(n, "records") + " WHERE " + where + " ORDER BY start_us LIMIT " +
          std::to_string(limit) + " FORMAT TabSeparated";
+}
+
+std::string FunctionCodesSql(const SchemaNames& n, const FunctionCodesQuery& q) {
+  return "SELECT function, argMax(code_hash, seen_us) FROM " + Local(n, "function_codes") +
+         " WHERE service = " + Quote(q.service) + " AND commit = " + Quote(q.commit) +
+         " GROUP BY function ORDER BY function FORMAT TabSeparated";
 }
 
 std::string EffectHistorySql(const SchemaNames& n, const EffectHistoryQuery& q) {

@@ -31,11 +31,13 @@ namespace cpuledger::store::clickhouse {
 // written nor read), alert_versions, alert_events and leases (alerts_local is
 // no longer written nor read).
 // Version 3: rollup_hour and rollup_hour_coarse, the minute rollups per hour.
+// Version 4: function_codes (on a database made before it, the code hashes
+// of the profiles appended from then on).
 // A view sees only the records inserted after it was created, so on a
 // database created at an older version the hour rollups start at the first
 // whole hour after version 3 was applied (HourRollupsFromSql()); QuerySql()
 // reads the minute rollups before it, so answers are whole either way.
-inline constexpr uint32_t kSchemaVersion = 3;
+inline constexpr uint32_t kSchemaVersion = 4;
 
 // SchemaNames — where the tables live.
 struct SchemaNames {
@@ -61,6 +63,11 @@ bool ValidIdentifier(std::string_view name);
 //                       SummingMergeTree of profiled requests, call-path sums
 //                       and function moments per slice (ProfileKind), and one
 //                       marker row per (batch, day) for exactly-once
+//   function_codes_local  each function's code hash per (service, commit)
+//                       (Store::FunctionCodesOf): a ReplacingMergeTree by
+//                       seen_us (the newest record start that carried it,
+//                       unix us), a row per batch that saw it, in the
+//                       partition of that record's day
 //   effects_local       the detectors' effects (detection.h); the alerts'
 //                       and the lease's tables: alerts.h, lease.h
 //   batches_local       applied (sender, sequence) pairs
@@ -76,7 +83,7 @@ bool ValidIdentifier(std::string_view name);
 //                       EfficiencyCell), a SummingMergeTree
 //   schema_version      versions applied
 //  Distributed tables over every shard, same names without _local / _mv:
-//   records, tallies, tally_users, profile_sums, effects, rollup_minute,
+//   records, tallies, tally_users, profile_sums, function_codes, effects, rollup_minute,
 //   rollup_minute_coarse, rollup_hour, rollup_hour_coarse, efficiency_minute.
 std::vector<std::string> SchemaStatements(const SchemaNames& names);
 
@@ -86,6 +93,12 @@ std::string_view RecordColumns();
 std::string_view TallyColumns();
 std::string_view TallyUserColumns();
 std::string_view ProfileSumColumns();
+std::string_view FunctionCodeColumns();
+
+// FunctionCodesSql() — function key, code hash per function of the service
+// and commit, the hash of the row with the newest seen_us (ties: either),
+// by function key (bytewise), FORMAT TabSeparated.
+std::string FunctionCodesSql(const SchemaNames& names, const FunctionCodesQuery& query);
 
 // ProfileKind — what a profile_sums row holds. Rows of one slice, hour,
 // kind and id are summed by the engine; marker rows carry their batch id

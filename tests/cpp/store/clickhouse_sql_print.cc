@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   effects.service = "shop";
   effects.kind = "rollout";
   emit("query", ch::EffectHistorySql(names, effects));
+  emit("query", ch::FunctionCodesSql(names, {.service = "shop", .commit = "it's \\ odd"}));
   // Function entities and moments: every slice shape, hostile values included.
   for (const char* table : {"profile_sums_local"})
     emit("query", ch::StoredRowsSql(names, table, {{"sender-a", 1}}));
