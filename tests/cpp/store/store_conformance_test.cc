@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <limits>
 #include <map>
 #include <memory>
@@ -847,6 +848,114 @@ TEST_P(StoreConformanceTest, ProfileRetentionDropsPastDays) {
   Result<std::vector<FunctionMoments>> moments = store().FunctionMomentsOf(mq);
   ASSERT_TRUE(moments.ok());
   ExpectMoments(*moments, TruthMoments(kept, mq), "new_checkout", "after retention");
+}
+
+// ---- function code hashes ----
+
+// CodedFunction — a profile's function and its code hash (0: unknown).
+struct CodedFunction {
+  profile::Function f;
+  uint64_t code_hash = 0;
+};
+
+// CodedRecord() — a profiled record of `service` on `commit` starting at
+// `at_us` whose profile calls each of `functions` from the root; its own
+// table lists them in that order.
+RequestRecord CodedRecord(const std::string& service, const std::string& commit, int64_t at_us,
+                          const std::vector<CodedFunction>& functions) {
+  RequestRecord r;
+  r.set_start_time_unix_us(at_us);
+  r.set_service(service);
+  r.set_endpoint("cart");
+  r.set_method("GET");
+  r.set_status(200);
+  r.set_host("web-0");
+  r.set_commit(commit);
+  r.set_sample_rate(1);
+  r.mutable_cpu()->set_cpu_ns(1000);
+  profile::CallTree t("cpu_ns", "test", "exact");
+  for (const CodedFunction& c : functions)
+    t.AddCall(t.Child(profile::kRoot, t.Intern(c.f)), 10, 10, true);
+  t.ToProto(r.mutable_profile());
+  for (size_t i = 0; i < functions.size(); ++i)
+    r.mutable_profile()
+        ->mutable_functions(static_cast<int>(i))
+        ->set_code_hash(functions[i].code_hash);
+  return r;
+}
+
+Batch CodedBatch(const std::string& sender, uint64_t sequence, std::vector<RequestRecord> records) {
+  Batch b;
+  b.set_sender(sender);
+  b.set_sequence(sequence);
+  for (RequestRecord& r : records) *b.add_records() = std::move(r);
+  return b;
+}
+
+using Codes = std::vector<std::pair<std::string, uint64_t>>;
+
+// Each function's code of one service and commit (as function key, hash)
+// and the backend's answer, with `what` in the failure message.
+void ExpectCodes(Store& store, const std::string& service, const std::string& commit,
+                 const Codes& want, const std::string& what) {
+  Result<std::vector<FunctionCode>> got = store.FunctionCodesOf({service, commit});
+  ASSERT_TRUE(got.ok()) << what << ": " << got.status().ToString();
+  Codes have;
+  for (const FunctionCode& c : *got) have.emplace_back(c.function, c.code_hash);
+  EXPECT_EQ(have, want) << what << ": " << service << " " << commit;
+}
+
+// Code hashes are kept per (service, commit) whether a profile lists its
+// functions itself or in the batch; hash 0 (unknown) is never listed; a
+// commit that carried two versions of a function answers the newest; and
+// the rows go with the profiles' retention.
+TEST_P(StoreConformanceTest, FunctionCodesPerServiceAndCommit) {
+  constexpr int64_t kHourUs = 3'600'000'000;
+  const profile::Function view{"app.py", 10, "view"}, helper{"app.py", 20, "helper"},
+      parse{"lib.py", 5, "parse"}, builtin{"<builtin>", 0, "len"};
+  // 22:30 and 23:30 of the first day, 00:30 of the next.
+  const int64_t t0 = kStartUs, t1 = kStartUs + kHourUs, t2 = kStartUs + 2 * kHourUs;
+  const Batch first =
+      CodedBatch("coder-1", 1,
+                 {CodedRecord("svc", "a", t0, {{view, 7}, {builtin, 0}}),
+                  CodedRecord("svc", "b", t0, {{view, 9}, {helper, 11}, {builtin, 0}}),
+                  CodedRecord("other", "a", t0, {{view, 99}})});
+  Batch shared = CodedBatch("coder-2", 1,
+                            {CodedRecord("svc", "a", t1, {{view, 7}, {parse, 3}, {builtin, 0}}),
+                             CodedRecord("svc", "b", t1, {{builtin, 0}, {view, 9}})});
+  record::ShareProfileFunctions(&shared);
+  ASSERT_TRUE(shared.records(0).profile().functions_in_batch());
+  ASSERT_EQ(shared.functions_size(), 4);  // view's two versions are two entries
+  // Commit a carried a second version of parse: the newest wins, and a late
+  // record of the older version does not win it back.
+  const Batch newer = CodedBatch("coder-3", 1, {CodedRecord("svc", "a", t2, {{parse, 4}})});
+  const Batch late = CodedBatch("coder-4", 1, {CodedRecord("svc", "a", t0, {{parse, 5}})});
+  for (const Batch* b : std::initializer_list<const Batch*>{&first, &shared, &newer, &late})
+    Append({*b});
+
+  ExpectCodes(store(), "svc", "a", {{"app.py:10:view", 7}, {"lib.py:5:parse", 4}}, "stored");
+  ExpectCodes(store(), "svc", "b", {{"app.py:10:view", 9}, {"app.py:20:helper", 11}}, "stored");
+  ExpectCodes(store(), "other", "a", {{"app.py:10:view", 99}}, "stored");
+  ExpectCodes(store(), "svc", "c", {}, "stored");
+
+  // The first day past the 90-day window: what was last seen on it goes
+  // (SQLite: by the hour, ClickHouse: by the day; here the same).
+  const int64_t midnight = (kStartUs / 86'400'000'000 + 1) * 86'400'000'000;
+  ASSERT_TRUE(store().ApplyRetention(midnight + 90 * 86'400'000'000).ok());
+  ExpectCodes(store(), "svc", "a", {{"lib.py:5:parse", 4}}, "first day dropped");
+  ExpectCodes(store(), "svc", "b", {}, "first day dropped");
+  ExpectCodes(store(), "other", "a", {}, "first day dropped");
+  // Seen again after retention: stored again (no writer remembers the rows gone).
+  Batch again = first;
+  again.set_sequence(2);
+  Append({again});
+  ExpectCodes(store(), "svc", "a", {{"app.py:10:view", 7}, {"lib.py:5:parse", 4}}, "seen again");
+  ExpectCodes(store(), "svc", "b", {{"app.py:10:view", 9}, {"app.py:20:helper", 11}}, "seen again");
+  // Both days past the window: nothing is left.
+  ASSERT_TRUE(store().ApplyRetention(midnight + 91 * 86'400'000'000).ok());
+  for (const auto& [service, commit] :
+       {std::pair<std::string, std::string>{"svc", "a"}, {"svc", "b"}, {"other", "a"}})
+    ExpectCodes(store(), service, commit, {}, "every day dropped");
 }
 
 // TruthPeak — a service's peak minute as the metric defines it (query.h),
