@@ -224,9 +224,15 @@ TEST(CompareFunctions, TooFewRequestsTestNothing) {
 // helper's cost is gone from 4 h on (a warm-up, a cache filling); in the
 // "early flag" world a flag turned on for every request at 30 min makes
 // `load` 40% costlier, before the first request the detectors read.
+// In the "changed code" world commit B makes `render` `render_growth`
+// times costlier among `utilities` small functions, and profiles carry code
+// hashes (with `code_hashes`): B changed render's code and two utilities'.
 struct World {
   bool went_away = false;
   bool early_flag = false;
+  double render_growth = 1;
+  int utilities = 0;
+  bool code_hashes = false;
 };
 
 class RolloutWorld : public ::testing::Test {
@@ -262,11 +268,21 @@ class RolloutWorld : public ::testing::Test {
       total += c;
     };
     leaf("load", 20, base * (flag_on ? 0.7 : 0.5));
-    leaf("render", 30, base * 0.3);
-    if (helper) leaf("new_helper", 40, base * 0.03);
+    leaf("render", 30, base * 0.3 * (b ? world.render_growth : 1));
+    if (helper && world.utilities == 0) leaf("new_helper", 40, base * 0.03);
+    std::vector<std::string> names;
+    for (int k = 0; k < world.utilities; ++k) names.push_back("util_" + std::to_string(k));
+    for (int k = 0; k < world.utilities; ++k)
+      leaf(names[static_cast<size_t>(k)].c_str(), static_cast<uint32_t>(100 + k), base * 0.01);
     const auto self = static_cast<uint64_t>(base * 0.2);
     tree.AddCall(view, self, self + total, true);
     tree.ToProto(r.mutable_profile());
+    for (record::ProfileFunction& f : *r.mutable_profile()->mutable_functions()) {
+      if (!world.code_hashes) break;
+      const bool changed =
+          b && (f.name() == "render" || f.name() == "util_0" || f.name() == "util_1");
+      f.set_code_hash(std::hash<std::string>{}(f.name()) + (changed ? 1 : 0));
+    }
     r.mutable_cpu()->set_counter_source("hardware");
     r.mutable_cpu()->set_instructions(self + total);
     r.mutable_cpu()->set_cpu_ns((self + total) / 3);
@@ -327,6 +343,22 @@ TEST_F(RolloutWorld, FlagTurnedOnBeforeTheRequestsReadIsNotTheRollouts) {
   const std::vector<Finding> alerts = Run({.early_flag = true});
   ASSERT_FALSE(alerts.empty());
   for (const Finding& f : alerts) EXPECT_EQ(f.function, "shop/logic.py:40:new_helper");
+}
+
+// A function grown by 0.4% of the request among 150 others: tested with
+// them all alike, the interval its selection out of 153 needs reaches below
+// the threshold; where the profiles say which code B changed (render and
+// two others), most of the family's level goes there, the interval is
+// narrower and it alerts. The same requests either way.
+TEST_F(RolloutWorld, AFunctionWhoseCodeChangedIsTestedFirst) {
+  World world{.render_growth = 1.029, .utilities = 150};
+  EXPECT_TRUE(Run(world).empty());
+  world.code_hashes = true;
+  const std::vector<Finding> alerts = Run(world);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts.front().function, "shop/logic.py:30:render");
+  EXPECT_NE(alerts.front().method.find("code changed"), std::string::npos) << alerts.front().method;
+  EXPECT_GT(alerts.front().effect.lo, alerts.front().threshold);
 }
 
 }  // namespace
