@@ -37,7 +37,8 @@ def local(sql: str) -> str:
                .replace("ledger.profile_sums ", "ledger.profile_sums_local ")
                .replace("ledger.efficiency_minute ", "ledger.efficiency_minute_mv ")
                .replace("ledger.tallies ", "ledger.tallies_local ")
-               .replace("ledger.tally_users ", "ledger.tally_users_local "))
+               .replace("ledger.tally_users ", "ledger.tally_users_local ")
+               .replace("ledger.function_codes ", "ledger.function_codes_local "))
 
 
 def statements(database: str) -> list[dict]:
@@ -71,7 +72,8 @@ def test_schema_and_every_query_shape_run_on_current_clickhouse(conn):
               "rollup_minute_coarse", "rollup_minute_coarse_mv", "rollup_hour", "rollup_hour_mv",
               "rollup_hour_coarse", "rollup_hour_coarse_mv", "batches_local",
               "alert_versions", "effects", "profile_sums", "profile_sums_local", "efficiency_minute",
-              "efficiency_minute_mv", "tallies", "tally_users", "schema_version"]:
+              "efficiency_minute_mv", "tallies", "tally_users", "function_codes",
+              "function_codes_local", "schema_version"]:
         assert f'"{t}"' in tables
 
     conn.query("""INSERT INTO ledger.records_local
