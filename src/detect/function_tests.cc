@@ -150,7 +150,6 @@ CodeDiff::CodeDiff(const std::vector<store::FunctionCode>& before,
   // Without both sides' code nothing is known: an old sender sends none.
   if (before.empty() || after.empty()) return;
   for (const store::FunctionCode& c : before) {
-    before_[c.function] = c.code_hash;
     auto [file, name] = FileAndName(c.function);
     before_code_.emplace(std::move(file), std::move(name), c.code_hash);
   }
@@ -160,8 +159,7 @@ CodeDiff::CodeDiff(const std::vector<store::FunctionCode>& before,
 CodeChange CodeDiff::Of(const std::string& function) const {
   auto it = after_.find(function);
   if (it == after_.end()) return CodeChange::kUnknown;
-  auto was = before_.find(function);
-  if (was != before_.end() && was->second == it->second) return CodeChange::kSame;
+  // The same file, name and hash: the function as it was, at its line or moved.
   auto [file, name] = FileAndName(function);
   return before_code_.contains({file, name, it->second}) ? CodeChange::kSame : CodeChange::kChanged;
 }

@@ -30,7 +30,7 @@ class CodeDiff {
   CodeChange Of(const std::string& function) const;
 
  private:
-  std::map<std::string, uint64_t> before_, after_;                        // function -> code hash
+  std::map<std::string, uint64_t> after_;                                 // function -> code hash
   std::set<std::tuple<std::string, std::string, uint64_t>> before_code_;  // file, name, hash
 };
 
