@@ -29,9 +29,11 @@ def main() -> None:
     client = Client()
     client.force_login(User.objects.get(username="user001"))
     for _ in range(times):
-        status = client.get(path).status_code
-        if status >= 400:  # a profile of an error page is not the view's
-            raise SystemExit(f"{path} answered {status}")
+        response = client.get(path)
+        status = response.status_code
+        if status >= 300:  # a profile of a redirect or an error page is not the view's
+            to = f" (to {response['Location']})" if response.has_header("Location") else ""
+            raise SystemExit(f"{path} answered {status}{to}")
     print(f"{times} x {path}: {status}")
 
 
