@@ -42,10 +42,8 @@
 //    among the rollout's endpoints) that may be looked at as often as the
 //    detectors run; it alerts as soon as that interval clears the
 //    threshold. The last look (at the horizon, or on B's whole life once B
-//    left the fleet) sees data that no longer change and is judged once,
-//    as a fixed-sample test: its rank test gated at the other half, its
-//    interval at `confidence` held to the threshold (as Holm's gate and the
-//    nominal interval judge the busy endpoints).
+//    left the fleet) sees data that no longer change and is judged once on
+//    the fixed-sample interval at the other half.
 //  * flag — for every flag and value seen in the window, per endpoint:
 //    requests with the value against requests with the flag's reference
 //    value (its most common set value; "unset" only for a flag with one set

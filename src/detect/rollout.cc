@@ -606,8 +606,7 @@ int64_t FinalSpanUs(const Rollout& r, const DetectOptions& o) {
 // The looks share `alpha`: while the data grow, every run looks at the
 // always-valid interval at alpha / 2; the `last` look (its span is
 // FinalSpanUs(), so its data no longer change, and looking again sees the
-// same) is judged once as a fixed-sample test: its rank test at alpha / 2,
-// its interval at the nominal confidence held to the threshold. A quiet
+// same) is judged once on the fixed-sample interval at alpha / 2. A quiet
 // build replaced within hours carries a clear regression on a few hundred
 // requests a side that only the fixed-sample interval is narrow enough for
 // (detect_bench seed 103: +10%, p 7e-6, always-valid interval -0.2% to
@@ -633,20 +632,15 @@ Status SequentialTest(Run& run, const Rollout& r, Finding f, const std::pair<Sid
     File(run, std::move(f), /*skipped=*/true);
     return OkStatus();
   }
-  // The last look is a fixed-sample test, gated as the rollout's others
-  // are: its rank test at its share of the error (alpha / 2), and its
-  // interval, at the nominal confidence, held to the threshold.
   f.effect =
-      last ? one.shift.At(o.confidence) : one.shift.SequenceAt(1 - alpha / 2, o.sequential_tau);
+      last ? one.shift.At(1 - alpha / 2) : one.shift.SequenceAt(1 - alpha / 2, o.sequential_tau);
   if (last) f.method += ", last look";
   if (!f.effect.ok) f.effect.reason = "no spread in the costs";
   f.p_value = compared.PValue();
-  if (last) f.q_value = std::min(1.0, f.p_value * o.rollout_alpha / (alpha / 2));
   LessDrift(f, drift);
   f.method += compared.MethodText();
   if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
   bool skipped = Judge(o, f);
-  if (last && f.q_value > o.rollout_alpha) f.alert = false;
   if (!f.alert && !last) {
     f.reason = "accumulating evidence (" + HumanDelay(span_us) + " a side so far; interval " +
                SignedPercent(f.effect.lo) + " to " + SignedPercent(f.effect.hi) +
