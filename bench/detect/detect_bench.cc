@@ -46,8 +46,10 @@
 //
 // Usage: detect_bench [--days N] [--seed S | --seeds 1-10 | --seeds 6,7,9]
 //                     [--jobs J] [--json] [--interval-min M] [--profile-rate R]
-//                     [--cost-diurnal X] [--data-dir DIR] [--verbose] [--rollbacks]
-//                     [--trace ENDPOINT]
+//                     [--profile-floor F] [--cost-diurnal X] [--data-dir DIR]
+//                     [--verbose] [--rollbacks] [--trace ENDPOINT]
+// --profile-floor F profiles at least F of each endpoint's sampled requests a
+// minute on each host (the middleware's PROFILE_MIN_PER_MINUTE).
 // --rollbacks rolls back every other endpoint rollout regression
 // (AddRollbacks) and counts how many of those alerts the detector resolved.
 // --trace ENDPOINT prints every finding on that endpoint, and every recheck of
@@ -101,7 +103,8 @@ struct Args {
   int jobs = 2;                 // seeds run at once
   bool json = false;
   int interval_min = 60;
-  double profile_rate = -1;  // < 0: the fleet's own
+  double profile_rate = -1;   // < 0: the fleet's own
+  double profile_floor = -1;  // < 0: the fleet's own
   double cost_diurnal = -1;
   std::string data_dir;  // empty: a temporary directory, removed at the end
   bool verbose = false;
@@ -113,8 +116,8 @@ void Usage() {
   std::cerr
       << "usage: detect_bench [--days N] [--seed S | --seeds 1-10 | --seeds 6,7,9] [--jobs J]\n"
          "                    [--json] [--interval-min M] [--profile-rate R]\n"
-         "                    [--cost-diurnal X] [--data-dir DIR] [--verbose] [--rollbacks]\n"
-         "                    [--trace ENDPOINT]\n";
+         "                    [--profile-floor F] [--cost-diurnal X] [--data-dir DIR]\n"
+         "                    [--verbose] [--rollbacks] [--trace ENDPOINT]\n";
 }
 
 // ParseSeeds() — "1-10", "6,7,9" or a mix ("1-3,8"). RETURNS: empty on a bad list.
@@ -163,6 +166,8 @@ std::optional<Args> ParseArgs(int argc, char** argv) {
       a.interval_min = std::atoi(v);
     } else if (arg == "--profile-rate" && (v = value())) {
       a.profile_rate = std::atof(v);
+    } else if (arg == "--profile-floor" && (v = value())) {
+      a.profile_floor = std::atof(v);
     } else if (arg == "--cost-diurnal" && (v = value())) {
       a.cost_diurnal = std::atof(v);
     } else if (arg == "--data-dir" && (v = value())) {
@@ -1124,6 +1129,7 @@ std::optional<SeedFigures> RunSeed(const Args& args, uint64_t seed, bool print) 
   const std::set<std::string> rolled_back =
       args.rollbacks ? AddRollbacks(fleet) : std::set<std::string>{};
   if (args.profile_rate >= 0) fleet.config.profile_rate = args.profile_rate;
+  if (args.profile_floor >= 0) fleet.config.profile_floor_per_min = args.profile_floor;
   if (args.cost_diurnal >= 0) fleet.config.cost_diurnal = args.cost_diurnal;
   const sim::FleetConfig& config = fleet.config;
   const int minutes = static_cast<int>(config.duration_s / 60);

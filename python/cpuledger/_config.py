@@ -56,6 +56,12 @@ def _rate(key: str, value: Any) -> float:
     return float(value)
 
 
+def _per_minute(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < float("inf"):
+        raise _fail(key, f"must be a number >= 0 (requests a minute), got {value!r}")
+    return float(value)
+
+
 def _rates(key: str, value: Any) -> dict[str, float]:
     if not isinstance(value, Mapping):
         raise _fail(key, "must be a dict of endpoint -> rate")
@@ -159,6 +165,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BATCH_MAX_RECORDS", "int", 1000, "records per batch", _positive_int),
     Setting("BATCH_MAX_DELAY_MS", "int", 1000, "longest a record waits for its batch", _positive_int),
     Setting("PROFILE_RATE", "float", 0.0, "share of sampled requests that also carry a function profile (Django, WSGI, ASGI)", _rate),
+    Setting("PROFILE_MIN_PER_MINUTE", "float", 0.0,
+            "Django: profile at least this many of each endpoint's sampled requests a minute in each process "
+            "(its traffic permitting), so quiet endpoints get profiles too; 0: PROFILE_RATE alone", _per_minute),
     Setting("PROFILE_MODE", "str", "fast",
             "fast (eval-frame hook on 3.11-3.12, sys.monitoring on 3.13; Python frames) or exact (cProfile-equal counts)", _choice(PROFILE_MODES)),
     Setting("PROFILE_SOURCE", "str", "auto",
@@ -190,6 +199,7 @@ class Config:
     batch_max_records: int
     batch_max_delay_ms: int
     profile_rate: float = 0.0
+    profile_min_per_minute: float = 0.0
     profile_mode: str = "fast"
     profile_source: str = "auto"
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -277,6 +287,7 @@ def build_config(settings: Mapping[str, Any], *, default_service: str, source: s
         batch_max_records=s["BATCH_MAX_RECORDS"],
         batch_max_delay_ms=s["BATCH_MAX_DELAY_MS"],
         profile_rate=s["PROFILE_RATE"],
+        profile_min_per_minute=s["PROFILE_MIN_PER_MINUTE"],
         profile_mode=s["PROFILE_MODE"],
         profile_source=s["PROFILE_SOURCE"],
     )
@@ -284,5 +295,9 @@ def build_config(settings: Mapping[str, Any], *, default_service: str, source: s
 
 def from_kwargs(kwargs: Mapping[str, Any], *, default_service: str, source: str) -> Config:
     """WSGI/ASGI wrappers take the same settings as lower-case keyword arguments."""
-    return build_config({k.upper(): v for k, v in kwargs.items()}, default_service=default_service,
-                        source=source)
+    config = build_config({k.upper(): v for k, v in kwargs.items()}, default_service=default_service,
+                          source=source)
+    if config.profile_min_per_minute > 0:
+        raise _fail("PROFILE_MIN_PER_MINUTE", "is Django only: WSGI and ASGI learn a request's endpoint "
+                    "after it starts, too late to choose its profile rate")
+    return config

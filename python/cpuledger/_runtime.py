@@ -16,6 +16,13 @@ counters when u is below the largest rate the request could get, and
 ``finish`` keeps the bill only when u is below its endpoint's rate. Every
 endpoint is thus sampled at exactly its own rate; the cost is that requests
 between the two rates are metered (and profiled) for nothing.
+
+Profiling. A sampled request is profiled when a second draw (its own salt)
+is below PROFILE_RATE, or, where the endpoint is known at ``begin`` and
+PROFILE_MIN_PER_MINUTE is set, below that floor over the endpoint's sampled
+requests a minute in this process (EndpointRates): a quiet endpoint is
+profiled at a higher rate, up to every sampled request, so that it has
+profiles enough to compare; a busy one at PROFILE_RATE.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import logging
 import os
 import random
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
@@ -192,6 +200,45 @@ def _below(u: float, rate: float) -> bool:
     return rate >= 1.0 or u < rate
 
 
+class EndpointRates:
+    """Each endpoint's sampled requests a minute in this process: the minutes
+    before, averaged with weights halving each minute back, or this minute's
+    count so far when larger, so that a burst (or the first minute of a busy
+    endpoint) is not profiled whole. Updated without a lock: a count lost to
+    a race moves a rate a little, and the GIL keeps the dict itself whole."""
+
+    CAPACITY = 10000  # endpoints tracked; beyond, a new one gets PROFILE_RATE alone
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._state: dict[str, list] = {}  # endpoint -> [minute, count in it, average before]
+
+    def _current(self, endpoint: str) -> Optional[list]:
+        minute = int(self._clock() // 60)
+        st = self._state.get(endpoint)
+        if st is None:
+            if len(self._state) >= self.CAPACITY:
+                return None
+            st = self._state[endpoint] = [minute, 0, 0.0]
+        elif st[0] != minute:
+            gone = minute - st[0]  # whole minutes since st's; the ones between had no request
+            st[2] = (0.5 * st[2] + 0.5 * st[1]) * 0.5 ** (gone - 1)
+            st[0], st[1] = minute, 0
+        return st
+
+    def note(self, endpoint: str) -> None:
+        """One more sampled request of `endpoint`."""
+        st = self._current(endpoint)
+        if st is not None:
+            st[1] += 1
+
+    def per_minute(self, endpoint: str) -> Optional[float]:
+        """The rate a request of `endpoint` starting now is judged against
+        (itself included), or None when it is not tracked."""
+        st = self._current(endpoint)
+        return None if st is None else max(st[2], st[1] + 1.0)
+
+
 @dataclass
 class Request:
     """One request from ``begin`` to ``finish``. `scope` is None when the
@@ -222,6 +269,7 @@ class Runtime:
         # Each serving thread's profiler, reset between requests: the call
         # paths it has seen stay warm (see Profiler.reset).
         self._profilers = threading.local()
+        self._endpoint_rates = EndpointRates() if config.profile_min_per_minute > 0 else None
         self.recorder: Optional[Any] = shared_recorder(config) if config.enabled else None
         if not config.enabled:
             log.info("cpuledger: not recording (ENABLED is False, or None under a test runner)")
@@ -262,7 +310,7 @@ class Runtime:
             self.error("begin", e)
             return None
         if profile:
-            req.profiler = self._start_profile(request_id, paused=suspended)
+            req.profiler = self._start_profile(request_id, endpoint, paused=suspended)
             if suspended:
                 req.steps = req.profiler
         return req
@@ -299,19 +347,32 @@ class Runtime:
             sampled = req.scope is not None and _below(req.u, rate)
             user = self.user_of(request, default_user)
             if sampled:
+                if self._endpoint_rates is not None:
+                    self._endpoint_rates.note(name)
                 self.recorder.submit(req.scope, name, method, int(status), self.flags_of(request), user, rate,
                                      req.request_id, req.profiler)
             self.recorder.count(name, user, sampled)
         except Exception as e:
             self.error("finish", e)
 
-    def _start_profile(self, request_id: str, paused: bool = False) -> Optional[Any]:
+    def profile_rate_for(self, endpoint: Optional[str]) -> float:
+        """The share of `endpoint`'s sampled requests to profile now: PROFILE_RATE,
+        raised for a quiet endpoint to PROFILE_MIN_PER_MINUTE over its rate."""
+        rate = self.config.profile_rate
+        if self._endpoint_rates is None or endpoint is None:
+            return rate
+        per_minute = self._endpoint_rates.per_minute(endpoint)
+        if per_minute is None:
+            return rate
+        return max(rate, min(1.0, self.config.profile_min_per_minute / per_minute))
+
+    def _start_profile(self, request_id: str, endpoint: Optional[str], paused: bool = False) -> Optional[Any]:
         """A running (or `paused`) Profiler for this request, or None (most
-        requests). The draw has its own salt: independent of sampling, yet a
-        function of the request id. The first one per process calibrates
-        (tens of ms)."""
+        requests): when a draw is below its endpoint's profile rate. The draw
+        has its own salt: independent of sampling, yet a function of the
+        request id. The first one per process calibrates (tens of ms)."""
         try:
-            rate = self.config.profile_rate
+            rate = self.profile_rate_for(endpoint)
             if rate <= 0.0 or not _below(_draw(request_id, "cpuledger-profiling"), rate):
                 return None
             profiler = self._thread_profiler()

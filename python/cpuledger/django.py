@@ -201,7 +201,7 @@ class CpuLedgerMiddleware:
         self.rt = Runtime(config)
         self._header = environ_key(config.request_id_header)
         self._static = _static_prefix()
-        self._resolve_early = bool(config.endpoint_sample_rates)
+        self._resolve_early = bool(config.endpoint_sample_rates) or config.profile_min_per_minute > 0
         if self.rt.recording:
             _instrument_caches()
             _instrument_databases()
@@ -227,7 +227,8 @@ class CpuLedgerMiddleware:
 
     def _early_endpoint(self, request) -> Optional[str]:
         """The endpoint before the view runs, so that only requests sampled at
-        their own rate are metered; needed only when rates differ by endpoint."""
+        their own rate are metered, and a quiet one profiled at its own;
+        needed only when rates differ by endpoint."""
         if not self._resolve_early:
             return None
         try:

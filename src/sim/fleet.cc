@@ -423,11 +423,14 @@ void FleetSimulator::SimulateEndpoint(Minute& m, Host& h, size_t e, double endpo
   if (shift != 1.0) mean *= shift;
   const double slow_share =
       config_.cost_diurnal == 0 ? ep.slow_mode_share : ep.slow_mode_share * m.slow_modulation;
-  const bool may_profile = config_.profile_rate > 0 && !ep.calls.empty();
+  double profile_rate = ep.calls.empty() ? 0.0 : config_.profile_rate;
+  if (!ep.calls.empty() && config_.profile_floor_per_min > 0 && mean > 0)
+    profile_rate = std::max(
+        profile_rate, std::min(1.0, config_.profile_floor_per_min / (mean * config_.sample_rate)));
   const uint64_t n = std::poisson_distribution<uint64_t>(mean)(rng_);
   uint64_t sampled_here = 0;
   for (uint64_t i = 0; i < n; ++i)
-    sampled_here += SimulateRequest(m, h, ep, st, slow_share, may_profile);
+    sampled_here += SimulateRequest(m, h, ep, st, slow_share, profile_rate);
   requests_ += n;
   sampled_ += sampled_here;
   if (n > 0) {
@@ -441,7 +444,8 @@ void FleetSimulator::SimulateEndpoint(Minute& m, Host& h, size_t e, double endpo
 // SimulateRequest() — one request: its user (counted whether sampled or
 // not), and when sampled, its record. RETURNS: whether it was sampled.
 bool FleetSimulator::SimulateRequest(Minute& m, Host& h, const EndpointSpec& ep,
-                                     const EndpointState& st, double slow_share, bool may_profile) {
+                                     const EndpointState& st, double slow_share,
+                                     double profile_rate) {
   const size_t user_index =
       std::lower_bound(user_weights_cdf_.begin(), user_weights_cdf_.end(), m.unit(rng_)) -
       user_weights_cdf_.begin();
@@ -454,7 +458,7 @@ bool FleetSimulator::SimulateRequest(Minute& m, Host& h, const EndpointSpec& ep,
   if (slow) cpu_ms *= ep.slow_mode_factor;
   record::RequestRecord* r = m.batch.add_records();
   const bool needs_frames = CollectEffects(m, h, st, user_index, *r);
-  const bool profiled = may_profile && m.frame_unit(frame_rng_) < config_.profile_rate;
+  const bool profiled = profile_rate > 0 && m.frame_unit(frame_rng_) < profile_rate;
   if (profiled || (needs_frames && !ep.calls.empty())) {
     cpu_ms = SplitOverFrames(m, ep, st, slow, cpu_ms);
   } else {

@@ -139,6 +139,10 @@ struct FleetConfig {
   bool with_pmu = true;               // records carry instructions and cycles
   double profile_rate = 0;            // share of sampled requests (of endpoints with calls)
                                       // that carry a record.Profile
+  double profile_floor_per_min = 0;   // > 0: each host profiles at least this many of an
+                                      // endpoint's sampled requests a minute (its traffic
+                                      // permitting), as the middleware's PROFILE_MIN_PER_MINUTE
+                                      // does, from the endpoint's expected rate
   bool with_code_hashes = false;      // profiles' functions carry a code hash, one per version
                                       // of each function (RolloutSpec::changed)
   double cost_diurnal = 0;            // slow-mode share *= 1 + cost_diurnal * (traffic's
@@ -215,7 +219,7 @@ class FleetSimulator {
   void SimulateHost(Minute& m, size_t service, int host);
   void SimulateEndpoint(Minute& m, Host& h, size_t endpoint, double endpoint_rpm);
   bool SimulateRequest(Minute& m, Host& h, const EndpointSpec& ep, const EndpointState& st,
-                       double slow_share, bool may_profile);
+                       double slow_share, double profile_rate);
   bool CollectEffects(Minute& m, const Host& h, const EndpointState& st, size_t user_index,
                       record::RequestRecord& r) const;
   double SplitOverFrames(Minute& m, const EndpointSpec& ep, const EndpointState& st, bool slow,

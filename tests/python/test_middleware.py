@@ -261,6 +261,7 @@ def test_flask_under_wsgi(tmp_path, cpl):
     ({"SERVER_URL": "http://127.0.0.1:8750", "SAMPLE_RATE": 1.5}, "SAMPLE_RATE"),
     ({"SERVER_URL": "http://127.0.0.1:8750", "ENDPOINT_SAMPLE_RATES": {"/a/": -1}}, "ENDPOINT_SAMPLE_RATES"),
     ({"SERVER_URL": "http://127.0.0.1:8750", "FLAGS": "no.such.module.fn"}, "FLAGS"),
+    ({"SERVER_URL": "http://127.0.0.1:8750", "PROFILE_MIN_PER_MINUTE": -1}, "PROFILE_MIN_PER_MINUTE"),
 ])
 def test_bad_settings_fail_fast_naming_the_key(settings, needle):
     code = f"""

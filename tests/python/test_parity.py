@@ -249,6 +249,29 @@ def test_profiles(tmp_path, cpl, fw, mode, source, unit):
         assert fns["unit"] == unit  # PROFILE_SOURCE cpu: costs in thread CPU ns
 
 
+def test_profile_floor_under_django_refused_where_the_endpoint_comes_late(tmp_path, cpl, fw):
+    if fw.name != "django":
+        r = subprocess.run([sys.executable, "-c", _VALIDATE, fw.name, json.dumps({"PROFILE_MIN_PER_MINUTE": 2})],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "Django only" in json.loads(r.stdout)["PROFILE_MIN_PER_MINUTE"]
+        return
+    # PROFILE_RATE 0: every profile comes from the floor, 2 a minute per endpoint.
+    settings = base_settings(cpl.url, SAMPLE_RATE=1.0, PROFILE_RATE=0.0, PROFILE_MIN_PER_MINUTE=2)
+    app = App(tmp_path, fw, settings)
+    try:
+        for i in range(2):
+            assert app.get(f"/items/{i}", {"X-Request-ID": f"quiet-{i}"})[0] == 200
+        for i in range(40):
+            assert app.get("/work", {"X-Request-ID": f"busy-{i}"})[0] == 200
+    finally:
+        app.stop()  # flushed: everything sampled is in the store now
+    http = cpl.http()
+    assert functions(http, fw.endpoint("/items"))["profiled_requests"] == 2  # within the floor: all
+    busy = functions(http, fw.endpoint("/work"))["profiled_requests"]
+    assert 2 <= busy <= 20, busy  # its first two, then about 2 / (its requests so far) of the rest
+
+
 def functions(http, endpoint: str) -> dict:
     # Every function: the default keeps the 50 heaviest, and /work has more
     # (Django 67, Flask 140, Starlette 114 in exact mode); the tests ask
@@ -381,6 +404,7 @@ BAD = {
     "COMMIT_ENV": 5, "FLAGS": "no.such.module.fn", "USER_KEY": 42, "USER_SALT": 5, "REQUEST_ID_HEADER": 5,
     "SPOOL_DIR": 5, "COUNTER_SOURCE": "task-clock", "QUEUE_CAPACITY": 0, "BATCH_MAX_RECORDS": 0,
     "BATCH_MAX_DELAY_MS": -1, "PROFILE_RATE": 2, "PROFILE_MODE": "slow", "PROFILE_SOURCE": "tsc",
+    "PROFILE_MIN_PER_MINUTE": -1,
 }
 
 _VALIDATE = """
@@ -437,6 +461,7 @@ COVERED = {
     "COUNTER_SOURCE": test_endpoints_and_dimensions, "QUEUE_CAPACITY": test_endpoints_and_dimensions,
     "BATCH_MAX_RECORDS": test_endpoints_and_dimensions, "BATCH_MAX_DELAY_MS": test_endpoints_and_dimensions,
     "PROFILE_RATE": test_profiles, "PROFILE_MODE": test_profiles, "PROFILE_SOURCE": test_profiles,
+    "PROFILE_MIN_PER_MINUTE": test_profile_floor_under_django_refused_where_the_endpoint_comes_late,
 }
 
 

@@ -13,7 +13,8 @@ Environment:
   SHOP_MIDDLEWARE      none | cpuledger | prometheus | silk  (default cpuledger)
   CPULEDGER_SERVER_URL the cpuledger server (default http://127.0.0.1:8750)
   CPULEDGER_SAMPLE_RATE, CPULEDGER_TOKEN, CPULEDGER_SPOOL_DIR, CPULEDGER_COMMIT,
-  CPULEDGER_PROFILE_RATE, CPULEDGER_PROFILE_SOURCE, CPULEDGER_BATCH_MAX_DELAY_MS
+  CPULEDGER_PROFILE_RATE, CPULEDGER_PROFILE_MIN_PER_MINUTE, CPULEDGER_PROFILE_SOURCE,
+  CPULEDGER_BATCH_MAX_DELAY_MS
   SHOP_VERSION         2 makes /report/ call an expensive helper (the diff tests)
 """
 
@@ -110,6 +111,7 @@ if _middleware == "cpuledger":
         "SPOOL_DIR": os.environ.get("CPULEDGER_SPOOL_DIR", ""),
         "BATCH_MAX_DELAY_MS": int(os.environ.get("CPULEDGER_BATCH_MAX_DELAY_MS", "1000")),
         "PROFILE_RATE": float(os.environ.get("CPULEDGER_PROFILE_RATE", "0")),
+        "PROFILE_MIN_PER_MINUTE": float(os.environ.get("CPULEDGER_PROFILE_MIN_PER_MINUTE", "0")),
         "PROFILE_SOURCE": os.environ.get("CPULEDGER_PROFILE_SOURCE", "auto"),
         # COMMIT: from $CPULEDGER_COMMIT; FLAGS: waffle's; USER_KEY: the logged-in user.
     }

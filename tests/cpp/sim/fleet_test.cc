@@ -246,6 +246,35 @@ TEST(FleetTest, ProfilesDoNotPerturbTheOtherFields) {
   EXPECT_GT(with_profile, 100u);
 }
 
+// A profile floor (the middleware's PROFILE_MIN_PER_MINUTE) raises a quiet
+// endpoint's profile rate to the floor over its sampled requests a minute
+// on each host; a busy endpoint stays at profile_rate.
+TEST(FleetTest, AProfileFloorRaisesOnlyAQuietEndpointsRate) {
+  FleetConfig c;
+  c.seed = 11;
+  c.start_unix_s = kStart;
+  c.duration_s = 2 * kHour;
+  c.peak_rps = 40;
+  c.sample_rate = 0.5;
+  c.users = 5000;
+  c.profile_rate = 0.05;
+  c.profile_floor_per_min = 2;
+  // Per host near the peak: /busy ~590 sampled a minute (2 of them < 5%),
+  // /quiet ~12 (2 of them, about a sixth).
+  c.services = {ServiceSpec{"svc", {Endpoint("/busy", 1, 4), Endpoint("/quiet", 0.02, 4)}, 1, 2}};
+  std::map<std::string, Moments> profiled;  // endpoint -> 1 per profiled sampled request
+  for (const record::Batch& b : Simulate(c))
+    for (const record::RequestRecord& r : b.records())
+      profiled[r.endpoint()].Add(r.has_profile() ? 1.0 : 0.0);
+  const Moments& busy = profiled["/busy"];
+  const Moments& quiet = profiled["/quiet"];
+  ASSERT_GT(quiet.n, 500);
+  EXPECT_NEAR(busy.Mean(), 0.05, 4.5 * busy.Se());
+  // 2 a minute over its sampled rate: well above the busy one's 5%, far from all.
+  EXPECT_GT(quiet.Mean() - 4.5 * quiet.Se(), 0.1);
+  EXPECT_LT(quiet.Mean() + 4.5 * quiet.Se(), 0.3);
+}
+
 TEST(FleetTest, RolloutChainSwitchesHostByHostInAtOrder) {
   FleetConfig c = SmallFleet();
   FleetSimulator sim(c);
