@@ -250,13 +250,11 @@ TEST(FleetTest, ProfilesDoNotPerturbTheOtherFields) {
 // endpoint's profile rate to the floor over its sampled requests a minute
 // on each host; a busy endpoint stays at profile_rate.
 TEST(FleetTest, AProfileFloorRaisesOnlyAQuietEndpointsRate) {
-  FleetConfig c;
-  c.seed = 11;
-  c.start_unix_s = kStart;
+  FleetConfig c = SmallFleet();
+  c.rollouts.clear();
+  c.flags.clear();
   c.duration_s = 2 * kHour;
-  c.peak_rps = 40;
   c.sample_rate = 0.5;
-  c.users = 5000;
   c.profile_rate = 0.05;
   c.profile_floor_per_min = 2;
   // Per host near the peak: /busy ~590 sampled a minute (2 of them < 5%),
