@@ -310,6 +310,18 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
   // is surely smaller than the least the alert claimed.
   if (!c.effect.ok || c.effect.hi >= alerted.lo) return now;
   const Recheck::Verdict undecided = now == Recheck::Verdict::kGone ? Recheck::Verdict::kNone : now;
+  // As an alert needs the raw rank test as well as the drift-corrected
+  // effect, so does a resolve: the other endpoints' drift taken out of a
+  // regression still served made a 1% one read -0.9% [-1.9%, +0.2%] (a
+  // drift of +2.3%, seed 124), where the raw comparison still said +1.4%.
+  if (drift > 0) {
+    const stats::Interval raw = stats::ShiftInterval(a, b, o.confidence);
+    if (!raw.ok || raw.hi >= alerted.lo) {
+      c.reason = "less the drift the effect is gone, without it not: " +
+                 SignedPercentInterval(raw.estimate, raw.lo, raw.hi);
+      return undecided;
+    }
+  }
   const SwitchCheck at_switch = CheckSwitch(run, endpoints, alert, alerted, recent, width);
   if (!at_switch.whole_drop) {
     c.reason = at_switch.text;

@@ -42,6 +42,9 @@ struct Shop {
   std::function<bool(int64_t minute)> checkout_serves = [](int64_t) { return true; };
   // /checkout/ costs this many times more; unset: 1.10 whenever bbb serves.
   std::function<double(int64_t minute)> checkout_factor;
+  // The other endpoints cost this many times more (a drift /checkout/ does not share).
+  std::function<double(int64_t minute)> others_factor = [](int64_t) { return 1.0; };
+  int more_endpoints = 0;  // added to the four, so that a drift is read (5 others or more)
 };
 
 record::RequestRecord MakeRecord(const Shop& shop, const std::string& endpoint, double median,
@@ -64,6 +67,8 @@ record::RequestRecord MakeRecord(const Shop& shop, const std::string& endpoint, 
   double cost = median * noise(rng);
   if (endpoint == "/checkout/")
     cost *= shop.checkout_factor ? shop.checkout_factor(minute) : bbb ? 1.10 : 1.0;
+  else
+    cost *= shop.others_factor(minute);
   if (endpoint == "/search/" && on && shop.search_costlier(minute)) cost *= 1.15;
   record::CpuBill* bill = r.mutable_cpu();
   bill->set_counter_source("hardware");
@@ -84,8 +89,10 @@ class LifecycleTest : public ::testing::Test {
 
   // FeedUntil() — the shop's minutes up to `t` (from kT0), appended in order.
   void FeedUntil(int64_t t) {
-    const std::vector<std::pair<std::string, double>> endpoints = {
+    std::vector<std::pair<std::string, double>> endpoints = {
         {"/checkout/", 40e6}, {"/search/", 25e6}, {"/home/", 8e6}, {"/cart/", 12e6}};
+    for (int i = 0; i < shop_.more_endpoints; ++i)
+      endpoints.emplace_back("/more" + std::to_string(i) + "/", 10e6);
     for (; kT0 + (fed_ + 1) * kMinute <= t; ++fed_) {
       record::Batch batch;
       batch.set_sender("test");
@@ -162,6 +169,20 @@ class LifecycleTest : public ::testing::Test {
     EXPECT_NE(later[0].comparison.value("method", "").find(drop), std::string::npos)
         << later[0].comparison.dump();
     return later[0];
+  }
+
+  // ExpectHeldOpen() — `endpoint`'s alert, opened at 4 h, still open after
+  // runs every 30 min from `from` to `to` that change nothing, one of whose
+  // rechecks said all of `words` (why it held the resolve back).
+  void ExpectHeldOpen(const std::string& endpoint, int64_t from, int64_t to,
+                      std::initializer_list<const char*> words) {
+    const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
+    const AlertChange* alert = Find(first, endpoint);
+    ASSERT_NE(alert, nullptr);
+    const std::vector<std::string> said = QuietReasons(alert->alert_id, from, to);
+    EXPECT_GT(CountSaying(said, words), 0u)
+        << "no recheck held the resolve back; the last said: " << (said.empty() ? "" : said.back());
+    EXPECT_EQ(State(alert->alert_id), "open");
   }
 
   static size_t CountSaying(const std::vector<std::string>& reasons,
@@ -333,13 +354,7 @@ TEST_F(LifecycleTest, AStillPresentRegressionIsNotResolvedAndAHandResolveReopens
 TEST_F(LifecycleTest, NotResolvedByItselfWhileTheTargetCommitStillServes) {
   shop_.checkout_factor = [](int64_t m) { return m >= 120 && m < 300 ? 1.10 : 1.0; };
   shop_.flag_off_minute = 100000;  // the flag stays: only the rollout's alert is looked at
-  const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
-  const AlertChange* rollout = Find(first, "/checkout/");
-  ASSERT_NE(rollout, nullptr);
-  const std::vector<std::string> said = QuietReasons(rollout->alert_id, 6 * kHour, 8 * kHour);
-  EXPECT_GT(CountSaying(said, {"bbb still serves"}), 0u)
-      << "no recheck found the cost gone and held back for bbb";
-  EXPECT_EQ(State(rollout->alert_id), "open");
+  ExpectHeldOpen("/checkout/", 6 * kHour, 8 * kHour, {"bbb still serves"});
 }
 
 // ccc replaces bbb at 5 h and carries its cost on; from 6 h 30 /checkout/
@@ -373,13 +388,25 @@ TEST_F(LifecycleTest, NotResolvedByAPartialFix) {
     return m < 120 ? 1.0 : m < 300 ? 1.10 : m < 390 ? 1.05 : 1.0;
   };
   shop_.flag_off_minute = 100000;
-  const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
-  const AlertChange* rollout = Find(first, "/checkout/");
-  ASSERT_NE(rollout, nullptr);
-  const std::vector<std::string> said = QuietReasons(rollout->alert_id, 8 * kHour, 10 * kHour);
-  EXPECT_GT(CountSaying(said, {"commit ccc against bbb", "shows a drop short of the alert's"}), 0u)
-      << "no recheck found the cost gone and held back for a partial drop";
-  EXPECT_EQ(State(rollout->alert_id), "open");
+  ExpectHeldOpen("/checkout/", 8 * kHour, 10 * kHour,
+                 {"commit ccc against bbb", "shows a drop short of the alert's"});
+}
+
+// ccc replaces bbb at 5 h without its cost, but from 6 h 30 /checkout/
+// costs 10% more again, while the other endpoints rise 15%. Less their
+// drift /checkout/ reads 4% cheaper than under aaa, and ccc against bbb at
+// the switch shows the whole drop; but without the drift it still costs
+// 10% more than under aaa, and a resolve needs both to agree, as an alert
+// does (detect_bench seed 124: a 1% regression still served was resolved
+// on a drift of +2.3%). The alert stays open, and says why.
+TEST_F(LifecycleTest, NotResolvedOnTheOtherEndpointsDriftAlone) {
+  shop_.ccc = [](int64_t m) { return m >= 300; };
+  shop_.checkout_factor = [](int64_t m) { return m >= 120 && (m < 300 || m >= 390) ? 1.10 : 1.0; };
+  shop_.others_factor = [](int64_t m) { return m >= 390 ? 1.15 : 1.0; };
+  shop_.more_endpoints = 2;
+  shop_.flag_off_minute = 100000;
+  ExpectHeldOpen("/checkout/", 8 * kHour, 10 * kHour,
+                 {"less the drift the effect is gone, without it not"});
 }
 
 // ccc replaces bbb at 5 h without its cost (a fix): resolved, and the
