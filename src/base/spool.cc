@@ -86,6 +86,32 @@ void RemoveDirectory(const std::string& dir) {
   ::rmdir(dir.c_str());
 }
 
+// ClaimDirectory() — root/sender_id, created if need be, and its lock. A
+// new directory is made and locked under a hidden name, which no Open()
+// adopts, then renamed into place: made and locked in place, a sibling
+// process opening beside it (gunicorn's workers start together) could find
+// it unlocked in between, take it for a dead sender's, lock and remove it,
+// and this process's lock then failed ("in use by a live process") and its
+// worker did not boot. An existing directory (a chosen sender id used
+// before) is locked in place.
+Result<UniqueFd> ClaimDirectory(const std::string& root, const std::string& sender_id) {
+  const std::string own = (fs::path(root) / sender_id).string();
+  std::error_code ec;
+  if (!fs::exists(own, ec)) {
+    const std::string claim = (fs::path(root) / ("." + sender_id + ".claim")).string();
+    fs::create_directory(claim, ec);
+    if (ec) return IoError("cannot create spool directory " + claim + ": " + ec.message());
+    Result<UniqueFd> lock = LockFile(claim + "/" + kLockName);
+    if (!lock.ok()) return lock.status();
+    fs::rename(claim, own, ec);
+    if (!ec) return lock;
+    RemoveDirectory(claim);  // `own` appeared meanwhile: lock that one in place
+  }
+  fs::create_directory(own, ec);
+  if (ec) return IoError("cannot create spool directory " + own + ": " + ec.message());
+  return LockFile(own + "/" + kLockName);
+}
+
 }  // namespace
 
 std::string SpoolFileName(uint64_t sequence, uint64_t records, uint64_t dropped) {
@@ -122,9 +148,7 @@ Result<Spool> Spool::Open(const std::string& root, const std::string& sender_id,
   fs::create_directories(root, ec);
   if (ec) return IoError("cannot create spool directory " + root + ": " + ec.message());
   const std::string own = (fs::path(root) / sender_id).string();
-  fs::create_directory(own, ec);
-  if (ec) return IoError("cannot create spool directory " + own + ": " + ec.message());
-  Result<UniqueFd> lock = LockFile(own + "/" + kLockName);
+  Result<UniqueFd> lock = ClaimDirectory(root, sender_id);
   if (!lock.ok()) return lock.status();
 
   Spool spool;

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -167,6 +170,35 @@ TEST(ClientSpool, ReleasedLockMakesTheDirectoryAdoptable) {
   // Adopted files go before the own ones.
   ASSERT_TRUE(spool->Append(1, 1, 0, "mine").ok());
   EXPECT_EQ(*spool->ReadFront(), "left");
+}
+
+// Senders starting together (gunicorn's workers) each get their spool: a
+// directory being claimed is never taken for a dead sender's by a sibling.
+// Made and then locked in place, a sibling could lock (and remove) it in
+// between, and that Open() failed as "in use by a live process".
+TEST(ClientSpool, SendersOpeningTogetherEachGetTheirOwn) {
+  TempDir dir;
+  constexpr int kSenders = 4, kOpens = 400;
+  std::vector<pid_t> children;
+  for (int c = 0; c < kSenders; ++c) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      int failed = 0;
+      for (int i = 0; i < kOpens; ++i)
+        failed +=
+            !Spool::Open(dir.path(), "s" + std::to_string(c) + "-" + std::to_string(i), 1 << 20)
+                 .ok();
+      ::_exit(failed == 0 ? 0 : 1);
+    }
+    children.push_back(pid);
+  }
+  for (const pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a sender's Open() failed";
+  }
+  EXPECT_TRUE(Names(dir.path()).empty());  // each empty directory went with its spool
 }
 
 TEST(ClientSpool, RejectsSenderIdsThatAreNotPlainNames) {
