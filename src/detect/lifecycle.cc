@@ -314,13 +314,12 @@ Recheck::Verdict RecheckRollout(const Run& run, const Endpoints& endpoints, Find
   // effect, so does a resolve: the other endpoints' drift taken out of a
   // regression still served made a 1% one read -0.9% [-1.9%, +0.2%] (a
   // drift of +2.3%, seed 124), where the raw comparison still said +1.4%.
-  if (drift > 0) {
-    const stats::Interval raw = stats::ShiftInterval(a, b, o.confidence);
-    if (!raw.ok || raw.hi >= alerted.lo) {
-      c.reason = "less the drift the effect is gone, without it not: " +
-                 SignedPercentInterval(raw.estimate, raw.lo, raw.hi);
-      return undecided;
-    }
+  // The raw interval is the corrected one with the drift put back.
+  auto raw = [drift](double e) { return std::expm1(std::log1p(e) + drift); };
+  if (drift > 0 && raw(c.effect.hi) >= alerted.lo) {
+    c.reason = "less the drift the effect is gone, without it not: " +
+               SignedPercentInterval(raw(c.effect.estimate), raw(c.effect.lo), raw(c.effect.hi));
+    return undecided;
   }
   const SwitchCheck at_switch = CheckSwitch(run, endpoints, alert, alerted, recent, width);
   if (!at_switch.whole_drop) {
