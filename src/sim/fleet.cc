@@ -423,10 +423,13 @@ void FleetSimulator::SimulateEndpoint(Minute& m, Host& h, size_t e, double endpo
   if (shift != 1.0) mean *= shift;
   const double slow_share =
       config_.cost_diurnal == 0 ? ep.slow_mode_share : ep.slow_mode_share * m.slow_modulation;
-  double profile_rate = ep.calls.empty() ? 0.0 : config_.profile_rate;
-  if (!ep.calls.empty() && config_.profile_floor_per_min > 0 && mean > 0)
-    profile_rate = std::max(
-        profile_rate, std::min(1.0, config_.profile_floor_per_min / (mean * config_.sample_rate)));
+  double profile_rate = 0;  // an endpoint without calls has no frames to profile
+  if (!ep.calls.empty()) {
+    profile_rate = config_.profile_rate;
+    if (config_.profile_floor_per_min > 0 && mean > 0)
+      profile_rate = std::max(profile_rate, std::min(1.0, config_.profile_floor_per_min /
+                                                              (mean * config_.sample_rate)));
+  }
   const uint64_t n = std::poisson_distribution<uint64_t>(mean)(rng_);
   uint64_t sampled_here = 0;
   for (uint64_t i = 0; i < n; ++i)
