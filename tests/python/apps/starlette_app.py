@@ -27,7 +27,7 @@ async def heavy(request):
     _heavy_in_flight += 1
     try:
         for _ in range(int(request.query_params.get("steps", "40"))):
-            total += burn(20000)
+            total += burn(60000)
             await asyncio.sleep(0)  # let the light request run in between
     finally:
         _heavy_in_flight -= 1
