@@ -10,7 +10,13 @@
 // scored against the ground truth:
 //  * an endpoint regression is caught by an endpoint-level alert (kind
 //    "rollout"/"flag") on its service and endpoint with its cause (rollout:
-//    target_commit == the commit that brought it; flag: name and value);
+//    target_commit == the commit that brought it; flag: name and value), or
+//    by a function-level alert there with its cause, naming its culprit,
+//    whose interval's lower bound (a share of the request) clears the
+//    endpoint's own threshold: that alert says the endpoint's requests cost
+//    at least the threshold more, and which function made them (an endpoint
+//    alert for the same cause would repeat it). The figures by endpoint
+//    alerts alone are printed beside;
 //  * a function-level regression (worth 0.5% of its endpoint) is caught by a
 //    function-level alert naming its function with its cause, or by an
 //    endpoint-level alert with its cause. Function recall is narrower, one
@@ -366,14 +372,24 @@ struct Outcome {
   double side_a = 0, side_b = 0;          // sampled requests per side (see the header)
   double profiled_a = 0, profiled_b = 0;  // of them, profiled
   bool heavy = false;
-  bool caught = false;              // endpoint kinds: by an endpoint alert; function kinds: any
-  bool caught_by_function = false;  // function kinds: by a function-level alert
+  bool caught = false;              // by any alert that counts (see the header)
+  bool caught_by_function = false;  // by a function-level alert (endpoint kinds: one whose
+                                    // lower bound clears the endpoint's threshold)
   bool named_first = false;         // function kinds: an endpoint alert of its cause named it first
   bool culprit_named = false;       // endpoint kinds: a function alert named the culprit
   int64_t delay_s = -1;             // first catching alert after the start
+  bool caught_by_endpoint = false;  // endpoint kinds: by an endpoint-level alert ...
+  int64_t endpoint_delay_s = -1;    // ... the first after the start
   bool baseline_caught = false;
   std::optional<detect::Finding> closest;  // the detector's last finding on it (alert or not)
 };
+
+// EndpointThreshold() — the threshold the detector held the regression's
+// endpoint to (its latest endpoint-level finding's), never below the floor.
+double EndpointThreshold(const Outcome& o) {
+  const double floor = detect::DetectOptions{}.threshold_floor;
+  return o.closest ? std::max(o.closest->threshold, floor) : floor;
+}
 
 struct Score {
   size_t alerts = 0, true_alerts = 0, false_alerts = 0, trend_on_regressed = 0, duplicates = 0;
@@ -402,17 +418,23 @@ Score ScoreAlerts(const std::vector<Alert>& alerts, std::vector<Outcome>& outcom
       matched = true;
       bool& caught = baseline ? o.baseline_caught : o.caught;
       const bool was = caught;
+      const int64_t delay_s = a.at_us / kUs - (start_unix_s + r.start_s);
       if (IsFunctionKind(r.kind)) {
         caught = true;
         if (!baseline && function_alert) o.caught_by_function = true;
         if (!baseline && !function_alert && a.first_culprit == r.function) o.named_first = true;
       } else if (!function_alert) {
         caught = true;
+        if (!baseline && !o.caught_by_endpoint) {
+          o.caught_by_endpoint = true;
+          o.endpoint_delay_s = delay_s;
+        }
       } else if (!baseline) {
         o.culprit_named = true;
+        if (a.lo >= EndpointThreshold(o)) caught = o.caught_by_function = true;
       }
       if (was && caught && !function_alert) ++s.duplicates;
-      if (!baseline && caught && !was) o.delay_s = a.at_us / kUs - (start_unix_s + r.start_s);
+      if (!baseline && caught && !was) o.delay_s = delay_s;
     }
     if (a.kind == "trend" && matched) {
       ++s.trend_on_regressed;
@@ -853,6 +875,7 @@ json OutcomeJson(const Outcome& o) {
             {"heavy", o.heavy},
             {"caught", o.caught},
             {"caught_by_function", o.caught_by_function},
+            {"caught_by_endpoint", o.caught_by_endpoint},
             {"named_first", o.named_first},
             {"culprit_named", o.culprit_named},
             {"delay_s", o.delay_s},
@@ -969,8 +992,8 @@ void PrintTable(const BenchResult& r) {
 // PrintDetails() — --verbose: every regression and every false alert.
 void PrintDetails(const BenchResult& r) {
   std::printf(
-      "\nregressions (d = detector, f = counted in function recall, b = baseline; samples per "
-      "side)\n");
+      "\nregressions (d = detector, f = by a function alert (function kinds: or named first), "
+      "b = baseline; samples per side)\n");
   for (const Outcome& o : r.outcomes) {
     const sim::InjectedRegression& reg = *o.truth;
     const bool in_recall = o.caught_by_function || o.named_first;
@@ -1039,11 +1062,13 @@ struct SeedFigures {
   double false_per_day_function = NAN;  // of them, function-level ones
   double base_false_per_day = NAN;      // the fixed +5% baseline
   Ratio recall_heavy;                   // >=3% endpoint regressions, >=5k/side; target >= 95%
+  Ratio recall_heavy_by_endpoint;       // of them, by endpoint-level alerts alone
   Ratio base_recall_heavy;              // the baseline on the same
   // >=3%, <5k/side, caught within 24 h; target >= 80%. Only regressions
   // that began at least 24 h before the run's end are scored: one that
   // began later has not had its 24 h (it is left out, not missed).
   Ratio recall_light_24h;
+  Ratio recall_light_24h_by_endpoint;  // of them, by endpoint-level alerts alone
   Ratio recall_light_by_end;  // every >=3% <5k/side one, caught by the run's end (within 24 h)
   // Function level (0.5% of the endpoint; see the header for what counts).
   Ratio function_recall;           // grown functions, named by a function alert or first
@@ -1111,13 +1136,21 @@ SeedFigures FiguresOf(uint64_t seed, int days, const std::vector<Outcome>& outco
   f.new_function_recall = {t.new_fn_named.det, t.new_fn.n};
   constexpr int64_t kDayS = 86400;
   for (const Outcome& o : outcomes) {
-    if (IsFunctionKind(o.truth->kind) || o.heavy || o.truth->size < 0.03 - 1e-9) continue;
+    if (IsFunctionKind(o.truth->kind) || o.truth->size < 0.03 - 1e-9) continue;
+    if (o.heavy) {
+      ++f.recall_heavy_by_endpoint.n;
+      f.recall_heavy_by_endpoint.k += o.caught_by_endpoint;
+      continue;
+    }
     const bool in_a_day = o.caught && o.delay_s >= 0 && o.delay_s <= kDayS;
     ++f.recall_light_by_end.n;
     f.recall_light_by_end.k += in_a_day;
     if (o.truth->start_s + kDayS > days * kDayS) continue;  // its 24 h not over at the end
     ++f.recall_light_24h.n;
     f.recall_light_24h.k += in_a_day;
+    ++f.recall_light_24h_by_endpoint.n;
+    f.recall_light_24h_by_endpoint.k +=
+        o.caught_by_endpoint && o.endpoint_delay_s >= 0 && o.endpoint_delay_s <= kDayS;
   }
   return f;
 }
@@ -1231,8 +1264,12 @@ constexpr Figure kFigures[] = {
      NAN, true},
     {"recall >=3%, >=5k/side (%)", ">= 95",
      [](const SeedFigures& f) { return Percent(f.recall_heavy); }, 95, false},
+    {"  by endpoint alerts alone (%)", "-",
+     [](const SeedFigures& f) { return Percent(f.recall_heavy_by_endpoint); }, NAN, false},
     {"recall >=3%, <5k/side, 24 h (%)", ">= 80",
      [](const SeedFigures& f) { return Percent(f.recall_light_24h); }, 80, false},
+    {"  by endpoint alerts alone (%)", "-",
+     [](const SeedFigures& f) { return Percent(f.recall_light_24h_by_endpoint); }, NAN, false},
     {"  <5k, also those < 24 h old (%)", "-",
      [](const SeedFigures& f) { return Percent(f.recall_light_by_end); }, NAN, false},
     {"function-level recall, grown (%)", ">= 60",
