@@ -24,7 +24,8 @@
 //    comparison is not looked at again and again while it fills; before/
 //    after has a second look on windows holding twice the samples once
 //    those are complete (a narrower interval for a small regression on a
-//    noisy endpoint), the two looks sharing the error (half each); requests
+//    noisy endpoint), the two looks sharing the error (half each; when
+//    both are complete, the higher lower bound speaks); requests
 //    carrying a flag value the other side never carries are left out. The
 //    effect is the rank-based shift (stats::ShiftInterval), within flag
 //    strata when the requests carry several values of the endpoint's flags

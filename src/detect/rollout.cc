@@ -312,9 +312,13 @@ BeforeAfter ChooseBeforeAfter(const Side& a, const Side& b, int64_t b_first_us, 
 // each at half of it), so the two together alert no more often on a change
 // that did nothing than one look at the whole error. An endpoint whose
 // windows are the narrowest allowed for both, or the widest for both, has
-// one look, at the whole error.
+// one look, at the whole error. A busy endpoint's two looks often both
+// pass before the next run: then both are judged, and the one whose lower
+// bound is higher speaks (TestEndpoint()), as it would have had the runs
+// fallen between them; Bonferroni covers either.
 struct BeforeAfterLook {
   BeforeAfter windows;
+  BeforeAfter first;   // the first look's windows
   size_t first_n = 0;  // the first look's requests, on its smaller side
   int number = 1;      // which look `windows` are
   int looks = 1;       // how many looks the endpoint has (1 or 2); each spends 1 / looks of
@@ -323,7 +327,8 @@ struct BeforeAfterLook {
 
 BeforeAfterLook ChooseLook(const Side& a, const Side& b, int64_t b_first_us, int64_t next_us,
                            const DetectOptions& o, const BeforeAfterWindows& w, size_t need) {
-  BeforeAfterLook look{ChooseBeforeAfter(a, b, b_first_us, next_us, o, w, need)};
+  BeforeAfterLook look;
+  look.windows = look.first = ChooseBeforeAfter(a, b, b_first_us, next_us, o, w, need);
   look.first_n = std::min(look.windows.n_before, look.windows.n_after);
   BeforeAfterWindows twice = w;
   twice.samples = 2 * w.samples;
@@ -510,6 +515,37 @@ std::string SkipReason(const BeforeAfter& c, const BeforeAfterWindows& w, size_t
          " a side; need " + std::to_string(need) + " each before/after)";
 }
 
+// Measured() — `f` measured on `sides` over windows `a` and `b`, at `share`
+// of the error, less the drift `drift_from` (the service's endpoints) shows
+// between the windows (before/after; nullptr: side by side, one window).
+Result<Verdict> Measured(Run& run, Finding f, const std::pair<Side, Side>& sides, const Window& a,
+                         const Window& b, double share, const Sides* drift_from) {
+  const DetectOptions& o = run.options;
+  const Comparison compared = Compare(sides.first, a, sides.second, b);
+  f.from_us = a.from_us;
+  f.to_us = b.to_us;
+  f.samples_before = compared.a.size();
+  f.samples_after = compared.b.size();
+  f.mean_before = Mean(compared.a);
+  f.mean_after = Mean(compared.b);
+  f.effect = compared.Effect(1 - (1 - o.confidence) * share);
+  f.p_value = std::min(1.0, compared.PValue() / share);
+  // Holm's gate reads the raw rank test, not the drift-corrected effect:
+  // the other endpoints' median drift is not each endpoint's own (their slow
+  // modes follow load unequally), so a corrected effect alone is no
+  // evidence; an alert needs both (detect_bench seed 2: judging the
+  // corrected effect alone doubled the false alerts; seeds 71-76: with the
+  // drift's spread in its error, recall fell and false alerts did not).
+  if (drift_from != nullptr) LessDrift(f, DriftOf(*drift_from, f.endpoint, a, b, o.min_samples));
+  f.method += compared.MethodText();
+  if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
+  RolloutTest t;
+  t.a = a;
+  t.b = b;
+  t.finding = std::move(f);
+  return Verdict{std::move(t), false};
+}
+
 // TestEndpoint() — one endpoint's comparison: side by side when the overlap
 // holds at least half what before/after would (it cancels time-of-day and
 // traffic-mix drift that before/after cannot), else before/after on windows
@@ -531,56 +567,44 @@ Result<Verdict> TestEndpoint(Run& run, const Rollout& r, Finding f,
                                              : std::min(side_by_side->first.cost.size(),
                                                         side_by_side->second.cost.size());
   const bool ba_decided = c.state != BeforeAfter::State::kWaiting;
-  RolloutTest t;
-  Comparison compared;
-  double share = 1;  // of the error, this comparison's
   if (sbs >= o.min_samples && ba_decided &&
       (c.state == BeforeAfter::State::kTooFew || 2 * sbs >= look.first_n)) {
     f.method = "side-by-side";
-    t.a = t.b = r.overlap;
-    compared = Compare(side_by_side->first, t.a, side_by_side->second, t.b);
-  } else if (c.state == BeforeAfter::State::kJudge) {
-    f.method = "before/after";
-    if (look.looks == 2)
-      f.method += look.number == 1 ? ", first of two looks" : ", second of two looks";
-    share = 1.0 / look.looks;
-    t.a = c.before;
-    t.b = c.after;
-    compared = Compare(before_after.first, t.a, before_after.second, t.b);
-  } else {
-    // Too few for a fixed-sample test: the sequential test accumulates
-    // more, while the rollout is within its horizon.
-    // Past its horizon the sequential test files its final verdict.
-    if (c.state == BeforeAfter::State::kTooFew && o.sequential_horizon_us > 0)
-      return Verdict{std::nullopt, true};
-    f.method = "before/after";
-    f.samples_before = c.n_before;
-    f.samples_after = c.n_after;
-    f.from_us = c.before.from_us;
-    f.to_us = c.after.to_us;
-    f.reason = SkipReason(c, w, need, o);
-    File(run, std::move(f), /*skipped=*/true);
-    return Verdict{};
+    return Measured(run, std::move(f), *side_by_side, r.overlap, r.overlap, 1, nullptr);
   }
-  f.from_us = t.a.from_us;
-  f.to_us = t.b.to_us;
-  f.samples_before = compared.a.size();
-  f.samples_after = compared.b.size();
-  f.mean_before = Mean(compared.a);
-  f.mean_after = Mean(compared.b);
-  f.effect = compared.Effect(1 - (1 - o.confidence) * share);
-  f.p_value = std::min(1.0, compared.PValue() / share);
-  // Holm's gate reads the raw rank test, not the drift-corrected effect:
-  // the other endpoints' median drift is not each endpoint's own (their slow
-  // modes follow load unequally), so a corrected effect alone is no
-  // evidence; an alert needs both (detect_bench seed 2: judging the
-  // corrected effect alone doubled the false alerts; seeds 71-76: with the
-  // drift's spread in its error, recall fell and false alerts did not).
-  if (f.method != "side-by-side") LessDrift(f, DriftOf(all, f.endpoint, t.a, t.b, o.min_samples));
-  f.method += compared.MethodText();
-  if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
-  t.finding = std::move(f);
-  return Verdict{std::move(t), false};
+  if (c.state == BeforeAfter::State::kJudge) {
+    const double share = 1.0 / look.looks;  // of the error, each look's
+    f.method = "before/after";
+    if (look.looks == 1)
+      return Measured(run, std::move(f), before_after, c.before, c.after, 1, &all);
+    Finding first = f;
+    first.method += ", first of two looks";
+    if (look.number == 1)
+      return Measured(run, std::move(first), before_after, c.before, c.after, share, &all);
+    f.method += ", second of two looks";
+    Result<Verdict> second =
+        Measured(run, std::move(f), before_after, c.before, c.after, share, &all);
+    if (!second.ok()) return second;
+    Result<Verdict> earlier = Measured(run, std::move(first), before_after, look.first.before,
+                                       look.first.after, share, &all);
+    if (!earlier.ok()) return earlier;
+    const Finding& one = earlier->test->finding;
+    const Finding& two = second->test->finding;
+    return one.effect.ok && (!two.effect.ok || one.effect.lo > two.effect.lo) ? earlier : second;
+  }
+  // Too few for a fixed-sample test: the sequential test accumulates more,
+  // while the rollout is within its horizon; past it, it files its final
+  // verdict.
+  if (c.state == BeforeAfter::State::kTooFew && o.sequential_horizon_us > 0)
+    return Verdict{std::nullopt, true};
+  f.method = "before/after";
+  f.samples_before = c.n_before;
+  f.samples_after = c.n_after;
+  f.from_us = c.before.from_us;
+  f.to_us = c.after.to_us;
+  f.reason = SkipReason(c, w, need, o);
+  File(run, std::move(f), /*skipped=*/true);
+  return Verdict{};
 }
 
 // kMinSequentialSamples — the fewest requests a side the sequential test

@@ -360,7 +360,7 @@ TEST_F(LifecycleTest, NotResolvedByItselfWhileTheTargetCommitStillServes) {
 // ccc replaces bbb at 5 h and carries its cost on; from 6 h 30 /checkout/
 // gets 10% cheaper for a reason no other endpoint shares (a cache warmed),
 // so against aaa's side the effect reads gone. ccc's own comparison with
-// bbb at the switch (as wide as the alert's side, the second look's 67
+// bbb at the switch (as wide as the alert's side, the first look's 34
 // minutes, either side of 5 h: the cheaper requests are not in it) shows no
 // drop: the alert stays open, and says why.
 TEST_F(LifecycleTest, NotResolvedWhenTheNextCommitCarriesTheCostOn) {
@@ -370,7 +370,7 @@ TEST_F(LifecycleTest, NotResolvedWhenTheNextCommitCarriesTheCostOn) {
   const std::vector<AlertChange> first = RunAt(kT0 + 4 * kHour);
   const AlertChange* rollout = Find(first, "/checkout/");
   ASSERT_NE(rollout, nullptr);
-  EXPECT_EQ(rollout->finding.to_us - rollout->finding.from_us, 2 * 67 * kMinute);
+  EXPECT_EQ(rollout->finding.to_us - rollout->finding.from_us, 2 * 34 * kMinute);
   const std::vector<std::string> said = QuietReasons(rollout->alert_id, 8 * kHour, 10 * kHour);
   EXPECT_GT(CountSaying(said, {"commit ccc against bbb", "carries the cost on"}), 0u)
       << "no recheck found the cost gone and held back for ccc";

@@ -29,15 +29,18 @@ constexpr int64_t kT0 = 1767225600LL * kUs;    // 2026-01-01T00:00:00Z
 constexpr int64_t kRestart = kT0 + 6 * kHour;  // "a" -> "b", every host at once
 
 // EndpointSpec — name, requests a minute, the cost factor commit b brings,
-// how much a request's cost varies (a lognormal's sigma), and the share of
+// how much a request's cost varies (a lognormal's sigma), the share of
 // requests with flag "beta" on (1.5 times the cost) before and after the
-// restart (no flag when both are 0).
+// restart (no flag when both are 0), and from how many minutes after the
+// restart the endpoint's requests get cheaper by `factor` again, for a
+// reason of their own (0: never).
 struct EndpointSpec {
   const char* name;
   int per_minute;
   double factor;
   double noise = 0.25;
   double beta_before = 0, beta_after = 0;
+  int cheaper_from_min = 0;
 };
 constexpr EndpointSpec kEndpoints[] = {
     {"/busy/", 200, 1.10}, {"/quiet/", 3, 1.10}, {"/quiet-noop/", 3, 1.0}};
@@ -54,7 +57,8 @@ record::RequestRecord Record(const EndpointSpec& e, int64_t t, std::mt19937_64& 
   r.set_commit(b ? "b" : "a");
   r.set_start_time_unix_us(t);
   r.set_sample_rate(1.0);
-  double cost = 10e6 * noise(rng) * (b ? e.factor : 1.0);
+  const bool cheaper = e.cheaper_from_min > 0 && t >= kRestart + e.cheaper_from_min * kMin;
+  double cost = 10e6 * noise(rng) * (b && !cheaper ? e.factor : 1.0);
   if (e.beta_before > 0 || e.beta_after > 0) {
     const bool on =
         std::uniform_real_distribution<double>(0, 1)(rng) < (b ? e.beta_after : e.beta_before);
@@ -334,6 +338,24 @@ TEST(RolloutDriftTest, ADriftEveryEndpointSawIsNotARegression) {
       EXPECT_GT(f.effect.hi, 0);
     }
   }
+}
+
+// /busy/ is 3% costlier under b, and from 26 minutes after the restart its
+// requests get 3% cheaper for a reason of their own (a cache warming up):
+// the second look's windows (50 minutes a side) take that in and read half
+// the regression, the first look's (25) do not. Both have passed by the
+// first run, an hour after the restart: the look with the higher lower
+// bound speaks, as the first would have had a run fallen between them.
+TEST(RolloutLooksTest, BothLooksPassedBeforeARunTheHigherLowerBoundSpeaks) {
+  const EndpointSpec endpoints[] = {{"/busy/", 200, 1.03, 0.25, 0, 0, 26}, {"/other/", 200, 1.0}};
+  const std::vector<Finding> findings = RolloutFindings(endpoints, 0, kRestart + 60 * kMin);
+  const auto busy = std::find_if(findings.begin(), findings.end(),
+                                 [](const Finding& f) { return f.endpoint == "/busy/"; });
+  ASSERT_NE(busy, findings.end());
+  EXPECT_EQ(busy->method, "before/after, first of two looks");
+  EXPECT_TRUE(busy->alert) << busy->effect.lo;
+  EXPECT_LT(busy->effect.lo, 0.03);
+  EXPECT_GT(busy->effect.hi, 0.03);
 }
 
 // A quiet endpoint of very steady cost doubles at a restart. A handful of
