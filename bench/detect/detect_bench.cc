@@ -1135,6 +1135,9 @@ SeedFigures FiguresOf(uint64_t seed, int days, const std::vector<Outcome>& outco
   f.function_recall_by_alert = {t.fn_by_function.det, t.fn.n};
   f.new_function_recall = {t.new_fn_named.det, t.new_fn.n};
   constexpr int64_t kDayS = 86400;
+  auto in_a_day = [](bool caught, int64_t delay_s) {
+    return caught && delay_s >= 0 && delay_s <= kDayS;
+  };
   for (const Outcome& o : outcomes) {
     if (IsFunctionKind(o.truth->kind) || o.truth->size < 0.03 - 1e-9) continue;
     if (o.heavy) {
@@ -1142,15 +1145,14 @@ SeedFigures FiguresOf(uint64_t seed, int days, const std::vector<Outcome>& outco
       f.recall_heavy_by_endpoint.k += o.caught_by_endpoint;
       continue;
     }
-    const bool in_a_day = o.caught && o.delay_s >= 0 && o.delay_s <= kDayS;
+    const bool caught = in_a_day(o.caught, o.delay_s);
     ++f.recall_light_by_end.n;
-    f.recall_light_by_end.k += in_a_day;
+    f.recall_light_by_end.k += caught;
     if (o.truth->start_s + kDayS > days * kDayS) continue;  // its 24 h not over at the end
     ++f.recall_light_24h.n;
-    f.recall_light_24h.k += in_a_day;
+    f.recall_light_24h.k += caught;
     ++f.recall_light_24h_by_endpoint.n;
-    f.recall_light_24h_by_endpoint.k +=
-        o.caught_by_endpoint && o.endpoint_delay_s >= 0 && o.endpoint_delay_s <= kDayS;
+    f.recall_light_24h_by_endpoint.k += in_a_day(o.caught_by_endpoint, o.endpoint_delay_s);
   }
   return f;
 }

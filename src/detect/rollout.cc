@@ -518,9 +518,9 @@ std::string SkipReason(const BeforeAfter& c, const BeforeAfterWindows& w, size_t
 // Measured() — `f` measured on `sides` over windows `a` and `b`, at `share`
 // of the error, less the drift `drift_from` (the service's endpoints) shows
 // between the windows (before/after; nullptr: side by side, one window).
-Result<Verdict> Measured(Run& run, Finding f, const std::pair<Side, Side>& sides, const Window& a,
-                         const Window& b, double share, const Sides* drift_from) {
-  const DetectOptions& o = run.options;
+// Its threshold is set once the comparison to judge is chosen.
+RolloutTest Measured(const DetectOptions& o, Finding f, const std::pair<Side, Side>& sides,
+                     const Window& a, const Window& b, double share, const Sides* drift_from) {
   const Comparison compared = Compare(sides.first, a, sides.second, b);
   f.from_us = a.from_us;
   f.to_us = b.to_us;
@@ -538,11 +538,16 @@ Result<Verdict> Measured(Run& run, Finding f, const std::pair<Side, Side>& sides
   // drift's spread in its error, recall fell and false alerts did not).
   if (drift_from != nullptr) LessDrift(f, DriftOf(*drift_from, f.endpoint, a, b, o.min_samples));
   f.method += compared.MethodText();
-  if (Status s = SetThreshold(run, f, o.threshold_floor); !s.ok()) return s;
   RolloutTest t;
   t.a = a;
   t.b = b;
   t.finding = std::move(f);
+  return t;
+}
+
+// Judged() — `t` with its endpoint's threshold, to judge with the rollout's others.
+Result<Verdict> Judged(Run& run, RolloutTest t) {
+  if (Status s = SetThreshold(run, t.finding, run.options.threshold_floor); !s.ok()) return s;
   return Verdict{std::move(t), false};
 }
 
@@ -570,27 +575,25 @@ Result<Verdict> TestEndpoint(Run& run, const Rollout& r, Finding f,
   if (sbs >= o.min_samples && ba_decided &&
       (c.state == BeforeAfter::State::kTooFew || 2 * sbs >= look.first_n)) {
     f.method = "side-by-side";
-    return Measured(run, std::move(f), *side_by_side, r.overlap, r.overlap, 1, nullptr);
+    return Judged(run, Measured(o, std::move(f), *side_by_side, r.overlap, r.overlap, 1, nullptr));
   }
   if (c.state == BeforeAfter::State::kJudge) {
     const double share = 1.0 / look.looks;  // of the error, each look's
     f.method = "before/after";
     if (look.looks == 1)
-      return Measured(run, std::move(f), before_after, c.before, c.after, 1, &all);
+      return Judged(run, Measured(o, std::move(f), before_after, c.before, c.after, 1, &all));
     Finding first = f;
     first.method += ", first of two looks";
     if (look.number == 1)
-      return Measured(run, std::move(first), before_after, c.before, c.after, share, &all);
+      return Judged(run,
+                    Measured(o, std::move(first), before_after, c.before, c.after, share, &all));
     f.method += ", second of two looks";
-    Result<Verdict> second =
-        Measured(run, std::move(f), before_after, c.before, c.after, share, &all);
-    if (!second.ok()) return second;
-    Result<Verdict> earlier = Measured(run, std::move(first), before_after, look.first.before,
-                                       look.first.after, share, &all);
-    if (!earlier.ok()) return earlier;
-    const Finding& one = earlier->test->finding;
-    const Finding& two = second->test->finding;
-    return one.effect.ok && (!two.effect.ok || one.effect.lo > two.effect.lo) ? earlier : second;
+    RolloutTest two = Measured(o, std::move(f), before_after, c.before, c.after, share, &all);
+    RolloutTest one = Measured(o, std::move(first), before_after, look.first.before,
+                               look.first.after, share, &all);
+    const stats::Interval& e1 = one.finding.effect;
+    const stats::Interval& e2 = two.finding.effect;
+    return Judged(run, e1.ok && (!e2.ok || e1.lo > e2.lo) ? std::move(one) : std::move(two));
   }
   // Too few for a fixed-sample test: the sequential test accumulates more,
   // while the rollout is within its horizon; past it, it files its final
