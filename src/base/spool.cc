@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -112,6 +113,26 @@ Result<UniqueFd> ClaimDirectory(const std::string& root, const std::string& send
   return LockFile(own + "/" + kLockName);
 }
 
+// kStaleClaimAge — a claim directory (ClaimDirectory) this old whose lock
+// nobody holds was left by a process that died claiming it: a live claim
+// lasts from mkdir to rename, microseconds.
+constexpr auto kStaleClaimAge = std::chrono::seconds(60);
+
+bool IsClaimName(std::string_view name) {
+  return name.size() > 1 && name[0] == '.' && EndsWith(name, ".claim");
+}
+
+// RemoveIfStaleClaim() — removes `dir`, a claim directory, when it is
+// stale. The age comes first: a fresh claim's owner may not hold its lock
+// yet (between mkdir and lock), and taking it then would fail its Open().
+void RemoveIfStaleClaim(const std::string& dir) {
+  std::error_code ec;
+  const fs::file_time_type made = fs::last_write_time(dir, ec);
+  if (ec || fs::file_time_type::clock::now() - made < kStaleClaimAge) return;
+  Result<UniqueFd> lock = LockFile(dir + "/" + kLockName);
+  if (lock.ok()) RemoveDirectory(dir);
+}
+
 }  // namespace
 
 std::string SpoolFileName(uint64_t sequence, uint64_t records, uint64_t dropped) {
@@ -171,7 +192,9 @@ Result<Spool> Spool::Open(const std::string& root, const std::string& sender_id,
   for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     std::error_code type_ec;
-    if (name == sender_id || name.empty() || name[0] == '.' || !it->is_directory(type_ec)) continue;
+    if (name == sender_id || name.empty() || !it->is_directory(type_ec)) continue;
+    if (IsClaimName(name)) RemoveIfStaleClaim(it->path().string());
+    if (name[0] == '.') continue;
     others.push_back(it->path().string());
   }
   std::sort(others.begin(), others.end());

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -199,6 +200,29 @@ TEST(ClientSpool, SendersOpeningTogetherEachGetTheirOwn) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a sender's Open() failed";
   }
   EXPECT_TRUE(Names(dir.path()).empty());  // each empty directory went with its spool
+}
+
+// A process that died between making its claim directory and renaming it
+// into place left ".id.claim" behind: an Open() beside it removes it once
+// it is a minute old and unlocked, and leaves a younger one (its owner may
+// be about to lock it) and a locked one alone.
+TEST(ClientSpool, RemovesClaimDirectoriesLeftByADeadProcess) {
+  TempDir dir;
+  const std::string dead = dir.path() + "/.dead.claim", young = dir.path() + "/.young.claim",
+                    held = dir.path() + "/.held.claim";
+  for (const std::string& d : {dead, young, held}) fs::create_directories(d);
+  Result<UniqueFd> holder = LockFile(held + "/.lock");
+  ASSERT_TRUE(holder.ok());
+  const auto two_minutes_ago = fs::file_time_type::clock::now() - std::chrono::minutes(2);
+  fs::last_write_time(dead, two_minutes_ago);
+  fs::last_write_time(held, two_minutes_ago);
+
+  Result<Spool> spool = Spool::Open(dir.path(), "me", 1 << 20);
+  ASSERT_TRUE(spool.ok());
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(young));
+  EXPECT_TRUE(fs::exists(held));
+  EXPECT_EQ(spool->adopted(), 0u);
 }
 
 TEST(ClientSpool, RejectsSenderIdsThatAreNotPlainNames) {
