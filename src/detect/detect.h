@@ -38,12 +38,16 @@
 //    2 * min_samples a side in the widest windows) is looked at every run
 //    for sequential_horizon_us after B's first request: every request of B
 //    since then against A's in the same span just before it (mirror
-//    windows), with an always-valid interval
+//    windows; each side with the commits next to it, after B or before A,
+//    that ran the same code for the endpoint by its profiles' code hashes:
+//    a build replaced within the hour by one that did not touch the
+//    endpoint still has its hours), with an always-valid interval
 //    (stats::MixtureConfidenceSequence at half of rollout_alpha shared
 //    among the rollout's endpoints) that may be looked at as often as the
 //    detectors run; it alerts as soon as that interval clears the
-//    threshold. The last look (at the horizon, or on B's whole life once B
-//    left the fleet) sees data that no longer change and is judged once on
+//    threshold. The last look (at the horizon, or on the whole life of B
+//    and the commits pooled with it once they left the fleet) sees data
+//    that no longer change and is judged once on
 //    the fixed-sample interval at the other half.
 //  * flag — for every flag and value seen in the window, per endpoint:
 //    requests with the value against requests with the flag's reference
@@ -55,9 +59,12 @@
 //  * function-rollout / function-flag — the same comparisons on each
 //    function's share of its requests' profiled cost (store FunctionMoments;
 //    the share is free of the whole request's swings), rollouts over
-//    commit A's life before B against B's life (up to 6 h a side: profiles
-//    are few; cut where a flag value started or stopped showing on the
-//    endpoint), flags over the window's commits together
+//    commit A's life before B against B's life (up to 12 h a side: profiles
+//    are few; each side pooled with the commits next to it that ran the
+//    same code for the endpoint, by their profiles' code hashes, so a
+//    build replaced within the hour by one that did not touch the endpoint
+//    still has its hours; cut where a flag value started or stopped
+//    showing on the endpoint), flags over the window's commits together
 //    (a commit's hours hold too few profiles; the flag's arms are weighted
 //    to the same commit mix). A function that appears (base zero) or grows
 //    is tested; its effect is the cost it added as a share of the request

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "detect/internal.h"
 #include "profile/function_key.h"
@@ -162,6 +163,21 @@ CodeChange CodeDiff::Of(const std::string& function) const {
   // The same file, name and hash: the function as it was, at its line or moved.
   auto [file, name] = FileAndName(function);
   return before_code_.contains({file, name, it->second}) ? CodeChange::kSame : CodeChange::kChanged;
+}
+
+bool SameCode(const std::vector<store::FunctionCode>& x, const std::vector<store::FunctionCode>& y,
+              const std::set<std::string>& functions) {
+  using Name = std::pair<std::string, std::string>;  // file, name
+  std::set<Name> wanted;
+  for (const std::string& f : functions) wanted.insert(FileAndName(f));
+  auto code_of = [&](const std::vector<store::FunctionCode>& commit) {
+    std::map<Name, uint64_t> out;
+    for (const store::FunctionCode& c : commit)
+      if (Name n = FileAndName(c.function); wanted.contains(n)) out[n] = c.code_hash;
+    return out;
+  };
+  const std::map<Name, uint64_t> in_x = code_of(x), in_y = code_of(y);
+  return !in_x.empty() && in_x == in_y;
 }
 
 namespace {

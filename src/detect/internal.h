@@ -93,6 +93,14 @@ Status RolloutRootCause(Run& run, Finding& f, int64_t a_from, int64_t a_to, int6
 // FlagRootCause: the function moments of the flag's two values.
 Status FlagRootCause(Run& run, Finding& f);
 
+// SameCode() — whether commits x and y ran the same code for `functions`
+// ("file:line:name"): the same of them, each with the same file, name and
+// code hash (a function moved by lines added above it is the same code); a
+// function only one ran is code added or removed. False when either ran
+// none of them (no profile of theirs says): not known to be the same.
+bool SameCode(const std::vector<store::FunctionCode>& x, const std::vector<store::FunctionCode>& y,
+              const std::set<std::string>& functions);
+
 // AddFunctionTests() — one test per function of each endpoint with cost on
 // either side (moments rows of side A and side B; function_tests.h), using
 // `base` for the finding's kind, service, cause, commits and window;

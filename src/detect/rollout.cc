@@ -400,16 +400,23 @@ struct Rollout {
   Window overlap;               // the minutes both served
   bool overlap_judged = false;  // closed (A gone, or the next came) and long enough
   Window widest_before, widest_after;
-  Window function_before, function_after;  // the function tests' sides
+  Window function_before, function_after;  // the function tests' sides (widest)
+  // The neighbours: commits before A that still served in function_before
+  // (newest first), and after B first seen in function_after (oldest
+  // first); each endpoint pools those that ran its code as A (B) did with
+  // A's (B's) side, for its function and sequential tests (SameCodeRun).
+  std::vector<CommitSpan> older, newer;
 };
 
 // kFunctionWidestUs — the widest a side of a rollout's function tests may
-// be: commit A's life before B's first request, against B's life until the
-// next commit (so far), each up to this. Profiles are few (a few percent of
-// sampled requests) and a 0.5%-of-the-request change needs thousands a
-// side; a function's share of its request is steady across hours (it is
-// free of the request's swings), so wide sides cost little drift.
-constexpr int64_t kFunctionWidestUs = 6 * 3600 * kUs;
+// be: commit A's profiles before B's first request, against B's after it
+// (each with its pool's: SameCodeRun), each up to this. Profiles are few
+// (a few percent of sampled requests) and a 0.5%-of-the-request change
+// needs thousands a side; a function's share of its request is steady
+// across hours (it is free of the request's swings), so wide sides cost
+// little drift. As wide as the sequential test's horizon (12 h by default),
+// whose pools are found in the same reads.
+constexpr int64_t kFunctionWidestUs = 12 * 3600 * kUs;
 
 // ReplacedIndex() — the commit commits[i] replaced: of those first seen
 // before it, the newest still serving when it came. After a rollback that
@@ -428,7 +435,7 @@ Rollout MakeRollout(const std::string& service, const std::vector<CommitSpan>& c
   const CommitSpan& a = commits[ReplacedIndex(commits, i)];
   const CommitSpan& b = commits[i];
   const int64_t next_us = i + 1 < commits.size() ? commits[i + 1].first_us : INT64_MAX;
-  Rollout r{service, a, b, next_us, {}, false, {}, {}, {}, {}};
+  Rollout r{service, a, b, next_us, {}, false, {}, {}, {}, {}, {}, {}};
   const int64_t end = std::min(next_us, o.now_us + 1);  // no data past either
   const int64_t widest = o.WindowsOf(service).max_side_us;
   r.overlap = {b.first_us, std::min(a.last_us + 1, end)};
@@ -440,9 +447,12 @@ Rollout MakeRollout(const std::string& service, const std::vector<CommitSpan>& c
                      r.overlap.to_us - r.overlap.from_us >= o.min_overlap_us;
   // Not past the requests read: a flag turned on before them is no event
   // seen, and would pass its cost for B's.
-  r.function_before = {std::max({a.first_us, b.first_us - kFunctionWidestUs, o.ReadFromUs()}),
-                       b.first_us};
-  r.function_after = {b.first_us, std::min(b.first_us + kFunctionWidestUs, end)};
+  r.function_before = {std::max(b.first_us - kFunctionWidestUs, o.ReadFromUs()), b.first_us};
+  r.function_after = {b.first_us, std::min(b.first_us + kFunctionWidestUs, o.now_us + 1)};
+  for (size_t j = ReplacedIndex(commits, i); j-- > 0;)
+    if (commits[j].last_us >= r.function_before.from_us) r.older.push_back(commits[j]);
+  for (size_t j = i + 1; j < commits.size(); ++j)
+    if (commits[j].first_us < r.function_after.to_us) r.newer.push_back(commits[j]);
   r.widest_before = {b.first_us - widest, b.first_us};
   r.widest_after = {b.first_us, std::min(b.first_us + widest, end)};
   return r;
@@ -610,6 +620,111 @@ Result<Verdict> TestEndpoint(Run& run, const Rollout& r, Finding f,
   return Verdict{};
 }
 
+// SideCommit — one commit of a side of a rollout (A or B, or a neighbour of
+// theirs), for its function and sequential tests: the code
+// it ran and its moments over the side's widest window, every endpoint.
+struct SideCommit {
+  const CommitSpan* span = nullptr;
+  std::vector<store::FunctionCode> code;
+  std::vector<store::FunctionMoments> rows;
+  // endpoint -> the functions its rows show, so code a neighbour added to
+  // an endpoint is seen
+  std::map<std::string, std::set<std::string>> ran;
+};
+
+Result<std::vector<store::FunctionMoments>> MomentsOf(Run& run, const std::string& service,
+                                                      const Window& w, const std::string& commit,
+                                                      const std::optional<std::string>& endpoint) {
+  store::FunctionMomentsQuery q;
+  q.from_us = w.from_us;
+  q.to_us = w.to_us;
+  q.service = service;
+  q.endpoint = endpoint;
+  q.commit = commit;
+  return run.store.FunctionMomentsOf(q);
+}
+
+// ReadSide() — `first` (A or B) then its `neighbours`, each with its code
+// and its moments over `w`.
+Result<std::vector<SideCommit>> ReadSide(Run& run, const std::string& service, const Window& w,
+                                         const CommitSpan& first,
+                                         const std::vector<CommitSpan>& neighbours) {
+  std::vector<SideCommit> side;
+  side.push_back({&first, {}, {}, {}});
+  for (const CommitSpan& c : neighbours) side.push_back({&c, {}, {}, {}});
+  for (SideCommit& c : side) {
+    Result<std::vector<store::FunctionCode>> code =
+        run.store.FunctionCodesOf({service, c.span->commit});
+    if (!code.ok()) return code.status();
+    Result<std::vector<store::FunctionMoments>> rows =
+        MomentsOf(run, service, w, c.span->commit, std::nullopt);
+    if (!rows.ok()) return rows.status();
+    c.code = std::move(*code);
+    c.rows = std::move(*rows);
+    for (const store::FunctionMoments& m : c.rows) c.ran[m.endpoint].insert(m.function);
+  }
+  return side;
+}
+
+// RanOn() — the functions `c` ran on `endpoint` in its side's window.
+std::set<std::string> RanOn(const SideCommit& c, const std::string& endpoint) {
+  auto it = c.ran.find(endpoint);
+  return it == c.ran.end() ? std::set<std::string>{} : it->second;
+}
+
+// SameCodeRun() — how many of `side`'s commits, from its first, ran the
+// first's code for `endpoint`: for the functions either of the two ran on
+// it, and `also` (the other side's first's): a neighbour that changed none
+// of them serves the endpoint as the first did, so its requests count for
+// that side (a quiet build replaced within hours has too few on its own).
+size_t SameCodeRun(const std::vector<SideCommit>& side, const std::string& endpoint,
+                   const std::set<std::string>& also) {
+  size_t n = 1;
+  for (; n < side.size(); ++n) {
+    std::set<std::string> functions = also;
+    functions.merge(RanOn(side[0], endpoint));
+    functions.merge(RanOn(side[n], endpoint));
+    if (!SameCode(side[0].code, side[n].code, functions)) break;
+  }
+  return n;
+}
+
+// Neighbours — a rollout's two sides as read once for its function and
+// sequential tests: A then Rollout::older, B then Rollout::newer.
+struct Neighbours {
+  std::vector<SideCommit> a, b;
+};
+
+Result<Neighbours> ReadNeighbours(Run& run, const Rollout& r) {
+  Result<std::vector<SideCommit>> a = ReadSide(run, r.service, r.function_before, r.a, r.older);
+  if (!a.ok()) return a.status();
+  Result<std::vector<SideCommit>> b = ReadSide(run, r.service, r.function_after, r.b, r.newer);
+  if (!b.ok()) return b.status();
+  return Neighbours{std::move(*a), std::move(*b)};
+}
+
+// Pool — one endpoint's commits of each side: the first SameCodeRun() of
+// A's and of B's neighbours.
+struct Pool {
+  size_t na = 1, nb = 1;
+  std::set<std::string> a, b;
+};
+
+Pool PoolOf(const Neighbours& n, const std::string& endpoint) {
+  Pool p;
+  p.na = SameCodeRun(n.a, endpoint, RanOn(n.b[0], endpoint));
+  p.nb = SameCodeRun(n.b, endpoint, RanOn(n.a[0], endpoint));
+  for (size_t k = 0; k < p.na; ++k) p.a.insert(n.a[k].span->commit);
+  for (size_t k = 0; k < p.nb; ++k) p.b.insert(n.b[k].span->commit);
+  return p;
+}
+
+std::string PooledText(size_t before, size_t after) {
+  if (before <= 1 && after <= 1) return "";
+  return ", pooled over " + std::to_string(before) + " commit(s) before and " +
+         std::to_string(after) + " after with the same code for the endpoint";
+}
+
 // kMinSequentialSamples — the fewest requests a side the sequential test
 // judges. Its interval takes the rank shift as normal with a known error,
 // which a handful of requests cannot give: the demo shop's /cart/add/,
@@ -618,12 +733,17 @@ Result<Verdict> TestEndpoint(Run& run, const Rollout& r, Finding f,
 constexpr size_t kMinSequentialSamples = 30;
 
 // FinalSpanUs() — the span a side of the sequential test's last look: its
-// horizon, or B's whole life when B left the fleet sooner (its data will
-// not grow any more).
-int64_t FinalSpanUs(const Rollout& r, const DetectOptions& o) {
-  return LeftTheFleet(r.b, o.now_us)
-             ? std::min(o.sequential_horizon_us, r.b.last_us + 1 - r.b.first_us)
-             : o.sequential_horizon_us;
+// horizon, or the life of B's pool (B and the later commits that ran the
+// same code for the endpoint) once all of it left the fleet sooner (its
+// data will not grow any more).
+int64_t FinalSpanUs(const Rollout& r, const Neighbours& n, const Pool& pool,
+                    const DetectOptions& o) {
+  int64_t last_us = 0;
+  for (size_t k = 0; k < pool.nb; ++k) {
+    if (!LeftTheFleet(*n.b[k].span, o.now_us)) return o.sequential_horizon_us;
+    last_us = std::max(last_us, n.b[k].span->last_us);
+  }
+  return std::min(o.sequential_horizon_us, last_us + 1 - r.b.first_us);
 }
 
 // SequentialTest() — a quiet endpoint's evidence, accumulated: B's requests
@@ -640,9 +760,10 @@ int64_t FinalSpanUs(const Rollout& r, const DetectOptions& o) {
 // +21%). Alerts once the interval clears the threshold; until then a skip
 // saying what it waits for; the last look is filed as evaluated.
 Status SequentialTest(Run& run, const Rollout& r, Finding f, const std::pair<Side, Side>& sides,
-                      int64_t span_us, bool last, double alpha, const Drift& drift) {
+                      int64_t span_us, bool last, double alpha, const Drift& drift,
+                      const Pool& pool) {
   const DetectOptions& o = run.options;
-  f.method = "before/after, sequential";
+  f.method = "before/after, sequential" + PooledText(pool.na, pool.nb);
   f.from_us = r.b.first_us - span_us;
   f.to_us = r.b.first_us + span_us;
   const Comparison compared =
@@ -683,49 +804,65 @@ Status SequentialTest(Run& run, const Rollout& r, Finding f, const std::pair<Sid
   return OkStatus();
 }
 
+// PoolRule() — side 1: a commit of its endpoint's pool's A side in `wa`;
+// side 2: of its B side in `wb` (an endpoint without a pool: A and B).
+SideRule PoolRule(const store::SampleSet& set, const Rollout& r,
+                  const std::map<std::string, Pool>& pools, const Window& wa, const Window& wb) {
+  SideRule rule{std::vector<int8_t>(set.series.size(), 0), wa, wb};
+  const Pool just{1, 1, {r.a.commit}, {r.b.commit}};
+  for (size_t i = 0; i < set.series.size(); ++i) {
+    auto it = pools.find(set.series[i].endpoint);
+    const Pool& p = it == pools.end() ? just : it->second;
+    const std::string& commit = set.series[i].commit;
+    rule.series_side[i] = p.a.contains(commit) ? 1 : p.b.contains(commit) ? 2 : 0;
+  }
+  return rule;
+}
+
 // DetectSequential() — the sequential tests of `endpoints` (too quiet for a
 // fixed-sample test), each at the rollout's alpha shared among all of the
 // rollout's endpoints (Bonferroni: they are judged at different times, so
-// Holm's step-down does not apply).
+// Holm's step-down does not apply). Each endpoint's sides are its pool's
+// (PoolOf): a commit before A or after B that changed the endpoint's code
+// may have changed its cost, and is not this rollout's.
 Status DetectSequential(Run& run, const Rollout& r, const std::vector<uint32_t>& of_service,
                         const Finding& base, const std::vector<std::string>& endpoints,
-                        size_t family) {
+                        size_t family, const Neighbours& n) {
   const DetectOptions& o = run.options;
   if (endpoints.empty()) return OkStatus();
-  const int64_t final_span = FinalSpanUs(r, o);
-  const int64_t span =
-      std::min({o.now_us + 1 - r.b.first_us, final_span, r.b.first_us - o.ReadFromUs()});
-  if (span <= 0) return OkStatus();
-  const bool past = o.now_us + 1 - r.b.first_us > final_span;
-  if (past && span < final_span) {
-    // The last look was filed while its whole span was in the data read; a
-    // shorter look now would be one more chance of a false alert.
-    for (const std::string& endpoint : endpoints) {
-      Finding f = base;
-      f.endpoint = endpoint;
+  const store::SampleSet& set = run.samples;
+  std::map<std::string, Pool> pools;  // every endpoint's: the drift reads the others
+  for (uint32_t series = 0; series < set.series.size(); ++series)
+    if (set.series[series].service == r.service && !pools.contains(set.series[series].endpoint))
+      pools.emplace(set.series[series].endpoint, PoolOf(n, set.series[series].endpoint));
+  const int64_t most = std::min(o.now_us + 1 - r.b.first_us, r.b.first_us - o.ReadFromUs());
+  if (most <= 0) return OkStatus();
+  const int64_t widest = std::min(most, o.sequential_horizon_us);
+  const Sides sides = Collect(set, of_service,
+                              PoolRule(set, r, pools, {r.b.first_us - widest, r.b.first_us},
+                                       {r.b.first_us, r.b.first_us + widest}));
+  const double alpha = o.rollout_alpha / static_cast<double>(std::max<size_t>(family, 1));
+  for (const std::string& endpoint : endpoints) {
+    const Pool& pool = pools[endpoint];
+    const int64_t final_span = FinalSpanUs(r, n, pool, o);
+    const int64_t span = std::min(most, final_span);
+    Finding f = base;
+    f.endpoint = endpoint;
+    if (o.now_us + 1 - r.b.first_us > final_span && span < final_span) {
+      // The last look was filed while its whole span was in the data read; a
+      // shorter look now would be one more chance of a false alert.
       f.method = "before/after, sequential";
       f.reason = "sequential test ended at " + UtcMinute(r.b.first_us + final_span) +
                  " (its last look); its mirror windows are older than the data read now";
       File(run, std::move(f), /*skipped=*/true);
+      continue;
     }
-    return OkStatus();
-  }
-  const store::SampleSet& set = run.samples;
-  // Commit A's requests against commit B's only: a regression that came
-  // with the commit before A or after B is not this rollout's.
-  const Sides sides = Collect(set, of_service,
-                              CommitRule(set, r.a.commit, {r.b.first_us - span, r.b.first_us},
-                                         r.b.commit, {r.b.first_us, r.b.first_us + span}));
-  const double alpha = o.rollout_alpha / static_cast<double>(std::max<size_t>(family, 1));
-  for (const std::string& endpoint : endpoints) {
     auto it = sides.find(endpoint);
     if (it == sides.end()) continue;
-    Finding f = base;
-    f.endpoint = endpoint;
     const Drift drift = DriftOf(sides, endpoint, {r.b.first_us - span, r.b.first_us},
                                 {r.b.first_us, r.b.first_us + span}, o.min_samples);
     if (Status s = SequentialTest(run, r, std::move(f), it->second, span, span == final_span, alpha,
-                                  drift);
+                                  drift, pool);
         !s.ok())
       return s;
   }
@@ -782,54 +919,88 @@ std::pair<Window, Window> CutAtFlagEvents(const Rollout& r, const std::vector<in
   return {before, after};
 }
 
-// AddRolloutFunctionTests() — the function tests over commit A's life
-// against commit B's (kFunctionWidestUs), each endpoint's sides cut at its
-// flag events.
-Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoint_base,
-                               const FlagEvents& flag_events) {
-  auto moments = [&](const Window& w, const std::string& commit,
-                     const std::optional<std::string>& endpoint) {
-    store::FunctionMomentsQuery q;
-    q.from_us = w.from_us;
-    q.to_us = w.to_us;
-    q.service = r.service;
-    q.endpoint = endpoint;
-    q.commit = commit;
-    return run.store.FunctionMomentsOf(q);
-  };
-  Result<std::vector<store::FunctionMoments>> ma =
-      moments(r.function_before, r.a.commit, std::nullopt);
-  if (!ma.ok()) return ma.status();
-  Result<std::vector<store::FunctionMoments>> mb =
-      moments(r.function_after, r.b.commit, std::nullopt);
-  if (!mb.ok()) return mb.status();
-  for (const auto& [endpoint, events] : flag_events) {
-    const auto [before, after] = CutAtFlagEvents(r, events);
-    if (before.from_us == r.function_before.from_us && after.to_us == r.function_after.to_us)
-      continue;
-    auto of_endpoint = [&](const store::FunctionMoments& m) { return m.endpoint == endpoint; };
-    std::erase_if(*ma, of_endpoint);
-    std::erase_if(*mb, of_endpoint);
-    if (before.from_us >= before.to_us || after.from_us >= after.to_us) continue;
-    Result<std::vector<store::FunctionMoments>> ea = moments(before, r.a.commit, endpoint);
-    if (!ea.ok()) return ea.status();
-    Result<std::vector<store::FunctionMoments>> eb = moments(after, r.b.commit, endpoint);
-    if (!eb.ok()) return eb.status();
-    ma->insert(ma->end(), ea->begin(), ea->end());
-    mb->insert(mb->end(), eb->begin(), eb->end());
+// AddPooled() — `rows` (one commit's, any endpoints) of `endpoint` added to
+// `into` (function -> moments): each function's sums added, its requests
+// those of all commits added (PooledRequests()).
+void AddPooled(const std::vector<store::FunctionMoments>& rows, const std::string& endpoint,
+               std::map<std::string, store::FunctionMoments>& into, double& requests) {
+  double n = 0;  // this commit's profiled requests of the endpoint
+  for (const store::FunctionMoments& m : rows) {
+    if (m.endpoint != endpoint) continue;
+    n = std::max(n, m.requests);
+    auto [it, fresh] = into.try_emplace(m.function, m);
+    if (fresh) continue;
+    it->second.sum += m.sum;
+    it->second.sum_sq += m.sum_sq;
+    it->second.share_sum += m.share_sum;
+    it->second.share_sq += m.share_sq;
   }
-  Result<std::vector<store::FunctionCode>> code_a =
-      run.store.FunctionCodesOf({r.service, r.a.commit});
-  if (!code_a.ok()) return code_a.status();
-  Result<std::vector<store::FunctionCode>> code_b =
-      run.store.FunctionCodesOf({r.service, r.b.commit});
-  if (!code_b.ok()) return code_b.status();
-  Finding base = endpoint_base;
-  base.kind = "function-rollout";
-  base.method = "before/after";
-  base.from_us = r.function_before.from_us;
-  base.to_us = r.function_after.to_us;
-  AddFunctionTests(run, base, *ma, *mb, r.function_after.from_us, CodeDiff(*code_a, *code_b));
+  requests += n;
+}
+
+std::vector<store::FunctionMoments> PooledRows(std::map<std::string, store::FunctionMoments> by,
+                                               double requests) {
+  std::vector<store::FunctionMoments> out;
+  for (auto& [function, m] : by) {
+    m.requests = requests;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// EndpointSide() — `endpoint`'s rows on the first `n` commits of `side`,
+// pooled; over `cut` instead of the side's widest window when a flag event
+// cut it (re-read).
+Result<std::vector<store::FunctionMoments>> EndpointSide(Run& run, const std::string& service,
+                                                         const std::vector<SideCommit>& side,
+                                                         size_t n, const std::string& endpoint,
+                                                         const std::optional<Window>& cut) {
+  std::map<std::string, store::FunctionMoments> by;
+  double requests = 0;
+  for (size_t k = 0; k < n; ++k) {
+    if (!cut) {
+      AddPooled(side[k].rows, endpoint, by, requests);
+      continue;
+    }
+    Result<std::vector<store::FunctionMoments>> rows =
+        MomentsOf(run, service, *cut, side[k].span->commit, endpoint);
+    if (!rows.ok()) return rows.status();
+    AddPooled(*rows, endpoint, by, requests);
+  }
+  return PooledRows(std::move(by), requests);
+}
+
+// AddRolloutFunctionTests() — the function tests of each endpoint: commit
+// A's profiles before B's first request against B's after it
+// (kFunctionWidestUs a side), each side pooled with the neighbours that ran
+// the same code for the endpoint (SameCodeRun), cut at its flag events.
+Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoint_base,
+                               const FlagEvents& flag_events, const Neighbours& n) {
+  const CodeDiff code(n.a[0].code, n.b[0].code);
+  std::set<std::string> endpoints;
+  for (const store::FunctionMoments& m : n.a[0].rows) endpoints.insert(m.endpoint);
+  for (const std::string& endpoint : endpoints) {
+    const auto [na, nb, in_a, in_b] = PoolOf(n, endpoint);
+    std::optional<Window> cut_a, cut_b;
+    if (auto it = flag_events.find(endpoint); it != flag_events.end()) {
+      const auto [before, after] = CutAtFlagEvents(r, it->second);
+      if (before.from_us >= before.to_us || after.from_us >= after.to_us) continue;
+      if (before.from_us != r.function_before.from_us) cut_a = before;
+      if (after.to_us != r.function_after.to_us) cut_b = after;
+    }
+    Result<std::vector<store::FunctionMoments>> ra =
+        EndpointSide(run, r.service, n.a, na, endpoint, cut_a);
+    if (!ra.ok()) return ra.status();
+    Result<std::vector<store::FunctionMoments>> rb =
+        EndpointSide(run, r.service, n.b, nb, endpoint, cut_b);
+    if (!rb.ok()) return rb.status();
+    Finding base = endpoint_base;
+    base.kind = "function-rollout";
+    base.method = "before/after" + PooledText(na, nb);
+    base.from_us = std::max(cut_a.value_or(r.function_before).from_us, n.a[na - 1].span->first_us);
+    base.to_us = std::min(cut_b.value_or(r.function_after).to_us, n.b[nb - 1].span->last_us + 1);
+    AddFunctionTests(run, base, *ra, *rb, r.function_after.from_us, code);
+  }
   return OkStatus();
 }
 
@@ -859,9 +1030,13 @@ Status DetectRollout(Run& run, const Rollout& r, const std::vector<uint32_t>& of
     if (v->sequential) quiet.push_back(endpoint);
   }
   if (Status s = JudgeRollout(run, tested); !s.ok()) return s;
-  if (Status s = DetectSequential(run, r, of_service, base, quiet, before_after.size()); !s.ok())
+  Result<Neighbours> neighbours = ReadNeighbours(run, r);
+  if (!neighbours.ok()) return neighbours.status();
+  if (Status s =
+          DetectSequential(run, r, of_service, base, quiet, before_after.size(), *neighbours);
+      !s.ok())
     return s;
-  return AddRolloutFunctionTests(run, r, base, flag_events);
+  return AddRolloutFunctionTests(run, r, base, flag_events, *neighbours);
 }
 
 }  // namespace

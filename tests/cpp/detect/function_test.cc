@@ -227,12 +227,19 @@ TEST(CompareFunctions, TooFewRequestsTestNothing) {
 // In the "changed code" world commit B makes `render` `render_growth`
 // times costlier among `utilities` small functions, and profiles carry code
 // hashes (with `code_hashes`): B changed render's code and two utilities'.
+// In the "successor" world commit C replaces B `successor_min` minutes
+// after B came (0: never), changing `load`'s code (not its cost) when
+// `successor_changes_load`, or adding the new helper.
 struct World {
+  bool new_helper = true;
   bool went_away = false;
   bool early_flag = false;
   double render_growth = 1;
   int utilities = 0;
   bool code_hashes = false;
+  int successor_min = 0;
+  bool successor_changes_load = false;
+  bool successor_adds_helper = false;  // C brings the new helper (B did not)
 };
 
 class RolloutWorld : public ::testing::Test {
@@ -253,7 +260,8 @@ class RolloutWorld : public ::testing::Test {
     r.set_host("web-1");
     r.set_start_time_unix_us(t);
     r.set_sample_rate(1.0);
-    r.set_commit(b ? "bbb" : "aaa");
+    const bool c = world.successor_min > 0 && t >= kT0 + 2 * kHour + world.successor_min * 60 * kUs;
+    r.set_commit(c ? "ccc" : b ? "bbb" : "aaa");
     const double base = 1e6 * noise(rng);
     const bool helper = b && !(world.went_away && t >= kT0 + 4 * kHour);
     const bool flag_on = world.early_flag && t >= kT0 + kHour / 2;
@@ -269,7 +277,8 @@ class RolloutWorld : public ::testing::Test {
     };
     leaf("load", 20, base * (flag_on ? 0.7 : 0.5));
     leaf("render", 30, base * 0.3 * (b ? world.render_growth : 1));
-    if (helper && world.utilities == 0) leaf("new_helper", 40, base * 0.03);
+    const bool with_helper = (helper && world.new_helper) || (c && world.successor_adds_helper);
+    if (with_helper && world.utilities == 0) leaf("new_helper", 40, base * 0.03);
     std::vector<std::string> names;
     for (int k = 0; k < world.utilities; ++k) names.push_back("util_" + std::to_string(k));
     for (int k = 0; k < world.utilities; ++k)
@@ -281,7 +290,9 @@ class RolloutWorld : public ::testing::Test {
       if (!world.code_hashes) break;
       const bool changed =
           b && (f.name() == "render" || f.name() == "util_0" || f.name() == "util_1");
-      f.set_code_hash(std::hash<std::string>{}(f.name()) + (changed ? 1 : 0));
+      const bool load_changed = c && world.successor_changes_load && f.name() == "load";
+      f.set_code_hash(std::hash<std::string>{}(f.name()) + (changed ? 1 : 0) +
+                      (load_changed ? 2 : 0));
     }
     r.mutable_cpu()->set_counter_source("hardware");
     r.mutable_cpu()->set_instructions(self + total);
@@ -359,6 +370,39 @@ TEST_F(RolloutWorld, AFunctionWhoseCodeChangedIsTestedFirst) {
   EXPECT_EQ(alerts.front().function, "shop/logic.py:30:render");
   EXPECT_NE(alerts.front().method.find("code changed"), std::string::npos) << alerts.front().method;
   EXPECT_GT(alerts.front().effect.lo, alerts.front().threshold);
+}
+
+// A build replaced 15 minutes after it came (180 profiled requests, too few
+// to test a grown function) by one that changed none of the endpoint's
+// code: B's profiles are pooled with C's, and render's growth (3% of the
+// request) alerts on B, the commit that brought it. When C changed `load`'s
+// code, C may cost otherwise: B stands alone, too few, nothing alerts.
+TEST_F(RolloutWorld, AQuickSuccessorWithTheSameCodeLendsItsProfiles) {
+  World world{.new_helper = false, .render_growth = 1.1, .code_hashes = true, .successor_min = 15};
+  const std::vector<Finding> alerts = Run(world);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts.front().function, "shop/logic.py:30:render");
+  EXPECT_EQ(alerts.front().target_commit, "bbb");
+  EXPECT_NE(alerts.front().method.find("pooled over 1 commit(s) before and 2 after"),
+            std::string::npos)
+      << alerts.front().method;
+  EXPECT_GT(alerts.front().effect.lo, alerts.front().threshold);
+  world.successor_changes_load = true;
+  EXPECT_TRUE(Run(world).empty());
+}
+
+// A successor that adds code to the endpoint (a helper B never ran) does
+// not lend B its profiles: the helper's cost would pass for B's. It is
+// C's, and the alert names C.
+TEST_F(RolloutWorld, ASuccessorThatAddedCodeIsNotPooled) {
+  const World world{
+      .new_helper = false, .code_hashes = true, .successor_min = 15, .successor_adds_helper = true};
+  const std::vector<Finding> alerts = Run(world);
+  ASSERT_FALSE(alerts.empty());
+  for (const Finding& f : alerts) {
+    EXPECT_EQ(f.target_commit, "ccc") << f.function << " " << f.method;
+    EXPECT_EQ(f.function, "shop/logic.py:40:new_helper");
+  }
 }
 
 }  // namespace

@@ -8,12 +8,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <optional>
 #include <random>
 #include <span>
 #include <string>
 
 #include "detect/detect.h"
+#include "profile/call_tree.h"
 #include "store/store.h"
 #include "temp_dir.h"
 
@@ -256,11 +258,14 @@ TEST_F(RolloutTest, PastTheHorizonWithoutItsDataTheSequentialTestSaysItEnded) {
       << quiet[0].reason;
 }
 
+// Touch — a change made to each record before it is stored.
+using Touch = std::function<void(record::RequestRecord&)>;
+
 // FillDrifting() — 10 hours of `endpoints` (a plain restart at kRestart,
 // and from `c_from_us` commit "c", as costly as b), every request's cost
-// drifting by `per_hour` an hour (load, time of day).
+// drifting by `per_hour` an hour (load, time of day), each `touch`ed.
 void FillDrifting(store::Store& st, std::span<const EndpointSpec> endpoints, double per_hour,
-                  int64_t c_from_us) {
+                  int64_t c_from_us, const Touch& touch) {
   std::mt19937_64 rng(9);
   std::uniform_real_distribution<double> u(0, 1);
   for (int64_t minute = 0; minute < 10 * 60; ++minute) {
@@ -277,6 +282,7 @@ void FillDrifting(store::Store& st, std::span<const EndpointSpec> endpoints, dou
             static_cast<uint64_t>(static_cast<double>(r.cpu().instructions()) * drift);
         r.mutable_cpu()->set_instructions(cost);
         r.mutable_cpu()->set_cpu_ns(cost / 3);
+        if (touch) touch(r);
         *batch.add_records() = r;
       }
     const record::Batch* one[] = {&batch};
@@ -285,14 +291,16 @@ void FillDrifting(store::Store& st, std::span<const EndpointSpec> endpoints, dou
 }
 
 // RolloutFindings() — the rollout findings (evaluated, then skipped) at
-// `now_us` of `endpoints` drifting by `per_hour` an hour, commit c from `c_from_us`.
+// `now_us` of `endpoints` drifting by `per_hour` an hour, commit c from
+// `c_from_us`, each record `touch`ed.
 std::vector<Finding> RolloutFindings(std::span<const EndpointSpec> endpoints, double per_hour,
-                                     int64_t now_us, int64_t c_from_us = INT64_MAX) {
+                                     int64_t now_us, int64_t c_from_us = INT64_MAX,
+                                     const Touch& touch = nullptr) {
   TempDir dir;
   auto opened = store::OpenSqliteStore({.path = dir.File("s.sqlite")});
   EXPECT_TRUE(opened.ok()) << opened.status().message();
   if (!opened.ok()) return {};
-  FillDrifting(**opened, endpoints, per_hour, c_from_us);
+  FillDrifting(**opened, endpoints, per_hour, c_from_us, touch);
   DetectOptions options;
   options.now_us = now_us;
   Result<DetectReport> report = RunDetectors(**opened, options);
@@ -411,6 +419,50 @@ TEST(RolloutSequentialTest, ABuildReplacedWithinHoursGetsALastFixedSampleLook) {
   const Finding again = quiet(c_from + 2 * kHour);
   EXPECT_EQ(again.effect.estimate, last.effect.estimate);
   EXPECT_TRUE(again.alert);
+}
+
+// QuietWithSuccessor() — the rollout findings on /quiet/ (15 requests a
+// minute, 6% costlier under b, profiled) for commit b at `now_us`, where
+// commit c replaced b 3 minutes after the restart, running the same code
+// for /quiet/ or not (`c_same_code`: its one function's code hash).
+std::vector<Finding> QuietWithSuccessor(bool c_same_code, int64_t now_us) {
+  const EndpointSpec endpoints[] = {{"/quiet/", 15, 1.06}, {"/busy/", 200, 1.0}};
+  auto profiled = [&](record::RequestRecord& r) {
+    if (r.endpoint() != "/quiet/") return;
+    profile::CallTree tree("instructions", "hardware", "fast");
+    const auto n = tree.Child(profile::kRoot, tree.Intern({"svc/views.py", 10, "quiet"}));
+    tree.AddCall(n, r.cpu().instructions(), r.cpu().instructions(), true);
+    tree.ToProto(r.mutable_profile());
+    const bool changed = r.commit() == "c" && !c_same_code;
+    r.mutable_profile()->mutable_functions(0)->set_code_hash(changed ? 2 : 1);
+  };
+  std::vector<Finding> out = RolloutFindings(endpoints, 0, now_us, kRestart + 3 * kMin, profiled);
+  std::erase_if(
+      out, [](const Finding& f) { return f.endpoint != "/quiet/" || f.cause != "commit b vs a"; });
+  return out;
+}
+
+// A build replaced after 3 minutes: its 45 requests cannot show its 6%
+// above the threshold. When the next build ran the same code for the
+// endpoint (its profiles' code hashes), the sequential test pools its
+// requests with b's (a's side as long before) and alerts, on b; when the
+// next build changed that code, b stands alone and the last look on its 3
+// minutes does not alert.
+TEST(RolloutSequentialTest, AQuietBuildIsPooledWithTheNextOneWhenItRanTheSameCode) {
+  const int64_t now = kT0 + 10 * kHour;
+  const std::vector<Finding> pooled = QuietWithSuccessor(true, now);
+  ASSERT_EQ(pooled.size(), 1u);
+  EXPECT_TRUE(pooled[0].alert) << pooled[0].reason << " " << pooled[0].effect.lo;
+  EXPECT_NE(pooled[0].method.find("pooled over 1 commit(s) before and 2 after"), std::string::npos)
+      << pooled[0].method;
+  EXPECT_GT(pooled[0].samples_after, 1000u);
+  EXPECT_EQ(pooled[0].target_commit, "b");
+  const std::vector<Finding> alone = QuietWithSuccessor(false, now);
+  ASSERT_EQ(alone.size(), 1u);
+  EXPECT_FALSE(alone[0].alert) << alone[0].method << " " << alone[0].effect.lo << " est "
+                               << alone[0].effect.estimate << " n " << alone[0].samples_after << " "
+                               << alone[0].samples_before;
+  EXPECT_LT(alone[0].samples_after, 100u);
 }
 
 // A no-op restart while a flag that makes /e3/ 1.5 times dearer goes from
