@@ -921,7 +921,7 @@ std::pair<Window, Window> CutAtFlagEvents(const Rollout& r, const std::vector<in
 
 // AddPooled() — `rows` (one commit's, any endpoints) of `endpoint` added to
 // `into` (function -> moments): each function's sums added, its requests
-// those of all commits added (PooledRequests()).
+// those of all commits added (set on every row by PooledRows()).
 void AddPooled(const std::vector<store::FunctionMoments>& rows, const std::string& endpoint,
                std::map<std::string, store::FunctionMoments>& into, double& requests) {
   double n = 0;  // this commit's profiled requests of the endpoint
