@@ -404,13 +404,13 @@ struct Rollout {
   // The neighbours: commits before A that still served in function_before
   // (newest first), and after B first seen in function_after (oldest
   // first); each endpoint pools those that ran its code as A (B) did with
-  // A's (B's) side, for its function and sequential tests (SameCodeRun).
+  // A's (B's) side, for its function and sequential tests (GrowPools).
   std::vector<CommitSpan> older, newer;
 };
 
 // kFunctionWidestUs — the widest a side of a rollout's function tests may
 // be: commit A's profiles before B's first request, against B's after it
-// (each with its pool's: SameCodeRun), each up to this. Profiles are few
+// (each with its pool's: GrowPools), each up to this. Profiles are few
 // (a few percent of sampled requests) and a 0.5%-of-the-request change
 // needs thousands a side; a function's share of its request is steady
 // across hours (it is free of the request's swings), so wide sides cost
@@ -644,26 +644,17 @@ Result<std::vector<store::FunctionMoments>> MomentsOf(Run& run, const std::strin
   return run.store.FunctionMomentsOf(q);
 }
 
-// ReadSide() — `first` (A or B) then its `neighbours`, each with its code
-// and its moments over `w`.
-Result<std::vector<SideCommit>> ReadSide(Run& run, const std::string& service, const Window& w,
-                                         const CommitSpan& first,
-                                         const std::vector<CommitSpan>& neighbours) {
-  std::vector<SideCommit> side;
-  side.push_back({&first, {}, {}, {}});
-  for (const CommitSpan& c : neighbours) side.push_back({&c, {}, {}, {}});
-  for (SideCommit& c : side) {
-    Result<std::vector<store::FunctionCode>> code =
-        run.store.FunctionCodesOf({service, c.span->commit});
-    if (!code.ok()) return code.status();
-    Result<std::vector<store::FunctionMoments>> rows =
-        MomentsOf(run, service, w, c.span->commit, std::nullopt);
-    if (!rows.ok()) return rows.status();
-    c.code = std::move(*code);
-    c.rows = std::move(*rows);
-    for (const store::FunctionMoments& m : c.rows) c.ran[m.endpoint].insert(m.function);
-  }
-  return side;
+// ReadCommit() — `span`'s code and its moments over `w`.
+Result<SideCommit> ReadCommit(Run& run, const std::string& service, const Window& w,
+                              const CommitSpan& span) {
+  Result<std::vector<store::FunctionCode>> code = run.store.FunctionCodesOf({service, span.commit});
+  if (!code.ok()) return code.status();
+  Result<std::vector<store::FunctionMoments>> rows =
+      MomentsOf(run, service, w, span.commit, std::nullopt);
+  if (!rows.ok()) return rows.status();
+  SideCommit c{&span, std::move(*code), std::move(*rows), {}};
+  for (const store::FunctionMoments& m : c.rows) c.ran[m.endpoint].insert(m.function);
+  return c;
 }
 
 // RanOn() — the functions `c` ran on `endpoint` in its side's window.
@@ -672,51 +663,79 @@ std::set<std::string> RanOn(const SideCommit& c, const std::string& endpoint) {
   return it == c.ran.end() ? std::set<std::string>{} : it->second;
 }
 
-// SameCodeRun() — how many of `side`'s commits, from its first, ran the
-// first's code for `endpoint`: for the functions either of the two ran on
-// it, and `also` (the other side's first's): a neighbour that changed none
-// of them serves the endpoint as the first did, so its requests count for
-// that side (a quiet build replaced within hours has too few on its own).
-size_t SameCodeRun(const std::vector<SideCommit>& side, const std::string& endpoint,
-                   const std::set<std::string>& also) {
-  size_t n = 1;
-  for (; n < side.size(); ++n) {
-    std::set<std::string> functions = also;
-    functions.merge(RanOn(side[0], endpoint));
-    functions.merge(RanOn(side[n], endpoint));
-    if (!SameCode(side[0].code, side[n].code, functions)) break;
+// Pool — one endpoint's commits of each side: the first `na` of
+// Neighbours::a and the first `nb` of Neighbours::b.
+struct Pool {
+  size_t na = 1, nb = 1;
+};
+
+// Neighbours — a rollout's two sides for its function and sequential tests:
+// A then the commits of Rollout::older some endpoint's pool reached, B then
+// those of Rollout::newer; and every endpoint's pool of them.
+struct Neighbours {
+  std::vector<SideCommit> a, b;
+  std::map<std::string, Pool> pools;  // endpoint -> its pool
+};
+
+// GrowPools() — `side` (its first read) extended by `later`, each read only
+// while some endpoint's count (`side_of` its Pool) reaches it: a commit
+// that ran the first's code for an endpoint — for the functions either ran
+// on it, and `other`'s (the other side's first's) — serves the endpoint as
+// the first did, so its requests count for that side (a quiet build
+// replaced within hours has too few on its own); the first that did not
+// ends the endpoint's pool.
+Status GrowPools(Run& run, const std::string& service, const Window& w,
+                 const std::vector<CommitSpan>& later, const SideCommit& other,
+                 std::vector<SideCommit>& side, std::map<std::string, Pool>& pools,
+                 size_t Pool::*side_of) {
+  for (const CommitSpan& span : later) {
+    const size_t k = side.size();
+    if (std::none_of(pools.begin(), pools.end(),
+                     [&](const auto& e) { return e.second.*side_of == k; }))
+      break;
+    Result<SideCommit> c = ReadCommit(run, service, w, span);
+    if (!c.ok()) return c.status();
+    side.push_back(std::move(*c));
+    for (auto& [endpoint, pool] : pools) {
+      if (pool.*side_of != k) continue;
+      std::set<std::string> functions = RanOn(other, endpoint);
+      functions.merge(RanOn(side[0], endpoint));
+      functions.merge(RanOn(side[k], endpoint));
+      if (SameCode(side[0].code, side[k].code, functions)) pool.*side_of = k + 1;
+    }
   }
+  return OkStatus();
+}
+
+// ReadNeighbours() — `r`'s sides, and the pools of `endpoints` and of
+// those A's profiles show (its function tests').
+Result<Neighbours> ReadNeighbours(Run& run, const Rollout& r,
+                                  const std::set<std::string>& endpoints) {
+  Result<SideCommit> a = ReadCommit(run, r.service, r.function_before, r.a);
+  if (!a.ok()) return a.status();
+  Result<SideCommit> b = ReadCommit(run, r.service, r.function_after, r.b);
+  if (!b.ok()) return b.status();
+  Neighbours n;
+  n.a.push_back(std::move(*a));
+  n.b.push_back(std::move(*b));
+  for (const std::string& endpoint : endpoints) n.pools.emplace(endpoint, Pool{});
+  for (const auto& [endpoint, functions] : n.a[0].ran) n.pools.emplace(endpoint, Pool{});
+  if (Status s =
+          GrowPools(run, r.service, r.function_before, r.older, n.b[0], n.a, n.pools, &Pool::na);
+      !s.ok())
+    return s;
+  if (Status s =
+          GrowPools(run, r.service, r.function_after, r.newer, n.a[0], n.b, n.pools, &Pool::nb);
+      !s.ok())
+    return s;
   return n;
 }
 
-// Neighbours — a rollout's two sides as read once for its function and
-// sequential tests: A then Rollout::older, B then Rollout::newer.
-struct Neighbours {
-  std::vector<SideCommit> a, b;
-};
-
-Result<Neighbours> ReadNeighbours(Run& run, const Rollout& r) {
-  Result<std::vector<SideCommit>> a = ReadSide(run, r.service, r.function_before, r.a, r.older);
-  if (!a.ok()) return a.status();
-  Result<std::vector<SideCommit>> b = ReadSide(run, r.service, r.function_after, r.b, r.newer);
-  if (!b.ok()) return b.status();
-  return Neighbours{std::move(*a), std::move(*b)};
-}
-
-// Pool — one endpoint's commits of each side: the first SameCodeRun() of
-// A's and of B's neighbours.
-struct Pool {
-  size_t na = 1, nb = 1;
-  std::set<std::string> a, b;
-};
-
-Pool PoolOf(const Neighbours& n, const std::string& endpoint) {
-  Pool p;
-  p.na = SameCodeRun(n.a, endpoint, RanOn(n.b[0], endpoint));
-  p.nb = SameCodeRun(n.b, endpoint, RanOn(n.a[0], endpoint));
-  for (size_t k = 0; k < p.na; ++k) p.a.insert(n.a[k].span->commit);
-  for (size_t k = 0; k < p.nb; ++k) p.b.insert(n.b[k].span->commit);
-  return p;
+// InPool() — whether `commit` is among the first `count` of `side`.
+bool InPool(const std::vector<SideCommit>& side, size_t count, const std::string& commit) {
+  for (size_t k = 0; k < count; ++k)
+    if (side[k].span->commit == commit) return true;
+  return false;
 }
 
 std::string PooledText(size_t before, size_t after) {
@@ -805,16 +824,17 @@ Status SequentialTest(Run& run, const Rollout& r, Finding f, const std::pair<Sid
 }
 
 // PoolRule() — side 1: a commit of its endpoint's pool's A side in `wa`;
-// side 2: of its B side in `wb` (an endpoint without a pool: A and B).
-SideRule PoolRule(const store::SampleSet& set, const Rollout& r,
-                  const std::map<std::string, Pool>& pools, const Window& wa, const Window& wb) {
+// side 2: of its B side in `wb` (an endpoint without a pool: neither).
+SideRule PoolRule(const store::SampleSet& set, const Neighbours& n, const Window& wa,
+                  const Window& wb) {
   SideRule rule{std::vector<int8_t>(set.series.size(), 0), wa, wb};
-  const Pool just{1, 1, {r.a.commit}, {r.b.commit}};
   for (size_t i = 0; i < set.series.size(); ++i) {
-    auto it = pools.find(set.series[i].endpoint);
-    const Pool& p = it == pools.end() ? just : it->second;
+    auto it = n.pools.find(set.series[i].endpoint);
+    if (it == n.pools.end()) continue;
     const std::string& commit = set.series[i].commit;
-    rule.series_side[i] = p.a.contains(commit) ? 1 : p.b.contains(commit) ? 2 : 0;
+    rule.series_side[i] = InPool(n.a, it->second.na, commit)   ? 1
+                          : InPool(n.b, it->second.nb, commit) ? 2
+                                                               : 0;
   }
   return rule;
 }
@@ -823,7 +843,7 @@ SideRule PoolRule(const store::SampleSet& set, const Rollout& r,
 // fixed-sample test), each at the rollout's alpha shared among all of the
 // rollout's endpoints (Bonferroni: they are judged at different times, so
 // Holm's step-down does not apply). Each endpoint's sides are its pool's
-// (PoolOf): a commit before A or after B that changed the endpoint's code
+// (GrowPools): a commit before A or after B that changed the endpoint's code
 // may have changed its cost, and is not this rollout's.
 Status DetectSequential(Run& run, const Rollout& r, const std::vector<uint32_t>& of_service,
                         const Finding& base, const std::vector<std::string>& endpoints,
@@ -831,19 +851,15 @@ Status DetectSequential(Run& run, const Rollout& r, const std::vector<uint32_t>&
   const DetectOptions& o = run.options;
   if (endpoints.empty()) return OkStatus();
   const store::SampleSet& set = run.samples;
-  std::map<std::string, Pool> pools;  // every endpoint's: the drift reads the others
-  for (uint32_t series = 0; series < set.series.size(); ++series)
-    if (set.series[series].service == r.service && !pools.contains(set.series[series].endpoint))
-      pools.emplace(set.series[series].endpoint, PoolOf(n, set.series[series].endpoint));
   const int64_t most = std::min(o.now_us + 1 - r.b.first_us, r.b.first_us - o.ReadFromUs());
   if (most <= 0) return OkStatus();
   const int64_t widest = std::min(most, o.sequential_horizon_us);
   const Sides sides = Collect(set, of_service,
-                              PoolRule(set, r, pools, {r.b.first_us - widest, r.b.first_us},
+                              PoolRule(set, n, {r.b.first_us - widest, r.b.first_us},
                                        {r.b.first_us, r.b.first_us + widest}));
   const double alpha = o.rollout_alpha / static_cast<double>(std::max<size_t>(family, 1));
   for (const std::string& endpoint : endpoints) {
-    const Pool& pool = pools[endpoint];
+    const Pool& pool = n.pools.at(endpoint);
     const int64_t final_span = FinalSpanUs(r, n, pool, o);
     const int64_t span = std::min(most, final_span);
     Finding f = base;
@@ -973,14 +989,12 @@ Result<std::vector<store::FunctionMoments>> EndpointSide(Run& run, const std::st
 // AddRolloutFunctionTests() — the function tests of each endpoint: commit
 // A's profiles before B's first request against B's after it
 // (kFunctionWidestUs a side), each side pooled with the neighbours that ran
-// the same code for the endpoint (SameCodeRun), cut at its flag events.
+// the same code for the endpoint (GrowPools), cut at its flag events.
 Status AddRolloutFunctionTests(Run& run, const Rollout& r, const Finding& endpoint_base,
                                const FlagEvents& flag_events, const Neighbours& n) {
   const CodeDiff code(n.a[0].code, n.b[0].code);
-  std::set<std::string> endpoints;
-  for (const store::FunctionMoments& m : n.a[0].rows) endpoints.insert(m.endpoint);
-  for (const std::string& endpoint : endpoints) {
-    const auto [na, nb, in_a, in_b] = PoolOf(n, endpoint);
+  for (const auto& [endpoint, ran] : n.a[0].ran) {
+    const auto [na, nb] = n.pools.at(endpoint);
     std::optional<Window> cut_a, cut_b;
     if (auto it = flag_events.find(endpoint); it != flag_events.end()) {
       const auto [before, after] = CutAtFlagEvents(r, it->second);
@@ -1030,7 +1044,12 @@ Status DetectRollout(Run& run, const Rollout& r, const std::vector<uint32_t>& of
     if (v->sequential) quiet.push_back(endpoint);
   }
   if (Status s = JudgeRollout(run, tested); !s.ok()) return s;
-  Result<Neighbours> neighbours = ReadNeighbours(run, r);
+  // Every endpoint of the service: a sequential test's drift reads the
+  // others'.
+  std::set<std::string> endpoints;
+  for (const store::SampleSeries& s : set.series)
+    if (s.service == r.service) endpoints.insert(s.endpoint);
+  Result<Neighbours> neighbours = ReadNeighbours(run, r, endpoints);
   if (!neighbours.ok()) return neighbours.status();
   if (Status s =
           DetectSequential(run, r, of_service, base, quiet, before_after.size(), *neighbours);
