@@ -282,34 +282,18 @@ Weights ValueWeights(
 // ran in each commit.
 std::vector<store::FunctionMoments> SumArm(const CommitRows& by_commit, const std::string& arm,
                                            const Weights& weights, bool weighted) {
-  std::map<std::pair<std::string, std::string>, store::FunctionMoments> sums;
-  std::map<std::string, double> requests;  // endpoint -> pooled profiled requests
+  MomentsSum pooled;
   for (const auto& [commit, values] : by_commit) {
     auto rows = values.find(arm);
     if (rows == values.end()) continue;
-    std::map<std::string, double> seen;  // endpoint -> its requests in this commit
     for (const store::FunctionMoments& m : rows->second) {
       auto w = weights.find({m.endpoint, commit});
       if (w == weights.end()) continue;  // the commit lacks the other arm here
-      const store::FunctionMoments s = Scaled(m, weighted ? w->second : 1.0);
-      seen[m.endpoint] = std::max(seen[m.endpoint], s.requests);
-      auto [it, added] = sums.try_emplace({m.endpoint, m.function}, s);
-      if (!added) {
-        it->second.sum += s.sum;
-        it->second.sum_sq += s.sum_sq;
-        it->second.share_sum += s.share_sum;
-        it->second.share_sq += s.share_sq;
-      }
+      pooled.Add(Scaled(m, weighted ? w->second : 1.0));
     }
-    for (const auto& [endpoint, n] : seen) requests[endpoint] += n;
+    pooled.EndCommit();
   }
-  std::vector<store::FunctionMoments> out;
-  for (auto& [key, m] : sums) {
-    m.commit.clear();
-    m.requests = requests[key.first];
-    out.push_back(std::move(m));
-  }
-  return out;
+  return pooled.Rows();
 }
 
 // PoolCommits() — the function moments of `value` and of `ref`, summed

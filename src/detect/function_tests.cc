@@ -180,6 +180,35 @@ bool SameCode(const std::vector<store::FunctionCode>& x, const std::vector<store
   return !in_x.empty() && in_x == in_y;
 }
 
+void MomentsSum::Add(const store::FunctionMoments& m) {
+  double& n = commit_requests_[m.endpoint];
+  n = std::max(n, m.requests);
+  auto [it, fresh] = sums_.try_emplace({m.endpoint, m.function}, m);
+  if (fresh) return;
+  it->second.sum += m.sum;
+  it->second.sum_sq += m.sum_sq;
+  it->second.share_sum += m.share_sum;
+  it->second.share_sq += m.share_sq;
+}
+
+void MomentsSum::EndCommit() {
+  for (const auto& [endpoint, n] : commit_requests_) requests_[endpoint] += n;
+  commit_requests_.clear();
+}
+
+std::vector<store::FunctionMoments> MomentsSum::Rows() const {
+  std::vector<store::FunctionMoments> out;
+  out.reserve(sums_.size());
+  for (const auto& [key, sum] : sums_) {
+    store::FunctionMoments m = sum;
+    m.commit.clear();
+    auto it = requests_.find(key.first);
+    m.requests = it == requests_.end() ? 0 : it->second;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 namespace {
 
 // ByEndpoint() — one side's rows as EndpointProfiles, per endpoint.

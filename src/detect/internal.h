@@ -101,6 +101,24 @@ Status FlagRootCause(Run& run, Finding& f);
 bool SameCode(const std::vector<store::FunctionCode>& x, const std::vector<store::FunctionCode>& y,
               const std::set<std::string>& functions);
 
+// MomentsSum — function moments summed over commits, one commit at a time:
+// each (endpoint, function)'s sums added, and each endpoint's profiled
+// requests those of every commit (a commit's: the most any of its rows
+// holds), set on every row by Rows() whether or not the function ran in
+// each commit.
+class MomentsSum {
+ public:
+  void Add(const store::FunctionMoments& m);  // a row of the current commit
+  void EndCommit();                           // the current commit's rows are all in
+  // RETURNS: the sums in (endpoint, function) order, commit "".
+  std::vector<store::FunctionMoments> Rows() const;
+
+ private:
+  std::map<std::pair<std::string, std::string>, store::FunctionMoments> sums_;
+  std::map<std::string, double> requests_;         // endpoint -> of the commits ended
+  std::map<std::string, double> commit_requests_;  // endpoint -> of the current commit
+};
+
 // AddFunctionTests() — one test per function of each endpoint with cost on
 // either side (moments rows of side A and side B; function_tests.h), using
 // `base` for the finding's kind, service, cause, commits and window;

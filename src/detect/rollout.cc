@@ -935,35 +935,6 @@ std::pair<Window, Window> CutAtFlagEvents(const Rollout& r, const std::vector<in
   return {before, after};
 }
 
-// AddPooled() — `rows` (one commit's, any endpoints) of `endpoint` added to
-// `into` (function -> moments): each function's sums added, its requests
-// those of all commits added (set on every row by PooledRows()).
-void AddPooled(const std::vector<store::FunctionMoments>& rows, const std::string& endpoint,
-               std::map<std::string, store::FunctionMoments>& into, double& requests) {
-  double n = 0;  // this commit's profiled requests of the endpoint
-  for (const store::FunctionMoments& m : rows) {
-    if (m.endpoint != endpoint) continue;
-    n = std::max(n, m.requests);
-    auto [it, fresh] = into.try_emplace(m.function, m);
-    if (fresh) continue;
-    it->second.sum += m.sum;
-    it->second.sum_sq += m.sum_sq;
-    it->second.share_sum += m.share_sum;
-    it->second.share_sq += m.share_sq;
-  }
-  requests += n;
-}
-
-std::vector<store::FunctionMoments> PooledRows(std::map<std::string, store::FunctionMoments> by,
-                                               double requests) {
-  std::vector<store::FunctionMoments> out;
-  for (auto& [function, m] : by) {
-    m.requests = requests;
-    out.push_back(std::move(m));
-  }
-  return out;
-}
-
 // EndpointSide() — `endpoint`'s rows on the first `n` commits of `side`,
 // pooled; over `cut` instead of the side's widest window when a flag event
 // cut it (re-read).
@@ -971,19 +942,20 @@ Result<std::vector<store::FunctionMoments>> EndpointSide(Run& run, const std::st
                                                          const std::vector<SideCommit>& side,
                                                          size_t n, const std::string& endpoint,
                                                          const std::optional<Window>& cut) {
-  std::map<std::string, store::FunctionMoments> by;
-  double requests = 0;
+  MomentsSum pooled;
   for (size_t k = 0; k < n; ++k) {
-    if (!cut) {
-      AddPooled(side[k].rows, endpoint, by, requests);
-      continue;
+    if (cut) {
+      Result<std::vector<store::FunctionMoments>> rows =
+          MomentsOf(run, service, *cut, side[k].span->commit, endpoint);
+      if (!rows.ok()) return rows.status();
+      for (const store::FunctionMoments& m : *rows) pooled.Add(m);
+    } else {
+      for (const store::FunctionMoments& m : side[k].rows)
+        if (m.endpoint == endpoint) pooled.Add(m);
     }
-    Result<std::vector<store::FunctionMoments>> rows =
-        MomentsOf(run, service, *cut, side[k].span->commit, endpoint);
-    if (!rows.ok()) return rows.status();
-    AddPooled(*rows, endpoint, by, requests);
+    pooled.EndCommit();
   }
-  return PooledRows(std::move(by), requests);
+  return pooled.Rows();
 }
 
 // AddRolloutFunctionTests() — the function tests of each endpoint: commit
