@@ -85,7 +85,9 @@
 // interval's half-width, once 5 are known: the noise sampling does not
 // explain), never below
 // the floor, or set per endpoint in `thresholds`. Too few samples, or an
-// interval wider than `max_interval_width`, is a skip with its reason.
+// interval wider than `max_interval_width`, is a skip with its reason; at
+// function level, a function whose code the rollout changed that has too few
+// profiled requests a side (`min_profiled`) to test.
 #pragma once
 
 #include <algorithm>

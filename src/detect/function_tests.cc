@@ -118,6 +118,7 @@ std::vector<FunctionChange> CompareFunctions(const EndpointProfiles& base,
     c.before = p.a.cost;
     c.after = p.b.cost;
     if (!(c.is_new ? enough_new : enough)) {
+      c.too_few = true;
       c.reason = "too few profiled requests";
     } else if (std::max(p.a.share, p.b.share) < options.min_share) {
       c.reason = "below the smallest share tested";
@@ -299,8 +300,8 @@ void AddFunctionTests(Run& run, const Finding& base,
     auto bit = b.find(endpoint);
     if (bit == b.end()) continue;
     auto shared_a = std::make_shared<const EndpointProfiles>(side_a);
-    for (FunctionChange& c : CompareFunctions(side_a, bit->second, ChangeOptions(o))) {
-      if (!c.tested) continue;
+    const FunctionChangeOptions options = ChangeOptions(o);
+    for (FunctionChange& c : CompareFunctions(side_a, bit->second, options)) {
       FunctionTest t{base, {}, shared_a, target_from_us};
       Finding& f = t.finding;
       f.endpoint = endpoint;
@@ -312,6 +313,17 @@ void AddFunctionTests(Run& run, const Finding& base,
       if (t.code == CodeChange::kChanged) f.method += ", code changed";
       f.samples_before = static_cast<uint64_t>(side_a.requests);
       f.samples_after = static_cast<uint64_t>(bit->second.requests);
+      if (c.too_few && t.code == CodeChange::kChanged) {
+        // The function a user will ask about: code the rollout changed.
+        const auto needed =
+            static_cast<uint64_t>(c.is_new ? options.min_requests_new : options.min_requests);
+        f.reason = "too few profiled requests to test it (" + std::to_string(f.samples_before) +
+                   " before, " + std::to_string(f.samples_after) + " after; " +
+                   std::to_string(needed) + " a side needed)";
+        File(run, std::move(f), /*skipped=*/true);
+        continue;
+      }
+      if (!c.tested) continue;
       f.mean_before = c.before;
       f.mean_after = c.after;
       // One-sided: only a function that added cost may alert.

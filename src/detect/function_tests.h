@@ -64,6 +64,7 @@ struct FunctionChange {
   std::string function;
   bool tested = false;                  // false: too small, too few requests, or a population shift
   std::string reason;                   // why not tested
+  bool too_few = false;                 // not tested: too few profiled requests a side
   bool is_new = false;                  // no cost on the base side
   double before = 0, after = 0;         // self cost per profiled request, each side
   double share = 0, se = 0;             // d: added cost / base request cost, and its standard error

@@ -5,6 +5,7 @@
 // does not alert while one that stays does.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -325,6 +326,9 @@ class RolloutWorld : public ::testing::Test {
     o.before_after.max_side_us = kHour;
     auto report = RunDetectors(**opened, o);
     EXPECT_TRUE(report.ok());
+    skipped_.clear();
+    for (const Finding& f : report->skipped)
+      if (f.kind == "function-rollout") skipped_.push_back(f);
     std::vector<Finding> fn;
     for (const Finding& f : report->alerts) {
       EXPECT_EQ(f.kind, "function-rollout");  // not the endpoint: its requests are too noisy
@@ -332,6 +336,8 @@ class RolloutWorld : public ::testing::Test {
     }
     return fn;
   }
+
+  std::vector<Finding> skipped_;  // Run()'s function-rollout skips
 };
 
 TEST_F(RolloutWorld, ChangeThatStaysAlertsNamingTheNewFunction) {
@@ -376,7 +382,8 @@ TEST_F(RolloutWorld, AFunctionWhoseCodeChangedIsTestedFirst) {
 // to test a grown function) by one that changed none of the endpoint's
 // code: B's profiles are pooled with C's, and render's growth (3% of the
 // request) alerts on B, the commit that brought it. When C changed `load`'s
-// code, C may cost otherwise: B stands alone, too few, nothing alerts.
+// code, C may cost otherwise: B stands alone, too few, nothing alerts, and
+// each function whose code B changed is reported skipped, saying why.
 TEST_F(RolloutWorld, AQuickSuccessorWithTheSameCodeLendsItsProfiles) {
   World world{.new_helper = false, .render_growth = 1.1, .code_hashes = true, .successor_min = 15};
   const std::vector<Finding> alerts = Run(world);
@@ -387,8 +394,17 @@ TEST_F(RolloutWorld, AQuickSuccessorWithTheSameCodeLendsItsProfiles) {
             std::string::npos)
       << alerts.front().method;
   EXPECT_GT(alerts.front().effect.lo, alerts.front().threshold);
+  EXPECT_TRUE(skipped_.empty());
   world.successor_changes_load = true;
   EXPECT_TRUE(Run(world).empty());
+  const auto render = std::find_if(skipped_.begin(), skipped_.end(), [](const Finding& f) {
+    return f.function == "shop/logic.py:30:render" && f.target_commit == "bbb";
+  });
+  ASSERT_NE(render, skipped_.end());
+  EXPECT_EQ(render->reason.rfind("too few profiled requests to test it (", 0), 0u)
+      << render->reason;
+  EXPECT_NE(render->reason.find("200 a side needed"), std::string::npos) << render->reason;
+  for (const Finding& f : skipped_) EXPECT_NE(f.method.find("code changed"), std::string::npos);
 }
 
 // A successor that adds code to the endpoint (a helper B never ran) does
