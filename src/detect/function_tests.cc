@@ -293,6 +293,7 @@ void AddFunctionTests(Run& run, const Finding& base,
                       const std::vector<store::FunctionMoments>& b_rows, int64_t target_from_us,
                       const CodeDiff& code) {
   const DetectOptions& o = run.options;
+  const FunctionChangeOptions options = ChangeOptions(o);
   std::map<std::string, std::string> units;
   const std::map<std::string, EndpointProfiles> a = ByEndpoint(a_rows, &units);
   const std::map<std::string, EndpointProfiles> b = ByEndpoint(b_rows, &units);
@@ -300,7 +301,6 @@ void AddFunctionTests(Run& run, const Finding& base,
     auto bit = b.find(endpoint);
     if (bit == b.end()) continue;
     auto shared_a = std::make_shared<const EndpointProfiles>(side_a);
-    const FunctionChangeOptions options = ChangeOptions(o);
     for (FunctionChange& c : CompareFunctions(side_a, bit->second, options)) {
       FunctionTest t{base, {}, shared_a, target_from_us};
       Finding& f = t.finding;
